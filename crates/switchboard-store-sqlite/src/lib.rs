@@ -1,0 +1,254 @@
+//! The embedded event store: the default backend, one data directory and no server.
+//!
+//! Events live in one SQLite file (`events.sqlite3`) in WAL mode with `synchronous = FULL`, so an
+//! acknowledged append survives a crash or power loss. A single writer thread owns the only
+//! writing connection and practises **group commit**: appends that arrive while it is busy are
+//! gathered into one transaction and one fsync, and each caller is answered only after that commit.
+//! Readers use their own connections and, thanks to WAL, never wait for the writer. Triggers refuse
+//! `UPDATE` and `DELETE` on events; a `LOCK` file keeps a second process out of the directory.
+//!
+//! # Layout
+//! - [`schema`]: the tables, triggers and pragmas, and opening connections.
+//! - `writer`: the writer thread and its group commit.
+//! - `reader`: a small pool of read connections and row decoding.
+
+mod reader;
+pub mod schema;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use switchboard_store::error::validate_append;
+use switchboard_store::{
+    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Position,
+    RecordedEvent, StoreError, StreamFrom,
+};
+use tokio::sync::{oneshot, watch};
+
+use crate::reader::ReadPool;
+use crate::writer::{AppendRequest, Writer};
+
+/// The file name of the event database inside the data directory.
+pub const DATABASE_FILE: &str = "events.sqlite3";
+
+/// A source of commit timestamps, replaceable in tests.
+pub type CommitClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How to open the embedded store.
+#[derive(Clone)]
+pub struct SqliteOptions {
+    /// Largest accepted append, in bytes of metadata, payload and type names together.
+    pub max_append_bytes: usize,
+    /// Most events committed in one group-commit transaction.
+    pub max_batch_events: usize,
+    /// How many read connections to keep.
+    pub read_connections: usize,
+    /// Where commit timestamps (`recorded_at`) come from.
+    pub clock: CommitClock,
+}
+
+impl std::fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("max_append_bytes", &self.max_append_bytes)
+            .field("max_batch_events", &self.max_batch_events)
+            .field("read_connections", &self.read_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            max_append_bytes: 4 * 1024 * 1024,
+            max_batch_events: 8192,
+            read_connections: 4,
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+/// Why the embedded store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory or its lock file could not be created.
+    #[error("cannot use data directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process has the directory open. Stop it, or use another directory.
+    #[error("data directory {0} is in use by another process")]
+    Locked(PathBuf),
+    /// SQLite refused to open or migrate the database.
+    #[error("cannot open event database: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// The embedded event store. Cheap to clone; all clones share one writer.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    /// Always `Some` until drop, which closes the queue so the writer finishes and stops.
+    requests: Option<std::sync::mpsc::SyncSender<AppendRequest>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    head: watch::Receiver<Position>,
+    reads: ReadPool,
+    max_append_bytes: usize,
+    /// Held (and locked) for as long as the store is open.
+    _lock: File,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer once it has answered everything queued; waiting for
+        // it means the directory is free again when the last handle is gone.
+        self.requests.take();
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("event writer thread panicked");
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`, and starts its writer thread.
+    pub fn open(dir: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, OpenError> {
+        let dir = dir.as_ref();
+        let io = |source| OpenError::Directory {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(dir.to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let path = dir.join(DATABASE_FILE);
+        let conn = schema::open_writer(&path)?;
+        let reads = ReadPool::open(&path, options.read_connections.max(1))?;
+        let writer = Writer::spawn(conn, &options)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                requests: Some(writer.requests),
+                writer: Some(writer.thread),
+                head: writer.head,
+                reads,
+                max_append_bytes: options.max_append_bytes,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The path of the SQLite file holding the events.
+    pub fn database_path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    #[tracing::instrument(level = "trace", skip(self, events), fields(events = events.len()))]
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events, self.inner.max_append_bytes)?;
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        let sender = self.inner.requests.clone().ok_or(StoreError::Closed)?;
+        // The queue is bounded; a full queue blocks, so hand the send to the blocking pool only
+        // when it would block.
+        match sender.try_send(request) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(request)) => {
+                tokio::task::spawn_blocking(move || sender.send(request))
+                    .await
+                    .map_err(StoreError::backend)?
+                    .map_err(|_| StoreError::Closed)?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        direction: Direction,
+        from: StreamFrom,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.to_owned();
+        self.inner
+            .reads
+            .run(move |r| r.read_stream(&stream, direction, from, limit))
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner
+            .reads
+            .run(move |r| r.read_all(after, limit))
+            .await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        let stream = stream.to_owned();
+        self.inner
+            .reads
+            .run(move |r| r.stream_version(&stream))
+            .await
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        Ok(*self.inner.head.borrow())
+    }
+
+    fn subscribe_all(&self, after: Position) -> EventStream {
+        // The subscription holds only the read pool, so it does not keep the writer alive.
+        switchboard_store::subscription::catch_up(
+            Arc::new(self.inner.reads.clone()),
+            after,
+            self.inner.head.clone(),
+        )
+    }
+
+    fn max_append_bytes(&self) -> usize {
+        self.inner.max_append_bytes
+    }
+}

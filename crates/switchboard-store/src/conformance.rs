@@ -1,0 +1,607 @@
+//! The behaviour every backend must show, written once and run against each of them.
+//!
+//! A backend's test binary instantiates the whole suite with [`conformance_suite!`], giving it an
+//! async function that opens a fresh, empty store and returns it with a guard (a temporary
+//! directory, a dropped database) that lives as long as the test.
+//!
+//! [`conformance_suite!`]: crate::conformance_suite
+
+// This module is test code compiled into a library: a failed expectation must panic.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+use crate::chain::{self, Verification};
+use crate::types::{Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom};
+use crate::{EventStore, StoreError};
+
+/// Instantiates every conformance test as a `#[tokio::test]` for one backend.
+///
+/// `$open` is a path to `async fn() -> (S, G)` where `S: EventStore + Clone + 'static` is a fresh
+/// empty store and `G` is kept alive until the test ends.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($open:path) => {
+        $crate::conformance_suite!(@tests $open;
+            expected_version_matrix,
+            idempotency_matrix,
+            racing_writers_on_one_stream,
+            writers_on_distinct_streams,
+            subscriber_sees_concurrent_writes_once_in_order,
+            subscription_resumes_from_checkpoint,
+            reading_past_the_end,
+            reading_backwards,
+            empty_and_oversized_appends,
+            stored_events_round_trip,
+            hash_chain_verifies,
+        );
+    };
+    (@tests $open:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, _guard) = $open().await;
+                $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+/// How long a test waits for something asynchronous before failing.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A small event with a fresh id, whose payload says which writer and sequence number made it.
+pub fn event(label: &str) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "TestEvent".to_owned(),
+        schema_version: 1,
+        metadata: br#"{"actor":{"kind":"system","component":"conformance"}}"#.to_vec(),
+        payload: format!(r#"{{"label":"{label}"}}"#).into_bytes(),
+    }
+}
+
+fn events(label: &str, n: usize) -> Vec<NewEvent> {
+    (0..n).map(|i| event(&format!("{label}-{i}"))).collect()
+}
+
+fn unique_stream(prefix: &str) -> String {
+    format!("{prefix}-{}", Uuid::now_v7().simple())
+}
+
+async fn read_everything<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let page = store.read_all(after, 500).await.expect("read_all");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        all.extend(page);
+    }
+    all
+}
+
+fn assert_wrong_version(result: Result<crate::AppendResult, StoreError>, want_actual: Option<u64>) {
+    match result {
+        Err(StoreError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, want_actual),
+        other => panic!("expected WrongExpectedVersion, got {other:?}"),
+    }
+}
+
+/// Every expectation against a missing and an existing stream; rejections write nothing.
+pub async fn expected_version_matrix<S: EventStore>(store: S) {
+    let s = unique_stream("matrix");
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::StreamExists, vec![event("a")])
+            .await,
+        None,
+    );
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::Exact(0), vec![event("a")])
+            .await,
+        None,
+    );
+    assert_eq!(store.stream_version(&s).await.unwrap(), None);
+    assert_eq!(store.head().await.unwrap(), Position::START);
+
+    let first = store
+        .append(&s, ExpectedVersion::NoStream, events("a", 2))
+        .await
+        .unwrap();
+    assert_eq!(first.stream_version, 1);
+    assert_eq!(first.first_position, Position(1));
+    assert_eq!(first.last_position, Position(2));
+
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::NoStream, vec![event("b")])
+            .await,
+        Some(1),
+    );
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::Exact(0), vec![event("b")])
+            .await,
+        Some(1),
+    );
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::Exact(2), vec![event("b")])
+            .await,
+        Some(1),
+    );
+    assert_eq!(store.stream_version(&s).await.unwrap(), Some(1));
+    assert_eq!(
+        store.head().await.unwrap(),
+        Position(2),
+        "a rejected append wrote something"
+    );
+
+    let r = store
+        .append(&s, ExpectedVersion::Exact(1), vec![event("c")])
+        .await
+        .unwrap();
+    assert_eq!((r.stream_version, r.first_position), (2, Position(3)));
+    let r = store
+        .append(&s, ExpectedVersion::StreamExists, vec![event("d")])
+        .await
+        .unwrap();
+    assert_eq!(r.stream_version, 3);
+    let r = store
+        .append(&s, ExpectedVersion::Any, vec![event("e")])
+        .await
+        .unwrap();
+    assert_eq!(r.stream_version, 4);
+    let other = unique_stream("matrix-any");
+    let r = store
+        .append(&other, ExpectedVersion::Any, vec![event("f")])
+        .await
+        .unwrap();
+    assert_eq!(r.stream_version, 0);
+
+    let versions: Vec<u64> = store
+        .read_stream(&s, Direction::Forwards, StreamFrom::Start, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, vec![0, 1, 2, 3, 4]);
+}
+
+/// Retried appends return the original result and write nothing; partial repeats conflict.
+pub async fn idempotency_matrix<S: EventStore>(store: S) {
+    let s = unique_stream("idem");
+    let batch = events("a", 3);
+    let original = store
+        .append(&s, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+
+    // The same append again, with every expectation that held at the time, is a no-op.
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Any,
+        ExpectedVersion::StreamExists,
+    ] {
+        let again = store.append(&s, expected, batch.clone()).await.unwrap();
+        assert_eq!(again, original, "retry with {expected}");
+    }
+    let head = store.head().await.unwrap();
+    assert_eq!(head, original.last_position);
+
+    // Retrying at an exact version: the second append, retried, returns its original positions.
+    let next = vec![event("b")];
+    let second = store
+        .append(&s, ExpectedVersion::Exact(2), next.clone())
+        .await
+        .unwrap();
+    let again = store
+        .append(&s, ExpectedVersion::Exact(2), next.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, second);
+
+    // The same ids with an expectation that did not hold then: the stream moved on.
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::Exact(0), next.clone())
+            .await,
+        Some(3),
+    );
+    assert_wrong_version(
+        store
+            .append(&s, ExpectedVersion::NoStream, next.clone())
+            .await,
+        Some(3),
+    );
+
+    // A known id followed by a new one, a new one followed by a known one, known ids in another
+    // order, and known ids on another stream all conflict, and none of them writes anything.
+    let partials = [
+        (s.clone(), vec![batch[0].clone(), event("new")]),
+        (s.clone(), vec![event("new"), batch[0].clone()]),
+        (s.clone(), vec![batch[1].clone(), batch[0].clone()]),
+        (unique_stream("idem-elsewhere"), vec![batch[0].clone()]),
+    ];
+    for (stream, attempt) in partials {
+        match store.append(&stream, ExpectedVersion::Any, attempt).await {
+            Err(StoreError::IdempotencyConflict { .. }) => {}
+            other => panic!("expected IdempotencyConflict, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.head().await.unwrap(),
+        second.last_position,
+        "a conflicting append wrote"
+    );
+    assert_eq!(store.stream_version(&s).await.unwrap(), Some(3));
+}
+
+/// 32 tasks race on one stream with exact versions: one winner per version, no holes.
+pub async fn racing_writers_on_one_stream<S: EventStore + Clone + 'static>(store: S) {
+    const TASKS: usize = 32;
+    const ROUNDS: u64 = 10;
+    let s = unique_stream("race");
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event("seed")])
+        .await
+        .unwrap();
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(Barrier::new(TASKS));
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let (store, s, barrier) = (store.clone(), s.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .append(
+                        &s,
+                        ExpectedVersion::Exact(round),
+                        vec![event(&format!("{round}-{task}"))],
+                    )
+                    .await
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(r) => {
+                    winners += 1;
+                    assert_eq!(r.stream_version, round + 1);
+                }
+                Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                    assert_eq!(actual, Some(round + 1));
+                }
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+    let stored = store
+        .read_stream(&s, Direction::Forwards, StreamFrom::Start, 1000)
+        .await
+        .unwrap();
+    let versions: Vec<u64> = stored.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, (0..=ROUNDS).collect::<Vec<_>>());
+}
+
+/// 64 tasks on distinct streams: everything commits, positions strictly increase without holes.
+pub async fn writers_on_distinct_streams<S: EventStore + Clone + 'static>(store: S) {
+    const TASKS: usize = 64;
+    const APPENDS: usize = 10;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = format!("distinct-{task}");
+            let mut results = Vec::new();
+            for i in 0..APPENDS {
+                let expected = if i == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(2 * i as u64 - 1)
+                };
+                results.push(
+                    store
+                        .append(&s, expected, events(&format!("{task}-{i}"), 2))
+                        .await
+                        .unwrap(),
+                );
+            }
+            results
+        }));
+    }
+    let mut acknowledged = HashSet::new();
+    for task in tasks {
+        for r in task.await.unwrap() {
+            assert_eq!(r.last_position.0, r.first_position.0 + 1);
+            assert!(acknowledged.insert(r.first_position) && acknowledged.insert(r.last_position));
+        }
+    }
+    let all = read_everything(&store).await;
+    assert_eq!(all.len(), TASKS * APPENDS * 2);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(
+            e.position,
+            Position(i as u64 + 1),
+            "positions have a hole or are out of order"
+        );
+        assert!(acknowledged.contains(&e.position));
+    }
+    for task in 0..TASKS {
+        let s = format!("distinct-{task}");
+        let stored = store
+            .read_stream(&s, Direction::Forwards, StreamFrom::Start, 1000)
+            .await
+            .unwrap();
+        let versions: Vec<u64> = stored.iter().map(|e| e.stream_version).collect();
+        assert_eq!(versions, (0..(APPENDS * 2) as u64).collect::<Vec<_>>());
+        assert!(stored.windows(2).all(|w| w[0].position < w[1].position));
+    }
+}
+
+/// A subscriber from the start sees every event of concurrent writers exactly once, in order.
+pub async fn subscriber_sees_concurrent_writes_once_in_order<S: EventStore + Clone + 'static>(
+    store: S,
+) {
+    const WRITERS: usize = 8;
+    const APPENDS: usize = 50;
+    store
+        .append("before", ExpectedVersion::Any, events("before", 5))
+        .await
+        .unwrap();
+    let mut subscription = store.subscribe_all(Position::START);
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..APPENDS {
+                let batch = events(&format!("{w}-{i}"), 1 + i % 3);
+                ids.extend(batch.iter().map(|e| e.event_id));
+                store
+                    .append(&format!("writer-{w}"), ExpectedVersion::Any, batch)
+                    .await
+                    .unwrap();
+            }
+            ids
+        }));
+    }
+    let mut written = HashSet::new();
+    for w in writers {
+        written.extend(w.await.unwrap());
+    }
+    let total = written.len() + 5;
+    let mut seen = Vec::with_capacity(total);
+    let collect = async {
+        while seen.len() < total {
+            let event = subscription
+                .next()
+                .await
+                .expect("subscription ended")
+                .expect("subscription failed");
+            seen.push(event);
+        }
+    };
+    tokio::time::timeout(DEADLINE, collect)
+        .await
+        .expect("subscriber did not see every event in time");
+    for (i, e) in seen.iter().enumerate() {
+        assert_eq!(e.position, Position(i as u64 + 1));
+    }
+    let ids: HashSet<Uuid> = seen.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), total, "an event was delivered twice");
+    assert!(written.is_subset(&ids));
+    // Nothing more is delivered than was written.
+    let extra = tokio::time::timeout(Duration::from_millis(100), subscription.next()).await;
+    assert!(
+        extra.is_err(),
+        "subscription delivered an event that was never written"
+    );
+}
+
+/// A subscription resumed after a checkpoint continues exactly where the previous one stopped.
+pub async fn subscription_resumes_from_checkpoint<S: EventStore + Clone + 'static>(store: S) {
+    store
+        .append("resume", ExpectedVersion::NoStream, events("r", 50))
+        .await
+        .unwrap();
+    let mut first = store.subscribe_all(Position::START);
+    let mut checkpoint = Position::START;
+    for _ in 0..20 {
+        checkpoint = first.next().await.unwrap().unwrap().position;
+    }
+    drop(first);
+    assert_eq!(checkpoint, Position(20));
+    let mut resumed = store.subscribe_all(checkpoint);
+    let later = store.clone();
+    let writer = tokio::spawn(async move {
+        later
+            .append("resume", ExpectedVersion::Exact(49), events("later", 10))
+            .await
+            .unwrap()
+    });
+    let mut positions = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        while positions.len() < 40 {
+            positions.push(resumed.next().await.unwrap().unwrap().position.0);
+        }
+    })
+    .await
+    .expect("resumed subscription stalled");
+    writer.await.unwrap();
+    assert_eq!(positions, (21..=60).collect::<Vec<_>>());
+}
+
+/// Reads beyond what exists are empty, not errors.
+pub async fn reading_past_the_end<S: EventStore>(store: S) {
+    assert!(
+        store
+            .read_all(Position::START, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .append("short", ExpectedVersion::NoStream, events("s", 3))
+        .await
+        .unwrap();
+    assert!(store.read_all(Position(3), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_all(Position(1_000_000), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.read_all(Position(1), 10).await.unwrap().len(), 2);
+    let past = store
+        .read_stream("short", Direction::Forwards, StreamFrom::Version(3), 10)
+        .await
+        .unwrap();
+    assert!(past.is_empty());
+    let end = store
+        .read_stream("short", Direction::Forwards, StreamFrom::End, 10)
+        .await
+        .unwrap();
+    assert!(end.is_empty());
+    let missing = store
+        .read_stream("missing", Direction::Forwards, StreamFrom::Start, 10)
+        .await
+        .unwrap();
+    assert!(missing.is_empty());
+    assert_eq!(store.stream_version("missing").await.unwrap(), None);
+    let limited = store
+        .read_stream("short", Direction::Forwards, StreamFrom::Version(1), 1)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].stream_version, 1);
+}
+
+/// Backwards reads start at the end or at a version and go down.
+pub async fn reading_backwards<S: EventStore>(store: S) {
+    store
+        .append("back", ExpectedVersion::NoStream, events("b", 5))
+        .await
+        .unwrap();
+    let versions = |v: Vec<RecordedEvent>| v.iter().map(|e| e.stream_version).collect::<Vec<_>>();
+    let from_end = store
+        .read_stream("back", Direction::Backwards, StreamFrom::End, 10)
+        .await
+        .unwrap();
+    assert_eq!(versions(from_end), vec![4, 3, 2, 1, 0]);
+    let from_start = store
+        .read_stream("back", Direction::Backwards, StreamFrom::Start, 10)
+        .await
+        .unwrap();
+    assert_eq!(versions(from_start), vec![4, 3, 2, 1, 0]);
+    let from_two = store
+        .read_stream("back", Direction::Backwards, StreamFrom::Version(2), 2)
+        .await
+        .unwrap();
+    assert_eq!(versions(from_two), vec![2, 1]);
+    let beyond = store
+        .read_stream("back", Direction::Backwards, StreamFrom::Version(99), 2)
+        .await
+        .unwrap();
+    assert_eq!(versions(beyond), vec![4, 3]);
+}
+
+/// Empty, oversized, self-duplicating appends and bad stream names are refused and write nothing.
+pub async fn empty_and_oversized_appends<S: EventStore>(store: S) {
+    assert!(matches!(
+        store.append("e", ExpectedVersion::Any, Vec::new()).await,
+        Err(StoreError::EmptyAppend)
+    ));
+    let limit = store.max_append_bytes();
+    let mut big = event("big");
+    big.payload = vec![b'x'; limit + 1];
+    match store.append("e", ExpectedVersion::Any, vec![big]).await {
+        Err(StoreError::AppendTooLarge { bytes, limit: l }) => {
+            assert!(bytes > limit);
+            assert_eq!(l, limit);
+        }
+        other => panic!("expected AppendTooLarge, got {other:?}"),
+    }
+    let twice = event("twice");
+    assert!(matches!(
+        store
+            .append("e", ExpectedVersion::Any, vec![twice.clone(), twice])
+            .await,
+        Err(StoreError::DuplicateEventId { .. })
+    ));
+    assert!(matches!(
+        store
+            .append("", ExpectedVersion::Any, vec![event("x")])
+            .await,
+        Err(StoreError::InvalidStreamName(_))
+    ));
+    assert_eq!(store.head().await.unwrap(), Position::START);
+    assert_eq!(store.stream_version("e").await.unwrap(), None);
+    // Just under the limit is fine.
+    let mut fits = event("fits");
+    fits.payload = vec![b'y'; limit - fits.metadata.len() - fits.event_type.len()];
+    store
+        .append("e", ExpectedVersion::NoStream, vec![fits])
+        .await
+        .unwrap();
+}
+
+/// What is appended is what is read back, byte for byte, with a sensible commit time.
+pub async fn stored_events_round_trip<S: EventStore>(store: S) {
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let mut original = event("round-trip");
+    original.schema_version = 7;
+    original.payload = "{\"text\":\"héllo \\u0000 wörld\"}".as_bytes().to_vec();
+    original.metadata = vec![0, 159, 146, 150, 255];
+    store
+        .append("rt", ExpectedVersion::NoStream, vec![original.clone()])
+        .await
+        .unwrap();
+    let stored = store.read_all(Position::START, 1).await.unwrap().remove(0);
+    assert_eq!(stored.event_id, original.event_id);
+    assert_eq!(stored.event_type, original.event_type);
+    assert_eq!(stored.schema_version, 7);
+    assert_eq!(stored.payload, original.payload);
+    assert_eq!(stored.metadata, original.metadata);
+    assert_eq!((stored.stream.as_str(), stored.stream_version), ("rt", 0));
+    assert!(
+        stored.recorded_at > before
+            && stored.recorded_at < chrono::Utc::now() + chrono::Duration::seconds(5)
+    );
+    let by_stream = store
+        .read_stream("rt", Direction::Forwards, StreamFrom::Start, 1)
+        .await
+        .unwrap();
+    assert_eq!(by_stream, vec![stored]);
+}
+
+/// The hash chain of everything written verifies.
+pub async fn hash_chain_verifies<S: EventStore>(store: S) {
+    for i in 0..30 {
+        store
+            .append(
+                &format!("chain-{}", i % 4),
+                ExpectedVersion::Any,
+                events("c", 1 + i % 5),
+            )
+            .await
+            .unwrap();
+    }
+    match chain::verify(&store).await.unwrap() {
+        Verification::Intact { events, .. } => {
+            assert_eq!(events, (0..30).map(|i| 1 + i % 5).sum::<u64>())
+        }
+        broken => panic!("fresh chain does not verify: {broken:?}"),
+    }
+}

@@ -1,0 +1,79 @@
+//! The event store contract of Switchboard.
+//!
+//! Every backend (the embedded SQLite store, PostgreSQL, KurrentDB) implements [`EventStore`]; the
+//! rest of the system sees nothing else. The store is deliberately ignorant of the domain: it keeps
+//! opaque metadata and payload bytes, assigns stream versions and global positions, and chains every
+//! event to its predecessor with SHA-256 so that tampering with history can be detected.
+//!
+//! # Layout
+//! - [`types`]: positions, expected versions, events going in and coming out.
+//! - [`error`]: [`StoreError`], and what a caller should do about each variant.
+//! - [`chain`]: the canonical bytes of an event, the hash chain and [`chain::verify`].
+//! - [`subscription`]: catch-up-then-live subscriptions built on `read_all` and a head notifier.
+//! - `conformance` (feature `conformance`): the behaviour every backend must show, as tests.
+
+pub mod chain;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod error;
+pub mod subscription;
+pub mod types;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub use crate::error::StoreError;
+pub use crate::subscription::EventStream;
+pub use crate::types::{
+    AppendResult, Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom,
+};
+
+/// An append-only log of events, grouped into streams, in one global order.
+///
+/// Streams are versioned from 0; global positions start at 1 and are contiguous, in commit order.
+/// [`Position::START`] (0) means "before the first event".
+#[async_trait]
+pub trait EventStore: Send + Sync + Debug {
+    /// Appends `events` to `stream` if its current version matches `expected`.
+    ///
+    /// The call returns only once the events are durable. Appending event ids that are already
+    /// stored, at the same place, returns the original result and writes nothing (see
+    /// [`StoreError::IdempotencyConflict`] for the partial case).
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Reads up to `limit` events of one stream, starting at `from` (inclusive) in `direction`.
+    /// A stream that does not exist reads as empty.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        direction: Direction,
+        from: StreamFrom,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `limit` events in global order with a position greater than `after`.
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The version of the last event of `stream`, or `None` when the stream does not exist.
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError>;
+
+    /// The position of the last committed event ([`Position::START`] for an empty store).
+    async fn head(&self) -> Result<Position, StoreError>;
+
+    /// Every event after `after`: first those already stored, then live ones as they commit, with
+    /// no gap and no duplicate, in commit order. The stream ends when the store shuts down.
+    fn subscribe_all(&self, after: Position) -> EventStream;
+
+    /// The largest append this store accepts, in bytes of metadata and payload together.
+    fn max_append_bytes(&self) -> usize;
+}

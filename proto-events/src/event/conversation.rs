@@ -1,0 +1,465 @@
+//! Conversations: messages in and out, comments, routing and assignment, status.
+//!
+//! Stream: `conversation-<id>`. Every payload carries `conversation_id` and `inbox_id` (the inbox
+//! the conversation started in, which never changes) so list and analytics projectors need no
+//! join.
+//!
+//! A new conversation's stream starts with [`ConversationStarted`] then its first message, or
+//! with [`MessageFiltered`] when filtered mail arrives for no visible conversation: such a
+//! conversation is in the Filtered view only, until [`FilteredMessageRestored`].
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Actor;
+use crate::event::{ChannelKind, Identity, SenderPattern};
+
+/// How a conversation began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationOrigin {
+    /// With a customer's message.
+    Inbound,
+    /// With an agent's e-mail to a customer.
+    Outbound,
+}
+
+/// Who may see a conversation, beyond admins and super admins who see all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConversationVisibility {
+    /// Members of its inbox (subject to the inbox's team restriction).
+    Shared,
+    /// Only the owner of the private e-mail account it came through.
+    Private {
+        /// The account's owner.
+        owner_user_id: Uuid,
+    },
+}
+
+/// A conversation started. Followed by its first message: [`MessageReceived`] if inbound,
+/// [`ReplySent`] if outbound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationStarted {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox it lives in.
+    pub inbox_id: Uuid,
+    /// The channel it came through.
+    pub channel_id: Uuid,
+    /// That channel's kind.
+    pub channel_kind: ChannelKind,
+    /// The customer, if already a contact.
+    pub contact_id: Option<Uuid>,
+    /// Inbound or outbound.
+    pub origin: ConversationOrigin,
+    /// Who may see it.
+    pub visibility: ConversationVisibility,
+}
+
+/// E-mail headers kept for threading and display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailHeaders {
+    /// `Message-ID`, without angle brackets.
+    pub message_id: String,
+    /// `In-Reply-To`, without angle brackets.
+    pub in_reply_to: Option<String>,
+    /// `References`, oldest first, without angle brackets.
+    pub references: Vec<String>,
+    /// `To` addresses.
+    pub to: Vec<String>,
+    /// `Cc` addresses.
+    pub cc: Vec<String>,
+}
+
+/// One field of a form submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormField {
+    /// The field's label.
+    pub name: String,
+    /// What the visitor entered.
+    pub value: String,
+}
+
+/// An inbound message as it arrived, whether it reached the inbox or the Filtered view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Our id of the message.
+    pub message_id: Uuid,
+    /// The channel it came through.
+    pub channel_id: Uuid,
+    /// That channel's kind.
+    pub channel_kind: ChannelKind,
+    /// The provider's id of the message, for de-duplicating webhooks (a Messenger `mid`; for
+    /// e-mail see `email.message_id`). `None` for our own chat.
+    pub provider_message_id: Option<String>,
+    /// Who sent it: an e-mail address, a chat visitor id or a Messenger PSID.
+    pub from: Identity,
+    /// The sender's display name, if the channel gave one.
+    pub from_name: Option<String>,
+    /// The contact recognised from `from`, if any.
+    pub contact_id: Option<Uuid>,
+    /// The subject line (e-mail, forms).
+    pub subject: Option<String>,
+    /// The body as plain text.
+    pub body_text: String,
+    /// The body as HTML, as received (e-mail only).
+    pub body_html: Option<String>,
+    /// Threading headers, for e-mail.
+    pub email: Option<EmailHeaders>,
+    /// The submitted fields, for forms; empty otherwise.
+    pub form_fields: Vec<FormField>,
+}
+
+/// A customer's message reached the inbox.
+///
+/// Schema v2. v1 had a single `body`, now `body_text`, and no `body_html` (see
+/// [`crate::upcast`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageReceived {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The message.
+    #[serde(flatten)]
+    pub message: InboundMessage,
+}
+
+/// Why an e-mail filter caught a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FilterReason {
+    /// Built-in: an automated reply (out-of-office, `Auto-Submitted`).
+    AutomatedReply,
+    /// Built-in: bulk or marketing mail.
+    BulkMail,
+    /// Built-in: sent from a role address such as noreply@.
+    RoleAddress,
+    /// Built-in: carries a `List-Unsubscribe` header.
+    UnsubscribeHeader,
+    /// A deny rule of the channel matched.
+    DenyRule {
+        /// The rule.
+        rule_id: Uuid,
+        /// What it matched on.
+        pattern: SenderPattern,
+    },
+}
+
+/// An inbound e-mail was filtered: recorded in full, shown in the Filtered view, not in the
+/// inbox, and not routed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFiltered {
+    /// The conversation the message belongs to (a new one, unless it answers a visible thread).
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// Why it was filtered.
+    pub reason: FilterReason,
+    /// The message.
+    #[serde(flatten)]
+    pub message: InboundMessage,
+}
+
+/// A filtered message was restored to the inbox. Followed by [`ConversationStarted`] (if the
+/// conversation had not started) and a [`MessageReceived`] with the same `message_id`, so
+/// message projectors and response metrics see it arrive when it became visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilteredMessageRestored {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The restored message.
+    pub message_id: Uuid,
+    /// The user who restored it.
+    pub restored_by_user_id: Uuid,
+}
+
+/// Who wrote an outbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplyAuthor {
+    /// A human agent. Only these replies count for response metrics.
+    User {
+        /// The user's id.
+        id: Uuid,
+    },
+    /// A bot.
+    Bot {
+        /// The bot's id.
+        id: Uuid,
+    },
+    /// An automatic message, e.g. an acknowledgement of receipt.
+    Automation {
+        /// What sent it, for display.
+        name: String,
+    },
+}
+
+/// An outbound message was sent to the customer (handed to the channel; see
+/// [`DeliverySucceeded`] and [`DeliveryFailed`] for the outcome). Also the first message of an
+/// outbound conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplySent {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// Our id of the message.
+    pub message_id: Uuid,
+    /// The channel it goes out through.
+    pub channel_id: Uuid,
+    /// That channel's kind.
+    pub channel_kind: ChannelKind,
+    /// Who wrote it.
+    pub author: ReplyAuthor,
+    /// The subject line (e-mail).
+    pub subject: Option<String>,
+    /// The body as plain text.
+    pub body_text: String,
+    /// The body as HTML (e-mail).
+    pub body_html: Option<String>,
+    /// The headers it is sent with, threading it to the conversation (e-mail).
+    pub email: Option<EmailHeaders>,
+}
+
+/// The channel accepted an outbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverySucceeded {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The message.
+    pub message_id: Uuid,
+    /// The channel.
+    pub channel_id: Uuid,
+    /// The provider's id of the sent message (a Messenger `mid`, an SMTP queue id), if any.
+    pub provider_message_id: Option<String>,
+}
+
+/// An outbound message could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFailed {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The message.
+    pub message_id: Uuid,
+    /// The channel.
+    pub channel_id: Uuid,
+    /// What the provider said, for display.
+    pub reason: String,
+    /// Whether retrying cannot help (a bounced address), as opposed to a temporary failure.
+    pub permanent: bool,
+}
+
+/// An internal comment was added. Never sent to the customer; not a reply for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentAdded {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The comment.
+    pub comment_id: Uuid,
+    /// Its author.
+    pub author_user_id: Uuid,
+    /// The text.
+    pub body_text: String,
+    /// Users @mentioned in it.
+    pub mentions: Vec<Uuid>,
+}
+
+/// Who a conversation is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Assignee {
+    /// A user.
+    User {
+        /// The user's id.
+        id: Uuid,
+    },
+    /// A team, any of whose members may pick it up.
+    Team {
+        /// The team's id.
+        id: Uuid,
+    },
+    /// A bot answering first.
+    Bot {
+        /// The bot's id.
+        id: Uuid,
+    },
+}
+
+/// Why routing passed over a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The user was away.
+    Away,
+    /// The user had reached their capacity of open conversations.
+    AtCapacity,
+    /// The user may not see the conversation (inbox restriction, private channel).
+    NoAccess,
+}
+
+/// A candidate routing passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedCandidate {
+    /// The user.
+    pub user_id: Uuid,
+    /// Why.
+    pub why: SkipReason,
+}
+
+/// How a routing rule reached its decision, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingDecision {
+    /// The rule applied.
+    pub rule_id: Uuid,
+    /// Its strategy.
+    pub strategy: crate::event::RoutingStrategy,
+    /// The users considered, in the order considered (teams expanded).
+    pub candidates: Vec<Uuid>,
+    /// The candidates passed over, with the reason.
+    pub skipped: Vec<SkippedCandidate>,
+}
+
+/// Why an assignment changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AssignmentReason {
+    /// A routing rule decided.
+    Rule(RoutingDecision),
+    /// Someone chose, e.g. an agent taking or reassigning a conversation.
+    Manual {
+        /// Who.
+        by: Actor,
+    },
+    /// A bot handed the conversation off (see [`BotHandedOff`]).
+    BotHandoff {
+        /// The bot.
+        bot_id: Uuid,
+    },
+}
+
+/// An unassigned conversation was assigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationAssigned {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The new assignee.
+    pub assignee: Assignee,
+    /// Why.
+    pub reason: AssignmentReason,
+}
+
+/// An assigned conversation was given to someone else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationReassigned {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The previous assignee.
+    pub from: Assignee,
+    /// The new assignee.
+    pub to: Assignee,
+    /// Why.
+    pub reason: AssignmentReason,
+}
+
+/// An assigned conversation became unassigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationUnassigned {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The previous assignee.
+    pub from: Assignee,
+    /// Why.
+    pub reason: AssignmentReason,
+}
+
+/// Routing found nobody to assign: the conversation waits unassigned and is routed again when
+/// a candidate frees up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationQueued {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The rule's attempt, with every candidate skipped.
+    pub decision: RoutingDecision,
+}
+
+/// A bot handed a conversation off to humans. After a handoff, first response time is measured
+/// from this moment. Any change of assignee follows as its own event with reason `bot_handoff`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotHandedOff {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The bot.
+    pub bot_id: Uuid,
+    /// The user or team the bot asked for, if any; otherwise routing decides.
+    pub to: Option<Assignee>,
+}
+
+/// A conversation was closed, ending its current cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationClosed {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// Who closed it (a user, a bot, or the system).
+    pub by: Actor,
+}
+
+/// Why a closed conversation reopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReopenCause {
+    /// The customer wrote again; the message follows as [`MessageReceived`].
+    CustomerWrote {
+        /// That message.
+        message_id: Uuid,
+    },
+    /// Someone reopened it by hand.
+    Manual {
+        /// Who.
+        by: Actor,
+    },
+}
+
+/// A closed conversation was reopened, starting a new cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationReopened {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// Why.
+    pub cause: ReopenCause,
+}
+
+/// A private conversation (from a user's own e-mail account) was shared with its inbox: from
+/// now on its visibility is [`ConversationVisibility::Shared`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationShared {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The user who shared it (the account's owner or an admin).
+    pub by_user_id: Uuid,
+}

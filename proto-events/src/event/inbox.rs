@@ -1,0 +1,311 @@
+//! Inbox setup: inboxes and who may see them, the channels connected to them, routing rules and
+//! e-mail filter rules.
+//!
+//! Streams: `inbox-<id>` for inboxes and inbox-wide routing rules, `channel-<id>` for channels,
+//! channel routing rules and e-mail filter rules.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A member of an inbox, or a target of a routing rule: a user or a whole team.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Member {
+    /// One user.
+    User {
+        /// The user's id.
+        id: Uuid,
+    },
+    /// Every member of a team.
+    Team {
+        /// The team's id.
+        id: Uuid,
+    },
+}
+
+/// An inbox was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxCreated {
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// Display name, e.g. `"Support"`.
+    pub name: String,
+}
+
+/// An inbox was renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRenamed {
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The new name.
+    pub name: String,
+}
+
+/// A user or team became a member of an inbox: they see it and work its conversations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxMemberAdded {
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The new member.
+    pub member: Member,
+}
+
+/// A user or team stopped being a member of an inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxMemberRemoved {
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The former member.
+    pub member: Member,
+}
+
+/// An inbox was restricted to some teams: users who are neither members of it nor admins no
+/// longer see it or anything in it. Replaces any previous restriction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRestricted {
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The teams whose members may see it.
+    pub team_ids: Vec<Uuid>,
+}
+
+/// An inbox's team restriction was lifted: every user of the organisation sees it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRestrictionLifted {
+    /// The inbox.
+    pub inbox_id: Uuid,
+}
+
+/// The kind of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Team e-mail: a shared address, a user's private account, or an inbox's fallback address.
+    Email,
+    /// Website chat.
+    Chat,
+    /// A Facebook Messenger page.
+    Messenger,
+    /// A web form; each submission starts a conversation.
+    Form,
+}
+
+/// What was connected, per kind of channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChannelConfig {
+    /// A team e-mail account.
+    Email {
+        /// The address mail is received at, e.g. `"support@example.com"`.
+        address: String,
+        /// Who sees its conversations.
+        access: EmailAccess,
+    },
+    /// A website chat widget.
+    Chat {
+        /// Display name of the widget.
+        name: String,
+    },
+    /// A Facebook Messenger page.
+    Messenger {
+        /// Facebook's page id.
+        page_id: String,
+        /// The page's name.
+        page_name: String,
+    },
+    /// A web form.
+    Form {
+        /// Display name of the form.
+        name: String,
+    },
+}
+
+impl ChannelConfig {
+    /// The kind of channel this configures.
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            Self::Email { .. } => ChannelKind::Email,
+            Self::Chat { .. } => ChannelKind::Chat,
+            Self::Messenger { .. } => ChannelKind::Messenger,
+            Self::Form { .. } => ChannelKind::Form,
+        }
+    }
+}
+
+/// Who sees the conversations of an e-mail channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EmailAccess {
+    /// A shared address (info@, support@) that all inbox members work.
+    Shared,
+    /// One user's own account: its conversations are visible to that user and to admins and super
+    /// admins only, unless shared (see
+    /// [`ConversationShared`](crate::event::ConversationShared)).
+    Private {
+        /// The user who connected it.
+        owner_user_id: Uuid,
+    },
+}
+
+/// A channel was connected to an inbox: its new inbound messages appear there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelConnected {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// The inbox it feeds.
+    pub inbox_id: Uuid,
+    /// What was connected.
+    pub config: ChannelConfig,
+}
+
+/// A channel was disconnected: no new messages arrive through it; its history stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelDisconnected {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// The inbox it fed.
+    pub inbox_id: Uuid,
+}
+
+/// A channel was moved to another inbox. New conversations start there; existing ones stay in
+/// the inbox they started in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMoved {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// The inbox it fed until now.
+    pub from_inbox_id: Uuid,
+    /// The inbox it feeds from now on.
+    pub to_inbox_id: Uuid,
+}
+
+/// An inbox without team e-mail was given an automatic fallback address. The address is an
+/// e-mail channel of its own (shared access), so its messages carry a `channel_id` like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FallbackAddressAssigned {
+    /// The e-mail channel behind the address.
+    pub channel_id: Uuid,
+    /// The inbox it feeds.
+    pub inbox_id: Uuid,
+    /// The generated address.
+    pub address: String,
+}
+
+/// Where a routing rule applies. A channel's rule wins over its inbox's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuleScope {
+    /// New conversations of every channel of the inbox.
+    Inbox {
+        /// The inbox's id.
+        id: Uuid,
+    },
+    /// New conversations of one channel.
+    Channel {
+        /// The channel's id.
+        id: Uuid,
+    },
+}
+
+/// How a routing rule picks an assignee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingStrategy {
+    /// The next available target user in turn.
+    RoundRobin,
+    /// The available target user with the fewest open conversations.
+    LeastLoaded,
+    /// The contact's owner, if available.
+    ContactOwner,
+    /// The rule's bot first; after its handoff, the target users round-robin.
+    BotFirst,
+}
+
+/// A routing rule was set for an inbox or channel, replacing the scope's previous rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRuleSet {
+    /// The rule; routing decisions name it.
+    pub rule_id: Uuid,
+    /// Where it applies.
+    pub scope: RuleScope,
+    /// How it picks.
+    pub strategy: RoutingStrategy,
+    /// The users and teams it picks among (teams expand to their members).
+    pub targets: Vec<Member>,
+    /// The bot that answers first; set exactly when `strategy` is `bot_first`.
+    pub bot_id: Option<Uuid>,
+}
+
+/// A routing rule was removed: new conversations of its scope stay unassigned (or fall back to
+/// the inbox's rule, for a channel rule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRuleRemoved {
+    /// The rule.
+    pub rule_id: Uuid,
+    /// Where it applied.
+    pub scope: RuleScope,
+}
+
+/// The built-in e-mail filters of an e-mail channel were switched on or off. Carries all of them.
+/// Mail from known contacts is never filtered by these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltInEmailFiltersSet {
+    /// The e-mail channel.
+    pub channel_id: Uuid,
+    /// Filter automated replies (out-of-office, auto-submitted).
+    pub automated_replies: bool,
+    /// Filter bulk and marketing mail (`Precedence: bulk`, list mail).
+    pub bulk_mail: bool,
+    /// Filter mail from role addresses such as noreply@ or mailer-daemon@.
+    pub role_addresses: bool,
+    /// Filter mail carrying a `List-Unsubscribe` header.
+    pub unsubscribe_header: bool,
+}
+
+/// Whether an allow/deny rule lets mail through or filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterAction {
+    /// Never filter matching mail, whatever the built-in filters say.
+    Allow,
+    /// Always filter matching mail.
+    Deny,
+}
+
+/// Which senders an allow/deny rule matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SenderPattern {
+    /// One address, compared case-insensitively.
+    Address {
+        /// E.g. `"news@example.com"`.
+        address: String,
+    },
+    /// Every address at a domain.
+    Domain {
+        /// E.g. `"example.com"`.
+        domain: String,
+    },
+}
+
+/// An allow or deny rule was added to an e-mail channel's filters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailFilterRuleAdded {
+    /// The rule.
+    pub rule_id: Uuid,
+    /// The e-mail channel.
+    pub channel_id: Uuid,
+    /// Allow or deny.
+    pub action: FilterAction,
+    /// The senders it matches.
+    pub pattern: SenderPattern,
+}
+
+/// An allow or deny rule was removed from an e-mail channel's filters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailFilterRuleRemoved {
+    /// The rule.
+    pub rule_id: Uuid,
+    /// The e-mail channel.
+    pub channel_id: Uuid,
+}

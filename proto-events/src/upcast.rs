@@ -1,0 +1,72 @@
+//! Upcasters: how stored payloads of old schema versions become the current shape.
+//!
+//! History is never rewritten. When a payload's shape changes, its type's version in
+//! [`DomainEvent::TYPES`](crate::DomainEvent::TYPES) goes up by one and a step from the previous
+//! version is added to [`UPCASTERS`]. Decoding an old payload runs the steps one version at a time
+//! on its JSON (`v1 -> v2 -> ... -> current`), then parses the result as the current type. The
+//! old version's golden fixture stays in `tests/golden/` and keeps being decoded.
+//!
+//! # History
+//! - `MessageReceived` v1 -> v2: `body` (plain text) became `body_text`, beside a new optional
+//!   `body_html`, when e-mail started keeping its HTML part. v1 messages had no HTML.
+
+use serde::de::Error as _;
+use serde_json::Value;
+
+use crate::DecodeError;
+
+/// One step of a payload's history: from `from_version` to `from_version + 1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Upcaster {
+    /// The event type this step applies to.
+    pub event_type: &'static str,
+    /// The version the step reads; it produces the next one.
+    pub from_version: u32,
+    /// The transformation. It fails if the payload is not of the shape `from_version` promises.
+    pub apply: fn(Value) -> Result<Value, serde_json::Error>,
+}
+
+/// Every upcasting step ever released. Steps are never removed: old events stay in the store.
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "MessageReceived",
+    from_version: 1,
+    apply: message_received_v1_to_v2,
+}];
+
+/// Lifts `payload` of `event_type` from `from_version` to `to_version`, one step at a time.
+pub fn upcast(
+    event_type: &str,
+    from_version: u32,
+    to_version: u32,
+    mut payload: Value,
+) -> Result<Value, DecodeError> {
+    for version in from_version..to_version {
+        let step = UPCASTERS
+            .iter()
+            .find(|step| step.event_type == event_type && step.from_version == version)
+            .ok_or_else(|| DecodeError::MissingUpcaster {
+                event_type: event_type.to_owned(),
+                schema_version: from_version,
+                from_version: version,
+            })?;
+        payload = (step.apply)(payload).map_err(|source| DecodeError::MalformedPayload {
+            event_type: event_type.to_owned(),
+            schema_version: from_version,
+            source,
+        })?;
+    }
+    Ok(payload)
+}
+
+/// `MessageReceived` v1 -> v2: `body` is renamed `body_text`; `body_html` is added, empty.
+fn message_received_v1_to_v2(mut payload: Value) -> Result<Value, serde_json::Error> {
+    let fields = payload
+        .as_object_mut()
+        .ok_or_else(|| serde_json::Error::custom("MessageReceived v1 payload is not an object"))?;
+    let body = fields
+        .remove("body")
+        .ok_or_else(|| serde_json::Error::missing_field("body"))?;
+    fields.insert("body_text".to_owned(), body);
+    fields.insert("body_html".to_owned(), Value::Null);
+    Ok(payload)
+}
