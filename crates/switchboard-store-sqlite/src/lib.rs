@@ -149,7 +149,7 @@ impl SqliteStore {
         let path = dir.join(DATABASE_FILE);
         let conn = schema::open_writer(&path)?;
         let reads = ReadPool::open(&path, options.read_connections.max(1))?;
-        let writer = Writer::spawn(conn, &options)?;
+        let writer = Writer::spawn(conn, &path, &options)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,

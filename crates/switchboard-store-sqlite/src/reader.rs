@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::DateTime;
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use switchboard_store::subscription::ReadAll;
 use switchboard_store::{Direction, Position, RecordedEvent, StoreError, StreamFrom};
 use uuid::Uuid;
@@ -113,7 +113,8 @@ impl Reader<'_> {
             (Direction::Backwards, StreamFrom::Version(v)) => ("<=", "DESC", to_i64(v)),
         };
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND stream_version {op} ?2 \
+            "SELECT {COLUMNS} FROM events \
+             WHERE stream_id = (SELECT id FROM streams WHERE name = ?1) AND stream_version {op} ?2 \
              ORDER BY stream_version {order} LIMIT ?3"
         );
         self.query(&sql, params![stream, version, to_i64(limit as u64)], limit)
@@ -122,10 +123,11 @@ impl Reader<'_> {
     pub(crate) fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT max(stream_version) FROM events WHERE stream = ?1")
+            .prepare_cached("SELECT version FROM streams WHERE name = ?1")
             .map_err(StoreError::backend)?;
         let version: Option<i64> = stmt
             .query_row([stream], |row| row.get(0))
+            .optional()
             .map_err(StoreError::backend)?;
         Ok(version.map(|v| v as u64))
     }

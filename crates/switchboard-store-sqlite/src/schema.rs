@@ -1,8 +1,14 @@
 //! The event table, its guards, and how connections are opened.
 //!
 //! `position` is the rowid, so the global order is the table's physical order and reading it is a
-//! sequential scan. `(stream, stream_version)` and `event_id` are unique: the first is the stream
+//! sequential scan. `(stream_id, stream_version)` and `event_id` are unique: the first is the stream
 //! index and the last line of defence against two writers, the second the idempotency handle.
+//!
+//! Streams get a small integer id in `streams`, which also holds each stream's last version. The
+//! stream index is keyed by that integer rather than the name: with names as keys, every append to
+//! a different stream dirtied its own index page, and the write-ahead log grew by several pages per
+//! event under concurrent load. Each event row still carries its stream's name, so global reads
+//! need no join and the hash chain covers the name.
 
 use std::path::Path;
 
@@ -12,9 +18,16 @@ use rusqlite::{Connection, OpenFlags};
 pub const SCHEMA_VERSION: i64 = 1;
 
 const MIGRATION_1: &str = "
+CREATE TABLE streams (
+    id      INTEGER PRIMARY KEY,
+    name    TEXT    NOT NULL UNIQUE,
+    version INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY,
     event_id       BLOB    NOT NULL UNIQUE,
+    stream_id      INTEGER NOT NULL REFERENCES streams (id),
     stream         TEXT    NOT NULL,
     stream_version INTEGER NOT NULL,
     event_type     TEXT    NOT NULL,
@@ -23,7 +36,7 @@ CREATE TABLE events (
     metadata       BLOB    NOT NULL,
     payload        BLOB    NOT NULL,
     hash           BLOB    NOT NULL,
-    UNIQUE (stream, stream_version)
+    UNIQUE (stream_id, stream_version)
 ) STRICT;
 
 CREATE TRIGGER events_are_immutable BEFORE UPDATE ON events
@@ -34,6 +47,11 @@ END;
 CREATE TRIGGER events_are_permanent BEFORE DELETE ON events
 BEGIN
     SELECT RAISE(ABORT, 'events are append-only: DELETE is refused');
+END;
+
+CREATE TRIGGER streams_are_permanent BEFORE DELETE ON streams
+BEGIN
+    SELECT RAISE(ABORT, 'streams are append-only: DELETE is refused');
 END;
 ";
 

@@ -4,12 +4,17 @@
 //! The writer blocks for the first request, then takes every request already queued (up to
 //! `max_batch_events`) and decides and inserts them all in one `BEGIN IMMEDIATE` transaction, each
 //! inside its own savepoint so that one rejected append does not disturb the others. After the
-//! single `COMMIT` (one fsync of the WAL) it answers every caller and only then announces the new
-//! head to subscribers. If the commit fails, every append of the batch is answered with the error
+//! single `COMMIT` (one fsync of the WAL) it announces the new head to subscribers and then
+//! answers every caller, so a caller that reads the head after its append sees it. If the commit fails, every append of the batch is answered with the error
 //! and the in-memory chain state is restored, so nothing acknowledged is ever missing.
+//!
+//! Checkpoints (copying the log into the database file) run on a checkpointer thread of their own,
+//! nudged after commits, so no commit waits for one.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -23,6 +28,59 @@ use crate::{CommitClock, SqliteOptions};
 
 /// How many appends may wait for the writer before callers are slowed down.
 const QUEUE: usize = 4096;
+
+/// The longest the writer waits to fill a group commit under concurrent load.
+const FILL_WAIT: Duration = Duration::from_micros(200);
+
+/// The least time between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+
+/// Copies the write-ahead log into the database file on a thread and connection of its own, so
+/// that commits never pay for it (the writer's connection has `wal_autocheckpoint = 0`).
+/// Checkpoints are `PASSIVE`: they never block the writer or readers.
+struct Checkpointer {
+    nudges: SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn spawn(path: PathBuf) -> std::io::Result<Checkpointer> {
+        let (nudges, nudged) = sync_channel::<()>(1);
+        let thread = std::thread::Builder::new().name("event-checkpointer".into()).spawn(move || {
+            let conn = match Connection::open(&path) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::error!(error = %e, "checkpointer cannot open the database; the log will grow");
+                    return;
+                }
+            };
+            while nudged.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "checkpoint failed; will retry");
+                }
+                // Rate limit: commits that land meanwhile are covered by the next checkpoint.
+                std::thread::sleep(CHECKPOINT_EVERY);
+            }
+            // The writer has stopped: fold the whole log into the database before closing.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "final checkpoint failed");
+            }
+        })?;
+        Ok(Checkpointer { nudges, thread })
+    }
+
+    fn nudge(&self) {
+        // A full channel means a checkpoint is already due.
+        let _ = self.nudges.try_send(());
+    }
+
+    fn stop(self) {
+        drop(self.nudges);
+        if self.thread.join().is_err() {
+            tracing::error!("checkpointer thread panicked");
+        }
+    }
+}
 
 /// One caller's append, waiting for the writer.
 #[derive(Debug)]
@@ -56,7 +114,12 @@ pub(crate) struct Spawned {
 }
 
 impl Writer {
-    pub(crate) fn spawn(conn: Connection, options: &SqliteOptions) -> rusqlite::Result<Spawned> {
+    pub(crate) fn spawn(
+        conn: Connection,
+        path: &Path,
+        options: &SqliteOptions,
+    ) -> rusqlite::Result<Spawned> {
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let tip = conn
             .query_row(
                 "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
@@ -82,10 +145,12 @@ impl Writer {
             tip,
             head,
         };
+        let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        let checkpointer = Checkpointer::spawn(path.to_owned()).map_err(io)?;
         let thread = std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || writer.run(queue))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .spawn(move || writer.run(queue, checkpointer))
+            .map_err(io)?;
         Ok(Spawned {
             requests,
             head: head_rx,
@@ -94,7 +159,8 @@ impl Writer {
     }
 
     /// Serves batches until every sender is gone.
-    fn run(mut self, queue: Receiver<AppendRequest>) {
+    fn run(mut self, queue: Receiver<AppendRequest>, checkpointer: Checkpointer) {
+        let mut last_batch = 1;
         while let Ok(first) = queue.recv() {
             let mut events = first.events.len();
             let mut batch = vec![first];
@@ -103,8 +169,25 @@ impl Writer {
                 events += next.events.len();
                 batch.push(next);
             }
+            // Under concurrent load, the callers answered by the last commit are about to send
+            // their next appends: waiting a moment for them fills the commit (one fsync for many)
+            // instead of committing a batch smaller than the last. A lone caller never waits.
+            if last_batch > 1 {
+                let deadline = Instant::now() + FILL_WAIT;
+                while batch.len() < last_batch && events < self.max_batch_events {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let Ok(next) = queue.recv_timeout(left) else {
+                        break;
+                    };
+                    events += next.events.len();
+                    batch.push(next);
+                }
+            }
+            last_batch = batch.len();
             self.commit_batch(batch);
+            checkpointer.nudge();
         }
+        checkpointer.stop();
         tracing::debug!("event writer stopped");
     }
 
@@ -141,12 +224,14 @@ impl Writer {
             }
             return;
         }
+        // The head moves before anyone is answered, so a caller that reads the head after its
+        // append returns always finds its own events included.
+        if self.tip.position != before.position {
+            self.head.send_replace(self.tip.position);
+        }
         for (request, outcome) in batch.into_iter().zip(outcomes) {
             // A caller that stopped waiting is not an error: its events are durable regardless.
             let _ = request.reply.send(outcome);
-        }
-        if self.tip.position != before.position {
-            self.head.send_replace(self.tip.position);
         }
     }
 }
@@ -168,7 +253,8 @@ fn append_one(
     if let Some((stored_stream, version, position)) = find_event(tx, first_id)? {
         return replay(tx, request, &stored_stream, version, position);
     }
-    let current = stream_version(tx, stream)?;
+    let known = stream_row(tx, stream)?;
+    let current = known.map(|(_, version)| version);
     if !request.expected.matches(current) {
         return Err(StoreError::WrongExpectedVersion {
             stream: stream.to_owned(),
@@ -179,13 +265,30 @@ fn append_one(
     let first_version = current.map_or(0, |v| v + 1);
     let start = *tip;
     let mut next = start;
+    let last_version = first_version + request.events.len() as u64 - 1;
     let savepoint = tx.savepoint().map_err(backend)?;
     {
+        let stream_id = match known {
+            Some((id, _)) => {
+                savepoint
+                    .prepare_cached("UPDATE streams SET version = ?2 WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![id, last_version as i64]))
+                    .map_err(backend)?;
+                id
+            }
+            None => {
+                savepoint
+                    .prepare_cached("INSERT INTO streams (name, version) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![stream, last_version as i64]))
+                    .map_err(backend)?;
+                savepoint.last_insert_rowid()
+            }
+        };
         let mut insert = savepoint
             .prepare_cached(
-                "INSERT INTO events (position, event_id, stream, stream_version, event_type, \
-                 schema_version, recorded_at, metadata, payload, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO events (position, event_id, stream_id, stream, stream_version, \
+                 event_type, schema_version, recorded_at, metadata, payload, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(backend)?;
         for (i, event) in request.events.iter().enumerate() {
@@ -206,6 +309,7 @@ fn append_one(
             let inserted = insert.execute(params![
                 position.0 as i64,
                 event.event_id.as_bytes(),
+                stream_id,
                 stream,
                 version as i64,
                 event.event_type,
@@ -234,7 +338,7 @@ fn append_one(
     savepoint.commit().map_err(backend)?;
     *tip = next;
     Ok(AppendResult {
-        stream_version: first_version + request.events.len() as u64 - 1,
+        stream_version: last_version,
         first_position: start.position.next(),
         last_position: next.position,
     })
@@ -268,7 +372,7 @@ fn replay(
         return Err(StoreError::WrongExpectedVersion {
             stream: stream.to_owned(),
             expected: request.expected,
-            actual: stream_version(tx, stream)?,
+            actual: stream_row(tx, stream)?.map(|(_, version)| version),
         });
     }
     Ok(AppendResult {
@@ -296,12 +400,14 @@ fn find_event(
     .map_err(backend)
 }
 
-fn stream_version(tx: &Transaction<'_>, stream: &str) -> Result<Option<u64>, StoreError> {
+/// The stream's id and last version, if it exists.
+fn stream_row(tx: &Transaction<'_>, stream: &str) -> Result<Option<(i64, u64)>, StoreError> {
     let mut stmt = tx
-        .prepare_cached("SELECT max(stream_version) FROM events WHERE stream = ?1")
+        .prepare_cached("SELECT id, version FROM streams WHERE name = ?1")
         .map_err(backend)?;
-    let version: Option<i64> = stmt
-        .query_row([stream], |row| row.get(0))
-        .map_err(backend)?;
-    Ok(version.map(|v| v as u64))
+    stmt.query_row([stream], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)? as u64))
+    })
+    .optional()
+    .map_err(backend)
 }

@@ -1,0 +1,812 @@
+//! Channel commands: connecting channels to inboxes, disconnecting and moving them, their routing
+//! rules and e-mail filter rules, and the automatic fallback address of an inbox without team
+//! e-mail. Decided against the [`Directory`] alone; each command targets one stream, returned
+//! with its events in a [`Decision`].
+//!
+//! Streams: `channel-<id>` for everything about a channel (its connection, its routing rule, its
+//! filters; a fallback address is a channel too), `inbox-<id>` for an inbox-wide routing rule.
+//!
+//! Who may do what: admins and super admins do everything but assign fallback addresses; a user
+//! who writes (an agent) may connect their *own* private e-mail account to an inbox they see, and
+//! disconnect it again; only the system actor assigns fallback addresses (the reactor that
+//! watches inboxes, see [`fallback_address_needed`]), and it may do everything else too
+//! (bootstrap, CLI, seeding); auditors, analysts, contacts, bots and channels do none of it.
+//!
+//! An e-mail channel starts with every built-in filter switched on: connecting one (or assigning
+//! a fallback address) records a [`BuiltInEmailFiltersSet`] right after the connection, so the
+//! defaults are part of the history rather than of this code.
+//!
+//! One address per connected channel is checked against the directory here. Two commands racing
+//! on different channel streams can both pass that check, so the command service also claims the
+//! address in its reservation stream: see [`address_claim`].
+
+use proto_events::event::{
+    BuiltInEmailFiltersSet, ChannelConfig, ChannelConnected, ChannelDisconnected, ChannelMoved,
+    EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, FallbackAddressAssigned,
+    FilterAction, Member, RoutingRuleRemoved, RoutingRuleSet, RoutingStrategy, RuleScope,
+    SenderPattern, UniqueScope, UniqueValueReleased, UniqueValueReserved,
+};
+use proto_events::{Actor, DomainEvent, streams};
+use uuid::Uuid;
+
+use crate::directory::{Channel, Directory, User};
+use crate::setup::Decision;
+use crate::{Context, DomainError};
+
+/// A change to channels, routing rules or e-mail filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelCommand {
+    /// Connect a team e-mail account: a shared address (admins only) or a user's own private
+    /// account (that user, or an admin).
+    ConnectEmail {
+        channel_id: Uuid,
+        inbox_id: Uuid,
+        address: String,
+        access: EmailAccess,
+    },
+    /// Connect a website chat widget.
+    ConnectChat {
+        channel_id: Uuid,
+        inbox_id: Uuid,
+        name: String,
+    },
+    /// Connect a Facebook Messenger page.
+    ConnectMessenger {
+        channel_id: Uuid,
+        inbox_id: Uuid,
+        page_id: String,
+        page_name: String,
+    },
+    /// Connect a web form.
+    ConnectForm {
+        channel_id: Uuid,
+        inbox_id: Uuid,
+        name: String,
+    },
+    /// Stop receiving through a channel; its history stays.
+    Disconnect { channel_id: Uuid },
+    /// Feed another inbox from now on; existing conversations stay where they started.
+    MoveToInbox { channel_id: Uuid, inbox_id: Uuid },
+    /// Set the routing rule of an inbox or channel, replacing the scope's previous rule.
+    SetRoutingRule {
+        rule_id: Uuid,
+        scope: RuleScope,
+        strategy: RoutingStrategy,
+        targets: Vec<Member>,
+        bot_id: Option<Uuid>,
+    },
+    /// Remove a routing rule.
+    RemoveRoutingRule { rule_id: Uuid },
+    /// Switch an e-mail channel's built-in filters on or off (all four at once).
+    SetBuiltInEmailFilters {
+        channel_id: Uuid,
+        automated_replies: bool,
+        bulk_mail: bool,
+        role_addresses: bool,
+        unsubscribe_header: bool,
+    },
+    /// Add an allow or deny rule to an e-mail channel.
+    AddEmailFilterRule {
+        rule_id: Uuid,
+        channel_id: Uuid,
+        action: FilterAction,
+        pattern: SenderPattern,
+    },
+    /// Remove an allow or deny rule from an e-mail channel.
+    RemoveEmailFilterRule { rule_id: Uuid, channel_id: Uuid },
+    /// Give an inbox without team e-mail its automatic fallback address (system actor only).
+    AssignFallbackAddress {
+        channel_id: Uuid,
+        inbox_id: Uuid,
+        address: String,
+    },
+}
+
+/// Whether `inbox_id` should be given a fallback address: it exists, has no team e-mail (a
+/// connected shared address) and no connected fallback yet. The reactor that asks this sends
+/// [`ChannelCommand::AssignFallbackAddress`] when it is true.
+pub fn fallback_address_needed(directory: &Directory, inbox_id: Uuid) -> bool {
+    directory.inboxes.contains_key(&inbox_id)
+        && !directory.inbox_has_team_email(inbox_id)
+        && directory.fallback_address(inbox_id).is_none()
+}
+
+/// The reservation that goes with a channel decision, if it takes or frees an e-mail address:
+/// a [`UniqueValueReserved`] (connecting an e-mail channel, assigning a fallback address) or a
+/// [`UniqueValueReleased`] (disconnecting an e-mail channel) in the address's reservation stream
+/// (`unique-channel-email-<address>`). `directory` is the one the decision was made against.
+///
+/// The command service appends a reservation before the channel's events, expecting the
+/// reservation stream to be new or to end with a release; if that append loses, another channel
+/// took the address meanwhile and the command is answered like the directory's `TAKEN`.
+pub fn address_claim(directory: &Directory, decision: &Decision) -> Option<Decision> {
+    let scope = UniqueScope::ChannelEmail;
+    let claim = |address: &str, event: DomainEvent| Decision {
+        stream: streams::unique(scope, address),
+        events: vec![event],
+    };
+    decision.events.iter().find_map(|event| match event {
+        DomainEvent::ChannelConnected(ChannelConnected {
+            config: ChannelConfig::Email { address, .. },
+            ..
+        })
+        | DomainEvent::FallbackAddressAssigned(FallbackAddressAssigned { address, .. }) => {
+            Some(claim(
+                address,
+                UniqueValueReserved {
+                    scope,
+                    value: scope.normalise(address),
+                    owner_stream: decision.stream.clone(),
+                }
+                .into(),
+            ))
+        }
+        DomainEvent::ChannelDisconnected(e) => {
+            match &directory.channels.get(&e.channel_id)?.config {
+                ChannelConfig::Email { address, .. } => Some(claim(
+                    address,
+                    UniqueValueReleased {
+                        scope,
+                        value: scope.normalise(address),
+                        owner_stream: decision.stream.clone(),
+                    }
+                    .into(),
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+/// Decides a channel command: the events it produces and their stream, or why it is refused.
+pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+    use ChannelCommand as C;
+    let d = ctx.directory;
+    let caller = caller(d, ctx.actor)?;
+    match command {
+        C::ConnectEmail {
+            channel_id,
+            inbox_id,
+            address,
+            access,
+        } => {
+            match access {
+                EmailAccess::Shared => require_admin(&caller)?,
+                EmailAccess::Private { owner_user_id } => {
+                    require_admin_or(&caller, *owner_user_id)?;
+                }
+            }
+            new_channel(d, *channel_id)?;
+            inbox(d, *inbox_id)?;
+            if let EmailAccess::Private { owner_user_id } = access {
+                let owner = d
+                    .user(*owner_user_id)
+                    .ok_or(DomainError::NotFound { what: "user" })?;
+                if !owner.can_write() {
+                    return Err(DomainError::rejected(
+                        "NOT_AN_AGENT",
+                        Some("access"),
+                        "auditors and analysts connect no account",
+                    ));
+                }
+                owner_sees(d, owner.id, *inbox_id)?;
+            }
+            let address = free_address(d, address)?;
+            Ok(Decision {
+                stream: streams::channel(*channel_id),
+                events: vec![
+                    ChannelConnected {
+                        channel_id: *channel_id,
+                        inbox_id: *inbox_id,
+                        config: ChannelConfig::Email {
+                            address,
+                            access: access.clone(),
+                        },
+                    }
+                    .into(),
+                    default_filters(*channel_id).into(),
+                ],
+            })
+        }
+        C::ConnectChat {
+            channel_id,
+            inbox_id,
+            name: chat_name,
+        } => {
+            require_admin(&caller)?;
+            connect(
+                d,
+                *channel_id,
+                *inbox_id,
+                ChannelConfig::Chat {
+                    name: name("name", chat_name)?,
+                },
+            )
+        }
+        C::ConnectMessenger {
+            channel_id,
+            inbox_id,
+            page_id,
+            page_name,
+        } => {
+            require_admin(&caller)?;
+            let page_id = page_id.trim();
+            if page_id.is_empty() || page_id.chars().any(char::is_whitespace) {
+                return Err(DomainError::invalid(
+                    "pageId",
+                    "must be a Facebook page id, without spaces",
+                ));
+            }
+            let taken = d.channels.values().any(|c| {
+                c.connected
+                    && matches!(&c.config, ChannelConfig::Messenger { page_id: p, .. } if p == page_id)
+            });
+            if taken {
+                return Err(DomainError::rejected(
+                    "TAKEN",
+                    Some("pageId"),
+                    format!("page {page_id} is already connected"),
+                ));
+            }
+            connect(
+                d,
+                *channel_id,
+                *inbox_id,
+                ChannelConfig::Messenger {
+                    page_id: page_id.to_owned(),
+                    page_name: name("pageName", page_name)?,
+                },
+            )
+        }
+        C::ConnectForm {
+            channel_id,
+            inbox_id,
+            name: form_name,
+        } => {
+            require_admin(&caller)?;
+            connect(
+                d,
+                *channel_id,
+                *inbox_id,
+                ChannelConfig::Form {
+                    name: name("name", form_name)?,
+                },
+            )
+        }
+        C::Disconnect { channel_id } => {
+            let channel = channel(d, *channel_id)?;
+            match channel.private_owner() {
+                Some(owner) => require_admin_or(&caller, owner)?,
+                None => require_admin(&caller)?,
+            }
+            not_fallback(d, channel)?;
+            if !channel.connected {
+                return Err(DomainError::rejected(
+                    "ALREADY_DISCONNECTED",
+                    Some("channelId"),
+                    "this channel is already disconnected",
+                ));
+            }
+            one(
+                streams::channel(*channel_id),
+                ChannelDisconnected {
+                    channel_id: *channel_id,
+                    inbox_id: channel.inbox_id,
+                },
+            )
+        }
+        C::MoveToInbox {
+            channel_id,
+            inbox_id,
+        } => {
+            require_admin(&caller)?;
+            let channel = connected(d, *channel_id)?;
+            inbox(d, *inbox_id)?;
+            not_fallback(d, channel)?;
+            if channel.inbox_id == *inbox_id {
+                return Err(DomainError::rejected(
+                    "UNCHANGED",
+                    Some("inboxId"),
+                    "the channel already feeds this inbox",
+                ));
+            }
+            if let Some(owner) = channel.private_owner() {
+                owner_sees(d, owner, *inbox_id)?;
+            }
+            one(
+                streams::channel(*channel_id),
+                ChannelMoved {
+                    channel_id: *channel_id,
+                    from_inbox_id: channel.inbox_id,
+                    to_inbox_id: *inbox_id,
+                },
+            )
+        }
+        C::SetRoutingRule {
+            rule_id,
+            scope,
+            strategy,
+            targets,
+            bot_id,
+        } => {
+            require_admin(&caller)?;
+            set_routing_rule(d, *rule_id, scope, *strategy, targets, *bot_id)
+        }
+        C::RemoveRoutingRule { rule_id } => {
+            require_admin(&caller)?;
+            let rule = d
+                .routing_rule_by_id(*rule_id)
+                .ok_or(DomainError::NotFound {
+                    what: "routing rule",
+                })?;
+            one(
+                scope_stream(&rule.scope),
+                RoutingRuleRemoved {
+                    rule_id: *rule_id,
+                    scope: rule.scope.clone(),
+                },
+            )
+        }
+        C::SetBuiltInEmailFilters {
+            channel_id,
+            automated_replies,
+            bulk_mail,
+            role_addresses,
+            unsubscribe_header,
+        } => {
+            require_admin(&caller)?;
+            email_channel(d, *channel_id)?;
+            one(
+                streams::channel(*channel_id),
+                BuiltInEmailFiltersSet {
+                    channel_id: *channel_id,
+                    automated_replies: *automated_replies,
+                    bulk_mail: *bulk_mail,
+                    role_addresses: *role_addresses,
+                    unsubscribe_header: *unsubscribe_header,
+                },
+            )
+        }
+        C::AddEmailFilterRule {
+            rule_id,
+            channel_id,
+            action,
+            pattern,
+        } => {
+            require_admin(&caller)?;
+            email_channel(d, *channel_id)?;
+            if d.email_filters
+                .values()
+                .any(|f| f.rules.iter().any(|r| r.id == *rule_id))
+            {
+                return Err(DomainError::rejected(
+                    "ALREADY_EXISTS",
+                    Some("ruleId"),
+                    "this filter rule already exists",
+                ));
+            }
+            let pattern = sender_pattern(pattern)?;
+            if d.email_filters(*channel_id)
+                .is_some_and(|f| f.rules.iter().any(|r| r.pattern == pattern))
+            {
+                return Err(DomainError::rejected(
+                    "DUPLICATE",
+                    Some("pattern"),
+                    "the channel already has a rule for these senders; remove it first",
+                ));
+            }
+            one(
+                streams::channel(*channel_id),
+                EmailFilterRuleAdded {
+                    rule_id: *rule_id,
+                    channel_id: *channel_id,
+                    action: *action,
+                    pattern,
+                },
+            )
+        }
+        C::RemoveEmailFilterRule {
+            rule_id,
+            channel_id,
+        } => {
+            require_admin(&caller)?;
+            channel(d, *channel_id)?;
+            if !d
+                .email_filters(*channel_id)
+                .is_some_and(|f| f.rules.iter().any(|r| r.id == *rule_id))
+            {
+                return Err(DomainError::NotFound {
+                    what: "filter rule",
+                });
+            }
+            one(
+                streams::channel(*channel_id),
+                EmailFilterRuleRemoved {
+                    rule_id: *rule_id,
+                    channel_id: *channel_id,
+                },
+            )
+        }
+        C::AssignFallbackAddress {
+            channel_id,
+            inbox_id,
+            address,
+        } => {
+            if !matches!(caller, Caller::System) {
+                return Err(DomainError::forbidden(
+                    "fallback addresses are assigned automatically",
+                ));
+            }
+            new_channel(d, *channel_id)?;
+            inbox(d, *inbox_id)?;
+            if d.inbox_has_team_email(*inbox_id) {
+                return Err(DomainError::rejected(
+                    "HAS_TEAM_EMAIL",
+                    Some("inboxId"),
+                    "this inbox has team e-mail and needs no fallback address",
+                ));
+            }
+            if d.fallback_address(*inbox_id).is_some() {
+                return Err(DomainError::rejected(
+                    "FALLBACK_EXISTS",
+                    Some("inboxId"),
+                    "this inbox already has a fallback address",
+                ));
+            }
+            let address = free_address(d, address)?;
+            Ok(Decision {
+                stream: streams::channel(*channel_id),
+                events: vec![
+                    FallbackAddressAssigned {
+                        channel_id: *channel_id,
+                        inbox_id: *inbox_id,
+                        address,
+                    }
+                    .into(),
+                    default_filters(*channel_id).into(),
+                ],
+            })
+        }
+    }
+}
+
+/// The built-in filters a new e-mail channel starts with: all on. Nothing is lost by it
+/// (filtered mail is kept and can be restored) and known contacts are never caught by them.
+fn default_filters(channel_id: Uuid) -> BuiltInEmailFiltersSet {
+    BuiltInEmailFiltersSet {
+        channel_id,
+        automated_replies: true,
+        bulk_mail: true,
+        role_addresses: true,
+        unsubscribe_header: true,
+    }
+}
+
+fn set_routing_rule(
+    d: &Directory,
+    rule_id: Uuid,
+    scope: &RuleScope,
+    strategy: RoutingStrategy,
+    targets: &[Member],
+    bot_id: Option<Uuid>,
+) -> Result<Decision, DomainError> {
+    // The inbox whose conversations the rule routes, and whether they are private to someone.
+    let (inbox_id, private_owner) = match scope {
+        RuleScope::Inbox { id } => (inbox(d, *id)?.id, None),
+        RuleScope::Channel { id } => {
+            let channel = connected(d, *id)?;
+            (channel.inbox_id, channel.private_owner())
+        }
+    };
+    if d.routing_rule_by_id(rule_id)
+        .is_some_and(|rule| rule.scope != *scope)
+    {
+        return Err(DomainError::rejected(
+            "ALREADY_EXISTS",
+            Some("ruleId"),
+            "this rule id belongs to a rule of another inbox or channel",
+        ));
+    }
+    match (strategy, bot_id) {
+        (RoutingStrategy::BotFirst, None) => {
+            return Err(DomainError::invalid(
+                "botId",
+                "a bot-first rule names the bot that answers first",
+            ));
+        }
+        (RoutingStrategy::BotFirst, Some(bot)) => {
+            if !d.bots.contains_key(&bot) {
+                return Err(DomainError::NotFound { what: "bot" });
+            }
+        }
+        (_, Some(_)) => {
+            return Err(DomainError::invalid(
+                "botId",
+                "only bot-first rules name a bot",
+            ));
+        }
+        (_, None) => {}
+    }
+    let mut unique: Vec<Member> = Vec::with_capacity(targets.len());
+    for target in targets {
+        if !unique.contains(target) {
+            unique.push(target.clone());
+        }
+    }
+    if unique.is_empty()
+        && matches!(
+            strategy,
+            RoutingStrategy::RoundRobin | RoutingStrategy::LeastLoaded
+        )
+    {
+        return Err(DomainError::invalid(
+            "targets",
+            "round-robin and least-loaded rules pick among at least one user or team",
+        ));
+    }
+    for target in &unique {
+        let allowed = match target {
+            Member::User { id } => {
+                d.user(*id).ok_or(DomainError::NotFound { what: "user" })?;
+                d.can_work_conversation(*id, inbox_id, private_owner)
+            }
+            Member::Team { id } => {
+                if !d.teams.contains_key(id) {
+                    return Err(DomainError::NotFound { what: "team" });
+                }
+                private_owner.is_none() && d.team_can_see_inbox(*id, inbox_id)
+            }
+        };
+        if !allowed {
+            return Err(DomainError::rejected(
+                "NO_ACCESS",
+                Some("targets"),
+                "every target must be able to work the conversations the rule routes",
+            ));
+        }
+    }
+    one(
+        scope_stream(scope),
+        RoutingRuleSet {
+            rule_id,
+            scope: scope.clone(),
+            strategy,
+            targets: unique,
+            bot_id,
+        },
+    )
+}
+
+fn scope_stream(scope: &RuleScope) -> String {
+    match scope {
+        RuleScope::Inbox { id } => streams::inbox(*id),
+        RuleScope::Channel { id } => streams::channel(*id),
+    }
+}
+
+fn one(stream: String, event: impl Into<DomainEvent>) -> Result<Decision, DomainError> {
+    Ok(Decision {
+        stream,
+        events: vec![event.into()],
+    })
+}
+
+/// A chat, Messenger or form channel's connection, after the common checks.
+fn connect(
+    d: &Directory,
+    channel_id: Uuid,
+    inbox_id: Uuid,
+    config: ChannelConfig,
+) -> Result<Decision, DomainError> {
+    new_channel(d, channel_id)?;
+    inbox(d, inbox_id)?;
+    one(
+        streams::channel(channel_id),
+        ChannelConnected {
+            channel_id,
+            inbox_id,
+            config,
+        },
+    )
+}
+
+/// What kind of caller this is, as far as channels are concerned.
+enum Caller<'d> {
+    System,
+    User(&'d User),
+}
+
+fn caller<'d>(directory: &'d Directory, actor: &Actor) -> Result<Caller<'d>, DomainError> {
+    match actor {
+        Actor::System { .. } => Ok(Caller::System),
+        Actor::User { id } => {
+            let user = directory
+                .user(*id)
+                .ok_or_else(|| DomainError::forbidden("unknown user"))?;
+            if user.can_write() {
+                Ok(Caller::User(user))
+            } else {
+                Err(DomainError::forbidden(
+                    "auditors and analysts change nothing",
+                ))
+            }
+        }
+        _ => Err(DomainError::forbidden(
+            "only users and the system change channels",
+        )),
+    }
+}
+
+fn require_admin(caller: &Caller<'_>) -> Result<(), DomainError> {
+    match caller {
+        Caller::System => Ok(()),
+        Caller::User(u) if u.is_admin() => Ok(()),
+        Caller::User(_) => Err(DomainError::forbidden(
+            "only admins change channels and their rules",
+        )),
+    }
+}
+
+/// Admins, or `user_id` acting on their own private account.
+fn require_admin_or(caller: &Caller<'_>, user_id: Uuid) -> Result<(), DomainError> {
+    match caller {
+        Caller::User(u) if u.id == user_id => Ok(()),
+        Caller::User(u) if !u.is_admin() => Err(DomainError::forbidden(
+            "users connect and disconnect only their own private accounts",
+        )),
+        _ => require_admin(caller),
+    }
+}
+
+fn inbox(d: &Directory, id: Uuid) -> Result<&crate::directory::Inbox, DomainError> {
+    d.inboxes
+        .get(&id)
+        .ok_or(DomainError::NotFound { what: "inbox" })
+}
+
+fn channel(d: &Directory, id: Uuid) -> Result<&Channel, DomainError> {
+    d.channels
+        .get(&id)
+        .ok_or(DomainError::NotFound { what: "channel" })
+}
+
+/// A channel that exists and is connected: rules and moves make no sense for one that is not.
+fn connected(d: &Directory, id: Uuid) -> Result<&Channel, DomainError> {
+    let channel = channel(d, id)?;
+    if channel.connected {
+        Ok(channel)
+    } else {
+        Err(DomainError::rejected(
+            "DISCONNECTED",
+            Some("channelId"),
+            "this channel is disconnected",
+        ))
+    }
+}
+
+/// A connected e-mail channel: the only kind with e-mail filters.
+fn email_channel(d: &Directory, id: Uuid) -> Result<&Channel, DomainError> {
+    let channel = connected(d, id)?;
+    if matches!(channel.config, ChannelConfig::Email { .. }) {
+        Ok(channel)
+    } else {
+        Err(DomainError::rejected(
+            "NOT_EMAIL",
+            Some("channelId"),
+            "e-mail filters apply to e-mail channels only",
+        ))
+    }
+}
+
+fn new_channel(d: &Directory, id: Uuid) -> Result<(), DomainError> {
+    if d.channels.contains_key(&id) {
+        Err(DomainError::rejected(
+            "ALREADY_EXISTS",
+            Some("channelId"),
+            "this channel already exists",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A fallback address belongs to its inbox: it is neither disconnected nor moved.
+fn not_fallback(d: &Directory, channel: &Channel) -> Result<(), DomainError> {
+    if d.is_fallback(channel.id) {
+        Err(DomainError::rejected(
+            "FALLBACK_ADDRESS",
+            Some("channelId"),
+            "an inbox's fallback address stays with its inbox",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A private account feeds only an inbox its owner sees.
+fn owner_sees(d: &Directory, owner: Uuid, inbox_id: Uuid) -> Result<(), DomainError> {
+    if d.can_see_inbox(owner, inbox_id) {
+        Ok(())
+    } else {
+        Err(DomainError::rejected(
+            "NO_ACCESS",
+            Some("inboxId"),
+            "a private account feeds only an inbox its owner is a member of",
+        ))
+    }
+}
+
+/// Longest accepted display name.
+const MAX_NAME: usize = 200;
+
+fn name(field: &'static str, value: &str) -> Result<String, DomainError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {MAX_NAME} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A domain name, lower-cased, with a leading `@` tolerated.
+fn domain(value: &str) -> Option<String> {
+    let value = value.trim().trim_start_matches('@').to_lowercase();
+    let valid = value.contains('.')
+        && !value.starts_with('.')
+        && !value.ends_with('.')
+        && !value.contains("..")
+        && !value.contains('@')
+        && !value.chars().any(char::is_whitespace);
+    valid.then_some(value)
+}
+
+/// An e-mail address, trimmed and lower-cased.
+fn email(field: &'static str, value: &str) -> Result<String, DomainError> {
+    let value = value.trim().to_lowercase();
+    let valid = value
+        .split_once('@')
+        .is_some_and(|(local, host)| !local.is_empty() && domain(host).as_deref() == Some(host));
+    if valid {
+        Ok(value)
+    } else {
+        Err(DomainError::invalid(
+            field,
+            format!("{value:?} is not an e-mail address"),
+        ))
+    }
+}
+
+/// A valid address that no connected channel receives mail at.
+fn free_address(d: &Directory, address: &str) -> Result<String, DomainError> {
+    let address = email("address", address)?;
+    if d.channel_by_address(&address).is_some() {
+        return Err(DomainError::rejected(
+            "TAKEN",
+            Some("address"),
+            format!("{address} is already connected"),
+        ));
+    }
+    Ok(address)
+}
+
+fn sender_pattern(pattern: &SenderPattern) -> Result<SenderPattern, DomainError> {
+    match pattern {
+        SenderPattern::Address { address } => Ok(SenderPattern::Address {
+            address: email("pattern", address)?,
+        }),
+        SenderPattern::Domain { domain: value } => domain(value)
+            .map(|domain| SenderPattern::Domain { domain })
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "pattern",
+                    format!("{:?} is not a domain name", value.trim()),
+                )
+            }),
+    }
+}

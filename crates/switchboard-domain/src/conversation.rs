@@ -1,0 +1,965 @@
+//! The conversation aggregate: inbound messages (and the Filtered view), replies and their
+//! delivery, internal comments, assignment, bot handoff, status and sharing, decided over one
+//! `conversation-<id>` stream.
+//!
+//! The command service has already done what needs IO or other streams: it resolved which
+//! conversation an inbound message threads into (or minted a new id), which contact sent it and
+//! whether the e-mail filters caught it; routing chose an assignee. Here only the rules remain.
+//!
+//! # Access
+//! A user who may not see the conversation (or a conversation that does not exist) gets
+//! [`DomainError::NotFound`], so nothing leaks; auditors and analysts who see it get
+//! [`DomainError::Forbidden`] for every change. Channels and the system deliver messages and
+//! outcomes; users cannot inject either.
+//!
+//! # Decisions
+//! - **Duplicates write nothing.** Channels deliver at least once: an inbound message whose id,
+//!   provider id or e-mail `Message-ID` is already in the conversation, a reply or comment whose
+//!   id is, and a delivery outcome after a final one, are accepted with no events.
+//! - **Replying to a closed conversation** is allowed and does not reopen it, as in Front and
+//!   HubSpot (a closing note, a late answer): only the customer writing again reopens it, or
+//!   someone reopening it by hand. The reply belongs to the closed cycle for metrics.
+//! - **Restoring** a filtered message into a closed conversation reopens it (cause: the customer
+//!   wrote), so no inbound message lands in a closed cycle.
+//! - **Team assignees** must work the inbox: a member team, not excluded by the inbox's team
+//!   restriction. Private conversations go to users only (a team would not see them).
+//! - **A bot handing off** always changes the assignment: to the user or team it names, or back
+//!   to unassigned so routing picks it up (routing leaves assigned conversations alone).
+//!   Reassigning away from a bot by hand is a plain reassignment, not a handoff.
+//! - **Routing** only assigns open, unassigned conversations: a manual assignment that got there
+//!   first wins, and the late routing result is dropped without events.
+//! - **Temporary delivery failures** keep the message awaiting an outcome (the channel retries);
+//!   repeating the same temporary failure writes nothing.
+//!
+//! # Layout
+//! - `state`: [`Conversation`], folded from the stream.
+//! - `threading`: e-mail `Message-ID`, `In-Reply-To` and `References` of replies.
+
+mod state;
+mod threading;
+
+use proto_events::event::{
+    Assignee, AssignmentReason, BotHandedOff, ChannelConfig, CommentAdded, ConversationAssigned,
+    ConversationClosed, ConversationOrigin, ConversationQueued, ConversationReassigned,
+    ConversationReopened, ConversationShared, ConversationStarted, ConversationUnassigned,
+    ConversationVisibility, DeliveryFailed, DeliverySucceeded, FilterReason,
+    FilteredMessageRestored, Identity, InboundMessage, MessageFiltered, MessageReceived,
+    ReopenCause, ReplyAuthor, ReplySent, RoutingDecision,
+};
+use proto_events::{Actor, DomainEvent};
+use uuid::Uuid;
+
+pub use self::state::{Conversation, Delivery, Outbound, Status};
+pub use self::threading::{EmailThread, FALLBACK_MESSAGE_ID_DOMAIN, message_id_for, reply_subject};
+use crate::directory::{Directory, User};
+use crate::{Context, DomainError};
+
+/// What can be asked of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one command per request, passed by reference: its size costs nothing"
+)]
+pub enum ConversationCommand {
+    /// A channel delivers a customer's message. Starts the conversation if it is new, reopens it
+    /// if closed; with a `filter`, records it for the Filtered view only.
+    ReceiveMessage {
+        /// The conversation it threads into, or a fresh id for a new one.
+        conversation_id: Uuid,
+        /// The inbox: the channel's for a new conversation, the conversation's otherwise.
+        inbox_id: Uuid,
+        /// The channel that delivered it.
+        channel_id: Uuid,
+        /// The message.
+        message: InboundMessage,
+        /// Why the e-mail filters caught it, if they did.
+        filter: Option<FilterReason>,
+    },
+    /// A user moves a filtered message into the inbox.
+    RestoreFilteredMessage {
+        /// The filtered message.
+        message_id: Uuid,
+    },
+    /// A user, the bot handling the conversation, or an automation (the system actor) answers the
+    /// customer through the conversation's channel.
+    SendReply {
+        /// Our id of the new message; repeating it writes nothing.
+        message_id: Uuid,
+        /// The body as plain text; must not be blank.
+        body_text: String,
+        /// The body as HTML (e-mail only; other channels drop it).
+        body_html: Option<String>,
+        /// The subject (e-mail only); `None` answers `Re:` the conversation's subject.
+        subject: Option<String>,
+    },
+    /// The channel reports what became of an outbound message.
+    RecordDelivery {
+        /// The outbound message.
+        message_id: Uuid,
+        /// What became of it.
+        outcome: DeliveryOutcome,
+    },
+    /// A user adds an internal comment, never sent to the customer.
+    AddComment {
+        /// Our id of the comment; repeating it writes nothing.
+        comment_id: Uuid,
+        /// The text; must not be blank.
+        body_text: String,
+        /// Users @mentioned; each must be able to see the conversation.
+        mentions: Vec<Uuid>,
+    },
+    /// A user assigns or reassigns the conversation by hand.
+    Assign {
+        /// The new assignee.
+        to: Assignee,
+    },
+    /// A user takes the conversation's assignee away by hand.
+    Unassign,
+    /// The routing reactor (the system actor) applies its decision for a new conversation.
+    ApplyRouting {
+        /// What routing decided.
+        routing: Routing,
+    },
+    /// Close the conversation, ending its cycle.
+    Close,
+    /// Reopen a closed conversation by hand, starting a new cycle.
+    Reopen,
+    /// The bot handling the conversation (or a user on its behalf) hands it to humans.
+    HandOffFromBot {
+        /// The user or team to hand it to; `None` leaves it to routing.
+        to: Option<Assignee>,
+    },
+    /// Make a private conversation (from a user's own e-mail account) visible to its inbox.
+    Share,
+}
+
+/// What became of an outbound message, as its channel reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The provider accepted it.
+    Succeeded {
+        /// The provider's id of the sent message, if it gave one.
+        provider_message_id: Option<String>,
+    },
+    /// It could not be delivered.
+    Failed {
+        /// What the provider said, for display.
+        reason: String,
+        /// Whether retrying cannot help (a bounce), as opposed to a temporary failure.
+        permanent: bool,
+    },
+}
+
+/// What routing decided for a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// Assign it to this assignee.
+    Assign {
+        /// Who gets it.
+        assignee: Assignee,
+        /// How the rule chose, for the audit trail.
+        decision: RoutingDecision,
+    },
+    /// Nobody qualified: it waits unassigned.
+    Queue {
+        /// The rule's attempt, with every candidate skipped.
+        decision: RoutingDecision,
+    },
+}
+
+/// Decides a command on a conversation: the events to append to `conversation-<id>`, in order,
+/// or why the command is refused. An empty list means the command was already done (a duplicate)
+/// or overtaken (routing a conversation someone already took): nothing to write, not an error.
+pub fn decide(
+    state: &Conversation,
+    command: &ConversationCommand,
+    ctx: &Context<'_>,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    use ConversationCommand as C;
+    match command {
+        C::ReceiveMessage {
+            conversation_id,
+            inbox_id,
+            channel_id,
+            message,
+            filter,
+        } => receive(
+            state,
+            ctx,
+            Inbound {
+                conversation_id: *conversation_id,
+                inbox_id: *inbox_id,
+                channel_id: *channel_id,
+                message,
+                filter: filter.as_ref(),
+            },
+        ),
+        C::RestoreFilteredMessage { message_id } => restore(state, ctx, *message_id),
+        C::SendReply {
+            message_id,
+            body_text,
+            body_html,
+            subject,
+        } => reply(
+            state,
+            ctx,
+            Reply {
+                message_id: *message_id,
+                body_text,
+                body_html: body_html.as_ref(),
+                subject: subject.as_ref(),
+            },
+        ),
+        C::RecordDelivery {
+            message_id,
+            outcome,
+        } => record_delivery(state, ctx, *message_id, outcome),
+        C::AddComment {
+            comment_id,
+            body_text,
+            mentions,
+        } => comment(state, ctx, *comment_id, body_text, mentions),
+        C::Assign { to } => assign(state, ctx, to),
+        C::Unassign => unassign(state, ctx),
+        C::ApplyRouting { routing } => apply_routing(state, ctx, routing),
+        C::Close => close(state, ctx),
+        C::Reopen => reopen(state, ctx),
+        C::HandOffFromBot { to } => hand_off(state, ctx, to.as_ref()),
+        C::Share => share(state, ctx),
+    }
+}
+
+/// Who acts on an existing conversation, once the access rules let them through.
+enum Caller<'a> {
+    /// A user who sees the conversation and may write.
+    User(&'a User),
+    /// A bot, not yet checked against the conversation.
+    Bot(Uuid),
+    /// Switchboard itself, e.g. the router or an automation.
+    System(&'a str),
+    /// A channel integration.
+    Channel(Uuid),
+    /// A customer.
+    Contact,
+}
+
+fn conversation_not_found() -> DomainError {
+    DomainError::NotFound {
+        what: "conversation",
+    }
+}
+
+/// The caller of a command on an existing conversation. Users who may not see it learn nothing
+/// (not found); those who see it but only read are forbidden.
+fn caller<'a>(state: &Conversation, ctx: &Context<'a>) -> Result<Caller<'a>, DomainError> {
+    if state.status == Status::Empty {
+        return Err(conversation_not_found());
+    }
+    let directory: &'a Directory = ctx.directory;
+    match ctx.actor {
+        Actor::User { id } => {
+            let owner = state.effective_private_owner(directory);
+            let user = directory
+                .user(*id)
+                .filter(|_| directory.can_see_conversation(*id, state.inbox_id, owner))
+                .ok_or_else(conversation_not_found)?;
+            if !user.can_write() {
+                return Err(DomainError::forbidden(
+                    "auditors and analysts read conversations but change nothing",
+                ));
+            }
+            Ok(Caller::User(user))
+        }
+        Actor::Bot { id } => Ok(Caller::Bot(*id)),
+        Actor::System { component } => Ok(Caller::System(component)),
+        Actor::Channel { id } => Ok(Caller::Channel(*id)),
+        Actor::Contact { .. } => Ok(Caller::Contact),
+    }
+}
+
+/// The acting user; anyone else may not do this.
+fn user_only<'a>(caller: Caller<'a>, what: &str) -> Result<&'a User, DomainError> {
+    match caller {
+        Caller::User(user) => Ok(user),
+        _ => Err(DomainError::forbidden(format!("only users {what}"))),
+    }
+}
+
+/// A bot may act only on the conversation it handles.
+fn require_handling(state: &Conversation, bot_id: Uuid) -> Result<(), DomainError> {
+    if state.bot() == Some(bot_id) {
+        Ok(())
+    } else {
+        Err(DomainError::forbidden(
+            "the bot is not handling this conversation",
+        ))
+    }
+}
+
+/// Work on a conversation needs it in the inbox, not only in the Filtered view.
+fn require_in_inbox(state: &Conversation) -> Result<(), DomainError> {
+    if state.status == Status::Filtered {
+        return Err(DomainError::rejected(
+            "FILTERED",
+            None,
+            "this conversation is only in the Filtered view; restore its message first",
+        ));
+    }
+    Ok(())
+}
+
+fn visibility(owner: Option<Uuid>) -> ConversationVisibility {
+    match owner {
+        Some(owner_user_id) => ConversationVisibility::Private { owner_user_id },
+        None => ConversationVisibility::Shared,
+    }
+}
+
+fn started(
+    conversation_id: Uuid,
+    inbox_id: Uuid,
+    message: &InboundMessage,
+    owner: Option<Uuid>,
+) -> DomainEvent {
+    ConversationStarted {
+        conversation_id,
+        inbox_id,
+        channel_id: message.channel_id,
+        channel_kind: message.channel_kind,
+        contact_id: message.contact_id,
+        origin: ConversationOrigin::Inbound,
+        visibility: visibility(owner),
+    }
+    .into()
+}
+
+fn customer_wrote(conversation_id: Uuid, inbox_id: Uuid, message_id: Uuid) -> DomainEvent {
+    ConversationReopened {
+        conversation_id,
+        inbox_id,
+        cause: ReopenCause::CustomerWrote { message_id },
+    }
+    .into()
+}
+
+fn disconnected() -> DomainError {
+    DomainError::rejected(
+        "CHANNEL_DISCONNECTED",
+        Some("channelId"),
+        "the channel is disconnected",
+    )
+}
+
+/// [`ConversationCommand::ReceiveMessage`], borrowed.
+struct Inbound<'c> {
+    conversation_id: Uuid,
+    inbox_id: Uuid,
+    channel_id: Uuid,
+    message: &'c InboundMessage,
+    filter: Option<&'c FilterReason>,
+}
+
+fn receive(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    command: Inbound<'_>,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let Inbound {
+        conversation_id,
+        inbox_id,
+        channel_id,
+        message,
+        filter,
+    } = command;
+    let delivering = match ctx.actor {
+        Actor::Channel { id } => *id == channel_id,
+        Actor::System { .. } => true,
+        Actor::Contact { id } => message.contact_id == Some(*id),
+        Actor::User { .. } | Actor::Bot { .. } => false,
+    };
+    if !delivering {
+        return Err(DomainError::forbidden(
+            "only the channel delivers inbound messages",
+        ));
+    }
+    if state.knows(message) {
+        return Ok(Vec::new());
+    }
+    let channel = ctx
+        .directory
+        .channels
+        .get(&channel_id)
+        .ok_or(DomainError::NotFound { what: "channel" })?;
+    if message.channel_id != channel_id || message.channel_kind != channel.config.kind() {
+        return Err(DomainError::invalid(
+            "message",
+            "the message's channel is not the delivering channel",
+        ));
+    }
+    let is_new = state.status == Status::Empty;
+    if !is_new && conversation_id != state.id {
+        return Err(DomainError::invalid(
+            "conversationId",
+            "the message is for another conversation",
+        ));
+    }
+    let expected_inbox = if is_new {
+        channel.inbox_id
+    } else {
+        state.inbox_id
+    };
+    if inbox_id != expected_inbox {
+        return Err(DomainError::invalid(
+            "inboxId",
+            "a new conversation starts in its channel's inbox, and stays in it",
+        ));
+    }
+    if !channel.connected {
+        return Err(disconnected());
+    }
+
+    if let Some(reason) = filter {
+        return Ok(vec![
+            MessageFiltered {
+                conversation_id,
+                inbox_id,
+                reason: reason.clone(),
+                message: message.clone(),
+            }
+            .into(),
+        ]);
+    }
+    let mut events = Vec::with_capacity(2);
+    match state.status {
+        Status::Empty | Status::Filtered => events.push(started(
+            conversation_id,
+            inbox_id,
+            message,
+            channel.private_owner(),
+        )),
+        Status::Closed => events.push(customer_wrote(
+            conversation_id,
+            inbox_id,
+            message.message_id,
+        )),
+        Status::Open => {}
+    }
+    events.push(
+        MessageReceived {
+            conversation_id,
+            inbox_id,
+            message: message.clone(),
+        }
+        .into(),
+    );
+    Ok(events)
+}
+
+fn restore(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    message_id: Uuid,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let user = user_only(caller(state, ctx)?, "restore filtered mail")?;
+    let Some(message) = state.filtered.get(&message_id) else {
+        return Err(if state.message_ids.contains(&message_id) {
+            DomainError::rejected(
+                "NOT_FILTERED",
+                Some("messageId"),
+                "this message is already in the inbox",
+            )
+        } else {
+            DomainError::NotFound { what: "message" }
+        });
+    };
+    let (conversation_id, inbox_id) = (state.id, state.inbox_id);
+    let mut events = vec![
+        FilteredMessageRestored {
+            conversation_id,
+            inbox_id,
+            message_id,
+            restored_by_user_id: user.id,
+        }
+        .into(),
+    ];
+    match state.status {
+        Status::Filtered => events.push(started(
+            conversation_id,
+            inbox_id,
+            message,
+            state.effective_private_owner(ctx.directory),
+        )),
+        Status::Closed => events.push(customer_wrote(conversation_id, inbox_id, message_id)),
+        Status::Open | Status::Empty => {}
+    }
+    events.push(
+        MessageReceived {
+            conversation_id,
+            inbox_id,
+            message: message.clone(),
+        }
+        .into(),
+    );
+    Ok(events)
+}
+
+/// [`ConversationCommand::SendReply`], borrowed.
+struct Reply<'c> {
+    message_id: Uuid,
+    body_text: &'c str,
+    body_html: Option<&'c String>,
+    subject: Option<&'c String>,
+}
+
+fn reply(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    command: Reply<'_>,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let author = match caller(state, ctx)? {
+        Caller::User(user) => ReplyAuthor::User { id: user.id },
+        Caller::Bot(id) => {
+            require_handling(state, id)?;
+            ReplyAuthor::Bot { id }
+        }
+        Caller::System(component) => ReplyAuthor::Automation {
+            name: component.to_owned(),
+        },
+        Caller::Channel(_) | Caller::Contact => {
+            return Err(DomainError::forbidden(
+                "replies are written by users, bots or automations",
+            ));
+        }
+    };
+    require_in_inbox(state)?;
+    if state.message_ids.contains(&command.message_id) {
+        return Ok(Vec::new());
+    }
+    if command.body_text.trim().is_empty() {
+        return Err(DomainError::invalid("bodyText", "must not be empty"));
+    }
+    let channel = ctx
+        .directory
+        .channels
+        .get(&state.channel_id)
+        .ok_or(DomainError::NotFound { what: "channel" })?;
+    if !channel.connected {
+        return Err(disconnected());
+    }
+    let (subject, body_html, email) = match &channel.config {
+        ChannelConfig::Email { address, .. } => {
+            let Some(Identity::Email { address: to }) = &state.customer else {
+                return Err(DomainError::rejected(
+                    "NO_RECIPIENT",
+                    None,
+                    "this conversation has no customer e-mail address to reply to",
+                ));
+            };
+            let subject = command
+                .subject
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .or_else(|| state.subject.as_deref().map(reply_subject));
+            let headers = state.thread.reply_headers(
+                message_id_for(command.message_id, Some(address)),
+                vec![to.clone()],
+            );
+            (subject, command.body_html.cloned(), Some(headers))
+        }
+        _ => (None, None, None),
+    };
+    Ok(vec![
+        ReplySent {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            message_id: command.message_id,
+            channel_id: state.channel_id,
+            channel_kind: channel.config.kind(),
+            author,
+            subject,
+            body_text: command.body_text.to_owned(),
+            body_html,
+            email,
+        }
+        .into(),
+    ])
+}
+
+fn record_delivery(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    message_id: Uuid,
+    outcome: &DeliveryOutcome,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let reporter = match caller(state, ctx)? {
+        Caller::Channel(id) => Some(id),
+        Caller::System(_) => None,
+        _ => {
+            return Err(DomainError::forbidden("only the channel reports delivery"));
+        }
+    };
+    let outbound = state
+        .outbound
+        .get(&message_id)
+        .ok_or(DomainError::NotFound { what: "message" })?;
+    if reporter.is_some_and(|id| id != outbound.channel_id) {
+        return Err(DomainError::forbidden(
+            "the message went out through another channel",
+        ));
+    }
+    let repeated = match (&outbound.delivery, outcome) {
+        (delivery, _) if delivery.is_final() => true,
+        (
+            Delivery::RetryFailed { reason: last },
+            DeliveryOutcome::Failed {
+                reason,
+                permanent: false,
+            },
+        ) => last == reason,
+        _ => false,
+    };
+    if repeated {
+        return Ok(Vec::new());
+    }
+    let (conversation_id, inbox_id, channel_id) = (state.id, state.inbox_id, outbound.channel_id);
+    Ok(vec![match outcome {
+        DeliveryOutcome::Succeeded {
+            provider_message_id,
+        } => DeliverySucceeded {
+            conversation_id,
+            inbox_id,
+            message_id,
+            channel_id,
+            provider_message_id: provider_message_id.clone(),
+        }
+        .into(),
+        DeliveryOutcome::Failed { reason, permanent } => DeliveryFailed {
+            conversation_id,
+            inbox_id,
+            message_id,
+            channel_id,
+            reason: reason.clone(),
+            permanent: *permanent,
+        }
+        .into(),
+    }])
+}
+
+fn comment(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    comment_id: Uuid,
+    body_text: &str,
+    mentions: &[Uuid],
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let author = user_only(caller(state, ctx)?, "comment")?;
+    require_in_inbox(state)?;
+    if state.comment_ids.contains(&comment_id) {
+        return Ok(Vec::new());
+    }
+    if body_text.trim().is_empty() {
+        return Err(DomainError::invalid("bodyText", "must not be empty"));
+    }
+    let owner = state.effective_private_owner(ctx.directory);
+    let mut mentioned: Vec<Uuid> = Vec::with_capacity(mentions.len());
+    for &user_id in mentions {
+        if !ctx
+            .directory
+            .can_see_conversation(user_id, state.inbox_id, owner)
+        {
+            return Err(DomainError::rejected(
+                "MENTION_NO_ACCESS",
+                Some("mentions"),
+                format!("user {user_id} cannot see this conversation"),
+            ));
+        }
+        if !mentioned.contains(&user_id) {
+            mentioned.push(user_id);
+        }
+    }
+    Ok(vec![
+        CommentAdded {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            comment_id,
+            author_user_id: author.id,
+            body_text: body_text.to_owned(),
+            mentions: mentioned,
+        }
+        .into(),
+    ])
+}
+
+/// Whether `assignee` may be given the conversation: a user who sees it and may write, a team
+/// that works its inbox (shared conversations only), or a registered bot.
+fn check_assignee(
+    state: &Conversation,
+    directory: &Directory,
+    assignee: &Assignee,
+) -> Result<(), DomainError> {
+    let owner = state.effective_private_owner(directory);
+    let no_access = |message: &str| {
+        Err(DomainError::rejected(
+            "ASSIGNEE_NO_ACCESS",
+            Some("to"),
+            message,
+        ))
+    };
+    match assignee {
+        Assignee::User { id } => {
+            let user = directory
+                .user(*id)
+                .ok_or(DomainError::NotFound { what: "user" })?;
+            if !user.can_write() {
+                return no_access("auditors and analysts take no conversations");
+            }
+            if !directory.can_see_conversation(*id, state.inbox_id, owner) {
+                return no_access("the user cannot see this conversation");
+            }
+        }
+        Assignee::Team { id } => {
+            if !directory.teams.contains_key(id) {
+                return Err(DomainError::NotFound { what: "team" });
+            }
+            if owner.is_some() {
+                return no_access("a private conversation goes to a user, not a team");
+            }
+            let works_inbox = directory.inboxes.get(&state.inbox_id).is_some_and(|inbox| {
+                inbox.member_teams.contains(id)
+                    && inbox
+                        .restricted_to
+                        .as_ref()
+                        .is_none_or(|teams| teams.contains(id))
+            });
+            if !works_inbox {
+                return no_access("the team does not work this inbox");
+            }
+        }
+        Assignee::Bot { id } => {
+            if !directory.bots.contains_key(id) {
+                return Err(DomainError::NotFound { what: "bot" });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The event that gives the conversation to `to`, from whoever has it now.
+fn assignment(state: &Conversation, to: &Assignee, reason: AssignmentReason) -> DomainEvent {
+    let (conversation_id, inbox_id) = (state.id, state.inbox_id);
+    match &state.assignee {
+        Some(from) => ConversationReassigned {
+            conversation_id,
+            inbox_id,
+            from: from.clone(),
+            to: to.clone(),
+            reason,
+        }
+        .into(),
+        None => ConversationAssigned {
+            conversation_id,
+            inbox_id,
+            assignee: to.clone(),
+            reason,
+        }
+        .into(),
+    }
+}
+
+fn assign(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    to: &Assignee,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    user_only(caller(state, ctx)?, "assign conversations")?;
+    require_in_inbox(state)?;
+    if state.assignee.as_ref() == Some(to) {
+        return Err(DomainError::rejected(
+            "UNCHANGED",
+            Some("to"),
+            "the conversation is already assigned there",
+        ));
+    }
+    check_assignee(state, ctx.directory, to)?;
+    let by = ctx.actor.clone();
+    Ok(vec![assignment(state, to, AssignmentReason::Manual { by })])
+}
+
+fn unassign(state: &Conversation, ctx: &Context<'_>) -> Result<Vec<DomainEvent>, DomainError> {
+    user_only(caller(state, ctx)?, "unassign conversations")?;
+    require_in_inbox(state)?;
+    let Some(from) = &state.assignee else {
+        return Err(DomainError::rejected(
+            "NOT_ASSIGNED",
+            None,
+            "the conversation is not assigned",
+        ));
+    };
+    Ok(vec![
+        ConversationUnassigned {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            from: from.clone(),
+            reason: AssignmentReason::Manual {
+                by: ctx.actor.clone(),
+            },
+        }
+        .into(),
+    ])
+}
+
+fn apply_routing(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    routing: &Routing,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    if !matches!(caller(state, ctx)?, Caller::System(_)) {
+        return Err(DomainError::forbidden("only the router applies routing"));
+    }
+    if state.status != Status::Open || state.assignee.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![match routing {
+        Routing::Assign { assignee, decision } => {
+            assignment(state, assignee, AssignmentReason::Rule(decision.clone()))
+        }
+        Routing::Queue { decision } => ConversationQueued {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            decision: decision.clone(),
+        }
+        .into(),
+    }])
+}
+
+/// Closing and reopening are for users, the bot handling the conversation, and the system
+/// (automations such as closing stale conversations).
+fn require_status_changer(state: &Conversation, ctx: &Context<'_>) -> Result<(), DomainError> {
+    match caller(state, ctx)? {
+        Caller::User(_) | Caller::System(_) => Ok(()),
+        Caller::Bot(id) => require_handling(state, id),
+        Caller::Channel(_) | Caller::Contact => Err(DomainError::forbidden(
+            "only users, the conversation's bot and the system change its status",
+        )),
+    }
+}
+
+fn close(state: &Conversation, ctx: &Context<'_>) -> Result<Vec<DomainEvent>, DomainError> {
+    require_status_changer(state, ctx)?;
+    require_in_inbox(state)?;
+    if state.status == Status::Closed {
+        return Err(DomainError::rejected(
+            "ALREADY_CLOSED",
+            None,
+            "the conversation is already closed",
+        ));
+    }
+    Ok(vec![
+        ConversationClosed {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            by: ctx.actor.clone(),
+        }
+        .into(),
+    ])
+}
+
+fn reopen(state: &Conversation, ctx: &Context<'_>) -> Result<Vec<DomainEvent>, DomainError> {
+    require_status_changer(state, ctx)?;
+    require_in_inbox(state)?;
+    if state.status == Status::Open {
+        return Err(DomainError::rejected(
+            "ALREADY_OPEN",
+            None,
+            "the conversation is already open",
+        ));
+    }
+    Ok(vec![
+        ConversationReopened {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            cause: ReopenCause::Manual {
+                by: ctx.actor.clone(),
+            },
+        }
+        .into(),
+    ])
+}
+
+fn hand_off(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    to: Option<&Assignee>,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let acting_bot = match caller(state, ctx)? {
+        Caller::User(_) => None,
+        Caller::Bot(id) => Some(id),
+        Caller::System(_) | Caller::Channel(_) | Caller::Contact => {
+            return Err(DomainError::forbidden(
+                "only the bot or a user hands a conversation off",
+            ));
+        }
+    };
+    require_in_inbox(state)?;
+    let Some(bot_id) = state.bot() else {
+        return Err(DomainError::rejected(
+            "NO_BOT",
+            None,
+            "no bot is handling this conversation",
+        ));
+    };
+    if let Some(id) = acting_bot {
+        require_handling(state, id)?;
+    }
+    if let Some(to) = to {
+        if matches!(to, Assignee::Bot { .. }) {
+            return Err(DomainError::invalid(
+                "to",
+                "a bot hands off to a user or a team",
+            ));
+        }
+        check_assignee(state, ctx.directory, to)?;
+    }
+    let (conversation_id, inbox_id) = (state.id, state.inbox_id);
+    let reason = AssignmentReason::BotHandoff { bot_id };
+    let handed_off = BotHandedOff {
+        conversation_id,
+        inbox_id,
+        bot_id,
+        to: to.cloned(),
+    }
+    .into();
+    let reassigned = match to {
+        Some(to) => assignment(state, to, reason),
+        None => ConversationUnassigned {
+            conversation_id,
+            inbox_id,
+            from: Assignee::Bot { id: bot_id },
+            reason,
+        }
+        .into(),
+    };
+    Ok(vec![handed_off, reassigned])
+}
+
+fn share(state: &Conversation, ctx: &Context<'_>) -> Result<Vec<DomainEvent>, DomainError> {
+    // Only the owner and admins see a private conversation, so the access check already limits
+    // sharing to them.
+    let user = user_only(caller(state, ctx)?, "share conversations")?;
+    require_in_inbox(state)?;
+    if state.private_owner.is_none() {
+        return Err(DomainError::rejected(
+            "NOT_PRIVATE",
+            None,
+            "the conversation is already visible to its inbox",
+        ));
+    }
+    Ok(vec![
+        ConversationShared {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            by_user_id: user.id,
+        }
+        .into(),
+    ])
+}

@@ -1,0 +1,14 @@
+//! Tests of the write side, written as given events / when command / then events or error.
+
+// Test code: a failed expectation must panic.
+#![allow(clippy::unwrap_used)]
+
+mod access;
+mod channel;
+mod contact;
+mod conversation;
+mod filter;
+mod record;
+mod routing;
+mod setup;
+mod support;

@@ -1,0 +1,22 @@
+//! The command service: where deciding meets the event store.
+//!
+//! For each command it catches the write-side [`view::WriteView`] up with the store (the
+//! directory of users, teams, inboxes and channels, stream versions, idempotency keys), loads the
+//! target aggregate's stream, lets the pure deciders of `switchboard-domain` decide, and appends
+//! the events with the expected version, stamped with actor, correlation and causation ids, the
+//! command's idempotency key and the time from an injectable clock. Version conflicts are retried
+//! for commands that can safely be decided again, and reported otherwise.
+//!
+//! # Layout
+//! - [`error`]: [`ServiceError`], and what a caller (the API) should do with each variant.
+//! - [`codec`]: domain events to store events and back.
+//! - [`view`]: the write-side view kept at the store's head.
+//! - [`service`]: [`CommandService`], [`Command`], [`CommandMeta`], [`Outcome`].
+
+pub mod codec;
+pub mod error;
+pub mod service;
+pub mod view;
+
+pub use crate::error::ServiceError;
+pub use crate::service::{Command, CommandMeta, CommandService, Outcome};

@@ -1,0 +1,456 @@
+//! [`CommandService`]: load, decide, append, retry.
+
+mod contacts;
+mod records;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proto_events::clock::Clock;
+use proto_events::event::{Identity, RecordRef};
+use proto_events::{Actor, DomainEvent, Metadata};
+use switchboard_domain::Context;
+use switchboard_domain::contact::{ContactCommand, MergeContacts};
+use switchboard_domain::record::{self, RecordCommand};
+use switchboard_domain::setup::{self, SetupCommand};
+use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StoreError, StreamFrom};
+use tokio::sync::{RwLock, RwLockReadGuard};
+use uuid::Uuid;
+
+use crate::ServiceError;
+use crate::codec;
+use crate::view::WriteView;
+
+/// How many times a command that may be decided again is tried in all before a version conflict
+/// is reported.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// The pause before attempt `attempt` (from 2): exponential from 1 ms up to 64 ms, with jitter so
+/// that writers who collided do not collide again in step.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let ceiling_micros = 1000u64 << attempt.saturating_sub(2).min(6);
+    // The random bits of a UUIDv7 are a good enough source of jitter.
+    let jitter = (Uuid::now_v7().as_u128() as u64) % ceiling_micros;
+    std::time::Duration::from_micros(ceiling_micros / 2 + jitter / 2)
+}
+
+/// Who sends a command and how it relates to others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandMeta {
+    /// Who issues it; access rules are checked against this actor.
+    pub actor: Actor,
+    /// The conversation of commands this one belongs to; a new one when `None`.
+    pub correlation_id: Option<Uuid>,
+    /// The message (event or request) that caused this command; the command's own id when `None`.
+    pub causation_id: Option<Uuid>,
+    /// Repeating a command with the same key (per actor) returns the first result and writes
+    /// nothing, also after a restart.
+    pub idempotency_key: Option<String>,
+    /// The version of the target stream the client decided on. When set, the command fails with
+    /// [`ServiceError::Conflict`] instead of being decided again if the stream has moved.
+    pub expected_version: Option<u64>,
+}
+
+impl CommandMeta {
+    /// A command by `actor` with no other metadata.
+    pub fn by(actor: Actor) -> CommandMeta {
+        CommandMeta {
+            actor,
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: None,
+            expected_version: None,
+        }
+    }
+}
+
+/// Everything the write side can be asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Organisation, users, teams, inboxes.
+    Setup(SetupCommand),
+    /// Create a contact (by hand, or from a visitor of `from_conversation`). Its identities are
+    /// reserved first: if one belongs to another contact already, the command fails with
+    /// `TAKEN` and the message names that contact.
+    CreateContact {
+        /// The new contact's id.
+        contact_id: Uuid,
+        /// E-mail addresses, chat visitor ids, Messenger ids it is recognised by.
+        identities: Vec<Identity>,
+        /// Properties, snake_case names.
+        properties: BTreeMap<String, String>,
+        /// The conversation the visitor wrote in ("record created" from a visitor).
+        from_conversation: Option<Uuid>,
+    },
+    /// Change properties, link an identity, or change the owner of an existing contact.
+    Contact {
+        /// The contact.
+        contact_id: Uuid,
+        /// What to do.
+        command: ContactCommand,
+    },
+    /// Merge `merged_id` into `survivor_id`.
+    MergeContacts(MergeContacts),
+    /// Create a company.
+    CreateCompany {
+        company_id: Uuid,
+        name: String,
+        domain: Option<String>,
+    },
+    /// Create a deal.
+    CreateDeal {
+        deal_id: Uuid,
+        name: String,
+        stage: Option<String>,
+        owner_user_id: Option<Uuid>,
+    },
+    /// Create a ticket, possibly from a conversation.
+    CreateTicket {
+        ticket_id: Uuid,
+        subject: String,
+        conversation_id: Option<Uuid>,
+    },
+    /// Associate two records (contact, company, deal, ticket, conversation).
+    AssociateRecords { from: RecordRef, to: RecordRef },
+    /// Remove an association.
+    DissociateRecords { from: RecordRef, to: RecordRef },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Setup(_) => "setup",
+            Command::CreateContact { .. } => "create_contact",
+            Command::Contact { .. } => "contact",
+            Command::MergeContacts(_) => "merge_contacts",
+            Command::CreateCompany { .. } => "create_company",
+            Command::CreateDeal { .. } => "create_deal",
+            Command::CreateTicket { .. } => "create_ticket",
+            Command::AssociateRecords { .. } => "associate_records",
+            Command::DissociateRecords { .. } => "dissociate_records",
+        }
+    }
+
+    /// Whether deciding again on newer state is safe after a version conflict. Most commands are
+    /// checked against the state they are decided on, so they are; changing a contact's
+    /// properties is not, because the client chose the values looking at the old ones.
+    fn redecidable(&self) -> bool {
+        !matches!(
+            self,
+            Command::Contact {
+                command: ContactCommand::ChangeProperties { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The stream it appended to.
+    pub stream: String,
+    /// That stream's version after the command.
+    pub stream_version: u64,
+    /// Position of its first event (the head at the time when it wrote nothing).
+    pub first_position: Position,
+    /// Position of its last event: a query waiting for this position sees the command's effects.
+    pub last_position: Position,
+    /// True when the command was a repeat (same idempotency key) and wrote nothing new.
+    pub replayed: bool,
+}
+
+/// Executes commands against an event store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct CommandService {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    view: RwLock<WriteView>,
+}
+
+impl CommandService {
+    /// A service over `store`, with its view built from the whole log.
+    pub async fn open(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<CommandService, ServiceError> {
+        let mut view = WriteView::default();
+        view.catch_up(store.as_ref()).await?;
+        Ok(CommandService {
+            store,
+            clock,
+            view: RwLock::new(view),
+        })
+    }
+
+    /// The store the service writes to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The write-side view, caught up with the store's head.
+    pub async fn view(&self) -> Result<RwLockReadGuard<'_, WriteView>, ServiceError> {
+        let head = self.store.head().await?;
+        {
+            let view = self.view.read().await;
+            if view.position >= head {
+                return Ok(view);
+            }
+        }
+        let mut view = self.view.write().await;
+        view.catch_up(self.store.as_ref()).await?;
+        Ok(view.downgrade())
+    }
+
+    /// Decides `command` and appends its events. Returns once they are durable.
+    #[tracing::instrument(skip_all, fields(command = command.name()))]
+    pub async fn execute(
+        &self,
+        meta: CommandMeta,
+        command: Command,
+    ) -> Result<Outcome, ServiceError> {
+        let redecidable = meta.expected_version.is_none() && command.redecidable();
+        let command_id = Uuid::now_v7();
+        let mut attempt = 1;
+        loop {
+            let view = self.view().await?;
+            if let Some(key) = &meta.idempotency_key
+                && let Some(done) = view.idempotent(&meta.actor, key)
+            {
+                return Ok(done.clone());
+            }
+            let run = Run {
+                service: self,
+                view: &view,
+                meta: &meta,
+                metadata: Metadata {
+                    actor: meta.actor.clone(),
+                    correlation_id: meta.correlation_id.unwrap_or(command_id),
+                    causation_id: meta.causation_id.unwrap_or(command_id),
+                    occurred_at: self.clock.now(),
+                    idempotency_key: meta.idempotency_key.clone(),
+                },
+            };
+            match run.command(&command).await {
+                Err(ServiceError::Conflict { stream, .. })
+                    if redecidable && attempt < MAX_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, stream, "version conflict, deciding again");
+                    drop(view);
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Reads a whole stream and folds it into `state`; returns the state and the stream's
+    /// version.
+    pub(crate) async fn load<S>(
+        &self,
+        stream: &str,
+        mut state: S,
+        mut fold: impl FnMut(&mut S, &DomainEvent),
+    ) -> Result<(S, Option<u64>), ServiceError> {
+        const PAGE: usize = 1000;
+        let mut version = None;
+        let mut from = 0;
+        loop {
+            let page = self
+                .store
+                .read_stream(stream, Direction::Forwards, StreamFrom::Version(from), PAGE)
+                .await?;
+            for recorded in &page {
+                fold(&mut state, &codec::decode(recorded)?.payload);
+                version = Some(recorded.stream_version);
+            }
+            if page.len() < PAGE {
+                return Ok((state, version));
+            }
+            from += PAGE as u64;
+        }
+    }
+}
+
+/// One attempt at one command: the view it is decided against and the metadata its events get.
+pub(crate) struct Run<'a> {
+    service: &'a CommandService,
+    view: &'a WriteView,
+    meta: &'a CommandMeta,
+    metadata: Metadata,
+}
+
+impl Run<'_> {
+    /// The context deciders get.
+    pub(crate) fn context(&self) -> Context<'_> {
+        Context {
+            directory: &self.view.directory,
+            actor: &self.meta.actor,
+            now: self.metadata.occurred_at,
+        }
+    }
+
+    async fn command(&self, command: &Command) -> Result<Outcome, ServiceError> {
+        match command {
+            Command::Setup(setup) => {
+                let decision = setup::decide(&self.view.directory, &self.meta.actor, setup)?;
+                let version = self.view.version(&decision.stream);
+                self.append(&decision.stream, version, decision.events)
+                    .await
+            }
+            Command::CreateContact {
+                contact_id,
+                identities,
+                properties,
+                from_conversation,
+            } => {
+                self.create_contact(*contact_id, identities, properties, *from_conversation)
+                    .await
+            }
+            Command::Contact {
+                contact_id,
+                command,
+            } => self.change_contact(*contact_id, command).await,
+            Command::MergeContacts(merge) => self.merge_contacts(merge).await,
+            Command::CreateCompany {
+                company_id,
+                name,
+                domain,
+            } => {
+                self.record(RecordCommand::CreateCompany {
+                    company_id: *company_id,
+                    name: name.clone(),
+                    domain: domain.clone(),
+                })
+                .await
+            }
+            Command::CreateDeal {
+                deal_id,
+                name,
+                stage,
+                owner_user_id,
+            } => {
+                self.record(RecordCommand::CreateDeal {
+                    deal_id: *deal_id,
+                    name: name.clone(),
+                    stage: stage.clone(),
+                    owner_user_id: *owner_user_id,
+                })
+                .await
+            }
+            Command::CreateTicket {
+                ticket_id,
+                subject,
+                conversation_id,
+            } => {
+                let conversation = self.ticket_conversation(*conversation_id).await?;
+                self.record(RecordCommand::CreateTicket {
+                    ticket_id: *ticket_id,
+                    subject: subject.clone(),
+                    conversation,
+                })
+                .await
+            }
+            Command::AssociateRecords { from, to } => {
+                let counterpart = self.counterpart(record::canonical(*from, *to).1).await?;
+                self.record(RecordCommand::AssociateRecords {
+                    from: *from,
+                    to: *to,
+                    counterpart,
+                })
+                .await
+            }
+            Command::DissociateRecords { from, to } => {
+                self.record(RecordCommand::DissociateRecords {
+                    from: *from,
+                    to: *to,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Appends `events` to `stream`, which was at `version` when they were decided (honouring
+    /// the client's expected version), and reports what was written. Writing nothing is an
+    /// outcome too: the command changed nothing.
+    pub(crate) async fn append(
+        &self,
+        stream: &str,
+        version: Option<u64>,
+        events: Vec<DomainEvent>,
+    ) -> Result<Outcome, ServiceError> {
+        if let Some(expected) = self.meta.expected_version
+            && version != Some(expected)
+        {
+            return Err(ServiceError::Conflict {
+                stream: stream.to_owned(),
+                expected: Some(expected),
+                actual: version,
+            });
+        }
+        self.append_unchecked(stream, version, events).await
+    }
+
+    /// [`Self::append`] for the secondary streams of a command (reservations, the other side of
+    /// a merge), to which the client's expected version does not apply.
+    pub(crate) async fn append_unchecked(
+        &self,
+        stream: &str,
+        version: Option<u64>,
+        events: Vec<DomainEvent>,
+    ) -> Result<Outcome, ServiceError> {
+        if events.is_empty() {
+            return Ok(Outcome {
+                stream: stream.to_owned(),
+                stream_version: version.unwrap_or_default(),
+                first_position: self.view.position,
+                last_position: self.view.position,
+                replayed: false,
+            });
+        }
+        let encoded = events
+            .iter()
+            .map(|e| codec::encode(e, &self.metadata))
+            .collect();
+        match self
+            .service
+            .store
+            .append(stream, expect(version), encoded)
+            .await
+        {
+            Ok(r) => Ok(Outcome {
+                stream: stream.to_owned(),
+                stream_version: r.stream_version,
+                first_position: r.first_position,
+                last_position: r.last_position,
+                replayed: false,
+            }),
+            Err(StoreError::WrongExpectedVersion { actual, .. }) => Err(ServiceError::Conflict {
+                stream: stream.to_owned(),
+                expected: version,
+                actual,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads a stream into `S` (see [`CommandService::load`]).
+    pub(crate) async fn load<S>(
+        &self,
+        stream: &str,
+        state: S,
+        fold: impl FnMut(&mut S, &DomainEvent),
+    ) -> Result<(S, Option<u64>), ServiceError> {
+        self.service.load(stream, state, fold).await
+    }
+}
+
+/// The expectation that a stream is exactly where we last saw it.
+fn expect(version: Option<u64>) -> ExpectedVersion {
+    match version {
+        Some(v) => ExpectedVersion::Exact(v),
+        None => ExpectedVersion::NoStream,
+    }
+}

@@ -1,0 +1,148 @@
+//! Contacts: creation and identity links with uniqueness reservations, and merges.
+//!
+//! The flow is the one `switchboard_domain::contact` describes: decide, reserve every claimed
+//! identity in its own stream (a concurrent claim loses on the store's version check, is decided
+//! again and answered `TAKEN`), release the reservations of a creation that lost, then append the
+//! contact's own events last, so that its stream only exists once its identities are its own.
+
+use std::collections::BTreeMap;
+
+use proto_events::event::Identity;
+use proto_events::streams;
+use switchboard_domain::DomainError;
+use switchboard_domain::contact::reservation::{self, Reservation};
+use switchboard_domain::contact::{self, Contact, ContactCommand, MergeContacts};
+use uuid::Uuid;
+
+use super::{Outcome, Run};
+use crate::ServiceError;
+
+impl Run<'_> {
+    pub(super) async fn create_contact(
+        &self,
+        contact_id: Uuid,
+        identities: &[Identity],
+        properties: &BTreeMap<String, String>,
+        from_conversation: Option<Uuid>,
+    ) -> Result<Outcome, ServiceError> {
+        let command = match from_conversation {
+            Some(id) => ContactCommand::CreateFromVisitor {
+                contact_id,
+                identities: identities.to_vec(),
+                properties: properties.clone(),
+                conversation: Some(self.conversation_ref(id).await?.ok_or(
+                    DomainError::NotFound {
+                        what: "conversation",
+                    },
+                )?),
+            },
+            None => ContactCommand::Create {
+                contact_id,
+                identities: identities.to_vec(),
+                properties: properties.clone(),
+            },
+        };
+        self.contact_command(contact_id, &command).await
+    }
+
+    pub(super) async fn change_contact(
+        &self,
+        contact_id: Uuid,
+        command: &ContactCommand,
+    ) -> Result<Outcome, ServiceError> {
+        let stream = streams::contact(contact_id);
+        let (state, _) = self
+            .load(&stream, Contact::default(), Contact::evolve)
+            .await?;
+        if !state.exists() {
+            return Err(DomainError::NotFound { what: "contact" }.into());
+        }
+        self.contact_command(contact_id, command).await
+    }
+
+    async fn contact_command(
+        &self,
+        contact_id: Uuid,
+        command: &ContactCommand,
+    ) -> Result<Outcome, ServiceError> {
+        let stream = streams::contact(contact_id);
+        let (state, version) = self
+            .load(&stream, Contact::default(), Contact::evolve)
+            .await?;
+        let events = contact::decide(&state, command, &self.context())?;
+        let claimed: Vec<Identity> = contact::claimed_identities(&events)
+            .into_iter()
+            .cloned()
+            .collect();
+        self.reserve(contact_id, &claimed).await?;
+        self.append(&stream, version, events).await
+    }
+
+    /// Reserves every identity for `contact_id`, or none: when one is taken, those reserved
+    /// here are released again and the `TAKEN` rejection is returned.
+    async fn reserve(&self, contact_id: Uuid, identities: &[Identity]) -> Result<(), ServiceError> {
+        for (i, identity) in identities.iter().enumerate() {
+            let (state, version) = self.reservation(identity).await?;
+            match reservation::decide_reserve(&state, contact_id) {
+                Ok(events) => {
+                    self.append_unchecked(&state.stream(), version, events)
+                        .await?;
+                }
+                Err(taken) => {
+                    for earlier in &identities[..i] {
+                        let (state, version) = self.reservation(earlier).await?;
+                        let events = reservation::decide_release(&state, contact_id);
+                        self.append_unchecked(&state.stream(), version, events)
+                            .await?;
+                    }
+                    return Err(taken.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reservation(
+        &self,
+        identity: &Identity,
+    ) -> Result<(Reservation, Option<u64>), ServiceError> {
+        let initial = Reservation::of_identity(identity);
+        let stream = initial.stream();
+        self.load(&stream, initial, Reservation::evolve).await
+    }
+
+    pub(super) async fn merge_contacts(
+        &self,
+        merge: &MergeContacts,
+    ) -> Result<Outcome, ServiceError> {
+        let survivor_stream = streams::contact(merge.survivor_id);
+        let merged_stream = streams::contact(merge.merged_id);
+        let (survivor, survivor_version) = self
+            .load(&survivor_stream, Contact::default(), Contact::evolve)
+            .await?;
+        let (merged, merged_version) = self
+            .load(&merged_stream, Contact::default(), Contact::evolve)
+            .await?;
+        let decision = contact::decide_merge(&survivor, &merged, merge, &self.context())?;
+        self.append_unchecked(
+            &decision.merged_stream,
+            merged_version,
+            decision.merged_events,
+        )
+        .await?;
+        let outcome = self
+            .append(
+                &decision.survivor_stream,
+                survivor_version,
+                decision.survivor_events,
+            )
+            .await?;
+        for identity in &decision.transfers {
+            let (state, version) = self.reservation(identity).await?;
+            let events = reservation::decide_transfer(&state, merge.merged_id, merge.survivor_id)?;
+            self.append_unchecked(&state.stream(), version, events)
+                .await?;
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,123 @@
+//! The write-side view: what deciding needs to know beyond the target aggregate, kept at the
+//! store's head.
+//!
+//! It is a fold over the whole log, rebuilt at startup and caught up before every decision, so a
+//! command is always decided against everything committed before it started: the directory
+//! (access rules), the version of every directory stream (expected versions for setup commands),
+//! and the outcome of every command that carried an idempotency key (so repeating it, even after
+//! a restart, returns the same result and writes nothing).
+
+use std::collections::HashMap;
+
+use proto_events::{Actor, DecodeError, Metadata, streams};
+use switchboard_domain::directory::Directory;
+use switchboard_store::{EventStore, Position, RecordedEvent};
+
+use crate::ServiceError;
+use crate::codec;
+use crate::service::Outcome;
+
+/// How many events one catch-up read fetches.
+const PAGE: usize = 4096;
+
+/// The write side's knowledge of the log up to `position`.
+#[derive(Debug, Default)]
+pub struct WriteView {
+    /// The last event folded in.
+    pub position: Position,
+    /// Users, teams, inboxes, channels and rules.
+    pub directory: Directory,
+    /// The last version of every directory stream.
+    versions: HashMap<String, u64>,
+    /// Outcomes of commands by `(actor, idempotency key)`.
+    idempotent: HashMap<(Actor, String), Outcome>,
+}
+
+/// The streams the directory is folded from.
+fn is_directory_stream(stream: &str) -> bool {
+    matches!(
+        streams::category(stream),
+        streams::ORGANISATION
+            | streams::USER
+            | streams::TEAM
+            | streams::BOT
+            | streams::INBOX
+            | streams::CHANNEL
+    )
+}
+
+impl WriteView {
+    /// Folds in everything committed after `self.position`.
+    pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<(), ServiceError> {
+        loop {
+            let page = store.read_all(self.position, PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            let last = last.position;
+            for recorded in &page {
+                self.apply(recorded)?;
+            }
+            self.position = last;
+        }
+    }
+
+    fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ServiceError> {
+        if is_directory_stream(&recorded.stream) {
+            let envelope = codec::decode(recorded)?;
+            self.directory.evolve(&envelope.payload);
+            self.versions
+                .insert(recorded.stream.clone(), recorded.stream_version);
+            self.remember(recorded, envelope.metadata);
+        } else {
+            // Other streams matter only for their idempotency keys: decode the metadata alone.
+            let metadata: Metadata =
+                serde_json::from_slice(&recorded.metadata).map_err(|source| {
+                    DecodeError::MalformedMetadata {
+                        event_id: recorded.event_id,
+                        event_type: recorded.event_type.clone(),
+                        schema_version: recorded.schema_version,
+                        source,
+                    }
+                })?;
+            self.remember(recorded, metadata);
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of a command that carried an idempotency key. A command's events are
+    /// contiguous in one append, so the outcome spans from its first to its last event; for a
+    /// command that appended to several streams, the last append (its main stream) wins.
+    fn remember(&mut self, recorded: &RecordedEvent, metadata: Metadata) {
+        let Some(key) = metadata.idempotency_key else {
+            return;
+        };
+        let fresh = Outcome {
+            stream: recorded.stream.clone(),
+            stream_version: recorded.stream_version,
+            first_position: recorded.position,
+            last_position: recorded.position,
+            replayed: true,
+        };
+        let outcome = self
+            .idempotent
+            .entry((metadata.actor, key))
+            .or_insert_with(|| fresh.clone());
+        if outcome.stream == recorded.stream && outcome.last_position.next() == recorded.position {
+            outcome.stream_version = recorded.stream_version;
+            outcome.last_position = recorded.position;
+        } else if outcome.last_position != recorded.position {
+            *outcome = fresh;
+        }
+    }
+
+    /// The version of a directory stream, `None` if it does not exist.
+    pub fn version(&self, stream: &str) -> Option<u64> {
+        self.versions.get(stream).copied()
+    }
+
+    /// What an earlier command of `actor` with `key` did, if there was one.
+    pub fn idempotent(&self, actor: &Actor, key: &str) -> Option<&Outcome> {
+        self.idempotent.get(&(actor.clone(), key.to_owned()))
+    }
+}

@@ -1,0 +1,262 @@
+//! Contacts through the service: one contact per identity, also under concurrency; merges.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proto_events::event::{Identity, RecordKind, RecordRef};
+use proto_events::streams;
+use switchboard_domain::DomainError;
+use switchboard_domain::contact::{ContactCommand, MergeContacts};
+use switchboard_service::{Command, CommandMeta, ServiceError};
+use switchboard_store::{Direction, EventStore, StreamFrom};
+use uuid::Uuid;
+
+use crate::support::*;
+
+fn email(address: &str) -> Identity {
+    Identity::Email {
+        address: address.into(),
+    }
+}
+
+fn create(contact_id: Uuid, identities: Vec<Identity>) -> Command {
+    Command::CreateContact {
+        contact_id,
+        identities,
+        properties: BTreeMap::new(),
+        from_conversation: None,
+    }
+}
+
+fn taken_by(result: Result<switchboard_service::Outcome, ServiceError>) -> String {
+    match result {
+        Err(ServiceError::Domain(DomainError::Rejected {
+            code: "TAKEN",
+            message,
+            ..
+        })) => message,
+        other => panic!("expected TAKEN, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_creations_for_one_address_give_one_contact() {
+    let app = Arc::new(app().await);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = Uuid::now_v7();
+            (
+                id,
+                app.service
+                    .execute(
+                        CommandMeta::by(admin()),
+                        create(id, vec![email("Ada@Example.com")]),
+                    )
+                    .await,
+            )
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut messages = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, Ok(_)) => winners.push(id),
+            (_, result) => messages.push(taken_by(result)),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one contact is created");
+    let winner = winners[0];
+    assert!(
+        messages.iter().all(|m| m.contains(&winner.to_string())),
+        "losers are told who has it: {messages:?}"
+    );
+    // Only the winner's contact stream exists, and the reservation names it.
+    let mut contacts = 0;
+    let mut after = switchboard_store::Position::START;
+    loop {
+        let page = app.store.read_all(after, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        contacts += page
+            .iter()
+            .filter(|e| e.event_type == "ContactRecordCreated")
+            .count();
+    }
+    assert_eq!(contacts, 1);
+    let reservation = app
+        .store
+        .read_stream(
+            &streams::contact_identity(&email("ada@example.com")),
+            Direction::Backwards,
+            StreamFrom::End,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reservation[0].event_type, "UniqueValueReserved");
+}
+
+#[tokio::test]
+async fn a_lost_creation_releases_what_it_reserved() {
+    let app = app().await;
+    let first = Uuid::now_v7();
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            create(first, vec![email("ada@example.com")]),
+        )
+        .await
+        .unwrap();
+    let second = Uuid::now_v7();
+    // Claims a free address, then one that is taken: the free one must not stay reserved.
+    let result = app
+        .service
+        .execute(
+            CommandMeta::by(admin()),
+            create(
+                second,
+                vec![email("bob@example.com"), email("ada@example.com")],
+            ),
+        )
+        .await;
+    assert!(taken_by(result).contains(&first.to_string()));
+    let third = Uuid::now_v7();
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            create(third, vec![email("bob@example.com")]),
+        )
+        .await
+        .expect("bob@ was released by the creation that lost");
+    let exists = app
+        .store
+        .stream_version(&streams::contact(second))
+        .await
+        .unwrap();
+    assert_eq!(exists, None, "the losing contact was never written");
+}
+
+#[tokio::test]
+async fn linking_a_taken_identity_is_refused_and_merging_moves_it() {
+    let app = app().await;
+    let (ada, ada2) = (Uuid::now_v7(), Uuid::now_v7());
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            create(ada, vec![email("ada@example.com")]),
+        )
+        .await
+        .unwrap();
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            create(ada2, vec![email("ada@work.example")]),
+        )
+        .await
+        .unwrap();
+    let link = Command::Contact {
+        contact_id: ada2,
+        command: ContactCommand::LinkIdentity {
+            identity: email("ADA@example.com"),
+        },
+    };
+    taken_by(
+        app.service
+            .execute(CommandMeta::by(admin()), link.clone())
+            .await,
+    );
+
+    let merge = Command::MergeContacts(MergeContacts {
+        survivor_id: ada,
+        merged_id: ada2,
+    });
+    app.service
+        .execute(CommandMeta::by(admin()), merge)
+        .await
+        .unwrap();
+    // The merged contact's address now belongs to the survivor: a new contact cannot take it.
+    let result = app
+        .service
+        .execute(
+            CommandMeta::by(admin()),
+            create(Uuid::now_v7(), vec![email("ada@work.example")]),
+        )
+        .await;
+    assert!(taken_by(result).contains(&ada.to_string()));
+    // And the merged contact refuses further changes.
+    match app.service.execute(CommandMeta::by(admin()), link).await {
+        Err(ServiceError::Domain(DomainError::Rejected { code: "MERGED", .. })) => {}
+        other => panic!("expected MERGED, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn records_are_created_and_associated_once() {
+    let app = app().await;
+    let (company, contact) = (Uuid::now_v7(), Uuid::now_v7());
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            Command::CreateCompany {
+                company_id: company,
+                name: "Initech".into(),
+                domain: Some("initech.test".into()),
+            },
+        )
+        .await
+        .unwrap();
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            create(contact, vec![email("peter@initech.test")]),
+        )
+        .await
+        .unwrap();
+    let associate = Command::AssociateRecords {
+        from: RecordRef {
+            kind: RecordKind::Company,
+            id: company,
+        },
+        to: RecordRef {
+            kind: RecordKind::Contact,
+            id: contact,
+        },
+    };
+    let outcome = app
+        .service
+        .execute(CommandMeta::by(admin()), associate.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.stream,
+        streams::contact(contact),
+        "recorded in the canonical (lesser) record's stream"
+    );
+    match app
+        .service
+        .execute(CommandMeta::by(admin()), associate)
+        .await
+    {
+        Err(ServiceError::Domain(DomainError::Rejected {
+            code: "ALREADY_ASSOCIATED",
+            ..
+        })) => {}
+        other => panic!("expected ALREADY_ASSOCIATED, got {other:?}"),
+    }
+    let missing = Command::AssociateRecords {
+        from: RecordRef {
+            kind: RecordKind::Company,
+            id: company,
+        },
+        to: RecordRef {
+            kind: RecordKind::Deal,
+            id: Uuid::now_v7(),
+        },
+    };
+    match app.service.execute(CommandMeta::by(admin()), missing).await {
+        Err(ServiceError::Domain(DomainError::NotFound { what: "deal" })) => {}
+        other => panic!("expected NotFound deal, got {other:?}"),
+    }
+}

@@ -1,0 +1,8 @@
+//! Tests of the command service against the embedded store.
+
+// Test code: a failed expectation must panic.
+#![allow(clippy::unwrap_used)]
+
+mod contacts;
+mod service;
+mod support;

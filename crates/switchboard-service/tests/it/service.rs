@@ -1,0 +1,225 @@
+//! Executing commands: stamping, rejections, conflicts, retries and idempotency.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use proto_events::{Actor, DomainEvent, streams};
+use switchboard_domain::DomainError;
+use switchboard_domain::setup::SetupCommand;
+use switchboard_service::{Command, CommandMeta, ServiceError, codec};
+use switchboard_store::{Direction, EventStore, Position, StreamFrom};
+use uuid::Uuid;
+
+use crate::support::*;
+
+fn create_inbox(id: u128, name: &str) -> Command {
+    Command::Setup(SetupCommand::CreateInbox {
+        inbox_id: Uuid::from_u128(id),
+        name: name.into(),
+    })
+}
+
+#[tokio::test]
+async fn events_carry_actor_correlation_causation_time_and_key() {
+    let app = app().await;
+    app.clock.advance(TimeDelta::minutes(5));
+    let correlation = Uuid::now_v7();
+    let cause = Uuid::now_v7();
+    let meta = CommandMeta {
+        actor: admin(),
+        correlation_id: Some(correlation),
+        causation_id: Some(cause),
+        idempotency_key: Some("create-support".into()),
+        expected_version: None,
+    };
+    let outcome = app
+        .service
+        .execute(meta, create_inbox(30, "Support"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.stream, streams::inbox(Uuid::from_u128(30)));
+    assert_eq!((outcome.stream_version, outcome.replayed), (0, false));
+    let stored = app
+        .store
+        .read_all(Position(outcome.first_position.0 - 1), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let envelope = codec::decode(&stored).unwrap();
+    assert_eq!(envelope.metadata.actor, admin());
+    assert_eq!(envelope.metadata.correlation_id, correlation);
+    assert_eq!(envelope.metadata.causation_id, cause);
+    assert_eq!(
+        envelope.metadata.occurred_at,
+        proto_events::clock::Clock::now(app.clock.as_ref())
+    );
+    assert_eq!(
+        envelope.metadata.idempotency_key.as_deref(),
+        Some("create-support")
+    );
+    assert!(matches!(envelope.payload, DomainEvent::InboxCreated(ref e) if e.name == "Support"));
+}
+
+#[tokio::test]
+async fn a_rejected_command_writes_nothing() {
+    let app = app().await;
+    let head = app.store.head().await.unwrap();
+    let agent_tries = app
+        .service
+        .execute(
+            CommandMeta::by(Actor::User {
+                id: Uuid::from_u128(404),
+            }),
+            create_inbox(30, "Support"),
+        )
+        .await;
+    assert!(
+        matches!(
+            agent_tries,
+            Err(ServiceError::Domain(DomainError::Forbidden { .. }))
+        ),
+        "{agent_tries:?}"
+    );
+    let invalid = app
+        .service
+        .execute(CommandMeta::by(admin()), create_inbox(30, " "))
+        .await;
+    assert!(matches!(
+        invalid,
+        Err(ServiceError::Domain(DomainError::Invalid {
+            field: "name",
+            ..
+        }))
+    ));
+    assert_eq!(app.store.head().await.unwrap(), head);
+}
+
+#[tokio::test]
+async fn a_client_expected_version_that_moved_is_a_conflict() {
+    let app = app().await;
+    app.service
+        .execute(CommandMeta::by(admin()), create_inbox(30, "Support"))
+        .await
+        .unwrap();
+    let rename = |name: &str| {
+        Command::Setup(SetupCommand::RenameInbox {
+            inbox_id: Uuid::from_u128(30),
+            name: name.into(),
+        })
+    };
+    let meta = CommandMeta {
+        expected_version: Some(0),
+        ..CommandMeta::by(admin())
+    };
+    let first = app
+        .service
+        .execute(meta.clone(), rename("Help"))
+        .await
+        .unwrap();
+    assert_eq!(first.stream_version, 1);
+    match app.service.execute(meta, rename("Helpdesk")).await {
+        Err(ServiceError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (Some(0), Some(1))),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let versions = app
+        .store
+        .read_stream(&first.stream, Direction::Forwards, StreamFrom::Start, 10)
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 2, "the conflicting command wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_on_one_stream_are_retried_until_all_land() {
+    let app = Arc::new(app().await);
+    app.service
+        .execute(CommandMeta::by(admin()), create_inbox(30, "Support"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let rename = SetupCommand::RenameInbox {
+                inbox_id: Uuid::from_u128(30),
+                name: format!("Support {i}"),
+            };
+            app.service
+                .execute(CommandMeta::by(admin()), Command::Setup(rename))
+                .await
+        }));
+    }
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().unwrap().stream_version);
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=10).collect::<Vec<_>>(),
+        "every rename landed at its own version"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_result_even_after_a_restart() {
+    let app = app().await;
+    let meta = CommandMeta {
+        idempotency_key: Some("mutation-42".into()),
+        ..CommandMeta::by(admin())
+    };
+    let first = app
+        .service
+        .execute(meta.clone(), create_inbox(30, "Support"))
+        .await
+        .unwrap();
+    let head = app.store.head().await.unwrap();
+    // The same command again would be rejected (the inbox exists); with its key it is a replay.
+    let again = app
+        .service
+        .execute(meta.clone(), create_inbox(30, "Support"))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.stream.as_str(), again.last_position),
+        (first.stream.as_str(), first.last_position)
+    );
+    // Another actor's identical key is another command.
+    let other = CommandMeta {
+        idempotency_key: Some("mutation-42".into()),
+        ..CommandMeta::by(system())
+    };
+    let theirs = app
+        .service
+        .execute(other, create_inbox(31, "Sales"))
+        .await
+        .unwrap();
+    assert!(!theirs.replayed);
+    let head = Position(head.0 + 1);
+    assert_eq!(app.store.head().await.unwrap(), head);
+
+    let App {
+        dir,
+        clock,
+        service,
+        store,
+    } = app;
+    drop(service);
+    drop(store);
+    let app = service_on(dir, clock).await;
+    let after_restart = app
+        .service
+        .execute(meta, create_inbox(30, "Support"))
+        .await
+        .unwrap();
+    assert!(after_restart.replayed);
+    assert_eq!(after_restart.last_position, first.last_position);
+    assert_eq!(
+        app.store.head().await.unwrap(),
+        head,
+        "nothing new was written"
+    );
+}
