@@ -12,9 +12,11 @@
 //! - [`codec`]: domain events to store events and back.
 //! - [`view`]: the write-side view kept at the store's head.
 //! - [`service`]: [`CommandService`], [`Command`], [`CommandMeta`], [`Outcome`].
+//! - [`reactor`]: the routing reactor, which assigns new conversations by their rules.
 
 pub mod codec;
 pub mod error;
+pub mod reactor;
 pub mod service;
 pub mod view;
 

@@ -1,16 +1,20 @@
 //! [`CommandService`]: load, decide, append, retry.
 
 mod contacts;
+mod conversations;
 mod records;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proto_events::clock::Clock;
-use proto_events::event::{Identity, RecordRef};
+use proto_events::event::{Identity, InboundMessage, RecordRef};
 use proto_events::{Actor, DomainEvent, Metadata};
 use switchboard_domain::Context;
+use switchboard_domain::channel::{self, ChannelCommand};
 use switchboard_domain::contact::{ContactCommand, MergeContacts};
+use switchboard_domain::conversation::ConversationCommand;
+use switchboard_domain::filter::MailSignals;
 use switchboard_domain::record::{self, RecordCommand};
 use switchboard_domain::setup::{self, SetupCommand};
 use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StoreError, StreamFrom};
@@ -69,6 +73,26 @@ impl CommandMeta {
 pub enum Command {
     /// Organisation, users, teams, inboxes.
     Setup(SetupCommand),
+    /// Connect, disconnect or move channels; routing rules; e-mail filter rules.
+    Channel(ChannelCommand),
+    /// A customer's message arrived through a channel. The service finds its conversation
+    /// (threading, the visitor's conversation, or a new one), its contact and whether e-mail
+    /// filters catch it.
+    ReceiveMessage {
+        /// The channel it came through.
+        channel_id: Uuid,
+        /// The message; its `contact_id` and `channel_kind` are filled in by the service.
+        message: Box<InboundMessage>,
+        /// The mail headers filters look at (e-mail only).
+        signals: Option<MailSignals>,
+    },
+    /// Reply, comment, assign, close, reopen, hand off, share, record a delivery, restore.
+    Conversation {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// What to do.
+        command: Box<ConversationCommand>,
+    },
     /// Create a contact (by hand, or from a visitor of `from_conversation`). Its identities are
     /// reserved first: if one belongs to another contact already, the command fails with
     /// `TAKEN` and the message names that contact.
@@ -121,6 +145,9 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Setup(_) => "setup",
+            Command::Channel(_) => "channel",
+            Command::ReceiveMessage { .. } => "receive_message",
+            Command::Conversation { .. } => "conversation",
             Command::CreateContact { .. } => "create_contact",
             Command::Contact { .. } => "contact",
             Command::MergeContacts(_) => "merge_contacts",
@@ -133,16 +160,20 @@ impl Command {
     }
 
     /// Whether deciding again on newer state is safe after a version conflict. Most commands are
-    /// checked against the state they are decided on, so they are; changing a contact's
-    /// properties is not, because the client chose the values looking at the old ones.
+    /// checked against the state they are decided on, so they are. Not so a reply (a new
+    /// customer message may have arrived that the agent has not read: Front and HubSpot warn
+    /// instead of sending) or a change of contact properties (the values were chosen looking at
+    /// the old ones): those report the conflict with the current version.
     fn redecidable(&self) -> bool {
-        !matches!(
-            self,
-            Command::Contact {
-                command: ContactCommand::ChangeProperties { .. },
-                ..
+        match self {
+            Command::Contact { command, .. } => {
+                !matches!(command, ContactCommand::ChangeProperties { .. })
             }
-        )
+            Command::Conversation { command, .. } => {
+                !matches!(**command, ConversationCommand::SendReply { .. })
+            }
+            _ => true,
+        }
     }
 }
 
@@ -300,6 +331,29 @@ impl Run<'_> {
                 self.append(&decision.stream, version, decision.events)
                     .await
             }
+            Command::Channel(channel) => {
+                let decision = channel::decide(channel, &self.context())?;
+                if let Some(claim) = channel::address_claim(&self.view.directory, &decision) {
+                    let version = self.service.store.stream_version(&claim.stream).await?;
+                    self.append_unchecked(&claim.stream, version, claim.events)
+                        .await?;
+                }
+                let version = self.view.version(&decision.stream);
+                self.append(&decision.stream, version, decision.events)
+                    .await
+            }
+            Command::ReceiveMessage {
+                channel_id,
+                message,
+                signals,
+            } => {
+                self.receive_message(*channel_id, (**message).clone(), signals.as_ref())
+                    .await
+            }
+            Command::Conversation {
+                conversation_id,
+                command,
+            } => self.conversation(*conversation_id, command).await,
             Command::CreateContact {
                 contact_id,
                 identities,

@@ -4,14 +4,16 @@
 //! It is a fold over the whole log, rebuilt at startup and caught up before every decision, so a
 //! command is always decided against everything committed before it started: the directory
 //! (access rules), the version of every directory stream (expected versions for setup commands),
-//! and the outcome of every command that carried an idempotency key (so repeating it, even after
-//! a restart, returns the same result and writes nothing).
+//! the conversation of every e-mail Message-ID (threading), and the outcome of every command that
+//! carried an idempotency key (so repeating it, even after a restart, returns the same result and
+//! writes nothing).
 
 use std::collections::HashMap;
 
-use proto_events::{Actor, DecodeError, Metadata, streams};
+use proto_events::{Actor, DecodeError, DomainEvent, Metadata, streams};
 use switchboard_domain::directory::Directory;
 use switchboard_store::{EventStore, Position, RecordedEvent};
+use uuid::Uuid;
 
 use crate::ServiceError;
 use crate::codec;
@@ -31,7 +33,12 @@ pub struct WriteView {
     versions: HashMap<String, u64>,
     /// Outcomes of commands by `(actor, idempotency key)`.
     idempotent: HashMap<(Actor, String), Outcome>,
+    /// The conversation of every e-mail Message-ID seen, in or out, for threading replies.
+    email_threads: HashMap<String, Uuid>,
 }
+
+/// The events whose e-mail Message-IDs are indexed for threading.
+const THREADED: [&str; 3] = ["MessageReceived", "MessageFiltered", "ReplySent"];
 
 /// The streams the directory is folded from.
 fn is_directory_stream(stream: &str) -> bool {
@@ -69,8 +76,12 @@ impl WriteView {
             self.versions
                 .insert(recorded.stream.clone(), recorded.stream_version);
             self.remember(recorded, envelope.metadata);
+        } else if THREADED.contains(&recorded.event_type.as_str()) {
+            let envelope = codec::decode(recorded)?;
+            self.thread(&envelope.payload);
+            self.remember(recorded, envelope.metadata);
         } else {
-            // Other streams matter only for their idempotency keys: decode the metadata alone.
+            // Other events matter only for their idempotency keys: decode the metadata alone.
             let metadata: Metadata =
                 serde_json::from_slice(&recorded.metadata).map_err(|source| {
                     DecodeError::MalformedMetadata {
@@ -109,6 +120,26 @@ impl WriteView {
         } else if outcome.last_position != recorded.position {
             *outcome = fresh;
         }
+    }
+
+    /// Indexes the Message-ID of an e-mail in or out of a conversation.
+    fn thread(&mut self, event: &DomainEvent) {
+        let (conversation_id, email) = match event {
+            DomainEvent::MessageReceived(e) => (e.conversation_id, &e.message.email),
+            DomainEvent::MessageFiltered(e) => (e.conversation_id, &e.message.email),
+            DomainEvent::ReplySent(e) => (e.conversation_id, &e.email),
+            _ => return,
+        };
+        if let Some(email) = email {
+            self.email_threads
+                .entry(email.message_id.clone())
+                .or_insert(conversation_id);
+        }
+    }
+
+    /// The conversation an e-mail with this Message-ID belongs to, if one was seen.
+    pub fn email_thread(&self, message_id: &str) -> Option<Uuid> {
+        self.email_threads.get(message_id).copied()
     }
 
     /// The version of a directory stream, `None` if it does not exist.

@@ -4,5 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod contacts;
+mod inbox;
+mod routing;
 mod service;
 mod support;

@@ -75,3 +75,66 @@ pub(crate) async fn app() -> App {
     }
     app
 }
+
+/// A chat message from `visitor` on `channel_id`.
+pub(crate) fn chat(channel_id: Uuid, visitor: &str, text: &str) -> switchboard_service::Command {
+    use proto_events::event::{ChannelKind, Identity, InboundMessage};
+    switchboard_service::Command::ReceiveMessage {
+        channel_id,
+        message: Box::new(InboundMessage {
+            message_id: Uuid::now_v7(),
+            channel_id,
+            channel_kind: ChannelKind::Chat,
+            provider_message_id: None,
+            from: Identity::ChatVisitor {
+                visitor_id: visitor.into(),
+            },
+            from_name: None,
+            contact_id: None,
+            subject: None,
+            body_text: text.into(),
+            body_html: None,
+            email: None,
+            form_fields: vec![],
+        }),
+        signals: None,
+    }
+}
+
+/// Runs `command` as `actor` and expects it to succeed.
+pub(crate) async fn run(
+    app: &App,
+    actor: Actor,
+    command: switchboard_service::Command,
+) -> switchboard_service::Outcome {
+    let name = command.name();
+    app.service
+        .execute(CommandMeta::by(actor), command)
+        .await
+        .unwrap_or_else(|e| panic!("{name} failed: {e}"))
+}
+
+/// Every event in the store, decoded.
+pub(crate) async fn history(app: &App) -> Vec<proto_events::Envelope> {
+    let mut all = Vec::new();
+    let mut after = switchboard_store::Position::START;
+    loop {
+        let page = app.store.read_all(after, 1000).await.unwrap();
+        let Some(last) = page.last() else { return all };
+        after = last.position;
+        all.extend(
+            page.iter()
+                .map(|e| switchboard_service::codec::decode(e).unwrap()),
+        );
+    }
+}
+
+/// Another command service on the same store (a restart, or a second node).
+pub(crate) async fn app_service(app: &App) -> CommandService {
+    CommandService::open(
+        Arc::new(app.store.clone()) as Arc<dyn EventStore>,
+        app.clock.clone(),
+    )
+    .await
+    .unwrap()
+}

@@ -1,0 +1,363 @@
+//! The routing reactor: assigns new conversations by their rules, by itself.
+//!
+//! It follows the event log and keeps, folded from it alone (never from read models), what
+//! routing needs: the conversations waiting for routing, the queued ones, each user's open
+//! assigned conversations (load), each rule's round-robin cursor and each contact's owner. When
+//! a conversation starts it applies the rule of its channel or inbox through the command service
+//! (`ApplyRouting`, which records `ConversationAssigned` with the full reason, or
+//! `ConversationQueued` when nobody qualifies). Queued conversations are tried again, oldest
+//! first, whenever capacity may have freed up: an agent becomes available, a conversation is
+//! closed or unassigned, a capacity is raised.
+//!
+//! It never acts twice for the same event: on start it folds the whole log before acting, so
+//! what was already routed is known; every command it sends carries the idempotency key
+//! `routing:<conversation>:<triggering event>`, so even a crash between sending and folding
+//! cannot write a second assignment; and `ApplyRouting` on an assigned conversation writes
+//! nothing. Given the same log it makes the same decisions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use proto_events::event::{
+    Assignee, AssignmentReason, Availability, ConversationOrigin, ConversationVisibility,
+};
+use proto_events::{Actor, DomainEvent};
+use switchboard_domain::conversation::{ConversationCommand, Routing as Apply};
+use switchboard_domain::routing::{self, Load, RouteRequest, Routing};
+use switchboard_store::{EventStore, Position};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{Command, CommandMeta, CommandService, ServiceError, codec};
+
+/// A conversation as routing sees it.
+#[derive(Debug, Clone)]
+struct Tracked {
+    inbox_id: Uuid,
+    channel_id: Uuid,
+    private_owner: Option<Uuid>,
+    contact_id: Option<Uuid>,
+    open: bool,
+    assignee: Option<Assignee>,
+    /// Waiting for routing since this event (started, or handed off by a bot).
+    waiting_since: Option<(Position, Uuid)>,
+    /// Routed after a bot handed it off: the rule's human targets, not the bot again.
+    after_handoff: bool,
+    queued: bool,
+}
+
+/// Everything the reactor knows, folded from the log.
+#[derive(Debug, Default)]
+struct State {
+    conversations: HashMap<Uuid, Tracked>,
+    /// Conversations waiting for routing, by the position of the event that made them wait.
+    waiting: BTreeMap<Position, (Uuid, Uuid)>,
+    /// Queued conversations, oldest first, with the event that queued them.
+    queue: BTreeMap<Position, (Uuid, Uuid)>,
+    load: HashMap<Uuid, u32>,
+    cursors: HashMap<Uuid, Uuid>,
+    contact_owners: HashMap<Uuid, Uuid>,
+    /// Conversations this reactor assigned whose `ConversationAssigned` it has not folded yet.
+    /// Their load and cursor were counted when the command was sent; folding the event must not
+    /// move the cursor back to them after later assignments moved it on.
+    unconfirmed: HashSet<Uuid>,
+    /// Something happened that may let a queued conversation be assigned now.
+    capacity_freed: bool,
+}
+
+impl State {
+    fn user_load(&mut self, assignee: &Option<Assignee>, open: bool, delta: i32) {
+        if let (Some(Assignee::User { id }), true) = (assignee, open) {
+            let load = self.load.entry(*id).or_default();
+            *load = load.saturating_add_signed(delta);
+            if delta < 0 {
+                self.capacity_freed = true;
+            }
+        }
+    }
+
+    fn set_assignee(&mut self, conversation_id: Uuid, assignee: Option<Assignee>) {
+        let Some(c) = self.conversations.get(&conversation_id) else {
+            return;
+        };
+        let (old, open) = (c.assignee.clone(), c.open);
+        self.user_load(&old, open, -1);
+        self.user_load(&assignee, open, 1);
+        if let Some(c) = self.conversations.get_mut(&conversation_id) {
+            c.assignee = assignee.clone();
+            if assignee.is_some() {
+                if let Some((position, _)) = c.waiting_since.take() {
+                    self.waiting.remove(&position);
+                }
+                c.queued = false;
+            }
+        }
+        if assignee.is_some() {
+            self.queue.retain(|_, (id, _)| *id != conversation_id);
+        }
+    }
+
+    fn wait(
+        &mut self,
+        conversation_id: Uuid,
+        position: Position,
+        event_id: Uuid,
+        after_handoff: bool,
+    ) {
+        if let Some(c) = self.conversations.get_mut(&conversation_id) {
+            c.waiting_since = Some((position, event_id));
+            c.after_handoff = after_handoff;
+            self.waiting.insert(position, (conversation_id, event_id));
+        }
+    }
+
+    fn evolve(&mut self, position: Position, event_id: Uuid, event: &DomainEvent) {
+        use DomainEvent as E;
+        match event {
+            E::ConversationStarted(e) => {
+                let private_owner = match e.visibility {
+                    ConversationVisibility::Private { owner_user_id } => Some(owner_user_id),
+                    ConversationVisibility::Shared => None,
+                };
+                self.conversations.insert(
+                    e.conversation_id,
+                    Tracked {
+                        inbox_id: e.inbox_id,
+                        channel_id: e.channel_id,
+                        private_owner,
+                        contact_id: e.contact_id,
+                        open: true,
+                        assignee: None,
+                        waiting_since: None,
+                        after_handoff: false,
+                        queued: false,
+                    },
+                );
+                if e.origin == ConversationOrigin::Inbound {
+                    self.wait(e.conversation_id, position, event_id, false);
+                }
+            }
+            E::ConversationShared(e) => {
+                if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
+                    c.private_owner = None;
+                }
+            }
+            E::ConversationAssigned(e) => {
+                if !self.unconfirmed.remove(&e.conversation_id)
+                    && let AssignmentReason::Rule(decision) = &e.reason
+                    && let Assignee::User { id } = e.assignee
+                {
+                    self.cursors.insert(decision.rule_id, id);
+                }
+                self.set_assignee(e.conversation_id, Some(e.assignee.clone()));
+            }
+            E::ConversationReassigned(e) => {
+                self.set_assignee(e.conversation_id, Some(e.to.clone()))
+            }
+            E::ConversationUnassigned(e) => self.set_assignee(e.conversation_id, None),
+            E::ConversationQueued(e) => {
+                if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
+                    c.queued = true;
+                    if let Some((position, _)) = c.waiting_since.take() {
+                        self.waiting.remove(&position);
+                    }
+                    self.queue.insert(position, (e.conversation_id, event_id));
+                }
+            }
+            E::BotHandedOff(e) if e.to.is_none() => {
+                self.wait(e.conversation_id, position, event_id, true);
+            }
+            E::ConversationClosed(e) => {
+                if let Some(c) = self.conversations.get(&e.conversation_id) {
+                    let assignee = c.assignee.clone();
+                    self.user_load(&assignee, true, -1);
+                }
+                if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
+                    c.open = false;
+                    if let Some((position, _)) = c.waiting_since.take() {
+                        self.waiting.remove(&position);
+                    }
+                }
+                self.queue.retain(|_, (id, _)| *id != e.conversation_id);
+            }
+            E::ConversationReopened(e) => {
+                if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
+                    c.open = true;
+                    let assignee = c.assignee.clone();
+                    self.user_load(&assignee, true, 1);
+                }
+            }
+            E::ContactOwnerChanged(e) => match e.owner_user_id {
+                Some(owner) => {
+                    self.contact_owners.insert(e.contact_id, owner);
+                }
+                None => {
+                    self.contact_owners.remove(&e.contact_id);
+                }
+            },
+            E::UserAvailabilityChanged(e) if e.availability == Availability::Available => {
+                self.capacity_freed = true;
+            }
+            E::UserCapacitySet(_)
+            | E::TeamMemberAdded(_)
+            | E::InboxMemberAdded(_)
+            | E::RoutingRuleSet(_) => {
+                self.capacity_freed = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn request(&self, conversation_id: Uuid) -> Option<(RouteRequest, bool)> {
+        let c = self.conversations.get(&conversation_id)?;
+        let request = RouteRequest {
+            conversation_id,
+            inbox_id: c.inbox_id,
+            channel_id: c.channel_id,
+            private_owner: c.private_owner,
+            contact_owner: c
+                .contact_id
+                .and_then(|id| self.contact_owners.get(&id).copied()),
+        };
+        Some((request, c.after_handoff))
+    }
+}
+
+/// A running reactor.
+#[derive(Debug)]
+pub struct RoutingReactor {
+    /// The last position folded and acted upon.
+    pub processed: watch::Receiver<Position>,
+    /// The task; it ends with the store's subscription, or with the error that stopped it.
+    pub task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl RoutingReactor {
+    /// Starts the reactor on `service`'s store.
+    pub fn spawn(service: Arc<CommandService>) -> RoutingReactor {
+        let (processed_tx, processed) = watch::channel(Position::START);
+        let task = tokio::spawn(run(service, processed_tx));
+        RoutingReactor { processed, task }
+    }
+}
+
+#[tracing::instrument(skip_all, name = "routing_reactor")]
+async fn run(
+    service: Arc<CommandService>,
+    processed: watch::Sender<Position>,
+) -> Result<(), ServiceError> {
+    let store: Arc<dyn EventStore> = service.store().clone();
+    let start_head = store.head().await?;
+    let mut state = State::default();
+    let mut events = store.subscribe_all(Position::START);
+    // Nothing is decided before the whole history up to the start is folded in.
+    if start_head == Position::START {
+        act(&service, &mut state).await?;
+    }
+    while let Some(recorded) = events.next().await {
+        let recorded = recorded?;
+        let envelope = codec::decode(&recorded)?;
+        state.evolve(recorded.position, recorded.event_id, &envelope.payload);
+        if recorded.position >= start_head {
+            act(&service, &mut state).await?;
+        }
+        processed.send_replace(recorded.position);
+    }
+    Ok(())
+}
+
+/// Routes every waiting conversation and, if capacity may have freed up, retries the queue.
+async fn act(service: &CommandService, state: &mut State) -> Result<(), ServiceError> {
+    let waiting: Vec<(Uuid, Uuid)> = state.waiting.values().copied().collect();
+    for (conversation_id, trigger) in waiting {
+        route_one(service, state, conversation_id, trigger, true).await?;
+    }
+    if std::mem::take(&mut state.capacity_freed) {
+        let queued: Vec<(Uuid, Uuid)> = state.queue.values().copied().collect();
+        for (conversation_id, trigger) in queued {
+            route_one(service, state, conversation_id, trigger, false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Routes one conversation. A first routing records the outcome either way (assigned or
+/// queued); a retry of a queued conversation records only an assignment.
+async fn route_one(
+    service: &CommandService,
+    state: &mut State,
+    conversation_id: Uuid,
+    trigger: Uuid,
+    first: bool,
+) -> Result<(), ServiceError> {
+    let Some((request, after_handoff)) = state.request(conversation_id) else {
+        return Ok(());
+    };
+    let routing = {
+        let view = service.view().await?;
+        let load = Load {
+            open: state.load.clone(),
+        };
+        let rule = routing::applicable_rule(&view.directory, &request).map(|rule| rule.id);
+        let cursor = rule.and_then(|id| state.cursors.get(&id).copied());
+        if after_handoff {
+            routing::route_after_handoff(&view.directory, &request, &load, cursor)
+        } else {
+            routing::route(&view.directory, &request, &load, cursor)
+        }
+    };
+    let apply = match routing {
+        Routing::NoRule => {
+            // Nothing to do: it stays unassigned, for a human to pick up.
+            if let Some(c) = state.conversations.get_mut(&conversation_id)
+                && let Some((position, _)) = c.waiting_since.take()
+            {
+                state.waiting.remove(&position);
+            }
+            return Ok(());
+        }
+        Routing::Assign { assignee, decision } => Apply::Assign { assignee, decision },
+        Routing::Queue { decision } if first => Apply::Queue { decision },
+        Routing::Queue { .. } => return Ok(()),
+    };
+    // Until the log confirms it, count the assignment now, so the next decision of this batch
+    // sees the load and the cursor move.
+    if let Apply::Assign { assignee, decision } = &apply {
+        if let Assignee::User { id } = assignee {
+            state.cursors.insert(decision.rule_id, *id);
+        }
+        state.set_assignee(conversation_id, Some(assignee.clone()));
+        state.unconfirmed.insert(conversation_id);
+    } else if let Some(c) = state.conversations.get_mut(&conversation_id)
+        && let Some((position, _)) = c.waiting_since.take()
+    {
+        state.waiting.remove(&position);
+    }
+    let meta = CommandMeta {
+        actor: Actor::System {
+            component: "routing".into(),
+        },
+        correlation_id: None,
+        causation_id: Some(trigger),
+        idempotency_key: Some(format!("routing:{conversation_id}:{trigger}")),
+        expected_version: None,
+    };
+    let command = Command::Conversation {
+        conversation_id,
+        command: Box::new(ConversationCommand::ApplyRouting { routing: apply }),
+    };
+    match service.execute(meta, command).await {
+        Ok(_) => Ok(()),
+        Err(ServiceError::Domain(e)) => {
+            // The conversation moved on (closed, filtered, assigned by hand): nothing to route.
+            // Undo what was counted in advance; the log says who has it, if anyone.
+            tracing::debug!(%conversation_id, error = %e, "routing not applied");
+            if state.unconfirmed.remove(&conversation_id) {
+                state.set_assignee(conversation_id, None);
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}

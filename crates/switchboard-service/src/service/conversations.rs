@@ -1,0 +1,142 @@
+//! Conversations: inbound messages resolved to their conversation, then every other command on
+//! a loaded conversation stream.
+//!
+//! An inbound message is resolved before it is decided:
+//! - **which conversation**: an e-mail threads into the conversation of the first Message-ID in
+//!   its `In-Reply-To` or `References` (newest first) that the write view knows; chat and
+//!   Messenger continue the visitor's conversation on that channel (reopening it when closed); a
+//!   form submission always starts a conversation. New conversations get an id derived from what
+//!   identifies them (channel and thread root, channel and visitor, channel and message), so two
+//!   nodes receiving the same new thread at once write to one stream and the store's version
+//!   check serialises them; the aggregate then drops the duplicate.
+//! - **which contact**: the holder of the sender's identity reservation, if any;
+//! - **whether e-mail filters catch it**: `switchboard_domain::filter::evaluate`, never as spam
+//!   for a known contact.
+
+use proto_events::event::{ChannelKind, Identity, InboundMessage};
+use proto_events::streams;
+use switchboard_domain::DomainError;
+use switchboard_domain::contact::reservation::Reservation;
+use switchboard_domain::conversation::{self, Conversation, ConversationCommand};
+use switchboard_domain::filter::{self, MailSignals};
+use uuid::Uuid;
+
+use super::{Outcome, Run};
+use crate::ServiceError;
+
+/// The namespace of conversation ids derived from what identifies a new conversation.
+const CONVERSATION_IDS: Uuid = Uuid::from_u128(0x5b0a_7d1e_4c3f_4a59_9e21_6c1d_2f8b_a470);
+
+impl Run<'_> {
+    pub(super) async fn receive_message(
+        &self,
+        channel_id: Uuid,
+        mut message: InboundMessage,
+        signals: Option<&MailSignals>,
+    ) -> Result<Outcome, ServiceError> {
+        let directory = &self.view.directory;
+        let channel = directory
+            .channels
+            .get(&channel_id)
+            .ok_or(DomainError::NotFound { what: "channel" })?;
+        if message.channel_id != channel_id {
+            return Err(DomainError::Invalid {
+                field: "channelId",
+                message: "the message names another channel".into(),
+            }
+            .into());
+        }
+        message.channel_kind = channel.config.kind();
+        let conversation_id = self.resolve_conversation(channel_id, message.channel_kind, &message);
+        message.contact_id = self.contact_of(&message.from).await?;
+        let filter = match (message.channel_kind, signals) {
+            (ChannelKind::Email, Some(signals)) => {
+                filter::evaluate(directory, channel_id, signals, message.contact_id.is_some())
+            }
+            _ => None,
+        };
+        let stream = streams::conversation(conversation_id);
+        let (state, version) = self
+            .load(&stream, Conversation::default(), Conversation::evolve)
+            .await?;
+        // An existing conversation stays in its inbox even if its channel moved since.
+        let inbox_id = if state.is_started() || !state.filtered.is_empty() {
+            state.inbox_id
+        } else {
+            channel.inbox_id
+        };
+        let command = ConversationCommand::ReceiveMessage {
+            conversation_id,
+            inbox_id,
+            channel_id,
+            message,
+            filter,
+        };
+        let events = conversation::decide(&state, &command, &self.context())?;
+        self.append(&stream, version, events).await
+    }
+
+    /// The conversation an inbound message belongs to (see the module's rules).
+    fn resolve_conversation(
+        &self,
+        channel_id: Uuid,
+        kind: ChannelKind,
+        message: &InboundMessage,
+    ) -> Uuid {
+        let derived = |key: &str| {
+            let mut name = channel_id.as_bytes().to_vec();
+            name.extend_from_slice(key.as_bytes());
+            Uuid::new_v5(&CONVERSATION_IDS, &name)
+        };
+        match (kind, &message.email, &message.from) {
+            (ChannelKind::Email, Some(email), _) => {
+                let known = email
+                    .in_reply_to
+                    .iter()
+                    .chain(email.references.iter().rev())
+                    .find_map(|id| self.view.email_thread(id));
+                let root = email
+                    .references
+                    .first()
+                    .or(email.in_reply_to.as_ref())
+                    .unwrap_or(&email.message_id);
+                known.unwrap_or_else(|| derived(&format!("email:{root}")))
+            }
+            (ChannelKind::Chat, _, Identity::ChatVisitor { visitor_id }) => {
+                derived(&format!("chat:{visitor_id}"))
+            }
+            (ChannelKind::Messenger, _, Identity::Messenger { psid }) => {
+                derived(&format!("messenger:{psid}"))
+            }
+            _ => derived(&format!("message:{}", message.message_id)),
+        }
+    }
+
+    /// The contact who holds `identity`, if any.
+    async fn contact_of(&self, identity: &Identity) -> Result<Option<Uuid>, ServiceError> {
+        let reservation = Reservation::of_identity(identity);
+        let stream = reservation.stream();
+        let (reservation, _) = self.load(&stream, reservation, Reservation::evolve).await?;
+        Ok(reservation.holder())
+    }
+
+    pub(super) async fn conversation(
+        &self,
+        conversation_id: Uuid,
+        command: &ConversationCommand,
+    ) -> Result<Outcome, ServiceError> {
+        if matches!(command, ConversationCommand::ReceiveMessage { .. }) {
+            return Err(DomainError::Invalid {
+                field: "command",
+                message: "inbound messages go through Command::ReceiveMessage, which resolves their conversation".into(),
+            }
+            .into());
+        }
+        let stream = streams::conversation(conversation_id);
+        let (state, version) = self
+            .load(&stream, Conversation::default(), Conversation::evolve)
+            .await?;
+        let events = conversation::decide(&state, command, &self.context())?;
+        self.append(&stream, version, events).await
+    }
+}

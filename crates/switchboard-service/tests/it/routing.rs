@@ -1,0 +1,250 @@
+//! The routing reactor against the embedded store: fairness, skips with reasons, the queue, and
+//! never acting twice across a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_events::event::{
+    Assignee, AssignmentReason, Availability, Member, Role, RoutingStrategy, RuleScope, SkipReason,
+};
+use proto_events::{Actor, DomainEvent};
+use switchboard_domain::channel::ChannelCommand;
+use switchboard_domain::conversation::ConversationCommand;
+use switchboard_domain::setup::SetupCommand;
+use switchboard_service::Command;
+use switchboard_service::reactor::RoutingReactor;
+use switchboard_store::EventStore;
+use uuid::Uuid;
+
+use crate::support::*;
+
+const INBOX: Uuid = Uuid::from_u128(30);
+const CHAT: Uuid = Uuid::from_u128(40);
+const TEAM: Uuid = Uuid::from_u128(20);
+const RULE: Uuid = Uuid::from_u128(50);
+
+fn agent(n: u128) -> Uuid {
+    Uuid::from_u128(100 + n)
+}
+
+/// Waits until the reactor has processed everything and written nothing more.
+async fn settle(app: &App, reactor: &mut RoutingReactor) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let head = app.store.head().await.unwrap();
+        tokio::time::timeout_at(deadline, reactor.processed.wait_for(|p| *p >= head))
+            .await
+            .expect("the reactor did not catch up in time")
+            .unwrap();
+        if app.store.head().await.unwrap() == head {
+            return;
+        }
+    }
+}
+
+/// An inbox whose team has five agents: 1 to 3 available, 4 away, 5 available with capacity 1.
+async fn team_inbox(app: &App) {
+    let mut commands = vec![
+        Command::Setup(SetupCommand::CreateTeam {
+            team_id: TEAM,
+            name: "Support".into(),
+        }),
+        Command::Setup(SetupCommand::CreateInbox {
+            inbox_id: INBOX,
+            name: "Support".into(),
+        }),
+        Command::Setup(SetupCommand::AddInboxMember {
+            inbox_id: INBOX,
+            member: Member::Team { id: TEAM },
+        }),
+        Command::Channel(ChannelCommand::ConnectChat {
+            channel_id: CHAT,
+            inbox_id: INBOX,
+            name: "Website".into(),
+        }),
+    ];
+    for n in 1..=5 {
+        commands.push(Command::Setup(SetupCommand::CreateUser {
+            user_id: agent(n),
+            email: format!("agent{n}@acme.test"),
+            name: format!("Agent {n}"),
+            role: Role::Agent,
+        }));
+        commands.push(Command::Setup(SetupCommand::AddTeamMember {
+            team_id: TEAM,
+            user_id: agent(n),
+        }));
+        if n != 4 {
+            commands.push(Command::Setup(SetupCommand::SetAvailability {
+                user_id: agent(n),
+                availability: Availability::Available,
+            }));
+        }
+    }
+    commands.push(Command::Setup(SetupCommand::SetCapacity {
+        user_id: agent(5),
+        max_open_conversations: Some(1),
+    }));
+    for command in commands {
+        run(app, admin(), command).await;
+    }
+}
+
+fn conversation_of(outcome: &switchboard_service::Outcome) -> Uuid {
+    outcome
+        .stream
+        .strip_prefix("conversation-")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn round_robin(targets: Vec<Member>) -> Command {
+    Command::Channel(ChannelCommand::SetRoutingRule {
+        rule_id: RULE,
+        scope: RuleScope::Inbox { id: INBOX },
+        strategy: RoutingStrategy::RoundRobin,
+        targets,
+        bot_id: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_100_conversations_evenly_and_says_who_was_skipped() {
+    let app = app().await;
+    team_inbox(&app).await;
+    // Agent 5 already has an open conversation, given by hand: at capacity.
+    let busy = run(
+        &app,
+        Actor::Channel { id: CHAT },
+        chat(CHAT, "early", "hello"),
+    )
+    .await;
+    run(
+        &app,
+        admin(),
+        Command::Conversation {
+            conversation_id: conversation_of(&busy),
+            command: Box::new(ConversationCommand::Assign {
+                to: Assignee::User { id: agent(5) },
+            }),
+        },
+    )
+    .await;
+    run(&app, admin(), round_robin(vec![Member::Team { id: TEAM }])).await;
+
+    let service = Arc::new(app_service(&app).await);
+    let mut reactor = RoutingReactor::spawn(service);
+    for i in 0..100 {
+        run(
+            &app,
+            Actor::Channel { id: CHAT },
+            chat(CHAT, &format!("visitor-{i}"), "hello"),
+        )
+        .await;
+    }
+    settle(&app, &mut reactor).await;
+
+    let mut per_agent: HashMap<Uuid, usize> = HashMap::new();
+    let mut decisions = 0;
+    for event in history(&app).await {
+        if let DomainEvent::ConversationAssigned(e) = &event.payload
+            && let AssignmentReason::Rule(decision) = &e.reason
+            && let Assignee::User { id } = e.assignee
+        {
+            *per_agent.entry(id).or_default() += 1;
+            decisions += 1;
+            assert_eq!(decision.rule_id, RULE);
+            let why: HashMap<Uuid, SkipReason> = decision
+                .skipped
+                .iter()
+                .map(|s| (s.user_id, s.why))
+                .collect();
+            assert_eq!(
+                why.get(&agent(4)),
+                Some(&SkipReason::Away),
+                "the away agent is named as skipped"
+            );
+            assert_eq!(why.get(&agent(5)), Some(&SkipReason::AtCapacity));
+        }
+    }
+    assert_eq!(decisions, 100);
+    let mut counts: Vec<usize> = (1..=3)
+        .map(|n| per_agent.get(&agent(n)).copied().unwrap_or(0))
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![33, 33, 34], "spread evenly: {per_agent:?}");
+    assert_eq!(per_agent.get(&agent(4)), None);
+    assert_eq!(per_agent.get(&agent(5)), None);
+
+    // A restarted reactor folds the history and does nothing again.
+    reactor.task.abort();
+    let head = app.store.head().await.unwrap();
+    let mut again = RoutingReactor::spawn(Arc::new(app_service(&app).await));
+    settle(&app, &mut again).await;
+    assert_eq!(
+        app.store.head().await.unwrap(),
+        head,
+        "a restarted reactor must not act twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_nobody_can_take_waits_and_is_picked_up_when_capacity_frees() {
+    let app = app().await;
+    team_inbox(&app).await;
+    run(
+        &app,
+        admin(),
+        round_robin(vec![Member::User { id: agent(5) }]),
+    )
+    .await;
+    let mut reactor = RoutingReactor::spawn(Arc::new(app_service(&app).await));
+    let first = run(
+        &app,
+        Actor::Channel { id: CHAT },
+        chat(CHAT, "first", "hello"),
+    )
+    .await;
+    settle(&app, &mut reactor).await;
+    let second = run(
+        &app,
+        Actor::Channel { id: CHAT },
+        chat(CHAT, "second", "hello"),
+    )
+    .await;
+    settle(&app, &mut reactor).await;
+    let events = history(&app).await;
+    assert!(events.iter().any(|e| matches!(&e.payload,
+        DomainEvent::ConversationQueued(q) if q.conversation_id == conversation_of(&second)
+            && q.decision.skipped.iter().any(|s| s.user_id == agent(5) && s.why == SkipReason::AtCapacity))),
+        "the second conversation waits, and the reason names the full agent");
+    // Agent 5 closes the first conversation: the waiting one is theirs now.
+    run(
+        &app,
+        Actor::User { id: agent(5) },
+        Command::Conversation {
+            conversation_id: conversation_of(&first),
+            command: Box::new(ConversationCommand::Close),
+        },
+    )
+    .await;
+    settle(&app, &mut reactor).await;
+    let assigned: Vec<Uuid> = history(&app)
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            DomainEvent::ConversationAssigned(a)
+                if a.assignee == (Assignee::User { id: agent(5) }) =>
+            {
+                Some(a.conversation_id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        assigned,
+        vec![conversation_of(&first), conversation_of(&second)]
+    );
+}
