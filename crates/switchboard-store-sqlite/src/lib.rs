@@ -47,6 +47,9 @@ pub struct SqliteOptions {
     pub max_batch_events: usize,
     /// How many read connections to keep.
     pub read_connections: usize,
+    /// How many events may wait before the writer adds them to the stream index (see
+    /// [`schema`]); stream reads scan at most about this many recent events.
+    pub index_lag: u64,
     /// Where commit timestamps (`recorded_at`) come from.
     pub clock: CommitClock,
 }
@@ -57,6 +60,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("max_append_bytes", &self.max_append_bytes)
             .field("max_batch_events", &self.max_batch_events)
             .field("read_connections", &self.read_connections)
+            .field("index_lag", &self.index_lag)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +71,7 @@ impl Default for SqliteOptions {
             max_append_bytes: 4 * 1024 * 1024,
             max_batch_events: 8192,
             read_connections: 4,
+            index_lag: 2048,
             clock: Arc::new(Utc::now),
         }
     }

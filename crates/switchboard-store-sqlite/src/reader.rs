@@ -112,10 +112,21 @@ impl Reader<'_> {
             (Direction::Backwards, StreamFrom::Start | StreamFrom::End) => ("<=", "DESC", i64::MAX),
             (Direction::Backwards, StreamFrom::Version(v)) => ("<=", "DESC", to_i64(v)),
         };
+        // Positions grow with versions within a stream, so ordering by position is ordering by
+        // version. The indexed part and the unindexed tail are read in one statement, so they
+        // come from one snapshot and never overlap or leave a gap.
         let sql = format!(
-            "SELECT {COLUMNS} FROM events \
-             WHERE stream_id = (SELECT id FROM streams WHERE name = ?1) AND stream_version {op} ?2 \
-             ORDER BY stream_version {order} LIMIT ?3"
+            "WITH s AS (SELECT id FROM streams WHERE name = ?1) \
+             SELECT {COLUMNS} FROM events WHERE position IN ( \
+                 SELECT position FROM ( \
+                     SELECT position FROM stream_index \
+                     WHERE stream_id = (SELECT id FROM s) AND stream_version {op} ?2 \
+                     ORDER BY stream_version {order} LIMIT ?3) \
+                 UNION ALL \
+                 SELECT position FROM events \
+                 WHERE position > (SELECT indexed_upto FROM index_state) \
+                   AND stream_id = (SELECT id FROM s) AND stream_version {op} ?2) \
+             ORDER BY position {order} LIMIT ?3"
         );
         self.query(&sql, params![stream, version, to_i64(limit as u64)], limit)
     }

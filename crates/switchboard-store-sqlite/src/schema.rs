@@ -1,14 +1,21 @@
 //! The event table, its guards, and how connections are opened.
 //!
 //! `position` is the rowid, so the global order is the table's physical order and reading it is a
-//! sequential scan. `(stream_id, stream_version)` and `event_id` are unique: the first is the stream
-//! index and the last line of defence against two writers, the second the idempotency handle.
+//! sequential scan. `event_id` is unique: the idempotency handle.
 //!
-//! Streams get a small integer id in `streams`, which also holds each stream's last version. The
-//! stream index is keyed by that integer rather than the name: with names as keys, every append to
-//! a different stream dirtied its own index page, and the write-ahead log grew by several pages per
-//! event under concurrent load. Each event row still carries its stream's name, so global reads
-//! need no join and the hash chain covers the name.
+//! Streams get a small integer id in `streams`, which also holds each stream's last version (the
+//! expected-version check is one point lookup). Each event row carries its stream's name too, so
+//! global reads need no join and the hash chain covers the name.
+//!
+//! **The stream index is written lazily.** A B-tree keyed by `(stream, version)` and updated on
+//! every append dirties one index page per stream an append touches: under concurrent appends to
+//! many streams that is a page per event, written to the log and then checkpointed, several times
+//! the event's own size. Instead, `stream_index` (a `WITHOUT ROWID` table keyed by stream id and
+//! version) is filled by the writer in sorted batches once `SqliteOptions::index_lag` events have accumulated
+//! past `index_state.indexed_upto`, touching each page once per batch. Reads of a stream combine
+//! the index with a scan of the short unindexed tail (`position > indexed_upto`), in one statement
+//! and so one snapshot. The index's primary key still refuses a duplicate version, at indexing
+//! time; at append time the single writer's check against `streams.version` guarantees it.
 
 use std::path::Path;
 
@@ -35,9 +42,22 @@ CREATE TABLE events (
     recorded_at    INTEGER NOT NULL,
     metadata       BLOB    NOT NULL,
     payload        BLOB    NOT NULL,
-    hash           BLOB    NOT NULL,
-    UNIQUE (stream_id, stream_version)
+    hash           BLOB    NOT NULL
 ) STRICT;
+
+CREATE TABLE stream_index (
+    stream_id      INTEGER NOT NULL,
+    stream_version INTEGER NOT NULL,
+    position       INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, stream_version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE index_state (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed_upto INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO index_state (id, indexed_upto) VALUES (1, 0);
 
 CREATE TRIGGER events_are_immutable BEFORE UPDATE ON events
 BEGIN

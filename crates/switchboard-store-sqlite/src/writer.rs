@@ -3,7 +3,8 @@
 //! Protocol: callers push an [`AppendRequest`] into a bounded queue and wait on its reply channel.
 //! The writer blocks for the first request, then takes every request already queued (up to
 //! `max_batch_events`) and decides and inserts them all in one `BEGIN IMMEDIATE` transaction, each
-//! inside its own savepoint so that one rejected append does not disturb the others. After the
+//! inside its own savepoint (or, for one event on an existing stream, as one atomic statement) so
+//! that one rejected append does not disturb the others. After the
 //! single `COMMIT` (one fsync of the WAL) it announces the new head to subscribers and then
 //! answers every caller, so a caller that reads the head after its append sees it. If the commit fails, every append of the batch is answered with the error
 //! and the in-memory chain state is restored, so nothing acknowledged is ever missing.
@@ -33,7 +34,7 @@ const QUEUE: usize = 4096;
 const FILL_WAIT: Duration = Duration::from_micros(200);
 
 /// The least time between two checkpoints.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Copies the write-ahead log into the database file on a thread and connection of its own, so
 /// that commits never pay for it (the writer's connection has `wal_autocheckpoint = 0`).
@@ -103,6 +104,10 @@ pub(crate) struct Writer {
     clock: CommitClock,
     max_batch_events: usize,
     tip: Tip,
+    /// Events up to here are in the stream index.
+    indexed_upto: u64,
+    /// Index once this many events are past `indexed_upto`.
+    index_lag: u64,
     head: watch::Sender<Position>,
 }
 
@@ -136,6 +141,11 @@ impl Writer {
                 position: Position::START,
                 hash: GENESIS,
             });
+        let indexed_upto: i64 = conn.query_row(
+            "SELECT indexed_upto FROM index_state WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
         let (head, head_rx) = watch::channel(tip.position);
         let (requests, queue) = sync_channel(QUEUE);
         let writer = Writer {
@@ -143,6 +153,8 @@ impl Writer {
             clock: options.clock.clone(),
             max_batch_events: options.max_batch_events.max(1),
             tip,
+            indexed_upto: indexed_upto as u64,
+            index_lag: options.index_lag.max(1),
             head,
         };
         let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
@@ -185,10 +197,43 @@ impl Writer {
             }
             last_batch = batch.len();
             self.commit_batch(batch);
+            if self.tip.position.0.saturating_sub(self.indexed_upto) >= self.index_lag {
+                self.index_tail();
+            }
             checkpointer.nudge();
         }
+        self.index_tail();
         checkpointer.stop();
         tracing::debug!("event writer stopped");
+    }
+
+    /// Adds every event past `indexed_upto` to the stream index, in one transaction. On failure
+    /// the tail simply stays unindexed (reads still find it) and the next attempt retries.
+    #[tracing::instrument(level = "debug", skip_all, fields(from = self.indexed_upto, to = self.tip.position.0))]
+    fn index_tail(&mut self) {
+        let upto = self.tip.position.0;
+        if upto <= self.indexed_upto {
+            return;
+        }
+        let result = self.conn.transaction().and_then(|tx| {
+            tx.execute(
+                "INSERT INTO stream_index (stream_id, stream_version, position) \
+                 SELECT stream_id, stream_version, position FROM events \
+                 WHERE position > ?1 AND position <= ?2 ORDER BY stream_id, stream_version",
+                params![self.indexed_upto as i64, upto as i64],
+            )?;
+            tx.execute(
+                "UPDATE index_state SET indexed_upto = ?1 WHERE id = 1",
+                params![upto as i64],
+            )?;
+            tx.commit()
+        });
+        match result {
+            Ok(()) => self.indexed_upto = upto,
+            Err(e) => {
+                tracing::error!(error = %e, "indexing streams failed; reads scan a longer tail")
+            }
+        }
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(appends = batch.len()))]
@@ -201,20 +246,32 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
         {
             Ok(mut tx) => {
+                let mut poisoned = None;
                 for request in &batch {
-                    let outcome = append_one(&mut tx, &mut self.tip, request, recorded_at);
-                    outcomes.push(outcome);
+                    match append_one(&mut tx, &mut self.tip, request, recorded_at) {
+                        Ok(result) => outcomes.push(Ok(result)),
+                        Err(Failure::Rejected(e)) => outcomes.push(Err(e)),
+                        // `append_one` resolves this itself; it never reaches here.
+                        Err(Failure::KnownId) => outcomes.push(Err(StoreError::backend(
+                            std::io::Error::other("unresolved duplicate event id"),
+                        ))),
+                        Err(Failure::Poisoned(e)) => {
+                            poisoned = Some(e.to_string());
+                            break;
+                        }
+                    }
                 }
-                tx.commit().map_err(|e| {
-                    tracing::error!(error = %e, "event batch commit failed");
-                    e
-                })
+                match poisoned {
+                    // Dropping the transaction rolls the whole batch back.
+                    Some(reason) => Err(reason),
+                    None => tx.commit().map_err(|e| e.to_string()),
+                }
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = committed {
+        if let Err(reason) = committed {
+            tracing::error!(error = %reason, "event batch rolled back");
             self.tip = before;
-            let reason = e.to_string();
             for request in batch {
                 let _ = request
                     .reply
@@ -247,101 +304,182 @@ fn append_one(
     tip: &mut Tip,
     request: &AppendRequest,
     recorded_at: i64,
-) -> Result<AppendResult, StoreError> {
+) -> Result<AppendResult, Failure> {
     let stream = request.stream.as_str();
-    let first_id = request.events[0].event_id;
-    if let Some((stored_stream, version, position)) = find_event(tx, first_id)? {
-        return replay(tx, request, &stored_stream, version, position);
-    }
     let known = stream_row(tx, stream)?;
     let current = known.map(|(_, version)| version);
     if !request.expected.matches(current) {
-        return Err(StoreError::WrongExpectedVersion {
+        // Perhaps the retry of an append that did land: then it gets its original answer.
+        if let Some(found) = find_event(tx, request.events[0].event_id)? {
+            return Ok(replay(tx, request, found)?);
+        }
+        return Err(Failure::Rejected(StoreError::WrongExpectedVersion {
             stream: stream.to_owned(),
             expected: request.expected,
             actual: current,
-        });
+        }));
     }
     let first_version = current.map_or(0, |v| v + 1);
-    let start = *tip;
-    let mut next = start;
-    let last_version = first_version + request.events.len() as u64 - 1;
-    let savepoint = tx.savepoint().map_err(backend)?;
-    {
-        let stream_id = match known {
-            Some((id, _)) => {
-                savepoint
-                    .prepare_cached("UPDATE streams SET version = ?2 WHERE id = ?1")
-                    .and_then(|mut s| s.execute(params![id, last_version as i64]))
-                    .map_err(backend)?;
-                id
-            }
-            None => {
-                savepoint
-                    .prepare_cached("INSERT INTO streams (name, version) VALUES (?1, ?2)")
-                    .and_then(|mut s| s.execute(params![stream, last_version as i64]))
-                    .map_err(backend)?;
-                savepoint.last_insert_rowid()
-            }
-        };
-        let mut insert = savepoint
-            .prepare_cached(
-                "INSERT INTO events (position, event_id, stream_id, stream, stream_version, \
-                 event_type, schema_version, recorded_at, metadata, payload, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(backend)?;
-        for (i, event) in request.events.iter().enumerate() {
-            let position = next.position.next();
-            let version = first_version + i as u64;
-            let hash = Canonical {
-                position,
-                stream,
-                stream_version: version,
-                event_id: event.event_id.as_bytes(),
-                event_type: &event.event_type,
-                schema_version: event.schema_version,
-                recorded_at_micros: recorded_at,
-                metadata: &event.metadata,
-                payload: &event.payload,
-            }
-            .hash(&next.hash);
-            let inserted = insert.execute(params![
-                position.0 as i64,
-                event.event_id.as_bytes(),
-                stream_id,
-                stream,
-                version as i64,
-                event.event_type,
-                i64::from(event.schema_version),
-                recorded_at,
-                event.metadata,
-                event.payload,
-                hash,
-            ]);
-            match inserted {
-                Ok(_) => {}
-                Err(rusqlite::Error::SqliteFailure(f, _))
-                    if f.code == ErrorCode::ConstraintViolation =>
-                {
-                    // The first id was new, so a later one repeats an earlier append.
-                    return Err(StoreError::IdempotencyConflict {
-                        stream: stream.to_owned(),
-                        event_id: event.event_id,
-                    });
-                }
-                Err(e) => return Err(backend(e)),
-            }
-            next = Tip { position, hash };
+    let target = Target {
+        stream,
+        known_id: known.map(|(id, _)| id),
+        first_version,
+        recorded_at,
+    };
+    // A single event on an existing stream is one INSERT, atomic on its own, then one UPDATE:
+    // no savepoint is needed to undo a rejected append. Anything bigger gets one.
+    let written = if request.events.len() == 1 && known.is_some() {
+        write(tx, &target, &request.events, *tip)
+    } else {
+        let savepoint = tx.savepoint().map_err(backend)?;
+        match write(&savepoint, &target, &request.events, *tip) {
+            Ok(next) => savepoint
+                .commit()
+                .map(|()| next)
+                .map_err(|e| Failure::Rejected(backend(e))),
+            // Rolling the savepoint back (on drop) undoes the partial write.
+            Err(Failure::Poisoned(e)) => Err(Failure::Rejected(e)),
+            Err(other) => Err(other),
         }
-    }
-    savepoint.commit().map_err(backend)?;
+    };
+    let next = match written {
+        Ok(next) => next,
+        // The first event is stored already: a retry, answered by what it did the first time
+        // (ids are looked up only here, off the common path).
+        Err(Failure::KnownId) => {
+            let found = find_event(tx, request.events[0].event_id)?
+                .ok_or_else(|| backend(rusqlite::Error::QueryReturnedNoRows))?;
+            return Ok(replay(tx, request, found)?);
+        }
+        Err(other) => return Err(other),
+    };
+    let first_position = tip.position.next();
     *tip = next;
     Ok(AppendResult {
-        stream_version: last_version,
-        first_position: start.position.next(),
+        stream_version: first_version + request.events.len() as u64 - 1,
+        first_position,
         last_position: next.position,
     })
+}
+
+/// Why an append failed, and whether the batch transaction is still sound.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Nothing of this append was written: answer its caller, go on with the batch.
+    Rejected(StoreError),
+    /// Part of this append was written and cannot be undone alone: the whole batch must roll back.
+    Poisoned(StoreError),
+    /// The first event's id is stored already and nothing was written: see whether this is a
+    /// retry.
+    KnownId,
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Rejected(e)
+    }
+}
+
+/// Where an append goes.
+struct Target<'a> {
+    stream: &'a str,
+    /// The stream's id, `None` for a new stream.
+    known_id: Option<i64>,
+    first_version: u64,
+    recorded_at: i64,
+}
+
+/// Inserts the events (and creates or moves the stream row), chaining from `tip`; returns the new
+/// tip. Any failure after the first write is `Poisoned`.
+fn write(
+    conn: &Connection,
+    target: &Target<'_>,
+    events: &[NewEvent],
+    tip: Tip,
+) -> Result<Tip, Failure> {
+    let stream = target.stream;
+    let last_version = target.first_version + events.len() as u64 - 1;
+    let mut wrote = false;
+    let failed = |wrote: bool, e: StoreError| {
+        if wrote {
+            Failure::Poisoned(e)
+        } else {
+            Failure::Rejected(e)
+        }
+    };
+    let stream_id = match target.known_id {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO streams (name, version) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![stream, last_version as i64]))
+                .map_err(|e| failed(wrote, backend(e)))?;
+            wrote = true;
+            conn.last_insert_rowid()
+        }
+    };
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (position, event_id, stream_id, stream, stream_version, \
+             event_type, schema_version, recorded_at, metadata, payload, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(|e| failed(wrote, backend(e)))?;
+    let mut next = tip;
+    for (i, event) in events.iter().enumerate() {
+        let position = next.position.next();
+        let version = target.first_version + i as u64;
+        let hash = Canonical {
+            position,
+            stream,
+            stream_version: version,
+            event_id: event.event_id.as_bytes(),
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            recorded_at_micros: target.recorded_at,
+            metadata: &event.metadata,
+            payload: &event.payload,
+        }
+        .hash(&next.hash);
+        let inserted = insert.execute(params![
+            position.0 as i64,
+            event.event_id.as_bytes(),
+            stream_id,
+            stream,
+            version as i64,
+            event.event_type,
+            i64::from(event.schema_version),
+            target.recorded_at,
+            event.metadata,
+            event.payload,
+            hash,
+        ]);
+        match inserted {
+            Ok(_) => wrote = true,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == ErrorCode::ConstraintViolation && i == 0 =>
+            {
+                return Err(Failure::KnownId);
+            }
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == ErrorCode::ConstraintViolation =>
+            {
+                // The first id was new, so a later one repeats an earlier append.
+                let conflict = StoreError::IdempotencyConflict {
+                    stream: stream.to_owned(),
+                    event_id: event.event_id,
+                };
+                return Err(failed(wrote, conflict));
+            }
+            Err(e) => return Err(failed(wrote, backend(e))),
+        }
+        next = Tip { position, hash };
+    }
+    if target.known_id.is_some() {
+        conn.prepare_cached("UPDATE streams SET version = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![stream_id, last_version as i64]))
+            .map_err(|e| failed(wrote, backend(e)))?;
+    }
+    Ok(next)
 }
 
 /// The append's first event is stored already: it is a retry if every event sits, in order, where
@@ -349,9 +487,7 @@ fn append_one(
 fn replay(
     tx: &Transaction<'_>,
     request: &AppendRequest,
-    stored_stream: &str,
-    first_version: u64,
-    first_position: Position,
+    (stored_stream, first_version, first_position): (String, u64, Position),
 ) -> Result<AppendResult, StoreError> {
     let stream = request.stream.as_str();
     let conflict = |event_id| StoreError::IdempotencyConflict {

@@ -8,6 +8,7 @@ mod channel;
 mod contact;
 mod conversation;
 mod filter;
+mod properties;
 mod record;
 mod routing;
 mod setup;

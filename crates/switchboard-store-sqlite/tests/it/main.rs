@@ -6,4 +6,5 @@
 
 mod conformance;
 mod crash;
+mod index;
 mod tamper;
