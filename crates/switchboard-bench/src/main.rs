@@ -10,8 +10,11 @@
 //! - [`args`]: the small hand-written argument parser the suites share.
 //! - [`report`]: the JSON line every workload prints.
 //! - [`store`]: the event store suite (`store`): appends and reads of the embedded SQLite store.
+//! - [`projections`]: the projection suite (`projections`): rebuilding every read model, and the
+//!   lag from append to visible.
 
 mod args;
+mod projections;
 mod report;
 mod store;
 
@@ -23,7 +26,8 @@ const USAGE: &str = "\
 usage: switchboard-bench <suite> [options]
 
 suites:
-  store    appends and reads of the embedded SQLite event store
+  store        appends and reads of the embedded SQLite event store
+  projections  rebuild of every read model, and lag from append to visible at 1000 events/s
 
 store options:
   --quick            small sizes that finish in under a minute
@@ -33,6 +37,10 @@ store options:
   --page N           events per read_all call (default 4096)
   --only WORKLOAD    run one of append_concurrent, append_batched, read_all
 
+projections options:
+  --quick            5,000 conversations (~100,000 events) and 3 s of lag, instead of 50,000 and 10 s
+  --conversations N  conversations in the generated history (about 20 events each)
+
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 
 fn main() -> ExitCode {
@@ -41,6 +49,7 @@ fn main() -> ExitCode {
     let args = Args::new(args);
     let outcome = match suite.as_deref() {
         Some("store") => store::Options::parse(args).map(store::run),
+        Some("projections") => projections::Options::parse(args).map(projections::run),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -9,16 +9,16 @@
 //!
 //! # Layout
 //! - [`error`]: [`ServiceError`], and what a caller (the API) should do with each variant.
-//! - [`codec`]: domain events to store events and back.
 //! - [`view`]: the write-side view kept at the store's head.
 //! - [`service`]: [`CommandService`], [`Command`], [`CommandMeta`], [`Outcome`].
 //! - [`reactor`]: the routing reactor, which assigns new conversations by their rules.
 
-pub mod codec;
 pub mod error;
 pub mod reactor;
 pub mod service;
 pub mod view;
+
+pub use switchboard_codec as codec;
 
 pub use crate::error::ServiceError;
 pub use crate::service::{Command, CommandMeta, CommandService, Outcome};

@@ -29,7 +29,9 @@ use switchboard_store::{EventStore, Position};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{Command, CommandMeta, CommandService, ServiceError, codec};
+use switchboard_codec as codec;
+
+use crate::{Command, CommandMeta, CommandService, ServiceError};
 
 /// A conversation as routing sees it.
 #[derive(Debug, Clone)]

@@ -22,8 +22,8 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 use uuid::Uuid;
 
 use crate::ServiceError;
-use crate::codec;
 use crate::view::WriteView;
+use switchboard_codec as codec;
 
 /// How many times a command that may be decided again is tried in all before a version conflict
 /// is reported.

@@ -16,8 +16,8 @@ use switchboard_store::{EventStore, Position, RecordedEvent};
 use uuid::Uuid;
 
 use crate::ServiceError;
-use crate::codec;
 use crate::service::Outcome;
+use switchboard_codec as codec;
 
 /// How many events one catch-up read fetches.
 const PAGE: usize = 4096;

@@ -1,4 +1,7 @@
 //! Turning domain events into store events and back, in one place.
+//!
+//! The store keeps bytes and knows nothing of `proto-events`; the contract crate knows nothing of
+//! the store. The write side and the projection runtime both meet them here.
 
 use proto_events::{DecodeError, DomainEvent, Envelope, Metadata, RawEvent};
 use switchboard_store::{NewEvent, RecordedEvent};

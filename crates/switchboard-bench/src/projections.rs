@@ -1,0 +1,323 @@
+//! The projection suite (`projections`): rebuilding every read model from the start of the log,
+//! and how long an appended event takes to become visible in all of them under steady load.
+//!
+//! - `rebuild`: a realistic history (`history`) is written, then every projector is started on
+//!   an empty read-model directory and timed until all have reached the head. Baseline: reading
+//!   and decoding the same events with no projection at all, in the same run.
+//! - `lag`: with the projectors caught up, events are appended at a steady 1,000 events/s; each
+//!   append's latency is measured from the append call until every read model includes it
+//!   (`wait_for`). Baseline: the same appends, until a bare store subscription delivers them.
+//!   `ratio` is baseline p99 / projections p99 (1.0: projecting adds nothing).
+
+mod history;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use proto_events::event::*;
+use proto_events::{Actor, DomainEvent, Metadata, streams};
+use switchboard_projector::{ProjectionRuntime, Projector};
+use switchboard_store::{EventStore, ExpectedVersion, NewEvent, Position};
+use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+use crate::args::{Args, UsageError};
+
+/// Options of the projection suite.
+#[derive(Debug)]
+pub(crate) struct Options {
+    conversations: u128,
+    lag_seconds: u64,
+}
+
+impl Options {
+    pub(crate) fn parse(mut args: Args) -> Result<Options, UsageError> {
+        let quick = args.flag("--quick");
+        let conversations =
+            args.count("--conversations")?
+                .unwrap_or(if quick { 5_000 } else { 50_000 });
+        args.finish()?;
+        Ok(Options {
+            conversations: u128::from(conversations),
+            lag_seconds: if quick { 3 } else { 10 },
+        })
+    }
+}
+
+/// Every projector of the product, as the server runs them.
+fn projectors() -> Vec<Arc<dyn Projector>> {
+    vec![
+        Arc::new(thread_view::ThreadView),
+        Arc::new(contact_sidebar::ContactSidebar),
+        Arc::new(response_analytics::ResponseAnalytics),
+        Arc::new(audit_trail::AuditTrail),
+    ]
+}
+
+pub(crate) fn run(options: Options) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile::Builder::new()
+        .prefix("switchboard-bench-projections")
+        .tempdir()?;
+    let store = SqliteStore::open(dir.path().join("events"), SqliteOptions::default())?;
+    eprintln!(
+        "projections: writing {} conversations",
+        options.conversations
+    );
+    let events = runtime.block_on(history::write(&store, options.conversations))?;
+    rebuild(&runtime, &store, dir.path(), events)?;
+    lag(&runtime, &store, dir.path(), options.lag_seconds)?;
+    Ok(())
+}
+
+fn rebuild(
+    runtime: &Runtime,
+    store: &SqliteStore,
+    dir: &std::path::Path,
+    events: u64,
+) -> anyhow::Result<()> {
+    eprintln!("projections: baseline, reading and decoding {events} events");
+    let started = Instant::now();
+    let decoded = runtime.block_on(async {
+        let mut after = Position::START;
+        let mut decoded = 0u64;
+        loop {
+            let page = store.read_all(after, 4096).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            for recorded in &page {
+                std::hint::black_box(switchboard_codec::decode(recorded)?);
+                decoded += 1;
+            }
+        }
+        anyhow::Ok(decoded)
+    })?;
+    let baseline = started.elapsed();
+
+    eprintln!("projections: rebuilding every read model from position 0");
+    let head = runtime.block_on(store.head())?;
+    let started = Instant::now();
+    runtime.block_on(async {
+        let projections =
+            ProjectionRuntime::start(Arc::new(store.clone()), dir.join("rebuild"), projectors())?;
+        projections
+            .wait_for(
+                head,
+                tokio::time::Instant::now() + Duration::from_secs(3600),
+            )
+            .await
+            .context("rebuild did not finish")?;
+        projections.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    let elapsed = started.elapsed();
+    let rate = head.0 as f64 / elapsed.as_secs_f64();
+    let baseline_rate = decoded as f64 / baseline.as_secs_f64();
+    print_line(&serde_json::json!({
+        "workload": "rebuild",
+        "events": head.0,
+        "conversations": events / 20,
+        "projectors": projectors().len(),
+        "seconds": elapsed.as_secs_f64(),
+        "events_per_sec": rate.round(),
+        "baseline_events": decoded,
+        "baseline_seconds": baseline.as_secs_f64(),
+        "baseline_events_per_sec": baseline_rate.round(),
+        "ratio": rate / baseline_rate,
+        "baseline": "read_all and decode every event, no projection",
+        "target": "events_per_sec >= 250000",
+        "target_met": rate >= 250_000.0,
+    }));
+    Ok(())
+}
+
+/// Two events (a conversation starting with a message) per append, at `rate` events/s.
+fn conversation(n: u128) -> (String, Vec<NewEvent>) {
+    let conversation = Uuid::now_v7();
+    let (inbox, channel) = (Uuid::from_u128(200 + n % 3), Uuid::from_u128(300 + n % 3));
+    let events: Vec<DomainEvent> = vec![
+        ConversationStarted {
+            conversation_id: conversation,
+            inbox_id: inbox,
+            channel_id: channel,
+            channel_kind: ChannelKind::Chat,
+            contact_id: None,
+            origin: ConversationOrigin::Inbound,
+            visibility: ConversationVisibility::Shared,
+        }
+        .into(),
+        MessageReceived {
+            conversation_id: conversation,
+            inbox_id: inbox,
+            message: InboundMessage {
+                message_id: Uuid::now_v7(),
+                channel_id: channel,
+                channel_kind: ChannelKind::Chat,
+                provider_message_id: None,
+                from: Identity::ChatVisitor {
+                    visitor_id: format!("live-{n}"),
+                },
+                from_name: None,
+                contact_id: None,
+                subject: None,
+                body_text: "Is anyone there?".into(),
+                body_html: None,
+                email: None,
+                form_fields: vec![],
+            },
+        }
+        .into(),
+    ];
+    let metadata = Metadata {
+        actor: Actor::Channel { id: channel },
+        correlation_id: conversation,
+        causation_id: conversation,
+        occurred_at: chrono::Utc::now(),
+        idempotency_key: None,
+    };
+    let encoded = events
+        .iter()
+        .map(|e| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: e.event_type().into(),
+            schema_version: e.schema_version(),
+            metadata: metadata.encode(),
+            payload: e.encode(),
+        })
+        .collect();
+    (streams::conversation(conversation), encoded)
+}
+
+/// Appends at 1,000 events/s for `seconds` and returns each append's latency until `visible`
+/// says its position is visible.
+async fn paced<F, Fut>(
+    store: &SqliteStore,
+    seconds: u64,
+    visible: F,
+) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(Position) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let appends = seconds * 500;
+    let mut ticks = tokio::time::interval(Duration::from_millis(2));
+    let mut waits = tokio::task::JoinSet::new();
+    for n in 0..appends {
+        ticks.tick().await;
+        let (stream, events) = conversation(u128::from(n));
+        let start = Instant::now();
+        let position = store
+            .append(&stream, ExpectedVersion::NoStream, events)
+            .await?
+            .last_position;
+        let visible = visible.clone();
+        waits.spawn(async move {
+            visible(position).await?;
+            anyhow::Ok(start.elapsed())
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = waits.join_next().await {
+        latencies.push(done??);
+    }
+    latencies.sort_unstable();
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+fn lag(
+    runtime: &Runtime,
+    store: &SqliteStore,
+    dir: &std::path::Path,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    eprintln!("projections: lag baseline, a bare subscription, {seconds} s at 1000 events/s");
+    let baseline = runtime.block_on(async {
+        let head = store.head().await?;
+        let (seen_tx, seen) = tokio::sync::watch::channel(head);
+        let mut subscription = store.subscribe_all(head);
+        let follower = tokio::spawn(async move {
+            while let Some(Ok(event)) = subscription.next().await {
+                seen_tx.send_replace(event.position);
+            }
+        });
+        let latencies = paced(store, seconds, move |position| {
+            let mut seen = seen.clone();
+            async move {
+                seen.wait_for(|p| *p >= position).await?;
+                Ok(())
+            }
+        })
+        .await;
+        follower.abort();
+        latencies
+    })?;
+
+    eprintln!("projections: lag with every projector, {seconds} s at 1000 events/s");
+    let measured = runtime.block_on(async {
+        let projections = Arc::new(ProjectionRuntime::start(
+            Arc::new(store.clone()),
+            dir.join("rebuild"),
+            projectors(),
+        )?);
+        let head = store.head().await?;
+        projections
+            .wait_for(
+                head,
+                tokio::time::Instant::now() + Duration::from_secs(3600),
+            )
+            .await?;
+        let waiting = projections.clone();
+        let latencies = paced(store, seconds, move |position| {
+            let projections = waiting.clone();
+            async move {
+                projections
+                    .wait_for(
+                        position,
+                        tokio::time::Instant::now() + Duration::from_secs(60),
+                    )
+                    .await?;
+                Ok(())
+            }
+        })
+        .await;
+        projections.shutdown().await;
+        latencies
+    })?;
+    let (p50, p99) = (percentile(&measured, 50.0), percentile(&measured, 99.0));
+    let (b50, b99) = (percentile(&baseline, 50.0), percentile(&baseline, 99.0));
+    print_line(&serde_json::json!({
+        "workload": "lag",
+        "events": measured.len() * 2,
+        "seconds": seconds,
+        "events_per_sec": 1000,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "baseline_p50_ms": b50,
+        "baseline_p99_ms": b99,
+        "ratio": b99 / p99.max(f64::MIN_POSITIVE),
+        "baseline": "the same appends until a bare store subscription delivers them",
+        "target": "p99_ms < 10",
+        "target_met": p99 < 10.0,
+    }));
+    Ok(())
+}
+
+fn print_line(value: &serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}

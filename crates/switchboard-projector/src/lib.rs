@@ -1,0 +1,23 @@
+//! The projection runtime: projectors fold the event log into local SQLite read models.
+//!
+//! A [`Projector`] owns its tables and says how one event changes them. The runtime applies
+//! events to it in batches, each batch in one transaction that also moves the projector's
+//! checkpoint, so after a crash a read model is exactly "everything up to its checkpoint":
+//! nothing applied twice, nothing skipped. Every node keeps its own read models and can rebuild
+//! them from the log.
+//!
+//! # Layout
+//! - [`projector`]: the [`Projector`] trait and [`ApplyError`].
+//! - [`model`]: one read model's database: migrations, checkpoint, applying a batch.
+//! - [`runtime`]: running projectors beside each other, lag, `wait_for`, rebuilds.
+//! - [`testing`]: building a read model from events in tests, and dumping it
+//!   row by row to compare two builds.
+
+pub mod model;
+pub mod projector;
+pub mod runtime;
+pub mod testing;
+
+pub use crate::model::ReadModel;
+pub use crate::projector::{ApplyError, Projector};
+pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};

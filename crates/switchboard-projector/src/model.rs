@@ -1,0 +1,250 @@
+//! One read model's database: created and migrated for its projector, with the projector's
+//! checkpoint in the same database, so a batch and its checkpoint commit together.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use proto_events::Envelope;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use switchboard_store::Position;
+
+use crate::projector::{ApplyError, Projector};
+
+/// The runtime's own bookkeeping table in every read model.
+const META: &str = "CREATE TABLE IF NOT EXISTS _projection (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    name        TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    checkpoint  INTEGER NOT NULL,
+    recorded_at INTEGER
+) STRICT";
+
+/// An event a projector could not apply, named so an operator can find it.
+#[derive(Debug, thiserror::Error)]
+#[error("projector {projector} failed on event {event_type} at position {position}: {source}")]
+pub struct BatchError {
+    /// The projector.
+    pub projector: &'static str,
+    /// The event's global position.
+    pub position: Position,
+    /// The event's type.
+    pub event_type: String,
+    /// Why.
+    #[source]
+    pub source: ApplyError,
+}
+
+/// Where a read model stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// The last event applied.
+    pub position: Position,
+    /// When the store recorded it, microseconds since the epoch.
+    pub recorded_at_micros: Option<i64>,
+}
+
+/// Opens (creating or rebuilding as needed) the writing connection of `projector`'s read model
+/// at `path`. A database written by another version of the projector is emptied and starts
+/// again from the beginning of the log.
+pub fn open_for_writing(
+    path: &Path,
+    projector: &dyn Projector,
+) -> Result<(Connection, Checkpoint), rusqlite::Error> {
+    let mut conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+         PRAGMA cache_size = -32768; PRAGMA foreign_keys = OFF;",
+    )?;
+    conn.execute_batch(META)?;
+    let stored: Option<(String, u32)> = conn
+        .query_row(
+            "SELECT name, version FROM _projection WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let current = stored
+        .as_ref()
+        .is_some_and(|(name, version)| name == projector.name() && *version == projector.version());
+    if !current {
+        if stored.is_some() {
+            tracing::info!(
+                projector = projector.name(),
+                "read model version changed: rebuilding from the log"
+            );
+        }
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))),
+            }
+        }
+        conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(META)?;
+        projector.migrate(&tx)?;
+        tx.execute(
+            "INSERT INTO _projection (id, name, version, checkpoint) VALUES (1, ?1, ?2, 0)",
+            params![projector.name(), projector.version()],
+        )?;
+        tx.commit()?;
+    }
+    let checkpoint = checkpoint(&conn)?;
+    Ok((conn, checkpoint))
+}
+
+/// The checkpoint stored in a read model.
+pub fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
+    conn.query_row(
+        "SELECT checkpoint, recorded_at FROM _projection WHERE id = 1",
+        [],
+        |r| {
+            Ok(Checkpoint {
+                position: Position(r.get::<_, i64>(0)? as u64),
+                recorded_at_micros: r.get(1)?,
+            })
+        },
+    )
+}
+
+/// Applies `events` (in order, all after the checkpoint) and moves the checkpoint to the last,
+/// in one transaction: either the whole batch is in the read model, or none of it.
+pub fn apply_batch(
+    conn: &mut Connection,
+    projector: &dyn Projector,
+    events: &[Envelope],
+) -> Result<Checkpoint, BatchError> {
+    let fail = |event: &Envelope, source: ApplyError| BatchError {
+        projector: projector.name(),
+        position: Position(event.position),
+        event_type: event.event_type.clone(),
+        source,
+    };
+    let Some(last) = events.last() else {
+        return checkpoint(conn).map_err(|e| sqlite_failure(projector, e));
+    };
+    let tx = conn.transaction().map_err(|e| fail(last, e.into()))?;
+    for event in events {
+        projector.apply(&tx, event).map_err(|e| fail(event, e))?;
+    }
+    let recorded_at = last.recorded_at.timestamp_micros();
+    tx.execute(
+        "UPDATE _projection SET checkpoint = ?1, recorded_at = ?2 WHERE id = 1",
+        params![last.position as i64, recorded_at],
+    )
+    .map_err(|e| fail(last, e.into()))?;
+    tx.commit().map_err(|e| fail(last, e.into()))?;
+    Ok(Checkpoint {
+        position: Position(last.position),
+        recorded_at_micros: Some(recorded_at),
+    })
+}
+
+fn sqlite_failure(projector: &dyn Projector, e: rusqlite::Error) -> BatchError {
+    BatchError {
+        projector: projector.name(),
+        position: Position::START,
+        event_type: String::new(),
+        source: e.into(),
+    }
+}
+
+/// A read model for queries: read-only connections to the projector's current database file.
+/// A rebuild swaps the file underneath; connections opened before the swap are dropped.
+#[derive(Debug)]
+pub struct ReadModel {
+    name: &'static str,
+    inner: Mutex<Files>,
+}
+
+#[derive(Debug)]
+struct Files {
+    path: PathBuf,
+    generation: u64,
+    idle: Vec<(u64, Connection)>,
+}
+
+impl ReadModel {
+    /// Queries on the read model at `path`.
+    pub fn new(name: &'static str, path: PathBuf) -> Arc<ReadModel> {
+        Arc::new(ReadModel {
+            name,
+            inner: Mutex::new(Files {
+                path,
+                generation: 0,
+                idle: Vec::new(),
+            }),
+        })
+    }
+
+    /// The projector's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Points queries at a new file (after a rebuild into a fresh copy).
+    pub fn swap(&self, path: PathBuf) {
+        if let Ok(mut files) = self.inner.lock() {
+            files.path = path;
+            files.generation += 1;
+            files.idle.clear();
+        }
+    }
+
+    /// Runs `f` on a read-only connection, on tokio's blocking pool.
+    pub async fn query<T, F>(self: &Arc<Self>, f: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let model = self.clone();
+        tokio::task::spawn_blocking(move || model.query_blocking(f))
+            .await
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
+    }
+
+    /// [`Self::query`] on the calling thread.
+    pub fn query_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let (generation, path, pooled) = {
+            let mut files = self
+                .inner
+                .lock()
+                .map_err(|_| rusqlite::Error::InvalidQuery)?;
+            let generation = files.generation;
+            let pooled = files
+                .idle
+                .pop()
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, c)| c);
+            (generation, files.path.clone(), pooled)
+        };
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;")?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut files) = self.inner.lock()
+            && files.generation == generation
+            && files.idle.len() < 8
+        {
+            files.idle.push((generation, conn));
+        }
+        result
+    }
+}

@@ -1,0 +1,42 @@
+//! Building in batches (with restarts between them) gives exactly the read model of a rebuild.
+
+use audit_trail::AuditTrail;
+use switchboard_projector::testing;
+
+use crate::support::sample;
+
+#[test]
+fn building_in_batches_equals_building_at_once() {
+    let mut h = sample();
+    // Repeat the sample's payloads so the log spans several batches of 11.
+    let more: Vec<_> = h.events.clone();
+    for round in 1..=3 {
+        for e in &more {
+            h.push_caused(
+                e.stream.clone(),
+                e.metadata.actor.clone(),
+                100 * round + e.position as i64,
+                (e.metadata.correlation_id, e.metadata.causation_id),
+                e.payload.clone(),
+            );
+        }
+    }
+    let events = h.events;
+    assert_eq!(events.len(), 36);
+    let dir = tempfile::tempdir().unwrap();
+    let once = dir.path().join("once");
+    std::fs::create_dir_all(&once).unwrap();
+    let at_once = testing::dump(&testing::build_at_once(&AuditTrail, &once, &events));
+    assert_eq!(at_once["audit_events"].len(), 36);
+    for batch in [1, 5, 11] {
+        let sub = dir.path().join(format!("batch-{batch}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let batched = testing::dump(&testing::build_in_batches(
+            &AuditTrail,
+            &sub,
+            &events,
+            batch,
+        ));
+        assert_eq!(batched, at_once, "batch size {batch}");
+    }
+}

@@ -1,0 +1,337 @@
+//! How each event changes the contact-sidebar tables.
+//!
+//! Contact ids in events are resolved through merges when applied: an event naming a contact
+//! that was merged away (a late message, a duplicate of the merge recorded in the other
+//! contact's stream) changes the survivor instead.
+
+use proto_events::event::{
+    AssociationAdded, AssociationRemoved, ContactRecordCreated, ContactsMerged,
+    ConversationStarted, ConversationVisibility, RecordKind, RecordRef,
+};
+use proto_events::{DomainEvent, Envelope};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+use crate::sql::{identity_key, kind_str};
+use switchboard_projector::ApplyError;
+
+/// How many characters of a message the preview keeps.
+const PREVIEW_CHARS: usize = 140;
+
+/// Applies one event.
+pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
+    let at = event.metadata.occurred_at.timestamp_micros();
+    match &event.payload {
+        DomainEvent::ContactRecordCreated(e) => contact_created(tx, e, at)?,
+        DomainEvent::ContactPropertiesChanged(e) => {
+            let contact = resolve(tx, e.contact_id)?;
+            ensure_contact(tx, &contact)?;
+            for (key, value) in &e.changes {
+                match value {
+                    Some(value) => tx.execute(
+                        "INSERT INTO contact_properties (contact_id, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+                        params![contact, key, value],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM contact_properties WHERE contact_id = ?1 AND key = ?2",
+                        params![contact, key],
+                    )?,
+                };
+            }
+        }
+        DomainEvent::ContactIdentityLinked(e) => {
+            let contact = resolve(tx, e.contact_id)?;
+            ensure_contact(tx, &contact)?;
+            link_identity(tx, &contact, &e.identity)?;
+        }
+        DomainEvent::ContactOwnerChanged(e) => {
+            let contact = resolve(tx, e.contact_id)?;
+            ensure_contact(tx, &contact)?;
+            tx.execute(
+                "UPDATE contacts SET owner_user_id = ?2 WHERE contact_id = ?1",
+                params![contact, e.owner_user_id.map(|u| u.to_string())],
+            )?;
+        }
+        DomainEvent::ContactsMerged(e) => merge(tx, e, at)?,
+        DomainEvent::CompanyCreated(e) => upsert_record(
+            tx,
+            RecordKind::Company,
+            e.company_id,
+            &e.name,
+            None,
+            e.domain.as_deref(),
+        )?,
+        DomainEvent::DealCreated(e) => upsert_record(
+            tx,
+            RecordKind::Deal,
+            e.deal_id,
+            &e.name,
+            e.stage.as_deref(),
+            None,
+        )?,
+        DomainEvent::TicketCreated(e) => {
+            upsert_record(tx, RecordKind::Ticket, e.ticket_id, &e.subject, None, None)?
+        }
+        DomainEvent::AssociationAdded(AssociationAdded { from, to }) => {
+            let (a, b) = (resolve_ref(tx, from)?, resolve_ref(tx, to)?);
+            if a != b {
+                for ((kind, id), (other_kind, other_id)) in [(&a, &b), (&b, &a)] {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO associations (kind, id, other_kind, other_id) VALUES (?1, ?2, ?3, ?4)",
+                        params![kind, id, other_kind, other_id],
+                    )?;
+                }
+            }
+        }
+        DomainEvent::AssociationRemoved(AssociationRemoved { from, to }) => {
+            let (a, b) = (resolve_ref(tx, from)?, resolve_ref(tx, to)?);
+            for ((kind, id), (other_kind, other_id)) in [(&a, &b), (&b, &a)] {
+                tx.execute(
+                    "DELETE FROM associations WHERE kind = ?1 AND id = ?2 AND other_kind = ?3 AND other_id = ?4",
+                    params![kind, id, other_kind, other_id],
+                )?;
+            }
+        }
+        DomainEvent::ConversationStarted(e) => conversation_started(tx, e, at)?,
+        DomainEvent::MessageReceived(e) => {
+            let contact = e.message.contact_id.map(|c| resolve(tx, c)).transpose()?;
+            message(
+                tx,
+                e.conversation_id,
+                e.inbox_id,
+                contact,
+                "inbound",
+                &e.message.body_text,
+                e.message.subject.as_deref(),
+                at,
+            )?;
+        }
+        DomainEvent::ReplySent(e) => {
+            message(
+                tx,
+                e.conversation_id,
+                e.inbox_id,
+                None,
+                "outbound",
+                &e.body_text,
+                e.subject.as_deref(),
+                at,
+            )?;
+        }
+        DomainEvent::ConversationClosed(e) => status(tx, e.conversation_id, "closed", at)?,
+        DomainEvent::ConversationReopened(e) => status(tx, e.conversation_id, "open", at)?,
+        DomainEvent::ConversationShared(e) => {
+            tx.execute(
+                "UPDATE conversations SET private_owner_user_id = NULL WHERE conversation_id = ?1",
+                params![e.conversation_id.to_string()],
+            )?;
+        }
+        // Everything else (organisation, inbox setup, routing, comments, deliveries, filtered
+        // mail, uniqueness reservations) does not show in the sidebar.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The live contact a contact id stands for: itself, or the survivor it was merged into.
+pub(crate) fn resolve(conn: &Connection, contact: Uuid) -> rusqlite::Result<String> {
+    let id = contact.to_string();
+    let survivor: Option<Option<String>> = conn
+        .query_row(
+            "SELECT merged_into FROM contacts WHERE contact_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(survivor.flatten().unwrap_or(id))
+}
+
+/// A record reference as stored, contacts resolved through merges.
+fn resolve_ref(conn: &Connection, record: &RecordRef) -> rusqlite::Result<(&'static str, String)> {
+    let id = match record.kind {
+        RecordKind::Contact => resolve(conn, record.id)?,
+        _ => record.id.to_string(),
+    };
+    Ok((kind_str(record.kind), id))
+}
+
+fn ensure_contact(tx: &Transaction<'_>, contact: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO contacts (contact_id) VALUES (?1)",
+        [contact],
+    )?;
+    Ok(())
+}
+
+fn link_identity(
+    tx: &Transaction<'_>,
+    contact: &str,
+    identity: &proto_events::event::Identity,
+) -> rusqlite::Result<()> {
+    let (kind, normalised, value) = identity_key(identity);
+    tx.execute(
+        "INSERT INTO contact_identities (kind, normalised, value, contact_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kind, normalised) DO UPDATE SET value = excluded.value, contact_id = excluded.contact_id",
+        params![kind, normalised, value, contact],
+    )?;
+    Ok(())
+}
+
+fn contact_created(
+    tx: &Transaction<'_>,
+    e: &ContactRecordCreated,
+    at: i64,
+) -> rusqlite::Result<()> {
+    let contact = resolve(tx, e.contact_id)?;
+    ensure_contact(tx, &contact)?;
+    tx.execute(
+        "UPDATE contacts SET created_at = COALESCE(created_at, ?2) WHERE contact_id = ?1",
+        params![contact, at],
+    )?;
+    for identity in &e.identities {
+        link_identity(tx, &contact, identity)?;
+    }
+    for (key, value) in &e.properties {
+        tx.execute(
+            "INSERT INTO contact_properties (contact_id, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+            params![contact, key, value],
+        )?;
+    }
+    // The visitor of that conversation is this contact from now on.
+    if let Some(conversation) = e.from_conversation_id {
+        tx.execute(
+            "UPDATE conversations SET contact_id = ?2 WHERE conversation_id = ?1 AND contact_id IS NULL",
+            params![conversation.to_string(), contact],
+        )?;
+    }
+    Ok(())
+}
+
+/// Moves everything of the merged contact to the survivor: identities, the properties the
+/// survivor lacks, the owner if the survivor has none, associations and conversations.
+/// Applying the same merge twice (it is recorded in both streams) changes nothing the second time.
+fn merge(tx: &Transaction<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<()> {
+    let survivor = resolve(tx, e.survivor_id)?;
+    let merged = resolve(tx, e.merged_id)?;
+    if survivor == merged {
+        return Ok(());
+    }
+    ensure_contact(tx, &survivor)?;
+    ensure_contact(tx, &merged)?;
+    let statements = [
+        "UPDATE contacts SET owner_user_id = COALESCE(owner_user_id,
+             (SELECT owner_user_id FROM contacts WHERE contact_id = ?2)) WHERE contact_id = ?1",
+        "INSERT OR IGNORE INTO contact_properties (contact_id, key, value)
+             SELECT ?1, key, value FROM contact_properties WHERE contact_id = ?2",
+        "UPDATE contact_identities SET contact_id = ?1 WHERE contact_id = ?2",
+        "INSERT OR IGNORE INTO associations (kind, id, other_kind, other_id)
+             SELECT 'contact', ?1, other_kind, other_id FROM associations WHERE kind = 'contact' AND id = ?2",
+        "INSERT OR IGNORE INTO associations (kind, id, other_kind, other_id)
+             SELECT kind, id, 'contact', ?1 FROM associations WHERE other_kind = 'contact' AND other_id = ?2",
+        "UPDATE conversations SET contact_id = ?1 WHERE contact_id = ?2",
+        "UPDATE contacts SET merged_into = ?1 WHERE merged_into = ?2",
+    ];
+    for statement in statements {
+        tx.execute(statement, params![survivor, merged])?;
+    }
+    // What is left of the merged contact (its properties the survivor had, its associations now
+    // copied) goes; an association between the two would now be the survivor's with itself.
+    tx.execute(
+        "DELETE FROM contact_properties WHERE contact_id = ?1",
+        [&merged],
+    )?;
+    tx.execute(
+        "DELETE FROM associations WHERE (kind = 'contact' AND id = ?1) OR (other_kind = 'contact' AND other_id = ?1)",
+        [&merged],
+    )?;
+    tx.execute("DELETE FROM associations WHERE kind = 'contact' AND id = ?1 AND other_kind = 'contact' AND other_id = ?1", [&survivor])?;
+    tx.execute(
+        "UPDATE contacts SET merged_into = ?1, merged_at = ?3 WHERE contact_id = ?2",
+        params![survivor, merged, at],
+    )?;
+    Ok(())
+}
+
+fn upsert_record(
+    tx: &Transaction<'_>,
+    kind: RecordKind,
+    id: Uuid,
+    name: &str,
+    stage: Option<&str>,
+    domain: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO records (kind, record_id, name, stage, domain) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (kind, record_id) DO UPDATE SET name = excluded.name, stage = excluded.stage, domain = excluded.domain",
+        params![kind_str(kind), id.to_string(), name, stage, domain],
+    )?;
+    Ok(())
+}
+
+fn conversation_started(
+    tx: &Transaction<'_>,
+    e: &ConversationStarted,
+    at: i64,
+) -> rusqlite::Result<()> {
+    let contact = e.contact_id.map(|c| resolve(tx, c)).transpose()?;
+    let owner = match &e.visibility {
+        ConversationVisibility::Shared => None,
+        ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
+    };
+    tx.execute(
+        "INSERT INTO conversations
+             (conversation_id, contact_id, inbox_id, status, private_owner_user_id, started_at, last_activity)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?5)
+         ON CONFLICT (conversation_id) DO UPDATE SET
+             contact_id = COALESCE(excluded.contact_id, contact_id),
+             private_owner_user_id = excluded.private_owner_user_id,
+             started_at = COALESCE(started_at, excluded.started_at),
+             last_activity = MAX(last_activity, excluded.last_activity)",
+        params![e.conversation_id.to_string(), contact, e.inbox_id.to_string(), owner, at],
+    )?;
+    Ok(())
+}
+
+/// A message in or out: the new preview and last activity; the contact it was recognised as.
+#[allow(clippy::too_many_arguments)]
+fn message(
+    tx: &Transaction<'_>,
+    conversation: Uuid,
+    inbox: Uuid,
+    contact: Option<String>,
+    direction: &str,
+    body: &str,
+    subject: Option<&str>,
+    at: i64,
+) -> rusqlite::Result<()> {
+    let preview: String = body
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(PREVIEW_CHARS)
+        .collect();
+    tx.execute(
+        "INSERT INTO conversations
+             (conversation_id, contact_id, inbox_id, status, subject, last_preview, last_direction, last_activity)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7)
+         ON CONFLICT (conversation_id) DO UPDATE SET
+             contact_id = COALESCE(excluded.contact_id, contact_id),
+             subject = COALESCE(subject, excluded.subject),
+             last_preview = excluded.last_preview,
+             last_direction = excluded.last_direction,
+             last_activity = MAX(last_activity, excluded.last_activity)",
+        params![conversation.to_string(), contact, inbox.to_string(), subject, preview, direction, at],
+    )?;
+    Ok(())
+}
+
+fn status(tx: &Transaction<'_>, conversation: Uuid, status: &str, at: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE conversations SET status = ?2, last_activity = MAX(last_activity, ?3) WHERE conversation_id = ?1",
+        params![conversation.to_string(), status, at],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! The contact-sidebar read model: what the sidebar beside a thread shows about the customer.
+//!
+//! Three things, each from its own events:
+//! - the contact itself: properties, identities (e-mail, chat visitor, Messenger), owner, and
+//!   the contacts merged into it. A merge moves everything of the merged contact to the survivor
+//!   and leaves the merged id pointing at the survivor, so a lookup by either id answers with the
+//!   survivor;
+//! - the records associated with it (companies, deals, tickets, with their names, subjects and
+//!   stages). An association is recorded in one record's stream but holds both ways, so it is
+//!   indexed in both directions;
+//! - the contact's conversations, newest activity first, with the last message's preview, the
+//!   status, the inbox and the private owner (so the API can apply access rules).
+//!
+//! # Layout
+//! - `schema`: the tables and indexes this projector owns.
+//! - `apply`: how each event changes them.
+//! - `query`: the query functions and the plain structs they return.
+//! - `sql`: small conversions between ids, times and SQLite values.
+
+mod apply;
+mod query;
+mod schema;
+mod sql;
+
+use proto_events::Envelope;
+use rusqlite::{Connection, Transaction};
+use switchboard_projector::{ApplyError, Projector};
+
+pub use crate::query::{
+    AssociatedRecord, Contact, ContactConversation, ConversationCursor, ConversationPage,
+    ConversationStatus, MessageDirection, associations_of, contact_by_id, contact_by_identity,
+    conversations_of_contact, records_of_contact, resolve_contact,
+};
+
+/// The contact-sidebar projector (`contact_sidebar.sqlite3`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContactSidebar;
+
+impl Projector for ContactSidebar {
+    fn name(&self) -> &'static str {
+        "contact_sidebar"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {
+        schema::migrate(conn)
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
+        apply::apply(tx, event)
+    }
+}

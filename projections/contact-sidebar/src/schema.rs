@@ -1,0 +1,75 @@
+//! The contact-sidebar tables. Ids are stored as hyphenated lower-case UUID text, times as
+//! microseconds since the epoch (domain time, `occurred_at`).
+
+use rusqlite::Connection;
+
+/// Every table and index, created in an empty database.
+const SCHEMA: &str = "
+-- One row per contact ever seen. `merged_into` is the final survivor of a merged contact
+-- (always one hop: a later merge of the survivor re-points earlier merged contacts too).
+CREATE TABLE contacts (
+    contact_id    TEXT PRIMARY KEY,
+    owner_user_id TEXT,
+    created_at    INTEGER,
+    merged_into   TEXT,
+    merged_at     INTEGER
+) STRICT;
+CREATE INDEX contacts_by_survivor ON contacts (merged_into) WHERE merged_into IS NOT NULL;
+
+-- Current property values of live contacts (a merged contact's move to its survivor).
+CREATE TABLE contact_properties (
+    contact_id TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (contact_id, key)
+) STRICT;
+
+-- Identities by normalised value (as for uniqueness reservations); `value` is as written.
+CREATE TABLE contact_identities (
+    kind       TEXT NOT NULL,
+    normalised TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    PRIMARY KEY (kind, normalised)
+) STRICT;
+CREATE INDEX contact_identities_by_contact ON contact_identities (contact_id);
+
+-- Companies, deals and tickets: what the sidebar shows of them.
+CREATE TABLE records (
+    kind      TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    stage     TEXT,
+    domain    TEXT,
+    PRIMARY KEY (kind, record_id)
+) STRICT;
+
+-- Associations, one row per direction: (kind, id) is associated with (other_kind, other_id).
+CREATE TABLE associations (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    other_kind TEXT NOT NULL,
+    other_id   TEXT NOT NULL,
+    PRIMARY KEY (kind, id, other_kind, other_id)
+) STRICT;
+
+-- Conversations, whether or not their contact is known yet.
+CREATE TABLE conversations (
+    conversation_id       TEXT PRIMARY KEY,
+    contact_id            TEXT,
+    inbox_id              TEXT NOT NULL,
+    status                TEXT NOT NULL,
+    private_owner_user_id TEXT,
+    subject               TEXT,
+    last_preview          TEXT,
+    last_direction        TEXT,
+    started_at            INTEGER,
+    last_activity         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX conversations_by_contact ON conversations (contact_id, last_activity DESC, conversation_id DESC);
+";
+
+/// Creates the tables and indexes.
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)
+}

@@ -1,0 +1,120 @@
+//! The read model's tables. Instants are microseconds since the Unix epoch (UTC), ids are
+//! hyphenated UUID text.
+
+use rusqlite::Connection;
+
+/// Creates every table and index.
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "
+        -- One row per conversation: what it is, and the running state the fold needs.
+        CREATE TABLE conversations (
+            conversation_id   TEXT    PRIMARY KEY,
+            inbox_id          TEXT    NOT NULL,
+            channel_id        TEXT    NOT NULL,
+            channel_kind      TEXT    NOT NULL,
+            -- The owner of a private conversation (private e-mail account); NULL once shared.
+            private_owner     TEXT,
+            status            TEXT    NOT NULL,          -- 'open' | 'closed'
+            cycle_no          INTEGER NOT NULL,          -- the current cycle, from 1
+            assignee_kind     TEXT,                      -- 'user' | 'team' | 'bot' | NULL
+            assignee_id       TEXT,
+            -- The user assignment still waiting for that user's first reply.
+            pending_user_id   TEXT,
+            pending_since     INTEGER,
+            -- The start of the customer message run waiting for a human reply.
+            run_start         INTEGER,
+            -- Next sequence number of a measurement of this conversation.
+            next_seq          INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX conversations_inbox ON conversations (inbox_id, status);
+
+        -- One row per cycle (start or reopen -> close).
+        CREATE TABLE cycles (
+            conversation_id   TEXT    NOT NULL,
+            cycle_no          INTEGER NOT NULL,
+            started_at        INTEGER NOT NULL,
+            closed_at         INTEGER,
+            first_inbound_at  INTEGER,
+            handoff_at        INTEGER,
+            -- Where first response time starts: first inbound message, or the handoff.
+            fr_start          INTEGER,
+            first_response_at INTEGER,
+            first_responder   TEXT,
+            human_replies     INTEGER NOT NULL,
+            bot_replies       INTEGER NOT NULL,
+            PRIMARY KEY (conversation_id, cycle_no)
+        ) STRICT;
+
+        -- Every completed measured interval; durations are derived at query time.
+        CREATE TABLE measurements (
+            conversation_id   TEXT    NOT NULL,
+            seq               INTEGER NOT NULL,
+            cycle_no          INTEGER NOT NULL,
+            metric            TEXT    NOT NULL,
+            inbox_id          TEXT    NOT NULL,
+            channel_id        TEXT    NOT NULL,
+            channel_kind      TEXT    NOT NULL,
+            agent_id          TEXT,                      -- the user measured, if any
+            bot_id            TEXT,                      -- the bot measured, if any
+            teams             TEXT    NOT NULL,          -- ',t1,t2,' at completion time
+            start_at          INTEGER NOT NULL,
+            end_at            INTEGER NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        ) STRICT;
+        CREATE INDEX measurements_metric ON measurements (metric, start_at);
+
+        -- Every human reply.
+        CREATE TABLE replies (
+            message_id        TEXT    PRIMARY KEY,
+            conversation_id   TEXT    NOT NULL,
+            cycle_no          INTEGER NOT NULL,
+            inbox_id          TEXT    NOT NULL,
+            channel_id        TEXT    NOT NULL,
+            channel_kind      TEXT    NOT NULL,
+            agent_id          TEXT    NOT NULL,
+            teams             TEXT    NOT NULL,
+            sent_at           INTEGER NOT NULL
+        ) STRICT;
+
+        -- A bot's part in one cycle of a conversation.
+        CREATE TABLE bot_cycles (
+            conversation_id   TEXT    NOT NULL,
+            cycle_no          INTEGER NOT NULL,
+            bot_id            TEXT    NOT NULL,
+            inbox_id          TEXT    NOT NULL,
+            channel_id        TEXT    NOT NULL,
+            channel_kind      TEXT    NOT NULL,
+            took_part_at      INTEGER NOT NULL,
+            first_reply_at    INTEGER,
+            handed_off_at     INTEGER,
+            human_replied     INTEGER NOT NULL,
+            closed_at         INTEGER,
+            PRIMARY KEY (conversation_id, cycle_no, bot_id)
+        ) STRICT;
+
+        -- Current team membership, to stamp measurements with the agent's teams.
+        CREATE TABLE team_members (
+            team_id           TEXT    NOT NULL,
+            user_id           TEXT    NOT NULL,
+            PRIMARY KEY (team_id, user_id)
+        ) STRICT;
+
+        -- The current opening hours (the last BusinessHoursSet).
+        CREATE TABLE business_hours (
+            id                INTEGER PRIMARY KEY CHECK (id = 1),
+            time_zone         TEXT    NOT NULL
+        ) STRICT;
+        CREATE TABLE opening_intervals (
+            day               INTEGER NOT NULL,          -- 0 = Monday .. 6 = Sunday
+            opens             TEXT    NOT NULL,          -- HH:MM:SS local
+            closes            TEXT    NOT NULL,
+            PRIMARY KEY (day, opens, closes)
+        ) STRICT;
+        CREATE TABLE holidays (
+            date              TEXT    PRIMARY KEY,       -- YYYY-MM-DD local
+            name              TEXT    NOT NULL
+        ) STRICT;
+        ",
+    )
+}

@@ -1,0 +1,9 @@
+//! Tests of the response-analytics projector: a hand-worked scenario, business hours and time
+//! zones, statistics, and determinism of batched builds.
+#![allow(clippy::unwrap_used)]
+
+mod determinism;
+mod hours;
+mod scenario;
+mod stats;
+mod support;

@@ -1,0 +1,451 @@
+//! The thread-view queries: one conversation's header and timeline, inbox lists with keyset
+//! pagination, badge counts and the Filtered view.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use proto_events::event::ChannelKind;
+use rusqlite::types::{Type, Value};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use uuid::Uuid;
+
+use crate::types::{
+    AssigneeFilter, AssigneeRef, Author, BadgeCounts, ConversationHeader, ConversationStatus,
+    Cursor, Delivery, EntryKind, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,
+    TimelineEntry,
+};
+
+const HEADER_COLUMNS: &str = "conversation_id, inbox_id, channel_id, channel_kind, contact_id,
+    private_owner_id, status, assignee_kind, assignee_id, created_at, last_activity_at, closed_at,
+    subject, last_message_preview, last_message_at, unread_count, waiting_since, inbound_count,
+    outbound_count, comment_count";
+
+/// One conversation's header, whatever its status; `None` if unknown.
+pub fn conversation(
+    conn: &Connection,
+    conversation_id: Uuid,
+) -> rusqlite::Result<Option<ConversationHeader>> {
+    conn.query_row(
+        &format!("SELECT {HEADER_COLUMNS} FROM conversations WHERE conversation_id = ?1"),
+        params![conversation_id.to_string()],
+        header_from_row,
+    )
+    .optional()
+}
+
+/// One conversation's timeline, in log order, with delivery outcomes attached to their
+/// outbound messages. Empty if the conversation is unknown.
+pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Vec<TimelineEntry>> {
+    let id = conversation_id.to_string();
+    let mut deliveries: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT message_id, position, occurred_at, succeeded, reason, permanent, provider_message_id
+         FROM deliveries WHERE conversation_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map(params![id], |row| {
+        Ok((
+            uuid_at(row, 0)?,
+            Delivery {
+                position: u64_at(row, 1)?,
+                occurred_at: time_at(row, 2)?,
+                succeeded: row.get(3)?,
+                reason: row.get(4)?,
+                permanent: row.get(5)?,
+                provider_message_id: row.get(6)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (message_id, delivery) = row?;
+        deliveries.entry(message_id).or_default().push(delivery);
+    }
+
+    let mut stmt = conn.prepare(
+        "SELECT position, occurred_at, kind, actor, message_id, comment_id, author_kind, author_id,
+             author_name, author_address, subject, body_text, mentions, assignee_kind, assignee_id,
+             previous_kind, previous_id, reason
+         FROM timeline WHERE conversation_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map(params![id], |row| {
+        let kind_text: String = row.get(2)?;
+        let kind = EntryKind::parse(&kind_text).ok_or_else(|| bad_text(2, &kind_text))?;
+        let mentions = match row.get::<_, Option<String>>(12)? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e))
+            })?,
+            None => Vec::new(),
+        };
+        Ok(TimelineEntry {
+            position: u64_at(row, 0)?,
+            occurred_at: time_at(row, 1)?,
+            kind,
+            actor_json: row.get(3)?,
+            message_id: opt_uuid_at(row, 4)?,
+            comment_id: opt_uuid_at(row, 5)?,
+            author: author_at(row, 6)?,
+            subject: row.get(10)?,
+            body_text: row.get(11)?,
+            mentions,
+            assignee: assignee_at(row, 13, 14)?,
+            previous_assignee: assignee_at(row, 15, 16)?,
+            reason_json: row.get(17)?,
+            deliveries: Vec::new(),
+        })
+    })?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let mut entry = row?;
+        if entry.kind == EntryKind::OutboundMessage
+            && let Some(found) = entry.message_id.and_then(|id| deliveries.remove(&id))
+        {
+            entry.deliveries = found;
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// One page of an inbox list: conversations matching `filter`, sorted by last activity
+/// descending then conversation id descending, paged by keyset cursors. Filtered-only
+/// conversations never appear.
+pub fn list_conversations(
+    conn: &Connection,
+    filter: &ListFilter,
+    page: &PageRequest,
+) -> rusqlite::Result<Page<ConversationHeader>> {
+    let mut conditions = vec!["status <> 'filtered'".to_owned()];
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(inbox) = filter.inbox_id {
+        conditions.push("inbox_id = ?".to_owned());
+        args.push(Value::Text(inbox.to_string()));
+    }
+    if let Some(status) = filter.status {
+        conditions.push("status = ?".to_owned());
+        args.push(Value::Text(status.as_str().to_owned()));
+    }
+    match filter.assignee {
+        AssigneeFilter::Any => {}
+        AssigneeFilter::Unassigned => conditions.push("assignee_kind IS NULL".to_owned()),
+        AssigneeFilter::User(user) => {
+            conditions.push("assignee_kind = 'user' AND assignee_id = ?".to_owned());
+            args.push(Value::Text(user.to_string()));
+        }
+    }
+    if let Some(team) = filter.team_id {
+        conditions.push("assignee_kind = 'team' AND assignee_id = ?".to_owned());
+        args.push(Value::Text(team.to_string()));
+    }
+    if let Some(channel) = filter.channel_id {
+        conditions.push("channel_id = ?".to_owned());
+        args.push(Value::Text(channel.to_string()));
+    }
+    let base = conditions.join(" AND ");
+    let key = "(last_activity_at, conversation_id)";
+    let cursor_args = |cursor: &Cursor| {
+        let mut all = args.clone();
+        all.push(Value::Integer(cursor.last_activity_at.timestamp_micros()));
+        all.push(Value::Text(cursor.conversation_id.to_string()));
+        all
+    };
+    let exists = |condition: &str, cursor: &Cursor| -> rusqlite::Result<bool> {
+        conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM conversations WHERE {base} AND {key} {condition} (?, ?))"),
+            params_from_iter(cursor_args(cursor)),
+            |row| row.get(0),
+        )
+    };
+    let fetch = |condition: Option<(&str, &Cursor)>, order: &str, limit: usize| {
+        let (sql_where, all) = match condition {
+            Some((op, cursor)) => (format!("{base} AND {key} {op} (?, ?)"), cursor_args(cursor)),
+            None => (base.clone(), args.clone()),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {HEADER_COLUMNS} FROM conversations WHERE {sql_where}
+             ORDER BY last_activity_at {order}, conversation_id {order} LIMIT {limit}"
+        ))?;
+        let rows = stmt.query_map(params_from_iter(all), header_from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+    };
+    match *page {
+        PageRequest::First { count, after } => {
+            let mut items = fetch(
+                after.as_ref().map(|c| ("<", c)),
+                "DESC",
+                count.saturating_add(1),
+            )?;
+            let has_next_page = items.len() > count;
+            items.truncate(count);
+            let has_previous_page = match &after {
+                Some(cursor) => exists(">=", cursor)?,
+                None => false,
+            };
+            Ok(Page {
+                items,
+                has_next_page,
+                has_previous_page,
+            })
+        }
+        PageRequest::Last { count, before } => {
+            let mut items = fetch(
+                before.as_ref().map(|c| (">", c)),
+                "ASC",
+                count.saturating_add(1),
+            )?;
+            let has_previous_page = items.len() > count;
+            items.truncate(count);
+            items.reverse();
+            let has_next_page = match &before {
+                Some(cursor) => exists("<=", cursor)?,
+                None => false,
+            };
+            Ok(Page {
+                items,
+                has_next_page,
+                has_previous_page,
+            })
+        }
+    }
+}
+
+/// Badge counts per inbox (sorted by inbox id), or of one inbox. Inboxes with nothing in them
+/// are absent.
+pub fn badge_counts(
+    conn: &Connection,
+    inbox_id: Option<Uuid>,
+) -> rusqlite::Result<Vec<BadgeCounts>> {
+    let inbox = inbox_id.map(|id| id.to_string());
+    let mut counts: BTreeMap<String, BadgeCounts> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT inbox_id,
+             SUM(status = 'open'), SUM(status = 'closed'),
+             SUM(status = 'open' AND assignee_kind IS NULL)
+         FROM conversations
+         WHERE status <> 'filtered' AND (?1 IS NULL OR inbox_id = ?1)
+         GROUP BY inbox_id",
+    )?;
+    let rows = stmt.query_map(params![inbox], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            uuid_at(row, 0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (key, inbox_id, open, closed, unassigned) = row?;
+        counts.insert(
+            key,
+            BadgeCounts {
+                inbox_id,
+                open,
+                closed,
+                unassigned,
+                filtered: 0,
+            },
+        );
+    }
+    let mut stmt = conn.prepare(
+        "SELECT inbox_id, COUNT(*) FROM filtered_messages
+         WHERE restored_at IS NULL AND (?1 IS NULL OR inbox_id = ?1)
+         GROUP BY inbox_id",
+    )?;
+    let rows = stmt.query_map(params![inbox], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            uuid_at(row, 0)?,
+            row.get::<_, u32>(1)?,
+        ))
+    })?;
+    for row in rows {
+        let (key, inbox_id, filtered) = row?;
+        counts
+            .entry(key)
+            .or_insert(BadgeCounts {
+                inbox_id,
+                open: 0,
+                closed: 0,
+                unassigned: 0,
+                filtered: 0,
+            })
+            .filtered = filtered;
+    }
+    Ok(counts.into_values().collect())
+}
+
+/// One page of an inbox's Filtered view: filtered messages not restored, newest first, the
+/// first `count` after `after`.
+pub fn filtered_mail(
+    conn: &Connection,
+    inbox_id: Uuid,
+    count: usize,
+    after: Option<FilteredCursor>,
+) -> rusqlite::Result<Page<FilteredMail>> {
+    let (at, position) = match after {
+        Some(cursor) => (
+            Some(cursor.filtered_at.timestamp_micros()),
+            Some(i64::try_from(cursor.position).unwrap_or(i64::MAX)),
+        ),
+        None => (None, None),
+    };
+    let limit = i64::try_from(count.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare(
+        "SELECT position, message_id, conversation_id, inbox_id, channel_id, filtered_at,
+             from_address, from_name, subject, body_text, reason_kind, reason
+         FROM filtered_messages
+         WHERE inbox_id = ?1 AND restored_at IS NULL
+             AND (?2 IS NULL OR (filtered_at, position) < (?2, ?3))
+         ORDER BY filtered_at DESC, position DESC LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![inbox_id.to_string(), at, position, limit], |row| {
+        Ok(FilteredMail {
+            position: u64_at(row, 0)?,
+            message_id: uuid_at(row, 1)?,
+            conversation_id: uuid_at(row, 2)?,
+            inbox_id: uuid_at(row, 3)?,
+            channel_id: uuid_at(row, 4)?,
+            filtered_at: time_at(row, 5)?,
+            from_address: row.get(6)?,
+            from_name: row.get(7)?,
+            subject: row.get(8)?,
+            body_text: row.get(9)?,
+            reason_kind: row.get(10)?,
+            reason_json: row.get(11)?,
+        })
+    })?;
+    let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let has_next_page = items.len() > count;
+    items.truncate(count);
+    Ok(Page {
+        items,
+        has_next_page,
+        has_previous_page: after.is_some(),
+    })
+}
+
+fn header_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationHeader> {
+    let kind_text: String = row.get(3)?;
+    let channel_kind = parse_channel_kind(&kind_text).ok_or_else(|| bad_text(3, &kind_text))?;
+    let status_text: String = row.get(6)?;
+    let status =
+        ConversationStatus::parse(&status_text).ok_or_else(|| bad_text(6, &status_text))?;
+    Ok(ConversationHeader {
+        conversation_id: uuid_at(row, 0)?,
+        inbox_id: uuid_at(row, 1)?,
+        channel_id: uuid_at(row, 2)?,
+        channel_kind,
+        contact_id: opt_uuid_at(row, 4)?,
+        private_owner_id: opt_uuid_at(row, 5)?,
+        status,
+        assignee: assignee_at(row, 7, 8)?,
+        created_at: time_at(row, 9)?,
+        last_activity_at: time_at(row, 10)?,
+        closed_at: opt_time_at(row, 11)?,
+        subject: row.get(12)?,
+        last_message_preview: row.get(13)?,
+        last_message_at: opt_time_at(row, 14)?,
+        unread_count: row.get(15)?,
+        waiting_since: opt_time_at(row, 16)?,
+        inbound_count: row.get(17)?,
+        outbound_count: row.get(18)?,
+        comment_count: row.get(19)?,
+    })
+}
+
+fn parse_channel_kind(text: &str) -> Option<ChannelKind> {
+    [
+        ChannelKind::Email,
+        ChannelKind::Chat,
+        ChannelKind::Messenger,
+        ChannelKind::Form,
+    ]
+    .into_iter()
+    .find(|kind| crate::apply::channel_kind_str(*kind) == text)
+}
+
+/// The author columns starting at `idx`: kind, id, name, address.
+fn author_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Author>> {
+    let Some(kind) = row.get::<_, Option<String>>(idx)? else {
+        return Ok(None);
+    };
+    let id = opt_uuid_at(row, idx + 1)?;
+    let name: Option<String> = row.get(idx + 2)?;
+    let required = |id: Option<Uuid>| {
+        id.ok_or(rusqlite::Error::InvalidColumnType(
+            idx + 1,
+            "author_id".to_owned(),
+            Type::Null,
+        ))
+    };
+    Ok(Some(match kind.as_str() {
+        "contact" => Author::Contact {
+            contact_id: id,
+            address: row.get::<_, Option<String>>(idx + 3)?.unwrap_or_default(),
+            name,
+        },
+        "user" => Author::User(required(id)?),
+        "bot" => Author::Bot(required(id)?),
+        "automation" => Author::Automation(name.unwrap_or_default()),
+        _ => return Err(bad_text(idx, &kind)),
+    }))
+}
+
+fn assignee_at(
+    row: &Row<'_>,
+    kind_idx: usize,
+    id_idx: usize,
+) -> rusqlite::Result<Option<AssigneeRef>> {
+    let kind: Option<String> = row.get(kind_idx)?;
+    let id = opt_uuid_at(row, id_idx)?;
+    Ok(match (kind.as_deref(), id) {
+        (Some("user"), Some(id)) => Some(AssigneeRef::User(id)),
+        (Some("team"), Some(id)) => Some(AssigneeRef::Team(id)),
+        (Some("bot"), Some(id)) => Some(AssigneeRef::Bot(id)),
+        (None, None) => None,
+        (kind, _) => return Err(bad_text(kind_idx, kind.unwrap_or("NULL"))),
+    })
+}
+
+fn bad_text(idx: usize, text: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        Type::Text,
+        format!("unexpected value {text:?}").into(),
+    )
+}
+
+fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(idx)?;
+    Uuid::parse_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+fn opt_uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
+    match row.get::<_, Option<String>>(idx)? {
+        Some(text) => Uuid::parse_str(&text)
+            .map(Some)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))),
+        None => Ok(None),
+    }
+}
+
+fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let micros: i64 = row.get(idx)?;
+    DateTime::from_timestamp_micros(micros)
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, micros))
+}
+
+fn opt_time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get::<_, Option<i64>>(idx)? {
+        Some(micros) => DateTime::from_timestamp_micros(micros)
+            .map(Some)
+            .ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, micros)),
+        None => Ok(None),
+    }
+}
+
+fn u64_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(idx)?;
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, value))
+}

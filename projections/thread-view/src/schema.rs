@@ -1,0 +1,104 @@
+//! The thread-view tables. Ids are stored as hyphenated lower-case UUID text (so text order is
+//! UUID order) and times as microseconds since the epoch (so keyset comparisons are integer
+//! comparisons). Every table carries `inbox_id`, the column access rules filter on.
+
+use rusqlite::Connection;
+
+/// The version of the tables and of what their rows mean; bump it to rebuild from the log.
+pub(crate) const VERSION: u32 = 1;
+
+const TABLES: &str = "
+CREATE TABLE conversations (
+    conversation_id      TEXT    PRIMARY KEY,
+    inbox_id             TEXT    NOT NULL,
+    channel_id           TEXT    NOT NULL,
+    channel_kind         TEXT    NOT NULL,
+    contact_id           TEXT,
+    origin               TEXT,
+    private_owner_id     TEXT,
+    status               TEXT    NOT NULL,
+    assignee_kind        TEXT,
+    assignee_id          TEXT,
+    created_at           INTEGER NOT NULL,
+    last_activity_at     INTEGER NOT NULL,
+    closed_at            INTEGER,
+    subject              TEXT,
+    last_message_preview TEXT,
+    last_message_at      INTEGER,
+    unread_count         INTEGER NOT NULL DEFAULT 0,
+    waiting_since        INTEGER,
+    inbound_count        INTEGER NOT NULL DEFAULT 0,
+    outbound_count       INTEGER NOT NULL DEFAULT 0,
+    comment_count        INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX conversations_by_activity
+    ON conversations (last_activity_at DESC, conversation_id DESC);
+CREATE INDEX conversations_by_inbox
+    ON conversations (inbox_id, status, last_activity_at DESC, conversation_id DESC);
+CREATE INDEX conversations_by_assignee
+    ON conversations (assignee_id, last_activity_at DESC, conversation_id DESC);
+
+CREATE TABLE timeline (
+    position        INTEGER PRIMARY KEY,
+    conversation_id TEXT    NOT NULL,
+    inbox_id        TEXT    NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    kind            TEXT    NOT NULL,
+    actor           TEXT    NOT NULL,
+    message_id      TEXT,
+    comment_id      TEXT,
+    author_kind     TEXT,
+    author_id       TEXT,
+    author_name     TEXT,
+    author_address  TEXT,
+    subject         TEXT,
+    body_text       TEXT,
+    mentions        TEXT,
+    assignee_kind   TEXT,
+    assignee_id     TEXT,
+    previous_kind   TEXT,
+    previous_id     TEXT,
+    reason          TEXT
+) STRICT;
+CREATE INDEX timeline_by_conversation ON timeline (conversation_id, position);
+
+CREATE TABLE deliveries (
+    position            INTEGER PRIMARY KEY,
+    conversation_id     TEXT    NOT NULL,
+    inbox_id            TEXT    NOT NULL,
+    message_id          TEXT    NOT NULL,
+    occurred_at         INTEGER NOT NULL,
+    succeeded           INTEGER NOT NULL,
+    reason              TEXT,
+    permanent           INTEGER NOT NULL,
+    provider_message_id TEXT
+) STRICT;
+CREATE INDEX deliveries_by_conversation ON deliveries (conversation_id, position);
+
+CREATE TABLE filtered_messages (
+    position        INTEGER PRIMARY KEY,
+    message_id      TEXT    NOT NULL,
+    conversation_id TEXT    NOT NULL,
+    inbox_id        TEXT    NOT NULL,
+    channel_id      TEXT    NOT NULL,
+    channel_kind    TEXT    NOT NULL,
+    filtered_at     INTEGER NOT NULL,
+    from_address    TEXT    NOT NULL,
+    from_name       TEXT,
+    contact_id      TEXT,
+    subject         TEXT,
+    body_text       TEXT    NOT NULL,
+    reason_kind     TEXT    NOT NULL,
+    reason          TEXT    NOT NULL,
+    restored_at     INTEGER,
+    restored_by     TEXT
+) STRICT;
+CREATE INDEX filtered_by_message ON filtered_messages (message_id);
+CREATE INDEX filtered_by_inbox
+    ON filtered_messages (inbox_id, restored_at, filtered_at DESC, position DESC);
+";
+
+/// Creates the tables and indexes in an empty database.
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(TABLES)
+}

@@ -1,0 +1,65 @@
+//! A read model built in batches (with restarts between them) equals one built at once, and an
+//! event about an unknown conversation stops the projector.
+
+use proto_events::event::{CommentAdded, DomainEvent};
+use switchboard_projector::model::{apply_batch, open_for_writing};
+use switchboard_projector::testing::{build_at_once, build_in_batches, dump};
+use thread_view::ThreadView;
+use uuid::Uuid;
+
+use crate::history::history;
+
+#[test]
+fn batches_of_1_3_and_17_equal_a_rebuild() {
+    let events = history();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = dump(&build_at_once(&ThreadView, dir.path(), &events));
+    assert!(
+        expected["timeline"].len() > 40,
+        "the history fills the timeline"
+    );
+    for batch in [1, 3, 17] {
+        let dir = tempfile::tempdir().unwrap();
+        let actual = dump(&build_in_batches(&ThreadView, dir.path(), &events, batch));
+        assert_eq!(
+            actual.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        for (table, rows) in &expected {
+            assert_eq!(
+                &actual[table], rows,
+                "table {table} differs with batches of {batch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn event_for_an_unknown_conversation_is_inconsistent() {
+    let mut events = history();
+    let mut stray = events[0].clone();
+    stray.position = events.len() as u64 + 1;
+    stray.payload = DomainEvent::CommentAdded(CommentAdded {
+        conversation_id: Uuid::from_u128(0xdead),
+        inbox_id: Uuid::from_u128(0x1),
+        comment_id: Uuid::from_u128(0xbeef),
+        author_user_id: Uuid::from_u128(0xa1),
+        body_text: "lost".to_owned(),
+        mentions: vec![],
+    });
+    events.truncate(3);
+    events.push(stray);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) =
+        open_for_writing(&dir.path().join("thread_view.sqlite3"), &ThreadView).unwrap();
+    let error = apply_batch(&mut conn, &ThreadView, &events).unwrap_err();
+    assert!(
+        error.to_string().contains("unknown conversation"),
+        "{error}"
+    );
+    // The batch rolled back as a whole.
+    assert_eq!(
+        thread_view::conversation(&conn, crate::history::C1).unwrap(),
+        None
+    );
+}
