@@ -35,3 +35,39 @@ pub enum ApplyError {
     #[error("inconsistent event: {0}")]
     Inconsistent(String),
 }
+
+/// Statements through SQLite's prepared-statement cache. Projectors run the same few statements
+/// for every event; parsing and planning them each time costs more than executing them, so
+/// `apply` should use these rather than `Connection::execute` and `Connection::query_row`.
+pub trait CachedStatements {
+    /// `execute`, with the statement prepared once per connection.
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+
+    /// `query_row`, with the statement prepared once per connection.
+    fn query_row_cached<T, P: rusqlite::Params, F>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>
+    where
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl CachedStatements for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P: rusqlite::Params, F>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>
+    where
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}

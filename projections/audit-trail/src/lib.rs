@@ -18,7 +18,7 @@ mod schema;
 
 use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
-use switchboard_projector::{ApplyError, Projector};
+use switchboard_projector::{ApplyError, CachedStatements, Projector};
 
 pub use crate::concerns::{Concerns, concerns};
 pub use crate::query::{
@@ -58,7 +58,7 @@ impl Projector for AuditTrail {
             ))
         })?;
         // INSERT OR IGNORE: an event already recorded (same position) is not recorded twice.
-        tx.execute(
+        tx.execute_cached(
             "INSERT OR IGNORE INTO audit_events (
                  position, event_id, stream, stream_version, event_type, schema_version,
                  actor_kind, actor_id, occurred_at, recorded_at, correlation_id, causation_id,

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 use crate::sql::{identity_key, kind_str};
-use switchboard_projector::ApplyError;
+use switchboard_projector::{ApplyError, CachedStatements};
 
 /// How many characters of a message the preview keeps.
 const PREVIEW_CHARS: usize = 140;
@@ -28,12 +28,12 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             ensure_contact(tx, &contact)?;
             for (key, value) in &e.changes {
                 match value {
-                    Some(value) => tx.execute(
+                    Some(value) => tx.execute_cached(
                         "INSERT INTO contact_properties (contact_id, key, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
                         params![contact, key, value],
                     )?,
-                    None => tx.execute(
+                    None => tx.execute_cached(
                         "DELETE FROM contact_properties WHERE contact_id = ?1 AND key = ?2",
                         params![contact, key],
                     )?,
@@ -48,7 +48,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
         DomainEvent::ContactOwnerChanged(e) => {
             let contact = resolve(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE contacts SET owner_user_id = ?2 WHERE contact_id = ?1",
                 params![contact, e.owner_user_id.map(|u| u.to_string())],
             )?;
@@ -77,7 +77,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             let (a, b) = (resolve_ref(tx, from)?, resolve_ref(tx, to)?);
             if a != b {
                 for ((kind, id), (other_kind, other_id)) in [(&a, &b), (&b, &a)] {
-                    tx.execute(
+                    tx.execute_cached(
                         "INSERT OR IGNORE INTO associations (kind, id, other_kind, other_id) VALUES (?1, ?2, ?3, ?4)",
                         params![kind, id, other_kind, other_id],
                     )?;
@@ -87,7 +87,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
         DomainEvent::AssociationRemoved(AssociationRemoved { from, to }) => {
             let (a, b) = (resolve_ref(tx, from)?, resolve_ref(tx, to)?);
             for ((kind, id), (other_kind, other_id)) in [(&a, &b), (&b, &a)] {
-                tx.execute(
+                tx.execute_cached(
                     "DELETE FROM associations WHERE kind = ?1 AND id = ?2 AND other_kind = ?3 AND other_id = ?4",
                     params![kind, id, other_kind, other_id],
                 )?;
@@ -122,7 +122,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
         DomainEvent::ConversationClosed(e) => status(tx, e.conversation_id, "closed", at)?,
         DomainEvent::ConversationReopened(e) => status(tx, e.conversation_id, "open", at)?,
         DomainEvent::ConversationShared(e) => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE conversations SET private_owner_user_id = NULL WHERE conversation_id = ?1",
                 params![e.conversation_id.to_string()],
             )?;
@@ -157,7 +157,7 @@ fn resolve_ref(conn: &Connection, record: &RecordRef) -> rusqlite::Result<(&'sta
 }
 
 fn ensure_contact(tx: &Transaction<'_>, contact: &str) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR IGNORE INTO contacts (contact_id) VALUES (?1)",
         [contact],
     )?;
@@ -170,7 +170,7 @@ fn link_identity(
     identity: &proto_events::event::Identity,
 ) -> rusqlite::Result<()> {
     let (kind, normalised, value) = identity_key(identity);
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO contact_identities (kind, normalised, value, contact_id) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, normalised) DO UPDATE SET value = excluded.value, contact_id = excluded.contact_id",
         params![kind, normalised, value, contact],
@@ -185,7 +185,7 @@ fn contact_created(
 ) -> rusqlite::Result<()> {
     let contact = resolve(tx, e.contact_id)?;
     ensure_contact(tx, &contact)?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE contacts SET created_at = COALESCE(created_at, ?2) WHERE contact_id = ?1",
         params![contact, at],
     )?;
@@ -193,7 +193,7 @@ fn contact_created(
         link_identity(tx, &contact, identity)?;
     }
     for (key, value) in &e.properties {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO contact_properties (contact_id, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
             params![contact, key, value],
@@ -201,7 +201,7 @@ fn contact_created(
     }
     // The visitor of that conversation is this contact from now on.
     if let Some(conversation) = e.from_conversation_id {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE conversations SET contact_id = ?2 WHERE conversation_id = ?1 AND contact_id IS NULL",
             params![conversation.to_string(), contact],
         )?;
@@ -234,20 +234,20 @@ fn merge(tx: &Transaction<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<
         "UPDATE contacts SET merged_into = ?1 WHERE merged_into = ?2",
     ];
     for statement in statements {
-        tx.execute(statement, params![survivor, merged])?;
+        tx.execute_cached(statement, params![survivor, merged])?;
     }
     // What is left of the merged contact (its properties the survivor had, its associations now
     // copied) goes; an association between the two would now be the survivor's with itself.
-    tx.execute(
+    tx.execute_cached(
         "DELETE FROM contact_properties WHERE contact_id = ?1",
         [&merged],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "DELETE FROM associations WHERE (kind = 'contact' AND id = ?1) OR (other_kind = 'contact' AND other_id = ?1)",
         [&merged],
     )?;
-    tx.execute("DELETE FROM associations WHERE kind = 'contact' AND id = ?1 AND other_kind = 'contact' AND other_id = ?1", [&survivor])?;
-    tx.execute(
+    tx.execute_cached("DELETE FROM associations WHERE kind = 'contact' AND id = ?1 AND other_kind = 'contact' AND other_id = ?1", [&survivor])?;
+    tx.execute_cached(
         "UPDATE contacts SET merged_into = ?1, merged_at = ?3 WHERE contact_id = ?2",
         params![survivor, merged, at],
     )?;
@@ -262,7 +262,7 @@ fn upsert_record(
     stage: Option<&str>,
     domain: Option<&str>,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO records (kind, record_id, name, stage, domain) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (kind, record_id) DO UPDATE SET name = excluded.name, stage = excluded.stage, domain = excluded.domain",
         params![kind_str(kind), id.to_string(), name, stage, domain],
@@ -280,7 +280,7 @@ fn conversation_started(
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
     };
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO conversations
              (conversation_id, contact_id, inbox_id, status, private_owner_user_id, started_at, last_activity)
          VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?5)
@@ -313,7 +313,7 @@ fn message(
         .chars()
         .take(PREVIEW_CHARS)
         .collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO conversations
              (conversation_id, contact_id, inbox_id, status, subject, last_preview, last_direction, last_activity)
          VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7)
@@ -329,7 +329,7 @@ fn message(
 }
 
 fn status(tx: &Transaction<'_>, conversation: Uuid, status: &str, at: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE conversations SET status = ?2, last_activity = MAX(last_activity, ?3) WHERE conversation_id = ?1",
         params![conversation.to_string(), status, at],
     )?;

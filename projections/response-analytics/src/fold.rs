@@ -7,7 +7,7 @@ use proto_events::event::{
 };
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::ApplyError;
+use switchboard_projector::{ApplyError, CachedStatements};
 use uuid::Uuid;
 
 /// The running state of one conversation, as kept in `conversations`.
@@ -82,12 +82,12 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             if let Some(mut conv) = load(tx, e.conversation_id)? {
                 conv.cycle_no += 1;
                 conv.run_start = None;
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO cycles (conversation_id, cycle_no, started_at, human_replies, bot_replies)
                      VALUES (?1, ?2, ?3, 0, 0)",
                     params![conv.id, conv.cycle_no, at],
                 )?;
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE conversations SET status = 'open' WHERE conversation_id = ?1",
                     [&conv.id],
                 )?;
@@ -95,19 +95,19 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             }
         }
         DomainEvent::ConversationShared(e) => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE conversations SET private_owner = NULL WHERE conversation_id = ?1",
                 [e.conversation_id.to_string()],
             )?;
         }
         DomainEvent::TeamMemberAdded(e) => {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR IGNORE INTO team_members (team_id, user_id) VALUES (?1, ?2)",
                 params![e.team_id.to_string(), e.user_id.to_string()],
             )?;
         }
         DomainEvent::TeamMemberRemoved(e) => {
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2",
                 params![e.team_id.to_string(), e.user_id.to_string()],
             )?;
@@ -124,14 +124,14 @@ fn started(tx: &Transaction<'_>, e: &ConversationStarted, at: i64) -> rusqlite::
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
     };
     let id = e.conversation_id.to_string();
-    let inserted = tx.execute(
+    let inserted = tx.execute_cached(
         "INSERT OR IGNORE INTO conversations (conversation_id, inbox_id, channel_id, channel_kind, private_owner,
              status, cycle_no, next_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, 'open', 1, 0)",
         params![id, e.inbox_id.to_string(), e.channel_id.to_string(), kind_str(e.channel_kind), owner],
     )?;
     if inserted == 1 {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO cycles (conversation_id, cycle_no, started_at, human_replies, bot_replies)
              VALUES (?1, 1, ?2, 0, 0)",
             params![id, at],
@@ -141,7 +141,7 @@ fn started(tx: &Transaction<'_>, e: &ConversationStarted, at: i64) -> rusqlite::
 }
 
 fn load(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
-    tx.query_row(
+    tx.query_row_cached(
         "SELECT conversation_id, inbox_id, channel_id, channel_kind, cycle_no, assignee_kind, assignee_id,
                 pending_user_id, pending_since, run_start
          FROM conversations WHERE conversation_id = ?1",
@@ -165,7 +165,7 @@ fn load(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
 }
 
 fn store(tx: &Transaction<'_>, conv: &Conv) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE conversations SET cycle_no = ?2, assignee_kind = ?3, assignee_id = ?4, pending_user_id = ?5,
              pending_since = ?6, run_start = ?7
          WHERE conversation_id = ?1",
@@ -209,13 +209,13 @@ fn measure(
     start: i64,
     end: i64,
 ) -> rusqlite::Result<()> {
-    let seq: i64 = tx.query_row(
+    let seq: i64 = tx.query_row_cached(
         "UPDATE conversations SET next_seq = next_seq + 1 WHERE conversation_id = ?1 RETURNING next_seq - 1",
         [&conv.id],
         |r| r.get(0),
     )?;
     let teams = teams_of(tx, agent_id)?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO measurements (conversation_id, seq, cycle_no, metric, inbox_id, channel_id, channel_kind,
              agent_id, bot_id, teams, start_at, end_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -238,7 +238,7 @@ fn measure(
 }
 
 fn inbound(tx: &Transaction<'_>, conv: &mut Conv, at: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE cycles SET first_inbound_at = COALESCE(first_inbound_at, ?3),
              fr_start = CASE WHEN fr_start IS NULL AND first_response_at IS NULL THEN ?3 ELSE fr_start END
          WHERE conversation_id = ?1 AND cycle_no = ?2",
@@ -260,7 +260,7 @@ fn human_reply(
 ) -> rusqlite::Result<()> {
     let user = user.to_string();
     let teams = teams_of(tx, Some(&user))?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR IGNORE INTO replies (message_id, conversation_id, cycle_no, inbox_id, channel_id, channel_kind,
              agent_id, teams, sent_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -276,14 +276,14 @@ fn human_reply(
             at
         ],
     )?;
-    let (fr_start, first_response_at): (Option<i64>, Option<i64>) = tx.query_row(
+    let (fr_start, first_response_at): (Option<i64>, Option<i64>) = tx.query_row_cached(
         "UPDATE cycles SET human_replies = human_replies + 1 WHERE conversation_id = ?1 AND cycle_no = ?2
          RETURNING fr_start, first_response_at",
         params![conv.id, conv.cycle_no],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     if let (Some(start), None) = (fr_start, first_response_at) {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE cycles SET first_response_at = ?3, first_responder = ?4 WHERE conversation_id = ?1 AND cycle_no = ?2",
             params![conv.id, conv.cycle_no, at, user],
         )?;
@@ -299,7 +299,7 @@ fn human_reply(
         conv.pending_user_id = None;
         conv.pending_since = None;
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE bot_cycles SET human_replied = 1 WHERE conversation_id = ?1 AND cycle_no = ?2",
         params![conv.id, conv.cycle_no],
     )?;
@@ -308,7 +308,7 @@ fn human_reply(
 
 /// Notes that `bot` takes part in the current cycle (first time: `at`).
 fn bot_takes_part(tx: &Transaction<'_>, conv: &Conv, bot: &str, at: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR IGNORE INTO bot_cycles (conversation_id, cycle_no, bot_id, inbox_id, channel_id, channel_kind,
              took_part_at, human_replied)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
@@ -320,19 +320,19 @@ fn bot_takes_part(tx: &Transaction<'_>, conv: &Conv, bot: &str, at: i64) -> rusq
 fn bot_reply(tx: &Transaction<'_>, conv: &mut Conv, bot: Uuid, at: i64) -> rusqlite::Result<()> {
     let bot = bot.to_string();
     bot_takes_part(tx, conv, &bot, at)?;
-    let first_inbound: Option<i64> = tx.query_row(
+    let first_inbound: Option<i64> = tx.query_row_cached(
         "UPDATE cycles SET bot_replies = bot_replies + 1 WHERE conversation_id = ?1 AND cycle_no = ?2
          RETURNING first_inbound_at",
         params![conv.id, conv.cycle_no],
         |r| r.get(0),
     )?;
-    let first_reply: Option<i64> = tx.query_row(
+    let first_reply: Option<i64> = tx.query_row_cached(
         "SELECT first_reply_at FROM bot_cycles WHERE conversation_id = ?1 AND cycle_no = ?2 AND bot_id = ?3",
         params![conv.id, conv.cycle_no, bot],
         |r| r.get(0),
     )?;
     if first_reply.is_none() {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE bot_cycles SET first_reply_at = ?4 WHERE conversation_id = ?1 AND cycle_no = ?2 AND bot_id = ?3",
             params![conv.id, conv.cycle_no, bot, at],
         )?;
@@ -379,12 +379,12 @@ fn assign(
 fn handoff(tx: &Transaction<'_>, conv: &mut Conv, bot: Uuid, at: i64) -> rusqlite::Result<()> {
     let bot = bot.to_string();
     bot_takes_part(tx, conv, &bot, at)?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE bot_cycles SET handed_off_at = COALESCE(handed_off_at, ?4)
          WHERE conversation_id = ?1 AND cycle_no = ?2 AND bot_id = ?3",
         params![conv.id, conv.cycle_no, bot, at],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE cycles SET handoff_at = ?3,
              fr_start = CASE WHEN first_response_at IS NULL THEN ?3 ELSE fr_start END
          WHERE conversation_id = ?1 AND cycle_no = ?2",
@@ -397,12 +397,12 @@ fn handoff(tx: &Transaction<'_>, conv: &mut Conv, bot: Uuid, at: i64) -> rusqlit
 }
 
 fn closed(tx: &Transaction<'_>, conv: &mut Conv, at: i64) -> rusqlite::Result<()> {
-    let started_at: i64 = tx.query_row(
+    let started_at: i64 = tx.query_row_cached(
         "UPDATE cycles SET closed_at = ?3 WHERE conversation_id = ?1 AND cycle_no = ?2 RETURNING started_at",
         params![conv.id, conv.cycle_no, at],
         |r| r.get(0),
     )?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE bot_cycles SET closed_at = ?3 WHERE conversation_id = ?1 AND cycle_no = ?2",
         params![conv.id, conv.cycle_no, at],
     )?;
@@ -420,7 +420,7 @@ fn closed(tx: &Transaction<'_>, conv: &mut Conv, at: i64) -> rusqlite::Result<()
         at,
     )?;
     conv.run_start = None;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE conversations SET status = 'closed' WHERE conversation_id = ?1",
         [&conv.id],
     )?;
@@ -431,13 +431,13 @@ fn business_hours_set(tx: &Transaction<'_>, e: &BusinessHoursSet) -> rusqlite::R
     tx.execute_batch(
         "DELETE FROM business_hours; DELETE FROM opening_intervals; DELETE FROM holidays;",
     )?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO business_hours (id, time_zone) VALUES (1, ?1)",
         [&e.time_zone],
     )?;
     for interval in &e.weekly {
         let day = chrono::Weekday::from(interval.day).num_days_from_monday();
-        tx.execute(
+        tx.execute_cached(
             "INSERT OR IGNORE INTO opening_intervals (day, opens, closes) VALUES (?1, ?2, ?3)",
             params![
                 day,
@@ -447,7 +447,7 @@ fn business_hours_set(tx: &Transaction<'_>, e: &BusinessHoursSet) -> rusqlite::R
         )?;
     }
     for holiday in &e.holidays {
-        tx.execute(
+        tx.execute_cached(
             "INSERT OR REPLACE INTO holidays (date, name) VALUES (?1, ?2)",
             params![holiday.date.format("%Y-%m-%d").to_string(), holiday.name],
         )?;

@@ -9,7 +9,7 @@ use proto_events::event::{
 };
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{Transaction, named_params, params};
-use switchboard_projector::ApplyError;
+use switchboard_projector::{ApplyError, CachedStatements};
 use uuid::Uuid;
 
 use crate::types::{ConversationStatus, EntryKind};
@@ -195,7 +195,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             )
         }
         DomainEvent::ConversationShared(e) => {
-            let changed = ctx.tx.execute(
+            let changed = ctx.tx.execute_cached(
                 "UPDATE conversations SET private_owner_id = NULL WHERE conversation_id = ?1",
                 params![e.conversation_id.to_string()],
             )?;
@@ -227,7 +227,7 @@ fn started(ctx: &Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyError>
         ConversationOrigin::Outbound => "outbound",
     };
     // A conversation that so far held only filtered mail already has a row: it becomes visible.
-    ctx.tx.execute(
+    ctx.tx.execute_cached(
         "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind, contact_id,
              origin, private_owner_id, status, created_at, last_activity_at)
          VALUES (:id, :inbox, :channel, :kind, :contact, :origin, :owner, 'open', :at, :at)
@@ -256,7 +256,7 @@ fn started(ctx: &Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyError>
 
 fn received(ctx: &Ctx<'_, '_>, e: &MessageReceived) -> Result<(), ApplyError> {
     let m = &e.message;
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE conversations SET
              inbound_count = inbound_count + 1,
              unread_count = unread_count + 1,
@@ -302,7 +302,7 @@ fn filtered(ctx: &Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
     let m = &e.message;
     // Filtered mail for no visible conversation starts a filtered-only one; filtered mail in a
     // visible thread leaves its header alone.
-    ctx.tx.execute(
+    ctx.tx.execute_cached(
         "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind, contact_id,
              status, created_at, last_activity_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'filtered', ?6, ?6)
@@ -317,7 +317,7 @@ fn filtered(ctx: &Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
         ],
     )?;
     let reason = json(&e.reason)?;
-    ctx.tx.execute(
+    ctx.tx.execute_cached(
         "INSERT INTO filtered_messages (position, message_id, conversation_id, inbox_id, channel_id,
              channel_kind, filtered_at, from_address, from_name, contact_id, subject, body_text,
              reason_kind, reason)
@@ -353,7 +353,7 @@ fn filtered(ctx: &Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
 }
 
 fn restored(ctx: &Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE filtered_messages SET restored_at = ?1, restored_by = ?2
          WHERE message_id = ?3 AND conversation_id = ?4 AND restored_at IS NULL",
         params![
@@ -393,7 +393,7 @@ fn replied(ctx: &Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
     };
     // Human and bot replies answer the customer; automated messages do not. Unread resets when
     // the assignee itself replies, or, for a team or nobody, when any human does.
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE conversations SET
              outbound_count = outbound_count + 1,
              waiting_since = CASE WHEN :kind IN ('user', 'bot') THEN NULL ELSE waiting_since END,
@@ -435,7 +435,7 @@ fn replied(ctx: &Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
 }
 
 fn commented(ctx: &Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE conversations SET comment_count = comment_count + 1,
              last_activity_at = MAX(last_activity_at, ?1)
          WHERE conversation_id = ?2",
@@ -470,7 +470,7 @@ fn delivery(
     permanent: bool,
     provider_message_id: Option<&str>,
 ) -> Result<(), ApplyError> {
-    ctx.tx.execute(
+    ctx.tx.execute_cached(
         "INSERT INTO deliveries (position, conversation_id, inbox_id, message_id, occurred_at,
              succeeded, reason, permanent, provider_message_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -501,7 +501,7 @@ fn assignment(
         Some((kind, id)) => (Some(kind), Some(id)),
         None => (None, None),
     };
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE conversations SET assignee_kind = ?1, assignee_id = ?2, unread_count = 0,
              last_activity_at = MAX(last_activity_at, ?3)
          WHERE conversation_id = ?4",
@@ -517,7 +517,7 @@ fn set_status(
     status: ConversationStatus,
     closed_at: Option<i64>,
 ) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE conversations SET status = ?1, closed_at = ?2,
              last_activity_at = MAX(last_activity_at, ?3)
          WHERE conversation_id = ?4",
@@ -533,7 +533,7 @@ fn set_status(
 
 /// Moves the last activity forward; fails if the conversation is unknown.
 fn touch(ctx: &Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute(
+    let changed = ctx.tx.execute_cached(
         "UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?1)
          WHERE conversation_id = ?2",
         params![ctx.at, conversation_id.to_string()],
@@ -543,7 +543,7 @@ fn touch(ctx: &Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
 
 /// Fails if the conversation is unknown.
 fn known(ctx: &Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
-    let count: i64 = ctx.tx.query_row(
+    let count: i64 = ctx.tx.query_row_cached(
         "SELECT COUNT(*) FROM conversations WHERE conversation_id = ?1",
         params![conversation_id.to_string()],
         |row| row.get(0),
@@ -570,7 +570,7 @@ fn insert_entry(
 ) -> Result<(), ApplyError> {
     let (assignee_kind, assignee_id) = entry.assignee.unzip();
     let (previous_kind, previous_id) = entry.previous.unzip();
-    ctx.tx.execute(
+    ctx.tx.execute_cached(
         "INSERT INTO timeline (position, conversation_id, inbox_id, occurred_at, kind, actor,
              message_id, comment_id, author_kind, author_id, author_name, author_address, subject,
              body_text, mentions, assignee_kind, assignee_id, previous_kind, previous_id, reason)
