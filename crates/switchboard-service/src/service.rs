@@ -10,13 +10,13 @@ use std::sync::Arc;
 use proto_events::clock::Clock;
 use proto_events::event::{Identity, InboundMessage, RecordRef};
 use proto_events::{Actor, DomainEvent, Metadata};
-use switchboard_domain::Context;
 use switchboard_domain::channel::{self, ChannelCommand};
 use switchboard_domain::contact::{ContactCommand, MergeContacts};
 use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::filter::MailSignals;
 use switchboard_domain::record::{self, RecordCommand};
 use switchboard_domain::setup::{self, SetupCommand};
+use switchboard_domain::{Context, DomainError};
 use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StoreError, StreamFrom};
 use tokio::sync::{RwLock, RwLockReadGuard};
 use uuid::Uuid;
@@ -198,7 +198,15 @@ pub struct CommandService {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     view: RwLock<WriteView>,
+    fallback_domain: String,
 }
+
+/// The domain of automatic fallback addresses unless configured (a reserved name: operators set
+/// their own, whose MX points at the inbound mail gateway).
+pub const DEFAULT_FALLBACK_DOMAIN: &str = "inbox.switchboard.invalid";
+
+/// The namespace of fallback channel ids, derived from their inbox's id.
+const FALLBACK_CHANNELS: Uuid = Uuid::from_u128(0x8d3e_51c2_0b7a_4f6e_a1d9_2c44_7e90_b135);
 
 impl CommandService {
     /// A service over `store`, with its view built from the whole log.
@@ -212,6 +220,7 @@ impl CommandService {
             store,
             clock,
             view: RwLock::new(view),
+            fallback_domain: DEFAULT_FALLBACK_DOMAIN.to_owned(),
         })
     }
 
@@ -234,12 +243,120 @@ impl CommandService {
         Ok(view.downgrade())
     }
 
-    /// Decides `command` and appends its events. Returns once they are durable.
-    #[tracing::instrument(skip_all, fields(command = command.name()))]
+    /// Sets the domain of automatic fallback addresses (default [`DEFAULT_FALLBACK_DOMAIN`]):
+    /// an inbox without team e-mail gets `<inbox>-<id>@<domain>`.
+    pub fn with_fallback_domain(mut self, domain: impl Into<String>) -> CommandService {
+        self.fallback_domain = domain.into();
+        self
+    }
+
+    /// Decides `command` and appends its events. Returns once they are durable. An inbox left
+    /// without team e-mail (just created, or its last shared address disconnected or moved away)
+    /// then gets its fallback address.
     pub async fn execute(
         &self,
         meta: CommandMeta,
         command: Command,
+    ) -> Result<Outcome, ServiceError> {
+        let outcome = self.execute_one(&meta, &command).await?;
+        if !outcome.replayed {
+            let inboxes = match &command {
+                Command::Setup(SetupCommand::CreateInbox { inbox_id, .. }) => vec![*inbox_id],
+                Command::Channel(ChannelCommand::Disconnect { channel_id })
+                | Command::Channel(ChannelCommand::MoveToInbox { channel_id, .. }) => {
+                    // The inbox the channel was in before is in the event just written.
+                    self.inbox_left_by(*channel_id).await?.into_iter().collect()
+                }
+                _ => Vec::new(),
+            };
+            for inbox_id in inboxes {
+                self.assign_fallback_if_needed(inbox_id, outcome.last_position)
+                    .await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The inbox a channel last left (by disconnection or move), from its stream.
+    async fn inbox_left_by(&self, channel_id: Uuid) -> Result<Option<Uuid>, ServiceError> {
+        let stream = proto_events::streams::channel(channel_id);
+        let (left, _) = self
+            .load(
+                &stream,
+                None,
+                |left: &mut Option<Uuid>, event| match event {
+                    DomainEvent::ChannelDisconnected(e) => *left = Some(e.inbox_id),
+                    DomainEvent::ChannelMoved(e) => *left = Some(e.from_inbox_id),
+                    _ => {}
+                },
+            )
+            .await?;
+        Ok(left)
+    }
+
+    /// Gives `inbox_id` a fallback address if it has no team e-mail and none yet. The channel id
+    /// is derived from the inbox, so two nodes doing this at once write one channel.
+    async fn assign_fallback_if_needed(
+        &self,
+        inbox_id: Uuid,
+        cause: Position,
+    ) -> Result<(), ServiceError> {
+        let (needed, name) = {
+            let view = self.view().await?;
+            let name = view
+                .directory
+                .inboxes
+                .get(&inbox_id)
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
+            (
+                channel::fallback_address_needed(&view.directory, inbox_id),
+                name,
+            )
+        };
+        if !needed {
+            return Ok(());
+        }
+        let slug = name
+            .to_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let short = &inbox_id.simple().to_string()[..8];
+        let local = if slug.is_empty() {
+            "inbox".to_owned()
+        } else {
+            slug
+        };
+        let address = format!("{local}-{short}@{}", self.fallback_domain);
+        let channel_id = Uuid::new_v5(&FALLBACK_CHANNELS, inbox_id.as_bytes());
+        let meta = CommandMeta {
+            actor: Actor::System {
+                component: "fallback-address".into(),
+            },
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: Some(format!("fallback:{inbox_id}:{cause}")),
+            expected_version: None,
+        };
+        let command = Command::Channel(ChannelCommand::AssignFallbackAddress {
+            channel_id,
+            inbox_id,
+            address,
+        });
+        match self.execute_one(&meta, &command).await {
+            // Another node got there first: the inbox has its address.
+            Ok(_) | Err(ServiceError::Domain(DomainError::Rejected { .. })) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(command = command.name()))]
+    async fn execute_one(
+        &self,
+        meta: &CommandMeta,
+        command: &Command,
     ) -> Result<Outcome, ServiceError> {
         let redecidable = meta.expected_version.is_none() && command.redecidable();
         let command_id = Uuid::now_v7();
@@ -254,7 +371,7 @@ impl CommandService {
             let run = Run {
                 service: self,
                 view: &view,
-                meta: &meta,
+                meta,
                 metadata: Metadata {
                     actor: meta.actor.clone(),
                     correlation_id: meta.correlation_id.unwrap_or(command_id),
@@ -263,7 +380,7 @@ impl CommandService {
                     idempotency_key: meta.idempotency_key.clone(),
                 },
             };
-            match run.command(&command).await {
+            match run.command(command).await {
                 Err(ServiceError::Conflict { stream, .. })
                     if redecidable && attempt < MAX_ATTEMPTS =>
                 {

@@ -13,7 +13,7 @@
 //! nudged after commits, so no commit waits for one.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -55,12 +55,20 @@ impl Checkpointer {
                     return;
                 }
             };
-            while nudged.recv().is_ok() {
+            'nudged: while nudged.recv().is_ok() {
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "checkpoint failed; will retry");
                 }
-                // Rate limit: commits that land meanwhile are covered by the next checkpoint.
-                std::thread::sleep(CHECKPOINT_EVERY);
+                // Rate limit: nudges that come meanwhile are covered by the next checkpoint. A
+                // stopping writer ends the wait at once.
+                let next = Instant::now() + CHECKPOINT_EVERY;
+                loop {
+                    match nudged.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                        Ok(()) => {}
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => break 'nudged,
+                    }
+                }
             }
             // The writer has stopped: fold the whole log into the database before closing.
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {

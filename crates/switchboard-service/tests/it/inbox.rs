@@ -391,3 +391,68 @@ async fn a_second_channel_on_a_connected_address_is_refused() {
         other => panic!("expected TAKEN, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_inbox_without_team_email_gets_a_fallback_address_and_keeps_it() {
+    let app = app().await;
+    let sales = Uuid::now_v7();
+    run(
+        &app,
+        admin(),
+        Command::Setup(SetupCommand::CreateInbox {
+            inbox_id: sales,
+            name: "Sales & Deals".into(),
+        }),
+    )
+    .await;
+    let fallback = |events: &[proto_events::Envelope]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                DomainEvent::FallbackAddressAssigned(f) if f.inbox_id == sales => {
+                    Some(f.address.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let addresses = fallback(&history(&app).await);
+    assert_eq!(addresses.len(), 1, "{addresses:?}");
+    assert!(
+        addresses[0].starts_with("sales-deals-")
+            && addresses[0].ends_with("@inbox.switchboard.invalid"),
+        "{}",
+        addresses[0]
+    );
+    // Connecting and disconnecting team e-mail does not add a second fallback.
+    let mail = Uuid::now_v7();
+    run(
+        &app,
+        admin(),
+        Command::Channel(ChannelCommand::ConnectEmail {
+            channel_id: mail,
+            inbox_id: sales,
+            address: "sales@acme.test".into(),
+            access: EmailAccess::Shared,
+        }),
+    )
+    .await;
+    run(
+        &app,
+        admin(),
+        Command::Channel(ChannelCommand::Disconnect { channel_id: mail }),
+    )
+    .await;
+    assert_eq!(fallback(&history(&app).await).len(), 1);
+    // An inbox created with the same key twice (a retried mutation) gets one fallback too.
+    let inbox = inbox().await;
+    let support_fallbacks = history(&inbox)
+        .await
+        .iter()
+        .filter(|e| matches!(&e.payload, DomainEvent::FallbackAddressAssigned(f) if f.inbox_id == INBOX))
+        .count();
+    assert_eq!(
+        support_fallbacks, 1,
+        "the Support inbox got its fallback before its team e-mail was connected"
+    );
+}
