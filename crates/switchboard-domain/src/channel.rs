@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::directory::{Channel, Directory, User};
 use crate::setup::Decision;
+use crate::validate::name;
 use crate::{Context, DomainError};
 
 /// A change to channels, routing rules or e-mail filters.
@@ -735,23 +736,6 @@ fn owner_sees(d: &Directory, owner: Uuid, inbox_id: Uuid) -> Result<(), DomainEr
             "a private account feeds only an inbox its owner is a member of",
         ))
     }
-}
-
-/// Longest accepted display name.
-const MAX_NAME: usize = 200;
-
-fn name(field: &'static str, value: &str) -> Result<String, DomainError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(DomainError::invalid(field, "must not be empty"));
-    }
-    if trimmed.chars().count() > MAX_NAME {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {MAX_NAME} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
 }
 
 /// A domain name, lower-cased, with a leading `@` tolerated.

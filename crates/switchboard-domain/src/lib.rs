@@ -18,6 +18,7 @@
 //! - [`contact`]: the contact aggregate: records created from visitors, properties, identities,
 //!   merges.
 //! - [`record`]: companies, deals, tickets and associations between records.
+//! - `validate`: input checks shared by several deciders.
 
 pub mod channel;
 pub mod contact;
@@ -29,6 +30,7 @@ pub mod filter;
 pub mod record;
 pub mod routing;
 pub mod setup;
+mod validate;
 
 pub use crate::context::Context;
 pub use crate::error::DomainError;

@@ -29,6 +29,7 @@ use proto_events::event::{
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
 
+use crate::validate::MAX_NAME;
 use crate::{Context, DomainError};
 
 /// A conversation as the command service found it, so a decider can check the actor may see it
@@ -285,9 +286,6 @@ fn kind_name(kind: RecordKind) -> &'static str {
         RecordKind::Conversation => "conversation",
     }
 }
-
-/// Longest accepted name, subject or stage.
-const MAX_NAME: usize = 200;
 
 /// Decides a record command over the folded stream named by [`RecordCommand::stream`].
 pub fn decide(

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::DomainError;
 use crate::directory::Directory;
+use crate::validate::name;
 
 /// A change to the organisation's setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,23 +101,6 @@ impl Decision {
             events: vec![event.into()],
         })
     }
-}
-
-/// Longest accepted display name.
-const MAX_NAME: usize = 200;
-
-fn name(field: &'static str, value: &str) -> Result<String, DomainError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(DomainError::invalid(field, "must not be empty"));
-    }
-    if trimmed.chars().count() > MAX_NAME {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {MAX_NAME} characters"),
-        ));
-    }
-    Ok(trimmed.to_owned())
 }
 
 fn time_zone(field: &'static str, value: &str) -> Result<String, DomainError> {
