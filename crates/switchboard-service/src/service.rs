@@ -190,6 +190,9 @@ pub struct Outcome {
     pub last_position: Position,
     /// True when the command was a repeat (same idempotency key) and wrote nothing new.
     pub replayed: bool,
+    /// How many events this call wrote to `stream` (0 for a repeat, or a command that changed
+    /// nothing, such as a duplicate delivery).
+    pub written: u64,
 }
 
 /// Executes commands against an event store. Cheap to share behind an `Arc`.
@@ -259,7 +262,9 @@ impl CommandService {
         command: Command,
     ) -> Result<Outcome, ServiceError> {
         let outcome = self.execute_one(&meta, &command).await?;
-        if !outcome.replayed {
+        // Also after a repeat: the first attempt may have stopped before this step, and it is
+        // idempotent (the fallback channel's id is derived from the inbox).
+        {
             let inboxes = match &command {
                 Command::Setup(SetupCommand::CreateInbox { inbox_id, .. }) => vec![*inbox_id],
                 Command::Channel(ChannelCommand::Disconnect { channel_id })
@@ -380,12 +385,20 @@ impl CommandService {
                     idempotency_key: meta.idempotency_key.clone(),
                 },
             };
-            match run.command(command).await {
+            let result = run.command(command).await;
+            drop(view);
+            // Two requests with one key may race: the loser answers with the winner's outcome.
+            if let (Err(ServiceError::Conflict { .. }), Some(key)) =
+                (&result, &meta.idempotency_key)
+                && let Some(done) = self.view().await?.idempotent(&meta.actor, key)
+            {
+                return Ok(done.clone());
+            }
+            match result {
                 Err(ServiceError::Conflict { stream, .. })
                     if redecidable && attempt < MAX_ATTEMPTS =>
                 {
                     tracing::debug!(attempt, stream, "version conflict, deciding again");
-                    drop(view);
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
                 }
@@ -451,9 +464,7 @@ impl Run<'_> {
             Command::Channel(channel) => {
                 let decision = channel::decide(channel, &self.context())?;
                 if let Some(claim) = channel::address_claim(&self.view.directory, &decision) {
-                    let version = self.service.store.stream_version(&claim.stream).await?;
-                    self.append_unchecked(&claim.stream, version, claim.events)
-                        .await?;
+                    self.claim_address(claim).await?;
                 }
                 let version = self.view.version(&decision.stream);
                 self.append(&decision.stream, version, decision.events)
@@ -543,6 +554,40 @@ impl Run<'_> {
         }
     }
 
+    /// Appends a channel address claim (or release) to the address's reservation stream, at the
+    /// version it was read at: a claim another channel made meanwhile makes this append conflict,
+    /// and deciding again answers `TAKEN`; one already held by another channel is `TAKEN` at once.
+    async fn claim_address(&self, claim: setup::Decision) -> Result<(), ServiceError> {
+        let (holder, version) = self
+            .load(
+                &claim.stream,
+                None,
+                |holder: &mut Option<String>, event| match event {
+                    DomainEvent::UniqueValueReserved(e) => *holder = Some(e.owner_stream.clone()),
+                    DomainEvent::UniqueValueReleased(_) => *holder = None,
+                    _ => {}
+                },
+            )
+            .await?;
+        let claimant = claim.events.iter().find_map(|event| match event {
+            DomainEvent::UniqueValueReserved(e) => Some(e.owner_stream.clone()),
+            _ => None,
+        });
+        if let (Some(holder), Some(claimant)) = (&holder, &claimant)
+            && holder != claimant
+        {
+            return Err(DomainError::Rejected {
+                code: "TAKEN",
+                field: Some("address"),
+                message: "another channel is connected to this address".into(),
+            }
+            .into());
+        }
+        self.append_unchecked(&claim.stream, version, claim.events)
+            .await?;
+        Ok(())
+    }
+
     /// Appends `events` to `stream`, which was at `version` when they were decided (honouring
     /// the client's expected version), and reports what was written. Writing nothing is an
     /// outcome too: the command changed nothing.
@@ -561,7 +606,7 @@ impl Run<'_> {
                 actual: version,
             });
         }
-        self.append_unchecked(stream, version, events).await
+        self.write(stream, version, events, &self.metadata).await
     }
 
     /// [`Self::append`] for the secondary streams of a command (reservations, the other side of
@@ -572,6 +617,22 @@ impl Run<'_> {
         version: Option<u64>,
         events: Vec<DomainEvent>,
     ) -> Result<Outcome, ServiceError> {
+        // Only the command's main stream carries its idempotency key: an outcome is remembered
+        // once the command is complete, so a retry of a half-done command is decided again.
+        let metadata = Metadata {
+            idempotency_key: None,
+            ..self.metadata.clone()
+        };
+        self.write(stream, version, events, &metadata).await
+    }
+
+    async fn write(
+        &self,
+        stream: &str,
+        version: Option<u64>,
+        events: Vec<DomainEvent>,
+        metadata: &Metadata,
+    ) -> Result<Outcome, ServiceError> {
         if events.is_empty() {
             return Ok(Outcome {
                 stream: stream.to_owned(),
@@ -579,12 +640,11 @@ impl Run<'_> {
                 first_position: self.view.position,
                 last_position: self.view.position,
                 replayed: false,
+                written: 0,
             });
         }
-        let encoded = events
-            .iter()
-            .map(|e| codec::encode(e, &self.metadata))
-            .collect();
+        let written = events.len() as u64;
+        let encoded = events.iter().map(|e| codec::encode(e, metadata)).collect();
         match self
             .service
             .store
@@ -597,6 +657,7 @@ impl Run<'_> {
                 first_position: r.first_position,
                 last_position: r.last_position,
                 replayed: false,
+                written,
             }),
             Err(StoreError::WrongExpectedVersion { actual, .. }) => Err(ServiceError::Conflict {
                 stream: stream.to_owned(),

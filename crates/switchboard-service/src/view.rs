@@ -109,6 +109,7 @@ impl WriteView {
             first_position: recorded.position,
             last_position: recorded.position,
             replayed: true,
+            written: 0,
         };
         let outcome = self
             .idempotent

@@ -124,12 +124,22 @@ impl Run<'_> {
             .load(&merged_stream, Contact::default(), Contact::evolve)
             .await?;
         let decision = contact::decide_merge(&survivor, &merged, merge, &self.context())?;
+        // The merged contact's tombstone, then its identities, then the survivor (the main
+        // stream) last: if anything fails before the end, a retry finds the merge unfinished and
+        // resumes it (each step is idempotent), instead of a recorded merge whose addresses still
+        // point at the contact that went.
         self.append_unchecked(
             &decision.merged_stream,
             merged_version,
             decision.merged_events,
         )
         .await?;
+        for identity in &decision.transfers {
+            let (state, version) = self.reservation(identity).await?;
+            let events = reservation::decide_transfer(&state, merge.merged_id, merge.survivor_id)?;
+            self.append_unchecked(&state.stream(), version, events)
+                .await?;
+        }
         let outcome = self
             .append(
                 &decision.survivor_stream,
@@ -137,12 +147,6 @@ impl Run<'_> {
                 decision.survivor_events,
             )
             .await?;
-        for identity in &decision.transfers {
-            let (state, version) = self.reservation(identity).await?;
-            let events = reservation::decide_transfer(&state, merge.merged_id, merge.survivor_id)?;
-            self.append_unchecked(&state.stream(), version, events)
-                .await?;
-        }
         Ok(outcome)
     }
 }

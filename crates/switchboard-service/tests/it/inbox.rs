@@ -456,3 +456,33 @@ async fn an_inbox_without_team_email_gets_a_fallback_address_and_keeps_it() {
         "the Support inbox got its fallback before its team e-mail was connected"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_connections_of_one_address_connect_one_channel() {
+    let app = std::sync::Arc::new(inbox().await);
+    for round in 0..10 {
+        let address = format!("race{round}@acme.test");
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (app, address) = (app.clone(), address.clone());
+            tasks.push(tokio::spawn(async move {
+                let connect = Command::Channel(ChannelCommand::ConnectEmail {
+                    channel_id: Uuid::now_v7(),
+                    inbox_id: INBOX,
+                    address,
+                    access: EmailAccess::Shared,
+                });
+                app.service.execute(CommandMeta::by(admin()), connect).await
+            }));
+        }
+        let mut connected = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => connected += 1,
+                Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => {}
+                Err(other) => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(connected, 1, "round {round}: one channel per address");
+    }
+}
