@@ -263,7 +263,7 @@ impl Writer {
                         Err(Failure::KnownId) => outcomes.push(Err(StoreError::backend(
                             std::io::Error::other("unresolved duplicate event id"),
                         ))),
-                        Err(Failure::Poisoned(e)) => {
+                        Err(Failure::Poisoned(e) | Failure::Fatal(e)) => {
                             poisoned = Some(e.to_string());
                             break;
                         }
@@ -344,7 +344,7 @@ fn append_one(
             Ok(next) => savepoint
                 .commit()
                 .map(|()| next)
-                .map_err(|e| Failure::Rejected(backend(e))),
+                .map_err(|e| Failure::Fatal(backend(e))),
             // Rolling the savepoint back (on drop) undoes the partial write.
             Err(Failure::Poisoned(e)) => Err(Failure::Rejected(e)),
             Err(other) => Err(other),
@@ -380,11 +380,18 @@ pub(crate) enum Failure {
     /// The first event's id is stored already and nothing was written: see whether this is a
     /// retry.
     KnownId,
+    /// SQLite failed for a reason other than a constraint (I/O, disk full, out of memory). It may
+    /// have rolled the whole transaction back already, so nothing after it can be trusted: the
+    /// whole batch is rolled back and every caller told.
+    Fatal(StoreError),
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        Failure::Rejected(e)
+        match e {
+            e @ StoreError::Backend(_) => Failure::Fatal(e),
+            e => Failure::Rejected(e),
+        }
     }
 }
 
@@ -420,7 +427,7 @@ fn write(
         None => {
             conn.prepare_cached("INSERT INTO streams (name, version) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute(params![stream, last_version as i64]))
-                .map_err(|e| failed(wrote, backend(e)))?;
+                .map_err(|e| Failure::Fatal(backend(e)))?;
             wrote = true;
             conn.last_insert_rowid()
         }
@@ -431,7 +438,7 @@ fn write(
              event_type, schema_version, recorded_at, metadata, payload, hash) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
-        .map_err(|e| failed(wrote, backend(e)))?;
+        .map_err(|e| Failure::Fatal(backend(e)))?;
     let mut next = tip;
     for (i, event) in events.iter().enumerate() {
         let position = next.position.next();
@@ -478,14 +485,14 @@ fn write(
                 };
                 return Err(failed(wrote, conflict));
             }
-            Err(e) => return Err(failed(wrote, backend(e))),
+            Err(e) => return Err(Failure::Fatal(backend(e))),
         }
         next = Tip { position, hash };
     }
     if target.known_id.is_some() {
         conn.prepare_cached("UPDATE streams SET version = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![stream_id, last_version as i64]))
-            .map_err(|e| failed(wrote, backend(e)))?;
+            .map_err(|e| Failure::Fatal(backend(e)))?;
     }
     Ok(next)
 }
