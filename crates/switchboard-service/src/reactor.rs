@@ -100,6 +100,14 @@ impl State {
         }
     }
 
+    fn stop_waiting(&mut self, conversation_id: Uuid) {
+        if let Some(c) = self.conversations.get_mut(&conversation_id)
+            && let Some((position, _)) = c.waiting_since.take()
+        {
+            self.waiting.remove(&position);
+        }
+    }
+
     fn wait(
         &mut self,
         conversation_id: Uuid,
@@ -271,70 +279,77 @@ async fn run(
 
 /// Routes every waiting conversation and, if capacity may have freed up, retries the queue.
 async fn act(service: &CommandService, state: &mut State) -> Result<(), ServiceError> {
-    let waiting: Vec<(Uuid, Uuid)> = state.waiting.values().copied().collect();
-    for (conversation_id, trigger) in waiting {
-        route_one(service, state, conversation_id, trigger, true).await?;
+    let waiting: Vec<(Position, (Uuid, Uuid))> =
+        state.waiting.iter().map(|(p, w)| (*p, *w)).collect();
+    for (position, (conversation_id, trigger)) in waiting {
+        route_one(service, state, conversation_id, (position, trigger), true).await;
     }
     if std::mem::take(&mut state.capacity_freed) {
-        let queued: Vec<(Uuid, Uuid)> = state.queue.values().copied().collect();
-        for (conversation_id, trigger) in queued {
-            route_one(service, state, conversation_id, trigger, false).await?;
+        let queued: Vec<(Position, (Uuid, Uuid))> =
+            state.queue.iter().map(|(p, w)| (*p, *w)).collect();
+        for (position, (conversation_id, trigger)) in queued {
+            route_one(service, state, conversation_id, (position, trigger), false).await;
         }
     }
     Ok(())
 }
 
 /// Routes one conversation. A first routing records the outcome either way (assigned or
-/// queued); a retry of a queued conversation records only an assignment.
+/// queued); a retry of a queued conversation records only an assignment. Failures never stop the
+/// reactor: a refused or empty routing is undone (the log says who has the conversation), and a
+/// transient one (store, conflict) is undone and left waiting, to be tried with the next event.
 async fn route_one(
     service: &CommandService,
     state: &mut State,
     conversation_id: Uuid,
-    trigger: Uuid,
+    (trigger_position, trigger): (Position, Uuid),
     first: bool,
-) -> Result<(), ServiceError> {
+) {
     let Some((request, after_handoff)) = state.request(conversation_id) else {
-        return Ok(());
+        return;
     };
-    let routing = {
-        let view = service.view().await?;
-        let load = Load {
-            open: state.load.clone(),
-        };
-        let rule = routing::applicable_rule(&view.directory, &request).map(|rule| rule.id);
-        let cursor = rule.and_then(|id| state.cursors.get(&id).copied());
-        if after_handoff {
-            routing::route_after_handoff(&view.directory, &request, &load, cursor)
-        } else {
-            routing::route(&view.directory, &request, &load, cursor)
+    let routing = match service.view().await {
+        Ok(view) => {
+            let load = Load {
+                open: state.load.clone(),
+            };
+            let rule = routing::applicable_rule(&view.directory, &request).map(|rule| rule.id);
+            let cursor = rule.and_then(|id| state.cursors.get(&id).copied());
+            if after_handoff {
+                routing::route_after_handoff(&view.directory, &request, &load, cursor)
+            } else {
+                routing::route(&view.directory, &request, &load, cursor)
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%conversation_id, %error, "routing deferred");
+            return;
         }
     };
     let apply = match routing {
         Routing::NoRule => {
             // Nothing to do: it stays unassigned, for a human to pick up.
-            if let Some(c) = state.conversations.get_mut(&conversation_id)
-                && let Some((position, _)) = c.waiting_since.take()
-            {
-                state.waiting.remove(&position);
-            }
-            return Ok(());
+            state.stop_waiting(conversation_id);
+            return;
         }
         Routing::Assign { assignee, decision } => Apply::Assign { assignee, decision },
         Routing::Queue { decision } if first => Apply::Queue { decision },
-        Routing::Queue { .. } => return Ok(()),
+        Routing::Queue { .. } => return,
     };
     // Until the log confirms it, count the assignment now, so the next decision of this batch
-    // sees the load and the cursor move.
+    // sees the load and the cursor move; remember what to restore if it does not happen.
+    let mut previous_cursor = None;
     if let Apply::Assign { assignee, decision } = &apply {
         if let Assignee::User { id } = assignee {
-            state.cursors.insert(decision.rule_id, *id);
+            previous_cursor = Some((
+                decision.rule_id,
+                state.cursors.insert(decision.rule_id, *id),
+            ));
         }
         state.set_assignee(conversation_id, Some(assignee.clone()));
         state.unconfirmed.insert(conversation_id);
-    } else if let Some(c) = state.conversations.get_mut(&conversation_id)
-        && let Some((position, _)) = c.waiting_since.take()
-    {
-        state.waiting.remove(&position);
+    } else {
+        state.stop_waiting(conversation_id);
     }
     let meta = CommandMeta {
         actor: Actor::System {
@@ -349,17 +364,29 @@ async fn route_one(
         conversation_id,
         command: Box::new(ConversationCommand::ApplyRouting { routing: apply }),
     };
-    match service.execute(meta, command).await {
-        Ok(_) => Ok(()),
-        Err(ServiceError::Domain(e)) => {
-            // The conversation moved on (closed, filtered, assigned by hand): nothing to route.
-            // Undo what was counted in advance; the log says who has it, if anyone.
-            tracing::debug!(%conversation_id, error = %e, "routing not applied");
-            if state.unconfirmed.remove(&conversation_id) {
-                state.set_assignee(conversation_id, None);
-            }
-            Ok(())
+    let (undo, retry) = match service.execute(meta, command).await {
+        Ok(outcome) if outcome.written > 0 || outcome.replayed => (false, false),
+        // Written nothing: the conversation was closed or assigned by hand meanwhile.
+        Ok(_) => (true, false),
+        Err(ServiceError::Domain(error)) => {
+            tracing::debug!(%conversation_id, %error, "routing not applied");
+            (true, false)
         }
-        Err(e) => Err(e),
+        Err(error) => {
+            tracing::warn!(%conversation_id, %error, "routing failed; will retry");
+            (true, true)
+        }
+    };
+    if undo && state.unconfirmed.remove(&conversation_id) {
+        state.set_assignee(conversation_id, None);
+        if let Some((rule, previous)) = previous_cursor {
+            match previous {
+                Some(user) => state.cursors.insert(rule, user),
+                None => state.cursors.remove(&rule),
+            };
+        }
+    }
+    if retry && first {
+        state.wait(conversation_id, trigger_position, trigger, after_handoff);
     }
 }
