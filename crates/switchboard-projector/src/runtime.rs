@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use proto_events::Envelope;
 use rusqlite::Connection;
@@ -99,8 +99,8 @@ pub struct Lag {
     pub head: Position,
     /// `head - checkpoint`.
     pub positions_behind: u64,
-    /// How long ago the store recorded the last event it applied, when it is behind; zero when it
-    /// is caught up.
+    /// How long ago the store recorded the oldest event it has not applied; zero when it is caught
+    /// up.
     pub seconds_behind: f64,
     /// The error that stopped it, if it stopped.
     pub failed: Option<String>,
@@ -274,41 +274,41 @@ impl ProjectionRuntime {
         Ok(())
     }
 
-    /// How far behind the store each read model is.
+    /// How far behind the store each read model is. `seconds_behind` is the age of the oldest
+    /// event a read model has not applied yet (zero when it has applied everything), so a quiet
+    /// night followed by one new event does not look like hours of lag.
     pub async fn lag(&self) -> Result<Vec<Lag>, RuntimeError> {
         let head = self.store.head().await?;
         let now = Utc::now();
-        Ok(self
-            .entries
-            .iter()
-            .map(|e| {
-                let status = e.status.borrow().clone();
-                let (checkpoint, failed) = match &status {
-                    Status::Starting => (Checkpoint::default(), None),
-                    Status::Running(c) => (*c, None),
-                    Status::Failed(c, error) => (*c, Some(error.clone())),
-                };
-                let behind = head.0.saturating_sub(checkpoint.position.0);
-                let seconds_behind = match (
-                    behind,
-                    checkpoint
-                        .recorded_at_micros
-                        .and_then(DateTime::from_timestamp_micros),
-                ) {
-                    (0, _) => 0.0,
-                    (_, Some(at)) => (now - at).num_milliseconds().max(0) as f64 / 1000.0,
-                    (_, None) => f64::INFINITY,
-                };
-                Lag {
-                    name: e.projector.name(),
-                    checkpoint: checkpoint.position,
-                    head,
-                    positions_behind: behind,
-                    seconds_behind,
-                    failed,
+        let mut lags = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let status = e.status.borrow().clone();
+            let (checkpoint, failed) = match &status {
+                Status::Starting => (Checkpoint::default(), None),
+                Status::Running(c) => (*c, None),
+                Status::Failed(c, error) => (*c, Some(error.clone())),
+            };
+            let behind = head.0.saturating_sub(checkpoint.position.0);
+            let seconds_behind = if behind == 0 {
+                0.0
+            } else {
+                match self.store.read_all(checkpoint.position, 1).await?.first() {
+                    Some(oldest) => {
+                        (now - oldest.recorded_at).num_milliseconds().max(0) as f64 / 1000.0
+                    }
+                    None => 0.0,
                 }
-            })
-            .collect())
+            };
+            lags.push(Lag {
+                name: e.projector.name(),
+                checkpoint: checkpoint.position,
+                head,
+                positions_behind: behind,
+                seconds_behind,
+                failed,
+            });
+        }
+        Ok(lags)
     }
 
     /// Rebuilds one read model from the start of the log into a fresh copy while the current one
@@ -330,16 +330,30 @@ impl ProjectionRuntime {
             let _ = old.stop.send(true);
             let _ = old.task.await;
         }
-        let head = self.store.head().await?;
-        catch_up_file(&self.store, projector.clone(), &path, head, |_| {}).await?;
-        set_current_generation(&self.dir, name, generation)?;
-        entry.model.swap(path.clone());
-        // The live projector continues on the copy, from the copy's checkpoint.
-        let runner = spawn_runner(self.store.clone(), projector, path, entry.status.clone());
+        let switched = async {
+            let head = self.store.head().await?;
+            catch_up_file(&self.store, projector.clone(), &path, head, |_| {}).await?;
+            set_current_generation(&self.dir, name, generation)?;
+            Ok::<(), RuntimeError>(())
+        }
+        .await;
+        // On success the live projector continues on the copy, from the copy's checkpoint; on
+        // failure it goes back to the generation queries still use, as if nothing happened.
+        let live = match &switched {
+            Ok(()) => {
+                entry.model.swap(path.clone());
+                path
+            }
+            Err(error) => {
+                tracing::error!(projector = name, %error, "rebuild failed; keeping the current read model");
+                generation_file(&self.dir, name, generation - 1)
+            }
+        };
+        let runner = spawn_runner(self.store.clone(), projector, live, entry.status.clone());
         if let Ok(mut slot) = entry.runner.lock() {
             *slot = Some(runner);
         }
-        Ok(())
+        switched
     }
 
     /// Rebuilds every read model, one after the other (see [`Self::rebuild`]).

@@ -180,3 +180,39 @@ async fn a_rebuild_into_a_fresh_copy_swaps_without_downtime() {
     );
     assert!(matches!(runtime.statuses()[0].1, Status::Running(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rebuild_keeps_the_current_read_model_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events"), SqliteOptions::default()).unwrap();
+    let head = append(&store, 50, 5).await;
+    let models = dir.path().join("models");
+    let projector = Arc::new(Switchable {
+        failing: false.into(),
+    });
+    let runtime =
+        ProjectionRuntime::start(Arc::new(store.clone()), &models, vec![projector.clone()])
+            .unwrap();
+    runtime.wait_for(head, deadline()).await.unwrap();
+    projector
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(runtime.rebuild("switchable").await.is_err());
+    projector
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // Still generation 0, still running, still following the log.
+    assert!(
+        std::fs::read_to_string(models.join("switchable.current"))
+            .map_or(true, |g| g.trim() == "0")
+    );
+    let later = append(&store, 10, 2).await;
+    runtime.wait_for(later, deadline()).await.unwrap();
+    let (count, max) = runtime
+        .read_model("switchable")
+        .unwrap()
+        .query(seen)
+        .await
+        .unwrap();
+    assert_eq!((count as u64, max as u64), (later.0, later.0));
+}

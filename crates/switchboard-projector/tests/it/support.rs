@@ -19,6 +19,41 @@ pub(crate) struct Counting {
     pub(crate) fail_at: Option<u64>,
 }
 
+/// A projector that fails on every event while `failing` is set (to make a rebuild fail).
+#[derive(Debug)]
+pub(crate) struct Switchable {
+    pub(crate) failing: std::sync::atomic::AtomicBool,
+}
+
+impl Projector for Switchable {
+    fn name(&self) -> &'static str {
+        "switchable"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {
+        Counting {
+            name: "switchable",
+            fail_at: None,
+        }
+        .migrate(conn)
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApplyError::Inconsistent("switched off".into()));
+        }
+        Counting {
+            name: "switchable",
+            fail_at: None,
+        }
+        .apply(tx, event)
+    }
+}
+
 impl Projector for Counting {
     fn name(&self) -> &'static str {
         self.name
