@@ -1,0 +1,188 @@
+//! `switchboard import`: NDJSON written by `export` into an empty store.
+//!
+//! The whole input is read and validated first (every line parses, positions increase, every
+//! stream starts at version 0 and has no gaps, no event id twice, every append within the
+//! store's limits); only then is anything written. Events are appended in input order, one
+//! append per run of consecutive events of one stream, with the exact expected version, so ids,
+//! streams, versions and order are preserved. Should the store fail half-way (a full disk), the
+//! error says so: the target then holds a prefix of the input and should be deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use switchboard_store::error::validate_append;
+use switchboard_store::{EventStore, ExpectedVersion, NewEvent, Position};
+
+use crate::line::ImportedLine;
+use crate::support::{self, refuse};
+
+/// Most events in one append.
+const MAX_RUN_EVENTS: usize = 1024;
+
+/// `switchboard import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The data directory: events go to `<DIR>/events`, which must be empty or absent.
+    #[arg(long, value_name = "DIR", default_value = support::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The NDJSON to read; `-` is stdin.
+    #[arg(long = "in", value_name = "FILE|-")]
+    input: String,
+}
+
+/// Consecutive events of one stream, appended together.
+#[derive(Debug)]
+struct Run {
+    stream: String,
+    first_version: u64,
+    /// The input line of the first event, for error messages.
+    line: usize,
+    events: Vec<NewEvent>,
+    bytes: usize,
+}
+
+pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let input: Box<dyn Read> = if args.input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(&args.input) {
+            Ok(file) => Box::new(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                refuse!("input file {} does not exist", args.input)
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening {}", args.input)),
+        }
+    };
+
+    let store = support::open(&args.data_dir)?;
+    let head = store.head().await.context("reading the store's head")?;
+    if head != Position::START {
+        refuse!(
+            "the store in {} already holds {} events; import only into an empty store",
+            support::events_dir(&args.data_dir).display(),
+            head.0
+        );
+    }
+
+    let runs = read_runs(BufReader::new(input), &args.input, store.max_append_bytes())?;
+    let total: usize = runs.iter().map(|r| r.events.len()).sum();
+    let mut imported = 0usize;
+    let mut first_position = None;
+    let mut last_position = Position::START;
+    for run in runs {
+        let expected = match run.first_version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v - 1),
+        };
+        let n = run.events.len();
+        let result = store
+            .append(&run.stream, expected, run.events)
+            .await
+            .with_context(|| {
+                format!(
+                    "appending the events of line {} onwards to stream {}; {imported} events \
+                     were imported before this failure, delete {} before trying again",
+                    run.line,
+                    run.stream,
+                    support::events_dir(&args.data_dir).display()
+                )
+            })?;
+        first_position.get_or_insert(result.first_position);
+        last_position = result.last_position;
+        let before = imported;
+        imported += n;
+        if before / 10_000 != imported / 10_000 {
+            eprintln!("imported {imported} of {total} events");
+        }
+    }
+    match first_position {
+        Some(first) => eprintln!(
+            "imported {imported} events, positions {first}..={last_position}; recorded_at and \
+             hashes were assigned by the new store"
+        ),
+        None => eprintln!("the input holds no events; nothing imported"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and validates the whole input, grouped into appends.
+fn read_runs(input: impl BufRead, name: &str, max_append_bytes: usize) -> anyhow::Result<Vec<Run>> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let mut ids = HashSet::new();
+    let mut previous_position = 0u64;
+    for (index, text) in input.lines().enumerate() {
+        let number = index + 1;
+        let text = text.with_context(|| format!("reading line {number} of {name}"))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let line: ImportedLine = match serde_json::from_str(&text) {
+            Ok(line) => line,
+            Err(e) => refuse!("line {number}: malformed event: {e}"),
+        };
+        if line.position <= previous_position {
+            refuse!(
+                "line {number}: position {} does not follow position {previous_position}",
+                line.position
+            );
+        }
+        previous_position = line.position;
+        let expected_version = versions.get(&line.stream).map_or(0, |v| v + 1);
+        if line.stream_version != expected_version {
+            if expected_version == 0 {
+                refuse!(
+                    "line {number}: stream {} starts at version {}, not 0; only whole streams \
+                     can be imported (export from position 0)",
+                    line.stream,
+                    line.stream_version
+                );
+            }
+            refuse!(
+                "line {number}: stream {} jumps from version {} to {}",
+                line.stream,
+                expected_version - 1,
+                line.stream_version
+            );
+        }
+        versions.insert(line.stream.clone(), line.stream_version);
+        if !ids.insert(line.event_id) {
+            refuse!("line {number}: event id {} appears twice", line.event_id);
+        }
+        let event = NewEvent {
+            event_id: line.event_id,
+            event_type: line.event_type,
+            schema_version: line.schema_version,
+            metadata: line.metadata.get().as_bytes().to_vec(),
+            payload: line.payload.get().as_bytes().to_vec(),
+        };
+        if let Err(e) =
+            validate_append(&line.stream, std::slice::from_ref(&event), max_append_bytes)
+        {
+            refuse!("line {number}: the store would refuse this event: {e}");
+        }
+        let size = event.size();
+        match runs.last_mut() {
+            Some(run)
+                if run.stream == line.stream
+                    && run.events.len() < MAX_RUN_EVENTS
+                    && run.bytes + size <= max_append_bytes =>
+            {
+                run.events.push(event);
+                run.bytes += size;
+            }
+            _ => runs.push(Run {
+                stream: line.stream,
+                first_version: line.stream_version,
+                line: number,
+                events: vec![event],
+                bytes: size,
+            }),
+        }
+    }
+    Ok(runs)
+}

@@ -1,0 +1,77 @@
+//! One event as one NDJSON line: the shape `export` writes and `import` reads.
+//!
+//! Metadata and payload are embedded as the JSON the store holds, byte for byte
+//! ([`RawValue`]), so an import stores exactly the bytes that were exported.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use switchboard_store::RecordedEvent;
+use uuid::Uuid;
+
+/// An event as `export` writes it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ExportedLine<'a> {
+    pub(crate) event_id: Uuid,
+    pub(crate) stream: &'a str,
+    pub(crate) stream_version: u64,
+    pub(crate) position: u64,
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: u32,
+    /// RFC 3339, microseconds, UTC.
+    pub(crate) recorded_at: String,
+    pub(crate) metadata: Box<RawValue>,
+    pub(crate) payload: Box<RawValue>,
+    /// Lower-case hex.
+    pub(crate) hash: String,
+}
+
+impl<'a> ExportedLine<'a> {
+    /// The line for `event`, or why its metadata or payload is not JSON.
+    pub(crate) fn new(event: &'a RecordedEvent) -> Result<ExportedLine<'a>, String> {
+        Ok(ExportedLine {
+            event_id: event.event_id,
+            stream: &event.stream,
+            stream_version: event.stream_version,
+            position: event.position.0,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            recorded_at: event
+                .recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            metadata: json(&event.metadata).map_err(|e| format!("metadata: {e}"))?,
+            payload: json(&event.payload).map_err(|e| format!("payload: {e}"))?,
+            hash: hex::encode(event.hash),
+        })
+    }
+}
+
+/// Stored bytes as embeddable JSON: as stored when they fit on one line, else re-serialised
+/// compactly (JSON allows line breaks only as whitespace, so nothing is lost but whitespace).
+fn json(bytes: &[u8]) -> Result<Box<RawValue>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    if text.contains(['\n', '\r']) {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        return serde_json::value::to_raw_value(&value).map_err(|e| e.to_string());
+    }
+    RawValue::from_string(text.to_owned()).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// An event as `import` reads it. `recorded_at` and `hash` belong to the source store and are
+/// accepted but ignored: the target store assigns its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportedLine {
+    pub(crate) event_id: Uuid,
+    pub(crate) stream: String,
+    pub(crate) stream_version: u64,
+    pub(crate) position: u64,
+    pub(crate) event_type: String,
+    pub(crate) schema_version: u32,
+    #[serde(default, rename = "recorded_at")]
+    _recorded_at: Option<serde::de::IgnoredAny>,
+    pub(crate) metadata: Box<RawValue>,
+    pub(crate) payload: Box<RawValue>,
+    #[serde(default, rename = "hash")]
+    _hash: Option<serde::de::IgnoredAny>,
+}

@@ -1,0 +1,63 @@
+//! `switchboard projections rebuild`: every read model rebuilt from the start of the log.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use switchboard_projector::runtime::Status;
+use switchboard_projector::{ProjectionRuntime, Projector};
+use switchboard_store::EventStore;
+
+use crate::support;
+
+/// Every projector of the system, in the order they are rebuilt.
+fn projectors() -> Vec<Arc<dyn Projector>> {
+    vec![
+        Arc::new(thread_view::ThreadView),
+        Arc::new(contact_sidebar::ContactSidebar),
+        Arc::new(response_analytics::ResponseAnalytics),
+        Arc::new(audit_trail::AuditTrail),
+    ]
+}
+
+/// Starts the runtime on `<data-dir>/read-models` and rebuilds each read model in turn, which
+/// is what [`ProjectionRuntime::rebuild_all`] does, one call per projector so that progress
+/// can be reported between them.
+pub(crate) async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn EventStore> = Arc::new(support::open_existing(data_dir)?);
+    let head = store.head().await.context("reading the store's head")?;
+    let dir = support::read_models_dir(data_dir);
+    let runtime = ProjectionRuntime::start(store, &dir, projectors())
+        .with_context(|| format!("starting the projectors in {}", dir.display()))?;
+    let names: Vec<&'static str> = runtime.statuses().into_iter().map(|(n, _)| n).collect();
+    eprintln!(
+        "rebuilding {} read models up to position {head}",
+        names.len()
+    );
+    let mut outcome = Ok(());
+    for (i, name) in names.iter().enumerate() {
+        eprintln!("[{}/{}] {name}: rebuilding", i + 1, names.len());
+        let started = Instant::now();
+        if let Err(e) = runtime.rebuild(name).await {
+            outcome = Err(e).with_context(|| format!("rebuilding {name}"));
+            break;
+        }
+        eprintln!(
+            "[{}/{}] {name}: done in {:.1}s",
+            i + 1,
+            names.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    runtime.shutdown().await;
+    outcome?;
+    for (name, status) in runtime.statuses() {
+        if let Status::Failed(_, error) = status {
+            anyhow::bail!("projector {name} stopped: {error}");
+        }
+    }
+    println!("rebuilt {} read models in {}", names.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,65 @@
+//! What every command shares: the data directory's layout, opening the embedded store, and the
+//! error type for requests the binary refuses (exit code 2) rather than fails at (exit code 3).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use switchboard_store_sqlite::{DATABASE_FILE, SqliteOptions, SqliteStore};
+
+/// Where the data lives when `--data-dir` is not given.
+pub(crate) const DEFAULT_DATA_DIR: &str = "./switchboard-data";
+
+/// A request the binary will not carry out as given: the user has to change something (a path,
+/// the input, the target store). `main` maps it to exit code 2.
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Returns early with a [`Refused`] error.
+macro_rules! refuse {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::support::Refused(format!($($arg)*))))
+    };
+}
+pub(crate) use refuse;
+
+/// The directory of the event store inside a data directory.
+pub(crate) fn events_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("events")
+}
+
+/// The directory of the read models inside a data directory.
+pub(crate) fn read_models_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("read-models")
+}
+
+/// Opens the store of a data directory that must already hold one: reading commands must not
+/// quietly create an empty store where the user mistyped a path.
+pub(crate) fn open_existing(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    if !data_dir.is_dir() {
+        refuse!("data directory {} does not exist", data_dir.display());
+    }
+    let events = events_dir(data_dir);
+    if !events.join(DATABASE_FILE).is_file() {
+        refuse!(
+            "no event store in {} (expected {})",
+            data_dir.display(),
+            events.join(DATABASE_FILE).display()
+        );
+    }
+    open(data_dir)
+}
+
+/// Opens (creating if needed) the store of a data directory.
+pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    let events = events_dir(data_dir);
+    SqliteStore::open(&events, SqliteOptions::default())
+        .with_context(|| format!("opening the event store in {}", events.display()))
+}

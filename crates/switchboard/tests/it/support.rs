@@ -1,0 +1,106 @@
+//! Building a data directory with events, and running the binary.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use proto_events::event::{InboxCreated, InboxRenamed};
+use proto_events::{Actor, DomainEvent, Metadata};
+use switchboard_store::{EventStore, ExpectedVersion, NewEvent};
+use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
+use uuid::Uuid;
+
+/// How many events [`populate`] writes.
+pub(crate) const EVENTS: u64 = 300;
+
+/// Fills `<data_dir>/events` with [`EVENTS`] real domain events: 10 inboxes, each created and
+/// then renamed, interleaved so that streams alternate in the log. The store is closed on return.
+pub(crate) async fn populate(data_dir: &Path) {
+    let store = SqliteStore::open(data_dir.join("events"), SqliteOptions::default()).unwrap();
+    let inboxes: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    let metadata = Metadata {
+        actor: Actor::System {
+            component: "test".into(),
+        },
+        correlation_id: Uuid::now_v7(),
+        causation_id: Uuid::now_v7(),
+        occurred_at: chrono::Utc::now(),
+        idempotency_key: None,
+    };
+    let per_inbox = EVENTS / 10;
+    for round in 0..per_inbox / 3 {
+        for inbox_id in &inboxes {
+            let events: Vec<NewEvent> = (0..3)
+                .map(|i| {
+                    let event: DomainEvent = if round == 0 && i == 0 {
+                        InboxCreated {
+                            inbox_id: *inbox_id,
+                            name: "Support".into(),
+                        }
+                        .into()
+                    } else {
+                        InboxRenamed {
+                            inbox_id: *inbox_id,
+                            name: format!("Support {round}.{i}"),
+                        }
+                        .into()
+                    };
+                    NewEvent {
+                        event_id: Uuid::now_v7(),
+                        event_type: event.event_type().into(),
+                        schema_version: event.schema_version(),
+                        metadata: metadata.encode(),
+                        payload: event.encode(),
+                    }
+                })
+                .collect();
+            let stream = proto_events::streams::inbox(*inbox_id);
+            store
+                .append(&stream, ExpectedVersion::Any, events)
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(store.head().await.unwrap().0, EVENTS);
+}
+
+/// Runs the binary with `args`, feeding it `stdin`.
+pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        // A command that refuses early stops reading: a broken pipe here is its answer, which
+        // the caller asserts on.
+        let _ = input.write_all(bytes);
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Standard output and error as text, for assertions and failure messages.
+pub(crate) fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The NDJSON lines with `recorded_at` and `hash` removed: what must survive an export/import.
+pub(crate) fn without_store_fields(ndjson: &str) -> Vec<serde_json::Value> {
+    ndjson
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let object = value.as_object_mut().unwrap();
+            assert!(object.remove("recorded_at").is_some());
+            assert!(object.remove("hash").is_some());
+            value
+        })
+        .collect()
+}
