@@ -31,6 +31,10 @@ use crate::args::{Args, UsageError};
 pub(crate) struct Options {
     conversations: u128,
     lag_seconds: u64,
+    /// Run one projector only (by name), to see what each costs.
+    only: Option<String>,
+    /// Skip the lag workload.
+    rebuild_only: bool,
 }
 
 impl Options {
@@ -39,22 +43,29 @@ impl Options {
         let conversations =
             args.count("--conversations")?
                 .unwrap_or(if quick { 5_000 } else { 50_000 });
+        let only = args.value("--projector")?;
+        let rebuild_only = args.flag("--rebuild-only");
         args.finish()?;
         Ok(Options {
             conversations: u128::from(conversations),
             lag_seconds: if quick { 3 } else { 10 },
+            only,
+            rebuild_only,
         })
     }
 }
 
-/// Every projector of the product, as the server runs them.
-fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![
+/// Every projector of the product, as the server runs them, or only the one named.
+fn projectors(only: Option<&str>) -> Vec<Arc<dyn Projector>> {
+    let all: Vec<Arc<dyn Projector>> = vec![
         Arc::new(thread_view::ThreadView),
         Arc::new(contact_sidebar::ContactSidebar),
         Arc::new(response_analytics::ResponseAnalytics),
         Arc::new(audit_trail::AuditTrail),
-    ]
+    ];
+    all.into_iter()
+        .filter(|p| only.is_none_or(|name| p.name() == name))
+        .collect()
 }
 
 pub(crate) fn run(options: Options) -> anyhow::Result<()> {
@@ -70,8 +81,11 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
         options.conversations
     );
     let events = runtime.block_on(history::write(&store, options.conversations))?;
-    rebuild(&runtime, &store, dir.path(), events)?;
-    lag(&runtime, &store, dir.path(), options.lag_seconds)?;
+    let only = options.only.as_deref();
+    rebuild(&runtime, &store, dir.path(), events, only)?;
+    if !options.rebuild_only {
+        lag(&runtime, &store, dir.path(), options.lag_seconds, only)?;
+    }
     Ok(())
 }
 
@@ -80,6 +94,7 @@ fn rebuild(
     store: &SqliteStore,
     dir: &std::path::Path,
     events: u64,
+    only: Option<&str>,
 ) -> anyhow::Result<()> {
     eprintln!("projections: baseline, reading and decoding {events} events");
     let started = Instant::now();
@@ -103,8 +118,11 @@ fn rebuild(
     let head = runtime.block_on(store.head())?;
     let started = Instant::now();
     runtime.block_on(async {
-        let projections =
-            ProjectionRuntime::start(Arc::new(store.clone()), dir.join("rebuild"), projectors())?;
+        let projections = ProjectionRuntime::start(
+            Arc::new(store.clone()),
+            dir.join("rebuild"),
+            projectors(only),
+        )?;
         projections
             .wait_for(
                 head,
@@ -122,7 +140,7 @@ fn rebuild(
         "workload": "rebuild",
         "events": head.0,
         "conversations": events / 20,
-        "projectors": projectors().len(),
+        "projectors": projectors(only).iter().map(|p| p.name()).collect::<Vec<_>>(),
         "seconds": elapsed.as_secs_f64(),
         "events_per_sec": rate.round(),
         "baseline_events": decoded,
@@ -242,6 +260,7 @@ fn lag(
     store: &SqliteStore,
     dir: &std::path::Path,
     seconds: u64,
+    only: Option<&str>,
 ) -> anyhow::Result<()> {
     eprintln!("projections: lag baseline, a bare subscription, {seconds} s at 1000 events/s");
     let baseline = runtime.block_on(async {
@@ -270,7 +289,7 @@ fn lag(
         let projections = Arc::new(ProjectionRuntime::start(
             Arc::new(store.clone()),
             dir.join("rebuild"),
-            projectors(),
+            projectors(only),
         )?);
         let head = store.head().await?;
         projections
