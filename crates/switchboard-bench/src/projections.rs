@@ -57,13 +57,8 @@ impl Options {
 
 /// Every projector of the product, as the server runs them, or only the one named.
 fn projectors(only: Option<&str>) -> Vec<Arc<dyn Projector>> {
-    let all: Vec<Arc<dyn Projector>> = vec![
-        Arc::new(thread_view::ThreadView),
-        Arc::new(contact_sidebar::ContactSidebar),
-        Arc::new(response_analytics::ResponseAnalytics),
-        Arc::new(audit_trail::AuditTrail),
-    ];
-    all.into_iter()
+    switchboard_read_models::all()
+        .into_iter()
         .filter(|p| only.is_none_or(|name| p.name() == name))
         .collect()
 }

@@ -6,21 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use switchboard_projector::ProjectionRuntime;
 use switchboard_projector::runtime::Status;
-use switchboard_projector::{ProjectionRuntime, Projector};
 use switchboard_store::EventStore;
 
 use crate::support;
-
-/// Every projector of the system, in the order they are rebuilt.
-fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![
-        Arc::new(thread_view::ThreadView),
-        Arc::new(contact_sidebar::ContactSidebar),
-        Arc::new(response_analytics::ResponseAnalytics),
-        Arc::new(audit_trail::AuditTrail),
-    ]
-}
 
 /// Starts the runtime on `<data-dir>/read-models` and rebuilds each read model in turn, which
 /// is what [`ProjectionRuntime::rebuild_all`] does, one call per projector so that progress
@@ -29,7 +19,7 @@ pub(crate) async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn EventStore> = Arc::new(support::open_existing(data_dir)?);
     let head = store.head().await.context("reading the store's head")?;
     let dir = support::read_models_dir(data_dir);
-    let runtime = ProjectionRuntime::start(store, &dir, projectors())
+    let runtime = ProjectionRuntime::start(store, &dir, switchboard_read_models::all())
         .with_context(|| format!("starting the projectors in {}", dir.display()))?;
     let names: Vec<&'static str> = runtime.statuses().into_iter().map(|(n, _)| n).collect();
     eprintln!(
