@@ -75,6 +75,16 @@ impl Metadata {
         // Only strings, UUIDs and timestamps: serialising cannot fail.
         serde_json::to_vec(self).expect("metadata always serialises to JSON")
     }
+
+    /// Decodes the metadata of a stored event alone, without its payload.
+    pub fn decode(raw: RawEvent<'_>) -> Result<Metadata, DecodeError> {
+        serde_json::from_slice(raw.metadata).map_err(|source| DecodeError::MalformedMetadata {
+            event_id: raw.event_id,
+            event_type: raw.event_type.to_owned(),
+            schema_version: raw.schema_version,
+            source,
+        })
+    }
 }
 
 /// One stored event as the store hands it over, before decoding.
@@ -131,14 +141,7 @@ pub struct Envelope<E = DomainEvent> {
 impl Envelope {
     /// Decodes a stored event, upcasting its payload to the current schema version if needed.
     pub fn decode(raw: RawEvent<'_>) -> Result<Self, DecodeError> {
-        let metadata = serde_json::from_slice(raw.metadata).map_err(|source| {
-            DecodeError::MalformedMetadata {
-                event_id: raw.event_id,
-                event_type: raw.event_type.to_owned(),
-                schema_version: raw.schema_version,
-                source,
-            }
-        })?;
+        let metadata = Metadata::decode(raw)?;
         let payload = DomainEvent::decode(raw.event_type, raw.schema_version, raw.payload)?;
         Ok(Self {
             event_id: raw.event_id,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt;
 use proto_events::event::*;
-use proto_events::{Actor, DomainEvent, Metadata, streams};
+use proto_events::{Actor, DomainEvent, streams};
 use switchboard_projector::{ProjectionRuntime, Projector};
 use switchboard_store::{EventStore, ExpectedVersion, NewEvent, Position};
 use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
@@ -186,23 +186,13 @@ fn conversation(n: u128) -> (String, Vec<NewEvent>) {
         }
         .into(),
     ];
-    let metadata = Metadata {
-        actor: Actor::Channel { id: channel },
-        correlation_id: conversation,
-        causation_id: conversation,
-        occurred_at: chrono::Utc::now(),
-        idempotency_key: None,
-    };
-    let encoded = events
-        .iter()
-        .map(|e| NewEvent {
-            event_id: Uuid::now_v7(),
-            event_type: e.event_type().into(),
-            schema_version: e.schema_version(),
-            metadata: metadata.encode(),
-            payload: e.encode(),
-        })
+    let actor = Actor::Channel { id: channel };
+    let now = chrono::Utc::now();
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|e| (e, actor.clone(), now))
         .collect();
+    let encoded = history::encode(&events);
     (streams::conversation(conversation), encoded)
 }
 

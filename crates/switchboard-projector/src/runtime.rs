@@ -11,10 +11,8 @@
 //! log while generation n keeps answering queries, then switches over: no downtime, and a crash
 //! mid-rebuild leaves generation n in use.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -323,7 +321,7 @@ impl ProjectionRuntime {
         remove_other_generations(&self.dir, name, current_generation(&self.dir, name)?)?;
         // Build the copy up to the head as it is now; the live projector goes on meanwhile.
         let head = self.store.head().await?;
-        catch_up_file(&self.store, projector.clone(), &path, head, |_| {}).await?;
+        catch_up_file(&self.store, projector.clone(), &path, head).await?;
         // Stop the live projector, finish the copy up to where the log is now, and switch.
         let old = entry.runner.lock().ok().and_then(|mut r| r.take());
         if let Some(old) = old {
@@ -332,7 +330,7 @@ impl ProjectionRuntime {
         }
         let switched = async {
             let head = self.store.head().await?;
-            catch_up_file(&self.store, projector.clone(), &path, head, |_| {}).await?;
+            catch_up_file(&self.store, projector.clone(), &path, head).await?;
             set_current_generation(&self.dir, name, generation)?;
             Ok::<(), RuntimeError>(())
         }
@@ -376,42 +374,72 @@ impl ProjectionRuntime {
     }
 }
 
+/// A read model's writing connection, used from the blocking pool one batch at a time.
+struct ModelWriter {
+    conn: Option<Connection>,
+    projector: Arc<dyn Projector>,
+}
+
+impl ModelWriter {
+    /// Opens (creating or migrating) the read model at `path`; returns it with its checkpoint.
+    async fn open(
+        projector: Arc<dyn Projector>,
+        path: PathBuf,
+    ) -> Result<(ModelWriter, Checkpoint), RuntimeError> {
+        let name = projector.name();
+        let opening = projector.clone();
+        let (conn, checkpoint) =
+            tokio::task::spawn_blocking(move || model::open_for_writing(&path, opening.as_ref()))
+                .await
+                .map_err(|e| RuntimeError::Failed(e.to_string()))?
+                .map_err(|source| RuntimeError::Database {
+                    name: name.to_owned(),
+                    source,
+                })?;
+        Ok((
+            ModelWriter {
+                conn: Some(conn),
+                projector,
+            },
+            checkpoint,
+        ))
+    }
+
+    /// Applies one batch with its checkpoint ([`model::apply_batch`]).
+    async fn apply(&mut self, envelopes: Vec<Envelope>) -> Result<Checkpoint, RuntimeError> {
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| RuntimeError::Failed("read model connection lost".into()))?;
+        let projector = self.projector.clone();
+        let (conn, applied) = tokio::task::spawn_blocking(move || {
+            let _span =
+                tracing::debug_span!("projection_batch", events = envelopes.len()).entered();
+            let applied = model::apply_batch(&mut conn, projector.as_ref(), &envelopes);
+            (conn, applied)
+        })
+        .await
+        .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+        self.conn = Some(conn);
+        applied.map_err(|e| RuntimeError::Failed(e.to_string()))
+    }
+}
+
 /// Applies the log from the file's checkpoint up to `until` to the read model at `path`.
 async fn catch_up_file(
     store: &Arc<dyn EventStore>,
     projector: Arc<dyn Projector>,
     path: &Path,
     until: Position,
-    progress: impl Fn(Position),
 ) -> Result<(), RuntimeError> {
-    let name = projector.name();
-    let path = path.to_owned();
-    let opened = {
-        let projector = projector.clone();
-        tokio::task::spawn_blocking(move || model::open_for_writing(&path, projector.as_ref()))
-            .await
-            .map_err(|e| RuntimeError::Failed(e.to_string()))?
-    };
-    let (mut conn, mut checkpoint) = opened.map_err(|source| RuntimeError::Database {
-        name: name.to_owned(),
-        source,
-    })?;
+    let (mut writer, mut checkpoint) = ModelWriter::open(projector, path.to_owned()).await?;
     while checkpoint.position < until {
         let page = store.read_all(checkpoint.position, BATCH * 4).await?;
         if page.is_empty() {
             break;
         }
         let envelopes = decode_all(&page).map_err(|e| RuntimeError::Failed(e.to_string()))?;
-        let projector = projector.clone();
-        let (back, applied) = tokio::task::spawn_blocking(move || {
-            let applied = model::apply_batch(&mut conn, projector.as_ref(), &envelopes);
-            (conn, applied)
-        })
-        .await
-        .map_err(|e| RuntimeError::Failed(e.to_string()))?;
-        conn = back;
-        checkpoint = applied.map_err(|e| RuntimeError::Failed(e.to_string()))?;
-        progress(checkpoint.position);
+        checkpoint = writer.apply(envelopes).await?;
     }
     Ok(())
 }
@@ -458,13 +486,9 @@ async fn run(
     status: &watch::Sender<Status>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let opened = {
-        let projector = projector.clone();
-        tokio::task::spawn_blocking(move || model::open_for_writing(&path, projector.as_ref()))
-            .await
-            .map_err(|e| e.to_string())?
-    };
-    let (mut conn, checkpoint): (Connection, Checkpoint) = opened.map_err(|e| e.to_string())?;
+    let (mut writer, checkpoint) = ModelWriter::open(projector.clone(), path)
+        .await
+        .map_err(|e| e.to_string())?;
     status.send_replace(Status::Running(checkpoint));
     let mut events = store.subscribe_all(checkpoint.position).ready_chunks(BATCH);
     loop {
@@ -479,29 +503,7 @@ async fn run(
             .map_err(|e| e.to_string())?;
         let envelopes =
             decode_all(&recorded).map_err(|e| format!("projector {}: {e}", projector.name()))?;
-        let batch_projector = projector.clone();
-        let (back, applied) = tokio::task::spawn_blocking(move || {
-            let _span =
-                tracing::debug_span!("projection_batch", events = envelopes.len()).entered();
-            let applied = model::apply_batch(&mut conn, batch_projector.as_ref(), &envelopes);
-            (conn, applied)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        conn = back;
-        let checkpoint = applied.map_err(|e| e.to_string())?;
+        let checkpoint = writer.apply(envelopes).await.map_err(|e| e.to_string())?;
         status.send_replace(Status::Running(checkpoint));
     }
 }
-
-/// A map from projector name to position, for tests and the CLI.
-pub fn checkpoints(runtime: &ProjectionRuntime) -> HashMap<&'static str, Position> {
-    runtime
-        .statuses()
-        .into_iter()
-        .map(|(name, s)| (name, s.checkpoint()))
-        .collect()
-}
-
-/// How long `wait_for` waits by default: long enough for a burst, short enough for a request.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);

@@ -11,6 +11,7 @@ use proto_events::clock::Clock;
 use proto_events::event::{Identity, InboundMessage, RecordRef};
 use proto_events::{Actor, DomainEvent, Metadata};
 use switchboard_domain::channel::{self, ChannelCommand};
+use switchboard_domain::contact::reservation::Reservation;
 use switchboard_domain::contact::{ContactCommand, MergeContacts};
 use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::filter::MailSignals;
@@ -558,23 +559,20 @@ impl Run<'_> {
     /// version it was read at: a claim another channel made meanwhile makes this append conflict,
     /// and deciding again answers `TAKEN`; one already held by another channel is `TAKEN` at once.
     async fn claim_address(&self, claim: setup::Decision) -> Result<(), ServiceError> {
-        let (holder, version) = self
+        let (scope, value, claimant) = match claim.events.first() {
+            Some(DomainEvent::UniqueValueReserved(e)) => (e.scope, &e.value, Some(&e.owner_stream)),
+            Some(DomainEvent::UniqueValueReleased(e)) => (e.scope, &e.value, None),
+            _ => return Ok(()),
+        };
+        let (state, version) = self
             .load(
                 &claim.stream,
-                None,
-                |holder: &mut Option<String>, event| match event {
-                    DomainEvent::UniqueValueReserved(e) => *holder = Some(e.owner_stream.clone()),
-                    DomainEvent::UniqueValueReleased(_) => *holder = None,
-                    _ => {}
-                },
+                Reservation::new(scope, value),
+                Reservation::evolve,
             )
             .await?;
-        let claimant = claim.events.iter().find_map(|event| match event {
-            DomainEvent::UniqueValueReserved(e) => Some(e.owner_stream.clone()),
-            _ => None,
-        });
-        if let (Some(holder), Some(claimant)) = (&holder, &claimant)
-            && holder != claimant
+        if let (Some(holder), Some(claimant)) = (state.holder_stream(), claimant)
+            && holder != claimant.as_str()
         {
             return Err(DomainError::Rejected {
                 code: "TAKEN",

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use proto_events::{Actor, DecodeError, DomainEvent, Metadata, streams};
+use proto_events::{Actor, DomainEvent, Metadata, streams};
 use switchboard_domain::directory::Directory;
 use switchboard_store::{EventStore, Position, RecordedEvent};
 use uuid::Uuid;
@@ -82,15 +82,7 @@ impl WriteView {
             self.remember(recorded, envelope.metadata);
         } else {
             // Other events matter only for their idempotency keys: decode the metadata alone.
-            let metadata: Metadata =
-                serde_json::from_slice(&recorded.metadata).map_err(|source| {
-                    DecodeError::MalformedMetadata {
-                        event_id: recorded.event_id,
-                        event_type: recorded.event_type.clone(),
-                        schema_version: recorded.schema_version,
-                        source,
-                    }
-                })?;
+            let metadata = Metadata::decode(codec::raw(recorded))?;
             self.remember(recorded, metadata);
         }
         Ok(())

@@ -31,7 +31,7 @@ fn chat(i: u128) -> Uuid {
 }
 
 /// Encodes a history's events for one append, stamped with `at` and `actor`.
-fn encode(events: &[(DomainEvent, Actor, DateTime<Utc>)]) -> Vec<NewEvent> {
+pub(crate) fn encode(events: &[(DomainEvent, Actor, DateTime<Utc>)]) -> Vec<NewEvent> {
     let correlation = Uuid::now_v7();
     events
         .iter()
@@ -43,13 +43,7 @@ fn encode(events: &[(DomainEvent, Actor, DateTime<Utc>)]) -> Vec<NewEvent> {
                 occurred_at: *at,
                 idempotency_key: None,
             };
-            NewEvent {
-                event_id: Uuid::now_v7(),
-                event_type: event.event_type().to_owned(),
-                schema_version: event.schema_version(),
-                metadata: metadata.encode(),
-                payload: event.encode(),
-            }
+            switchboard_codec::encode(event, &metadata)
         })
         .collect()
 }

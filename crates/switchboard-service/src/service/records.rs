@@ -1,9 +1,10 @@
 //! Companies, deals, tickets and associations, with the conversations and records they name
 //! located by the service so that the deciders can check them without IO.
 
-use proto_events::event::{ConversationVisibility, RecordKind, RecordRef};
-use proto_events::{DomainEvent, streams};
+use proto_events::event::{RecordKind, RecordRef};
+use proto_events::streams;
 use switchboard_domain::DomainError;
+use switchboard_domain::conversation::{Conversation, Status};
 use switchboard_domain::record::{self, ConversationRef, Counterpart, Record, RecordCommand};
 use uuid::Uuid;
 
@@ -62,47 +63,19 @@ impl Run<'_> {
         &self,
         id: Uuid,
     ) -> Result<Option<ConversationRef>, ServiceError> {
-        let stream = streams::conversation(id);
-        let directory = &self.view.directory;
-        let (found, _) = self
+        let (state, _) = self
             .load(
-                &stream,
-                None,
-                |found: &mut Option<ConversationRef>, event| match event {
-                    DomainEvent::ConversationStarted(e) => {
-                        let private_owner = match &e.visibility {
-                            ConversationVisibility::Private { owner_user_id } => {
-                                Some(*owner_user_id)
-                            }
-                            ConversationVisibility::Shared => None,
-                        };
-                        *found = Some(ConversationRef {
-                            id,
-                            inbox_id: e.inbox_id,
-                            private_owner,
-                        });
-                    }
-                    DomainEvent::MessageFiltered(e) if found.is_none() => {
-                        // Known only from filtered mail: private if its channel is a private account.
-                        let private_owner = directory
-                            .channels
-                            .get(&e.message.channel_id)
-                            .and_then(|c| c.private_owner());
-                        *found = Some(ConversationRef {
-                            id,
-                            inbox_id: e.inbox_id,
-                            private_owner,
-                        });
-                    }
-                    DomainEvent::ConversationShared(_) => {
-                        if let Some(found) = found {
-                            found.private_owner = None;
-                        }
-                    }
-                    _ => {}
-                },
+                &streams::conversation(id),
+                Conversation::default(),
+                Conversation::evolve,
             )
             .await?;
-        Ok(found)
+        // A conversation known only from filtered mail is private if its channel is a private
+        // account; the aggregate knows which.
+        Ok((state.status != Status::Empty).then(|| ConversationRef {
+            id,
+            inbox_id: state.inbox_id,
+            private_owner: state.effective_private_owner(&self.view.directory),
+        }))
     }
 }
