@@ -1,0 +1,227 @@
+//! The HTTP surface: the axum [`router`].
+//!
+//! - `GET /` and `GET /graphql`: GraphiQL.
+//! - `POST /graphql`: queries and mutations. `Authorization: Bearer <token>`; an optional
+//!   `Switchboard-Consistency-Token` header makes the request wait for the read models (see
+//!   [`crate::consistency`]). Batched requests are refused; bodies are capped.
+//! - `GET /graphql/ws`: subscriptions over `graphql-transport-ws` (and the legacy
+//!   `graphql-ws`), authenticated by the `connection_init` payload
+//!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`).
+//! - `GET /livez`, `GET /readyz`, `GET /metrics`.
+
+use std::time::{Duration, Instant};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::auth::Authentication;
+use crate::consistency;
+use crate::error::ApiError;
+use crate::schema::{self, SwitchboardSchema};
+use crate::state::ApiState;
+
+#[derive(Clone)]
+struct App {
+    schema: SwitchboardSchema,
+    state: ApiState,
+}
+
+/// The whole HTTP API over `state`.
+pub fn router(state: ApiState) -> Router {
+    let schema = schema::build(state.clone());
+    let body_limit = state.inner().limits.max_body_bytes;
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(subscriptions))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(App { schema, state })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Switchboard GraphiQL")
+            .finish(),
+    )
+}
+
+async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let inner = app.state.inner();
+    let auth = Authentication::from_header(
+        &inner.keys,
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Some(token) = headers.get(consistency::HEADER) {
+        let token = token.to_str().unwrap_or_default();
+        if let Err(error) = wait_for_token(&app.state, token).await {
+            let error = async_graphql::Error::from(error).into_server_error(Default::default());
+            return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
+                .into_response();
+        }
+    }
+    let request = request.into_inner().data(auth);
+    GraphQLResponse::from(app.schema.execute(request).await).into_response()
+}
+
+/// Waits until the read models include the write `token` names, or fails after the configured
+/// bound.
+async fn wait_for_token(state: &ApiState, token: &str) -> Result<(), ApiError> {
+    let inner = state.inner();
+    let position = inner.tokens.verify(token)?;
+    let deadline = tokio::time::Instant::now() + inner.limits.consistency_wait;
+    inner.projections.wait_for(position, deadline).await?;
+    Ok(())
+}
+
+async fn subscriptions(
+    State(app): State<App>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let state = app.state.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            // The connection ends when the server shuts down: its input stops.
+            let closing = state.clone();
+            let stream = stream.take_until(Box::pin(async move { closing.shutting_down().await }));
+            let init_state = state.clone();
+            GraphQLWebSocket::new_with_pair(sink, stream, app.schema.clone(), protocol)
+                .on_connection_init(move |payload| connection_init(init_state, payload))
+                .keepalive_timeout(Duration::from_secs(60))
+                .serve()
+                .await;
+        })
+}
+
+/// Authenticates a subscription connection from its `connection_init` payload, and waits for
+/// its consistency token if it carries one.
+async fn connection_init(
+    state: ApiState,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let field = |name: &str| {
+        payload
+            .as_object()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            })
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let header = field("authorization").or_else(|| field("token").map(|t| format!("Bearer {t}")));
+    let auth = Authentication::from_header(&state.inner().keys, header.as_deref());
+    if let Authentication::Refused(why) = &auth {
+        return Err(ApiError::Unauthenticated(why.clone()).into());
+    }
+    if let Some(token) = field("consistencyToken") {
+        wait_for_token(&state, &token).await?;
+    }
+    let mut data = Data::default();
+    data.insert(auth);
+    Ok(data)
+}
+
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the store answers and every read model is running within the configured lag.
+async fn readyz(State(app): State<App>) -> Response {
+    let inner = app.state.inner();
+    let lags = match tokio::time::timeout(Duration::from_secs(2), inner.projections.lag()).await {
+        Ok(Ok(lags)) => lags,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store did not answer");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"ready": false, "reason": "the event store did not answer"})),
+            )
+                .into_response();
+        }
+        Err(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"ready": false, "reason": "the event store timed out"})),
+            )
+                .into_response();
+        }
+    };
+    let projections: Vec<_> = lags
+        .iter()
+        .map(|lag| {
+            json!({
+                "name": lag.name,
+                "checkpoint": lag.checkpoint.0,
+                "head": lag.head.0,
+                "positionsBehind": lag.positions_behind,
+                "secondsBehind": lag.seconds_behind,
+                "failed": lag.failed,
+            })
+        })
+        .collect();
+    let ready = lags
+        .iter()
+        .all(|lag| lag.failed.is_none() && lag.positions_behind <= inner.ready_max_lag);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"ready": ready, "projections": projections})),
+    )
+        .into_response()
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let inner = app.state.inner();
+    let lags = inner.projections.lag().await.unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        inner.metrics.render(&lags),
+    )
+        .into_response()
+}
+
+/// Counts every request and its latency by route.
+async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.inner().metrics.observe_request(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

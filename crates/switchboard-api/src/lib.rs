@@ -1,0 +1,34 @@
+//! The GraphQL API of Switchboard and the HTTP server around it.
+//!
+//! This is the only crate that knows GraphQL and HTTP. Its GraphQL types are thin wrappers over
+//! the read models (`projections/*`) and the write side (`switchboard-service`); their `///` docs
+//! become the schema's descriptions.
+//!
+//! # Layout
+//! - [`state`]: [`ApiState`], what every request shares (service, projections, keys, limits).
+//! - [`http`]: the axum [`router`]: `/graphql` (queries, mutations, GraphiQL), `/graphql/ws`
+//!   (subscriptions over `graphql-transport-ws`), `/livez`, `/readyz`, `/metrics`.
+//! - [`auth`]: JWT bearer tokens and the viewer they name.
+//! - [`consistency`]: signed positions for read-your-writes.
+//! - [`error`]: the one mapping from failures to `extensions.code` and `userErrors`.
+//! - [`ids`]: opaque global ids for the `Node` interface.
+//! - [`schema`]: the schema, its limits and its SDL.
+//! - `query`, `mutation`, `subscription`: the three roots; `types`: the objects they return.
+//! - [`metrics`]: Prometheus counters and histograms.
+
+pub mod auth;
+pub mod consistency;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+mod mutation;
+mod query;
+pub mod schema;
+pub mod state;
+mod subscription;
+mod types;
+
+pub use http::router;
+pub use schema::{SwitchboardSchema, sdl};
+pub use state::{ApiSettings, ApiState, Limits};

@@ -1,0 +1,183 @@
+//! [`ApiState`]: what every request shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::Context;
+use switchboard_projector::{ProjectionRuntime, ReadModel};
+use switchboard_service::CommandService;
+use switchboard_store::EventStore;
+use tokio::sync::watch;
+
+use crate::auth::{Authentication, Keys, Viewer};
+use crate::consistency::TokenKey;
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+
+/// Limits that protect the server from expensive requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest selection nesting allowed.
+    pub max_depth: usize,
+    /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size).
+    pub max_complexity: usize,
+    /// Most aliased fields in one document.
+    pub max_aliases: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `first`/`last` of a connection.
+    pub max_page_size: usize,
+    /// Page size when neither `first` nor `last` is given.
+    pub default_page_size: usize,
+    /// Longest a request carrying a consistency token waits for the read models.
+    pub consistency_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_body_bytes: 1 << 20,
+            max_page_size: 100,
+            default_page_size: 20,
+            consistency_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The API's settings.
+#[derive(Clone)]
+pub struct ApiSettings {
+    /// The secret tokens are signed with.
+    pub jwt_secret: String,
+    /// Request limits.
+    pub limits: Limits,
+    /// `/readyz` answers 503 while a read model is more positions behind the store than this.
+    pub ready_max_lag: u64,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("jwt_secret", &"<secret>")
+            .field("limits", &self.limits)
+            .field("ready_max_lag", &self.ready_max_lag)
+            .finish()
+    }
+}
+
+/// What every request shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ApiState(Arc<Inner>);
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) service: Arc<CommandService>,
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) projections: Arc<ProjectionRuntime>,
+    pub(crate) keys: Keys,
+    pub(crate) tokens: TokenKey,
+    pub(crate) limits: Limits,
+    pub(crate) ready_max_lag: u64,
+    pub(crate) metrics: Metrics,
+    /// Becomes true when the server shuts down: subscriptions end.
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl ApiState {
+    /// The state of an API over `service` (and its store) and `projections`.
+    pub fn new(
+        service: Arc<CommandService>,
+        projections: Arc<ProjectionRuntime>,
+        settings: ApiSettings,
+    ) -> ApiState {
+        let store = service.store().clone();
+        ApiState(Arc::new(Inner {
+            service,
+            store,
+            projections,
+            keys: Keys::new(settings.jwt_secret.as_bytes()),
+            tokens: TokenKey::new(settings.jwt_secret.as_bytes()),
+            limits: settings.limits,
+            ready_max_lag: settings.ready_max_lag,
+            metrics: Metrics::new(),
+            shutdown: watch::channel(false).0,
+        }))
+    }
+
+    /// The keys tokens are minted and checked with.
+    pub fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
+    /// The Prometheus metrics; the server adds its own observations.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Ends every open subscription (their connections close) and refuses new ones: call when
+    /// the server starts shutting down, so that draining HTTP requests can finish.
+    pub fn begin_shutdown(&self) {
+        self.0.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`ApiState::begin_shutdown`] was called.
+    pub(crate) async fn shutting_down(&self) {
+        let mut rx = self.0.shutdown.subscribe();
+        // An error means the sender is gone, which only happens with the state itself.
+        let _ = rx.wait_for(|down| *down).await;
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// The read model of projector `name`.
+    pub(crate) fn model(&self, name: &str) -> ApiResult<Arc<ReadModel>> {
+        self.projections
+            .read_model(name)
+            .ok_or_else(|| ApiError::internal(format!("read model {name} is not running")))
+    }
+
+    /// Runs `f` on read model `name` on the blocking pool.
+    pub(crate) async fn query<T, F>(&self, name: &str, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        Ok(self.model(name)?.query(f).await?)
+    }
+
+    /// The directory, caught up with the store (access rules are always checked on it).
+    pub(crate) async fn directory(
+        &self,
+    ) -> ApiResult<tokio::sync::RwLockReadGuard<'_, switchboard_service::view::WriteView>> {
+        self.service.view().await.map_err(ApiError::from)
+    }
+}
+
+/// The shared state of a resolver's request.
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a Inner {
+    // The schema is always built with the state as data (see `schema::build`).
+    ctx.data_unchecked::<ApiState>().inner()
+}
+
+/// The viewer of a resolver's request, or UNAUTHENTICATED.
+pub(crate) async fn viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
+    let viewer = match ctx.data_opt::<Authentication>() {
+        Some(Authentication::Viewer(v)) => *v,
+        Some(Authentication::Refused(why)) => return Err(ApiError::Unauthenticated(why.clone())),
+        None => return Err(ApiError::Unauthenticated("no token was sent".to_owned())),
+    };
+    let view = state(ctx).directory().await?;
+    if view.directory.user(viewer.user_id).is_none() {
+        return Err(ApiError::Unauthenticated(
+            "the token's user does not exist in this organisation".to_owned(),
+        ));
+    }
+    Ok(viewer)
+}

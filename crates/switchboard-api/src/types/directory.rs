@@ -1,0 +1,199 @@
+//! The organisation's setup as GraphQL objects: users, teams, bots, inboxes, channels. They are
+//! snapshots of the write side's directory taken when the request resolved them.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use proto_events::event::{ChannelConfig, EmailAccess};
+use switchboard_domain::directory;
+use uuid::Uuid;
+
+use crate::ids::{self, Kind};
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "proto_events::event::Role")]
+pub(crate) enum UserRole {
+    /// Everything, including managing admins.
+    SuperAdmin,
+    /// Sets up inboxes, channels, routing and users; sees every inbox and private conversation.
+    Admin,
+    /// Works conversations in the inboxes they are a member of.
+    Agent,
+    /// Reads the history and audit trail; changes nothing.
+    Auditor,
+    /// Reads analytics and replays history; changes nothing.
+    Analyst,
+}
+
+/// Whether a user takes automatic assignments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "proto_events::event::Availability")]
+pub(crate) enum UserAvailability {
+    /// Routing may assign new conversations to the user.
+    Available,
+    /// Routing skips the user; manual assignment still works.
+    Away,
+}
+
+/// The kind of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "proto_events::event::ChannelKind")]
+pub(crate) enum ChannelType {
+    /// Team e-mail: a shared address, a user's private account, or an inbox's fallback address.
+    Email,
+    /// Website chat.
+    Chat,
+    /// A Facebook Messenger page.
+    Messenger,
+    /// A web form.
+    Form,
+}
+
+/// A person who works in the inbox.
+#[derive(Debug, Clone)]
+pub(crate) struct User(pub(crate) directory::User);
+
+#[Object]
+impl User {
+    /// Global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(Kind::User, self.0.id)
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Sign-in e-mail.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// What they may do.
+    async fn role(&self) -> UserRole {
+        self.0.role.into()
+    }
+    /// Whether routing may assign them conversations.
+    async fn availability(&self) -> UserAvailability {
+        self.0.availability.into()
+    }
+    /// Most open conversations routing gives them; null: no limit.
+    async fn capacity(&self) -> Option<u32> {
+        self.0.capacity
+    }
+    /// The teams they belong to.
+    async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
+        let view = crate::state::state(ctx).directory().await?;
+        let mut teams: Vec<Team> = self
+            .0
+            .teams
+            .iter()
+            .filter_map(|id| view.directory.teams.get(id).cloned().map(Team))
+            .collect();
+        teams.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(teams)
+    }
+}
+
+/// A team of users.
+#[derive(Debug, Clone)]
+pub(crate) struct Team(pub(crate) directory::Team);
+
+#[Object]
+impl Team {
+    /// Global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(Kind::Team, self.0.id)
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Its members, by name.
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        let view = crate::state::state(ctx).directory().await?;
+        let mut users: Vec<User> = self
+            .0
+            .members
+            .iter()
+            .filter_map(|id| view.directory.user(*id).cloned().map(User))
+            .collect();
+        users.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(users)
+    }
+}
+
+/// A bot that may answer conversations first.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
+pub(crate) struct Bot {
+    #[graphql(skip)]
+    pub(crate) bot_id: Uuid,
+    /// Display name.
+    pub(crate) name: String,
+}
+
+#[async_graphql::ComplexObject]
+impl Bot {
+    /// Global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(Kind::Bot, self.bot_id)
+    }
+}
+
+/// A channel: where customers' messages come from.
+#[derive(Debug, Clone)]
+pub(crate) struct Channel(pub(crate) directory::Channel, pub(crate) bool);
+
+impl Channel {
+    /// The channel `channel`; `fallback` when it is its inbox's automatic address.
+    pub(crate) fn new(channel: directory::Channel, fallback: bool) -> Channel {
+        Channel(channel, fallback)
+    }
+}
+
+#[Object]
+impl Channel {
+    /// Global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(Kind::Channel, self.0.id)
+    }
+    /// E-mail, chat, Messenger or form.
+    async fn kind(&self) -> ChannelType {
+        self.0.config.kind().into()
+    }
+    /// A name to show: the address, the widget's, page's or form's name.
+    async fn name(&self) -> &str {
+        match &self.0.config {
+            ChannelConfig::Email { address, .. } => address,
+            ChannelConfig::Chat { name } | ChannelConfig::Form { name } => name,
+            ChannelConfig::Messenger { page_name, .. } => page_name,
+        }
+    }
+    /// The e-mail address (e-mail channels).
+    async fn address(&self) -> Option<&str> {
+        match &self.0.config {
+            ChannelConfig::Email { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+    /// A user's private account: its conversations are visible to them and admins only.
+    async fn private(&self) -> bool {
+        matches!(
+            &self.0.config,
+            ChannelConfig::Email {
+                access: EmailAccess::Private { .. },
+                ..
+            }
+        )
+    }
+    /// The inbox's automatic fallback address.
+    async fn fallback(&self) -> bool {
+        self.1
+    }
+    /// False once disconnected; its history stays.
+    async fn connected(&self) -> bool {
+        self.0.connected
+    }
+    /// The inbox its new messages go to.
+    async fn inbox_id(&self) -> ID {
+        ids::encode(Kind::Inbox, self.0.inbox_id)
+    }
+}

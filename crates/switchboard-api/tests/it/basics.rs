@@ -1,0 +1,105 @@
+//! Authentication, errors, limits and the HTTP endpoints.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use proto_events::event::Role;
+use serde_json::json;
+
+use crate::support::TestApi;
+
+#[tokio::test]
+async fn viewer_needs_a_valid_token() {
+    let api = TestApi::start().await;
+    let anonymous = api.gql_with(None, &[], "{ viewer { name } }", json!({})).await;
+    assert_eq!(anonymous.error_code(), Some("UNAUTHENTICATED"));
+    let forged = api
+        .gql_with(
+            None,
+            &[("authorization", "Bearer not.a.token")],
+            "{ viewer { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(forged.error_code(), Some("UNAUTHENTICATED"));
+    let me = api.gql(api.admin, "{ viewer { name role } }", json!({})).await;
+    assert_eq!(me.data()["viewer"], json!({"name": "Ada Admin", "role": "SUPER_ADMIN"}));
+}
+
+#[tokio::test]
+async fn a_mutation_returns_its_result_and_user_errors() {
+    let api = TestApi::start().await;
+    let create = "mutation($name: String!, $key: String) {
+        createTeam(input: {name: $name, clientMutationId: $key}) {
+            clientMutationId team { id name } userErrors { field message code } version
+            consistencyToken replayed
+        } }";
+    let first = api
+        .gql(api.admin, create, json!({"name": "Tier 1", "key": "k-1"}))
+        .await;
+    let payload = &first.data()["createTeam"];
+    assert_eq!(payload["team"]["name"], "Tier 1");
+    assert_eq!(payload["userErrors"], json!([]));
+    assert_eq!(payload["replayed"], false);
+    assert!(payload["consistencyToken"].as_str().is_some());
+    let again = api
+        .gql(api.admin, create, json!({"name": "Tier 1", "key": "k-1"}))
+        .await;
+    assert_eq!(again.data()["createTeam"]["replayed"], true);
+
+    let blank = api.gql(api.admin, create, json!({"name": "  "})).await;
+    let errors = &blank.data()["createTeam"]["userErrors"];
+    assert_eq!(errors[0]["field"], json!(["input", "name"]), "{errors}");
+    assert!(blank.data()["createTeam"]["team"].is_null());
+
+    let agent = api.user("agent@acme.test", Role::Agent).await;
+    let forbidden = api.gql(agent, create, json!({"name": "Mine"})).await;
+    assert_eq!(forbidden.error_code(), Some("FORBIDDEN"), "{:#}", forbidden.body);
+}
+
+#[tokio::test]
+async fn limits_refuse_expensive_requests() {
+    let api = TestApi::start().await;
+    let aliases: String = (0..31).map(|i| format!("a{i}: viewer {{ name }} ")).collect();
+    let reply = api.gql(api.admin, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(reply.error_code(), Some("BAD_USER_INPUT"), "{:#}", reply.body);
+
+    let batch = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!([{"query": "{ viewer { name } }"}, {"query": "{ viewer { name } }"}]).to_string(),
+        ))
+        .expect("request");
+    let reply = api.send(batch).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:#}", reply.body);
+
+    let body = format!(
+        "{{\"query\": \"{{ viewer {{ name }} }}\", \"x\": \"{}\"}}",
+        "a".repeat(2 << 20)
+    );
+    let huge = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Body::from(body))
+        .expect("request");
+    assert_eq!(api.send(huge).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn health_and_metrics_endpoints_answer() {
+    let api = TestApi::start().await;
+    let live = api
+        .send(Request::get("/livez").body(Body::empty()).expect("request"))
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+    let ready = api
+        .send(Request::get("/readyz").body(Body::empty()).expect("request"))
+        .await;
+    assert!(ready.body["projections"].as_array().is_some_and(|p| p.len() == 4), "{:#}", ready.body);
+    let _ = api.gql(api.admin, "{ viewer { name } }", json!({})).await;
+    let metrics = api
+        .send(Request::get("/metrics").body(Body::empty()).expect("request"))
+        .await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("switchboard_http_requests_total"), "{text}");
+    assert!(text.contains("switchboard_projection_lag_positions"), "{text}");
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the API through its axum router, over a real SQLite store and the real
+//! projection runtime (no socket: `tower::ServiceExt::oneshot`). The end-to-end tests with the
+//! real binary, HTTP and WebSocket clients live in the workspace's `tests` crate.
+
+mod support;
+
+mod basics;
+mod mutations;

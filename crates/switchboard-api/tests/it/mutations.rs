@@ -1,0 +1,1 @@
+//! Mutations through GraphQL: one test per area of the write side.

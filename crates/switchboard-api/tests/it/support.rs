@@ -1,0 +1,196 @@
+//! `TestApi`: an API over a fresh SQLite store in a temporary directory, with an organisation and
+//! a super admin, and helpers to send GraphQL requests as a user.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{TimeDelta, Utc};
+use proto_events::Actor;
+use proto_events::clock::SystemClock;
+use proto_events::event::Role;
+use serde_json::{Value, json};
+use switchboard_api::{ApiSettings, ApiState, Limits, router};
+use switchboard_domain::setup::SetupCommand;
+use switchboard_projector::ProjectionRuntime;
+use switchboard_service::{Command, CommandMeta, CommandService};
+use switchboard_store::EventStore;
+use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const SECRET: &str = "test-secret";
+
+pub struct TestApi {
+    pub router: Router,
+    pub state: ApiState,
+    pub service: Arc<CommandService>,
+    pub projections: Arc<ProjectionRuntime>,
+    pub admin: Uuid,
+    _dir: tempfile::TempDir,
+}
+
+/// A response: HTTP status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `data`, after asserting there are no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {:#}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of the first error.
+    pub fn error_code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+}
+
+impl TestApi {
+    pub async fn start() -> TestApi {
+        TestApi::with_limits(Limits::default()).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> TestApi {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn EventStore> = Arc::new(
+            SqliteStore::open(dir.path().join("events"), SqliteOptions::default())
+                .expect("open store"),
+        );
+        let service = Arc::new(
+            CommandService::open(store.clone(), Arc::new(SystemClock))
+                .await
+                .expect("open service"),
+        );
+        let projections = Arc::new(
+            ProjectionRuntime::start(
+                store.clone(),
+                dir.path().join("read-models"),
+                switchboard_read_models::all(),
+            )
+            .expect("start projections"),
+        );
+        let state = ApiState::new(
+            service.clone(),
+            projections.clone(),
+            ApiSettings {
+                jwt_secret: SECRET.to_owned(),
+                limits,
+                ready_max_lag: 1000,
+            },
+        );
+        let admin = Uuid::now_v7();
+        let system = CommandMeta::by(Actor::System {
+            component: "test".to_owned(),
+        });
+        service
+            .execute(
+                system.clone(),
+                Command::Setup(SetupCommand::CreateOrganisation {
+                    organisation_id: Uuid::now_v7(),
+                    name: "Acme".to_owned(),
+                    time_zone: "Europe/Paris".to_owned(),
+                }),
+            )
+            .await
+            .expect("create organisation");
+        service
+            .execute(
+                system,
+                Command::Setup(SetupCommand::CreateUser {
+                    user_id: admin,
+                    email: "admin@acme.test".to_owned(),
+                    name: "Ada Admin".to_owned(),
+                    role: Role::SuperAdmin,
+                }),
+            )
+            .await
+            .expect("create admin");
+        TestApi {
+            router: router(state.clone()),
+            state,
+            service,
+            projections,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// A token for `user`.
+    pub fn token(&self, user: Uuid) -> String {
+        self.state
+            .keys()
+            .mint(user, "someone@acme.test", Utc::now(), TimeDelta::hours(1))
+    }
+
+    /// Creates a user with `role` (as the admin, through the service) and returns its id.
+    pub async fn user(&self, email: &str, role: Role) -> Uuid {
+        let user_id = Uuid::now_v7();
+        self.service
+            .execute(
+                CommandMeta::by(Actor::User { id: self.admin }),
+                Command::Setup(SetupCommand::CreateUser {
+                    user_id,
+                    email: email.to_owned(),
+                    name: email.split('@').next().unwrap_or(email).to_owned(),
+                    role,
+                }),
+            )
+            .await
+            .expect("create user");
+        user_id
+    }
+
+    /// Sends a raw HTTP request.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router never fails");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply { status, body }
+    }
+
+    /// Sends a GraphQL request as `user` (none: anonymous), with extra headers.
+    pub async fn gql_with(
+        &self,
+        user: Option<Uuid>,
+        headers: &[(&str, &str)],
+        query: &str,
+        variables: Value,
+    ) -> Reply {
+        let mut request = Request::post("/graphql").header("content-type", "application/json");
+        if let Some(user) = user {
+            request = request.header("authorization", format!("Bearer {}", self.token(user)));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = json!({"query": query, "variables": variables}).to_string();
+        self.send(request.body(Body::from(body)).expect("request"))
+            .await
+    }
+
+    /// Sends a GraphQL request as `user`.
+    pub async fn gql(&self, user: Uuid, query: &str, variables: Value) -> Reply {
+        self.gql_with(Some(user), &[], query, variables).await
+    }
+}
