@@ -8,6 +8,7 @@
 //! - [`state`]: [`ApiState`], what every request shares (service, projections, keys, limits).
 //! - [`http`]: the axum [`router`]: `/graphql` (queries, mutations, GraphiQL), `/graphql/ws`
 //!   (subscriptions over `graphql-transport-ws`), `/livez`, `/readyz`, `/metrics`.
+//! - `access`: what the viewer may see (the write side's access rules, applied to reads).
 //! - [`auth`]: JWT bearer tokens and the viewer they name.
 //! - [`consistency`]: signed positions for read-your-writes.
 //! - [`error`]: the one mapping from failures to `extensions.code` and `userErrors`.
@@ -16,6 +17,7 @@
 //! - `query`, `mutation`, `subscription`: the three roots; `types`: the objects they return.
 //! - [`metrics`]: Prometheus counters and histograms.
 
+mod access;
 pub mod auth;
 pub mod consistency;
 pub mod error;

@@ -1,14 +1,33 @@
 //! The query root, merged from one object per area so each area's fields live together.
+//!
+//! # Layout
+//! - [`ViewerQuery`] (here): `viewer`, `node`, `nodes`.
+//! - `inbox`: the organisation, users, teams, inboxes, conversations, contacts.
+//! - `history`: the raw event history and a conversation as it stood at a past time or position.
+//! - `analytics`: response-time metrics and live figures.
+//! - `audit`: the audit trail.
+
+mod analytics;
+mod audit;
+mod history;
+mod inbox;
 
 use async_graphql::{Context, ID, MergedObject, Object};
 
+use crate::error::ApiError;
 use crate::state::{state, viewer};
 use crate::types::directory::User;
 use crate::types::node::{self, Node};
 
 /// Everything a client can read.
 #[derive(Debug, MergedObject, Default)]
-pub struct Query(ViewerQuery);
+pub struct Query(
+    ViewerQuery,
+    inbox::InboxQuery,
+    history::HistoryQuery,
+    analytics::AnalyticsQuery,
+    audit::AuditQuery,
+);
 
 /// The viewer and global ids.
 #[derive(Debug, Default)]
@@ -21,27 +40,31 @@ impl ViewerQuery {
         let me = viewer(ctx).await?;
         let view = state(ctx).directory().await?;
         Ok(User(view.directory.user(me.user_id).cloned().ok_or_else(
-            || crate::error::ApiError::Unauthenticated("unknown user".to_owned()),
+            || ApiError::Unauthenticated("unknown user".to_owned()),
         )?))
     }
 
     /// The object with global id `id`, or null if it does not exist or the viewer may not see
     /// it.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
-        let me = viewer(ctx).await?;
-        Ok(node::load(state(ctx), me.user_id, &id).await?)
+        viewer(ctx).await?;
+        Ok(node::load(ctx, &id).await?)
     }
 
     /// The objects with global ids `ids`, in order; null where one does not exist or is not
     /// visible. At most 100 ids.
-    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<Vec<Option<Node>>> {
-        let me = viewer(ctx).await?;
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node>>> {
+        viewer(ctx).await?;
         if ids.len() > 100 {
-            return Err(crate::error::ApiError::bad_input("ids", "at most 100 ids").into());
+            return Err(ApiError::bad_input("ids", "at most 100 ids").into());
         }
         let mut nodes = Vec::with_capacity(ids.len());
         for id in &ids {
-            nodes.push(node::load(state(ctx), me.user_id, id).await?);
+            nodes.push(node::load(ctx, id).await?);
         }
         Ok(nodes)
     }

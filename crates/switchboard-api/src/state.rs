@@ -181,3 +181,10 @@ pub(crate) async fn viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
     }
     Ok(viewer)
 }
+
+/// The viewer and what they may see.
+pub(crate) async fn access(ctx: &Context<'_>) -> ApiResult<crate::access::Access> {
+    let me = viewer(ctx).await?;
+    let view = state(ctx).directory().await?;
+    crate::access::Access::of(&view.directory, me.user_id)
+}

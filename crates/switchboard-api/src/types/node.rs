@@ -1,12 +1,14 @@
 //! The `Node` interface: every object with a global id, fetchable by `node(id:)`.
 
-use async_graphql::{ID, Interface};
-use uuid::Uuid;
+use async_graphql::{Context, ID, Interface};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
-use crate::state::Inner;
+use crate::state::{access, state};
+use crate::types::contact::Contact;
+use crate::types::conversation::Conversation;
 use crate::types::directory::{Channel, Team, User};
+use crate::types::inbox::Inbox;
 
 /// An object with a global id.
 #[derive(Interface)]
@@ -17,27 +19,41 @@ pub(crate) enum Node {
     User(User),
     /// A team.
     Team(Team),
+    /// An inbox.
+    Inbox(Inbox),
     /// A channel.
     Channel(Channel),
+    /// A conversation.
+    Conversation(Conversation),
+    /// A contact.
+    Contact(Contact),
 }
 
-/// The node `id` names, if the viewer may see it.
-pub(crate) async fn load(inner: &Inner, viewer: Uuid, id: &ID) -> ApiResult<Option<Node>> {
+/// The node `id` names, if it exists and the viewer may see it.
+pub(crate) async fn load(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
     let (kind, uuid) = ids::decode_any(id, "id")?;
-    let view = inner.directory().await?;
-    let directory = &view.directory;
     Ok(match kind {
-        Kind::User => directory.user(uuid).cloned().map(|u| Node::User(User(u))),
-        Kind::Team => directory.teams.get(&uuid).cloned().map(|t| Node::Team(Team(t))),
-        Kind::Channel => directory
-            .channels
-            .get(&uuid)
-            .filter(|c| directory.can_see_inbox(viewer, c.inbox_id))
-            .cloned()
-            .map(|c| {
-                let fallback = directory.is_fallback(c.id);
-                Node::Channel(Channel::new(c, fallback))
-            }),
+        Kind::User | Kind::Team | Kind::Channel => {
+            let access = access(ctx).await?;
+            let view = state(ctx).directory().await?;
+            let directory = &view.directory;
+            match kind {
+                Kind::User => directory.user(uuid).cloned().map(|u| Node::User(User(u))),
+                Kind::Team => directory.teams.get(&uuid).cloned().map(|t| Node::Team(Team(t))),
+                _ => directory
+                    .channels
+                    .get(&uuid)
+                    .filter(|c| access.inbox(c.inbox_id))
+                    .cloned()
+                    .map(|c| {
+                        let fallback = directory.is_fallback(c.id);
+                        Node::Channel(Channel::new(c, fallback))
+                    }),
+            }
+        }
+        Kind::Inbox => Inbox::load(ctx, uuid).await?.map(Node::Inbox),
+        Kind::Conversation => Conversation::load(ctx, uuid).await?.map(Node::Conversation),
+        Kind::Contact => Contact::load(ctx, uuid).await?.map(Node::Contact),
         other => {
             return Err(ApiError::bad_input(
                 "id",

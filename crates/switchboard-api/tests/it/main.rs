@@ -4,5 +4,7 @@
 
 mod support;
 
+mod analytics;
+mod audit;
 mod basics;
 mod mutations;

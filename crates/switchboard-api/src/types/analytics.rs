@@ -1,0 +1,1 @@
+//! The analytics objects (placeholder until they land).

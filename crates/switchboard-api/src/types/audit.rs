@@ -1,0 +1,1 @@
+//! The audit objects (placeholder until they land).

@@ -1,0 +1,247 @@
+//! A conversation's timeline entries.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::state::state;
+use crate::types::contact::Contact;
+use crate::types::conversation::{Assignee, assignee};
+use crate::types::directory::{Bot, User};
+use crate::types::inbox::in_memory_window;
+use crate::types::page::{Window, encode_cursor};
+
+/// What a timeline entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "thread_view::EntryKind")]
+pub(crate) enum TimelineEntryKind {
+    /// A customer's message reached the inbox.
+    InboundMessage,
+    /// A message was sent to the customer.
+    OutboundMessage,
+    /// An internal comment.
+    Comment,
+    /// The conversation was assigned.
+    Assigned,
+    /// The conversation was reassigned.
+    Reassigned,
+    /// The conversation was unassigned.
+    Unassigned,
+    /// Routing found nobody; the conversation waits.
+    Queued,
+    /// A bot handed the conversation off.
+    BotHandedOff,
+    /// The conversation was closed.
+    Closed,
+    /// The conversation was reopened.
+    Reopened,
+    /// An inbound e-mail was filtered.
+    Filtered,
+    /// A filtered message was restored.
+    Restored,
+    /// A private conversation was shared with its inbox.
+    Shared,
+}
+
+/// Who wrote a message or comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub(crate) enum AuthorKind {
+    /// The customer.
+    Contact,
+    /// A user.
+    User,
+    /// A bot.
+    Bot,
+    /// An automatic message.
+    Automation,
+}
+
+/// The author of a message or comment.
+#[derive(Debug, Clone)]
+pub(crate) struct Author(thread_view::Author);
+
+#[Object]
+impl Author {
+    /// Customer, user, bot or automation.
+    async fn kind(&self) -> AuthorKind {
+        match &self.0 {
+            thread_view::Author::Contact { .. } => AuthorKind::Contact,
+            thread_view::Author::User(_) => AuthorKind::User,
+            thread_view::Author::Bot(_) => AuthorKind::Bot,
+            thread_view::Author::Automation(_) => AuthorKind::Automation,
+        }
+    }
+    /// A name to show.
+    async fn name(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(match &self.0 {
+            thread_view::Author::Contact { name, address, .. } => {
+                Some(name.clone().unwrap_or_else(|| address.clone()))
+            }
+            thread_view::Author::User(id) => {
+                let view = state(ctx).directory().await?;
+                view.directory.user(*id).map(|u| u.name.clone())
+            }
+            thread_view::Author::Bot(id) => {
+                let view = state(ctx).directory().await?;
+                view.directory.bots.get(id).cloned()
+            }
+            thread_view::Author::Automation(name) => Some(name.clone()),
+        })
+    }
+    /// The customer's address, chat visitor id or Messenger id.
+    async fn address(&self) -> Option<&str> {
+        match &self.0 {
+            thread_view::Author::Contact { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+    /// The user, for a user's message or comment.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let thread_view::Author::User(id) = &self.0 else {
+            return Ok(None);
+        };
+        let view = state(ctx).directory().await?;
+        Ok(view.directory.user(*id).cloned().map(User))
+    }
+    /// The bot.
+    async fn bot(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bot>> {
+        let thread_view::Author::Bot(id) = &self.0 else {
+            return Ok(None);
+        };
+        let view = state(ctx).directory().await?;
+        Ok(view.directory.bots.get(id).map(|name| Bot {
+            bot_id: *id,
+            name: name.clone(),
+        }))
+    }
+    /// The contact, once recognised.
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        match &self.0 {
+            thread_view::Author::Contact {
+                contact_id: Some(id),
+                ..
+            } => Ok(Contact::load(ctx, *id).await?),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// One delivery outcome of an outbound message.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct Delivery {
+    /// When it was recorded.
+    occurred_at: DateTime<Utc>,
+    /// Delivered, or failed.
+    succeeded: bool,
+    /// The provider's explanation, for failures.
+    reason: Option<String>,
+    /// For failures: retrying cannot help.
+    permanent: bool,
+    /// The provider's id of the sent message, on success.
+    provider_message_id: Option<String>,
+}
+
+/// One entry of a conversation's timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct TimelineEntry(pub(crate) thread_view::TimelineEntry);
+
+#[Object]
+impl TimelineEntry {
+    /// The event's global position: the timeline's order.
+    async fn position(&self) -> u64 {
+        self.0.position
+    }
+    /// When it happened.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    /// What happened.
+    async fn kind(&self) -> TimelineEntryKind {
+        self.0.kind.into()
+    }
+    /// Who did it, as recorded on the event (`{"kind": "user", "id": ...}` and so on).
+    async fn actor(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.actor_json).unwrap_or_default())
+    }
+    /// The message (messages, filtered, restored).
+    async fn message_id(&self) -> Option<Uuid> {
+        self.0.message_id
+    }
+    /// The comment (comments).
+    async fn comment_id(&self) -> Option<Uuid> {
+        self.0.comment_id
+    }
+    /// The author (messages, comments; the bot of a handoff).
+    async fn author(&self) -> Option<Author> {
+        self.0.author.clone().map(Author)
+    }
+    /// The e-mail subject.
+    async fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+    /// The body as plain text.
+    async fn body_text(&self) -> Option<&str> {
+        self.0.body_text.as_deref()
+    }
+    /// Users @mentioned (comments).
+    async fn mentions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        if self.0.mentions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let view = state(ctx).directory().await?;
+        Ok(self
+            .0
+            .mentions
+            .iter()
+            .filter_map(|id| view.directory.user(*id).cloned().map(User))
+            .collect())
+    }
+    /// The new assignee (assigned, reassigned).
+    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Assignee>> {
+        Ok(assignee(ctx, self.0.assignee).await?)
+    }
+    /// The previous assignee (reassigned, unassigned).
+    async fn previous_assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Assignee>> {
+        Ok(assignee(ctx, self.0.previous_assignee).await?)
+    }
+    /// Why: the assignment reason, the routing decision, the filter reason, the reopen cause.
+    async fn reason(&self) -> Option<Json<serde_json::Value>> {
+        self.0
+            .reason_json
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .map(Json)
+    }
+    /// Delivery outcomes, oldest first (outbound messages).
+    async fn deliveries(&self) -> Vec<Delivery> {
+        self.0
+            .deliveries
+            .iter()
+            .map(|d| Delivery {
+                occurred_at: d.occurred_at,
+                succeeded: d.succeeded,
+                reason: d.reason.clone(),
+                permanent: d.permanent,
+                provider_message_id: d.provider_message_id.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The page of `entries` (in log order) a window selects; cursors are positions.
+pub(crate) fn connection(
+    entries: Vec<thread_view::TimelineEntry>,
+    window: &Window,
+) -> Connection<String, TimelineEntry> {
+    let keys: Vec<String> = entries.iter().map(|e| e.position.to_string()).collect();
+    let (range, has_previous, has_next) = in_memory_window(&keys, window);
+    let mut connection = Connection::new(has_previous, has_next);
+    for entry in entries.into_iter().skip(range.start).take(range.len()) {
+        connection.edges.push(Edge::new(
+            encode_cursor(&entry.position.to_string()),
+            TimelineEntry(entry),
+        ));
+    }
+    connection
+}

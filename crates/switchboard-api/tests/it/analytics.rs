@@ -1,0 +1,1 @@
+//! The analytics queries through GraphQL.

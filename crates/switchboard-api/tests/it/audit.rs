@@ -1,0 +1,1 @@
+//! The audit queries through GraphQL.
