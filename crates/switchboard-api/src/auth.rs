@@ -136,7 +136,12 @@ mod tests {
         let token = keys.mint(user, "a@example.com", Utc::now(), TimeDelta::hours(1));
         assert_eq!(keys.verify(&token).map(|c| c.sub).ok(), Some(user));
         assert!(Keys::new(b"other").verify(&token).is_err());
-        let expired = keys.mint(user, "a@example.com", Utc::now() - TimeDelta::days(2), TimeDelta::hours(1));
+        let expired = keys.mint(
+            user,
+            "a@example.com",
+            Utc::now() - TimeDelta::days(2),
+            TimeDelta::hours(1),
+        );
         assert!(keys.verify(&expired).is_err());
     }
 

@@ -91,7 +91,10 @@ mod tests {
         let forged = key.sign(Position(43)).replace(PREFIX, "");
         let mut bytes = URL_SAFE_NO_PAD.decode(forged).unwrap_or_default();
         bytes[7] = 99;
-        assert!(key.verify(&format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))).is_err());
+        assert!(
+            key.verify(&format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+                .is_err()
+        );
         assert!(key.verify("c1.???").is_err());
     }
 }

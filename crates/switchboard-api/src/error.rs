@@ -144,9 +144,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
         match e {
             ServiceError::Domain(d) => ApiError::from(d),
-            ServiceError::Conflict {
-                stream, actual, ..
-            } => ApiError::Conflict {
+            ServiceError::Conflict { stream, actual, .. } => ApiError::Conflict {
                 message: format!(
                     "{stream} changed since you read it (now at version {}); read it again",
                     actual.map_or_else(|| "none".to_owned(), |v| v.to_string())

@@ -87,7 +87,9 @@ pub fn encode(kind: Kind, id: Uuid) -> ID {
 /// The kind and uuid of a global id.
 pub fn decode_any(id: &ID, field: &str) -> Result<(Kind, Uuid), ApiError> {
     let invalid = || ApiError::bad_input(field, format!("`{}` is not a Switchboard id", id.0));
-    let bytes = URL_SAFE_NO_PAD.decode(id.0.as_bytes()).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(id.0.as_bytes())
+        .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (name, uuid) = text.split_once(':').ok_or_else(invalid)?;
     let kind = Kind::ALL
@@ -120,7 +122,9 @@ mod tests {
         let id = encode(Kind::Conversation, uuid);
         assert_eq!(decode(&id, Kind::Conversation, "id").ok(), Some(uuid));
         let err = decode(&id, Kind::Inbox, "inboxId").err();
-        assert!(matches!(err, Some(ApiError::BadUserInput { ref field, .. }) if field == "inboxId"));
+        assert!(
+            matches!(err, Some(ApiError::BadUserInput { ref field, .. }) if field == "inboxId")
+        );
         assert!(decode_any(&ID("nonsense!".into()), "id").is_err());
         assert!(decode_any(&ID(URL_SAFE_NO_PAD.encode("Planet:1")), "id").is_err());
     }

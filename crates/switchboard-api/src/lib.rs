@@ -12,6 +12,7 @@
 //! - [`auth`]: JWT bearer tokens and the viewer they name.
 //! - [`consistency`]: signed positions for read-your-writes.
 //! - [`error`]: the one mapping from failures to `extensions.code` and `userErrors`.
+//! - `hub`: the live feed subscriptions read from.
 //! - [`ids`]: opaque global ids for the `Node` interface.
 //! - [`schema`]: the schema, its limits and its SDL.
 //! - `query`, `mutation`, `subscription`: the three roots; `types`: the objects they return.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod consistency;
 pub mod error;
 pub mod http;
+mod hub;
 pub mod ids;
 pub mod metrics;
 mod mutation;

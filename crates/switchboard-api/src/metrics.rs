@@ -81,7 +81,11 @@ impl Metrics {
             latency.clone(),
         );
         let commands = Family::<CommandLabels, Counter>::default();
-        registry.register("commands", "Commands executed, by outcome", commands.clone());
+        registry.register(
+            "commands",
+            "Commands executed, by outcome",
+            commands.clone(),
+        );
         let events_appended = Counter::default();
         registry.register(
             "events_appended",
@@ -165,7 +169,9 @@ impl Metrics {
             self.lag_positions
                 .get_or_create(&labels)
                 .set(i64::try_from(lag.positions_behind).unwrap_or(i64::MAX));
-            self.lag_seconds.get_or_create(&labels).set(lag.seconds_behind);
+            self.lag_seconds
+                .get_or_create(&labels)
+                .set(lag.seconds_behind);
             self.projector_failed
                 .get_or_create(&labels)
                 .set(i64::from(lag.failed.is_some()));

@@ -12,6 +12,8 @@ mod audit;
 mod history;
 mod inbox;
 
+pub(crate) use history::HISTORY_READERS;
+
 use async_graphql::{Context, ID, MergedObject, Object};
 
 use crate::error::ApiError;

@@ -67,7 +67,10 @@ impl Extension for AliasLimit {
         }
         if aliases > self.0 {
             let mut error = ServerError::new(
-                format!("the document has {aliases} aliases; at most {} are allowed", self.0),
+                format!(
+                    "the document has {aliases} aliases; at most {} are allowed",
+                    self.0
+                ),
                 None,
             );
             let mut ext = async_graphql::ErrorExtensionValues::default();

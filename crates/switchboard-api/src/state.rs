@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The live feed of subscriptions, started by the first one.
+    pub(crate) hub: std::sync::OnceLock<crate::hub::Hub>,
 }
 
 impl ApiState {
@@ -104,6 +106,7 @@ impl ApiState {
             ready_max_lag: settings.ready_max_lag,
             metrics: Metrics::new(),
             shutdown: watch::channel(false).0,
+            hub: std::sync::OnceLock::new(),
         }))
     }
 
@@ -136,6 +139,19 @@ impl ApiState {
 }
 
 impl Inner {
+    /// The live feed, started on first use.
+    pub(crate) fn hub(&self) -> &crate::hub::Hub {
+        self.hub.get_or_init(|| crate::hub::Hub::start(self))
+    }
+
+    /// A future that resolves when the server begins shutting down.
+    pub(crate) fn closing(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|down| *down).await;
+        }
+    }
+
     /// The read model of projector `name`.
     pub(crate) fn model(&self, name: &str) -> ApiResult<Arc<ReadModel>> {
         self.projections

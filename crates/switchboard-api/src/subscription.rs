@@ -1,16 +1,290 @@
-//! The subscription root.
+//! The subscription root, served over `graphql-transport-ws` at `/graphql/ws`.
+//!
+//! Every update is announced once the read models include it (see `hub`), so what a client
+//! reads on an update shows it. Access is checked when a subscription starts and again on every
+//! update: an agent removed from an inbox stops receiving its updates at once.
 
-use async_graphql::{Context, Subscription as SubscriptionObject};
-use futures::Stream;
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, Object, Subscription as SubscriptionObject};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use proto_events::event::Assignee;
+use proto_events::{DomainEvent, Envelope};
+use switchboard_store::Position;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::access::Access;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, Kind};
+use crate::query::HISTORY_READERS;
+use crate::state::{ApiState, Inner, access, state, viewer};
+use crate::types::conversation::Conversation;
+use crate::types::event::Event;
 
 /// Live updates.
 #[derive(Debug, Default)]
 pub struct Subscription;
 
+/// Something happened in a conversation.
+#[derive(Debug, Clone)]
+pub(crate) struct ConversationUpdate {
+    envelope: Arc<Envelope>,
+    conversation: Conversation,
+    reason: Option<ViewerReason>,
+}
+
+/// Why an update concerns the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub(crate) enum ViewerReason {
+    /// The conversation was assigned to the viewer.
+    Assigned,
+    /// The viewer was @mentioned in a comment.
+    Mentioned,
+    /// The customer wrote in a conversation assigned to the viewer.
+    NewMessage,
+}
+
+#[Object]
+impl ConversationUpdate {
+    /// The event's global position.
+    async fn position(&self) -> u64 {
+        self.envelope.position
+    }
+    /// The event's type, e.g. `ReplySent`.
+    async fn event_type(&self) -> &str {
+        &self.envelope.event_type
+    }
+    /// When it happened.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.envelope.metadata.occurred_at
+    }
+    /// The conversation as it is after the event.
+    async fn conversation(&self) -> &Conversation {
+        &self.conversation
+    }
+    /// For `viewerEvents`: why it concerns the viewer.
+    async fn reason(&self) -> Option<ViewerReason> {
+        self.reason
+    }
+}
+
+/// Counts open subscriptions while alive.
+struct Open(ApiState);
+
+impl Open {
+    fn new(state: &ApiState) -> Open {
+        state.inner().metrics.subscriptions_changed(1);
+        Open(state.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.inner().metrics.subscriptions_changed(-1);
+    }
+}
+
+type Select = Box<dyn Fn(&Envelope, Uuid) -> Option<(Uuid, Option<ViewerReason>)> + Send + Sync>;
+
+/// The updates of conversations `select` picks (it returns the conversation's id and, for the
+/// viewer's feed, why), filtered by the viewer's access at each update and, with `inbox`, by
+/// inbox.
+fn feed(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    inbox: Option<Uuid>,
+    select: Select,
+) -> impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<> {
+    let api = ctx.data_unchecked::<ApiState>().clone();
+    let rx = api.inner().hub().subscribe();
+    let open = Open::new(&api);
+    let state = (rx, api, select, open, false);
+    futures::stream::unfold(state, move |(mut rx, api, select, open, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(envelope) => {
+                    let Some((conversation_id, reason)) = select(&envelope, user_id) else {
+                        continue;
+                    };
+                    match visible(api.inner(), user_id, conversation_id).await {
+                        Ok(Some(conversation))
+                            if inbox.is_none_or(|i| i == conversation.0.inbox_id) =>
+                        {
+                            let update = ConversationUpdate {
+                                envelope,
+                                conversation,
+                                reason,
+                            };
+                            return Some((Ok(update), (rx, api, select, open, false)));
+                        }
+                        Ok(_) => continue,
+                        Err(e) => {
+                            return Some((Err(e.into()), (rx, api, select, open, true)));
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let error = ApiError::Conflict {
+                        message: format!(
+                            "this subscription fell {missed} events behind and ended; \
+                             subscribe again (and read what you missed)"
+                        ),
+                        current_version: None,
+                    };
+                    return Some((Err(error.into()), (rx, api, select, open, true)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// The conversation, as the read model has it now, if `user_id` may see it.
+async fn visible(
+    inner: &Inner,
+    user_id: Uuid,
+    conversation_id: Uuid,
+) -> ApiResult<Option<Conversation>> {
+    let access = {
+        let view = inner.directory().await?;
+        Access::of(&view.directory, user_id)?
+    };
+    let header = inner
+        .query("thread_view", move |conn| {
+            thread_view::conversation(conn, conversation_id)
+        })
+        .await?;
+    Ok(header
+        .filter(|h| access.conversation(h.inbox_id, h.private_owner_id))
+        .map(Conversation::new))
+}
+
+/// The conversation a conversation stream's event belongs to.
+fn conversation_of(envelope: &Envelope) -> Option<Uuid> {
+    let id = envelope
+        .stream
+        .strip_prefix(proto_events::streams::CONVERSATION)?
+        .strip_prefix('-')?;
+    Uuid::parse_str(id).ok()
+}
+
+/// Why an event concerns `user`, if it does.
+fn concerns(envelope: &Envelope, user: Uuid) -> Option<ViewerReason> {
+    match &envelope.payload {
+        DomainEvent::ConversationAssigned(e) => {
+            matches!(e.assignee, Assignee::User { id } if id == user)
+                .then_some(ViewerReason::Assigned)
+        }
+        DomainEvent::ConversationReassigned(e) => {
+            matches!(e.to, Assignee::User { id } if id == user).then_some(ViewerReason::Assigned)
+        }
+        DomainEvent::CommentAdded(e) => e
+            .mentions
+            .contains(&user)
+            .then_some(ViewerReason::Mentioned),
+        DomainEvent::MessageReceived(_) => Some(ViewerReason::NewMessage),
+        _ => None,
+    }
+}
+
 #[SubscriptionObject]
 impl Subscription {
-    /// The store's head position, now and whenever it moves.
-    async fn head(&self, _ctx: &Context<'_>) -> impl Stream<Item = u64> {
-        futures::stream::empty()
+    /// Every change of one conversation, with the conversation as it is after it.
+    async fn conversation_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
+    {
+        let conversation_id = ids::decode(&id, Kind::Conversation, "id")?;
+        let me = viewer(ctx).await?;
+        if Conversation::load(ctx, conversation_id).await?.is_none() {
+            return Err(ApiError::not_found("conversation").into());
+        }
+        Ok(feed(
+            ctx,
+            me.user_id,
+            None,
+            Box::new(move |e, _| {
+                (conversation_of(e) == Some(conversation_id)).then_some((conversation_id, None))
+            }),
+        ))
+    }
+
+    /// Activity in one inbox: every change of its conversations the viewer may see.
+    async fn inbox_activity(
+        &self,
+        ctx: &Context<'_>,
+        inbox_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
+    {
+        let inbox = ids::decode(&inbox_id, Kind::Inbox, "inboxId")?;
+        let access = access(ctx).await?;
+        if !access.inbox(inbox) {
+            return Err(ApiError::not_found("inbox").into());
+        }
+        Ok(feed(
+            ctx,
+            access.user_id,
+            Some(inbox),
+            Box::new(|e, _| conversation_of(e).map(|c| (c, None))),
+        ))
+    }
+
+    /// What concerns the viewer: conversations assigned to them, comments mentioning them, and
+    /// new customer messages in conversations assigned to them.
+    async fn viewer_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
+    {
+        let me = viewer(ctx).await?;
+        let updates = feed(
+            ctx,
+            me.user_id,
+            None,
+            Box::new(|e, user| {
+                let reason = concerns(e, user)?;
+                conversation_of(e).map(|c| (c, Some(reason)))
+            }),
+        );
+        // A new message concerns the viewer only in a conversation assigned to them.
+        Ok(updates.filter(move |update| {
+            let keep = match update {
+                Ok(u) if u.reason == Some(ViewerReason::NewMessage) => {
+                    u.conversation.0.assignee == Some(thread_view::AssigneeRef::User(me.user_id))
+                }
+                _ => true,
+            };
+            std::future::ready(keep)
+        }))
+    }
+
+    /// The event log from a position, then live: every event after `afterPosition` (0: from
+    /// the beginning), in order, without gaps. Admins, auditors and analysts only.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] after_position: u64,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>> + use<>> {
+        let access = access(ctx).await?;
+        access.require(&HISTORY_READERS, "the raw event history")?;
+        let inner = state(ctx);
+        let api = ctx.data_unchecked::<ApiState>().clone();
+        let open = Open::new(&api);
+        let events = inner
+            .store
+            .subscribe_all(Position(after_position))
+            .take_until(inner.closing())
+            .map(move |next| {
+                let _open = &open;
+                next.map(Event::new).map_err(|e| ApiError::from(e).into())
+            });
+        Ok(events)
     }
 }

@@ -221,7 +221,11 @@ impl Contact {
     }
     /// How the contact is recognised.
     async fn identities(&self) -> Vec<ContactIdentity> {
-        self.0.identities.iter().map(ContactIdentity::from).collect()
+        self.0
+            .identities
+            .iter()
+            .map(ContactIdentity::from)
+            .collect()
     }
     /// The contact's owner.
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {

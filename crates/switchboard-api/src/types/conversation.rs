@@ -1,6 +1,8 @@
 //! `Conversation`: a thread's header and timeline, from the thread-view read model; inbox lists
 //! with access filtering.
 
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Union};
 use chrono::{DateTime, Utc};
@@ -74,11 +76,30 @@ pub(crate) enum Assignee {
     Bot(Bot),
 }
 
-/// A conversation (thread) with a customer.
+/// A conversation (thread) with a customer: live, or as it stood at a past position.
 #[derive(Debug, Clone)]
-pub(crate) struct Conversation(pub(crate) ConversationHeader);
+pub(crate) struct Conversation(pub(crate) ConversationHeader, Option<Arc<Snapshot>>);
+
+/// What a past state of a conversation carries besides its header.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// The timeline up to the snapshot's position.
+    pub(crate) timeline: Vec<thread_view::TimelineEntry>,
+    /// The stream's version at that position.
+    pub(crate) version: Option<u64>,
+}
 
 impl Conversation {
+    /// The live conversation of `header`.
+    pub(crate) fn new(header: ConversationHeader) -> Conversation {
+        Conversation(header, None)
+    }
+
+    /// The conversation as it stood when its header and timeline were these.
+    pub(crate) fn past(header: ConversationHeader, snapshot: Snapshot) -> Conversation {
+        Conversation(header, Some(Arc::new(snapshot)))
+    }
+
     /// The conversation `conversation_id`, if it exists and the viewer sees it.
     pub(crate) async fn load(
         ctx: &Context<'_>,
@@ -92,7 +113,7 @@ impl Conversation {
             .await?;
         Ok(header
             .filter(|h| access.conversation(h.inbox_id, h.private_owner_id))
-            .map(Conversation))
+            .map(Conversation::new))
     }
 }
 
@@ -127,7 +148,12 @@ impl Conversation {
     /// The inbox it lives in.
     async fn inbox(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Inbox>> {
         let view = state(ctx).directory().await?;
-        Ok(view.directory.inboxes.get(&self.0.inbox_id).cloned().map(Inbox))
+        Ok(view
+            .directory
+            .inboxes
+            .get(&self.0.inbox_id)
+            .cloned()
+            .map(Inbox))
     }
     /// The channel it came through.
     async fn channel(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Channel>> {
@@ -213,11 +239,15 @@ impl Conversation {
     /// The conversation stream's version: pass it as `expectedVersion` to act only if nothing
     /// changed since.
     async fn version(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<u64>> {
+        if let Some(snapshot) = &self.1 {
+            return Ok(snapshot.version);
+        }
         let view = state(ctx).directory().await?;
         let stream = proto_events::streams::conversation(self.0.conversation_id);
         Ok(view.version(&stream))
     }
-    /// Its timeline, in the order things happened (the log's order).
+    /// Its timeline, in the order things happened (the log's order). For a past state, up to
+    /// that state.
     #[graphql(complexity = "crate::types::page::complexity(first, last, child_complexity)")]
     async fn timeline(
         &self,
@@ -229,6 +259,12 @@ impl Conversation {
     ) -> async_graphql::Result<Connection<String, crate::types::timeline::TimelineEntry>> {
         let inner = state(ctx);
         let window = Window::new(&inner.limits, first, after, last, before)?;
+        if let Some(snapshot) = &self.1 {
+            return Ok(crate::types::timeline::connection(
+                snapshot.timeline.clone(),
+                &window,
+            ));
+        }
         let id = self.0.conversation_id;
         let entries = inner
             .query("thread_view", move |conn| thread_view::timeline(conn, id))
@@ -304,7 +340,7 @@ pub(crate) async fn list(
                 cursor.last_activity_at.timestamp_micros(),
                 cursor.conversation_id
             )),
-            Conversation(header),
+            Conversation::new(header),
         ));
     }
     Ok(connection)

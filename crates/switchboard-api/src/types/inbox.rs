@@ -234,7 +234,10 @@ async fn filtered(
                     filtered_at,
                     position,
                 }),
-                _ => Err(ApiError::bad_input("after", "not a cursor returned by this list")),
+                _ => Err(ApiError::bad_input(
+                    "after",
+                    "not a cursor returned by this list",
+                )),
             }
         })
         .transpose()?;
@@ -252,7 +255,9 @@ async fn filtered(
             cursor.filtered_at.timestamp_micros(),
             cursor.position
         ));
-        connection.edges.push(Edge::new(cursor, FilteredMessage(item)));
+        connection
+            .edges
+            .push(Edge::new(cursor, FilteredMessage(item)));
     }
     Ok(connection)
 }

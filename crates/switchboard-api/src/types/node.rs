@@ -39,7 +39,11 @@ pub(crate) async fn load(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> 
             let directory = &view.directory;
             match kind {
                 Kind::User => directory.user(uuid).cloned().map(|u| Node::User(User(u))),
-                Kind::Team => directory.teams.get(&uuid).cloned().map(|t| Node::Team(Team(t))),
+                Kind::Team => directory
+                    .teams
+                    .get(&uuid)
+                    .cloned()
+                    .map(|t| Node::Team(Team(t))),
                 _ => directory
                     .channels
                     .get(&uuid)

@@ -105,7 +105,9 @@ pub(crate) fn decode_cursor(cursor: &str, field: &str) -> ApiResult<String> {
 
 /// The complexity of a connection field: its page size times what is selected on each item.
 pub(crate) fn complexity(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
-    let per_page = first.or(last).map_or(20, |n| usize::try_from(n).unwrap_or(0));
+    let per_page = first
+        .or(last)
+        .map_or(20, |n| usize::try_from(n).unwrap_or(0));
     per_page.max(1).saturating_mul(child).saturating_add(1)
 }
 

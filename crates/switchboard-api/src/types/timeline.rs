@@ -202,7 +202,10 @@ impl TimelineEntry {
         Ok(assignee(ctx, self.0.assignee).await?)
     }
     /// The previous assignee (reassigned, unassigned).
-    async fn previous_assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Assignee>> {
+    async fn previous_assignee(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Assignee>> {
         Ok(assignee(ctx, self.0.previous_assignee).await?)
     }
     /// Why: the assignment reason, the routing decision, the filter reason, the reopen cause.

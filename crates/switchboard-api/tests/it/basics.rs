@@ -10,7 +10,9 @@ use crate::support::TestApi;
 #[tokio::test]
 async fn viewer_needs_a_valid_token() {
     let api = TestApi::start().await;
-    let anonymous = api.gql_with(None, &[], "{ viewer { name } }", json!({})).await;
+    let anonymous = api
+        .gql_with(None, &[], "{ viewer { name } }", json!({}))
+        .await;
     assert_eq!(anonymous.error_code(), Some("UNAUTHENTICATED"));
     let forged = api
         .gql_with(
@@ -21,8 +23,13 @@ async fn viewer_needs_a_valid_token() {
         )
         .await;
     assert_eq!(forged.error_code(), Some("UNAUTHENTICATED"));
-    let me = api.gql(api.admin, "{ viewer { name role } }", json!({})).await;
-    assert_eq!(me.data()["viewer"], json!({"name": "Ada Admin", "role": "SUPER_ADMIN"}));
+    let me = api
+        .gql(api.admin, "{ viewer { name role } }", json!({}))
+        .await;
+    assert_eq!(
+        me.data()["viewer"],
+        json!({"name": "Ada Admin", "role": "SUPER_ADMIN"})
+    );
 }
 
 #[tokio::test]
@@ -53,15 +60,29 @@ async fn a_mutation_returns_its_result_and_user_errors() {
 
     let agent = api.user("agent@acme.test", Role::Agent).await;
     let forbidden = api.gql(agent, create, json!({"name": "Mine"})).await;
-    assert_eq!(forbidden.error_code(), Some("FORBIDDEN"), "{:#}", forbidden.body);
+    assert_eq!(
+        forbidden.error_code(),
+        Some("FORBIDDEN"),
+        "{:#}",
+        forbidden.body
+    );
 }
 
 #[tokio::test]
 async fn limits_refuse_expensive_requests() {
     let api = TestApi::start().await;
-    let aliases: String = (0..31).map(|i| format!("a{i}: viewer {{ name }} ")).collect();
-    let reply = api.gql(api.admin, &format!("{{ {aliases} }}"), json!({})).await;
-    assert_eq!(reply.error_code(), Some("BAD_USER_INPUT"), "{:#}", reply.body);
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: viewer {{ name }} "))
+        .collect();
+    let reply = api
+        .gql(api.admin, &format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(
+        reply.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{:#}",
+        reply.body
+    );
 
     let batch = Request::post("/graphql")
         .header("content-type", "application/json")
@@ -92,14 +113,31 @@ async fn health_and_metrics_endpoints_answer() {
         .await;
     assert_eq!(live.status, StatusCode::OK);
     let ready = api
-        .send(Request::get("/readyz").body(Body::empty()).expect("request"))
+        .send(
+            Request::get("/readyz")
+                .body(Body::empty())
+                .expect("request"),
+        )
         .await;
-    assert!(ready.body["projections"].as_array().is_some_and(|p| p.len() == 4), "{:#}", ready.body);
+    assert!(
+        ready.body["projections"]
+            .as_array()
+            .is_some_and(|p| p.len() == 4),
+        "{:#}",
+        ready.body
+    );
     let _ = api.gql(api.admin, "{ viewer { name } }", json!({})).await;
     let metrics = api
-        .send(Request::get("/metrics").body(Body::empty()).expect("request"))
+        .send(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
         .await;
     let text = metrics.body.as_str().unwrap_or_default().to_owned();
     assert!(text.contains("switchboard_http_requests_total"), "{text}");
-    assert!(text.contains("switchboard_projection_lag_positions"), "{text}");
+    assert!(
+        text.contains("switchboard_projection_lag_positions"),
+        "{text}"
+    );
 }

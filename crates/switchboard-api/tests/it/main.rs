@@ -8,3 +8,5 @@ mod analytics;
 mod audit;
 mod basics;
 mod mutations;
+mod schema;
+mod subscriptions;

@@ -194,3 +194,94 @@ impl TestApi {
         self.gql_with(Some(user), &[], query, variables).await
     }
 }
+
+impl TestApi {
+    /// Runs `command` as the admin and expects it to succeed.
+    pub async fn run(&self, command: Command) -> switchboard_service::Outcome {
+        self.service
+            .execute(CommandMeta::by(Actor::User { id: self.admin }), command)
+            .await
+            .expect("command")
+    }
+
+    /// Creates an inbox named `name` and returns its id.
+    pub async fn inbox(&self, name: &str) -> Uuid {
+        let inbox_id = Uuid::now_v7();
+        self.run(Command::Setup(SetupCommand::CreateInbox {
+            inbox_id,
+            name: name.to_owned(),
+        }))
+        .await;
+        inbox_id
+    }
+
+    /// Connects a chat widget to `inbox_id` and returns the channel's id.
+    pub async fn chat_channel(&self, inbox_id: Uuid) -> Uuid {
+        let channel_id = Uuid::now_v7();
+        self.run(Command::Channel(
+            switchboard_domain::channel::ChannelCommand::ConnectChat {
+                channel_id,
+                inbox_id,
+                name: "Website".to_owned(),
+            },
+        ))
+        .await;
+        channel_id
+    }
+
+    /// A chat message from `visitor` on `channel_id`, received as the system does.
+    pub async fn chat(
+        &self,
+        channel_id: Uuid,
+        visitor: &str,
+        text: &str,
+    ) -> switchboard_service::Outcome {
+        use proto_events::event::{ChannelKind, Identity, InboundMessage};
+        self.service
+            .execute(
+                CommandMeta::by(Actor::Channel { id: channel_id }),
+                Command::ReceiveMessage {
+                    channel_id,
+                    message: Box::new(InboundMessage {
+                        message_id: Uuid::now_v7(),
+                        channel_id,
+                        channel_kind: ChannelKind::Chat,
+                        provider_message_id: None,
+                        from: Identity::ChatVisitor {
+                            visitor_id: visitor.to_owned(),
+                        },
+                        from_name: Some(visitor.to_owned()),
+                        contact_id: None,
+                        subject: None,
+                        body_text: text.to_owned(),
+                        body_html: None,
+                        email: None,
+                        form_fields: vec![],
+                    }),
+                    signals: None,
+                },
+            )
+            .await
+            .expect("receive message")
+    }
+
+    /// Waits until the read models include `outcome`.
+    pub async fn settle(&self, outcome: &switchboard_service::Outcome) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        self.projections
+            .wait_for(outcome.last_position, deadline)
+            .await
+            .expect("read models caught up");
+    }
+
+    /// Serves the router on a free loopback port (for WebSocket tests) and returns its address.
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        addr
+    }
+}

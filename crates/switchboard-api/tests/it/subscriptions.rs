@@ -1,0 +1,171 @@
+//! Subscriptions over a real WebSocket (`graphql-transport-ws`) on a loopback port.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use proto_events::event::Role;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::TestApi;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a `graphql-transport-ws` connection with `init` as the `connection_init` payload.
+async fn connect(addr: std::net::SocketAddr, init: Value) -> Socket {
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": init}).to_string(),
+        ))
+        .await
+        .expect("send init");
+    socket
+}
+
+/// The next JSON message, or `None` when the connection closed (within a deadline).
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")?;
+        match message {
+            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// The `extensions.code` of a subscription's error, sent as an `error` message (validation) or
+/// as a `next` message with errors (resolver failures).
+fn error_code(message: &Value) -> Option<&str> {
+    message["payload"][0]["extensions"]["code"]
+        .as_str()
+        .or_else(|| message["payload"]["errors"][0]["extensions"]["code"].as_str())
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+    socket
+        .send(Message::text(
+            json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}})
+                .to_string(),
+        ))
+        .await
+        .expect("send subscribe");
+}
+
+#[tokio::test]
+async fn inbox_activity_streams_changes_to_members_only() {
+    let api = TestApi::start().await;
+    let inbox = api.inbox("Support").await;
+    let channel = api.chat_channel(inbox).await;
+    let outsider = api.user("outsider@acme.test", Role::Agent).await;
+    let addr = api.serve().await;
+    let inbox_id = switchboard_api::ids::encode(switchboard_api::ids::Kind::Inbox, inbox);
+    let query = "subscription($id: ID!) { inboxActivity(inboxId: $id) {
+        eventType position conversation { id status lastMessagePreview } } }";
+
+    let token = format!("Bearer {}", api.token(api.admin));
+    let mut admin = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut admin).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    subscribe(&mut admin, "1", query, json!({"id": inbox_id})).await;
+
+    let token = format!("Bearer {}", api.token(outsider));
+    let mut other = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut other).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    subscribe(&mut other, "1", query, json!({"id": inbox_id})).await;
+    let refused = next(&mut other).await.expect("an answer");
+    assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
+
+    // The subscription is registered once the server answered another request on the socket;
+    // events appended before it may be missed, so write until the first one arrives.
+    let mut update = None;
+    for attempt in 0..50 {
+        let outcome = api
+            .chat(channel, "visitor-1", &format!("Hello {attempt}"))
+            .await;
+        api.settle(&outcome).await;
+        if let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(200), next(&mut admin)).await
+        {
+            update = Some(message);
+            break;
+        }
+    }
+    let update = update.expect("an update");
+    assert_eq!(update["type"], "next", "{update}");
+    let payload = &update["payload"]["data"]["inboxActivity"];
+    assert_eq!(payload["conversation"]["status"], "OPEN", "{update}");
+    assert!(
+        payload["conversation"]["lastMessagePreview"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("Hello")),
+        "the read model already shows the event: {update}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_without_a_valid_token_is_refused() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let mut socket = connect(addr, json!({"Authorization": "Bearer nope"})).await;
+    let answer = next(&mut socket).await;
+    assert!(
+        answer
+            .as_ref()
+            .is_none_or(|m| m["type"] != "connection_ack"),
+        "refused: {answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_event_stream_replays_from_a_position_for_analysts_only() {
+    let api = TestApi::start().await;
+    let analyst = api.user("analyst@acme.test", Role::Analyst).await;
+    let agent = api.user("agent2@acme.test", Role::Agent).await;
+    let addr = api.serve().await;
+    let query = "subscription { events(afterPosition: 1) { position type } }";
+
+    let token = format!("Bearer {}", api.token(analyst));
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    subscribe(&mut socket, "e", query, json!({})).await;
+    let first = next(&mut socket).await.expect("an event");
+    assert_eq!(first["payload"]["data"]["events"]["position"], 2, "{first}");
+    let second = next(&mut socket).await.expect("an event");
+    assert_eq!(
+        second["payload"]["data"]["events"]["position"], 3,
+        "{second}"
+    );
+
+    let token = format!("Bearer {}", api.token(agent));
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    subscribe(&mut socket, "e", query, json!({})).await;
+    let refused = next(&mut socket).await.expect("an answer");
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+}
