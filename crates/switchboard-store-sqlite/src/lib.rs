@@ -112,8 +112,8 @@ struct Inner {
     head: watch::Receiver<Position>,
     reads: ReadPool,
     max_append_bytes: usize,
-    /// Held (and locked) for as long as the store is open.
-    _lock: File,
+    /// Held (and locked) for as long as the store is open for writing; `None` when read-only.
+    _lock: Option<File>,
 }
 
 impl Drop for Inner {
@@ -163,7 +163,44 @@ impl SqliteStore {
                 head: writer.head,
                 reads,
                 max_append_bytes: options.max_append_bytes,
-                _lock: lock,
+                _lock: Some(lock),
+            }),
+        })
+    }
+
+    /// Opens an existing store in `dir` for reading only, as it is at this moment, beside a
+    /// process that has it open for writing (SQLite's WAL lets readers of other processes in).
+    /// For command-line tools that must work while the server runs (`switchboard token`,
+    /// `export`, `audit verify`). Appends fail with [`StoreError::Closed`]; the head stays at
+    /// what it was when opened, so subscriptions end there.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
+        let dir = dir.as_ref();
+        let path = dir.join(DATABASE_FILE);
+        if !path.is_file() {
+            return Err(OpenError::Directory {
+                path: dir.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {DATABASE_FILE} here"),
+                ),
+            });
+        }
+        let reads = ReadPool::open(&path, 2)?;
+        let head: i64 = schema::open_reader(&path)?.query_row(
+            "SELECT COALESCE(MAX(position), 0) FROM events",
+            [],
+            |row| row.get(0),
+        )?;
+        let (_, head) = watch::channel(Position(u64::try_from(head).unwrap_or(0)));
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                requests: None,
+                writer: None,
+                head,
+                reads,
+                max_append_bytes: SqliteOptions::default().max_append_bytes,
+                _lock: None,
             }),
         })
     }

@@ -7,4 +7,5 @@
 mod conformance;
 mod crash;
 mod index;
+mod read_only;
 mod tamper;
