@@ -242,9 +242,12 @@ impl Conversation {
         if let Some(snapshot) = &self.1 {
             return Ok(snapshot.version);
         }
-        let view = state(ctx).directory().await?;
         let stream = proto_events::streams::conversation(self.0.conversation_id);
-        Ok(view.version(&stream))
+        Ok(state(ctx)
+            .store
+            .stream_version(&stream)
+            .await
+            .map_err(crate::error::ApiError::from)?)
     }
     /// Its timeline, in the order things happened (the log's order). For a past state, up to
     /// that state.

@@ -7,6 +7,7 @@ mod support;
 mod analytics;
 mod audit;
 mod basics;
+mod history;
 mod mutations;
 mod schema;
 mod subscriptions;
