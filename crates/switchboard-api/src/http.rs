@@ -79,7 +79,26 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         }
     }
     let request = request.into_inner().data(auth);
-    GraphQLResponse::from(app.schema.execute(request).await).into_response()
+    let mut response = app.schema.execute(request).await;
+    coded(&mut response.errors);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Gives errors raised by async-graphql itself (syntax, validation, limits, unknown fields)
+/// the code `BAD_USER_INPUT`; the API's own errors already carry one.
+fn coded(errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+        }
+    }
 }
 
 /// Waits until the read models include the write `token` names, or fails after the configured

@@ -141,3 +141,43 @@ async fn health_and_metrics_endpoints_answer() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn deep_and_expensive_queries_are_refused() {
+    let api = TestApi::start().await;
+    let deep = format!(
+        "{{ viewer {{ {} name {} }} }}",
+        "teams { members { ".repeat(7),
+        "} } ".repeat(7)
+    );
+    let reply = api.gql(api.admin, &deep, json!({})).await;
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nested too deep")),
+        "{:#}",
+        reply.body
+    );
+    assert_eq!(reply.error_code(), Some("BAD_USER_INPUT"));
+
+    let costly = "{ conversations(first: 100) { edges { node { timeline(first: 100) {
+        edges { node { bodyText kind position } } } } } } }";
+    let reply = api.gql(api.admin, costly, json!({})).await;
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("complex")),
+        "{:#}",
+        reply.body
+    );
+
+    let too_many = api
+        .gql(
+            api.admin,
+            "{ conversations(first: 101) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(too_many.error_code(), Some("BAD_USER_INPUT"));
+    assert_eq!(too_many.body["errors"][0]["extensions"]["field"], "first");
+}

@@ -169,3 +169,115 @@ async fn the_event_stream_replays_from_a_position_for_analysts_only() {
     let refused = next(&mut socket).await.expect("an answer");
     assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
 }
+
+/// Reads `next` messages until one satisfies `wanted`, writing with `poke` between reads until
+/// the subscription is live (events written before it registered are not replayed).
+async fn wait_for_update(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+    for _ in 0..50 {
+        match tokio::time::timeout(Duration::from_millis(300), next(socket)).await {
+            Ok(Some(message)) if wanted(&message) => return Some(message),
+            Ok(Some(_)) => continue,
+            Ok(None) => return None,
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn viewer_events_announce_assignments_and_mentions_and_shutdown_ends_them() {
+    use proto_events::Actor;
+    use proto_events::event::{Assignee, Member};
+    use switchboard_domain::conversation::ConversationCommand;
+    use switchboard_domain::setup::SetupCommand;
+    use switchboard_service::{Command, CommandMeta};
+    use uuid::Uuid;
+
+    let api = TestApi::start().await;
+    let inbox = api.inbox("Support").await;
+    let channel = api.chat_channel(inbox).await;
+    let agent = api.user("agent@acme.test", Role::Agent).await;
+    api.run(Command::Setup(SetupCommand::AddInboxMember {
+        inbox_id: inbox,
+        member: Member::User { id: agent },
+    }))
+    .await;
+    let started = api.chat(channel, "v-1", "Help").await;
+    let conversation: Uuid = started
+        .stream
+        .strip_prefix("conversation-")
+        .and_then(|id| id.parse().ok())
+        .expect("conversation stream");
+    let addr = api.serve().await;
+    let token = format!("Bearer {}", api.token(agent));
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    subscribe(
+        &mut socket,
+        "v",
+        "subscription { viewerEvents { reason eventType conversation { id } } }",
+        json!({}),
+    )
+    .await;
+
+    // Comments mentioning the agent, until the subscription is live and announces one.
+    let mut mentioned = None;
+    for _ in 0..20 {
+        api.run(Command::Conversation {
+            conversation_id: conversation,
+            command: Box::new(ConversationCommand::AddComment {
+                comment_id: Uuid::now_v7(),
+                body_text: "@agent can you look?".to_owned(),
+                mentions: vec![agent],
+            }),
+        })
+        .await;
+        mentioned = wait_for_update(&mut socket, |m| {
+            m["payload"]["data"]["viewerEvents"]["reason"] == "MENTIONED"
+        })
+        .await;
+        if mentioned.is_some() {
+            break;
+        }
+    }
+    assert!(mentioned.is_some(), "a mention arrives");
+
+    api.service
+        .execute(
+            CommandMeta::by(Actor::User { id: api.admin }),
+            Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(ConversationCommand::Assign {
+                    to: Assignee::User { id: agent },
+                }),
+            },
+        )
+        .await
+        .expect("assign");
+    let assigned = wait_for_update(&mut socket, |m| {
+        m["payload"]["data"]["viewerEvents"]["reason"] == "ASSIGNED"
+    })
+    .await
+    .expect("the assignment arrives");
+    assert_eq!(
+        assigned["payload"]["data"]["viewerEvents"]["eventType"],
+        "ConversationAssigned"
+    );
+
+    // Shutting down ends the connection.
+    api.state.begin_shutdown();
+    let mut closed = false;
+    for _ in 0..50 {
+        match tokio::time::timeout(Duration::from_millis(200), next(&mut socket)).await {
+            Ok(None) => {
+                closed = true;
+                break;
+            }
+            Ok(Some(_)) | Err(_) => continue,
+        }
+    }
+    assert!(closed, "the server closed the subscription on shutdown");
+}
