@@ -4,15 +4,34 @@
 //! payload carrying the result, the stream's new `version`, a `consistencyToken` for
 //! read-your-writes, and `userErrors` for business-rule failures.
 //!
+//! Commands that are not mutations: creating the organisation (once, at installation, by the
+//! system), assigning an inbox's fallback address (the command service does it), applying a
+//! routing decision (the routing reactor does it), and an inbound message's conversation command
+//! (the service resolves its conversation; clients use `receiveMessage`).
+//!
 //! # Layout
 //! - [`common`]: the shared payload fields and [`common::run`], which executes a command.
 //! - `setup`: organisation, users, teams, inboxes.
+//! - `channel`: channels, routing rules, e-mail filters.
+//! - `conversation`: replies, comments, assignment, status, inbound messages.
+//! - `contact`: contacts and their merges.
+//! - `record`: companies, deals, tickets, associations.
 
+mod channel;
 pub(crate) mod common;
+mod contact;
+mod conversation;
+mod record;
 mod setup;
 
 use async_graphql::MergedObject;
 
 /// Everything a client can change.
 #[derive(Debug, MergedObject, Default)]
-pub struct Mutation(setup::SetupMutation);
+pub struct Mutation(
+    setup::SetupMutation,
+    channel::ChannelMutation,
+    conversation::ConversationMutation,
+    contact::ContactMutation,
+    record::RecordMutation,
+);

@@ -33,7 +33,7 @@ pub struct Query(
 
 /// The viewer and global ids.
 #[derive(Debug, Default)]
-pub struct ViewerQuery;
+pub(crate) struct ViewerQuery;
 
 #[Object]
 impl ViewerQuery {

@@ -9,7 +9,7 @@ use switchboard_store::chain::{self, Verification};
 use crate::support;
 
 /// Verifies every event; exit code 1 names the first position that does not verify.
-pub(crate) async fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let store = support::open_existing(data_dir)?;
     let verification = chain::verify(&store)
         .await

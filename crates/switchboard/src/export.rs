@@ -1,4 +1,5 @@
-//! `switchboard export`: events in global order as NDJSON, on stdout or into a file.
+//! `switchboard export`: events in global order as NDJSON, on stdout or into a file, with progress
+//! on stderr.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,17 +11,15 @@ use clap::Args;
 use switchboard_store::{EventStore, Position};
 
 use crate::line::ExportedLine;
+use crate::progress::Progress;
 use crate::support::{self, refuse};
 
 /// Events read from the store per call.
 const PAGE: usize = 4096;
 
-/// How often (in events) progress is reported on stderr.
-const PROGRESS_EVERY: u64 = 10_000;
-
 /// `switchboard export`.
 #[derive(Debug, Args)]
-pub(crate) struct ExportArgs {
+pub struct ExportArgs {
     /// The data directory: events in `<DIR>/events`.
     #[arg(long, value_name = "DIR", default_value = support::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -39,7 +38,7 @@ pub(crate) struct ExportArgs {
 /// Writes every event with a position in `(from, to]`, one JSON object per line: `event_id`,
 /// `stream`, `stream_version`, `position`, `event_type`, `schema_version`, `recorded_at`
 /// (RFC 3339), `metadata` and `payload` (as stored), `hash` (hex).
-pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let store = support::open_existing(&args.data_dir)?;
     let head = store.head().await.context("reading the store's head")?;
     let to = args.to.unwrap_or(head.0);
@@ -57,6 +56,7 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let mut after = Position(args.from);
     let mut count = 0u64;
+    let mut progress = Progress::new("export", "events", to - args.from);
     while after.0 < to {
         let limit = usize::try_from(to - after.0)
             .unwrap_or(usize::MAX)
@@ -75,11 +75,10 @@ pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io))
                 .with_context(|| format!("writing to {target}"))?;
             count += 1;
-            if count.is_multiple_of(PROGRESS_EVERY) {
-                eprintln!("exported {count} events (position {})", event.position);
-            }
         }
+        progress.set(after.0.min(to) - args.from, &format!("(position {after})"));
     }
+    progress.finish();
     out.flush()
         .with_context(|| format!("writing to {target}"))?;
     eprintln!(

@@ -25,7 +25,7 @@ const MAX_RUN_EVENTS: usize = 1024;
 
 /// `switchboard import`.
 #[derive(Debug, Args)]
-pub(crate) struct ImportArgs {
+pub struct ImportArgs {
     /// The data directory: events go to `<DIR>/events`, which must be empty or absent.
     #[arg(long, value_name = "DIR", default_value = support::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -45,7 +45,7 @@ struct Run {
     bytes: usize,
 }
 
-pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let input: Box<dyn Read> = if args.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {

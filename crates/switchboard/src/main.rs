@@ -1,33 +1,18 @@
-//! The `switchboard` binary: store maintenance and read-model rebuilds from the command line.
-//!
-//! This file only parses the command line, dispatches to one module per command and turns the
-//! outcome into an exit code; the work lives in the modules.
+//! The `switchboard` binary: parses the command line and dispatches to the library.
 //!
 //! Exit codes: `0` success, `1` the hash chain does not verify (`audit verify`), `2` the request
-//! was refused (bad arguments, a missing data directory, a non-empty store for `import`, a
-//! malformed input line), `3` anything else failed (I/O, the store, a projector).
-//!
-//! # Layout
-//! - `support`: the data directory's layout, opening the store, and [`support::Refused`].
-//! - `audit`: `switchboard audit verify`.
-//! - `export`: `switchboard export`, events as NDJSON.
-//! - `import`: `switchboard import`, NDJSON into an empty store.
-//! - `line`: the NDJSON shape `export` writes and `import` reads.
-//! - `projections`: `switchboard projections rebuild`.
+//! was refused (bad arguments or configuration, a missing data directory or user, a data
+//! directory in use, a non-empty store for `import`, a malformed input line), `3` anything else
+//! failed (I/O, the store, a projector).
 
-mod audit;
-mod export;
-mod import;
-mod line;
-mod projections;
-mod support;
-
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::support::Refused;
+use switchboard::config::{self, Config, Flags, LogFormat};
+use switchboard::support::Refused;
+use switchboard::{Application, audit, demo, export, import, projections, startup, token};
 
 /// Switchboard: an event-sourced shared inbox.
 #[derive(Debug, Parser)]
@@ -39,6 +24,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: GraphQL API, projections and routing on the embedded store.
+    ///
+    /// Configuration: defaults < the TOML file (`--config`, or SWITCHBOARD_CONFIG) < SWITCHBOARD_*
+    /// environment variables < these flags. See deploy/switchboard.example.toml for every key.
+    Serve(ServeArgs),
+    /// Print a JWT for a user of the directory (the server must be stopped).
+    Token(token::TokenArgs),
     /// Check the event log's integrity.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -56,6 +48,30 @@ enum Command {
     Projections(ProjectionsCommand),
 }
 
+/// `switchboard serve`.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Seed a demo organisation on first start (empty store) and print an admin token.
+    #[arg(long)]
+    demo: bool,
+    /// The address to listen on [default: 127.0.0.1:8080; env: SWITCHBOARD_LISTEN].
+    #[arg(long, value_name = "ADDR", value_parser = config::parse_listen)]
+    listen: Option<SocketAddr>,
+    /// The data directory [default: ./switchboard-data; env: SWITCHBOARD_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file [env: SWITCHBOARD_CONFIG].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format [default: text; env: SWITCHBOARD_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `debug,hyper=info` [default: info; env: SWITCHBOARD_LOG_LEVEL;
+    /// RUST_LOG wins when set].
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain of every event; exit 1 at the first event that does not verify.
@@ -68,11 +84,11 @@ enum ProjectionsCommand {
     Rebuild(DataDirArg),
 }
 
-/// The `--data-dir` flag every command shares.
+/// The `--data-dir` flag every maintenance command shares.
 #[derive(Debug, Args)]
 struct DataDirArg {
     /// The data directory: events in `<DIR>/events`, read models in `<DIR>/read-models`.
-    #[arg(long, value_name = "DIR", default_value = support::DEFAULT_DATA_DIR)]
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
 }
 
@@ -80,6 +96,8 @@ struct DataDirArg {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(args) => token::run(args).await,
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args.data_dir).await,
         Command::Export(args) => export::run(args).await,
         Command::Import(args) => import::run(args).await,
@@ -98,4 +116,68 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `switchboard serve`: load the configuration, build, print the banner, run until a signal.
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let flags = Flags {
+        config: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        log_format: args.log_format,
+        log_level: args.log_level,
+        demo: args.demo,
+    };
+    let config = Config::load(&flags).map_err(|e| Refused(e.to_string()))?;
+    switchboard::telemetry::init(&config.log);
+    tracing::info!(?config, "configuration");
+    // Installed before anything starts: a signal during seeding stops the server right after.
+    let stop = startup::shutdown_signal()?;
+    let app = Application::build(config).await?;
+    print_banner(&app);
+    app.run_until_stopped(stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(app: &Application) {
+    let bound = app.local_addr();
+    // A wildcard address is not something a browser can open: show the loopback one.
+    let browse = if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port()))
+    } else {
+        bound
+    };
+    println!();
+    println!("  Switchboard is running.");
+    println!();
+    println!("  GraphiQL   http://{browse}/graphql");
+    println!("  Health     http://{browse}/livez   http://{browse}/readyz");
+    println!("  Metrics    http://{browse}/metrics");
+    println!("  Data       {}", app.config().data_dir.display());
+    if let Some(seeded) = app.seeded() {
+        println!(
+            "  Demo       seeded {} conversations ({} events) in {:.1} s",
+            seeded.conversations,
+            seeded.events,
+            seeded.elapsed.as_secs_f64()
+        );
+    } else if app.config().demo {
+        println!("  Demo       the store already holds data: not seeded again");
+    }
+    if let Some(token) = app.admin_token() {
+        println!();
+        println!("  Admin token for {} (valid 7 days):", demo::ADMIN_EMAIL);
+        println!();
+        println!("  {token}");
+        println!();
+        println!(
+            "  Paste it into GraphiQL's headers as {{\"Authorization\": \"Bearer <token>\"}}, or:"
+        );
+        println!(
+            "  curl -s http://{browse}/graphql -H 'Content-Type: application/json' \\\n       \
+             -H \"Authorization: Bearer $TOKEN\" -d '{{\"query\":\"{{ viewer {{ id }} }}\"}}'"
+        );
+    }
+    println!();
+    println!("listening on http://{bound}");
 }

@@ -1,4 +1,7 @@
 //! `switchboard projections rebuild`: every read model rebuilt from the start of the log.
+//!
+//! Progress is counted in read models: the projection runtime's `rebuild` does not report how
+//! far into the log a rebuild is, so the bar advances once per read model (with elapsed time).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,12 +13,13 @@ use switchboard_projector::ProjectionRuntime;
 use switchboard_projector::runtime::Status;
 use switchboard_store::EventStore;
 
+use crate::progress::Progress;
 use crate::support;
 
 /// Starts the runtime on `<data-dir>/read-models` and rebuilds each read model in turn, which
 /// is what [`ProjectionRuntime::rebuild_all`] does, one call per projector so that progress
 /// can be reported between them.
-pub(crate) async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn EventStore> = Arc::new(support::open_existing(data_dir)?);
     let head = store.head().await.context("reading the store's head")?;
     let dir = support::read_models_dir(data_dir);
@@ -27,20 +31,24 @@ pub(crate) async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
         names.len()
     );
     let mut outcome = Ok(());
+    let mut progress = Progress::new("rebuild", "read models", names.len() as u64);
     for (i, name) in names.iter().enumerate() {
-        eprintln!("[{}/{}] {name}: rebuilding", i + 1, names.len());
+        progress.set(i as u64, name);
+        progress.line(&format!("[{}/{}] {name}: rebuilding", i + 1, names.len()));
         let started = Instant::now();
         if let Err(e) = runtime.rebuild(name).await {
             outcome = Err(e).with_context(|| format!("rebuilding {name}"));
             break;
         }
-        eprintln!(
+        progress.line(&format!(
             "[{}/{}] {name}: done in {:.1}s",
             i + 1,
             names.len(),
             started.elapsed().as_secs_f64()
-        );
+        ));
     }
+    progress.set(names.len() as u64, "done");
+    progress.finish();
     runtime.shutdown().await;
     outcome?;
     for (name, status) in runtime.statuses() {

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use switchboard_store_sqlite::{DATABASE_FILE, SqliteOptions, SqliteStore};
+use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
 
 /// Where the data lives when `--data-dir` is not given.
-pub(crate) const DEFAULT_DATA_DIR: &str = "./switchboard-data";
+pub(crate) const DEFAULT_DATA_DIR: &str = crate::config::DEFAULT_DATA_DIR;
 
 /// A request the binary will not carry out as given: the user has to change something (a path,
 /// the input, the target store). `main` maps it to exit code 2.
 #[derive(Debug)]
-pub(crate) struct Refused(pub(crate) String);
+pub struct Refused(pub String);
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,9 +57,19 @@ pub(crate) fn open_existing(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     open(data_dir)
 }
 
-/// Opens (creating if needed) the store of a data directory.
+/// Opens (creating if needed) the store of a data directory. A directory that another process
+/// (a running server) holds is refused with a message saying so.
 pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     let events = events_dir(data_dir);
-    SqliteStore::open(&events, SqliteOptions::default())
-        .with_context(|| format!("opening the event store in {}", events.display()))
+    match SqliteStore::open(&events, SqliteOptions::default()) {
+        Ok(store) => Ok(store),
+        Err(OpenError::Locked(_)) => refuse!(
+            "the data directory {} is in use by another switchboard process (a running server?); \
+             stop it first",
+            data_dir.display()
+        ),
+        Err(e) => {
+            Err(e).with_context(|| format!("opening the event store in {}", events.display()))
+        }
+    }
 }

@@ -1,11 +1,19 @@
-//! What every mutation shares: the payload's common fields and [`run`], which executes a command
-//! as the viewer.
+//! What every mutation shares: the payload's common fields, [`run`], which executes a command
+//! as the viewer, and the small helpers every area uses to read inputs and build payloads.
+//!
+//! # Ids of created objects
+//! The server mints the id of a new object. A repeated `clientMutationId` returns the first
+//! call's outcome, whose stream names the object that call created; payloads therefore read a new
+//! object's id from the outcome ([`created_id`]), never from the id minted for the repeat.
 
-use async_graphql::{Context, SimpleObject};
+use async_graphql::{Context, ID, SimpleObject};
 use proto_events::Actor;
+use proto_events::event::Member;
 use switchboard_service::{Command, CommandMeta, Outcome};
+use uuid::Uuid;
 
-use crate::error::{ApiResult, UserError, user_errors};
+use crate::error::{ApiError, ApiResult, UserError, user_errors};
+use crate::ids::{self, Kind};
 use crate::state::{Inner, state, viewer};
 
 /// The fields every mutation payload has.
@@ -43,11 +51,42 @@ impl Executed {
     }
 }
 
+impl Executed {
+    /// The id of the object the command created in a stream of `category` (`"team"`,
+    /// `"contact"`...), also when the command was a repeat.
+    pub(crate) fn created_id(&self, category: &str) -> Option<Uuid> {
+        self.outcome
+            .as_ref()
+            .and_then(|outcome| created_id(outcome, category))
+    }
+
+    /// Whether the command succeeded and was not a repeat (so ids minted for it are its own).
+    pub(crate) fn fresh(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|o| !o.replayed)
+    }
+}
+
+/// The id of the aggregate whose stream `outcome` wrote to, if that stream is of `category`.
+pub(crate) fn created_id(outcome: &Outcome, category: &str) -> Option<Uuid> {
+    outcome
+        .stream
+        .strip_prefix(category)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
 /// Optional arguments of [`run`].
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RunOptions {
     /// The target stream's version the client decided on.
     pub(crate) expected_version: Option<u64>,
+    /// Who the command is executed as, instead of the viewer. Only for commands the write side
+    /// accepts from channels or the system alone (an inbound message, a delivery report); the
+    /// resolver must check first that the viewer may stand in for them.
+    pub(crate) actor: Option<Actor>,
+    /// Input fields the write side names differently, as `(domain name, input name)` pairs:
+    /// `userErrors` name the input's field, so a form can show the error beside it.
+    pub(crate) renames: &'static [(&'static str, &'static str)],
 }
 
 /// Executes `command` as the viewer. Business-rule failures come back as `userErrors`;
@@ -62,7 +101,10 @@ pub(crate) async fn run(
     let inner: &Inner = state(ctx);
     let name = command.name();
     let meta = CommandMeta {
-        actor: Actor::User { id: me.user_id },
+        actor: options
+            .actor
+            .clone()
+            .unwrap_or(Actor::User { id: me.user_id }),
         correlation_id: None,
         causation_id: None,
         idempotency_key: client_mutation_id.clone(),
@@ -83,7 +125,8 @@ pub(crate) async fn run(
             })
         }
         Err(error) => match user_errors(error) {
-            Ok(errors) => {
+            Ok(mut errors) => {
+                rename_fields(&mut errors, options.renames);
                 inner.metrics.observe_command(name, "user_error", 0);
                 Ok(Executed {
                     result: MutationResult {
@@ -104,6 +147,59 @@ pub(crate) async fn run(
     }
 }
 
+/// Renames the input fields `errors` point at, by `(domain name, input name)` pairs.
+fn rename_fields(errors: &mut [UserError], renames: &[(&str, &str)]) {
+    for error in errors {
+        if let Some(path) = &mut error.field
+            && let Some(last) = path.last_mut()
+            && let Some((_, to)) = renames.iter().find(|(from, _)| *from == last.as_str())
+        {
+            *last = (*to).to_owned();
+        }
+    }
+}
+
+/// The viewer, who must be an admin or super admin: for what the write side accepts only from
+/// channels and the system, which admins may stand in for through the API.
+pub(crate) async fn require_admin(ctx: &Context<'_>, what: &str) -> ApiResult<Uuid> {
+    let me = viewer(ctx).await?;
+    let view = state(ctx).directory().await?;
+    match view.directory.user(me.user_id) {
+        Some(user) if user.is_admin() => Ok(me.user_id),
+        _ => Err(ApiError::Forbidden(format!("only admins {what}"))),
+    }
+}
+
+/// The system actor an admin stands in for: its component names the admin, so the audit trail
+/// shows who sent the command, and idempotency keys stay per admin.
+pub(crate) fn acting_for(admin: Uuid) -> Actor {
+    Actor::System {
+        component: format!("api:user:{admin}"),
+    }
+}
+
+/// The uuids of global ids of `kind`; `field` names the input field in errors.
+pub(crate) fn decode_all(ids: &[ID], kind: Kind, field: &str) -> ApiResult<Vec<Uuid>> {
+    ids.iter().map(|id| ids::decode(id, kind, field)).collect()
+}
+
+/// The uuid of an optional global id of `kind`.
+pub(crate) fn decode_opt(id: Option<&ID>, kind: Kind, field: &str) -> ApiResult<Option<Uuid>> {
+    id.map(|id| ids::decode(id, kind, field)).transpose()
+}
+
+/// A user or team, from its global id.
+pub(crate) fn decode_member(id: &ID, field: &str) -> ApiResult<Member> {
+    match ids::decode_any(id, field)? {
+        (Kind::User, id) => Ok(Member::User { id }),
+        (Kind::Team, id) => Ok(Member::Team { id }),
+        (kind, _) => Err(ApiError::bad_input(
+            field,
+            format!("expected a User or Team id, got a {} id", kind.name()),
+        )),
+    }
+}
+
 /// Waits (bounded) until the read models include `outcome`, so that a payload's objects read
 /// from them show the write.
 pub(crate) async fn settle(ctx: &Context<'_>, outcome: &Outcome) -> ApiResult<()> {
@@ -115,3 +211,21 @@ pub(crate) async fn settle(ctx: &Context<'_>, outcome: &Outcome) -> ApiResult<()
         .await?;
     Ok(())
 }
+
+/// Declares a mutation payload: the common fields ([`MutationResult`], flattened) and the
+/// objects the mutation returns, each null when it failed.
+macro_rules! payload {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $( $(#[$field_meta:meta])* $field:ident: $ty:ty ),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(async_graphql::SimpleObject)]
+        pub(crate) struct $name {
+            #[graphql(flatten)]
+            pub(crate) result: $crate::mutation::common::MutationResult,
+            $( $(#[$field_meta])* pub(crate) $field: Option<$ty>, )*
+        }
+    };
+}
+pub(crate) use payload;

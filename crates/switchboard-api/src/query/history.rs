@@ -96,7 +96,7 @@ async fn events(
         filter
             .types
             .as_ref()
-            .is_none_or(|types| types.iter().any(|t| *t == event.event_type))
+            .is_none_or(|types| types.contains(&event.event_type))
             && filter
                 .category
                 .as_ref()

@@ -249,6 +249,19 @@ impl Conversation {
             .await
             .map_err(crate::error::ApiError::from)?)
     }
+    /// Its response metrics per cycle (analytics drill-down); null while analytics have not
+    /// seen it.
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::types::analytics::ConversationMetrics>> {
+        match crate::types::analytics::ConversationMetrics::load(ctx, self.0.conversation_id).await
+        {
+            Ok(metrics) => Ok(Some(metrics)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
     /// Its timeline, in the order things happened (the log's order). For a past state, up to
     /// that state.
     #[graphql(complexity = "crate::types::page::complexity(first, last, child_complexity)")]

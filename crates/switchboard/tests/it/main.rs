@@ -1,7 +1,11 @@
-//! Tests that run the real `switchboard` binary against stores built in temporary directories.
+//! Tests that run the real `switchboard` binary: maintenance commands against stores built in
+//! temporary directories, the server and `token` as processes over HTTP, and the configuration's
+//! layering through the library.
 
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
 mod commands;
+mod config;
+mod server;
 mod support;

@@ -1,0 +1,248 @@
+//! Contact mutations: creation, properties, identities, owner, merges.
+
+use proto_events::event::Role;
+use serde_json::{Value, json};
+
+use super::{Org, fail, read, refuse, succeed, user_id};
+use crate::support::TestApi;
+
+const CONTACT: &str =
+    "contact { id name properties { name value } identities { kind value } owner { name } }";
+
+fn identity(kind: &str, value: &str) -> Value {
+    json!({"kind": kind, "value": value})
+}
+
+#[tokio::test]
+async fn contacts_are_created_changed_and_merged() {
+    let api = TestApi::start().await;
+    let agent = api.user("agent@acme.test", Role::Agent).await;
+    let auditor = api.user("auditor@acme.test", Role::Auditor).await;
+
+    let ada = succeed(
+        &api,
+        agent,
+        "createContact",
+        json!({
+            "identities": [identity("EMAIL", "ada@customer.test")],
+            "properties": [{"name": "name", "value": "Ada"}, {"name": "job_title", "value": "CTO"}],
+        }),
+        CONTACT,
+    )
+    .await;
+    let contact = &ada["contact"];
+    assert_eq!(contact["name"], "Ada");
+    assert_eq!(
+        contact["identities"],
+        json!([identity("EMAIL", "ada@customer.test")])
+    );
+    let ada_id = contact["id"].clone();
+    let version = ada["version"].as_u64().expect("a version");
+
+    refuse(
+        &api,
+        agent,
+        "createContact",
+        json!({"identities": [identity("EMAIL", "ADA@customer.test")]}),
+        Some("identities"),
+        "TAKEN",
+    )
+    .await;
+    refuse(
+        &api,
+        agent,
+        "createContact",
+        json!({"properties": [{"name": "Job Title", "value": "x"}]}),
+        Some("properties"),
+        "INVALID",
+    )
+    .await;
+    fail(
+        &api,
+        auditor,
+        "createContact",
+        json!({"identities": [identity("EMAIL", "bo@customer.test")]}),
+        "FORBIDDEN",
+    )
+    .await;
+
+    let changed = succeed(
+        &api,
+        agent,
+        "changeContactProperties",
+        json!({
+            "contactId": ada_id,
+            "set": [{"name": "phone", "value": "+33 1 23 45 67 89"}],
+            "unset": ["job_title"],
+            "expectedVersion": version,
+        }),
+        CONTACT,
+    )
+    .await;
+    assert_eq!(
+        changed["contact"]["properties"],
+        json!([{"name": "name", "value": "Ada"}, {"name": "phone", "value": "+33 1 23 45 67 89"}])
+    );
+    fail(
+        &api,
+        agent,
+        "changeContactProperties",
+        json!({"contactId": ada_id, "set": [{"name": "phone", "value": "0"}], "expectedVersion": version}),
+        "CONFLICT",
+    )
+    .await;
+
+    let linked = succeed(
+        &api,
+        agent,
+        "linkContactIdentity",
+        json!({"contactId": ada_id, "identity": identity("CHAT_VISITOR", "visitor-9")}),
+        CONTACT,
+    )
+    .await;
+    assert_eq!(
+        linked["contact"]["identities"].as_array().map(Vec::len),
+        Some(2)
+    );
+    refuse(
+        &api,
+        agent,
+        "linkContactIdentity",
+        json!({"contactId": ada_id, "identity": identity("CHAT_VISITOR", "visitor-9")}),
+        Some("identity"),
+        "ALREADY_LINKED",
+    )
+    .await;
+
+    let owned = succeed(
+        &api,
+        agent,
+        "changeContactOwner",
+        json!({"contactId": ada_id, "ownerId": user_id(agent)}),
+        CONTACT,
+    )
+    .await;
+    assert_eq!(owned["contact"]["owner"]["name"], "agent");
+    refuse(
+        &api,
+        agent,
+        "changeContactOwner",
+        json!({"contactId": ada_id, "ownerId": user_id(agent)}),
+        Some("ownerId"),
+        "UNCHANGED",
+    )
+    .await;
+    let reply = fail(
+        &api,
+        agent,
+        "changeContactOwner",
+        json!({"contactId": user_id(agent)}),
+        "BAD_USER_INPUT",
+    )
+    .await;
+    assert_eq!(reply.body["errors"][0]["extensions"]["field"], "contactId");
+
+    let twin = succeed(
+        &api,
+        agent,
+        "createContact",
+        json!({
+            "identities": [identity("MESSENGER", "psid-1")],
+            "properties": [{"name": "name", "value": "Ada L."}, {"name": "city", "value": "London"}],
+        }),
+        "contact { id }",
+    )
+    .await["contact"]["id"]
+        .clone();
+    let merged = succeed(
+        &api,
+        agent,
+        "mergeContacts",
+        json!({"survivorId": ada_id, "mergedId": twin}),
+        CONTACT,
+    )
+    .await;
+    let survivor = &merged["contact"];
+    assert_eq!(survivor["id"], ada_id);
+    assert_eq!(survivor["name"], "Ada", "the survivor's own properties win");
+    assert!(
+        survivor["identities"]
+            .as_array()
+            .is_some_and(|ids| ids.contains(&identity("MESSENGER", "psid-1"))),
+        "{survivor:#}"
+    );
+    assert!(
+        survivor["properties"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!({"name": "city", "value": "London"}))),
+        "{survivor:#}"
+    );
+    refuse(
+        &api,
+        agent,
+        "mergeContacts",
+        json!({"survivorId": ada_id, "mergedId": twin}),
+        Some("mergedId"),
+        "MERGED",
+    )
+    .await;
+    refuse(
+        &api,
+        agent,
+        "mergeContacts",
+        json!({"survivorId": ada_id, "mergedId": ada_id}),
+        Some("mergedId"),
+        "INVALID",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_visitor_becomes_a_contact_and_is_recognised() {
+    let api = TestApi::start().await;
+    let org = Org::new(&api).await;
+    let conversation = org.chat(&api, "visitor-7", "Hi").await["conversation"]["id"].clone();
+    let created = succeed(
+        &api,
+        org.agent,
+        "createContact",
+        json!({
+            "identities": [identity("CHAT_VISITOR", "visitor-7")],
+            "properties": [{"name": "name", "value": "Vera"}],
+            "fromConversationId": conversation,
+        }),
+        "contact { id name }",
+    )
+    .await;
+    let contact = created["contact"]["id"].clone();
+    refuse(
+        &api,
+        org.agent,
+        "createContact",
+        json!({"fromConversationId": conversation}),
+        Some("identities"),
+        "INVALID",
+    )
+    .await;
+    let outsider = api.user("outsider@acme.test", Role::Agent).await;
+    fail(
+        &api,
+        outsider,
+        "createContact",
+        json!({
+            "identities": [identity("CHAT_VISITOR", "visitor-8")],
+            "fromConversationId": conversation,
+        }),
+        "NOT_FOUND",
+    )
+    .await;
+    let found = read(
+        &api,
+        org.agent,
+        &created["consistencyToken"],
+        "query($identity: IdentityInput!) { contactByIdentity(identity: $identity) { id } }",
+        json!({"identity": identity("CHAT_VISITOR", "visitor-7")}),
+    )
+    .await;
+    assert_eq!(found["contactByIdentity"]["id"], contact);
+}

@@ -1,0 +1,628 @@
+//! The server's configuration: one typed [`Config`], loaded once at start.
+//!
+//! Four layers, each overriding the one before: the defaults below, a TOML file (`--config FILE`,
+//! or `SWITCHBOARD_CONFIG`), environment variables (`SWITCHBOARD_*`), and command-line flags.
+//! [`Config::layered`] is the pure function that combines them, so tests give it explicit
+//! environments instead of changing the process's; [`Config::load`] reads the real ones.
+//!
+//! Every key is documented in `deploy/switchboard.example.toml`. An unknown key in the file is
+//! an error that names it (a typo must not silently fall back to a default); an invalid value
+//! names the key, variable or flag it came from. Unknown `SWITCHBOARD_*` variables are ignored,
+//! because other tools share the prefix (the test suites' `SWITCHBOARD_TEST_POSTGRES_URL`).
+//! The JWT secret is a [`Secret`], whose `Debug` never prints it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the data lives unless configured.
+pub const DEFAULT_DATA_DIR: &str = "./switchboard-data";
+
+/// The address the server listens on unless configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The variable naming the configuration file when `--config` is not given.
+pub const CONFIG_FILE_VAR: &str = "SWITCHBOARD_CONFIG";
+
+/// A secret that `Debug` and `Display` never print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself: only for the code that signs or checks with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How log lines are written (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("{other:?} is not a log format; use text or json")),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,switchboard_store_sqlite=debug`. `RUST_LOG`,
+    /// when set, replaces it.
+    pub level: String,
+}
+
+/// Request limits of the API (see `switchboard_api::Limits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Deepest selection nesting a GraphQL document may have.
+    pub max_depth: usize,
+    /// Highest complexity a GraphQL document may have.
+    pub max_complexity: usize,
+    /// Most aliased fields in one document.
+    pub max_aliases: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `first`/`last` of a connection.
+    pub max_page_size: usize,
+    /// Page size when neither `first` nor `last` is given; at most `max_page_size`.
+    pub default_page_size: usize,
+    /// Longest a request carrying a consistency token waits for the read models.
+    pub consistency_wait: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_aliases: 30,
+            max_body_bytes: 1 << 20,
+            max_page_size: 100,
+            default_page_size: 20,
+            consistency_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything the server is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The address to listen on; port 0 picks a free port (the bound address is printed).
+    pub listen: SocketAddr,
+    /// The data directory: events in `<dir>/events`, read models in `<dir>/read-models`, the
+    /// generated JWT secret in `<dir>/jwt-secret`.
+    pub data_dir: PathBuf,
+    /// The secret tokens are signed with. When `None`, the server generates one on first start
+    /// and keeps it in `<data_dir>/jwt-secret`, so tokens survive restarts.
+    pub jwt_secret: Option<Secret>,
+    /// Seed a demo organisation on first start (into an empty store).
+    pub demo: bool,
+    /// Logging.
+    pub log: LogConfig,
+    /// `/readyz` answers 503 while a read model is more than this many events behind the store.
+    pub ready_max_lag: u64,
+    /// How long a shutdown waits for in-flight requests before dropping them.
+    pub shutdown_timeout: Duration,
+    /// The domain of automatic fallback e-mail addresses of inboxes without team e-mail.
+    pub fallback_email_domain: String,
+    /// Request limits.
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            jwt_secret: None,
+            demo: false,
+            log: LogConfig {
+                format: LogFormat::Text,
+                level: "info".to_owned(),
+            },
+            ready_max_lag: 1_000,
+            shutdown_timeout: Duration::from_secs(10),
+            fallback_email_domain: switchboard_service::service::DEFAULT_FALLBACK_DOMAIN.to_owned(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// What the command line sets; `None` (or `false`) leaves the lower layers' value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--log-format text|json`.
+    pub log_format: Option<LogFormat>,
+    /// `--log-level FILTER`.
+    pub log_level: Option<String>,
+    /// `--demo`.
+    pub demo: bool,
+}
+
+/// Why the configuration cannot be used. Every variant names where the bad value came from; the
+/// binary prints it and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
+    #[error("configuration file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// Where it came from: `listen in FILE`, `SWITCHBOARD_LISTEN`, `--listen`.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The file's shape: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    jwt_secret: Option<String>,
+    demo: Option<bool>,
+    ready_max_lag: Option<u64>,
+    shutdown_timeout: Option<String>,
+    fallback_email_domain: Option<String>,
+    #[serde(default)]
+    log: FileLog,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_depth: Option<usize>,
+    max_complexity: Option<usize>,
+    max_aliases: Option<usize>,
+    max_body_bytes: Option<usize>,
+    max_page_size: Option<usize>,
+    default_page_size: Option<usize>,
+    consistency_wait: Option<String>,
+}
+
+/// Parses a duration such as `500ms`, `5s`, `2m`, `24h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration; write a number and a unit: 500ms, 5s, 2m, 24h, 7d")
+    })?;
+    let seconds = |factor: u64| {
+        number
+            .checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long"))
+    };
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3_600),
+        "d" => seconds(86_400),
+        _ => Err(format!(
+            "{text:?} has no known unit; write a number and a unit: 500ms, 5s, 2m, 24h, 7d"
+        )),
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    File(&'a Path),
+    Env,
+}
+
+impl Config {
+    /// Reads the file named by `flags.config` or `SWITCHBOARD_CONFIG` (if any) and the process
+    /// environment, and combines them with `flags` (see [`Config::layered`]).
+    pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("SWITCHBOARD_"))
+            .collect();
+        let path = flags
+            .config
+            .clone()
+            .or_else(|| env.get(CONFIG_FILE_VAR).map(PathBuf::from));
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some((path, text))
+            }
+            None => None,
+        };
+        Config::layered(
+            file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+            &env,
+            flags,
+        )
+    }
+
+    /// Combines the layers: defaults < `file` (its path, for messages, and its text) < `env` <
+    /// `flags`, then checks the result as a whole.
+    pub fn layered(
+        file: Option<(&Path, &str)>,
+        env: &HashMap<String, String>,
+        flags: &Flags,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some((path, text)) = file {
+            let parsed: FileConfig = toml::from_str(text).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string().trim_end().to_owned(),
+            })?;
+            config.apply_file(path, parsed)?;
+        }
+        config.apply_env(env)?;
+        config.apply_flags(flags);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path, file: FileConfig) -> Result<(), ConfigError> {
+        let at = Origin::File(path);
+        if let Some(v) = file.listen {
+            self.listen = parse(at, "listen", &v, parse_listen)?;
+        }
+        if let Some(v) = file.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = file.jwt_secret {
+            self.jwt_secret = Some(Secret(v));
+        }
+        if let Some(v) = file.demo {
+            self.demo = v;
+        }
+        if let Some(v) = file.ready_max_lag {
+            self.ready_max_lag = v;
+        }
+        if let Some(v) = file.shutdown_timeout {
+            self.shutdown_timeout = parse(at, "shutdown_timeout", &v, parse_duration)?;
+        }
+        if let Some(v) = file.fallback_email_domain {
+            self.fallback_email_domain = v;
+        }
+        if let Some(v) = file.log.format {
+            self.log.format = v;
+        }
+        if let Some(v) = file.log.level {
+            self.log.level = v;
+        }
+        let l = &mut self.limits;
+        let f = file.limits;
+        if let Some(v) = f.max_depth {
+            l.max_depth = v;
+        }
+        if let Some(v) = f.max_complexity {
+            l.max_complexity = v;
+        }
+        if let Some(v) = f.max_aliases {
+            l.max_aliases = v;
+        }
+        if let Some(v) = f.max_body_bytes {
+            l.max_body_bytes = v;
+        }
+        if let Some(v) = f.max_page_size {
+            l.max_page_size = v;
+        }
+        if let Some(v) = f.default_page_size {
+            l.default_page_size = v;
+        }
+        if let Some(v) = f.consistency_wait {
+            l.consistency_wait = parse(at, "limits.consistency_wait", &v, parse_duration)?;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+        let at = Origin::Env;
+        let var = |name: &str| env.get(name).map(String::as_str);
+        if let Some(v) = var("SWITCHBOARD_LISTEN") {
+            self.listen = parse(at, "SWITCHBOARD_LISTEN", v, parse_listen)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("SWITCHBOARD_JWT_SECRET") {
+            self.jwt_secret = Some(Secret(v.to_owned()));
+        }
+        if let Some(v) = var("SWITCHBOARD_DEMO") {
+            self.demo = parse(at, "SWITCHBOARD_DEMO", v, parse_bool)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_READY_MAX_LAG") {
+            self.ready_max_lag = parse(at, "SWITCHBOARD_READY_MAX_LAG", v, parse_number)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_SHUTDOWN_TIMEOUT") {
+            self.shutdown_timeout = parse(at, "SWITCHBOARD_SHUTDOWN_TIMEOUT", v, parse_duration)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_FALLBACK_EMAIL_DOMAIN") {
+            self.fallback_email_domain = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_LOG_FORMAT") {
+            self.log.format = parse(at, "SWITCHBOARD_LOG_FORMAT", v, LogFormat::from_str)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_LOG_LEVEL") {
+            self.log.level = v.to_owned();
+        }
+        let l = &mut self.limits;
+        for (name, slot) in [
+            ("SWITCHBOARD_MAX_DEPTH", &mut l.max_depth),
+            ("SWITCHBOARD_MAX_COMPLEXITY", &mut l.max_complexity),
+            ("SWITCHBOARD_MAX_ALIASES", &mut l.max_aliases),
+            ("SWITCHBOARD_MAX_BODY_BYTES", &mut l.max_body_bytes),
+            ("SWITCHBOARD_MAX_PAGE_SIZE", &mut l.max_page_size),
+            ("SWITCHBOARD_DEFAULT_PAGE_SIZE", &mut l.default_page_size),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(at, name, v, parse_number)?;
+            }
+        }
+        if let Some(v) = var("SWITCHBOARD_CONSISTENCY_WAIT") {
+            l.consistency_wait = parse(at, "SWITCHBOARD_CONSISTENCY_WAIT", v, parse_duration)?;
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, flags: &Flags) {
+        if let Some(v) = flags.listen {
+            self.listen = v;
+        }
+        if let Some(v) = &flags.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = flags.log_format {
+            self.log.format = v;
+        }
+        if let Some(v) = &flags.log_level {
+            self.log.level = v.clone();
+        }
+        if flags.demo {
+            self.demo = true;
+        }
+    }
+
+    /// Checks what no single value shows: consistency between values, and values that parse
+    /// but cannot work.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |origin: &str, message: String| {
+            Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                message,
+            })
+        };
+        if let Some(secret) = &self.jwt_secret
+            && secret.0.len() < 32
+        {
+            return invalid(
+                "jwt_secret (SWITCHBOARD_JWT_SECRET)",
+                format!(
+                    "is {} bytes long; use at least 32 random bytes (e.g. `openssl rand -hex 32`), \
+                     or leave it unset to have one generated in the data directory",
+                    secret.0.len()
+                ),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return invalid(
+                "log.level (SWITCHBOARD_LOG_LEVEL, --log-level)",
+                format!("{:?} is not a tracing filter: {e}", self.log.level),
+            );
+        }
+        let l = &self.limits;
+        for (name, value) in [
+            ("limits.max_depth", l.max_depth),
+            ("limits.max_complexity", l.max_complexity),
+            ("limits.max_aliases", l.max_aliases),
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_page_size", l.max_page_size),
+            ("limits.default_page_size", l.default_page_size),
+        ] {
+            if value == 0 {
+                return invalid(name, "must be at least 1".to_owned());
+            }
+        }
+        if l.default_page_size > l.max_page_size {
+            return invalid(
+                "limits.default_page_size",
+                format!(
+                    "{} is larger than limits.max_page_size ({})",
+                    l.default_page_size, l.max_page_size
+                ),
+            );
+        }
+        if self.fallback_email_domain.trim().is_empty() || !self.fallback_email_domain.contains('.')
+        {
+            return invalid(
+                "fallback_email_domain",
+                format!("{:?} is not a domain name", self.fallback_email_domain),
+            );
+        }
+        Ok(())
+    }
+
+    /// The data directory's event store.
+    pub fn events_dir(&self) -> PathBuf {
+        self.data_dir.join("events")
+    }
+
+    /// The data directory's read models.
+    pub fn read_models_dir(&self) -> PathBuf {
+        self.data_dir.join("read-models")
+    }
+
+    /// The file a generated JWT secret is kept in.
+    pub fn jwt_secret_file(&self) -> PathBuf {
+        self.data_dir.join("jwt-secret")
+    }
+}
+
+fn parse<T>(
+    origin: Origin<'_>,
+    name: &str,
+    value: &str,
+    parser: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    parser(value).map_err(|message| ConfigError::Invalid {
+        origin: match origin {
+            Origin::File(path) => format!("{name} in {}", path.display()),
+            Origin::Env => name.to_owned(),
+        },
+        message,
+    })
+}
+
+/// A socket address such as `127.0.0.1:8080` or `[::]:8080`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("{text:?} is not a socket address; write IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080")
+    })
+}
+
+fn parse_number<T: FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a non-negative whole number"))
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{text:?} is not a boolean; use true or false")),
+    }
+}
+
+/// The JWT secret to sign with: the configured one, else the one kept in the data directory,
+/// else (when `create`) a new random one written there with mode 0600. `None` when there is
+/// none and `create` is false.
+pub fn jwt_secret(config: &Config, create: bool) -> anyhow::Result<Option<Secret>> {
+    use anyhow::Context;
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(Some(secret.clone()));
+    }
+    let path = config.jwt_secret_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(Some(Secret(text.trim().to_owned()))),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    if !create {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes);
+    let secret = hex::encode(bytes);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    write_private(&path, secret.as_bytes())
+        .with_context(|| format!("writing the generated JWT secret to {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a JWT secret");
+    Ok(Some(Secret(secret)))
+}
+
+/// Writes `bytes` to a new file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_only() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let config = Config {
+            jwt_secret: Some(Secret::new("super-secret-value-that-is-long-enough")),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("super-secret"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
+}

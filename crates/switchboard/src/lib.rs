@@ -1,0 +1,31 @@
+//! The `switchboard` binary's library: the server ([`startup::Application`]), its
+//! configuration, the demo organisation, and the maintenance commands. `main.rs` only parses the
+//! command line and calls in here, so tests can build the application without a process.
+//!
+//! # Layout
+//! - [`config`]: the typed [`config::Config`], layered defaults < file < environment < flags.
+//! - [`startup`]: [`startup::Application`]: opens the store, the command service, the routing
+//!   reactor, the projections and the API; binds; runs until a shutdown future resolves.
+//! - [`telemetry`]: `tracing` to stderr, as text or JSON.
+//! - [`demo`]: the demo organisation of `serve --demo`, seeded through the command service.
+//! - [`token`]: `switchboard token`, a JWT for a user of the directory.
+//! - [`audit`], [`export`], [`import`], [`projections`]: the maintenance commands.
+//! - `line`: the NDJSON shape `export` writes and `import` reads.
+//! - `progress`: progress bars on a terminal, plain periodic lines otherwise.
+//! - [`support`]: the data directory's layout, opening the store, [`support::Refused`].
+
+pub mod audit;
+pub mod config;
+pub mod demo;
+pub mod export;
+pub mod import;
+mod line;
+mod progress;
+pub mod projections;
+pub mod startup;
+pub mod support;
+pub mod telemetry;
+pub mod token;
+
+pub use config::Config;
+pub use startup::Application;

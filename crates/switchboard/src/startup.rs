@@ -1,0 +1,249 @@
+//! [`Application`]: the server, built from a [`Config`] and run until a shutdown future
+//! resolves.
+//!
+//! Building opens everything in order: the data directory and its JWT secret, the embedded
+//! store (`<data-dir>/events`), the listening socket (early, so a taken port fails before any
+//! work), the demo seeding when asked for and the store is empty, the command service on the
+//! system clock, the routing reactor, the projection runtime (`<data-dir>/read-models`) and the
+//! API. Running serves HTTP until the shutdown future resolves, then: subscriptions are closed
+//! ([`ApiState::begin_shutdown`]), in-flight requests get `shutdown_timeout` to finish, the
+//! projectors stop after their current batch, and the reactor stops.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use proto_events::clock::SystemClock;
+use switchboard_api::{ApiSettings, ApiState, Limits};
+use switchboard_projector::ProjectionRuntime;
+use switchboard_service::CommandService;
+use switchboard_service::reactor::RoutingReactor;
+use switchboard_store::EventStore;
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config};
+use crate::demo::{self, Seeded};
+use crate::support::{self, refuse};
+
+/// How long the token printed by `serve --demo` is valid.
+const DEMO_TOKEN_TTL: TimeDelta = TimeDelta::days(7);
+
+/// A built server, bound to its address, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: ApiState,
+    projections: Arc<ProjectionRuntime>,
+    reactor: RoutingReactor,
+    admin_token: Option<String>,
+    seeded: Option<Seeded>,
+}
+
+impl Application {
+    /// Opens the store, seeds the demo if asked for (and the store is empty), starts the
+    /// command service, the routing reactor and the projections, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let secret = config::jwt_secret(&config, true)?
+            .context("no JWT secret configured and none could be generated")?;
+        let store: Arc<dyn EventStore> = Arc::new(support::open(&config.data_dir)?);
+        let listener = match TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(e) => refuse!("cannot listen on {}: {e}", config.listen),
+        };
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+
+        let seeded = if config.demo && demo::should_seed(store.as_ref()).await? {
+            tracing::info!(
+                conversations = demo::CONVERSATIONS,
+                "seeding the demo organisation"
+            );
+            let seeded = demo::seed(
+                store.clone(),
+                Utc::now(),
+                demo::CONVERSATIONS,
+                &config.fallback_email_domain,
+            )
+            .await
+            .context("seeding the demo organisation")?;
+            tracing::info!(
+                commands = seeded.commands,
+                refused = seeded.refused,
+                events = seeded.events,
+                seconds = seeded.elapsed.as_secs_f64(),
+                "demo organisation seeded"
+            );
+            Some(seeded)
+        } else {
+            None
+        };
+
+        let service = Arc::new(
+            CommandService::open(store.clone(), Arc::new(SystemClock))
+                .await
+                .context("opening the command service")?
+                .with_fallback_domain(config.fallback_email_domain.clone()),
+        );
+        let reactor = RoutingReactor::spawn(service.clone());
+        let read_models = config.read_models_dir();
+        let projections = Arc::new(
+            ProjectionRuntime::start(store, &read_models, switchboard_read_models::all())
+                .with_context(|| {
+                    format!("starting the projections in {}", read_models.display())
+                })?,
+        );
+        let l = &config.limits;
+        let state = ApiState::new(
+            service.clone(),
+            projections.clone(),
+            ApiSettings {
+                jwt_secret: secret.expose().to_owned(),
+                limits: Limits {
+                    max_depth: l.max_depth,
+                    max_complexity: l.max_complexity,
+                    max_aliases: l.max_aliases,
+                    max_body_bytes: l.max_body_bytes,
+                    max_page_size: l.max_page_size,
+                    default_page_size: l.default_page_size,
+                    consistency_wait: l.consistency_wait,
+                },
+                ready_max_lag: config.ready_max_lag,
+            },
+        );
+        let admin_token = if config.demo {
+            demo::admin(&service)
+                .await?
+                .map(|(id, email)| state.keys().mint(id, &email, Utc::now(), DEMO_TOKEN_TTL))
+        } else {
+            None
+        };
+        Ok(Application {
+            config,
+            listener,
+            local_addr,
+            state,
+            projections,
+            reactor,
+            admin_token,
+            seeded,
+        })
+    }
+
+    /// The port the server is bound to (the real one when configured with port 0).
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// With `--demo`: a token for the demo's super admin ([`demo::ADMIN_EMAIL`]).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// What seeding did, if this start seeded the demo.
+    pub fn seeded(&self) -> Option<&Seeded> {
+        self.seeded.as_ref()
+    }
+
+    /// The configuration the application was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The API's state (for tests that drive the router without a socket).
+    pub fn state(&self) -> &ApiState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down in order (see the module docs).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            config,
+            listener,
+            state,
+            projections,
+            reactor,
+            ..
+        } = self;
+        let router = switchboard_api::router(state.clone());
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let closing = state.clone();
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing subscriptions and draining requests");
+            closing.begin_shutdown();
+            let _ = signalled_tx.send(());
+        };
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(graceful)
+            .into_future();
+        let mut server = std::pin::pin!(server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            Ok(()) = signalled_rx => {
+                match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+                    Ok(served) => served,
+                    Err(_) => {
+                        tracing::warn!(
+                            timeout = ?config.shutdown_timeout,
+                            "requests still running at the end of the shutdown timeout were dropped"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        };
+        tracing::info!("HTTP stopped; stopping the projections and the routing reactor");
+        projections.shutdown().await;
+        reactor.task.abort();
+        // Aborted is the normal end; an error means it had stopped on its own before.
+        if let Ok(Err(error)) = reactor.task.await {
+            tracing::error!(%error, "the routing reactor had stopped");
+        }
+        served.context("serving HTTP")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// A future that resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this
+/// is called, not when the future is first polled: call it before announcing the server, so
+/// that a signal sent right after the `listening on` line (or during demo seeding) stops the
+/// server gracefully instead of killing it.
+#[cfg(unix)]
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}
+
+/// A future that resolves on Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C received");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    })
+}

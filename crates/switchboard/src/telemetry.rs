@@ -1,0 +1,25 @@
+//! Logs: `tracing` events on stderr, human-readable or one JSON object per line.
+//!
+//! The filter is the configured `log.level`, unless `RUST_LOG` is set: then `RUST_LOG` wins, as
+//! developers expect of every `tracing` program.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber. A second call (tests building several applications in one
+/// process) keeps the first one.
+pub fn init(log: &LogConfig) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

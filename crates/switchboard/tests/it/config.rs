@@ -1,0 +1,225 @@
+//! The configuration's layering (defaults < file < environment < flags) and its error messages,
+//! through the pure `Config::layered` with explicit environments.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use switchboard::config::{Config, ConfigError, Flags, LogFormat};
+
+const FILE: &str = r#"
+listen = "127.0.0.1:7001"
+data_dir = "/from/file"
+ready_max_lag = 10
+
+[log]
+format = "json"
+level = "debug"
+
+[limits]
+max_page_size = 50
+consistency_wait = "2s"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn file() -> Option<(&'static Path, &'static str)> {
+    Some((Path::new("switchboard.toml"), FILE))
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn nothing_given_means_the_defaults() {
+    let config = Config::layered(None, &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.listen, addr("127.0.0.1:8080"));
+    assert_eq!(config.data_dir, PathBuf::from("./switchboard-data"));
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert!(config.jwt_secret.is_none());
+}
+
+#[test]
+fn the_file_overrides_the_defaults() {
+    let config = Config::layered(file(), &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(config.listen, addr("127.0.0.1:7001"));
+    assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+    assert_eq!(config.ready_max_lag, 10);
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.level, "debug");
+    assert_eq!(config.limits.max_page_size, 50);
+    assert_eq!(config.limits.consistency_wait, Duration::from_secs(2));
+    // Keys the file does not set keep their defaults.
+    assert_eq!(config.limits.max_depth, Config::default().limits.max_depth);
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let vars = env(&[
+        ("SWITCHBOARD_LISTEN", "127.0.0.1:7002"),
+        ("SWITCHBOARD_LOG_FORMAT", "text"),
+        ("SWITCHBOARD_MAX_PAGE_SIZE", "70"),
+        ("SWITCHBOARD_READY_MAX_LAG", "20"),
+        ("SWITCHBOARD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        // Other tools share the prefix: unknown variables are ignored.
+        ("SWITCHBOARD_TEST_POSTGRES_URL", "postgres://nowhere"),
+    ]);
+    let config = Config::layered(file(), &vars, &Flags::default()).unwrap();
+    assert_eq!(config.listen, addr("127.0.0.1:7002"));
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.limits.max_page_size, 70);
+    assert_eq!(config.ready_max_lag, 20);
+    assert_eq!(
+        config.jwt_secret.as_ref().map(|s| s.expose()),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    // What the environment does not set still comes from the file.
+    assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+    assert_eq!(config.log.level, "debug");
+}
+
+#[test]
+fn flags_override_the_environment() {
+    let vars = env(&[
+        ("SWITCHBOARD_LISTEN", "127.0.0.1:7002"),
+        ("SWITCHBOARD_DATA_DIR", "/from/env"),
+        ("SWITCHBOARD_LOG_FORMAT", "text"),
+        ("SWITCHBOARD_LOG_LEVEL", "warn"),
+    ]);
+    let flags = Flags {
+        listen: Some(addr("127.0.0.1:7003")),
+        data_dir: Some(PathBuf::from("/from/flag")),
+        log_format: Some(LogFormat::Json),
+        demo: true,
+        ..Flags::default()
+    };
+    let config = Config::layered(file(), &vars, &flags).unwrap();
+    assert_eq!(config.listen, addr("127.0.0.1:7003"));
+    assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert!(config.demo);
+    // No --log-level: the environment's.
+    assert_eq!(config.log.level, "warn");
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named() {
+    let text = "listen = \"127.0.0.1:1\"\n[limits]\nmax_pagesize = 5\n";
+    let error = Config::layered(
+        Some((Path::new("x.toml"), text)),
+        &env(&[]),
+        &Flags::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ConfigError::File { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("max_pagesize"), "{message}");
+    assert!(message.contains("x.toml"), "{message}");
+}
+
+#[test]
+fn invalid_values_name_their_origin() {
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_LISTEN", "localhost")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("SWITCHBOARD_LISTEN"), "{error}");
+
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_MAX_PAGE_SIZE", "lots")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("SWITCHBOARD_MAX_PAGE_SIZE"), "{error}");
+
+    let error = Config::layered(
+        Some((Path::new("x.toml"), "shutdown_timeout = \"soon\"")),
+        &env(&[]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("shutdown_timeout in x.toml"), "{error}");
+
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_DEFAULT_PAGE_SIZE", "500")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("default_page_size"), "{error}");
+
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_JWT_SECRET", "short")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("jwt_secret"), "{error}");
+    assert!(!error.contains("short"), "the secret was printed: {error}");
+}
+
+#[test]
+fn the_example_configuration_is_valid_and_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/switchboard.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Commented-out keys are documented; uncommenting them all must still be a valid file.
+    let uncommented: String = text
+        .lines()
+        .map(|line| {
+            line.strip_prefix("# ")
+                .filter(|l| is_key_line(l))
+                .unwrap_or(line)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = Config::layered(Some((&path, &uncommented)), &env(&[]), &Flags::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.jwt_secret.is_some(), "jwt_secret is not documented");
+    for key in [
+        "listen",
+        "data_dir",
+        "jwt_secret",
+        "demo",
+        "ready_max_lag",
+        "shutdown_timeout",
+        "fallback_email_domain",
+        "format",
+        "level",
+        "max_depth",
+        "max_complexity",
+        "max_aliases",
+        "max_body_bytes",
+        "max_page_size",
+        "default_page_size",
+        "consistency_wait",
+    ] {
+        assert!(
+            uncommented
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{key} ="))),
+            "{key} is missing from the example"
+        );
+    }
+}
+
+/// A commented-out `key = value` line (not prose).
+fn is_key_line(line: &str) -> bool {
+    line.split_once(" = ")
+        .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+}

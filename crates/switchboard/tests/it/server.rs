@@ -1,0 +1,334 @@
+//! `switchboard serve` and `switchboard token`, as processes: the real binary on port 0 with a
+//! temporary data directory, driven over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::support::text;
+
+/// How long a start may take: seeding the demo in a debug build takes seconds.
+const START_DEADLINE: Duration = Duration::from_secs(180);
+
+/// How long the server may take to exit after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running `switchboard serve`. Dropping it kills the process if it still runs.
+struct Server {
+    child: Child,
+    /// `http://ADDR` from the `listening on` line.
+    base: String,
+    /// Everything printed on stdout up to that line.
+    banner: String,
+}
+
+impl Server {
+    /// Starts `serve --listen 127.0.0.1:0 --data-dir DIR` plus `extra`, and waits for the
+    /// `listening on` line.
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env_remove("SWITCHBOARD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_DEADLINE;
+        let mut banner = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    banner.push_str(&line);
+                    banner.push('\n');
+                    if let Some(base) = line.strip_prefix("listening on ") {
+                        return Server {
+                            child,
+                            base: base.trim().to_owned(),
+                            banner,
+                        };
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("no `listening on` line ({e:?}); stdout so far:\n{banner}");
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and returns the exit code, failing if the process outlives the deadline.
+    fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + STOP_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {STOP_DEADLINE:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The demo admin token printed in the banner.
+    fn admin_token(&self) -> Option<String> {
+        let mut lines = self.banner.lines();
+        lines.find(|l| l.contains("Admin token for"))?;
+        lines
+            .map(str::trim)
+            .find(|l| l.starts_with("eyJ"))
+            .map(str::to_owned)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `GET url` until it answers `200`, failing at the deadline with the last answer.
+async fn wait_for_200(client: &reqwest::Client, url: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match client.get(url).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if status == reqwest::StatusCode::OK {
+                    return body;
+                }
+                format!("{status}: {body}")
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not answer 200 within {within:?}; last answer: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `POST /graphql` with `query` and an optional bearer token; the JSON answer.
+async fn graphql(
+    client: &reqwest::Client,
+    server: &Server,
+    token: Option<&str>,
+    query: &str,
+) -> serde_json::Value {
+    let mut request = client
+        .post(server.url("/graphql"))
+        .json(&serde_json::json!({ "query": query }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status}: {body}: {e}"))
+}
+
+/// How many conversations the store holds, counted in an export (the server must be stopped).
+fn conversations_started(data_dir: &Path) -> usize {
+    let out = crate::support::run(&["export", "--data-dir", data_dir.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"ConversationStarted\""))
+        .count()
+}
+
+fn token_for(data_dir: &Path, email: &str) -> std::process::Output {
+    crate::support::run(
+        &[
+            "token",
+            "--user",
+            email,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
+const VIEWER: &str = "{ viewer { email name } }";
+
+/// The whole life of a demo server: seeded start, health, metrics, GraphQL with the printed
+/// token, SIGTERM, a token minted by the CLI, a restart that keeps the data and does not seed
+/// again, and that token accepted by the restarted server.
+#[tokio::test]
+async fn a_demo_server_serves_stops_and_restarts_with_its_data() {
+    let dir = TempDir::new().unwrap();
+    let client = reqwest::Client::new();
+
+    let server = Server::start(dir.path(), &["--demo"]);
+    assert!(server.banner.contains("/graphql"), "{}", server.banner);
+    assert!(
+        server.banner.contains("seeded 500 conversations"),
+        "{}",
+        server.banner
+    );
+    let admin = server.admin_token().expect("no admin token in the banner");
+
+    wait_for_200(&client, &server.url("/livez"), Duration::from_secs(10)).await;
+    let ready = wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(120)).await;
+    assert!(ready.contains("\"ready\":true"), "{ready}");
+
+    let answer = graphql(&client, &server, Some(&admin), VIEWER).await;
+    assert_eq!(
+        answer["data"]["viewer"]["email"], "admin@demo.switchboard.test",
+        "{answer}"
+    );
+    let refused = graphql(&client, &server, None, VIEWER).await;
+    assert!(refused["errors"].is_array(), "{refused}");
+    assert!(refused["data"]["viewer"].is_null(), "{refused}");
+
+    let metrics = wait_for_200(&client, &server.url("/metrics"), Duration::from_secs(5)).await;
+    assert!(metrics.contains("switchboard_http_requests"), "{metrics}");
+
+    assert_eq!(server.terminate(), Some(0));
+
+    let started = conversations_started(dir.path());
+    assert!(started >= 500, "only {started} conversations were seeded");
+
+    let out = token_for(dir.path(), "mia@demo.switchboard.test");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let mia = stdout.trim().to_owned();
+    assert!(mia.starts_with("eyJ"), "{stdout}");
+
+    let server = Server::start(dir.path(), &["--demo"]);
+    assert!(
+        server.banner.contains("not seeded again"),
+        "{}",
+        server.banner
+    );
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(60)).await;
+    let answer = graphql(&client, &server, Some(&mia), VIEWER).await;
+    assert_eq!(
+        answer["data"]["viewer"]["email"], "mia@demo.switchboard.test",
+        "{answer}"
+    );
+    assert_eq!(server.terminate(), Some(0));
+    assert_eq!(conversations_started(dir.path()), started);
+}
+
+#[tokio::test]
+async fn a_plain_server_generates_and_keeps_its_secret() {
+    let dir = TempDir::new().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path(), &[]);
+    assert!(server.admin_token().is_none(), "{}", server.banner);
+    wait_for_200(&client, &server.url("/livez"), Duration::from_secs(10)).await;
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    assert_eq!(server.terminate(), Some(0));
+
+    let secret_file = dir.path().join("jwt-secret");
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    assert!(secret.trim().len() >= 32, "{secret:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.terminate(), Some(0));
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
+}
+
+#[test]
+fn a_token_for_an_unknown_user_is_refused() {
+    let dir = TempDir::new().unwrap();
+    // A store with an empty directory: a server started and stopped once.
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.terminate(), Some(0));
+    let out = token_for(dir.path(), "nobody@example.com");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("no user with e-mail nobody@example.com"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let first = Server::start(dir.path(), &[]);
+    let out = crate::support::run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert_eq!(first.terminate(), Some(0));
+}
+
+#[test]
+fn a_bad_configuration_file_is_refused_naming_the_key() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("switchboard.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nlisten_backlog = 5\n").unwrap();
+    let out = crate::support::run(
+        &[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+        ],
+        None,
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("listen_backlog"), "{stderr}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "a refused start created the data directory"
+    );
+}
