@@ -10,7 +10,7 @@ use crate::support;
 
 /// Verifies every event; exit code 1 names the first position that does not verify.
 pub async fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let store = support::open_existing(data_dir)?;
+    let store = support::open_for_reading(data_dir)?;
     let verification = chain::verify(&store)
         .await
         .context("reading the event log")?;

@@ -39,7 +39,7 @@ pub struct ExportArgs {
 /// `stream`, `stream_version`, `position`, `event_type`, `schema_version`, `recorded_at`
 /// (RFC 3339), `metadata` and `payload` (as stored), `hash` (hex).
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let store = support::open_existing(&args.data_dir)?;
+    let store = support::open_for_reading(&args.data_dir)?;
     let head = store.head().await.context("reading the store's head")?;
     let to = args.to.unwrap_or(head.0);
     if args.from > to {

@@ -29,7 +29,7 @@ enum Command {
     /// Configuration: defaults < the TOML file (`--config`, or SWITCHBOARD_CONFIG) < SWITCHBOARD_*
     /// environment variables < these flags. See deploy/switchboard.example.toml for every key.
     Serve(ServeArgs),
-    /// Print a JWT for a user of the directory (the server must be stopped).
+    /// Print a JWT for a user of the directory (works while the server runs).
     Token(token::TokenArgs),
     /// Check the event log's integrity.
     #[command(subcommand)]

@@ -57,6 +57,24 @@ pub(crate) fn open_existing(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     open(data_dir)
 }
 
+/// Opens the store of a data directory for reading only, as it is now: works beside a running
+/// server (the commands that only read — `token`, `export`, `audit verify` — use it).
+pub(crate) fn open_for_reading(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    if !data_dir.is_dir() {
+        refuse!("data directory {} does not exist", data_dir.display());
+    }
+    let events = events_dir(data_dir);
+    if !events.join(DATABASE_FILE).is_file() {
+        refuse!(
+            "no event store in {} (expected {})",
+            data_dir.display(),
+            events.join(DATABASE_FILE).display()
+        );
+    }
+    SqliteStore::open_read_only(&events)
+        .with_context(|| format!("opening the event store in {}", events.display()))
+}
+
 /// Opens (creating if needed) the store of a data directory. A directory that another process
 /// (a running server) holds is refused with a message saying so.
 pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {

@@ -2,8 +2,8 @@
 //!
 //! The user is looked up in the write side's directory (by e-mail, case-insensitively), so a
 //! token is only ever minted for someone who exists; the secret is the configured one or the one
-//! the server generated in the data directory. The store is opened like the server opens it, so
-//! the command needs the server stopped (the embedded store admits one process at a time).
+//! the server generated in the data directory. The store is opened read-only, so this works while
+//! the server runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,7 +46,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(e) => refuse!("{e}"),
     };
-    let store: Arc<dyn EventStore> = Arc::new(support::open_existing(&config.data_dir)?);
+    let store: Arc<dyn EventStore> = Arc::new(support::open_for_reading(&config.data_dir)?);
     let service = CommandService::open(store, Arc::new(SystemClock))
         .await
         .context("reading the directory")?;

@@ -187,7 +187,7 @@ fn token_for(data_dir: &Path, email: &str) -> std::process::Output {
 const VIEWER: &str = "{ viewer { email name } }";
 
 /// The whole life of a demo server: seeded start, health, metrics, GraphQL with the printed
-/// token, SIGTERM, a token minted by the CLI, a restart that keeps the data and does not seed
+/// token, a token minted by the CLI while the server runs, SIGTERM, a restart that keeps the data and does not seed
 /// again, and that token accepted by the restarted server.
 #[tokio::test]
 async fn a_demo_server_serves_stops_and_restarts_with_its_data() {
@@ -219,16 +219,21 @@ async fn a_demo_server_serves_stops_and_restarts_with_its_data() {
     let metrics = wait_for_200(&client, &server.url("/metrics"), Duration::from_secs(5)).await;
     assert!(metrics.contains("switchboard_http_requests"), "{metrics}");
 
-    assert_eq!(server.terminate(), Some(0));
-
-    let started = conversations_started(dir.path());
-    assert!(started >= 500, "only {started} conversations were seeded");
-
+    // `token` and `export` read the store beside the running server.
     let out = token_for(dir.path(), "mia@demo.switchboard.test");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     let mia = stdout.trim().to_owned();
     assert!(mia.starts_with("eyJ"), "{stdout}");
+    let answer = graphql(&client, &server, Some(&mia), VIEWER).await;
+    assert_eq!(
+        answer["data"]["viewer"]["email"], "mia@demo.switchboard.test",
+        "{answer}"
+    );
+    let started = conversations_started(dir.path());
+    assert!(started >= 500, "only {started} conversations were seeded");
+
+    assert_eq!(server.terminate(), Some(0));
 
     let server = Server::start(dir.path(), &["--demo"]);
     assert!(
