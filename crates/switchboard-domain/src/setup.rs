@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 
 use chrono_tz::Tz;
 use proto_events::event::{
-    Availability, BusinessHoursSet, Holiday, InboxCreated, InboxMemberAdded, InboxMemberRemoved,
-    InboxRenamed, InboxRestricted, InboxRestrictionLifted, Member, NotificationPreferencesChanged,
-    OpeningInterval, OrganisationCreated, OrganisationTimeZoneSet, Role, TeamCreated,
-    TeamMemberAdded, TeamMemberRemoved, TeamRenamed, UserAvailabilityChanged, UserCapacitySet,
-    UserCreated, UserRoleChanged,
+    Availability, BotCreated, BusinessHoursSet, Holiday, InboxCreated, InboxMemberAdded,
+    InboxMemberRemoved, InboxRenamed, InboxRestricted, InboxRestrictionLifted, Member,
+    NotificationPreferencesChanged, OpeningInterval, OrganisationCreated, OrganisationTimeZoneSet,
+    Role, TeamCreated, TeamMemberAdded, TeamMemberRemoved, TeamRenamed, UserAvailabilityChanged,
+    UserCapacitySet, UserCreated, UserRoleChanged,
 };
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
@@ -63,6 +63,8 @@ pub enum SetupCommand {
     SetNotificationPreferences {
         preferences: NotificationPreferencesChanged,
     },
+    /// Register a bot that may answer conversations first (admins).
+    CreateBot { bot_id: Uuid, name: String },
     /// Create a team.
     CreateTeam { team_id: Uuid, name: String },
     /// Rename a team.
@@ -403,6 +405,38 @@ pub fn decide(
             require_self_or_admin(&caller, preferences.user_id)?;
             user(preferences.user_id)?;
             Decision::one(streams::user(preferences.user_id), preferences.clone())
+        }
+        C::CreateBot {
+            bot_id,
+            name: bot_name,
+        } => {
+            require_admin(&caller)?;
+            if directory.bots.contains_key(bot_id) {
+                return Err(DomainError::rejected(
+                    "ALREADY_EXISTS",
+                    Some("botId"),
+                    "this bot already exists",
+                ));
+            }
+            let bot_name = name("name", bot_name)?;
+            if directory
+                .bots
+                .values()
+                .any(|n| n.eq_ignore_ascii_case(&bot_name))
+            {
+                return Err(DomainError::rejected(
+                    "TAKEN",
+                    Some("name"),
+                    format!("a bot named {bot_name:?} already exists"),
+                ));
+            }
+            Decision::one(
+                streams::bot(*bot_id),
+                BotCreated {
+                    bot_id: *bot_id,
+                    name: bot_name,
+                },
+            )
         }
         C::CreateTeam {
             team_id,

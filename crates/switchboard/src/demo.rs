@@ -19,9 +19,6 @@
 //! spread over the past four weeks: inbound messages, bot answers and handoffs, replies with
 //! delivery reports, comments with @mentions, reassignments, closes, reopens by customers and by
 //! hand, visitors turned into contacts, tickets from conversations, and filtered newsletters.
-//!
-//! BotCreated has no command yet (nothing in the write side registers bots), so the one bot is
-//! appended to its stream directly, encoded by the codec like every other event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike, NaiveTime, TimeDelta, Timelike, Utc};
-use proto_events::clock::{Clock, ManualClock};
+use proto_events::Actor;
+use proto_events::clock::ManualClock;
 use proto_events::event::{
-    Assignee, Availability, BotCreated, ChannelKind, EmailAccess, EmailHeaders, FilterAction,
-    FormField, Identity, InboundMessage, Member, OpeningInterval, RecordKind, RecordRef, Role,
+    Assignee, Availability, ChannelKind, EmailAccess, EmailHeaders, FilterAction, FormField,
+    Identity, InboundMessage, Member, OpeningInterval, RecordKind, RecordRef, Role,
     RoutingStrategy, RuleScope, SenderPattern, Weekday,
 };
-use proto_events::{Actor, DomainEvent, Metadata};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use switchboard_domain::channel::ChannelCommand;
@@ -47,7 +44,7 @@ use switchboard_domain::filter::MailSignals;
 use switchboard_domain::setup::SetupCommand;
 use switchboard_service::reactor::RoutingReactor;
 use switchboard_service::{Command, CommandMeta, CommandService, Outcome, ServiceError};
-use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StreamFrom};
+use switchboard_store::{Direction, EventStore, Position, StreamFrom};
 use uuid::Uuid;
 
 /// The super admin's login; `serve --demo` prints a token for it.
@@ -645,40 +642,15 @@ impl Seeder {
                 mentioned_in_comment: true,
             },
         });
-        let setup_time = self.clock.now();
+        commands.push(SetupCommand::CreateBot {
+            bot_id: o.bot,
+            name: "Sunny (chat bot)".into(),
+        });
         for command in commands {
             self.run(system(), Command::Setup(command)).await?;
         }
-        self.create_bot(setup_time).await?;
         self.channels().await?;
         self.settle().await
-    }
-
-    /// Registers the bot. No command does this yet, so its event is appended directly.
-    async fn create_bot(&mut self, time: DateTime<Utc>) -> anyhow::Result<()> {
-        let bot_id = self.org.bot;
-        let event: DomainEvent = BotCreated {
-            bot_id,
-            name: "Sunny (chat bot)".into(),
-        }
-        .into();
-        let metadata = Metadata {
-            actor: system(),
-            correlation_id: id("bot:sunny:created"),
-            causation_id: id("bot:sunny:created"),
-            occurred_at: time,
-            idempotency_key: None,
-        };
-        let new = switchboard_codec::encode(&event, &metadata);
-        self.store
-            .append(
-                &proto_events::streams::bot(bot_id),
-                ExpectedVersion::NoStream,
-                vec![new],
-            )
-            .await
-            .context("registering the demo bot")?;
-        Ok(())
     }
 
     async fn channels(&mut self) -> anyhow::Result<()> {

@@ -19,7 +19,7 @@ use crate::mutation::common::{
     Executed, RunOptions, decode_all, decode_member, decode_opt, payload, run,
 };
 use crate::state::{state, viewer};
-use crate::types::directory::{Team, User, UserAvailability, UserRole};
+use crate::types::directory::{Bot, Team, User, UserAvailability, UserRole};
 use crate::types::inbox::Inbox;
 
 /// Setup mutations.
@@ -237,6 +237,23 @@ payload! {
     SetNotificationPreferencesPayload {
         /// The user.
         user: User,
+    }
+}
+
+/// Input of `createBot`.
+#[derive(Debug, InputObject)]
+pub(crate) struct CreateBotInput {
+    /// Idempotency key: repeating a mutation with the same key returns the first result.
+    client_mutation_id: Option<String>,
+    /// Display name; unique among bots.
+    name: String,
+}
+
+payload! {
+    /// Result of `createBot`.
+    CreateBotPayload {
+        /// The new bot.
+        bot: Bot,
     }
 }
 
@@ -653,6 +670,34 @@ impl SetupMutation {
         Ok(SetNotificationPreferencesPayload {
             result: executed.result,
             user,
+        })
+    }
+
+    /// Registers a bot (admins): routing rules can then send conversations to it first, and
+    /// it hands them off to people. Its name must be unused (`TAKEN`).
+    async fn create_bot(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateBotInput,
+    ) -> async_graphql::Result<CreateBotPayload> {
+        let command = SetupCommand::CreateBot {
+            bot_id: Uuid::now_v7(),
+            name: input.name,
+        };
+        let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
+        let bot = match executed.created_id("bot").filter(|_| executed.ok()) {
+            Some(bot_id) => {
+                let view = state(ctx).directory().await?;
+                view.directory.bots.get(&bot_id).map(|name| Bot {
+                    bot_id,
+                    name: name.clone(),
+                })
+            }
+            None => None,
+        };
+        Ok(CreateBotPayload {
+            result: executed.result,
+            bot,
         })
     }
 

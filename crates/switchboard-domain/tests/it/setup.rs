@@ -888,3 +888,51 @@ fn inbox_restriction_hides_the_inbox_from_members_outside_the_teams() {
         );
     assert!(directory.can_see_inbox(id(OUTSIDER), id(SUPPORT)));
 }
+
+#[test]
+fn bots_are_registered_by_admins_once_under_a_free_name() {
+    use proto_events::event::BotCreated;
+    let created = given(organisation())
+        .when(
+            user(ADMIN),
+            C::CreateBot {
+                bot_id: id(31),
+                name: "Greeter".into(),
+            },
+        )
+        .then(
+            &streams::bot(id(31)),
+            vec![
+                BotCreated {
+                    bot_id: id(31),
+                    name: "Greeter".into(),
+                }
+                .into(),
+            ],
+        );
+    assert_eq!(
+        created.bots.get(&id(31)).map(String::as_str),
+        Some("Greeter")
+    );
+    given(organisation())
+        .when(
+            user(AGENT),
+            C::CreateBot {
+                bot_id: id(31),
+                name: "Mine".into(),
+            },
+        )
+        .then_forbidden();
+    given(organisation())
+        .when(
+            user(ADMIN),
+            C::CreateBot {
+                bot_id: id(31),
+                name: "  ".into(),
+            },
+        )
+        .then_error(DomainError::Invalid {
+            field: "name",
+            message: "must not be empty".into(),
+        });
+}

@@ -340,3 +340,44 @@ async fn business_hours_and_time_zone_are_validated_and_saved() {
         json!({"timeZone": "America/New_York", "businessHoursTimeZone": "Europe/Paris"})
     );
 }
+
+#[tokio::test]
+async fn admins_register_bots_that_then_exist() {
+    let api = TestApi::start().await;
+    let created = succeed(
+        &api,
+        api.admin,
+        "createBot",
+        json!({"name": "Greeter"}),
+        "bot { id name }",
+    )
+    .await;
+    assert_eq!(created["bot"]["name"], "Greeter");
+    let bots = read(
+        &api,
+        api.admin,
+        &created["consistencyToken"],
+        "{ bots { id name } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(bots["bots"], json!([created["bot"]]));
+    refuse(
+        &api,
+        api.admin,
+        "createBot",
+        json!({"name": "greeter"}),
+        Some("name"),
+        "TAKEN",
+    )
+    .await;
+    let agent = api.user("agent@acme.test", Role::Agent).await;
+    fail(
+        &api,
+        agent,
+        "createBot",
+        json!({"name": "Mine"}),
+        "FORBIDDEN",
+    )
+    .await;
+}
