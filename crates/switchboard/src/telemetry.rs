@@ -3,6 +3,8 @@
 //! The filter is the configured `log.level`, unless `RUST_LOG` is set: then `RUST_LOG` wins, as
 //! developers expect of every `tracing` program.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -15,8 +17,10 @@ pub fn init(log: &LogConfig) {
         .filter(|v| !v.trim().is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(&log.level));
+    // Colours only on a terminal: piped logs (files, journald, CI) stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
