@@ -595,16 +595,26 @@ impl Run<'_> {
         version: Option<u64>,
         events: Vec<DomainEvent>,
     ) -> Result<Outcome, ServiceError> {
-        if let Some(expected) = self.meta.expected_version
-            && version != Some(expected)
-        {
-            return Err(ServiceError::Conflict {
+        self.check_expected(stream, version)?;
+        self.write(stream, version, events, &self.metadata).await
+    }
+
+    /// Refuses the command when the client's expected version is not the main stream's
+    /// `version`. Commands that write secondary streams before the main one call it first, so a
+    /// stale client writes nothing at all.
+    pub(crate) fn check_expected(
+        &self,
+        stream: &str,
+        version: Option<u64>,
+    ) -> Result<(), ServiceError> {
+        match self.meta.expected_version {
+            Some(expected) if version != Some(expected) => Err(ServiceError::Conflict {
                 stream: stream.to_owned(),
                 expected: Some(expected),
                 actual: version,
-            });
+            }),
+            _ => Ok(()),
         }
-        self.write(stream, version, events, &self.metadata).await
     }
 
     /// [`Self::append`] for the secondary streams of a command (reservations, the other side of

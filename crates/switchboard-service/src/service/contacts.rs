@@ -70,6 +70,7 @@ impl Run<'_> {
             .load(&stream, Contact::default(), Contact::evolve)
             .await?;
         let events = contact::decide(&state, command, &self.context())?;
+        self.check_expected(&stream, version)?;
         let claimed: Vec<Identity> = contact::claimed_identities(&events)
             .into_iter()
             .cloned()
@@ -124,6 +125,7 @@ impl Run<'_> {
             .load(&merged_stream, Contact::default(), Contact::evolve)
             .await?;
         let decision = contact::decide_merge(&survivor, &merged, merge, &self.context())?;
+        self.check_expected(&survivor_stream, survivor_version)?;
         // The merged contact's tombstone, then its identities, then the survivor (the main
         // stream) last: if anything fails before the end, a retry finds the merge unfinished and
         // resumes it (each step is idempotent), instead of a recorded merge whose addresses still

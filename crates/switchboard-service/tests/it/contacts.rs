@@ -354,3 +354,50 @@ async fn a_half_done_command_is_finished_by_its_retry_not_reported_as_done() {
         Some(0)
     );
 }
+
+#[tokio::test]
+async fn a_stale_expected_version_writes_nothing_even_where_reservations_come_first() {
+    let app = app().await;
+    let survivor = Uuid::now_v7();
+    let merged = Uuid::now_v7();
+    run(
+        &app,
+        admin(),
+        create(survivor, vec![email("a@example.com")]),
+    )
+    .await;
+    run(&app, admin(), create(merged, vec![email("b@example.com")])).await;
+    let head = app.service.store().head().await.unwrap();
+    let stale = |command| {
+        let meta = CommandMeta {
+            expected_version: Some(7),
+            ..CommandMeta::by(admin())
+        };
+        app.service.execute(meta, command)
+    };
+    let link = stale(Command::Contact {
+        contact_id: survivor,
+        command: ContactCommand::LinkIdentity {
+            identity: email("c@example.com"),
+        },
+    })
+    .await;
+    assert!(
+        matches!(link, Err(ServiceError::Conflict { .. })),
+        "{link:?}"
+    );
+    let merge = stale(Command::MergeContacts(MergeContacts {
+        survivor_id: survivor,
+        merged_id: merged,
+    }))
+    .await;
+    assert!(
+        matches!(merge, Err(ServiceError::Conflict { .. })),
+        "{merge:?}"
+    );
+    assert_eq!(
+        app.service.store().head().await.unwrap(),
+        head,
+        "nothing was written"
+    );
+}
