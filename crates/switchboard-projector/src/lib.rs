@@ -19,5 +19,5 @@ pub mod runtime;
 pub mod testing;
 
 pub use crate::model::ReadModel;
-pub use crate::projector::{ApplyError, CachedStatements, Projector};
+pub use crate::projector::{ApplyError, CachedStatements, Event, EventError, Projector};
 pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};

@@ -8,7 +8,7 @@ use proto_events::Envelope;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use switchboard_store::Position;
 
-use crate::projector::{ApplyError, Projector};
+use crate::projector::{ApplyError, Event, Projector};
 
 /// The runtime's own bookkeeping table in every read model.
 const META: &str = "CREATE TABLE IF NOT EXISTS _projection (
@@ -26,6 +26,9 @@ const META: &str = "CREATE TABLE IF NOT EXISTS _projection (
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
     PRAGMA wal_autocheckpoint = 8192; PRAGMA foreign_keys = OFF;";
+
+/// Prepared statements kept per writing connection.
+const STATEMENT_CACHE: usize = 128;
 
 /// An event a projector could not apply, named so an operator can find it.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,9 @@ pub fn open_for_writing(
         )?;
         tx.commit()?;
     }
+    // Projectors run a few dozen distinct statements per batch; rusqlite keeps 16 by default,
+    // and a statement evicted from the cache is parsed and planned again on its next use.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let checkpoint = checkpoint(&conn)?;
     Ok((conn, checkpoint))
 }
@@ -123,25 +129,40 @@ pub fn apply_batch(
     projector: &dyn Projector,
     events: &[Envelope],
 ) -> Result<Checkpoint, BatchError> {
+    let events: Vec<Event<'_>> = events.iter().map(Event::decoded).collect();
+    apply_events(conn, projector, &events, true)
+}
+
+/// [`apply_batch`] for events the runtime read from the store, with their stored bytes.
+/// `at_head` says whether they reach the head of the log as it was when they were read; then
+/// the projector's [`Projector::caught_up`] runs in the same transaction.
+pub fn apply_events(
+    conn: &mut Connection,
+    projector: &dyn Projector,
+    events: &[Event<'_>],
+    at_head: bool,
+) -> Result<Checkpoint, BatchError> {
     let fail = |event: &Envelope, source: ApplyError| BatchError {
         projector: projector.name(),
         position: Position(event.position),
         event_type: event.event_type.clone(),
         source,
     };
-    let Some(last) = events.last() else {
+    let Some(last) = events.last().map(|e| e.envelope) else {
         return checkpoint(conn).map_err(|e| sqlite_failure(projector, e));
     };
     let tx = conn.transaction().map_err(|e| fail(last, e.into()))?;
-    for event in events {
-        projector.apply(&tx, event).map_err(|e| fail(event, e))?;
+    projector.apply_batch(&tx, events).map_err(|e| {
+        let event = events.get(e.index).map_or(last, |e| e.envelope);
+        fail(event, e.source)
+    })?;
+    if at_head {
+        projector.caught_up(&tx).map_err(|e| fail(last, e.into()))?;
     }
     let recorded_at = last.recorded_at.timestamp_micros();
-    tx.execute(
-        "UPDATE _projection SET checkpoint = ?1, recorded_at = ?2 WHERE id = 1",
-        params![last.position as i64, recorded_at],
-    )
-    .map_err(|e| fail(last, e.into()))?;
+    tx.prepare_cached("UPDATE _projection SET checkpoint = ?1, recorded_at = ?2 WHERE id = 1")
+        .and_then(|mut update| update.execute(params![last.position as i64, recorded_at]))
+        .map_err(|e| fail(last, e.into()))?;
     tx.commit().map_err(|e| fail(last, e.into()))?;
     Ok(Checkpoint {
         position: Position(last.position),
@@ -250,4 +271,19 @@ impl ReadModel {
         }
         result
     }
+}
+
+/// A throwaway read model of `projector` in memory, for folding a slice of the log on demand
+/// (e.g. a conversation as it stood at a past position). Apply events with [`apply_batch`].
+pub fn open_in_memory(projector: &dyn Projector) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(META)?;
+    projector.migrate(&tx)?;
+    tx.execute(
+        "INSERT INTO _projection (id, name, version, checkpoint) VALUES (1, ?1, ?2, 0)",
+        params![projector.name(), projector.version()],
+    )?;
+    tx.commit()?;
+    Ok(conn)
 }

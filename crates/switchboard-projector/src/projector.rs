@@ -22,6 +22,72 @@ pub trait Projector: Send + Sync + 'static {
     /// Applies one event, in log order, inside the batch's transaction. Events the projector
     /// does not care about are ignored (return `Ok`).
     fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError>;
+
+    /// Applies a batch of events, in log order, inside one transaction (the one that also moves
+    /// the checkpoint). The default applies them one by one with [`Projector::apply`].
+    ///
+    /// A projector overrides this to keep the rows many events of a batch touch (a
+    /// conversation's header, its current cycle) in memory for the batch and write each once at
+    /// its end, instead of reading and writing it back for every event. Whatever it keeps must
+    /// start from the tables at the beginning of the batch and be written to them before it
+    /// returns: nothing may outlive the batch, so a restart (or a batch cut elsewhere) gives
+    /// the same rows.
+    fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        for (index, event) in events.iter().enumerate() {
+            self.apply(tx, event.envelope)
+                .map_err(|source| EventError { index, source })?;
+        }
+        Ok(())
+    }
+
+    /// Called in the transaction of a batch that brought the read model up to the head of the
+    /// log as it was when read: the last batch of a catch-up (a rebuild, a start after
+    /// downtime) and then every live batch. A read model that leaves work for when it has
+    /// caught up, such as creating indexes it does not need while catching up, does it here;
+    /// it must be cheap when there is nothing left to do. The default does nothing.
+    fn caught_up(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let _ = tx;
+        Ok(())
+    }
+}
+
+/// One event of a batch, as the runtime hands it to [`Projector::apply_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    /// The decoded event (payload in the current schema version).
+    pub envelope: &'a Envelope,
+    /// The payload's JSON bytes as the store holds them, when the runtime has them (it does
+    /// when it read the event from the store; tests that build envelopes do not). They are in
+    /// the schema version `envelope.schema_version`, which may be older than the payload's.
+    pub stored_payload: Option<&'a [u8]>,
+}
+
+impl<'a> Event<'a> {
+    /// An event without its stored bytes.
+    pub fn decoded(envelope: &'a Envelope) -> Self {
+        Self {
+            envelope,
+            stored_payload: None,
+        }
+    }
+
+    /// The payload's JSON in the current schema version, without encoding it again when the
+    /// stored bytes already are that.
+    pub fn current_payload_json(&self) -> Option<&'a [u8]> {
+        self.stored_payload
+            .filter(|_| self.envelope.schema_version == self.envelope.payload.schema_version())
+    }
+}
+
+/// An event of a batch that [`Projector::apply_batch`] could not apply.
+#[derive(Debug, thiserror::Error)]
+#[error("event {index} of the batch: {source}")]
+pub struct EventError {
+    /// Its index in the batch.
+    pub index: usize,
+    /// Why.
+    #[source]
+    pub source: ApplyError,
 }
 
 /// Why a projector could not apply an event. The runtime stops that projector (only that one)

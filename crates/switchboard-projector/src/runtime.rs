@@ -1,8 +1,12 @@
 //! Running projectors beside each other, each from its own checkpoint.
 //!
-//! Each projector gets a task that subscribes to the store after its checkpoint, gathers the
-//! events that are ready (up to [`BATCH`]) and applies them in one read-model transaction with the
-//! checkpoint ([`crate::model::apply_batch`]). A projector that fails on an event stops, with the
+//! One feed task subscribes to the store after the smallest checkpoint, gathers the events that
+//! are ready (up to [`BATCH`]), decodes them once and hands the same decoded batch to every
+//! projector. Each projector has a task of its own that applies what is queued for it (several
+//! batches at once, up to [`MAX_TRANSACTION`] events, when it has fallen behind) in one
+//! read-model transaction with its checkpoint ([`crate::model::apply_events`]), skipping what its
+//! checkpoint already includes. The queues are bounded, so the feed runs at most [`QUEUE`]
+//! batches ahead of the slowest projector. A projector that fails on an event stops, with the
 //! event's position and type in its status; the others go on. [`ProjectionRuntime::wait_for`] is
 //! what read-your-writes waits on; [`ProjectionRuntime::lag`] what `/readyz` and metrics report.
 //!
@@ -19,15 +23,23 @@ use futures::StreamExt;
 use proto_events::Envelope;
 use rusqlite::Connection;
 use switchboard_store::{EventStore, Position, RecordedEvent, StoreError};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::model::{self, BatchError, Checkpoint, ReadModel};
-use crate::projector::Projector;
+use crate::projector::{Event, Projector};
 
-/// Most events applied in one read-model transaction.
+/// Most events the feed reads and decodes at once.
 pub const BATCH: usize = 1024;
+
+/// Most events applied in one read-model transaction: a projector that has fallen behind (a
+/// rebuild, a restart after downtime) applies several queued batches at once, so that the rows
+/// every batch touches (the ends of indexes, running totals) are written once per transaction.
+pub const MAX_TRANSACTION: usize = 16 * BATCH;
+
+/// Decoded batches queued per projector.
+pub const QUEUE: usize = 32;
 
 /// Why the runtime could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +91,13 @@ pub enum Status {
 
 impl Status {
     fn checkpoint(&self) -> Position {
+        self.checkpoint_record().position
+    }
+
+    fn checkpoint_record(&self) -> Checkpoint {
         match self {
-            Status::Starting => Position::START,
-            Status::Running(c) | Status::Failed(c, _) => c.position,
+            Status::Starting => Checkpoint::default(),
+            Status::Running(c) | Status::Failed(c, _) => *c,
         }
     }
 }
@@ -112,9 +128,30 @@ struct Entry {
     runner: Mutex<Option<Runner>>,
 }
 
+/// Tasks stopped together: a projector's task (and the feed it has to itself after a rebuild),
+/// or a feed shared by several projectors.
 struct Runner {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    stops: Vec<watch::Sender<bool>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    /// Stops the tasks after what they are doing and waits for them.
+    async fn stop(self) {
+        for stop in &self.stops {
+            let _ = stop.send(true);
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// One runner stopping the tasks of both.
+    fn merge(mut self, other: Runner) -> Runner {
+        self.stops.extend(other.stops);
+        self.tasks.extend(other.tasks);
+        self
+    }
 }
 
 /// The projectors of one node and their read models.
@@ -122,6 +159,8 @@ pub struct ProjectionRuntime {
     store: Arc<dyn EventStore>,
     dir: PathBuf,
     entries: Vec<Entry>,
+    /// The feed the projectors started with share.
+    feed: Mutex<Option<Runner>>,
 }
 
 impl std::fmt::Debug for ProjectionRuntime {
@@ -183,36 +222,47 @@ impl ProjectionRuntime {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
         let mut entries = Vec::new();
+        let mut members = Vec::new();
         for projector in projectors {
             let name = projector.name();
             let generation = current_generation(&dir, name)?;
             remove_other_generations(&dir, name, generation)?;
             let path = generation_file(&dir, name, generation);
             // Create (or migrate) the database now, so queries work before the first event.
-            model::open_for_writing(&path, projector.as_ref()).map_err(|source| {
-                RuntimeError::Database {
-                    name: name.to_owned(),
-                    source,
-                }
-            })?;
+            let (conn, checkpoint) =
+                model::open_for_writing(&path, projector.as_ref()).map_err(|source| {
+                    RuntimeError::Database {
+                        name: name.to_owned(),
+                        source,
+                    }
+                })?;
             let status = Arc::new(watch::channel(Status::Starting).0);
-            let runner = spawn_runner(
-                store.clone(),
-                projector.clone(),
-                path.clone(),
-                status.clone(),
-            );
+            members.push(Member {
+                writer: ModelWriter {
+                    conn: Some(conn),
+                    projector: projector.clone(),
+                },
+                checkpoint,
+                status: status.clone(),
+            });
             entries.push(Entry {
                 model: ReadModel::new(name, path),
                 projector,
                 status,
-                runner: Mutex::new(Some(runner)),
+                runner: Mutex::new(None),
             });
+        }
+        let (feed, runners) = spawn_group(store.clone(), members);
+        for (entry, runner) in entries.iter().zip(runners) {
+            if let Ok(mut slot) = entry.runner.lock() {
+                *slot = Some(runner);
+            }
         }
         Ok(ProjectionRuntime {
             store,
             dir,
             entries,
+            feed: Mutex::new(feed),
         })
     }
 
@@ -325,8 +375,7 @@ impl ProjectionRuntime {
         // Stop the live projector, finish the copy up to where the log is now, and switch.
         let old = entry.runner.lock().ok().and_then(|mut r| r.take());
         if let Some(old) = old {
-            let _ = old.stop.send(true);
-            let _ = old.task.await;
+            old.stop().await;
         }
         let switched = async {
             let head = self.store.head().await?;
@@ -347,7 +396,31 @@ impl ProjectionRuntime {
                 generation_file(&self.dir, name, generation - 1)
             }
         };
-        let runner = spawn_runner(self.store.clone(), projector, live, entry.status.clone());
+        let runner = match ModelWriter::open(projector, live).await {
+            Ok((writer, checkpoint)) => {
+                let member = Member {
+                    writer,
+                    checkpoint,
+                    status: entry.status.clone(),
+                };
+                // The projector now follows the log on a feed of its own.
+                let (feed, runners) = spawn_group(self.store.clone(), vec![member]);
+                runners.into_iter().fold(
+                    feed.unwrap_or(Runner {
+                        stops: Vec::new(),
+                        tasks: Vec::new(),
+                    }),
+                    Runner::merge,
+                )
+            }
+            Err(error) => {
+                let checkpoint = entry.status.borrow().checkpoint_record();
+                entry
+                    .status
+                    .send_replace(Status::Failed(checkpoint, error.to_string()));
+                return switched.and(Err(error));
+            }
+        };
         if let Ok(mut slot) = entry.runner.lock() {
             *slot = Some(runner);
         }
@@ -367,14 +440,17 @@ impl ProjectionRuntime {
         for entry in &self.entries {
             let runner = entry.runner.lock().ok().and_then(|mut r| r.take());
             if let Some(runner) = runner {
-                let _ = runner.stop.send(true);
-                let _ = runner.task.await;
+                runner.stop().await;
             }
+        }
+        let feed = self.feed.lock().ok().and_then(|mut f| f.take());
+        if let Some(feed) = feed {
+            feed.stop().await;
         }
     }
 }
 
-/// A read model's writing connection, used from the blocking pool one batch at a time.
+/// A read model's writing connection, used from the blocking pool one transaction at a time.
 struct ModelWriter {
     conn: Option<Connection>,
     projector: Arc<dyn Projector>,
@@ -405,23 +481,89 @@ impl ModelWriter {
         ))
     }
 
-    /// Applies one batch with its checkpoint ([`model::apply_batch`]).
-    async fn apply(&mut self, envelopes: Vec<Envelope>) -> Result<Checkpoint, RuntimeError> {
+    /// Applies the events of `batches` after `after` in one transaction with the checkpoint
+    /// ([`model::apply_events`]); `None` if there was nothing after `after`.
+    async fn apply(
+        &mut self,
+        batches: Vec<Arc<Decoded>>,
+        after: Position,
+    ) -> Result<Option<Checkpoint>, RuntimeError> {
+        let at_head = batches.last().is_some_and(|b| b.at_head);
         let mut conn = self
             .conn
             .take()
             .ok_or_else(|| RuntimeError::Failed("read model connection lost".into()))?;
         let projector = self.projector.clone();
         let (conn, applied) = tokio::task::spawn_blocking(move || {
-            let _span =
-                tracing::debug_span!("projection_batch", events = envelopes.len()).entered();
-            let applied = model::apply_batch(&mut conn, projector.as_ref(), &envelopes);
+            let events: Vec<Event<'_>> = batches
+                .iter()
+                .flat_map(|batch| batch.events())
+                .filter(|event| event.envelope.position > after.0)
+                .collect();
+            if events.is_empty() {
+                return (conn, Ok(None));
+            }
+            let _span = tracing::debug_span!("projection_batch", events = events.len()).entered();
+            let applied =
+                model::apply_events(&mut conn, projector.as_ref(), &events, at_head).map(Some);
             (conn, applied)
         })
         .await
         .map_err(|e| RuntimeError::Failed(e.to_string()))?;
         self.conn = Some(conn);
         applied.map_err(|e| RuntimeError::Failed(e.to_string()))
+    }
+}
+
+/// Events read once from the store and decoded once, shared by every projector of a feed.
+#[derive(Debug)]
+struct Decoded {
+    envelopes: Vec<Envelope>,
+    /// The stored payload bytes of each envelope.
+    payloads: Vec<Vec<u8>>,
+    /// Whether the batch reached the head of the log as it was when read.
+    at_head: bool,
+}
+
+impl Decoded {
+    fn events(&self) -> impl Iterator<Item = Event<'_>> {
+        self.envelopes
+            .iter()
+            .zip(&self.payloads)
+            .map(|(envelope, payload)| Event {
+                envelope,
+                stored_payload: Some(payload),
+            })
+    }
+}
+
+/// Decodes stored events, keeping their payload bytes.
+fn decode(recorded: Vec<RecordedEvent>, at_head: bool) -> Result<Decoded, BatchError> {
+    let mut envelopes = Vec::with_capacity(recorded.len());
+    let mut payloads = Vec::with_capacity(recorded.len());
+    for event in recorded {
+        let envelope = switchboard_codec::decode(&event).map_err(|e| BatchError {
+            projector: "decoder",
+            position: event.position,
+            event_type: event.event_type.clone(),
+            source: crate::ApplyError::Inconsistent(e.to_string()),
+        })?;
+        envelopes.push(envelope);
+        payloads.push(event.payload);
+    }
+    Ok(Decoded {
+        envelopes,
+        payloads,
+        at_head,
+    })
+}
+
+/// [`decode`] on the blocking pool, for a feed.
+async fn decode_blocking(recorded: Vec<RecordedEvent>, at_head: bool) -> Fed {
+    match tokio::task::spawn_blocking(move || decode(recorded, at_head)).await {
+        Ok(Ok(decoded)) => Ok(Arc::new(decoded)),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -434,76 +576,162 @@ async fn catch_up_file(
 ) -> Result<(), RuntimeError> {
     let (mut writer, mut checkpoint) = ModelWriter::open(projector, path.to_owned()).await?;
     while checkpoint.position < until {
-        let page = store.read_all(checkpoint.position, BATCH * 4).await?;
-        if page.is_empty() {
-            break;
+        let page = store.read_all(checkpoint.position, MAX_TRANSACTION).await?;
+        let Some(last) = page.last() else { break };
+        let at_head = page.len() < MAX_TRANSACTION || last.position >= until;
+        let decoded = tokio::task::spawn_blocking(move || decode(page, at_head))
+            .await
+            .map_err(|e| RuntimeError::Failed(e.to_string()))?
+            .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+        match writer
+            .apply(vec![Arc::new(decoded)], checkpoint.position)
+            .await?
+        {
+            Some(applied) => checkpoint = applied,
+            None => break,
         }
-        let envelopes = decode_all(&page).map_err(|e| RuntimeError::Failed(e.to_string()))?;
-        checkpoint = writer.apply(envelopes).await?;
     }
     Ok(())
 }
 
-fn decode_all(events: &[RecordedEvent]) -> Result<Vec<Envelope>, BatchError> {
-    events
-        .iter()
-        .map(|recorded| {
-            switchboard_codec::decode(recorded).map_err(|e| BatchError {
-                projector: "decoder",
-                position: recorded.position,
-                event_type: recorded.event_type.clone(),
-                source: crate::ApplyError::Inconsistent(e.to_string()),
-            })
-        })
-        .collect()
-}
+/// What a feed hands its projectors: a decoded batch, or why the feed stopped.
+type Fed = Result<Arc<Decoded>, String>;
 
-fn spawn_runner(
-    store: Arc<dyn EventStore>,
-    projector: Arc<dyn Projector>,
-    path: PathBuf,
+/// A projector about to follow a feed: its open read model, where it stands, its status.
+struct Member {
+    writer: ModelWriter,
+    checkpoint: Checkpoint,
     status: Arc<watch::Sender<Status>>,
-) -> Runner {
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        if let Err(error) = run(store, projector.clone(), path, &status, stopped).await {
-            tracing::error!(projector = projector.name(), %error, "projector stopped");
-            let checkpoint = match &*status.borrow() {
-                Status::Running(c) | Status::Failed(c, _) => *c,
-                Status::Starting => Checkpoint::default(),
-            };
-            status.send_replace(Status::Failed(checkpoint, error));
-        }
-    });
-    Runner { stop, task }
 }
 
-#[tracing::instrument(skip_all, fields(projector = projector.name()))]
-async fn run(
+/// Starts one feed for `members` (from the smallest checkpoint) and one task per member.
+/// Returns the feed's runner (`None` without members) and one runner per member.
+fn spawn_group(store: Arc<dyn EventStore>, members: Vec<Member>) -> (Option<Runner>, Vec<Runner>) {
+    let Some(after) = members.iter().map(|m| m.checkpoint.position).min() else {
+        return (None, Vec::new());
+    };
+    let mut queues = Vec::with_capacity(members.len());
+    let mut runners = Vec::with_capacity(members.len());
+    for member in members {
+        let (queue, batches) = mpsc::channel(QUEUE);
+        queues.push(queue);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let Member {
+                writer,
+                checkpoint,
+                status,
+            } = member;
+            let projector = writer.projector.name();
+            status.send_replace(Status::Running(checkpoint));
+            if let Err(error) = consume(writer, checkpoint, batches, &status, stopped).await {
+                tracing::error!(projector, %error, "projector stopped");
+                let checkpoint = status.borrow().checkpoint_record();
+                status.send_replace(Status::Failed(checkpoint, error));
+            }
+        });
+        runners.push(Runner {
+            stops: vec![stop],
+            tasks: vec![task],
+        });
+    }
+    let (stop, stopped) = watch::channel(false);
+    let feed = Runner {
+        stops: vec![stop],
+        tasks: vec![tokio::spawn(run_feed(store, after, queues, stopped))],
+    };
+    (Some(feed), runners)
+}
+
+/// Reads the log after `after` once, decodes each batch once and queues it for every projector
+/// still following. Ends when stopped, when the store closes, when no projector follows any
+/// more, or after handing them an event it could not read or decode.
+#[tracing::instrument(skip_all, fields(after = after.0))]
+async fn run_feed(
     store: Arc<dyn EventStore>,
-    projector: Arc<dyn Projector>,
-    path: PathBuf,
+    after: Position,
+    mut queues: Vec<mpsc::Sender<Fed>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut events = store.subscribe_all(after).ready_chunks(BATCH);
+    while !queues.is_empty() {
+        let chunk = tokio::select! {
+            _ = stopped.changed() => return,
+            chunk = events.next() => chunk,
+        };
+        let Some(chunk) = chunk else { return };
+        let fed: Fed = match chunk.into_iter().collect::<Result<Vec<_>, _>>() {
+            Err(error) => Err(error.to_string()),
+            Ok(recorded) => {
+                // A chunk shorter than a full one ends what was stored; a full one may too.
+                let last = recorded.last().map_or(Position::START, |e| e.position);
+                let at_head =
+                    recorded.len() < BATCH || store.head().await.is_ok_and(|head| last >= head);
+                decode_blocking(recorded, at_head).await
+            }
+        };
+        let failed = fed.is_err();
+        let mut following = Vec::with_capacity(queues.len());
+        for queue in queues {
+            // A projector that stopped (failed, or was stopped for a rebuild) dropped its queue.
+            if queue.send(fed.clone()).await.is_ok() {
+                following.push(queue);
+            }
+        }
+        queues = following;
+        if failed {
+            return;
+        }
+    }
+}
+
+/// One projector's task: applies the batches its feed queues, several at once when they pile up.
+#[tracing::instrument(skip_all, fields(projector = writer.projector.name()))]
+async fn consume(
+    mut writer: ModelWriter,
+    mut checkpoint: Checkpoint,
+    mut batches: mpsc::Receiver<Fed>,
     status: &watch::Sender<Status>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let (mut writer, checkpoint) = ModelWriter::open(projector.clone(), path)
-        .await
-        .map_err(|e| e.to_string())?;
-    status.send_replace(Status::Running(checkpoint));
-    let mut events = store.subscribe_all(checkpoint.position).ready_chunks(BATCH);
+    let name = writer.projector.name();
     loop {
-        let chunk = tokio::select! {
+        let first = tokio::select! {
             _ = stopped.changed() => return Ok(()),
-            chunk = events.next() => chunk,
+            first = batches.recv() => first,
         };
-        let Some(chunk) = chunk else { return Ok(()) };
-        let recorded: Vec<RecordedEvent> = chunk
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        let envelopes =
-            decode_all(&recorded).map_err(|e| format!("projector {}: {e}", projector.name()))?;
-        let checkpoint = writer.apply(envelopes).await.map_err(|e| e.to_string())?;
-        status.send_replace(Status::Running(checkpoint));
+        // The feed ended: the store closed, or the runtime is shutting down.
+        let Some(first) = first else { return Ok(()) };
+        let mut failure = None;
+        let mut taken = Vec::new();
+        let mut events = 0;
+        let mut next = Some(first);
+        while let Some(fed) = next.take() {
+            match fed {
+                Ok(batch) => {
+                    events += batch.envelopes.len();
+                    taken.push(batch);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+            if events < MAX_TRANSACTION {
+                next = batches.try_recv().ok();
+            }
+        }
+        if !taken.is_empty()
+            && let Some(applied) = writer
+                .apply(taken, checkpoint.position)
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            checkpoint = applied;
+            status.send_replace(Status::Running(checkpoint));
+        }
+        if let Some(error) = failure {
+            return Err(format!("projector {name}: {error}"));
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! both directions; [`by_correlation`] returns a whole causal chain.
 //!
 //! # Layout
-//! - `schema`: the table and its indexes.
+//! - `schema`: the table and its indexes (created once the read model has caught up).
 //! - `concerns`: [`concerns`], which conversation, inbox and contact each event type is about.
 //! - `query`: the query functions and the plain structs they return.
 
@@ -18,7 +18,7 @@ mod schema;
 
 use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
-use switchboard_projector::{ApplyError, CachedStatements, Projector};
+use switchboard_projector::{ApplyError, CachedStatements, Event, EventError, Projector};
 
 pub use crate::concerns::{Concerns, concerns};
 pub use crate::query::{
@@ -36,7 +36,7 @@ impl Projector for AuditTrail {
     }
 
     fn version(&self) -> u32 {
-        1
+        schema::VERSION
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -44,47 +44,82 @@ impl Projector for AuditTrail {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
-        let (actor_kind, actor_id) = actor_columns(&event.metadata.actor);
-        let concerns = concerns(&event.payload);
-        let payload = serde_json::to_string(&event.payload)
-            .map_err(|e| ApplyError::Inconsistent(format!("payload does not serialise: {e}")))?;
-        let position = i64::try_from(event.position).map_err(|_| {
-            ApplyError::Inconsistent(format!("position {} out of range", event.position))
-        })?;
-        let stream_version = i64::try_from(event.stream_version).map_err(|_| {
-            ApplyError::Inconsistent(format!(
-                "stream version {} out of range",
-                event.stream_version
-            ))
-        })?;
-        // INSERT OR IGNORE: an event already recorded (same position) is not recorded twice.
-        tx.execute_cached(
-            "INSERT OR IGNORE INTO audit_events (
-                 position, event_id, stream, stream_version, event_type, schema_version,
-                 actor_kind, actor_id, occurred_at, recorded_at, correlation_id, causation_id,
-                 conversation_id, inbox_id, contact_id, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                position,
-                event.event_id.to_string(),
-                event.stream,
-                stream_version,
-                event.event_type,
-                event.schema_version,
-                actor_kind.as_str(),
-                actor_id,
-                event.metadata.occurred_at.timestamp_micros(),
-                event.recorded_at.timestamp_micros(),
-                event.metadata.correlation_id.to_string(),
-                event.metadata.causation_id.to_string(),
-                concerns.conversation_id.map(|u| u.to_string()),
-                concerns.inbox_id.map(|u| u.to_string()),
-                concerns.contact_id.map(|u| u.to_string()),
-                payload,
-            ],
-        )?;
+        self.apply_batch(tx, &[Event::decoded(event)])
+            .map_err(|e| e.source)
+    }
+
+    fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        for (index, event) in events.iter().enumerate() {
+            record(tx, event).map_err(|source| EventError { index, source })?;
+        }
         Ok(())
     }
+
+    fn caught_up(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        schema::create_indexes(tx)
+    }
+}
+
+/// Records one event.
+fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
+    let envelope = event.envelope;
+    let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
+    let concerns = concerns(&envelope.payload);
+    // The stored bytes are the payload's JSON when they are in its current schema version;
+    // otherwise (an upcast payload, or no bytes) it is encoded again.
+    let stored = event
+        .current_payload_json()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok());
+    let encoded;
+    let payload = match stored {
+        Some(json) => json,
+        None => {
+            encoded = serde_json::to_string(&envelope.payload).map_err(|e| {
+                ApplyError::Inconsistent(format!("payload does not serialise: {e}"))
+            })?;
+            &encoded
+        }
+    };
+    let position = i64::try_from(envelope.position).map_err(|_| {
+        ApplyError::Inconsistent(format!("position {} out of range", envelope.position))
+    })?;
+    let stream_version = i64::try_from(envelope.stream_version).map_err(|_| {
+        ApplyError::Inconsistent(format!(
+            "stream version {} out of range",
+            envelope.stream_version
+        ))
+    })?;
+    let blob = |id: &uuid::Uuid| -> [u8; 16] { *id.as_bytes() };
+    // INSERT OR IGNORE: an event already recorded (same position) is not recorded twice.
+    tx.execute_cached(
+        "INSERT OR IGNORE INTO audit_events (
+             position, event_id, stream, stream_version, event_type, schema_version,
+             actor_kind, actor_id, occurred_at, recorded_at, correlation_id, causation_id,
+             conversation_id, inbox_id, contact_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            position,
+            blob(&envelope.event_id),
+            envelope.stream,
+            stream_version,
+            envelope.event_type,
+            envelope.schema_version,
+            actor_kind.as_str(),
+            actor_id,
+            envelope.metadata.occurred_at.timestamp_micros(),
+            envelope.recorded_at.timestamp_micros(),
+            blob(&envelope.metadata.correlation_id),
+            blob(&envelope.metadata.causation_id),
+            concerns.conversation_id.as_ref().map(blob),
+            concerns.inbox_id.as_ref().map(blob),
+            concerns.contact_id.as_ref().map(blob),
+        ],
+    )?;
+    tx.execute_cached(
+        "INSERT OR IGNORE INTO audit_payloads (position, payload) VALUES (?1, ?2)",
+        params![position, payload],
+    )?;
+    Ok(())
 }
 
 /// The stored kind and id of an actor: a UUID, or a system component's name.

@@ -127,8 +127,11 @@ pub struct AuditEntry {
     pub payload_json: String,
 }
 
+/// Every column of an entry. The payload lives in a table of its own and is looked up only for
+/// the rows returned.
 const COLUMNS: &str = "position, event_id, stream, stream_version, event_type, schema_version, actor_kind, \
-     actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id, payload";
+     actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id, \
+     (SELECT p.payload FROM audit_payloads p WHERE p.position = audit_events.position)";
 
 /// A page of the events matching `filter`.
 pub fn audit_events(
@@ -138,16 +141,18 @@ pub fn audit_events(
 ) -> rusqlite::Result<AuditPage> {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
-    let mut text = |clause, value: String| {
+    let mut value = |clause, value: Value| {
         clauses.push(clause);
-        args.push(Value::Text(value));
+        args.push(value);
     };
     match &filter.actor {
-        Some(ActorFilter::Kind(kind)) => text("actor_kind = ?", kind.as_str().to_owned()),
+        Some(ActorFilter::Kind(kind)) => {
+            value("actor_kind = ?", Value::Text(kind.as_str().to_owned()))
+        }
         Some(ActorFilter::Is(actor)) => {
             let (kind, id) = actor_columns(actor);
-            text("actor_kind = ?", kind.as_str().to_owned());
-            text("actor_id = ?", id);
+            value("actor_kind = ?", Value::Text(kind.as_str().to_owned()));
+            value("actor_id = ?", Value::Text(id));
         }
         None => {}
     }
@@ -158,11 +163,11 @@ pub fn audit_events(
         ("correlation_id = ?", filter.correlation_id),
     ] {
         if let Some(id) = id {
-            text(clause, id.to_string());
+            value(clause, Value::Blob(id.as_bytes().to_vec()));
         }
     }
     if let Some(event_type) = &filter.event_type {
-        text("event_type = ?", event_type.clone());
+        value("event_type = ?", Value::Text(event_type.clone()));
     }
     let mut integer = |clause, value: i64| {
         clauses.push(clause);
@@ -211,7 +216,7 @@ pub fn by_correlation(
     conn.prepare(&format!(
         "SELECT {COLUMNS} FROM audit_events WHERE correlation_id = ?1 ORDER BY position"
     ))?
-    .query_map([correlation_id.to_string()], entry)?
+    .query_map([correlation_id.as_bytes()], entry)?
     .collect()
 }
 
@@ -219,7 +224,7 @@ pub fn by_correlation(
 pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option<AuditEntry>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM audit_events WHERE event_id = ?1"),
-        [event_id.to_string()],
+        [event_id.as_bytes()],
         entry,
     )
     .optional()
@@ -279,12 +284,21 @@ fn parse_uuid(text: &str, idx: usize) -> rusqlite::Result<Uuid> {
 }
 
 fn uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    parse_uuid(&r.get::<_, String>(idx)?, idx)
+    opt_uuid_at(r, idx)?.ok_or(rusqlite::Error::InvalidColumnType(
+        idx,
+        "NULL".to_owned(),
+        Type::Null,
+    ))
 }
 
 fn opt_uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
-    r.get::<_, Option<String>>(idx)?
-        .map(|t| parse_uuid(&t, idx))
+    r.get_ref(idx)?
+        .as_blob_or_null()?
+        .map(|bytes| {
+            Uuid::from_slice(bytes).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(idx, Type::Blob, Box::new(e))
+            })
+        })
         .transpose()
 }
 

@@ -3,26 +3,167 @@
 //! Contact ids in events are resolved through merges when applied: an event naming a contact
 //! that was merged away (a late message, a duplicate of the merge recorded in the other
 //! contact's stream) changes the survivor instead.
+//!
+//! A batch keeps the conversation rows its messages keep changing in memory ([`Conversations`])
+//! and writes each back once, at the end of the batch or before an event that changes
+//! conversations by contact in SQL (a contact created from a conversation, a merge).
 
 use proto_events::event::{
     AssociationAdded, AssociationRemoved, ContactRecordCreated, ContactsMerged,
     ConversationStarted, ConversationVisibility, RecordKind, RecordRef,
 };
+use std::collections::HashMap;
+
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use switchboard_projector::{ApplyError, CachedStatements, Event, EventError};
 use uuid::Uuid;
 
 use crate::sql::{identity_key, kind_str};
-use switchboard_projector::{ApplyError, CachedStatements};
 
 /// How many characters of a message the preview keeps.
 const PREVIEW_CHARS: usize = 140;
 
+/// One row of `conversations`, as a batch holds it.
+#[derive(Debug, Clone)]
+struct Conversation {
+    contact_id: Option<String>,
+    inbox_id: String,
+    status: &'static str,
+    private_owner_user_id: Option<String>,
+    subject: Option<String>,
+    last_preview: Option<String>,
+    last_direction: Option<&'static str>,
+    started_at: Option<i64>,
+    last_activity: i64,
+}
+
+/// The conversation rows a batch has read or changed; `None` for one known not to exist.
+#[derive(Debug, Default)]
+struct Conversations {
+    rows: HashMap<Uuid, (Option<Conversation>, bool)>,
+    order: Vec<Uuid>,
+}
+
+impl Conversations {
+    fn slot(
+        &mut self,
+        tx: &Transaction<'_>,
+        id: Uuid,
+    ) -> rusqlite::Result<&mut (Option<Conversation>, bool)> {
+        if !self.rows.contains_key(&id) {
+            let stored = tx
+                .query_row_cached(
+                    "SELECT contact_id, inbox_id, status, private_owner_user_id, subject,
+                         last_preview, last_direction, started_at, last_activity
+                     FROM conversations WHERE conversation_id = ?1",
+                    [id.to_string()],
+                    |r| {
+                        Ok(Conversation {
+                            contact_id: r.get(0)?,
+                            inbox_id: r.get(1)?,
+                            status: match r.get_ref(2)?.as_str()? {
+                                "closed" => "closed",
+                                _ => "open",
+                            },
+                            private_owner_user_id: r.get(3)?,
+                            subject: r.get(4)?,
+                            last_preview: r.get(5)?,
+                            last_direction: match r.get_ref(6)?.as_str_or_null()? {
+                                None => None,
+                                Some("inbound") => Some("inbound"),
+                                Some(_) => Some("outbound"),
+                            },
+                            started_at: r.get(7)?,
+                            last_activity: r.get(8)?,
+                        })
+                    },
+                )
+                .optional()?;
+            self.order.push(id);
+            self.rows.insert(id, (stored, false));
+        }
+        Ok(self
+            .rows
+            .get_mut(&id)
+            .expect("the slot was inserted just above"))
+    }
+
+    /// The row of `id`, marked changed, if the conversation is known.
+    fn get(
+        &mut self,
+        tx: &Transaction<'_>,
+        id: Uuid,
+    ) -> rusqlite::Result<Option<&mut Conversation>> {
+        let (row, dirty) = self.slot(tx, id)?;
+        if row.is_some() {
+            *dirty = true;
+        }
+        Ok(row.as_mut())
+    }
+
+    /// Writes every changed row back and forgets them all, so that SQL may change the table.
+    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        for id in self.order.drain(..) {
+            let Some((Some(c), true)) = self.rows.remove(&id) else {
+                continue;
+            };
+            tx.execute_cached(
+                "INSERT INTO conversations (conversation_id, contact_id, inbox_id, status,
+                     private_owner_user_id, subject, last_preview, last_direction, started_at,
+                     last_activity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (conversation_id) DO UPDATE SET
+                     contact_id = excluded.contact_id, inbox_id = excluded.inbox_id,
+                     status = excluded.status,
+                     private_owner_user_id = excluded.private_owner_user_id,
+                     subject = excluded.subject, last_preview = excluded.last_preview,
+                     last_direction = excluded.last_direction, started_at = excluded.started_at,
+                     last_activity = excluded.last_activity",
+                params![
+                    id.to_string(),
+                    c.contact_id,
+                    c.inbox_id,
+                    c.status,
+                    c.private_owner_user_id,
+                    c.subject,
+                    c.last_preview,
+                    c.last_direction,
+                    c.started_at,
+                    c.last_activity,
+                ],
+            )?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+/// Applies a batch of events in log order.
+pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    let mut conversations = Conversations::default();
+    for (index, event) in events.iter().enumerate() {
+        apply(tx, &mut conversations, event.envelope)
+            .map_err(|source| EventError { index, source })?;
+    }
+    conversations.flush(tx).map_err(|e| EventError {
+        index: events.len().saturating_sub(1),
+        source: e.into(),
+    })
+}
+
 /// Applies one event.
-pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
+fn apply(
+    tx: &Transaction<'_>,
+    conversations: &mut Conversations,
+    event: &Envelope,
+) -> Result<(), ApplyError> {
     let at = event.metadata.occurred_at.timestamp_micros();
     match &event.payload {
-        DomainEvent::ContactRecordCreated(e) => contact_created(tx, e, at)?,
+        DomainEvent::ContactRecordCreated(e) => {
+            conversations.flush(tx)?;
+            contact_created(tx, e, at)?
+        }
         DomainEvent::ContactPropertiesChanged(e) => {
             let contact = resolve(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
@@ -53,7 +194,10 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 params![contact, e.owner_user_id.map(|u| u.to_string())],
             )?;
         }
-        DomainEvent::ContactsMerged(e) => merge(tx, e, at)?,
+        DomainEvent::ContactsMerged(e) => {
+            conversations.flush(tx)?;
+            merge(tx, e, at)?
+        }
         DomainEvent::CompanyCreated(e) => upsert_record(
             tx,
             RecordKind::Company,
@@ -93,11 +237,12 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 )?;
             }
         }
-        DomainEvent::ConversationStarted(e) => conversation_started(tx, e, at)?,
+        DomainEvent::ConversationStarted(e) => conversation_started(tx, conversations, e, at)?,
         DomainEvent::MessageReceived(e) => {
             let contact = e.message.contact_id.map(|c| resolve(tx, c)).transpose()?;
             message(
                 tx,
+                conversations,
                 e.conversation_id,
                 e.inbox_id,
                 contact,
@@ -110,6 +255,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
         DomainEvent::ReplySent(e) => {
             message(
                 tx,
+                conversations,
                 e.conversation_id,
                 e.inbox_id,
                 None,
@@ -119,13 +265,16 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 at,
             )?;
         }
-        DomainEvent::ConversationClosed(e) => status(tx, e.conversation_id, "closed", at)?,
-        DomainEvent::ConversationReopened(e) => status(tx, e.conversation_id, "open", at)?,
+        DomainEvent::ConversationClosed(e) => {
+            status(tx, conversations, e.conversation_id, "closed", at)?
+        }
+        DomainEvent::ConversationReopened(e) => {
+            status(tx, conversations, e.conversation_id, "open", at)?
+        }
         DomainEvent::ConversationShared(e) => {
-            tx.execute_cached(
-                "UPDATE conversations SET private_owner_user_id = NULL WHERE conversation_id = ?1",
-                params![e.conversation_id.to_string()],
-            )?;
+            if let Some(c) = conversations.get(tx, e.conversation_id)? {
+                c.private_owner_user_id = None;
+            }
         }
         // Everything else (organisation, inbox setup, routing, comments, deliveries, filtered
         // mail, uniqueness reservations) does not show in the sidebar.
@@ -272,6 +421,7 @@ fn upsert_record(
 
 fn conversation_started(
     tx: &Transaction<'_>,
+    conversations: &mut Conversations,
     e: &ConversationStarted,
     at: i64,
 ) -> rusqlite::Result<()> {
@@ -280,17 +430,32 @@ fn conversation_started(
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
     };
-    tx.execute_cached(
-        "INSERT INTO conversations
-             (conversation_id, contact_id, inbox_id, status, private_owner_user_id, started_at, last_activity)
-         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?5)
-         ON CONFLICT (conversation_id) DO UPDATE SET
-             contact_id = COALESCE(excluded.contact_id, contact_id),
-             private_owner_user_id = excluded.private_owner_user_id,
-             started_at = COALESCE(started_at, excluded.started_at),
-             last_activity = MAX(last_activity, excluded.last_activity)",
-        params![e.conversation_id.to_string(), contact, e.inbox_id.to_string(), owner, at],
-    )?;
+    let slot = conversations.slot(tx, e.conversation_id)?;
+    slot.1 = true;
+    match &mut slot.0 {
+        // A row written by messages applied before the start keeps its status and inbox.
+        Some(c) => {
+            if contact.is_some() {
+                c.contact_id = contact;
+            }
+            c.private_owner_user_id = owner;
+            c.started_at.get_or_insert(at);
+            c.last_activity = c.last_activity.max(at);
+        }
+        None => {
+            slot.0 = Some(Conversation {
+                contact_id: contact,
+                inbox_id: e.inbox_id.to_string(),
+                status: "open",
+                private_owner_user_id: owner,
+                subject: None,
+                last_preview: None,
+                last_direction: None,
+                started_at: Some(at),
+                last_activity: at,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -298,10 +463,11 @@ fn conversation_started(
 #[allow(clippy::too_many_arguments)]
 fn message(
     tx: &Transaction<'_>,
+    conversations: &mut Conversations,
     conversation: Uuid,
     inbox: Uuid,
     contact: Option<String>,
-    direction: &str,
+    direction: &'static str,
     body: &str,
     subject: Option<&str>,
     at: i64,
@@ -313,25 +479,47 @@ fn message(
         .chars()
         .take(PREVIEW_CHARS)
         .collect();
-    tx.execute_cached(
-        "INSERT INTO conversations
-             (conversation_id, contact_id, inbox_id, status, subject, last_preview, last_direction, last_activity)
-         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7)
-         ON CONFLICT (conversation_id) DO UPDATE SET
-             contact_id = COALESCE(excluded.contact_id, contact_id),
-             subject = COALESCE(subject, excluded.subject),
-             last_preview = excluded.last_preview,
-             last_direction = excluded.last_direction,
-             last_activity = MAX(last_activity, excluded.last_activity)",
-        params![conversation.to_string(), contact, inbox.to_string(), subject, preview, direction, at],
-    )?;
+    let slot = conversations.slot(tx, conversation)?;
+    slot.1 = true;
+    match &mut slot.0 {
+        Some(c) => {
+            if contact.is_some() {
+                c.contact_id = contact;
+            }
+            if c.subject.is_none() {
+                c.subject = subject.map(str::to_owned);
+            }
+            c.last_preview = Some(preview);
+            c.last_direction = Some(direction);
+            c.last_activity = c.last_activity.max(at);
+        }
+        None => {
+            slot.0 = Some(Conversation {
+                contact_id: contact,
+                inbox_id: inbox.to_string(),
+                status: "open",
+                private_owner_user_id: None,
+                subject: subject.map(str::to_owned),
+                last_preview: Some(preview),
+                last_direction: Some(direction),
+                started_at: None,
+                last_activity: at,
+            });
+        }
+    }
     Ok(())
 }
 
-fn status(tx: &Transaction<'_>, conversation: Uuid, status: &str, at: i64) -> rusqlite::Result<()> {
-    tx.execute_cached(
-        "UPDATE conversations SET status = ?2, last_activity = MAX(last_activity, ?3) WHERE conversation_id = ?1",
-        params![conversation.to_string(), status, at],
-    )?;
+fn status(
+    tx: &Transaction<'_>,
+    conversations: &mut Conversations,
+    conversation: Uuid,
+    status: &'static str,
+    at: i64,
+) -> rusqlite::Result<()> {
+    if let Some(c) = conversations.get(tx, conversation)? {
+        c.status = status;
+        c.last_activity = c.last_activity.max(at);
+    }
     Ok(())
 }

@@ -24,7 +24,7 @@ mod sql;
 
 use proto_events::Envelope;
 use rusqlite::{Connection, Transaction};
-use switchboard_projector::{ApplyError, Projector};
+use switchboard_projector::{ApplyError, Event, EventError, Projector};
 
 pub use crate::query::{
     AssociatedRecord, Contact, ContactConversation, ConversationCursor, ConversationPage,
@@ -50,6 +50,10 @@ impl Projector for ContactSidebar {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
-        apply::apply(tx, event)
+        apply::apply_batch(tx, &[Event::decoded(event)]).map_err(|e| e.source)
+    }
+
+    fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        apply::apply_batch(tx, events)
     }
 }

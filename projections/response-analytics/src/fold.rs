@@ -1,5 +1,12 @@
 //! The fold: how each event changes the read model. Only the event and the rows it touches
 //! decide the outcome, so building in batches or at once gives the same tables.
+//!
+//! A batch keeps the rows its events keep changing in memory ([`Batch`]): each conversation's
+//! running state, its cycles with their bots, and the teams of the agents measured. Each is read
+//! at most once per batch and written back once at its end ([`Batch::flush`]); measurements and
+//! replies are appends and go straight to their tables.
+
+use std::collections::HashMap;
 
 use proto_events::event::{
     Assignee, BusinessHoursSet, ChannelKind, ConversationStarted, ConversationVisibility,
@@ -7,21 +14,68 @@ use proto_events::event::{
 };
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, CachedStatements};
+use switchboard_projector::{ApplyError, CachedStatements, Event, EventError};
 use uuid::Uuid;
 
-/// The running state of one conversation, as kept in `conversations`.
+/// The running state of one conversation: its row of `conversations`.
+#[derive(Debug, Clone)]
 struct Conv {
+    /// The conversation id, the key of the batch's maps.
+    key: Uuid,
     id: String,
     inbox_id: String,
     channel_id: String,
     channel_kind: String,
+    private_owner: Option<String>,
+    status: &'static str,
     cycle_no: i64,
     assignee_kind: Option<String>,
     assignee_id: Option<String>,
     pending_user_id: Option<String>,
     pending_since: Option<i64>,
     run_start: Option<i64>,
+    next_seq: i64,
+}
+
+/// One row of `cycles`, with the rows of `bot_cycles` of the same cycle.
+#[derive(Debug, Clone)]
+struct Cycle {
+    started_at: i64,
+    closed_at: Option<i64>,
+    first_inbound_at: Option<i64>,
+    handoff_at: Option<i64>,
+    fr_start: Option<i64>,
+    first_response_at: Option<i64>,
+    first_responder: Option<String>,
+    human_replies: i64,
+    bot_replies: i64,
+    bots: Vec<BotCycle>,
+}
+
+/// One row of `bot_cycles`.
+#[derive(Debug, Clone)]
+struct BotCycle {
+    bot_id: String,
+    inbox_id: String,
+    channel_id: String,
+    channel_kind: String,
+    took_part_at: i64,
+    first_reply_at: Option<i64>,
+    handed_off_at: Option<i64>,
+    human_replied: bool,
+    closed_at: Option<i64>,
+}
+
+/// What a batch has read or changed, written back by [`Batch::flush`]. `None` marks a row known
+/// not to exist; the `bool` says whether the row changed.
+#[derive(Debug, Default)]
+struct Batch {
+    convs: HashMap<Uuid, (Option<Conv>, bool)>,
+    conv_order: Vec<Uuid>,
+    cycles: HashMap<(Uuid, i64), (Option<Cycle>, bool)>,
+    cycle_order: Vec<(Uuid, i64)>,
+    /// `teams_of` per user; emptied when membership changes.
+    teams: HashMap<String, String>,
 }
 
 /// The stored spelling of a channel kind.
@@ -34,79 +88,99 @@ pub(crate) fn kind_str(kind: ChannelKind) -> &'static str {
     }
 }
 
+/// Applies a batch of events in log order.
+pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    let mut batch = Batch::default();
+    for (index, event) in events.iter().enumerate() {
+        apply(tx, &mut batch, event.envelope).map_err(|source| EventError { index, source })?;
+    }
+    batch.flush(tx).map_err(|e| EventError {
+        index: events.len().saturating_sub(1),
+        source: e.into(),
+    })
+}
+
 /// Applies one event.
-pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
+fn apply(tx: &Transaction<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyError> {
     let at = event.metadata.occurred_at.timestamp_micros();
     match &event.payload {
-        DomainEvent::ConversationStarted(e) => started(tx, e, at)?,
+        DomainEvent::ConversationStarted(e) => started(tx, b, e, at)?,
         DomainEvent::MessageReceived(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                inbound(tx, &mut conv, at)?;
+            if let Some(mut conv) = b.take_conv(tx, e.conversation_id)? {
+                let done = inbound(tx, b, &mut conv, at);
+                b.put_conv(e.conversation_id, conv);
+                done?;
             }
         }
         DomainEvent::ReplySent(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                match &e.author {
-                    ReplyAuthor::User { id } => human_reply(tx, &mut conv, *id, e.message_id, at)?,
-                    ReplyAuthor::Bot { id } => bot_reply(tx, &mut conv, *id, at)?,
-                    ReplyAuthor::Automation { .. } => {}
-                }
+            if let Some(mut conv) = b.take_conv(tx, e.conversation_id)? {
+                let done = match &e.author {
+                    ReplyAuthor::User { id } => {
+                        human_reply(tx, b, &mut conv, *id, e.message_id, at)
+                    }
+                    ReplyAuthor::Bot { id } => bot_reply(tx, b, &mut conv, *id, at),
+                    ReplyAuthor::Automation { .. } => Ok(()),
+                };
+                b.put_conv(e.conversation_id, conv);
+                done?;
             }
         }
         DomainEvent::ConversationAssigned(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                assign(tx, &mut conv, Some(&e.assignee), at)?;
-            }
+            with_conv(tx, b, e.conversation_id, |tx, b, conv| {
+                assign(tx, b, conv, Some(&e.assignee), at)
+            })?;
         }
         DomainEvent::ConversationReassigned(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                assign(tx, &mut conv, Some(&e.to), at)?;
-            }
+            with_conv(tx, b, e.conversation_id, |tx, b, conv| {
+                assign(tx, b, conv, Some(&e.to), at)
+            })?;
         }
         DomainEvent::ConversationUnassigned(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                assign(tx, &mut conv, None, at)?;
-            }
+            with_conv(tx, b, e.conversation_id, |tx, b, conv| {
+                assign(tx, b, conv, None, at)
+            })?;
         }
         DomainEvent::BotHandedOff(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                handoff(tx, &mut conv, e.bot_id, at)?;
-            }
+            with_conv(tx, b, e.conversation_id, |tx, b, conv| {
+                handoff(tx, b, conv, e.bot_id, at)
+            })?;
         }
         DomainEvent::ConversationClosed(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
-                closed(tx, &mut conv, at)?;
-            }
+            with_conv(tx, b, e.conversation_id, |tx, b, conv| {
+                closed(tx, b, conv, at)
+            })?;
         }
         DomainEvent::ConversationReopened(e) => {
-            if let Some(mut conv) = load(tx, e.conversation_id)? {
+            with_conv(tx, b, e.conversation_id, |tx, b, conv| {
                 conv.cycle_no += 1;
                 conv.run_start = None;
-                tx.execute_cached(
-                    "INSERT INTO cycles (conversation_id, cycle_no, started_at, human_replies, bot_replies)
-                     VALUES (?1, ?2, ?3, 0, 0)",
-                    params![conv.id, conv.cycle_no, at],
-                )?;
-                tx.execute_cached(
-                    "UPDATE conversations SET status = 'open' WHERE conversation_id = ?1",
-                    [&conv.id],
-                )?;
-                store(tx, &conv)?;
-            }
+                let key = (e.conversation_id, conv.cycle_no);
+                let slot = b.cycle_slot(tx, key)?;
+                if slot.0.is_some() {
+                    return Err(ApplyError::Inconsistent(format!(
+                        "cycle {} of conversation {} already exists",
+                        key.1, key.0
+                    )));
+                }
+                *slot = (Some(Cycle::new(at)), true);
+                conv.status = "open";
+                Ok(())
+            })?;
         }
         DomainEvent::ConversationShared(e) => {
-            tx.execute_cached(
-                "UPDATE conversations SET private_owner = NULL WHERE conversation_id = ?1",
-                [e.conversation_id.to_string()],
-            )?;
+            if let Some(conv) = b.conv(tx, e.conversation_id)? {
+                conv.private_owner = None;
+            }
         }
         DomainEvent::TeamMemberAdded(e) => {
+            b.teams.clear();
             tx.execute_cached(
                 "INSERT OR IGNORE INTO team_members (team_id, user_id) VALUES (?1, ?2)",
                 params![e.team_id.to_string(), e.user_id.to_string()],
             )?;
         }
         DomainEvent::TeamMemberRemoved(e) => {
+            b.teams.clear();
             tx.execute_cached(
                 "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2",
                 params![e.team_id.to_string(), e.user_id.to_string()],
@@ -118,103 +192,378 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
     Ok(())
 }
 
-fn started(tx: &Transaction<'_>, e: &ConversationStarted, at: i64) -> rusqlite::Result<()> {
+/// Runs `f` on the state of conversation `id`, if it exists.
+fn with_conv(
+    tx: &Transaction<'_>,
+    b: &mut Batch,
+    id: Uuid,
+    f: impl FnOnce(&Transaction<'_>, &mut Batch, &mut Conv) -> Result<(), ApplyError>,
+) -> Result<(), ApplyError> {
+    if let Some(mut conv) = b.take_conv(tx, id)? {
+        let done = f(tx, b, &mut conv);
+        b.put_conv(id, conv);
+        done?;
+    }
+    Ok(())
+}
+
+impl Cycle {
+    fn new(started_at: i64) -> Cycle {
+        Cycle {
+            started_at,
+            closed_at: None,
+            first_inbound_at: None,
+            handoff_at: None,
+            fr_start: None,
+            first_response_at: None,
+            first_responder: None,
+            human_replies: 0,
+            bot_replies: 0,
+            bots: Vec::new(),
+        }
+    }
+}
+
+impl Batch {
+    fn conv_slot(
+        &mut self,
+        tx: &Transaction<'_>,
+        id: Uuid,
+    ) -> rusqlite::Result<&mut (Option<Conv>, bool)> {
+        if !self.convs.contains_key(&id) {
+            let stored = tx
+                .query_row_cached(
+                    "SELECT conversation_id, inbox_id, channel_id, channel_kind, private_owner, status,
+                         cycle_no, assignee_kind, assignee_id, pending_user_id, pending_since,
+                         run_start, next_seq
+                     FROM conversations WHERE conversation_id = ?1",
+                    [id.to_string()],
+                    |r| {
+                        Ok(Conv {
+                            key: id,
+                            id: r.get(0)?,
+                            inbox_id: r.get(1)?,
+                            channel_id: r.get(2)?,
+                            channel_kind: r.get(3)?,
+                            private_owner: r.get(4)?,
+                            status: match r.get_ref(5)?.as_str()? {
+                                "closed" => "closed",
+                                _ => "open",
+                            },
+                            cycle_no: r.get(6)?,
+                            assignee_kind: r.get(7)?,
+                            assignee_id: r.get(8)?,
+                            pending_user_id: r.get(9)?,
+                            pending_since: r.get(10)?,
+                            run_start: r.get(11)?,
+                            next_seq: r.get(12)?,
+                        })
+                    },
+                )
+                .optional()?;
+            self.conv_order.push(id);
+            self.convs.insert(id, (stored, false));
+        }
+        Ok(self
+            .convs
+            .get_mut(&id)
+            .expect("the slot was inserted just above"))
+    }
+
+    /// The state of conversation `id`, marked changed; `None` if it does not exist.
+    fn conv(&mut self, tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<&mut Conv>> {
+        let (conv, dirty) = self.conv_slot(tx, id)?;
+        if conv.is_some() {
+            *dirty = true;
+        }
+        Ok(conv.as_mut())
+    }
+
+    /// Takes the state of conversation `id` out of the batch, to change it beside other rows;
+    /// [`Batch::put_conv`] gives it back.
+    fn take_conv(&mut self, tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
+        Ok(self.conv_slot(tx, id)?.0.take())
+    }
+
+    fn put_conv(&mut self, id: Uuid, conv: Conv) {
+        self.convs.insert(id, (Some(conv), true));
+    }
+
+    fn cycle_slot(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: (Uuid, i64),
+    ) -> rusqlite::Result<&mut (Option<Cycle>, bool)> {
+        if !self.cycles.contains_key(&key) {
+            let id = key.0.to_string();
+            let mut stored = tx
+                .query_row_cached(
+                    "SELECT started_at, closed_at, first_inbound_at, handoff_at, fr_start,
+                         first_response_at, first_responder, human_replies, bot_replies
+                     FROM cycles WHERE conversation_id = ?1 AND cycle_no = ?2",
+                    params![id, key.1],
+                    |r| {
+                        Ok(Cycle {
+                            started_at: r.get(0)?,
+                            closed_at: r.get(1)?,
+                            first_inbound_at: r.get(2)?,
+                            handoff_at: r.get(3)?,
+                            fr_start: r.get(4)?,
+                            first_response_at: r.get(5)?,
+                            first_responder: r.get(6)?,
+                            human_replies: r.get(7)?,
+                            bot_replies: r.get(8)?,
+                            bots: Vec::new(),
+                        })
+                    },
+                )
+                .optional()?;
+            if let Some(cycle) = &mut stored {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT bot_id, inbox_id, channel_id, channel_kind, took_part_at, first_reply_at,
+                         handed_off_at, human_replied, closed_at
+                     FROM bot_cycles WHERE conversation_id = ?1 AND cycle_no = ?2 ORDER BY bot_id",
+                )?;
+                cycle.bots = stmt
+                    .query_map(params![id, key.1], |r| {
+                        Ok(BotCycle {
+                            bot_id: r.get(0)?,
+                            inbox_id: r.get(1)?,
+                            channel_id: r.get(2)?,
+                            channel_kind: r.get(3)?,
+                            took_part_at: r.get(4)?,
+                            first_reply_at: r.get(5)?,
+                            handed_off_at: r.get(6)?,
+                            human_replied: r.get(7)?,
+                            closed_at: r.get(8)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            self.cycle_order.push(key);
+            self.cycles.insert(key, (stored, false));
+        }
+        Ok(self
+            .cycles
+            .get_mut(&key)
+            .expect("the slot was inserted just above"))
+    }
+
+    /// The current cycle of `conv`, marked changed; `None` if it has no row.
+    fn cycle(
+        &mut self,
+        tx: &Transaction<'_>,
+        conv: &Conv,
+    ) -> Result<Option<&mut Cycle>, ApplyError> {
+        let key = (conv.key, conv.cycle_no);
+        let (cycle, dirty) = self.cycle_slot(tx, key)?;
+        if cycle.is_some() {
+            *dirty = true;
+        }
+        Ok(cycle.as_mut())
+    }
+
+    /// The current cycle of `conv`; fails if it has no row.
+    fn existing_cycle(
+        &mut self,
+        tx: &Transaction<'_>,
+        conv: &Conv,
+    ) -> Result<&mut Cycle, ApplyError> {
+        let (id, cycle_no) = (conv.id.clone(), conv.cycle_no);
+        self.cycle(tx, conv)?.ok_or_else(|| {
+            ApplyError::Inconsistent(format!("conversation {id} has no cycle {cycle_no}"))
+        })
+    }
+
+    /// The teams of `user_id` now (in log order), as `,t1,t2,` for `instr` filtering.
+    fn teams_of(
+        &mut self,
+        tx: &Transaction<'_>,
+        user_id: Option<&str>,
+    ) -> rusqlite::Result<String> {
+        let Some(user_id) = user_id else {
+            return Ok(String::new());
+        };
+        if let Some(teams) = self.teams.get(user_id) {
+            return Ok(teams.clone());
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT team_id FROM team_members WHERE user_id = ?1 ORDER BY team_id",
+        )?;
+        let teams: Vec<String> = stmt
+            .query_map([user_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let teams = if teams.is_empty() {
+            String::new()
+        } else {
+            format!(",{},", teams.join(","))
+        };
+        self.teams.insert(user_id.to_owned(), teams.clone());
+        Ok(teams)
+    }
+
+    /// Writes every changed conversation, cycle and bot row back.
+    fn flush(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut convs = self.convs;
+        for id in self.conv_order {
+            let Some((Some(c), true)) = convs.remove(&id) else {
+                continue;
+            };
+            tx.execute_cached(
+                "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
+                     private_owner, status, cycle_no, assignee_kind, assignee_id, pending_user_id,
+                     pending_since, run_start, next_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (conversation_id) DO UPDATE SET
+                     inbox_id = excluded.inbox_id, channel_id = excluded.channel_id,
+                     channel_kind = excluded.channel_kind, private_owner = excluded.private_owner,
+                     status = excluded.status, cycle_no = excluded.cycle_no,
+                     assignee_kind = excluded.assignee_kind, assignee_id = excluded.assignee_id,
+                     pending_user_id = excluded.pending_user_id,
+                     pending_since = excluded.pending_since, run_start = excluded.run_start,
+                     next_seq = excluded.next_seq",
+                params![
+                    c.id,
+                    c.inbox_id,
+                    c.channel_id,
+                    c.channel_kind,
+                    c.private_owner,
+                    c.status,
+                    c.cycle_no,
+                    c.assignee_kind,
+                    c.assignee_id,
+                    c.pending_user_id,
+                    c.pending_since,
+                    c.run_start,
+                    c.next_seq,
+                ],
+            )?;
+        }
+        let mut cycles = self.cycles;
+        for key in self.cycle_order {
+            let Some((Some(c), true)) = cycles.remove(&key) else {
+                continue;
+            };
+            let id = key.0.to_string();
+            tx.execute_cached(
+                "INSERT INTO cycles (conversation_id, cycle_no, started_at, closed_at,
+                     first_inbound_at, handoff_at, fr_start, first_response_at, first_responder,
+                     human_replies, bot_replies)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (conversation_id, cycle_no) DO UPDATE SET
+                     started_at = excluded.started_at, closed_at = excluded.closed_at,
+                     first_inbound_at = excluded.first_inbound_at,
+                     handoff_at = excluded.handoff_at, fr_start = excluded.fr_start,
+                     first_response_at = excluded.first_response_at,
+                     first_responder = excluded.first_responder,
+                     human_replies = excluded.human_replies, bot_replies = excluded.bot_replies",
+                params![
+                    id,
+                    key.1,
+                    c.started_at,
+                    c.closed_at,
+                    c.first_inbound_at,
+                    c.handoff_at,
+                    c.fr_start,
+                    c.first_response_at,
+                    c.first_responder,
+                    c.human_replies,
+                    c.bot_replies,
+                ],
+            )?;
+            for bot in &c.bots {
+                tx.execute_cached(
+                    "INSERT INTO bot_cycles (conversation_id, cycle_no, bot_id, inbox_id, channel_id,
+                         channel_kind, took_part_at, first_reply_at, handed_off_at, human_replied,
+                         closed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (conversation_id, cycle_no, bot_id) DO UPDATE SET
+                         inbox_id = excluded.inbox_id, channel_id = excluded.channel_id,
+                         channel_kind = excluded.channel_kind,
+                         took_part_at = excluded.took_part_at,
+                         first_reply_at = excluded.first_reply_at,
+                         handed_off_at = excluded.handed_off_at,
+                         human_replied = excluded.human_replied, closed_at = excluded.closed_at",
+                    params![
+                        id,
+                        key.1,
+                        bot.bot_id,
+                        bot.inbox_id,
+                        bot.channel_id,
+                        bot.channel_kind,
+                        bot.took_part_at,
+                        bot.first_reply_at,
+                        bot.handed_off_at,
+                        bot.human_replied,
+                        bot.closed_at,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn started(
+    tx: &Transaction<'_>,
+    b: &mut Batch,
+    e: &ConversationStarted,
+    at: i64,
+) -> Result<(), ApplyError> {
+    let slot = b.conv_slot(tx, e.conversation_id)?;
+    // A conversation starts once; a second start changes nothing.
+    if slot.0.is_some() {
+        return Ok(());
+    }
     let owner = match &e.visibility {
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
     };
-    let id = e.conversation_id.to_string();
-    let inserted = tx.execute_cached(
-        "INSERT OR IGNORE INTO conversations (conversation_id, inbox_id, channel_id, channel_kind, private_owner,
-             status, cycle_no, next_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'open', 1, 0)",
-        params![id, e.inbox_id.to_string(), e.channel_id.to_string(), kind_str(e.channel_kind), owner],
-    )?;
-    if inserted == 1 {
-        tx.execute_cached(
-            "INSERT INTO cycles (conversation_id, cycle_no, started_at, human_replies, bot_replies)
-             VALUES (?1, 1, ?2, 0, 0)",
-            params![id, at],
-        )?;
+    *slot = (
+        Some(Conv {
+            key: e.conversation_id,
+            id: e.conversation_id.to_string(),
+            inbox_id: e.inbox_id.to_string(),
+            channel_id: e.channel_id.to_string(),
+            channel_kind: kind_str(e.channel_kind).to_owned(),
+            private_owner: owner,
+            status: "open",
+            cycle_no: 1,
+            assignee_kind: None,
+            assignee_id: None,
+            pending_user_id: None,
+            pending_since: None,
+            run_start: None,
+            next_seq: 0,
+        }),
+        true,
+    );
+    let cycle = b.cycle_slot(tx, (e.conversation_id, 1))?;
+    if cycle.0.is_some() {
+        return Err(ApplyError::Inconsistent(format!(
+            "conversation {} has a cycle before it started",
+            e.conversation_id
+        )));
     }
+    *cycle = (Some(Cycle::new(at)), true);
     Ok(())
-}
-
-fn load(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
-    tx.query_row_cached(
-        "SELECT conversation_id, inbox_id, channel_id, channel_kind, cycle_no, assignee_kind, assignee_id,
-                pending_user_id, pending_since, run_start
-         FROM conversations WHERE conversation_id = ?1",
-        [id.to_string()],
-        |r| {
-            Ok(Conv {
-                id: r.get(0)?,
-                inbox_id: r.get(1)?,
-                channel_id: r.get(2)?,
-                channel_kind: r.get(3)?,
-                cycle_no: r.get(4)?,
-                assignee_kind: r.get(5)?,
-                assignee_id: r.get(6)?,
-                pending_user_id: r.get(7)?,
-                pending_since: r.get(8)?,
-                run_start: r.get(9)?,
-            })
-        },
-    )
-    .optional()
-}
-
-fn store(tx: &Transaction<'_>, conv: &Conv) -> rusqlite::Result<()> {
-    tx.execute_cached(
-        "UPDATE conversations SET cycle_no = ?2, assignee_kind = ?3, assignee_id = ?4, pending_user_id = ?5,
-             pending_since = ?6, run_start = ?7
-         WHERE conversation_id = ?1",
-        params![
-            conv.id,
-            conv.cycle_no,
-            conv.assignee_kind,
-            conv.assignee_id,
-            conv.pending_user_id,
-            conv.pending_since,
-            conv.run_start
-        ],
-    )?;
-    Ok(())
-}
-
-/// The teams of `user_id` now (in log order), as `,t1,t2,` for `instr` filtering.
-fn teams_of(tx: &Transaction<'_>, user_id: Option<&str>) -> rusqlite::Result<String> {
-    let Some(user_id) = user_id else {
-        return Ok(String::new());
-    };
-    let mut stmt =
-        tx.prepare_cached("SELECT team_id FROM team_members WHERE user_id = ?1 ORDER BY team_id")?;
-    let teams: Vec<String> = stmt
-        .query_map([user_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    if teams.is_empty() {
-        Ok(String::new())
-    } else {
-        Ok(format!(",{},", teams.join(",")))
-    }
 }
 
 /// Records one completed measured interval.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     tx: &Transaction<'_>,
-    conv: &Conv,
+    b: &mut Batch,
+    conv: &mut Conv,
     metric: &str,
     agent_id: Option<&str>,
     bot_id: Option<&str>,
     start: i64,
     end: i64,
-) -> rusqlite::Result<()> {
-    let seq: i64 = tx.query_row_cached(
-        "UPDATE conversations SET next_seq = next_seq + 1 WHERE conversation_id = ?1 RETURNING next_seq - 1",
-        [&conv.id],
-        |r| r.get(0),
-    )?;
-    let teams = teams_of(tx, agent_id)?;
+) -> Result<(), ApplyError> {
+    let seq = conv.next_seq;
+    conv.next_seq += 1;
+    let teams = b.teams_of(tx, agent_id)?;
     tx.execute_cached(
         "INSERT INTO measurements (conversation_id, seq, cycle_no, metric, inbox_id, channel_id, channel_kind,
              agent_id, bot_id, teams, start_at, end_at)
@@ -237,29 +586,32 @@ fn measure(
     Ok(())
 }
 
-fn inbound(tx: &Transaction<'_>, conv: &mut Conv, at: i64) -> rusqlite::Result<()> {
-    tx.execute_cached(
-        "UPDATE cycles SET first_inbound_at = COALESCE(first_inbound_at, ?3),
-             fr_start = CASE WHEN fr_start IS NULL AND first_response_at IS NULL THEN ?3 ELSE fr_start END
-         WHERE conversation_id = ?1 AND cycle_no = ?2",
-        params![conv.id, conv.cycle_no, at],
-    )?;
-    if conv.run_start.is_none() {
-        conv.run_start = Some(at);
-        store(tx, conv)?;
+fn inbound(
+    tx: &Transaction<'_>,
+    b: &mut Batch,
+    conv: &mut Conv,
+    at: i64,
+) -> Result<(), ApplyError> {
+    if let Some(cycle) = b.cycle(tx, conv)? {
+        cycle.first_inbound_at.get_or_insert(at);
+        if cycle.fr_start.is_none() && cycle.first_response_at.is_none() {
+            cycle.fr_start = Some(at);
+        }
     }
+    conv.run_start.get_or_insert(at);
     Ok(())
 }
 
 fn human_reply(
     tx: &Transaction<'_>,
+    b: &mut Batch,
     conv: &mut Conv,
     user: Uuid,
     message_id: Uuid,
     at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), ApplyError> {
     let user = user.to_string();
-    let teams = teams_of(tx, Some(&user))?;
+    let teams = b.teams_of(tx, Some(&user))?;
     tx.execute_cached(
         "INSERT OR IGNORE INTO replies (message_id, conversation_id, cycle_no, inbox_id, channel_id, channel_kind,
              agent_id, teams, sent_at)
@@ -276,80 +628,117 @@ fn human_reply(
             at
         ],
     )?;
-    let (fr_start, first_response_at): (Option<i64>, Option<i64>) = tx.query_row_cached(
-        "UPDATE cycles SET human_replies = human_replies + 1 WHERE conversation_id = ?1 AND cycle_no = ?2
-         RETURNING fr_start, first_response_at",
-        params![conv.id, conv.cycle_no],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if let (Some(start), None) = (fr_start, first_response_at) {
-        tx.execute_cached(
-            "UPDATE cycles SET first_response_at = ?3, first_responder = ?4 WHERE conversation_id = ?1 AND cycle_no = ?2",
-            params![conv.id, conv.cycle_no, at, user],
-        )?;
-        measure(tx, conv, "first_response", Some(&user), None, start, at)?;
+    let cycle = b.existing_cycle(tx, conv)?;
+    cycle.human_replies += 1;
+    // A human reply ends the bots' unanswered stretch in this cycle.
+    for bot in &mut cycle.bots {
+        bot.human_replied = true;
+    }
+    let first_response = match (cycle.fr_start, cycle.first_response_at) {
+        (Some(start), None) => {
+            cycle.first_response_at = Some(at);
+            cycle.first_responder = Some(user.clone());
+            Some(start)
+        }
+        _ => None,
+    };
+    if let Some(start) = first_response {
+        measure(tx, b, conv, "first_response", Some(&user), None, start, at)?;
     }
     if let Some(start) = conv.run_start.take() {
-        measure(tx, conv, "message_response", Some(&user), None, start, at)?;
+        measure(
+            tx,
+            b,
+            conv,
+            "message_response",
+            Some(&user),
+            None,
+            start,
+            at,
+        )?;
     }
     if conv.pending_user_id.as_deref() == Some(user.as_str())
         && let Some(since) = conv.pending_since
     {
-        measure(tx, conv, "agent_response", Some(&user), None, since, at)?;
+        measure(tx, b, conv, "agent_response", Some(&user), None, since, at)?;
         conv.pending_user_id = None;
         conv.pending_since = None;
     }
-    tx.execute_cached(
-        "UPDATE bot_cycles SET human_replied = 1 WHERE conversation_id = ?1 AND cycle_no = ?2",
-        params![conv.id, conv.cycle_no],
-    )?;
-    store(tx, conv)
-}
-
-/// Notes that `bot` takes part in the current cycle (first time: `at`).
-fn bot_takes_part(tx: &Transaction<'_>, conv: &Conv, bot: &str, at: i64) -> rusqlite::Result<()> {
-    tx.execute_cached(
-        "INSERT OR IGNORE INTO bot_cycles (conversation_id, cycle_no, bot_id, inbox_id, channel_id, channel_kind,
-             took_part_at, human_replied)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
-        params![conv.id, conv.cycle_no, bot, conv.inbox_id, conv.channel_id, conv.channel_kind, at],
-    )?;
     Ok(())
 }
 
-fn bot_reply(tx: &Transaction<'_>, conv: &mut Conv, bot: Uuid, at: i64) -> rusqlite::Result<()> {
-    let bot = bot.to_string();
-    bot_takes_part(tx, conv, &bot, at)?;
-    let first_inbound: Option<i64> = tx.query_row_cached(
-        "UPDATE cycles SET bot_replies = bot_replies + 1 WHERE conversation_id = ?1 AND cycle_no = ?2
-         RETURNING first_inbound_at",
-        params![conv.id, conv.cycle_no],
-        |r| r.get(0),
-    )?;
-    let first_reply: Option<i64> = tx.query_row_cached(
-        "SELECT first_reply_at FROM bot_cycles WHERE conversation_id = ?1 AND cycle_no = ?2 AND bot_id = ?3",
-        params![conv.id, conv.cycle_no, bot],
-        |r| r.get(0),
-    )?;
-    if first_reply.is_none() {
-        tx.execute_cached(
-            "UPDATE bot_cycles SET first_reply_at = ?4 WHERE conversation_id = ?1 AND cycle_no = ?2 AND bot_id = ?3",
-            params![conv.id, conv.cycle_no, bot, at],
-        )?;
-        // A greeting before any customer message answers nothing: not measured.
-        if let Some(start) = first_inbound {
-            measure(tx, conv, "bot_first_response", None, Some(&bot), start, at)?;
+/// The row of `bot` in the current cycle, created (taking part at `at`) the first time the bot
+/// takes part in it.
+fn bot_in_cycle<'b>(
+    tx: &Transaction<'_>,
+    b: &'b mut Batch,
+    conv: &Conv,
+    bot: &str,
+    at: i64,
+) -> Result<&'b mut BotCycle, ApplyError> {
+    let cycle = b.existing_cycle(tx, conv)?;
+    let index = match cycle.bots.iter().position(|c| c.bot_id == bot) {
+        Some(index) => index,
+        None => {
+            cycle.bots.push(BotCycle {
+                bot_id: bot.to_owned(),
+                inbox_id: conv.inbox_id.clone(),
+                channel_id: conv.channel_id.clone(),
+                channel_kind: conv.channel_kind.clone(),
+                took_part_at: at,
+                first_reply_at: None,
+                handed_off_at: None,
+                human_replied: false,
+                closed_at: None,
+            });
+            cycle.bots.len() - 1
         }
+    };
+    Ok(&mut cycle.bots[index])
+}
+
+fn bot_reply(
+    tx: &Transaction<'_>,
+    b: &mut Batch,
+    conv: &mut Conv,
+    bot: Uuid,
+    at: i64,
+) -> Result<(), ApplyError> {
+    let bot = bot.to_string();
+    let first_reply = {
+        let row = bot_in_cycle(tx, b, conv, &bot, at)?;
+        let first = row.first_reply_at.is_none();
+        if first {
+            row.first_reply_at = Some(at);
+        }
+        first
+    };
+    let cycle = b.existing_cycle(tx, conv)?;
+    cycle.bot_replies += 1;
+    let first_inbound = cycle.first_inbound_at;
+    // A greeting before any customer message answers nothing: not measured.
+    if first_reply && let Some(start) = first_inbound {
+        measure(
+            tx,
+            b,
+            conv,
+            "bot_first_response",
+            None,
+            Some(&bot),
+            start,
+            at,
+        )?;
     }
     Ok(())
 }
 
 fn assign(
     tx: &Transaction<'_>,
+    b: &mut Batch,
     conv: &mut Conv,
     to: Option<&Assignee>,
     at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), ApplyError> {
     conv.pending_user_id = None;
     conv.pending_since = None;
     match to {
@@ -370,48 +759,48 @@ fn assign(
         Some(Assignee::Bot { id }) => {
             conv.assignee_kind = Some("bot".into());
             conv.assignee_id = Some(id.to_string());
-            bot_takes_part(tx, conv, &id.to_string(), at)?;
+            bot_in_cycle(tx, b, conv, &id.to_string(), at)?;
         }
     }
-    store(tx, conv)
+    Ok(())
 }
 
-fn handoff(tx: &Transaction<'_>, conv: &mut Conv, bot: Uuid, at: i64) -> rusqlite::Result<()> {
+fn handoff(
+    tx: &Transaction<'_>,
+    b: &mut Batch,
+    conv: &mut Conv,
+    bot: Uuid,
+    at: i64,
+) -> Result<(), ApplyError> {
     let bot = bot.to_string();
-    bot_takes_part(tx, conv, &bot, at)?;
-    tx.execute_cached(
-        "UPDATE bot_cycles SET handed_off_at = COALESCE(handed_off_at, ?4)
-         WHERE conversation_id = ?1 AND cycle_no = ?2 AND bot_id = ?3",
-        params![conv.id, conv.cycle_no, bot, at],
-    )?;
-    tx.execute_cached(
-        "UPDATE cycles SET handoff_at = ?3,
-             fr_start = CASE WHEN first_response_at IS NULL THEN ?3 ELSE fr_start END
-         WHERE conversation_id = ?1 AND cycle_no = ?2",
-        params![conv.id, conv.cycle_no, at],
-    )?;
+    bot_in_cycle(tx, b, conv, &bot, at)?
+        .handed_off_at
+        .get_or_insert(at);
+    let cycle = b.existing_cycle(tx, conv)?;
+    cycle.handoff_at = Some(at);
+    if cycle.first_response_at.is_none() {
+        cycle.fr_start = Some(at);
+    }
     if let Some(start) = conv.run_start {
         conv.run_start = Some(start.max(at));
     }
-    store(tx, conv)
+    Ok(())
 }
 
-fn closed(tx: &Transaction<'_>, conv: &mut Conv, at: i64) -> rusqlite::Result<()> {
-    let started_at: i64 = tx.query_row_cached(
-        "UPDATE cycles SET closed_at = ?3 WHERE conversation_id = ?1 AND cycle_no = ?2 RETURNING started_at",
-        params![conv.id, conv.cycle_no, at],
-        |r| r.get(0),
-    )?;
-    tx.execute_cached(
-        "UPDATE bot_cycles SET closed_at = ?3 WHERE conversation_id = ?1 AND cycle_no = ?2",
-        params![conv.id, conv.cycle_no, at],
-    )?;
+fn closed(tx: &Transaction<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Result<(), ApplyError> {
+    let cycle = b.existing_cycle(tx, conv)?;
+    cycle.closed_at = Some(at);
+    for bot in &mut cycle.bots {
+        bot.closed_at = Some(at);
+    }
+    let started_at = cycle.started_at;
     let agent = match conv.assignee_kind.as_deref() {
         Some("user") => conv.assignee_id.clone(),
         _ => None,
     };
     measure(
         tx,
+        b,
         conv,
         "time_to_close",
         agent.as_deref(),
@@ -420,11 +809,8 @@ fn closed(tx: &Transaction<'_>, conv: &mut Conv, at: i64) -> rusqlite::Result<()
         at,
     )?;
     conv.run_start = None;
-    tx.execute_cached(
-        "UPDATE conversations SET status = 'closed' WHERE conversation_id = ?1",
-        [&conv.id],
-    )?;
-    store(tx, conv)
+    conv.status = "closed";
+    Ok(())
 }
 
 fn business_hours_set(tx: &Transaction<'_>, e: &BusinessHoursSet) -> rusqlite::Result<()> {

@@ -66,7 +66,7 @@ mod stats;
 
 use proto_events::Envelope;
 use rusqlite::{Connection, Transaction};
-use switchboard_projector::{ApplyError, Projector};
+use switchboard_projector::{ApplyError, Event, EventError, Projector};
 
 pub use crate::hours::Schedule;
 pub use crate::query::{
@@ -94,6 +94,10 @@ impl Projector for ResponseAnalytics {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
-        fold::apply(tx, event)
+        fold::apply_batch(tx, &[Event::decoded(event)]).map_err(|e| e.source)
+    }
+
+    fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        fold::apply_batch(tx, events)
     }
 }

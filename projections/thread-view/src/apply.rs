@@ -1,15 +1,22 @@
 //! Applying events: how each conversation event changes the thread-view tables. Every change
 //! depends only on the event (times are `metadata.occurred_at`), so incremental builds equal
 //! rebuilds.
+//!
+//! A batch keeps the conversation headers its events touch in memory ([`Headers`]): each is read
+//! from `conversations` at most once per batch, changed by every event of the batch, and written
+//! back once at its end. Timeline, delivery and filtered-mail rows are appends and go straight to
+//! their tables.
 
 use proto_events::event::{
     Assignee, ChannelKind, CommentAdded, ConversationOrigin, ConversationStarted,
     ConversationVisibility, FilterReason, FilteredMessageRestored, Identity, InboundMessage,
     MessageFiltered, MessageReceived, ReplyAuthor, ReplySent,
 };
+use std::collections::HashMap;
+
 use proto_events::{DomainEvent, Envelope};
-use rusqlite::{Transaction, named_params, params};
-use switchboard_projector::{ApplyError, CachedStatements};
+use rusqlite::{OptionalExtension, Transaction, params};
+use switchboard_projector::{ApplyError, CachedStatements, Event, EventError};
 use uuid::Uuid;
 
 use crate::types::{ConversationStatus, EntryKind};
@@ -20,9 +27,188 @@ const PREVIEW_CHARS: usize = 140;
 /// The event being applied: what every change needs.
 struct Ctx<'a, 'tx> {
     tx: &'a Transaction<'tx>,
+    headers: &'a mut Headers,
     position: i64,
     at: i64,
     actor: String,
+}
+
+/// One row of `conversations`, as the batch holds it.
+#[derive(Debug, Clone)]
+struct Header {
+    inbox_id: String,
+    channel_id: String,
+    channel_kind: String,
+    contact_id: Option<String>,
+    origin: Option<String>,
+    private_owner_id: Option<String>,
+    status: String,
+    assignee_kind: Option<String>,
+    assignee_id: Option<String>,
+    created_at: i64,
+    last_activity_at: i64,
+    closed_at: Option<i64>,
+    subject: Option<String>,
+    last_message_preview: Option<String>,
+    last_message_at: Option<i64>,
+    unread_count: i64,
+    waiting_since: Option<i64>,
+    inbound_count: i64,
+    outbound_count: i64,
+    comment_count: i64,
+}
+
+impl Header {
+    /// Moves the last activity forward (never back: events of one conversation may carry
+    /// domain times out of log order).
+    fn touch(&mut self, at: i64) {
+        self.last_activity_at = self.last_activity_at.max(at);
+    }
+}
+
+/// The headers a batch has read or written, by conversation id; `None` for a conversation
+/// known not to exist. Written back by [`Headers::flush`] in the order first touched.
+#[derive(Debug, Default)]
+struct Headers {
+    rows: HashMap<Uuid, (Option<Header>, bool)>,
+    order: Vec<Uuid>,
+}
+
+impl Headers {
+    fn slot<'a>(
+        &'a mut self,
+        tx: &Transaction<'_>,
+        id: Uuid,
+    ) -> rusqlite::Result<&'a mut (Option<Header>, bool)> {
+        if !self.rows.contains_key(&id) {
+            let stored = tx
+                .query_row_cached(
+                    "SELECT inbox_id, channel_id, channel_kind, contact_id, origin, private_owner_id,
+                         status, assignee_kind, assignee_id, created_at, last_activity_at, closed_at,
+                         subject, last_message_preview, last_message_at, unread_count, waiting_since,
+                         inbound_count, outbound_count, comment_count
+                     FROM conversations WHERE conversation_id = ?1",
+                    params![id.to_string()],
+                    |r| {
+                        Ok(Header {
+                            inbox_id: r.get(0)?,
+                            channel_id: r.get(1)?,
+                            channel_kind: r.get(2)?,
+                            contact_id: r.get(3)?,
+                            origin: r.get(4)?,
+                            private_owner_id: r.get(5)?,
+                            status: r.get(6)?,
+                            assignee_kind: r.get(7)?,
+                            assignee_id: r.get(8)?,
+                            created_at: r.get(9)?,
+                            last_activity_at: r.get(10)?,
+                            closed_at: r.get(11)?,
+                            subject: r.get(12)?,
+                            last_message_preview: r.get(13)?,
+                            last_message_at: r.get(14)?,
+                            unread_count: r.get(15)?,
+                            waiting_since: r.get(16)?,
+                            inbound_count: r.get(17)?,
+                            outbound_count: r.get(18)?,
+                            comment_count: r.get(19)?,
+                        })
+                    },
+                )
+                .optional()?;
+            self.order.push(id);
+            self.rows.insert(id, (stored, false));
+        }
+        Ok(self
+            .rows
+            .get_mut(&id)
+            .expect("the slot was inserted just above"))
+    }
+
+    /// The header of `id`, if the conversation exists.
+    fn get<'a>(
+        &'a mut self,
+        tx: &Transaction<'_>,
+        id: Uuid,
+    ) -> rusqlite::Result<Option<&'a mut Header>> {
+        let (header, dirty) = self.slot(tx, id)?;
+        if header.is_some() {
+            *dirty = true;
+        }
+        Ok(header.as_mut())
+    }
+
+    /// The header of `id`; fails if the conversation is unknown.
+    fn existing<'a>(
+        &'a mut self,
+        tx: &Transaction<'_>,
+        id: Uuid,
+    ) -> Result<&'a mut Header, ApplyError> {
+        self.get(tx, id)?.ok_or_else(|| unknown(id))
+    }
+
+    /// Writes every changed header back.
+    fn flush(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut rows = self.rows;
+        for id in self.order {
+            let Some((Some(h), true)) = rows.remove(&id) else {
+                continue;
+            };
+            tx.execute_cached(
+                "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
+                     contact_id, origin, private_owner_id, status, assignee_kind, assignee_id,
+                     created_at, last_activity_at, closed_at, subject, last_message_preview,
+                     last_message_at, unread_count, waiting_since, inbound_count, outbound_count,
+                     comment_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21)
+                 ON CONFLICT (conversation_id) DO UPDATE SET
+                     inbox_id = excluded.inbox_id,
+                     channel_id = excluded.channel_id,
+                     channel_kind = excluded.channel_kind,
+                     contact_id = excluded.contact_id,
+                     origin = excluded.origin,
+                     private_owner_id = excluded.private_owner_id,
+                     status = excluded.status,
+                     assignee_kind = excluded.assignee_kind,
+                     assignee_id = excluded.assignee_id,
+                     created_at = excluded.created_at,
+                     last_activity_at = excluded.last_activity_at,
+                     closed_at = excluded.closed_at,
+                     subject = excluded.subject,
+                     last_message_preview = excluded.last_message_preview,
+                     last_message_at = excluded.last_message_at,
+                     unread_count = excluded.unread_count,
+                     waiting_since = excluded.waiting_since,
+                     inbound_count = excluded.inbound_count,
+                     outbound_count = excluded.outbound_count,
+                     comment_count = excluded.comment_count",
+                params![
+                    id.to_string(),
+                    h.inbox_id,
+                    h.channel_id,
+                    h.channel_kind,
+                    h.contact_id,
+                    h.origin,
+                    h.private_owner_id,
+                    h.status,
+                    h.assignee_kind,
+                    h.assignee_id,
+                    h.created_at,
+                    h.last_activity_at,
+                    h.closed_at,
+                    h.subject,
+                    h.last_message_preview,
+                    h.last_message_at,
+                    h.unread_count,
+                    h.waiting_since,
+                    h.inbound_count,
+                    h.outbound_count,
+                    h.comment_count,
+                ],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// A timeline row to insert; unset columns stay NULL.
@@ -42,26 +228,43 @@ struct Entry {
     reason: Option<String>,
 }
 
-/// Applies one event; events of other areas are ignored.
-pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
+/// Applies a batch of events in log order; events of other areas are ignored.
+pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    let mut headers = Headers::default();
+    for (index, event) in events.iter().enumerate() {
+        apply(tx, &mut headers, event.envelope).map_err(|source| EventError { index, source })?;
+    }
+    headers.flush(tx).map_err(|e| EventError {
+        index: events.len().saturating_sub(1),
+        source: e.into(),
+    })
+}
+
+/// Applies one event, keeping the headers it changes in `headers`.
+fn apply(tx: &Transaction<'_>, headers: &mut Headers, event: &Envelope) -> Result<(), ApplyError> {
+    if !concerns_thread_view(&event.payload) {
+        return Ok(());
+    }
     let position = i64::try_from(event.position)
         .map_err(|_| ApplyError::Inconsistent(format!("position {} too large", event.position)))?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         tx,
+        headers,
         position,
         at: event.metadata.occurred_at.timestamp_micros(),
         actor: json(&event.metadata.actor)?,
     };
+    let ctx = &mut ctx;
     match &event.payload {
-        DomainEvent::ConversationStarted(e) => started(&ctx, e),
-        DomainEvent::MessageReceived(e) => received(&ctx, e),
-        DomainEvent::MessageFiltered(e) => filtered(&ctx, e),
-        DomainEvent::FilteredMessageRestored(e) => restored(&ctx, e),
-        DomainEvent::ReplySent(e) => replied(&ctx, e),
+        DomainEvent::ConversationStarted(e) => started(ctx, e),
+        DomainEvent::MessageReceived(e) => received(ctx, e),
+        DomainEvent::MessageFiltered(e) => filtered(ctx, e),
+        DomainEvent::FilteredMessageRestored(e) => restored(ctx, e),
+        DomainEvent::ReplySent(e) => replied(ctx, e),
         DomainEvent::DeliverySucceeded(e) => {
-            known(&ctx, e.conversation_id)?;
+            known(ctx, e.conversation_id)?;
             delivery(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 e.message_id,
@@ -72,9 +275,9 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             )
         }
         DomainEvent::DeliveryFailed(e) => {
-            known(&ctx, e.conversation_id)?;
+            known(ctx, e.conversation_id)?;
             delivery(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 e.message_id,
@@ -84,7 +287,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 None,
             )
         }
-        DomainEvent::CommentAdded(e) => commented(&ctx, e),
+        DomainEvent::CommentAdded(e) => commented(ctx, e),
         DomainEvent::ConversationAssigned(e) => {
             let entry = Entry {
                 assignee: Some(assignee_cols(&e.assignee)),
@@ -92,7 +295,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 ..Entry::default()
             };
             assignment(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 EntryKind::Assigned,
@@ -108,7 +311,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 ..Entry::default()
             };
             assignment(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 EntryKind::Reassigned,
@@ -123,7 +326,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 ..Entry::default()
             };
             assignment(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 EntryKind::Unassigned,
@@ -132,21 +335,15 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             )
         }
         DomainEvent::ConversationQueued(e) => {
-            touch(&ctx, e.conversation_id)?;
+            touch(ctx, e.conversation_id)?;
             let entry = Entry {
                 reason: Some(json(&e.decision)?),
                 ..Entry::default()
             };
-            insert_entry(
-                &ctx,
-                e.conversation_id,
-                e.inbox_id,
-                EntryKind::Queued,
-                entry,
-            )
+            insert_entry(ctx, e.conversation_id, e.inbox_id, EntryKind::Queued, entry)
         }
         DomainEvent::BotHandedOff(e) => {
-            touch(&ctx, e.conversation_id)?;
+            touch(ctx, e.conversation_id)?;
             let entry = Entry {
                 author_kind: Some("bot"),
                 author_id: Some(e.bot_id.to_string()),
@@ -154,7 +351,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 ..Entry::default()
             };
             insert_entry(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 EntryKind::BotHandedOff,
@@ -163,7 +360,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
         }
         DomainEvent::ConversationClosed(e) => {
             set_status(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 ConversationStatus::Closed,
                 Some(ctx.at),
@@ -172,22 +369,16 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
                 reason: Some(json(&e.by)?),
                 ..Entry::default()
             };
-            insert_entry(
-                &ctx,
-                e.conversation_id,
-                e.inbox_id,
-                EntryKind::Closed,
-                entry,
-            )
+            insert_entry(ctx, e.conversation_id, e.inbox_id, EntryKind::Closed, entry)
         }
         DomainEvent::ConversationReopened(e) => {
-            set_status(&ctx, e.conversation_id, ConversationStatus::Open, None)?;
+            set_status(ctx, e.conversation_id, ConversationStatus::Open, None)?;
             let entry = Entry {
                 reason: Some(json(&e.cause)?),
                 ..Entry::default()
             };
             insert_entry(
-                &ctx,
+                ctx,
                 e.conversation_id,
                 e.inbox_id,
                 EntryKind::Reopened,
@@ -195,29 +386,45 @@ pub(crate) fn apply(tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyE
             )
         }
         DomainEvent::ConversationShared(e) => {
-            let changed = ctx.tx.execute_cached(
-                "UPDATE conversations SET private_owner_id = NULL WHERE conversation_id = ?1",
-                params![e.conversation_id.to_string()],
-            )?;
-            expect_one(changed, e.conversation_id)?;
+            ctx.headers
+                .existing(ctx.tx, e.conversation_id)?
+                .private_owner_id = None;
             let entry = Entry {
                 author_kind: Some("user"),
                 author_id: Some(e.by_user_id.to_string()),
                 ..Entry::default()
             };
-            insert_entry(
-                &ctx,
-                e.conversation_id,
-                e.inbox_id,
-                EntryKind::Shared,
-                entry,
-            )
+            insert_entry(ctx, e.conversation_id, e.inbox_id, EntryKind::Shared, entry)
         }
         _ => Ok(()),
     }
 }
 
-fn started(ctx: &Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyError> {
+/// Whether the thread view changes on `event`: conversation events only. Checked before
+/// anything is computed for the event (the actor's JSON, times).
+fn concerns_thread_view(event: &DomainEvent) -> bool {
+    matches!(
+        event,
+        DomainEvent::ConversationStarted(_)
+            | DomainEvent::MessageReceived(_)
+            | DomainEvent::MessageFiltered(_)
+            | DomainEvent::FilteredMessageRestored(_)
+            | DomainEvent::ReplySent(_)
+            | DomainEvent::DeliverySucceeded(_)
+            | DomainEvent::DeliveryFailed(_)
+            | DomainEvent::CommentAdded(_)
+            | DomainEvent::ConversationAssigned(_)
+            | DomainEvent::ConversationReassigned(_)
+            | DomainEvent::ConversationUnassigned(_)
+            | DomainEvent::ConversationQueued(_)
+            | DomainEvent::BotHandedOff(_)
+            | DomainEvent::ConversationClosed(_)
+            | DomainEvent::ConversationReopened(_)
+            | DomainEvent::ConversationShared(_)
+    )
+}
+
+fn started(ctx: &mut Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyError> {
     let owner = match &e.visibility {
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
@@ -226,56 +433,68 @@ fn started(ctx: &Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyError>
         ConversationOrigin::Inbound => "inbound",
         ConversationOrigin::Outbound => "outbound",
     };
-    // A conversation that so far held only filtered mail already has a row: it becomes visible.
-    ctx.tx.execute_cached(
-        "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind, contact_id,
-             origin, private_owner_id, status, created_at, last_activity_at)
-         VALUES (:id, :inbox, :channel, :kind, :contact, :origin, :owner, 'open', :at, :at)
-         ON CONFLICT (conversation_id) DO UPDATE SET
-             channel_id = excluded.channel_id,
-             channel_kind = excluded.channel_kind,
-             contact_id = COALESCE(excluded.contact_id, conversations.contact_id),
-             origin = excluded.origin,
-             private_owner_id = excluded.private_owner_id,
-             status = 'open',
-             created_at = excluded.created_at,
-             last_activity_at = MAX(conversations.last_activity_at, excluded.last_activity_at)",
-        named_params! {
-            ":id": e.conversation_id.to_string(),
-            ":inbox": e.inbox_id.to_string(),
-            ":channel": e.channel_id.to_string(),
-            ":kind": channel_kind_str(e.channel_kind),
-            ":contact": e.contact_id.map(|id| id.to_string()),
-            ":origin": origin,
-            ":owner": owner,
-            ":at": ctx.at,
-        },
-    )?;
+    let at = ctx.at;
+    let slot = ctx.headers.slot(ctx.tx, e.conversation_id)?;
+    slot.1 = true;
+    match &mut slot.0 {
+        // A conversation that so far held only filtered mail already has a row: it becomes
+        // visible (its inbox stays the one the filtered mail arrived in).
+        Some(h) => {
+            h.channel_id = e.channel_id.to_string();
+            h.channel_kind = channel_kind_str(e.channel_kind).to_owned();
+            if let Some(contact) = e.contact_id {
+                h.contact_id = Some(contact.to_string());
+            }
+            h.origin = Some(origin.to_owned());
+            h.private_owner_id = owner;
+            h.status = ConversationStatus::Open.as_str().to_owned();
+            h.created_at = at;
+            h.touch(at);
+        }
+        None => {
+            slot.0 = Some(Header {
+                inbox_id: e.inbox_id.to_string(),
+                channel_id: e.channel_id.to_string(),
+                channel_kind: channel_kind_str(e.channel_kind).to_owned(),
+                contact_id: e.contact_id.map(|id| id.to_string()),
+                origin: Some(origin.to_owned()),
+                private_owner_id: owner,
+                status: ConversationStatus::Open.as_str().to_owned(),
+                assignee_kind: None,
+                assignee_id: None,
+                created_at: at,
+                last_activity_at: at,
+                closed_at: None,
+                subject: None,
+                last_message_preview: None,
+                last_message_at: None,
+                unread_count: 0,
+                waiting_since: None,
+                inbound_count: 0,
+                outbound_count: 0,
+                comment_count: 0,
+            });
+        }
+    }
     Ok(())
 }
 
-fn received(ctx: &Ctx<'_, '_>, e: &MessageReceived) -> Result<(), ApplyError> {
+fn received(ctx: &mut Ctx<'_, '_>, e: &MessageReceived) -> Result<(), ApplyError> {
     let m = &e.message;
-    let changed = ctx.tx.execute_cached(
-        "UPDATE conversations SET
-             inbound_count = inbound_count + 1,
-             unread_count = unread_count + 1,
-             waiting_since = COALESCE(waiting_since, :at),
-             subject = COALESCE(subject, :subject),
-             contact_id = COALESCE(contact_id, :contact),
-             last_message_preview = :preview,
-             last_message_at = :at,
-             last_activity_at = MAX(last_activity_at, :at)
-         WHERE conversation_id = :id",
-        named_params! {
-            ":id": e.conversation_id.to_string(),
-            ":at": ctx.at,
-            ":subject": m.subject,
-            ":contact": m.contact_id.map(|id| id.to_string()),
-            ":preview": preview(&m.body_text),
-        },
-    )?;
-    expect_one(changed, e.conversation_id)?;
+    let at = ctx.at;
+    let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
+    h.inbound_count += 1;
+    h.unread_count += 1;
+    h.waiting_since.get_or_insert(at);
+    if h.subject.is_none() {
+        h.subject.clone_from(&m.subject);
+    }
+    if h.contact_id.is_none() {
+        h.contact_id = m.contact_id.map(|id| id.to_string());
+    }
+    h.last_message_preview = Some(preview(&m.body_text));
+    h.last_message_at = Some(at);
+    h.touch(at);
     insert_entry(
         ctx,
         e.conversation_id,
@@ -298,24 +517,36 @@ fn inbound_entry(m: &InboundMessage) -> Entry {
     }
 }
 
-fn filtered(ctx: &Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
+fn filtered(ctx: &mut Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
     let m = &e.message;
     // Filtered mail for no visible conversation starts a filtered-only one; filtered mail in a
     // visible thread leaves its header alone.
-    ctx.tx.execute_cached(
-        "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind, contact_id,
-             status, created_at, last_activity_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'filtered', ?6, ?6)
-         ON CONFLICT (conversation_id) DO NOTHING",
-        params![
-            e.conversation_id.to_string(),
-            e.inbox_id.to_string(),
-            m.channel_id.to_string(),
-            channel_kind_str(m.channel_kind),
-            m.contact_id.map(|id| id.to_string()),
-            ctx.at,
-        ],
-    )?;
+    let slot = ctx.headers.slot(ctx.tx, e.conversation_id)?;
+    if slot.0.is_none() {
+        slot.1 = true;
+        slot.0 = Some(Header {
+            inbox_id: e.inbox_id.to_string(),
+            channel_id: m.channel_id.to_string(),
+            channel_kind: channel_kind_str(m.channel_kind).to_owned(),
+            contact_id: m.contact_id.map(|id| id.to_string()),
+            origin: None,
+            private_owner_id: None,
+            status: ConversationStatus::Filtered.as_str().to_owned(),
+            assignee_kind: None,
+            assignee_id: None,
+            created_at: ctx.at,
+            last_activity_at: ctx.at,
+            closed_at: None,
+            subject: None,
+            last_message_preview: None,
+            last_message_at: None,
+            unread_count: 0,
+            waiting_since: None,
+            inbound_count: 0,
+            outbound_count: 0,
+            comment_count: 0,
+        });
+    }
     let reason = json(&e.reason)?;
     ctx.tx.execute_cached(
         "INSERT INTO filtered_messages (position, message_id, conversation_id, inbox_id, channel_id,
@@ -352,7 +583,7 @@ fn filtered(ctx: &Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
     )
 }
 
-fn restored(ctx: &Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyError> {
+fn restored(ctx: &mut Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyError> {
     let changed = ctx.tx.execute_cached(
         "UPDATE filtered_messages SET restored_at = ?1, restored_by = ?2
          WHERE message_id = ?3 AND conversation_id = ?4 AND restored_at IS NULL",
@@ -385,37 +616,33 @@ fn restored(ctx: &Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyE
     )
 }
 
-fn replied(ctx: &Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
+fn replied(ctx: &mut Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
     let (kind, id, name) = match &e.author {
         ReplyAuthor::User { id } => ("user", Some(id.to_string()), None),
         ReplyAuthor::Bot { id } => ("bot", Some(id.to_string()), None),
         ReplyAuthor::Automation { name } => ("automation", None, Some(name.clone())),
     };
+    let at = ctx.at;
+    let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
+    h.outbound_count += 1;
     // Human and bot replies answer the customer; automated messages do not. Unread resets when
     // the assignee itself replies, or, for a team or nobody, when any human does.
-    let changed = ctx.tx.execute_cached(
-        "UPDATE conversations SET
-             outbound_count = outbound_count + 1,
-             waiting_since = CASE WHEN :kind IN ('user', 'bot') THEN NULL ELSE waiting_since END,
-             unread_count = CASE
-                 WHEN assignee_kind = :kind AND assignee_id = :author THEN 0
-                 WHEN :kind = 'user' AND (assignee_kind IS NULL OR assignee_kind = 'team') THEN 0
-                 ELSE unread_count END,
-             subject = COALESCE(subject, :subject),
-             last_message_preview = :preview,
-             last_message_at = :at,
-             last_activity_at = MAX(last_activity_at, :at)
-         WHERE conversation_id = :id",
-        named_params! {
-            ":id": e.conversation_id.to_string(),
-            ":kind": kind,
-            ":author": id,
-            ":subject": e.subject,
-            ":preview": preview(&e.body_text),
-            ":at": ctx.at,
-        },
-    )?;
-    expect_one(changed, e.conversation_id)?;
+    if matches!(kind, "user" | "bot") {
+        h.waiting_since = None;
+    }
+    let by_assignee = id.is_some()
+        && h.assignee_kind.as_deref() == Some(kind)
+        && h.assignee_id.as_deref() == id.as_deref();
+    let for_anyone = kind == "user" && matches!(h.assignee_kind.as_deref(), None | Some("team"));
+    if by_assignee || for_anyone {
+        h.unread_count = 0;
+    }
+    if h.subject.is_none() {
+        h.subject.clone_from(&e.subject);
+    }
+    h.last_message_preview = Some(preview(&e.body_text));
+    h.last_message_at = Some(at);
+    h.touch(at);
     let entry = Entry {
         message_id: Some(e.message_id.to_string()),
         author_kind: Some(kind),
@@ -434,14 +661,11 @@ fn replied(ctx: &Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
     )
 }
 
-fn commented(ctx: &Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute_cached(
-        "UPDATE conversations SET comment_count = comment_count + 1,
-             last_activity_at = MAX(last_activity_at, ?1)
-         WHERE conversation_id = ?2",
-        params![ctx.at, e.conversation_id.to_string()],
-    )?;
-    expect_one(changed, e.conversation_id)?;
+fn commented(ctx: &mut Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> {
+    let at = ctx.at;
+    let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
+    h.comment_count += 1;
+    h.touch(at);
     let entry = Entry {
         comment_id: Some(e.comment_id.to_string()),
         author_kind: Some("user"),
@@ -490,75 +714,55 @@ fn delivery(
 }
 
 fn assignment(
-    ctx: &Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_>,
     conversation_id: Uuid,
     inbox_id: Uuid,
     kind: EntryKind,
     to: Option<&Assignee>,
     entry: Entry,
 ) -> Result<(), ApplyError> {
-    let (to_kind, to_id) = match to.map(assignee_cols) {
-        Some((kind, id)) => (Some(kind), Some(id)),
-        None => (None, None),
-    };
-    let changed = ctx.tx.execute_cached(
-        "UPDATE conversations SET assignee_kind = ?1, assignee_id = ?2, unread_count = 0,
-             last_activity_at = MAX(last_activity_at, ?3)
-         WHERE conversation_id = ?4",
-        params![to_kind, to_id, ctx.at, conversation_id.to_string()],
-    )?;
-    expect_one(changed, conversation_id)?;
+    let at = ctx.at;
+    let h = ctx.headers.existing(ctx.tx, conversation_id)?;
+    let (to_kind, to_id) = to.map(assignee_cols).unzip();
+    h.assignee_kind = to_kind.map(str::to_owned);
+    h.assignee_id = to_id;
+    h.unread_count = 0;
+    h.touch(at);
     insert_entry(ctx, conversation_id, inbox_id, kind, entry)
 }
 
 fn set_status(
-    ctx: &Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_>,
     conversation_id: Uuid,
     status: ConversationStatus,
     closed_at: Option<i64>,
 ) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute_cached(
-        "UPDATE conversations SET status = ?1, closed_at = ?2,
-             last_activity_at = MAX(last_activity_at, ?3)
-         WHERE conversation_id = ?4",
-        params![
-            status.as_str(),
-            closed_at,
-            ctx.at,
-            conversation_id.to_string()
-        ],
-    )?;
-    expect_one(changed, conversation_id)
+    let at = ctx.at;
+    let h = ctx.headers.existing(ctx.tx, conversation_id)?;
+    h.status = status.as_str().to_owned();
+    h.closed_at = closed_at;
+    h.touch(at);
+    Ok(())
 }
 
 /// Moves the last activity forward; fails if the conversation is unknown.
-fn touch(ctx: &Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
-    let changed = ctx.tx.execute_cached(
-        "UPDATE conversations SET last_activity_at = MAX(last_activity_at, ?1)
-         WHERE conversation_id = ?2",
-        params![ctx.at, conversation_id.to_string()],
-    )?;
-    expect_one(changed, conversation_id)
+fn touch(ctx: &mut Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
+    let at = ctx.at;
+    ctx.headers.existing(ctx.tx, conversation_id)?.touch(at);
+    Ok(())
 }
 
 /// Fails if the conversation is unknown.
-fn known(ctx: &Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
-    let count: i64 = ctx.tx.query_row_cached(
-        "SELECT COUNT(*) FROM conversations WHERE conversation_id = ?1",
-        params![conversation_id.to_string()],
-        |row| row.get(0),
-    )?;
-    expect_one(usize::try_from(count).unwrap_or_default(), conversation_id)
+fn known(ctx: &mut Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
+    let (header, _) = ctx.headers.slot(ctx.tx, conversation_id)?;
+    match header {
+        Some(_) => Ok(()),
+        None => Err(unknown(conversation_id)),
+    }
 }
 
-fn expect_one(changed: usize, conversation_id: Uuid) -> Result<(), ApplyError> {
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(ApplyError::Inconsistent(format!(
-            "unknown conversation {conversation_id}"
-        )))
-    }
+fn unknown(conversation_id: Uuid) -> ApplyError {
+    ApplyError::Inconsistent(format!("unknown conversation {conversation_id}"))
 }
 
 fn insert_entry(

@@ -38,7 +38,7 @@ mod types;
 
 use proto_events::Envelope;
 use rusqlite::{Connection, Transaction};
-use switchboard_projector::{ApplyError, Projector};
+use switchboard_projector::{ApplyError, Event, EventError, Projector};
 
 pub use crate::query::{badge_counts, conversation, filtered_mail, list_conversations, timeline};
 pub use crate::types::{
@@ -47,7 +47,7 @@ pub use crate::types::{
     TimelineEntry,
 };
 
-/// The thread-view projector. Stateless: everything lives in its tables.
+/// The thread-view projector. Stateless between batches: everything lives in its tables.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ThreadView;
 
@@ -65,6 +65,10 @@ impl Projector for ThreadView {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), ApplyError> {
-        apply::apply(tx, event)
+        apply::apply_batch(tx, &[Event::decoded(event)]).map_err(|e| e.source)
+    }
+
+    fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        apply::apply_batch(tx, events)
     }
 }
