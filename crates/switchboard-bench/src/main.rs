@@ -12,8 +12,11 @@
 //! - [`store`]: the event store suite (`store`): appends and reads of the embedded SQLite store.
 //! - [`projections`]: the projection suite (`projections`): rebuilding every read model, and the
 //!   lag from append to visible.
+//! - [`graphql`]: the GraphQL suite (`graphql`): the API's read throughput and latency on demo
+//!   data, against a bare axum handler over the same read model.
 
 mod args;
+mod graphql;
 mod projections;
 mod report;
 mod store;
@@ -28,6 +31,7 @@ usage: switchboard-bench <suite> [options]
 suites:
   store        appends and reads of the embedded SQLite event store
   projections  rebuild of every read model, and lag from append to visible at 1000 events/s
+  graphql      the GraphQL API's reads (a thread, an inbox page) on demo data, against bare axum
 
 store options:
   --quick            small sizes that finish in under a minute
@@ -43,6 +47,12 @@ projections options:
   --projector NAME   run one projector only (thread_view, contact_sidebar, ...)
   --rebuild-only     skip the lag workload
 
+graphql options:
+  --quick            3 s per workload instead of 10 s
+  --seconds N        measured seconds per workload (and per baseline)
+  --connections N    concurrent keep-alive connections (default 32)
+  --only WORKLOAD    run one of graphql_thread, graphql_inbox_list
+
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 
 fn main() -> ExitCode {
@@ -52,6 +62,7 @@ fn main() -> ExitCode {
     let outcome = match suite.as_deref() {
         Some("store") => store::Options::parse(args).map(store::run),
         Some("projections") => projections::Options::parse(args).map(projections::run),
+        Some("graphql") => graphql::Options::parse(args).map(graphql::run),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
