@@ -66,6 +66,10 @@ struct State {
     unconfirmed: HashSet<Uuid>,
     /// Something happened that may let a queued conversation be assigned now.
     capacity_freed: bool,
+    /// The correlation id of each event a conversation waits on, so that its routing joins the
+    /// same correlation (an auditor following an inbound message sees the assignment it
+    /// caused). Entries go when the conversation stops waiting.
+    correlations: HashMap<Uuid, Uuid>,
 }
 
 impl State {
@@ -268,6 +272,11 @@ async fn run(
     while let Some(recorded) = events.next().await {
         let recorded = recorded?;
         let envelope = codec::decode(&recorded)?;
+        if triggers_routing(&envelope.payload) {
+            state
+                .correlations
+                .insert(recorded.event_id, envelope.metadata.correlation_id);
+        }
         state.evolve(recorded.position, recorded.event_id, &envelope.payload);
         if recorded.position >= start_head {
             act(&service, &mut state).await?;
@@ -355,7 +364,7 @@ async fn route_one(
         actor: Actor::System {
             component: "routing".into(),
         },
-        correlation_id: None,
+        correlation_id: state.correlations.get(&trigger).copied(),
         causation_id: Some(trigger),
         idempotency_key: Some(format!("routing:{conversation_id}:{trigger}")),
         expected_version: None,
@@ -389,4 +398,22 @@ async fn route_one(
     if retry && first {
         state.wait(conversation_id, trigger_position, trigger, after_handoff);
     }
+    let still_pending = state
+        .waiting
+        .values()
+        .chain(state.queue.values())
+        .any(|(_, event)| *event == trigger);
+    if !still_pending {
+        state.correlations.remove(&trigger);
+    }
+}
+
+/// Events that can make a conversation wait for routing (see `State::evolve`).
+fn triggers_routing(event: &DomainEvent) -> bool {
+    matches!(
+        event,
+        DomainEvent::ConversationStarted(_)
+            | DomainEvent::ConversationQueued(_)
+            | DomainEvent::BotHandedOff(_)
+    )
 }

@@ -148,7 +148,29 @@ async fn round_robin_spreads_100_conversations_evenly_and_says_who_was_skipped()
 
     let mut per_agent: HashMap<Uuid, usize> = HashMap::new();
     let mut decisions = 0;
-    for event in history(&app).await {
+    let events = history(&app).await;
+    // Each routing joins the correlation of the message that started the conversation.
+    let started: HashMap<Uuid, Uuid> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            DomainEvent::ConversationStarted(s) => {
+                Some((s.conversation_id, e.metadata.correlation_id))
+            }
+            _ => None,
+        })
+        .collect();
+    for event in &events {
+        if let DomainEvent::ConversationAssigned(e) = &event.payload
+            && matches!(e.reason, AssignmentReason::Rule(_))
+        {
+            assert_eq!(
+                Some(&event.metadata.correlation_id),
+                started.get(&e.conversation_id),
+                "the routing shares its message's correlation"
+            );
+        }
+    }
+    for event in events {
         if let DomainEvent::ConversationAssigned(e) = &event.payload
             && let AssignmentReason::Rule(decision) = &e.reason
             && let Assignee::User { id } = e.assignee
