@@ -8,6 +8,7 @@
 //!   reactor, the projections and the API; binds; runs until a shutdown future resolves.
 //! - [`telemetry`]: `tracing` to stderr, as text or JSON.
 //! - [`demo`]: the demo organisation of `serve --demo`, seeded through the command service.
+//! - [`init`]: `switchboard init`, the organisation and first super admin of a new install.
 //! - [`token`]: `switchboard token`, a JWT for a user of the directory.
 //! - [`audit`], [`export`], [`import`], [`projections`]: the maintenance commands.
 //! - `line`: the NDJSON shape `export` writes and `import` reads.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod import;
+pub mod init;
 mod line;
 mod progress;
 pub mod projections;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use switchboard::config::{self, Config, Flags, LogFormat};
 use switchboard::support::Refused;
-use switchboard::{Application, audit, demo, export, import, projections, startup, token};
+use switchboard::{Application, audit, demo, export, import, init, projections, startup, token};
 
 /// Switchboard: an event-sourced shared inbox.
 #[derive(Debug, Parser)]
@@ -29,6 +29,9 @@ enum Command {
     /// Configuration: defaults < the TOML file (`--config`, or SWITCHBOARD_CONFIG) < SWITCHBOARD_*
     /// environment variables < these flags. See deploy/switchboard.example.toml for every key.
     Serve(ServeArgs),
+    /// Create the organisation and its first super admin in a new data directory, and print
+    /// the admin's token (once per install; the server must be stopped).
+    Init(init::InitArgs),
     /// Print a JWT for a user of the directory (works while the server runs).
     Token(token::TokenArgs),
     /// Check the event log's integrity.
@@ -97,6 +100,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Init(args) => init::run(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args.data_dir).await,
         Command::Export(args) => export::run(args).await,

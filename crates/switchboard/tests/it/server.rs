@@ -337,3 +337,63 @@ fn a_bad_configuration_file_is_refused_naming_the_key() {
         "a refused start created the data directory"
     );
 }
+
+/// `init` creates the organisation and a super admin once and prints a token the server
+/// accepts; a second `init` is refused and writes nothing.
+#[tokio::test]
+async fn init_sets_up_a_new_install_once() {
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let init = [
+        "init",
+        "--data-dir",
+        data_dir,
+        "--organisation",
+        "Acme",
+        "--time-zone",
+        "Europe/Paris",
+        "--admin-email",
+        "Root@Acme.test",
+        "--admin-name",
+        "Root",
+    ];
+    let out = crate::support::run(&init, None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let token = stdout.trim().to_owned();
+    assert!(token.starts_with("eyJ"), "{stdout}");
+
+    let again = crate::support::run(&init, None);
+    let (_, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already holds an organisation"), "{stderr}");
+
+    let bad = TempDir::new().unwrap();
+    let out = crate::support::run(
+        &[
+            "init",
+            "--data-dir",
+            bad.path().to_str().unwrap(),
+            "--organisation",
+            "Acme",
+            "--time-zone",
+            "Mars/Olympus",
+            "--admin-email",
+            "root@acme.test",
+            "--admin-name",
+            "Root",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path(), &[]);
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    let answer = graphql(&client, &server, Some(&token), VIEWER).await;
+    assert_eq!(
+        answer["data"]["viewer"]["email"], "root@acme.test",
+        "{answer}"
+    );
+    assert_eq!(server.terminate(), Some(0));
+}

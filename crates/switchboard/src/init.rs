@@ -1,0 +1,129 @@
+//! `switchboard init`: create the organisation and its first super admin in a new data
+//! directory, and print a token for that admin — what an installer does once, so that a real
+//! (non-demo) deployment can be set up without touching the store by hand.
+//!
+//! Both commands go through the command service as the system (only the system may create the
+//! organisation), like every other write. A second `init` is refused: the organisation exists.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use clap::Args;
+use proto_events::Actor;
+use proto_events::clock::SystemClock;
+use proto_events::event::Role;
+use switchboard_domain::setup::SetupCommand;
+use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
+use switchboard_store::EventStore;
+use uuid::Uuid;
+
+use crate::config::{self, Config, Flags};
+use crate::support::{self, refuse};
+
+/// `switchboard init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The organisation's display name.
+    #[arg(long, value_name = "NAME")]
+    organisation: String,
+    /// The organisation's IANA time zone, e.g. `Europe/Paris` (business hours are set later).
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    time_zone: String,
+    /// The first super admin's login e-mail.
+    #[arg(long, value_name = "EMAIL")]
+    admin_email: String,
+    /// The first super admin's display name.
+    #[arg(long, value_name = "NAME")]
+    admin_name: String,
+    /// How long the printed token is valid: `30m`, `24h`, `7d`...
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = config::parse_duration)]
+    ttl: std::time::Duration,
+    /// The data directory (default: the configured one, else `./switchboard-data`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A configuration file (default: `SWITCHBOARD_CONFIG`, if set).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Creates the organisation and admin, and prints the admin's token on stdout. Exit code 2 when
+/// the data directory already holds an organisation or an input is invalid (nothing written).
+pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&Flags {
+        config: args.config,
+        data_dir: args.data_dir,
+        ..Flags::default()
+    }) {
+        Ok(config) => config,
+        Err(e) => refuse!("{e}"),
+    };
+    let store: Arc<dyn EventStore> = Arc::new(support::open(&config.data_dir)?);
+    let service = CommandService::open(store, Arc::new(SystemClock))
+        .await
+        .context("reading the directory")?;
+    if service
+        .view()
+        .await
+        .context("reading the directory")?
+        .directory
+        .organisation
+        .is_some()
+    {
+        refuse!(
+            "{} already holds an organisation; use `switchboard token --user EMAIL` for a token",
+            config.data_dir.display()
+        );
+    }
+    let system = CommandMeta::by(Actor::System {
+        component: "init".to_owned(),
+    });
+    let admin_id = Uuid::now_v7();
+    let commands = [
+        SetupCommand::CreateOrganisation {
+            organisation_id: Uuid::now_v7(),
+            name: args.organisation,
+            time_zone: args.time_zone,
+        },
+        SetupCommand::CreateUser {
+            user_id: admin_id,
+            email: args.admin_email,
+            name: args.admin_name,
+            role: Role::SuperAdmin,
+        },
+    ];
+    for command in commands {
+        match service
+            .execute(system.clone(), Command::Setup(command))
+            .await
+        {
+            Ok(_) => {}
+            Err(ServiceError::Domain(e)) => refuse!("{e}"),
+            Err(e) => return Err(e).context("writing the organisation"),
+        }
+    }
+    let email = {
+        let view = service.view().await.context("reading the directory")?;
+        view.directory
+            .user(admin_id)
+            .map(|u| u.email.clone())
+            .context("the admin was written but is not in the directory")?
+    };
+    let secret = config::jwt_secret(&config, true)?
+        .context("no JWT secret could be configured or generated")?;
+    let ttl = TimeDelta::from_std(args.ttl).context("--ttl is too long")?;
+    let token = switchboard_api::auth::Keys::new(secret.expose().as_bytes()).mint(
+        admin_id,
+        &email,
+        Utc::now(),
+        ttl,
+    );
+    eprintln!(
+        "initialised {}: organisation and super admin {email}; token below",
+        config.data_dir.display()
+    );
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
