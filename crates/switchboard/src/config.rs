@@ -128,6 +128,12 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// Seed a demo organisation on first start (into an empty store).
     pub demo: bool,
+    /// Keep the events in PostgreSQL at this URL instead of the embedded store, so that several
+    /// server nodes share one history (each keeps its own read models in its data directory).
+    /// May hold a password: never printed.
+    pub postgres_url: Option<Secret>,
+    /// The PostgreSQL schema of the store's tables.
+    pub postgres_schema: String,
     /// Logging.
     pub log: LogConfig,
     /// `/readyz` answers 503 while a read model is more than this many events behind the store.
@@ -147,6 +153,8 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             jwt_secret: None,
             demo: false,
+            postgres_url: None,
+            postgres_schema: "switchboard".to_owned(),
             log: LogConfig {
                 format: LogFormat::Text,
                 level: "info".to_owned(),
@@ -214,6 +222,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     jwt_secret: Option<String>,
     demo: Option<bool>,
+    postgres_url: Option<String>,
+    postgres_schema: Option<String>,
     ready_max_lag: Option<u64>,
     shutdown_timeout: Option<String>,
     fallback_email_domain: Option<String>,
@@ -341,6 +351,12 @@ impl Config {
         if let Some(v) = file.demo {
             self.demo = v;
         }
+        if let Some(v) = file.postgres_url {
+            self.postgres_url = Some(Secret(v));
+        }
+        if let Some(v) = file.postgres_schema {
+            self.postgres_schema = v;
+        }
         if let Some(v) = file.ready_max_lag {
             self.ready_max_lag = v;
         }
@@ -396,6 +412,12 @@ impl Config {
         }
         if let Some(v) = var("SWITCHBOARD_DEMO") {
             self.demo = parse(at, "SWITCHBOARD_DEMO", v, parse_bool)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_POSTGRES_URL") {
+            self.postgres_url = Some(Secret(v.to_owned()));
+        }
+        if let Some(v) = var("SWITCHBOARD_POSTGRES_SCHEMA") {
+            self.postgres_schema = v.to_owned();
         }
         if let Some(v) = var("SWITCHBOARD_READY_MAX_LAG") {
             self.ready_max_lag = parse(at, "SWITCHBOARD_READY_MAX_LAG", v, parse_number)?;

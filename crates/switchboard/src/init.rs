@@ -17,11 +17,10 @@ use proto_events::clock::SystemClock;
 use proto_events::event::Role;
 use switchboard_domain::setup::SetupCommand;
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
-use switchboard_store::EventStore;
 use uuid::Uuid;
 
 use crate::config::{self, Config, Flags};
-use crate::support::{self, refuse};
+use crate::support::refuse;
 
 /// `switchboard init`.
 #[derive(Debug, Args)]
@@ -60,7 +59,9 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(e) => refuse!("{e}"),
     };
-    let store: Arc<dyn EventStore> = Arc::new(support::open(&config.data_dir)?);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = crate::startup::open_store(&config).await?;
     let service = CommandService::open(store, Arc::new(SystemClock))
         .await
         .context("reading the directory")?;

@@ -1,8 +1,9 @@
 //! [`Application`]: the server, built from a [`Config`] and run until a shutdown future
 //! resolves.
 //!
-//! Building opens everything in order: the data directory and its JWT secret, the embedded
-//! store (`<data-dir>/events`), the listening socket (early, so a taken port fails before any
+//! Building opens everything in order: the data directory and its JWT secret, the event store
+//! (the embedded one in `<data-dir>/events`, or PostgreSQL when `postgres_url` is set), the
+//! listening socket (early, so a taken port fails before any
 //! work), the demo seeding when asked for and the store is empty, the command service on the
 //! system clock, the routing reactor, the projection runtime (`<data-dir>/read-models`) and the
 //! API. Running serves HTTP until the shutdown future resolves, then: subscriptions are closed
@@ -26,6 +27,30 @@ use tokio::net::TcpListener;
 use crate::config::{self, Config};
 use crate::demo::{self, Seeded};
 use crate::support::{self, refuse};
+
+/// The configured event store: PostgreSQL when `postgres_url` is set (several nodes may share
+/// it), else the embedded store in the data directory.
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
+    let Some(url) = &config.postgres_url else {
+        return Ok(Arc::new(support::open(&config.data_dir)?));
+    };
+    if config.jwt_secret.is_none() {
+        tracing::warn!(
+            "a PostgreSQL store with a generated JWT secret: tokens work on this node only;              set jwt_secret on every node to share them"
+        );
+    }
+    let mut options = switchboard_store_postgres::PostgresOptions::new(url.expose());
+    options.schema = config.postgres_schema.clone();
+    let store = switchboard_store_postgres::PostgresStore::connect(options)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the PostgreSQL store (schema {})",
+                config.postgres_schema
+            )
+        })?;
+    Ok(Arc::new(store))
+}
 
 /// How long the token printed by `serve --demo` is valid.
 const DEMO_TOKEN_TTL: TimeDelta = TimeDelta::days(7);
@@ -52,7 +77,7 @@ impl Application {
         })?;
         let secret = config::jwt_secret(&config, true)?
             .context("no JWT secret configured and none could be generated")?;
-        let store: Arc<dyn EventStore> = Arc::new(support::open(&config.data_dir)?);
+        let store = open_store(&config).await?;
         let listener = match TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => refuse!("cannot listen on {}: {e}", config.listen),

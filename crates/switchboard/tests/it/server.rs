@@ -397,3 +397,103 @@ async fn init_sets_up_a_new_install_once() {
     );
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// The PostgreSQL server the tests may use: `None` (with a loud message) when none answers,
+/// unless `SWITCHBOARD_REQUIRE_POSTGRES=1` (CI), which fails instead.
+async fn postgres_url() -> Option<String> {
+    let url = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let required = std::env::var("SWITCHBOARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok(_) => Some(url),
+        Err(e) if required => panic!("PostgreSQL at {url} is required but unreachable: {e}"),
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: no PostgreSQL at {url} ({e}); set SWITCHBOARD_REQUIRE_POSTGRES=1 to fail instead"
+            );
+            None
+        }
+    }
+}
+
+/// Two server nodes on one PostgreSQL history, each with its own read models: a write on one is
+/// read on the other with its consistency token.
+#[tokio::test]
+async fn two_nodes_share_one_postgres_history() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let schema = format!("sb_nodes_{}", uuid::Uuid::now_v7().simple());
+    let config_dir = TempDir::new().unwrap();
+    let config = config_dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "postgres_url = {url:?}\npostgres_schema = {schema:?}\njwt_secret = {:?}\n",
+            "0123456789abcdef".repeat(4)
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (a, b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let out = crate::support::run(
+        &[
+            "init",
+            "--config",
+            config,
+            "--data-dir",
+            a.path().to_str().unwrap(),
+            "--organisation",
+            "Acme",
+            "--admin-email",
+            "root@acme.test",
+            "--admin-name",
+            "Root",
+        ],
+        None,
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let token = stdout.trim().to_owned();
+
+    let client = reqwest::Client::new();
+    let node_a = Server::start(a.path(), &["--config", config]);
+    let node_b = Server::start(b.path(), &["--config", config]);
+    let created = graphql(
+        &client,
+        &node_a,
+        Some(&token),
+        r#"mutation { createTeam(input: {name: "Night shift"}) { consistencyToken userErrors { message } } }"#,
+    )
+    .await;
+    let consistency = created["data"]["createTeam"]["consistencyToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let answer = client
+        .post(node_b.url("/graphql"))
+        .bearer_auth(&token)
+        .header("Switchboard-Consistency-Token", &consistency)
+        .json(&serde_json::json!({"query": "{ teams { name } viewer { email } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["data"]["teams"],
+        serde_json::json!([{"name": "Night shift"}]),
+        "{answer}"
+    );
+    assert_eq!(answer["data"]["viewer"]["email"], "root@acme.test");
+    assert_eq!(node_a.terminate(), Some(0));
+    assert_eq!(node_b.terminate(), Some(0));
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
