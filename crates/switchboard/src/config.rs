@@ -82,36 +82,26 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// Request limits of the API (see `switchboard_api::Limits`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitsConfig {
-    /// Deepest selection nesting a GraphQL document may have.
-    pub max_depth: usize,
-    /// Highest complexity a GraphQL document may have.
-    pub max_complexity: usize,
-    /// Most aliased fields in one document.
-    pub max_aliases: usize,
-    /// Largest request body, in bytes.
-    pub max_body_bytes: usize,
-    /// Largest `first`/`last` of a connection.
-    pub max_page_size: usize,
-    /// Page size when neither `first` nor `last` is given; at most `max_page_size`.
-    pub default_page_size: usize,
-    /// Longest a request carrying a consistency token waits for the read models.
-    pub consistency_wait: Duration,
+/// Where a command that is not `serve` finds its configuration: `--data-dir` and `--config`,
+/// layered like the server's (the other keys come from the file and the environment).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// The data directory (default: the configured one, else `./switchboard-data`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A configuration file (default: `SWITCHBOARD_CONFIG`, if set).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
-impl Default for LimitsConfig {
-    fn default() -> LimitsConfig {
-        LimitsConfig {
-            max_depth: 12,
-            max_complexity: 5_000,
-            max_aliases: 30,
-            max_body_bytes: 1 << 20,
-            max_page_size: 100,
-            default_page_size: 20,
-            consistency_wait: Duration::from_secs(5),
-        }
+impl ConfigArgs {
+    /// The configuration these flags select.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(&Flags {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..Flags::default()
+        })
     }
 }
 
@@ -143,7 +133,7 @@ pub struct Config {
     /// The domain of automatic fallback e-mail addresses of inboxes without team e-mail.
     pub fallback_email_domain: String,
     /// Request limits.
-    pub limits: LimitsConfig,
+    pub limits: switchboard_api::Limits,
 }
 
 impl Default for Config {
@@ -162,7 +152,7 @@ impl Default for Config {
             ready_max_lag: 1_000,
             shutdown_timeout: Duration::from_secs(10),
             fallback_email_domain: switchboard_service::service::DEFAULT_FALLBACK_DOMAIN.to_owned(),
-            limits: LimitsConfig::default(),
+            limits: switchboard_api::Limits::default(),
         }
     }
 }

@@ -5,7 +5,6 @@
 //! Both commands go through the command service as the system (only the system may create the
 //! organisation), like every other write. A second `init` is refused: the organisation exists.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use switchboard_domain::setup::SetupCommand;
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
 use uuid::Uuid;
 
-use crate::config::{self, Config, Flags};
+use crate::config::{self, ConfigArgs};
 use crate::support::refuse;
 
 /// `switchboard init`.
@@ -40,22 +39,14 @@ pub struct InitArgs {
     /// How long the printed token is valid: `30m`, `24h`, `7d`...
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = config::parse_duration)]
     ttl: std::time::Duration,
-    /// The data directory (default: the configured one, else `./switchboard-data`).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// A configuration file (default: `SWITCHBOARD_CONFIG`, if set).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 /// Creates the organisation and admin, and prints the admin's token on stdout. Exit code 2 when
 /// the data directory already holds an organisation or an input is invalid (nothing written).
 pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&Flags {
-        config: args.config,
-        data_dir: args.data_dir,
-        ..Flags::default()
-    }) {
+    let config = match args.config.load() {
         Ok(config) => config,
         Err(e) => refuse!("{e}"),
     };

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{TimeDelta, Utc};
 use proto_events::clock::SystemClock;
-use switchboard_api::{ApiSettings, ApiState, Limits};
+use switchboard_api::{ApiSettings, ApiState};
 use switchboard_projector::ProjectionRuntime;
 use switchboard_service::CommandService;
 use switchboard_service::reactor::RoutingReactor;
@@ -123,21 +123,12 @@ impl Application {
                     format!("starting the projections in {}", read_models.display())
                 })?,
         );
-        let l = &config.limits;
         let state = ApiState::new(
             service.clone(),
             projections.clone(),
             ApiSettings {
                 jwt_secret: secret.expose().to_owned(),
-                limits: Limits {
-                    max_depth: l.max_depth,
-                    max_complexity: l.max_complexity,
-                    max_aliases: l.max_aliases,
-                    max_body_bytes: l.max_body_bytes,
-                    max_page_size: l.max_page_size,
-                    default_page_size: l.default_page_size,
-                    consistency_wait: l.consistency_wait,
-                },
+                limits: config.limits.clone(),
                 ready_max_lag: config.ready_max_lag,
             },
         );

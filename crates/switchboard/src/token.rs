@@ -5,7 +5,6 @@
 //! the server generated in the data directory. The store is opened read-only, so this works while
 //! the server runs.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use proto_events::clock::SystemClock;
 use switchboard_service::CommandService;
 use switchboard_store::EventStore;
 
-use crate::config::{self, Config, Flags};
+use crate::config::{self, ConfigArgs};
 use crate::support::{self, refuse};
 
 /// `switchboard token`.
@@ -28,21 +27,13 @@ pub struct TokenArgs {
     /// How long the token is valid: `30m`, `24h`, `7d`...
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = config::parse_duration)]
     ttl: std::time::Duration,
-    /// The data directory (default: the configured one, else `./switchboard-data`).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// A configuration file (default: `SWITCHBOARD_CONFIG`, if set).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 /// Prints a token for `--user` on stdout; exit code 2 when there is no such user.
 pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&Flags {
-        config: args.config,
-        data_dir: args.data_dir,
-        ..Flags::default()
-    }) {
+    let config = match args.config.load() {
         Ok(config) => config,
         Err(e) => refuse!("{e}"),
     };
