@@ -1,14 +1,19 @@
 //! [`ApiState`]: what every request shares.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::Context;
+use switchboard_domain::directory::Directory;
 use switchboard_projector::{ProjectionRuntime, ReadModel};
 use switchboard_service::CommandService;
-use switchboard_store::EventStore;
+use switchboard_service::view::WriteView;
+use switchboard_store::{EventStore, Position};
 use tokio::sync::watch;
+use uuid::Uuid;
 
+use crate::access::Access;
 use crate::auth::{Authentication, Keys, Viewer};
 use crate::consistency::TokenKey;
 use crate::error::{ApiError, ApiResult};
@@ -86,7 +91,14 @@ pub(crate) struct Inner {
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one.
     pub(crate) hub: std::sync::OnceLock<crate::hub::Hub>,
+    /// Each recent viewer's [`Access`], with the directory position it was computed at. An
+    /// entry is used only while the directory stands at that same position, so any event
+    /// (a mutation earlier in the same request included) makes it be computed again.
+    access: Mutex<HashMap<Uuid, (Position, Arc<Access>)>>,
 }
+
+/// Most viewers whose access [`Inner::access`] keeps.
+const ACCESS_CACHE: usize = 1_024;
 
 impl ApiState {
     /// The state of an API over `service` (and its store) and `projections`.
@@ -107,6 +119,7 @@ impl ApiState {
             metrics: Metrics::new(),
             shutdown: watch::channel(false).0,
             hub: std::sync::OnceLock::new(),
+            access: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -182,25 +195,74 @@ pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a Inner {
     ctx.data_unchecked::<ApiState>().inner()
 }
 
-/// The viewer of a resolver's request, or UNAUTHENTICATED.
-pub(crate) async fn viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
-    let viewer = match ctx.data_opt::<Authentication>() {
-        Some(Authentication::Viewer(v)) => *v,
-        Some(Authentication::Refused(why)) => return Err(ApiError::Unauthenticated(why.clone())),
-        None => return Err(ApiError::Unauthenticated("no token was sent".to_owned())),
-    };
-    let view = state(ctx).directory().await?;
-    if view.directory.user(viewer.user_id).is_none() {
+/// The viewer the request's token names, not yet checked against the directory.
+fn token_viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
+    match ctx.data_opt::<Authentication>() {
+        Some(Authentication::Viewer(v)) => Ok(*v),
+        Some(Authentication::Refused(why)) => Err(ApiError::Unauthenticated(why.clone())),
+        None => Err(ApiError::Unauthenticated("no token was sent".to_owned())),
+    }
+}
+
+/// UNAUTHENTICATED unless `viewer` is a user of `directory`.
+fn check_exists(directory: &Directory, viewer: &Viewer) -> ApiResult<()> {
+    if directory.user(viewer.user_id).is_none() {
         return Err(ApiError::Unauthenticated(
             "the token's user does not exist in this organisation".to_owned(),
         ));
     }
+    Ok(())
+}
+
+/// The viewer of a resolver's request, or UNAUTHENTICATED.
+pub(crate) async fn viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
+    let viewer = token_viewer(ctx)?;
+    let view = state(ctx).directory().await?;
+    check_exists(&view.directory, &viewer)?;
     Ok(viewer)
 }
 
 /// The viewer and what they may see.
-pub(crate) async fn access(ctx: &Context<'_>) -> ApiResult<crate::access::Access> {
-    let me = viewer(ctx).await?;
-    let view = state(ctx).directory().await?;
-    crate::access::Access::of(&view.directory, me.user_id)
+pub(crate) async fn access(ctx: &Context<'_>) -> ApiResult<Access> {
+    Ok(Access::clone(&*shared_access(ctx).await?))
+}
+
+/// [`access`], shared: computed once per viewer and directory position (see [`Inner::access`]),
+/// always against the directory caught up with the store, as every check is.
+pub(crate) async fn shared_access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
+    let viewer = token_viewer(ctx)?;
+    let inner = state(ctx);
+    let view = inner.directory().await?;
+    check_exists(&view.directory, &viewer)?;
+    inner.access(&view, viewer.user_id)
+}
+
+impl Inner {
+    /// The access of `user_id` in `view`'s directory, from the cache while the directory has
+    /// not moved since it was computed.
+    fn access(&self, view: &WriteView, user_id: Uuid) -> ApiResult<Arc<Access>> {
+        if let Ok(cache) = self.access.lock()
+            && let Some((position, access)) = cache.get(&user_id)
+            && *position == view.position
+        {
+            return Ok(access.clone());
+        }
+        let access = Arc::new(Access::of(&view.directory, user_id)?);
+        if let Ok(mut cache) = self.access.lock() {
+            if cache.len() >= ACCESS_CACHE {
+                cache.retain(|_, (position, _)| *position == view.position);
+                if cache.len() >= ACCESS_CACHE {
+                    cache.clear();
+                }
+            }
+            // Never replace an entry computed at a later position by this older one.
+            let newer = cache
+                .get(&user_id)
+                .is_some_and(|(position, _)| *position > view.position);
+            if !newer {
+                cache.insert(user_id, (view.position, access.clone()));
+            }
+        }
+        Ok(access)
+    }
 }

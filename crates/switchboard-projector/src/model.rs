@@ -30,6 +30,20 @@ const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 /// Prepared statements kept per writing connection.
 const STATEMENT_CACHE: usize = 128;
 
+/// Idle read-only connections a [`ReadModel`] keeps. Queries run on tokio's blocking pool, so as
+/// many run at once as requests are in flight; a connection that finds the pool full is closed,
+/// and the next query to need one opens it again (open, pragmas, schema parse) and starts with
+/// an empty statement cache. Enough for the connections of a busy server; each idle connection
+/// costs its page cache and compiled statements (a few MB at most).
+const READ_POOL: usize = 64;
+
+/// Prepared statements kept per read-only connection: the read side's queries are a few dozen
+/// distinct statements (the inbox lists' one per combination of filters in use).
+const READ_STATEMENT_CACHE: usize = 64;
+
+/// Pragmas of a read-only connection.
+const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;";
+
 /// An event a projector could not apply, named so an operator can find it.
 #[derive(Debug, thiserror::Error)]
 #[error("projector {projector} failed on event {event_type} at position {position}: {source}")]
@@ -258,14 +272,15 @@ impl ReadModel {
                     &path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;")?;
+                conn.execute_batch(READER_PRAGMAS)?;
+                conn.set_prepared_statement_cache_capacity(READ_STATEMENT_CACHE);
                 conn
             }
         };
         let result = f(&conn);
         if let Ok(mut files) = self.inner.lock()
             && files.generation == generation
-            && files.idle.len() < 8
+            && files.idle.len() < READ_POOL
         {
             files.idle.push((generation, conn));
         }

@@ -15,22 +15,49 @@ use crate::types::{
     TimelineEntry,
 };
 
-const HEADER_COLUMNS: &str = "conversation_id, inbox_id, channel_id, channel_kind, contact_id,
+// Every query here goes through `prepare_cached` with SQL that is the same text on every call
+// for the same shape of query: compiling a statement (parsing, planning) costs more than running
+// these point lookups, and the connection's statement cache is keyed by the SQL text. Read
+// connections size that cache for the distinct statements of the read side
+// (`switchboard_projector::ReadModel`).
+
+/// The header columns, in the order [`header_from_row`] reads them. A macro so that statements
+/// can be built with `concat!` as constants.
+macro_rules! header_columns {
+    () => {
+        "conversation_id, inbox_id, channel_id, channel_kind, contact_id,
     private_owner_id, status, assignee_kind, assignee_id, created_at, last_activity_at, closed_at,
     subject, last_message_preview, last_message_at, unread_count, waiting_since, inbound_count,
-    outbound_count, comment_count";
+    outbound_count, comment_count"
+    };
+}
+
+const HEADER_COLUMNS: &str = header_columns!();
+
+const CONVERSATION_SQL: &str = concat!(
+    "SELECT ",
+    header_columns!(),
+    " FROM conversations WHERE conversation_id = ?1"
+);
+
+const DELIVERIES_SQL: &str =
+    "SELECT message_id, position, occurred_at, succeeded, reason, permanent,
+        provider_message_id
+    FROM deliveries WHERE conversation_id = ?1 ORDER BY position";
+
+const TIMELINE_SQL: &str = "SELECT position, occurred_at, kind, actor, message_id, comment_id,
+        author_kind, author_id, author_name, author_address, subject, body_text, mentions,
+        assignee_kind, assignee_id, previous_kind, previous_id, reason
+    FROM timeline WHERE conversation_id = ?1 ORDER BY position";
 
 /// One conversation's header, whatever its status; `None` if unknown.
 pub fn conversation(
     conn: &Connection,
     conversation_id: Uuid,
 ) -> rusqlite::Result<Option<ConversationHeader>> {
-    conn.query_row(
-        &format!("SELECT {HEADER_COLUMNS} FROM conversations WHERE conversation_id = ?1"),
-        params![conversation_id.to_string()],
-        header_from_row,
-    )
-    .optional()
+    conn.prepare_cached(CONVERSATION_SQL)?
+        .query_row(params![conversation_id.to_string()], header_from_row)
+        .optional()
 }
 
 /// One conversation's timeline, in log order, with delivery outcomes attached to their
@@ -38,10 +65,7 @@ pub fn conversation(
 pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Vec<TimelineEntry>> {
     let id = conversation_id.to_string();
     let mut deliveries: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT message_id, position, occurred_at, succeeded, reason, permanent, provider_message_id
-         FROM deliveries WHERE conversation_id = ?1 ORDER BY position",
-    )?;
+    let mut stmt = conn.prepare_cached(DELIVERIES_SQL)?;
     let rows = stmt.query_map(params![id], |row| {
         Ok((
             uuid_at(row, 0)?,
@@ -60,12 +84,7 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
         deliveries.entry(message_id).or_default().push(delivery);
     }
 
-    let mut stmt = conn.prepare(
-        "SELECT position, occurred_at, kind, actor, message_id, comment_id, author_kind, author_id,
-             author_name, author_address, subject, body_text, mentions, assignee_kind, assignee_id,
-             previous_kind, previous_id, reason
-         FROM timeline WHERE conversation_id = ?1 ORDER BY position",
-    )?;
+    let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
     let rows = stmt.query_map(params![id], |row| {
         let kind_text: String = row.get(2)?;
         let kind = EntryKind::parse(&kind_text).ok_or_else(|| bad_text(2, &kind_text))?;
@@ -147,22 +166,24 @@ pub fn list_conversations(
         all.push(Value::Text(cursor.conversation_id.to_string()));
         all
     };
+    // The SQL depends only on which filters are set, the cursor's direction and the order (the
+    // conditions are added in a fixed order, values and the limit are parameters), so the
+    // statement cache hits for every page of the same list.
     let exists = |condition: &str, cursor: &Cursor| -> rusqlite::Result<bool> {
-        conn.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM conversations WHERE {base} AND {key} {condition} (?, ?))"),
-            params_from_iter(cursor_args(cursor)),
-            |row| row.get(0),
-        )
+        conn.prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM conversations WHERE {base} AND {key} {condition} (?, ?))"
+        ))?
+        .query_row(params_from_iter(cursor_args(cursor)), |row| row.get(0))
     };
     let fetch = |condition: Option<(&str, &Cursor)>, order: &str, limit: usize| {
-        let (sql_where, all) = match condition {
+        let (sql_where, mut all) = match condition {
             Some((op, cursor)) => (format!("{base} AND {key} {op} (?, ?)"), cursor_args(cursor)),
             None => (base.clone(), args.clone()),
         };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = conn.prepare(&format!(
+        all.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {HEADER_COLUMNS} FROM conversations WHERE {sql_where}
-             ORDER BY last_activity_at {order}, conversation_id {order} LIMIT {limit}"
+             ORDER BY last_activity_at {order}, conversation_id {order} LIMIT ?"
         ))?;
         let rows = stmt.query_map(params_from_iter(all), header_from_row)?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -216,7 +237,7 @@ pub fn badge_counts(
 ) -> rusqlite::Result<Vec<BadgeCounts>> {
     let inbox = inbox_id.map(|id| id.to_string());
     let mut counts: BTreeMap<String, BadgeCounts> = BTreeMap::new();
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT inbox_id,
              SUM(status = 'open'), SUM(status = 'closed'),
              SUM(status = 'open' AND assignee_kind IS NULL)
@@ -246,7 +267,7 @@ pub fn badge_counts(
             },
         );
     }
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT inbox_id, COUNT(*) FROM filtered_messages
          WHERE restored_at IS NULL AND (?1 IS NULL OR inbox_id = ?1)
          GROUP BY inbox_id",
@@ -290,7 +311,7 @@ pub fn filtered_mail(
         None => (None, None),
     };
     let limit = i64::try_from(count.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT position, message_id, conversation_id, inbox_id, channel_id, filtered_at,
              from_address, from_name, subject, body_text, reason_kind, reason
          FROM filtered_messages

@@ -1,7 +1,7 @@
 //! `Conversation`: a thread's header and timeline, from the thread-view read model; inbox lists
 //! with access filtering.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Union};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::access::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
-use crate::state::{access, state};
+use crate::state::{shared_access, state};
 use crate::types::contact::Contact;
 use crate::types::directory::{Bot, Channel, ChannelType, Team, User};
 use crate::types::inbox::Inbox;
@@ -78,7 +78,21 @@ pub(crate) enum Assignee {
 
 /// A conversation (thread) with a customer: live, or as it stood at a past position.
 #[derive(Debug, Clone)]
-pub(crate) struct Conversation(pub(crate) ConversationHeader, Option<Arc<Snapshot>>);
+pub(crate) struct Conversation(
+    pub(crate) ConversationHeader,
+    Option<Arc<Snapshot>>,
+    Option<Prefetched>,
+);
+
+/// Most messages and comments of a conversation whose timeline [`Conversation::load`] reads on
+/// the calling task with its header (its other entries, assignments and the like, are about as
+/// many again).
+const INLINE_TIMELINE: u64 = 100;
+
+/// A live timeline read with the header, for the `timeline` resolver to take instead of
+/// reading it again: a thread's page costs one trip to the read model instead of two.
+/// Taken once; a second `timeline` selection of the same conversation (aliases) reads it again.
+type Prefetched = Arc<Mutex<Option<Vec<thread_view::TimelineEntry>>>>;
 
 /// What a past state of a conversation carries besides its header.
 #[derive(Debug)]
@@ -92,28 +106,52 @@ pub(crate) struct Snapshot {
 impl Conversation {
     /// The live conversation of `header`.
     pub(crate) fn new(header: ConversationHeader) -> Conversation {
-        Conversation(header, None)
+        Conversation(header, None, None)
     }
 
     /// The conversation as it stood when its header and timeline were these.
     pub(crate) fn past(header: ConversationHeader, snapshot: Snapshot) -> Conversation {
-        Conversation(header, Some(Arc::new(snapshot)))
+        Conversation(header, Some(Arc::new(snapshot)), None)
     }
 
     /// The conversation `conversation_id`, if it exists and the viewer sees it.
+    ///
+    /// The header is a point lookup by primary key (tens of microseconds with a pooled
+    /// connection and a cached statement), run on the calling task: a trip through the blocking
+    /// pool would cost more in thread hand-offs than the query itself. When the field being
+    /// resolved selects the conversation's `timeline` and the conversation is short (at most
+    /// [`INLINE_TIMELINE`] messages and comments), its timeline is read in the same call, a short
+    /// indexed range; a longer one is read by the `timeline` resolver on the blocking pool. A
+    /// prefetched timeline is handed out only with a header the viewer sees.
     pub(crate) async fn load(
         ctx: &Context<'_>,
         conversation_id: Uuid,
     ) -> ApiResult<Option<Conversation>> {
-        let access = access(ctx).await?;
-        let header = state(ctx)
-            .query("thread_view", move |conn| {
-                thread_view::conversation(conn, conversation_id)
-            })
-            .await?;
-        Ok(header
-            .filter(|h| access.conversation(h.inbox_id, h.private_owner_id))
-            .map(Conversation::new))
+        let access = shared_access(ctx).await?;
+        let with_timeline = ctx.look_ahead().field("timeline").exists();
+        let found = state(ctx).model("thread_view")?.query_blocking(|conn| {
+            let Some(header) = thread_view::conversation(conn, conversation_id)? else {
+                return Ok(None);
+            };
+            let size = u64::from(header.inbound_count)
+                + u64::from(header.outbound_count)
+                + u64::from(header.comment_count);
+            let timeline = if with_timeline && size <= INLINE_TIMELINE {
+                Some(thread_view::timeline(conn, conversation_id)?)
+            } else {
+                None
+            };
+            Ok(Some((header, timeline)))
+        })?;
+        Ok(found
+            .filter(|(h, _)| access.conversation(h.inbox_id, h.private_owner_id))
+            .map(|(header, timeline)| {
+                Conversation(
+                    header,
+                    None,
+                    timeline.map(|t| Arc::new(Mutex::new(Some(t)))),
+                )
+            }))
     }
 }
 
@@ -281,10 +319,19 @@ impl Conversation {
                 &window,
             ));
         }
-        let id = self.0.conversation_id;
-        let entries = inner
-            .query("thread_view", move |conn| thread_view::timeline(conn, id))
-            .await?;
+        let prefetched = self
+            .2
+            .as_ref()
+            .and_then(|p| p.lock().ok().and_then(|mut taken| taken.take()));
+        let entries = match prefetched {
+            Some(entries) => entries,
+            None => {
+                let id = self.0.conversation_id;
+                inner
+                    .query("thread_view", move |conn| thread_view::timeline(conn, id))
+                    .await?
+            }
+        };
         Ok(crate::types::timeline::connection(entries, &window))
     }
 }
@@ -300,7 +347,7 @@ pub(crate) async fn list(
 ) -> ApiResult<ConversationConnection> {
     let inner = state(ctx);
     let window = Window::new(&inner.limits, first, after, last, before)?;
-    let access = access(ctx).await?;
+    let access = shared_access(ctx).await?;
     let inbox_id = filter
         .inbox_id
         .as_ref()
