@@ -26,6 +26,7 @@ pub fn build(state: ApiState) -> SwitchboardSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
         .extension(AliasLimit(limits.max_aliases))
+        .extension(ParseCache::default())
         .data(state)
         .finish()
 }
@@ -77,6 +78,58 @@ impl Extension for AliasLimit {
             ext.set("code", "BAD_USER_INPUT");
             error.extensions = Some(ext);
             return Err(error);
+        }
+        Ok(document)
+    }
+}
+
+/// Most documents [`ParseCache`] keeps; when full it starts afresh (clients send a handful of
+/// distinct documents, with variables, so the cache stays warm).
+const PARSE_CACHE_ENTRIES: usize = 512;
+
+/// Longest query text [`ParseCache`] keeps.
+const PARSE_CACHE_MAX_QUERY: usize = 16 * 1024;
+
+/// Keeps parsed documents by query text: a UI sends the same few documents with different
+/// variables, and parsing is a large share of a small query's cost. Validation and the alias
+/// limit still run on every request (the alias limit is registered before this extension, so
+/// it wraps it).
+#[derive(Debug, Clone, Default)]
+pub struct ParseCache(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<ExecutableDocument>>>>,
+);
+
+impl ExtensionFactory for ParseCache {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ParseCache {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let cached = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(query).cloned());
+        if let Some(document) = cached {
+            return Ok(ExecutableDocument::clone(&document));
+        }
+        let document = next.run(ctx, query, variables).await?;
+        if query.len() <= PARSE_CACHE_MAX_QUERY
+            && let Ok(mut cache) = self.0.lock()
+        {
+            if cache.len() >= PARSE_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(query.to_owned(), Arc::new(document.clone()));
         }
         Ok(document)
     }

@@ -181,3 +181,29 @@ async fn deep_and_expensive_queries_are_refused() {
     assert_eq!(too_many.error_code(), Some("BAD_USER_INPUT"));
     assert_eq!(too_many.body["errors"][0]["extensions"]["field"], "first");
 }
+
+#[tokio::test]
+async fn a_cached_document_is_still_checked_and_takes_new_variables() {
+    let api = TestApi::start().await;
+    let aliases: String = (0..31)
+        .map(|i| format!("a{i}: viewer {{ name }} "))
+        .collect();
+    let query = format!("{{ {aliases} }}");
+    for _ in 0..2 {
+        let reply = api.gql(api.admin, &query, json!({})).await;
+        assert_eq!(
+            reply.error_code(),
+            Some("BAD_USER_INPUT"),
+            "{:#}",
+            reply.body
+        );
+    }
+    let lookup = "query($id: ID!) { node(id: $id) { id } }";
+    let me = switchboard_api::ids::encode(switchboard_api::ids::Kind::User, api.admin);
+    let found = api.gql(api.admin, lookup, json!({"id": me})).await;
+    assert_eq!(found.data()["node"]["id"], json!(me));
+    let other =
+        switchboard_api::ids::encode(switchboard_api::ids::Kind::User, uuid::Uuid::now_v7());
+    let missing = api.gql(api.admin, lookup, json!({"id": other})).await;
+    assert!(missing.data()["node"].is_null(), "{:#}", missing.body);
+}
