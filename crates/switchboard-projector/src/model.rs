@@ -106,14 +106,7 @@ pub fn open_for_writing(
         }
         conn = Connection::open(path)?;
         conn.execute_batch(WRITER_PRAGMAS)?;
-        let tx = conn.transaction()?;
-        tx.execute_batch(META)?;
-        projector.migrate(&tx)?;
-        tx.execute(
-            "INSERT INTO _projection (id, name, version, checkpoint) VALUES (1, ?1, ?2, 0)",
-            params![projector.name(), projector.version()],
-        )?;
-        tx.commit()?;
+        create(&mut conn, projector)?;
     }
     // Projectors run a few dozen distinct statements per batch; rusqlite keeps 16 by default,
     // and a statement evicted from the cache is parsed and planned again on its next use.
@@ -292,6 +285,13 @@ impl ReadModel {
 /// (e.g. a conversation as it stood at a past position). Apply events with [`apply_batch`].
 pub fn open_in_memory(projector: &dyn Projector) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
+    create(&mut conn, projector)?;
+    Ok(conn)
+}
+
+/// Creates `projector`'s tables and its checkpoint at 0 in an empty database, in one
+/// transaction.
+fn create(conn: &mut Connection, projector: &dyn Projector) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute_batch(META)?;
     projector.migrate(&tx)?;
@@ -299,6 +299,5 @@ pub fn open_in_memory(projector: &dyn Projector) -> rusqlite::Result<Connection>
         "INSERT INTO _projection (id, name, version, checkpoint) VALUES (1, ?1, ?2, 0)",
         params![projector.name(), projector.version()],
     )?;
-    tx.commit()?;
-    Ok(conn)
+    tx.commit()
 }
