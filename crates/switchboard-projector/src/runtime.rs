@@ -362,6 +362,16 @@ impl ProjectionRuntime {
     /// Rebuilds one read model from the start of the log into a fresh copy while the current one
     /// keeps answering queries, then switches queries and the live projector to the copy.
     pub async fn rebuild(&self, name: &str) -> Result<(), RuntimeError> {
+        self.rebuild_reporting(name, None).await
+    }
+
+    /// [`Self::rebuild`], announcing on `progress` the position the copy has reached after each
+    /// batch (for progress bars).
+    pub async fn rebuild_reporting(
+        &self,
+        name: &str,
+        progress: Option<&watch::Sender<Position>>,
+    ) -> Result<(), RuntimeError> {
         let entry = self
             .entry(name)
             .ok_or_else(|| RuntimeError::Unknown(name.to_owned()))?;
@@ -371,7 +381,7 @@ impl ProjectionRuntime {
         remove_other_generations(&self.dir, name, current_generation(&self.dir, name)?)?;
         // Build the copy up to the head as it is now; the live projector goes on meanwhile.
         let head = self.store.head().await?;
-        catch_up_file(&self.store, projector.clone(), &path, head).await?;
+        catch_up_file(&self.store, projector.clone(), &path, head, progress).await?;
         // Stop the live projector, finish the copy up to where the log is now, and switch.
         let old = entry.runner.lock().ok().and_then(|mut r| r.take());
         if let Some(old) = old {
@@ -379,7 +389,7 @@ impl ProjectionRuntime {
         }
         let switched = async {
             let head = self.store.head().await?;
-            catch_up_file(&self.store, projector.clone(), &path, head).await?;
+            catch_up_file(&self.store, projector.clone(), &path, head, progress).await?;
             set_current_generation(&self.dir, name, generation)?;
             Ok::<(), RuntimeError>(())
         }
@@ -573,6 +583,7 @@ async fn catch_up_file(
     projector: Arc<dyn Projector>,
     path: &Path,
     until: Position,
+    progress: Option<&watch::Sender<Position>>,
 ) -> Result<(), RuntimeError> {
     let (mut writer, mut checkpoint) = ModelWriter::open(projector, path.to_owned()).await?;
     while checkpoint.position < until {
@@ -589,6 +600,9 @@ async fn catch_up_file(
         {
             Some(applied) => checkpoint = applied,
             None => break,
+        }
+        if let Some(progress) = progress {
+            progress.send_replace(checkpoint.position);
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `switchboard projections rebuild`: every read model rebuilt from the start of the log.
 //!
-//! Progress is counted in read models: the projection runtime's `rebuild` does not report how
-//! far into the log a rebuild is, so the bar advances once per read model (with elapsed time).
+//! Progress is counted in events: each read model is rebuilt in turn up to the head, and the bar
+//! follows the position its copy has reached (the runtime announces it after every batch).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use switchboard_projector::ProjectionRuntime;
 use switchboard_projector::runtime::Status;
-use switchboard_store::EventStore;
+use switchboard_store::{EventStore, Position};
 
 use crate::progress::Progress;
 use crate::support;
@@ -31,12 +31,27 @@ pub async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
         names.len()
     );
     let mut outcome = Ok(());
-    let mut progress = Progress::new("rebuild", "read models", names.len() as u64);
+    let per_model = head.0.max(1);
+    let total = per_model * names.len() as u64;
+    let mut progress = Progress::new("rebuild", "events", total);
     for (i, name) in names.iter().enumerate() {
-        progress.set(i as u64, name);
+        let base = i as u64 * per_model;
+        progress.set(base, name);
         progress.line(&format!("[{}/{}] {name}: rebuilding", i + 1, names.len()));
         let started = Instant::now();
-        if let Err(e) = runtime.rebuild(name).await {
+        let (reached, mut watching) = tokio::sync::watch::channel(Position::START);
+        let rebuilt = runtime.rebuild_reporting(name, Some(&reached));
+        tokio::pin!(rebuilt);
+        let result = loop {
+            tokio::select! {
+                result = &mut rebuilt => break result,
+                Ok(()) = watching.changed() => {
+                    let at = watching.borrow_and_update().0.min(per_model);
+                    progress.set(base + at, name);
+                }
+            }
+        };
+        if let Err(e) = result {
             outcome = Err(e).with_context(|| format!("rebuilding {name}"));
             break;
         }
@@ -47,7 +62,7 @@ pub async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         ));
     }
-    progress.set(names.len() as u64, "done");
+    progress.set(total, "done");
     progress.finish();
     runtime.shutdown().await;
     outcome?;
