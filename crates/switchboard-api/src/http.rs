@@ -27,18 +27,23 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::auth::Authentication;
 use crate::consistency;
 use crate::error::ApiError;
-use crate::schema::{self, SwitchboardSchema};
+use crate::schema::{self, ParsedDocuments, SwitchboardSchema};
 use crate::state::ApiState;
 
 #[derive(Clone)]
 struct App {
+    /// Queries and mutations (no extensions: see `schema`).
     schema: SwitchboardSchema,
+    /// Subscriptions.
+    subscriptions: SwitchboardSchema,
+    parsed: ParsedDocuments,
     state: ApiState,
 }
 
 /// The whole HTTP API over `state`.
 pub fn router(state: ApiState) -> Router {
     let schema = schema::build(state.clone());
+    let for_subscriptions = schema::build_for_subscriptions(state.clone());
     let body_limit = state.inner().limits.max_body_bytes;
     Router::new()
         .route("/", get(graphiql))
@@ -49,7 +54,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(App { schema, state })
+        .with_state(App {
+            schema,
+            subscriptions: for_subscriptions,
+            parsed: ParsedDocuments::default(),
+            state,
+        })
 }
 
 async fn graphiql() -> Html<String> {
@@ -78,7 +88,15 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
                 .into_response();
         }
     }
-    let request = request.into_inner().data(auth);
+    let mut request = request.into_inner().data(auth);
+    match app.parsed.parse(&request.query, inner.limits.max_aliases) {
+        Ok(Some(document)) => request.set_parsed_query(document),
+        Ok(None) => {}
+        Err(error) => {
+            return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
+                .into_response();
+        }
+    }
     let mut response = app.schema.execute(request).await;
     coded(&mut response.errors);
     GraphQLResponse::from(response).into_response()
@@ -125,7 +143,7 @@ async fn subscriptions(
             let closing = state.clone();
             let stream = stream.take_until(Box::pin(async move { closing.shutting_down().await }));
             let init_state = state.clone();
-            GraphQLWebSocket::new_with_pair(sink, stream, app.schema.clone(), protocol)
+            GraphQLWebSocket::new_with_pair(sink, stream, app.subscriptions.clone(), protocol)
                 .on_connection_init(move |payload| connection_init(init_state, payload))
                 .keepalive_timeout(Duration::from_secs(60))
                 .serve()

@@ -281,3 +281,22 @@ async fn viewer_events_announce_assignments_and_mentions_and_shutdown_ends_them(
     }
     assert!(closed, "the server closed the subscription on shutdown");
 }
+
+#[tokio::test]
+async fn subscriptions_obey_the_alias_limit() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let token = format!("Bearer {}", api.token(api.admin));
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    let fields: String = (0..31)
+        .map(|i| format!("a{i}: conversation {{ id }} "))
+        .collect();
+    let query = format!("subscription {{ viewerEvents {{ {fields} }} }}");
+    subscribe(&mut socket, "x", &query, json!({})).await;
+    let refused = next(&mut socket).await.expect("an answer");
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+}
