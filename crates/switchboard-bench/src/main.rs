@@ -44,7 +44,7 @@ store options:
 projections options:
   --quick            5,000 conversations (~100,000 events) and 3 s of lag, instead of 50,000 and 10 s
   --conversations N  conversations in the generated history (about 20 events each)
-  --projector NAME   run one projector only (thread_view, contact_sidebar, ...)
+  --projector NAMES  run only these projectors, comma-separated (thread_view,audit_trail)
   --rebuild-only     skip the lag workload
 
 graphql options:

@@ -59,7 +59,7 @@ impl Options {
 fn projectors(only: Option<&str>) -> Vec<Arc<dyn Projector>> {
     switchboard_read_models::all()
         .into_iter()
-        .filter(|p| only.is_none_or(|name| p.name() == name))
+        .filter(|p| only.is_none_or(|names| names.split(',').any(|name| p.name() == name)))
         .collect()
 }
 
