@@ -241,6 +241,7 @@ impl ProjectionRuntime {
                 writer: ModelWriter {
                     conn: Some(conn),
                     projector: projector.clone(),
+                    caught_up: false,
                 },
                 checkpoint,
                 status: status.clone(),
@@ -464,6 +465,8 @@ impl ProjectionRuntime {
 struct ModelWriter {
     conn: Option<Connection>,
     projector: Arc<dyn Projector>,
+    /// Whether this writer has applied a batch at the head (and so run `caught_up`).
+    caught_up: bool,
 }
 
 impl ModelWriter {
@@ -486,6 +489,7 @@ impl ModelWriter {
             ModelWriter {
                 conn: Some(conn),
                 projector,
+                caught_up: false,
             },
             checkpoint,
         ))
@@ -498,7 +502,9 @@ impl ModelWriter {
         batches: Vec<Arc<Decoded>>,
         after: Position,
     ) -> Result<Option<Checkpoint>, RuntimeError> {
-        let at_head = batches.last().is_some_and(|b| b.at_head);
+        // `caught_up` is work for the first time the read model reaches the head (building
+        // indexes); after that, each live batch at the head would only repeat it for nothing.
+        let at_head = batches.last().is_some_and(|b| b.at_head) && !self.caught_up;
         let mut conn = self
             .conn
             .take()
@@ -521,7 +527,11 @@ impl ModelWriter {
         .await
         .map_err(|e| RuntimeError::Failed(e.to_string()))?;
         self.conn = Some(conn);
-        applied.map_err(|e| RuntimeError::Failed(e.to_string()))
+        let applied = applied.map_err(|e| RuntimeError::Failed(e.to_string()))?;
+        if at_head && applied.is_some() {
+            self.caught_up = true;
+        }
+        Ok(applied)
     }
 }
 
