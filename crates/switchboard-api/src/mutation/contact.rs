@@ -131,6 +131,9 @@ pub(crate) struct LinkContactIdentityInput {
     contact_id: ID,
     /// The identity to recognise it by as well; must be free (`TAKEN`).
     identity: ContactIdentityInput,
+    /// The contact's `version` the change was decided on: if it has changed since, nothing is
+    /// written (not even the identity's reservation) and the mutation fails with CONFLICT.
+    expected_version: Option<u64>,
 }
 
 payload! {
@@ -174,6 +177,9 @@ pub(crate) struct MergeContactsInput {
     /// The contact that goes: its identities, the properties the survivor has not set, its
     /// owner if the survivor has none, and its associations move to the survivor.
     merged_id: ID,
+    /// The survivor's `version` the merge was decided on: if it has changed since, nothing is
+    /// written and the mutation fails with CONFLICT.
+    expected_version: Option<u64>,
 }
 
 payload! {
@@ -293,14 +299,12 @@ impl ContactMutation {
         let command = ContactCommand::LinkIdentity {
             identity: input.identity.identity(),
         };
-        let mut executed = change(
-            ctx,
-            input.client_mutation_id,
-            contact_id,
-            command,
-            RunOptions::default(),
-        )
-        .await?;
+        let options = RunOptions {
+            expected_version: input.expected_version,
+            ..RunOptions::default()
+        };
+        let mut executed =
+            change(ctx, input.client_mutation_id, contact_id, command, options).await?;
         blame_identities(&mut executed, "identity");
         let contact = contact_after(ctx, &executed).await?;
         Ok(LinkContactIdentityPayload {
@@ -347,6 +351,7 @@ impl ContactMutation {
             merged_id,
         });
         let options = RunOptions {
+            expected_version: input.expected_version,
             renames: &[("contactId", "survivorId")],
             ..RunOptions::default()
         };

@@ -92,6 +92,16 @@ async fn contacts_are_created_changed_and_merged() {
     )
     .await;
 
+    // A stale version refuses the link before its identity is reserved: the identity stays
+    // free for the link that follows.
+    fail(
+        &api,
+        agent,
+        "linkContactIdentity",
+        json!({"contactId": ada_id, "identity": identity("CHAT_VISITOR", "visitor-9"), "expectedVersion": version}),
+        "CONFLICT",
+    )
+    .await;
     let linked = succeed(
         &api,
         agent,
