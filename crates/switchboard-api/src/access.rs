@@ -1,5 +1,5 @@
 //! What the viewer may see, computed from the directory once per viewer and directory position
-//! (`crate::state::shared_access` keeps it while the directory has not moved).
+//! (`crate::state::access` keeps it while the directory has not moved).
 //!
 //! The rules are the write side's (`switchboard_domain::directory`): admins and super admins see
 //! every inbox and private conversation; auditors and analysts read every inbox but not private

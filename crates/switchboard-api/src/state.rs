@@ -222,14 +222,10 @@ pub(crate) async fn viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
     Ok(viewer)
 }
 
-/// The viewer and what they may see.
-pub(crate) async fn access(ctx: &Context<'_>) -> ApiResult<Access> {
-    Ok(Access::clone(&*shared_access(ctx).await?))
-}
-
-/// [`access`], shared: computed once per viewer and directory position (see [`Inner::access`]),
-/// always against the directory caught up with the store, as every check is.
-pub(crate) async fn shared_access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
+/// The viewer and what they may see: computed once per viewer and directory position (see
+/// [`Inner::access`]), always against the directory caught up with the store, as every check
+/// is.
+pub(crate) async fn access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
     let viewer = token_viewer(ctx)?;
     let inner = state(ctx);
     let view = inner.directory().await?;
@@ -240,7 +236,7 @@ pub(crate) async fn shared_access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
 impl Inner {
     /// The access of `user_id` in `view`'s directory, from the cache while the directory has
     /// not moved since it was computed.
-    fn access(&self, view: &WriteView, user_id: Uuid) -> ApiResult<Arc<Access>> {
+    pub(crate) fn access(&self, view: &WriteView, user_id: Uuid) -> ApiResult<Arc<Access>> {
         if let Ok(cache) = self.access.lock()
             && let Some((position, access)) = cache.get(&user_id)
             && *position == view.position

@@ -15,7 +15,6 @@ use switchboard_store::Position;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use crate::access::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::query::HISTORY_READERS;
@@ -152,7 +151,7 @@ async fn visible(
 ) -> ApiResult<Option<Conversation>> {
     let access = {
         let view = inner.directory().await?;
-        Access::of(&view.directory, user_id)?
+        inner.access(&view, user_id)?
     };
     let header = inner
         .query("thread_view", move |conn| {

@@ -133,7 +133,7 @@ pub(crate) struct AnalyticsFilter {
 struct Scope {
     filter: MetricFilter,
     basis: response_analytics::TimeBasis,
-    access: Access,
+    access: Arc<Access>,
 }
 
 impl Scope {

@@ -13,6 +13,8 @@
 //! after the last entry seen (see [`visible_page`]), so pages are neither short because of hidden
 //! entries nor leaky.
 
+use std::sync::Arc;
+
 use std::collections::HashMap;
 
 use async_graphql::connection::{Connection, Edge};
@@ -90,7 +92,7 @@ pub(crate) struct AuditFilterInput {
 }
 
 /// The viewer's access to the trail: FORBIDDEN for analysts.
-pub(crate) async fn trail_access(ctx: &Context<'_>) -> ApiResult<Access> {
+pub(crate) async fn trail_access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
     let access = access(ctx).await?;
     access.require(
         &[Role::SuperAdmin, Role::Admin, Role::Auditor, Role::Agent],

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::access::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
-use crate::state::{shared_access, state};
+use crate::state::{access, state};
 use crate::types::contact::Contact;
 use crate::types::directory::{Bot, Channel, ChannelType, Team, User};
 use crate::types::inbox::Inbox;
@@ -127,7 +127,7 @@ impl Conversation {
         ctx: &Context<'_>,
         conversation_id: Uuid,
     ) -> ApiResult<Option<Conversation>> {
-        let access = shared_access(ctx).await?;
+        let access = access(ctx).await?;
         let with_timeline = ctx.look_ahead().field("timeline").exists();
         let found = state(ctx).model("thread_view")?.query_blocking(|conn| {
             let Some(header) = thread_view::conversation(conn, conversation_id)? else {
@@ -347,7 +347,7 @@ pub(crate) async fn list(
 ) -> ApiResult<ConversationConnection> {
     let inner = state(ctx);
     let window = Window::new(&inner.limits, first, after, last, before)?;
-    let access = shared_access(ctx).await?;
+    let access = access(ctx).await?;
     let inbox_id = filter
         .inbox_id
         .as_ref()
