@@ -124,9 +124,7 @@ fn coded(errors: &mut [async_graphql::ServerError]) {
 async fn wait_for_token(state: &ApiState, token: &str) -> Result<(), ApiError> {
     let inner = state.inner();
     let position = inner.tokens.verify(token)?;
-    let deadline = tokio::time::Instant::now() + inner.limits.consistency_wait;
-    inner.projections.wait_for(position, deadline).await?;
-    Ok(())
+    inner.caught_up_to(position).await
 }
 
 async fn subscriptions(
@@ -140,8 +138,7 @@ async fn subscriptions(
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             // The connection ends when the server shuts down: its input stops.
-            let closing = state.clone();
-            let stream = stream.take_until(Box::pin(async move { closing.shutting_down().await }));
+            let stream = stream.take_until(state.inner().closing());
             let init_state = state.clone();
             GraphQLWebSocket::new_with_pair(sink, stream, app.subscriptions.clone(), protocol)
                 .on_connection_init(move |payload| connection_init(init_state, payload))

@@ -139,13 +139,6 @@ impl ApiState {
         self.0.shutdown.send_replace(true);
     }
 
-    /// Resolves once [`ApiState::begin_shutdown`] was called.
-    pub(crate) async fn shutting_down(&self) {
-        let mut rx = self.0.shutdown.subscribe();
-        // An error means the sender is gone, which only happens with the state itself.
-        let _ = rx.wait_for(|down| *down).await;
-    }
-
     pub(crate) fn inner(&self) -> &Inner {
         &self.0
     }
@@ -157,12 +150,25 @@ impl Inner {
         self.hub.get_or_init(|| crate::hub::Hub::start(self))
     }
 
-    /// A future that resolves when the server begins shutting down.
+    /// A future that resolves when the server begins shutting down
+    /// ([`ApiState::begin_shutdown`]).
     pub(crate) fn closing(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
         let mut rx = self.shutdown.subscribe();
         async move {
+            // An error means the sender is gone, which only happens with the state itself.
             let _ = rx.wait_for(|down| *down).await;
         }
+    }
+
+    /// Waits until every read model includes `position`, for at most the configured
+    /// consistency wait (then CONSISTENCY_TIMEOUT).
+    pub(crate) async fn caught_up_to(
+        &self,
+        position: switchboard_store::Position,
+    ) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + self.limits.consistency_wait;
+        self.projections.wait_for(position, deadline).await?;
+        Ok(())
     }
 
     /// The read model of projector `name`.

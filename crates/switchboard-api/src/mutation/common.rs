@@ -203,13 +203,7 @@ pub(crate) fn decode_member(id: &ID, field: &str) -> ApiResult<Member> {
 /// Waits (bounded) until the read models include `outcome`, so that a payload's objects read
 /// from them show the write.
 pub(crate) async fn settle(ctx: &Context<'_>, outcome: &Outcome) -> ApiResult<()> {
-    let inner = state(ctx);
-    let deadline = tokio::time::Instant::now() + inner.limits.consistency_wait;
-    inner
-        .projections
-        .wait_for(outcome.last_position, deadline)
-        .await?;
-    Ok(())
+    state(ctx).caught_up_to(outcome.last_position).await
 }
 
 /// Declares a mutation payload: the common fields ([`MutationResult`], flattened) and the
