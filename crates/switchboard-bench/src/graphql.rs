@@ -5,7 +5,8 @@
 //! data directory seeded with the demo organisation (`serve --demo`'s data). The suite then adds
 //! one chat conversation of exactly 20 messages through the API (the demo's are shorter), waits
 //! (with the last mutation's consistency token) until every read model includes it, and drives
-//! two workloads with the in-process load generator ([`load`]), each for a fixed time:
+//! two workloads, each for a fixed time, with `wrk` ([`wrk`], when it is on `PATH`) or with the
+//! in-process load generator ([`load`]); `--load` chooses:
 //!
 //! - `graphql_thread`: `POST /graphql`, the conversation with its timeline (the 20 messages and
 //!   the routing entries), as the demo's super admin;
@@ -18,6 +19,7 @@
 
 mod baseline;
 mod load;
+mod wrk;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use uuid::Uuid;
 
 use crate::args::{Args, UsageError};
 use load::{Connection, Request};
+use wrk::Wrk;
 
 /// Messages in the measured conversation.
 const THREAD_MESSAGES: usize = 20;
@@ -51,6 +54,9 @@ const LIST_QUERY: &str = "query Inbox($id: ID!, $first: Int!) { inbox(id: $id) {
         edges { cursor node { id status subject channelKind createdAt lastActivityAt
             lastMessagePreview inboundCount outboundCount commentCount unreadCount } } } } }";
 
+/// `wrk` threads unless `--threads` says otherwise: one leaves the other core to the server.
+const DEFAULT_WRK_THREADS: u64 = 1;
+
 /// Options of the GraphQL suite.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -62,6 +68,72 @@ pub(crate) struct Options {
     connections: usize,
     /// Run only this workload.
     only: Option<String>,
+    /// What drives the requests.
+    load: Load,
+}
+
+/// The load generator.
+#[derive(Debug, Clone)]
+enum Load {
+    /// `wrk`, as a child process.
+    Wrk(Wrk),
+    /// The in-process generator ([`load`]).
+    InProcess,
+}
+
+impl Load {
+    fn name(&self) -> &'static str {
+        match self {
+            Load::Wrk(_) => "wrk",
+            Load::InProcess => "inprocess",
+        }
+    }
+}
+
+/// One measured request, for either generator: `GET path`, or `POST path` with a JSON body.
+#[derive(Debug, Clone)]
+struct Call {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Call {
+    fn get(path: String) -> Call {
+        Call {
+            path,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// The request as bytes on the wire, for the in-process generator.
+    fn wire(&self) -> Request {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        match &self.body {
+            Some(body) => Request::post_json(&self.path, &headers, body),
+            None => Request::get(&self.path),
+        }
+    }
+}
+
+/// What one run of a generator measured.
+#[derive(Debug)]
+struct Measured {
+    requests: u64,
+    elapsed: Duration,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Measured {
+    fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
 }
 
 impl Options {
@@ -70,7 +142,31 @@ impl Options {
         let seconds = args.count("--seconds")?;
         let connections = args.count("--connections")?;
         let only: Option<String> = args.value("--only")?;
+        let load: Option<String> = args.value("--load")?;
+        let threads = args.count("--threads")?;
         args.finish()?;
+        let wrk = |program| {
+            Load::Wrk(Wrk {
+                program,
+                threads: usize::try_from(threads.unwrap_or(DEFAULT_WRK_THREADS)).unwrap_or(1),
+            })
+        };
+        let load = match load.as_deref() {
+            None => wrk::find_on_path().map_or(Load::InProcess, wrk),
+            Some("wrk") => wrk(wrk::find_on_path()
+                .ok_or_else(|| UsageError("--load wrk: no `wrk` on PATH".to_owned()))?),
+            Some("inprocess") => Load::InProcess,
+            Some(other) => {
+                return Err(UsageError(format!(
+                    "--load: `{other}` is neither `wrk` nor `inprocess`"
+                )));
+            }
+        };
+        if threads.is_some() && matches!(load, Load::InProcess) {
+            return Err(UsageError(
+                "--threads is for --load wrk (the in-process generator has one thread)".to_owned(),
+            ));
+        }
         if let Some(only) = &only
             && !["graphql_thread", "graphql_inbox_list"].contains(&only.as_str())
         {
@@ -81,6 +177,7 @@ impl Options {
             warmup: Duration::from_millis(if quick { 500 } else { 1_000 }),
             connections: usize::try_from(connections.unwrap_or(32)).unwrap_or(32),
             only,
+            load,
         })
     }
 
@@ -103,6 +200,11 @@ struct Report {
     baseline_p99_ms: f64,
     /// `requests_per_sec / baseline_requests_per_sec`.
     ratio: f64,
+    /// The load generator: `wrk` or `inprocess`.
+    load: &'static str,
+    /// `wrk` threads (absent for the in-process generator, which has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
     connections: usize,
     /// Bytes of the API's answer (and of the baseline's).
     response_bytes: usize,
@@ -151,10 +253,22 @@ async fn suite(options: Options) -> anyhow::Result<()> {
 
     let model = ReadModel::new("thread_view", baseline::thread_view_file(&read_models)?);
     let baseline_addr = baseline::serve(model, LIST_PAGE).await?;
+    match &options.load {
+        Load::Wrk(wrk) => eprintln!(
+            "graphql: load from {} ({} thread(s), {} connections)",
+            wrk.program.display(),
+            wrk.threads,
+            options.connections
+        ),
+        Load::InProcess => eprintln!(
+            "graphql: load from the in-process generator ({} connections)",
+            options.connections
+        ),
+    }
 
     if options.runs("graphql_thread") {
         let body = json!({"query": THREAD_QUERY, "variables": {"id": conversation.global}});
-        let request = admin.request(&body);
+        let request = admin.call(&body);
         let answer = admin.post(&body).await?;
         let entries = answer["data"]["conversation"]["timeline"]["nodes"]
             .as_array()
@@ -163,7 +277,7 @@ async fn suite(options: Options) -> anyhow::Result<()> {
         if entries < THREAD_MESSAGES {
             bail!("the thread has {entries} timeline entries: {answer}");
         }
-        let baseline = Request::get(&format!("/thread/{}", conversation.uuid));
+        let baseline = Call::get(format!("/thread/{}", conversation.uuid));
         measure(
             "graphql_thread",
             &options,
@@ -178,7 +292,7 @@ async fn suite(options: Options) -> anyhow::Result<()> {
     if options.runs("graphql_inbox_list") {
         let body = json!({"query": LIST_QUERY,
             "variables": {"id": inbox.global, "first": LIST_PAGE}});
-        let request = admin.request(&body);
+        let request = admin.call(&body);
         let answer = admin.post(&body).await?;
         let items = answer["data"]["inbox"]["conversations"]["edges"]
             .as_array()
@@ -187,7 +301,7 @@ async fn suite(options: Options) -> anyhow::Result<()> {
         if items != LIST_PAGE {
             bail!("the inbox page has {items} conversations: {answer}");
         }
-        let baseline = Request::get(&format!("/inbox/{}", inbox.uuid));
+        let baseline = Call::get(format!("/inbox/{}", inbox.uuid));
         measure(
             "graphql_inbox_list",
             &options,
@@ -223,41 +337,37 @@ impl Report {
 async fn measure(
     workload: &'static str,
     options: &Options,
-    (api_addr, api_request): (SocketAddr, Request),
-    (baseline_addr, baseline_request): (SocketAddr, Request),
+    (api_addr, api_request): (SocketAddr, Call),
+    (baseline_addr, baseline_request): (SocketAddr, Call),
     target: &'static str,
     met: impl Fn(&Report) -> bool,
 ) -> anyhow::Result<Report> {
-    let api_bytes = one(api_addr, &api_request).await?;
-    let baseline_bytes = one(baseline_addr, &baseline_request).await?;
-    let (connections, warmup, duration) = (options.connections, options.warmup, options.duration);
-    eprintln!("graphql: {workload}: API for {duration:?} on {connections} connections...");
-    let api = tokio::task::spawn_blocking(move || {
-        load::drive(api_addr, api_request, connections, warmup, duration)
-    })
-    .await??;
+    let api_bytes = one(api_addr, &api_request.wire()).await?;
+    let baseline_bytes = one(baseline_addr, &baseline_request.wire()).await?;
+    let connections = options.connections;
+    eprintln!(
+        "graphql: {workload}: API for {:?} on {connections} connections...",
+        options.duration
+    );
+    let api = drive(options, api_addr, api_request).await?;
     eprintln!("graphql: {workload}: baseline...");
-    let base = tokio::task::spawn_blocking(move || {
-        load::drive(
-            baseline_addr,
-            baseline_request,
-            connections,
-            warmup,
-            duration,
-        )
-    })
-    .await??;
+    let base = drive(options, baseline_addr, baseline_request).await?;
     let mut report = Report {
         workload,
         requests: api.requests,
         seconds: round(api.elapsed.as_secs_f64(), 3),
         requests_per_sec: round(api.per_sec(), 0),
-        p50_ms: round(api.quantile_ms(0.50), 3),
-        p99_ms: round(api.quantile_ms(0.99), 3),
+        p50_ms: round(api.p50_ms, 3),
+        p99_ms: round(api.p99_ms, 3),
         baseline_requests_per_sec: round(base.per_sec(), 0),
-        baseline_p50_ms: round(base.quantile_ms(0.50), 3),
-        baseline_p99_ms: round(base.quantile_ms(0.99), 3),
+        baseline_p50_ms: round(base.p50_ms, 3),
+        baseline_p99_ms: round(base.p99_ms, 3),
         ratio: round(api.per_sec() / base.per_sec().max(f64::MIN_POSITIVE), 3),
+        load: options.load.name(),
+        threads: match &options.load {
+            Load::Wrk(wrk) => Some(wrk.threads),
+            Load::InProcess => None,
+        },
         connections,
         response_bytes: api_bytes,
         baseline_response_bytes: baseline_bytes,
@@ -266,6 +376,27 @@ async fn measure(
     };
     report.target_met = met(&report);
     Ok(report)
+}
+
+/// Warms `addr` up with `call`, then measures it, with the chosen generator.
+async fn drive(options: &Options, addr: SocketAddr, call: Call) -> anyhow::Result<Measured> {
+    let (connections, warmup, duration) = (options.connections, options.warmup, options.duration);
+    match &options.load {
+        Load::Wrk(wrk) => wrk.drive(addr, &call, connections, warmup, duration).await,
+        Load::InProcess => {
+            let request = call.wire();
+            let outcome = tokio::task::spawn_blocking(move || {
+                load::drive(addr, request, connections, warmup, duration)
+            })
+            .await??;
+            Ok(Measured {
+                requests: outcome.requests,
+                elapsed: outcome.elapsed,
+                p50_ms: outcome.quantile_ms(0.50),
+                p99_ms: outcome.quantile_ms(0.99),
+            })
+        }
+    }
 }
 
 /// The size of one answer, checking it is a 200 without GraphQL errors.
@@ -305,18 +436,18 @@ impl Client {
         })
     }
 
-    fn request(&self, body: &Value) -> Request {
-        let auth = format!("Bearer {}", self.token);
-        Request::post_json(
-            "/graphql",
-            &[("Authorization", auth.as_str())],
-            &body.to_string(),
-        )
+    /// `POST /graphql` with `body`, as this client.
+    fn call(&self, body: &Value) -> Call {
+        Call {
+            path: "/graphql".to_owned(),
+            headers: vec![("Authorization".to_owned(), format!("Bearer {}", self.token))],
+            body: Some(body.to_string()),
+        }
     }
 
     /// The answer to `body`; fails on HTTP errors, not on GraphQL ones.
     async fn post(&mut self, body: &Value) -> anyhow::Result<Value> {
-        let request = self.request(body);
+        let request = self.call(body).wire();
         let response = self.connection.send(&request).await?;
         let value: Value = serde_json::from_slice(&response.body).context("a JSON answer")?;
         if response.status != 200 {

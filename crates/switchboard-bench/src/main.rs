@@ -52,6 +52,8 @@ graphql options:
   --seconds N        measured seconds per workload (and per baseline)
   --connections N    concurrent keep-alive connections (default 32)
   --only WORKLOAD    run one of graphql_thread, graphql_inbox_list
+  --load GENERATOR   wrk (the default when `wrk` is on PATH) or inprocess
+  --threads N        wrk threads (default 1)
 
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 

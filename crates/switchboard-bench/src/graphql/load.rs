@@ -167,10 +167,6 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn per_sec(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
-    }
-
     /// The `q` quantile (0..=1) in milliseconds.
     pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         if self.latencies_us.is_empty() {
