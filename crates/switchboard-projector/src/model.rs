@@ -22,7 +22,9 @@ const META: &str = "CREATE TABLE IF NOT EXISTS _projection (
 /// Pragmas of a read model's writing connection. A read model can always be rebuilt from the
 /// log, and its checkpoint commits with its rows, so `synchronous = NORMAL` (no fsync per
 /// commit in WAL mode) loses at most the last batches on power loss, never consistency. A large
-/// cache and rarer checkpoints keep a rebuild from rereading and rewriting hot pages.
+/// cache and rarer checkpoints keep a rebuild from rereading and rewriting hot pages. The
+/// runtime's writers turn automatic checkpoints off and checkpoint on a thread of their own
+/// ([`switchboard_sqlite::Checkpointer`]).
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
     PRAGMA wal_autocheckpoint = 8192; PRAGMA foreign_keys = OFF;";

@@ -9,6 +9,8 @@
 //! batches ahead of the slowest projector. A projector that fails on an event stops, with the
 //! event's position and type in its status; the others go on. [`ProjectionRuntime::wait_for`] is
 //! what read-your-writes waits on; [`ProjectionRuntime::lag`] what `/readyz` and metrics report.
+//! Each read model's write-ahead log is copied into its database file by a checkpointer thread
+//! beside its projector ([`Checkpointer`]), never inside a batch's commit.
 //!
 //! Files: a read model lives in `<name>.<generation>.sqlite3`, and `<name>.current` names the
 //! generation in use. [`ProjectionRuntime::rebuild`] builds generation n+1 from the start of the
@@ -22,6 +24,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use proto_events::Envelope;
 use rusqlite::Connection;
+use switchboard_sqlite::Checkpointer;
 use switchboard_store::{EventStore, Position, RecordedEvent, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -40,6 +43,11 @@ pub const MAX_TRANSACTION: usize = 16 * BATCH;
 
 /// Decoded batches queued per projector.
 pub const QUEUE: usize = 32;
+
+/// The least time between two checkpoints of a read model's write-ahead log. Checkpoints run
+/// beside the projector ([`Checkpointer`]); inside a commit, SQLite's own would hold a live
+/// event back for tens of milliseconds every few hundred batches.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why the runtime could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -238,11 +246,7 @@ impl ProjectionRuntime {
                 })?;
             let status = Arc::new(watch::channel(Status::Starting).0);
             members.push(Member {
-                writer: ModelWriter {
-                    conn: Some(conn),
-                    projector: projector.clone(),
-                    caught_up: false,
-                },
+                writer: ModelWriter::new(conn, projector.clone(), &path)?,
                 checkpoint,
                 status: status.clone(),
             });
@@ -461,15 +465,40 @@ impl ProjectionRuntime {
     }
 }
 
-/// A read model's writing connection, used from the blocking pool one transaction at a time.
+/// A read model's writing connection, used from the blocking pool one transaction at a time,
+/// and the checkpointer that copies its write-ahead log into the database file after commits.
 struct ModelWriter {
     conn: Option<Connection>,
+    checkpointer: Option<Checkpointer>,
     projector: Arc<dyn Projector>,
     /// Whether this writer has applied a batch at the head (and so run `caught_up`).
     caught_up: bool,
 }
 
 impl ModelWriter {
+    /// A writer on `conn`, the writing connection of the read model at `path`.
+    fn new(
+        conn: Connection,
+        projector: Arc<dyn Projector>,
+        path: &Path,
+    ) -> std::io::Result<ModelWriter> {
+        let checkpointer =
+            Checkpointer::spawn(&conn, path.to_owned(), projector.name(), CHECKPOINT_EVERY)?;
+        Ok(ModelWriter {
+            conn: Some(conn),
+            checkpointer: Some(checkpointer),
+            projector,
+            caught_up: false,
+        })
+    }
+
+    /// Stops the checkpointer after it has folded the whole log into the database.
+    async fn close(mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
+        }
+    }
+
     /// Opens (creating or migrating) the read model at `path`; returns it with its checkpoint.
     async fn open(
         projector: Arc<dyn Projector>,
@@ -477,22 +506,16 @@ impl ModelWriter {
     ) -> Result<(ModelWriter, Checkpoint), RuntimeError> {
         let name = projector.name();
         let opening = projector.clone();
+        let file = path.clone();
         let (conn, checkpoint) =
-            tokio::task::spawn_blocking(move || model::open_for_writing(&path, opening.as_ref()))
+            tokio::task::spawn_blocking(move || model::open_for_writing(&file, opening.as_ref()))
                 .await
                 .map_err(|e| RuntimeError::Failed(e.to_string()))?
                 .map_err(|source| RuntimeError::Database {
                     name: name.to_owned(),
                     source,
                 })?;
-        Ok((
-            ModelWriter {
-                conn: Some(conn),
-                projector,
-                caught_up: false,
-            },
-            checkpoint,
-        ))
+        Ok((ModelWriter::new(conn, projector, &path)?, checkpoint))
     }
 
     /// Applies the events of `batches` after `after` in one transaction with the checkpoint
@@ -528,6 +551,11 @@ impl ModelWriter {
         .map_err(|e| RuntimeError::Failed(e.to_string()))?;
         self.conn = Some(conn);
         let applied = applied.map_err(|e| RuntimeError::Failed(e.to_string()))?;
+        if applied.is_some()
+            && let Some(checkpointer) = &self.checkpointer
+        {
+            checkpointer.nudge();
+        }
         if at_head && applied.is_some() {
             self.caught_up = true;
         }
@@ -615,6 +643,7 @@ async fn catch_up_file(
             progress.send_replace(checkpoint.position);
         }
     }
+    writer.close().await;
     Ok(())
 }
 
@@ -646,13 +675,15 @@ fn spawn_group(store: Arc<dyn EventStore>, members: Vec<Member>) -> (Option<Runn
                 checkpoint,
                 status,
             } = member;
+            let mut writer = writer;
             let projector = writer.projector.name();
             status.send_replace(Status::Running(checkpoint));
-            if let Err(error) = consume(writer, checkpoint, batches, &status, stopped).await {
+            if let Err(error) = consume(&mut writer, checkpoint, batches, &status, stopped).await {
                 tracing::error!(projector, %error, "projector stopped");
                 let checkpoint = status.borrow().checkpoint_record();
                 status.send_replace(Status::Failed(checkpoint, error));
             }
+            writer.close().await;
         });
         runners.push(Runner {
             stops: vec![stop],
@@ -712,7 +743,7 @@ async fn run_feed(
 /// One projector's task: applies the batches its feed queues, several at once when they pile up.
 #[tracing::instrument(skip_all, fields(projector = writer.projector.name()))]
 async fn consume(
-    mut writer: ModelWriter,
+    writer: &mut ModelWriter,
     mut checkpoint: Checkpoint,
     mut batches: mpsc::Receiver<Fed>,
     status: &watch::Sender<Status>,

@@ -12,14 +12,15 @@
 //! Checkpoints (copying the log into the database file) run on a checkpointer thread of their own,
 //! nudged after commits, so no commit waits for one.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
+use switchboard_sqlite::Checkpointer;
 use switchboard_store::chain::{Canonical, GENESIS};
 use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Position, StoreError};
 use tokio::sync::{oneshot, watch};
@@ -35,61 +36,6 @@ const FILL_WAIT: Duration = Duration::from_micros(200);
 
 /// The least time between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-/// Copies the write-ahead log into the database file on a thread and connection of its own, so
-/// that commits never pay for it (the writer's connection has `wal_autocheckpoint = 0`).
-/// Checkpoints are `PASSIVE`: they never block the writer or readers.
-struct Checkpointer {
-    nudges: SyncSender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Checkpointer {
-    fn spawn(path: PathBuf) -> std::io::Result<Checkpointer> {
-        let (nudges, nudged) = sync_channel::<()>(1);
-        let thread = std::thread::Builder::new().name("event-checkpointer".into()).spawn(move || {
-            let conn = match Connection::open(&path) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::error!(error = %e, "checkpointer cannot open the database; the log will grow");
-                    return;
-                }
-            };
-            'nudged: while nudged.recv().is_ok() {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "checkpoint failed; will retry");
-                }
-                // Rate limit: nudges that come meanwhile are covered by the next checkpoint. A
-                // stopping writer ends the wait at once.
-                let next = Instant::now() + CHECKPOINT_EVERY;
-                loop {
-                    match nudged.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                        Ok(()) => {}
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => break 'nudged,
-                    }
-                }
-            }
-            // The writer has stopped: fold the whole log into the database before closing.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "final checkpoint failed");
-            }
-        })?;
-        Ok(Checkpointer { nudges, thread })
-    }
-
-    fn nudge(&self) {
-        // A full channel means a checkpoint is already due.
-        let _ = self.nudges.try_send(());
-    }
-
-    fn stop(self) {
-        drop(self.nudges);
-        if self.thread.join().is_err() {
-            tracing::error!("checkpointer thread panicked");
-        }
-    }
-}
 
 /// One caller's append, waiting for the writer.
 #[derive(Debug)]
@@ -132,7 +78,6 @@ impl Writer {
         path: &Path,
         options: &SqliteOptions,
     ) -> rusqlite::Result<Spawned> {
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let tip = conn
             .query_row(
                 "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
@@ -166,7 +111,9 @@ impl Writer {
             head,
         };
         let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-        let checkpointer = Checkpointer::spawn(path.to_owned()).map_err(io)?;
+        let checkpointer =
+            Checkpointer::spawn(&writer.conn, path.to_owned(), "event", CHECKPOINT_EVERY)
+                .map_err(io)?;
         let thread = std::thread::Builder::new()
             .name("event-writer".into())
             .spawn(move || writer.run(queue, checkpointer))

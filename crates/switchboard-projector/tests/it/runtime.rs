@@ -56,7 +56,21 @@ async fn a_restarted_runtime_resumes_from_its_checkpoint() {
     )
     .unwrap();
     runtime.wait_for(first, deadline()).await.unwrap();
+    // A connection left open keeps SQLite from folding and deleting the log when the writer
+    // closes: shutting down must do it, by waiting for the checkpointer's final checkpoint.
+    let reader = rusqlite::Connection::open(dir.path().join("models/a.0.sqlite3")).unwrap();
+    reader
+        .query_row("SELECT count(*) FROM _projection", [], |_| Ok(()))
+        .unwrap();
+    let wal = dir.path().join("models/a.0.sqlite3-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
     runtime.shutdown().await;
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert_eq!(
+        size, 0,
+        "the read model's write-ahead log was not checkpointed"
+    );
+    drop(reader);
     drop(runtime);
     let second = append(&store, 100, 3).await;
     let runtime = ProjectionRuntime::start(
