@@ -3,6 +3,15 @@
 //!
 //! A token names a user by id. Every request looks the user up in the current directory, so a
 //! role change or a removed user takes effect at once, whatever the token says.
+//!
+//! A client sends the same token with every request, so [`Keys::verify`] remembers the tokens
+//! whose signature it has checked (a bounded map from token text to claims) and skips the
+//! HMAC, base64 and JSON work when it sees one again; the expiry is still checked on every
+//! request. Only tokens that verified are remembered: a forged or malformed one costs the full
+//! check every time, as before.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -24,11 +33,20 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Seconds a token is still accepted after its `exp`.
+const LEEWAY: u64 = 30;
+
+/// Most verified tokens [`Keys`] remembers; when full it drops the expired ones, and starts
+/// afresh if that is not enough.
+const VERIFIED_TOKENS: usize = 4_096;
+
 /// The keys tokens are signed and checked with. `Debug` never prints the secret.
 #[derive(Clone)]
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Tokens whose signature verified with these keys, and their claims.
+    verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -43,6 +61,7 @@ impl Keys {
         Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            verified: Arc::default(),
         }
     }
 
@@ -61,9 +80,38 @@ impl Keys {
 
     /// The claims of a valid, unexpired token.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.remembered(token, now) {
+            return Ok(claims);
+        }
+        let claims = self.decode(token)?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.retain(|_, claims| unexpired(claims, now));
+                if verified.len() >= VERIFIED_TOKENS {
+                    verified.clear();
+                }
+            }
+            verified.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// The claims of `token` if it verified before and has not expired at `now` (seconds since
+    /// the epoch). An expired one is left to [`Keys::decode`], which says so.
+    fn remembered(&self, token: &str, now: u64) -> Option<Claims> {
+        let verified = self.verified.lock().ok()?;
+        verified
+            .get(token)
+            .filter(|claims| unexpired(claims, now))
+            .cloned()
+    }
+
+    /// Checks `token`'s signature, required claims and expiry.
+    fn decode(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| {
@@ -77,6 +125,12 @@ impl Keys {
                 ApiError::Unauthenticated(why.to_owned())
             })
     }
+}
+
+/// Whether `claims` are still valid at `now`, as `jsonwebtoken` decides it (`exp` no earlier
+/// than `now` less the leeway).
+fn unexpired(claims: &Claims, now: u64) -> bool {
+    u64::try_from(claims.exp).is_ok_and(|exp| exp >= now.saturating_sub(LEEWAY))
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
@@ -143,6 +197,23 @@ mod tests {
             TimeDelta::hours(1),
         );
         assert!(keys.verify(&expired).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let keys = Keys::new(b"secret");
+        let user = Uuid::now_v7();
+        let minted = Utc::now();
+        let token = keys.mint(user, "a@example.com", minted, TimeDelta::hours(1));
+        let now = u64::try_from(minted.timestamp()).unwrap_or_default();
+        assert!(keys.remembered(&token, now).is_none());
+        assert_eq!(keys.verify(&token).map(|c| c.sub).ok(), Some(user));
+        assert_eq!(keys.remembered(&token, now).map(|c| c.sub), Some(user));
+        let exp = now + 3_600;
+        assert!(keys.remembered(&token, exp + LEEWAY).is_some());
+        assert!(keys.remembered(&token, exp + LEEWAY + 1).is_none());
+        // Another secret does not share what these keys remember.
+        assert!(Keys::new(b"other").verify(&token).is_err());
     }
 
     #[test]
