@@ -71,8 +71,8 @@ use switchboard_projector::{ApplyError, Event, EventError, Projector};
 pub use crate::hours::Schedule;
 pub use crate::query::{
     AgentReplies, BotPerformance, ConversationSummary, CycleMetrics, InboxLive, Measurement,
-    Metric, MetricFilter, TimeBasis, bot_performance, business_hours, conversation,
-    conversation_cycles, live_figures, measurements, metric_stats, replies_per_agent,
+    Metric, MetricFilter, PrivateConversations, TimeBasis, bot_performance, business_hours,
+    conversation, conversation_cycles, live_figures, measurements, metric_stats, replies_per_agent,
 };
 pub use crate::stats::Stats;
 

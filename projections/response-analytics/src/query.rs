@@ -78,6 +78,30 @@ pub struct MetricFilter {
     pub from: Option<DateTime<Utc>>,
     /// Period end, exclusive: by the start instant of the measured interval.
     pub until: Option<DateTime<Utc>>,
+    /// Which private conversations count.
+    pub private: PrivateConversations,
+}
+
+/// Which private conversations (a user's own e-mail account, not shared) an aggregation counts:
+/// the directory lets only their owner and admins see them, and a count is a way of seeing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrivateConversations {
+    /// Every one (what admins see).
+    #[default]
+    All,
+    /// Only this user's own (what everyone else sees).
+    OwnedBy(Uuid),
+}
+
+impl PrivateConversations {
+    /// The owner to bind to the queries' `(? IS NULL OR private_owner IS NULL OR
+    /// private_owner = ?)`; `None` counts every conversation.
+    fn owner(self) -> Option<String> {
+        match self {
+            PrivateConversations::All => None,
+            PrivateConversations::OwnedBy(user) => Some(user.to_string()),
+        }
+    }
 }
 
 /// One measured interval, with its durations.
@@ -297,6 +321,7 @@ const MEASUREMENT_SQL: &str = "
       AND (?8 IS NULL OR m.start_at >= ?8)
       AND (?9 IS NULL OR m.start_at < ?9)
       AND (?10 IS NULL OR m.conversation_id = ?10)
+      AND (?11 IS NULL OR c.private_owner IS NULL OR c.private_owner = ?11)
     ORDER BY m.start_at, m.conversation_id, m.seq";
 
 fn select_measurements(
@@ -320,6 +345,7 @@ fn select_measurements(
             filter.from.map(|t| t.timestamp_micros()),
             filter.until.map(|t| t.timestamp_micros()),
             text(conversation_id),
+            filter.private.owner(),
         ],
         |r| measurement_row(r, schedule.as_ref()),
     )?;
@@ -457,22 +483,25 @@ pub fn conversation_cycles(
 }
 
 /// Replies per agent, most replies first. Filters: inbox, channel, channel kind, agent, team
-/// (at reply time) and period (by the reply's send instant); `bot_id` is ignored.
+/// (at reply time), period (by the reply's send instant) and private conversations; `bot_id` is
+/// ignored.
 pub fn replies_per_agent(
     conn: &Connection,
     filter: &MetricFilter,
 ) -> rusqlite::Result<Vec<AgentReplies>> {
     let text = |id: Option<Uuid>| id.map(|id| id.to_string());
     let mut stmt = conn.prepare_cached(
-        "SELECT agent_id, COUNT(DISTINCT conversation_id), COUNT(*) FROM replies
-         WHERE (?1 IS NULL OR inbox_id = ?1)
-           AND (?2 IS NULL OR channel_id = ?2)
-           AND (?3 IS NULL OR channel_kind = ?3)
-           AND (?4 IS NULL OR agent_id = ?4)
-           AND (?5 IS NULL OR instr(teams, ',' || ?5 || ',') > 0)
-           AND (?6 IS NULL OR sent_at >= ?6)
-           AND (?7 IS NULL OR sent_at < ?7)
-         GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id",
+        "SELECT r.agent_id, COUNT(DISTINCT r.conversation_id), COUNT(*)
+         FROM replies r JOIN conversations c ON c.conversation_id = r.conversation_id
+         WHERE (?1 IS NULL OR r.inbox_id = ?1)
+           AND (?2 IS NULL OR r.channel_id = ?2)
+           AND (?3 IS NULL OR r.channel_kind = ?3)
+           AND (?4 IS NULL OR r.agent_id = ?4)
+           AND (?5 IS NULL OR instr(r.teams, ',' || ?5 || ',') > 0)
+           AND (?6 IS NULL OR r.sent_at >= ?6)
+           AND (?7 IS NULL OR r.sent_at < ?7)
+           AND (?8 IS NULL OR c.private_owner IS NULL OR c.private_owner = ?8)
+         GROUP BY r.agent_id ORDER BY COUNT(*) DESC, r.agent_id",
     )?;
     let rows = stmt.query_map(
         params![
@@ -483,6 +512,7 @@ pub fn replies_per_agent(
             text(filter.team_id),
             filter.from.map(|t| t.timestamp_micros()),
             filter.until.map(|t| t.timestamp_micros()),
+            filter.private.owner(),
         ],
         |r| {
             Ok(AgentReplies {
@@ -496,8 +526,8 @@ pub fn replies_per_agent(
 }
 
 /// Performance of each bot, by bot id. Filters: inbox, channel, channel kind, bot and period
-/// (by the bot's first part in a cycle; its first-response times by their start); agent and
-/// team are ignored.
+/// (by the bot's first part in a cycle; its first-response times by their start) and private
+/// conversations; agent and team are ignored.
 pub fn bot_performance(
     conn: &Connection,
     filter: &MetricFilter,
@@ -505,19 +535,21 @@ pub fn bot_performance(
 ) -> rusqlite::Result<Vec<BotPerformance>> {
     let text = |id: Option<Uuid>| id.map(|id| id.to_string());
     let mut stmt = conn.prepare_cached(
-        "SELECT bot_id,
-                COUNT(DISTINCT conversation_id),
-                COUNT(DISTINCT CASE WHEN handed_off_at IS NOT NULL THEN conversation_id END),
-                COUNT(DISTINCT CASE WHEN closed_at IS NOT NULL AND handed_off_at IS NULL AND human_replied = 0
-                                    THEN conversation_id END)
-         FROM bot_cycles
-         WHERE (?1 IS NULL OR inbox_id = ?1)
-           AND (?2 IS NULL OR channel_id = ?2)
-           AND (?3 IS NULL OR channel_kind = ?3)
-           AND (?4 IS NULL OR bot_id = ?4)
-           AND (?5 IS NULL OR took_part_at >= ?5)
-           AND (?6 IS NULL OR took_part_at < ?6)
-         GROUP BY bot_id ORDER BY bot_id",
+        "SELECT b.bot_id,
+                COUNT(DISTINCT b.conversation_id),
+                COUNT(DISTINCT CASE WHEN b.handed_off_at IS NOT NULL THEN b.conversation_id END),
+                COUNT(DISTINCT CASE WHEN b.closed_at IS NOT NULL AND b.handed_off_at IS NULL
+                                         AND b.human_replied = 0
+                                    THEN b.conversation_id END)
+         FROM bot_cycles b JOIN conversations c ON c.conversation_id = b.conversation_id
+         WHERE (?1 IS NULL OR b.inbox_id = ?1)
+           AND (?2 IS NULL OR b.channel_id = ?2)
+           AND (?3 IS NULL OR b.channel_kind = ?3)
+           AND (?4 IS NULL OR b.bot_id = ?4)
+           AND (?5 IS NULL OR b.took_part_at >= ?5)
+           AND (?6 IS NULL OR b.took_part_at < ?6)
+           AND (?7 IS NULL OR c.private_owner IS NULL OR c.private_owner = ?7)
+         GROUP BY b.bot_id ORDER BY b.bot_id",
     )?;
     let counts = stmt
         .query_map(
@@ -528,6 +560,7 @@ pub fn bot_performance(
                 text(filter.bot_id),
                 filter.from.map(|t| t.timestamp_micros()),
                 filter.until.map(|t| t.timestamp_micros()),
+                filter.private.owner(),
             ],
             |r| {
                 Ok((
@@ -563,8 +596,12 @@ pub fn bot_performance(
         .collect()
 }
 
-/// Live figures per inbox (every inbox with at least one conversation), by inbox id.
-pub fn live_figures(conn: &Connection) -> rusqlite::Result<Vec<InboxLive>> {
+/// Live figures per inbox (every inbox with at least one conversation `private` counts), by
+/// inbox id.
+pub fn live_figures(
+    conn: &Connection,
+    private: PrivateConversations,
+) -> rusqlite::Result<Vec<InboxLive>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.inbox_id,
                 SUM(c.status = 'open'),
@@ -573,9 +610,10 @@ pub fn live_figures(conn: &Connection) -> rusqlite::Result<Vec<InboxLive>> {
                 MIN(CASE WHEN c.status = 'open' THEN c.run_start END)
          FROM conversations c
          JOIN cycles y ON y.conversation_id = c.conversation_id AND y.cycle_no = c.cycle_no
+         WHERE ?1 IS NULL OR c.private_owner IS NULL OR c.private_owner = ?1
          GROUP BY c.inbox_id ORDER BY c.inbox_id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([private.owner()], |r| {
         Ok(InboxLive {
             inbox_id: uuid(&r.get::<_, String>(0)?)?,
             open: r.get(1)?,

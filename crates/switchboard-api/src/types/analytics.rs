@@ -21,7 +21,7 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
 use proto_events::event::{ChannelConfig, ChannelKind};
-use response_analytics::{MetricFilter, Stats};
+use response_analytics::{MetricFilter, PrivateConversations, Stats};
 use uuid::Uuid;
 
 use crate::access::Access;
@@ -247,6 +247,12 @@ impl Analytics {
             bot_id: id(&filter.bot_id, Kind::Bot, "filter.botId")?,
             from: filter.from,
             until: filter.until,
+            // Counts too leave out other users' private conversations (Access::conversation).
+            private: if access.is_admin() {
+                PrivateConversations::All
+            } else {
+                PrivateConversations::OwnedBy(access.user_id)
+            },
         };
         Ok(Analytics(Arc::new(Scope {
             filter: metric_filter,
@@ -350,7 +356,7 @@ impl Analytics {
         let scope = self.0.clone();
         state(ctx)
             .query(MODEL, move |conn| {
-                let mut rows = response_analytics::live_figures(conn)?;
+                let mut rows = response_analytics::live_figures(conn, scope.filter.private)?;
                 rows.retain(|l| {
                     scope.access.inbox(l.inbox_id)
                         && scope.filter.inbox_id.is_none_or(|i| i == l.inbox_id)

@@ -732,3 +732,65 @@ async fn business_hours_count_only_opening_time() {
         json!([{"firstResponseSeconds": 16 * 3600 + 120, "firstResponseBusinessSeconds": 120}])
     );
 }
+
+/// Counts are a way of seeing: an agent's replies per agent, live figures and statistics leave
+/// out another user's private conversation in an inbox the agent is in; its owner and admins
+/// count it.
+#[tokio::test]
+async fn aggregates_leave_out_other_users_private_conversations() {
+    let w = crate::audit::world().await;
+    crate::audit::run(
+        &w.api,
+        Actor::User { id: w.alice },
+        Command::Conversation {
+            conversation_id: w.private,
+            command: Box::new(ConversationCommand::SendReply {
+                message_id: Uuid::now_v7(),
+                body_text: "Thanks, friend".to_owned(),
+                body_html: None,
+                subject: None,
+            }),
+        },
+    )
+    .await;
+    let query = "{ analytics { firstResponseTime { count }
+        repliesPerAgent { agentId replies } live { inbox { name } open } } }";
+    let figures = |analytics: &Value| {
+        let mut replies: Vec<(String, i64)> = analytics["repliesPerAgent"]
+            .as_array()
+            .expect("replies")
+            .iter()
+            .map(|r| {
+                let agent = r["agentId"].as_str().expect("an id").to_owned();
+                (agent, r["replies"].as_i64().expect("a count"))
+            })
+            .collect();
+        replies.sort();
+        let support = analytics["live"]
+            .as_array()
+            .expect("live figures")
+            .iter()
+            .find(|l| l["inbox"]["name"] == "Support")
+            .map(|l| l["open"].as_i64().expect("a count"));
+        let answered = analytics["firstResponseTime"]["count"].as_i64();
+        (replies, support, answered)
+    };
+    let agent = |user: Uuid| ids::encode(Kind::User, user).0;
+    let mut both = vec![(agent(w.alice), 1), (agent(w.carol), 1)];
+    both.sort();
+
+    let carols = w.api.gql(w.carol, query, json!({})).await;
+    assert_eq!(
+        figures(&carols.data()["analytics"]),
+        (vec![(agent(w.carol), 1)], Some(1), Some(1)),
+        "Carol's figures count Alice's private mail"
+    );
+    for user in [w.alice, w.api.admin] {
+        let reply = w.api.gql(user, query, json!({})).await;
+        assert_eq!(
+            figures(&reply.data()["analytics"]),
+            (both.clone(), Some(2), Some(2)),
+            "the owner and admins count the private conversation"
+        );
+    }
+}

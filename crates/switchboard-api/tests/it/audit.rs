@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::support::TestApi;
 
 /// Runs `command` as `actor` and waits until every read model includes it.
-async fn run(api: &TestApi, actor: Actor, command: Command) -> Outcome {
+pub(crate) async fn run(api: &TestApi, actor: Actor, command: Command) -> Outcome {
     let name = command.name();
     let outcome = api
         .service
@@ -82,20 +82,20 @@ fn message(channel_id: Uuid, kind: ChannelKind, from: Identity) -> Command {
 /// Support (Alice and Carol are members) with a chat and Alice's private mailbox; VIP,
 /// restricted to team Tier 2 (Bob). One chat conversation in each inbox and one private e-mail
 /// conversation of Alice's in Support; Carol replies in Support's chat.
-struct World {
-    api: TestApi,
-    alice: Uuid,
-    carol: Uuid,
+pub(crate) struct World {
+    pub(crate) api: TestApi,
+    pub(crate) alice: Uuid,
+    pub(crate) carol: Uuid,
     auditor: Uuid,
     analyst: Uuid,
     vip: Uuid,
     shared: Uuid,
     restricted: Uuid,
-    private: Uuid,
+    pub(crate) private: Uuid,
     restricted_correlation: Uuid,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let api = TestApi::start().await;
     let admin = Actor::User { id: api.admin };
     let alice = api.user("alice@acme.test", Role::Agent).await;

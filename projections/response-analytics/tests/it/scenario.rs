@@ -2,8 +2,9 @@
 //! the event times, not read back from the implementation.
 
 use response_analytics::{
-    AgentReplies, InboxLive, Metric, MetricFilter, TimeBasis, bot_performance, conversation,
-    conversation_cycles, live_figures, measurements, metric_stats, replies_per_agent,
+    AgentReplies, InboxLive, Metric, MetricFilter, PrivateConversations, TimeBasis,
+    bot_performance, conversation, conversation_cycles, live_figures, measurements, metric_stats,
+    replies_per_agent,
 };
 
 use crate::support::*;
@@ -231,7 +232,7 @@ fn bot_performance_counts_and_first_response() {
 fn live_figures_per_inbox() {
     let (_dir, conn) = build(&scenario().events);
     assert_eq!(
-        live_figures(&conn).unwrap(),
+        live_figures(&conn, PrivateConversations::All).unwrap(),
         vec![
             InboxLive {
                 inbox_id: INBOX_1,
