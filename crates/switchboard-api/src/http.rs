@@ -34,6 +34,9 @@ use crate::state::ApiState;
 struct App {
     /// Queries and mutations (no extensions: see `schema`).
     schema: SwitchboardSchema,
+    /// The same, for documents, operation names and variables that passed its validation
+    /// before (see `schema`).
+    revalidating: SwitchboardSchema,
     /// Subscriptions.
     subscriptions: SwitchboardSchema,
     parsed: ParsedDocuments,
@@ -43,6 +46,7 @@ struct App {
 /// The whole HTTP API over `state`.
 pub fn router(state: ApiState) -> Router {
     let schema = schema::build(state.clone());
+    let revalidating = schema::build_revalidating(state.clone());
     let for_subscriptions = schema::build_for_subscriptions(state.clone());
     let body_limit = state.inner().limits.max_body_bytes;
     Router::new()
@@ -56,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(App {
             schema,
+            revalidating,
             subscriptions: for_subscriptions,
             parsed: ParsedDocuments::default(),
             state,
@@ -89,15 +94,41 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         }
     }
     let mut request = request.into_inner().data(auth);
-    match app.parsed.parse(&request.query, inner.limits.max_aliases) {
-        Ok(Some(document)) => request.set_parsed_query(document),
-        Ok(None) => {}
+    let prepared = app.parsed.parse(
+        &request.query,
+        request.operation_name.as_deref(),
+        &request.variables,
+        inner.limits.max_aliases,
+    );
+    // What to remember if the request runs on the strict schema without errors.
+    let mut first_run = None;
+    let schema = match prepared {
+        Ok(Some(prepared)) => {
+            request.set_parsed_query(prepared.document);
+            if prepared.validated {
+                &app.revalidating
+            } else {
+                first_run = Some((
+                    request.query.clone(),
+                    request.operation_name.clone(),
+                    request.variables.clone(),
+                ));
+                &app.schema
+            }
+        }
+        Ok(None) => &app.schema,
         Err(error) => {
             return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
                 .into_response();
         }
+    };
+    let mut response = schema.execute(request).await;
+    if let Some((query, operation_name, variables)) = first_run
+        && response.errors.is_empty()
+    {
+        app.parsed
+            .ran_without_errors(&query, operation_name, variables);
     }
-    let mut response = app.schema.execute(request).await;
     coded(&mut response.errors);
     GraphQLResponse::from(response).into_response()
 }

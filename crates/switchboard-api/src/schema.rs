@@ -10,13 +10,23 @@
 //! [`ParsedDocuments`] (a UI sends the same few documents with different variables) and checks
 //! their aliases itself. Subscriptions run on an instance with the [`AliasLimit`] extension,
 //! since their documents arrive inside the WebSocket protocol.
+//!
+//! Validation (async-graphql's strict rules) is about a tenth of a small query's cost, and its
+//! outcome depends only on the document, the operation name and the variables' values (one
+//! rule checks the values of variables used as arguments). [`ParsedDocuments`] therefore also
+//! remembers, per document, the operation names and variables with which it ran without any
+//! error; a request that repeats one exactly runs on a third instance built with
+//! `ValidationMode::Fast`, which still computes and enforces the depth and complexity limits
+//! for those variables and skips only the rules already known to pass.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Positioned, Schema, SchemaBuilder, ServerError, ServerResult, Variables};
+use async_graphql::{
+    Positioned, Schema, SchemaBuilder, ServerError, ServerResult, ValidationMode, Variables,
+};
 
 use crate::mutation::Mutation;
 use crate::query::Query;
@@ -41,6 +51,15 @@ pub fn build(state: ApiState) -> SwitchboardSchema {
     builder(&state).finish()
 }
 
+/// The schema serving HTTP requests whose document, operation name and variables already
+/// passed the strict validation ([`ParsedDocuments::parse`] says so): only the fast rules, the
+/// depth and the complexity are checked again.
+pub fn build_revalidating(state: ApiState) -> SwitchboardSchema {
+    builder(&state)
+        .validation_mode(ValidationMode::Fast)
+        .finish()
+}
+
 /// The schema serving subscriptions, with the alias limit as an extension.
 pub fn build_for_subscriptions(state: ApiState) -> SwitchboardSchema {
     let max_aliases = state.inner().limits.max_aliases;
@@ -61,12 +80,31 @@ const PARSED_ENTRIES: usize = 512;
 /// Longest query text [`ParsedDocuments`] keeps.
 const PARSED_MAX_QUERY: usize = 16 * 1024;
 
-/// A parsed document and how many aliases it has.
-type Parsed = (Arc<ExecutableDocument>, usize);
+/// Most (operation name, variables) pairs remembered as valid per document; when full the
+/// document's list starts afresh.
+const VALIDATED_PER_DOCUMENT: usize = 32;
 
-/// Parsed documents by query text, with their alias counts.
+/// A parsed document, how many aliases it has, and the operation names and variables it ran
+/// with without errors.
+#[derive(Debug)]
+struct Parsed {
+    document: Arc<ExecutableDocument>,
+    aliases: usize,
+    valid_with: Vec<(Option<String>, Variables)>,
+}
+
+/// Parsed documents by query text, with their alias counts and what they were valid with.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedDocuments(Arc<Mutex<HashMap<String, Parsed>>>);
+
+/// A document ready to execute.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The parsed document.
+    pub document: ExecutableDocument,
+    /// The same document, operation name and variables passed the strict validation before.
+    pub validated: bool,
+}
 
 impl ParsedDocuments {
     /// The document of `query`, refused with BAD_USER_INPUT when it has more than
@@ -75,14 +113,20 @@ impl ParsedDocuments {
     pub fn parse(
         &self,
         query: &str,
+        operation_name: Option<&str>,
+        variables: &Variables,
         max_aliases: usize,
-    ) -> Result<Option<ExecutableDocument>, ServerError> {
-        let cached = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(query).cloned());
-        let (document, aliases) = match cached {
+    ) -> Result<Option<Prepared>, ServerError> {
+        let cached = self.0.lock().ok().and_then(|cache| {
+            cache.get(query).map(|parsed| {
+                let validated = parsed
+                    .valid_with
+                    .iter()
+                    .any(|(op, vars)| op.as_deref() == operation_name && vars == variables);
+                (parsed.document.clone(), parsed.aliases, validated)
+            })
+        });
+        let (document, aliases, validated) = match cached {
             Some(found) => found,
             None => {
                 let Ok(document) = async_graphql::parser::parse_query(query) else {
@@ -96,13 +140,50 @@ impl ParsedDocuments {
                     if cache.len() >= PARSED_ENTRIES {
                         cache.clear();
                     }
-                    cache.insert(query.to_owned(), (document.clone(), aliases));
+                    cache.insert(
+                        query.to_owned(),
+                        Parsed {
+                            document: document.clone(),
+                            aliases,
+                            valid_with: Vec::new(),
+                        },
+                    );
                 }
-                (document, aliases)
+                (document, aliases, false)
             }
         };
         check_aliases(aliases, max_aliases)?;
-        Ok(Some(ExecutableDocument::clone(&document)))
+        Ok(Some(Prepared {
+            document: ExecutableDocument::clone(&document),
+            validated,
+        }))
+    }
+
+    /// Remembers that `query` ran with `operation_name` and `variables` without any error (so
+    /// it passed the strict validation). Call only after such a run on the strict schema.
+    pub fn ran_without_errors(
+        &self,
+        query: &str,
+        operation_name: Option<String>,
+        variables: Variables,
+    ) {
+        let Ok(mut cache) = self.0.lock() else {
+            return;
+        };
+        let Some(parsed) = cache.get_mut(query) else {
+            return;
+        };
+        if parsed
+            .valid_with
+            .iter()
+            .any(|(op, vars)| *op == operation_name && *vars == variables)
+        {
+            return;
+        }
+        if parsed.valid_with.len() >= VALIDATED_PER_DOCUMENT {
+            parsed.valid_with.clear();
+        }
+        parsed.valid_with.push((operation_name, variables));
     }
 }
 

@@ -207,3 +207,35 @@ async fn a_cached_document_is_still_checked_and_takes_new_variables() {
     let missing = api.gql(api.admin, lookup, json!({"id": other})).await;
     assert!(missing.data()["node"].is_null(), "{:#}", missing.body);
 }
+
+#[tokio::test]
+async fn a_document_valid_with_some_variables_is_still_validated_with_others() {
+    let api = TestApi::start().await;
+    let query = "query($n: Int!) { conversations(first: $n) { edges { node {
+        timeline(first: $n) { edges { node { bodyText kind position } } } } } } }";
+    // The second run of the same document and variables skips the rules known to pass.
+    let first = api.gql(api.admin, query, json!({"n": 5})).await;
+    assert!(first.body.get("errors").is_none(), "{:#}", first.body);
+    let again = api.gql(api.admin, query, json!({"n": 5})).await;
+    assert_eq!(again.body, first.body);
+    // Other variables: the complexity is computed with them, and their values are checked.
+    let costly = api.gql(api.admin, query, json!({"n": 100})).await;
+    assert!(
+        costly.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("complex")),
+        "{:#}",
+        costly.body
+    );
+    for _ in 0..2 {
+        let wrong = api.gql(api.admin, query, json!({"n": "five"})).await;
+        assert!(
+            wrong.body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Invalid value for argument")),
+            "{:#}",
+            wrong.body
+        );
+        assert_eq!(wrong.error_code(), Some("BAD_USER_INPUT"));
+    }
+}
