@@ -1,17 +1,19 @@
 //! `switchboard audit verify`: walks the hash chain of the whole log.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use switchboard_store::chain::{self, Verification};
 
-use crate::support;
+use crate::config::ConfigArgs;
+use crate::support::{self, StoreUse};
 
-/// Verifies every event; exit code 1 names the first position that does not verify.
-pub async fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let store = support::open_for_reading(data_dir)?;
-    let verification = chain::verify(&store)
+/// Verifies every event of the configured store; exit code 1 names the first position that does
+/// not verify.
+pub async fn verify(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = support::load_config(args)?;
+    let store = support::configured_store(&config, StoreUse::Read).await?;
+    let verification = chain::verify(store.as_ref())
         .await
         .context("reading the event log")?;
     match verification {

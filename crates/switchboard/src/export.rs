@@ -3,16 +3,16 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use switchboard_store::{EventStore, Position};
+use switchboard_store::Position;
 
+use crate::config::ConfigArgs;
 use crate::line::ExportedLine;
 use crate::progress::Progress;
-use crate::support::{self, refuse};
+use crate::support::{self, StoreUse, refuse};
 
 /// Events read from the store per call.
 const PAGE: usize = 4096;
@@ -20,9 +20,8 @@ const PAGE: usize = 4096;
 /// `switchboard export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The data directory: events in `<DIR>/events`.
-    #[arg(long, value_name = "DIR", default_value = support::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Export events after this position (exclusive); 0 is the start of the log.
     #[arg(long, value_name = "POS", default_value_t = 0)]
     from: u64,
@@ -39,7 +38,8 @@ pub struct ExportArgs {
 /// `stream`, `stream_version`, `position`, `event_type`, `schema_version`, `recorded_at`
 /// (RFC 3339), `metadata` and `payload` (as stored), `hash` (hex).
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let store = support::open_for_reading(&args.data_dir)?;
+    let config = support::load_config(&args.config)?;
+    let store = support::configured_store(&config, StoreUse::Read).await?;
     let head = store.head().await.context("reading the store's head")?;
     let to = args.to.unwrap_or(head.0);
     if args.from > to {

@@ -9,16 +9,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use switchboard_store::error::validate_append;
-use switchboard_store::{EventStore, ExpectedVersion, NewEvent, Position};
+use switchboard_store::{ExpectedVersion, NewEvent, Position};
 
+use crate::config::ConfigArgs;
 use crate::line::ImportedLine;
-use crate::support::{self, refuse};
+use crate::support::{self, StoreUse, refuse};
 
 /// Most events in one append.
 const MAX_RUN_EVENTS: usize = 1024;
@@ -26,9 +26,10 @@ const MAX_RUN_EVENTS: usize = 1024;
 /// `switchboard import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The data directory: events go to `<DIR>/events`, which must be empty or absent.
-    #[arg(long, value_name = "DIR", default_value = support::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    /// The target: the configured store (PostgreSQL, or `<data-dir>/events`), which must be
+    /// empty or absent.
+    #[command(flatten)]
+    config: ConfigArgs,
     /// The NDJSON to read; `-` is stdin.
     #[arg(long = "in", value_name = "FILE|-")]
     input: String,
@@ -58,12 +59,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let store = support::open(&args.data_dir)?;
+    let config = support::load_config(&args.config)?;
+    let store = support::configured_store(&config, StoreUse::Write).await?;
     let head = store.head().await.context("reading the store's head")?;
     if head != Position::START {
         refuse!(
             "the store in {} already holds {} events; import only into an empty store",
-            support::events_dir(&args.data_dir).display(),
+            support::describe_store(&config),
             head.0
         );
     }
@@ -88,7 +90,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                      were imported before this failure, delete {} before trying again",
                     run.line,
                     run.stream,
-                    support::events_dir(&args.data_dir).display()
+                    support::describe_store(&config)
                 )
             })?;
         first_position.get_or_insert(result.first_position);

@@ -46,10 +46,7 @@ pub struct InitArgs {
 /// Creates the organisation and admin, and prints the admin's token on stdout. Exit code 2 when
 /// the data directory already holds an organisation or an input is invalid (nothing written).
 pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
-    let config = match args.config.load() {
-        Ok(config) => config,
-        Err(e) => refuse!("{e}"),
-    };
+    let config = crate::support::load_config(&args.config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = crate::startup::open_store(&config).await?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use switchboard::config::{self, Config, Flags, LogFormat};
+use switchboard::config::{self, Config, ConfigArgs, Flags, LogFormat};
 use switchboard::support::Refused;
 use switchboard::{Application, audit, demo, export, import, init, projections, startup, token};
 
@@ -78,21 +78,13 @@ struct ServeArgs {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain of every event; exit 1 at the first event that does not verify.
-    Verify(DataDirArg),
+    Verify(ConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum ProjectionsCommand {
-    /// Rebuild every read model from the start of the log.
-    Rebuild(DataDirArg),
-}
-
-/// The `--data-dir` flag every maintenance command shares.
-#[derive(Debug, Args)]
-struct DataDirArg {
-    /// The data directory: events in `<DIR>/events`, read models in `<DIR>/read-models`.
-    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    /// Rebuild every read model (in `<data-dir>/read-models`) from the start of the log.
+    Rebuild(ConfigArgs),
 }
 
 #[tokio::main]
@@ -102,11 +94,11 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Init(args) => init::run(args).await,
         Command::Token(args) => token::run(args).await,
-        Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args.data_dir).await,
+        Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args).await,
         Command::Export(args) => export::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => {
-            projections::rebuild(&args.data_dir).await
+            projections::rebuild(&args).await
         }
     };
     match outcome {

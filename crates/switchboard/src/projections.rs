@@ -3,26 +3,26 @@
 //! Progress is counted in events: each read model is rebuilt in turn up to the head, and the bar
 //! follows the position its copy has reached (the runtime announces it after every batch).
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use switchboard_projector::ProjectionRuntime;
 use switchboard_projector::runtime::Status;
-use switchboard_store::{EventStore, Position};
+use switchboard_store::Position;
 
+use crate::config::ConfigArgs;
 use crate::progress::Progress;
-use crate::support;
+use crate::support::{self, StoreUse};
 
-/// Starts the runtime on `<data-dir>/read-models` and rebuilds each read model in turn, which
+/// Starts the runtime on `<data-dir>/read-models` (with the configured store) and rebuilds each read model in turn, which
 /// is what [`ProjectionRuntime::rebuild_all`] does, one call per projector so that progress
 /// can be reported between them.
-pub async fn rebuild(data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let store: Arc<dyn EventStore> = Arc::new(support::open_existing(data_dir)?);
+pub async fn rebuild(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = support::load_config(args)?;
+    let store = support::configured_store(&config, StoreUse::Existing).await?;
     let head = store.head().await.context("reading the store's head")?;
-    let dir = support::read_models_dir(data_dir);
+    let dir = support::read_models_dir(&config.data_dir);
     let runtime = ProjectionRuntime::start(store, &dir, switchboard_read_models::all())
         .with_context(|| format!("starting the projectors in {}", dir.display()))?;
     let names: Vec<&'static str> = runtime.statuses().into_iter().map(|(n, _)| n).collect();

@@ -31,25 +31,13 @@ use crate::support::{self, refuse};
 /// The configured event store: PostgreSQL when `postgres_url` is set (several nodes may share
 /// it), else the embedded store in the data directory.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
-    let Some(url) = &config.postgres_url else {
-        return Ok(Arc::new(support::open(&config.data_dir)?));
-    };
-    if config.jwt_secret.is_none() {
+    if config.postgres_url.is_some() && config.jwt_secret.is_none() {
         tracing::warn!(
-            "a PostgreSQL store with a generated JWT secret: tokens work on this node only;              set jwt_secret on every node to share them"
+            "a PostgreSQL store with a generated JWT secret: tokens work on this node only; \
+             set jwt_secret on every node to share them"
         );
     }
-    let mut options = switchboard_store_postgres::PostgresOptions::new(url.expose());
-    options.schema = config.postgres_schema.clone();
-    let store = switchboard_store_postgres::PostgresStore::connect(options)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to the PostgreSQL store (schema {})",
-                config.postgres_schema
-            )
-        })?;
-    Ok(Arc::new(store))
+    support::configured_store(config, support::StoreUse::Write).await
 }
 
 /// How long the token printed by `serve --demo` is valid.

@@ -1,13 +1,16 @@
-//! What every command shares: the data directory's layout, opening the embedded store, and the
-//! error type for requests the binary refuses (exit code 2) rather than fails at (exit code 3).
+//! What every command shares: the data directory's layout, opening the configured store, and
+//! the error type for requests the binary refuses (exit code 2) rather than fails at (exit code
+//! 3).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
+use switchboard_store::EventStore;
+use switchboard_store_postgres::{PostgresOptions, PostgresStore};
 use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
 
-/// Where the data lives when `--data-dir` is not given.
-pub(crate) const DEFAULT_DATA_DIR: &str = crate::config::DEFAULT_DATA_DIR;
+use crate::config::{Config, ConfigArgs};
 
 /// A request the binary will not carry out as given: the user has to change something (a path,
 /// the input, the target store). `main` maps it to exit code 2.
@@ -90,4 +93,61 @@ pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
             Err(e).with_context(|| format!("opening the event store in {}", events.display()))
         }
     }
+}
+
+/// The configuration `args` select; an unusable one is refused (exit code 2).
+pub(crate) fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
+    match args.load() {
+        Ok(config) => Ok(config),
+        Err(e) => refuse!("{e}"),
+    }
+}
+
+/// What a command needs of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreUse {
+    /// Reading what is there, beside a running server (`token`, `export`, `audit verify`).
+    Read,
+    /// Writing, beside nothing else (`import`).
+    Write,
+    /// Reading a store that must already exist, and writing read models next to it
+    /// (`projections rebuild`).
+    Existing,
+}
+
+/// The configured store: PostgreSQL when `postgres_url` is set (whatever the data directory),
+/// else the embedded store of the data directory, opened as `usage` needs.
+pub(crate) async fn configured_store(
+    config: &Config,
+    usage: StoreUse,
+) -> anyhow::Result<Arc<dyn EventStore>> {
+    if config.postgres_url.is_some() {
+        return Ok(Arc::new(connect_postgres(config).await?));
+    }
+    Ok(match usage {
+        StoreUse::Read => Arc::new(open_for_reading(&config.data_dir)?),
+        StoreUse::Write => Arc::new(open(&config.data_dir)?),
+        StoreUse::Existing => Arc::new(open_existing(&config.data_dir)?),
+    })
+}
+
+/// Where the configured store is, for messages: the PostgreSQL schema, or the embedded store's
+/// directory.
+pub(crate) fn describe_store(config: &Config) -> String {
+    match config.postgres_url {
+        Some(_) => format!("the PostgreSQL store (schema {})", config.postgres_schema),
+        None => events_dir(&config.data_dir).display().to_string(),
+    }
+}
+
+/// Connects to the configured PostgreSQL store (creating its schema if needed).
+pub(crate) async fn connect_postgres(config: &Config) -> anyhow::Result<PostgresStore> {
+    let Some(url) = &config.postgres_url else {
+        anyhow::bail!("no postgres_url configured");
+    };
+    let mut options = PostgresOptions::new(url.expose());
+    options.schema = config.postgres_schema.clone();
+    PostgresStore::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", describe_store(config)))
 }

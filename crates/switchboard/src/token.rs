@@ -2,8 +2,8 @@
 //!
 //! The user is looked up in the write side's directory (by e-mail, case-insensitively), so a
 //! token is only ever minted for someone who exists; the secret is the configured one or the one
-//! the server generated in the data directory. The store is opened read-only, so this works while
-//! the server runs.
+//! the server generated in the data directory. The store is the configured one (PostgreSQL, or
+//! the embedded store opened read-only), so this works while the server runs.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,10 +13,9 @@ use chrono::{TimeDelta, Utc};
 use clap::Args;
 use proto_events::clock::SystemClock;
 use switchboard_service::CommandService;
-use switchboard_store::EventStore;
 
 use crate::config::{self, ConfigArgs};
-use crate::support::{self, refuse};
+use crate::support::{self, StoreUse, refuse};
 
 /// `switchboard token`.
 #[derive(Debug, Args)]
@@ -33,11 +32,8 @@ pub struct TokenArgs {
 
 /// Prints a token for `--user` on stdout; exit code 2 when there is no such user.
 pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let config = match args.config.load() {
-        Ok(config) => config,
-        Err(e) => refuse!("{e}"),
-    };
-    let store: Arc<dyn EventStore> = Arc::new(support::open_for_reading(&config.data_dir)?);
+    let config = support::load_config(&args.config)?;
+    let store = support::configured_store(&config, StoreUse::Read).await?;
     let service = CommandService::open(store, Arc::new(SystemClock))
         .await
         .context("reading the directory")?;
@@ -51,7 +47,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         refuse!(
             "no user with e-mail {} in {}",
             args.user.trim(),
-            config.data_dir.display()
+            support::describe_store(&config)
         );
     };
     let Some(secret) = config::jwt_secret(&config, false)? else {
