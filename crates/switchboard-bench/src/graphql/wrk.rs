@@ -1,9 +1,10 @@
 //! Drives a server with `wrk` (Debian's `wrk` package), as a child process, instead of the
 //! in-process generator.
 //!
-//! On a two-core machine the load generator shares the cores with the server it measures; `wrk`
-//! (C, one epoll loop per thread, no allocation per request) takes less of them than the
-//! in-process generator does. The request (method, body, headers) goes to `wrk` as a Lua script
+//! A standard tool with its own latency histogram, in its own process, so that the numbers do not
+//! rest on the suite's own generator alone; on a two-core machine either generator shares the
+//! cores with the server it measures (measured back to back, they cost about the same). The
+//! request (method, body, headers) goes to `wrk` as a Lua script
 //! written to a temporary file; the script's `done` function prints one JSON line with what the
 //! suite reports (requests, duration, p50 and p99 in microseconds, errors), which is the only
 //! output read. `wrk` counts an answer with status 400 or more as an error, and so do socket
