@@ -71,4 +71,8 @@ impl Projector for ThreadView {
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
         apply::apply_batch(tx, events)
     }
+
+    fn caught_up(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        schema::create_indexes(tx)
+    }
 }

@@ -1,6 +1,11 @@
 //! The thread-view tables. Ids are stored as hyphenated lower-case UUID text (so text order is
 //! UUID order) and times as microseconds since the epoch (so keyset comparisons are integer
 //! comparisons). Every table carries `inbox_id`, the column access rules filter on.
+//!
+//! The indexes that serve queries only (lists, timelines) are not created with the tables: a
+//! read model rebuilt from the log gets them once it has caught up ([`create_indexes`]), when
+//! sorting each table once costs a fraction of keeping the index current through every insert
+//! and header update of the catch-up. Until then queries scan: slower, with the same answers.
 
 use rusqlite::Connection;
 
@@ -31,12 +36,6 @@ CREATE TABLE conversations (
     outbound_count       INTEGER NOT NULL DEFAULT 0,
     comment_count        INTEGER NOT NULL DEFAULT 0
 ) STRICT;
-CREATE INDEX conversations_by_activity
-    ON conversations (last_activity_at DESC, conversation_id DESC);
-CREATE INDEX conversations_by_inbox
-    ON conversations (inbox_id, status, last_activity_at DESC, conversation_id DESC);
-CREATE INDEX conversations_by_assignee
-    ON conversations (assignee_id, last_activity_at DESC, conversation_id DESC);
 
 CREATE TABLE timeline (
     position        INTEGER PRIMARY KEY,
@@ -60,7 +59,6 @@ CREATE TABLE timeline (
     previous_id     TEXT,
     reason          TEXT
 ) STRICT;
-CREATE INDEX timeline_by_conversation ON timeline (conversation_id, position);
 
 CREATE TABLE deliveries (
     position            INTEGER PRIMARY KEY,
@@ -73,7 +71,6 @@ CREATE TABLE deliveries (
     permanent           INTEGER NOT NULL,
     provider_message_id TEXT
 ) STRICT;
-CREATE INDEX deliveries_by_conversation ON deliveries (conversation_id, position);
 
 CREATE TABLE filtered_messages (
     position        INTEGER PRIMARY KEY,
@@ -93,12 +90,44 @@ CREATE TABLE filtered_messages (
     restored_at     INTEGER,
     restored_by     TEXT
 ) STRICT;
+-- Restoring a filtered message finds it by id while applying events.
 CREATE INDEX filtered_by_message ON filtered_messages (message_id);
-CREATE INDEX filtered_by_inbox
+";
+
+/// The indexes queries use, each ending in the keyset the lists and timelines page by.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS conversations_by_activity
+    ON conversations (last_activity_at DESC, conversation_id DESC);
+CREATE INDEX IF NOT EXISTS conversations_by_inbox
+    ON conversations (inbox_id, status, last_activity_at DESC, conversation_id DESC);
+CREATE INDEX IF NOT EXISTS conversations_by_assignee
+    ON conversations (assignee_id, last_activity_at DESC, conversation_id DESC);
+CREATE INDEX IF NOT EXISTS timeline_by_conversation ON timeline (conversation_id, position);
+CREATE INDEX IF NOT EXISTS deliveries_by_conversation ON deliveries (conversation_id, position);
+CREATE INDEX IF NOT EXISTS filtered_by_inbox
     ON filtered_messages (inbox_id, restored_at, filtered_at DESC, position DESC);
 ";
 
-/// Creates the tables and indexes in an empty database.
+/// How many indexes [`INDEXES`] creates.
+const INDEX_COUNT: i64 = 6;
+
+/// Creates the tables (without the query indexes) in an empty database.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(TABLES)
+}
+
+/// Creates the query indexes unless they exist.
+pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    let existing: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN (
+                 'conversations_by_activity', 'conversations_by_inbox',
+                 'conversations_by_assignee', 'timeline_by_conversation',
+                 'deliveries_by_conversation', 'filtered_by_inbox')",
+        )?
+        .query_row([], |r| r.get(0))?;
+    if existing < INDEX_COUNT {
+        conn.execute_batch(INDEXES)?;
+    }
+    Ok(())
 }

@@ -2,7 +2,8 @@
 //! event about an unknown conversation stops the projector.
 
 use proto_events::event::{CommentAdded, DomainEvent};
-use switchboard_projector::model::{apply_batch, open_for_writing};
+use switchboard_projector::Event;
+use switchboard_projector::model::{apply_batch, apply_events, open_for_writing};
 use switchboard_projector::testing::{build_at_once, build_in_batches, dump};
 use thread_view::ThreadView;
 use uuid::Uuid;
@@ -32,6 +33,42 @@ fn batches_of_1_3_and_17_equal_a_rebuild() {
             );
         }
     }
+}
+
+/// The indexes of a read model's tables, by name.
+fn indexes(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn query_indexes_are_built_once_caught_up() {
+    let events = history();
+    let decoded: Vec<Event<'_>> = events.iter().map(Event::decoded).collect();
+    let (catching_up, last) = decoded.split_at(decoded.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut conn, _) =
+        open_for_writing(&dir.path().join("thread_view.sqlite3"), &ThreadView).unwrap();
+    apply_events(&mut conn, &ThreadView, catching_up, false).unwrap();
+    // While catching up, only the index applying events needs.
+    assert_eq!(indexes(&conn), ["filtered_by_message"]);
+    apply_events(&mut conn, &ThreadView, last, true).unwrap();
+    assert_eq!(
+        indexes(&conn),
+        [
+            "conversations_by_activity",
+            "conversations_by_assignee",
+            "conversations_by_inbox",
+            "deliveries_by_conversation",
+            "filtered_by_inbox",
+            "filtered_by_message",
+            "timeline_by_conversation",
+        ]
+    );
 }
 
 #[test]
