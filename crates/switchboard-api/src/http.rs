@@ -34,7 +34,7 @@ use crate::state::ApiState;
 struct App {
     /// Queries and mutations (no extensions: see `schema`).
     schema: SwitchboardSchema,
-    /// The same, for documents, operation names and variables that passed its validation
+    /// The same, for documents and operations that passed its validation
     /// before (see `schema`).
     revalidating: SwitchboardSchema,
     /// Subscriptions.
@@ -108,11 +108,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
             if prepared.validated {
                 &app.revalidating
             } else {
-                first_run = Some((
-                    request.query.clone(),
-                    request.operation_name.clone(),
-                    request.variables.clone(),
-                ));
+                first_run = Some((request.query.clone(), request.operation_name.clone()));
                 &app.schema
             }
         }
@@ -123,11 +119,10 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         }
     };
     let mut response = schema.execute(request).await;
-    if let Some((query, operation_name, variables)) = first_run
+    if let Some((query, operation_name)) = first_run
         && response.errors.is_empty()
     {
-        app.parsed
-            .ran_without_errors(&query, operation_name, variables);
+        app.parsed.ran_without_errors(&query, operation_name);
     }
     coded(&mut response.errors);
     GraphQLResponse::from(response).into_response()
