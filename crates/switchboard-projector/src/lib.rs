@@ -8,16 +8,19 @@
 //!
 //! # Layout
 //! - [`projector`]: the [`Projector`] trait and [`ApplyError`].
+//! - [`batch`]: [`BatchRows`], the rows a projector keeps in memory for one batch.
 //! - [`model`]: one read model's database: migrations, checkpoint, applying a batch.
 //! - [`runtime`]: running projectors beside each other, lag, `wait_for`, rebuilds.
 //! - [`testing`]: building a read model from events in tests, and dumping it
 //!   row by row to compare two builds.
 
+pub mod batch;
 pub mod model;
 pub mod projector;
 pub mod runtime;
 pub mod testing;
 
+pub use crate::batch::BatchRows;
 pub use crate::model::ReadModel;
 pub use crate::projector::{ApplyError, CachedStatements, Event, EventError, Projector};
 pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};

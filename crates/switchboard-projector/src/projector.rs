@@ -28,7 +28,8 @@ pub trait Projector: Send + Sync + 'static {
     ///
     /// A projector overrides this to keep the rows many events of a batch touch (a
     /// conversation's header, its current cycle) in memory for the batch and write each once at
-    /// its end, instead of reading and writing it back for every event. Whatever it keeps must
+    /// its end ([`crate::BatchRows`]), instead of reading and writing it back for every event.
+    /// Whatever it keeps must
     /// start from the tables at the beginning of the batch and be written to them before it
     /// returns: nothing may outlive the batch, so a restart (or a batch cut elsewhere) gives
     /// the same rows.

@@ -12,11 +12,10 @@ use proto_events::event::{
     AssociationAdded, AssociationRemoved, ContactRecordCreated, ContactsMerged,
     ConversationStarted, ConversationVisibility, RecordKind, RecordRef,
 };
-use std::collections::HashMap;
 
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, CachedStatements, Event, EventError};
+use switchboard_projector::{ApplyError, BatchRows, CachedStatements, Event, EventError};
 use uuid::Uuid;
 
 use crate::sql::{identity_key, kind_str};
@@ -40,10 +39,7 @@ struct Conversation {
 
 /// The conversation rows a batch has read or changed; `None` for one known not to exist.
 #[derive(Debug, Default)]
-struct Conversations {
-    rows: HashMap<Uuid, (Option<Conversation>, bool)>,
-    order: Vec<Uuid>,
-}
+struct Conversations(BatchRows<Uuid, Conversation>);
 
 impl Conversations {
     fn slot(
@@ -51,42 +47,7 @@ impl Conversations {
         tx: &Transaction<'_>,
         id: Uuid,
     ) -> rusqlite::Result<&mut (Option<Conversation>, bool)> {
-        if !self.rows.contains_key(&id) {
-            let stored = tx
-                .query_row_cached(
-                    "SELECT contact_id, inbox_id, status, private_owner_user_id, subject,
-                         last_preview, last_direction, started_at, last_activity
-                     FROM conversations WHERE conversation_id = ?1",
-                    [id.to_string()],
-                    |r| {
-                        Ok(Conversation {
-                            contact_id: r.get(0)?,
-                            inbox_id: r.get(1)?,
-                            status: match r.get_ref(2)?.as_str()? {
-                                "closed" => "closed",
-                                _ => "open",
-                            },
-                            private_owner_user_id: r.get(3)?,
-                            subject: r.get(4)?,
-                            last_preview: r.get(5)?,
-                            last_direction: match r.get_ref(6)?.as_str_or_null()? {
-                                None => None,
-                                Some("inbound") => Some("inbound"),
-                                Some(_) => Some("outbound"),
-                            },
-                            started_at: r.get(7)?,
-                            last_activity: r.get(8)?,
-                        })
-                    },
-                )
-                .optional()?;
-            self.order.push(id);
-            self.rows.insert(id, (stored, false));
-        }
-        Ok(self
-            .rows
-            .get_mut(&id)
-            .expect("the slot was inserted just above"))
+        self.0.slot(id, |id| load_conversation(tx, *id))
     }
 
     /// The row of `id`, marked changed, if the conversation is known.
@@ -95,19 +56,12 @@ impl Conversations {
         tx: &Transaction<'_>,
         id: Uuid,
     ) -> rusqlite::Result<Option<&mut Conversation>> {
-        let (row, dirty) = self.slot(tx, id)?;
-        if row.is_some() {
-            *dirty = true;
-        }
-        Ok(row.as_mut())
+        self.0.get(id, |id| load_conversation(tx, *id))
     }
 
     /// Writes every changed row back and forgets them all, so that SQL may change the table.
     fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        for id in self.order.drain(..) {
-            let Some((Some(c), true)) = self.rows.remove(&id) else {
-                continue;
-            };
+        for (id, c) in self.0.take_changed() {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, contact_id, inbox_id, status,
                      private_owner_user_id, subject, last_preview, last_direction, started_at,
@@ -134,9 +88,39 @@ impl Conversations {
                 ],
             )?;
         }
-        self.rows.clear();
         Ok(())
     }
+}
+
+/// The stored row of conversation `id`, if any.
+fn load_conversation(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conversation>> {
+    tx.query_row_cached(
+        "SELECT contact_id, inbox_id, status, private_owner_user_id, subject,
+                     last_preview, last_direction, started_at, last_activity
+                 FROM conversations WHERE conversation_id = ?1",
+        [id.to_string()],
+        |r| {
+            Ok(Conversation {
+                contact_id: r.get(0)?,
+                inbox_id: r.get(1)?,
+                status: match r.get_ref(2)?.as_str()? {
+                    "closed" => "closed",
+                    _ => "open",
+                },
+                private_owner_user_id: r.get(3)?,
+                subject: r.get(4)?,
+                last_preview: r.get(5)?,
+                last_direction: match r.get_ref(6)?.as_str_or_null()? {
+                    None => None,
+                    Some("inbound") => Some("inbound"),
+                    Some(_) => Some("outbound"),
+                },
+                started_at: r.get(7)?,
+                last_activity: r.get(8)?,
+            })
+        },
+    )
+    .optional()
 }
 
 /// Applies a batch of events in log order.

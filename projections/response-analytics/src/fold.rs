@@ -14,7 +14,7 @@ use proto_events::event::{
 };
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, CachedStatements, Event, EventError};
+use switchboard_projector::{ApplyError, BatchRows, CachedStatements, Event, EventError};
 use uuid::Uuid;
 
 /// The running state of one conversation: its row of `conversations`.
@@ -66,16 +66,96 @@ struct BotCycle {
     closed_at: Option<i64>,
 }
 
-/// What a batch has read or changed, written back by [`Batch::flush`]. `None` marks a row known
-/// not to exist; the `bool` says whether the row changed.
+/// What a batch has read or changed, written back by [`Batch::flush`].
 #[derive(Debug, Default)]
 struct Batch {
-    convs: HashMap<Uuid, (Option<Conv>, bool)>,
-    conv_order: Vec<Uuid>,
-    cycles: HashMap<(Uuid, i64), (Option<Cycle>, bool)>,
-    cycle_order: Vec<(Uuid, i64)>,
+    convs: BatchRows<Uuid, Conv>,
+    cycles: BatchRows<(Uuid, i64), Cycle>,
     /// `teams_of` per user; emptied when membership changes.
     teams: HashMap<String, String>,
+}
+
+/// The stored state of conversation `id`, if any.
+fn load_conv(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
+    tx.query_row_cached(
+        "SELECT conversation_id, inbox_id, channel_id, channel_kind, private_owner, status,
+                     cycle_no, assignee_kind, assignee_id, pending_user_id, pending_since,
+                     run_start, next_seq
+                 FROM conversations WHERE conversation_id = ?1",
+        [id.to_string()],
+        |r| {
+            Ok(Conv {
+                key: id,
+                id: r.get(0)?,
+                inbox_id: r.get(1)?,
+                channel_id: r.get(2)?,
+                channel_kind: r.get(3)?,
+                private_owner: r.get(4)?,
+                status: match r.get_ref(5)?.as_str()? {
+                    "closed" => "closed",
+                    _ => "open",
+                },
+                cycle_no: r.get(6)?,
+                assignee_kind: r.get(7)?,
+                assignee_id: r.get(8)?,
+                pending_user_id: r.get(9)?,
+                pending_since: r.get(10)?,
+                run_start: r.get(11)?,
+                next_seq: r.get(12)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// The stored cycle `key` of a conversation, with its bots' part in it, if any.
+fn load_cycle(tx: &Transaction<'_>, key: (Uuid, i64)) -> rusqlite::Result<Option<Cycle>> {
+    let id = key.0.to_string();
+    let mut stored = tx
+        .query_row_cached(
+            "SELECT started_at, closed_at, first_inbound_at, handoff_at, fr_start,
+                     first_response_at, first_responder, human_replies, bot_replies
+                 FROM cycles WHERE conversation_id = ?1 AND cycle_no = ?2",
+            params![id, key.1],
+            |r| {
+                Ok(Cycle {
+                    started_at: r.get(0)?,
+                    closed_at: r.get(1)?,
+                    first_inbound_at: r.get(2)?,
+                    handoff_at: r.get(3)?,
+                    fr_start: r.get(4)?,
+                    first_response_at: r.get(5)?,
+                    first_responder: r.get(6)?,
+                    human_replies: r.get(7)?,
+                    bot_replies: r.get(8)?,
+                    bots: Vec::new(),
+                })
+            },
+        )
+        .optional()?;
+    if let Some(cycle) = &mut stored {
+        let mut stmt = tx.prepare_cached(
+            "SELECT bot_id, inbox_id, channel_id, channel_kind, took_part_at, first_reply_at,
+                     handed_off_at, human_replied, closed_at
+                 FROM bot_cycles WHERE conversation_id = ?1 AND cycle_no = ?2 ORDER BY bot_id",
+        )?;
+        cycle.bots = stmt
+            .query_map(params![id, key.1], |r| {
+                Ok(BotCycle {
+                    bot_id: r.get(0)?,
+                    inbox_id: r.get(1)?,
+                    channel_id: r.get(2)?,
+                    channel_kind: r.get(3)?,
+                    took_part_at: r.get(4)?,
+                    first_reply_at: r.get(5)?,
+                    handed_off_at: r.get(6)?,
+                    human_replied: r.get(7)?,
+                    closed_at: r.get(8)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(stored)
 }
 
 /// The stored spelling of a channel kind.
@@ -230,53 +310,12 @@ impl Batch {
         tx: &Transaction<'_>,
         id: Uuid,
     ) -> rusqlite::Result<&mut (Option<Conv>, bool)> {
-        if !self.convs.contains_key(&id) {
-            let stored = tx
-                .query_row_cached(
-                    "SELECT conversation_id, inbox_id, channel_id, channel_kind, private_owner, status,
-                         cycle_no, assignee_kind, assignee_id, pending_user_id, pending_since,
-                         run_start, next_seq
-                     FROM conversations WHERE conversation_id = ?1",
-                    [id.to_string()],
-                    |r| {
-                        Ok(Conv {
-                            key: id,
-                            id: r.get(0)?,
-                            inbox_id: r.get(1)?,
-                            channel_id: r.get(2)?,
-                            channel_kind: r.get(3)?,
-                            private_owner: r.get(4)?,
-                            status: match r.get_ref(5)?.as_str()? {
-                                "closed" => "closed",
-                                _ => "open",
-                            },
-                            cycle_no: r.get(6)?,
-                            assignee_kind: r.get(7)?,
-                            assignee_id: r.get(8)?,
-                            pending_user_id: r.get(9)?,
-                            pending_since: r.get(10)?,
-                            run_start: r.get(11)?,
-                            next_seq: r.get(12)?,
-                        })
-                    },
-                )
-                .optional()?;
-            self.conv_order.push(id);
-            self.convs.insert(id, (stored, false));
-        }
-        Ok(self
-            .convs
-            .get_mut(&id)
-            .expect("the slot was inserted just above"))
+        self.convs.slot(id, |id| load_conv(tx, *id))
     }
 
     /// The state of conversation `id`, marked changed; `None` if it does not exist.
     fn conv(&mut self, tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<&mut Conv>> {
-        let (conv, dirty) = self.conv_slot(tx, id)?;
-        if conv.is_some() {
-            *dirty = true;
-        }
-        Ok(conv.as_mut())
+        self.convs.get(id, |id| load_conv(tx, *id))
     }
 
     /// Takes the state of conversation `id` out of the batch, to change it beside other rows;
@@ -286,7 +325,7 @@ impl Batch {
     }
 
     fn put_conv(&mut self, id: Uuid, conv: Conv) {
-        self.convs.insert(id, (Some(conv), true));
+        self.convs.put(id, conv);
     }
 
     fn cycle_slot(
@@ -294,59 +333,7 @@ impl Batch {
         tx: &Transaction<'_>,
         key: (Uuid, i64),
     ) -> rusqlite::Result<&mut (Option<Cycle>, bool)> {
-        if !self.cycles.contains_key(&key) {
-            let id = key.0.to_string();
-            let mut stored = tx
-                .query_row_cached(
-                    "SELECT started_at, closed_at, first_inbound_at, handoff_at, fr_start,
-                         first_response_at, first_responder, human_replies, bot_replies
-                     FROM cycles WHERE conversation_id = ?1 AND cycle_no = ?2",
-                    params![id, key.1],
-                    |r| {
-                        Ok(Cycle {
-                            started_at: r.get(0)?,
-                            closed_at: r.get(1)?,
-                            first_inbound_at: r.get(2)?,
-                            handoff_at: r.get(3)?,
-                            fr_start: r.get(4)?,
-                            first_response_at: r.get(5)?,
-                            first_responder: r.get(6)?,
-                            human_replies: r.get(7)?,
-                            bot_replies: r.get(8)?,
-                            bots: Vec::new(),
-                        })
-                    },
-                )
-                .optional()?;
-            if let Some(cycle) = &mut stored {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT bot_id, inbox_id, channel_id, channel_kind, took_part_at, first_reply_at,
-                         handed_off_at, human_replied, closed_at
-                     FROM bot_cycles WHERE conversation_id = ?1 AND cycle_no = ?2 ORDER BY bot_id",
-                )?;
-                cycle.bots = stmt
-                    .query_map(params![id, key.1], |r| {
-                        Ok(BotCycle {
-                            bot_id: r.get(0)?,
-                            inbox_id: r.get(1)?,
-                            channel_id: r.get(2)?,
-                            channel_kind: r.get(3)?,
-                            took_part_at: r.get(4)?,
-                            first_reply_at: r.get(5)?,
-                            handed_off_at: r.get(6)?,
-                            human_replied: r.get(7)?,
-                            closed_at: r.get(8)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-            }
-            self.cycle_order.push(key);
-            self.cycles.insert(key, (stored, false));
-        }
-        Ok(self
-            .cycles
-            .get_mut(&key)
-            .expect("the slot was inserted just above"))
+        self.cycles.slot(key, |key| load_cycle(tx, *key))
     }
 
     /// The current cycle of `conv`, marked changed; `None` if it has no row.
@@ -356,11 +343,7 @@ impl Batch {
         conv: &Conv,
     ) -> Result<Option<&mut Cycle>, ApplyError> {
         let key = (conv.key, conv.cycle_no);
-        let (cycle, dirty) = self.cycle_slot(tx, key)?;
-        if cycle.is_some() {
-            *dirty = true;
-        }
-        Ok(cycle.as_mut())
+        Ok(self.cycles.get(key, |key| load_cycle(tx, *key))?)
     }
 
     /// The current cycle of `conv`; fails if it has no row.
@@ -403,12 +386,8 @@ impl Batch {
     }
 
     /// Writes every changed conversation, cycle and bot row back.
-    fn flush(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let mut convs = self.convs;
-        for id in self.conv_order {
-            let Some((Some(c), true)) = convs.remove(&id) else {
-                continue;
-            };
+    fn flush(mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        for (_, c) in self.convs.take_changed() {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
                      private_owner, status, cycle_no, assignee_kind, assignee_id, pending_user_id,
@@ -439,11 +418,7 @@ impl Batch {
                 ],
             )?;
         }
-        let mut cycles = self.cycles;
-        for key in self.cycle_order {
-            let Some((Some(c), true)) = cycles.remove(&key) else {
-                continue;
-            };
+        for (key, c) in self.cycles.take_changed() {
             let id = key.0.to_string();
             tx.execute_cached(
                 "INSERT INTO cycles (conversation_id, cycle_no, started_at, closed_at,

@@ -12,11 +12,10 @@ use proto_events::event::{
     ConversationVisibility, FilterReason, FilteredMessageRestored, Identity, InboundMessage,
     MessageFiltered, MessageReceived, ReplyAuthor, ReplySent,
 };
-use std::collections::HashMap;
 
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, CachedStatements, Event, EventError};
+use switchboard_projector::{ApplyError, BatchRows, CachedStatements, Event, EventError};
 use uuid::Uuid;
 
 use crate::types::{ConversationStatus, EntryKind};
@@ -69,10 +68,7 @@ impl Header {
 /// The headers a batch has read or written, by conversation id; `None` for a conversation
 /// known not to exist. Written back by [`Headers::flush`] in the order first touched.
 #[derive(Debug, Default)]
-struct Headers {
-    rows: HashMap<Uuid, (Option<Header>, bool)>,
-    order: Vec<Uuid>,
-}
+struct Headers(BatchRows<Uuid, Header>);
 
 impl Headers {
     fn slot<'a>(
@@ -80,48 +76,7 @@ impl Headers {
         tx: &Transaction<'_>,
         id: Uuid,
     ) -> rusqlite::Result<&'a mut (Option<Header>, bool)> {
-        if !self.rows.contains_key(&id) {
-            let stored = tx
-                .query_row_cached(
-                    "SELECT inbox_id, channel_id, channel_kind, contact_id, origin, private_owner_id,
-                         status, assignee_kind, assignee_id, created_at, last_activity_at, closed_at,
-                         subject, last_message_preview, last_message_at, unread_count, waiting_since,
-                         inbound_count, outbound_count, comment_count
-                     FROM conversations WHERE conversation_id = ?1",
-                    params![id.to_string()],
-                    |r| {
-                        Ok(Header {
-                            inbox_id: r.get(0)?,
-                            channel_id: r.get(1)?,
-                            channel_kind: r.get(2)?,
-                            contact_id: r.get(3)?,
-                            origin: r.get(4)?,
-                            private_owner_id: r.get(5)?,
-                            status: r.get(6)?,
-                            assignee_kind: r.get(7)?,
-                            assignee_id: r.get(8)?,
-                            created_at: r.get(9)?,
-                            last_activity_at: r.get(10)?,
-                            closed_at: r.get(11)?,
-                            subject: r.get(12)?,
-                            last_message_preview: r.get(13)?,
-                            last_message_at: r.get(14)?,
-                            unread_count: r.get(15)?,
-                            waiting_since: r.get(16)?,
-                            inbound_count: r.get(17)?,
-                            outbound_count: r.get(18)?,
-                            comment_count: r.get(19)?,
-                        })
-                    },
-                )
-                .optional()?;
-            self.order.push(id);
-            self.rows.insert(id, (stored, false));
-        }
-        Ok(self
-            .rows
-            .get_mut(&id)
-            .expect("the slot was inserted just above"))
+        self.0.slot(id, |id| load_header(tx, *id))
     }
 
     /// The header of `id`, if the conversation exists.
@@ -130,11 +85,7 @@ impl Headers {
         tx: &Transaction<'_>,
         id: Uuid,
     ) -> rusqlite::Result<Option<&'a mut Header>> {
-        let (header, dirty) = self.slot(tx, id)?;
-        if header.is_some() {
-            *dirty = true;
-        }
-        Ok(header.as_mut())
+        self.0.get(id, |id| load_header(tx, *id))
     }
 
     /// The header of `id`; fails if the conversation is unknown.
@@ -147,12 +98,8 @@ impl Headers {
     }
 
     /// Writes every changed header back.
-    fn flush(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let mut rows = self.rows;
-        for id in self.order {
-            let Some((Some(h), true)) = rows.remove(&id) else {
-                continue;
-            };
+    fn flush(mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        for (id, h) in self.0.take_changed() {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
                      contact_id, origin, private_owner_id, status, assignee_kind, assignee_id,
@@ -209,6 +156,43 @@ impl Headers {
         }
         Ok(())
     }
+}
+
+/// The stored header of conversation `id`, if any.
+fn load_header(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
+    tx.query_row_cached(
+        "SELECT inbox_id, channel_id, channel_kind, contact_id, origin, private_owner_id,
+                     status, assignee_kind, assignee_id, created_at, last_activity_at, closed_at,
+                     subject, last_message_preview, last_message_at, unread_count, waiting_since,
+                     inbound_count, outbound_count, comment_count
+                 FROM conversations WHERE conversation_id = ?1",
+        params![id.to_string()],
+        |r| {
+            Ok(Header {
+                inbox_id: r.get(0)?,
+                channel_id: r.get(1)?,
+                channel_kind: r.get(2)?,
+                contact_id: r.get(3)?,
+                origin: r.get(4)?,
+                private_owner_id: r.get(5)?,
+                status: r.get(6)?,
+                assignee_kind: r.get(7)?,
+                assignee_id: r.get(8)?,
+                created_at: r.get(9)?,
+                last_activity_at: r.get(10)?,
+                closed_at: r.get(11)?,
+                subject: r.get(12)?,
+                last_message_preview: r.get(13)?,
+                last_message_at: r.get(14)?,
+                unread_count: r.get(15)?,
+                waiting_since: r.get(16)?,
+                inbound_count: r.get(17)?,
+                outbound_count: r.get(18)?,
+                comment_count: r.get(19)?,
+            })
+        },
+    )
+    .optional()
 }
 
 /// A timeline row to insert; unset columns stay NULL.
