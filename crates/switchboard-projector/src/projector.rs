@@ -57,26 +57,12 @@ pub trait Projector: Send + Sync + 'static {
 pub struct Event<'a> {
     /// The decoded event (payload in the current schema version).
     pub envelope: &'a Envelope,
-    /// The payload's JSON bytes as the store holds them, when the runtime has them (it does
-    /// when it read the event from the store; tests that build envelopes do not). They are in
-    /// the schema version `envelope.schema_version`, which may be older than the payload's.
-    pub stored_payload: Option<&'a [u8]>,
 }
 
 impl<'a> Event<'a> {
-    /// An event without its stored bytes.
+    /// The event of a batch for `envelope`.
     pub fn decoded(envelope: &'a Envelope) -> Self {
-        Self {
-            envelope,
-            stored_payload: None,
-        }
-    }
-
-    /// The payload's JSON in the current schema version, without encoding it again when the
-    /// stored bytes already are that.
-    pub fn current_payload_json(&self) -> Option<&'a [u8]> {
-        self.stored_payload
-            .filter(|_| self.envelope.schema_version == self.envelope.payload.schema_version())
+        Self { envelope }
     }
 }
 

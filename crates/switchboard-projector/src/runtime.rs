@@ -246,7 +246,7 @@ impl ProjectionRuntime {
                 })?;
             let status = Arc::new(watch::channel(Status::Starting).0);
             members.push(Member {
-                writer: ModelWriter::new(conn, projector.clone(), &path)?,
+                writer: ModelWriter::new(conn, projector.clone(), &path, checkpoint)?,
                 checkpoint,
                 status: status.clone(),
             });
@@ -467,33 +467,89 @@ impl ProjectionRuntime {
 
 /// A read model's writing connection, used from the blocking pool one transaction at a time,
 /// and the checkpointer that copies its write-ahead log into the database file after commits.
+///
+/// A read model that starts from position 0 is built without a write-ahead log
+/// ([`model::begin_build`]) until it first reaches the head of the log, or until it is closed
+/// before that; then it switches to the log, is flushed, and gets its checkpointer
+/// ([`model::finish_build`]).
 struct ModelWriter {
     conn: Option<Connection>,
     checkpointer: Option<Checkpointer>,
     projector: Arc<dyn Projector>,
+    path: PathBuf,
+    /// Whether the read model is being built from the start of the log.
+    building: bool,
     /// Whether this writer has applied a batch at the head (and so run `caught_up`).
     caught_up: bool,
 }
 
 impl ModelWriter {
-    /// A writer on `conn`, the writing connection of the read model at `path`.
+    /// A writer on `conn`, the writing connection of the read model at `path`, which stands at
+    /// `checkpoint`.
     fn new(
         conn: Connection,
         projector: Arc<dyn Projector>,
         path: &Path,
+        checkpoint: Checkpoint,
     ) -> std::io::Result<ModelWriter> {
-        let checkpointer =
-            Checkpointer::spawn(&conn, path.to_owned(), projector.name(), CHECKPOINT_EVERY)?;
+        let building = checkpoint.position == Position::START && model::begin_build(&conn, path)?;
+        let checkpointer = if building {
+            None
+        } else {
+            Some(Checkpointer::spawn(
+                &conn,
+                path.to_owned(),
+                projector.name(),
+                CHECKPOINT_EVERY,
+            )?)
+        };
         Ok(ModelWriter {
             conn: Some(conn),
-            checkpointer: Some(checkpointer),
+            checkpointer,
             projector,
+            path: path.to_owned(),
+            building,
             caught_up: false,
         })
     }
 
-    /// Stops the checkpointer after it has folded the whole log into the database.
+    /// After [`model::finish_build`]: starts the checkpointer. A failure (a reader held the
+    /// database past the busy timeout) leaves the build on, to be finished after the next batch
+    /// or when closing; until then the marker stays.
+    fn finished_build(&mut self, conn: &Connection, finished: std::io::Result<()>) {
+        if let Err(error) = finished {
+            tracing::warn!(projector = self.projector.name(), %error, "could not end the read model's build yet");
+            return;
+        }
+        self.building = false;
+        match Checkpointer::spawn(
+            conn,
+            self.path.clone(),
+            self.projector.name(),
+            CHECKPOINT_EVERY,
+        ) {
+            Ok(checkpointer) => self.checkpointer = Some(checkpointer),
+            Err(error) => {
+                tracing::warn!(projector = self.projector.name(), %error, "no checkpointer: SQLite checkpoints in commits");
+            }
+        }
+    }
+
+    /// Ends a build still under way (keeping what was applied), then stops the checkpointer
+    /// after it has folded the whole log into the database.
     async fn close(mut self) {
+        if self.building
+            && let Some(conn) = self.conn.take()
+        {
+            let path = self.path.clone();
+            let name = self.projector.name();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(error) = model::finish_build(&conn, &path) {
+                    tracing::warn!(projector = name, %error, "could not end the read model's build: it starts again next time");
+                }
+            })
+            .await;
+        }
         if let Some(checkpointer) = self.checkpointer.take() {
             let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         }
@@ -515,7 +571,12 @@ impl ModelWriter {
                     name: name.to_owned(),
                     source,
                 })?;
-        Ok((ModelWriter::new(conn, projector, &path)?, checkpoint))
+        let writer = tokio::task::spawn_blocking(move || {
+            ModelWriter::new(conn, projector, &path, checkpoint)
+        })
+        .await
+        .map_err(|e| RuntimeError::Failed(e.to_string()))??;
+        Ok((writer, checkpoint))
     }
 
     /// Applies the events of `batches` after `after` in one transaction with the checkpoint
@@ -533,7 +594,7 @@ impl ModelWriter {
             .take()
             .ok_or_else(|| RuntimeError::Failed("read model connection lost".into()))?;
         let projector = self.projector.clone();
-        let (conn, applied) = tokio::task::spawn_blocking(move || {
+        let (mut conn, applied) = tokio::task::spawn_blocking(move || {
             let events: Vec<Event<'_>> = batches
                 .iter()
                 .flat_map(|batch| batch.events())
@@ -549,8 +610,21 @@ impl ModelWriter {
         })
         .await
         .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+        let applied = applied.map_err(|e| RuntimeError::Failed(e.to_string()));
+        if self.building && (at_head || self.caught_up) && matches!(applied, Ok(Some(_))) {
+            // The read model reached the head: from here on its commits must be durable.
+            let path = self.path.clone();
+            let (back, finished) = tokio::task::spawn_blocking(move || {
+                let finished = model::finish_build(&conn, &path);
+                (conn, finished)
+            })
+            .await
+            .map_err(|e| RuntimeError::Failed(e.to_string()))?;
+            conn = back;
+            self.finished_build(&conn, finished);
+        }
         self.conn = Some(conn);
-        let applied = applied.map_err(|e| RuntimeError::Failed(e.to_string()))?;
+        let applied = applied?;
         if applied.is_some()
             && let Some(checkpointer) = &self.checkpointer
         {
@@ -567,28 +641,19 @@ impl ModelWriter {
 #[derive(Debug)]
 struct Decoded {
     envelopes: Vec<Envelope>,
-    /// The stored payload bytes of each envelope.
-    payloads: Vec<Vec<u8>>,
     /// Whether the batch reached the head of the log as it was when read.
     at_head: bool,
 }
 
 impl Decoded {
     fn events(&self) -> impl Iterator<Item = Event<'_>> {
-        self.envelopes
-            .iter()
-            .zip(&self.payloads)
-            .map(|(envelope, payload)| Event {
-                envelope,
-                stored_payload: Some(payload),
-            })
+        self.envelopes.iter().map(Event::decoded)
     }
 }
 
-/// Decodes stored events, keeping their payload bytes.
+/// Decodes stored events.
 fn decode(recorded: Vec<RecordedEvent>, at_head: bool) -> Result<Decoded, BatchError> {
     let mut envelopes = Vec::with_capacity(recorded.len());
-    let mut payloads = Vec::with_capacity(recorded.len());
     for event in recorded {
         let envelope = switchboard_codec::decode(&event).map_err(|e| BatchError {
             projector: "decoder",
@@ -597,13 +662,8 @@ fn decode(recorded: Vec<RecordedEvent>, at_head: bool) -> Result<Decoded, BatchE
             source: crate::ApplyError::Inconsistent(e.to_string()),
         })?;
         envelopes.push(envelope);
-        payloads.push(event.payload);
     }
-    Ok(Decoded {
-        envelopes,
-        payloads,
-        at_head,
-    })
+    Ok(Decoded { envelopes, at_head })
 }
 
 /// [`decode`] on the blocking pool, for a feed.

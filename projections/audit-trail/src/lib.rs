@@ -3,9 +3,14 @@
 //!
 //! Every event is kept with its actor (kind and id), action (event type), domain time
 //! (`occurred_at`) and store time (`recorded_at`), global position, stream, event id,
-//! correlation and causation ids, the conversation / inbox / contact it concerns (see
-//! [`concerns`]) and its payload as JSON. Queries filter by any of those and page by position in
-//! both directions; [`by_correlation`] returns a whole causal chain.
+//! correlation and causation ids, and the conversation / inbox / contact it concerns (see
+//! [`concerns`]). Queries filter by any of those and page by position in both directions;
+//! [`by_correlation`] returns a whole causal chain.
+//!
+//! The payload is not copied: the event store holds it at the entry's position, and whoever
+//! shows an entry's payload reads it from there (as KurrentDB's indexing projections write
+//! links to events rather than copies). A copy would be most of the read model's bytes and of
+//! the time it takes to rebuild.
 //!
 //! # Layout
 //! - `schema`: the table and its indexes (created once the read model has caught up).
@@ -65,21 +70,6 @@ fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
     let envelope = event.envelope;
     let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
     let concerns = concerns(&envelope.payload);
-    // The stored bytes are the payload's JSON when they are in its current schema version;
-    // otherwise (an upcast payload, or no bytes) it is encoded again.
-    let stored = event
-        .current_payload_json()
-        .and_then(|bytes| std::str::from_utf8(bytes).ok());
-    let encoded;
-    let payload = match stored {
-        Some(json) => json,
-        None => {
-            encoded = serde_json::to_string(&envelope.payload).map_err(|e| {
-                ApplyError::Inconsistent(format!("payload does not serialise: {e}"))
-            })?;
-            &encoded
-        }
-    };
     let position = i64::try_from(envelope.position).map_err(|_| {
         ApplyError::Inconsistent(format!("position {} out of range", envelope.position))
     })?;
@@ -114,10 +104,6 @@ fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
             concerns.inbox_id.as_ref().map(blob),
             concerns.contact_id.as_ref().map(blob),
         ],
-    )?;
-    tx.execute_cached(
-        "INSERT OR IGNORE INTO audit_payloads (position, payload) VALUES (?1, ?2)",
-        params![position, payload],
     )?;
     Ok(())
 }

@@ -123,15 +123,11 @@ pub struct AuditEntry {
     pub causation_id: Uuid,
     /// The conversation, inbox and contact it concerns.
     pub concerns: Concerns,
-    /// The payload as JSON (current schema version).
-    pub payload_json: String,
 }
 
-/// Every column of an entry. The payload lives in a table of its own and is looked up only for
-/// the rows returned.
+/// Every column of an entry.
 const COLUMNS: &str = "position, event_id, stream, stream_version, event_type, schema_version, actor_kind, \
-     actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id, \
-     (SELECT p.payload FROM audit_payloads p WHERE p.position = audit_events.position)";
+     actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id";
 
 /// A page of the events matching `filter`.
 pub fn audit_events(
@@ -274,7 +270,6 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
             inbox_id: opt_uuid_at(r, 13)?,
             contact_id: opt_uuid_at(r, 14)?,
         },
-        payload_json: r.get(15)?,
     })
 }
 

@@ -1,6 +1,5 @@
-//! The audit-trail tables: one row per event, keyed by global position, and its payload (the JSON
-//! text the store holds) in a table of its own, so that the rows every filter index is built
-//! from stay narrow. UUIDs are stored as their 16 bytes (byte order is UUID order, and every
+//! The audit-trail table: one row per event, keyed by global position, without the payload (the
+//! store has it at that position). UUIDs are stored as their 16 bytes (byte order is UUID order, and every
 //! index stays less than half the size of one on hyphenated text), times as microseconds since
 //! the epoch.
 //!
@@ -12,9 +11,9 @@
 use rusqlite::Connection;
 
 /// The version of the table and of what its rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
-/// The tables.
+/// The table.
 const TABLE: &str = "
 CREATE TABLE audit_events (
     position        INTEGER PRIMARY KEY,
@@ -32,10 +31,6 @@ CREATE TABLE audit_events (
     conversation_id BLOB,
     inbox_id        BLOB,
     contact_id      BLOB
-) STRICT;
-CREATE TABLE audit_payloads (
-    position        INTEGER PRIMARY KEY,
-    payload         TEXT    NOT NULL
 ) STRICT;
 ";
 
@@ -55,7 +50,7 @@ CREATE INDEX IF NOT EXISTS audit_by_correlation  ON audit_events (correlation_id
 /// How many indexes [`INDEXES`] creates.
 const INDEX_COUNT: i64 = 8;
 
-/// Creates the tables (without the indexes).
+/// Creates the table (without the indexes).
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(TABLE)
 }

@@ -23,6 +23,7 @@ use audit_trail::{ActorFilter, AuditFilter, Page};
 use chrono::{DateTime, Utc};
 use proto_events::Actor;
 use proto_events::event::Role;
+use switchboard_store::Position;
 use uuid::Uuid;
 
 use crate::access::Access;
@@ -537,8 +538,24 @@ impl AuditEntry {
         }
     }
     /// The event's payload as JSON, in its current schema version.
-    async fn payload(&self) -> Json<serde_json::Value> {
-        Json(serde_json::from_str(&self.0.payload_json).unwrap_or_default())
+    async fn payload(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+        // The trail does not copy payloads: the event is read from the store at its position.
+        let position = self.0.position;
+        let event = state(ctx)
+            .store
+            .read_all(Position(position.saturating_sub(1)), 1)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .next()
+            .filter(|event| event.position.0 == position)
+            .ok_or_else(|| {
+                ApiError::internal(format!("the store has no event at position {position}"))
+            })?;
+        let envelope = switchboard_codec::decode(&event).map_err(ApiError::internal)?;
+        Ok(serde_json::to_value(&envelope.payload)
+            .map(Json)
+            .map_err(ApiError::internal)?)
     }
 }
 

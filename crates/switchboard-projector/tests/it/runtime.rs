@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_projector::runtime::Status;
-use switchboard_projector::{ProjectionRuntime, RuntimeError, testing};
-use switchboard_store::Position;
+use switchboard_projector::{ProjectionRuntime, RuntimeError, model, testing};
+use switchboard_store::{EventStore, Position};
 use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::time::Instant;
 
@@ -55,6 +55,10 @@ async fn a_restarted_runtime_resumes_from_its_checkpoint() {
         vec![counting("a")],
     )
     .unwrap();
+    runtime.wait_for(first, deadline()).await.unwrap();
+    // Built from the start of the log without a write-ahead log, the read model writes the
+    // batches that follow its catch-up through one.
+    let first = append(&store, 20, 2).await;
     runtime.wait_for(first, deadline()).await.unwrap();
     // A connection left open keeps SQLite from folding and deleting the log when the writer
     // closes: shutting down must do it, by waiting for the checkpointer's final checkpoint.
@@ -229,4 +233,80 @@ async fn a_failed_rebuild_keeps_the_current_read_model_running() {
         .await
         .unwrap();
     assert_eq!((count as u64, max as u64), (later.0, later.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_built_from_the_start_is_durable_once_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events"), SqliteOptions::default()).unwrap();
+    let head = append(&store, 3_000, 50).await;
+    let runtime = ProjectionRuntime::start(
+        Arc::new(store.clone()),
+        dir.path().join("models"),
+        vec![counting("a")],
+    )
+    .unwrap();
+    let path = dir.path().join("models/a.0.sqlite3");
+    runtime.wait_for(head, deadline()).await.unwrap();
+    assert!(
+        !model::build_marker(&path).exists(),
+        "the build marker outlived the catch-up"
+    );
+    let mode: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let (count, max) = runtime.read_model("a").unwrap().query(seen).await.unwrap();
+    assert_eq!((count as u64, max as u64), (head.0, head.0));
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_build_starts_again_from_an_empty_read_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events"), SqliteOptions::default()).unwrap();
+    let head = append(&store, 500, 50).await;
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    // What a crash mid-build can leave: a torn database file, and the marker beside it.
+    let path = models.join("a.0.sqlite3");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    std::fs::write(model::build_marker(&path), b"").unwrap();
+    let runtime =
+        ProjectionRuntime::start(Arc::new(store.clone()), &models, vec![counting("a")]).unwrap();
+    runtime.wait_for(head, deadline()).await.unwrap();
+    let (count, max) = runtime.read_model("a").unwrap().query(seen).await.unwrap();
+    assert_eq!((count as u64, max as u64), (head.0, head.0));
+    runtime.shutdown().await;
+    assert!(!model::build_marker(&path).exists());
+}
+
+#[tokio::test]
+async fn a_build_ended_early_keeps_its_batches_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events"), SqliteOptions::default()).unwrap();
+    append(&store, 10, 10).await;
+    let events: Vec<_> = store
+        .read_all(Position::START, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| switchboard_codec::decode(e).unwrap())
+        .collect();
+    let path = dir.path().join("a.sqlite3");
+    let projector = Counting {
+        name: "a",
+        fail_at: None,
+    };
+    let (mut conn, checkpoint) = model::open_for_writing(&path, &projector).unwrap();
+    assert_eq!(checkpoint.position.0, 0);
+    assert!(model::begin_build(&conn, &path).unwrap());
+    model::apply_batch(&mut conn, &projector, &events).unwrap();
+    model::finish_build(&conn, &path).unwrap();
+    drop(conn);
+    assert!(!model::build_marker(&path).exists());
+    let (conn, checkpoint) = model::open_for_writing(&path, &projector).unwrap();
+    assert_eq!(checkpoint.position.0, 10, "the build's batches were lost");
+    assert_eq!(seen(&conn).unwrap(), (10, 10));
 }
