@@ -21,6 +21,8 @@ mod concerns;
 mod query;
 mod schema;
 
+use std::collections::HashMap;
+
 use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
 use switchboard_projector::{ApplyError, CachedStatements, Event, EventError, Projector};
@@ -54,8 +56,12 @@ impl Projector for AuditTrail {
     }
 
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        let mut types = EventTypes::load(tx).map_err(|e| EventError {
+            index: 0,
+            source: e.into(),
+        })?;
         for (index, event) in events.iter().enumerate() {
-            record(tx, event).map_err(|source| EventError { index, source })?;
+            record(tx, &mut types, event).map_err(|source| EventError { index, source })?;
         }
         Ok(())
     }
@@ -65,10 +71,42 @@ impl Projector for AuditTrail {
     }
 }
 
+/// The codes of event types (`audit_event_types`), loaded for a batch; a type seen for the
+/// first time gets the next code, written at once.
+struct EventTypes(HashMap<String, i64>);
+
+impl EventTypes {
+    fn load(tx: &Transaction<'_>) -> rusqlite::Result<EventTypes> {
+        let mut statement = tx.prepare_cached("SELECT name, code FROM audit_event_types")?;
+        let codes = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(EventTypes(codes))
+    }
+
+    fn code(&mut self, tx: &Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
+        if let Some(code) = self.0.get(name) {
+            return Ok(*code);
+        }
+        let code = i64::try_from(self.0.len()).unwrap_or(i64::MAX);
+        tx.execute_cached(
+            "INSERT INTO audit_event_types (code, name) VALUES (?1, ?2)",
+            params![code, name],
+        )?;
+        self.0.insert(name.to_owned(), code);
+        Ok(code)
+    }
+}
+
 /// Records one event.
-fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
+fn record(
+    tx: &Transaction<'_>,
+    types: &mut EventTypes,
+    event: &Event<'_>,
+) -> Result<(), ApplyError> {
     let envelope = event.envelope;
     let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
+    let event_type = types.code(tx, &envelope.event_type)?;
     let concerns = concerns(&envelope.payload);
     let position = i64::try_from(envelope.position).map_err(|_| {
         ApplyError::Inconsistent(format!("position {} out of range", envelope.position))
@@ -92,9 +130,9 @@ fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
             blob(&envelope.event_id),
             envelope.stream,
             stream_version,
-            envelope.event_type,
+            event_type,
             envelope.schema_version,
-            actor_kind.as_str(),
+            actor_kind.code(),
             actor_id,
             envelope.metadata.occurred_at.timestamp_micros(),
             envelope.recorded_at.timestamp_micros(),
@@ -108,13 +146,13 @@ fn record(tx: &Transaction<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// The stored kind and id of an actor: a UUID, or a system component's name.
-pub(crate) fn actor_columns(actor: &Actor) -> (ActorKind, String) {
+/// The stored kind and id of an actor: a UUID's 16 bytes, or a system component's name.
+pub(crate) fn actor_columns(actor: &Actor) -> (ActorKind, &[u8]) {
     match actor {
-        Actor::User { id } => (ActorKind::User, id.to_string()),
-        Actor::Contact { id } => (ActorKind::Contact, id.to_string()),
-        Actor::Bot { id } => (ActorKind::Bot, id.to_string()),
-        Actor::System { component } => (ActorKind::System, component.clone()),
-        Actor::Channel { id } => (ActorKind::Channel, id.to_string()),
+        Actor::User { id } => (ActorKind::User, id.as_bytes()),
+        Actor::Contact { id } => (ActorKind::Contact, id.as_bytes()),
+        Actor::Bot { id } => (ActorKind::Bot, id.as_bytes()),
+        Actor::System { component } => (ActorKind::System, component.as_bytes()),
+        Actor::Channel { id } => (ActorKind::Channel, id.as_bytes()),
     }
 }

@@ -25,7 +25,30 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
-    /// The stored name: `user`, `contact`, `bot`, `system`, `channel`.
+    /// The stored code.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Self::User => 0,
+            Self::Contact => 1,
+            Self::Bot => 2,
+            Self::System => 3,
+            Self::Channel => 4,
+        }
+    }
+
+    fn from_code(code: i64) -> Option<Self> {
+        [
+            Self::User,
+            Self::Contact,
+            Self::Bot,
+            Self::System,
+            Self::Channel,
+        ]
+        .into_iter()
+        .find(|kind| kind.code() == code)
+    }
+
+    /// The name: `user`, `contact`, `bot`, `system`, `channel`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
@@ -126,7 +149,8 @@ pub struct AuditEntry {
 }
 
 /// Every column of an entry.
-const COLUMNS: &str = "position, event_id, stream, stream_version, event_type, schema_version, actor_kind, \
+const COLUMNS: &str = "position, event_id, stream, stream_version, \
+     (SELECT t.name FROM audit_event_types t WHERE t.code = audit_events.event_type), schema_version, actor_kind, \
      actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id";
 
 /// A page of the events matching `filter`.
@@ -142,13 +166,11 @@ pub fn audit_events(
         args.push(value);
     };
     match &filter.actor {
-        Some(ActorFilter::Kind(kind)) => {
-            value("actor_kind = ?", Value::Text(kind.as_str().to_owned()))
-        }
+        Some(ActorFilter::Kind(kind)) => value("actor_kind = ?", Value::Integer(kind.code())),
         Some(ActorFilter::Is(actor)) => {
             let (kind, id) = actor_columns(actor);
-            value("actor_kind = ?", Value::Text(kind.as_str().to_owned()));
-            value("actor_id = ?", Value::Text(id));
+            value("actor_kind = ?", Value::Integer(kind.code()));
+            value("actor_id = ?", Value::Blob(id.to_vec()));
         }
         None => {}
     }
@@ -163,7 +185,10 @@ pub fn audit_events(
         }
     }
     if let Some(event_type) = &filter.event_type {
-        value("event_type = ?", Value::Text(event_type.clone()));
+        value(
+            "event_type = (SELECT code FROM audit_event_types WHERE name = ?)",
+            Value::Text(event_type.clone()),
+        );
     }
     let mut integer = |clause, value: i64| {
         clauses.push(clause);
@@ -227,31 +252,19 @@ pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option
 }
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let actor_kind: String = r.get(6)?;
-    let actor_id: String = r.get(7)?;
-    let actor = match actor_kind.as_str() {
-        "user" => Actor::User {
-            id: parse_uuid(&actor_id, 7)?,
+    let code: i64 = r.get(6)?;
+    let kind =
+        ActorKind::from_code(code).ok_or(rusqlite::Error::IntegralValueOutOfRange(6, code))?;
+    let actor = match kind {
+        ActorKind::User => Actor::User { id: uuid_at(r, 7)? },
+        ActorKind::Contact => Actor::Contact { id: uuid_at(r, 7)? },
+        ActorKind::Bot => Actor::Bot { id: uuid_at(r, 7)? },
+        ActorKind::Channel => Actor::Channel { id: uuid_at(r, 7)? },
+        ActorKind::System => Actor::System {
+            component: String::from_utf8(r.get::<_, Vec<u8>>(7)?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(7, Type::Blob, Box::new(e))
+            })?,
         },
-        "contact" => Actor::Contact {
-            id: parse_uuid(&actor_id, 7)?,
-        },
-        "bot" => Actor::Bot {
-            id: parse_uuid(&actor_id, 7)?,
-        },
-        "system" => Actor::System {
-            component: actor_id,
-        },
-        "channel" => Actor::Channel {
-            id: parse_uuid(&actor_id, 7)?,
-        },
-        _ => {
-            return Err(rusqlite::Error::InvalidColumnType(
-                6,
-                actor_kind,
-                Type::Text,
-            ));
-        }
     };
     Ok(AuditEntry {
         position: non_negative(r.get(0)?, 0)?,
@@ -271,11 +284,6 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
             contact_id: opt_uuid_at(r, 14)?,
         },
     })
-}
-
-fn parse_uuid(text: &str, idx: usize) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
 fn uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {

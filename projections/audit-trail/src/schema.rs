@@ -1,5 +1,6 @@
 //! The audit-trail table: one row per event, keyed by global position, without the payload (the
-//! store has it at that position). UUIDs are stored as their 16 bytes (byte order is UUID order, and every
+//! store has it at that position). Event types and actor kinds are small integer codes, so the
+//! indexes on them compare integers. UUIDs are stored as their 16 bytes (byte order is UUID order, and every
 //! index stays less than half the size of one on hyphenated text), times as microseconds since
 //! the epoch.
 //!
@@ -20,10 +21,10 @@ CREATE TABLE audit_events (
     event_id        BLOB    NOT NULL,
     stream          TEXT    NOT NULL,
     stream_version  INTEGER NOT NULL,
-    event_type      TEXT    NOT NULL,
+    event_type      INTEGER NOT NULL,   -- audit_event_types.code
     schema_version  INTEGER NOT NULL,
-    actor_kind      TEXT    NOT NULL,
-    actor_id        TEXT    NOT NULL,
+    actor_kind      INTEGER NOT NULL,   -- ActorKind::code
+    actor_id        BLOB    NOT NULL,   -- a UUID's bytes, or a system component's name
     occurred_at     INTEGER NOT NULL,
     recorded_at     INTEGER NOT NULL,
     correlation_id  BLOB    NOT NULL,
@@ -31,6 +32,10 @@ CREATE TABLE audit_events (
     conversation_id BLOB,
     inbox_id        BLOB,
     contact_id      BLOB
+) STRICT;
+CREATE TABLE audit_event_types (
+    code            INTEGER PRIMARY KEY,
+    name            TEXT    NOT NULL UNIQUE
 ) STRICT;
 ";
 

@@ -100,4 +100,8 @@ impl Projector for ResponseAnalytics {
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
         fold::apply_batch(tx, events)
     }
+
+    fn caught_up(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        schema::create_indexes(tx)
+    }
 }

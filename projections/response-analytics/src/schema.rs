@@ -1,9 +1,23 @@
 //! The read model's tables. Instants are microseconds since the Unix epoch (UTC), ids are
 //! hyphenated UUID text.
+//!
+//! The indexes only queries use are not created with the tables: a read model rebuilt from the
+//! log gets them once it has caught up ([`create_indexes`]); until then queries scan.
 
 use rusqlite::Connection;
 
-/// Creates every table and index.
+/// The indexes only queries use (the fold reads rows by key).
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS conversations_inbox ON conversations (inbox_id, status);
+CREATE INDEX IF NOT EXISTS measurements_metric ON measurements (metric, start_at);
+";
+
+/// Creates the query indexes unless they exist.
+pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(INDEXES)
+}
+
+/// Creates every table and the indexes the fold needs.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "
@@ -27,7 +41,6 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             -- Next sequence number of a measurement of this conversation.
             next_seq          INTEGER NOT NULL
         ) STRICT;
-        CREATE INDEX conversations_inbox ON conversations (inbox_id, status);
 
         -- One row per cycle (start or reopen -> close).
         CREATE TABLE cycles (
@@ -62,7 +75,6 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             end_at            INTEGER NOT NULL,
             PRIMARY KEY (conversation_id, seq)
         ) STRICT;
-        CREATE INDEX measurements_metric ON measurements (metric, start_at);
 
         -- Every human reply.
         CREATE TABLE replies (

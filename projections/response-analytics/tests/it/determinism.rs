@@ -39,3 +39,34 @@ fn batches_of_1_4_and_13_equal_a_build_at_once() {
         assert_eq!(batched, once, "batch size {batch}");
     }
 }
+
+#[test]
+fn query_indexes_are_built_once_caught_up() {
+    use switchboard_projector::Event;
+    use switchboard_projector::model::{apply_events, open_for_writing};
+
+    let log = crate::scenario::scenario();
+    let decoded: Vec<Event<'_>> = log.events.iter().map(Event::decoded).collect();
+    let (catching_up, last) = decoded.split_at(decoded.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("response_analytics.sqlite3");
+    let (mut conn, _) = open_for_writing(&path, &ResponseAnalytics).unwrap();
+    let indexes = |conn: &rusqlite::Connection| -> Vec<String> {
+        conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    apply_events(&mut conn, &ResponseAnalytics, catching_up, false).unwrap();
+    assert!(indexes(&conn).is_empty(), "{:?}", indexes(&conn));
+    apply_events(&mut conn, &ResponseAnalytics, last, true).unwrap();
+    assert_eq!(
+        indexes(&conn),
+        ["conversations_inbox", "measurements_metric"]
+    );
+}
