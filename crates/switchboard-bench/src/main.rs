@@ -46,6 +46,8 @@ projections options:
   --conversations N  conversations in the generated history (about 20 events each)
   --projector NAMES  run only these projectors, comma-separated (thread_view,audit_trail)
   --rebuild-only     skip the lag workload
+  --history DIR      keep the generated history's event store in DIR and reuse it when DIR
+                     already holds one (a history of another size is refused)
 
 graphql options:
   --quick            3 s per workload instead of 10 s

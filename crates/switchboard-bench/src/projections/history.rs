@@ -30,6 +30,18 @@ fn chat(i: u128) -> Uuid {
     id(300 + i % INBOXES)
 }
 
+/// Events of the organisation's setup: itself, its teams, agents (each with a team
+/// membership), inboxes and channels.
+const SETUP_EVENTS: u64 = 1 + 2 + 2 * AGENTS as u64 + 2 * INBOXES as u64;
+
+/// Events in each conversation of the history.
+const CONVERSATION_EVENTS: u64 = 20;
+
+/// How many events [`write`] writes for `conversations` conversations.
+pub(crate) fn events(conversations: u128) -> u64 {
+    SETUP_EVENTS + CONVERSATION_EVENTS * conversations as u64
+}
+
 /// Encodes a history's events for one append, stamped with `at` and `actor`.
 pub(crate) fn encode(events: &[(DomainEvent, Actor, DateTime<Utc>)]) -> Vec<NewEvent> {
     let correlation = Uuid::now_v7();
@@ -283,6 +295,7 @@ pub(crate) async fn write(store: &SqliteStore, conversations: u128) -> anyhow::R
                 at(),
             ),
         ];
+        debug_assert_eq!(events.len() as u64, CONVERSATION_EVENTS);
         let encoded = encode(&events);
         written += encoded.len() as u64;
         store
