@@ -93,7 +93,10 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
         store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
         written
     } else if stored == history::events(options.conversations) {
-        eprintln!("projections: reusing the {stored} events in {}", events_dir.display());
+        eprintln!(
+            "projections: reusing the {stored} events in {}",
+            events_dir.display()
+        );
         stored
     } else {
         anyhow::bail!(
