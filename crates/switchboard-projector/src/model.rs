@@ -27,13 +27,21 @@ const META: &str = "CREATE TABLE IF NOT EXISTS _projection (
 /// ([`switchboard_sqlite::Checkpointer`]).
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
-    PRAGMA wal_autocheckpoint = 8192; PRAGMA foreign_keys = OFF;";
+    PRAGMA wal_autocheckpoint = 8192; PRAGMA foreign_keys = OFF; PRAGMA threads = 0; \
+    PRAGMA mmap_size = 0;";
 
 /// Pragmas of a read model while it is built from the start of the log ([`begin_build`]): the
 /// rollback journal in memory (a failed batch still rolls back) and no fsync. A crash mid-build
 /// can leave the file torn, which is why a build leaves a marker beside it until it is done:
 /// a read model found with its marker is discarded and built again ([`open_for_writing`]).
-const BUILDING_PRAGMAS: &str = "PRAGMA synchronous = OFF;";
+///
+/// Two more for the end of a build, when a projector's `caught_up` creates its query indexes
+/// over every row: the sorter may use a second thread (by then the other projectors have
+/// mostly finished, and a core would sit idle), and the table is read through a memory map
+/// rather than copied page by page out of the kernel for each index. [`WRITER_PRAGMAS`] turns
+/// both off again.
+const BUILDING_PRAGMAS: &str =
+    "PRAGMA synchronous = OFF; PRAGMA threads = 2; PRAGMA mmap_size = 4294967296;";
 
 /// Prepared statements kept per writing connection.
 const STATEMENT_CACHE: usize = 128;
