@@ -86,6 +86,12 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
             options.conversations
         );
         let written = runtime.block_on(history::write(&store, options.conversations))?;
+        // A reused history is recognised by its size alone, so the count must be exact.
+        anyhow::ensure!(
+            written == history::events(options.conversations),
+            "the history wrote {written} events, not the {} it is expected to have",
+            history::events(options.conversations)
+        );
         // Closing the store folds its write-ahead log into the database file; reopened, it is
         // the settled store a rebuild meets in production, not one still checkpointing the
         // history behind the measurement's back.

@@ -295,7 +295,6 @@ pub(crate) async fn write(store: &SqliteStore, conversations: u128) -> anyhow::R
                 at(),
             ),
         ];
-        debug_assert_eq!(events.len() as u64, CONVERSATION_EVENTS);
         let encoded = encode(&events);
         written += encoded.len() as u64;
         store
