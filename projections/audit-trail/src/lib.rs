@@ -13,11 +13,13 @@
 //! the time it takes to rebuild.
 //!
 //! # Layout
-//! - `schema`: the table and its indexes (created once the read model has caught up).
+//! - `schema`: the tables.
+//! - `postings`: the posting lists that serve every filter, one per key, in chunks.
 //! - `concerns`: [`concerns`], which conversation, inbox and contact each event type is about.
 //! - `query`: the query functions and the plain structs they return.
 
 mod concerns;
+mod postings;
 mod query;
 mod schema;
 
@@ -26,6 +28,8 @@ use std::collections::HashMap;
 use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
 use switchboard_projector::{ApplyError, CachedStatements, Event, EventError, Projector};
+
+use crate::postings::{Key, Pending};
 
 pub use crate::concerns::{Concerns, concerns};
 pub use crate::query::{
@@ -60,14 +64,15 @@ impl Projector for AuditTrail {
             index: 0,
             source: e.into(),
         })?;
+        let mut postings = Pending::default();
         for (index, event) in events.iter().enumerate() {
-            record(tx, &mut types, event).map_err(|source| EventError { index, source })?;
+            record(tx, &mut types, &mut postings, event)
+                .map_err(|source| EventError { index, source })?;
         }
-        Ok(())
-    }
-
-    fn caught_up(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        schema::create_indexes(tx)
+        postings.write(tx).map_err(|e| EventError {
+            index: events.len().saturating_sub(1),
+            source: e.into(),
+        })
     }
 }
 
@@ -102,6 +107,7 @@ impl EventTypes {
 fn record(
     tx: &Transaction<'_>,
     types: &mut EventTypes,
+    postings: &mut Pending,
     event: &Event<'_>,
 ) -> Result<(), ApplyError> {
     let envelope = event.envelope;
@@ -119,7 +125,7 @@ fn record(
     })?;
     let blob = |id: &uuid::Uuid| -> [u8; 16] { *id.as_bytes() };
     // INSERT OR IGNORE: an event already recorded (same position) is not recorded twice.
-    tx.execute_cached(
+    let inserted = tx.execute_cached(
         "INSERT OR IGNORE INTO audit_events (
              position, event_id, stream, stream_version, event_type, schema_version,
              actor_kind, actor_id, occurred_at, recorded_at, correlation_id, causation_id,
@@ -143,6 +149,25 @@ fn record(
             concerns.contact_id.as_ref().map(blob),
         ],
     )?;
+    if inserted == 0 {
+        return Ok(());
+    }
+    let metadata = &envelope.metadata;
+    postings.add(Key::actor(actor_kind, actor_id), position);
+    postings.add(Key::actor_kind(actor_kind), position);
+    postings.add(Key::event_type(event_type), position);
+    postings.add(Key::correlation(&metadata.correlation_id), position);
+    postings.add(Key::day(metadata.occurred_at), position);
+    postings.add(Key::event_id(&envelope.event_id), position);
+    if let Some(id) = &concerns.conversation_id {
+        postings.add(Key::conversation(id), position);
+    }
+    if let Some(id) = &concerns.inbox_id {
+        postings.add(Key::inbox(id), position);
+    }
+    if let Some(id) = &concerns.contact_id {
+        postings.add(Key::contact(id), position);
+    }
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! Audit queries: filter the trail, page through it by position, follow a causal chain.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use proto_events::Actor;
-use rusqlite::types::{Type, Value};
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use crate::actor_columns;
 use crate::concerns::Concerns;
+use crate::postings::{self, Cursor, Direction, Key};
 
 /// The kinds of [`Actor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,76 +155,54 @@ const COLUMNS: &str = "position, event_id, stream, stream_version, \
      actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id";
 
 /// A page of the events matching `filter`.
+///
+/// Of the filter's keys, the posting list with the fewest positions (or the union of the
+/// period's days) is walked, and each entry it names is checked against the whole filter; an
+/// empty filter walks the table by position.
 pub fn audit_events(
     conn: &Connection,
     filter: &AuditFilter,
     page: Page,
 ) -> rusqlite::Result<AuditPage> {
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    let mut value = |clause, value: Value| {
-        clauses.push(clause);
-        args.push(value);
-    };
-    match &filter.actor {
-        Some(ActorFilter::Kind(kind)) => value("actor_kind = ?", Value::Integer(kind.code())),
-        Some(ActorFilter::Is(actor)) => {
-            let (kind, id) = actor_columns(actor);
-            value("actor_kind = ?", Value::Integer(kind.code()));
-            value("actor_id = ?", Value::Blob(id.to_vec()));
+    let to_i64 = |p: u64| i64::try_from(p).unwrap_or(i64::MAX);
+    let (direction, bound, limit) = match page {
+        Page::Forward { after, first } => (Direction::Forward, after.map_or(0, to_i64), first),
+        Page::Backward { before, last } => {
+            (Direction::Backward, before.map_or(i64::MAX, to_i64), last)
         }
-        None => {}
-    }
-    for (clause, id) in [
-        ("conversation_id = ?", filter.conversation_id),
-        ("inbox_id = ?", filter.inbox_id),
-        ("contact_id = ?", filter.contact_id),
-        ("correlation_id = ?", filter.correlation_id),
-    ] {
-        if let Some(id) = id {
-            value(clause, Value::Blob(id.as_bytes().to_vec()));
+    };
+    let mut entries = Vec::new();
+    match walk(conn, filter, direction, bound)? {
+        Walk::Nothing => {}
+        Walk::Table => {
+            let (clause, order) = match direction {
+                Direction::Forward => ("position > ?1", "ASC"),
+                Direction::Backward => ("position < ?1", "DESC"),
+            };
+            let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+            entries = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM audit_events WHERE {clause} ORDER BY position {order} LIMIT ?2"
+                ))?
+                .query_map(params![bound, fetch], entry)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+        }
+        Walk::Postings(mut cursors) => {
+            while entries.len() <= limit {
+                let Some(position) = next_of(conn, &mut cursors, direction)? else {
+                    break;
+                };
+                if let Some(found) = at_position(conn, position)?
+                    && matches(filter, &found)
+                {
+                    entries.push(found);
+                }
+            }
         }
     }
-    if let Some(event_type) = &filter.event_type {
-        value(
-            "event_type = (SELECT code FROM audit_event_types WHERE name = ?)",
-            Value::Text(event_type.clone()),
-        );
-    }
-    let mut integer = |clause, value: i64| {
-        clauses.push(clause);
-        args.push(Value::Integer(value));
-    };
-    if let Some(from) = filter.occurred_from {
-        integer("occurred_at >= ?", from.timestamp_micros());
-    }
-    if let Some(until) = filter.occurred_until {
-        integer("occurred_at < ?", until.timestamp_micros());
-    }
-    let (bound, limit, order) = match page {
-        Page::Forward { after, first } => (after.map(|p| ("position > ?", p)), first, "ASC"),
-        Page::Backward { before, last } => (before.map(|p| ("position < ?", p)), last, "DESC"),
-    };
-    if let Some((clause, position)) = bound {
-        integer(clause, i64::try_from(position).unwrap_or(i64::MAX));
-    }
-    let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    args.push(Value::Integer(fetch));
-    let filter_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events {filter_sql} ORDER BY position {order} LIMIT ?"
-    );
-    let mut entries = conn
-        .prepare(&sql)?
-        .query_map(params_from_iter(args), entry)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
     let has_more = entries.len() > limit;
     entries.truncate(limit);
-    if matches!(page, Page::Backward { .. }) {
+    if direction == Direction::Backward {
         entries.reverse();
     }
     Ok(AuditPage { entries, has_more })
@@ -234,21 +213,158 @@ pub fn by_correlation(
     conn: &Connection,
     correlation_id: Uuid,
 ) -> rusqlite::Result<Vec<AuditEntry>> {
-    conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE correlation_id = ?1 ORDER BY position"
-    ))?
-    .query_map([correlation_id.as_bytes()], entry)?
-    .collect()
+    let filter = AuditFilter {
+        correlation_id: Some(correlation_id),
+        ..AuditFilter::default()
+    };
+    let page = Page::Forward {
+        after: None,
+        first: usize::MAX,
+    };
+    Ok(audit_events(conn, &filter, page)?.entries)
 }
 
 /// One event by id: e.g. the cause named by another entry's `causation_id`.
 pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option<AuditEntry>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM audit_events WHERE event_id = ?1"),
-        [event_id.as_bytes()],
-        entry,
-    )
+    let mut cursor = Cursor::new(Key::event_id(&event_id), Direction::Forward, 0);
+    while let Some(position) = cursor.next(conn)? {
+        if let Some(found) = at_position(conn, position)?
+            && found.event_id == event_id
+        {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// How a query finds its candidates.
+enum Walk {
+    /// No event can match.
+    Nothing,
+    /// Every event, by position.
+    Table,
+    /// The union of these posting lists.
+    Postings(Vec<Cursor>),
+}
+
+/// Picks the smallest posting list among the filter's keys, or the table when it has none.
+fn walk(
+    conn: &Connection,
+    filter: &AuditFilter,
+    direction: Direction,
+    bound: i64,
+) -> rusqlite::Result<Walk> {
+    let mut keys = Vec::new();
+    match &filter.actor {
+        Some(ActorFilter::Kind(kind)) => keys.push(Key::actor_kind(*kind)),
+        Some(ActorFilter::Is(actor)) => {
+            let (kind, id) = actor_columns(actor);
+            keys.push(Key::actor(kind, id));
+        }
+        None => {}
+    }
+    keys.extend(filter.conversation_id.as_ref().map(Key::conversation));
+    keys.extend(filter.inbox_id.as_ref().map(Key::inbox));
+    keys.extend(filter.contact_id.as_ref().map(Key::contact));
+    keys.extend(filter.correlation_id.as_ref().map(Key::correlation));
+    if let Some(name) = &filter.event_type {
+        let code: Option<i64> = conn
+            .prepare_cached("SELECT code FROM audit_event_types WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        match code {
+            Some(code) => keys.push(Key::event_type(code)),
+            None => return Ok(Walk::Nothing),
+        }
+    }
+    let mut best: Option<(i64, Vec<Key>)> = None;
+    for key in keys {
+        let count = postings::count(conn, &key)?;
+        if best.as_ref().is_none_or(|(fewest, _)| count < *fewest) {
+            best = Some((count, vec![key]));
+        }
+    }
+    if filter.occurred_from.is_some() || filter.occurred_until.is_some() {
+        let from = filter.occurred_from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let until = filter.occurred_until.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if from >= until {
+            return Ok(Walk::Nothing);
+        }
+        let last = until
+            .checked_sub_signed(TimeDelta::microseconds(1))
+            .unwrap_or(until);
+        let days = postings::days(conn, Key::day(from), Key::day(last))?;
+        let count = days.iter().map(|(_, count)| count).sum::<i64>();
+        if best.as_ref().is_none_or(|(fewest, _)| count < *fewest) {
+            best = Some((count, days.into_iter().map(|(key, _)| key).collect()));
+        }
+    }
+    Ok(match best {
+        None => Walk::Table,
+        Some((0, _)) => Walk::Nothing,
+        Some((_, keys)) => Walk::Postings(
+            keys.into_iter()
+                .map(|key| Cursor::new(key, direction, bound))
+                .collect(),
+        ),
+    })
+}
+
+/// The next position of the union of `cursors` in walking order.
+fn next_of(
+    conn: &Connection,
+    cursors: &mut [Cursor],
+    direction: Direction,
+) -> rusqlite::Result<Option<i64>> {
+    let mut next: Option<i64> = None;
+    for cursor in cursors.iter_mut() {
+        if let Some(position) = cursor.peek(conn)? {
+            next = Some(match (next, direction) {
+                (None, _) => position,
+                (Some(n), Direction::Forward) => n.min(position),
+                (Some(n), Direction::Backward) => n.max(position),
+            });
+        }
+    }
+    if let Some(position) = next {
+        for cursor in cursors.iter_mut() {
+            if cursor.peek(conn)? == Some(position) {
+                cursor.next(conn)?;
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// The entry at `position`.
+fn at_position(conn: &Connection, position: i64) -> rusqlite::Result<Option<AuditEntry>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE position = ?1"
+    ))?
+    .query_row([position], entry)
     .optional()
+}
+
+/// Whether `entry` matches every field of `filter`.
+fn matches(filter: &AuditFilter, entry: &AuditEntry) -> bool {
+    let actor = match &filter.actor {
+        None => true,
+        Some(ActorFilter::Kind(kind)) => actor_columns(&entry.actor).0 == *kind,
+        Some(ActorFilter::Is(actor)) => entry.actor == *actor,
+    };
+    let concerns = &entry.concerns;
+    let is = |wanted: Option<Uuid>, found: Option<Uuid>| wanted.is_none_or(|w| found == Some(w));
+    actor
+        && is(filter.conversation_id, concerns.conversation_id)
+        && is(filter.inbox_id, concerns.inbox_id)
+        && is(filter.contact_id, concerns.contact_id)
+        && is(filter.correlation_id, Some(entry.correlation_id))
+        && filter
+            .event_type
+            .as_ref()
+            .is_none_or(|t| *t == entry.event_type)
+        && filter.occurred_from.is_none_or(|f| entry.occurred_at >= f)
+        && filter.occurred_until.is_none_or(|u| entry.occurred_at < u)
 }
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {

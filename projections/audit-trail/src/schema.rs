@@ -4,15 +4,13 @@
 //! index stays less than half the size of one on hyphenated text), times as microseconds since
 //! the epoch.
 //!
-//! The filter indexes are not created with the table: a read model rebuilt from the log gets
-//! them once it has caught up ([`create_indexes`]), when sorting the whole table once per index
-//! costs a fraction of keeping eight indexes current through a million inserts. Until then
-//! queries scan by position: slower, with the same answers.
+//! The table has no index besides its position: the filters are served by posting lists
+//! ([`crate::postings`]), written with each batch.
 
 use rusqlite::Connection;
 
 /// The version of the table and of what its rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// The table.
 const TABLE: &str = "
@@ -39,37 +37,8 @@ CREATE TABLE audit_event_types (
 ) STRICT;
 ";
 
-/// The event-id lookup and one index per filter, each ending in `position` so every filter
-/// pages by keyset without sorting.
-const INDEXES: &str = "
-CREATE UNIQUE INDEX IF NOT EXISTS audit_by_event_id ON audit_events (event_id);
-CREATE INDEX IF NOT EXISTS audit_by_actor        ON audit_events (actor_kind, actor_id, position);
-CREATE INDEX IF NOT EXISTS audit_by_conversation ON audit_events (conversation_id, position) WHERE conversation_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_inbox        ON audit_events (inbox_id, position) WHERE inbox_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_contact      ON audit_events (contact_id, position) WHERE contact_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_type         ON audit_events (event_type, position);
-CREATE INDEX IF NOT EXISTS audit_by_occurred_at  ON audit_events (occurred_at, position);
-CREATE INDEX IF NOT EXISTS audit_by_correlation  ON audit_events (correlation_id, position);
-";
-
-/// How many indexes [`INDEXES`] creates.
-const INDEX_COUNT: i64 = 8;
-
-/// Creates the table (without the indexes).
+/// Creates the tables.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(TABLE)
-}
-
-/// Creates the indexes unless they exist.
-pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
-    let existing: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events'
-               AND name LIKE 'audit_by_%'",
-        )?
-        .query_row([], |r| r.get(0))?;
-    if existing < INDEX_COUNT {
-        conn.execute_batch(INDEXES)?;
-    }
-    Ok(())
+    conn.execute_batch(TABLE)?;
+    conn.execute_batch(crate::postings::TABLE)
 }

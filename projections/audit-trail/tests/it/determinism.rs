@@ -5,12 +5,15 @@ use switchboard_projector::testing;
 
 use crate::support::sample;
 
+const ROUNDS: i64 = 80;
+
 #[test]
 fn building_in_batches_equals_building_at_once() {
     let mut h = sample();
-    // Repeat the sample's payloads so the log spans several batches of 11.
+    // Repeat the sample's payloads so the log spans many batches, and the busiest posting
+    // lists (actor kind, event type, day) more than one chunk of 256 positions.
     let more: Vec<_> = h.events.clone();
-    for round in 1..=3 {
+    for round in 1..=ROUNDS {
         for e in &more {
             h.push_caused(
                 e.stream.clone(),
@@ -22,13 +25,19 @@ fn building_in_batches_equals_building_at_once() {
         }
     }
     let events = h.events;
-    assert_eq!(events.len(), 36);
+    assert_eq!(events.len(), 9 * (ROUNDS as usize + 1));
     let dir = tempfile::tempdir().unwrap();
     let once = dir.path().join("once");
     std::fs::create_dir_all(&once).unwrap();
     let at_once = testing::dump(&testing::build_at_once(&AuditTrail, &once, &events));
-    assert_eq!(at_once["audit_events"].len(), 36);
-    for batch in [1, 5, 11] {
+    assert_eq!(at_once["audit_events"].len(), events.len());
+    let postings = &at_once["audit_postings"];
+    let keys: std::collections::BTreeSet<_> = postings.iter().map(|row| &row[0]).collect();
+    assert!(
+        postings.len() > keys.len(),
+        "some posting lists span several chunks"
+    );
+    for batch in [1, 5, 11, 300] {
         let sub = dir.path().join(format!("batch-{batch}"));
         std::fs::create_dir_all(&sub).unwrap();
         let batched = testing::dump(&testing::build_in_batches(

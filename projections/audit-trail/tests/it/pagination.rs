@@ -154,3 +154,123 @@ fn pages_start_after_or_before_a_given_position() {
     );
     assert!(!page.has_more);
 }
+
+/// 1,500 events over three days: two conversations in two inboxes, comments and renames, so
+/// that the posting lists span several chunks and days.
+fn long_history() -> History {
+    let mut h = History::default();
+    for n in 0..1_500i64 {
+        let conversation = 100 + (n % 3 == 0) as u128;
+        if n % 5 == 4 {
+            h.push(
+                streams::inbox(id(701)),
+                agent(),
+                n * 3,
+                InboxRenamed {
+                    inbox_id: id(701),
+                    name: format!("Inbox {n}"),
+                },
+            );
+        } else {
+            h.push(
+                streams::conversation(id(conversation)),
+                agent(),
+                n * 3,
+                CommentAdded {
+                    conversation_id: id(conversation),
+                    inbox_id: id(700 + conversation - 100),
+                    comment_id: id(3000 + n as u128),
+                    body_text: format!("comment {n}"),
+                    author_user_id: id(500),
+                    mentions: vec![],
+                },
+            );
+        }
+    }
+    h
+}
+
+#[test]
+fn filtered_pages_across_chunks_and_days_match_a_full_scan() {
+    let (_dir, conn) = build(&long_history().events);
+    let everything = audit_events(
+        &conn,
+        &AuditFilter::default(),
+        Page::Forward {
+            after: None,
+            first: 10_000,
+        },
+    )
+    .unwrap()
+    .entries;
+    assert_eq!(everything.len(), 1_500);
+    let expected = |keep: &dyn Fn(&audit_trail::AuditEntry) -> bool| -> Vec<u64> {
+        everything
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| e.position)
+            .collect()
+    };
+    let day_two = crate::support::at(0) + chrono::Duration::hours(15);
+    let day_three = day_two + chrono::Duration::days(1);
+    let filters: Vec<(AuditFilter, Vec<u64>)> = vec![
+        (
+            AuditFilter {
+                conversation_id: Some(id(100)),
+                ..Default::default()
+            },
+            expected(&|e| e.concerns.conversation_id == Some(id(100))),
+        ),
+        (
+            AuditFilter {
+                inbox_id: Some(id(701)),
+                event_type: Some("CommentAdded".into()),
+                ..Default::default()
+            },
+            expected(&|e| e.concerns.inbox_id == Some(id(701)) && e.event_type == "CommentAdded"),
+        ),
+        (
+            AuditFilter {
+                occurred_from: Some(day_two),
+                occurred_until: Some(day_three),
+                ..Default::default()
+            },
+            expected(&|e| e.occurred_at >= day_two && e.occurred_at < day_three),
+        ),
+        (
+            AuditFilter {
+                event_type: Some("CommentAdded".into()),
+                occurred_from: Some(day_two),
+                ..Default::default()
+            },
+            expected(&|e| e.event_type == "CommentAdded" && e.occurred_at >= day_two),
+        ),
+    ];
+    for (filter, want) in &filters {
+        assert!(want.len() > 256, "{filter:?} spans chunks");
+        assert!(want.len() < 1_500, "{filter:?} leaves some out");
+        for size in [1, 50, 300] {
+            assert_eq!(
+                &walk_forward(&conn, filter, size),
+                want,
+                "{filter:?} forward {size}"
+            );
+            assert_eq!(
+                &walk_backward(&conn, filter, size),
+                want,
+                "{filter:?} backward {size}"
+            );
+        }
+    }
+    // Every event shares the first six bytes of its id with the others here.
+    for position in [1u64, 700, 1_500] {
+        let entry = audit_trail::by_event_id(&conn, crate::support::event_id(position))
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.position, position);
+    }
+    assert_eq!(
+        audit_trail::by_event_id(&conn, crate::support::event_id(1_501)).unwrap(),
+        None
+    );
+}
