@@ -74,49 +74,82 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("switchboard-bench-projections")
         .tempdir()?;
-    let events_dir = match &options.history {
-        Some(kept) => kept.clone(),
-        None => dir.path().join("events"),
+    let events_dir = dir.path().join("events");
+    let events = match &options.history {
+        Some(kept) => {
+            let events = kept_history(&runtime, kept, options.conversations)?;
+            // The lag workload appends to the store: it runs on a copy, so the kept history
+            // stays the one it is recognised as.
+            copy_store(kept, &events_dir)?;
+            events
+        }
+        None => {
+            let store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
+            write_history(&runtime, &store, options.conversations)?
+        }
     };
-    let mut store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
-    let stored = runtime.block_on(store.head())?.0;
-    let events = if stored == 0 {
-        eprintln!(
-            "projections: writing {} conversations",
-            options.conversations
-        );
-        let written = runtime.block_on(history::write(&store, options.conversations))?;
-        // A reused history is recognised by its size alone, so the count must be exact.
-        anyhow::ensure!(
-            written == history::events(options.conversations),
-            "the history wrote {written} events, not the {} it is expected to have",
-            history::events(options.conversations)
-        );
-        // Closing the store folds its write-ahead log into the database file; reopened, it is
-        // the settled store a rebuild meets in production, not one still checkpointing the
-        // history behind the measurement's back.
-        drop(store);
-        store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
-        written
-    } else if stored == history::events(options.conversations) {
-        eprintln!(
-            "projections: reusing the {stored} events in {}",
-            events_dir.display()
-        );
-        stored
-    } else {
-        anyhow::bail!(
-            "{} holds {stored} events, not the {} of a history of {} conversations",
-            events_dir.display(),
-            history::events(options.conversations),
-            options.conversations
-        );
-    };
+    // Closed and reopened, the store is the settled one a rebuild meets in production, not one
+    // still checkpointing the history's write-ahead log behind the measurement's back.
+    let store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
     eprintln!("projections: {events} events in the history");
     let only = options.only.as_deref();
     rebuild(&runtime, &store, dir.path(), options.conversations, only)?;
     if !options.rebuild_only {
         lag(&runtime, &store, dir.path(), options.lag_seconds, only)?;
+    }
+    Ok(())
+}
+
+/// Writes the history of `conversations` conversations into `store`; returns its events.
+fn write_history(
+    runtime: &Runtime,
+    store: &SqliteStore,
+    conversations: u128,
+) -> anyhow::Result<u64> {
+    eprintln!("projections: writing {conversations} conversations");
+    let written = runtime.block_on(history::write(store, conversations))?;
+    // A reused history is recognised by its size alone, so the count must be exact.
+    anyhow::ensure!(
+        written == history::events(conversations),
+        "the history wrote {written} events, not the {} it is expected to have",
+        history::events(conversations)
+    );
+    Ok(written)
+}
+
+/// The history kept in `kept`, written there first if it is empty; returns its events.
+fn kept_history(
+    runtime: &Runtime,
+    kept: &std::path::Path,
+    conversations: u128,
+) -> anyhow::Result<u64> {
+    let store = SqliteStore::open(kept, SqliteOptions::default())?;
+    let stored = runtime.block_on(store.head())?.0;
+    let expected = history::events(conversations);
+    if stored == 0 {
+        return write_history(runtime, &store, conversations);
+    }
+    anyhow::ensure!(
+        stored == expected,
+        "{} holds {stored} events, not the {expected} of a history of {conversations} conversations",
+        kept.display()
+    );
+    eprintln!(
+        "projections: reusing the {stored} events in {}",
+        kept.display()
+    );
+    Ok(stored)
+}
+
+/// Copies the closed store in `from` into the new directory `to` (all but its lock file).
+fn copy_store(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name() != "LOCK" && entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
     }
     Ok(())
 }
