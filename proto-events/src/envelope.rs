@@ -78,7 +78,12 @@ impl Metadata {
 
     /// Decodes the metadata of a stored event alone, without its payload.
     pub fn decode(raw: RawEvent<'_>) -> Result<Metadata, DecodeError> {
-        serde_json::from_slice(raw.metadata).map_err(|source| DecodeError::MalformedMetadata {
+        // Checked once as a whole, as payloads are (`DomainEvent::decode`).
+        match std::str::from_utf8(raw.metadata) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(raw.metadata),
+        }
+        .map_err(|source| DecodeError::MalformedMetadata {
             event_id: raw.event_id,
             event_type: raw.event_type.to_owned(),
             schema_version: raw.schema_version,

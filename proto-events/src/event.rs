@@ -60,6 +60,18 @@ macro_rules! domain_events {
                 }
             }
 
+            /// Parses a whole current-version JSON payload of `event_type`, nothing after it;
+            /// `None` if the type is unknown.
+            fn parse_current<'de, R: serde_json::de::Read<'de>>(
+                event_type: &str,
+                json: &mut serde_json::Deserializer<R>,
+            ) -> Option<Result<Self, serde_json::Error>> {
+                Some(
+                    Self::deserialize_current(event_type, &mut *json)?
+                        .and_then(|event| json.end().map(|()| event)),
+                )
+            }
+
             /// Parses a current-version payload of `event_type`; `None` if the type is unknown.
             fn deserialize_current<'de, D: serde::Deserializer<'de>>(
                 event_type: &str,
@@ -189,10 +201,19 @@ impl DomainEvent {
         }
 
         let parsed = if schema_version == current {
-            let mut json = serde_json::Deserializer::from_slice(payload);
-            Self::deserialize_current(event_type, &mut json)
-                .ok_or_else(unknown)?
-                .and_then(|event| json.end().map(|()| event))
+            // Checked once as a whole, the payload's strings and keys need no check of their
+            // own (serde_json checks each one it reads from bytes). Invalid UTF-8 is left to
+            // serde_json, which names where it is.
+            match std::str::from_utf8(payload) {
+                Ok(text) => {
+                    Self::parse_current(event_type, &mut serde_json::Deserializer::from_str(text))
+                }
+                Err(_) => Self::parse_current(
+                    event_type,
+                    &mut serde_json::Deserializer::from_slice(payload),
+                ),
+            }
+            .ok_or_else(unknown)?
         } else {
             let stored = serde_json::from_slice(payload).map_err(malformed)?;
             let lifted = upcast::upcast(event_type, schema_version, current, stored)?;

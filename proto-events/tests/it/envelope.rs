@@ -102,7 +102,12 @@ fn rejects_malformed_payloads() {
     let closed = fs::read(fixture_path("ConversationClosed", 1)).unwrap();
     let mut trailing = closed.clone();
     trailing.extend_from_slice(b" {}");
-    for payload in [&b"not json"[..], b"{}", b"[]", &trailing] {
+    // A byte that is not UTF-8 inside a string of an otherwise valid payload.
+    let text = String::from_utf8(closed.clone()).unwrap();
+    let at = text.find(": \"").expect("a string value") + 3;
+    let mut not_utf8 = closed.clone();
+    not_utf8.insert(at, 0xff);
+    for payload in [&b"not json"[..], b"{}", b"[]", &trailing, &not_utf8] {
         let error = DomainEvent::decode("ConversationClosed", 1, payload).unwrap_err();
         assert!(
             matches!(&error, DecodeError::MalformedPayload { event_type, schema_version: 1, .. }
@@ -121,13 +126,14 @@ fn rejects_malformed_payloads() {
 #[test]
 fn rejects_malformed_metadata() {
     let payload = fs::read(fixture_path("ConversationClosed", 1)).unwrap();
-    let metadata = br#"{"actor":{"kind":"robot"}}"#;
-    let error = Envelope::decode(raw("ConversationClosed", 1, metadata, &payload)).unwrap_err();
-    assert!(
-        matches!(&error, DecodeError::MalformedMetadata { event_id, event_type, schema_version: 1, .. }
-            if *event_id == id(0xe1) && event_type == "ConversationClosed"),
-        "{error:?}"
-    );
+    for metadata in [&br#"{"actor":{"kind":"robot"}}"#[..], b"{\"actor\xff\":1}"] {
+        let error = Envelope::decode(raw("ConversationClosed", 1, metadata, &payload)).unwrap_err();
+        assert!(
+            matches!(&error, DecodeError::MalformedMetadata { event_id, event_type, schema_version: 1, .. }
+                if *event_id == id(0xe1) && event_type == "ConversationClosed"),
+            "{error:?}"
+        );
+    }
 }
 
 #[test]
