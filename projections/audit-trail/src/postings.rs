@@ -114,7 +114,12 @@ impl Key {
 
     /// The UTC day `at` falls on; days compare in time order.
     pub(crate) fn day(at: DateTime<Utc>) -> Key {
-        let day = at.timestamp().div_euclid(86_400);
+        Key::day_of_micros(at.timestamp_micros())
+    }
+
+    /// The UTC day of a time in microseconds since the epoch.
+    pub(crate) fn day_of_micros(micros: i64) -> Key {
+        let day = micros.div_euclid(86_400_000_000);
         Key::new(Dimension::Day, &[&((day as u64) ^ (1 << 63)).to_be_bytes()])
     }
 
@@ -260,7 +265,8 @@ pub(crate) struct Cursor {
     direction: Direction,
     /// The exclusive bound the walk started from.
     bound: i64,
-    /// The `first` of the chunk loaded last, `None` before the first load.
+    /// The `first` of the chunk loaded last (going forward, the bound until one is), `None`
+    /// before the first load.
     chunk: Option<i64>,
     /// The loaded chunk's positions left to hand out, in walking order reversed.
     buffer: Vec<i64>,
@@ -296,10 +302,11 @@ impl Cursor {
 
     fn load(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         let sql = match (self.direction, self.chunk) {
-            // The first chunk that reaches past the bound, then each following one.
+            // The chunk the bound falls in (or the last before it), then each following one:
+            // both are seeks on the primary key.
             (Direction::Forward, None) => {
                 "SELECT first, positions FROM audit_postings
-                  WHERE key = ?1 AND last > ?2 ORDER BY first LIMIT 1"
+                  WHERE key = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1"
             }
             (Direction::Forward, Some(_)) => {
                 "SELECT first, positions FROM audit_postings
@@ -318,7 +325,11 @@ impl Cursor {
             })
             .optional()?;
         let Some((first, deltas)) = row else {
-            self.done = true;
+            match (self.direction, self.chunk) {
+                // No chunk starts at or before the bound: the walk goes on from the bound.
+                (Direction::Forward, None) => self.chunk = Some(self.bound),
+                _ => self.done = true,
+            }
             return Ok(());
         };
         self.chunk = Some(first);

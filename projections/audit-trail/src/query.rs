@@ -1,6 +1,6 @@
 //! Audit queries: filter the trail, page through it by position, follow a causal chain.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use proto_events::Actor;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -171,6 +171,12 @@ pub fn audit_events(
             (Direction::Backward, before.map_or(i64::MAX, to_i64), last)
         }
     };
+    // One read transaction, so that every chunk and row is read from the same snapshot: a
+    // batch committed in between could otherwise fill a chunk after it was read.
+    let snapshot = conn
+        .is_autocommit()
+        .then(|| conn.unchecked_transaction())
+        .transpose()?;
     let mut entries = Vec::new();
     match walk(conn, filter, direction, bound)? {
         Walk::Nothing => {}
@@ -200,6 +206,7 @@ pub fn audit_events(
             }
         }
     }
+    drop(snapshot);
     let has_more = entries.len() > limit;
     entries.truncate(limit);
     if direction == Direction::Backward {
@@ -226,6 +233,10 @@ pub fn by_correlation(
 
 /// One event by id: e.g. the cause named by another entry's `causation_id`.
 pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option<AuditEntry>> {
+    let _snapshot = conn
+        .is_autocommit()
+        .then(|| conn.unchecked_transaction())
+        .transpose()?;
     let mut cursor = Cursor::new(Key::event_id(&event_id), Direction::Forward, 0);
     while let Some(position) = cursor.next(conn)? {
         if let Some(found) = at_position(conn, position)?
@@ -285,15 +296,15 @@ fn walk(
         }
     }
     if filter.occurred_from.is_some() || filter.occurred_until.is_some() {
-        let from = filter.occurred_from.unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let until = filter.occurred_until.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let (from, until) = period(filter);
         if from >= until {
             return Ok(Walk::Nothing);
         }
-        let last = until
-            .checked_sub_signed(TimeDelta::microseconds(1))
-            .unwrap_or(until);
-        let days = postings::days(conn, Key::day(from), Key::day(last))?;
+        let days = postings::days(
+            conn,
+            Key::day_of_micros(from),
+            Key::day_of_micros(until - 1),
+        )?;
         let count = days.iter().map(|(_, count)| count).sum::<i64>();
         if best.as_ref().is_none_or(|(fewest, _)| count < *fewest) {
             best = Some((count, days.into_iter().map(|(key, _)| key).collect()));
@@ -345,6 +356,16 @@ fn at_position(conn: &Connection, position: i64) -> rusqlite::Result<Option<Audi
     .optional()
 }
 
+/// The filter's period in stored microseconds, `[from, until)`; a bound finer than a
+/// microsecond is cut to the microsecond, as times are stored.
+fn period(filter: &AuditFilter) -> (i64, i64) {
+    let micros = |at: Option<DateTime<Utc>>, open: i64| at.map_or(open, |t| t.timestamp_micros());
+    (
+        micros(filter.occurred_from, i64::MIN),
+        micros(filter.occurred_until, i64::MAX),
+    )
+}
+
 /// Whether `entry` matches every field of `filter`.
 fn matches(filter: &AuditFilter, entry: &AuditEntry) -> bool {
     let actor = match &filter.actor {
@@ -363,8 +384,10 @@ fn matches(filter: &AuditFilter, entry: &AuditEntry) -> bool {
             .event_type
             .as_ref()
             .is_none_or(|t| *t == entry.event_type)
-        && filter.occurred_from.is_none_or(|f| entry.occurred_at >= f)
-        && filter.occurred_until.is_none_or(|u| entry.occurred_at < u)
+        && {
+            let (from, until) = period(filter);
+            (from..until).contains(&entry.occurred_at.timestamp_micros())
+        }
 }
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {

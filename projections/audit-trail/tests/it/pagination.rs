@@ -274,3 +274,27 @@ fn filtered_pages_across_chunks_and_days_match_a_full_scan() {
         None
     );
 }
+
+#[test]
+fn period_bounds_finer_than_a_microsecond_are_cut_to_it_with_or_without_other_filters() {
+    let (_dir, conn) = build(&history().events);
+    // Event n occurred at minute n and is at position n + 1.
+    let half_a_microsecond = chrono::Duration::nanoseconds(500);
+    let period = AuditFilter {
+        occurred_from: Some(crate::support::at(10) + half_a_microsecond),
+        occurred_until: Some(crate::support::at(20) + half_a_microsecond),
+        ..Default::default()
+    };
+    let conversation = AuditFilter {
+        conversation_id: Some(id(100)),
+        ..period.clone()
+    };
+    assert_eq!(
+        walk_forward(&conn, &period, 4),
+        (11..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        walk_backward(&conn, &conversation, 4),
+        (11..=20).step_by(2).collect::<Vec<_>>()
+    );
+}
