@@ -353,24 +353,48 @@ impl Cursor {
     }
 }
 
-/// How many positions a key holds.
+/// How many chunks [`count`] and [`days`] read at most: enough to tell a small list from a
+/// large one without reading a large one whole.
+const COUNTED_CHUNKS: i64 = 64;
+
+/// How many positions a key holds, counted up to [`COUNTED_CHUNKS`] chunks.
 pub(crate) fn count(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT coalesce(sum(count), 0) FROM audit_postings WHERE key = ?1")?
-        .query_row([key.as_bytes()], |r| r.get(0))
+    conn.prepare_cached(
+        "SELECT coalesce(sum(count), 0) FROM
+           (SELECT count FROM audit_postings WHERE key = ?1 LIMIT ?2)",
+    )?
+    .query_row(params![key.as_bytes(), COUNTED_CHUNKS], |r| r.get(0))
 }
 
-/// The day keys from `from`'s day to `until`'s day (both included) that hold positions, with
-/// how many each holds.
+/// The day keys from `from`'s day to `until`'s day (both included) that hold positions, each
+/// found by one seek, and how many positions they hold, counted up to [`COUNTED_CHUNKS`] chunks.
 pub(crate) fn days(
     conn: &rusqlite::Connection,
     from: Key,
     until: Key,
-) -> rusqlite::Result<Vec<(Key, i64)>> {
-    conn.prepare_cached(
-        "SELECT key, sum(count) FROM audit_postings WHERE key >= ?1 AND key <= ?2 GROUP BY key",
-    )?
-    .query_map([from.as_bytes(), until.as_bytes()], |r| {
-        let bytes: Vec<u8> = r.get(0)?;
+) -> rusqlite::Result<(Vec<Key>, i64)> {
+    let counted: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(count), 0) FROM
+               (SELECT count FROM audit_postings WHERE key >= ?1 AND key <= ?2 LIMIT ?3)",
+        )?
+        .query_row(
+            params![from.as_bytes(), until.as_bytes(), COUNTED_CHUNKS],
+            |r| r.get(0),
+        )?;
+    let mut first = conn.prepare_cached(
+        "SELECT key FROM audit_postings WHERE key >= ?1 AND key <= ?2 ORDER BY key LIMIT 1",
+    )?;
+    let mut next = conn.prepare_cached(
+        "SELECT key FROM audit_postings WHERE key > ?1 AND key <= ?2 ORDER BY key LIMIT 1",
+    )?;
+    let mut keys = Vec::new();
+    let mut found = first
+        .query_row(params![from.as_bytes(), until.as_bytes()], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })
+        .optional()?;
+    while let Some(bytes) = found {
         let mut key = Key {
             len: 0,
             bytes: [0; KEY_BYTES],
@@ -378,9 +402,12 @@ pub(crate) fn days(
         let len = bytes.len().min(KEY_BYTES);
         key.bytes[..len].copy_from_slice(&bytes[..len]);
         key.len = len as u8;
-        Ok((key, r.get(1)?))
-    })?
-    .collect()
+        keys.push(key);
+        found = next
+            .query_row(params![bytes, until.as_bytes()], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?;
+    }
+    Ok((keys, counted))
 }
 
 #[cfg(test)]

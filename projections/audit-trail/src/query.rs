@@ -258,26 +258,24 @@ enum Walk {
     Postings(Vec<Cursor>),
 }
 
-/// Picks the smallest posting list among the filter's keys, or the table when it has none.
+/// Picks the shortest posting list among the filter's keys (as far as [`postings::count`]
+/// counts), or the table when it has none.
 fn walk(
     conn: &Connection,
     filter: &AuditFilter,
     direction: Direction,
     bound: i64,
 ) -> rusqlite::Result<Walk> {
+    // Most selective first: lists too long to count whole tie, and the first of them wins.
     let mut keys = Vec::new();
-    match &filter.actor {
-        Some(ActorFilter::Kind(kind)) => keys.push(Key::actor_kind(*kind)),
-        Some(ActorFilter::Is(actor)) => {
-            let (kind, id) = actor_columns(actor);
-            keys.push(Key::actor(kind, id));
-        }
-        None => {}
-    }
-    keys.extend(filter.conversation_id.as_ref().map(Key::conversation));
-    keys.extend(filter.inbox_id.as_ref().map(Key::inbox));
-    keys.extend(filter.contact_id.as_ref().map(Key::contact));
     keys.extend(filter.correlation_id.as_ref().map(Key::correlation));
+    keys.extend(filter.conversation_id.as_ref().map(Key::conversation));
+    keys.extend(filter.contact_id.as_ref().map(Key::contact));
+    if let Some(ActorFilter::Is(actor)) = &filter.actor {
+        let (kind, id) = actor_columns(actor);
+        keys.push(Key::actor(kind, id));
+    }
+    keys.extend(filter.inbox_id.as_ref().map(Key::inbox));
     if let Some(name) = &filter.event_type {
         let code: Option<i64> = conn
             .prepare_cached("SELECT code FROM audit_event_types WHERE name = ?1")?
@@ -287,6 +285,9 @@ fn walk(
             Some(code) => keys.push(Key::event_type(code)),
             None => return Ok(Walk::Nothing),
         }
+    }
+    if let Some(ActorFilter::Kind(kind)) = &filter.actor {
+        keys.push(Key::actor_kind(*kind));
     }
     let mut best: Option<(i64, Vec<Key>)> = None;
     for key in keys {
@@ -300,14 +301,13 @@ fn walk(
         if from >= until {
             return Ok(Walk::Nothing);
         }
-        let days = postings::days(
+        let (days, count) = postings::days(
             conn,
             Key::day_of_micros(from),
             Key::day_of_micros(until - 1),
         )?;
-        let count = days.iter().map(|(_, count)| count).sum::<i64>();
         if best.as_ref().is_none_or(|(fewest, _)| count < *fewest) {
-            best = Some((count, days.into_iter().map(|(key, _)| key).collect()));
+            best = Some((count, days));
         }
     }
     Ok(match best {
