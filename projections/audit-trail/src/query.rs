@@ -156,8 +156,8 @@ const COLUMNS: &str = "position, event_id, stream, stream_version, \
 
 /// A page of the events matching `filter`.
 ///
-/// Of the filter's keys, the posting list with the fewest positions (or the union of the
-/// period's days) is walked, and each entry it names is checked against the whole filter; an
+/// Of the filter's keys, the shortest posting list (or the union of the period's days) is
+/// walked, and each entry it names is checked against the whole filter; an
 /// empty filter walks the table by position.
 pub fn audit_events(
     conn: &Connection,
@@ -171,12 +171,7 @@ pub fn audit_events(
             (Direction::Backward, before.map_or(i64::MAX, to_i64), last)
         }
     };
-    // One read transaction, so that every chunk and row is read from the same snapshot: a
-    // batch committed in between could otherwise fill a chunk after it was read.
-    let snapshot = conn
-        .is_autocommit()
-        .then(|| conn.unchecked_transaction())
-        .transpose()?;
+    let snapshot = snapshot(conn)?;
     let mut entries = Vec::new();
     match walk(conn, filter, direction, bound)? {
         Walk::Nothing => {}
@@ -233,10 +228,7 @@ pub fn by_correlation(
 
 /// One event by id: e.g. the cause named by another entry's `causation_id`.
 pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option<AuditEntry>> {
-    let _snapshot = conn
-        .is_autocommit()
-        .then(|| conn.unchecked_transaction())
-        .transpose()?;
+    let _snapshot = snapshot(conn)?;
     let mut cursor = Cursor::new(Key::event_id(&event_id), Direction::Forward, 0);
     while let Some(position) = cursor.next(conn)? {
         if let Some(found) = at_position(conn, position)?
@@ -246,6 +238,14 @@ pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option
         }
     }
     Ok(None)
+}
+
+/// A read transaction unless one is open, so that every chunk and row a query reads comes from
+/// one snapshot: a batch committed in between could otherwise fill a chunk after it was read.
+fn snapshot(conn: &Connection) -> rusqlite::Result<Option<rusqlite::Transaction<'_>>> {
+    conn.is_autocommit()
+        .then(|| conn.unchecked_transaction())
+        .transpose()
 }
 
 /// How a query finds its candidates.
