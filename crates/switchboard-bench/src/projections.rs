@@ -181,6 +181,7 @@ fn rebuild(
 
     eprintln!("projections: rebuilding every read model from position 0");
     let head = runtime.block_on(store.head())?;
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     runtime.block_on(async {
         let projections = ProjectionRuntime::start(
@@ -199,6 +200,9 @@ fn rebuild(
         anyhow::Ok(())
     })?;
     let elapsed = started.elapsed();
+    let cpu = process_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let rate = head.0 as f64 / elapsed.as_secs_f64();
     let baseline_rate = decoded as f64 / baseline.as_secs_f64();
     print_line(&serde_json::json!({
@@ -208,6 +212,8 @@ fn rebuild(
         "projectors": projectors(only).iter().map(|p| p.name()).collect::<Vec<_>>(),
         "seconds": elapsed.as_secs_f64(),
         "events_per_sec": rate.round(),
+        "cpu_seconds": cpu,
+        "cpu_us_per_event": cpu.map(|c| c * 1e6 / head.0.max(1) as f64),
         "baseline_events": decoded,
         "baseline_seconds": baseline.as_secs_f64(),
         "baseline_events_per_sec": baseline_rate.round(),
@@ -387,6 +393,19 @@ fn lag(
         "target_met": p99 < 10.0,
     }));
     Ok(())
+}
+
+/// User and system CPU time of this process so far (Linux: `/proc/self/stat`), to show what a
+/// workload costs beside how long it takes; `None` where that file is missing.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 12th and 13th of them, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / 100.0)
 }
 
 fn print_line(value: &serde_json::Value) {

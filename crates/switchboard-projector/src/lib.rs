@@ -11,6 +11,7 @@
 //! - [`batch`]: [`BatchRows`], the rows a projector keeps in memory for one batch.
 //! - [`model`]: one read model's database: migrations, checkpoint, applying a batch.
 //! - [`runtime`]: running projectors beside each other, lag, `wait_for`, rebuilds.
+//! - [`statements`]: [`BatchTx`], a batch's transaction with its statements prepared once.
 //! - [`testing`]: building a read model from events in tests, and dumping it
 //!   row by row to compare two builds.
 
@@ -18,9 +19,11 @@ pub mod batch;
 pub mod model;
 pub mod projector;
 pub mod runtime;
+pub mod statements;
 pub mod testing;
 
 pub use crate::batch::BatchRows;
 pub use crate::model::ReadModel;
 pub use crate::projector::{ApplyError, CachedStatements, Event, EventError, Projector};
 pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};
+pub use crate::statements::BatchTx;

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
-use switchboard_projector::{ApplyError, CachedStatements, Event, EventError, Projector};
+use switchboard_projector::{ApplyError, BatchTx, Event, EventError, Projector};
 
 use crate::postings::{Key, Pending};
 
@@ -60,6 +60,7 @@ impl Projector for AuditTrail {
     }
 
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        let tx = &BatchTx::new(tx);
         let mut types = EventTypes::load(tx).map_err(|e| EventError {
             index: 0,
             source: e.into(),
@@ -81,7 +82,7 @@ impl Projector for AuditTrail {
 struct EventTypes(HashMap<String, i64>);
 
 impl EventTypes {
-    fn load(tx: &Transaction<'_>) -> rusqlite::Result<EventTypes> {
+    fn load(tx: &BatchTx<'_>) -> rusqlite::Result<EventTypes> {
         let mut statement = tx.prepare_cached("SELECT name, code FROM audit_event_types")?;
         let codes = statement
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -89,7 +90,7 @@ impl EventTypes {
         Ok(EventTypes(codes))
     }
 
-    fn code(&mut self, tx: &Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
+    fn code(&mut self, tx: &BatchTx<'_>, name: &str) -> rusqlite::Result<i64> {
         if let Some(code) = self.0.get(name) {
             return Ok(*code);
         }
@@ -105,7 +106,7 @@ impl EventTypes {
 
 /// Records one event.
 fn record(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     types: &mut EventTypes,
     postings: &mut Pending,
     event: &Event<'_>,

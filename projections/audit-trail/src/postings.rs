@@ -14,7 +14,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+use switchboard_projector::BatchTx;
 use uuid::Uuid;
 
 use crate::query::ActorKind;
@@ -141,7 +142,7 @@ impl Pending {
     /// Appends every key's positions to its chunks: first into its last chunk while that has
     /// room, then into new chunks. A position not above the key's last is already recorded and
     /// skipped.
-    pub(crate) fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    pub(crate) fn write(self, tx: &BatchTx<'_>) -> rusqlite::Result<()> {
         let mut keys: Vec<(Key, Vec<i64>)> = self.0.into_iter().collect();
         keys.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut last_chunk = tx.prepare_cached(

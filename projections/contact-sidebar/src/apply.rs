@@ -15,7 +15,7 @@ use proto_events::event::{
 
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, BatchRows, CachedStatements, Event, EventError};
+use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
 use crate::sql::{identity_key, kind_str};
@@ -44,23 +44,19 @@ struct Conversations(BatchRows<Uuid, Conversation>);
 impl Conversations {
     fn slot(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &BatchTx<'_>,
         id: Uuid,
     ) -> rusqlite::Result<&mut (Option<Conversation>, bool)> {
         self.0.slot(id, |id| load_conversation(tx, *id))
     }
 
     /// The row of `id`, marked changed, if the conversation is known.
-    fn get(
-        &mut self,
-        tx: &Transaction<'_>,
-        id: Uuid,
-    ) -> rusqlite::Result<Option<&mut Conversation>> {
+    fn get(&mut self, tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<&mut Conversation>> {
         self.0.get(id, |id| load_conversation(tx, *id))
     }
 
     /// Writes every changed row back and forgets them all, so that SQL may change the table.
-    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn flush(&mut self, tx: &BatchTx<'_>) -> rusqlite::Result<()> {
         for (id, c) in self.0.take_changed() {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, contact_id, inbox_id, status,
@@ -93,7 +89,7 @@ impl Conversations {
 }
 
 /// The stored row of conversation `id`, if any.
-fn load_conversation(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conversation>> {
+fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conversation>> {
     tx.query_row_cached(
         "SELECT contact_id, inbox_id, status, private_owner_user_id, subject,
                      last_preview, last_direction, started_at, last_activity
@@ -125,6 +121,7 @@ fn load_conversation(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<
 
 /// Applies a batch of events in log order.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    let tx = &BatchTx::new(tx);
     let mut conversations = Conversations::default();
     for (index, event) in events.iter().enumerate() {
         apply(tx, &mut conversations, event.envelope)
@@ -138,7 +135,7 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
 
 /// Applies one event.
 fn apply(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     conversations: &mut Conversations,
     event: &Envelope,
 ) -> Result<(), ApplyError> {
@@ -289,7 +286,7 @@ fn resolve_ref(conn: &Connection, record: &RecordRef) -> rusqlite::Result<(&'sta
     Ok((kind_str(record.kind), id))
 }
 
-fn ensure_contact(tx: &Transaction<'_>, contact: &str) -> rusqlite::Result<()> {
+fn ensure_contact(tx: &BatchTx<'_>, contact: &str) -> rusqlite::Result<()> {
     tx.execute_cached(
         "INSERT OR IGNORE INTO contacts (contact_id) VALUES (?1)",
         [contact],
@@ -298,7 +295,7 @@ fn ensure_contact(tx: &Transaction<'_>, contact: &str) -> rusqlite::Result<()> {
 }
 
 fn link_identity(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     contact: &str,
     identity: &proto_events::event::Identity,
 ) -> rusqlite::Result<()> {
@@ -311,11 +308,7 @@ fn link_identity(
     Ok(())
 }
 
-fn contact_created(
-    tx: &Transaction<'_>,
-    e: &ContactRecordCreated,
-    at: i64,
-) -> rusqlite::Result<()> {
+fn contact_created(tx: &BatchTx<'_>, e: &ContactRecordCreated, at: i64) -> rusqlite::Result<()> {
     let contact = resolve(tx, e.contact_id)?;
     ensure_contact(tx, &contact)?;
     tx.execute_cached(
@@ -345,7 +338,7 @@ fn contact_created(
 /// Moves everything of the merged contact to the survivor: identities, the properties the
 /// survivor lacks, the owner if the survivor has none, associations and conversations.
 /// Applying the same merge twice (it is recorded in both streams) changes nothing the second time.
-fn merge(tx: &Transaction<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<()> {
+fn merge(tx: &BatchTx<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<()> {
     let survivor = resolve(tx, e.survivor_id)?;
     let merged = resolve(tx, e.merged_id)?;
     if survivor == merged {
@@ -388,7 +381,7 @@ fn merge(tx: &Transaction<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<
 }
 
 fn upsert_record(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     kind: RecordKind,
     id: Uuid,
     name: &str,
@@ -404,7 +397,7 @@ fn upsert_record(
 }
 
 fn conversation_started(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     conversations: &mut Conversations,
     e: &ConversationStarted,
     at: i64,
@@ -446,7 +439,7 @@ fn conversation_started(
 /// A message in or out: the new preview and last activity; the contact it was recognised as.
 #[allow(clippy::too_many_arguments)]
 fn message(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     conversations: &mut Conversations,
     conversation: Uuid,
     inbox: Uuid,
@@ -495,7 +488,7 @@ fn message(
 }
 
 fn status(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     conversations: &mut Conversations,
     conversation: Uuid,
     status: &'static str,

@@ -14,7 +14,7 @@ use proto_events::event::{
 };
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, BatchRows, CachedStatements, Event, EventError};
+use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
 /// The running state of one conversation: its row of `conversations`.
@@ -76,7 +76,7 @@ struct Batch {
 }
 
 /// The stored state of conversation `id`, if any.
-fn load_conv(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
+fn load_conv(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
     tx.query_row_cached(
         "SELECT conversation_id, inbox_id, channel_id, channel_kind, private_owner, status,
                      cycle_no, assignee_kind, assignee_id, pending_user_id, pending_since,
@@ -109,7 +109,7 @@ fn load_conv(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
 }
 
 /// The stored cycle `key` of a conversation, with its bots' part in it, if any.
-fn load_cycle(tx: &Transaction<'_>, key: (Uuid, i64)) -> rusqlite::Result<Option<Cycle>> {
+fn load_cycle(tx: &BatchTx<'_>, key: (Uuid, i64)) -> rusqlite::Result<Option<Cycle>> {
     let id = key.0.to_string();
     let mut stored = tx
         .query_row_cached(
@@ -134,26 +134,27 @@ fn load_cycle(tx: &Transaction<'_>, key: (Uuid, i64)) -> rusqlite::Result<Option
         )
         .optional()?;
     if let Some(cycle) = &mut stored {
-        let mut stmt = tx.prepare_cached(
+        cycle.bots = tx.with_statement(
             "SELECT bot_id, inbox_id, channel_id, channel_kind, took_part_at, first_reply_at,
                      handed_off_at, human_replied, closed_at
                  FROM bot_cycles WHERE conversation_id = ?1 AND cycle_no = ?2 ORDER BY bot_id",
+            |stmt| {
+                stmt.query_map(params![id, key.1], |r| {
+                    Ok(BotCycle {
+                        bot_id: r.get(0)?,
+                        inbox_id: r.get(1)?,
+                        channel_id: r.get(2)?,
+                        channel_kind: r.get(3)?,
+                        took_part_at: r.get(4)?,
+                        first_reply_at: r.get(5)?,
+                        handed_off_at: r.get(6)?,
+                        human_replied: r.get(7)?,
+                        closed_at: r.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()
+            },
         )?;
-        cycle.bots = stmt
-            .query_map(params![id, key.1], |r| {
-                Ok(BotCycle {
-                    bot_id: r.get(0)?,
-                    inbox_id: r.get(1)?,
-                    channel_id: r.get(2)?,
-                    channel_kind: r.get(3)?,
-                    took_part_at: r.get(4)?,
-                    first_reply_at: r.get(5)?,
-                    handed_off_at: r.get(6)?,
-                    human_replied: r.get(7)?,
-                    closed_at: r.get(8)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
     }
     Ok(stored)
 }
@@ -170,6 +171,7 @@ pub(crate) fn kind_str(kind: ChannelKind) -> &'static str {
 
 /// Applies a batch of events in log order.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    let tx = &BatchTx::new(tx);
     let mut batch = Batch::default();
     for (index, event) in events.iter().enumerate() {
         apply(tx, &mut batch, event.envelope).map_err(|source| EventError { index, source })?;
@@ -181,7 +183,7 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
 }
 
 /// Applies one event.
-fn apply(tx: &Transaction<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyError> {
+fn apply(tx: &BatchTx<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyError> {
     let at = event.metadata.occurred_at.timestamp_micros();
     match &event.payload {
         DomainEvent::ConversationStarted(e) => started(tx, b, e, at)?,
@@ -274,10 +276,10 @@ fn apply(tx: &Transaction<'_>, b: &mut Batch, event: &Envelope) -> Result<(), Ap
 
 /// Runs `f` on the state of conversation `id`, if it exists.
 fn with_conv(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     id: Uuid,
-    f: impl FnOnce(&Transaction<'_>, &mut Batch, &mut Conv) -> Result<(), ApplyError>,
+    f: impl FnOnce(&BatchTx<'_>, &mut Batch, &mut Conv) -> Result<(), ApplyError>,
 ) -> Result<(), ApplyError> {
     if let Some(mut conv) = b.take_conv(tx, id)? {
         let done = f(tx, b, &mut conv);
@@ -307,20 +309,20 @@ impl Cycle {
 impl Batch {
     fn conv_slot(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &BatchTx<'_>,
         id: Uuid,
     ) -> rusqlite::Result<&mut (Option<Conv>, bool)> {
         self.convs.slot(id, |id| load_conv(tx, *id))
     }
 
     /// The state of conversation `id`, marked changed; `None` if it does not exist.
-    fn conv(&mut self, tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<&mut Conv>> {
+    fn conv(&mut self, tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<&mut Conv>> {
         self.convs.get(id, |id| load_conv(tx, *id))
     }
 
     /// Takes the state of conversation `id` out of the batch, to change it beside other rows;
     /// [`Batch::put_conv`] gives it back.
-    fn take_conv(&mut self, tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
+    fn take_conv(&mut self, tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
         Ok(self.conv_slot(tx, id)?.0.take())
     }
 
@@ -330,28 +332,20 @@ impl Batch {
 
     fn cycle_slot(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &BatchTx<'_>,
         key: (Uuid, i64),
     ) -> rusqlite::Result<&mut (Option<Cycle>, bool)> {
         self.cycles.slot(key, |key| load_cycle(tx, *key))
     }
 
     /// The current cycle of `conv`, marked changed; `None` if it has no row.
-    fn cycle(
-        &mut self,
-        tx: &Transaction<'_>,
-        conv: &Conv,
-    ) -> Result<Option<&mut Cycle>, ApplyError> {
+    fn cycle(&mut self, tx: &BatchTx<'_>, conv: &Conv) -> Result<Option<&mut Cycle>, ApplyError> {
         let key = (conv.key, conv.cycle_no);
         Ok(self.cycles.get(key, |key| load_cycle(tx, *key))?)
     }
 
     /// The current cycle of `conv`; fails if it has no row.
-    fn existing_cycle(
-        &mut self,
-        tx: &Transaction<'_>,
-        conv: &Conv,
-    ) -> Result<&mut Cycle, ApplyError> {
+    fn existing_cycle(&mut self, tx: &BatchTx<'_>, conv: &Conv) -> Result<&mut Cycle, ApplyError> {
         let (id, cycle_no) = (conv.id.clone(), conv.cycle_no);
         self.cycle(tx, conv)?.ok_or_else(|| {
             ApplyError::Inconsistent(format!("conversation {id} has no cycle {cycle_no}"))
@@ -359,11 +353,7 @@ impl Batch {
     }
 
     /// The teams of `user_id` now (in log order), as `,t1,t2,` for `instr` filtering.
-    fn teams_of(
-        &mut self,
-        tx: &Transaction<'_>,
-        user_id: Option<&str>,
-    ) -> rusqlite::Result<String> {
+    fn teams_of(&mut self, tx: &BatchTx<'_>, user_id: Option<&str>) -> rusqlite::Result<String> {
         let Some(user_id) = user_id else {
             return Ok(String::new());
         };
@@ -386,7 +376,7 @@ impl Batch {
     }
 
     /// Writes every changed conversation, cycle and bot row back.
-    fn flush(mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn flush(mut self, tx: &BatchTx<'_>) -> rusqlite::Result<()> {
         for (_, c) in self.convs.take_changed() {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
@@ -480,7 +470,7 @@ impl Batch {
 }
 
 fn started(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     e: &ConversationStarted,
     at: i64,
@@ -527,7 +517,7 @@ fn started(
 /// Records one completed measured interval.
 #[allow(clippy::too_many_arguments)]
 fn measure(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     conv: &mut Conv,
     metric: &str,
@@ -561,12 +551,7 @@ fn measure(
     Ok(())
 }
 
-fn inbound(
-    tx: &Transaction<'_>,
-    b: &mut Batch,
-    conv: &mut Conv,
-    at: i64,
-) -> Result<(), ApplyError> {
+fn inbound(tx: &BatchTx<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Result<(), ApplyError> {
     if let Some(cycle) = b.cycle(tx, conv)? {
         cycle.first_inbound_at.get_or_insert(at);
         if cycle.fr_start.is_none() && cycle.first_response_at.is_none() {
@@ -578,7 +563,7 @@ fn inbound(
 }
 
 fn human_reply(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     conv: &mut Conv,
     user: Uuid,
@@ -645,7 +630,7 @@ fn human_reply(
 /// The row of `bot` in the current cycle, created (taking part at `at`) the first time the bot
 /// takes part in it.
 fn bot_in_cycle<'b>(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &'b mut Batch,
     conv: &Conv,
     bot: &str,
@@ -673,7 +658,7 @@ fn bot_in_cycle<'b>(
 }
 
 fn bot_reply(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     conv: &mut Conv,
     bot: Uuid,
@@ -708,7 +693,7 @@ fn bot_reply(
 }
 
 fn assign(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     conv: &mut Conv,
     to: Option<&Assignee>,
@@ -741,7 +726,7 @@ fn assign(
 }
 
 fn handoff(
-    tx: &Transaction<'_>,
+    tx: &BatchTx<'_>,
     b: &mut Batch,
     conv: &mut Conv,
     bot: Uuid,
@@ -762,7 +747,7 @@ fn handoff(
     Ok(())
 }
 
-fn closed(tx: &Transaction<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Result<(), ApplyError> {
+fn closed(tx: &BatchTx<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Result<(), ApplyError> {
     let cycle = b.existing_cycle(tx, conv)?;
     cycle.closed_at = Some(at);
     for bot in &mut cycle.bots {
@@ -788,7 +773,7 @@ fn closed(tx: &Transaction<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Resu
     Ok(())
 }
 
-fn business_hours_set(tx: &Transaction<'_>, e: &BusinessHoursSet) -> rusqlite::Result<()> {
+fn business_hours_set(tx: &BatchTx<'_>, e: &BusinessHoursSet) -> rusqlite::Result<()> {
     tx.execute_batch(
         "DELETE FROM business_hours; DELETE FROM opening_intervals; DELETE FROM holidays;",
     )?;

@@ -15,7 +15,7 @@ use proto_events::event::{
 
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, BatchRows, CachedStatements, Event, EventError};
+use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
 use crate::types::{ConversationStatus, EntryKind};
@@ -25,7 +25,7 @@ const PREVIEW_CHARS: usize = 140;
 
 /// The event being applied: what every change needs.
 struct Ctx<'a, 'tx> {
-    tx: &'a Transaction<'tx>,
+    tx: &'a BatchTx<'tx>,
     headers: &'a mut Headers,
     position: i64,
     at: i64,
@@ -73,7 +73,7 @@ struct Headers(BatchRows<Uuid, Header>);
 impl Headers {
     fn slot<'a>(
         &'a mut self,
-        tx: &Transaction<'_>,
+        tx: &BatchTx<'_>,
         id: Uuid,
     ) -> rusqlite::Result<&'a mut (Option<Header>, bool)> {
         self.0.slot(id, |id| load_header(tx, *id))
@@ -82,7 +82,7 @@ impl Headers {
     /// The header of `id`, if the conversation exists.
     fn get<'a>(
         &'a mut self,
-        tx: &Transaction<'_>,
+        tx: &BatchTx<'_>,
         id: Uuid,
     ) -> rusqlite::Result<Option<&'a mut Header>> {
         self.0.get(id, |id| load_header(tx, *id))
@@ -91,14 +91,14 @@ impl Headers {
     /// The header of `id`; fails if the conversation is unknown.
     fn existing<'a>(
         &'a mut self,
-        tx: &Transaction<'_>,
+        tx: &BatchTx<'_>,
         id: Uuid,
     ) -> Result<&'a mut Header, ApplyError> {
         self.get(tx, id)?.ok_or_else(|| unknown(id))
     }
 
     /// Writes every changed header back.
-    fn flush(mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn flush(mut self, tx: &BatchTx<'_>) -> rusqlite::Result<()> {
         for (id, h) in self.0.take_changed() {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
@@ -159,7 +159,7 @@ impl Headers {
 }
 
 /// The stored header of conversation `id`, if any.
-fn load_header(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
+fn load_header(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
     tx.query_row_cached(
         "SELECT inbox_id, channel_id, channel_kind, contact_id, origin, private_owner_id,
                      status, assignee_kind, assignee_id, created_at, last_activity_at, closed_at,
@@ -214,6 +214,7 @@ struct Entry {
 
 /// Applies a batch of events in log order; events of other areas are ignored.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    let tx = &BatchTx::new(tx);
     let mut headers = Headers::default();
     for (index, event) in events.iter().enumerate() {
         apply(tx, &mut headers, event.envelope).map_err(|source| EventError { index, source })?;
@@ -225,7 +226,7 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
 }
 
 /// Applies one event, keeping the headers it changes in `headers`.
-fn apply(tx: &Transaction<'_>, headers: &mut Headers, event: &Envelope) -> Result<(), ApplyError> {
+fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<(), ApplyError> {
     if !concerns_thread_view(&event.payload) {
         return Ok(());
     }
