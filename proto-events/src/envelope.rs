@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::wire::MissingField;
 use crate::{DecodeError, DomainEvent};
 
 /// A fresh event id: a UUIDv7, so ids sort by creation time and index well.
@@ -20,7 +21,7 @@ pub fn new_event_id() -> Uuid {
 
 /// Who caused an event. Recorded on every event, so auditors can ask "who did this".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "ActorWire")]
 pub enum Actor {
     /// A signed-in user (agent, admin, ...).
     User {
@@ -50,6 +51,44 @@ pub enum Actor {
     },
 }
 
+/// The kinds of [`Actor`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ActorKind {
+    User,
+    Contact,
+    Bot,
+    System,
+    Channel,
+}
+
+/// An [`Actor`] as stored: one object whose `kind` says which other field it has. Decoded as a
+/// plain struct, in one pass, and then checked: serde's own decoding of an internally tagged
+/// enum buffers the whole object first, and every event has an actor or several.
+#[derive(Deserialize)]
+struct ActorWire {
+    kind: ActorKind,
+    id: Option<Uuid>,
+    component: Option<String>,
+}
+
+impl TryFrom<ActorWire> for Actor {
+    type Error = MissingField;
+
+    fn try_from(wire: ActorWire) -> Result<Self, Self::Error> {
+        let id = || wire.id.ok_or(MissingField("id"));
+        Ok(match wire.kind {
+            ActorKind::User => Actor::User { id: id()? },
+            ActorKind::Contact => Actor::Contact { id: id()? },
+            ActorKind::Bot => Actor::Bot { id: id()? },
+            ActorKind::Channel => Actor::Channel { id: id()? },
+            ActorKind::System => Actor::System {
+                component: wire.component.ok_or(MissingField("component"))?,
+            },
+        })
+    }
+}
+
 /// Who caused an event, when, and because of what: the event's metadata blob in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -63,6 +102,7 @@ pub struct Metadata {
     pub causation_id: Uuid,
     /// Domain time: when it happened, from the decider's [`Clock`](crate::clock::Clock). Response
     /// metrics are computed from this, not from the store's `recorded_at`.
+    #[serde(deserialize_with = "crate::wire::utc_time")]
     pub occurred_at: DateTime<Utc>,
     /// The idempotency key the client sent with the command, if any: a retried command with the
     /// same key returns the events already recorded instead of deciding again.

@@ -17,6 +17,7 @@
 //! - [`streams`]: how stream names are built (`<category>-<id>`).
 //! - [`clock`]: the injectable source of domain time ([`clock::Clock`]).
 //! - `error`: [`DecodeError`], what can go wrong turning stored bytes into events.
+//! - `wire`: decoding the stored shapes serde's derives decode slowly (tagged enums, times).
 
 pub mod clock;
 mod envelope;
@@ -24,6 +25,7 @@ mod error;
 pub mod event;
 pub mod streams;
 pub mod upcast;
+mod wire;
 
 pub use envelope::{Actor, Envelope, Metadata, RawEvent, new_event_id};
 pub use error::DecodeError;

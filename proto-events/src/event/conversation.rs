@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::Actor;
 use crate::event::{ChannelKind, Identity, SenderPattern};
+use crate::wire::MissingField;
 
 /// How a conversation began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -179,7 +180,7 @@ pub struct FilteredMessageRestored {
 
 /// Who wrote an outbound message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "ReplyAuthorWire")]
 pub enum ReplyAuthor {
     /// A human agent. Only these replies count for response metrics.
     User {
@@ -276,7 +277,7 @@ pub struct CommentAdded {
 
 /// Who a conversation is assigned to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "AssigneeWire")]
 pub enum Assignee {
     /// A user.
     User {
@@ -462,4 +463,65 @@ pub struct ConversationShared {
     pub inbox_id: Uuid,
     /// The user who shared it (the account's owner or an admin).
     pub by_user_id: Uuid,
+}
+
+/// The kinds of [`ReplyAuthor`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ReplyAuthorKind {
+    User,
+    Bot,
+    Automation,
+}
+
+/// A [`ReplyAuthor`] as stored, decoded in one pass (see `crate::wire`).
+#[derive(Deserialize)]
+struct ReplyAuthorWire {
+    kind: ReplyAuthorKind,
+    id: Option<Uuid>,
+    name: Option<String>,
+}
+
+impl TryFrom<ReplyAuthorWire> for ReplyAuthor {
+    type Error = MissingField;
+
+    fn try_from(wire: ReplyAuthorWire) -> Result<Self, Self::Error> {
+        let id = || wire.id.ok_or(MissingField("id"));
+        Ok(match wire.kind {
+            ReplyAuthorKind::User => ReplyAuthor::User { id: id()? },
+            ReplyAuthorKind::Bot => ReplyAuthor::Bot { id: id()? },
+            ReplyAuthorKind::Automation => ReplyAuthor::Automation {
+                name: wire.name.ok_or(MissingField("name"))?,
+            },
+        })
+    }
+}
+
+/// The kinds of [`Assignee`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AssigneeKind {
+    User,
+    Team,
+    Bot,
+}
+
+/// An [`Assignee`] as stored, decoded in one pass (see `crate::wire`).
+#[derive(Deserialize)]
+struct AssigneeWire {
+    kind: AssigneeKind,
+    id: Option<Uuid>,
+}
+
+impl TryFrom<AssigneeWire> for Assignee {
+    type Error = MissingField;
+
+    fn try_from(wire: AssigneeWire) -> Result<Self, Self::Error> {
+        let id = wire.id.ok_or(MissingField("id"))?;
+        Ok(match wire.kind {
+            AssigneeKind::User => Assignee::User { id },
+            AssigneeKind::Team => Assignee::Team { id },
+            AssigneeKind::Bot => Assignee::Bot { id },
+        })
+    }
 }

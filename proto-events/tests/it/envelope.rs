@@ -143,3 +143,79 @@ fn new_event_ids_are_uuid_v7_in_creation_order() {
     assert_eq!(first.get_version_num(), 7);
     assert!(first < second);
 }
+
+/// The tagged shapes every event carries (actors, assignees, reply authors) decode through flat
+/// structs rather than serde's buffering of tagged enums: the same values from the same JSON,
+/// whatever the order of its fields, and errors where the derive had them.
+#[test]
+fn tagged_shapes_decode_in_any_field_order_and_refuse_what_they_lack() {
+    use proto_events::event::{Assignee, ReplyAuthor};
+    use serde_json::{from_str, to_string};
+
+    let user = id(7);
+    let actors = [
+        Actor::User { id: user },
+        Actor::Contact { id: user },
+        Actor::Bot { id: user },
+        Actor::Channel { id: user },
+        Actor::System {
+            component: "router \"main\"".into(),
+        },
+    ];
+    for actor in actors {
+        let written = to_string(&actor).unwrap();
+        assert_eq!(from_str::<Actor>(&written).unwrap(), actor, "{written}");
+    }
+    let reversed = format!(r#"{{"id":"{user}","extra":1,"kind":"bot"}}"#);
+    assert_eq!(
+        from_str::<Actor>(&reversed).unwrap(),
+        Actor::Bot { id: user }
+    );
+    for author in [
+        ReplyAuthor::User { id: user },
+        ReplyAuthor::Bot { id: user },
+        ReplyAuthor::Automation {
+            name: "Auto-ack".into(),
+        },
+    ] {
+        let written = to_string(&author).unwrap();
+        assert_eq!(from_str::<ReplyAuthor>(&written).unwrap(), author);
+    }
+    for assignee in [
+        Assignee::User { id: user },
+        Assignee::Team { id: user },
+        Assignee::Bot { id: user },
+    ] {
+        let written = to_string(&assignee).unwrap();
+        assert_eq!(from_str::<Assignee>(&written).unwrap(), assignee);
+    }
+
+    let refused = |json: &str| -> String {
+        let errors = [
+            from_str::<Actor>(json).err().map(|e| e.to_string()),
+            from_str::<Assignee>(json).err().map(|e| e.to_string()),
+            from_str::<ReplyAuthor>(json).err().map(|e| e.to_string()),
+        ];
+        assert!(errors.iter().all(Option::is_some), "{json} accepted");
+        errors.into_iter().flatten().collect::<Vec<_>>().join(" | ")
+    };
+    assert!(refused(r#"{"kind":"user"}"#).contains("missing field `id`"));
+    assert!(refused(r#"{"kind":"user","id":null}"#).contains("missing field `id`"));
+    assert!(refused(r#"{"kind":"user","id":"not-a-uuid"}"#).contains("UUID"));
+    assert!(
+        refused(r#"{"kind":"alien","id":"00000000-0000-0000-0000-000000000007"}"#)
+            .contains("unknown variant `alien`")
+    );
+    assert!(
+        refused(r#"{"id":"00000000-0000-0000-0000-000000000007"}"#)
+            .contains("missing field `kind`")
+    );
+    let no_component = from_str::<Actor>(r#"{"kind":"system"}"#).unwrap_err();
+    assert!(
+        no_component
+            .to_string()
+            .contains("missing field `component`")
+    );
+    let no_name = from_str::<ReplyAuthor>(r#"{"kind":"automation"}"#).unwrap_err();
+    assert!(no_name.to_string().contains("missing field `name`"));
+}
