@@ -4,6 +4,11 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
+/// A hash map for what a projector keeps in memory during a batch: foldhash rather than std's
+/// SipHash, whose cost showed in rebuilds (ids are hashed several times per event). Seeded per
+/// process, like std's.
+pub type BatchMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The rows of one table that a batch has read or changed, by key: each is read from the table
 /// on first use (`None` when it does not exist), changed in memory by every event of the batch
 /// that touches it, and written back once at the batch's end ([`BatchRows::take_changed`], in
@@ -11,7 +16,7 @@ use std::hash::Hash;
 #[derive(Debug)]
 pub struct BatchRows<K, V> {
     /// Each row, and whether it changed.
-    rows: HashMap<K, (Option<V>, bool)>,
+    rows: BatchMap<K, (Option<V>, bool)>,
     /// Keys in the order they were first used.
     order: Vec<K>,
 }
@@ -19,7 +24,7 @@ pub struct BatchRows<K, V> {
 impl<K, V> Default for BatchRows<K, V> {
     fn default() -> Self {
         Self {
-            rows: HashMap::new(),
+            rows: BatchMap::default(),
             order: Vec::new(),
         }
     }

@@ -22,7 +22,7 @@ pub mod runtime;
 pub mod statements;
 pub mod testing;
 
-pub use crate::batch::BatchRows;
+pub use crate::batch::{BatchMap, BatchRows};
 pub use crate::model::ReadModel;
 pub use crate::projector::{ApplyError, CachedStatements, Event, EventError, Projector};
 pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};

@@ -23,11 +23,9 @@ mod postings;
 mod query;
 mod schema;
 
-use std::collections::HashMap;
-
 use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
-use switchboard_projector::{ApplyError, BatchTx, Event, EventError, Projector};
+use switchboard_projector::{ApplyError, BatchMap, BatchTx, Event, EventError, Projector};
 
 use crate::postings::{Key, Pending};
 
@@ -79,7 +77,7 @@ impl Projector for AuditTrail {
 
 /// The codes of event types (`audit_event_types`), loaded for a batch; a type seen for the
 /// first time gets the next code, written at once.
-struct EventTypes(HashMap<String, i64>);
+struct EventTypes(BatchMap<String, i64>);
 
 impl EventTypes {
     fn load(tx: &BatchTx<'_>) -> rusqlite::Result<EventTypes> {

@@ -11,11 +11,9 @@
 //! event id is filed under its first six bytes (a UUIDv7's millisecond). Queries therefore
 //! check every entry a posting list names against the whole filter ([`crate::query`]).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use switchboard_projector::BatchTx;
+use switchboard_projector::{BatchMap, BatchTx};
 use uuid::Uuid;
 
 use crate::query::ActorKind;
@@ -132,7 +130,7 @@ impl Key {
 
 /// Positions gathered while a batch is applied, written to their chunks at its end.
 #[derive(Debug, Default)]
-pub(crate) struct Pending(HashMap<Key, Vec<i64>>);
+pub(crate) struct Pending(BatchMap<Key, Vec<i64>>);
 
 impl Pending {
     pub(crate) fn add(&mut self, key: Key, position: i64) {

@@ -6,15 +6,13 @@
 //! at most once per batch and written back once at its end ([`Batch::flush`]); measurements and
 //! replies are appends and go straight to their tables.
 
-use std::collections::HashMap;
-
 use proto_events::event::{
     Assignee, BusinessHoursSet, ChannelKind, ConversationStarted, ConversationVisibility,
     ReplyAuthor,
 };
 use proto_events::{DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
+use switchboard_projector::{ApplyError, BatchMap, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
 /// The running state of one conversation: its row of `conversations`.
@@ -72,7 +70,7 @@ struct Batch {
     convs: BatchRows<Uuid, Conv>,
     cycles: BatchRows<(Uuid, i64), Cycle>,
     /// `teams_of` per user; emptied when membership changes.
-    teams: HashMap<String, String>,
+    teams: BatchMap<String, String>,
 }
 
 /// The stored state of conversation `id`, if any.
