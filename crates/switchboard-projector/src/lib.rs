@@ -12,6 +12,7 @@
 //! - [`model`]: one read model's database: migrations, checkpoint, applying a batch.
 //! - [`runtime`]: running projectors beside each other, lag, `wait_for`, rebuilds.
 //! - [`statements`]: [`BatchTx`], a batch's transaction with its statements prepared once.
+//! - [`text`]: text helpers several read models share (message previews).
 //! - [`testing`]: building a read model from events in tests, and dumping it
 //!   row by row to compare two builds.
 
@@ -21,6 +22,7 @@ pub mod projector;
 pub mod runtime;
 pub mod statements;
 pub mod testing;
+pub mod text;
 
 pub use crate::batch::{BatchMap, BatchRows};
 pub use crate::model::ReadModel;

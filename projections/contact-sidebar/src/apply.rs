@@ -449,13 +449,7 @@ fn message(
     subject: Option<&str>,
     at: i64,
 ) -> rusqlite::Result<()> {
-    let preview: String = body
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(PREVIEW_CHARS)
-        .collect();
+    let preview = switchboard_projector::text::preview(body, PREVIEW_CHARS);
     let slot = conversations.slot(tx, conversation)?;
     slot.1 = true;
     match &mut slot.0 {

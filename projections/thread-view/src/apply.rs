@@ -828,69 +828,11 @@ fn filter_reason_kind(reason: &FilterReason) -> &'static str {
 }
 
 /// The body with whitespace collapsed, cut to [`PREVIEW_CHARS`] characters.
-/// The first [`PREVIEW_CHARS`] characters of `body` with its whitespace collapsed to single
-/// spaces, reading no further into the body than that.
 fn preview(body: &str) -> String {
-    let mut preview = String::with_capacity(PREVIEW_CHARS);
-    let mut chars = 0;
-    for word in body.split_whitespace() {
-        if chars > 0 {
-            if chars == PREVIEW_CHARS {
-                break;
-            }
-            preview.push(' ');
-            chars += 1;
-        }
-        for c in word.chars() {
-            if chars == PREVIEW_CHARS {
-                return preview;
-            }
-            preview.push(c);
-            chars += 1;
-        }
-    }
-    preview
+    switchboard_projector::text::preview(body, PREVIEW_CHARS)
 }
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, ApplyError> {
     serde_json::to_string(value)
         .map_err(|e| ApplyError::Inconsistent(format!("cannot encode JSON: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn preview_collapses_whitespace_and_stops_at_its_length() {
-        let long_word = "x".repeat(200);
-        let words = "word ".repeat(60);
-        let cases = [
-            "",
-            "   ",
-            "Hello",
-            "  Hello,\n\n  world\t again  ",
-            long_word.as_str(),
-            words.as_str(),
-            "é ü ñ 日本語 テキスト",
-        ];
-        for body in cases {
-            let expected: String = body
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(PREVIEW_CHARS)
-                .collect();
-            assert_eq!(preview(body), expected, "{body:?}");
-        }
-        // A word ending exactly at the limit is followed by nothing, not by a space.
-        let exact = format!("{} tail", "y".repeat(PREVIEW_CHARS));
-        assert_eq!(preview(&exact), "y".repeat(PREVIEW_CHARS));
-        let one_short = format!("{} tail", "y".repeat(PREVIEW_CHARS - 1));
-        assert_eq!(
-            preview(&one_short),
-            format!("{} ", "y".repeat(PREVIEW_CHARS - 1))
-        );
-    }
 }
