@@ -86,7 +86,8 @@ impl Projector for ResponseAnalytics {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: `measurements` without a primary key, unique by `measurements_key` once caught up.
+        2
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

@@ -13,7 +13,7 @@ use proto_events::event::{
     MessageFiltered, MessageReceived, ReplyAuthor, ReplySent,
 };
 
-use proto_events::{DomainEvent, Envelope};
+use proto_events::{Actor, DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
 use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
@@ -237,7 +237,7 @@ fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<()
         headers,
         position,
         at: event.metadata.occurred_at.timestamp_micros(),
-        actor: json(&event.metadata.actor)?,
+        actor: actor_json(&event.metadata.actor)?,
     };
     let ctx = &mut ctx;
     match &event.payload {
@@ -832,7 +832,42 @@ fn preview(body: &str) -> String {
     switchboard_projector::text::preview(body, PREVIEW_CHARS)
 }
 
+/// The actor as JSON, exactly as [`json`] writes it, without serde for the actors with an id
+/// (every event has one; this ran for each).
+fn actor_json(actor: &Actor) -> Result<String, ApplyError> {
+    let (kind, id) = match actor {
+        Actor::User { id } => ("user", id),
+        Actor::Contact { id } => ("contact", id),
+        Actor::Bot { id } => ("bot", id),
+        Actor::Channel { id } => ("channel", id),
+        Actor::System { .. } => return json(actor),
+    };
+    Ok(format!(r#"{{"kind":"{kind}","id":"{id}"}}"#))
+}
+
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, ApplyError> {
     serde_json::to_string(value)
         .map_err(|e| ApplyError::Inconsistent(format!("cannot encode JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_are_written_as_serde_writes_them() -> Result<(), ApplyError> {
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        for actor in [
+            Actor::User { id },
+            Actor::Contact { id },
+            Actor::Bot { id },
+            Actor::Channel { id },
+            Actor::System {
+                component: "router \"east\"".into(),
+            },
+        ] {
+            assert_eq!(actor_json(&actor)?, json(&actor)?);
+        }
+        Ok(())
+    }
 }
