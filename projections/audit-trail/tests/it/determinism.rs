@@ -49,3 +49,40 @@ fn building_in_batches_equals_building_at_once() {
         assert_eq!(batched, at_once, "batch size {batch}");
     }
 }
+
+/// Events applied again (a batch handed over twice, overlapping what is recorded) are not
+/// recorded twice: neither their rows nor their positions in the posting lists.
+#[test]
+fn events_applied_again_are_recorded_once() {
+    use switchboard_projector::{Event, Projector};
+
+    let mut h = sample();
+    let more: Vec<_> = h.events.clone();
+    for round in 1..=20 {
+        for e in &more {
+            h.push_caused(
+                e.stream.clone(),
+                e.metadata.actor.clone(),
+                100 * round + e.position as i64,
+                (e.metadata.correlation_id, e.metadata.causation_id),
+                e.payload.clone(),
+            );
+        }
+    }
+    let events = h.events;
+    assert!(events.len() > 150);
+    let dir = tempfile::tempdir().unwrap();
+    let once = dir.path().join("once");
+    std::fs::create_dir_all(&once).unwrap();
+    let expected = testing::dump(&testing::build_at_once(&AuditTrail, &once, &events));
+
+    let mut conn = switchboard_projector::model::open_in_memory(&AuditTrail).unwrap();
+    let decoded: Vec<Event<'_>> = events.iter().map(Event::decoded).collect();
+    // 0..100, then 40..150 (40 again), then 145..150 again alone, then everything again.
+    for range in [0..100, 40..150, 145..150, 0..events.len()] {
+        let tx = conn.transaction().unwrap();
+        AuditTrail.apply_batch(&tx, &decoded[range]).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(testing::dump(&conn), expected);
+}
