@@ -118,6 +118,9 @@ impl Metadata {
 
     /// Decodes the metadata of a stored event alone, without its payload.
     pub fn decode(raw: RawEvent<'_>) -> Result<Metadata, DecodeError> {
+        if let Some(metadata) = crate::wire::canonical_metadata(raw.metadata) {
+            return Ok(metadata);
+        }
         // Checked once as a whole, as payloads are (`DomainEvent::decode`).
         match std::str::from_utf8(raw.metadata) {
             Ok(text) => serde_json::from_str(text),

@@ -6,13 +6,18 @@
 //! choosing a variant, and RFC 3339 times, which chrono parses with its general format machinery.
 //! Tagged enums that every event carries decode through a flat "wire" struct instead (see
 //! `ActorWire`); times through [`utc_time`]. Both accept exactly what the derives accept and
-//! write nothing differently: the golden fixtures hold them to that.
+//! write nothing differently: the golden fixtures hold them to that. The metadata, which every
+//! event has, is first read as exactly what `Metadata::encode` writes ([`canonical_metadata`]),
+//! and by serde when it is spelt any other way.
 
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 use serde::Deserializer;
 use serde::de::{self, Visitor};
+use uuid::Uuid;
+
+use crate::{Actor, Metadata};
 
 /// A tagged enum's wire struct lacked the field its `kind` needs; serde's own message for it.
 #[derive(Debug)]
@@ -91,6 +96,92 @@ fn parse_utc(text: &[u8]) -> Option<DateTime<Utc>> {
     Some(day.and_time(time).and_utc())
 }
 
+/// The metadata exactly as `Metadata::encode` writes it (serde_json, fields in declaration order,
+/// no whitespace), read without serde; `None` for any other spelling, which the caller decodes
+/// with serde as before: escapes in a string, another field order, another UUID format, a new
+/// field. Everything accepted here is accepted by serde with the same value.
+pub(crate) fn canonical_metadata(json: &[u8]) -> Option<Metadata> {
+    let mut at = Cursor(json);
+    at.literal(br#"{"actor":{"kind":""#)?;
+    let kind = at.plain_string()?;
+    let actor = if kind == b"system" {
+        at.literal(br#"","component":""#)?;
+        Actor::System {
+            component: std::str::from_utf8(at.plain_string()?).ok()?.to_owned(),
+        }
+    } else {
+        at.literal(br#"","id":""#)?;
+        let id = at.uuid()?;
+        match kind {
+            b"user" => Actor::User { id },
+            b"contact" => Actor::Contact { id },
+            b"bot" => Actor::Bot { id },
+            b"channel" => Actor::Channel { id },
+            _ => return None,
+        }
+    };
+    at.literal(br#""},"correlation_id":""#)?;
+    let correlation_id = at.uuid()?;
+    at.literal(br#"","causation_id":""#)?;
+    let causation_id = at.uuid()?;
+    at.literal(br#"","occurred_at":""#)?;
+    let occurred_at = parse_utc(at.plain_string()?)?;
+    at.literal(br#"","idempotency_key":"#)?;
+    let idempotency_key = if at.literal(b"null").is_some() {
+        None
+    } else {
+        at.literal(b"\"")?;
+        let key = std::str::from_utf8(at.plain_string()?).ok()?.to_owned();
+        at.literal(b"\"")?;
+        Some(key)
+    };
+    at.literal(b"}")?;
+    at.0.is_empty().then_some(Metadata {
+        actor,
+        correlation_id,
+        causation_id,
+        occurred_at,
+        idempotency_key,
+    })
+}
+
+/// What is left to read of a canonical document.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    /// Skips `expected`, if the text goes on with it.
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        self.0 = self.0.strip_prefix(expected)?;
+        Some(())
+    }
+
+    /// A string's contents up to its closing quote (left to read), if it needs no unescaping:
+    /// no backslash, and no control character (which JSON does not allow unescaped).
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.0[end] != b'"' {
+            return None;
+        }
+        let (text, rest) = self.0.split_at(end);
+        self.0 = rest;
+        Some(text)
+    }
+
+    /// A hyphenated UUID, up to the quote after it (left to read).
+    fn uuid(&mut self) -> Option<Uuid> {
+        let (text, rest) = self.0.split_at_checked(36)?;
+        if rest.first() != Some(&b'"') {
+            return None;
+        }
+        let id = Uuid::try_parse_ascii(text).ok()?;
+        self.0 = rest;
+        Some(id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +223,78 @@ mod tests {
             "",
         ] {
             assert_eq!(ours(text), chrono(text), "{text:?}");
+        }
+    }
+
+    fn metadata(actor: Actor, idempotency_key: Option<&str>, nanos: u32) -> Metadata {
+        Metadata {
+            actor,
+            correlation_id: Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+            causation_id: Uuid::from_u128(7),
+            occurred_at: DateTime::from_timestamp(1_790_000_000, nanos).expect("in range"),
+            idempotency_key: idempotency_key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn canonical_metadata_is_read_as_serde_reads_it_and_the_rest_is_left_to_serde() {
+        let id = Uuid::from_u128(42);
+        let actors = [
+            Actor::User { id },
+            Actor::Contact { id },
+            Actor::Bot { id },
+            Actor::Channel { id },
+            Actor::System {
+                component: "router".into(),
+            },
+            Actor::System {
+                component: "api:user:é".into(),
+            },
+        ];
+        for actor in actors {
+            for key in [None, Some("reply-1"), Some("")] {
+                for nanos in [0, 500_000_000, 123_456_789] {
+                    let written = metadata(actor.clone(), key, nanos).encode();
+                    let fast = canonical_metadata(&written);
+                    let serde: Metadata = serde_json::from_slice(&written).expect("decodes");
+                    assert_eq!(
+                        fast.as_ref(),
+                        Some(&serde),
+                        "{}",
+                        String::from_utf8_lossy(&written)
+                    );
+                }
+            }
+        }
+        // Spelt otherwise: not taken here (serde decides, as before).
+        let escaped = metadata(
+            Actor::System {
+                component: "say \"hi\"\n".into(),
+            },
+            Some("tab\t"),
+            0,
+        );
+        assert_eq!(canonical_metadata(&escaped.encode()), None);
+        let canonical =
+            String::from_utf8(metadata(Actor::User { id }, None, 0).encode()).expect("UTF-8");
+        for other in [
+            canonical.replace(r#"{"actor":"#, r#"{ "actor":"#),
+            canonical
+                .replace(r#""kind":"user","id""#, r#""id""#)
+                .replace(
+                    r#""00000000-0000-0000-0000-00000000002a","correlation"#,
+                    r#""00000000-0000-0000-0000-00000000002a","kind":"user","correlation"#,
+                ),
+            canonical.replace(
+                "00000000-0000-0000-0000-00000000002a",
+                "0000000000000000000000000000002a",
+            ),
+            canonical.replace("}", r#","extra":1}"#),
+            canonical.replace(r#""kind":"user""#, r#""kind":"admin""#),
+            format!("{canonical} "),
+            canonical[..canonical.len() - 1].to_owned(),
+        ] {
+            assert_eq!(canonical_metadata(other.as_bytes()), None, "{other}");
         }
     }
 
