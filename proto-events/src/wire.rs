@@ -9,6 +9,11 @@
 //! write nothing differently: the golden fixtures hold them to that. The metadata, which every
 //! event has, is first read as exactly what `Metadata::encode` writes ([`canonical_metadata`]),
 //! and by serde when it is spelt any other way.
+//!
+//! One difference from the derives, which only hand-written JSON can meet: a wire struct reads
+//! every field it knows whatever the `kind`, so a field of another variant must be well-formed
+//! too (`{"kind": "system", "component": "x", "id": 5}` is refused; the derive ignored the `id`).
+//! Switchboard never writes such a field, and `import` refuses such input as a whole.
 
 use std::fmt;
 
