@@ -93,11 +93,14 @@ pub(crate) enum Dimension {
     Team,
     /// The bot measured (bot first response); row `none` holds the others.
     Bot,
-    /// The calendar day the measured interval started on.
+    /// The calendar day the measured interval started on, in the organisation's time zone (its
+    /// opening hours' once those are set).
     Day,
-    /// The ISO week (Monday to Sunday) the measured interval started in.
+    /// The ISO week (Monday to Sunday) the measured interval started in, in the organisation's
+    /// time zone (its opening hours' once those are set).
     Week,
-    /// The calendar month the measured interval started in.
+    /// The calendar month the measured interval started in, in the organisation's time zone (its
+    /// opening hours' once those are set).
     Month,
 }
 
@@ -373,6 +376,14 @@ impl Analytics {
         by: Dimension,
     ) -> ApiResult<Vec<BreakdownRow>> {
         let scope = self.0.clone();
+        let view = state(ctx).directory().await?;
+        // Periods are the organisation's calendar: in its opening hours' time zone once hours
+        // are set, else in the time zone it was created with, else (none parses) UTC.
+        let organisation_zone: Option<chrono_tz::Tz> = view
+            .directory
+            .organisation
+            .as_ref()
+            .and_then(|o| o.time_zone.parse().ok());
         let groups = state(ctx)
             .query(MODEL, move |conn| {
                 let rows = visible(conn, &scope, metric, &scope.filter)?;
@@ -382,6 +393,7 @@ impl Analytics {
                     }
                     _ => None,
                 };
+                let zone = schedule.map(|s| s.time_zone).or(organisation_zone);
                 let mut groups: BTreeMap<GroupKey, Vec<i64>> = BTreeMap::new();
                 for m in &rows {
                     let value = m.on(scope.basis);
@@ -396,9 +408,8 @@ impl Analytics {
                         Dimension::Team if m.team_ids.is_empty() => vec![GroupKey::Nobody],
                         Dimension::Team => m.team_ids.iter().copied().map(GroupKey::Id).collect(),
                         Dimension::Day | Dimension::Week | Dimension::Month => {
-                            // Periods are local to the opening hours' time zone, UTC without any.
-                            let day = match &schedule {
-                                Some(s) => period_start(m.start, &s.time_zone, by),
+                            let day = match &zone {
+                                Some(zone) => period_start(m.start, zone, by),
                                 None => period_start(m.start, &Utc, by),
                             };
                             vec![GroupKey::Period(day)]
@@ -411,7 +422,6 @@ impl Analytics {
                 Ok(groups)
             })
             .await?;
-        let view = state(ctx).directory().await?;
         let directory = &view.directory;
         let mut rows: Vec<(GroupKey, BreakdownRow)> = groups
             .into_iter()

@@ -542,6 +542,29 @@ async fn breakdowns_group_visible_measurements() {
     assert_eq!(rows(by_month)[0]["label"], "2026-03");
 }
 
+/// Without opening hours, periods are the organisation's own days (Europe/Paris here), not UTC's.
+#[tokio::test]
+async fn periods_are_the_organisations_days_without_opening_hours() {
+    let w = world().await;
+    // 23:30 UTC on Tuesday 3 March is 00:30 on Wednesday 4 March in Paris.
+    let late = Utc
+        .with_ymd_and_hms(2026, 3, 3, 23, 30, 0)
+        .single()
+        .expect("valid instant");
+    let c = w.api.chat(w.support_chat, "visitor-late", late).await;
+    w.api.reply(w.alice, c, late + TimeDelta::seconds(45)).await;
+    let query =
+        "{ analytics { breakdown(metric: FIRST_RESPONSE, by: DAY) { key stats { count mean } } } }";
+    let by_day = w.api.gql(w.api.admin, query, json!({})).await;
+    assert_eq!(
+        by_day.data()["analytics"]["breakdown"],
+        json!([
+            {"key": "2026-03-02", "stats": {"count": 2, "mean": 60.0}},
+            {"key": "2026-03-04", "stats": {"count": 1, "mean": 45.0}},
+        ])
+    );
+}
+
 #[tokio::test]
 async fn replies_and_live_figures_follow_access() {
     let w = world().await;
