@@ -26,6 +26,6 @@ pub mod text;
 
 pub use crate::batch::{BatchMap, BatchRows};
 pub use crate::model::ReadModel;
-pub use crate::projector::{ApplyError, CachedStatements, Event, EventError, Projector};
+pub use crate::projector::{ApplyError, Event, EventError, Projector};
 pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};
 pub use crate::statements::BatchTx;

@@ -32,7 +32,8 @@ pub trait Projector: Send + Sync + 'static {
     /// Whatever it keeps must
     /// start from the tables at the beginning of the batch and be written to them before it
     /// returns: nothing may outlive the batch, so a restart (or a batch cut elsewhere) gives
-    /// the same rows.
+    /// the same rows. Its statements should go through a [`crate::BatchTx`] made for the batch,
+    /// so each is prepared once per batch rather than looked up by its text at every event.
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
         for (index, event) in events.iter().enumerate() {
             self.apply(tx, event.envelope)
@@ -87,40 +88,4 @@ pub enum ApplyError {
     /// The event contradicts what the read model holds (a bug in a projector or a decider).
     #[error("inconsistent event: {0}")]
     Inconsistent(String),
-}
-
-/// Statements through SQLite's prepared-statement cache. Projectors run the same few statements
-/// for every event; parsing and planning them each time costs more than executing them, so
-/// `apply` should use these rather than `Connection::execute` and `Connection::query_row`.
-pub trait CachedStatements {
-    /// `execute`, with the statement prepared once per connection.
-    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-
-    /// `query_row`, with the statement prepared once per connection.
-    fn query_row_cached<T, P: rusqlite::Params, F>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T>
-    where
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
-}
-
-impl CachedStatements for Connection {
-    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
-    fn query_row_cached<T, P: rusqlite::Params, F>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T>
-    where
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.prepare_cached(sql)?.query_row(params, f)
-    }
 }
