@@ -14,11 +14,13 @@
 //!
 //! # Layout
 //! - `schema`: the tables.
+//! - `entries`: the entries themselves, packed 16 to a row.
 //! - `postings`: the posting lists that serve every filter, one per key, in chunks.
 //! - `concerns`: [`concerns`], which conversation, inbox and contact each event type is about.
 //! - `query`: the query functions and the plain structs they return.
 
 mod concerns;
+mod entries;
 mod postings;
 mod query;
 mod schema;
@@ -27,6 +29,7 @@ use proto_events::{Actor, Envelope};
 use rusqlite::{Connection, Transaction, params};
 use switchboard_projector::{ApplyError, BatchMap, BatchTx, Event, EventError, Projector};
 
+use crate::entries::Stored;
 use crate::postings::{Key, Pending};
 
 pub use crate::concerns::{Concerns, concerns};
@@ -63,15 +66,29 @@ impl Projector for AuditTrail {
             index: 0,
             source: e.into(),
         })?;
+        let mut recorded = entries::last_position(tx).map_err(|e| EventError {
+            index: 0,
+            source: e.into(),
+        })?;
         let mut postings = Pending::default();
+        let mut stored = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
-            record(tx, &mut types, &mut postings, event)
-                .map_err(|source| EventError { index, source })?;
+            record(
+                tx,
+                &mut types,
+                &mut postings,
+                &mut stored,
+                &mut recorded,
+                event,
+            )
+            .map_err(|source| EventError { index, source })?;
         }
-        postings.write(tx).map_err(|e| EventError {
+        let at_end = |e: rusqlite::Error| EventError {
             index: events.len().saturating_sub(1),
             source: e.into(),
-        })
+        };
+        entries::append(tx, &stored).map_err(at_end)?;
+        postings.write(tx).map_err(at_end)
     }
 }
 
@@ -102,56 +119,53 @@ impl EventTypes {
     }
 }
 
-/// Records one event.
+/// Records one event: its entry into `stored`, its positions into `postings`. An event at or
+/// below `recorded` (the highest position recorded so far; entries only ever go in in log
+/// order) is recorded already and is not recorded twice.
 fn record(
     tx: &BatchTx<'_>,
     types: &mut EventTypes,
     postings: &mut Pending,
+    stored: &mut Vec<Stored>,
+    recorded: &mut i64,
     event: &Event<'_>,
 ) -> Result<(), ApplyError> {
     let envelope = event.envelope;
-    let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
-    let event_type = types.code(tx, &envelope.event_type)?;
-    let concerns = concerns(&envelope.payload);
     let position = i64::try_from(envelope.position).map_err(|_| {
         ApplyError::Inconsistent(format!("position {} out of range", envelope.position))
     })?;
+    if position <= *recorded {
+        return Ok(());
+    }
+    let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
+    let event_type = types.code(tx, &envelope.event_type)?;
+    let concerns = concerns(&envelope.payload);
     let stream_version = i64::try_from(envelope.stream_version).map_err(|_| {
         ApplyError::Inconsistent(format!(
             "stream version {} out of range",
             envelope.stream_version
         ))
     })?;
-    let blob = |id: &uuid::Uuid| -> [u8; 16] { *id.as_bytes() };
-    // INSERT OR IGNORE: an event already recorded (same position) is not recorded twice.
-    let inserted = tx.execute_cached(
-        "INSERT OR IGNORE INTO audit_events (
-             position, event_id, stream, stream_version, event_type, schema_version,
-             actor_kind, actor_id, occurred_at, recorded_at, correlation_id, causation_id,
-             conversation_id, inbox_id, contact_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
-            position,
-            blob(&envelope.event_id),
-            envelope.stream,
-            stream_version,
-            event_type,
-            envelope.schema_version,
-            actor_kind.code(),
-            actor_id,
-            envelope.metadata.occurred_at.timestamp_micros(),
-            envelope.recorded_at.timestamp_micros(),
-            blob(&envelope.metadata.correlation_id),
-            blob(&envelope.metadata.causation_id),
-            concerns.conversation_id.as_ref().map(blob),
-            concerns.inbox_id.as_ref().map(blob),
-            concerns.contact_id.as_ref().map(blob),
-        ],
-    )?;
-    if inserted == 0 {
-        return Ok(());
-    }
     let metadata = &envelope.metadata;
+    let blob = |id: &uuid::Uuid| -> [u8; 16] { *id.as_bytes() };
+    stored.push(Stored {
+        position,
+        event_id: blob(&envelope.event_id),
+        stream: envelope.stream.clone(),
+        stream_version,
+        event_type,
+        schema_version: envelope.schema_version,
+        actor_kind,
+        actor_id: actor_id.to_vec(),
+        occurred_at: metadata.occurred_at.timestamp_micros(),
+        recorded_at: envelope.recorded_at.timestamp_micros(),
+        correlation_id: blob(&metadata.correlation_id),
+        causation_id: blob(&metadata.causation_id),
+        conversation_id: concerns.conversation_id.as_ref().map(blob),
+        inbox_id: concerns.inbox_id.as_ref().map(blob),
+        contact_id: concerns.contact_id.as_ref().map(blob),
+    });
+    *recorded = position;
     postings.add(Key::actor(actor_kind, actor_id), position);
     postings.add(Key::actor_kind(actor_kind), position);
     postings.add(Key::event_type(event_type), position);

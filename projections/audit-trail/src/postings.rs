@@ -211,17 +211,8 @@ impl Pending {
 /// Appends `positions` (ascending, all above `previous`) as LEB128 deltas.
 fn push_deltas(out: &mut Vec<u8>, mut previous: i64, positions: &[i64]) {
     for &position in positions {
-        let mut delta = position.abs_diff(previous);
+        crate::entries::put_varint(out, position.abs_diff(previous));
         previous = position;
-        loop {
-            let byte = (delta & 0x7f) as u8;
-            delta >>= 7;
-            if delta == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
     }
 }
 

@@ -3,11 +3,14 @@
 use chrono::{DateTime, Utc};
 use proto_events::Actor;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension};
 use uuid::Uuid;
 
 use crate::actor_columns;
 use crate::concerns::Concerns;
+use crate::entries::{self, Stored};
 use crate::postings::{self, Cursor, Direction, Key};
 
 /// The kinds of [`Actor`].
@@ -37,7 +40,7 @@ impl ActorKind {
         }
     }
 
-    fn from_code(code: i64) -> Option<Self> {
+    pub(crate) fn from_code(code: i64) -> Option<Self> {
         [
             Self::User,
             Self::Contact,
@@ -149,11 +152,6 @@ pub struct AuditEntry {
     pub concerns: Concerns,
 }
 
-/// Every column of an entry.
-const COLUMNS: &str = "position, event_id, stream, stream_version, \
-     (SELECT t.name FROM audit_event_types t WHERE t.code = audit_events.event_type), schema_version, actor_kind, \
-     actor_id, occurred_at, recorded_at, correlation_id, causation_id, conversation_id, inbox_id, contact_id";
-
 /// A page of the events matching `filter`.
 ///
 /// Of the filter's keys, the shortest posting list (or the union of the period's days) is
@@ -176,24 +174,21 @@ pub fn audit_events(
     match walk(conn, filter, direction, bound)? {
         Walk::Nothing => {}
         Walk::Table => {
-            let (clause, order) = match direction {
-                Direction::Forward => ("position > ?1", "ASC"),
-                Direction::Backward => ("position < ?1", "DESC"),
-            };
-            let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-            entries = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM audit_events WHERE {clause} ORDER BY position {order} LIMIT ?2"
-                ))?
-                .query_map(params![bound, fetch], entry)?
+            let forward = direction == Direction::Forward;
+            let types = EventTypeNames::load(conn)?;
+            entries = entries::walk(conn, forward, bound, limit.saturating_add(1))?
+                .into_iter()
+                .map(|stored| entry(stored, &types))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
         }
         Walk::Postings(mut cursors) => {
+            let types = EventTypeNames::load(conn)?;
+            let mut lookup = entries::Lookup::default();
             while entries.len() <= limit {
                 let Some(position) = next_of(conn, &mut cursors, direction)? else {
                     break;
                 };
-                if let Some(found) = at_position(conn, position)?
+                if let Some(found) = at_position(conn, &mut lookup, &types, position)?
                     && matches(filter, &found)
                 {
                     entries.push(found);
@@ -229,9 +224,11 @@ pub fn by_correlation(
 /// One event by id: e.g. the cause named by another entry's `causation_id`.
 pub fn by_event_id(conn: &Connection, event_id: Uuid) -> rusqlite::Result<Option<AuditEntry>> {
     let _snapshot = snapshot(conn)?;
+    let types = EventTypeNames::load(conn)?;
+    let mut lookup = entries::Lookup::default();
     let mut cursor = Cursor::new(Key::event_id(&event_id), Direction::Forward, 0);
     while let Some(position) = cursor.next(conn)? {
-        if let Some(found) = at_position(conn, position)?
+        if let Some(found) = at_position(conn, &mut lookup, &types, position)?
             && found.event_id == event_id
         {
             return Ok(Some(found));
@@ -348,12 +345,29 @@ fn next_of(
 }
 
 /// The entry at `position`.
-fn at_position(conn: &Connection, position: i64) -> rusqlite::Result<Option<AuditEntry>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE position = ?1"
-    ))?
-    .query_row([position], entry)
-    .optional()
+fn at_position(
+    conn: &Connection,
+    lookup: &mut entries::Lookup,
+    types: &EventTypeNames,
+    position: i64,
+) -> rusqlite::Result<Option<AuditEntry>> {
+    lookup
+        .at(conn, position)?
+        .map(|stored| entry(stored, types))
+        .transpose()
+}
+
+/// The names of the event types' codes, for the entries of one query.
+struct EventTypeNames(HashMap<i64, String>);
+
+impl EventTypeNames {
+    fn load(conn: &Connection) -> rusqlite::Result<EventTypeNames> {
+        let mut statement = conn.prepare_cached("SELECT code, name FROM audit_event_types")?;
+        let names = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(EventTypeNames(names))
+    }
 }
 
 /// The filter's period in stored microseconds, `[from, until)`; a bound finer than a
@@ -390,64 +404,53 @@ fn matches(filter: &AuditFilter, entry: &AuditEntry) -> bool {
         }
 }
 
-fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let code: i64 = r.get(6)?;
-    let kind =
-        ActorKind::from_code(code).ok_or(rusqlite::Error::IntegralValueOutOfRange(6, code))?;
-    let actor = match kind {
-        ActorKind::User => Actor::User { id: uuid_at(r, 7)? },
-        ActorKind::Contact => Actor::Contact { id: uuid_at(r, 7)? },
-        ActorKind::Bot => Actor::Bot { id: uuid_at(r, 7)? },
-        ActorKind::Channel => Actor::Channel { id: uuid_at(r, 7)? },
+/// The entry as the queries return it.
+fn entry(stored: Stored, types: &EventTypeNames) -> rusqlite::Result<AuditEntry> {
+    let uuid = Uuid::from_bytes;
+    let actor = match stored.actor_kind {
         ActorKind::System => Actor::System {
-            component: String::from_utf8(r.get::<_, Vec<u8>>(7)?).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(7, Type::Blob, Box::new(e))
+            component: String::from_utf8(stored.actor_id).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(3, Type::Blob, Box::new(e))
             })?,
         },
+        kind => {
+            let id = Uuid::from_slice(&stored.actor_id).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(3, Type::Blob, Box::new(e))
+            })?;
+            match kind {
+                ActorKind::User => Actor::User { id },
+                ActorKind::Contact => Actor::Contact { id },
+                ActorKind::Bot => Actor::Bot { id },
+                _ => Actor::Channel { id },
+            }
+        }
     };
+    let event_type = types.0.get(&stored.event_type).cloned().ok_or(
+        rusqlite::Error::IntegralValueOutOfRange(3, stored.event_type),
+    )?;
     Ok(AuditEntry {
-        position: non_negative(r.get(0)?, 0)?,
-        event_id: uuid_at(r, 1)?,
-        stream: r.get(2)?,
-        stream_version: non_negative(r.get(3)?, 3)?,
-        event_type: r.get(4)?,
-        schema_version: r.get(5)?,
+        position: non_negative(stored.position, 3)?,
+        event_id: uuid(stored.event_id),
+        stream: stored.stream,
+        stream_version: non_negative(stored.stream_version, 3)?,
+        event_type,
+        schema_version: stored.schema_version,
         actor,
-        occurred_at: time_at(r, 8)?,
-        recorded_at: time_at(r, 9)?,
-        correlation_id: uuid_at(r, 10)?,
-        causation_id: uuid_at(r, 11)?,
+        occurred_at: time(stored.occurred_at)?,
+        recorded_at: time(stored.recorded_at)?,
+        correlation_id: uuid(stored.correlation_id),
+        causation_id: uuid(stored.causation_id),
         concerns: Concerns {
-            conversation_id: opt_uuid_at(r, 12)?,
-            inbox_id: opt_uuid_at(r, 13)?,
-            contact_id: opt_uuid_at(r, 14)?,
+            conversation_id: stored.conversation_id.map(uuid),
+            inbox_id: stored.inbox_id.map(uuid),
+            contact_id: stored.contact_id.map(uuid),
         },
     })
 }
 
-fn uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    opt_uuid_at(r, idx)?.ok_or(rusqlite::Error::InvalidColumnType(
-        idx,
-        "NULL".to_owned(),
-        Type::Null,
-    ))
-}
-
-fn opt_uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
-    r.get_ref(idx)?
-        .as_blob_or_null()?
-        .map(|bytes| {
-            Uuid::from_slice(bytes).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(idx, Type::Blob, Box::new(e))
-            })
-        })
-        .transpose()
-}
-
-fn time_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let micros: i64 = r.get(idx)?;
+fn time(micros: i64) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
-        .ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, micros))
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(3, micros))
 }
 
 fn non_negative(value: i64, idx: usize) -> rusqlite::Result<u64> {

@@ -1,0 +1,401 @@
+//! The audit entries themselves, packed [`CHUNK`] to a row.
+//!
+//! One SQLite row per event cost more to write than everything else the audit trail does for an
+//! event together (binding fifteen values, building the record, the B-tree insert), and what a
+//! row costs is per row, not per byte. So entries are stored in position order in chunks: a row
+//! per [`CHUNK`] consecutive entries, keyed by its first position, its entries packed in a
+//! compact binary form ([`encode`]). A chunk fills up to [`CHUNK`] before the next one starts, so
+//! the rows do not depend on how the log was batched. Queries read the chunk that holds a
+//! position and unpack it; a chunk is 3 KB or so, one page.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use switchboard_projector::BatchTx;
+
+use crate::query::ActorKind;
+
+/// The most entries one chunk holds.
+pub(crate) const CHUNK: usize = 16;
+
+/// The table.
+pub(crate) const TABLE: &str = "
+CREATE TABLE audit_entries (
+    first   INTEGER PRIMARY KEY,   -- the position of the chunk's first entry
+    last    INTEGER NOT NULL,      -- the position of its last
+    count   INTEGER NOT NULL,      -- how many entries it holds, at most CHUNK
+    entries BLOB    NOT NULL       -- the entries, packed (entries::encode)
+) STRICT;
+";
+
+/// One event as the audit trail keeps it. Ids are a UUID's 16 bytes; an actor id is a UUID's
+/// bytes or a system component's name; times are microseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) position: i64,
+    pub(crate) event_id: [u8; 16],
+    pub(crate) stream: String,
+    pub(crate) stream_version: i64,
+    /// The event type's code in `audit_event_types`.
+    pub(crate) event_type: i64,
+    pub(crate) schema_version: u32,
+    pub(crate) actor_kind: ActorKind,
+    pub(crate) actor_id: Vec<u8>,
+    pub(crate) occurred_at: i64,
+    pub(crate) recorded_at: i64,
+    pub(crate) correlation_id: [u8; 16],
+    pub(crate) causation_id: [u8; 16],
+    pub(crate) conversation_id: Option<[u8; 16]>,
+    pub(crate) inbox_id: Option<[u8; 16]>,
+    pub(crate) contact_id: Option<[u8; 16]>,
+}
+
+/// A chunk that does not unpack: the read model is damaged (rebuild it).
+#[derive(Debug, thiserror::Error)]
+#[error("audit entries chunk at position {first} is malformed")]
+pub(crate) struct Malformed {
+    first: i64,
+}
+
+fn malformed(first: i64) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        3,
+        rusqlite::types::Type::Blob,
+        Box::new(Malformed { first }),
+    )
+}
+
+/// The highest position recorded, 0 for none.
+pub(crate) fn last_position(tx: &BatchTx<'_>) -> rusqlite::Result<i64> {
+    tx.query_row_cached(
+        "SELECT coalesce(max(last), 0) FROM audit_entries",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Appends `entries` (ascending, all above every recorded position): into the last chunk while
+/// it has room, then into new chunks.
+pub(crate) fn append(tx: &BatchTx<'_>, entries: &[Stored]) -> rusqlite::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut rest = entries;
+    let last_chunk: Option<(i64, i64, Vec<u8>)> = tx
+        .query_row_cached(
+            "SELECT first, count, entries FROM audit_entries ORDER BY first DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((first, count, mut packed)) = last_chunk {
+        let held = usize::try_from(count).unwrap_or(CHUNK);
+        let take = CHUNK.saturating_sub(held).min(rest.len());
+        if take > 0 {
+            let (added, left) = rest.split_at(take);
+            let previous = decode(first, &packed)
+                .and_then(|stored| stored.last().map(|e| e.position))
+                .ok_or_else(|| malformed(first))?;
+            encode(&mut packed, previous, added);
+            tx.execute_cached(
+                "UPDATE audit_entries SET last = ?2, count = ?3, entries = ?4 WHERE first = ?1",
+                params![first, added[take - 1].position, count + take as i64, packed],
+            )?;
+            rest = left;
+        }
+    }
+    for chunk in rest.chunks(CHUNK) {
+        let mut packed = Vec::with_capacity(chunk.len() * 200);
+        encode(&mut packed, chunk[0].position, chunk);
+        tx.execute_cached(
+            "INSERT INTO audit_entries (first, last, count, entries) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                chunk[0].position,
+                chunk[chunk.len() - 1].position,
+                chunk.len() as i64,
+                packed
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Entries found by position for one query: the chunk last unpacked is kept, since the
+/// positions a posting list names often lie close together.
+#[derive(Debug, Default)]
+pub(crate) struct Lookup {
+    chunk: Vec<Stored>,
+}
+
+impl Lookup {
+    /// The entry at `position`, if recorded.
+    pub(crate) fn at(
+        &mut self,
+        conn: &Connection,
+        position: i64,
+    ) -> rusqlite::Result<Option<Stored>> {
+        let held = |chunk: &[Stored]| {
+            chunk.first().is_some_and(|e| e.position <= position)
+                && chunk.last().is_some_and(|e| e.position >= position)
+        };
+        if !held(&self.chunk) {
+            let found: Option<(i64, Vec<u8>)> = conn
+                .prepare_cached(
+                    "SELECT first, entries FROM audit_entries WHERE first <= ?1
+                      ORDER BY first DESC LIMIT 1",
+                )?
+                .query_row([position], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            self.chunk = match found {
+                Some((first, packed)) => decode(first, &packed).ok_or_else(|| malformed(first))?,
+                None => Vec::new(),
+            };
+        }
+        Ok(self.chunk.iter().find(|e| e.position == position).cloned())
+    }
+}
+
+/// Up to `limit` entries beyond the exclusive `bound`, in walking order: ascending positions
+/// above it (`forward`) or descending below it.
+pub(crate) fn walk(
+    conn: &Connection,
+    forward: bool,
+    bound: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Stored>> {
+    // Forward: the chunk holding `bound` (its first is at or below it), then the ones after;
+    // backward: the chunks starting below `bound`, last first.
+    let sql = if forward {
+        "SELECT first, entries FROM audit_entries
+          WHERE first >= coalesce((SELECT max(first) FROM audit_entries WHERE first <= ?1), 0)
+          ORDER BY first ASC"
+    } else {
+        "SELECT first, entries FROM audit_entries WHERE first < ?1 ORDER BY first DESC"
+    };
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query([bound])?;
+    let mut found = Vec::new();
+    while found.len() < limit
+        && let Some(row) = rows.next()?
+    {
+        let first: i64 = row.get(0)?;
+        let packed = row.get_ref(1)?.as_blob()?;
+        let mut entries = decode(first, packed).ok_or_else(|| malformed(first))?;
+        if !forward {
+            entries.reverse();
+        }
+        let beyond = |e: &Stored| {
+            if forward {
+                e.position > bound
+            } else {
+                e.position < bound
+            }
+        };
+        found.extend(entries.into_iter().filter(beyond).take(limit - found.len()));
+    }
+    Ok(found)
+}
+
+/// Appends `entries` to `out`, each position as its distance from the one before (`previous`
+/// for the first).
+fn encode(out: &mut Vec<u8>, mut previous: i64, entries: &[Stored]) {
+    for e in entries {
+        put_varint(out, e.position.abs_diff(previous));
+        previous = e.position;
+        out.extend_from_slice(&e.event_id);
+        put_bytes(out, e.stream.as_bytes());
+        put_varint(out, zigzag(e.stream_version));
+        put_varint(out, zigzag(e.event_type));
+        put_varint(out, u64::from(e.schema_version));
+        out.push(e.actor_kind.code() as u8);
+        put_bytes(out, &e.actor_id);
+        put_varint(out, zigzag(e.occurred_at));
+        put_varint(out, zigzag(e.recorded_at));
+        out.extend_from_slice(&e.correlation_id);
+        out.extend_from_slice(&e.causation_id);
+        let ids = [e.conversation_id, e.inbox_id, e.contact_id];
+        let present = ids
+            .iter()
+            .enumerate()
+            .fold(0u8, |bits, (i, id)| bits | (u8::from(id.is_some()) << i));
+        out.push(present);
+        for id in ids.iter().flatten() {
+            out.extend_from_slice(id);
+        }
+    }
+}
+
+/// The entries of the chunk starting at `first`; `None` if `packed` is malformed.
+fn decode(first: i64, packed: &[u8]) -> Option<Vec<Stored>> {
+    let mut input = packed;
+    let mut entries = Vec::with_capacity(CHUNK);
+    let mut position = first;
+    while !input.is_empty() {
+        let delta = i64::try_from(varint(&mut input)?).ok()?;
+        position = position.checked_add(delta)?;
+        let event_id = id(&mut input)?;
+        let stream = String::from_utf8(bytes(&mut input)?.to_vec()).ok()?;
+        let stream_version = unzigzag(varint(&mut input)?);
+        let event_type = unzigzag(varint(&mut input)?);
+        let schema_version = u32::try_from(varint(&mut input)?).ok()?;
+        let (&kind, rest) = input.split_first()?;
+        input = rest;
+        let actor_kind = ActorKind::from_code(i64::from(kind))?;
+        let actor_id = bytes(&mut input)?.to_vec();
+        let occurred_at = unzigzag(varint(&mut input)?);
+        let recorded_at = unzigzag(varint(&mut input)?);
+        let correlation_id = id(&mut input)?;
+        let causation_id = id(&mut input)?;
+        let (&present, rest) = input.split_first()?;
+        input = rest;
+        if present > 0b111 {
+            return None;
+        }
+        let mut optional = |bit: u8| -> Option<Option<[u8; 16]>> {
+            if present & (1 << bit) == 0 {
+                Some(None)
+            } else {
+                id(&mut input).map(Some)
+            }
+        };
+        let conversation_id = optional(0)?;
+        let inbox_id = optional(1)?;
+        let contact_id = optional(2)?;
+        entries.push(Stored {
+            position,
+            event_id,
+            stream,
+            stream_version,
+            event_type,
+            schema_version,
+            actor_kind,
+            actor_id,
+            occurred_at,
+            recorded_at,
+            correlation_id,
+            causation_id,
+            conversation_id,
+            inbox_id,
+            contact_id,
+        });
+    }
+    Some(entries)
+}
+
+/// Appends `value` as LEB128 (seven bits a byte, low first); the posting lists use it too.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+fn varint(input: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let (&byte, rest) = input.split_first()?;
+        *input = rest;
+        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+fn bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(varint(input)?).ok()?;
+    let (taken, rest) = input.split_at_checked(len)?;
+    *input = rest;
+    Some(taken)
+}
+
+fn id(input: &mut &[u8]) -> Option<[u8; 16]> {
+    let (taken, rest) = input.split_at_checked(16)?;
+    *input = rest;
+    taken.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(position: i64, kind: ActorKind, optional: bool) -> Stored {
+        let id = |n: u8| [n; 16];
+        Stored {
+            position,
+            event_id: id(1),
+            stream: format!("conversation-{position}"),
+            stream_version: position / 3,
+            event_type: position % 7,
+            schema_version: 2,
+            actor_kind: kind,
+            actor_id: match kind {
+                ActorKind::System => b"router \xc3\xa9".to_vec(),
+                _ => id(9).to_vec(),
+            },
+            occurred_at: -1_000_000 + position,
+            recorded_at: i64::MAX - position,
+            correlation_id: id(2),
+            causation_id: id(3),
+            conversation_id: optional.then_some(id(4)),
+            inbox_id: Some(id(5)),
+            contact_id: optional.then_some(id(6)),
+        }
+    }
+
+    #[test]
+    fn entries_pack_and_unpack_unchanged() {
+        let entries: Vec<Stored> = [1i64, 2, 5, 300, 70_000, 1 << 40]
+            .iter()
+            .zip([
+                ActorKind::User,
+                ActorKind::System,
+                ActorKind::Contact,
+                ActorKind::Bot,
+                ActorKind::Channel,
+                ActorKind::System,
+            ])
+            .enumerate()
+            .map(|(i, (&p, kind))| stored(p, kind, i % 2 == 0))
+            .collect();
+        let mut packed = Vec::new();
+        encode(&mut packed, 1, &entries);
+        assert_eq!(decode(1, &packed), Some(entries));
+        assert_eq!(decode(1, &[]), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_damaged_chunk_does_not_unpack() {
+        let mut packed = Vec::new();
+        encode(&mut packed, 10, &[stored(10, ActorKind::User, true)]);
+        for cut in 1..packed.len() {
+            assert_eq!(decode(10, &packed[..cut]), None, "cut at {cut}");
+        }
+        let mut bad_kind = packed.clone();
+        let kind_at = 1 + 16 + 1 + "conversation-10".len() + 3;
+        bad_kind[kind_at] = 99;
+        assert_eq!(decode(10, &bad_kind), None);
+        assert_eq!(decode(10, &[0xff; 12]), None);
+    }
+}
