@@ -63,13 +63,17 @@ fn malformed(first: i64) -> rusqlite::Error {
     )
 }
 
-/// The highest position recorded, 0 for none.
+/// The highest position recorded, 0 for none: the last chunk's (chunks are in position order),
+/// found by the primary key rather than by scanning every chunk's `last`.
 pub(crate) fn last_position(tx: &BatchTx<'_>) -> rusqlite::Result<i64> {
-    tx.query_row_cached(
-        "SELECT coalesce(max(last), 0) FROM audit_entries",
-        [],
-        |r| r.get(0),
-    )
+    let last: Option<i64> = tx
+        .query_row_cached(
+            "SELECT last FROM audit_entries ORDER BY first DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(last.unwrap_or(0))
 }
 
 /// Appends `entries` (ascending, all above every recorded position): into the last chunk while
