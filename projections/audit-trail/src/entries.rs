@@ -63,63 +63,79 @@ fn malformed(first: i64) -> rusqlite::Error {
     )
 }
 
-/// The highest position recorded, 0 for none: the last chunk's (chunks are in position order),
-/// found by the primary key rather than by scanning every chunk's `last`.
-pub(crate) fn last_position(tx: &BatchTx<'_>) -> rusqlite::Result<i64> {
-    let last: Option<i64> = tx
-        .query_row_cached(
-            "SELECT last FROM audit_entries ORDER BY first DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(last.unwrap_or(0))
+/// The last chunk as a batch finds it, read once by its key (chunks are in position order): the
+/// highest position recorded, and where the batch's entries go first.
+pub(crate) struct Tail(Option<LastChunk>);
+
+struct LastChunk {
+    first: i64,
+    last: i64,
+    count: i64,
+    packed: Vec<u8>,
 }
 
-/// Appends `entries` (ascending, all above every recorded position): into the last chunk while
-/// it has room, then into new chunks.
-pub(crate) fn append(tx: &BatchTx<'_>, entries: &[Stored]) -> rusqlite::Result<()> {
-    if entries.is_empty() {
-        return Ok(());
+impl Tail {
+    pub(crate) fn load(tx: &BatchTx<'_>) -> rusqlite::Result<Tail> {
+        let chunk = tx
+            .query_row_cached(
+                "SELECT first, last, count, entries FROM audit_entries
+                  ORDER BY first DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(LastChunk {
+                        first: r.get(0)?,
+                        last: r.get(1)?,
+                        count: r.get(2)?,
+                        packed: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(Tail(chunk))
     }
-    let mut rest = entries;
-    let last_chunk: Option<(i64, i64, Vec<u8>)> = tx
-        .query_row_cached(
-            "SELECT first, count, entries FROM audit_entries ORDER BY first DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    if let Some((first, count, mut packed)) = last_chunk {
-        let held = usize::try_from(count).unwrap_or(CHUNK);
-        let take = CHUNK.saturating_sub(held).min(rest.len());
-        if take > 0 {
-            let (added, left) = rest.split_at(take);
-            let previous = decode(first, &packed)
-                .and_then(|stored| stored.last().map(|e| e.position))
-                .ok_or_else(|| malformed(first))?;
-            encode(&mut packed, previous, added);
-            tx.execute_cached(
-                "UPDATE audit_entries SET last = ?2, count = ?3, entries = ?4 WHERE first = ?1",
-                params![first, added[take - 1].position, count + take as i64, packed],
-            )?;
-            rest = left;
+
+    /// The highest position recorded, 0 for none.
+    pub(crate) fn last_position(&self) -> i64 {
+        self.0.as_ref().map_or(0, |chunk| chunk.last)
+    }
+
+    /// Appends `entries` (ascending, all above [`Tail::last_position`]): into the last chunk
+    /// while it has room, then into new chunks.
+    pub(crate) fn append(self, tx: &BatchTx<'_>, entries: &[Stored]) -> rusqlite::Result<()> {
+        let mut rest = entries;
+        if let Some(mut chunk) = self.0 {
+            let held = usize::try_from(chunk.count).unwrap_or(CHUNK);
+            let take = CHUNK.saturating_sub(held).min(rest.len());
+            if take > 0 {
+                let (added, left) = rest.split_at(take);
+                encode(&mut chunk.packed, chunk.last, added);
+                tx.execute_cached(
+                    "UPDATE audit_entries SET last = ?2, count = ?3, entries = ?4 WHERE first = ?1",
+                    params![
+                        chunk.first,
+                        added[take - 1].position,
+                        chunk.count + take as i64,
+                        chunk.packed
+                    ],
+                )?;
+                rest = left;
+            }
         }
+        for chunk in rest.chunks(CHUNK) {
+            let mut packed = Vec::with_capacity(chunk.len() * 200);
+            encode(&mut packed, chunk[0].position, chunk);
+            tx.execute_cached(
+                "INSERT INTO audit_entries (first, last, count, entries) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    chunk[0].position,
+                    chunk[chunk.len() - 1].position,
+                    chunk.len() as i64,
+                    packed
+                ],
+            )?;
+        }
+        Ok(())
     }
-    for chunk in rest.chunks(CHUNK) {
-        let mut packed = Vec::with_capacity(chunk.len() * 200);
-        encode(&mut packed, chunk[0].position, chunk);
-        tx.execute_cached(
-            "INSERT INTO audit_entries (first, last, count, entries) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                chunk[0].position,
-                chunk[chunk.len() - 1].position,
-                chunk.len() as i64,
-                packed
-            ],
-        )?;
-    }
-    Ok(())
 }
 
 /// Entries found by position for one query: the chunk last unpacked is kept, since the

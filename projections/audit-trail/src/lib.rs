@@ -66,10 +66,11 @@ impl Projector for AuditTrail {
             index: 0,
             source: e.into(),
         })?;
-        let mut recorded = entries::last_position(tx).map_err(|e| EventError {
+        let tail = entries::Tail::load(tx).map_err(|e| EventError {
             index: 0,
             source: e.into(),
         })?;
+        let mut recorded = tail.last_position();
         let mut postings = Pending::default();
         let mut stored = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
@@ -87,7 +88,7 @@ impl Projector for AuditTrail {
             index: events.len().saturating_sub(1),
             source: e.into(),
         };
-        entries::append(tx, &stored).map_err(at_end)?;
+        tail.append(tx, &stored).map_err(at_end)?;
         postings.write(tx).map_err(at_end)
     }
 }

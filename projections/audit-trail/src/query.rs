@@ -1,10 +1,10 @@
 //! Audit queries: filter the trail, page through it by position, follow a causal chain.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use proto_events::Actor;
 use rusqlite::types::Type;
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension};
 use uuid::Uuid;
 

@@ -7,13 +7,11 @@ use crate::support::sample;
 
 const ROUNDS: i64 = 80;
 
-#[test]
-fn building_in_batches_equals_building_at_once() {
+/// The sample's events, then its payloads again `rounds` times, each round later in time.
+fn sample_repeated(rounds: i64) -> Vec<proto_events::Envelope> {
     let mut h = sample();
-    // Repeat the sample's payloads so the log spans many batches, and the busiest posting
-    // lists (actor kind, event type, day) more than one chunk of 256 positions.
     let more: Vec<_> = h.events.clone();
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         for e in &more {
             h.push_caused(
                 e.stream.clone(),
@@ -24,7 +22,14 @@ fn building_in_batches_equals_building_at_once() {
             );
         }
     }
-    let events = h.events;
+    h.events
+}
+
+#[test]
+fn building_in_batches_equals_building_at_once() {
+    // The log spans many batches, and the busiest posting lists (actor kind, event type, day)
+    // more than one chunk of 256 positions.
+    let events = sample_repeated(ROUNDS);
     assert_eq!(events.len(), 9 * (ROUNDS as usize + 1));
     let dir = tempfile::tempdir().unwrap();
     let once = dir.path().join("once");
@@ -67,20 +72,7 @@ fn building_in_batches_equals_building_at_once() {
 fn events_applied_again_are_recorded_once() {
     use switchboard_projector::{Event, Projector};
 
-    let mut h = sample();
-    let more: Vec<_> = h.events.clone();
-    for round in 1..=20 {
-        for e in &more {
-            h.push_caused(
-                e.stream.clone(),
-                e.metadata.actor.clone(),
-                100 * round + e.position as i64,
-                (e.metadata.correlation_id, e.metadata.causation_id),
-                e.payload.clone(),
-            );
-        }
-    }
-    let events = h.events;
+    let events = sample_repeated(20);
     assert!(events.len() > 150);
     let dir = tempfile::tempdir().unwrap();
     let once = dir.path().join("once");
