@@ -5,7 +5,9 @@
 //! internally tagged enums (`{"kind": "user", "id": ...}`), which serde buffers whole before
 //! choosing a variant, and RFC 3339 times, which chrono parses with its general format machinery.
 //! Tagged enums that every event carries decode through a flat "wire" struct instead (see
-//! `ActorWire`); times through [`utc_time`]. Both accept exactly what the derives accept and
+//! `ActorWire`; identities, assignees and reply authors too), and so do the inbound messages
+//! whose struct is written `flatten`ed into its event (`InboundWire`: serde reads a flattened
+//! struct by buffering the whole object, as it does a tagged enum); times through [`utc_time`]. Both accept exactly what the derives accept and
 //! write nothing differently: the golden fixtures hold them to that. The metadata, which every
 //! event has, is first read as exactly what `Metadata::encode` writes ([`canonical_metadata`]),
 //! and by serde when it is spelt any other way.

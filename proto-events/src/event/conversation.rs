@@ -117,6 +117,7 @@ pub struct InboundMessage {
 /// Schema v2. v1 had a single `body`, now `body_text`, and no `body_html` (see
 /// [`crate::upcast`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "InboundWire")]
 pub struct MessageReceived {
     /// The conversation.
     pub conversation_id: Uuid,
@@ -151,6 +152,7 @@ pub enum FilterReason {
 /// An inbound e-mail was filtered: recorded in full, shown in the Filtered view, not in the
 /// inbox, and not routed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "InboundWire")]
 pub struct MessageFiltered {
     /// The conversation the message belongs to (a new one, unless it answers a visible thread).
     pub conversation_id: Uuid,
@@ -463,6 +465,74 @@ pub struct ConversationShared {
     pub inbox_id: Uuid,
     /// The user who shared it (the account's owner or an admin).
     pub by_user_id: Uuid,
+}
+
+/// A [`MessageReceived`] or [`MessageFiltered`] as stored: the message's fields beside the
+/// conversation's. Written through `flatten`, read through this flat struct, since serde reads a
+/// flattened struct by buffering the whole object first, which cost more than the rest of the
+/// event together (see `crate::wire`).
+#[derive(Deserialize)]
+struct InboundWire {
+    conversation_id: Uuid,
+    inbox_id: Uuid,
+    reason: Option<FilterReason>,
+    message_id: Uuid,
+    channel_id: Uuid,
+    channel_kind: ChannelKind,
+    provider_message_id: Option<String>,
+    from: Identity,
+    from_name: Option<String>,
+    contact_id: Option<Uuid>,
+    subject: Option<String>,
+    body_text: String,
+    body_html: Option<String>,
+    email: Option<EmailHeaders>,
+    form_fields: Vec<FormField>,
+}
+
+impl InboundWire {
+    fn split(self) -> (Uuid, Uuid, Option<FilterReason>, InboundMessage) {
+        let message = InboundMessage {
+            message_id: self.message_id,
+            channel_id: self.channel_id,
+            channel_kind: self.channel_kind,
+            provider_message_id: self.provider_message_id,
+            from: self.from,
+            from_name: self.from_name,
+            contact_id: self.contact_id,
+            subject: self.subject,
+            body_text: self.body_text,
+            body_html: self.body_html,
+            email: self.email,
+            form_fields: self.form_fields,
+        };
+        (self.conversation_id, self.inbox_id, self.reason, message)
+    }
+}
+
+impl From<InboundWire> for MessageReceived {
+    fn from(wire: InboundWire) -> Self {
+        let (conversation_id, inbox_id, _, message) = wire.split();
+        MessageReceived {
+            conversation_id,
+            inbox_id,
+            message,
+        }
+    }
+}
+
+impl TryFrom<InboundWire> for MessageFiltered {
+    type Error = MissingField;
+
+    fn try_from(wire: InboundWire) -> Result<Self, Self::Error> {
+        let (conversation_id, inbox_id, reason, message) = wire.split();
+        Ok(MessageFiltered {
+            conversation_id,
+            inbox_id,
+            reason: reason.ok_or(MissingField("reason"))?,
+            message,
+        })
+    }
 }
 
 /// The kinds of [`ReplyAuthor`], as stored in its `kind` field.

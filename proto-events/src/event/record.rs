@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::wire::MissingField;
+
 /// A handle by which a customer is recognised on a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "IdentityWire")]
 pub enum Identity {
     /// An e-mail address (e-mail and forms).
     Email {
@@ -165,4 +167,40 @@ pub struct AssociationRemoved {
     pub from: RecordRef,
     /// The other record.
     pub to: RecordRef,
+}
+
+/// The kinds of [`Identity`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum IdentityKind {
+    Email,
+    ChatVisitor,
+    Messenger,
+}
+
+/// An [`Identity`] as stored, decoded in one pass (see `crate::wire`).
+#[derive(Deserialize)]
+struct IdentityWire {
+    kind: IdentityKind,
+    address: Option<String>,
+    visitor_id: Option<String>,
+    psid: Option<String>,
+}
+
+impl TryFrom<IdentityWire> for Identity {
+    type Error = MissingField;
+
+    fn try_from(wire: IdentityWire) -> Result<Self, Self::Error> {
+        Ok(match wire.kind {
+            IdentityKind::Email => Identity::Email {
+                address: wire.address.ok_or(MissingField("address"))?,
+            },
+            IdentityKind::ChatVisitor => Identity::ChatVisitor {
+                visitor_id: wire.visitor_id.ok_or(MissingField("visitor_id"))?,
+            },
+            IdentityKind::Messenger => Identity::Messenger {
+                psid: wire.psid.ok_or(MissingField("psid"))?,
+            },
+        })
+    }
 }

@@ -219,3 +219,58 @@ fn tagged_shapes_decode_in_any_field_order_and_refuse_what_they_lack() {
     let no_name = from_str::<ReplyAuthor>(r#"{"kind":"automation"}"#).unwrap_err();
     assert!(no_name.to_string().contains("missing field `name`"));
 }
+
+/// Identities decode through a flat struct too, and inbound messages, written with their
+/// message's fields beside the conversation's, are read without serde's buffering of flattened
+/// structs: the same values, and errors naming the field.
+#[test]
+fn identities_and_inbound_messages_decode_flat() {
+    use proto_events::event::{FilterReason, Identity, MessageFiltered, MessageReceived};
+    use serde_json::{from_str, from_value, to_string, to_value};
+
+    let identities = [
+        Identity::Email {
+            address: "ada@example.org".into(),
+        },
+        Identity::ChatVisitor {
+            visitor_id: "v-1".into(),
+        },
+        Identity::Messenger { psid: "123".into() },
+    ];
+    for identity in &identities {
+        let written = to_string(identity).unwrap();
+        assert_eq!(&from_str::<Identity>(&written).unwrap(), identity);
+    }
+    let no_psid = from_str::<Identity>(r#"{"kind":"messenger","address":"x"}"#).unwrap_err();
+    assert!(no_psid.to_string().contains("missing field `psid`"));
+
+    let received = MessageReceived {
+        conversation_id: id(1),
+        inbox_id: id(2),
+        message: crate::samples::inbound_message(),
+    };
+    let written = to_value(&received).unwrap();
+    assert_eq!(written["body_text"], "Hello, what would 20 seats cost?");
+    assert_eq!(
+        from_value::<MessageReceived>(written.clone()).unwrap(),
+        received
+    );
+
+    let filtered = MessageFiltered {
+        conversation_id: id(1),
+        inbox_id: id(2),
+        reason: FilterReason::BulkMail,
+        message: crate::samples::inbound_message(),
+    };
+    let written_filtered = to_value(&filtered).unwrap();
+    assert_eq!(
+        from_value::<MessageFiltered>(written_filtered.clone()).unwrap(),
+        filtered
+    );
+    let no_reason = from_value::<MessageFiltered>(written).unwrap_err();
+    assert!(no_reason.to_string().contains("missing field `reason`"));
+    let mut no_body = written_filtered;
+    no_body.as_object_mut().unwrap().remove("body_text");
+    let refused = from_value::<MessageReceived>(no_body).unwrap_err();
+    assert!(refused.to_string().contains("missing field `body_text`"));
+}

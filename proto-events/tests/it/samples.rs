@@ -46,7 +46,7 @@ fn email_headers() -> EmailHeaders {
     }
 }
 
-fn inbound_message() -> InboundMessage {
+pub(crate) fn inbound_message() -> InboundMessage {
     InboundMessage {
         message_id: id(MESSAGE),
         channel_id: id(CHANNEL),
