@@ -11,6 +11,7 @@
 //! - [`batch`]: [`BatchRows`], the rows a projector keeps in memory for one batch.
 //! - [`model`]: one read model's database: migrations, checkpoint, applying a batch.
 //! - [`runtime`]: running projectors beside each other, lag, `wait_for`, rebuilds.
+//! - [`pack`]: a compact binary encoding for rows packed into one BLOB.
 //! - [`statements`]: [`BatchTx`], a batch's transaction with its statements prepared once.
 //! - [`text`]: text helpers several read models share (message previews).
 //! - [`testing`]: building a read model from events in tests, and dumping it
@@ -18,6 +19,7 @@
 
 pub mod batch;
 pub mod model;
+pub mod pack;
 pub mod projector;
 pub mod runtime;
 pub mod statements;

@@ -10,6 +10,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_projector::BatchTx;
+use switchboard_projector::pack::{Unpack, put_bytes, put_id, put_signed, put_str, put_varint};
 
 use crate::query::ActorKind;
 
@@ -220,17 +221,17 @@ fn encode(out: &mut Vec<u8>, mut previous: i64, entries: &[Stored]) {
     for e in entries {
         put_varint(out, e.position.abs_diff(previous));
         previous = e.position;
-        out.extend_from_slice(&e.event_id);
-        put_bytes(out, e.stream.as_bytes());
-        put_varint(out, zigzag(e.stream_version));
-        put_varint(out, zigzag(e.event_type));
+        put_id(out, &e.event_id);
+        put_str(out, &e.stream);
+        put_signed(out, e.stream_version);
+        put_signed(out, e.event_type);
         put_varint(out, u64::from(e.schema_version));
         out.push(e.actor_kind.code() as u8);
         put_bytes(out, &e.actor_id);
-        put_varint(out, zigzag(e.occurred_at));
-        put_varint(out, zigzag(e.recorded_at));
-        out.extend_from_slice(&e.correlation_id);
-        out.extend_from_slice(&e.causation_id);
+        put_signed(out, e.occurred_at);
+        put_signed(out, e.recorded_at);
+        put_id(out, &e.correlation_id);
+        put_id(out, &e.causation_id);
         let ids = [e.conversation_id, e.inbox_id, e.contact_id];
         let present = ids
             .iter()
@@ -238,34 +239,31 @@ fn encode(out: &mut Vec<u8>, mut previous: i64, entries: &[Stored]) {
             .fold(0u8, |bits, (i, id)| bits | (u8::from(id.is_some()) << i));
         out.push(present);
         for id in ids.iter().flatten() {
-            out.extend_from_slice(id);
+            put_id(out, id);
         }
     }
 }
 
 /// The entries of the chunk starting at `first`; `None` if `packed` is malformed.
 fn decode(first: i64, packed: &[u8]) -> Option<Vec<Stored>> {
-    let mut input = packed;
+    let mut input = Unpack::new(packed);
     let mut entries = Vec::with_capacity(CHUNK);
     let mut position = first;
     while !input.is_empty() {
-        let delta = i64::try_from(varint(&mut input)?).ok()?;
+        let delta = i64::try_from(input.varint()?).ok()?;
         position = position.checked_add(delta)?;
-        let event_id = id(&mut input)?;
-        let stream = String::from_utf8(bytes(&mut input)?.to_vec()).ok()?;
-        let stream_version = unzigzag(varint(&mut input)?);
-        let event_type = unzigzag(varint(&mut input)?);
-        let schema_version = u32::try_from(varint(&mut input)?).ok()?;
-        let (&kind, rest) = input.split_first()?;
-        input = rest;
-        let actor_kind = ActorKind::from_code(i64::from(kind))?;
-        let actor_id = bytes(&mut input)?.to_vec();
-        let occurred_at = unzigzag(varint(&mut input)?);
-        let recorded_at = unzigzag(varint(&mut input)?);
-        let correlation_id = id(&mut input)?;
-        let causation_id = id(&mut input)?;
-        let (&present, rest) = input.split_first()?;
-        input = rest;
+        let event_id = input.id()?;
+        let stream = input.str()?.to_owned();
+        let stream_version = input.signed()?;
+        let event_type = input.signed()?;
+        let schema_version = u32::try_from(input.varint()?).ok()?;
+        let actor_kind = ActorKind::from_code(i64::from(input.byte()?))?;
+        let actor_id = input.bytes()?.to_vec();
+        let occurred_at = input.signed()?;
+        let recorded_at = input.signed()?;
+        let correlation_id = input.id()?;
+        let causation_id = input.id()?;
+        let present = input.byte()?;
         if present > 0b111 {
             return None;
         }
@@ -273,7 +271,7 @@ fn decode(first: i64, packed: &[u8]) -> Option<Vec<Stored>> {
             if present & (1 << bit) == 0 {
                 Some(None)
             } else {
-                id(&mut input).map(Some)
+                input.id().map(Some)
             }
         };
         let conversation_id = optional(0)?;
@@ -298,62 +296,6 @@ fn decode(first: i64, packed: &[u8]) -> Option<Vec<Stored>> {
         });
     }
     Some(entries)
-}
-
-/// Appends `value` as LEB128 (seven bits a byte, low first); the posting lists use it too.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-fn unzigzag(value: u64) -> i64 {
-    ((value >> 1) as i64) ^ -((value & 1) as i64)
-}
-
-fn varint(input: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    let mut shift = 0u32;
-    loop {
-        let (&byte, rest) = input.split_first()?;
-        *input = rest;
-        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-}
-
-fn bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(varint(input)?).ok()?;
-    let (taken, rest) = input.split_at_checked(len)?;
-    *input = rest;
-    Some(taken)
-}
-
-fn id(input: &mut &[u8]) -> Option<[u8; 16]> {
-    let (taken, rest) = input.split_at_checked(16)?;
-    *input = rest;
-    taken.try_into().ok()
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ impl Pending {
 /// Appends `positions` (ascending, all above `previous`) as LEB128 deltas.
 fn push_deltas(out: &mut Vec<u8>, mut previous: i64, positions: &[i64]) {
     for &position in positions {
-        crate::entries::put_varint(out, position.abs_diff(previous));
+        switchboard_projector::pack::put_varint(out, position.abs_diff(previous));
         previous = position;
     }
 }

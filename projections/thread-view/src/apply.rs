@@ -18,7 +18,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
-use crate::types::{ConversationStatus, EntryKind};
+use crate::entry::{self, Fields};
+use crate::types::{AssigneeRef, Author, ConversationStatus, EntryKind};
 
 /// How many characters of a message the header's preview keeps.
 const PREVIEW_CHARS: usize = 140;
@@ -27,9 +28,11 @@ const PREVIEW_CHARS: usize = 140;
 struct Ctx<'a, 'tx> {
     tx: &'a BatchTx<'tx>,
     headers: &'a mut Headers,
+    /// Where timeline rows are packed, kept for the batch.
+    packed: &'a mut Vec<u8>,
     position: i64,
     at: i64,
-    actor: String,
+    actor: &'a Actor,
 }
 
 /// One row of `conversations`, as the batch holds it.
@@ -195,29 +198,14 @@ fn load_header(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
     .optional()
 }
 
-/// A timeline row to insert; unset columns stay NULL.
-#[derive(Default)]
-struct Entry {
-    message_id: Option<String>,
-    comment_id: Option<String>,
-    author_kind: Option<&'static str>,
-    author_id: Option<String>,
-    author_name: Option<String>,
-    author_address: Option<String>,
-    subject: Option<String>,
-    body_text: Option<String>,
-    mentions: Option<String>,
-    assignee: Option<(&'static str, String)>,
-    previous: Option<(&'static str, String)>,
-    reason: Option<String>,
-}
-
 /// Applies a batch of events in log order; events of other areas are ignored.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
     let tx = &BatchTx::new(tx);
     let mut headers = Headers::default();
+    let mut packed = Vec::new();
     for (index, event) in events.iter().enumerate() {
-        apply(tx, &mut headers, event.envelope).map_err(|source| EventError { index, source })?;
+        apply(tx, &mut headers, &mut packed, event.envelope)
+            .map_err(|source| EventError { index, source })?;
     }
     headers.flush(tx).map_err(|e| EventError {
         index: events.len().saturating_sub(1),
@@ -226,7 +214,12 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
 }
 
 /// Applies one event, keeping the headers it changes in `headers`.
-fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<(), ApplyError> {
+fn apply(
+    tx: &BatchTx<'_>,
+    headers: &mut Headers,
+    packed: &mut Vec<u8>,
+    event: &Envelope,
+) -> Result<(), ApplyError> {
     if !concerns_thread_view(&event.payload) {
         return Ok(());
     }
@@ -235,9 +228,10 @@ fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<()
     let mut ctx = Ctx {
         tx,
         headers,
+        packed,
         position,
         at: event.metadata.occurred_at.timestamp_micros(),
-        actor: actor_json(&event.metadata.actor)?,
+        actor: &event.metadata.actor,
     };
     let ctx = &mut ctx;
     match &event.payload {
@@ -251,7 +245,6 @@ fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<()
             delivery(
                 ctx,
                 e.conversation_id,
-                e.inbox_id,
                 e.message_id,
                 true,
                 None,
@@ -264,7 +257,6 @@ fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<()
             delivery(
                 ctx,
                 e.conversation_id,
-                e.inbox_id,
                 e.message_id,
                 false,
                 Some(&e.reason),
@@ -274,74 +266,58 @@ fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<()
         }
         DomainEvent::CommentAdded(e) => commented(ctx, e),
         DomainEvent::ConversationAssigned(e) => {
-            let entry = Entry {
-                assignee: Some(assignee_cols(&e.assignee)),
+            let entry = Fields {
+                assignee: Some(assignee_ref(&e.assignee)),
                 reason: Some(json(&e.reason)?),
-                ..Entry::default()
+                ..Fields::default()
             };
             assignment(
                 ctx,
                 e.conversation_id,
-                e.inbox_id,
                 EntryKind::Assigned,
                 Some(&e.assignee),
                 entry,
             )
         }
         DomainEvent::ConversationReassigned(e) => {
-            let entry = Entry {
-                assignee: Some(assignee_cols(&e.to)),
-                previous: Some(assignee_cols(&e.from)),
+            let entry = Fields {
+                assignee: Some(assignee_ref(&e.to)),
+                previous: Some(assignee_ref(&e.from)),
                 reason: Some(json(&e.reason)?),
-                ..Entry::default()
+                ..Fields::default()
             };
             assignment(
                 ctx,
                 e.conversation_id,
-                e.inbox_id,
                 EntryKind::Reassigned,
                 Some(&e.to),
                 entry,
             )
         }
         DomainEvent::ConversationUnassigned(e) => {
-            let entry = Entry {
-                previous: Some(assignee_cols(&e.from)),
+            let entry = Fields {
+                previous: Some(assignee_ref(&e.from)),
                 reason: Some(json(&e.reason)?),
-                ..Entry::default()
+                ..Fields::default()
             };
-            assignment(
-                ctx,
-                e.conversation_id,
-                e.inbox_id,
-                EntryKind::Unassigned,
-                None,
-                entry,
-            )
+            assignment(ctx, e.conversation_id, EntryKind::Unassigned, None, entry)
         }
         DomainEvent::ConversationQueued(e) => {
             touch(ctx, e.conversation_id)?;
-            let entry = Entry {
+            let entry = Fields {
                 reason: Some(json(&e.decision)?),
-                ..Entry::default()
+                ..Fields::default()
             };
-            insert_entry(ctx, e.conversation_id, e.inbox_id, EntryKind::Queued, entry)
+            insert_entry(ctx, e.conversation_id, EntryKind::Queued, entry)
         }
         DomainEvent::BotHandedOff(e) => {
             touch(ctx, e.conversation_id)?;
-            let entry = Entry {
-                author_kind: Some("bot"),
-                author_id: Some(e.bot_id.to_string()),
-                assignee: e.to.as_ref().map(assignee_cols),
-                ..Entry::default()
+            let entry = Fields {
+                author: Some(Author::Bot(e.bot_id)),
+                assignee: e.to.as_ref().map(assignee_ref),
+                ..Fields::default()
             };
-            insert_entry(
-                ctx,
-                e.conversation_id,
-                e.inbox_id,
-                EntryKind::BotHandedOff,
-                entry,
-            )
+            insert_entry(ctx, e.conversation_id, EntryKind::BotHandedOff, entry)
         }
         DomainEvent::ConversationClosed(e) => {
             set_status(
@@ -350,36 +326,29 @@ fn apply(tx: &BatchTx<'_>, headers: &mut Headers, event: &Envelope) -> Result<()
                 ConversationStatus::Closed,
                 Some(ctx.at),
             )?;
-            let entry = Entry {
+            let entry = Fields {
                 reason: Some(json(&e.by)?),
-                ..Entry::default()
+                ..Fields::default()
             };
-            insert_entry(ctx, e.conversation_id, e.inbox_id, EntryKind::Closed, entry)
+            insert_entry(ctx, e.conversation_id, EntryKind::Closed, entry)
         }
         DomainEvent::ConversationReopened(e) => {
             set_status(ctx, e.conversation_id, ConversationStatus::Open, None)?;
-            let entry = Entry {
+            let entry = Fields {
                 reason: Some(json(&e.cause)?),
-                ..Entry::default()
+                ..Fields::default()
             };
-            insert_entry(
-                ctx,
-                e.conversation_id,
-                e.inbox_id,
-                EntryKind::Reopened,
-                entry,
-            )
+            insert_entry(ctx, e.conversation_id, EntryKind::Reopened, entry)
         }
         DomainEvent::ConversationShared(e) => {
             ctx.headers
                 .existing(ctx.tx, e.conversation_id)?
                 .private_owner_id = None;
-            let entry = Entry {
-                author_kind: Some("user"),
-                author_id: Some(e.by_user_id.to_string()),
-                ..Entry::default()
+            let entry = Fields {
+                author: Some(Author::User(e.by_user_id)),
+                ..Fields::default()
             };
-            insert_entry(ctx, e.conversation_id, e.inbox_id, EntryKind::Shared, entry)
+            insert_entry(ctx, e.conversation_id, EntryKind::Shared, entry)
         }
         _ => Ok(()),
     }
@@ -483,22 +452,22 @@ fn received(ctx: &mut Ctx<'_, '_>, e: &MessageReceived) -> Result<(), ApplyError
     insert_entry(
         ctx,
         e.conversation_id,
-        e.inbox_id,
         EntryKind::InboundMessage,
         inbound_entry(m),
     )
 }
 
-fn inbound_entry(m: &InboundMessage) -> Entry {
-    Entry {
-        message_id: Some(m.message_id.to_string()),
-        author_kind: Some("contact"),
-        author_id: m.contact_id.map(|id| id.to_string()),
-        author_name: m.from_name.clone(),
-        author_address: Some(identity_str(&m.from).to_owned()),
-        subject: m.subject.clone(),
-        body_text: Some(m.body_text.clone()),
-        ..Entry::default()
+fn inbound_entry(m: &InboundMessage) -> Fields<'_> {
+    Fields {
+        message_id: Some(m.message_id),
+        author: Some(Author::Contact {
+            contact_id: m.contact_id,
+            address: identity_str(&m.from).to_owned(),
+            name: m.from_name.clone(),
+        }),
+        subject: m.subject.as_deref(),
+        body_text: Some(&m.body_text),
+        ..Fields::default()
     }
 }
 
@@ -555,17 +524,11 @@ fn filtered(ctx: &mut Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError
             reason,
         ],
     )?;
-    let entry = Entry {
+    let entry = Fields {
         reason: Some(reason),
         ..inbound_entry(m)
     };
-    insert_entry(
-        ctx,
-        e.conversation_id,
-        e.inbox_id,
-        EntryKind::Filtered,
-        entry,
-    )
+    insert_entry(ctx, e.conversation_id, EntryKind::Filtered, entry)
 }
 
 fn restored(ctx: &mut Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyError> {
@@ -586,26 +549,19 @@ fn restored(ctx: &mut Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), Ap
         )));
     }
     touch(ctx, e.conversation_id)?;
-    let entry = Entry {
-        message_id: Some(e.message_id.to_string()),
-        author_kind: Some("user"),
-        author_id: Some(e.restored_by_user_id.to_string()),
-        ..Entry::default()
+    let entry = Fields {
+        message_id: Some(e.message_id),
+        author: Some(Author::User(e.restored_by_user_id)),
+        ..Fields::default()
     };
-    insert_entry(
-        ctx,
-        e.conversation_id,
-        e.inbox_id,
-        EntryKind::Restored,
-        entry,
-    )
+    insert_entry(ctx, e.conversation_id, EntryKind::Restored, entry)
 }
 
 fn replied(ctx: &mut Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
-    let (kind, id, name) = match &e.author {
-        ReplyAuthor::User { id } => ("user", Some(id.to_string()), None),
-        ReplyAuthor::Bot { id } => ("bot", Some(id.to_string()), None),
-        ReplyAuthor::Automation { name } => ("automation", None, Some(name.clone())),
+    let (kind, id, author) = match &e.author {
+        ReplyAuthor::User { id } => ("user", Some(id.to_string()), Author::User(*id)),
+        ReplyAuthor::Bot { id } => ("bot", Some(id.to_string()), Author::Bot(*id)),
+        ReplyAuthor::Automation { name } => ("automation", None, Author::Automation(name.clone())),
     };
     let at = ctx.at;
     let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
@@ -628,22 +584,14 @@ fn replied(ctx: &mut Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
     h.last_message_preview = Some(preview(&e.body_text));
     h.last_message_at = Some(at);
     h.touch(at);
-    let entry = Entry {
-        message_id: Some(e.message_id.to_string()),
-        author_kind: Some(kind),
-        author_id: id,
-        author_name: name,
-        subject: e.subject.clone(),
-        body_text: Some(e.body_text.clone()),
-        ..Entry::default()
+    let entry = Fields {
+        message_id: Some(e.message_id),
+        author: Some(author),
+        subject: e.subject.as_deref(),
+        body_text: Some(&e.body_text),
+        ..Fields::default()
     };
-    insert_entry(
-        ctx,
-        e.conversation_id,
-        e.inbox_id,
-        EntryKind::OutboundMessage,
-        entry,
-    )
+    insert_entry(ctx, e.conversation_id, EntryKind::OutboundMessage, entry)
 }
 
 fn commented(ctx: &mut Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> {
@@ -651,60 +599,45 @@ fn commented(ctx: &mut Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> 
     let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
     h.comment_count += 1;
     h.touch(at);
-    let entry = Entry {
-        comment_id: Some(e.comment_id.to_string()),
-        author_kind: Some("user"),
-        author_id: Some(e.author_user_id.to_string()),
-        body_text: Some(e.body_text.clone()),
-        mentions: Some(json(&e.mentions)?),
-        ..Entry::default()
+    let entry = Fields {
+        comment_id: Some(e.comment_id),
+        author: Some(Author::User(e.author_user_id)),
+        body_text: Some(&e.body_text),
+        mentions: Some(&e.mentions),
+        ..Fields::default()
     };
-    insert_entry(
-        ctx,
-        e.conversation_id,
-        e.inbox_id,
-        EntryKind::Comment,
-        entry,
-    )
+    insert_entry(ctx, e.conversation_id, EntryKind::Comment, entry)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn delivery(
-    ctx: &Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_>,
     conversation_id: Uuid,
-    inbox_id: Uuid,
     message_id: Uuid,
     succeeded: bool,
     reason: Option<&str>,
     permanent: bool,
     provider_message_id: Option<&str>,
 ) -> Result<(), ApplyError> {
-    ctx.tx.execute_cached(
-        "INSERT INTO deliveries (position, conversation_id, inbox_id, message_id, occurred_at,
-             succeeded, reason, permanent, provider_message_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            ctx.position,
-            conversation_id.to_string(),
-            inbox_id.to_string(),
-            message_id.to_string(),
-            ctx.at,
-            succeeded,
-            reason,
-            permanent,
-            provider_message_id,
-        ],
-    )?;
-    Ok(())
+    ctx.packed.clear();
+    entry::put_delivery(
+        ctx.packed,
+        ctx.at,
+        message_id,
+        succeeded,
+        permanent,
+        reason,
+        provider_message_id,
+    );
+    insert_row(ctx, conversation_id)
 }
 
 fn assignment(
     ctx: &mut Ctx<'_, '_>,
     conversation_id: Uuid,
-    inbox_id: Uuid,
     kind: EntryKind,
     to: Option<&Assignee>,
-    entry: Entry,
+    entry: Fields<'_>,
 ) -> Result<(), ApplyError> {
     let at = ctx.at;
     let h = ctx.headers.existing(ctx.tx, conversation_id)?;
@@ -713,7 +646,7 @@ fn assignment(
     h.assignee_id = to_id;
     h.unread_count = 0;
     h.touch(at);
-    insert_entry(ctx, conversation_id, inbox_id, kind, entry)
+    insert_entry(ctx, conversation_id, kind, entry)
 }
 
 fn set_status(
@@ -750,45 +683,37 @@ fn unknown(conversation_id: Uuid) -> ApplyError {
     ApplyError::Inconsistent(format!("unknown conversation {conversation_id}"))
 }
 
+/// Appends the timeline entry of the event being applied.
 fn insert_entry(
-    ctx: &Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_>,
     conversation_id: Uuid,
-    inbox_id: Uuid,
     kind: EntryKind,
-    entry: Entry,
+    fields: Fields<'_>,
 ) -> Result<(), ApplyError> {
-    let (assignee_kind, assignee_id) = entry.assignee.unzip();
-    let (previous_kind, previous_id) = entry.previous.unzip();
+    ctx.packed.clear();
+    entry::put_entry(ctx.packed, kind, ctx.at, ctx.actor, &fields);
+    insert_row(ctx, conversation_id)
+}
+
+/// Appends the row packed in `ctx.packed` to the conversation's timeline.
+fn insert_row(ctx: &mut Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
     ctx.tx.execute_cached(
-        "INSERT INTO timeline (position, conversation_id, inbox_id, occurred_at, kind, actor,
-             message_id, comment_id, author_kind, author_id, author_name, author_address, subject,
-             body_text, mentions, assignee_kind, assignee_id, previous_kind, previous_id, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20)",
+        "INSERT INTO timeline (position, conversation_id, entry) VALUES (?1, ?2, ?3)",
         params![
             ctx.position,
-            conversation_id.to_string(),
-            inbox_id.to_string(),
-            ctx.at,
-            kind.as_str(),
-            ctx.actor,
-            entry.message_id,
-            entry.comment_id,
-            entry.author_kind,
-            entry.author_id,
-            entry.author_name,
-            entry.author_address,
-            entry.subject,
-            entry.body_text,
-            entry.mentions,
-            assignee_kind,
-            assignee_id,
-            previous_kind,
-            previous_id,
-            entry.reason,
+            conversation_id.as_bytes(),
+            ctx.packed.as_slice()
         ],
     )?;
     Ok(())
+}
+
+fn assignee_ref(assignee: &Assignee) -> AssigneeRef {
+    match *assignee {
+        Assignee::User { id } => AssigneeRef::User(id),
+        Assignee::Team { id } => AssigneeRef::Team(id),
+        Assignee::Bot { id } => AssigneeRef::Bot(id),
+    }
 }
 
 fn assignee_cols(assignee: &Assignee) -> (&'static str, String) {
@@ -832,42 +757,7 @@ fn preview(body: &str) -> String {
     switchboard_projector::text::preview(body, PREVIEW_CHARS)
 }
 
-/// The actor as JSON, exactly as [`json`] writes it, without serde for the actors with an id
-/// (every event has one; this ran for each).
-fn actor_json(actor: &Actor) -> Result<String, ApplyError> {
-    let (kind, id) = match actor {
-        Actor::User { id } => ("user", id),
-        Actor::Contact { id } => ("contact", id),
-        Actor::Bot { id } => ("bot", id),
-        Actor::Channel { id } => ("channel", id),
-        Actor::System { .. } => return json(actor),
-    };
-    Ok(format!(r#"{{"kind":"{kind}","id":"{id}"}}"#))
-}
-
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, ApplyError> {
     serde_json::to_string(value)
         .map_err(|e| ApplyError::Inconsistent(format!("cannot encode JSON: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actors_are_written_as_serde_writes_them() -> Result<(), ApplyError> {
-        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
-        for actor in [
-            Actor::User { id },
-            Actor::Contact { id },
-            Actor::Bot { id },
-            Actor::Channel { id },
-            Actor::System {
-                component: "router \"east\"".into(),
-            },
-        ] {
-            assert_eq!(actor_json(&actor)?, json(&actor)?);
-        }
-        Ok(())
-    }
 }

@@ -32,6 +32,7 @@
 //!   Filtered view).
 
 mod apply;
+mod entry;
 mod query;
 mod schema;
 mod types;

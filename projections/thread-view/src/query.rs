@@ -9,9 +9,10 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use uuid::Uuid;
 
+use crate::entry::{self, Record};
 use crate::types::{
-    AssigneeFilter, AssigneeRef, Author, BadgeCounts, ConversationHeader, ConversationStatus,
-    Cursor, Delivery, EntryKind, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,
+    AssigneeFilter, AssigneeRef, BadgeCounts, ConversationHeader, ConversationStatus, Cursor,
+    Delivery, EntryKind, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,
     TimelineEntry,
 };
 
@@ -40,15 +41,8 @@ const CONVERSATION_SQL: &str = concat!(
     " FROM conversations WHERE conversation_id = ?1"
 );
 
-const DELIVERIES_SQL: &str =
-    "SELECT message_id, position, occurred_at, succeeded, reason, permanent,
-        provider_message_id
-    FROM deliveries WHERE conversation_id = ?1 ORDER BY position";
-
-const TIMELINE_SQL: &str = "SELECT position, occurred_at, kind, actor, message_id, comment_id,
-        author_kind, author_id, author_name, author_address, subject, body_text, mentions,
-        assignee_kind, assignee_id, previous_kind, previous_id, reason
-    FROM timeline WHERE conversation_id = ?1 ORDER BY position";
+const TIMELINE_SQL: &str =
+    "SELECT position, entry FROM timeline WHERE conversation_id = ?1 ORDER BY position";
 
 /// One conversation's header, whatever its status; `None` if unknown.
 pub fn conversation(
@@ -63,63 +57,33 @@ pub fn conversation(
 /// One conversation's timeline, in log order, with delivery outcomes attached to their
 /// outbound messages. Empty if the conversation is unknown.
 pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Vec<TimelineEntry>> {
-    let id = conversation_id.to_string();
-    let mut deliveries: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
-    let mut stmt = conn.prepare_cached(DELIVERIES_SQL)?;
-    let rows = stmt.query_map(params![id], |row| {
-        Ok((
-            uuid_at(row, 0)?,
-            Delivery {
-                position: u64_at(row, 1)?,
-                occurred_at: time_at(row, 2)?,
-                succeeded: row.get(3)?,
-                reason: row.get(4)?,
-                permanent: row.get(5)?,
-                provider_message_id: row.get(6)?,
-            },
-        ))
-    })?;
-    for row in rows {
-        let (message_id, delivery) = row?;
-        deliveries.entry(message_id).or_default().push(delivery);
-    }
-
-    let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
-    let rows = stmt.query_map(params![id], |row| {
-        let kind_text: String = row.get(2)?;
-        let kind = EntryKind::parse(&kind_text).ok_or_else(|| bad_text(2, &kind_text))?;
-        let mentions = match row.get::<_, Option<String>>(12)? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e))
-            })?,
-            None => Vec::new(),
-        };
-        Ok(TimelineEntry {
-            position: u64_at(row, 0)?,
-            occurred_at: time_at(row, 1)?,
-            kind,
-            actor_json: row.get(3)?,
-            message_id: opt_uuid_at(row, 4)?,
-            comment_id: opt_uuid_at(row, 5)?,
-            author: author_at(row, 6)?,
-            subject: row.get(10)?,
-            body_text: row.get(11)?,
-            mentions,
-            assignee: assignee_at(row, 13, 14)?,
-            previous_assignee: assignee_at(row, 15, 16)?,
-            reason_json: row.get(17)?,
-            deliveries: Vec::new(),
-        })
-    })?;
     let mut entries = Vec::new();
-    for row in rows {
-        let mut entry = row?;
+    let mut deliveries: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
+    let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
+    let mut rows = stmt.query(params![conversation_id.as_bytes()])?;
+    while let Some(row) = rows.next()? {
+        let position = u64_at(row, 0)?;
+        let packed = row.get_ref(1)?.as_blob()?;
+        match entry::read(position, packed) {
+            Some(Record::Entry(entry)) => entries.push(*entry),
+            Some(Record::Delivery(message_id, delivery)) => {
+                deliveries.entry(message_id).or_default().push(delivery);
+            }
+            None => {
+                return Err(rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    Type::Blob,
+                    format!("timeline row {position} is malformed").into(),
+                ));
+            }
+        }
+    }
+    for entry in &mut entries {
         if entry.kind == EntryKind::OutboundMessage
             && let Some(found) = entry.message_id.and_then(|id| deliveries.remove(&id))
         {
             entry.deliveries = found;
         }
-        entries.push(entry);
     }
     Ok(entries)
 }
@@ -386,32 +350,6 @@ fn parse_channel_kind(text: &str) -> Option<ChannelKind> {
 }
 
 /// The author columns starting at `idx`: kind, id, name, address.
-fn author_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Author>> {
-    let Some(kind) = row.get::<_, Option<String>>(idx)? else {
-        return Ok(None);
-    };
-    let id = opt_uuid_at(row, idx + 1)?;
-    let name: Option<String> = row.get(idx + 2)?;
-    let required = |id: Option<Uuid>| {
-        id.ok_or(rusqlite::Error::InvalidColumnType(
-            idx + 1,
-            "author_id".to_owned(),
-            Type::Null,
-        ))
-    };
-    Ok(Some(match kind.as_str() {
-        "contact" => Author::Contact {
-            contact_id: id,
-            address: row.get::<_, Option<String>>(idx + 3)?.unwrap_or_default(),
-            name,
-        },
-        "user" => Author::User(required(id)?),
-        "bot" => Author::Bot(required(id)?),
-        "automation" => Author::Automation(name.unwrap_or_default()),
-        _ => return Err(bad_text(idx, &kind)),
-    }))
-}
-
 fn assignee_at(
     row: &Row<'_>,
     kind_idx: usize,

@@ -1,6 +1,8 @@
 //! The thread-view tables. Ids are stored as hyphenated lower-case UUID text (so text order is
 //! UUID order) and times as microseconds since the epoch (so keyset comparisons are integer
-//! comparisons). Every table carries `inbox_id`, the column access rules filter on.
+//! comparisons). The tables queried by inbox carry `inbox_id`, the column access rules filter
+//! on; the timeline is reached through its conversation's header, and keys its rows by the
+//! conversation's 16 bytes, its entries packed (`crate::entry`).
 //!
 //! The indexes that serve queries only (lists, timelines) are not created with the tables: a
 //! read model rebuilt from the log gets them once it has caught up ([`create_indexes`]), when
@@ -10,7 +12,7 @@
 use rusqlite::Connection;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 const TABLES: &str = "
 CREATE TABLE conversations (
@@ -37,39 +39,12 @@ CREATE TABLE conversations (
     comment_count        INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
+-- One row per event a conversation's thread shows, delivery outcomes included, packed into
+-- `entry` (see entry.rs): a timeline is only read whole, by conversation.
 CREATE TABLE timeline (
     position        INTEGER PRIMARY KEY,
-    conversation_id TEXT    NOT NULL,
-    inbox_id        TEXT    NOT NULL,
-    occurred_at     INTEGER NOT NULL,
-    kind            TEXT    NOT NULL,
-    actor           TEXT    NOT NULL,
-    message_id      TEXT,
-    comment_id      TEXT,
-    author_kind     TEXT,
-    author_id       TEXT,
-    author_name     TEXT,
-    author_address  TEXT,
-    subject         TEXT,
-    body_text       TEXT,
-    mentions        TEXT,
-    assignee_kind   TEXT,
-    assignee_id     TEXT,
-    previous_kind   TEXT,
-    previous_id     TEXT,
-    reason          TEXT
-) STRICT;
-
-CREATE TABLE deliveries (
-    position            INTEGER PRIMARY KEY,
-    conversation_id     TEXT    NOT NULL,
-    inbox_id            TEXT    NOT NULL,
-    message_id          TEXT    NOT NULL,
-    occurred_at         INTEGER NOT NULL,
-    succeeded           INTEGER NOT NULL,
-    reason              TEXT,
-    permanent           INTEGER NOT NULL,
-    provider_message_id TEXT
+    conversation_id BLOB    NOT NULL,
+    entry           BLOB    NOT NULL
 ) STRICT;
 
 CREATE TABLE filtered_messages (
@@ -103,13 +78,12 @@ CREATE INDEX IF NOT EXISTS conversations_by_inbox
 CREATE INDEX IF NOT EXISTS conversations_by_assignee
     ON conversations (assignee_id, last_activity_at DESC, conversation_id DESC);
 CREATE INDEX IF NOT EXISTS timeline_by_conversation ON timeline (conversation_id, position);
-CREATE INDEX IF NOT EXISTS deliveries_by_conversation ON deliveries (conversation_id, position);
 CREATE INDEX IF NOT EXISTS filtered_by_inbox
     ON filtered_messages (inbox_id, restored_at, filtered_at DESC, position DESC);
 ";
 
 /// How many indexes [`INDEXES`] creates.
-const INDEX_COUNT: i64 = 6;
+const INDEX_COUNT: i64 = 5;
 
 /// Creates the tables (without the query indexes) in an empty database.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -123,7 +97,7 @@ pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
             "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN (
                  'conversations_by_activity', 'conversations_by_inbox',
                  'conversations_by_assignee', 'timeline_by_conversation',
-                 'deliveries_by_conversation', 'filtered_by_inbox')",
+                 'filtered_by_inbox')",
         )?
         .query_row([], |r| r.get(0))?;
     if existing < INDEX_COUNT {

@@ -215,41 +215,31 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::InboundMessage => "inbound_message",
-            Self::OutboundMessage => "outbound_message",
-            Self::Comment => "comment",
-            Self::Assigned => "assigned",
-            Self::Reassigned => "reassigned",
-            Self::Unassigned => "unassigned",
-            Self::Queued => "queued",
-            Self::BotHandedOff => "bot_handed_off",
-            Self::Closed => "closed",
-            Self::Reopened => "reopened",
-            Self::Filtered => "filtered",
-            Self::Restored => "restored",
-            Self::Shared => "shared",
-        }
+    /// Every kind, in the order of their stored codes.
+    const ALL: [EntryKind; 13] = [
+        EntryKind::InboundMessage,
+        EntryKind::OutboundMessage,
+        EntryKind::Comment,
+        EntryKind::Assigned,
+        EntryKind::Reassigned,
+        EntryKind::Unassigned,
+        EntryKind::Queued,
+        EntryKind::BotHandedOff,
+        EntryKind::Closed,
+        EntryKind::Reopened,
+        EntryKind::Filtered,
+        EntryKind::Restored,
+        EntryKind::Shared,
+    ];
+
+    /// The kind's code in a packed timeline row: its place in the declaration.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
     }
 
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        const ALL: [EntryKind; 13] = [
-            EntryKind::InboundMessage,
-            EntryKind::OutboundMessage,
-            EntryKind::Comment,
-            EntryKind::Assigned,
-            EntryKind::Reassigned,
-            EntryKind::Unassigned,
-            EntryKind::Queued,
-            EntryKind::BotHandedOff,
-            EntryKind::Closed,
-            EntryKind::Reopened,
-            EntryKind::Filtered,
-            EntryKind::Restored,
-            EntryKind::Shared,
-        ];
-        ALL.into_iter().find(|kind| kind.as_str() == text)
+    /// The kind of a stored code.
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
     }
 }
 

@@ -63,7 +63,6 @@ fn query_indexes_are_built_once_caught_up() {
             "conversations_by_activity",
             "conversations_by_assignee",
             "conversations_by_inbox",
-            "deliveries_by_conversation",
             "filtered_by_inbox",
             "filtered_by_message",
             "timeline_by_conversation",
