@@ -15,7 +15,7 @@ use proto_events::event::{
 
 use proto_events::{Actor, DomainEvent, Envelope};
 use rusqlite::{OptionalExtension, Transaction, params};
-use switchboard_projector::{ApplyError, BatchRows, BatchTx, Event, EventError};
+use switchboard_projector::{ApplyError, BatchMap, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
 use crate::entry::{self, Fields};
@@ -25,14 +25,17 @@ use crate::types::{AssigneeRef, Author, ConversationStatus, EntryKind};
 const PREVIEW_CHARS: usize = 140;
 
 /// The event being applied: what every change needs.
-struct Ctx<'a, 'tx> {
+struct Ctx<'a, 'tx, 'e> {
     tx: &'a BatchTx<'tx>,
     headers: &'a mut Headers,
+    /// The body of each conversation's last message so far in the batch: its header's preview
+    /// is made once, from the last, when the batch ends.
+    previews: &'a mut BatchMap<Uuid, &'e str>,
     /// Where timeline rows are packed, kept for the batch.
     packed: &'a mut Vec<u8>,
     position: i64,
     at: i64,
-    actor: &'a Actor,
+    actor: &'e Actor,
 }
 
 /// One row of `conversations`, as the batch holds it.
@@ -202,23 +205,33 @@ fn load_header(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
     let tx = &BatchTx::new(tx);
     let mut headers = Headers::default();
+    let mut previews = BatchMap::default();
     let mut packed = Vec::new();
     for (index, event) in events.iter().enumerate() {
-        apply(tx, &mut headers, &mut packed, event.envelope)
+        apply(tx, &mut headers, &mut previews, &mut packed, event.envelope)
             .map_err(|source| EventError { index, source })?;
     }
+    let last = events.len().saturating_sub(1);
+    for (id, body) in previews {
+        let header = headers.existing(tx, id).map_err(|source| EventError {
+            index: last,
+            source,
+        })?;
+        header.last_message_preview = Some(preview(body));
+    }
     headers.flush(tx).map_err(|e| EventError {
-        index: events.len().saturating_sub(1),
+        index: last,
         source: e.into(),
     })
 }
 
 /// Applies one event, keeping the headers it changes in `headers`.
-fn apply(
+fn apply<'e>(
     tx: &BatchTx<'_>,
     headers: &mut Headers,
+    previews: &mut BatchMap<Uuid, &'e str>,
     packed: &mut Vec<u8>,
-    event: &Envelope,
+    event: &'e Envelope,
 ) -> Result<(), ApplyError> {
     if !concerns_thread_view(&event.payload) {
         return Ok(());
@@ -228,6 +241,7 @@ fn apply(
     let mut ctx = Ctx {
         tx,
         headers,
+        previews,
         packed,
         position,
         at: event.metadata.occurred_at.timestamp_micros(),
@@ -378,7 +392,7 @@ fn concerns_thread_view(event: &DomainEvent) -> bool {
     )
 }
 
-fn started(ctx: &mut Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyError> {
+fn started(ctx: &mut Ctx<'_, '_, '_>, e: &ConversationStarted) -> Result<(), ApplyError> {
     let owner = match &e.visibility {
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),
@@ -433,7 +447,7 @@ fn started(ctx: &mut Ctx<'_, '_>, e: &ConversationStarted) -> Result<(), ApplyEr
     Ok(())
 }
 
-fn received(ctx: &mut Ctx<'_, '_>, e: &MessageReceived) -> Result<(), ApplyError> {
+fn received<'e>(ctx: &mut Ctx<'_, '_, 'e>, e: &'e MessageReceived) -> Result<(), ApplyError> {
     let m = &e.message;
     let at = ctx.at;
     let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
@@ -446,7 +460,7 @@ fn received(ctx: &mut Ctx<'_, '_>, e: &MessageReceived) -> Result<(), ApplyError
     if h.contact_id.is_none() {
         h.contact_id = m.contact_id.map(|id| id.to_string());
     }
-    h.last_message_preview = Some(preview(&m.body_text));
+    ctx.previews.insert(e.conversation_id, &m.body_text);
     h.last_message_at = Some(at);
     h.touch(at);
     insert_entry(
@@ -471,7 +485,7 @@ fn inbound_entry(m: &InboundMessage) -> Fields<'_> {
     }
 }
 
-fn filtered(ctx: &mut Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
+fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
     let m = &e.message;
     // Filtered mail for no visible conversation starts a filtered-only one; filtered mail in a
     // visible thread leaves its header alone.
@@ -531,7 +545,7 @@ fn filtered(ctx: &mut Ctx<'_, '_>, e: &MessageFiltered) -> Result<(), ApplyError
     insert_entry(ctx, e.conversation_id, EntryKind::Filtered, entry)
 }
 
-fn restored(ctx: &mut Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyError> {
+fn restored(ctx: &mut Ctx<'_, '_, '_>, e: &FilteredMessageRestored) -> Result<(), ApplyError> {
     let changed = ctx.tx.execute_cached(
         "UPDATE filtered_messages SET restored_at = ?1, restored_by = ?2
          WHERE message_id = ?3 AND conversation_id = ?4 AND restored_at IS NULL",
@@ -557,7 +571,7 @@ fn restored(ctx: &mut Ctx<'_, '_>, e: &FilteredMessageRestored) -> Result<(), Ap
     insert_entry(ctx, e.conversation_id, EntryKind::Restored, entry)
 }
 
-fn replied(ctx: &mut Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
+fn replied<'e>(ctx: &mut Ctx<'_, '_, 'e>, e: &'e ReplySent) -> Result<(), ApplyError> {
     let (kind, id, author) = match &e.author {
         ReplyAuthor::User { id } => ("user", Some(id.to_string()), Author::User(*id)),
         ReplyAuthor::Bot { id } => ("bot", Some(id.to_string()), Author::Bot(*id)),
@@ -581,7 +595,7 @@ fn replied(ctx: &mut Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
     if h.subject.is_none() {
         h.subject.clone_from(&e.subject);
     }
-    h.last_message_preview = Some(preview(&e.body_text));
+    ctx.previews.insert(e.conversation_id, &e.body_text);
     h.last_message_at = Some(at);
     h.touch(at);
     let entry = Fields {
@@ -594,7 +608,7 @@ fn replied(ctx: &mut Ctx<'_, '_>, e: &ReplySent) -> Result<(), ApplyError> {
     insert_entry(ctx, e.conversation_id, EntryKind::OutboundMessage, entry)
 }
 
-fn commented(ctx: &mut Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> {
+fn commented(ctx: &mut Ctx<'_, '_, '_>, e: &CommentAdded) -> Result<(), ApplyError> {
     let at = ctx.at;
     let h = ctx.headers.existing(ctx.tx, e.conversation_id)?;
     h.comment_count += 1;
@@ -611,7 +625,7 @@ fn commented(ctx: &mut Ctx<'_, '_>, e: &CommentAdded) -> Result<(), ApplyError> 
 
 #[allow(clippy::too_many_arguments)]
 fn delivery(
-    ctx: &mut Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_, '_>,
     conversation_id: Uuid,
     message_id: Uuid,
     succeeded: bool,
@@ -633,7 +647,7 @@ fn delivery(
 }
 
 fn assignment(
-    ctx: &mut Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_, '_>,
     conversation_id: Uuid,
     kind: EntryKind,
     to: Option<&Assignee>,
@@ -650,7 +664,7 @@ fn assignment(
 }
 
 fn set_status(
-    ctx: &mut Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_, '_>,
     conversation_id: Uuid,
     status: ConversationStatus,
     closed_at: Option<i64>,
@@ -664,14 +678,14 @@ fn set_status(
 }
 
 /// Moves the last activity forward; fails if the conversation is unknown.
-fn touch(ctx: &mut Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
+fn touch(ctx: &mut Ctx<'_, '_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
     let at = ctx.at;
     ctx.headers.existing(ctx.tx, conversation_id)?.touch(at);
     Ok(())
 }
 
 /// Fails if the conversation is unknown.
-fn known(ctx: &mut Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
+fn known(ctx: &mut Ctx<'_, '_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
     let (header, _) = ctx.headers.slot(ctx.tx, conversation_id)?;
     match header {
         Some(_) => Ok(()),
@@ -685,7 +699,7 @@ fn unknown(conversation_id: Uuid) -> ApplyError {
 
 /// Appends the timeline entry of the event being applied.
 fn insert_entry(
-    ctx: &mut Ctx<'_, '_>,
+    ctx: &mut Ctx<'_, '_, '_>,
     conversation_id: Uuid,
     kind: EntryKind,
     fields: Fields<'_>,
@@ -696,7 +710,7 @@ fn insert_entry(
 }
 
 /// Appends the row packed in `ctx.packed` to the conversation's timeline.
-fn insert_row(ctx: &mut Ctx<'_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
+fn insert_row(ctx: &mut Ctx<'_, '_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
     ctx.tx.execute_cached(
         "INSERT INTO timeline (position, conversation_id, entry) VALUES (?1, ?2, ?3)",
         params![
