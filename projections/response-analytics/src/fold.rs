@@ -20,7 +20,6 @@ use uuid::Uuid;
 struct Conv {
     /// The conversation id, the key of the batch's maps.
     key: Uuid,
-    id: String,
     inbox_id: String,
     channel_id: String,
     channel_kind: String,
@@ -76,30 +75,29 @@ struct Batch {
 /// The stored state of conversation `id`, if any.
 fn load_conv(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
     tx.query_row_cached(
-        "SELECT conversation_id, inbox_id, channel_id, channel_kind, private_owner, status,
+        "SELECT inbox_id, channel_id, channel_kind, private_owner, status,
                      cycle_no, assignee_kind, assignee_id, pending_user_id, pending_since,
                      run_start, next_seq
                  FROM conversations WHERE conversation_id = ?1",
-        [id.to_string()],
+        [id.as_bytes()],
         |r| {
             Ok(Conv {
                 key: id,
-                id: r.get(0)?,
-                inbox_id: r.get(1)?,
-                channel_id: r.get(2)?,
-                channel_kind: r.get(3)?,
-                private_owner: r.get(4)?,
-                status: match r.get_ref(5)?.as_str()? {
+                inbox_id: r.get(0)?,
+                channel_id: r.get(1)?,
+                channel_kind: r.get(2)?,
+                private_owner: r.get(3)?,
+                status: match r.get_ref(4)?.as_str()? {
                     "closed" => "closed",
                     _ => "open",
                 },
-                cycle_no: r.get(6)?,
-                assignee_kind: r.get(7)?,
-                assignee_id: r.get(8)?,
-                pending_user_id: r.get(9)?,
-                pending_since: r.get(10)?,
-                run_start: r.get(11)?,
-                next_seq: r.get(12)?,
+                cycle_no: r.get(5)?,
+                assignee_kind: r.get(6)?,
+                assignee_id: r.get(7)?,
+                pending_user_id: r.get(8)?,
+                pending_since: r.get(9)?,
+                run_start: r.get(10)?,
+                next_seq: r.get(11)?,
             })
         },
     )
@@ -108,7 +106,7 @@ fn load_conv(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
 
 /// The stored cycle `key` of a conversation, with its bots' part in it, if any.
 fn load_cycle(tx: &BatchTx<'_>, key: (Uuid, i64)) -> rusqlite::Result<Option<Cycle>> {
-    let id = key.0.to_string();
+    let id = key.0.as_bytes();
     let mut stored = tx
         .query_row_cached(
             "SELECT started_at, closed_at, first_inbound_at, handoff_at, fr_start,
@@ -344,7 +342,7 @@ impl Batch {
 
     /// The current cycle of `conv`; fails if it has no row.
     fn existing_cycle(&mut self, tx: &BatchTx<'_>, conv: &Conv) -> Result<&mut Cycle, ApplyError> {
-        let (id, cycle_no) = (conv.id.clone(), conv.cycle_no);
+        let (id, cycle_no) = (conv.key, conv.cycle_no);
         self.cycle(tx, conv)?.ok_or_else(|| {
             ApplyError::Inconsistent(format!("conversation {id} has no cycle {cycle_no}"))
         })
@@ -390,7 +388,7 @@ impl Batch {
                      pending_since = excluded.pending_since, run_start = excluded.run_start,
                      next_seq = excluded.next_seq",
                 params![
-                    c.id,
+                    c.key.as_bytes(),
                     c.inbox_id,
                     c.channel_id,
                     c.channel_kind,
@@ -407,7 +405,7 @@ impl Batch {
             )?;
         }
         for (key, c) in self.cycles.take_changed() {
-            let id = key.0.to_string();
+            let id = key.0.as_bytes();
             tx.execute_cached(
                 "INSERT INTO cycles (conversation_id, cycle_no, started_at, closed_at,
                      first_inbound_at, handoff_at, fr_start, first_response_at, first_responder,
@@ -485,7 +483,6 @@ fn started(
     *slot = (
         Some(Conv {
             key: e.conversation_id,
-            id: e.conversation_id.to_string(),
             inbox_id: e.inbox_id.to_string(),
             channel_id: e.channel_id.to_string(),
             channel_kind: kind_str(e.channel_kind).to_owned(),
@@ -528,17 +525,14 @@ fn measure(
     conv.next_seq += 1;
     let teams = b.teams_of(tx, agent_id)?;
     tx.execute_cached(
-        "INSERT INTO measurements (conversation_id, seq, cycle_no, metric, inbox_id, channel_id, channel_kind,
-             agent_id, bot_id, teams, start_at, end_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO measurements (conversation_id, seq, cycle_no, metric, agent_id, bot_id,
+             teams, start_at, end_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            conv.id,
+            conv.key.as_bytes(),
             seq,
             conv.cycle_no,
             metric,
-            conv.inbox_id,
-            conv.channel_id,
-            conv.channel_kind,
             agent_id,
             bot_id,
             teams,
@@ -576,7 +570,7 @@ fn human_reply(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             message_id.to_string(),
-            conv.id,
+            conv.key.as_bytes(),
             conv.cycle_no,
             conv.inbox_id,
             conv.channel_id,

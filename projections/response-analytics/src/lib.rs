@@ -87,7 +87,9 @@ impl Projector for ResponseAnalytics {
 
     fn version(&self) -> u32 {
         // 2: `measurements` without a primary key, unique by `measurements_key` once caught up.
-        2
+        // 3: conversation ids as their 16 bytes; measurements without the conversation's inbox
+        // and channel.
+        3
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

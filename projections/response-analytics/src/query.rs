@@ -269,6 +269,13 @@ fn uuid(s: &str) -> rusqlite::Result<Uuid> {
     Uuid::parse_str(s).map_err(|_| invalid(s))
 }
 
+/// A conversation id, stored as its 16 bytes.
+fn conversation_id_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let bytes = r.get_ref(idx)?.as_blob()?;
+    Uuid::from_slice(bytes)
+        .map_err(|_| invalid(&format!("conversation id of {} bytes", bytes.len())))
+}
+
 fn opt_uuid(s: Option<String>) -> rusqlite::Result<Option<Uuid>> {
     s.as_deref().map(uuid).transpose()
 }
@@ -308,13 +315,13 @@ pub fn business_hours(conn: &Connection) -> rusqlite::Result<Option<Schedule>> {
 }
 
 const MEASUREMENT_SQL: &str = "
-    SELECT m.conversation_id, m.cycle_no, m.metric, m.inbox_id, c.private_owner, m.channel_id, m.channel_kind,
+    SELECT m.conversation_id, m.cycle_no, m.metric, c.inbox_id, c.private_owner, c.channel_id, c.channel_kind,
            m.agent_id, m.bot_id, m.teams, m.start_at, m.end_at
     FROM measurements m JOIN conversations c ON c.conversation_id = m.conversation_id
     WHERE (?1 IS NULL OR m.metric = ?1)
-      AND (?2 IS NULL OR m.inbox_id = ?2)
-      AND (?3 IS NULL OR m.channel_id = ?3)
-      AND (?4 IS NULL OR m.channel_kind = ?4)
+      AND (?2 IS NULL OR c.inbox_id = ?2)
+      AND (?3 IS NULL OR c.channel_id = ?3)
+      AND (?4 IS NULL OR c.channel_kind = ?4)
       AND (?5 IS NULL OR m.agent_id = ?5)
       AND (?6 IS NULL OR instr(m.teams, ',' || ?6 || ',') > 0)
       AND (?7 IS NULL OR m.bot_id = ?7)
@@ -344,7 +351,7 @@ fn select_measurements(
             text(filter.bot_id),
             filter.from.map(|t| t.timestamp_micros()),
             filter.until.map(|t| t.timestamp_micros()),
-            text(conversation_id),
+            conversation_id.as_ref().map(Uuid::as_bytes),
             filter.private.owner(),
         ],
         |r| measurement_row(r, schedule.as_ref()),
@@ -357,7 +364,7 @@ fn measurement_row(r: &Row<'_>, schedule: Option<&Schedule>) -> rusqlite::Result
     let end = instant(r.get(11)?)?;
     let teams: String = r.get(9)?;
     Ok(Measurement {
-        conversation_id: uuid(&r.get::<_, String>(0)?)?,
+        conversation_id: conversation_id_at(r, 0)?,
         cycle_no: r.get(1)?,
         metric: Metric::parse(&r.get::<_, String>(2)?)?,
         inbox_id: uuid(&r.get::<_, String>(3)?)?,
@@ -411,7 +418,7 @@ pub fn conversation(
         "SELECT conversation_id, inbox_id, channel_id, channel_kind, private_owner, status, cycle_no,
                 assignee_kind, assignee_id
          FROM conversations WHERE conversation_id = ?1",
-        [conversation_id.to_string()],
+        [conversation_id.as_bytes()],
         |r| {
             let assignee_id = opt_uuid(r.get(8)?)?;
             let assignee = match (r.get::<_, Option<String>>(7)?.as_deref(), assignee_id) {
@@ -421,7 +428,7 @@ pub fn conversation(
                 _ => None,
             };
             Ok(ConversationSummary {
-                conversation_id: uuid(&r.get::<_, String>(0)?)?,
+                conversation_id: conversation_id_at(r, 0)?,
                 inbox_id: uuid(&r.get::<_, String>(1)?)?,
                 channel_id: uuid(&r.get::<_, String>(2)?)?,
                 channel_kind: channel_kind(&r.get::<_, String>(3)?)?,
@@ -447,7 +454,7 @@ pub fn conversation_cycles(
                 first_responder, human_replies, bot_replies
          FROM cycles WHERE conversation_id = ?1 ORDER BY cycle_no",
     )?;
-    let rows = stmt.query_map([conversation_id.to_string()], |r| {
+    let rows = stmt.query_map([conversation_id.as_bytes()], |r| {
         let cycle_no: u32 = r.get(0)?;
         let started_at = instant(r.get(1)?)?;
         let closed_at = opt_instant(r.get(2)?)?;

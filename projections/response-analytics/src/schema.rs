@@ -1,5 +1,6 @@
-//! The read model's tables. Instants are microseconds since the Unix epoch (UTC), ids are
-//! hyphenated UUID text.
+//! The read model's tables. Instants are microseconds since the Unix epoch (UTC). Conversation
+//! ids, which every row carries and the keys and joins compare, are their 16 bytes; the other
+//! ids are hyphenated UUID text (teams are matched inside `teams` by text).
 //!
 //! The indexes only queries use are not created with the tables: a read model rebuilt from the
 //! log gets them once it has caught up ([`create_indexes`]); until then queries scan.
@@ -26,7 +27,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         "
         -- One row per conversation: what it is, and the running state the fold needs.
         CREATE TABLE conversations (
-            conversation_id   TEXT    PRIMARY KEY,
+            conversation_id   BLOB    PRIMARY KEY,
             inbox_id          TEXT    NOT NULL,
             channel_id        TEXT    NOT NULL,
             channel_kind      TEXT    NOT NULL,
@@ -47,7 +48,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
         -- One row per cycle (start or reopen -> close).
         CREATE TABLE cycles (
-            conversation_id   TEXT    NOT NULL,
+            conversation_id   BLOB    NOT NULL,
             cycle_no          INTEGER NOT NULL,
             started_at        INTEGER NOT NULL,
             closed_at         INTEGER,
@@ -63,15 +64,13 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ) STRICT;
 
         -- Every completed measured interval; durations are derived at query time. Unique by
-        -- (conversation_id, seq): `measurements_key`, created once caught up.
+        -- (conversation_id, seq): `measurements_key`, created once caught up. The inbox and
+        -- channel are the conversation's, which never change: queries join `conversations`.
         CREATE TABLE measurements (
-            conversation_id   TEXT    NOT NULL,
+            conversation_id   BLOB    NOT NULL,
             seq               INTEGER NOT NULL,
             cycle_no          INTEGER NOT NULL,
             metric            TEXT    NOT NULL,
-            inbox_id          TEXT    NOT NULL,
-            channel_id        TEXT    NOT NULL,
-            channel_kind      TEXT    NOT NULL,
             agent_id          TEXT,                      -- the user measured, if any
             bot_id            TEXT,                      -- the bot measured, if any
             teams             TEXT    NOT NULL,          -- ',t1,t2,' at completion time
@@ -82,7 +81,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         -- Every human reply.
         CREATE TABLE replies (
             message_id        TEXT    PRIMARY KEY,
-            conversation_id   TEXT    NOT NULL,
+            conversation_id   BLOB    NOT NULL,
             cycle_no          INTEGER NOT NULL,
             inbox_id          TEXT    NOT NULL,
             channel_id        TEXT    NOT NULL,
@@ -94,7 +93,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
         -- A bot's part in one cycle of a conversation.
         CREATE TABLE bot_cycles (
-            conversation_id   TEXT    NOT NULL,
+            conversation_id   BLOB    NOT NULL,
             cycle_no          INTEGER NOT NULL,
             bot_id            TEXT    NOT NULL,
             inbox_id          TEXT    NOT NULL,
