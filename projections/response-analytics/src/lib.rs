@@ -89,7 +89,9 @@ impl Projector for ResponseAnalytics {
         // 2: `measurements` without a primary key, unique by `measurements_key` once caught up.
         // 3: conversation ids as their 16 bytes; measurements without the conversation's inbox
         // and channel.
-        3
+        // 4: `measurements_metric` covers the queries' order (metric, start_at, conversation_id,
+        // seq).
+        4
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

@@ -314,22 +314,41 @@ pub fn business_hours(conn: &Connection) -> rusqlite::Result<Option<Schedule>> {
     Schedule::load(conn)
 }
 
-const MEASUREMENT_SQL: &str = "
-    SELECT m.conversation_id, m.cycle_no, m.metric, c.inbox_id, c.private_owner, c.channel_id, c.channel_kind,
-           m.agent_id, m.bot_id, m.teams, m.start_at, m.end_at
-    FROM measurements m JOIN conversations c ON c.conversation_id = m.conversation_id
-    WHERE (?1 IS NULL OR m.metric = ?1)
-      AND (?2 IS NULL OR c.inbox_id = ?2)
-      AND (?3 IS NULL OR c.channel_id = ?3)
-      AND (?4 IS NULL OR c.channel_kind = ?4)
-      AND (?5 IS NULL OR m.agent_id = ?5)
-      AND (?6 IS NULL OR instr(m.teams, ',' || ?6 || ',') > 0)
-      AND (?7 IS NULL OR m.bot_id = ?7)
-      AND (?8 IS NULL OR m.start_at >= ?8)
-      AND (?9 IS NULL OR m.start_at < ?9)
-      AND (?10 IS NULL OR m.conversation_id = ?10)
-      AND (?11 IS NULL OR c.private_owner IS NULL OR c.private_owner = ?11)
-    ORDER BY m.start_at, m.conversation_id, m.seq";
+/// The measurements query. Its keys are spelt out only when given, so that SQLite can use the
+/// indexes for them (`? IS NULL OR column = ?` cannot use one): a conversation's drill-down
+/// reads `measurements_key`, a metric with or without a period reads a range of
+/// `measurements_metric` in the order the query returns. The other filters check each row.
+/// The SQL text is one of eight, each cached by the connection.
+fn measurement_sql(metric: bool, from: bool, until: bool, conversation: bool) -> String {
+    let mut sql = String::from(
+        "SELECT m.conversation_id, m.cycle_no, m.metric, c.inbox_id, c.private_owner,
+                c.channel_id, c.channel_kind, m.agent_id, m.bot_id, m.teams, m.start_at, m.end_at
+         FROM measurements m JOIN conversations c ON c.conversation_id = m.conversation_id
+         WHERE (?2 IS NULL OR c.inbox_id = ?2)
+           AND (?3 IS NULL OR c.channel_id = ?3)
+           AND (?4 IS NULL OR c.channel_kind = ?4)
+           AND (?5 IS NULL OR m.agent_id = ?5)
+           AND (?6 IS NULL OR instr(m.teams, ',' || ?6 || ',') > 0)
+           AND (?7 IS NULL OR m.bot_id = ?7)
+           AND (?11 IS NULL OR c.private_owner IS NULL OR c.private_owner = ?11)",
+    );
+    // Every statement names every parameter, so that the same list binds to each.
+    for (given, key, unused) in [
+        (metric, "AND m.metric = ?1", "AND ?1 IS NULL"),
+        (from, "AND m.start_at >= ?8", "AND ?8 IS NULL"),
+        (until, "AND m.start_at < ?9", "AND ?9 IS NULL"),
+        (
+            conversation,
+            "AND m.conversation_id = ?10",
+            "AND ?10 IS NULL",
+        ),
+    ] {
+        sql.push_str("\n           ");
+        sql.push_str(if given { key } else { unused });
+    }
+    sql.push_str("\n         ORDER BY m.start_at, m.conversation_id, m.seq");
+    sql
+}
 
 fn select_measurements(
     conn: &Connection,
@@ -339,7 +358,13 @@ fn select_measurements(
 ) -> rusqlite::Result<Vec<Measurement>> {
     let schedule = Schedule::load(conn)?;
     let text = |id: Option<Uuid>| id.map(|id| id.to_string());
-    let mut stmt = conn.prepare_cached(MEASUREMENT_SQL)?;
+    let sql = measurement_sql(
+        metric.is_some(),
+        filter.from.is_some(),
+        filter.until.is_some(),
+        conversation_id.is_some(),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![
             metric.map(Metric::as_str),
@@ -630,4 +655,65 @@ pub fn live_figures(
         })
     })?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How SQLite would run the measurements query for the keys given.
+    fn plan(metric: bool, from: bool, until: bool, conversation: bool) -> String {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&conn).unwrap();
+        crate::schema::create_indexes(&conn).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            measurement_sql(metric, from, until, conversation)
+        );
+        let id = Uuid::nil();
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let rows = stmt
+            .query_map(
+                params![
+                    metric.then_some("first_response"),
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    from.then_some(1_i64),
+                    until.then_some(2_i64),
+                    conversation.then_some(id.as_bytes()),
+                    None::<String>,
+                ],
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("; ")
+    }
+
+    #[test]
+    fn metrics_and_drill_downs_read_their_index_not_every_measurement() {
+        let by_period = plan(true, true, true, false);
+        assert!(
+            by_period.contains(
+                "USING INDEX measurements_metric (metric=? AND start_at>? AND start_at<?)"
+            ) && !by_period.contains("TEMP B-TREE"),
+            "{by_period}"
+        );
+        let by_metric = plan(true, false, false, false);
+        assert!(
+            by_metric.contains("USING INDEX measurements_metric (metric=?)"),
+            "{by_metric}"
+        );
+        let drill_down = plan(false, false, false, true);
+        assert!(
+            drill_down.contains("USING INDEX measurements_key (conversation_id=?)")
+                && !drill_down.contains("SCAN m"),
+            "{drill_down}"
+        );
+    }
 }

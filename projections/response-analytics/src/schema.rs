@@ -12,7 +12,8 @@ use rusqlite::Connection;
 /// checked once by sorting, not by a second B-tree insert per measurement while catching up.
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS conversations_inbox ON conversations (inbox_id, status);
-CREATE INDEX IF NOT EXISTS measurements_metric ON measurements (metric, start_at);
+CREATE INDEX IF NOT EXISTS measurements_metric
+    ON measurements (metric, start_at, conversation_id, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS measurements_key ON measurements (conversation_id, seq);
 ";
 
