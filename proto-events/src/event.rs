@@ -200,6 +200,11 @@ impl DomainEvent {
             });
         }
 
+        if schema_version == current
+            && let Some(event) = crate::wire::canonical_payload(event_type, payload)
+        {
+            return Ok(event);
+        }
         let parsed = if schema_version == current {
             // Checked once as a whole, the payload's strings and keys need no check of their
             // own (serde_json checks each one it reads from bytes). Invalid UTF-8 is left to

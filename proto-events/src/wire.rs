@@ -24,7 +24,11 @@ use serde::Deserializer;
 use serde::de::{self, Visitor};
 use uuid::Uuid;
 
-use crate::{Actor, Metadata};
+use crate::event::{
+    ChannelKind, ConversationClosed, DeliverySucceeded, Identity, InboundMessage, MessageReceived,
+    ReplyAuthor, ReplySent,
+};
+use crate::{Actor, DomainEvent, Metadata};
 
 /// A tagged enum's wire struct lacked the field its `kind` needs; serde's own message for it.
 #[derive(Debug)]
@@ -109,25 +113,9 @@ fn parse_utc(text: &[u8]) -> Option<DateTime<Utc>> {
 /// field. Everything accepted here is accepted by serde with the same value.
 pub(crate) fn canonical_metadata(json: &[u8]) -> Option<Metadata> {
     let mut at = Cursor(json);
-    at.literal(br#"{"actor":{"kind":""#)?;
-    let kind = at.plain_string()?;
-    let actor = if kind == b"system" {
-        at.literal(br#"","component":""#)?;
-        Actor::System {
-            component: std::str::from_utf8(at.plain_string()?).ok()?.to_owned(),
-        }
-    } else {
-        at.literal(br#"","id":""#)?;
-        let id = at.uuid()?;
-        match kind {
-            b"user" => Actor::User { id },
-            b"contact" => Actor::Contact { id },
-            b"bot" => Actor::Bot { id },
-            b"channel" => Actor::Channel { id },
-            _ => return None,
-        }
-    };
-    at.literal(br#""},"correlation_id":""#)?;
+    at.literal(br#"{"actor":"#)?;
+    let actor = at.actor()?;
+    at.literal(br#","correlation_id":""#)?;
     let correlation_id = at.uuid()?;
     at.literal(br#"","causation_id":""#)?;
     let causation_id = at.uuid()?;
@@ -150,6 +138,101 @@ pub(crate) fn canonical_metadata(json: &[u8]) -> Option<Metadata> {
         occurred_at,
         idempotency_key,
     })
+}
+
+/// The most frequent payloads (`MessageReceived`, `ReplySent`, `DeliverySucceeded`,
+/// `ConversationClosed`: most of a conversation's events) exactly as serde_json writes them in
+/// the current schema version, read without serde; `None` for any other type or spelling, which
+/// the caller decodes with serde as before (escapes in a string, e-mail headers, form fields,
+/// another field order). Everything accepted here is accepted by serde with the same value.
+pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainEvent> {
+    let mut at = Cursor(json);
+    let event = match event_type {
+        "MessageReceived" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            let inbox_id = at.uuid_field("inbox_id")?;
+            let message_id = at.uuid_field("message_id")?;
+            let channel_id = at.uuid_field("channel_id")?;
+            let channel_kind = at.channel_kind_field()?;
+            let provider_message_id = at.opt_string_field("provider_message_id")?;
+            at.literal(br#","from":"#)?;
+            let from = at.identity()?;
+            let from_name = at.opt_string_field("from_name")?;
+            at.literal(br#","contact_id":"#)?;
+            let contact_id = at.opt_uuid()?;
+            let subject = at.opt_string_field("subject")?;
+            let body_text = at.string_field("body_text")?;
+            let body_html = at.opt_string_field("body_html")?;
+            at.literal(br#","email":null,"form_fields":[]"#)?;
+            MessageReceived {
+                conversation_id,
+                inbox_id,
+                message: InboundMessage {
+                    message_id,
+                    channel_id,
+                    channel_kind,
+                    provider_message_id,
+                    from,
+                    from_name,
+                    contact_id,
+                    subject,
+                    body_text,
+                    body_html,
+                    email: None,
+                    form_fields: Vec::new(),
+                },
+            }
+            .into()
+        }
+        "ReplySent" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            let inbox_id = at.uuid_field("inbox_id")?;
+            let message_id = at.uuid_field("message_id")?;
+            let channel_id = at.uuid_field("channel_id")?;
+            let channel_kind = at.channel_kind_field()?;
+            at.literal(br#","author":"#)?;
+            let author = at.reply_author()?;
+            let subject = at.opt_string_field("subject")?;
+            let body_text = at.string_field("body_text")?;
+            let body_html = at.opt_string_field("body_html")?;
+            at.literal(br#","email":null"#)?;
+            ReplySent {
+                conversation_id,
+                inbox_id,
+                message_id,
+                channel_id,
+                channel_kind,
+                author,
+                subject,
+                body_text,
+                body_html,
+                email: None,
+            }
+            .into()
+        }
+        "DeliverySucceeded" => DeliverySucceeded {
+            conversation_id: at.first_uuid("conversation_id")?,
+            inbox_id: at.uuid_field("inbox_id")?,
+            message_id: at.uuid_field("message_id")?,
+            channel_id: at.uuid_field("channel_id")?,
+            provider_message_id: at.opt_string_field("provider_message_id")?,
+        }
+        .into(),
+        "ConversationClosed" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            let inbox_id = at.uuid_field("inbox_id")?;
+            at.literal(br#","by":"#)?;
+            ConversationClosed {
+                conversation_id,
+                inbox_id,
+                by: at.actor()?,
+            }
+            .into()
+        }
+        _ => return None,
+    };
+    at.literal(b"}")?;
+    at.0.is_empty().then_some(event)
 }
 
 /// What is left to read of a canonical document.
@@ -175,6 +258,147 @@ impl<'a> Cursor<'a> {
         let (text, rest) = self.0.split_at(end);
         self.0 = rest;
         Some(text)
+    }
+
+    /// A string value's text, quotes included, if it needs no unescaping.
+    fn string(&mut self) -> Option<String> {
+        self.literal(b"\"")?;
+        let text = std::str::from_utf8(self.plain_string()?).ok()?.to_owned();
+        self.literal(b"\"")?;
+        Some(text)
+    }
+
+    /// `null`, or a string value as [`Cursor::string`] reads it.
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        if self.literal(b"null").is_some() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// A UUID value, quotes included.
+    fn quoted_uuid(&mut self) -> Option<Uuid> {
+        self.literal(b"\"")?;
+        let id = self.uuid()?;
+        self.literal(b"\"")?;
+        Some(id)
+    }
+
+    /// `null`, or a UUID value.
+    fn opt_uuid(&mut self) -> Option<Option<Uuid>> {
+        if self.literal(b"null").is_some() {
+            return Some(None);
+        }
+        self.quoted_uuid().map(Some)
+    }
+
+    /// `,"name":` and what follows it: `value`.
+    fn field<T>(&mut self, name: &str, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        self.literal(b",\"")?;
+        self.literal(name.as_bytes())?;
+        self.literal(b"\":")?;
+        value(self)
+    }
+
+    /// The opening of an object and its first field, a UUID.
+    fn first_uuid(&mut self, name: &str) -> Option<Uuid> {
+        self.literal(b"{\"")?;
+        self.literal(name.as_bytes())?;
+        self.literal(b"\":")?;
+        self.quoted_uuid()
+    }
+
+    fn uuid_field(&mut self, name: &str) -> Option<Uuid> {
+        self.field(name, Self::quoted_uuid)
+    }
+
+    fn string_field(&mut self, name: &str) -> Option<String> {
+        self.field(name, Self::string)
+    }
+
+    fn opt_string_field(&mut self, name: &str) -> Option<Option<String>> {
+        self.field(name, Self::opt_string)
+    }
+
+    fn channel_kind_field(&mut self) -> Option<ChannelKind> {
+        self.literal(br#","channel_kind":""#)?;
+        let kind = match self.plain_string()? {
+            b"email" => ChannelKind::Email,
+            b"chat" => ChannelKind::Chat,
+            b"messenger" => ChannelKind::Messenger,
+            b"form" => ChannelKind::Form,
+            _ => return None,
+        };
+        self.literal(b"\"")?;
+        Some(kind)
+    }
+
+    /// An [`Actor`] object, `kind` first.
+    fn actor(&mut self) -> Option<Actor> {
+        self.literal(br#"{"kind":""#)?;
+        let kind = self.plain_string()?;
+        let actor = if kind == b"system" {
+            self.literal(br#"","component":""#)?;
+            Actor::System {
+                component: std::str::from_utf8(self.plain_string()?).ok()?.to_owned(),
+            }
+        } else {
+            self.literal(br#"","id":""#)?;
+            let id = self.uuid()?;
+            match kind {
+                b"user" => Actor::User { id },
+                b"contact" => Actor::Contact { id },
+                b"bot" => Actor::Bot { id },
+                b"channel" => Actor::Channel { id },
+                _ => return None,
+            }
+        };
+        self.literal(br#""}"#)?;
+        Some(actor)
+    }
+
+    /// The opening of a tagged object up to its `kind`, which it returns.
+    fn kind(&mut self) -> Option<&'a [u8]> {
+        self.literal(br#"{"kind":""#)?;
+        let kind = self.plain_string()?;
+        self.literal(b"\"")?;
+        Some(kind)
+    }
+
+    /// An [`Identity`] object, `kind` first.
+    fn identity(&mut self) -> Option<Identity> {
+        let identity = match self.kind()? {
+            b"email" => Identity::Email {
+                address: self.field("address", Self::string)?,
+            },
+            b"chat_visitor" => Identity::ChatVisitor {
+                visitor_id: self.field("visitor_id", Self::string)?,
+            },
+            b"messenger" => Identity::Messenger {
+                psid: self.field("psid", Self::string)?,
+            },
+            _ => return None,
+        };
+        self.literal(b"}")?;
+        Some(identity)
+    }
+
+    /// A [`ReplyAuthor`] object, `kind` first.
+    fn reply_author(&mut self) -> Option<ReplyAuthor> {
+        let author = match self.kind()? {
+            b"user" => ReplyAuthor::User {
+                id: self.field("id", Self::quoted_uuid)?,
+            },
+            b"bot" => ReplyAuthor::Bot {
+                id: self.field("id", Self::quoted_uuid)?,
+            },
+            b"automation" => ReplyAuthor::Automation {
+                name: self.field("name", Self::string)?,
+            },
+            _ => return None,
+        };
+        self.literal(b"}")?;
+        Some(author)
     }
 
     /// A hyphenated UUID, up to the quote after it (left to read).
@@ -312,5 +536,158 @@ mod tests {
         let text = written.as_str().expect("a string");
         assert_eq!(parse_utc(text.as_bytes()), Some(time), "{text}");
         assert_eq!(parse_utc(b"2026-10-01T10:27:00+02:00"), None);
+    }
+
+    /// Inbound messages, replies, deliveries and closes of every shape the fast path reads.
+    fn frequent_payloads() -> Vec<DomainEvent> {
+        let id = |n: u128| Uuid::from_u128(n);
+        let identities = [
+            Identity::Email {
+                address: "ada@example.org".into(),
+            },
+            Identity::ChatVisitor {
+                visitor_id: "v-1".into(),
+            },
+            Identity::Messenger { psid: "123".into() },
+        ];
+        let mut events: Vec<DomainEvent> = Vec::new();
+        for (n, from) in identities.into_iter().enumerate() {
+            let some = n % 2 == 0;
+            events.push(
+                MessageReceived {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    message: InboundMessage {
+                        message_id: id(3),
+                        channel_id: id(4),
+                        channel_kind: [ChannelKind::Email, ChannelKind::Chat, ChannelKind::Form][n],
+                        provider_message_id: some.then(|| "mid.1".into()),
+                        from,
+                        from_name: some.then(|| "Ada Lövelace 日本".into()),
+                        contact_id: some.then(|| id(5)),
+                        subject: some.then(|| "Seats".into()),
+                        body_text: "Hello — how much for 20 seats?".into(),
+                        body_html: some.then(|| "<p>Hello</p>".into()),
+                        email: None,
+                        form_fields: Vec::new(),
+                    },
+                }
+                .into(),
+            );
+        }
+        let authors = [
+            ReplyAuthor::User { id: id(6) },
+            ReplyAuthor::Bot { id: id(7) },
+            ReplyAuthor::Automation {
+                name: "Auto-ack".into(),
+            },
+        ];
+        for (n, author) in authors.into_iter().enumerate() {
+            let some = n % 2 == 1;
+            events.push(
+                ReplySent {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    message_id: id(8),
+                    channel_id: id(4),
+                    channel_kind: ChannelKind::Messenger,
+                    author,
+                    subject: some.then(|| "Re: Seats".into()),
+                    body_text: String::new(),
+                    body_html: some.then(|| "<p>Yes</p>".into()),
+                    email: None,
+                }
+                .into(),
+            );
+        }
+        for provider_message_id in [None, Some("queue-7".to_owned())] {
+            events.push(
+                DeliverySucceeded {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    message_id: id(8),
+                    channel_id: id(4),
+                    provider_message_id,
+                }
+                .into(),
+            );
+        }
+        for by in [
+            Actor::User { id: id(6) },
+            Actor::System {
+                component: "auto-close".into(),
+            },
+        ] {
+            events.push(
+                ConversationClosed {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    by,
+                }
+                .into(),
+            );
+        }
+        events
+    }
+
+    #[test]
+    fn frequent_payloads_read_without_serde_as_serde_reads_them() {
+        for event in frequent_payloads() {
+            let json = event.encode();
+            let fast = canonical_payload(event.event_type(), &json);
+            assert_eq!(
+                fast.as_ref(),
+                Some(&event),
+                "{}",
+                String::from_utf8_lossy(&json)
+            );
+        }
+    }
+
+    #[test]
+    fn other_spellings_of_frequent_payloads_are_left_to_serde() {
+        for event in frequent_payloads() {
+            let json = String::from_utf8(event.encode()).unwrap();
+            let event_type = event.event_type();
+            let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let object = value.as_object_mut().unwrap();
+            let mut reordered = serde_json::Map::new();
+            for (key, field) in object.iter().rev() {
+                reordered.insert(key.clone(), field.clone());
+            }
+            let mut extra = object.clone();
+            extra.insert("zz_new".into(), serde_json::Value::from(1));
+            let others = [
+                serde_json::to_string_pretty(&value).unwrap(),
+                format!("{json} "),
+                serde_json::Value::Object(reordered).to_string(),
+                serde_json::Value::Object(extra).to_string(),
+                json.replacen(
+                    "00000000-0000-0000-0000-000000000001",
+                    "00000000000000000000000000000001",
+                    1,
+                ),
+            ];
+            for other in others {
+                assert_eq!(
+                    canonical_payload(event_type, other.as_bytes()),
+                    None,
+                    "{other}"
+                );
+                let decoded =
+                    DomainEvent::decode(event_type, event.schema_version(), other.as_bytes());
+                assert_eq!(decoded.ok().as_ref(), Some(&event), "serde reads {other}");
+            }
+        }
+        let mut escaped = frequent_payloads().swap_remove(0);
+        if let DomainEvent::MessageReceived(m) = &mut escaped {
+            m.message.body_text = "line one\nline \"two\"".into();
+            m.message.form_fields = Vec::new();
+        }
+        assert_eq!(
+            canonical_payload("MessageReceived", &escaped.encode()),
+            None
+        );
+        assert_eq!(canonical_payload("CommentAdded", b"{}"), None);
     }
 }
