@@ -27,7 +27,7 @@ pub enum ConversationOrigin {
 
 /// Who may see a conversation, beyond admins and super admins who see all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "VisibilityWire")]
 pub enum ConversationVisibility {
     /// Members of its inbox (subject to the inbox's team restriction).
     Shared,
@@ -334,7 +334,11 @@ pub struct RoutingDecision {
 
 /// Why an assignment changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    try_from = "AssignmentReasonWire"
+)]
 pub enum AssignmentReason {
     /// A routing rule decided.
     Rule(RoutingDecision),
@@ -430,7 +434,7 @@ pub struct ConversationClosed {
 
 /// Why a closed conversation reopened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "ReopenCauseWire")]
 pub enum ReopenCause {
     /// The customer wrote again; the message follows as [`MessageReceived`].
     CustomerWrote {
@@ -531,6 +535,108 @@ impl TryFrom<InboundWire> for MessageFiltered {
             inbox_id,
             reason: reason.ok_or(MissingField("reason"))?,
             message,
+        })
+    }
+}
+
+/// The kinds of [`ConversationVisibility`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum VisibilityKind {
+    Shared,
+    Private,
+}
+
+/// A [`ConversationVisibility`] as stored, decoded in one pass (see `crate::wire`).
+#[derive(Deserialize)]
+struct VisibilityWire {
+    kind: VisibilityKind,
+    owner_user_id: Option<Uuid>,
+}
+
+impl TryFrom<VisibilityWire> for ConversationVisibility {
+    type Error = MissingField;
+
+    fn try_from(wire: VisibilityWire) -> Result<Self, Self::Error> {
+        Ok(match wire.kind {
+            VisibilityKind::Shared => ConversationVisibility::Shared,
+            VisibilityKind::Private => ConversationVisibility::Private {
+                owner_user_id: wire.owner_user_id.ok_or(MissingField("owner_user_id"))?,
+            },
+        })
+    }
+}
+
+/// The kinds of [`AssignmentReason`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AssignmentReasonKind {
+    Rule,
+    Manual,
+    BotHandoff,
+}
+
+/// An [`AssignmentReason`] as stored, decoded in one pass (see `crate::wire`): a rule's
+/// decision has its fields beside the `kind`.
+#[derive(Deserialize)]
+struct AssignmentReasonWire {
+    kind: AssignmentReasonKind,
+    by: Option<Actor>,
+    bot_id: Option<Uuid>,
+    rule_id: Option<Uuid>,
+    strategy: Option<crate::event::RoutingStrategy>,
+    candidates: Option<Vec<Uuid>>,
+    skipped: Option<Vec<SkippedCandidate>>,
+}
+
+impl TryFrom<AssignmentReasonWire> for AssignmentReason {
+    type Error = MissingField;
+
+    fn try_from(wire: AssignmentReasonWire) -> Result<Self, Self::Error> {
+        Ok(match wire.kind {
+            AssignmentReasonKind::Rule => AssignmentReason::Rule(RoutingDecision {
+                rule_id: wire.rule_id.ok_or(MissingField("rule_id"))?,
+                strategy: wire.strategy.ok_or(MissingField("strategy"))?,
+                candidates: wire.candidates.ok_or(MissingField("candidates"))?,
+                skipped: wire.skipped.ok_or(MissingField("skipped"))?,
+            }),
+            AssignmentReasonKind::Manual => AssignmentReason::Manual {
+                by: wire.by.ok_or(MissingField("by"))?,
+            },
+            AssignmentReasonKind::BotHandoff => AssignmentReason::BotHandoff {
+                bot_id: wire.bot_id.ok_or(MissingField("bot_id"))?,
+            },
+        })
+    }
+}
+
+/// The kinds of [`ReopenCause`], as stored in its `kind` field.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ReopenCauseKind {
+    CustomerWrote,
+    Manual,
+}
+
+/// A [`ReopenCause`] as stored, decoded in one pass (see `crate::wire`).
+#[derive(Deserialize)]
+struct ReopenCauseWire {
+    kind: ReopenCauseKind,
+    message_id: Option<Uuid>,
+    by: Option<Actor>,
+}
+
+impl TryFrom<ReopenCauseWire> for ReopenCause {
+    type Error = MissingField;
+
+    fn try_from(wire: ReopenCauseWire) -> Result<Self, Self::Error> {
+        Ok(match wire.kind {
+            ReopenCauseKind::CustomerWrote => ReopenCause::CustomerWrote {
+                message_id: wire.message_id.ok_or(MissingField("message_id"))?,
+            },
+            ReopenCauseKind::Manual => ReopenCause::Manual {
+                by: wire.by.ok_or(MissingField("by"))?,
+            },
         })
     }
 }

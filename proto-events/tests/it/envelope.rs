@@ -274,3 +274,79 @@ fn identities_and_inbound_messages_decode_flat() {
     let refused = from_value::<MessageReceived>(no_body).unwrap_err();
     assert!(refused.to_string().contains("missing field `body_text`"));
 }
+
+/// Visibilities, assignment reasons (a rule's decision beside its `kind`) and reopen causes
+/// decode through flat structs: the same values as written, and errors naming the field.
+#[test]
+fn visibilities_assignment_reasons_and_reopen_causes_decode_flat() {
+    use proto_events::event::{
+        AssignmentReason, ConversationVisibility, ReopenCause, RoutingDecision, RoutingStrategy,
+        SkipReason, SkippedCandidate,
+    };
+    use serde_json::{from_str, to_string};
+
+    fn round_trips<T>(values: &[T])
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        for value in values {
+            let written = to_string(value).unwrap();
+            assert_eq!(&from_str::<T>(&written).unwrap(), value, "{written}");
+        }
+    }
+    round_trips(&[
+        ConversationVisibility::Shared,
+        ConversationVisibility::Private {
+            owner_user_id: id(1),
+        },
+    ]);
+    round_trips(&[
+        AssignmentReason::Rule(RoutingDecision {
+            rule_id: id(2),
+            strategy: RoutingStrategy::LeastLoaded,
+            candidates: vec![id(3), id(4)],
+            skipped: vec![SkippedCandidate {
+                user_id: id(4),
+                why: SkipReason::Away,
+            }],
+        }),
+        AssignmentReason::Manual {
+            by: Actor::User { id: id(5) },
+        },
+        AssignmentReason::BotHandoff { bot_id: id(6) },
+    ]);
+    round_trips(&[
+        ReopenCause::CustomerWrote { message_id: id(7) },
+        ReopenCause::Manual {
+            by: Actor::System {
+                component: "api".into(),
+            },
+        },
+    ]);
+
+    let refused = |error: serde_json::Error, field: &str| {
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("missing field `{field}`")),
+            "{error}"
+        );
+    };
+    refused(
+        from_str::<ConversationVisibility>(r#"{"kind":"private"}"#).unwrap_err(),
+        "owner_user_id",
+    );
+    refused(
+        from_str::<AssignmentReason>(r#"{"kind":"rule","strategy":"round_robin"}"#).unwrap_err(),
+        "rule_id",
+    );
+    refused(
+        from_str::<AssignmentReason>(r#"{"kind":"manual"}"#).unwrap_err(),
+        "by",
+    );
+    refused(
+        from_str::<ReopenCause>(r#"{"kind":"customer_wrote"}"#).unwrap_err(),
+        "message_id",
+    );
+    assert!(from_str::<ReopenCause>(r#"{"kind":"elsewhere"}"#).is_err());
+}
