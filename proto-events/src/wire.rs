@@ -4,13 +4,15 @@
 //! the critical path of a rebuild. Two shapes cost more than the rest of an event together:
 //! internally tagged enums (`{"kind": "user", "id": ...}`), which serde buffers whole before
 //! choosing a variant, and RFC 3339 times, which chrono parses with its general format machinery.
-//! Tagged enums that every event carries decode through a flat "wire" struct instead (see
-//! `ActorWire`; identities, assignees and reply authors too), and so do the inbound messages
-//! whose struct is written `flatten`ed into its event (`InboundWire`: serde reads a flattened
-//! struct by buffering the whole object, as it does a tagged enum); times through [`utc_time`]. Both accept exactly what the derives accept and
+//! Tagged enums that events carry decode through a flat "wire" struct instead (see `ActorWire`;
+//! identities, assignees, reply authors, visibilities, assignment reasons and reopen causes
+//! too), and so do the inbound messages whose struct is written `flatten`ed into its event
+//! (`InboundWire`: serde reads a flattened struct by buffering the whole object, as it does a
+//! tagged enum); times through [`utc_time`]. Both accept exactly what the derives accept and
 //! write nothing differently: the golden fixtures hold them to that. The metadata, which every
-//! event has, is first read as exactly what `Metadata::encode` writes ([`canonical_metadata`]),
-//! and by serde when it is spelt any other way.
+//! event has, and the four most frequent payloads are first read as exactly what serde_json
+//! writes ([`canonical_metadata`], [`canonical_payload`]), and by serde when they are spelt any
+//! other way.
 //!
 //! One difference from the derives, which only hand-written JSON can meet: a wire struct reads
 //! every field it knows whatever the `kind`, so a field of another variant must be well-formed
