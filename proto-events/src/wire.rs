@@ -157,11 +157,9 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
             let channel_id = at.uuid_field("channel_id")?;
             let channel_kind = at.channel_kind_field()?;
             let provider_message_id = at.opt_string_field("provider_message_id")?;
-            at.literal(br#","from":"#)?;
-            let from = at.identity()?;
+            let from = at.field("from", Cursor::identity)?;
             let from_name = at.opt_string_field("from_name")?;
-            at.literal(br#","contact_id":"#)?;
-            let contact_id = at.opt_uuid()?;
+            let contact_id = at.field("contact_id", Cursor::opt_uuid)?;
             let subject = at.opt_string_field("subject")?;
             let body_text = at.string_field("body_text")?;
             let body_html = at.opt_string_field("body_html")?;
@@ -192,8 +190,7 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
             let message_id = at.uuid_field("message_id")?;
             let channel_id = at.uuid_field("channel_id")?;
             let channel_kind = at.channel_kind_field()?;
-            at.literal(br#","author":"#)?;
-            let author = at.reply_author()?;
+            let author = at.field("author", Cursor::reply_author)?;
             let subject = at.opt_string_field("subject")?;
             let body_text = at.string_field("body_text")?;
             let body_html = at.opt_string_field("body_html")?;
@@ -222,12 +219,10 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
         .into(),
         "ConversationClosed" => {
             let conversation_id = at.first_uuid("conversation_id")?;
-            let inbox_id = at.uuid_field("inbox_id")?;
-            at.literal(br#","by":"#)?;
             ConversationClosed {
                 conversation_id,
-                inbox_id,
-                by: at.actor()?,
+                inbox_id: at.uuid_field("inbox_id")?,
+                by: at.field("by", Cursor::actor)?,
             }
             .into()
         }
@@ -294,19 +289,24 @@ impl<'a> Cursor<'a> {
         self.quoted_uuid().map(Some)
     }
 
+    /// `"name":`, a field's key.
+    fn key(&mut self, name: &str) -> Option<()> {
+        self.literal(b"\"")?;
+        self.literal(name.as_bytes())?;
+        self.literal(b"\":")
+    }
+
     /// `,"name":` and what follows it: `value`.
     fn field<T>(&mut self, name: &str, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
-        self.literal(b",\"")?;
-        self.literal(name.as_bytes())?;
-        self.literal(b"\":")?;
+        self.literal(b",")?;
+        self.key(name)?;
         value(self)
     }
 
     /// The opening of an object and its first field, a UUID.
     fn first_uuid(&mut self, name: &str) -> Option<Uuid> {
-        self.literal(b"{\"")?;
-        self.literal(name.as_bytes())?;
-        self.literal(b"\":")?;
+        self.literal(b"{")?;
+        self.key(name)?;
         self.quoted_uuid()
     }
 
@@ -323,7 +323,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn channel_kind_field(&mut self) -> Option<ChannelKind> {
-        self.literal(br#","channel_kind":""#)?;
+        self.field("channel_kind", Self::channel_kind)
+    }
+
+    /// A [`ChannelKind`] value, quotes included.
+    fn channel_kind(&mut self) -> Option<ChannelKind> {
+        self.literal(b"\"")?;
         let kind = match self.plain_string()? {
             b"email" => ChannelKind::Email,
             b"chat" => ChannelKind::Chat,

@@ -48,6 +48,17 @@ pub fn put_id(out: &mut Vec<u8>, id: &[u8; 16]) {
     out.extend_from_slice(id);
 }
 
+/// An optional field: `Some(None)` when `present` is false, else what `read` gives, wrapped
+/// (`None` when it is malformed). With `?`, reads a field a presence bit announces.
+#[inline]
+pub fn optional<T>(present: bool, read: impl FnOnce() -> Option<T>) -> Option<Option<T>> {
+    if present {
+        read().map(Some)
+    } else {
+        Some(None)
+    }
+}
+
 /// Reads what the `put_` functions wrote, front to back.
 #[derive(Debug, Clone, Copy)]
 pub struct Unpack<'a>(&'a [u8]);

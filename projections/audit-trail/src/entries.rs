@@ -10,7 +10,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_projector::BatchTx;
-use switchboard_projector::pack::{Unpack, put_bytes, put_id, put_signed, put_str, put_varint};
+use switchboard_projector::pack::{
+    Unpack, optional, put_bytes, put_id, put_signed, put_str, put_varint,
+};
 
 use crate::query::ActorKind;
 
@@ -267,16 +269,10 @@ fn decode(first: i64, packed: &[u8]) -> Option<Vec<Stored>> {
         if present > 0b111 {
             return None;
         }
-        let mut optional = |bit: u8| -> Option<Option<[u8; 16]>> {
-            if present & (1 << bit) == 0 {
-                Some(None)
-            } else {
-                input.id().map(Some)
-            }
-        };
-        let conversation_id = optional(0)?;
-        let inbox_id = optional(1)?;
-        let contact_id = optional(2)?;
+        let mut id = |bit: u8| optional(present & (1 << bit) != 0, || input.id());
+        let conversation_id = id(0)?;
+        let inbox_id = id(1)?;
+        let contact_id = id(2)?;
         entries.push(Stored {
             position,
             event_id,

@@ -11,7 +11,7 @@
 //! the order of [`Fields`].
 
 use proto_events::Actor;
-use switchboard_projector::pack::{Unpack, put_id, put_signed, put_str, put_varint};
+use switchboard_projector::pack::{Unpack, optional, put_id, put_signed, put_str, put_varint};
 use uuid::Uuid;
 
 use crate::types::{AssigneeRef, Author, Delivery, EntryKind, TimelineEntry};
@@ -132,15 +132,10 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
         if flags > 0b1111 {
             return None;
         }
-        let mut optional = |bit: u8| -> Option<Option<String>> {
-            if flags & (1 << bit) == 0 {
-                Some(None)
-            } else {
-                input.str().map(|text| Some(text.to_owned()))
-            }
-        };
-        let reason = optional(2)?;
-        let provider_message_id = optional(3)?;
+        let mut text =
+            |bit: u8| optional(flags & (1 << bit) != 0, || input.str().map(str::to_owned));
+        let reason = text(2)?;
+        let provider_message_id = text(3)?;
         let delivery = Delivery {
             position,
             occurred_at,
@@ -159,26 +154,15 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     if bits >= 1 << 9 {
         return None;
     }
+    // Each optional field: `None` when absent, the read's failure when malformed.
     let has = |field: u32| bits & (1 << field) != 0;
     let id = |input: &mut Unpack<'_>| input.id().map(Uuid::from_bytes);
     let text = |input: &mut Unpack<'_>| input.str().map(str::to_owned);
-    let message_id = if has(0) { Some(id(&mut input)?) } else { None };
-    let comment_id = if has(1) { Some(id(&mut input)?) } else { None };
-    let author = if has(2) {
-        Some(read_author(&mut input)?)
-    } else {
-        None
-    };
-    let subject = if has(3) {
-        Some(text(&mut input)?)
-    } else {
-        None
-    };
-    let body_text = if has(4) {
-        Some(text(&mut input)?)
-    } else {
-        None
-    };
+    let message_id = optional(has(0), || id(&mut input))?;
+    let comment_id = optional(has(1), || id(&mut input))?;
+    let author = optional(has(2), || read_author(&mut input))?;
+    let subject = optional(has(3), || text(&mut input))?;
+    let body_text = optional(has(4), || text(&mut input))?;
     let mut mentions = Vec::new();
     if has(5) {
         let count = input.varint()?;
@@ -186,21 +170,9 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
             mentions.push(id(&mut input)?);
         }
     }
-    let assignee = if has(6) {
-        Some(read_assignee(&mut input)?)
-    } else {
-        None
-    };
-    let previous_assignee = if has(7) {
-        Some(read_assignee(&mut input)?)
-    } else {
-        None
-    };
-    let reason_json = if has(8) {
-        Some(text(&mut input)?)
-    } else {
-        None
-    };
+    let assignee = optional(has(6), || read_assignee(&mut input))?;
+    let previous_assignee = optional(has(7), || read_assignee(&mut input))?;
+    let reason_json = optional(has(8), || text(&mut input))?;
     let entry = TimelineEntry {
         position,
         occurred_at,
@@ -306,17 +278,9 @@ fn read_author(input: &mut Unpack<'_>) -> Option<Author> {
             if flags > 0b11 {
                 return None;
             }
-            let contact_id = if flags & 1 != 0 {
-                Some(Uuid::from_bytes(input.id()?))
-            } else {
-                None
-            };
+            let contact_id = optional(flags & 1 != 0, || input.id().map(Uuid::from_bytes))?;
             let address = input.str()?.to_owned();
-            let name = if flags & 2 != 0 {
-                Some(input.str()?.to_owned())
-            } else {
-                None
-            };
+            let name = optional(flags & 2 != 0, || input.str().map(str::to_owned))?;
             Author::Contact {
                 contact_id,
                 address,
