@@ -4,8 +4,9 @@
 //!
 //! A batch keeps the conversation headers its events touch in memory ([`Headers`]): each is read
 //! from `conversations` at most once per batch, changed by every event of the batch, and written
-//! back once at its end. Timeline, delivery and filtered-mail rows are appends and go straight to
-//! their tables.
+//! back once at its end. Timeline rows (delivery outcomes included) are gathered by conversation
+//! and written at the end too, into chunks ([`crate::chunks`]); filtered-mail rows go straight
+//! to their table.
 
 use proto_events::event::{
     Assignee, ChannelKind, CommentAdded, ConversationOrigin, ConversationStarted,
@@ -18,6 +19,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use switchboard_projector::{ApplyError, BatchMap, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
+use crate::chunks::Appends;
 use crate::entry::{self, Fields};
 use crate::types::{AssigneeRef, Author, ConversationStatus, EntryKind};
 
@@ -31,8 +33,8 @@ struct Ctx<'a, 'tx, 'e> {
     /// The body of each conversation's last message so far in the batch: its header's preview
     /// is made once, from the last, when the batch ends.
     previews: &'a mut BatchMap<Uuid, &'e str>,
-    /// Where timeline rows are packed, kept for the batch.
-    packed: &'a mut Vec<u8>,
+    /// The timeline rows of the batch, written at its end.
+    timeline: &'a mut Appends,
     position: i64,
     at: i64,
     actor: &'e Actor,
@@ -206,10 +208,16 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
     let tx = &BatchTx::new(tx);
     let mut headers = Headers::default();
     let mut previews = BatchMap::default();
-    let mut packed = Vec::new();
+    let mut timeline = Appends::default();
     for (index, event) in events.iter().enumerate() {
-        apply(tx, &mut headers, &mut previews, &mut packed, event.envelope)
-            .map_err(|source| EventError { index, source })?;
+        apply(
+            tx,
+            &mut headers,
+            &mut previews,
+            &mut timeline,
+            event.envelope,
+        )
+        .map_err(|source| EventError { index, source })?;
     }
     let last = events.len().saturating_sub(1);
     for (id, body) in previews {
@@ -219,10 +227,13 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
         })?;
         header.last_message_preview = Some(preview(body));
     }
-    headers.flush(tx).map_err(|e| EventError {
-        index: last,
-        source: e.into(),
-    })
+    headers
+        .flush(tx)
+        .and_then(|()| timeline.flush(tx))
+        .map_err(|e| EventError {
+            index: last,
+            source: e.into(),
+        })
 }
 
 /// Applies one event, keeping the headers it changes in `headers`.
@@ -230,7 +241,7 @@ fn apply<'e>(
     tx: &BatchTx<'_>,
     headers: &mut Headers,
     previews: &mut BatchMap<Uuid, &'e str>,
-    packed: &mut Vec<u8>,
+    timeline: &mut Appends,
     event: &'e Envelope,
 ) -> Result<(), ApplyError> {
     if !concerns_thread_view(&event.payload) {
@@ -242,7 +253,7 @@ fn apply<'e>(
         tx,
         headers,
         previews,
-        packed,
+        timeline,
         position,
         at: event.metadata.occurred_at.timestamp_micros(),
         actor: &event.metadata.actor,
@@ -633,9 +644,9 @@ fn delivery(
     permanent: bool,
     provider_message_id: Option<&str>,
 ) -> Result<(), ApplyError> {
-    ctx.packed.clear();
+    ctx.timeline.packed.clear();
     entry::put_delivery(
-        ctx.packed,
+        &mut ctx.timeline.packed,
         ctx.at,
         message_id,
         succeeded,
@@ -643,7 +654,8 @@ fn delivery(
         reason,
         provider_message_id,
     );
-    insert_row(ctx, conversation_id)
+    ctx.timeline.push(conversation_id, ctx.position);
+    Ok(())
 }
 
 fn assignment(
@@ -704,21 +716,9 @@ fn insert_entry(
     kind: EntryKind,
     fields: Fields<'_>,
 ) -> Result<(), ApplyError> {
-    ctx.packed.clear();
-    entry::put_entry(ctx.packed, kind, ctx.at, ctx.actor, &fields);
-    insert_row(ctx, conversation_id)
-}
-
-/// Appends the row packed in `ctx.packed` to the conversation's timeline.
-fn insert_row(ctx: &mut Ctx<'_, '_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
-    ctx.tx.execute_cached(
-        "INSERT INTO timeline (position, conversation_id, entry) VALUES (?1, ?2, ?3)",
-        params![
-            ctx.position,
-            conversation_id.as_bytes(),
-            ctx.packed.as_slice()
-        ],
-    )?;
+    ctx.timeline.packed.clear();
+    entry::put_entry(&mut ctx.timeline.packed, kind, ctx.at, ctx.actor, &fields);
+    ctx.timeline.push(conversation_id, ctx.position);
     Ok(())
 }
 

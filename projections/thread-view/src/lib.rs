@@ -32,6 +32,7 @@
 //!   Filtered view).
 
 mod apply;
+mod chunks;
 mod entry;
 mod query;
 mod schema;

@@ -9,6 +9,7 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use uuid::Uuid;
 
+use crate::chunks;
 use crate::entry::{self, Record};
 use crate::types::{
     AssigneeFilter, AssigneeRef, BadgeCounts, ConversationHeader, ConversationStatus, Cursor,
@@ -42,7 +43,7 @@ const CONVERSATION_SQL: &str = concat!(
 );
 
 const TIMELINE_SQL: &str =
-    "SELECT position, entry FROM timeline WHERE conversation_id = ?1 ORDER BY position";
+    "SELECT entries FROM timeline WHERE conversation_id = ?1 ORDER BY first_position";
 
 /// One conversation's header, whatever its status; `None` if unknown.
 pub fn conversation(
@@ -62,19 +63,23 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
     let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
     let mut rows = stmt.query(params![conversation_id.as_bytes()])?;
     while let Some(row) = rows.next()? {
-        let position = u64_at(row, 0)?;
-        let packed = row.get_ref(1)?.as_blob()?;
-        match entry::read(position, packed) {
-            Some(Record::Entry(entry)) => entries.push(*entry),
-            Some(Record::Delivery(message_id, delivery)) => {
-                deliveries.entry(message_id).or_default().push(delivery);
-            }
-            None => {
-                return Err(rusqlite::Error::FromSqlConversionFailure(
-                    1,
-                    Type::Blob,
-                    format!("timeline row {position} is malformed").into(),
-                ));
+        let chunk = row.get_ref(0)?.as_blob()?;
+        for frame in chunks::frames(chunk) {
+            let record = frame
+                .ok()
+                .and_then(|(position, packed)| entry::read(position, packed));
+            match record {
+                Some(Record::Entry(entry)) => entries.push(*entry),
+                Some(Record::Delivery(message_id, delivery)) => {
+                    deliveries.entry(message_id).or_default().push(delivery);
+                }
+                None => {
+                    return Err(rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        Type::Blob,
+                        format!("timeline of conversation {conversation_id} is malformed").into(),
+                    ));
+                }
             }
         }
     }

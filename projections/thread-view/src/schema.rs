@@ -12,7 +12,7 @@
 use rusqlite::Connection;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 const TABLES: &str = "
 CREATE TABLE conversations (
@@ -39,13 +39,16 @@ CREATE TABLE conversations (
     comment_count        INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
--- One row per event a conversation's thread shows, delivery outcomes included, packed into
--- `entry` (see entry.rs): a timeline is only read whole, by conversation.
+-- Each conversation's thread: one row per event it shows, delivery outcomes included, packed
+-- (entry.rs) and gathered into chunks of a few KB keyed by their first row's position
+-- (chunks.rs). A timeline is only read whole, by conversation.
 CREATE TABLE timeline (
-    position        INTEGER PRIMARY KEY,
+    first_position  INTEGER PRIMARY KEY,
     conversation_id BLOB    NOT NULL,
-    entry           BLOB    NOT NULL
+    entries         BLOB    NOT NULL
 ) STRICT;
+-- Applying events appends to a conversation's last chunk; queries read its chunks in order.
+CREATE INDEX timeline_by_conversation ON timeline (conversation_id, first_position);
 
 CREATE TABLE filtered_messages (
     position        INTEGER PRIMARY KEY,
@@ -77,13 +80,12 @@ CREATE INDEX IF NOT EXISTS conversations_by_inbox
     ON conversations (inbox_id, status, last_activity_at DESC, conversation_id DESC);
 CREATE INDEX IF NOT EXISTS conversations_by_assignee
     ON conversations (assignee_id, last_activity_at DESC, conversation_id DESC);
-CREATE INDEX IF NOT EXISTS timeline_by_conversation ON timeline (conversation_id, position);
 CREATE INDEX IF NOT EXISTS filtered_by_inbox
     ON filtered_messages (inbox_id, restored_at, filtered_at DESC, position DESC);
 ";
 
 /// How many indexes [`INDEXES`] creates.
-const INDEX_COUNT: i64 = 5;
+const INDEX_COUNT: i64 = 4;
 
 /// Creates the tables (without the query indexes) in an empty database.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -96,8 +98,7 @@ pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
         .prepare_cached(
             "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN (
                  'conversations_by_activity', 'conversations_by_inbox',
-                 'conversations_by_assignee', 'timeline_by_conversation',
-                 'filtered_by_inbox')",
+                 'conversations_by_assignee', 'filtered_by_inbox')",
         )?
         .query_row([], |r| r.get(0))?;
     if existing < INDEX_COUNT {

@@ -784,6 +784,86 @@ pub(crate) fn history() -> Vec<Envelope> {
     h.events
 }
 
+/// A conversation whose thread fills several timeline chunks ([`long_history`]).
+pub(crate) const LONG: Uuid = Uuid::from_u128(0xe7);
+/// How many long e-mails, and answers, [`LONG`] has.
+pub(crate) const LONG_MESSAGES: u128 = 12;
+
+/// The body of [`LONG`]'s `n`th e-mail (inbound when `inbound`), some 700 bytes.
+pub(crate) fn long_body(n: u128, inbound: bool) -> String {
+    let (head, word) = if inbound {
+        ("Message", "lorem ")
+    } else {
+        ("Answer", "ipsum ")
+    };
+    format!("{head} {n}: {}", word.repeat(115))
+}
+
+/// [`history`], then [`LONG`]: long e-mails answered one by one, each answer delivered, with
+/// comments on C1 in between, so that two conversations' timelines grow in the same batches.
+pub(crate) fn long_history() -> Vec<Envelope> {
+    use ChannelKind::Email;
+    let events = history();
+    let mut versions = HashMap::new();
+    for event in &events {
+        versions.insert(event.stream.clone(), event.stream_version + 1);
+    }
+    let mut minute = events
+        .last()
+        .map_or(0, |e| (e.metadata.occurred_at - at(0)).num_minutes() + 1);
+    let mut h = Builder { events, versions };
+    h.started(minute, LONG, SUPPORT, SUPPORT_MAIL, Email, Some(K3));
+    for n in 0..LONG_MESSAGES {
+        minute += 1;
+        let mail = mail(
+            0x7700 + n,
+            SUPPORT_MAIL,
+            Email,
+            "long@customer.example",
+            Some(K3),
+            Some("A long story"),
+            &long_body(n, true),
+        );
+        h.received(minute, LONG, SUPPORT, mail);
+        h.push(
+            minute,
+            user(ALICE),
+            C1,
+            CommentAdded {
+                conversation_id: C1,
+                inbox_id: SUPPORT,
+                comment_id: Uuid::from_u128(0x7600 + n),
+                author_user_id: ALICE,
+                body_text: format!("Still following the long story, part {n}."),
+                mentions: vec![],
+            },
+        );
+        h.reply(
+            minute,
+            LONG,
+            SUPPORT,
+            Uuid::from_u128(0x7800 + n),
+            (SUPPORT_MAIL, Email),
+            ReplyAuthor::User { id: ALICE },
+            Some("Re: A long story"),
+            &long_body(n, false),
+        );
+        h.push(
+            minute,
+            Actor::Channel { id: SUPPORT_MAIL },
+            LONG,
+            DeliverySucceeded {
+                conversation_id: LONG,
+                inbox_id: SUPPORT,
+                message_id: Uuid::from_u128(0x7800 + n),
+                channel_id: SUPPORT_MAIL,
+                provider_message_id: None,
+            },
+        );
+    }
+    h.events
+}
+
 /// The read model of [`history`], built in one batch, with the directory that holds it.
 pub(crate) fn built() -> (TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();

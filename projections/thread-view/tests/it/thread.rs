@@ -240,3 +240,42 @@ fn unknown_conversation_has_no_header_and_no_timeline() {
     assert_eq!(conversation(&conn, Uuid::from_u128(0xdead)).unwrap(), None);
     assert!(timeline(&conn, Uuid::from_u128(0xdead)).unwrap().is_empty());
 }
+
+#[test]
+fn a_thread_spread_over_several_chunks_reads_back_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = switchboard_projector::testing::build_in_batches(
+        &thread_view::ThreadView,
+        dir.path(),
+        &long_history(),
+        5,
+    );
+    let entries = timeline(&conn, LONG).unwrap();
+    assert!(entries.windows(2).all(|w| w[0].position < w[1].position));
+    let bodies = |kind| -> Vec<&str> {
+        entries
+            .iter()
+            .filter(|e| e.kind == kind)
+            .filter_map(|e| e.body_text.as_deref())
+            .collect()
+    };
+    let inbound: Vec<String> = (0..LONG_MESSAGES).map(|n| long_body(n, true)).collect();
+    let answers: Vec<String> = (0..LONG_MESSAGES).map(|n| long_body(n, false)).collect();
+    assert_eq!(bodies(EntryKind::InboundMessage), inbound);
+    assert_eq!(bodies(EntryKind::OutboundMessage), answers);
+    for answer in entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::OutboundMessage)
+    {
+        assert_eq!(answer.deliveries.len(), 1, "{answer:?}");
+        assert!(answer.deliveries[0].succeeded);
+        assert!(answer.deliveries[0].position > answer.position);
+    }
+    // C1's comments, applied in the same batches, stay in C1's thread.
+    let c1_comments = timeline(&conn, C1)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Comment)
+        .count();
+    assert_eq!(c1_comments, 1 + LONG_MESSAGES as usize);
+}

@@ -1,0 +1,150 @@
+//! How a conversation's timeline rows are stored: packed one after the other into chunks of a
+//! few kilobytes (`timeline.entries`), each chunk keyed by the position of its first row.
+//!
+//! A timeline is only ever read whole, one conversation at a time. One table row per event
+//! cost a B-tree insert per event and, once caught up, an index over every one of them; a
+//! chunk holds a few dozen rows, so a rebuild writes about one table row per conversation and
+//! batch, and a thread is read from a page or two.
+//!
+//! A chunk is a run of frames: the row's position (varint), its length (varint), then the row
+//! as [`crate::entry`] packs it. Rows go into the conversation's last chunk until the next one
+//! would take it past [`CHUNK_BYTES`]; then a new chunk starts, keyed by that row's position.
+//! The split depends only on the rows in log order, never on where batches were cut, so
+//! incremental builds equal rebuilds.
+
+use rusqlite::{OptionalExtension, params};
+use switchboard_projector::pack::{Unpack, put_bytes, put_varint};
+use switchboard_projector::{BatchMap, BatchTx};
+use uuid::Uuid;
+
+/// The size a chunk is filled to: a chunk with its key and record header fits one 4 KB page of
+/// the table. A row larger than this gets a chunk of its own.
+pub(crate) const CHUNK_BYTES: usize = 3800;
+
+/// The timeline rows a batch appends, by conversation, written at its end ([`Appends::flush`]).
+#[derive(Debug, Default)]
+pub(crate) struct Appends {
+    /// Where the event being applied packs its row ([`Appends::push`] frames it from here).
+    pub(crate) packed: Vec<u8>,
+    /// Index in `pending` of each conversation's appends.
+    by_conversation: BatchMap<Uuid, usize>,
+    /// Each conversation's appends, in the order the conversations were first appended to.
+    pending: Vec<Pending>,
+}
+
+/// One conversation's frames appended in the batch.
+#[derive(Debug)]
+struct Pending {
+    conversation_id: Uuid,
+    frames: Vec<u8>,
+    /// Where each frame starts in `frames`, with its row's position.
+    starts: Vec<(i64, usize)>,
+}
+
+impl Appends {
+    /// Appends the row in `packed`, the event at `position`'s, to the timeline of
+    /// `conversation_id`.
+    pub(crate) fn push(&mut self, conversation_id: Uuid, position: i64) {
+        let index = *self
+            .by_conversation
+            .entry(conversation_id)
+            .or_insert_with(|| {
+                self.pending.push(Pending {
+                    conversation_id,
+                    frames: Vec::new(),
+                    starts: Vec::new(),
+                });
+                self.pending.len() - 1
+            });
+        let pending = &mut self.pending[index];
+        pending.starts.push((position, pending.frames.len()));
+        put_varint(&mut pending.frames, position as u64);
+        put_bytes(&mut pending.frames, &self.packed);
+    }
+
+    /// Writes every conversation's appends: onto its last chunk while it has room, then into
+    /// new chunks.
+    pub(crate) fn flush(self, tx: &BatchTx<'_>) -> rusqlite::Result<()> {
+        for pending in &self.pending {
+            let key = pending.conversation_id.as_bytes();
+            let mut chunk: Option<(i64, usize)> = tx
+                .query_row_cached(
+                    "SELECT first_position, length(entries) FROM timeline
+                     WHERE conversation_id = ?1 ORDER BY first_position DESC LIMIT 1",
+                    params![key],
+                    |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)),
+                )
+                .optional()?;
+            // Frames `run_from..` of `frames` go onto `chunk` (stored, or new when `fresh`).
+            let mut run_from = 0;
+            let mut fresh = false;
+            let ends = pending.starts.iter().skip(1).map(|&(_, start)| start);
+            for (&(position, start), end) in pending
+                .starts
+                .iter()
+                .zip(ends.chain([pending.frames.len()]))
+            {
+                let frame = end - start;
+                let full = chunk.is_none_or(|(_, len)| len > 0 && len + frame > CHUNK_BYTES);
+                if full {
+                    if let Some((first, _)) = chunk {
+                        write(tx, key, first, &pending.frames[run_from..start], fresh)?;
+                    }
+                    chunk = Some((position, 0));
+                    run_from = start;
+                    fresh = true;
+                }
+                if let Some((_, len)) = &mut chunk {
+                    *len += frame;
+                }
+            }
+            if let Some((first, _)) = chunk {
+                write(tx, key, first, &pending.frames[run_from..], fresh)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `frames` as the new chunk `first` of `key`'s timeline, or onto the end of that stored
+/// chunk.
+fn write(
+    tx: &BatchTx<'_>,
+    key: &[u8; 16],
+    first: i64,
+    frames: &[u8],
+    fresh: bool,
+) -> rusqlite::Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    if fresh {
+        tx.execute_cached(
+            "INSERT INTO timeline (first_position, conversation_id, entries) VALUES (?1, ?2, ?3)",
+            params![first, key, frames],
+        )?;
+    } else {
+        tx.execute_cached(
+            // `||` makes text of the bytes (unchanged in a UTF-8 database); the cast keeps the
+            // column's type.
+            "UPDATE timeline SET entries = CAST(entries || ?2 AS BLOB) WHERE first_position = ?1",
+            params![first, frames],
+        )?;
+    }
+    Ok(())
+}
+
+/// The rows of a chunk in order, each with its position; an `Err` item (and nothing after it)
+/// if the chunk is malformed.
+pub(crate) fn frames(chunk: &[u8]) -> impl Iterator<Item = Result<(u64, &[u8]), ()>> {
+    let mut input = Unpack::new(chunk);
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || input.is_empty() {
+            return None;
+        }
+        let frame = input.varint().zip(input.bytes());
+        failed = frame.is_none();
+        Some(frame.ok_or(()))
+    })
+}
