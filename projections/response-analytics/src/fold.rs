@@ -15,6 +15,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use switchboard_projector::{ApplyError, BatchMap, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
+use crate::query::Metric;
+
 /// The running state of one conversation: its row of `conversations`.
 #[derive(Debug, Clone)]
 struct Conv {
@@ -515,7 +517,7 @@ fn measure(
     tx: &BatchTx<'_>,
     b: &mut Batch,
     conv: &mut Conv,
-    metric: &str,
+    metric: Metric,
     agent_id: Option<&str>,
     bot_id: Option<&str>,
     start: i64,
@@ -532,7 +534,7 @@ fn measure(
             conv.key.as_bytes(),
             seq,
             conv.cycle_no,
-            metric,
+            metric.code(),
             agent_id,
             bot_id,
             teams,
@@ -595,14 +597,23 @@ fn human_reply(
         _ => None,
     };
     if let Some(start) = first_response {
-        measure(tx, b, conv, "first_response", Some(&user), None, start, at)?;
+        measure(
+            tx,
+            b,
+            conv,
+            Metric::FirstResponse,
+            Some(&user),
+            None,
+            start,
+            at,
+        )?;
     }
     if let Some(start) = conv.run_start.take() {
         measure(
             tx,
             b,
             conv,
-            "message_response",
+            Metric::MessageResponse,
             Some(&user),
             None,
             start,
@@ -612,7 +623,16 @@ fn human_reply(
     if conv.pending_user_id.as_deref() == Some(user.as_str())
         && let Some(since) = conv.pending_since
     {
-        measure(tx, b, conv, "agent_response", Some(&user), None, since, at)?;
+        measure(
+            tx,
+            b,
+            conv,
+            Metric::AgentResponse,
+            Some(&user),
+            None,
+            since,
+            at,
+        )?;
         conv.pending_user_id = None;
         conv.pending_since = None;
     }
@@ -674,7 +694,7 @@ fn bot_reply(
             tx,
             b,
             conv,
-            "bot_first_response",
+            Metric::BotFirstResponse,
             None,
             Some(&bot),
             start,
@@ -754,7 +774,7 @@ fn closed(tx: &BatchTx<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Result<(
         tx,
         b,
         conv,
-        "time_to_close",
+        Metric::TimeToClose,
         agent.as_deref(),
         None,
         started_at,

@@ -91,7 +91,8 @@ impl Projector for ResponseAnalytics {
         // and channel.
         // 4: `measurements_metric` covers the queries' order (metric, start_at, conversation_id,
         // seq).
-        4
+        // 5: metrics as their codes (`Metric::code`).
+        5
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

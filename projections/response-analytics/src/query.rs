@@ -28,25 +28,31 @@ pub enum Metric {
 }
 
 impl Metric {
-    fn as_str(self) -> &'static str {
+    /// Every metric, in the order of their codes.
+    const ALL: [Metric; 5] = [
+        Metric::FirstResponse,
+        Metric::AgentResponse,
+        Metric::MessageResponse,
+        Metric::TimeToClose,
+        Metric::BotFirstResponse,
+    ];
+
+    /// How `measurements.metric` stores it.
+    pub(crate) fn code(self) -> i64 {
         match self {
-            Metric::FirstResponse => "first_response",
-            Metric::AgentResponse => "agent_response",
-            Metric::MessageResponse => "message_response",
-            Metric::TimeToClose => "time_to_close",
-            Metric::BotFirstResponse => "bot_first_response",
+            Metric::FirstResponse => 1,
+            Metric::AgentResponse => 2,
+            Metric::MessageResponse => 3,
+            Metric::TimeToClose => 4,
+            Metric::BotFirstResponse => 5,
         }
     }
 
-    fn parse(s: &str) -> rusqlite::Result<Metric> {
-        Ok(match s {
-            "first_response" => Metric::FirstResponse,
-            "agent_response" => Metric::AgentResponse,
-            "message_response" => Metric::MessageResponse,
-            "time_to_close" => Metric::TimeToClose,
-            "bot_first_response" => Metric::BotFirstResponse,
-            other => return Err(invalid(other)),
-        })
+    fn from_code(code: i64) -> rusqlite::Result<Metric> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.code() == code)
+            .ok_or_else(|| invalid(&format!("metric code {code}")))
     }
 }
 
@@ -367,7 +373,7 @@ fn select_measurements(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![
-            metric.map(Metric::as_str),
+            metric.map(Metric::code),
             text(filter.inbox_id),
             text(filter.channel_id),
             filter.channel_kind.map(kind_str),
@@ -391,7 +397,7 @@ fn measurement_row(r: &Row<'_>, schedule: Option<&Schedule>) -> rusqlite::Result
     Ok(Measurement {
         conversation_id: conversation_id_at(r, 0)?,
         cycle_no: r.get(1)?,
-        metric: Metric::parse(&r.get::<_, String>(2)?)?,
+        metric: Metric::from_code(r.get(2)?)?,
         inbox_id: uuid(&r.get::<_, String>(3)?)?,
         private_owner: opt_uuid(r.get(4)?)?,
         channel_id: uuid(&r.get::<_, String>(5)?)?,
@@ -675,7 +681,7 @@ mod tests {
         let rows = stmt
             .query_map(
                 params![
-                    metric.then_some("first_response"),
+                    metric.then_some(Metric::FirstResponse.code()),
                     None::<String>,
                     None::<String>,
                     None::<String>,

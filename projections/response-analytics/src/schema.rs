@@ -9,7 +9,8 @@ use rusqlite::Connection;
 
 /// The indexes only queries use (the fold reads rows by key). `measurements_key` too: the fold
 /// only appends measurements, numbering them per conversation itself, so their uniqueness is
-/// checked once by sorting, not by a second B-tree insert per measurement while catching up.
+/// checked once by sorting, not by a second B-tree insert per measurement while catching up
+/// (keying the table itself by (conversation_id, seq) costs a rebuild more than this sort).
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS conversations_inbox ON conversations (inbox_id, status);
 CREATE INDEX IF NOT EXISTS measurements_metric
@@ -71,7 +72,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conversation_id   BLOB    NOT NULL,
             seq               INTEGER NOT NULL,
             cycle_no          INTEGER NOT NULL,
-            metric            TEXT    NOT NULL,
+            metric            INTEGER NOT NULL,          -- Metric::code
             agent_id          TEXT,                      -- the user measured, if any
             bot_id            TEXT,                      -- the bot measured, if any
             teams             TEXT    NOT NULL,          -- ',t1,t2,' at completion time
