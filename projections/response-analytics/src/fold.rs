@@ -22,6 +22,9 @@ use crate::query::Metric;
 struct Conv {
     /// The conversation id, the key of the batch's maps.
     key: Uuid,
+    /// The position of the event that started it: its measurements' ids start from it
+    /// ([`measurement_id`]).
+    first_position: i64,
     inbox_id: String,
     channel_id: String,
     channel_kind: String,
@@ -79,7 +82,7 @@ fn load_conv(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
     tx.query_row_cached(
         "SELECT inbox_id, channel_id, channel_kind, private_owner, status,
                      cycle_no, assignee_kind, assignee_id, pending_user_id, pending_since,
-                     run_start, next_seq
+                     run_start, next_seq, first_position
                  FROM conversations WHERE conversation_id = ?1",
         [id.as_bytes()],
         |r| {
@@ -100,6 +103,7 @@ fn load_conv(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
                 pending_since: r.get(9)?,
                 run_start: r.get(10)?,
                 next_seq: r.get(11)?,
+                first_position: r.get(12)?,
             })
         },
     )
@@ -184,7 +188,12 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
 fn apply(tx: &BatchTx<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyError> {
     let at = event.metadata.occurred_at.timestamp_micros();
     match &event.payload {
-        DomainEvent::ConversationStarted(e) => started(tx, b, e, at)?,
+        DomainEvent::ConversationStarted(e) => {
+            let position = i64::try_from(event.position).map_err(|_| {
+                ApplyError::Inconsistent(format!("position {} too large", event.position))
+            })?;
+            started(tx, b, e, position, at)?;
+        }
         DomainEvent::MessageReceived(e) => {
             if let Some(mut conv) = b.take_conv(tx, e.conversation_id)? {
                 let done = inbound(tx, b, &mut conv, at);
@@ -379,8 +388,8 @@ impl Batch {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, inbox_id, channel_id, channel_kind,
                      private_owner, status, cycle_no, assignee_kind, assignee_id, pending_user_id,
-                     pending_since, run_start, next_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     pending_since, run_start, next_seq, first_position)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (conversation_id) DO UPDATE SET
                      inbox_id = excluded.inbox_id, channel_id = excluded.channel_id,
                      channel_kind = excluded.channel_kind, private_owner = excluded.private_owner,
@@ -403,6 +412,7 @@ impl Batch {
                     c.pending_since,
                     c.run_start,
                     c.next_seq,
+                    c.first_position,
                 ],
             )?;
         }
@@ -471,6 +481,7 @@ fn started(
     tx: &BatchTx<'_>,
     b: &mut Batch,
     e: &ConversationStarted,
+    position: i64,
     at: i64,
 ) -> Result<(), ApplyError> {
     let slot = b.conv_slot(tx, e.conversation_id)?;
@@ -485,6 +496,7 @@ fn started(
     *slot = (
         Some(Conv {
             key: e.conversation_id,
+            first_position: position,
             inbox_id: e.inbox_id.to_string(),
             channel_id: e.channel_id.to_string(),
             channel_kind: kind_str(e.channel_kind).to_owned(),
@@ -524,12 +536,18 @@ fn measure(
     end: i64,
 ) -> Result<(), ApplyError> {
     let seq = conv.next_seq;
+    let id = measurement_id(conv.first_position, seq).ok_or_else(|| {
+        ApplyError::Inconsistent(format!(
+            "conversation {} has too many measurements ({seq}) or starts too late",
+            conv.key
+        ))
+    })?;
     conv.next_seq += 1;
     let teams = b.teams_of(tx, agent_id)?;
     tx.execute_cached(
-        "INSERT INTO measurements (conversation_id, seq, cycle_no, metric, agent_id, bot_id,
+        "INSERT INTO measurements (id, conversation_id, seq, cycle_no, metric, agent_id, bot_id,
              teams, start_at, end_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             conv.key.as_bytes(),
             seq,
@@ -539,12 +557,37 @@ fn measure(
             bot_id,
             teams,
             start,
-            end
+            end,
+            id
         ],
     )?;
     Ok(())
 }
 
+/// How many bits of a measurement's id number it within its conversation.
+pub(crate) const SEQ_BITS: u32 = 23;
+
+/// The id of measurement `seq` of the conversation started at `first_position`: a
+/// conversation's measurements have consecutive ids, in a range of their own
+/// ([`measurement_ids`]), so the table keeps them together, in order, without an index of its
+/// own. `None` past 2^23 measurements or a start past position 2^40.
+pub(crate) fn measurement_id(first_position: i64, seq: i64) -> Option<i64> {
+    let first = measurement_ids(first_position)?;
+    (0..1 << SEQ_BITS)
+        .contains(&seq)
+        .then(|| first.start() + seq)
+}
+
+/// The range of ids of the measurements of the conversation started at `first_position`;
+/// `None` for a start past position 2^40.
+pub(crate) fn measurement_ids(first_position: i64) -> Option<std::ops::RangeInclusive<i64>> {
+    (0..1 << (63 - SEQ_BITS))
+        .contains(&first_position)
+        .then(|| {
+            let first = first_position << SEQ_BITS;
+            first..=first + ((1 << SEQ_BITS) - 1)
+        })
+}
 fn inbound(tx: &BatchTx<'_>, b: &mut Batch, conv: &mut Conv, at: i64) -> Result<(), ApplyError> {
     if let Some(cycle) = b.cycle(tx, conv)? {
         cycle.first_inbound_at.get_or_insert(at);
@@ -811,4 +854,27 @@ fn business_hours_set(tx: &BatchTx<'_>, e: &BusinessHoursSet) -> rusqlite::Resul
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measurement_ids_are_one_range_per_conversation_and_refuse_what_does_not_fit() {
+        assert_eq!(measurement_id(7, 0), Some(7 << 23));
+        assert_eq!(measurement_id(7, 5), Some((7 << 23) + 5));
+        assert_eq!(measurement_ids(7), Some((7 << 23)..=(8 << 23) - 1));
+        // The last measurement of one conversation comes right before the first of the next.
+        assert_eq!(
+            measurement_id(7, (1 << 23) - 1).map(|id| id + 1),
+            measurement_id(8, 0)
+        );
+        assert_eq!(measurement_id(7, 1 << 23), None);
+        assert_eq!(measurement_id(7, -1), None);
+        let last = (1_i64 << 40) - 1;
+        assert_eq!(measurement_id(last, (1 << 23) - 1), Some(i64::MAX));
+        assert_eq!(measurement_ids(1 << 40), None);
+        assert_eq!(measurement_ids(-1), None);
+    }
 }

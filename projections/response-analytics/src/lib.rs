@@ -92,7 +92,9 @@ impl Projector for ResponseAnalytics {
         // 4: `measurements_metric` covers the queries' order (metric, start_at, conversation_id,
         // seq).
         // 5: metrics as their codes (`Metric::code`).
-        5
+        // 6: measurements' ids follow from their conversation's first position and `seq`
+        // (no `measurements_key`).
+        6
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

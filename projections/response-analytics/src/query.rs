@@ -8,7 +8,9 @@ use proto_events::event::{Assignee, ChannelKind};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use crate::fold::kind_str;
+use std::fmt::Write as _;
+
+use crate::fold::{SEQ_BITS, kind_str};
 use crate::hours::Schedule;
 use crate::stats::Stats;
 
@@ -322,7 +324,7 @@ pub fn business_hours(conn: &Connection) -> rusqlite::Result<Option<Schedule>> {
 
 /// The measurements query. Its keys are spelt out only when given, so that SQLite can use the
 /// indexes for them (`? IS NULL OR column = ?` cannot use one): a conversation's drill-down
-/// reads `measurements_key`, a metric with or without a period reads a range of
+/// reads its range of ids, a metric with or without a period reads a range of
 /// `measurements_metric` in the order the query returns. The other filters check each row.
 /// The SQL text is one of eight, each cached by the connection.
 fn measurement_sql(metric: bool, from: bool, until: bool, conversation: bool) -> String {
@@ -351,6 +353,17 @@ fn measurement_sql(metric: bool, from: bool, until: bool, conversation: bool) ->
     ] {
         sql.push_str("\n           ");
         sql.push_str(if given { key } else { unused });
+    }
+    if conversation {
+        // The conversation's measurements are one range of ids (`fold::measurement_ids`).
+        let _ = write!(
+            sql,
+            "\n           AND m.id BETWEEN \
+             (SELECT first_position << {SEQ_BITS} FROM conversations WHERE conversation_id = ?10) \
+             AND (SELECT (first_position << {SEQ_BITS}) + {last} FROM conversations \
+             WHERE conversation_id = ?10)",
+            last = (1_i64 << SEQ_BITS) - 1,
+        );
     }
     sql.push_str("\n         ORDER BY m.start_at, m.conversation_id, m.seq");
     sql
@@ -717,7 +730,7 @@ mod tests {
         );
         let drill_down = plan(false, false, false, true);
         assert!(
-            drill_down.contains("USING INDEX measurements_key (conversation_id=?)")
+            drill_down.contains("SEARCH m USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")
                 && !drill_down.contains("SCAN m"),
             "{drill_down}"
         );

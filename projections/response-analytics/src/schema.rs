@@ -7,15 +7,11 @@
 
 use rusqlite::Connection;
 
-/// The indexes only queries use (the fold reads rows by key). `measurements_key` too: the fold
-/// only appends measurements, numbering them per conversation itself, so their uniqueness is
-/// checked once by sorting, not by a second B-tree insert per measurement while catching up
-/// (keying the table itself by (conversation_id, seq) costs a rebuild more than this sort).
+/// The indexes only queries use (the fold reads rows by key).
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS conversations_inbox ON conversations (inbox_id, status);
 CREATE INDEX IF NOT EXISTS measurements_metric
     ON measurements (metric, start_at, conversation_id, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS measurements_key ON measurements (conversation_id, seq);
 ";
 
 /// Creates the query indexes unless they exist.
@@ -45,7 +41,9 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             -- The start of the customer message run waiting for a human reply.
             run_start         INTEGER,
             -- Next sequence number of a measurement of this conversation.
-            next_seq          INTEGER NOT NULL
+            next_seq          INTEGER NOT NULL,
+            -- The position of the event that started it; its measurements' ids follow from it.
+            first_position    INTEGER NOT NULL
         ) STRICT;
 
         -- One row per cycle (start or reopen -> close).
@@ -65,10 +63,14 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             PRIMARY KEY (conversation_id, cycle_no)
         ) STRICT;
 
-        -- Every completed measured interval; durations are derived at query time. Unique by
-        -- (conversation_id, seq): `measurements_key`, created once caught up. The inbox and
-        -- channel are the conversation's, which never change: queries join `conversations`.
+        -- Every completed measured interval; durations are derived at query time. The id is
+        -- the conversation's first position shifted left 23 bits, plus `seq`
+        -- (fold::measurement_id): a conversation's measurements are one range of the table,
+        -- in order, unique by (conversation_id, seq), with no index to maintain or build. The
+        -- inbox and channel are the conversation's, which never change: queries join
+        -- `conversations`.
         CREATE TABLE measurements (
+            id                INTEGER PRIMARY KEY,
             conversation_id   BLOB    NOT NULL,
             seq               INTEGER NOT NULL,
             cycle_no          INTEGER NOT NULL,
