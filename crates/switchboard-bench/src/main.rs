@@ -47,8 +47,10 @@ projections options:
   --projector NAMES  run only these projectors, comma-separated (thread_view,audit_trail)
   --rebuild-only     skip the lag workload
   --history DIR      keep the generated history's event store in DIR and reuse it when DIR
-                     already holds one (a history of another size is refused); the workloads
-                     run on a copy, so DIR keeps the history as written
+                     already holds one (a history of another size or layout is refused); the
+                     workloads run on a copy, so DIR keeps the history as written
+  --contiguous       write each conversation's events together, one conversation after the
+                     other, instead of interleaving all conversations' events by time
 
 graphql options:
   --quick            3 s per workload instead of 10 s

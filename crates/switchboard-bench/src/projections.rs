@@ -24,6 +24,7 @@ use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
+use self::history::Layout;
 use crate::args::{Args, UsageError};
 
 /// Options of the projection suite.
@@ -37,6 +38,8 @@ pub(crate) struct Options {
     rebuild_only: bool,
     /// Where to keep the history's event store, to reuse it in later runs.
     history: Option<std::path::PathBuf>,
+    /// How the history's conversations lie in the log.
+    layout: Layout,
 }
 
 impl Options {
@@ -48,6 +51,11 @@ impl Options {
         let only = args.value("--projector")?;
         let rebuild_only = args.flag("--rebuild-only");
         let history = args.value("--history")?;
+        let layout = if args.flag("--contiguous") {
+            Layout::Contiguous
+        } else {
+            Layout::Interleaved
+        };
         args.finish()?;
         Ok(Options {
             conversations: u128::from(conversations),
@@ -55,6 +63,7 @@ impl Options {
             only,
             rebuild_only,
             history,
+            layout,
         })
     }
 }
@@ -77,7 +86,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     let events_dir = dir.path().join("events");
     let events = match &options.history {
         Some(kept) => {
-            let events = kept_history(&runtime, kept, options.conversations)?;
+            let events = kept_history(&runtime, kept, options.conversations, options.layout)?;
             // The lag workload appends to the store: it runs on a copy, so the kept history
             // stays the one it is recognised as.
             copy_store(kept, &events_dir)?;
@@ -85,7 +94,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
         }
         None => {
             let store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
-            write_history(&runtime, &store, options.conversations)?
+            write_history(&runtime, &store, options.conversations, options.layout)?
         }
     };
     // Closed and reopened, the store is the settled one a rebuild meets in production, not one
@@ -93,7 +102,14 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     let store = SqliteStore::open(&events_dir, SqliteOptions::default())?;
     eprintln!("projections: {events} events in the history");
     let only = options.only.as_deref();
-    rebuild(&runtime, &store, dir.path(), options.conversations, only)?;
+    rebuild(
+        &runtime,
+        &store,
+        dir.path(),
+        options.conversations,
+        options.layout,
+        only,
+    )?;
     if !options.rebuild_only {
         lag(&runtime, &store, dir.path(), options.lag_seconds, only)?;
     }
@@ -105,9 +121,18 @@ fn write_history(
     runtime: &Runtime,
     store: &SqliteStore,
     conversations: u128,
+    layout: Layout,
 ) -> anyhow::Result<u64> {
-    eprintln!("projections: writing {conversations} conversations");
-    let written = runtime.block_on(history::write(store, conversations))?;
+    eprintln!(
+        "projections: writing {conversations} conversations, {}",
+        layout.name()
+    );
+    let started = Instant::now();
+    let written = runtime.block_on(history::write(store, conversations, layout))?;
+    eprintln!(
+        "projections: wrote {written} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // A reused history is recognised by its size alone, so the count must be exact.
     anyhow::ensure!(
         written == history::events(conversations),
@@ -122,17 +147,38 @@ fn kept_history(
     runtime: &Runtime,
     kept: &std::path::Path,
     conversations: u128,
+    layout: Layout,
 ) -> anyhow::Result<u64> {
     let store = SqliteStore::open(kept, SqliteOptions::default())?;
     let stored = runtime.block_on(store.head())?.0;
     let expected = history::events(conversations);
+    // The layout is written beside the store once the history is complete; a history kept
+    // before there were layouts is contiguous.
+    let marker = kept.join(LAYOUT_FILE);
     if stored == 0 {
-        return write_history(runtime, &store, conversations);
+        let written = write_history(runtime, &store, conversations, layout)?;
+        std::fs::write(&marker, layout.name())
+            .with_context(|| format!("writing {}", marker.display()))?;
+        return Ok(written);
     }
     anyhow::ensure!(
         stored == expected,
         "{} holds {stored} events, not the {expected} of a history of {conversations} conversations",
         kept.display()
+    );
+    let found = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Layout::Contiguous.name().to_owned()
+        }
+        Err(error) => return Err(error).with_context(|| format!("reading {}", marker.display())),
+    };
+    anyhow::ensure!(
+        found.trim() == layout.name(),
+        "{} holds a {} history, not the {} one asked for (--contiguous selects the other)",
+        kept.display(),
+        found.trim(),
+        layout.name()
     );
     eprintln!(
         "projections: reusing the {stored} events in {}",
@@ -140,6 +186,9 @@ fn kept_history(
     );
     Ok(stored)
 }
+
+/// The file beside a kept history's store that names its [`Layout`].
+const LAYOUT_FILE: &str = "LAYOUT";
 
 /// Copies the closed store in `from` into the new directory `to` (all but its lock file).
 fn copy_store(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
@@ -159,6 +208,7 @@ fn rebuild(
     store: &SqliteStore,
     dir: &std::path::Path,
     conversations: u128,
+    layout: Layout,
     only: Option<&str>,
 ) -> anyhow::Result<()> {
     eprintln!("projections: baseline, reading and decoding every event");
@@ -209,6 +259,7 @@ fn rebuild(
         "workload": "rebuild",
         "events": head.0,
         "conversations": conversations,
+        "history": layout.name(),
         "projectors": projectors(only).iter().map(|p| p.name()).collect::<Vec<_>>(),
         "seconds": elapsed.as_secs_f64(),
         "events_per_sec": rate.round(),

@@ -1,7 +1,12 @@
 //! A realistic history, written straight as events: an organisation with 10 agents in 2 teams,
 //! 3 inboxes with chat and e-mail channels, and conversations that go back and forth with
 //! replies, comments, deliveries, assignments, reassignments, closes and reopens, spread over
-//! the past weeks. About 20 events per conversation.
+//! the past weeks. About 20 events per conversation, a new conversation every 37 seconds, each
+//! lasting an hour. By default the conversations' events are interleaved in the log by time,
+//! as a live inbox records them ([`Layout`]).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proto_events::event::*;
@@ -34,6 +39,26 @@ fn chat(i: u128) -> Uuid {
 /// membership), inboxes and channels.
 const SETUP_EVENTS: u64 = 1 + 2 + 2 * AGENTS as u64 + 2 * INBOXES as u64;
 
+/// How the conversations' events lie in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Each conversation's events together, one conversation after the other (the history
+    /// of the benchmarks recorded before 2026-12-03 17:30 UTC).
+    Contiguous,
+    /// Every conversation's events in the order of their times, as a live inbox records
+    /// them: about a hundred conversations are under way at any time.
+    Interleaved,
+}
+
+impl Layout {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Layout::Contiguous => "contiguous",
+            Layout::Interleaved => "interleaved",
+        }
+    }
+}
+
 /// Events in each conversation of the history.
 const CONVERSATION_EVENTS: u64 = 20;
 
@@ -61,7 +86,11 @@ pub(crate) fn encode(events: &[(DomainEvent, Actor, DateTime<Utc>)]) -> Vec<NewE
 }
 
 /// Writes the organisation, then `conversations` conversations; returns the events written.
-pub(crate) async fn write(store: &SqliteStore, conversations: u128) -> anyhow::Result<u64> {
+pub(crate) async fn write(
+    store: &SqliteStore,
+    conversations: u128,
+    layout: Layout,
+) -> anyhow::Result<u64> {
     let start = Utc
         .with_ymd_and_hms(2026, 10, 1, 8, 0, 0)
         .single()
@@ -136,9 +165,134 @@ pub(crate) async fn write(store: &SqliteStore, conversations: u128) -> anyhow::R
         written += events.len() as u64;
         store.append(&stream, ExpectedVersion::Any, events).await?;
     }
-    for c in 0..conversations {
+    let conversations = Conversations::new(start, conversations);
+    written += match layout {
+        Layout::Contiguous => contiguous(store, conversations).await?,
+        Layout::Interleaved => interleaved(store, conversations).await?,
+    };
+    Ok(written)
+}
+
+/// Appends each conversation's events at once, one conversation after the other.
+async fn contiguous(store: &SqliteStore, conversations: Conversations) -> anyhow::Result<u64> {
+    let mut written = 0;
+    for c in 0..conversations.count {
+        let (conversation, events) = conversations.events(c);
+        let encoded = encode(&events);
+        written += encoded.len() as u64;
+        store
+            .append(
+                &streams::conversation(conversation),
+                ExpectedVersion::NoStream,
+                encoded,
+            )
+            .await?;
+    }
+    Ok(written)
+}
+
+/// Appends every event on its own, all conversations' events merged in the order of their
+/// times (ties by conversation, then by place in it), as a live inbox records them. Appends
+/// of different conversations go together, up to [`WAVE`] at a time, so that the store
+/// commits them in groups; within a wave their order is the store's.
+async fn interleaved(store: &SqliteStore, conversations: Conversations) -> anyhow::Result<u64> {
+    // Each conversation still to be merged, by (time of its next event, number).
+    let mut next: BinaryHeap<Reverse<(DateTime<Utc>, u128)>> = BinaryHeap::new();
+    let mut open: HashMap<u128, (Uuid, std::vec::IntoIter<Timed>, u64)> = HashMap::new();
+    let mut started = 0u128;
+    let mut written = 0u64;
+    let mut wave: Vec<(Uuid, u64, Timed)> = Vec::with_capacity(WAVE);
+    loop {
+        // Start the conversations whose first event comes before every open one's next.
+        while started < conversations.count
+            && next
+                .peek()
+                .is_none_or(|Reverse((at, _))| conversations.start(started) <= *at)
+        {
+            let (id, events) = conversations.events(started);
+            if let Some(first) = events.first() {
+                next.push(Reverse((first.2, started)));
+                open.insert(started, (id, events.into_iter(), 0));
+            }
+            started += 1;
+        }
+        let Some(Reverse((_, c))) = next.pop() else {
+            break;
+        };
+        let Some((id, events, version)) = open.get_mut(&c) else {
+            break;
+        };
+        let Some(event) = events.next() else {
+            continue;
+        };
+        let (id, this) = (*id, *version);
+        *version += 1;
+        if let Some(following) = events.as_slice().first() {
+            next.push(Reverse((following.2, c)));
+        } else {
+            open.remove(&c);
+        }
+        if wave.len() == WAVE || wave.iter().any(|(other, _, _)| *other == id) {
+            written += append_wave(store, &mut wave).await?;
+        }
+        wave.push((id, this, event));
+    }
+    written += append_wave(store, &mut wave).await?;
+    Ok(written)
+}
+
+/// The most appends [`interleaved`] has in flight at once.
+const WAVE: usize = 64;
+
+/// Appends each event of `wave` (conversation, version, event) to its conversation at once,
+/// and empties it.
+async fn append_wave(
+    store: &SqliteStore,
+    wave: &mut Vec<(Uuid, u64, Timed)>,
+) -> anyhow::Result<u64> {
+    let appends = wave.drain(..).map(|(id, version, event)| {
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            n => ExpectedVersion::Exact(n - 1),
+        };
+        let encoded = encode(std::slice::from_ref(&event));
+        async move {
+            store
+                .append(&streams::conversation(id), expected, encoded)
+                .await
+        }
+    });
+    let mut written = 0;
+    for appended in futures::future::join_all(appends).await {
+        appended?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// An event of the history with its actor and time.
+type Timed = (DomainEvent, Actor, DateTime<Utc>);
+
+/// The history's conversations, made one at a time.
+struct Conversations {
+    start: DateTime<Utc>,
+    count: u128,
+}
+
+impl Conversations {
+    fn new(start: DateTime<Utc>, count: u128) -> Conversations {
+        Conversations { start, count }
+    }
+
+    /// When conversation `c` starts: one every 37 seconds.
+    fn start(&self, c: u128) -> DateTime<Utc> {
+        self.start + Duration::seconds((c as i64) * 37)
+    }
+
+    /// Conversation `c`'s id and events, in order.
+    fn events(&self, c: u128) -> (Uuid, Vec<Timed>) {
         let conversation = id(1_000_000 + c);
-        let at0 = start + Duration::seconds((c as i64) * 37);
+        let at0 = self.start(c);
         let (inbox, channel, first, second) = (inbox(c), chat(c), agent(c), agent(c + 3));
         let visitor = Identity::ChatVisitor {
             visitor_id: format!("visitor-{c}"),
@@ -295,15 +449,6 @@ pub(crate) async fn write(store: &SqliteStore, conversations: u128) -> anyhow::R
                 at(),
             ),
         ];
-        let encoded = encode(&events);
-        written += encoded.len() as u64;
-        store
-            .append(
-                &streams::conversation(conversation),
-                ExpectedVersion::NoStream,
-                encoded,
-            )
-            .await?;
+        (conversation, events)
     }
-    Ok(written)
 }
