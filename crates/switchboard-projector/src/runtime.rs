@@ -37,8 +37,9 @@ use crate::projector::{Event, Projector};
 pub const BATCH: usize = 1024;
 
 /// Most events applied in one read-model transaction: a projector that has fallen behind (a
-/// rebuild, a restart after downtime) applies several queued batches at once, so that the rows
-/// every batch touches (the ends of indexes, running totals) are written once per transaction.
+/// rebuild, a restart after downtime) applies several batches at once (waiting for the feed to
+/// read them while behind the head), so that the rows every batch touches (the ends of
+/// indexes, running totals) are written once per transaction.
 pub const MAX_TRANSACTION: usize = 16 * BATCH;
 
 /// Decoded batches queued per projector.
@@ -822,19 +823,32 @@ async fn consume(
         let mut events = 0;
         let mut next = Some(first);
         while let Some(fed) = next.take() {
-            match fed {
+            let catching_up = match fed {
                 Ok(batch) => {
                     events += batch.envelopes.len();
+                    let catching_up = !batch.at_head;
                     taken.push(batch);
+                    catching_up
                 }
                 Err(error) => {
                     failure = Some(error);
                     break;
                 }
+            };
+            if events >= MAX_TRANSACTION {
+                break;
             }
-            if events < MAX_TRANSACTION {
-                next = batches.try_recv().ok();
-            }
+            next = if catching_up {
+                // Behind the head, a projector that keeps up with its feed would otherwise
+                // apply each batch as it comes and write the rows a batch touches (headers,
+                // the last chunk of a list) once per batch: it waits to fill a transaction.
+                tokio::select! {
+                    _ = stopped.changed() => return Ok(()),
+                    fed = batches.recv() => fed,
+                }
+            } else {
+                batches.try_recv().ok()
+            };
         }
         if !taken.is_empty()
             && let Some(applied) = writer
