@@ -184,16 +184,17 @@ pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<
     })
 }
 
+/// The event's position, as SQLite stores it.
+fn position(event: &Envelope) -> Result<i64, ApplyError> {
+    i64::try_from(event.position)
+        .map_err(|_| ApplyError::Inconsistent(format!("position {} too large", event.position)))
+}
+
 /// Applies one event.
 fn apply(tx: &BatchTx<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyError> {
     let at = event.metadata.occurred_at.timestamp_micros();
     match &event.payload {
-        DomainEvent::ConversationStarted(e) => {
-            let position = i64::try_from(event.position).map_err(|_| {
-                ApplyError::Inconsistent(format!("position {} too large", event.position))
-            })?;
-            started(tx, b, e, position, at)?;
-        }
+        DomainEvent::ConversationStarted(e) => started(tx, b, e, position(event)?, at)?,
         DomainEvent::MessageReceived(e) => {
             if let Some(mut conv) = b.take_conv(tx, e.conversation_id)? {
                 let done = inbound(tx, b, &mut conv, at);
@@ -205,7 +206,8 @@ fn apply(tx: &BatchTx<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyE
             if let Some(mut conv) = b.take_conv(tx, e.conversation_id)? {
                 let done = match &e.author {
                     ReplyAuthor::User { id } => {
-                        human_reply(tx, b, &mut conv, *id, e.message_id, at)
+                        let reply = (position(event)?, e.message_id);
+                        human_reply(tx, b, &mut conv, *id, reply, at)
                     }
                     ReplyAuthor::Bot { id } => bot_reply(tx, b, &mut conv, *id, at),
                     ReplyAuthor::Automation { .. } => Ok(()),
@@ -604,17 +606,17 @@ fn human_reply(
     b: &mut Batch,
     conv: &mut Conv,
     user: Uuid,
-    message_id: Uuid,
+    (position, message_id): (i64, Uuid),
     at: i64,
 ) -> Result<(), ApplyError> {
     let user = user.to_string();
     let teams = b.teams_of(tx, Some(&user))?;
     tx.execute_cached(
-        "INSERT OR IGNORE INTO replies (message_id, conversation_id, cycle_no, inbox_id, channel_id, channel_kind,
-             agent_id, teams, sent_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO replies (position, message_id, conversation_id, cycle_no, inbox_id,
+             channel_id, channel_kind, agent_id, teams, sent_at)
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            message_id.to_string(),
+            message_id.as_bytes(),
             conv.key.as_bytes(),
             conv.cycle_no,
             conv.inbox_id,
@@ -622,7 +624,8 @@ fn human_reply(
             conv.channel_kind,
             user,
             teams,
-            at
+            at,
+            position
         ],
     )?;
     let cycle = b.existing_cycle(tx, conv)?;

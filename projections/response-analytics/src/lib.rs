@@ -94,7 +94,9 @@ impl Projector for ResponseAnalytics {
         // 5: metrics as their codes (`Metric::code`).
         // 6: measurements' ids follow from their conversation's first position and `seq`
         // (no `measurements_key`).
-        6
+        // 7: replies keyed by the position of their ReplySent (appended; no index on the
+        // message id).
+        7
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

@@ -82,9 +82,11 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             end_at            INTEGER NOT NULL
         ) STRICT;
 
-        -- Every human reply.
+        -- Every human reply, keyed by the position of its ReplySent (rows are appended in
+        -- log order; the queries scan them).
         CREATE TABLE replies (
-            message_id        TEXT    PRIMARY KEY,
+            position          INTEGER PRIMARY KEY,
+            message_id        BLOB    NOT NULL,
             conversation_id   BLOB    NOT NULL,
             cycle_no          INTEGER NOT NULL,
             inbox_id          TEXT    NOT NULL,
