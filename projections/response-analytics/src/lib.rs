@@ -96,7 +96,9 @@ impl Projector for ResponseAnalytics {
         // (no `measurements_key`).
         // 7: replies keyed by the position of their ReplySent (appended; no index on the
         // message id).
-        7
+        // 8: `measurements_metric` is (metric, start_at) and, as every index, the row id: the
+        // queries' order breaks ties in start by id.
+        8
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

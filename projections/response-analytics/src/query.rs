@@ -365,7 +365,9 @@ fn measurement_sql(metric: bool, from: bool, until: bool, conversation: bool) ->
             last = (1_i64 << SEQ_BITS) - 1,
         );
     }
-    sql.push_str("\n         ORDER BY m.start_at, m.conversation_id, m.seq");
+    // Ties in start are broken by id (a conversation's first position, then its sequence
+    // number): the order `measurements_metric` (metric, start_at, then the row id) keeps.
+    sql.push_str("\n         ORDER BY m.start_at, m.id");
     sql
 }
 

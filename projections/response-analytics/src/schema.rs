@@ -10,8 +10,7 @@ use rusqlite::Connection;
 /// The indexes only queries use (the fold reads rows by key).
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS conversations_inbox ON conversations (inbox_id, status);
-CREATE INDEX IF NOT EXISTS measurements_metric
-    ON measurements (metric, start_at, conversation_id, seq);
+CREATE INDEX IF NOT EXISTS measurements_metric ON measurements (metric, start_at);
 ";
 
 /// Creates the query indexes unless they exist.
