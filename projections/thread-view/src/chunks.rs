@@ -148,3 +148,110 @@ pub(crate) fn frames(chunk: &[u8]) -> impl Iterator<Item = Result<(u64, &[u8]), 
         Some(frame.ok_or(()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// Appends rows of the given sizes (positions from `first` on) in one transaction.
+    fn append(conn: &Connection, conversation: Uuid, first: i64, sizes: &[usize]) {
+        let tx = conn.unchecked_transaction().unwrap();
+        let batch = BatchTx::new(&tx);
+        let mut appends = Appends::default();
+        for (n, &size) in sizes.iter().enumerate() {
+            let position = first + n as i64;
+            appends.packed = vec![position as u8; size];
+            appends.push(conversation, position);
+        }
+        appends.flush(&batch).unwrap();
+        drop(batch);
+        tx.commit().unwrap();
+    }
+
+    /// Each chunk of `conversation`: its key and its rows' (position, size).
+    fn chunks(conn: &Connection, conversation: Uuid) -> Vec<(i64, Vec<(u64, usize)>)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT first_position, entries FROM timeline WHERE conversation_id = ?1
+                 ORDER BY first_position",
+            )
+            .unwrap();
+        stmt.query_map([conversation.as_bytes()], |r| {
+            let chunk: Vec<u8> = r.get(1)?;
+            let rows = frames(&chunk)
+                .map(|frame| frame.map(|(position, row)| (position, row.len())))
+                .collect::<Result<_, ()>>()
+                .unwrap();
+            Ok((r.get(0)?, rows))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn chunks_fill_in_order_and_a_row_larger_than_a_chunk_gets_one_of_its_own() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        // A row of 1,000 bytes takes 1,003 with its frame: three fit in 3,800, a fourth not.
+        let sizes = [1000, 1000, 1000, 1000, 10_000, 50, 50];
+        let in_one = table();
+        append(&in_one, a, 1, &sizes);
+        let expected = vec![
+            (1, vec![(1, 1000), (2, 1000), (3, 1000)]),
+            (4, vec![(4, 1000)]),
+            (5, vec![(5, 10_000)]),
+            (6, vec![(6, 50), (7, 50)]),
+        ];
+        assert_eq!(chunks(&in_one, a), expected);
+
+        // Row by row, with another conversation's rows in the same transactions: the same
+        // chunks, whatever the batching.
+        let by_row = table();
+        for (n, &size) in sizes.iter().enumerate() {
+            let position = 1 + n as i64;
+            let tx = by_row.unchecked_transaction().unwrap();
+            let batch = BatchTx::new(&tx);
+            let mut appends = Appends {
+                packed: vec![position as u8; size],
+                ..Appends::default()
+            };
+            appends.push(a, position);
+            appends.packed = vec![0; 10];
+            appends.push(b, 100 + position);
+            appends.flush(&batch).unwrap();
+            drop(batch);
+            tx.commit().unwrap();
+        }
+        assert_eq!(chunks(&by_row, a), expected);
+        assert_eq!(chunks(&by_row, b).len(), 1);
+        assert_eq!(chunks(&by_row, b)[0].1.len(), sizes.len());
+        // The rows come back as they were packed.
+        let stored: Vec<u8> = by_row
+            .query_row(
+                "SELECT entries FROM timeline WHERE first_position = 4",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let (position, row) = frames(&stored).next().unwrap().unwrap();
+        assert_eq!((position, row), (4, &[4u8; 1000][..]));
+    }
+
+    #[test]
+    fn a_malformed_chunk_ends_in_an_error() {
+        let mut chunk = Vec::new();
+        put_varint(&mut chunk, 7);
+        put_bytes(&mut chunk, b"row");
+        chunk.extend_from_slice(&[9, 200]); // a position, then a length past the end
+        let read: Vec<_> = frames(&chunk).collect();
+        assert_eq!(read, [Ok((7, &b"row"[..])), Err(())]);
+    }
+}
