@@ -27,8 +27,10 @@ use serde::de::{self, Visitor};
 use uuid::Uuid;
 
 use crate::event::{
-    ChannelKind, ConversationClosed, DeliverySucceeded, Identity, InboundMessage, MessageReceived,
-    ReplyAuthor, ReplySent,
+    Assignee, AssignmentReason, ChannelKind, CommentAdded, ConversationAssigned,
+    ConversationClosed, ConversationOrigin, ConversationReassigned, ConversationReopened,
+    ConversationStarted, ConversationVisibility, DeliverySucceeded, Identity, InboundMessage,
+    MessageReceived, ReopenCause, ReplyAuthor, ReplySent,
 };
 use crate::{Actor, DomainEvent, Metadata};
 
@@ -143,8 +145,10 @@ pub(crate) fn canonical_metadata(json: &[u8]) -> Option<Metadata> {
 }
 
 /// The most frequent payloads (`MessageReceived`, `ReplySent`, `DeliverySucceeded`,
-/// `ConversationClosed`: most of a conversation's events) exactly as serde_json writes them in
-/// the current schema version, read without serde; `None` for any other type or spelling, which
+/// `ConversationClosed`, `ConversationStarted`, `CommentAdded`, `ConversationReopened`, and
+/// `ConversationAssigned`/`ConversationReassigned` by hand or by a bot's handoff: nearly all of a
+/// conversation's events) exactly as serde_json writes them in the current schema version, read
+/// without serde (an assignment by a routing rule, with its decision, is left to serde); `None` for any other type or spelling, which
 /// the caller decodes with serde as before (escapes in a string, e-mail headers, form fields,
 /// another field order). Everything accepted here is accepted by serde with the same value.
 pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainEvent> {
@@ -223,6 +227,61 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
                 conversation_id,
                 inbox_id: at.uuid_field("inbox_id")?,
                 by: at.field("by", Cursor::actor)?,
+            }
+            .into()
+        }
+        "ConversationStarted" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            ConversationStarted {
+                conversation_id,
+                inbox_id: at.uuid_field("inbox_id")?,
+                channel_id: at.uuid_field("channel_id")?,
+                channel_kind: at.channel_kind_field()?,
+                contact_id: at.field("contact_id", Cursor::opt_uuid)?,
+                origin: at.field("origin", Cursor::origin)?,
+                visibility: at.field("visibility", Cursor::visibility)?,
+            }
+            .into()
+        }
+        "CommentAdded" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            CommentAdded {
+                conversation_id,
+                inbox_id: at.uuid_field("inbox_id")?,
+                comment_id: at.uuid_field("comment_id")?,
+                author_user_id: at.uuid_field("author_user_id")?,
+                body_text: at.string_field("body_text")?,
+                mentions: at.field("mentions", Cursor::uuids)?,
+            }
+            .into()
+        }
+        "ConversationAssigned" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            ConversationAssigned {
+                conversation_id,
+                inbox_id: at.uuid_field("inbox_id")?,
+                assignee: at.field("assignee", Cursor::assignee)?,
+                reason: at.field("reason", Cursor::assignment_reason)?,
+            }
+            .into()
+        }
+        "ConversationReassigned" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            ConversationReassigned {
+                conversation_id,
+                inbox_id: at.uuid_field("inbox_id")?,
+                from: at.field("from", Cursor::assignee)?,
+                to: at.field("to", Cursor::assignee)?,
+                reason: at.field("reason", Cursor::assignment_reason)?,
+            }
+            .into()
+        }
+        "ConversationReopened" => {
+            let conversation_id = at.first_uuid("conversation_id")?;
+            ConversationReopened {
+                conversation_id,
+                inbox_id: at.uuid_field("inbox_id")?,
+                cause: at.field("cause", Cursor::reopen_cause)?,
             }
             .into()
         }
@@ -408,6 +467,91 @@ impl<'a> Cursor<'a> {
         Some(author)
     }
 
+    /// An array of UUIDs.
+    fn uuids(&mut self) -> Option<Vec<Uuid>> {
+        self.literal(b"[")?;
+        let mut ids = Vec::new();
+        if self.literal(b"]").is_some() {
+            return Some(ids);
+        }
+        loop {
+            ids.push(self.quoted_uuid()?);
+            if self.literal(b"]").is_some() {
+                return Some(ids);
+            }
+            self.literal(b",")?;
+        }
+    }
+
+    /// A [`ConversationOrigin`] value, quotes included.
+    fn origin(&mut self) -> Option<ConversationOrigin> {
+        self.literal(b"\"")?;
+        let origin = match self.plain_string()? {
+            b"inbound" => ConversationOrigin::Inbound,
+            b"outbound" => ConversationOrigin::Outbound,
+            _ => return None,
+        };
+        self.literal(b"\"")?;
+        Some(origin)
+    }
+
+    /// A [`ConversationVisibility`] object, `kind` first.
+    fn visibility(&mut self) -> Option<ConversationVisibility> {
+        let visibility = match self.kind()? {
+            b"shared" => ConversationVisibility::Shared,
+            b"private" => ConversationVisibility::Private {
+                owner_user_id: self.field("owner_user_id", Self::quoted_uuid)?,
+            },
+            _ => return None,
+        };
+        self.literal(b"}")?;
+        Some(visibility)
+    }
+
+    /// An [`Assignee`] object, `kind` first.
+    fn assignee(&mut self) -> Option<Assignee> {
+        let kind = self.kind()?;
+        let id = self.field("id", Self::quoted_uuid)?;
+        let assignee = match kind {
+            b"user" => Assignee::User { id },
+            b"team" => Assignee::Team { id },
+            b"bot" => Assignee::Bot { id },
+            _ => return None,
+        };
+        self.literal(b"}")?;
+        Some(assignee)
+    }
+
+    /// An [`AssignmentReason`] by hand or by a bot's handoff; `None` for a rule's decision.
+    fn assignment_reason(&mut self) -> Option<AssignmentReason> {
+        let reason = match self.kind()? {
+            b"manual" => AssignmentReason::Manual {
+                by: self.field("by", Self::actor)?,
+            },
+            b"bot_handoff" => AssignmentReason::BotHandoff {
+                bot_id: self.field("bot_id", Self::quoted_uuid)?,
+            },
+            _ => return None,
+        };
+        self.literal(b"}")?;
+        Some(reason)
+    }
+
+    /// A [`ReopenCause`] object, `kind` first.
+    fn reopen_cause(&mut self) -> Option<ReopenCause> {
+        let cause = match self.kind()? {
+            b"customer_wrote" => ReopenCause::CustomerWrote {
+                message_id: self.field("message_id", Self::quoted_uuid)?,
+            },
+            b"manual" => ReopenCause::Manual {
+                by: self.field("by", Self::actor)?,
+            },
+            _ => return None,
+        };
+        self.literal(b"}")?;
+        Some(cause)
+    }
+
     /// A hyphenated UUID, up to the quote after it (left to read).
     fn uuid(&mut self) -> Option<Uuid> {
         let (text, rest) = self.0.split_at_checked(36)?;
@@ -545,7 +689,7 @@ mod tests {
         assert_eq!(parse_utc(b"2026-10-01T10:27:00+02:00"), None);
     }
 
-    /// Inbound messages, replies, deliveries and closes of every shape the fast path reads.
+    /// Payloads of every type and shape the fast path reads.
     fn frequent_payloads() -> Vec<DomainEvent> {
         let id = |n: u128| Uuid::from_u128(n);
         let identities = [
@@ -634,6 +778,92 @@ mod tests {
                 .into(),
             );
         }
+        let visibilities = [
+            ConversationVisibility::Shared,
+            ConversationVisibility::Private {
+                owner_user_id: id(6),
+            },
+        ];
+        for (n, visibility) in visibilities.into_iter().enumerate() {
+            events.push(
+                ConversationStarted {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    channel_id: id(4),
+                    channel_kind: ChannelKind::Email,
+                    contact_id: (n == 1).then(|| id(5)),
+                    origin: [ConversationOrigin::Inbound, ConversationOrigin::Outbound][n],
+                    visibility,
+                }
+                .into(),
+            );
+        }
+        for mentions in [vec![], vec![id(6)], vec![id(6), id(7), id(8)]] {
+            events.push(
+                CommentAdded {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    comment_id: id(9),
+                    author_user_id: id(6),
+                    body_text: "Can you take this one?".into(),
+                    mentions,
+                }
+                .into(),
+            );
+        }
+        let assignees = [
+            Assignee::User { id: id(6) },
+            Assignee::Team { id: id(10) },
+            Assignee::Bot { id: id(11) },
+        ];
+        let reasons = [
+            AssignmentReason::Manual {
+                by: Actor::User { id: id(6) },
+            },
+            AssignmentReason::BotHandoff { bot_id: id(11) },
+            AssignmentReason::Manual {
+                by: Actor::System {
+                    component: "router".into(),
+                },
+            },
+        ];
+        for (assignee, reason) in assignees.iter().zip(&reasons) {
+            events.push(
+                ConversationAssigned {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    assignee: assignee.clone(),
+                    reason: reason.clone(),
+                }
+                .into(),
+            );
+            events.push(
+                ConversationReassigned {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    from: assignees[0].clone(),
+                    to: assignee.clone(),
+                    reason: reason.clone(),
+                }
+                .into(),
+            );
+        }
+        let causes = [
+            ReopenCause::CustomerWrote { message_id: id(3) },
+            ReopenCause::Manual {
+                by: Actor::User { id: id(6) },
+            },
+        ];
+        for cause in causes {
+            events.push(
+                ConversationReopened {
+                    conversation_id: id(1),
+                    inbox_id: id(2),
+                    cause,
+                }
+                .into(),
+            );
+        }
         events
     }
 
@@ -696,5 +926,15 @@ mod tests {
             None
         );
         assert_eq!(canonical_payload("CommentAdded", b"{}"), None);
+        assert_eq!(canonical_payload("ConversationQueued", b"{}"), None);
+        // A routing rule's decision is left to serde.
+        let id = "00000000-0000-0000-0000-000000000001";
+        let by_rule = format!(
+            r#"{{"conversation_id":"{id}","inbox_id":"{id}","assignee":{{"kind":"user","id":"{id}"}},"reason":{{"kind":"rule","rule_id":"{id}"}}}}"#
+        );
+        assert_eq!(
+            canonical_payload("ConversationAssigned", by_rule.as_bytes()),
+            None
+        );
     }
 }
