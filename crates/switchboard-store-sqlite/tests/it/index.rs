@@ -7,6 +7,8 @@ use switchboard_store::{
 };
 use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 
+use crate::reopen;
+
 async fn everything(store: &SqliteStore) -> Vec<RecordedEvent> {
     store.read_all(Position::START, 10_000).await.unwrap()
 }
@@ -79,14 +81,13 @@ async fn stream_reads_agree_with_the_log_across_index_and_tail() {
     }
     drop(store);
     // Reopened with a lag that leaves a long tail: the persisted index and the tail still agree.
-    let store = SqliteStore::open(
+    let store = reopen(
         dir.path(),
         SqliteOptions {
             index_lag: 1_000,
             ..SqliteOptions::default()
         },
-    )
-    .unwrap();
+    );
     for i in 0..10 {
         store
             .append(

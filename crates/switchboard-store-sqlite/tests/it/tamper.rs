@@ -10,6 +10,8 @@ use switchboard_store::{EventStore, ExpectedVersion, Position};
 use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 
+use crate::reopen;
+
 /// A closed store holding 20 events over 3 streams.
 async fn written_store() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +39,7 @@ fn tamper(dir: &Path) -> Connection {
 }
 
 async fn verify(dir: &Path) -> Verification {
-    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    let store = reopen(dir, SqliteOptions::default());
     chain::verify(&store).await.unwrap()
 }
 
@@ -76,7 +78,7 @@ async fn altered_payload_is_caught_at_its_position() {
 async fn altered_metadata_with_recomputed_hash_is_caught_at_the_next_event() {
     let dir = written_store().await;
     let conn = tamper(dir.path());
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let store = reopen(dir.path(), SqliteOptions::default());
     let mut forged = store.read_all(Position(11), 1).await.unwrap().remove(0);
     let previous = store
         .read_all(Position(10), 1)
@@ -139,13 +141,13 @@ async fn a_second_process_cannot_open_the_same_directory() {
     let second = SqliteStore::open(dir.path(), SqliteOptions::default());
     assert!(matches!(second, Err(OpenError::Locked(_))), "{second:?}");
     drop(first);
-    SqliteStore::open(dir.path(), SqliteOptions::default()).expect("lock released on drop");
+    reopen(dir.path(), SqliteOptions::default()); // the lock is released on drop
 }
 
 #[tokio::test]
 async fn reopening_continues_the_chain() {
     let dir = written_store().await;
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let store = reopen(dir.path(), SqliteOptions::default());
     assert_eq!(store.head().await.unwrap(), Position(20));
     let r = store
         .append("stream-0", ExpectedVersion::Exact(6), vec![event("after")])
