@@ -42,6 +42,10 @@ pub const BATCH: usize = 1024;
 /// indexes, running totals) are written once per transaction.
 pub const MAX_TRANSACTION: usize = 16 * BATCH;
 
+/// The longest a projector behind the head waits for its feed's next batch to fill a
+/// transaction ([`MAX_TRANSACTION`]) before applying what it has.
+const FILL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Decoded batches queued per projector.
 pub const QUEUE: usize = 32;
 
@@ -841,10 +845,12 @@ async fn consume(
             next = if catching_up {
                 // Behind the head, a projector that keeps up with its feed would otherwise
                 // apply each batch as it comes and write the rows a batch touches (headers,
-                // the last chunk of a list) once per batch: it waits to fill a transaction.
+                // the last chunk of a list) once per batch: it waits to fill a transaction,
+                // but not past `FILL_WAIT`, in case the batch was the last one after all (the
+                // feed could not read the store's head, or another node's head ran ahead).
                 tokio::select! {
                     _ = stopped.changed() => return Ok(()),
-                    fed = batches.recv() => fed,
+                    fed = tokio::time::timeout(FILL_WAIT, batches.recv()) => fed.ok().flatten(),
                 }
             } else {
                 batches.try_recv().ok()
