@@ -423,48 +423,51 @@ impl<'a> Cursor<'a> {
         Some(actor)
     }
 
-    /// The opening of a tagged object up to its `kind`, which it returns.
-    fn kind(&mut self) -> Option<&'a [u8]> {
+    /// A tagged object, `kind` first: `read` reads the rest of its fields given the kind
+    /// (`None` for a kind it does not know), then the object must close.
+    fn tagged<T>(&mut self, read: impl FnOnce(&mut Self, &'a [u8]) -> Option<T>) -> Option<T> {
         self.literal(br#"{"kind":""#)?;
         let kind = self.plain_string()?;
         self.literal(b"\"")?;
-        Some(kind)
+        let value = read(self, kind)?;
+        self.literal(b"}")?;
+        Some(value)
     }
 
     /// An [`Identity`] object, `kind` first.
     fn identity(&mut self) -> Option<Identity> {
-        let identity = match self.kind()? {
-            b"email" => Identity::Email {
-                address: self.field("address", Self::string)?,
-            },
-            b"chat_visitor" => Identity::ChatVisitor {
-                visitor_id: self.field("visitor_id", Self::string)?,
-            },
-            b"messenger" => Identity::Messenger {
-                psid: self.field("psid", Self::string)?,
-            },
-            _ => return None,
-        };
-        self.literal(b"}")?;
-        Some(identity)
+        self.tagged(|at, kind| {
+            Some(match kind {
+                b"email" => Identity::Email {
+                    address: at.field("address", Self::string)?,
+                },
+                b"chat_visitor" => Identity::ChatVisitor {
+                    visitor_id: at.field("visitor_id", Self::string)?,
+                },
+                b"messenger" => Identity::Messenger {
+                    psid: at.field("psid", Self::string)?,
+                },
+                _ => return None,
+            })
+        })
     }
 
     /// A [`ReplyAuthor`] object, `kind` first.
     fn reply_author(&mut self) -> Option<ReplyAuthor> {
-        let author = match self.kind()? {
-            b"user" => ReplyAuthor::User {
-                id: self.field("id", Self::quoted_uuid)?,
-            },
-            b"bot" => ReplyAuthor::Bot {
-                id: self.field("id", Self::quoted_uuid)?,
-            },
-            b"automation" => ReplyAuthor::Automation {
-                name: self.field("name", Self::string)?,
-            },
-            _ => return None,
-        };
-        self.literal(b"}")?;
-        Some(author)
+        self.tagged(|at, kind| {
+            Some(match kind {
+                b"user" => ReplyAuthor::User {
+                    id: at.field("id", Self::quoted_uuid)?,
+                },
+                b"bot" => ReplyAuthor::Bot {
+                    id: at.field("id", Self::quoted_uuid)?,
+                },
+                b"automation" => ReplyAuthor::Automation {
+                    name: at.field("name", Self::string)?,
+                },
+                _ => return None,
+            })
+        })
     }
 
     /// An array of UUIDs.
@@ -497,59 +500,58 @@ impl<'a> Cursor<'a> {
 
     /// A [`ConversationVisibility`] object, `kind` first.
     fn visibility(&mut self) -> Option<ConversationVisibility> {
-        let visibility = match self.kind()? {
-            b"shared" => ConversationVisibility::Shared,
-            b"private" => ConversationVisibility::Private {
-                owner_user_id: self.field("owner_user_id", Self::quoted_uuid)?,
-            },
-            _ => return None,
-        };
-        self.literal(b"}")?;
-        Some(visibility)
+        self.tagged(|at, kind| {
+            Some(match kind {
+                b"shared" => ConversationVisibility::Shared,
+                b"private" => ConversationVisibility::Private {
+                    owner_user_id: at.field("owner_user_id", Self::quoted_uuid)?,
+                },
+                _ => return None,
+            })
+        })
     }
 
     /// An [`Assignee`] object, `kind` first.
     fn assignee(&mut self) -> Option<Assignee> {
-        let kind = self.kind()?;
-        let id = self.field("id", Self::quoted_uuid)?;
-        let assignee = match kind {
-            b"user" => Assignee::User { id },
-            b"team" => Assignee::Team { id },
-            b"bot" => Assignee::Bot { id },
-            _ => return None,
-        };
-        self.literal(b"}")?;
-        Some(assignee)
+        self.tagged(|at, kind| {
+            let id = at.field("id", Self::quoted_uuid)?;
+            Some(match kind {
+                b"user" => Assignee::User { id },
+                b"team" => Assignee::Team { id },
+                b"bot" => Assignee::Bot { id },
+                _ => return None,
+            })
+        })
     }
 
     /// An [`AssignmentReason`] by hand or by a bot's handoff; `None` for a rule's decision.
     fn assignment_reason(&mut self) -> Option<AssignmentReason> {
-        let reason = match self.kind()? {
-            b"manual" => AssignmentReason::Manual {
-                by: self.field("by", Self::actor)?,
-            },
-            b"bot_handoff" => AssignmentReason::BotHandoff {
-                bot_id: self.field("bot_id", Self::quoted_uuid)?,
-            },
-            _ => return None,
-        };
-        self.literal(b"}")?;
-        Some(reason)
+        self.tagged(|at, kind| {
+            Some(match kind {
+                b"manual" => AssignmentReason::Manual {
+                    by: at.field("by", Self::actor)?,
+                },
+                b"bot_handoff" => AssignmentReason::BotHandoff {
+                    bot_id: at.field("bot_id", Self::quoted_uuid)?,
+                },
+                _ => return None,
+            })
+        })
     }
 
     /// A [`ReopenCause`] object, `kind` first.
     fn reopen_cause(&mut self) -> Option<ReopenCause> {
-        let cause = match self.kind()? {
-            b"customer_wrote" => ReopenCause::CustomerWrote {
-                message_id: self.field("message_id", Self::quoted_uuid)?,
-            },
-            b"manual" => ReopenCause::Manual {
-                by: self.field("by", Self::actor)?,
-            },
-            _ => return None,
-        };
-        self.literal(b"}")?;
-        Some(cause)
+        self.tagged(|at, kind| {
+            Some(match kind {
+                b"customer_wrote" => ReopenCause::CustomerWrote {
+                    message_id: at.field("message_id", Self::quoted_uuid)?,
+                },
+                b"manual" => ReopenCause::Manual {
+                    by: at.field("by", Self::actor)?,
+                },
+                _ => return None,
+            })
+        })
     }
 
     /// A hyphenated UUID, up to the quote after it (left to read).
