@@ -19,6 +19,7 @@ mod writer;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +39,9 @@ pub const DATABASE_FILE: &str = "events.sqlite3";
 /// A source of commit timestamps, replaceable in tests.
 pub type CommitClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// How often [`SqliteStore::open`] tries the directory's lock again while it waits.
+const LOCK_RETRY: Duration = Duration::from_millis(10);
+
 /// How to open the embedded store.
 #[derive(Clone)]
 pub struct SqliteOptions {
@@ -52,6 +56,12 @@ pub struct SqliteOptions {
     pub index_lag: u64,
     /// Where commit timestamps (`recorded_at`) come from.
     pub clock: CommitClock,
+    /// How long [`SqliteStore::open`] waits for another holder of the directory's lock to let
+    /// go before refusing with [`OpenError::Locked`]: a server finishing its shutdown while its
+    /// successor starts (if it finishes within this time), or a child process started by this
+    /// one that holds a copy of the lock's descriptor until it executes its program (it is
+    /// closed on exec).
+    pub lock_wait: Duration,
 }
 
 impl std::fmt::Debug for SqliteOptions {
@@ -61,6 +71,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("max_batch_events", &self.max_batch_events)
             .field("read_connections", &self.read_connections)
             .field("index_lag", &self.index_lag)
+            .field("lock_wait", &self.lock_wait)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +84,7 @@ impl Default for SqliteOptions {
             read_connections: 4,
             index_lag: 2048,
             clock: Arc::new(Utc::now),
+            lock_wait: Duration::from_secs(2),
         }
     }
 }
@@ -89,7 +101,8 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
-    /// Another process has the directory open. Stop it, or use another directory.
+    /// Another process (or another store of this one) has the directory open, and kept it
+    /// for all of [`SqliteOptions::lock_wait`]. Stop it, or use another directory.
     #[error("data directory {0} is in use by another process")]
     Locked(PathBuf),
     /// SQLite refused to open or migrate the database.
@@ -130,7 +143,9 @@ impl Drop for Inner {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `dir`, and starts its writer thread.
+    /// Opens (creating if needed) the store in `dir`, and starts its writer thread. Another
+    /// holder of the directory is waited for up to [`SqliteOptions::lock_wait`], then refused
+    /// with [`OpenError::Locked`].
     pub fn open(dir: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, OpenError> {
         let dir = dir.as_ref();
         let io = |source| OpenError::Directory {
@@ -144,12 +159,21 @@ impl SqliteStore {
             .write(true)
             .open(dir.join("LOCK"))
             .map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked(dir.to_owned()));
+        // A wait too long to add to now has no deadline.
+        let deadline = Instant::now().checked_add(options.lock_wait);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock)
+                    if deadline.is_none_or(|deadline| Instant::now() < deadline) =>
+                {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(OpenError::Locked(dir.to_owned()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let path = dir.join(DATABASE_FILE);
         let conn = schema::open_writer(&path)?;

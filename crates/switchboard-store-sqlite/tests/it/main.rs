@@ -7,6 +7,7 @@
 mod conformance;
 mod crash;
 mod index;
+mod lock;
 mod read_only;
 mod tamper;
 
@@ -18,7 +19,8 @@ use switchboard_store_sqlite::{OpenError, SqliteOptions, SqliteStore};
 /// Opens the store in `dir` again after the test dropped its handle. The crash tests spawn
 /// processes: a child forked while this test's store was open holds its lock file until it
 /// executes (the descriptor is close-on-exec), so the lock may outlive the drop for that long.
-/// Waits for it, up to a deadline.
+/// The store waits for that itself (`lock_wait`, 2 s); this waits longer, for a machine so busy
+/// that a child takes more than that to reach its program.
 pub(crate) fn reopen(dir: &Path, options: SqliteOptions) -> SqliteStore {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

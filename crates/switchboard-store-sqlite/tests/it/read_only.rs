@@ -2,7 +2,18 @@
 
 use switchboard_store::conformance::event;
 use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StoreError, StreamFrom};
-use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
+use switchboard_store_sqlite::{OpenError, SqliteOptions, SqliteStore};
+
+/// Opening for writing beside the writer: refused at once.
+fn second_writer(dir: &std::path::Path) -> Result<SqliteStore, OpenError> {
+    SqliteStore::open(
+        dir,
+        SqliteOptions {
+            lock_wait: std::time::Duration::ZERO,
+            ..SqliteOptions::default()
+        },
+    )
+}
 
 #[tokio::test]
 async fn a_read_only_handle_reads_beside_the_writer_and_cannot_write() {
@@ -19,7 +30,8 @@ async fn a_read_only_handle_reads_beside_the_writer_and_cannot_write() {
             .unwrap();
     }
     // The directory is locked for writers, yet a reader gets in.
-    assert!(SqliteStore::open(dir.path(), SqliteOptions::default()).is_err());
+    let refused = second_writer(dir.path());
+    assert!(matches!(refused, Err(OpenError::Locked(_))), "{refused:?}");
     let reader = SqliteStore::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.head().await.unwrap(), Position(5));
     let all = reader.read_all(Position::START, 100).await.unwrap();
@@ -35,6 +47,7 @@ async fn a_read_only_handle_reads_beside_the_writer_and_cannot_write() {
     assert!(matches!(refused, Err(StoreError::Closed)), "{refused:?}");
     // Dropping the reader leaves the writer's lock alone.
     drop(reader);
-    assert!(SqliteStore::open(dir.path(), SqliteOptions::default()).is_err());
+    let refused = second_writer(dir.path());
+    assert!(matches!(refused, Err(OpenError::Locked(_))), "{refused:?}");
     assert_eq!(writer.head().await.unwrap(), Position(5));
 }

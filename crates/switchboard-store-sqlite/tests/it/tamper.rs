@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use switchboard_store::chain::{self, Verification};
 use switchboard_store::conformance::event;
 use switchboard_store::{EventStore, ExpectedVersion, Position};
-use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
+use switchboard_store_sqlite::{DATABASE_FILE, SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 
 use crate::reopen;
@@ -132,16 +132,6 @@ async fn the_database_refuses_update_and_delete() {
         verify(dir.path()).await,
         Verification::Intact { events: 20, .. }
     ));
-}
-
-#[tokio::test]
-async fn a_second_process_cannot_open_the_same_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    let second = SqliteStore::open(dir.path(), SqliteOptions::default());
-    assert!(matches!(second, Err(OpenError::Locked(_))), "{second:?}");
-    drop(first);
-    reopen(dir.path(), SqliteOptions::default()); // the lock is released on drop
 }
 
 #[tokio::test]
