@@ -71,3 +71,17 @@ pub fn dump(conn: &Connection) -> BTreeMap<String, Vec<Vec<String>>> {
     }
     tables
 }
+
+/// The names of a read model's own indexes (not SQLite's automatic ones), sorted: what a test
+/// of indexes built once caught up compares.
+pub fn indexes(conn: &Connection) -> Vec<String> {
+    conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' \
+         ORDER BY name",
+    )
+    .unwrap()
+    .query_map([], |r| r.get(0))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}

@@ -141,12 +141,9 @@ fn apply(
 ) -> Result<(), ApplyError> {
     let at = event.metadata.occurred_at.timestamp_micros();
     match &event.payload {
-        DomainEvent::ContactRecordCreated(e) => {
-            conversations.flush(tx)?;
-            contact_created(tx, e, at)?
-        }
+        DomainEvent::ContactRecordCreated(e) => contact_created(tx, conversations, e, at)?,
         DomainEvent::ContactPropertiesChanged(e) => {
-            let contact = resolve(tx, e.contact_id)?;
+            let contact = resolve_in(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
             for (key, value) in &e.changes {
                 match value {
@@ -163,12 +160,12 @@ fn apply(
             }
         }
         DomainEvent::ContactIdentityLinked(e) => {
-            let contact = resolve(tx, e.contact_id)?;
+            let contact = resolve_in(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
             link_identity(tx, &contact, &e.identity)?;
         }
         DomainEvent::ContactOwnerChanged(e) => {
-            let contact = resolve(tx, e.contact_id)?;
+            let contact = resolve_in(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
             tx.execute_cached(
                 "UPDATE contacts SET owner_user_id = ?2 WHERE contact_id = ?1",
@@ -220,7 +217,11 @@ fn apply(
         }
         DomainEvent::ConversationStarted(e) => conversation_started(tx, conversations, e, at)?,
         DomainEvent::MessageReceived(e) => {
-            let contact = e.message.contact_id.map(|c| resolve(tx, c)).transpose()?;
+            let contact = e
+                .message
+                .contact_id
+                .map(|c| resolve_in(tx, c))
+                .transpose()?;
             message(
                 tx,
                 conversations,
@@ -264,23 +265,33 @@ fn apply(
     Ok(())
 }
 
+/// Where a contact was merged into, if it was.
+const SURVIVOR: &str = "SELECT merged_into FROM contacts WHERE contact_id = ?1";
+
 /// The live contact a contact id stands for: itself, or the survivor it was merged into.
 pub(crate) fn resolve(conn: &Connection, contact: Uuid) -> rusqlite::Result<String> {
     let id = contact.to_string();
     let survivor: Option<Option<String>> = conn
-        .query_row(
-            "SELECT merged_into FROM contacts WHERE contact_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
+        .prepare_cached(SURVIVOR)?
+        .query_row([&id], |r| r.get(0))
+        .optional()?;
+    Ok(survivor.flatten().unwrap_or(id))
+}
+
+/// [`resolve`] while applying a batch: every message from a known contact asks, so with the
+/// batch's own statement.
+fn resolve_in(tx: &BatchTx<'_>, contact: Uuid) -> rusqlite::Result<String> {
+    let id = contact.to_string();
+    let survivor: Option<Option<String>> = tx
+        .query_row_cached(SURVIVOR, [&id], |r| r.get(0))
         .optional()?;
     Ok(survivor.flatten().unwrap_or(id))
 }
 
 /// A record reference as stored, contacts resolved through merges.
-fn resolve_ref(conn: &Connection, record: &RecordRef) -> rusqlite::Result<(&'static str, String)> {
+fn resolve_ref(tx: &BatchTx<'_>, record: &RecordRef) -> rusqlite::Result<(&'static str, String)> {
     let id = match record.kind {
-        RecordKind::Contact => resolve(conn, record.id)?,
+        RecordKind::Contact => resolve_in(tx, record.id)?,
         _ => record.id.to_string(),
     };
     Ok((kind_str(record.kind), id))
@@ -308,8 +319,13 @@ fn link_identity(
     Ok(())
 }
 
-fn contact_created(tx: &BatchTx<'_>, e: &ContactRecordCreated, at: i64) -> rusqlite::Result<()> {
-    let contact = resolve(tx, e.contact_id)?;
+fn contact_created(
+    tx: &BatchTx<'_>,
+    conversations: &mut Conversations,
+    e: &ContactRecordCreated,
+    at: i64,
+) -> rusqlite::Result<()> {
+    let contact = resolve_in(tx, e.contact_id)?;
     ensure_contact(tx, &contact)?;
     tx.execute_cached(
         "UPDATE contacts SET created_at = COALESCE(created_at, ?2) WHERE contact_id = ?1",
@@ -325,12 +341,16 @@ fn contact_created(tx: &BatchTx<'_>, e: &ContactRecordCreated, at: i64) -> rusql
             params![contact, key, value],
         )?;
     }
-    // The visitor of that conversation is this contact from now on.
-    if let Some(conversation) = e.from_conversation_id {
-        tx.execute_cached(
-            "UPDATE conversations SET contact_id = ?2 WHERE conversation_id = ?1 AND contact_id IS NULL",
-            params![conversation.to_string(), contact],
-        )?;
+    // The visitor of that conversation is this contact from now on. Through the batch's rows,
+    // not SQL on the table: nearly every new customer is a contact created beside a
+    // conversation the batch holds, and writing the batch's rows back before each would write
+    // most of them once per contact.
+    if let Some(conversation) = e.from_conversation_id
+        && let (Some(row), changed) = conversations.slot(tx, conversation)?
+        && row.contact_id.is_none()
+    {
+        row.contact_id = Some(contact);
+        *changed = true;
     }
     Ok(())
 }
@@ -339,8 +359,8 @@ fn contact_created(tx: &BatchTx<'_>, e: &ContactRecordCreated, at: i64) -> rusql
 /// survivor lacks, the owner if the survivor has none, associations and conversations.
 /// Applying the same merge twice (it is recorded in both streams) changes nothing the second time.
 fn merge(tx: &BatchTx<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<()> {
-    let survivor = resolve(tx, e.survivor_id)?;
-    let merged = resolve(tx, e.merged_id)?;
+    let survivor = resolve_in(tx, e.survivor_id)?;
+    let merged = resolve_in(tx, e.merged_id)?;
     if survivor == merged {
         return Ok(());
     }
@@ -402,7 +422,7 @@ fn conversation_started(
     e: &ConversationStarted,
     at: i64,
 ) -> rusqlite::Result<()> {
-    let contact = e.contact_id.map(|c| resolve(tx, c)).transpose()?;
+    let contact = e.contact_id.map(|c| resolve_in(tx, c)).transpose()?;
     let owner = match &e.visibility {
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),

@@ -42,7 +42,9 @@ impl Projector for ContactSidebar {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: `conversations_by_contact` built once caught up; `conversations_of_contact`
+        // (contact id alone) until then.
+        2
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -55,5 +57,9 @@ impl Projector for ContactSidebar {
 
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
         apply::apply_batch(tx, events)
+    }
+
+    fn caught_up(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        schema::create_indexes(tx)
     }
 }

@@ -114,12 +114,9 @@ pub struct ConversationPage {
 /// the id is unknown.
 pub fn resolve_contact(conn: &Connection, contact_id: Uuid) -> rusqlite::Result<Option<Uuid>> {
     let id = resolve(conn, contact_id)?;
-    conn.query_row(
-        "SELECT contact_id FROM contacts WHERE contact_id = ?1",
-        [&id],
-        |r| uuid_at(r, 0),
-    )
-    .optional()
+    conn.prepare_cached("SELECT contact_id FROM contacts WHERE contact_id = ?1")?
+        .query_row([&id], |r| uuid_at(r, 0))
+        .optional()
 }
 
 /// The contact with this id, or the survivor it was merged into.
@@ -128,28 +125,30 @@ pub fn contact_by_id(conn: &Connection, contact_id: Uuid) -> rusqlite::Result<Op
         return Ok(None);
     };
     let id = contact_id.to_string();
-    let (owner_user_id, created_at) = conn.query_row(
-        "SELECT owner_user_id, created_at FROM contacts WHERE contact_id = ?1",
-        [&id],
-        |r| {
+    let (owner_user_id, created_at) = conn
+        .prepare_cached("SELECT owner_user_id, created_at FROM contacts WHERE contact_id = ?1")?
+        .query_row([&id], |r| {
             Ok((
                 opt_uuid_at(r, 0)?,
                 r.get::<_, Option<i64>>(1)?
                     .map(|t| time_from(t, 1))
                     .transpose()?,
             ))
-        },
-    )?;
+        })?;
     let properties = conn
-        .prepare("SELECT key, value FROM contact_properties WHERE contact_id = ?1 ORDER BY key")?
+        .prepare_cached(
+            "SELECT key, value FROM contact_properties WHERE contact_id = ?1 ORDER BY key",
+        )?
         .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let identities = conn
-        .prepare("SELECT kind, value FROM contact_identities WHERE contact_id = ?1 ORDER BY kind, normalised")?
+        .prepare_cached("SELECT kind, value FROM contact_identities WHERE contact_id = ?1 ORDER BY kind, normalised")?
         .query_map([&id], |r| identity_from(&r.get::<_, String>(0)?, r.get(1)?, 0))?
         .collect::<rusqlite::Result<_>>()?;
     let merged_ids = conn
-        .prepare("SELECT contact_id FROM contacts WHERE merged_into = ?1 ORDER BY contact_id")?
+        .prepare_cached(
+            "SELECT contact_id FROM contacts WHERE merged_into = ?1 ORDER BY contact_id",
+        )?
         .query_map([&id], |r| uuid_at(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(Contact {
@@ -169,11 +168,10 @@ pub fn contact_by_identity(
 ) -> rusqlite::Result<Option<Contact>> {
     let (kind, normalised, _) = identity_key(identity);
     let contact = conn
-        .query_row(
+        .prepare_cached(
             "SELECT contact_id FROM contact_identities WHERE kind = ?1 AND normalised = ?2",
-            params![kind, normalised],
-            |r| uuid_at(r, 0),
-        )
+        )?
+        .query_row(params![kind, normalised], |r| uuid_at(r, 0))
         .optional()?;
     match contact {
         Some(contact) => contact_by_id(conn, contact),
@@ -215,7 +213,7 @@ fn associated(
         RecordKind::Contact => resolve(conn, record.id)?,
         _ => record.id.to_string(),
     };
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT a.other_kind, a.other_id,
              CASE a.other_kind
                  WHEN 'contact' THEN (SELECT p.value FROM contact_properties p
@@ -261,7 +259,7 @@ pub fn conversations_of_contact(
         None => (None, None),
     };
     let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT conversation_id, inbox_id, status, private_owner_user_id, subject, last_preview,
                 last_direction, last_activity
          FROM conversations

@@ -213,3 +213,28 @@ fn building_in_batches_equals_building_at_once() {
         assert_eq!(batched, at_once, "batch size {batch}");
     }
 }
+
+#[test]
+fn the_list_index_is_built_once_caught_up() {
+    use switchboard_projector::Event;
+    use switchboard_projector::model::{apply_events, open_for_writing};
+
+    let log = history();
+    let decoded: Vec<Event<'_>> = log.events.iter().map(Event::decoded).collect();
+    let (catching_up, last) = decoded.split_at(decoded.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contact_sidebar.sqlite3");
+    let (mut conn, _) = open_for_writing(&path, &ContactSidebar).unwrap();
+    apply_events(&mut conn, &ContactSidebar, catching_up, false).unwrap();
+    // Besides the other tables' indexes, which applying events needs throughout.
+    let others = ["contact_identities_by_contact", "contacts_by_survivor"];
+    assert_eq!(
+        testing::indexes(&conn),
+        [&others[..], &["conversations_of_contact"]].concat()
+    );
+    apply_events(&mut conn, &ContactSidebar, last, true).unwrap();
+    assert_eq!(
+        testing::indexes(&conn),
+        [&others[..], &["conversations_by_contact"]].concat()
+    );
+}

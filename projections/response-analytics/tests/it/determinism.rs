@@ -51,22 +51,15 @@ fn query_indexes_are_built_once_caught_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("response_analytics.sqlite3");
     let (mut conn, _) = open_for_writing(&path, &ResponseAnalytics).unwrap();
-    let indexes = |conn: &rusqlite::Connection| -> Vec<String> {
-        conn.prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' \
-             ORDER BY name",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-    };
     apply_events(&mut conn, &ResponseAnalytics, catching_up, false).unwrap();
-    assert!(indexes(&conn).is_empty(), "{:?}", indexes(&conn));
+    assert!(
+        testing::indexes(&conn).is_empty(),
+        "{:?}",
+        switchboard_projector::testing::indexes(&conn)
+    );
     apply_events(&mut conn, &ResponseAnalytics, last, true).unwrap();
     assert_eq!(
-        indexes(&conn),
+        testing::indexes(&conn),
         ["conversations_inbox", "measurements_metric"]
     );
     // Measurements stay unique per conversation and sequence number once the index exists.

@@ -4,7 +4,7 @@
 use proto_events::event::{CommentAdded, DomainEvent};
 use switchboard_projector::Event;
 use switchboard_projector::model::{apply_batch, apply_events, open_for_writing};
-use switchboard_projector::testing::{build_at_once, build_in_batches, dump};
+use switchboard_projector::testing::{self, build_at_once, build_in_batches, dump};
 use thread_view::ThreadView;
 use uuid::Uuid;
 
@@ -47,16 +47,6 @@ fn batches_of_1_3_and_17_equal_a_rebuild() {
     }
 }
 
-/// The indexes of a read model's tables, by name.
-fn indexes(conn: &rusqlite::Connection) -> Vec<String> {
-    conn.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 #[test]
 fn query_indexes_are_built_once_caught_up() {
     let events = history();
@@ -68,12 +58,12 @@ fn query_indexes_are_built_once_caught_up() {
     apply_events(&mut conn, &ThreadView, catching_up, false).unwrap();
     // While catching up, only the index applying events needs.
     assert_eq!(
-        indexes(&conn),
+        testing::indexes(&conn),
         ["filtered_by_message", "timeline_by_conversation"]
     );
     apply_events(&mut conn, &ThreadView, last, true).unwrap();
     assert_eq!(
-        indexes(&conn),
+        testing::indexes(&conn),
         [
             "conversations_by_activity",
             "conversations_by_assignee",
