@@ -2,8 +2,11 @@
 //! 3 inboxes with chat and e-mail channels, and conversations that go back and forth with
 //! replies, comments, deliveries, assignments, reassignments, closes and reopens, spread over
 //! the past weeks. About 20 events per conversation, a new conversation every 37 seconds, each
-//! lasting an hour. By default the conversations' events are interleaved in the log by time,
-//! as a live inbox records them ([`Layout`]).
+//! lasting an hour. Every conversation's customer is a contact, its messages carry the contact's
+//! id, and one conversation in four comes from a returning customer: the contact is created
+//! (with a chat visitor and an e-mail identity) just before its first conversation starts. By
+//! default the conversations' events are interleaved in the log by time, as a live inbox
+//! records them ([`Layout`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -62,9 +65,36 @@ impl Layout {
 /// Events in each conversation of the history.
 const CONVERSATION_EVENTS: u64 = 20;
 
-/// How many events [`write`] writes for `conversations` conversations.
+/// How many events [`write`] writes for `conversations` conversations: the setup, each
+/// conversation's, and one creating each contact.
 pub(crate) fn events(conversations: u128) -> u64 {
-    SETUP_EVENTS + CONVERSATION_EVENTS * conversations as u64
+    SETUP_EVENTS + CONVERSATION_EVENTS * conversations as u64 + contacts(conversations) as u64
+}
+
+/// How many contacts the customers of `conversations` conversations are: all but every fourth
+/// conversation's, which comes from a returning customer ([`customer`]).
+fn contacts(conversations: u128) -> u128 {
+    conversations - conversations / 4
+}
+
+/// The number of conversation `c`'s customer, and whether `c` is that customer's first
+/// conversation: every fourth conversation (3, 7, 11, ...) comes from the customer of the one
+/// before it.
+fn customer(c: u128) -> (u128, bool) {
+    (c - (c + 1) / 4, c % 4 != 3)
+}
+
+fn contact(k: u128) -> Uuid {
+    id(60_000_000 + k)
+}
+
+/// The stream an event of a conversation's timeline goes to: its contact's, for the event
+/// creating the contact, the conversation's for the others.
+fn stream_of(conversation: Uuid, event: &DomainEvent) -> String {
+    match event {
+        DomainEvent::ContactRecordCreated(e) => streams::contact(e.contact_id),
+        _ => streams::conversation(conversation),
+    }
 }
 
 /// Encodes a history's events for one append, stamped with `at` and `actor`.
@@ -178,15 +208,24 @@ async fn contiguous(store: &SqliteStore, conversations: Conversations) -> anyhow
     let mut written = 0;
     for c in 0..conversations.count {
         let (conversation, events) = conversations.events(c);
-        let encoded = encode(&events);
-        written += encoded.len() as u64;
-        store
-            .append(
-                &streams::conversation(conversation),
-                ExpectedVersion::NoStream,
-                encoded,
-            )
-            .await?;
+        // The contact's creation first, to its own stream; then the conversation's events.
+        let (contact, timeline): (Vec<Timed>, Vec<Timed>) = events
+            .into_iter()
+            .partition(|(event, _, _)| matches!(event, DomainEvent::ContactRecordCreated(_)));
+        for (events, stream) in [
+            (
+                &contact,
+                contact.first().map(|e| stream_of(conversation, &e.0)),
+            ),
+            (&timeline, Some(streams::conversation(conversation))),
+        ] {
+            let Some(stream) = stream else { continue };
+            let encoded = encode(events);
+            written += encoded.len() as u64;
+            store
+                .append(&stream, ExpectedVersion::NoStream, encoded)
+                .await?;
+        }
     }
     Ok(written)
 }
@@ -226,7 +265,10 @@ async fn interleaved(store: &SqliteStore, conversations: Conversations) -> anyho
             continue;
         };
         let (id, this) = (*id, *version);
-        *version += 1;
+        // The event creating the customer's contact goes to the contact's own stream.
+        if !matches!(event.0, DomainEvent::ContactRecordCreated(_)) {
+            *version += 1;
+        }
         if let Some(following) = events.as_slice().first() {
             next.push(Reverse((following.2, c)));
         } else {
@@ -244,23 +286,20 @@ async fn interleaved(store: &SqliteStore, conversations: Conversations) -> anyho
 /// The most appends [`interleaved`] has in flight at once.
 const WAVE: usize = 64;
 
-/// Appends each event of `wave` (conversation, version, event) to its conversation at once,
-/// and empties it.
+/// Appends each event of `wave` (conversation, version, event) to its stream (the
+/// conversation's, or a new contact's: [`stream_of`]) at once, and empties it.
 async fn append_wave(
     store: &SqliteStore,
     wave: &mut Vec<(Uuid, u64, Timed)>,
 ) -> anyhow::Result<u64> {
     let appends = wave.drain(..).map(|(id, version, event)| {
-        let expected = match version {
-            0 => ExpectedVersion::NoStream,
-            n => ExpectedVersion::Exact(n - 1),
+        let expected = match (&event.0, version) {
+            (DomainEvent::ContactRecordCreated(_), _) | (_, 0) => ExpectedVersion::NoStream,
+            (_, n) => ExpectedVersion::Exact(n - 1),
         };
+        let stream = stream_of(id, &event.0);
         let encoded = encode(std::slice::from_ref(&event));
-        async move {
-            store
-                .append(&streams::conversation(id), expected, encoded)
-                .await
-        }
+        async move { store.append(&stream, expected, encoded).await }
     });
     let mut written = 0;
     for appended in futures::future::join_all(appends).await {
@@ -294,8 +333,10 @@ impl Conversations {
         let conversation = id(1_000_000 + c);
         let at0 = self.start(c);
         let (inbox, channel, first, second) = (inbox(c), chat(c), agent(c), agent(c + 3));
+        let (k, new_customer) = customer(c);
+        let contact_id = contact(k);
         let visitor = Identity::ChatVisitor {
-            visitor_id: format!("visitor-{c}"),
+            visitor_id: format!("visitor-{k}"),
         };
         let customer = Actor::Channel { id: channel };
         let mut t = 0;
@@ -313,8 +354,8 @@ impl Conversations {
                     channel_kind: ChannelKind::Chat,
                     provider_message_id: None,
                     from: visitor.clone(),
-                    from_name: Some(format!("Visitor {c}")),
-                    contact_id: None,
+                    from_name: Some(format!("Visitor {k}")),
+                    contact_id: Some(contact_id),
                     subject: None,
                     body_text: format!("Hello, I have a question about order {c}-{n}."),
                     body_html: None,
@@ -352,14 +393,33 @@ impl Conversations {
         let manual = |by: Uuid| AssignmentReason::Manual {
             by: Actor::User { id: by },
         };
-        let events = vec![
+        let mut events = Vec::with_capacity(CONVERSATION_EVENTS as usize + 1);
+        if new_customer {
+            events.push((
+                ContactRecordCreated {
+                    contact_id,
+                    identities: vec![
+                        visitor.clone(),
+                        Identity::Email {
+                            address: format!("customer{k}@example.test"),
+                        },
+                    ],
+                    properties: [("name".to_owned(), format!("Visitor {k}"))].into(),
+                    from_conversation_id: None,
+                }
+                .into(),
+                customer.clone(),
+                at0,
+            ));
+        }
+        events.extend([
             (
                 ConversationStarted {
                     conversation_id: conversation,
                     inbox_id: inbox,
                     channel_id: channel,
                     channel_kind: ChannelKind::Chat,
-                    contact_id: None,
+                    contact_id: Some(contact_id),
                     origin: ConversationOrigin::Inbound,
                     visibility: ConversationVisibility::Shared,
                 }
@@ -448,7 +508,7 @@ impl Conversations {
                 Actor::User { id: second },
                 at(),
             ),
-        ];
+        ]);
         (conversation, events)
     }
 }
