@@ -43,7 +43,8 @@ store options:
 
 projections options:
   --quick            5,000 conversations (~100,000 events) and 3 s of lag, instead of 50,000 and 10 s
-  --conversations N  conversations in the generated history (about 20 events each)
+  --conversations N  conversations in the generated history (about 20 events each, and a
+                     contact created for three in four: the others are returning customers)
   --projector NAMES  run only these projectors, comma-separated (thread_view,audit_trail)
   --rebuild-only     skip the lag workload
   --history DIR      keep the generated history's event store in DIR and reuse it when DIR
