@@ -210,6 +210,23 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Runs `sql`, the statements creating the indexes a read model leaves for when it has caught
+/// up (and dropping any they replace), unless the index named `last`, the last `sql` creates,
+/// is already there. What a projector's [`Projector::caught_up`] calls: one cached lookup
+/// every time after the first. It runs in the batch's transaction, so `sql` is applied whole
+/// or not at all, and `last` existing means all of it was.
+pub fn create_indexes_once(conn: &Connection, last: &str, sql: &str) -> rusqlite::Result<()> {
+    let done: bool = conn
+        .prepare_cached(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = ?1",
+        )?
+        .query_row([last], |r| r.get(0))?;
+    if !done {
+        conn.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
 /// The checkpoint stored in a read model.
 pub fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
     conn.query_row(

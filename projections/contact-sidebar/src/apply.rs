@@ -143,7 +143,7 @@ fn apply(
     match &event.payload {
         DomainEvent::ContactRecordCreated(e) => contact_created(tx, conversations, e, at)?,
         DomainEvent::ContactPropertiesChanged(e) => {
-            let contact = resolve_in(tx, e.contact_id)?;
+            let contact = resolve(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
             for (key, value) in &e.changes {
                 match value {
@@ -160,12 +160,12 @@ fn apply(
             }
         }
         DomainEvent::ContactIdentityLinked(e) => {
-            let contact = resolve_in(tx, e.contact_id)?;
+            let contact = resolve(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
             link_identity(tx, &contact, &e.identity)?;
         }
         DomainEvent::ContactOwnerChanged(e) => {
-            let contact = resolve_in(tx, e.contact_id)?;
+            let contact = resolve(tx, e.contact_id)?;
             ensure_contact(tx, &contact)?;
             tx.execute_cached(
                 "UPDATE contacts SET owner_user_id = ?2 WHERE contact_id = ?1",
@@ -217,11 +217,7 @@ fn apply(
         }
         DomainEvent::ConversationStarted(e) => conversation_started(tx, conversations, e, at)?,
         DomainEvent::MessageReceived(e) => {
-            let contact = e
-                .message
-                .contact_id
-                .map(|c| resolve_in(tx, c))
-                .transpose()?;
+            let contact = e.message.contact_id.map(|c| resolve(tx, c)).transpose()?;
             message(
                 tx,
                 conversations,
@@ -265,33 +261,21 @@ fn apply(
     Ok(())
 }
 
-/// Where a contact was merged into, if it was.
-const SURVIVOR: &str = "SELECT merged_into FROM contacts WHERE contact_id = ?1";
-
 /// The live contact a contact id stands for: itself, or the survivor it was merged into.
+/// Every message from a known contact asks (while applying, `conn` is the batch's transaction).
 pub(crate) fn resolve(conn: &Connection, contact: Uuid) -> rusqlite::Result<String> {
     let id = contact.to_string();
     let survivor: Option<Option<String>> = conn
-        .prepare_cached(SURVIVOR)?
+        .prepare_cached("SELECT merged_into FROM contacts WHERE contact_id = ?1")?
         .query_row([&id], |r| r.get(0))
         .optional()?;
     Ok(survivor.flatten().unwrap_or(id))
 }
 
-/// [`resolve`] while applying a batch: every message from a known contact asks, so with the
-/// batch's own statement.
-fn resolve_in(tx: &BatchTx<'_>, contact: Uuid) -> rusqlite::Result<String> {
-    let id = contact.to_string();
-    let survivor: Option<Option<String>> = tx
-        .query_row_cached(SURVIVOR, [&id], |r| r.get(0))
-        .optional()?;
-    Ok(survivor.flatten().unwrap_or(id))
-}
-
 /// A record reference as stored, contacts resolved through merges.
-fn resolve_ref(tx: &BatchTx<'_>, record: &RecordRef) -> rusqlite::Result<(&'static str, String)> {
+fn resolve_ref(conn: &Connection, record: &RecordRef) -> rusqlite::Result<(&'static str, String)> {
     let id = match record.kind {
-        RecordKind::Contact => resolve_in(tx, record.id)?,
+        RecordKind::Contact => resolve(conn, record.id)?,
         _ => record.id.to_string(),
     };
     Ok((kind_str(record.kind), id))
@@ -325,7 +309,7 @@ fn contact_created(
     e: &ContactRecordCreated,
     at: i64,
 ) -> rusqlite::Result<()> {
-    let contact = resolve_in(tx, e.contact_id)?;
+    let contact = resolve(tx, e.contact_id)?;
     ensure_contact(tx, &contact)?;
     tx.execute_cached(
         "UPDATE contacts SET created_at = COALESCE(created_at, ?2) WHERE contact_id = ?1",
@@ -359,8 +343,8 @@ fn contact_created(
 /// survivor lacks, the owner if the survivor has none, associations and conversations.
 /// Applying the same merge twice (it is recorded in both streams) changes nothing the second time.
 fn merge(tx: &BatchTx<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<()> {
-    let survivor = resolve_in(tx, e.survivor_id)?;
-    let merged = resolve_in(tx, e.merged_id)?;
+    let survivor = resolve(tx, e.survivor_id)?;
+    let merged = resolve(tx, e.merged_id)?;
     if survivor == merged {
         return Ok(());
     }
@@ -422,7 +406,7 @@ fn conversation_started(
     e: &ConversationStarted,
     at: i64,
 ) -> rusqlite::Result<()> {
-    let contact = e.contact_id.map(|c| resolve_in(tx, c)).transpose()?;
+    let contact = e.contact_id.map(|c| resolve(tx, c)).transpose()?;
     let owner = match &e.visibility {
         ConversationVisibility::Shared => None,
         ConversationVisibility::Private { owner_user_id } => Some(owner_user_id.to_string()),

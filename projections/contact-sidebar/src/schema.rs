@@ -2,6 +2,7 @@
 //! microseconds since the epoch (domain time, `occurred_at`).
 
 use rusqlite::Connection;
+use switchboard_projector::model::create_indexes_once;
 
 /// Every table and index, created in an empty database.
 const SCHEMA: &str = "
@@ -90,14 +91,5 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Creates the query index (and drops the one it replaces) unless that was done.
 pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
-    let done: bool = conn
-        .prepare_cached(
-            "SELECT count(*) = 1 FROM sqlite_master
-              WHERE type = 'index' AND name = 'conversations_by_contact'",
-        )?
-        .query_row([], |r| r.get(0))?;
-    if !done {
-        conn.execute_batch(INDEXES)?;
-    }
-    Ok(())
+    create_indexes_once(conn, "conversations_by_contact", INDEXES)
 }

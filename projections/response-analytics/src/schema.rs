@@ -6,6 +6,7 @@
 //! log gets them once it has caught up ([`create_indexes`]); until then queries scan.
 
 use rusqlite::Connection;
+use switchboard_projector::model::create_indexes_once;
 
 /// The indexes only queries use (the fold reads rows by key).
 const INDEXES: &str = "
@@ -15,7 +16,7 @@ CREATE INDEX IF NOT EXISTS measurements_metric ON measurements (metric, start_at
 
 /// Creates the query indexes unless they exist.
 pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(INDEXES)
+    create_indexes_once(conn, "measurements_metric", INDEXES)
 }
 
 /// Creates every table and the indexes the fold needs.

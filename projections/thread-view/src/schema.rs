@@ -10,6 +10,7 @@
 //! and header update of the catch-up. Until then queries scan: slower, with the same answers.
 
 use rusqlite::Connection;
+use switchboard_projector::model::create_indexes_once;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
 pub(crate) const VERSION: u32 = 3;
@@ -84,9 +85,6 @@ CREATE INDEX IF NOT EXISTS filtered_by_inbox
     ON filtered_messages (inbox_id, restored_at, filtered_at DESC, position DESC);
 ";
 
-/// How many indexes [`INDEXES`] creates.
-const INDEX_COUNT: i64 = 4;
-
 /// Creates the tables (without the query indexes) in an empty database.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(TABLES)
@@ -94,15 +92,5 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Creates the query indexes unless they exist.
 pub(crate) fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
-    let existing: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN (
-                 'conversations_by_activity', 'conversations_by_inbox',
-                 'conversations_by_assignee', 'filtered_by_inbox')",
-        )?
-        .query_row([], |r| r.get(0))?;
-    if existing < INDEX_COUNT {
-        conn.execute_batch(INDEXES)?;
-    }
-    Ok(())
+    create_indexes_once(conn, "filtered_by_inbox", INDEXES)
 }

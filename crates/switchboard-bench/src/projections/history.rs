@@ -208,22 +208,25 @@ async fn contiguous(store: &SqliteStore, conversations: Conversations) -> anyhow
     let mut written = 0;
     for c in 0..conversations.count {
         let (conversation, events) = conversations.events(c);
-        // The contact's creation first, to its own stream; then the conversation's events.
-        let (contact, timeline): (Vec<Timed>, Vec<Timed>) = events
-            .into_iter()
-            .partition(|(event, _, _)| matches!(event, DomainEvent::ContactRecordCreated(_)));
-        for (events, stream) in [
-            (
-                &contact,
-                contact.first().map(|e| stream_of(conversation, &e.0)),
-            ),
-            (&timeline, Some(streams::conversation(conversation))),
-        ] {
-            let Some(stream) = stream else { continue };
-            let encoded = encode(events);
+        // The contact's creation (first, when there is one) to its own stream; then the
+        // conversation's events.
+        let split = events
+            .iter()
+            .take_while(|(event, _, _)| matches!(event, DomainEvent::ContactRecordCreated(_)))
+            .count();
+        let (contact, timeline) = events.split_at(split);
+        for part in [contact, timeline] {
+            let Some((first, _, _)) = part.first() else {
+                continue;
+            };
+            let encoded = encode(part);
             written += encoded.len() as u64;
             store
-                .append(&stream, ExpectedVersion::NoStream, encoded)
+                .append(
+                    &stream_of(conversation, first),
+                    ExpectedVersion::NoStream,
+                    encoded,
+                )
                 .await?;
         }
     }
@@ -293,9 +296,10 @@ async fn append_wave(
     wave: &mut Vec<(Uuid, u64, Timed)>,
 ) -> anyhow::Result<u64> {
     let appends = wave.drain(..).map(|(id, version, event)| {
-        let expected = match (&event.0, version) {
-            (DomainEvent::ContactRecordCreated(_), _) | (_, 0) => ExpectedVersion::NoStream,
-            (_, n) => ExpectedVersion::Exact(n - 1),
+        // A contact's creation comes first in its conversation, at version 0: a new stream too.
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            n => ExpectedVersion::Exact(n - 1),
         };
         let stream = stream_of(id, &event.0);
         let encoded = encode(std::slice::from_ref(&event));

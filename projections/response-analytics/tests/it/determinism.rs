@@ -55,7 +55,7 @@ fn query_indexes_are_built_once_caught_up() {
     assert!(
         testing::indexes(&conn).is_empty(),
         "{:?}",
-        switchboard_projector::testing::indexes(&conn)
+        testing::indexes(&conn)
     );
     apply_events(&mut conn, &ResponseAnalytics, last, true).unwrap();
     assert_eq!(
