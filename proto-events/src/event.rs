@@ -128,7 +128,7 @@ domain_events! {
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 2),
-    MessageFiltered("MessageFiltered", 1),
+    MessageFiltered("MessageFiltered", 2),
     FilteredMessageRestored("FilteredMessageRestored", 1),
     ReplySent("ReplySent", 1),
     DeliverySucceeded("DeliverySucceeded", 1),

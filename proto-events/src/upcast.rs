@@ -9,6 +9,10 @@
 //! # History
 //! - `MessageReceived` v1 -> v2: `body` (plain text) became `body_text`, beside a new optional
 //!   `body_html`, when e-mail started keeping its HTML part. v1 messages had no HTML.
+//! - `MessageFiltered` v1 -> v2: `visibility` was added, so that filtered mail of a private
+//!   account names its owner. v1 did not record it; the step sets it to `null` ("not
+//!   recorded"), and readers take the channel's access, which is what the write side decided
+//!   by.
 
 use serde::de::Error as _;
 use serde_json::Value;
@@ -27,11 +31,18 @@ pub struct Upcaster {
 }
 
 /// Every upcasting step ever released. Steps are never removed: old events stay in the store.
-pub const UPCASTERS: &[Upcaster] = &[Upcaster {
-    event_type: "MessageReceived",
-    from_version: 1,
-    apply: message_received_v1_to_v2,
-}];
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "MessageReceived",
+        from_version: 1,
+        apply: message_received_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "MessageFiltered",
+        from_version: 1,
+        apply: message_filtered_v1_to_v2,
+    },
+];
 
 /// Lifts `payload` of `event_type` from `from_version` to `to_version`, one step at a time.
 pub fn upcast(
@@ -68,5 +79,19 @@ fn message_received_v1_to_v2(mut payload: Value) -> Result<Value, serde_json::Er
         .ok_or_else(|| serde_json::Error::missing_field("body"))?;
     fields.insert("body_text".to_owned(), body);
     fields.insert("body_html".to_owned(), Value::Null);
+    Ok(payload)
+}
+
+/// `MessageFiltered` v1 -> v2: `visibility` is added as not recorded (`null`).
+fn message_filtered_v1_to_v2(mut payload: Value) -> Result<Value, serde_json::Error> {
+    let fields = payload
+        .as_object_mut()
+        .ok_or_else(|| serde_json::Error::custom("MessageFiltered v1 payload is not an object"))?;
+    if fields.contains_key("visibility") {
+        return Err(serde_json::Error::custom(
+            "MessageFiltered v1 payload already has a visibility",
+        ));
+    }
+    fields.insert("visibility".to_owned(), Value::Null);
     Ok(payload)
 }

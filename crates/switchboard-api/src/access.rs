@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use proto_events::event::Role;
 use switchboard_domain::directory::Directory;
+use switchboard_projector::Scope;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -71,6 +72,22 @@ impl Access {
     /// Whether the viewer sees every conversation (no filtering needed).
     pub(crate) fn sees_everything(&self) -> bool {
         self.all_inboxes && self.is_admin()
+    }
+
+    /// The same rules as a read-model [`Scope`], for queries that filter in SQL.
+    pub(crate) fn scope(&self) -> Scope {
+        if self.sees_everything() {
+            return Scope::Everything;
+        }
+        Scope::Limited {
+            inboxes: (!self.all_inboxes).then(|| {
+                let mut ids: Vec<Uuid> = self.inboxes.iter().copied().collect();
+                ids.sort_unstable();
+                ids
+            }),
+            viewer: self.user_id,
+            every_private: self.is_admin(),
+        }
     }
 
     /// FORBIDDEN unless the viewer has one of `roles`.

@@ -20,7 +20,7 @@ use crate::ids::{self, Kind};
 use crate::query::HISTORY_READERS;
 use crate::state::{ApiState, Inner, access, state, viewer};
 use crate::types::conversation::Conversation;
-use crate::types::event::Event;
+use crate::types::event::{Event, LogGate};
 
 /// Live updates.
 #[derive(Debug, Default)]
@@ -265,7 +265,10 @@ impl Subscription {
     }
 
     /// The event log from a position, then live: every event after `afterPosition` (0: from
-    /// the beginning), in order, without gaps. Admins, auditors and analysts only.
+    /// the beginning), in order. Admins, auditors and analysts only. As in the `events` query,
+    /// the events of conversations the viewer may not see (other users' private e-mail, for
+    /// auditors and analysts) are left out, so positions may skip. Access is checked again on
+    /// every event: a viewer who lost the role is sent FORBIDDEN and the subscription ends.
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -273,6 +276,7 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>> + use<>> {
         let access = access(ctx).await?;
         access.require(&HISTORY_READERS, "the raw event history")?;
+        let user_id = access.user_id;
         let inner = state(ctx);
         let api = ctx.data_unchecked::<ApiState>().clone();
         let open = Open::new(&api);
@@ -280,10 +284,53 @@ impl Subscription {
             .store
             .subscribe_all(Position(after_position))
             .take_until(inner.closing())
-            .map(move |next| {
-                let _open = &open;
-                next.map(Event::new).map_err(|e| ApiError::from(e).into())
-            });
-        Ok(events)
+            .boxed();
+        let state = (events, api, LogGate::default(), open, false);
+        Ok(futures::stream::unfold(
+            state,
+            move |(mut events, api, mut gate, open, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let recorded = match events.next().await? {
+                        Ok(recorded) => recorded,
+                        Err(e) => {
+                            let error = ApiError::from(e).into();
+                            return Some((Err(error), (events, api, gate, open, true)));
+                        }
+                    };
+                    match admit(api.inner(), user_id, &mut gate, &recorded).await {
+                        Ok(true) => {
+                            return Some((
+                                Ok(Event::new(recorded)),
+                                (events, api, gate, open, false),
+                            ));
+                        }
+                        Ok(false) => continue,
+                        Err(e) => return Some((Err(e.into()), (events, api, gate, open, true))),
+                    }
+                }
+            },
+        ))
     }
+}
+
+/// Whether `user_id` may read `recorded` now: their role, as of the directory now, still reads
+/// the raw log, and the event is not of a conversation they may not see.
+async fn admit(
+    inner: &Inner,
+    user_id: Uuid,
+    gate: &mut LogGate,
+    recorded: &switchboard_store::RecordedEvent,
+) -> ApiResult<bool> {
+    let access = {
+        let view = inner.directory().await?;
+        inner.access(&view, user_id)?
+    };
+    access.require(&HISTORY_READERS, "the raw event history")?;
+    let admitted = gate
+        .admit(inner, &access, std::slice::from_ref(recorded))
+        .await?;
+    Ok(admitted.first().copied().unwrap_or(false))
 }

@@ -419,11 +419,19 @@ fn receive(
     }
 
     if let Some(reason) = filter {
+        // Filtered mail is seen by whoever may see its conversation: a started one's recorded
+        // visibility, else the channel's (a private account's mail is its owner's alone).
+        let owner = if state.is_started() {
+            state.private_owner
+        } else {
+            channel.private_owner()
+        };
         return Ok(vec![
             MessageFiltered {
                 conversation_id,
                 inbox_id,
                 reason: reason.clone(),
+                visibility: Some(visibility(owner)),
                 message: message.clone(),
             }
             .into(),

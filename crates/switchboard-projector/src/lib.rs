@@ -11,6 +11,7 @@
 //! - [`batch`]: [`BatchRows`], the rows a projector keeps in memory for one batch.
 //! - [`model`]: one read model's database: migrations, checkpoint, applying a batch.
 //! - [`runtime`]: running projectors beside each other, lag, `wait_for`, rebuilds.
+//! - [`scope`]: [`Scope`], which conversations a reader may see, as SQL conditions.
 //! - [`pack`]: a compact binary encoding for rows packed into one BLOB.
 //! - [`statements`]: [`BatchTx`], a batch's transaction with its statements prepared once.
 //! - [`text`]: text helpers several read models share (message previews).
@@ -22,6 +23,7 @@ pub mod model;
 pub mod pack;
 pub mod projector;
 pub mod runtime;
+pub mod scope;
 pub mod statements;
 pub mod testing;
 pub mod text;
@@ -30,4 +32,5 @@ pub use crate::batch::{BatchMap, BatchRows};
 pub use crate::model::ReadModel;
 pub use crate::projector::{ApplyError, Event, EventError, Projector};
 pub use crate::runtime::{Lag, ProjectionRuntime, RuntimeError};
+pub use crate::scope::Scope;
 pub use crate::statements::BatchTx;

@@ -33,8 +33,9 @@ pub struct WriteView {
     versions: HashMap<String, u64>,
     /// Outcomes of commands by `(actor, idempotency key)`.
     idempotent: HashMap<(Actor, String), Outcome>,
-    /// The conversation of every e-mail Message-ID seen, in or out, for threading replies.
-    email_threads: HashMap<String, Uuid>,
+    /// The conversation of every e-mail Message-ID seen, in or out, by the channel it went
+    /// through, for threading replies within their channel.
+    email_threads: HashMap<(Uuid, String), Uuid>,
 }
 
 /// The events whose e-mail Message-IDs are indexed for threading.
@@ -117,22 +118,30 @@ impl WriteView {
 
     /// Indexes the Message-ID of an e-mail in or out of a conversation.
     fn thread(&mut self, event: &DomainEvent) {
-        let (conversation_id, email) = match event {
-            DomainEvent::MessageReceived(e) => (e.conversation_id, &e.message.email),
-            DomainEvent::MessageFiltered(e) => (e.conversation_id, &e.message.email),
-            DomainEvent::ReplySent(e) => (e.conversation_id, &e.email),
+        let (conversation_id, channel_id, email) = match event {
+            DomainEvent::MessageReceived(e) => {
+                (e.conversation_id, e.message.channel_id, &e.message.email)
+            }
+            DomainEvent::MessageFiltered(e) => {
+                (e.conversation_id, e.message.channel_id, &e.message.email)
+            }
+            DomainEvent::ReplySent(e) => (e.conversation_id, e.channel_id, &e.email),
             _ => return,
         };
         if let Some(email) = email {
             self.email_threads
-                .entry(email.message_id.clone())
+                .entry((channel_id, email.message_id.clone()))
                 .or_insert(conversation_id);
         }
     }
 
-    /// The conversation an e-mail with this Message-ID belongs to, if one was seen.
-    pub fn email_thread(&self, message_id: &str) -> Option<Uuid> {
-        self.email_threads.get(message_id).copied()
+    /// The conversation an e-mail with this Message-ID belongs to on `channel_id`, if one was
+    /// seen there. Threading never crosses channels: a Message-ID cited in mail to one address
+    /// (a private account, say) must not attach it to a conversation of another.
+    pub fn email_thread(&self, channel_id: Uuid, message_id: &str) -> Option<Uuid> {
+        self.email_threads
+            .get(&(channel_id, message_id.to_owned()))
+            .copied()
     }
 
     /// The version of a directory stream, `None` if it does not exist.

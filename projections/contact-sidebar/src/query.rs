@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{Identity, RecordKind, RecordRef};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use switchboard_projector::Scope;
 use uuid::Uuid;
 
 use crate::apply::resolve;
@@ -242,13 +244,15 @@ fn associated(
     .collect()
 }
 
-/// A page of a contact's conversations (or its survivor's), newest activity first: at most
-/// `limit`, starting after `after` (from the start if `None`).
+/// A page of a contact's conversations (or its survivor's) in `scope`, newest activity first:
+/// at most `limit`, starting after `after` (from the start if `None`). A page is full unless it
+/// is the last one.
 pub fn conversations_of_contact(
     conn: &Connection,
     contact_id: Uuid,
     after: Option<ConversationCursor>,
     limit: usize,
+    scope: &Scope,
 ) -> rusqlite::Result<ConversationPage> {
     let id = resolve(conn, contact_id)?;
     let (after_time, after_id) = match after {
@@ -259,17 +263,31 @@ pub fn conversations_of_contact(
         None => (None, None),
     };
     let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    let mut stmt = conn.prepare_cached(
+    let (visible, scope_args) = scope
+        .condition("inbox_id", "private_owner_user_id")
+        .unwrap_or_else(|| ("1".to_owned(), Vec::new()));
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT conversation_id, inbox_id, status, private_owner_user_id, subject, last_preview,
                 last_direction, last_activity
          FROM conversations
-         WHERE contact_id = ?1
-           AND (?2 IS NULL OR last_activity < ?2 OR (last_activity = ?2 AND conversation_id < ?3))
+         WHERE contact_id = ?
+           AND (? IS NULL OR last_activity < ? OR (last_activity = ? AND conversation_id < ?))
+           AND {visible}
          ORDER BY last_activity DESC, conversation_id DESC
-         LIMIT ?4",
-    )?;
+         LIMIT ?"
+    ))?;
+    let after_time = after_time.map_or(Value::Null, Value::Integer);
+    let mut args = vec![
+        Value::Text(id),
+        after_time.clone(),
+        after_time.clone(),
+        after_time,
+        after_id.map_or(Value::Null, Value::Text),
+    ];
+    args.extend(scope_args);
+    args.push(Value::Integer(fetch));
     let mut conversations = stmt
-        .query_map(params![id, after_time, after_id, fetch], |r| {
+        .query_map(params_from_iter(args), |r| {
             let status = match r.get::<_, String>(2)?.as_str() {
                 "closed" => ConversationStatus::Closed,
                 _ => ConversationStatus::Open,

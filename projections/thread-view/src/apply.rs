@@ -9,9 +9,10 @@
 //! to their table.
 
 use proto_events::event::{
-    Assignee, ChannelKind, CommentAdded, ConversationOrigin, ConversationStarted,
-    ConversationVisibility, FilterReason, FilteredMessageRestored, Identity, InboundMessage,
-    MessageFiltered, MessageReceived, ReplyAuthor, ReplySent,
+    Assignee, ChannelConfig, ChannelConnected, ChannelKind, CommentAdded, ConversationOrigin,
+    ConversationStarted, ConversationVisibility, EmailAccess, FilterReason,
+    FilteredMessageRestored, Identity, InboundMessage, MessageFiltered, MessageReceived,
+    ReplyAuthor, ReplySent,
 };
 
 use proto_events::{Actor, DomainEvent, Envelope};
@@ -260,6 +261,7 @@ fn apply<'e>(
     };
     let ctx = &mut ctx;
     match &event.payload {
+        DomainEvent::ChannelConnected(e) => connected(ctx, e),
         DomainEvent::ConversationStarted(e) => started(ctx, e),
         DomainEvent::MessageReceived(e) => received(ctx, e),
         DomainEvent::MessageFiltered(e) => filtered(ctx, e),
@@ -369,6 +371,11 @@ fn apply<'e>(
             ctx.headers
                 .existing(ctx.tx, e.conversation_id)?
                 .private_owner_id = None;
+            // Its filtered mail is shared with it (a rare event: the scan is fine).
+            ctx.tx.execute_cached(
+                "UPDATE filtered_messages SET private_owner_id = NULL WHERE conversation_id = ?1",
+                params![e.conversation_id.to_string()],
+            )?;
             let entry = Fields {
                 author: Some(Author::User(e.by_user_id)),
                 ..Fields::default()
@@ -379,12 +386,14 @@ fn apply<'e>(
     }
 }
 
-/// Whether the thread view changes on `event`: conversation events only. Checked before
-/// anything is computed for the event (the actor's JSON, times).
+/// Whether the thread view changes on `event`: conversation events, and the connection of a
+/// channel (private accounts' owners). Checked before anything is computed for the event (the
+/// actor's JSON, times).
 fn concerns_thread_view(event: &DomainEvent) -> bool {
     matches!(
         event,
-        DomainEvent::ConversationStarted(_)
+        DomainEvent::ChannelConnected(_)
+            | DomainEvent::ConversationStarted(_)
             | DomainEvent::MessageReceived(_)
             | DomainEvent::MessageFiltered(_)
             | DomainEvent::FilteredMessageRestored(_)
@@ -401,6 +410,41 @@ fn concerns_thread_view(event: &DomainEvent) -> bool {
             | DomainEvent::ConversationReopened(_)
             | DomainEvent::ConversationShared(_)
     )
+}
+
+/// Remembers the owner of a private e-mail account's channel.
+fn connected(ctx: &mut Ctx<'_, '_, '_>, e: &ChannelConnected) -> Result<(), ApplyError> {
+    if let ChannelConfig::Email {
+        access: EmailAccess::Private { owner_user_id },
+        ..
+    } = &e.config
+    {
+        ctx.tx.execute_cached(
+            "INSERT OR REPLACE INTO private_channels (channel_id, owner_id) VALUES (?1, ?2)",
+            params![e.channel_id.to_string(), owner_user_id.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// The private owner of filtered mail: the one its event names, or, for an event recorded
+/// before `MessageFiltered` v2, the owner of the private account it came through.
+fn filtered_owner(
+    ctx: &Ctx<'_, '_, '_>,
+    e: &MessageFiltered,
+) -> Result<Option<String>, ApplyError> {
+    Ok(match &e.visibility {
+        Some(ConversationVisibility::Private { owner_user_id }) => Some(owner_user_id.to_string()),
+        Some(ConversationVisibility::Shared) => None,
+        None => ctx
+            .tx
+            .query_row_cached(
+                "SELECT owner_id FROM private_channels WHERE channel_id = ?1",
+                params![e.message.channel_id.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?,
+    })
 }
 
 fn started(ctx: &mut Ctx<'_, '_, '_>, e: &ConversationStarted) -> Result<(), ApplyError> {
@@ -498,6 +542,7 @@ fn inbound_entry(m: &InboundMessage) -> Fields<'_> {
 
 fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
     let m = &e.message;
+    let owner = filtered_owner(ctx, e)?;
     // Filtered mail for no visible conversation starts a filtered-only one; filtered mail in a
     // visible thread leaves its header alone.
     let slot = ctx.headers.slot(ctx.tx, e.conversation_id)?;
@@ -509,7 +554,7 @@ fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyE
             channel_kind: channel_kind_str(m.channel_kind).to_owned(),
             contact_id: m.contact_id.map(|id| id.to_string()),
             origin: None,
-            private_owner_id: None,
+            private_owner_id: owner.clone(),
             status: ConversationStatus::Filtered.as_str().to_owned(),
             assignee_kind: None,
             assignee_id: None,
@@ -530,8 +575,8 @@ fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyE
     ctx.tx.execute_cached(
         "INSERT INTO filtered_messages (position, message_id, conversation_id, inbox_id, channel_id,
              channel_kind, filtered_at, from_address, from_name, contact_id, subject, body_text,
-             reason_kind, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             private_owner_id, reason_kind, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             ctx.position,
             m.message_id.to_string(),
@@ -545,6 +590,7 @@ fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyE
             m.contact_id.map(|id| id.to_string()),
             m.subject,
             m.body_text,
+            owner,
             filter_reason_kind(&e.reason),
             reason,
         ],

@@ -43,6 +43,8 @@ use rusqlite::{Connection, Transaction};
 use switchboard_projector::{ApplyError, Event, EventError, Projector};
 
 pub use crate::query::{badge_counts, conversation, filtered_mail, list_conversations, timeline};
+pub use switchboard_projector::Scope;
+
 pub use crate::types::{
     AssigneeFilter, AssigneeRef, Author, BadgeCounts, ConversationHeader, ConversationStatus,
     Cursor, Delivery, EntryKind, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,

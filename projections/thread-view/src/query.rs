@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use proto_events::event::ChannelKind;
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use switchboard_projector::Scope;
 use uuid::Uuid;
 
 use crate::chunks;
@@ -93,16 +94,21 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
     Ok(entries)
 }
 
-/// One page of an inbox list: conversations matching `filter`, sorted by last activity
-/// descending then conversation id descending, paged by keyset cursors. Filtered-only
-/// conversations never appear.
+/// One page of an inbox list: the conversations in `scope` matching `filter`, sorted by last
+/// activity descending then conversation id descending, paged by keyset cursors. Filtered-only
+/// conversations never appear. A page is full unless it is the last one.
 pub fn list_conversations(
     conn: &Connection,
     filter: &ListFilter,
     page: &PageRequest,
+    scope: &Scope,
 ) -> rusqlite::Result<Page<ConversationHeader>> {
     let mut conditions = vec!["status <> 'filtered'".to_owned()];
     let mut args: Vec<Value> = Vec::new();
+    if let Some((condition, values)) = scope.condition("inbox_id", "private_owner_id") {
+        conditions.push(condition);
+        args.extend(values);
+    }
     if let Some(inbox) = filter.inbox_id {
         conditions.push("inbox_id = ?".to_owned());
         args.push(Value::Text(inbox.to_string()));
@@ -198,23 +204,33 @@ pub fn list_conversations(
     }
 }
 
-/// Badge counts per inbox (sorted by inbox id), or of one inbox. Inboxes with nothing in them
-/// are absent.
+/// Badge counts per inbox (sorted by inbox id), or of one inbox, of the conversations and
+/// filtered mail in `scope`: each count is the length of the list the same scope gets. Inboxes
+/// with nothing in them are absent.
 pub fn badge_counts(
     conn: &Connection,
     inbox_id: Option<Uuid>,
+    scope: &Scope,
 ) -> rusqlite::Result<Vec<BadgeCounts>> {
+    let (visible, scope_args) = scope
+        .condition("inbox_id", "private_owner_id")
+        .unwrap_or_else(|| ("1".to_owned(), Vec::new()));
+    let args = |inbox: Option<String>| {
+        let mut all = vec![inbox.map_or(Value::Null, Value::Text)];
+        all.extend(scope_args.iter().cloned());
+        all
+    };
     let inbox = inbox_id.map(|id| id.to_string());
     let mut counts: BTreeMap<String, BadgeCounts> = BTreeMap::new();
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT inbox_id,
              SUM(status = 'open'), SUM(status = 'closed'),
              SUM(status = 'open' AND assignee_kind IS NULL)
          FROM conversations
-         WHERE status <> 'filtered' AND (?1 IS NULL OR inbox_id = ?1)
-         GROUP BY inbox_id",
-    )?;
-    let rows = stmt.query_map(params![inbox], |row| {
+         WHERE status <> 'filtered' AND (?1 IS NULL OR inbox_id = ?1) AND {visible}
+         GROUP BY inbox_id"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(args(inbox.clone())), |row| {
         Ok((
             row.get::<_, String>(0)?,
             uuid_at(row, 0)?,
@@ -236,12 +252,12 @@ pub fn badge_counts(
             },
         );
     }
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT inbox_id, COUNT(*) FROM filtered_messages
-         WHERE restored_at IS NULL AND (?1 IS NULL OR inbox_id = ?1)
-         GROUP BY inbox_id",
-    )?;
-    let rows = stmt.query_map(params![inbox], |row| {
+         WHERE restored_at IS NULL AND (?1 IS NULL OR inbox_id = ?1) AND {visible}
+         GROUP BY inbox_id"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(args(inbox)), |row| {
         Ok((
             row.get::<_, String>(0)?,
             uuid_at(row, 0)?,
@@ -264,14 +280,18 @@ pub fn badge_counts(
     Ok(counts.into_values().collect())
 }
 
-/// One page of an inbox's Filtered view: filtered messages not restored, newest first, the
-/// first `count` after `after`.
+/// One page of an inbox's Filtered view: filtered messages in `scope` not restored, newest
+/// first, the first `count` after `after`.
 pub fn filtered_mail(
     conn: &Connection,
     inbox_id: Uuid,
     count: usize,
     after: Option<FilteredCursor>,
+    scope: &Scope,
 ) -> rusqlite::Result<Page<FilteredMail>> {
+    let (visible, scope_args) = scope
+        .condition("inbox_id", "private_owner_id")
+        .unwrap_or_else(|| ("1".to_owned(), Vec::new()));
     let (at, position) = match after {
         Some(cursor) => (
             Some(cursor.filtered_at.timestamp_micros()),
@@ -280,15 +300,24 @@ pub fn filtered_mail(
         None => (None, None),
     };
     let limit = i64::try_from(count.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT position, message_id, conversation_id, inbox_id, channel_id, filtered_at,
-             from_address, from_name, subject, body_text, reason_kind, reason
+             from_address, from_name, subject, body_text, reason_kind, reason, private_owner_id
          FROM filtered_messages
-         WHERE inbox_id = ?1 AND restored_at IS NULL
-             AND (?2 IS NULL OR (filtered_at, position) < (?2, ?3))
-         ORDER BY filtered_at DESC, position DESC LIMIT ?4",
-    )?;
-    let rows = stmt.query_map(params![inbox_id.to_string(), at, position, limit], |row| {
+         WHERE inbox_id = ? AND restored_at IS NULL
+             AND (? IS NULL OR (filtered_at, position) < (?, ?)) AND {visible}
+         ORDER BY filtered_at DESC, position DESC LIMIT ?"
+    ))?;
+    let at = at.map_or(Value::Null, Value::Integer);
+    let mut args = vec![
+        Value::Text(inbox_id.to_string()),
+        at.clone(),
+        at,
+        position.map_or(Value::Null, Value::Integer),
+    ];
+    args.extend(scope_args);
+    args.push(Value::Integer(limit));
+    let rows = stmt.query_map(params_from_iter(args), |row| {
         Ok(FilteredMail {
             position: u64_at(row, 0)?,
             message_id: uuid_at(row, 1)?,
@@ -302,6 +331,7 @@ pub fn filtered_mail(
             body_text: row.get(9)?,
             reason_kind: row.get(10)?,
             reason_json: row.get(11)?,
+            private_owner_id: opt_uuid_at(row, 12)?,
         })
     })?;
     let mut items = rows.collect::<rusqlite::Result<Vec<_>>>()?;

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use switchboard_projector::model::create_indexes_once;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 const TABLES: &str = "
 CREATE TABLE conversations (
@@ -64,6 +64,7 @@ CREATE TABLE filtered_messages (
     contact_id      TEXT,
     subject         TEXT,
     body_text       TEXT    NOT NULL,
+    private_owner_id TEXT,
     reason_kind     TEXT    NOT NULL,
     reason          TEXT    NOT NULL,
     restored_at     INTEGER,
@@ -71,6 +72,14 @@ CREATE TABLE filtered_messages (
 ) STRICT;
 -- Restoring a filtered message finds it by id while applying events.
 CREATE INDEX filtered_by_message ON filtered_messages (message_id);
+
+-- The private e-mail accounts' channels and their owners (a channel's access never changes):
+-- `MessageFiltered` recorded before its schema v2 names no visibility, and the channel's
+-- decides it, as it did on the write side.
+CREATE TABLE private_channels (
+    channel_id TEXT PRIMARY KEY,
+    owner_id   TEXT NOT NULL
+) STRICT;
 ";
 
 /// The indexes queries use, each ending in the keyset the lists and timelines page by.

@@ -341,6 +341,9 @@ pub struct FilteredMail {
     pub reason_kind: String,
     /// The full reason as JSON.
     pub reason_json: String,
+    /// The private account's owner, for filtered mail of a private conversation: only they and
+    /// admins may see it. `None` for shared mail.
+    pub private_owner_id: Option<Uuid>,
 }
 
 impl FilteredMail {

@@ -151,6 +151,9 @@ pub enum FilterReason {
 
 /// An inbound e-mail was filtered: recorded in full, shown in the Filtered view, not in the
 /// inbox, and not routed.
+///
+/// Schema v2. v1 had no `visibility` (see [`crate::upcast`]): filtered mail of a private
+/// account then named no owner, and readers must take it from the channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "InboundWire")]
 pub struct MessageFiltered {
@@ -160,6 +163,11 @@ pub struct MessageFiltered {
     pub inbox_id: Uuid,
     /// Why it was filtered.
     pub reason: FilterReason,
+    /// Who may see the message: the conversation's visibility when it answers a started
+    /// conversation, else its channel's (a private account's mail is its owner's). `None` only
+    /// in events recorded before schema v2, which did not say: the channel's access decides
+    /// (private for a private account's channel, which never changes).
+    pub visibility: Option<ConversationVisibility>,
     /// The message.
     #[serde(flatten)]
     pub message: InboundMessage,
@@ -480,6 +488,8 @@ struct InboundWire {
     conversation_id: Uuid,
     inbox_id: Uuid,
     reason: Option<FilterReason>,
+    #[serde(default)]
+    visibility: Option<ConversationVisibility>,
     message_id: Uuid,
     channel_id: Uuid,
     channel_kind: ChannelKind,
@@ -495,7 +505,15 @@ struct InboundWire {
 }
 
 impl InboundWire {
-    fn split(self) -> (Uuid, Uuid, Option<FilterReason>, InboundMessage) {
+    fn split(
+        self,
+    ) -> (
+        Uuid,
+        Uuid,
+        Option<FilterReason>,
+        Option<ConversationVisibility>,
+        InboundMessage,
+    ) {
         let message = InboundMessage {
             message_id: self.message_id,
             channel_id: self.channel_id,
@@ -510,13 +528,19 @@ impl InboundWire {
             email: self.email,
             form_fields: self.form_fields,
         };
-        (self.conversation_id, self.inbox_id, self.reason, message)
+        (
+            self.conversation_id,
+            self.inbox_id,
+            self.reason,
+            self.visibility,
+            message,
+        )
     }
 }
 
 impl From<InboundWire> for MessageReceived {
     fn from(wire: InboundWire) -> Self {
-        let (conversation_id, inbox_id, _, message) = wire.split();
+        let (conversation_id, inbox_id, _, _, message) = wire.split();
         MessageReceived {
             conversation_id,
             inbox_id,
@@ -529,11 +553,12 @@ impl TryFrom<InboundWire> for MessageFiltered {
     type Error = MissingField;
 
     fn try_from(wire: InboundWire) -> Result<Self, Self::Error> {
-        let (conversation_id, inbox_id, reason, message) = wire.split();
+        let (conversation_id, inbox_id, reason, visibility, message) = wire.split();
         Ok(MessageFiltered {
             conversation_id,
             inbox_id,
             reason: reason.ok_or(MissingField("reason"))?,
+            visibility,
             message,
         })
     }

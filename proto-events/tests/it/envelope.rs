@@ -225,7 +225,9 @@ fn tagged_shapes_decode_in_any_field_order_and_refuse_what_they_lack() {
 /// structs: the same values, and errors naming the field.
 #[test]
 fn identities_and_inbound_messages_decode_flat() {
-    use proto_events::event::{FilterReason, Identity, MessageFiltered, MessageReceived};
+    use proto_events::event::{
+        ConversationVisibility, FilterReason, Identity, MessageFiltered, MessageReceived,
+    };
     use serde_json::{from_str, from_value, to_string, to_value};
 
     let identities = [
@@ -260,6 +262,7 @@ fn identities_and_inbound_messages_decode_flat() {
         conversation_id: id(1),
         inbox_id: id(2),
         reason: FilterReason::BulkMail,
+        visibility: Some(ConversationVisibility::Shared),
         message: crate::samples::inbound_message(),
     };
     let written_filtered = to_value(&filtered).unwrap();

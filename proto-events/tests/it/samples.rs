@@ -342,6 +342,9 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
                     address: "news@spam.example.net".into(),
                 },
             },
+            visibility: Some(ConversationVisibility::Private {
+                owner_user_id: id(ALICE),
+            }),
             message: InboundMessage {
                 from: Identity::Email {
                     address: "news@spam.example.net".into(),

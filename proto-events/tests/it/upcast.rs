@@ -1,4 +1,5 @@
-//! The upcaster chain: the real `MessageReceived` v1 -> v2 step, and the registry's completeness.
+//! The upcaster chain: the real `MessageReceived` and `MessageFiltered` v1 -> v2 steps, and the
+//! registry's completeness.
 
 use std::fs;
 
@@ -26,6 +27,35 @@ fn message_received_v1_fixture_decodes_as_v2() {
     assert_eq!(event.message.body_html, None);
     assert_eq!(json!(event.message.message_id), v1["message_id"]);
     assert_eq!(json!(event.conversation_id), v1["conversation_id"]);
+}
+
+#[test]
+fn message_filtered_v1_fixture_decodes_as_v2_without_a_visibility() {
+    let bytes = fs::read(fixture_path("MessageFiltered", 1)).unwrap();
+    let v1: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        v1.get("visibility").is_none(),
+        "the v1 fixture must keep its v1 shape"
+    );
+    let DomainEvent::MessageFiltered(event) =
+        DomainEvent::decode("MessageFiltered", 1, &bytes).unwrap()
+    else {
+        panic!("decoded as another type");
+    };
+    assert_eq!(event.visibility, None, "v1 did not record it");
+    assert_eq!(json!(event.message.message_id), v1["message_id"]);
+    // A v2 payload names its visibility, and a v1 step refuses one that already has it.
+    let v2 = fs::read(fixture_path("MessageFiltered", 2)).unwrap();
+    let DomainEvent::MessageFiltered(event) =
+        DomainEvent::decode("MessageFiltered", 2, &v2).unwrap()
+    else {
+        panic!("decoded as another type");
+    };
+    assert!(matches!(
+        event.visibility,
+        Some(proto_events::event::ConversationVisibility::Private { .. })
+    ));
+    assert!(DomainEvent::decode("MessageFiltered", 1, &v2).is_err());
 }
 
 #[test]

@@ -294,32 +294,13 @@ async fn past_conversations(
             })
         })
         .transpose()?;
-    let access = access(ctx).await?;
+    let scope = access(ctx).await?.scope();
     let has_previous = after.is_some();
     let (items, has_next) = inner
         .query("contact_sidebar", move |conn| {
-            // Fetch until the page is full of conversations the viewer may see.
-            let mut items = Vec::new();
-            let mut cursor = after;
-            for _ in 0..20 {
-                let page = contact_sidebar::conversations_of_contact(
-                    conn,
-                    contact_id,
-                    cursor,
-                    count - items.len(),
-                )?;
-                let next = page.next;
-                items.extend(
-                    page.conversations
-                        .into_iter()
-                        .filter(|c| access.conversation(c.inbox_id, c.private_owner_user_id)),
-                );
-                match next {
-                    Some(next) if items.len() < count => cursor = Some(next),
-                    other => return Ok((items, other.is_some())),
-                }
-            }
-            Ok((items, true))
+            let page =
+                contact_sidebar::conversations_of_contact(conn, contact_id, after, count, &scope)?;
+            Ok((page.conversations, page.next.is_some()))
         })
         .await?;
     let mut connection = Connection::new(has_previous, has_next);

@@ -7,11 +7,10 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Union};
 use chrono::{DateTime, Utc};
 use thread_view::{
-    AssigneeFilter, AssigneeRef, ConversationHeader, Cursor, ListFilter, Page, PageRequest,
+    AssigneeFilter, AssigneeRef, ConversationHeader, Cursor, ListFilter, PageRequest,
 };
 use uuid::Uuid;
 
-use crate::access::Access;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::state::{access, state};
@@ -389,9 +388,10 @@ pub(crate) async fn list(
             before: before.as_deref().map(parse_cursor).transpose()?,
         },
     };
+    let scope = access.scope();
     let page = inner
         .query("thread_view", move |conn| {
-            visible_page(conn, &list_filter, request, &access)
+            thread_view::list_conversations(conn, &list_filter, &request, &scope)
         })
         .await?;
     let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
@@ -419,91 +419,5 @@ fn parse_cursor(text: &str) -> ApiResult<Cursor> {
             .and_then(DateTime::from_timestamp_micros)
             .ok_or_else(bad)?,
         conversation_id: Uuid::parse_str(id).map_err(|_| bad())?,
-    })
-}
-
-/// Most read-model pages fetched to fill one page of conversations the viewer may see.
-const MAX_SCANS: usize = 20;
-
-/// A page of `filter`'s conversations the viewer may see. The read model pages by keyset; when
-/// access hides some rows, further pages are fetched after the last row seen until the page is
-/// full, the list ends, or [`MAX_SCANS`] pages were read (then `hasNextPage` stays true and the
-/// next request continues from there).
-fn visible_page(
-    conn: &rusqlite::Connection,
-    filter: &ListFilter,
-    request: PageRequest,
-    access: &Access,
-) -> rusqlite::Result<Page<ConversationHeader>> {
-    let visible = |h: &ConversationHeader| access.conversation(h.inbox_id, h.private_owner_id);
-    if access.sees_everything() {
-        return thread_view::list_conversations(conn, filter, &request);
-    }
-    let (count, forward) = match request {
-        PageRequest::First { count, .. } => (count, true),
-        PageRequest::Last { count, .. } => (count, false),
-    };
-    let mut request = request;
-    let mut items = Vec::new();
-    let mut first_page: Option<Page<ConversationHeader>> = None;
-    let mut more;
-    let mut scans = 0;
-    loop {
-        let page = thread_view::list_conversations(conn, filter, &request)?;
-        scans += 1;
-        more = if forward {
-            page.has_next_page
-        } else {
-            page.has_previous_page
-        };
-        let edge = if forward {
-            page.items.last().map(ConversationHeader::cursor)
-        } else {
-            page.items.first().map(ConversationHeader::cursor)
-        };
-        let mut found: Vec<ConversationHeader> =
-            page.items.iter().filter(|h| visible(h)).cloned().collect();
-        if forward {
-            items.append(&mut found);
-        } else {
-            found.append(&mut items);
-            items = found;
-        }
-        if first_page.is_none() {
-            first_page = Some(page);
-        }
-        let Some(edge) = edge else { break };
-        if items.len() >= count || !more || scans >= MAX_SCANS {
-            break;
-        }
-        request = if forward {
-            PageRequest::First {
-                count: count - items.len(),
-                after: Some(edge),
-            }
-        } else {
-            PageRequest::Last {
-                count: count - items.len(),
-                before: Some(edge),
-            }
-        };
-    }
-    let first_page = first_page.unwrap_or(Page {
-        items: Vec::new(),
-        has_next_page: false,
-        has_previous_page: false,
-    });
-    Ok(if forward {
-        Page {
-            items,
-            has_next_page: more,
-            has_previous_page: first_page.has_previous_page,
-        }
-    } else {
-        Page {
-            items,
-            has_next_page: first_page.has_next_page,
-            has_previous_page: more,
-        }
     })
 }

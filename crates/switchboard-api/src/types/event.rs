@@ -1,11 +1,144 @@
-//! `Event`: one event of the log as stored, for analysts and auditors.
+//! `Event`: one event of the log as stored, for analysts and auditors, and [`LogGate`], which
+//! leaves out the events of conversations the reader may not see.
+
+use std::collections::HashMap;
 
 use async_graphql::{ID, Json, Object};
 use chrono::{DateTime, Utc};
-use switchboard_store::RecordedEvent;
+use proto_events::DomainEvent;
+use proto_events::event::ConversationVisibility;
+use switchboard_store::{Direction, RecordedEvent, StreamFrom};
 use uuid::Uuid;
 
+use crate::access::Access;
+use crate::error::ApiResult;
 use crate::ids::{self, Kind};
+use crate::state::Inner;
+
+/// Which events of the raw log a reader may read: every event, except those of conversations
+/// the reader may not see (for auditors and analysts, other users' private conversations),
+/// which are left out entirely (not redacted: a private conversation's stream name, times and
+/// actors are already more than PRODUCT.md lets them see).
+///
+/// A conversation's visibility is its thread-view header's (what every other read of it uses,
+/// so a conversation shared since is readable whole); a conversation the read model does not
+/// show yet is judged by the first event of its stream, as the write side recorded it. It is
+/// remembered for the gate's life, except that a `ConversationShared` read through the gate
+/// makes it shared.
+#[derive(Debug, Default)]
+pub(crate) struct LogGate {
+    /// Each conversation met so far: its inbox and private owner (`None`: not found).
+    conversations: HashMap<Uuid, Option<(Uuid, Option<Uuid>)>>,
+}
+
+impl LogGate {
+    /// Whether the reader with `access` may read each of `events`.
+    pub(crate) async fn admit(
+        &mut self,
+        inner: &Inner,
+        access: &Access,
+        events: &[RecordedEvent],
+    ) -> ApiResult<Vec<bool>> {
+        if access.sees_everything() {
+            return Ok(vec![true; events.len()]);
+        }
+        let mut missing: Vec<Uuid> = events
+            .iter()
+            .filter_map(|e| conversation_of(&e.stream))
+            .filter(|id| !self.conversations.contains_key(id))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            let ids = missing.clone();
+            let found = inner
+                .query("thread_view", move |conn| {
+                    ids.into_iter()
+                        .map(|id| {
+                            let header = thread_view::conversation(conn, id)?;
+                            Ok((id, header.map(|h| (h.inbox_id, h.private_owner_id))))
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            for (id, whereabouts) in found {
+                let whereabouts = match whereabouts {
+                    Some(known) => Some(known),
+                    None => started_as(inner, id).await?,
+                };
+                self.conversations.insert(id, whereabouts);
+            }
+        }
+        Ok(events
+            .iter()
+            .map(|event| {
+                let Some(id) = conversation_of(&event.stream) else {
+                    return true;
+                };
+                let visible = matches!(
+                    self.conversations.get(&id),
+                    Some(Some((inbox, owner))) if access.conversation(*inbox, *owner)
+                );
+                if event.event_type == "ConversationShared"
+                    && let Some(Some((_, owner))) = self.conversations.get_mut(&id)
+                {
+                    *owner = None;
+                }
+                visible
+            })
+            .collect())
+    }
+}
+
+/// The conversation a stream holds, if it is a conversation stream.
+fn conversation_of(stream: &str) -> Option<Uuid> {
+    stream
+        .strip_prefix(proto_events::streams::CONVERSATION)?
+        .strip_prefix('-')
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// A conversation's inbox and private owner as its stream's first event recorded them, for a
+/// conversation the thread view does not show yet. `None` if the stream is empty or does not
+/// start as a conversation does (then nothing of it is shown).
+async fn started_as(
+    inner: &Inner,
+    conversation_id: Uuid,
+) -> ApiResult<Option<(Uuid, Option<Uuid>)>> {
+    let stream = proto_events::streams::conversation(conversation_id);
+    let first = inner
+        .store
+        .read_stream(&stream, Direction::Forwards, StreamFrom::Start, 1)
+        .await?;
+    let Some(envelope) = first
+        .first()
+        .and_then(|recorded| switchboard_codec::decode(recorded).ok())
+    else {
+        return Ok(None);
+    };
+    let owner = |visibility: &ConversationVisibility| match visibility {
+        ConversationVisibility::Shared => None,
+        ConversationVisibility::Private { owner_user_id } => Some(*owner_user_id),
+    };
+    Ok(match &envelope.payload {
+        DomainEvent::ConversationStarted(e) => Some((e.inbox_id, owner(&e.visibility))),
+        DomainEvent::MessageFiltered(e) => {
+            let private = match &e.visibility {
+                Some(visibility) => owner(visibility),
+                // Recorded before v2: the channel's access decided it.
+                None => {
+                    let view = inner.directory().await?;
+                    view.directory
+                        .channels
+                        .get(&e.message.channel_id)
+                        .and_then(|channel| channel.private_owner())
+                }
+            };
+            Some((e.inbox_id, private))
+        }
+        _ => None,
+    })
+}
 
 /// One event of the append-only log, as stored (its payload in the shape of its
 /// `schemaVersion`).

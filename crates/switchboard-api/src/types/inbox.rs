@@ -183,12 +183,14 @@ impl Inbox {
         filter.inbox_id = Some(ids::encode(Kind::Inbox, self.0.id));
         Ok(list(ctx, filter, first, after, last, before).await?)
     }
-    /// Badge counts.
+    /// Badge counts of what the viewer sees: each is the length of the list the viewer gets
+    /// with the same filter (a colleague's private conversations are not counted).
     async fn counts(&self, ctx: &Context<'_>) -> async_graphql::Result<BadgeCounts> {
         let inbox = self.0.id;
+        let scope = access(ctx).await?.scope();
         let counts = state(ctx)
             .query("thread_view", move |conn| {
-                thread_view::badge_counts(conn, Some(inbox))
+                thread_view::badge_counts(conn, Some(inbox), &scope)
             })
             .await?;
         let c = counts.first();
@@ -242,9 +244,10 @@ async fn filtered(
         })
         .transpose()?;
     let has_previous = after.is_some();
+    let scope = access(ctx).await?.scope();
     let page = inner
         .query("thread_view", move |conn| {
-            thread_view::filtered_mail(conn, inbox, count, after)
+            thread_view::filtered_mail(conn, inbox, count, after, &scope)
         })
         .await?;
     let mut connection = Connection::new(has_previous, page.has_next_page);

@@ -39,7 +39,7 @@ pub(crate) async fn run(api: &TestApi, actor: Actor, command: Command) -> Outcom
     outcome
 }
 
-fn conversation_of(outcome: &Outcome) -> Uuid {
+pub(crate) fn conversation_of(outcome: &Outcome) -> Uuid {
     outcome
         .stream
         .strip_prefix("conversation-")
@@ -47,11 +47,11 @@ fn conversation_of(outcome: &Outcome) -> Uuid {
         .expect("a conversation stream")
 }
 
-fn id(kind: Kind, uuid: Uuid) -> String {
+pub(crate) fn id(kind: Kind, uuid: Uuid) -> String {
     ids::encode(kind, uuid).0
 }
 
-fn message(channel_id: Uuid, kind: ChannelKind, from: Identity) -> Command {
+pub(crate) fn message(channel_id: Uuid, kind: ChannelKind, from: Identity) -> Command {
     let email = matches!(kind, ChannelKind::Email).then(|| EmailHeaders {
         message_id: format!("{}@customer.test", Uuid::now_v7()),
         in_reply_to: None,
@@ -86,11 +86,14 @@ pub(crate) struct World {
     pub(crate) api: TestApi,
     pub(crate) alice: Uuid,
     pub(crate) carol: Uuid,
-    auditor: Uuid,
-    analyst: Uuid,
-    vip: Uuid,
-    shared: Uuid,
-    restricted: Uuid,
+    pub(crate) auditor: Uuid,
+    pub(crate) analyst: Uuid,
+    pub(crate) support: Uuid,
+    pub(crate) vip: Uuid,
+    pub(crate) chat: Uuid,
+    pub(crate) mailbox: Uuid,
+    pub(crate) shared: Uuid,
+    pub(crate) restricted: Uuid,
     pub(crate) private: Uuid,
     restricted_correlation: Uuid,
 }
@@ -237,7 +240,10 @@ pub(crate) async fn world() -> World {
         carol,
         auditor,
         analyst,
+        support,
         vip,
+        chat,
+        mailbox,
         shared,
         restricted,
         private,

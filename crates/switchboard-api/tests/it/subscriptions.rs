@@ -10,11 +10,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::TestApi;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a `graphql-transport-ws` connection with `init` as the `connection_init` payload.
-async fn connect(addr: std::net::SocketAddr, init: Value) -> Socket {
+pub(crate) async fn connect(addr: std::net::SocketAddr, init: Value) -> Socket {
     let mut request = format!("ws://{addr}/graphql/ws")
         .into_client_request()
         .expect("request");
@@ -35,7 +35,7 @@ async fn connect(addr: std::net::SocketAddr, init: Value) -> Socket {
 }
 
 /// The next JSON message, or `None` when the connection closed (within a deadline).
-async fn next(socket: &mut Socket) -> Option<Value> {
+pub(crate) async fn next(socket: &mut Socket) -> Option<Value> {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -56,7 +56,7 @@ fn error_code(message: &Value) -> Option<&str> {
         .or_else(|| message["payload"]["errors"][0]["extensions"]["code"].as_str())
 }
 
-async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+pub(crate) async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
     socket
         .send(Message::text(
             json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}})

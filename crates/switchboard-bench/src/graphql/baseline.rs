@@ -84,6 +84,7 @@ async fn inbox(State((model, page)): State<Shared>, UrlPath(id): UrlPath<Uuid>) 
                     count: page,
                     after: None,
                 },
+                &thread_view::Scope::Everything,
             )
         })
         .await;

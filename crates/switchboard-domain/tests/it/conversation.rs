@@ -188,6 +188,7 @@ fn filtered(message: InboundMessage) -> DomainEvent {
         conversation_id: id(CONV),
         inbox_id: id(SUPPORT),
         reason: FilterReason::BulkMail,
+        visibility: Some(ConversationVisibility::Shared),
         message,
     }
     .into()
@@ -592,6 +593,7 @@ fn filtered_mail_goes_to_the_filtered_view_only() {
                 conversation_id: id(CONV),
                 inbox_id: id(SUPPORT),
                 reason: FilterReason::AutomatedReply,
+                visibility: Some(ConversationVisibility::Shared),
                 message: email_in(201),
             }
             .into(),

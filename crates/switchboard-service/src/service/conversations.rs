@@ -3,7 +3,9 @@
 //!
 //! An inbound message is resolved before it is decided:
 //! - **which conversation**: an e-mail threads into the conversation of the first Message-ID in
-//!   its `In-Reply-To` or `References` (newest first) that the write view knows; chat and
+//!   its `In-Reply-To` or `References` (newest first) that the write view knows on the same
+//!   channel (never across channels: a private account's mail must not join a shared
+//!   conversation, nor the reverse); chat and
 //!   Messenger continue the visitor's conversation on that channel (reopening it when closed); a
 //!   form submission always starts a conversation. New conversations get an id derived from what
 //!   identifies them (channel and thread root, channel and visitor, channel and message), so two
@@ -94,7 +96,7 @@ impl Run<'_> {
                     .in_reply_to
                     .iter()
                     .chain(email.references.iter().rev())
-                    .find_map(|id| self.view.email_thread(id));
+                    .find_map(|id| self.view.email_thread(channel_id, id));
                 let root = email
                     .references
                     .first()

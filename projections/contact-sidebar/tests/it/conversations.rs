@@ -8,6 +8,7 @@ use proto_events::event::{
     ConversationShared, ReopenCause,
 };
 use proto_events::{Actor, streams};
+use switchboard_projector::Scope;
 use uuid::Uuid;
 
 use crate::support::{History, at, build, id, received, reply, started};
@@ -30,7 +31,7 @@ fn a_conversation_shows_its_last_message_status_and_owner() {
         received(conv, inbox, Some(ada), "Hello,\n  my   order?"),
     );
     let (_dir, conn) = build(&h.events);
-    let page = conversations_of_contact(&conn, ada, None, 10).unwrap();
+    let page = conversations_of_contact(&conn, ada, None, 10, &Scope::Everything).unwrap();
     assert_eq!(page.next, None);
     let c = &page.conversations[0];
     assert_eq!((c.conversation_id, c.inbox_id), (conv, inbox));
@@ -65,7 +66,7 @@ fn a_conversation_shows_its_last_message_status_and_owner() {
         },
     );
     let (_dir, conn) = build(&h.events);
-    let c = conversations_of_contact(&conn, ada, None, 10)
+    let c = conversations_of_contact(&conn, ada, None, 10, &Scope::Everything)
         .unwrap()
         .conversations
         .remove(0);
@@ -87,7 +88,7 @@ fn a_conversation_shows_its_last_message_status_and_owner() {
         },
     );
     let (_dir, conn) = build(&h.events);
-    let c = conversations_of_contact(&conn, ada, None, 10)
+    let c = conversations_of_contact(&conn, ada, None, 10, &Scope::Everything)
         .unwrap()
         .conversations
         .remove(0);
@@ -147,7 +148,7 @@ fn conversations_link_to_a_contact_by_message_by_record_creation_and_by_merge() 
         },
     );
     let (_dir, conn) = build(&h.events);
-    let ids: Vec<Uuid> = conversations_of_contact(&conn, bea, None, 10)
+    let ids: Vec<Uuid> = conversations_of_contact(&conn, bea, None, 10, &Scope::Everything)
         .unwrap()
         .conversations
         .iter()
@@ -155,7 +156,7 @@ fn conversations_link_to_a_contact_by_message_by_record_creation_and_by_merge() 
         .collect();
     assert_eq!(ids, vec![by_merge, by_record, by_message]);
     assert!(
-        conversations_of_contact(&conn, id(3), None, 10)
+        conversations_of_contact(&conn, id(3), None, 10, &Scope::Everything)
             .unwrap()
             .conversations
             .is_empty()
@@ -189,7 +190,8 @@ fn pages_cover_every_conversation_once_newest_first() {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let page = conversations_of_contact(&conn, ada, cursor, size).unwrap();
+            let page =
+                conversations_of_contact(&conn, ada, cursor, size, &Scope::Everything).unwrap();
             assert!(page.conversations.len() <= size);
             seen.extend(
                 page.conversations

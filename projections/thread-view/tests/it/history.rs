@@ -90,13 +90,14 @@ fn decision(skipped: Vec<SkippedCandidate>) -> RoutingDecision {
     }
 }
 
-struct Builder {
-    events: Vec<Envelope>,
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub(crate) events: Vec<Envelope>,
     versions: HashMap<String, u64>,
 }
 
 impl Builder {
-    fn push(
+    pub(crate) fn push(
         &mut self,
         minute: i64,
         actor: Actor,
@@ -587,6 +588,7 @@ pub(crate) fn history() -> Vec<Envelope> {
             conversation_id: C4,
             inbox_id: SALES,
             reason: FilterReason::BulkMail,
+            visibility: Some(ConversationVisibility::Shared),
             message: news.clone(),
         },
     );
@@ -601,6 +603,7 @@ pub(crate) fn history() -> Vec<Envelope> {
             conversation_id: C5,
             inbox_id: SALES,
             reason: FilterReason::AutomatedReply,
+            visibility: Some(ConversationVisibility::Shared),
             message: mail(
                 0x5520,
                 SALES_MAIL,
@@ -744,6 +747,7 @@ pub(crate) fn history() -> Vec<Envelope> {
             conversation_id: F1,
             inbox_id: SUPPORT,
             reason: FilterReason::RoleAddress,
+            visibility: Some(ConversationVisibility::Shared),
             message: mail(
                 0xf135,
                 SUPPORT_MAIL,
@@ -770,6 +774,7 @@ pub(crate) fn history() -> Vec<Envelope> {
                     domain: "spam.example".to_owned(),
                 },
             },
+            visibility: Some(ConversationVisibility::Shared),
             message: mail(
                 0xf236,
                 SUPPORT_MAIL,
