@@ -107,6 +107,11 @@ pub struct Metadata {
     /// The idempotency key the client sent with the command, if any: a retried command with the
     /// same key returns the events already recorded instead of deciding again.
     pub idempotency_key: Option<String>,
+    /// A digest of the request the idempotency key was sent with, so that a different command
+    /// with a used key is refused rather than answered with the first one's result. Absent
+    /// without a key, and in events recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_fingerprint: Option<String>,
 }
 
 impl Metadata {

@@ -134,6 +134,13 @@ pub(crate) fn canonical_metadata(json: &[u8]) -> Option<Metadata> {
         at.literal(b"\"")?;
         Some(key)
     };
+    let command_fingerprint = if at.literal(br#","command_fingerprint":""#).is_some() {
+        let fingerprint = std::str::from_utf8(at.plain_string()?).ok()?.to_owned();
+        at.literal(b"\"")?;
+        Some(fingerprint)
+    } else {
+        None
+    };
     at.literal(b"}")?;
     at.0.is_empty().then_some(Metadata {
         actor,
@@ -141,6 +148,7 @@ pub(crate) fn canonical_metadata(json: &[u8]) -> Option<Metadata> {
         causation_id,
         occurred_at,
         idempotency_key,
+        command_fingerprint,
     })
 }
 
@@ -617,6 +625,7 @@ mod tests {
             causation_id: Uuid::from_u128(7),
             occurred_at: DateTime::from_timestamp(1_790_000_000, nanos).expect("in range"),
             idempotency_key: idempotency_key.map(str::to_owned),
+            command_fingerprint: idempotency_key.map(|key| format!("{key}-fingerprint")),
         }
     }
 

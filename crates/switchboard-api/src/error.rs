@@ -3,7 +3,8 @@
 //! Business-rule failures of a mutation (the domain's `Invalid` and `Rejected`) become
 //! `userErrors` in its payload, so a form can show them beside the field. Everything else is a
 //! top-level GraphQL error whose `extensions.code` is one of `UNAUTHENTICATED`, `FORBIDDEN`,
-//! `BAD_USER_INPUT`, `NOT_FOUND`, `CONFLICT`, `CONSISTENCY_TIMEOUT` or `INTERNAL`. Internal causes
+//! `BAD_USER_INPUT`, `NOT_FOUND`, `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `CONSISTENCY_TIMEOUT`
+//! or `INTERNAL`. Internal causes
 //! are logged with an incident id; the client gets only that id.
 
 use async_graphql::{ErrorExtensions, SimpleObject};
@@ -39,6 +40,9 @@ pub enum ApiError {
         /// The stream's version now, when known.
         current_version: Option<u64>,
     },
+    /// The `clientMutationId` was used for a different mutation by the same viewer within its
+    /// lifetime (IDEMPOTENCY_KEY_REUSED): nothing was written. Send a new key.
+    IdempotencyKeyReused(String),
     /// The read models did not include the consistency token's write in time
     /// (CONSISTENCY_TIMEOUT): retry, or read without the token.
     ConsistencyTimeout(String),
@@ -55,6 +59,7 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Conflict { .. } => "CONFLICT",
+            ApiError::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             ApiError::ConsistencyTimeout(_) => "CONSISTENCY_TIMEOUT",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -66,6 +71,7 @@ impl ApiError {
             ApiError::Unauthenticated(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
+            | ApiError::IdempotencyKeyReused(m)
             | ApiError::ConsistencyTimeout(m) => m.clone(),
             ApiError::BadUserInput { field, message } => format!("invalid {field}: {message}"),
             ApiError::Conflict { message, .. } => message.clone(),
@@ -151,6 +157,10 @@ impl From<ServiceError> for ApiError {
                 ),
                 current_version: actual,
             },
+            ServiceError::IdempotencyKeyReused { key } => ApiError::IdempotencyKeyReused(format!(
+                "clientMutationId {key:?} was already used for a different mutation; \
+                 send a new one (nothing was written)"
+            )),
             ServiceError::Store(StoreError::WrongExpectedVersion { stream, actual, .. }) => {
                 ApiError::Conflict {
                     message: format!("{stream} changed since you read it; read it again"),

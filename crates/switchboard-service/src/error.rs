@@ -21,6 +21,13 @@ pub enum ServiceError {
         /// The stream's version now.
         actual: Option<u64>,
     },
+    /// The idempotency key was used, within its lifetime, for a different command by the same
+    /// actor (IDEMPOTENCY_KEY_REUSED): nothing was written. Send a new key for a new command.
+    #[error("idempotency key {key:?} was already used for a different command")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
     /// The event store failed (INTERNAL, or retry later on `StoreError::Closed`).
     #[error(transparent)]
     Store(#[from] StoreError),

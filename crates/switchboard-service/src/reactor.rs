@@ -367,6 +367,7 @@ async fn route_one(
         correlation_id: state.correlations.get(&trigger).copied(),
         causation_id: Some(trigger),
         idempotency_key: Some(format!("routing:{conversation_id}:{trigger}")),
+        fingerprint: None,
         expected_version: None,
     };
     let command = Command::Conversation {

@@ -23,12 +23,8 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 use uuid::Uuid;
 
 use crate::ServiceError;
-use crate::view::WriteView;
+use crate::view::{KeyUse, WriteView};
 use switchboard_codec as codec;
-
-/// How many times a command that may be decided again is tried in all before a version conflict
-/// is reported.
-const MAX_ATTEMPTS: u32 = 10;
 
 /// The pause before attempt `attempt` (from 2): exponential from 1 ms up to 64 ms, with jitter so
 /// that writers who collided do not collide again in step.
@@ -51,6 +47,11 @@ pub struct CommandMeta {
     /// Repeating a command with the same key (per actor) returns the first result and writes
     /// nothing, also after a restart.
     pub idempotency_key: Option<String>,
+    /// What the key is bound to: a digest of the request the client sent with it (the API's
+    /// mutation and its input). Another command with a used key is refused with
+    /// [`ServiceError::IdempotencyKeyReused`] and writes nothing. `None`: the key is not bound
+    /// (commands the system derives its keys for).
+    pub fingerprint: Option<String>,
     /// The version of the target stream the client decided on. When set, the command fails with
     /// [`ServiceError::Conflict`] instead of being decided again if the stream has moved.
     pub expected_version: Option<u64>,
@@ -64,6 +65,7 @@ impl CommandMeta {
             correlation_id: None,
             causation_id: None,
             idempotency_key: None,
+            fingerprint: None,
             expected_version: None,
         }
     }
@@ -160,11 +162,12 @@ impl Command {
         }
     }
 
-    /// Whether deciding again on newer state is safe after a version conflict. Most commands are
-    /// checked against the state they are decided on, so they are. Not so a reply (a new
-    /// customer message may have arrived that the agent has not read: Front and HubSpot warn
-    /// instead of sending) or a change of contact properties (the values were chosen looking at
-    /// the old ones): those report the conflict with the current version.
+    /// Whether deciding again on newer state is always safe after a version conflict. Most
+    /// commands are checked against the state they are decided on, so they are. Not so a reply
+    /// (a new customer message may have arrived that the agent has not read: Front and HubSpot
+    /// warn instead of sending; a reply is decided again only when nothing of the kind came in,
+    /// see `CommandService::reply_commutes`) or a change of contact properties (the values were
+    /// chosen looking at the old ones): those report the conflict with the current version.
     fn redecidable(&self) -> bool {
         match self {
             Command::Contact { command, .. } => {
@@ -203,7 +206,20 @@ pub struct CommandService {
     clock: Arc<dyn Clock>,
     view: RwLock<WriteView>,
     fallback_domain: String,
+    /// How long an idempotency key binds (see [`CommandService::with_key_lifetime`]).
+    key_lifetime: chrono::Duration,
 }
+
+/// How long an idempotency key binds unless configured: a day, as payment APIs keep theirs.
+pub const DEFAULT_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+
+/// The namespace of the event ids of commands with an idempotency key (see
+/// [`keyed_event_id`]).
+const KEYED_EVENTS: Uuid = Uuid::from_u128(0x3f6a_92d4_7c1e_4b08_b5e2_19ad_60c7_f2d1);
+
+/// Commands that commute with everything but a customer's new message (a reply) are decided
+/// again until done, within this bound, however often concurrent writers get there first.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The domain of automatic fallback addresses unless configured (a reserved name: operators set
 /// their own, whose MX points at the inbound mail gateway).
@@ -225,6 +241,7 @@ impl CommandService {
             clock,
             view: RwLock::new(view),
             fallback_domain: DEFAULT_FALLBACK_DOMAIN.to_owned(),
+            key_lifetime: DEFAULT_KEY_LIFETIME,
         })
     }
 
@@ -245,6 +262,14 @@ impl CommandService {
         let mut view = self.view.write().await;
         view.catch_up(self.store.as_ref()).await?;
         Ok(view.downgrade())
+    }
+
+    /// Sets how long an idempotency key binds (default [`DEFAULT_KEY_LIFETIME`]): within it, a
+    /// repeat returns the first result and another command with the key is refused; after it,
+    /// the key may be used again.
+    pub fn with_key_lifetime(mut self, lifetime: chrono::Duration) -> CommandService {
+        self.key_lifetime = lifetime;
+        self
     }
 
     /// Sets the domain of automatic fallback addresses (default [`DEFAULT_FALLBACK_DOMAIN`]):
@@ -344,6 +369,7 @@ impl CommandService {
             correlation_id: None,
             causation_id: None,
             idempotency_key: Some(format!("fallback:{inbox_id}:{cause}")),
+            fingerprint: None,
             expected_version: None,
         };
         let command = Command::Channel(ChannelCommand::AssignFallbackAddress {
@@ -364,15 +390,22 @@ impl CommandService {
         meta: &CommandMeta,
         command: &Command,
     ) -> Result<Outcome, ServiceError> {
-        let redecidable = meta.expected_version.is_none() && command.redecidable();
         let command_id = Uuid::now_v7();
+        let started = tokio::time::Instant::now();
         let mut attempt = 1;
         loop {
             let view = self.view().await?;
+            let now = self.clock.now();
+            // The last use of the key, if any: a live one answers a repeat (or refuses another
+            // command); an expired one salts the event ids, so the key can be used again.
+            let mut salt = 0;
             if let Some(key) = &meta.idempotency_key
-                && let Some(done) = view.idempotent(&meta.actor, key)
+                && let Some(used) = view.idempotent(&meta.actor, key)
             {
-                return Ok(done.clone());
+                if used.live(now, self.key_lifetime) {
+                    return repeat(used, meta, key);
+                }
+                salt = used.outcome.last_position.0;
             }
             let run = Run {
                 service: self,
@@ -382,30 +415,128 @@ impl CommandService {
                     actor: meta.actor.clone(),
                     correlation_id: meta.correlation_id.unwrap_or(command_id),
                     causation_id: meta.causation_id.unwrap_or(command_id),
-                    occurred_at: self.clock.now(),
+                    occurred_at: now,
                     idempotency_key: meta.idempotency_key.clone(),
+                    command_fingerprint: meta.fingerprint.clone(),
                 },
+                salt,
             };
-            let result = run.command(command).await;
+            let correlation_id = run.metadata.correlation_id;
+            let mut result = run.command(command).await;
             drop(view);
-            // Two requests with one key may race: the loser answers with the winner's outcome.
-            if let (Err(ServiceError::Conflict { .. }), Some(key)) =
-                (&result, &meta.idempotency_key)
-                && let Some(done) = self.view().await?.idempotent(&meta.actor, key)
-            {
-                return Ok(done.clone());
+            if let Some(key) = &meta.idempotency_key {
+                result = match self.settle_keyed(meta, key, correlation_id, result).await? {
+                    Settled::Done(outcome) => Ok(outcome),
+                    Settled::Failed(error) => Err(error),
+                };
             }
-            match result {
-                Err(ServiceError::Conflict { stream, .. })
-                    if redecidable && attempt < MAX_ATTEMPTS =>
-                {
-                    tracing::debug!(attempt, stream, "version conflict, deciding again");
+            let error = match result {
+                Ok(outcome) => return Ok(outcome),
+                Err(error) => error,
+            };
+            match self.retry(meta, command, &error, attempt, started).await? {
+                Some(pause) => {
+                    tracing::debug!(attempt, "version conflict, deciding again");
                     attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(pause).await;
                 }
-                result => return result,
+                None => return Err(error),
             }
         }
+    }
+
+    /// What became of a command with an idempotency key. Its events carry ids derived from the
+    /// actor, the key and their place ([`keyed_event_id`]), so that two requests with one key
+    /// racing each other (on this node or another, on any backend) write once: the store answers
+    /// the second append of the same ids with the first one's result, or refuses it when they
+    /// sit elsewhere. Either way the key's use in the log decides: the same request is a repeat,
+    /// another one is refused.
+    async fn settle_keyed(
+        &self,
+        meta: &CommandMeta,
+        key: &str,
+        correlation_id: Uuid,
+        result: Result<Outcome, ServiceError>,
+    ) -> Result<Settled, ServiceError> {
+        let lost_race = matches!(
+            result,
+            Ok(_)
+                | Err(ServiceError::Conflict { .. })
+                | Err(ServiceError::Store(StoreError::IdempotencyConflict { .. }))
+        );
+        if lost_race {
+            let view = self.view().await?;
+            if let Some(used) = view.idempotent(&meta.actor, key)
+                && used.correlation_id != correlation_id
+                && used.live(self.clock.now(), self.key_lifetime)
+            {
+                // Another request with the key got there first (or this one's events were
+                // answered as a repeat of its).
+                return repeat(used, meta, key).map(Settled::Done);
+            }
+        }
+        Ok(match result {
+            Ok(outcome) => Settled::Done(outcome),
+            Err(error) => Settled::Failed(error),
+        })
+    }
+
+    /// Whether to decide `command` again after `error`, and after what pause. A version
+    /// conflict is retried, until [`RETRY_FOR`] has passed, for commands without an expected
+    /// version that may be decided again; a reply only if what came in meanwhile is not a
+    /// customer's new message.
+    async fn retry(
+        &self,
+        meta: &CommandMeta,
+        command: &Command,
+        error: &ServiceError,
+        attempt: u32,
+        started: tokio::time::Instant,
+    ) -> Result<Option<std::time::Duration>, ServiceError> {
+        let ServiceError::Conflict {
+            stream, expected, ..
+        } = error
+        else {
+            return Ok(None);
+        };
+        if meta.expected_version.is_some() || started.elapsed() >= RETRY_FOR {
+            return Ok(None);
+        }
+        let again = if command.redecidable() {
+            true
+        } else {
+            self.reply_commutes(command, stream, *expected).await?
+        };
+        Ok(again.then(|| backoff(attempt + 1)))
+    }
+
+    /// Whether a reply without an expected version, decided on `stream` at `decided_on`, may be
+    /// decided again: nothing written since is a customer's new message (which the agent has
+    /// not read: Front and HubSpot warn rather than send). Comments, other replies, assignments
+    /// commute with it.
+    async fn reply_commutes(
+        &self,
+        command: &Command,
+        stream: &str,
+        decided_on: Option<u64>,
+    ) -> Result<bool, ServiceError> {
+        let is_reply = matches!(
+            command,
+            Command::Conversation { command, .. }
+                if matches!(**command, ConversationCommand::SendReply { .. })
+        );
+        if !is_reply {
+            return Ok(false);
+        }
+        let from = decided_on.map_or(0, |v| v + 1);
+        let since = self
+            .store
+            .read_stream(stream, Direction::Forwards, StreamFrom::Version(from), 1000)
+            .await?;
+        Ok(since.len() < 1000
+            && since
+                .iter()
+                .all(|e| e.event_type != "MessageReceived" && e.event_type != "MessageFiltered"))
     }
 
     /// Reads a whole stream and folds it into `state`; returns the state and the stream's
@@ -442,6 +573,8 @@ pub(crate) struct Run<'a> {
     view: &'a WriteView,
     meta: &'a CommandMeta,
     metadata: Metadata,
+    /// Mixed into the ids of keyed events: the position of the key's expired last use, or 0.
+    salt: u64,
 }
 
 impl Run<'_> {
@@ -652,7 +785,17 @@ impl Run<'_> {
             });
         }
         let written = events.len() as u64;
-        let encoded = events.iter().map(|e| codec::encode(e, metadata)).collect();
+        let encoded = events
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                let mut event = codec::encode(e, metadata);
+                if let Some(key) = &metadata.idempotency_key {
+                    event.event_id = keyed_event_id(&metadata.actor, key, self.salt, stream, index);
+                }
+                event
+            })
+            .collect();
         match self
             .service
             .store
@@ -685,6 +828,44 @@ impl Run<'_> {
     ) -> Result<(S, Option<u64>), ServiceError> {
         self.service.load(stream, state, fold).await
     }
+}
+
+/// What [`CommandService::settle_keyed`] found.
+enum Settled {
+    /// The command's outcome (its own, or the first request's with the key).
+    Done(Outcome),
+    /// It failed; perhaps it may be decided again.
+    Failed(ServiceError),
+}
+
+/// The answer to a repeat of the key's live `used`: its outcome as a repeat, or
+/// `IDEMPOTENCY_KEY_REUSED` when the request differs.
+fn repeat(used: &KeyUse, meta: &CommandMeta, key: &str) -> Result<Outcome, ServiceError> {
+    if !used.matches(meta.fingerprint.as_deref()) {
+        return Err(ServiceError::IdempotencyKeyReused {
+            key: key.to_owned(),
+        });
+    }
+    Ok(Outcome {
+        replayed: true,
+        written: 0,
+        ..used.outcome.clone()
+    })
+}
+
+/// The id of the `index`th event a command with idempotency key `key` of `actor` appends to
+/// `stream`: the same for every request with the key, so the store writes them once (see
+/// [`CommandService::settle_keyed`]). `salt` tells the uses of a key apart once one expired.
+fn keyed_event_id(actor: &Actor, key: &str, salt: u64, stream: &str, index: usize) -> Uuid {
+    let actor = serde_json::to_vec(actor).unwrap_or_default();
+    let mut name = Vec::with_capacity(actor.len() + key.len() + stream.len() + 32);
+    for part in [actor.as_slice(), key.as_bytes(), stream.as_bytes()] {
+        name.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        name.extend_from_slice(part);
+    }
+    name.extend_from_slice(&salt.to_le_bytes());
+    name.extend_from_slice(&(index as u64).to_le_bytes());
+    Uuid::new_v5(&KEYED_EVENTS, &name)
 }
 
 /// The expectation that a stream is exactly where we last saw it.

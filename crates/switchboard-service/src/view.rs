@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use proto_events::{Actor, DomainEvent, Metadata, streams};
 use switchboard_domain::directory::Directory;
 use switchboard_store::{EventStore, Position, RecordedEvent};
@@ -32,10 +33,39 @@ pub struct WriteView {
     /// The last version of every directory stream.
     versions: HashMap<String, u64>,
     /// Outcomes of commands by `(actor, idempotency key)`.
-    idempotent: HashMap<(Actor, String), Outcome>,
+    idempotent: HashMap<(Actor, String), KeyUse>,
     /// The conversation of every e-mail Message-ID seen, in or out, by the channel it went
     /// through, for threading replies within their channel.
     email_threads: HashMap<(Uuid, String), Uuid>,
+}
+
+/// The use of an idempotency key: what the command did, and what the key is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    /// What the command did (with `replayed` set, as a repeat reports it).
+    pub outcome: Outcome,
+    /// The digest of the request the key was sent with (`None`: not bound).
+    pub fingerprint: Option<String>,
+    /// The correlation id of the command that used it.
+    pub correlation_id: Uuid,
+    /// When it was used (domain time).
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl KeyUse {
+    /// Whether the key still binds at `now`: used less than `lifetime` ago.
+    pub fn live(&self, now: DateTime<Utc>, lifetime: chrono::Duration) -> bool {
+        now - self.occurred_at < lifetime
+    }
+
+    /// Whether a command with `fingerprint` may repeat this use: the same request, or either
+    /// side not bound.
+    pub fn matches(&self, fingerprint: Option<&str>) -> bool {
+        match (self.fingerprint.as_deref(), fingerprint) {
+            (Some(used), Some(now)) => used == now,
+            _ => true,
+        }
+    }
 }
 
 /// The events whose e-mail Message-IDs are indexed for threading.
@@ -104,15 +134,22 @@ impl WriteView {
             replayed: true,
             written: 0,
         };
-        let outcome = self
+        let fresh = KeyUse {
+            outcome: fresh,
+            fingerprint: metadata.command_fingerprint,
+            correlation_id: metadata.correlation_id,
+            occurred_at: metadata.occurred_at,
+        };
+        let used = self
             .idempotent
             .entry((metadata.actor, key))
             .or_insert_with(|| fresh.clone());
+        let outcome = &mut used.outcome;
         if outcome.stream == recorded.stream && outcome.last_position.next() == recorded.position {
             outcome.stream_version = recorded.stream_version;
             outcome.last_position = recorded.position;
         } else if outcome.last_position != recorded.position {
-            *outcome = fresh;
+            *used = fresh;
         }
     }
 
@@ -149,8 +186,8 @@ impl WriteView {
         self.versions.get(stream).copied()
     }
 
-    /// What an earlier command of `actor` with `key` did, if there was one.
-    pub fn idempotent(&self, actor: &Actor, key: &str) -> Option<&Outcome> {
+    /// The last use of `key` by `actor`, if there was one (live or expired).
+    pub fn idempotent(&self, actor: &Actor, key: &str) -> Option<&KeyUse> {
         self.idempotent.get(&(actor.clone(), key.to_owned()))
     }
 }

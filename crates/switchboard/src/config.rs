@@ -132,6 +132,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// The domain of automatic fallback e-mail addresses of inboxes without team e-mail.
     pub fallback_email_domain: String,
+    /// How long a `clientMutationId` binds: within it a repeat returns the first result and
+    /// another mutation with the key is refused; after it the key may be used again.
+    pub idempotency_key_lifetime: Duration,
     /// Request limits.
     pub limits: switchboard_api::Limits,
 }
@@ -152,6 +155,7 @@ impl Default for Config {
             ready_max_lag: 1_000,
             shutdown_timeout: Duration::from_secs(10),
             fallback_email_domain: switchboard_service::service::DEFAULT_FALLBACK_DOMAIN.to_owned(),
+            idempotency_key_lifetime: Duration::from_secs(24 * 3_600),
             limits: switchboard_api::Limits::default(),
         }
     }
@@ -217,6 +221,7 @@ struct FileConfig {
     ready_max_lag: Option<u64>,
     shutdown_timeout: Option<String>,
     fallback_email_domain: Option<String>,
+    idempotency_key_lifetime: Option<String>,
     #[serde(default)]
     log: FileLog,
     #[serde(default)]
@@ -356,6 +361,10 @@ impl Config {
         if let Some(v) = file.fallback_email_domain {
             self.fallback_email_domain = v;
         }
+        if let Some(v) = file.idempotency_key_lifetime {
+            self.idempotency_key_lifetime =
+                parse(at, "idempotency_key_lifetime", &v, parse_duration)?;
+        }
         if let Some(v) = file.log.format {
             self.log.format = v;
         }
@@ -417,6 +426,14 @@ impl Config {
         }
         if let Some(v) = var("SWITCHBOARD_FALLBACK_EMAIL_DOMAIN") {
             self.fallback_email_domain = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_IDEMPOTENCY_KEY_LIFETIME") {
+            self.idempotency_key_lifetime = parse(
+                at,
+                "SWITCHBOARD_IDEMPOTENCY_KEY_LIFETIME",
+                v,
+                parse_duration,
+            )?;
         }
         if let Some(v) = var("SWITCHBOARD_LOG_FORMAT") {
             self.log.format = parse(at, "SWITCHBOARD_LOG_FORMAT", v, LogFormat::from_str)?;

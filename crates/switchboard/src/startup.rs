@@ -101,7 +101,11 @@ impl Application {
             CommandService::open(store.clone(), Arc::new(SystemClock))
                 .await
                 .context("opening the command service")?
-                .with_fallback_domain(config.fallback_email_domain.clone()),
+                .with_fallback_domain(config.fallback_email_domain.clone())
+                .with_key_lifetime(
+                    chrono::Duration::from_std(config.idempotency_key_lifetime)
+                        .unwrap_or(switchboard_service::service::DEFAULT_KEY_LIFETIME),
+                ),
         );
         let reactor = RoutingReactor::spawn(service.clone());
         let read_models = config.read_models_dir();

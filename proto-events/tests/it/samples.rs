@@ -120,6 +120,7 @@ pub(crate) fn metadata_samples() -> Vec<(&'static str, Metadata)> {
                 causation_id: id(0xc2),
                 occurred_at: Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap(),
                 idempotency_key: (kind == "user").then(|| "mutation-7f3a".to_owned()),
+                command_fingerprint: None,
             };
             (kind, metadata)
         })

@@ -108,6 +108,10 @@ pub(crate) async fn run(
         correlation_id: None,
         causation_id: None,
         idempotency_key: client_mutation_id.clone(),
+        fingerprint: client_mutation_id
+            .as_ref()
+            .map(|_| fingerprint(ctx))
+            .transpose()?,
         expected_version: options.expected_version,
     };
     match inner.service.execute(meta, command).await {
@@ -144,6 +148,59 @@ pub(crate) async fn run(
                 Err(error)
             }
         },
+    }
+}
+
+/// What a `clientMutationId` is bound to: SHA-256 of the mutation's name and its arguments
+/// (variables substituted, object keys sorted, the key itself left out), so that the same
+/// request sent again is a repeat and any other one a misuse of the key.
+fn fingerprint(ctx: &Context<'_>) -> ApiResult<String> {
+    use sha2::{Digest, Sha256};
+
+    let field = ctx.field();
+    let arguments = field
+        .arguments()
+        .map_err(|e| ApiError::internal(format!("arguments of {}: {}", field.name(), e.message)))?;
+    let mut arguments: serde_json::Map<String, serde_json::Value> = arguments
+        .into_iter()
+        .map(|(name, value)| Ok((name.to_string(), value.into_json()?)))
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(ApiError::internal)?;
+    for value in arguments.values_mut() {
+        if let Some(input) = value.as_object_mut() {
+            input.remove("clientMutationId");
+        }
+    }
+    let mut digest = Sha256::new();
+    digest.update(field.name().as_bytes());
+    digest.update([0]);
+    digest.update(canonical(&serde_json::Value::Object(arguments)).as_bytes());
+    Ok(hex::encode(digest.finalize()))
+}
+
+/// `value` as JSON text with the keys of every object sorted.
+fn canonical(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        canonical(&map[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
     }
 }
 

@@ -8,6 +8,7 @@ mod analytics;
 mod audit;
 mod basics;
 mod history;
+mod idempotency;
 mod mutations;
 mod privacy;
 mod schema;

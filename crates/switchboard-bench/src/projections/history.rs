@@ -109,6 +109,7 @@ pub(crate) fn encode(events: &[(DomainEvent, Actor, DateTime<Utc>)]) -> Vec<NewE
                 causation_id: correlation,
                 occurred_at: *at,
                 idempotency_key: None,
+                command_fingerprint: None,
             };
             switchboard_codec::encode(event, &metadata)
         })

@@ -107,6 +107,7 @@ pub(crate) async fn append(store: &SqliteStore, n: usize, per_append: usize) -> 
         causation_id: Uuid::now_v7(),
         occurred_at: chrono::Utc::now(),
         idempotency_key: None,
+        command_fingerprint: None,
     };
     for chunk in (0..n).collect::<Vec<_>>().chunks(per_append) {
         let events = chunk

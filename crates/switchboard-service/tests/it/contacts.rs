@@ -330,6 +330,7 @@ async fn a_half_done_command_is_finished_by_its_retry_not_reported_as_done() {
     let contact = Uuid::now_v7();
     let meta = CommandMeta {
         idempotency_key: Some("create-ada".into()),
+        fingerprint: None,
         ..CommandMeta::by(admin())
     };
     let first = service

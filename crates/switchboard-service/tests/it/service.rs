@@ -30,6 +30,7 @@ async fn events_carry_actor_correlation_causation_time_and_key() {
         correlation_id: Some(correlation),
         causation_id: Some(cause),
         idempotency_key: Some("create-support".into()),
+        fingerprint: None,
         expected_version: None,
     };
     let outcome = app
@@ -168,6 +169,7 @@ async fn a_repeated_idempotency_key_returns_the_first_result_even_after_a_restar
     let app = app().await;
     let meta = CommandMeta {
         idempotency_key: Some("mutation-42".into()),
+        fingerprint: None,
         ..CommandMeta::by(admin())
     };
     let first = app
@@ -190,6 +192,7 @@ async fn a_repeated_idempotency_key_returns_the_first_result_even_after_a_restar
     // Another actor's identical key is another command.
     let other = CommandMeta {
         idempotency_key: Some("mutation-42".into()),
+        fingerprint: None,
         ..CommandMeta::by(system())
     };
     let theirs = app

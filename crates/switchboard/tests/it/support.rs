@@ -25,6 +25,7 @@ pub(crate) async fn populate(data_dir: &Path) {
         causation_id: Uuid::now_v7(),
         occurred_at: chrono::Utc::now(),
         idempotency_key: None,
+        command_fingerprint: None,
     };
     let per_inbox = EVENTS / 10;
     for round in 0..per_inbox / 3 {

@@ -75,6 +75,7 @@ impl History {
                 causation_id,
                 occurred_at: at(minute),
                 idempotency_key: None,
+                command_fingerprint: None,
             },
             payload,
         });

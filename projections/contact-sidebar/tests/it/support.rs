@@ -55,6 +55,7 @@ impl History {
                 causation_id: event_id,
                 occurred_at: at(minute),
                 idempotency_key: None,
+                command_fingerprint: None,
             },
             payload,
         });

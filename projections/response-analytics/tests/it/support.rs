@@ -61,6 +61,7 @@ impl Log {
                 causation_id: Uuid::from_u128(1),
                 occurred_at,
                 idempotency_key: None,
+                command_fingerprint: None,
             },
             payload,
         });

@@ -129,6 +129,7 @@ impl Builder {
                 causation_id: Uuid::from_u128(position.into()),
                 occurred_at,
                 idempotency_key: None,
+                command_fingerprint: None,
             },
             payload,
         });
