@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use proto_events::event::Assignee;
 use proto_events::{DomainEvent, Envelope};
-use switchboard_store::Position;
+use switchboard_store::{Position, RecordedEvent, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -284,53 +284,81 @@ impl Subscription {
             .store
             .subscribe_all(Position(after_position))
             .take_until(inner.closing())
+            .ready_chunks(LOG_CHUNK)
             .boxed();
-        let state = (events, api, LogGate::default(), open, false);
-        Ok(futures::stream::unfold(
-            state,
-            move |(mut events, api, mut gate, open, done)| async move {
-                if done {
-                    return None;
+        let state = LogFeed {
+            events,
+            api,
+            gate: LogGate::default(),
+            pending: std::collections::VecDeque::new(),
+            failure: None,
+            _open: open,
+        };
+        Ok(futures::stream::unfold(state, move |mut feed| async move {
+            loop {
+                if let Some(event) = feed.pending.pop_front() {
+                    return Some((Ok(event), feed));
                 }
-                loop {
-                    let recorded = match events.next().await? {
-                        Ok(recorded) => recorded,
+                if let Some(error) = feed.failure.take() {
+                    // Once the error is sent, the stream ends.
+                    feed.events = futures::stream::empty().boxed();
+                    return Some((Err(error), feed));
+                }
+                let chunk = feed.events.next().await?;
+                let mut recorded = Vec::with_capacity(chunk.len());
+                for next in chunk {
+                    match next {
+                        Ok(event) => recorded.push(event),
                         Err(e) => {
-                            let error = ApiError::from(e).into();
-                            return Some((Err(error), (events, api, gate, open, true)));
+                            feed.failure = Some(ApiError::from(e).into());
+                            break;
                         }
-                    };
-                    match admit(api.inner(), user_id, &mut gate, &recorded).await {
-                        Ok(true) => {
-                            return Some((
-                                Ok(Event::new(recorded)),
-                                (events, api, gate, open, false),
-                            ));
-                        }
-                        Ok(false) => continue,
-                        Err(e) => return Some((Err(e.into()), (events, api, gate, open, true))),
                     }
                 }
-            },
-        ))
+                match admit(feed.api.inner(), user_id, &mut feed.gate, &recorded).await {
+                    Ok(admitted) => feed.pending.extend(
+                        recorded
+                            .into_iter()
+                            .zip(admitted)
+                            .filter(|(_, admitted)| *admitted)
+                            .map(|(event, _)| Event::new(event)),
+                    ),
+                    Err(e) => feed.failure = Some(e.into()),
+                }
+            }
+        }))
     }
 }
 
-/// Whether `user_id` may read `recorded` now: their role, as of the directory now, still reads
-/// the raw log, and the event is not of a conversation they may not see.
+/// How many events of the log the `events` subscription judges at once: those already
+/// committed when it reads (a replay), up to this many; live, one at a time as they come.
+const LOG_CHUNK: usize = 512;
+
+/// The state of an `events` subscription.
+struct LogFeed {
+    events: futures::stream::BoxStream<'static, Vec<Result<RecordedEvent, StoreError>>>,
+    api: ApiState,
+    gate: LogGate,
+    /// Admitted events not sent yet.
+    pending: std::collections::VecDeque<Event>,
+    /// An error to send after `pending`, which ends the subscription.
+    failure: Option<async_graphql::Error>,
+    _open: Open,
+}
+
+/// Which of `recorded` `user_id` may read now: their role, as of the directory now, still
+/// reads the raw log (FORBIDDEN otherwise), and an event is not of a conversation they may not
+/// see.
 async fn admit(
     inner: &Inner,
     user_id: Uuid,
     gate: &mut LogGate,
-    recorded: &switchboard_store::RecordedEvent,
-) -> ApiResult<bool> {
+    recorded: &[RecordedEvent],
+) -> ApiResult<Vec<bool>> {
     let access = {
         let view = inner.directory().await?;
         inner.access(&view, user_id)?
     };
     access.require(&HISTORY_READERS, "the raw event history")?;
-    let admitted = gate
-        .admit(inner, &access, std::slice::from_ref(recorded))
-        .await?;
-    Ok(admitted.first().copied().unwrap_or(false))
+    gate.admit(inner, &access, recorded).await
 }

@@ -373,8 +373,9 @@ fn apply<'e>(
                 .private_owner_id = None;
             // Its filtered mail is shared with it (a rare event: the scan is fine).
             ctx.tx.execute_cached(
-                "UPDATE filtered_messages SET private_owner_id = NULL WHERE conversation_id = ?1",
-                params![e.conversation_id.to_string()],
+                "UPDATE filtered_messages SET private_owner_id = NULL
+                 WHERE inbox_id = ?1 AND conversation_id = ?2",
+                params![e.inbox_id.to_string(), e.conversation_id.to_string()],
             )?;
             let entry = Fields {
                 author: Some(Author::User(e.by_user_id)),
@@ -428,22 +429,28 @@ fn connected(ctx: &mut Ctx<'_, '_, '_>, e: &ChannelConnected) -> Result<(), Appl
 }
 
 /// The private owner of filtered mail: the one its event names, or, for an event recorded
-/// before `MessageFiltered` v2, the owner of the private account it came through.
+/// before `MessageFiltered` v2, its conversation's when it has started (threading once crossed
+/// channels), else the owner of the private account it came through.
 fn filtered_owner(
-    ctx: &Ctx<'_, '_, '_>,
+    ctx: &mut Ctx<'_, '_, '_>,
     e: &MessageFiltered,
 ) -> Result<Option<String>, ApplyError> {
     Ok(match &e.visibility {
         Some(ConversationVisibility::Private { owner_user_id }) => Some(owner_user_id.to_string()),
         Some(ConversationVisibility::Shared) => None,
-        None => ctx
-            .tx
-            .query_row_cached(
-                "SELECT owner_id FROM private_channels WHERE channel_id = ?1",
-                params![e.message.channel_id.to_string()],
-                |row| row.get(0),
-            )
-            .optional()?,
+        None => match ctx.headers.get(ctx.tx, e.conversation_id)? {
+            Some(h) if h.status != ConversationStatus::Filtered.as_str() => {
+                h.private_owner_id.clone()
+            }
+            _ => ctx
+                .tx
+                .query_row_cached(
+                    "SELECT owner_id FROM private_channels WHERE channel_id = ?1",
+                    params![e.message.channel_id.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()?,
+        },
     })
 }
 

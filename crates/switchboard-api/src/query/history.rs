@@ -116,12 +116,13 @@ async fn events(
         let Some(last) = batch.last() else { break };
         cursor = last.position;
         scanned += batch.len();
+        let batch: Vec<_> = batch.into_iter().filter(|e| keep(e)).collect();
         let admitted = gate.admit(inner, &access, &batch).await?;
         found.extend(
             batch
                 .into_iter()
                 .zip(admitted)
-                .filter(|(e, admitted)| *admitted && keep(e))
+                .filter(|(_, admitted)| *admitted)
                 .map(|(e, _)| e),
         );
     }

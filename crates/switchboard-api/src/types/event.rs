@@ -20,16 +20,23 @@ use crate::state::Inner;
 /// which are left out entirely (not redacted: a private conversation's stream name, times and
 /// actors are already more than PRODUCT.md lets them see).
 ///
+/// An event concerns a conversation when it is in the conversation's stream, or, as the audit
+/// trail files them, when it creates a contact or ticket from it or associates a record with it.
 /// A conversation's visibility is its thread-view header's (what every other read of it uses,
 /// so a conversation shared since is readable whole); a conversation the read model does not
-/// show yet is judged by the first event of its stream, as the write side recorded it. It is
-/// remembered for the gate's life, except that a `ConversationShared` read through the gate
-/// makes it shared.
+/// show yet is judged by the first event of its stream, as the write side recorded it, and one
+/// whose stream does not start as a conversation does is never shown. It is remembered for the
+/// gate's life (at most [`GATE_MEMORY`] conversations), except that a `ConversationShared` read
+/// through the gate makes it shared, from that event on.
 #[derive(Debug, Default)]
 pub(crate) struct LogGate {
     /// Each conversation met so far: its inbox and private owner (`None`: not found).
     conversations: HashMap<Uuid, Option<(Uuid, Option<Uuid>)>>,
 }
+
+/// The most conversations a [`LogGate`] remembers before it forgets them all (and looks them up
+/// again as they come).
+const GATE_MEMORY: usize = 100_000;
 
 impl LogGate {
     /// Whether the reader with `access` may read each of `events`.
@@ -42,9 +49,14 @@ impl LogGate {
         if access.sees_everything() {
             return Ok(vec![true; events.len()]);
         }
-        let mut missing: Vec<Uuid> = events
+        if self.conversations.len() > GATE_MEMORY {
+            self.conversations.clear();
+        }
+        let concerned: Vec<Option<Uuid>> = events.iter().map(concerned_conversation).collect();
+        let mut missing: Vec<Uuid> = concerned
             .iter()
-            .filter_map(|e| conversation_of(&e.stream))
+            .flatten()
+            .copied()
             .filter(|id| !self.conversations.contains_key(id))
             .collect();
         missing.sort_unstable();
@@ -71,22 +83,51 @@ impl LogGate {
         }
         Ok(events
             .iter()
-            .map(|event| {
-                let Some(id) = conversation_of(&event.stream) else {
+            .zip(concerned)
+            .map(|(event, concerned)| {
+                let Some(id) = concerned else {
                     return true;
                 };
-                let visible = matches!(
-                    self.conversations.get(&id),
-                    Some(Some((inbox, owner))) if access.conversation(*inbox, *owner)
-                );
+                // From the share on (the share itself included), the conversation is shared.
                 if event.event_type == "ConversationShared"
                     && let Some(Some((_, owner))) = self.conversations.get_mut(&id)
                 {
                     *owner = None;
                 }
-                visible
+                matches!(
+                    self.conversations.get(&id),
+                    Some(Some((inbox, owner))) if access.conversation(*inbox, *owner)
+                )
             })
             .collect())
+    }
+}
+
+/// The conversation an event concerns, if any (see [`LogGate`]). Events outside conversation
+/// streams are decoded only when their type may name one; an event that does not decode is
+/// judged by its stream alone.
+fn concerned_conversation(event: &RecordedEvent) -> Option<Uuid> {
+    if let Some(id) = conversation_of(&event.stream) {
+        return Some(id);
+    }
+    if !matches!(
+        event.event_type.as_str(),
+        "ContactRecordCreated" | "TicketCreated" | "AssociationAdded" | "AssociationRemoved"
+    ) {
+        return None;
+    }
+    let envelope = switchboard_codec::decode(event).ok()?;
+    let of_records = |refs: [&proto_events::event::RecordRef; 2]| {
+        refs.into_iter()
+            .find(|r| r.kind == proto_events::event::RecordKind::Conversation)
+            .map(|r| r.id)
+    };
+    match &envelope.payload {
+        DomainEvent::ContactRecordCreated(e) => e.from_conversation_id,
+        DomainEvent::TicketCreated(e) => e.from_conversation_id,
+        DomainEvent::AssociationAdded(e) => of_records([&e.from, &e.to]),
+        DomainEvent::AssociationRemoved(e) => of_records([&e.from, &e.to]),
+        _ => None,
     }
 }
 

@@ -187,6 +187,23 @@ fn of_stream(events: &[Value], stream: &str) -> usize {
 async fn the_raw_log_leaves_out_private_conversations_for_auditors_and_analysts() {
     let w = world().await;
     let filtered = filtered_private_mail(&w).await;
+    // Alice makes a contact of her private correspondent: its creation names the conversation.
+    let contact = Uuid::now_v7();
+    run(
+        &w.api,
+        Actor::User { id: w.alice },
+        Command::CreateContact {
+            contact_id: contact,
+            // (Its identity's reservation, in a `unique-*` stream, is not hidden: see the note
+            // in ARCHITECTURE.md; the address is not the private mail's.)
+            identities: vec![Identity::Email {
+                address: "pf@elsewhere.test".to_owned(),
+            }],
+            properties: [("name".to_owned(), "Private Friend".to_owned())].into(),
+            from_conversation: Some(w.private),
+        },
+    )
+    .await;
     let private = format!("conversation-{}", w.private);
     let filtered = format!("conversation-{filtered}");
     let shared = format!("conversation-{}", w.shared);
@@ -209,12 +226,15 @@ async fn the_raw_log_leaves_out_private_conversations_for_auditors_and_analysts(
         );
         assert_eq!(
             events.len(),
-            everything.len() - of_stream(&everything, &private) - 1,
-            "{reader}: only those left out"
+            everything.len() - of_stream(&everything, &private) - 2,
+            "{reader}: only those left out (the contact's creation from the private mail too)"
         );
         let leaks: Vec<&Value> = events
             .iter()
-            .filter(|e| e["payload"].to_string().contains("friend@customer.test"))
+            .filter(|e| {
+                let payload = e["payload"].to_string();
+                payload.contains("friend@customer.test") || payload.contains("Private Friend")
+            })
             .collect();
         assert!(leaks.is_empty(), "{reader}: {leaks:#?}");
     }
