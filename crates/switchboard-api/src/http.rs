@@ -3,7 +3,9 @@
 //! - `GET /` and `GET /graphql`: GraphiQL.
 //! - `POST /graphql`: queries and mutations. `Authorization: Bearer <token>`; an optional
 //!   `Switchboard-Consistency-Token` header makes the request wait for the read models (see
-//!   [`crate::consistency`]). Batched requests are refused; bodies are capped.
+//!   [`crate::consistency`]). Batched requests are refused; bodies are capped. Responses follow
+//!   GraphQL over HTTP: `application/json` or `application/graphql-response+json` as the
+//!   `Accept` header asks, with that type's status codes (see [`respond`]).
 //! - `GET /graphql/ws`: subscriptions over `graphql-transport-ws` (and the legacy
 //!   `graphql-ws`), authenticated by the `connection_init` payload
 //!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`).
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use async_graphql::Data;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -29,6 +32,10 @@ use crate::consistency;
 use crate::error::ApiError;
 use crate::schema::{self, ParsedDocuments, SwitchboardSchema};
 use crate::state::ApiState;
+
+mod respond;
+
+use respond::MediaType;
 
 #[derive(Clone)]
 struct App {
@@ -77,8 +84,30 @@ async fn graphiql() -> Html<String> {
     )
 }
 
-async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+async fn graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
     let inner = app.state.inner();
+    let media = MediaType::negotiate(&headers);
+    let request = match request {
+        Ok(request) => request,
+        Err(GraphQLRejection(error)) => {
+            return respond::unreadable(media, &error, inner.limits.max_body_bytes);
+        }
+    };
+    // Without a content type the body could be anything; GraphQL over HTTP asks for a 4xx.
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        return respond::refused(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a Content-Type header is required: application/json",
+        );
+    }
+    if request.0.query.trim().is_empty() {
+        return respond::refused(media, StatusCode::BAD_REQUEST, "the request has no query");
+    }
     let auth = Authentication::from_header(
         &inner.keys,
         headers
@@ -89,8 +118,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         let token = token.to_str().unwrap_or_default();
         if let Err(error) = wait_for_token(&app.state, token).await {
             let error = async_graphql::Error::from(error).into_server_error(Default::default());
-            return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
-                .into_response();
+            return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
         }
     }
     let mut request = request.into_inner().data(auth);
@@ -114,8 +142,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         }
         Ok(None) => &app.schema,
         Err(error) => {
-            return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
-                .into_response();
+            return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
         }
     };
     let mut response = schema.execute(request).await;
@@ -125,7 +152,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         app.parsed.ran_without_errors(&query, operation_name);
     }
     coded(&mut response.errors);
-    GraphQLResponse::from(response).into_response()
+    respond::graphql(media, response)
 }
 
 /// Gives errors raised by async-graphql itself (syntax, validation, limits, unknown fields)

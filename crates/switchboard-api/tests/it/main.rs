@@ -9,5 +9,6 @@ mod audit;
 mod basics;
 mod history;
 mod mutations;
+mod protocol;
 mod schema;
 mod subscriptions;
