@@ -126,7 +126,7 @@ async fn graphql(
         &request.query,
         request.operation_name.as_deref(),
         &request.variables,
-        inner.limits.max_aliases,
+        &inner.limits,
     );
     // What to remember if the request runs on the strict schema without errors.
     let mut first_run = None;

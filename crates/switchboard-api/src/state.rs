@@ -22,7 +22,8 @@ use crate::metrics::Metrics;
 /// Limits that protect the server from expensive requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Deepest selection nesting allowed.
+    /// Deepest selection nesting allowed, not counting `__schema` and `__type` subtrees (see
+    /// `schema::Shape`).
     pub max_depth: usize,
     /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size).
     pub max_complexity: usize,

@@ -145,3 +145,136 @@ async fn a_malformed_body_gets_a_json_graphql_error() {
     assert_eq!(untyped.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(untyped.error_code(), Some("BAD_USER_INPUT"));
 }
+
+/// The introspection query graphql-js builds with every option on (see the fixture's header).
+const INTROSPECTION_QUERY: &str = include_str!("fixtures/introspection-query.graphql");
+
+#[tokio::test]
+async fn the_standard_introspection_query_is_answered() {
+    let api = TestApi::start().await;
+    let body = json!({"query": INTROSPECTION_QUERY, "operationName": "IntrospectionQuery"});
+    for accept in [None, Some("application/graphql-response+json")] {
+        // Tools introspect with and without a token.
+        let mut request = Request::post("/graphql").header("content-type", "application/json");
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let anonymous = api
+            .send(request.body(Body::from(body.to_string())).expect("request"))
+            .await;
+        let signed_in = post(&api, accept, &body.to_string()).await;
+        for reply in [anonymous, signed_in] {
+            assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+            let schema = &reply.data()["__schema"];
+            assert_eq!(schema["queryType"]["name"], "Query");
+            assert_eq!(schema["subscriptionType"]["name"], "Subscription");
+            let types = schema["types"].as_array().cloned().unwrap_or_default();
+            assert!(
+                types.iter().any(|t| t["name"] == "Conversation"),
+                "{:#}",
+                reply.body
+            );
+        }
+    }
+    // The same query runs again from the parsed-document cache.
+    let again = post(&api, None, &body.to_string()).await;
+    assert!(again.body.get("errors").is_none(), "{:#}", again.body);
+}
+
+#[tokio::test]
+async fn introspection_variants_of_other_clients_are_answered() {
+    let api = TestApi::start().await;
+    for query in [
+        "{ __schema { description queryType { name } } }",
+        "{ __type(name: \"DateTime\") { name kind specifiedByURL } }",
+        "{ __schema { directives { name isRepeatable locations args(includeDeprecated: true) { name isDeprecated deprecationReason } } } }",
+        "{ __type(name: \"AddCommentInput\") { isOneOf inputFields(includeDeprecated: true) { name isDeprecated type { kind ofType { kind ofType { kind name } } } } } }",
+        "query IntrospectionQuery { __schema { types { name fields(includeDeprecated: true) { name args { name type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } } } } } }",
+    ] {
+        let reply = post(&api, None, &json!({"query": query}).to_string()).await;
+        assert!(
+            reply.body.get("errors").is_none(),
+            "{query}: {:#}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn introspection_has_its_own_bound_and_real_fields_keep_theirs() {
+    let api = TestApi::start().await;
+    // Lists of types nested in lists of types multiply: refused past three levels.
+    let fanning =
+        "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    let reply = post(&api, None, &json!({"query": fanning}).to_string()).await;
+    assert_eq!(
+        reply.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{:#}",
+        reply.body
+    );
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("introspection")),
+        "{:#}",
+        reply.body
+    );
+    // A deep real selection is refused, with or without introspection beside it or inside it.
+    let deep_real = format!(
+        "viewer {{ {} name {} }}",
+        "teams { members { ".repeat(7),
+        "} } ".repeat(7)
+    );
+    for query in [
+        format!("{{ {deep_real} }}"),
+        format!("{{ __schema {{ queryType {{ name }} }} {deep_real} }}"),
+        format!("{{ __typename {deep_real} }}"),
+    ] {
+        let reply = post(&api, None, &json!({"query": query}).to_string()).await;
+        assert!(
+            reply.body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nested too deep")),
+            "{query}: {:#}",
+            reply.body
+        );
+    }
+    // Depth counts through fragments.
+    let through_fragments = format!("query {{ ...Deep }} fragment Deep on Query {{ {deep_real} }}");
+    let reply = post(&api, None, &json!({"query": through_fragments}).to_string()).await;
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nested too deep")),
+        "{:#}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn fragments_that_expand_exponentially_are_refused() {
+    let api = TestApi::start().await;
+    // F20 expands to 2^20 `__typename` fields.
+    let mut query = String::from("query { ...F20 } fragment F0 on Query { __typename }");
+    for level in 1..=20 {
+        let below = level - 1;
+        query.push_str(&format!(
+            " fragment F{level} on Query {{ ...F{below} ...F{below} }}"
+        ));
+    }
+    let reply = post(&api, None, &json!({"query": query}).to_string()).await;
+    assert_eq!(
+        reply.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{:#}",
+        reply.body
+    );
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fragments")),
+        "{:#}",
+        reply.body
+    );
+}
