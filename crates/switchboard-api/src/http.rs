@@ -8,22 +8,22 @@
 //!   `Accept` header asks, with that type's status codes (see [`respond`]).
 //! - `GET /graphql/ws`: subscriptions over `graphql-transport-ws` (and the legacy
 //!   `graphql-ws`), authenticated by the `connection_init` payload
-//!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`).
+//!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`), closed with the
+//!   protocol's codes (see [`websocket`]).
 //! - `GET /livez`, `GET /readyz`, `GET /metrics`.
 
 use std::time::{Duration, Instant};
 
 use async_graphql::Data;
-use async_graphql::http::GraphiQLSource;
+use async_graphql::http::{GraphiQLSource, WebSocketProtocols};
+use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -34,6 +34,7 @@ use crate::schema::{self, ParsedDocuments, SwitchboardSchema};
 use crate::state::ApiState;
 
 mod respond;
+mod websocket;
 
 use respond::MediaType;
 
@@ -182,23 +183,26 @@ async fn wait_for_token(state: &ApiState, token: &str) -> Result<(), ApiError> {
 
 async fn subscriptions(
     State(app): State<App>,
-    protocol: GraphQLProtocol,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let state = app.state.clone();
+    // The first protocol the client offers that async-graphql speaks.
+    let protocol = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|offered| offered.trim().parse::<WebSocketProtocols>().ok());
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must offer graphql-transport-ws (or graphql-ws)",
+        )
+            .into_response();
+    };
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            // The connection ends when the server shuts down: its input stops.
-            let stream = stream.take_until(state.inner().closing());
-            let init_state = state.clone();
-            GraphQLWebSocket::new_with_pair(sink, stream, app.subscriptions.clone(), protocol)
-                .on_connection_init(move |payload| connection_init(init_state, payload))
-                .keepalive_timeout(Duration::from_secs(60))
-                .serve()
-                .await;
-        })
+        .on_upgrade(move |socket| websocket::serve(socket, app.subscriptions, protocol, app.state))
 }
 
 /// Authenticates a subscription connection from its `connection_init` payload, and waits for
