@@ -98,12 +98,13 @@ async fn graphql(
             return respond::unreadable(media, &error, inner.limits.max_body_bytes);
         }
     };
-    // Without a content type the body could be anything; GraphQL over HTTP asks for a 4xx.
-    if !headers.contains_key(header::CONTENT_TYPE) {
+    // GraphQL over HTTP requests are JSON; anything else (no content type, text/plain, a
+    // multipart upload) gets a 4xx rather than a guess.
+    if !respond::is_json(&headers) {
         return respond::refused(
             media,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a Content-Type header is required: application/json",
+            "the request's Content-Type must be application/json",
         );
     }
     if request.0.query.trim().is_empty() {

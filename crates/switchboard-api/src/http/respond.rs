@@ -75,6 +75,16 @@ impl MediaType {
     }
 }
 
+/// Whether the request's `Content-Type` is `application/json` (parameters such as `charset`
+/// aside).
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// The body of a GraphQL response, in the specification's shape.
 #[derive(Serialize)]
 struct Body<'a> {

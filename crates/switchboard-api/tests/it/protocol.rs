@@ -133,17 +133,32 @@ async fn a_malformed_body_gets_a_json_graphql_error() {
         let expected = accept.unwrap_or("application/json");
         assert_eq!(reply.content_type(), Some(expected), "{body}");
     }
-    let untyped = api
+    for content_type in [None, Some("text/plain;charset=UTF-8")] {
+        let mut request = Request::post("/graphql");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let body = Body::from(json!({"query": "{ viewer { name } }"}).to_string());
+        let reply = api.send(request.body(body).expect("request")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        assert_eq!(reply.error_code(), Some("BAD_USER_INPUT"));
+    }
+    let with_charset = api
         .send(
             Request::post("/graphql")
+                .header("content-type", "application/json; charset=utf-8")
+                .header("authorization", format!("Bearer {}", api.token(api.admin)))
                 .body(Body::from(
                     json!({"query": "{ viewer { name } }"}).to_string(),
                 ))
                 .expect("request"),
         )
         .await;
-    assert_eq!(untyped.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(untyped.error_code(), Some("BAD_USER_INPUT"));
+    assert_eq!(with_charset.data()["viewer"]["name"], "Ada Admin");
 }
 
 /// The introspection query graphql-js builds with every option on (see the fixture's header).
