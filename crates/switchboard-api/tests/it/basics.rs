@@ -273,3 +273,30 @@ async fn nodes_keeps_a_malformed_ids_error_in_its_slot() {
     assert_eq!(errors[0]["path"], json!(["nodes", 1]), "{:#}", reply.body);
     assert_eq!(reply.error_code(), Some("BAD_USER_INPUT"));
 }
+
+#[tokio::test]
+async fn a_bot_is_a_node() {
+    let api = TestApi::start().await;
+    let created = api
+        .gql(
+            api.admin,
+            "mutation { createBot(input: {name: \"Greeter\"}) { bot { id name } } }",
+            json!({}),
+        )
+        .await;
+    let bot = created.data()["createBot"]["bot"].clone();
+    let id = bot["id"].as_str().expect("a bot id").to_owned();
+    let found = api
+        .gql(
+            api.admin,
+            "query($id: ID!) { node(id: $id) { __typename id ... on Bot { name } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        found.data()["node"],
+        json!({"__typename": "Bot", "id": id, "name": "Greeter"}),
+        "{:#}",
+        found.body
+    );
+}
