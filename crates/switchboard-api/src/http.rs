@@ -3,24 +3,27 @@
 //! - `GET /` and `GET /graphql`: GraphiQL.
 //! - `POST /graphql`: queries and mutations. `Authorization: Bearer <token>`; an optional
 //!   `Switchboard-Consistency-Token` header makes the request wait for the read models (see
-//!   [`crate::consistency`]). Batched requests are refused; bodies are capped.
+//!   [`crate::consistency`]). Batched requests are refused; bodies are capped. Responses follow
+//!   GraphQL over HTTP: `application/json` or `application/graphql-response+json` as the
+//!   `Accept` header asks, with that type's status codes (see [`respond`]).
 //! - `GET /graphql/ws`: subscriptions over `graphql-transport-ws` (and the legacy
 //!   `graphql-ws`), authenticated by the `connection_init` payload
-//!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`).
+//!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`), closed with the
+//!   protocol's codes (see [`websocket`]).
 //! - `GET /livez`, `GET /readyz`, `GET /metrics`.
 
 use std::time::{Duration, Instant};
 
 use async_graphql::Data;
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::http::{GraphiQLSource, WebSocketProtocols};
+use async_graphql_axum::GraphQLRequest;
+use async_graphql_axum::rejection::GraphQLRejection;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -29,6 +32,11 @@ use crate::consistency;
 use crate::error::ApiError;
 use crate::schema::{self, ParsedDocuments, SwitchboardSchema};
 use crate::state::ApiState;
+
+mod respond;
+mod websocket;
+
+use respond::MediaType;
 
 #[derive(Clone)]
 struct App {
@@ -77,8 +85,31 @@ async fn graphiql() -> Html<String> {
     )
 }
 
-async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+async fn graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
     let inner = app.state.inner();
+    let media = MediaType::negotiate(&headers);
+    let request = match request {
+        Ok(request) => request,
+        Err(GraphQLRejection(error)) => {
+            return respond::unreadable(media, &error, inner.limits.max_body_bytes);
+        }
+    };
+    // GraphQL over HTTP requests are JSON; anything else (no content type, text/plain, a
+    // multipart upload) gets a 4xx rather than a guess.
+    if !respond::is_json(&headers) {
+        return respond::refused(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request's Content-Type must be application/json",
+        );
+    }
+    if request.0.query.trim().is_empty() {
+        return respond::refused(media, StatusCode::BAD_REQUEST, "the request has no query");
+    }
     let auth = Authentication::from_header(
         &inner.keys,
         headers
@@ -89,8 +120,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         let token = token.to_str().unwrap_or_default();
         if let Err(error) = wait_for_token(&app.state, token).await {
             let error = async_graphql::Error::from(error).into_server_error(Default::default());
-            return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
-                .into_response();
+            return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
         }
     }
     let mut request = request.into_inner().data(auth);
@@ -98,7 +128,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         &request.query,
         request.operation_name.as_deref(),
         &request.variables,
-        inner.limits.max_aliases,
+        &inner.limits,
     );
     // What to remember if the request runs on the strict schema without errors.
     let mut first_run = None;
@@ -114,8 +144,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         }
         Ok(None) => &app.schema,
         Err(error) => {
-            return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]))
-                .into_response();
+            return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
         }
     };
     let mut response = schema.execute(request).await;
@@ -125,7 +154,7 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, request: GraphQLReq
         app.parsed.ran_without_errors(&query, operation_name);
     }
     coded(&mut response.errors);
-    GraphQLResponse::from(response).into_response()
+    respond::graphql(media, response)
 }
 
 /// Gives errors raised by async-graphql itself (syntax, validation, limits, unknown fields)
@@ -155,23 +184,26 @@ async fn wait_for_token(state: &ApiState, token: &str) -> Result<(), ApiError> {
 
 async fn subscriptions(
     State(app): State<App>,
-    protocol: GraphQLProtocol,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let state = app.state.clone();
+    // The first protocol the client offers that async-graphql speaks.
+    let protocol = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|offered| offered.trim().parse::<WebSocketProtocols>().ok());
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must offer graphql-transport-ws (or graphql-ws)",
+        )
+            .into_response();
+    };
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            // The connection ends when the server shuts down: its input stops.
-            let stream = stream.take_until(state.inner().closing());
-            let init_state = state.clone();
-            GraphQLWebSocket::new_with_pair(sink, stream, app.subscriptions.clone(), protocol)
-                .on_connection_init(move |payload| connection_init(init_state, payload))
-                .keepalive_timeout(Duration::from_secs(60))
-                .serve()
-                .await;
-        })
+        .on_upgrade(move |socket| websocket::serve(socket, app.subscriptions, protocol, app.state))
 }
 
 /// Authenticates a subscription connection from its `connection_init` payload, and waits for

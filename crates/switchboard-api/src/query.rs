@@ -54,19 +54,27 @@ impl ViewerQuery {
     }
 
     /// The objects with global ids `ids`, in order; null where one does not exist or is not
-    /// visible. At most 100 ids.
+    /// visible. At most 100 ids. A malformed id makes its own entry null, with an error whose
+    /// path names it (`["nodes", 1]`); the other entries are still returned.
     async fn nodes(
         &self,
         ctx: &Context<'_>,
         ids: Vec<ID>,
-    ) -> async_graphql::Result<Vec<Option<Node>>> {
+    ) -> async_graphql::Result<Vec<Option<async_graphql::Result<Node>>>> {
         viewer(ctx).await?;
         if ids.len() > 100 {
             return Err(ApiError::bad_input("ids", "at most 100 ids").into());
         }
         let mut nodes = Vec::with_capacity(ids.len());
         for id in &ids {
-            nodes.push(node::load(ctx, id).await?);
+            // Each entry's failure stays in its slot: async-graphql resolves a `Some(Err)` item
+            // of a nullable list as null, with the item's path on the error.
+            nodes.push(
+                node::load(ctx, id)
+                    .await
+                    .transpose()
+                    .map(|loaded| loaded.map_err(async_graphql::Error::from)),
+            );
         }
         Ok(nodes)
     }

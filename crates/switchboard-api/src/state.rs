@@ -22,7 +22,8 @@ use crate::metrics::Metrics;
 /// Limits that protect the server from expensive requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Deepest selection nesting allowed.
+    /// Deepest selection nesting allowed, not counting `__schema` and `__type` subtrees (see
+    /// `schema::Shape`).
     pub max_depth: usize,
     /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size).
     pub max_complexity: usize,
@@ -36,6 +37,9 @@ pub struct Limits {
     pub default_page_size: usize,
     /// Longest a request carrying a consistency token waits for the read models.
     pub consistency_wait: Duration,
+    /// Longest a subscription connection may take to send `connection_init` (then it is
+    /// closed with 4408).
+    pub connection_init_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +52,7 @@ impl Default for Limits {
             max_page_size: 100,
             default_page_size: 20,
             consistency_wait: Duration::from_secs(5),
+            connection_init_timeout: Duration::from_secs(10),
         }
     }
 }

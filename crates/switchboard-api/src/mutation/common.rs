@@ -4,12 +4,15 @@
 //! # Ids of created objects
 //! The server mints the id of a new object. A repeated `clientMutationId` returns the first
 //! call's outcome, whose stream names the object that call created; payloads therefore read a new
-//! object's id from the outcome ([`created_id`]), never from the id minted for the repeat.
+//! object's id from the outcome ([`created_id`]), never from the id minted for the repeat. Ids
+//! that are not a stream's (a reply's or a comment's) are read back from the first call's events
+//! ([`Executed::minted_id`]), so a repeat's payload has every field the first call's had.
 
 use async_graphql::{Context, ID, SimpleObject};
-use proto_events::Actor;
 use proto_events::event::Member;
+use proto_events::{Actor, DomainEvent};
 use switchboard_service::{Command, CommandMeta, Outcome};
+use switchboard_store::Position;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult, UserError, user_errors};
@@ -60,9 +63,44 @@ impl Executed {
             .and_then(|outcome| created_id(outcome, category))
     }
 
-    /// Whether the command succeeded and was not a repeat (so ids minted for it are its own).
-    pub(crate) fn fresh(&self) -> bool {
-        self.outcome.as_ref().is_some_and(|o| !o.replayed)
+    /// The id the command minted for what it recorded: `minted` when it wrote anything itself;
+    /// for a repeat, the id the first call minted, read from its events with `pick`; `None` when
+    /// it failed or wrote nothing.
+    pub(crate) async fn minted_id(
+        &self,
+        ctx: &Context<'_>,
+        minted: Uuid,
+        pick: impl Fn(&DomainEvent) -> Option<Uuid>,
+    ) -> ApiResult<Option<Uuid>> {
+        let Some(outcome) = &self.outcome else {
+            return Ok(None);
+        };
+        if !outcome.replayed {
+            return Ok((outcome.written > 0).then_some(minted));
+        }
+        // A command's events are contiguous: the first call's span its outcome's positions.
+        let count = outcome
+            .last_position
+            .0
+            .saturating_sub(outcome.first_position.0)
+            .saturating_add(1);
+        let after = Position(outcome.first_position.0.saturating_sub(1));
+        let events = state(ctx)
+            .store
+            .read_all(after, usize::try_from(count).unwrap_or(usize::MAX))
+            .await?;
+        for recorded in events
+            .iter()
+            .filter(|e| e.position <= outcome.last_position)
+        {
+            let envelope = switchboard_codec::decode(recorded).map_err(|e| {
+                ApiError::internal(format!("decoding a replayed command's event: {e}"))
+            })?;
+            if let Some(id) = pick(&envelope.payload) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 }
 

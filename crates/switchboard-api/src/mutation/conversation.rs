@@ -17,6 +17,7 @@
 //! who sent them, and a `clientMutationId` is the admin's own.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object};
+use proto_events::DomainEvent;
 use proto_events::event::{
     Assignee, ChannelConfig, EmailHeaders, FormField, Identity, InboundMessage,
 };
@@ -65,7 +66,7 @@ payload! {
     SendReplyPayload {
         /// The conversation, with the reply.
         conversation: Conversation,
-        /// The id of the new message (null when the mutation was a repeat).
+        /// The id of the new message (a repeat returns the first call's).
         message_id: Uuid,
     }
 }
@@ -91,7 +92,7 @@ payload! {
     AddCommentPayload {
         /// The conversation, with the comment.
         conversation: Conversation,
-        /// The id of the new comment (null when the mutation was a repeat).
+        /// The id of the new comment (a repeat returns the first call's).
         comment_id: Uuid,
     }
 }
@@ -331,7 +332,8 @@ payload! {
         conversation: Conversation,
         /// The conversation's id.
         conversation_id: ID,
-        /// The id of the new message (null when the mutation was a repeat).
+        /// The id of the new message (a repeat returns the first call's; null when the message
+        /// was a duplicate delivery, recorded once before).
         message_id: Uuid,
     }
 }
@@ -421,8 +423,14 @@ impl ConversationMutation {
         )
         .await?;
         let conversation = conversation_after(ctx, &executed).await?;
+        let message_id = executed
+            .minted_id(ctx, message_id, |event| match event {
+                DomainEvent::ReplySent(reply) => Some(reply.message_id),
+                _ => None,
+            })
+            .await?;
         Ok(SendReplyPayload {
-            message_id: executed.fresh().then_some(message_id),
+            message_id,
             result: executed.result,
             conversation,
         })
@@ -451,8 +459,14 @@ impl ConversationMutation {
         )
         .await?;
         let conversation = conversation_after(ctx, &executed).await?;
+        let comment_id = executed
+            .minted_id(ctx, comment_id, |event| match event {
+                DomainEvent::CommentAdded(comment) => Some(comment.comment_id),
+                _ => None,
+            })
+            .await?;
         Ok(AddCommentPayload {
-            comment_id: executed.fresh().then_some(comment_id),
+            comment_id,
             result: executed.result,
             conversation,
         })
@@ -791,13 +805,17 @@ impl ConversationMutation {
         };
         let executed = run(ctx, input.client_mutation_id, command, options).await?;
         let conversation = conversation_after(ctx, &executed).await?;
+        let message_id = executed
+            .minted_id(ctx, message_id, |event| match event {
+                DomainEvent::MessageReceived(received) => Some(received.message.message_id),
+                _ => None,
+            })
+            .await?;
         Ok(ReceiveMessagePayload {
             conversation_id: executed
                 .created_id("conversation")
                 .map(|id| ids::encode(Kind::Conversation, id)),
-            message_id: (executed.fresh()
-                && executed.outcome.as_ref().is_some_and(|o| o.written > 0))
-            .then_some(message_id),
+            message_id,
             result: executed.result,
             conversation,
         })

@@ -7,7 +7,7 @@ use crate::ids::{self, Kind};
 use crate::state::{access, state};
 use crate::types::contact::Contact;
 use crate::types::conversation::Conversation;
-use crate::types::directory::{Channel, Team, User};
+use crate::types::directory::{Bot, Channel, Team, User};
 use crate::types::inbox::Inbox;
 
 /// An object with a global id.
@@ -23,6 +23,8 @@ pub(crate) enum Node {
     Inbox(Inbox),
     /// A channel.
     Channel(Channel),
+    /// A bot.
+    Bot(Bot),
     /// A conversation.
     Conversation(Conversation),
     /// A contact.
@@ -33,12 +35,18 @@ pub(crate) enum Node {
 pub(crate) async fn load(ctx: &Context<'_>, id: &ID) -> ApiResult<Option<Node>> {
     let (kind, uuid) = ids::decode_any(id, "id")?;
     Ok(match kind {
-        Kind::User | Kind::Team | Kind::Channel => {
+        Kind::User | Kind::Team | Kind::Channel | Kind::Bot => {
             let access = access(ctx).await?;
             let view = state(ctx).directory().await?;
             let directory = &view.directory;
             match kind {
                 Kind::User => directory.user(uuid).cloned().map(|u| Node::User(User(u))),
+                Kind::Bot => directory.bots.get(&uuid).map(|name| {
+                    Node::Bot(Bot {
+                        bot_id: uuid,
+                        name: name.clone(),
+                    })
+                }),
                 Kind::Team => directory
                     .teams
                     .get(&uuid)

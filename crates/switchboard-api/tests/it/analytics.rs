@@ -237,11 +237,16 @@ impl Clocked {
             .await
             .expect("router never fails");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .expect("body");
         let body = serde_json::from_slice(&bytes).expect("a JSON body");
-        Reply { status, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }
 

@@ -250,3 +250,53 @@ async fn a_validated_document_still_checks_each_requests_variables() {
         );
     }
 }
+
+#[tokio::test]
+async fn nodes_keeps_a_malformed_ids_error_in_its_slot() {
+    let api = TestApi::start().await;
+    let me = switchboard_api::ids::encode(switchboard_api::ids::Kind::User, api.admin);
+    let reply = api
+        .gql(
+            api.admin,
+            "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
+            json!({"ids": [me, "not-an-id", me]}),
+        )
+        .await;
+    assert_eq!(
+        reply.body["data"]["nodes"],
+        json!([{"id": me}, null, {"id": me}]),
+        "{:#}",
+        reply.body
+    );
+    let errors = reply.body["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{:#}", reply.body);
+    assert_eq!(errors[0]["path"], json!(["nodes", 1]), "{:#}", reply.body);
+    assert_eq!(reply.error_code(), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn a_bot_is_a_node() {
+    let api = TestApi::start().await;
+    let created = api
+        .gql(
+            api.admin,
+            "mutation { createBot(input: {name: \"Greeter\"}) { bot { id name } } }",
+            json!({}),
+        )
+        .await;
+    let bot = created.data()["createBot"]["bot"].clone();
+    let id = bot["id"].as_str().expect("a bot id").to_owned();
+    let found = api
+        .gql(
+            api.admin,
+            "query($id: ID!) { node(id: $id) { __typename id ... on Bot { name } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        found.data()["node"],
+        json!({"__typename": "Bot", "id": id, "name": "Greeter"}),
+        "{:#}",
+        found.body
+    );
+}

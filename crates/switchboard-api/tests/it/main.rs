@@ -11,5 +11,6 @@ mod history;
 mod idempotency;
 mod mutations;
 mod privacy;
+mod protocol;
 mod schema;
 mod subscriptions;

@@ -300,3 +300,112 @@ async fn subscriptions_obey_the_alias_limit() {
     let refused = next(&mut socket).await.expect("an answer");
     assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
 }
+
+/// Opens a `graphql-transport-ws` connection without sending anything.
+async fn open(addr: std::net::SocketAddr) -> Socket {
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    socket
+}
+
+/// Sends `message` as text.
+async fn send(socket: &mut Socket, message: String) {
+    socket
+        .send(Message::text(message))
+        .await
+        .expect("send a message");
+}
+
+/// The close code the server ends the connection with (within a deadline), skipping other
+/// messages; `None` when it ends without a close frame.
+async fn close_code(socket: &mut Socket) -> Option<u16> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the connection closes within 10 s")?;
+        match message {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn graphql_transport_ws_closes_with_the_protocols_codes() {
+    let api = TestApi::with_limits(switchboard_api::Limits {
+        connection_init_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let addr = api.serve().await;
+    let token = format!("Bearer {}", api.token(api.admin));
+    let subscription = json!({"id": "1", "type": "subscribe",
+        "payload": {"query": "subscription { viewerEvents { eventType } }"}})
+    .to_string();
+
+    // A bad token: Forbidden.
+    let mut socket = connect(addr, json!({"Authorization": "Bearer nope"})).await;
+    assert_eq!(close_code(&mut socket).await, Some(4403));
+
+    // A subscribe before connection_init: Unauthorized.
+    let mut socket = open(addr).await;
+    send(&mut socket, subscription.clone()).await;
+    assert_eq!(close_code(&mut socket).await, Some(4401));
+
+    // Not a protocol message: Bad Request, before and after the acknowledgement.
+    let mut socket = open(addr).await;
+    send(&mut socket, "{\"type\": \"hello\"}".to_owned()).await;
+    assert_eq!(close_code(&mut socket).await, Some(4400));
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    send(&mut socket, "not json".to_owned()).await;
+    assert_eq!(close_code(&mut socket).await, Some(4400));
+
+    // A second connection_init: Too many initialisation requests.
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    let init = json!({"type": "connection_init", "payload": {"Authorization": token}});
+    send(&mut socket, init.to_string()).await;
+    assert_eq!(close_code(&mut socket).await, Some(4429));
+
+    // No connection_init in time: Connection initialisation timeout.
+    let mut socket = open(addr).await;
+    assert_eq!(close_code(&mut socket).await, Some(4408));
+
+    // A well-behaved connection still subscribes and answers the server's pings.
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    send(&mut socket, json!({"type": "ping"}).to_string()).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("pong"))
+    );
+    send(&mut socket, subscription).await;
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "complete"}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("complete"))
+    );
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use chrono::{TimeDelta, Utc};
 use proto_events::Actor;
 use proto_events::clock::SystemClock;
@@ -33,10 +33,11 @@ pub struct TestApi {
     _dir: tempfile::TempDir,
 }
 
-/// A response: HTTP status and JSON body.
+/// A response: HTTP status, headers and JSON body (a string when it is not JSON).
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Value,
 }
 
@@ -49,6 +50,13 @@ impl Reply {
             self.body
         );
         &self.body["data"]
+    }
+
+    /// The `Content-Type` header, if any.
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
     }
 
     /// The `extensions.code` of the first error.
@@ -161,12 +169,17 @@ impl TestApi {
             .await
             .expect("router never fails");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
             .await
             .expect("body");
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply { status, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Sends a GraphQL request as `user` (none: anonymous), with extra headers.

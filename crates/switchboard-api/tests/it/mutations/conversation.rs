@@ -316,7 +316,11 @@ async fn a_repeated_client_mutation_id_writes_nothing_new() {
     )
     .await;
     assert_eq!(repeated["replayed"], true);
-    assert!(repeated["messageId"].is_null());
+    assert!(sent["messageId"].is_string(), "{sent}");
+    assert_eq!(
+        repeated["messageId"], sent["messageId"],
+        "the first call's message"
+    );
     assert_eq!(repeated["consistencyToken"], sent["consistencyToken"]);
     assert_eq!(repeated["conversation"]["outboundCount"], 1);
     assert_eq!(head(&api).await, before, "nothing written");
@@ -331,6 +335,33 @@ async fn a_repeated_client_mutation_id_writes_nothing_new() {
     .await;
     assert_eq!(other["replayed"], false);
     assert_eq!(other["conversation"]["outboundCount"], 2);
+
+    // A comment and a received message: their repeats also name what the first call recorded.
+    let comment =
+        json!({"conversationId": conversation, "bodyText": "Note", "clientMutationId": "note-1"});
+    let noted = succeed(&api, org.agent, "addComment", comment.clone(), "commentId").await;
+    let again = succeed(&api, org.agent, "addComment", comment, "commentId").await;
+    assert_eq!(again["replayed"], true);
+    assert!(noted["commentId"].is_string(), "{noted}");
+    assert_eq!(again["commentId"], noted["commentId"]);
+    let message = json!({
+        "channelId": org.chat,
+        "from": {"kind": "CHAT_VISITOR", "value": "visitor-3"},
+        "bodyText": "Still there?",
+        "clientMutationId": "inbound-1",
+    });
+    let received = succeed(
+        &api,
+        api.admin,
+        "receiveMessage",
+        message.clone(),
+        "messageId",
+    )
+    .await;
+    let again = succeed(&api, api.admin, "receiveMessage", message, "messageId").await;
+    assert_eq!(again["replayed"], true);
+    assert!(received["messageId"].is_string(), "{received}");
+    assert_eq!(again["messageId"], received["messageId"]);
 }
 
 #[tokio::test]
