@@ -458,13 +458,16 @@ impl CommandService {
         correlation_id: Uuid,
         result: Result<Outcome, ServiceError>,
     ) -> Result<Settled, ServiceError> {
-        let lost_race = matches!(
+        // Whatever happened (a write answered as a repeat, a conflict, or a business rule
+        // refusing what the first request already did), a live use of the key by another
+        // request decides.
+        let decided = !matches!(
             result,
-            Ok(_)
-                | Err(ServiceError::Conflict { .. })
-                | Err(ServiceError::Store(StoreError::IdempotencyConflict { .. }))
+            Err(ServiceError::Store(
+                StoreError::Closed | StoreError::Backend(_) | StoreError::Corrupt { .. }
+            ))
         );
-        if lost_race {
+        if decided {
             let view = self.view().await?;
             if let Some(used) = view.idempotent(&meta.actor, key)
                 && used.correlation_id != correlation_id

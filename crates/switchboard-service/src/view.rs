@@ -144,8 +144,12 @@ impl WriteView {
             .idempotent
             .entry((metadata.actor, key))
             .or_insert_with(|| fresh.clone());
+        let same_use = used.correlation_id == fresh.correlation_id;
         let outcome = &mut used.outcome;
-        if outcome.stream == recorded.stream && outcome.last_position.next() == recorded.position {
+        if same_use
+            && outcome.stream == recorded.stream
+            && outcome.last_position.next() == recorded.position
+        {
             outcome.stream_version = recorded.stream_version;
             outcome.last_position = recorded.position;
         } else if outcome.last_position != recorded.position {
