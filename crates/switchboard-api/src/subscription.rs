@@ -20,7 +20,7 @@ use crate::ids::{self, Kind};
 use crate::query::HISTORY_READERS;
 use crate::state::{ApiState, Inner, access, state, viewer};
 use crate::types::conversation::Conversation;
-use crate::types::event::{Event, LogGate};
+use crate::types::event::{Event, LogGate, conversation_of};
 
 /// Live updates.
 #[derive(Debug, Default)]
@@ -163,15 +163,6 @@ async fn visible(
         .map(Conversation::new))
 }
 
-/// The conversation a conversation stream's event belongs to.
-fn conversation_of(envelope: &Envelope) -> Option<Uuid> {
-    let id = envelope
-        .stream
-        .strip_prefix(proto_events::streams::CONVERSATION)?
-        .strip_prefix('-')?;
-    Uuid::parse_str(id).ok()
-}
-
 /// Why an event concerns `user`, if it does.
 fn concerns(envelope: &Envelope, user: Uuid) -> Option<ViewerReason> {
     match &envelope.payload {
@@ -210,7 +201,8 @@ impl Subscription {
             me.user_id,
             None,
             Box::new(move |e, _| {
-                (conversation_of(e) == Some(conversation_id)).then_some((conversation_id, None))
+                (conversation_of(&e.stream) == Some(conversation_id))
+                    .then_some((conversation_id, None))
             }),
         ))
     }
@@ -231,7 +223,7 @@ impl Subscription {
             ctx,
             access.user_id,
             Some(inbox),
-            Box::new(|e, _| conversation_of(e).map(|c| (c, None))),
+            Box::new(|e, _| conversation_of(&e.stream).map(|c| (c, None))),
         ))
     }
 
@@ -249,7 +241,7 @@ impl Subscription {
             None,
             Box::new(|e, user| {
                 let reason = concerns(e, user)?;
-                conversation_of(e).map(|c| (c, Some(reason)))
+                conversation_of(&e.stream).map(|c| (c, Some(reason)))
             }),
         );
         // A new message concerns the viewer only in a conversation assigned to them.

@@ -103,7 +103,24 @@ pub(crate) async fn trail_access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
 }
 
 /// Where a conversation lives, for access checks: its inbox and private owner.
-type Whereabouts = (Uuid, Option<Uuid>);
+pub(crate) type Whereabouts = (Uuid, Option<Uuid>);
+
+/// Where each of `ids` lives, as the thread view has it (`None`: not there).
+pub(crate) async fn whereabouts(
+    inner: &Inner,
+    ids: Vec<Uuid>,
+) -> ApiResult<Vec<(Uuid, Option<Whereabouts>)>> {
+    inner
+        .query("thread_view", move |conn| {
+            ids.into_iter()
+                .map(|id| {
+                    let header = thread_view::conversation(conn, id)?;
+                    Ok((id, header.map(|h| (h.inbox_id, h.private_owner_id))))
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
+}
 
 /// Looks up, in the thread view, the conversations of `entries` not in `known` yet.
 async fn locate(
@@ -121,18 +138,7 @@ async fn locate(
     if missing.is_empty() {
         return Ok(());
     }
-    let found = inner
-        .query("thread_view", move |conn| {
-            missing
-                .into_iter()
-                .map(|id| {
-                    let header = thread_view::conversation(conn, id)?;
-                    Ok((id, header.map(|h| (h.inbox_id, h.private_owner_id))))
-                })
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
-    known.extend(found);
+    known.extend(whereabouts(inner, missing).await?);
     Ok(())
 }
 

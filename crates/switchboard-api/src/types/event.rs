@@ -14,14 +14,16 @@ use crate::access::Access;
 use crate::error::ApiResult;
 use crate::ids::{self, Kind};
 use crate::state::Inner;
+use crate::types::audit::{Whereabouts, whereabouts};
 
 /// Which events of the raw log a reader may read: every event, except those of conversations
 /// the reader may not see (for auditors and analysts, other users' private conversations),
 /// which are left out entirely (not redacted: a private conversation's stream name, times and
 /// actors are already more than PRODUCT.md lets them see).
 ///
-/// An event concerns a conversation when it is in the conversation's stream, or, as the audit
-/// trail files them, when it creates a contact or ticket from it or associates a record with it.
+/// An event concerns a conversation as the audit trail files it (`audit_trail::concerns`): when
+/// it is in the conversation's stream, creates a contact or ticket from it, or associates a
+/// record with it.
 /// A conversation's visibility is its thread-view header's (what every other read of it uses,
 /// so a conversation shared since is readable whole); a conversation the read model does not
 /// show yet is judged by the first event of its stream, as the write side recorded it, and one
@@ -31,7 +33,7 @@ use crate::state::Inner;
 #[derive(Debug, Default)]
 pub(crate) struct LogGate {
     /// Each conversation met so far: its inbox and private owner (`None`: not found).
-    conversations: HashMap<Uuid, Option<(Uuid, Option<Uuid>)>>,
+    conversations: HashMap<Uuid, Option<Whereabouts>>,
 }
 
 /// The most conversations a [`LogGate`] remembers before it forgets them all (and looks them up
@@ -62,18 +64,7 @@ impl LogGate {
         missing.sort_unstable();
         missing.dedup();
         if !missing.is_empty() {
-            let ids = missing.clone();
-            let found = inner
-                .query("thread_view", move |conn| {
-                    ids.into_iter()
-                        .map(|id| {
-                            let header = thread_view::conversation(conn, id)?;
-                            Ok((id, header.map(|h| (h.inbox_id, h.private_owner_id))))
-                        })
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .await?;
-            for (id, whereabouts) in found {
+            for (id, whereabouts) in whereabouts(inner, missing).await? {
                 let whereabouts = match whereabouts {
                     Some(known) => Some(known),
                     None => started_as(inner, id).await?,
@@ -103,36 +94,19 @@ impl LogGate {
     }
 }
 
-/// The conversation an event concerns, if any (see [`LogGate`]). Events outside conversation
-/// streams are decoded only when their type may name one; an event that does not decode is
-/// judged by its stream alone.
+/// The conversation an event concerns, if any, as the audit trail files it (see [`LogGate`]).
+/// An event of a conversation stream is judged by its stream without decoding it; one that does
+/// not decode, by its stream alone.
 fn concerned_conversation(event: &RecordedEvent) -> Option<Uuid> {
     if let Some(id) = conversation_of(&event.stream) {
         return Some(id);
     }
-    if !matches!(
-        event.event_type.as_str(),
-        "ContactRecordCreated" | "TicketCreated" | "AssociationAdded" | "AssociationRemoved"
-    ) {
-        return None;
-    }
     let envelope = switchboard_codec::decode(event).ok()?;
-    let of_records = |refs: [&proto_events::event::RecordRef; 2]| {
-        refs.into_iter()
-            .find(|r| r.kind == proto_events::event::RecordKind::Conversation)
-            .map(|r| r.id)
-    };
-    match &envelope.payload {
-        DomainEvent::ContactRecordCreated(e) => e.from_conversation_id,
-        DomainEvent::TicketCreated(e) => e.from_conversation_id,
-        DomainEvent::AssociationAdded(e) => of_records([&e.from, &e.to]),
-        DomainEvent::AssociationRemoved(e) => of_records([&e.from, &e.to]),
-        _ => None,
-    }
+    audit_trail::concerns(&envelope.payload).conversation_id
 }
 
 /// The conversation a stream holds, if it is a conversation stream.
-fn conversation_of(stream: &str) -> Option<Uuid> {
+pub(crate) fn conversation_of(stream: &str) -> Option<Uuid> {
     stream
         .strip_prefix(proto_events::streams::CONVERSATION)?
         .strip_prefix('-')

@@ -15,16 +15,7 @@ pub(crate) type Socket =
 
 /// Opens a `graphql-transport-ws` connection with `init` as the `connection_init` payload.
 pub(crate) async fn connect(addr: std::net::SocketAddr, init: Value) -> Socket {
-    let mut request = format!("ws://{addr}/graphql/ws")
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connect");
+    let mut socket = open(addr).await;
     socket
         .send(Message::text(
             json!({"type": "connection_init", "payload": init}).to_string(),

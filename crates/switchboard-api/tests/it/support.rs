@@ -63,6 +63,13 @@ impl Reply {
     pub fn error_code(&self) -> Option<&str> {
         self.body["errors"][0]["extensions"]["code"].as_str()
     }
+
+    /// Whether the first error's message contains `text`.
+    pub fn error_says(&self, text: &str) -> bool {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(text))
+    }
 }
 
 impl TestApi {
