@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
-use crate::mutation::common::{Executed, RunOptions, decode_member, decode_opt, payload, run};
+use crate::mutation::common::{
+    Executed, RunOptions, decode_member, decode_opt, minted_id, payload, run,
+};
 use crate::state::{state, viewer};
 use crate::types::directory::{Bot, Channel, Team, User};
 
@@ -473,7 +475,7 @@ impl ChannelMutation {
             },
         };
         let command = ChannelCommand::ConnectEmail {
-            channel_id: Uuid::now_v7(),
+            channel_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             inbox_id,
             address: input.address,
             access,
@@ -500,7 +502,7 @@ impl ChannelMutation {
     ) -> async_graphql::Result<ConnectChatChannelPayload> {
         let inbox_id = ids::decode(&input.inbox_id, Kind::Inbox, "inboxId")?;
         let command = ChannelCommand::ConnectChat {
-            channel_id: Uuid::now_v7(),
+            channel_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             inbox_id,
             name: input.name,
         };
@@ -520,7 +522,7 @@ impl ChannelMutation {
     ) -> async_graphql::Result<ConnectMessengerChannelPayload> {
         let inbox_id = ids::decode(&input.inbox_id, Kind::Inbox, "inboxId")?;
         let command = ChannelCommand::ConnectMessenger {
-            channel_id: Uuid::now_v7(),
+            channel_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             inbox_id,
             page_id: input.page_id,
             page_name: input.page_name,
@@ -541,7 +543,7 @@ impl ChannelMutation {
     ) -> async_graphql::Result<ConnectFormChannelPayload> {
         let inbox_id = ids::decode(&input.inbox_id, Kind::Inbox, "inboxId")?;
         let command = ChannelCommand::ConnectForm {
-            channel_id: Uuid::now_v7(),
+            channel_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             inbox_id,
             name: input.name,
         };
@@ -616,7 +618,7 @@ impl ChannelMutation {
             .collect::<ApiResult<Vec<_>>>()?;
         let bot_id = decode_opt(input.bot_id.as_ref(), Kind::Bot, "botId")?;
         let command = ChannelCommand::SetRoutingRule {
-            rule_id: Uuid::now_v7(),
+            rule_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             scope: scope.clone(),
             strategy: input.strategy.into(),
             targets,
@@ -713,7 +715,7 @@ impl ChannelMutation {
     ) -> async_graphql::Result<AddEmailFilterRulePayload> {
         let channel_id = ids::decode(&input.channel_id, Kind::Channel, "channelId")?;
         let command = ChannelCommand::AddEmailFilterRule {
-            rule_id: Uuid::now_v7(),
+            rule_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             channel_id,
             action: input.action.into(),
             pattern: sender_pattern(&input.pattern),

@@ -189,6 +189,42 @@ pub(crate) async fn run(
     }
 }
 
+/// The namespace of the ids of objects created by mutations with a `clientMutationId`.
+const MINTED_IDS: Uuid = Uuid::from_u128(0x71c4_0e5a_92b3_4d6f_8a17_c3e9_5b20_d864);
+
+/// The id of what a mutation creates (a message, a contact, an inbox...). Without a
+/// `clientMutationId`, a new UUIDv7. With one, derived from the viewer, the key, the request's
+/// [`fingerprint`] and the key's expired last use (if any): repeats of one request racing each
+/// other then create the same object, in the same stream, where the store writes it once (the
+/// service derives a keyed command's event ids from its key and place); after the key expired,
+/// the same request creates a new one.
+pub(crate) async fn minted_id(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<&str>,
+) -> ApiResult<Uuid> {
+    let Some(key) = client_mutation_id else {
+        return Ok(Uuid::now_v7());
+    };
+    let me = viewer(ctx).await?;
+    let expired_use = {
+        let inner = state(ctx);
+        let view = inner.directory().await?;
+        view.idempotent(&Actor::User { id: me.user_id }, key)
+            .map_or(0, |used| used.outcome.last_position.0)
+    };
+    let mut name = Vec::new();
+    for part in [
+        me.user_id.as_bytes().as_slice(),
+        key.as_bytes(),
+        fingerprint(ctx)?.as_bytes(),
+    ] {
+        name.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        name.extend_from_slice(part);
+    }
+    name.extend_from_slice(&expired_use.to_le_bytes());
+    Ok(Uuid::new_v5(&MINTED_IDS, &name))
+}
+
 /// What a `clientMutationId` is bound to: SHA-256 of the mutation's name and its arguments
 /// (variables substituted, object keys sorted, the key itself left out), so that the same
 /// request sent again is a repeat and any other one a misuse of the key.

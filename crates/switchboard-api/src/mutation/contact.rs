@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
-use crate::mutation::common::{Executed, RunOptions, decode_opt, payload, run, settle};
+use crate::mutation::common::{Executed, RunOptions, decode_opt, minted_id, payload, run, settle};
 use crate::types::contact::{Contact, IdentityKind};
 
 /// Contact mutations.
@@ -242,7 +242,7 @@ impl ContactMutation {
             "fromConversationId",
         )?;
         let command = Command::CreateContact {
-            contact_id: Uuid::now_v7(),
+            contact_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             identities: input
                 .identities
                 .iter()

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::mutation::common::{
-    Executed, RunOptions, acting_for, decode_all, payload, require_admin, run, settle,
+    Executed, RunOptions, acting_for, decode_all, minted_id, payload, require_admin, run, settle,
 };
 use crate::mutation::contact::ContactIdentityInput;
 use crate::state::state;
@@ -406,7 +406,7 @@ impl ConversationMutation {
         ctx: &Context<'_>,
         input: SendReplyInput,
     ) -> async_graphql::Result<SendReplyPayload> {
-        let message_id = Uuid::now_v7();
+        let message_id = minted_id(ctx, input.client_mutation_id.as_deref()).await?;
         let command = ConversationCommand::SendReply {
             message_id,
             body_text: input.body_text,
@@ -443,7 +443,7 @@ impl ConversationMutation {
         ctx: &Context<'_>,
         input: AddCommentInput,
     ) -> async_graphql::Result<AddCommentPayload> {
-        let comment_id = Uuid::now_v7();
+        let comment_id = minted_id(ctx, input.client_mutation_id.as_deref()).await?;
         let command = ConversationCommand::AddComment {
             comment_id,
             body_text: input.body_text,
@@ -708,7 +708,7 @@ impl ConversationMutation {
                 .map(|c| c.config.clone())
                 .ok_or_else(|| ApiError::not_found("channel"))?
         };
-        let message_id = Uuid::now_v7();
+        let message_id = minted_id(ctx, input.client_mutation_id.as_deref()).await?;
         let from = input.from.identity();
         let (email, signals) = match &config {
             ChannelConfig::Email { address, .. } => {

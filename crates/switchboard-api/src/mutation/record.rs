@@ -8,11 +8,10 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use proto_events::event::{RecordKind, RecordRef};
 use switchboard_service::Command;
-use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
-use crate::mutation::common::{Executed, RunOptions, decode_opt, payload, run};
+use crate::mutation::common::{Executed, RunOptions, decode_opt, minted_id, payload, run};
 use crate::types::contact::RecordType;
 
 /// Record mutations.
@@ -186,7 +185,7 @@ impl RecordMutation {
         input: CreateCompanyInput,
     ) -> async_graphql::Result<CreateCompanyPayload> {
         let command = Command::CreateCompany {
-            company_id: Uuid::now_v7(),
+            company_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             name: input.name.clone(),
             domain: input.domain,
         };
@@ -205,7 +204,7 @@ impl RecordMutation {
         input: CreateDealInput,
     ) -> async_graphql::Result<CreateDealPayload> {
         let command = Command::CreateDeal {
-            deal_id: Uuid::now_v7(),
+            deal_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             name: input.name.clone(),
             stage: input.stage,
             owner_user_id: decode_opt(input.owner_id.as_ref(), Kind::User, "ownerId")?,
@@ -226,7 +225,7 @@ impl RecordMutation {
         input: CreateTicketInput,
     ) -> async_graphql::Result<CreateTicketPayload> {
         let command = Command::CreateTicket {
-            ticket_id: Uuid::now_v7(),
+            ticket_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             subject: input.subject.clone(),
             conversation_id: decode_opt(
                 input.conversation_id.as_ref(),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::error::ApiResult;
 use crate::ids::{self, Kind};
 use crate::mutation::common::{
-    Executed, RunOptions, decode_all, decode_member, decode_opt, payload, run,
+    Executed, RunOptions, decode_all, decode_member, decode_opt, minted_id, payload, run,
 };
 use crate::state::{state, viewer};
 use crate::types::directory::{Bot, Team, User, UserAvailability, UserRole};
@@ -577,7 +577,7 @@ impl SetupMutation {
         input: CreateUserInput,
     ) -> async_graphql::Result<CreateUserPayload> {
         let command = SetupCommand::CreateUser {
-            user_id: Uuid::now_v7(),
+            user_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             email: input.email,
             name: input.name,
             role: input.role.into(),
@@ -681,7 +681,7 @@ impl SetupMutation {
         input: CreateBotInput,
     ) -> async_graphql::Result<CreateBotPayload> {
         let command = SetupCommand::CreateBot {
-            bot_id: Uuid::now_v7(),
+            bot_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             name: input.name,
         };
         let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
@@ -708,7 +708,7 @@ impl SetupMutation {
         input: CreateTeamInput,
     ) -> async_graphql::Result<CreateTeamPayload> {
         let command = SetupCommand::CreateTeam {
-            team_id: Uuid::now_v7(),
+            team_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             name: input.name,
         };
         let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
@@ -780,7 +780,7 @@ impl SetupMutation {
         input: CreateInboxInput,
     ) -> async_graphql::Result<CreateInboxPayload> {
         let command = SetupCommand::CreateInbox {
-            inbox_id: Uuid::now_v7(),
+            inbox_id: minted_id(ctx, input.client_mutation_id.as_deref()).await?,
             name: input.name,
         };
         let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;

@@ -202,3 +202,78 @@ async fn replies_and_comments_without_an_expected_version_always_go_through() {
     assert_eq!(replies, CLIENTS * WRITES.div_ceil(2));
     assert_eq!(comments, CLIENTS * (WRITES / 2));
 }
+
+/// Every event of `event_type` in the log.
+async fn all_of(api: &TestApi, event_type: &str) -> usize {
+    api.service
+        .store()
+        .read_all(switchboard_store::Position::START, 100_000)
+        .await
+        .expect("read the log")
+        .iter()
+        .filter(|e| e.event_type == event_type)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_repeats_of_a_creation_create_once() {
+    let api = Arc::new(TestApi::start().await);
+    let inbox = "mutation($input: CreateInboxInput!) { createInbox(input: $input) {
+        replayed userErrors { code } inbox { id } } }";
+    let contact = "mutation($input: CreateContactInput!) { createContact(input: $input) {
+        replayed userErrors { code } contact { id } } }";
+    let mut created = 0;
+    for concurrent in [2usize, 4, 8] {
+        for trial in 0..20 {
+            created += 1;
+            for (query, input, field) in [
+                (
+                    inbox,
+                    json!({"name": format!("Inbox {concurrent}-{trial}")}),
+                    "createInbox",
+                ),
+                (
+                    contact,
+                    json!({"identities": [{"kind": "EMAIL",
+                        "value": format!("c{concurrent}-{trial}@customer.test")}]}),
+                    "createContact",
+                ),
+            ] {
+                let mut input = input;
+                input["clientMutationId"] = json!(format!("{field}-{concurrent}-{trial}"));
+                let requests = (0..concurrent).map(|_| {
+                    let api = api.clone();
+                    let variables = json!({ "input": input });
+                    tokio::spawn(async move { api.gql(api.admin, query, variables).await })
+                });
+                let mut ids = std::collections::HashSet::new();
+                let mut fresh = 0;
+                for reply in futures::future::join_all(requests).await {
+                    let reply = reply.expect("request task");
+                    let payload = &reply.data()[field];
+                    assert_eq!(payload["userErrors"], json!([]), "{field}: {payload}");
+                    if payload["replayed"] == false {
+                        fresh += 1;
+                    }
+                    let object = if field == "createInbox" {
+                        "inbox"
+                    } else {
+                        "contact"
+                    };
+                    ids.insert(payload[object]["id"].clone());
+                }
+                assert_eq!(
+                    fresh, 1,
+                    "{field} {concurrent}-{trial}: one request creates"
+                );
+                assert_eq!(
+                    ids.len(),
+                    1,
+                    "{field} {concurrent}-{trial}: one object for all"
+                );
+            }
+            assert_eq!(all_of(&api, "InboxCreated").await, created);
+            assert_eq!(all_of(&api, "ContactRecordCreated").await, created);
+        }
+    }
+}
