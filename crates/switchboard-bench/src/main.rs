@@ -14,11 +14,14 @@
 //!   lag from append to visible.
 //! - [`graphql`]: the GraphQL suite (`graphql`): the API's read throughput and latency on demo
 //!   data, against a bare axum handler over the same read model.
+//! - [`startup`]: the start-up suite (`startup`): restart time and memory of the real server on
+//!   a million events, against the same restart folding the whole log.
 
 mod args;
 mod graphql;
 mod projections;
 mod report;
+mod startup;
 mod store;
 
 use std::process::ExitCode;
@@ -32,6 +35,7 @@ suites:
   store        appends and reads of the embedded SQLite event store
   projections  rebuild of every read model, and lag from append to visible at 1000 events/s
   graphql      the GraphQL API's reads (a thread, an inbox page) on demo data, against bare axum
+  startup      restart time and memory of `switchboard serve` on the projections' history
 
 store options:
   --quick            small sizes that finish in under a minute
@@ -61,6 +65,12 @@ graphql options:
   --load GENERATOR   wrk (the default when `wrk` is on PATH) or inprocess
   --threads N        wrk threads (default 1)
 
+startup options:
+  --quick            5,000 conversations (~100,000 events) instead of 50,000 (~1,000,000)
+  --conversations N  conversations in the history (as for projections)
+  --history DIR      keep the history in DIR and reuse it (as for projections)
+  --binary PATH      the switchboard binary (default: the one beside this benchmark)
+
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 
 fn main() -> ExitCode {
@@ -71,6 +81,7 @@ fn main() -> ExitCode {
         Some("store") => store::Options::parse(args).map(store::run),
         Some("projections") => projections::Options::parse(args).map(projections::run),
         Some("graphql") => graphql::Options::parse(args).map(graphql::run),
+        Some("startup") => startup::Options::parse(args).map(startup::run),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -9,7 +9,7 @@
 //!   (`wait_for`). Baseline: the same appends, until a bare store subscription delivers them.
 //!   `ratio` is baseline p99 / projections p99 (1.0: projecting adds nothing).
 
-mod history;
+pub(crate) mod history;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,7 +143,7 @@ fn write_history(
 }
 
 /// The history kept in `kept`, written there first if it is empty; returns its events.
-fn kept_history(
+pub(crate) fn kept_history(
     runtime: &Runtime,
     kept: &std::path::Path,
     conversations: u128,
@@ -191,7 +191,7 @@ fn kept_history(
 const LAYOUT_FILE: &str = "LAYOUT";
 
 /// Copies the closed store in `from` into the new directory `to` (all but its lock file).
-fn copy_store(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn copy_store(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

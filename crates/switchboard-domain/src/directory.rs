@@ -25,10 +25,11 @@ use proto_events::event::{
     Availability, ChannelConfig, EmailAccess, FilterAction, Holiday, Member, OpeningInterval, Role,
     RoutingStrategy, RuleScope, SenderPattern,
 };
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The organisation's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organisation {
     /// Its id (one organisation per deployment).
     pub id: Uuid,
@@ -45,7 +46,7 @@ pub struct Organisation {
 }
 
 /// A person who works in the inbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Id.
     pub id: Uuid,
@@ -76,7 +77,7 @@ impl User {
 }
 
 /// A team of users.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Team {
     /// Id.
     pub id: Uuid,
@@ -87,7 +88,7 @@ pub struct Team {
 }
 
 /// A shared inbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inbox {
     /// Id.
     pub id: Uuid,
@@ -102,7 +103,7 @@ pub struct Inbox {
 }
 
 /// A channel: where customers' messages come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {
     /// Id.
     pub id: Uuid,
@@ -128,7 +129,7 @@ impl Channel {
 }
 
 /// A routing rule as last set for its scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingRule {
     /// Id; routing decisions name it.
     pub id: Uuid,
@@ -145,7 +146,7 @@ pub struct RoutingRule {
 /// Which built-in e-mail filters a channel has switched on. All off until the channel's first
 /// `BuiltInEmailFiltersSet` (connecting an e-mail channel records one with the defaults, so a
 /// replay never depends on a default written in code).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuiltInFilters {
     /// Automated replies: out-of-office, `Auto-Submitted`.
     pub automated_replies: bool,
@@ -158,7 +159,7 @@ pub struct BuiltInFilters {
 }
 
 /// One allow or deny rule of an e-mail channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailFilterRule {
     /// Id; a filtered message's reason names it.
     pub id: Uuid,
@@ -169,7 +170,7 @@ pub struct EmailFilterRule {
 }
 
 /// The e-mail filter settings of one channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailFilters {
     /// The built-in rules switched on.
     pub built_in: BuiltInFilters,
@@ -178,7 +179,7 @@ pub struct EmailFilters {
 }
 
 /// Everything about the organisation's setup that deciding needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {
     /// The organisation, once created.
     pub organisation: Option<Organisation>,
@@ -195,6 +196,7 @@ pub struct Directory {
     /// The e-mail channels that are automatic fallback addresses of their inbox.
     pub fallback_channels: BTreeSet<Uuid>,
     /// Routing rules by the inbox or channel they apply to.
+    #[serde(with = "as_pairs")]
     pub routing_rules: HashMap<RuleScope, RoutingRule>,
     /// E-mail filter settings by channel id; absent until the channel's first filter event.
     pub email_filters: HashMap<Uuid, EmailFilters>,
@@ -601,5 +603,32 @@ fn lower_pattern(pattern: &SenderPattern) -> SenderPattern {
         SenderPattern::Domain { domain } => SenderPattern::Domain {
             domain: domain.trim().to_lowercase(),
         },
+    }
+}
+
+/// A map whose keys are not strings, (de)serialised as a list of pairs, so that the directory
+/// can be snapshotted as JSON.
+mod as_pairs {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &HashMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub(super) fn deserialize<'de, K, V, D>(deserializer: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }

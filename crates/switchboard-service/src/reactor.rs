@@ -9,8 +9,9 @@
 //! first, whenever capacity may have freed up: an agent becomes available, a conversation is
 //! closed or unassigned, a capacity is raised.
 //!
-//! It never acts twice for the same event: on start it folds the whole log before acting, so
-//! what was already routed is known; every command it sends carries the idempotency key
+//! It never acts twice for the same event: on start it folds the log (from its last snapshot in
+//! the write index, saved every `SNAPSHOT_EVERY` events) up to the head before acting, so what
+//! was already routed is known; every command it sends carries the idempotency key
 //! `routing:<conversation>:<triggering event>`, so even a crash between sending and folding
 //! cannot write a second assignment; and `ApplyRouting` on an assigned conversation writes
 //! nothing. Given the same log it makes the same decisions.
@@ -23,9 +24,10 @@ use proto_events::event::{
     Assignee, AssignmentReason, Availability, ConversationOrigin, ConversationVisibility,
 };
 use proto_events::{Actor, DomainEvent};
+use serde::{Deserialize, Serialize};
 use switchboard_domain::conversation::{ConversationCommand, Routing as Apply};
 use switchboard_domain::routing::{self, Load, RouteRequest, Routing};
-use switchboard_store::{EventStore, Position};
+use switchboard_store::{EventStore, Position, StoreError, WriteIndex};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -34,7 +36,7 @@ use switchboard_codec as codec;
 use crate::{Command, CommandMeta, CommandService, ServiceError};
 
 /// A conversation as routing sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tracked {
     inbox_id: Uuid,
     channel_id: Uuid,
@@ -50,7 +52,7 @@ struct Tracked {
 }
 
 /// Everything the reactor knows, folded from the log.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     conversations: HashMap<Uuid, Tracked>,
     /// Conversations waiting for routing, by the position of the event that made them wait.
@@ -262,11 +264,21 @@ async fn run(
     processed: watch::Sender<Position>,
 ) -> Result<(), ServiceError> {
     let store: Arc<dyn EventStore> = service.store().clone();
+    let index = store.write_index();
+    let (mut state, mut saved) = match index.snapshot(SNAPSHOT).await? {
+        Some((position, body)) => match serde_json::from_slice::<Snapshot>(&body) {
+            Ok(snapshot) if snapshot.format == SNAPSHOT_FORMAT => (snapshot.state, position),
+            Ok(_) | Err(_) => {
+                tracing::info!("routing snapshot of another format: folding the log");
+                (State::default(), Position::START)
+            }
+        },
+        None => (State::default(), Position::START),
+    };
     let start_head = store.head().await?;
-    let mut state = State::default();
-    let mut events = store.subscribe_all(Position::START);
+    let mut events = store.subscribe_all(saved);
     // Nothing is decided before the whole history up to the start is folded in.
-    if start_head == Position::START {
+    if start_head <= saved {
         act(&service, &mut state).await?;
     }
     while let Some(recorded) = events.next().await {
@@ -282,7 +294,47 @@ async fn run(
             act(&service, &mut state).await?;
         }
         processed.send_replace(recorded.position);
+        if recorded.position.0 >= saved.0 + SNAPSHOT_EVERY {
+            save(index.as_ref(), &state, recorded.position).await?;
+            saved = recorded.position;
+        }
     }
+    Ok(())
+}
+
+/// The name of routing's snapshot in the write index.
+const SNAPSHOT: &str = "routing";
+
+/// The layout of the snapshot; one of another layout is ignored (and the log folded again).
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// How many events may pass between snapshots: a start folds at most about this many.
+const SNAPSHOT_EVERY: u64 = 20_000;
+
+/// What a snapshot holds.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    format: u32,
+    state: State,
+}
+
+/// Saves `state`, folded and acted upon up to `position`.
+async fn save(
+    index: &dyn WriteIndex,
+    state: &State,
+    position: Position,
+) -> Result<(), ServiceError> {
+    #[derive(Serialize)]
+    struct Borrowed<'a> {
+        format: u32,
+        state: &'a State,
+    }
+    let body = serde_json::to_vec(&Borrowed {
+        format: SNAPSHOT_FORMAT,
+        state,
+    })
+    .map_err(StoreError::backend)?;
+    index.save_snapshot(SNAPSHOT, position, body).await?;
     Ok(())
 }
 

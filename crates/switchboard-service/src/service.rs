@@ -23,8 +23,9 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 use uuid::Uuid;
 
 use crate::ServiceError;
-use crate::view::{KeyUse, WriteView};
+use crate::view::{WriteView, key_scope};
 use switchboard_codec as codec;
+use switchboard_store::index::{Claim, KeyOutcome, KeyState, KeyUse};
 
 /// The pause before attempt `attempt` (from 2): exponential from 1 ms up to 64 ms, with jitter so
 /// that writers who collided do not collide again in step.
@@ -221,6 +222,10 @@ const KEYED_EVENTS: Uuid = Uuid::from_u128(0x3f6a_92d4_7c1e_4b08_b5e2_19ad_60c7_
 /// again until done, within this bound, however often concurrent writers get there first.
 const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A claim on an idempotency key older than this, still pending, belongs to a request that
+/// stopped (a crash, a lost node): a repeat takes it over. Longer than a command may retry.
+const STALE_CLAIM: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// The domain of automatic fallback addresses unless configured (a reserved name: operators set
 /// their own, whose MX points at the inbound mail gateway).
 pub const DEFAULT_FALLBACK_DOMAIN: &str = "inbox.switchboard.invalid";
@@ -229,13 +234,12 @@ pub const DEFAULT_FALLBACK_DOMAIN: &str = "inbox.switchboard.invalid";
 const FALLBACK_CHANNELS: Uuid = Uuid::from_u128(0x8d3e_51c2_0b7a_4f6e_a1d9_2c44_7e90_b135);
 
 impl CommandService {
-    /// A service over `store`, with its view built from the whole log.
+    /// A service over `store`, with its view from the store's write index, caught up.
     pub async fn open(
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<CommandService, ServiceError> {
-        let mut view = WriteView::default();
-        view.catch_up(store.as_ref()).await?;
+        let view = WriteView::open(store.as_ref()).await?;
         Ok(CommandService {
             store,
             clock,
@@ -391,22 +395,122 @@ impl CommandService {
         command: &Command,
     ) -> Result<Outcome, ServiceError> {
         let command_id = Uuid::now_v7();
+        let correlation_id = meta.correlation_id.unwrap_or(command_id);
+        let Some(key) = &meta.idempotency_key else {
+            return self.decide_and_append(meta, command, command_id, 0).await;
+        };
+        // The key is claimed before anything is written: of two requests with one key, only
+        // one runs its command; the other answers with its outcome, or is refused.
+        let salt = match self.claim_key(meta, key, correlation_id).await? {
+            Claimed::Mine { salt } => salt,
+            Claimed::Answered(outcome) => return Ok(outcome),
+        };
+        let result = self
+            .decide_and_append(meta, command, command_id, salt)
+            .await;
+        let done = result.as_ref().ok().map(|outcome| KeyOutcome {
+            stream: outcome.stream.clone(),
+            stream_version: outcome.stream_version,
+            first_position: outcome.first_position,
+            last_position: outcome.last_position,
+        });
+        let finished = self
+            .store
+            .write_index()
+            .finish(&key_scope(&meta.actor), key, correlation_id, done)
+            .await;
+        if let Err(e) = finished {
+            // The command's outcome stands; the key stays pending until a repeat takes it over
+            // (after `STALE_CLAIM`) and finds its events written.
+            tracing::warn!(error = %e, "recording an idempotency key's use failed");
+        }
+        result
+    }
+
+    /// Claims `key` for the command of `correlation_id`: the salt of its use, or the answer to
+    /// a request that repeats the key's live use (its outcome, or `IdempotencyKeyReused` when
+    /// the request differs). While another request with the key runs, this one waits for it;
+    /// one that stopped without finishing (a crash) is taken over after [`STALE_CLAIM`].
+    async fn claim_key(
+        &self,
+        meta: &CommandMeta,
+        key: &str,
+        correlation_id: Uuid,
+    ) -> Result<Claimed, ServiceError> {
+        let index = self.store.write_index();
+        let scope = key_scope(&meta.actor);
+        let waiting = tokio::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            let now = self.clock.now();
+            let claim = KeyUse {
+                fingerprint: meta.fingerprint.clone(),
+                correlation_id,
+                used_at: now,
+                salt: 0,
+                state: KeyState::Pending,
+            };
+            let held = match index
+                .claim(&scope, key, &claim, now - self.key_lifetime)
+                .await?
+            {
+                Claim::Won { salt } => return Ok(Claimed::Mine { salt }),
+                Claim::Held(held) => held,
+            };
+            if let (Some(used), Some(this)) = (&held.fingerprint, &meta.fingerprint)
+                && used != this
+            {
+                return Err(ServiceError::IdempotencyKeyReused {
+                    key: key.to_owned(),
+                });
+            }
+            match held.state {
+                KeyState::Done(outcome) => {
+                    return Ok(Claimed::Answered(Outcome {
+                        stream: outcome.stream,
+                        stream_version: outcome.stream_version,
+                        first_position: outcome.first_position,
+                        last_position: outcome.last_position,
+                        replayed: true,
+                        written: 0,
+                    }));
+                }
+                KeyState::Pending => {
+                    let stale = now - held.used_at
+                        >= chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default()
+                        || waiting.elapsed() >= STALE_CLAIM;
+                    if stale {
+                        if index
+                            .take_over(&scope, key, held.correlation_id, &claim)
+                            .await?
+                        {
+                            tracing::warn!(key, "took over an idempotency key left pending");
+                            return Ok(Claimed::Mine { salt: held.salt });
+                        }
+                    } else {
+                        tokio::time::sleep(backoff(attempt.min(8))).await;
+                        attempt += 1;
+                    }
+                }
+                // A freed key is claimed on the next round.
+                KeyState::Free => {}
+            }
+        }
+    }
+
+    /// Decides `command` against the view and appends its events, deciding again after a
+    /// version conflict while [`CommandService::retry`] allows.
+    async fn decide_and_append(
+        &self,
+        meta: &CommandMeta,
+        command: &Command,
+        command_id: Uuid,
+        salt: u64,
+    ) -> Result<Outcome, ServiceError> {
         let started = tokio::time::Instant::now();
         let mut attempt = 1;
         loop {
             let view = self.view().await?;
-            let now = self.clock.now();
-            // The last use of the key, if any: a live one answers a repeat (or refuses another
-            // command); an expired one salts the event ids, so the key can be used again.
-            let mut salt = 0;
-            if let Some(key) = &meta.idempotency_key
-                && let Some(used) = view.idempotent(&meta.actor, key)
-            {
-                if used.live(now, self.key_lifetime) {
-                    return repeat(used, meta, key);
-                }
-                salt = used.outcome.last_position.0;
-            }
             let run = Run {
                 service: self,
                 view: &view,
@@ -415,21 +519,14 @@ impl CommandService {
                     actor: meta.actor.clone(),
                     correlation_id: meta.correlation_id.unwrap_or(command_id),
                     causation_id: meta.causation_id.unwrap_or(command_id),
-                    occurred_at: now,
+                    occurred_at: self.clock.now(),
                     idempotency_key: meta.idempotency_key.clone(),
                     command_fingerprint: meta.fingerprint.clone(),
                 },
                 salt,
             };
-            let correlation_id = run.metadata.correlation_id;
-            let mut result = run.command(command).await;
+            let result = run.command(command).await;
             drop(view);
-            if let Some(key) = &meta.idempotency_key {
-                result = match self.settle_keyed(meta, key, correlation_id, result).await? {
-                    Settled::Done(outcome) => Ok(outcome),
-                    Settled::Failed(error) => Err(error),
-                };
-            }
             let error = match result {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) => error,
@@ -445,43 +542,20 @@ impl CommandService {
         }
     }
 
-    /// What became of a command with an idempotency key. Its events carry ids derived from the
-    /// actor, the key and their place ([`keyed_event_id`]), so that two requests with one key
-    /// racing each other (on this node or another, on any backend) write once: the store answers
-    /// the second append of the same ids with the first one's result, or refuses it when they
-    /// sit elsewhere. Either way the key's use in the log decides: the same request is a repeat,
-    /// another one is refused.
-    async fn settle_keyed(
-        &self,
-        meta: &CommandMeta,
-        key: &str,
-        correlation_id: Uuid,
-        result: Result<Outcome, ServiceError>,
-    ) -> Result<Settled, ServiceError> {
-        // Whatever happened (a write answered as a repeat, a conflict, or a business rule
-        // refusing what the first request already did), a live use of the key by another
-        // request decides.
-        let decided = !matches!(
-            result,
-            Err(ServiceError::Store(
-                StoreError::Closed | StoreError::Backend(_) | StoreError::Corrupt { .. }
-            ))
-        );
-        if decided {
-            let view = self.view().await?;
-            if let Some(used) = view.idempotent(&meta.actor, key)
-                && used.correlation_id != correlation_id
-                && used.live(self.clock.now(), self.key_lifetime)
-            {
-                // Another request with the key got there first (or this one's events were
-                // answered as a repeat of its).
-                return repeat(used, meta, key).map(Settled::Done);
-            }
-        }
-        Ok(match result {
-            Ok(outcome) => Settled::Done(outcome),
-            Err(error) => Settled::Failed(error),
-        })
+    /// Whether `actor` used `key` for a command that ran (its use may have expired since).
+    pub async fn key_used(&self, actor: &Actor, key: &str) -> Result<bool, ServiceError> {
+        let last = self.store.write_index().key(&key_scope(actor), key).await?;
+        Ok(last.is_some_and(|last| last.state != KeyState::Free))
+    }
+
+    /// The salt the next use of `actor`'s `key` takes (the same as the running or binding use,
+    /// one more after it expired): what the API derives the ids of what a keyed mutation
+    /// creates from, so that a request taking over a use that stopped creates the same object.
+    pub async fn key_salt(&self, actor: &Actor, key: &str) -> Result<u64, ServiceError> {
+        let last = self.store.write_index().key(&key_scope(actor), key).await?;
+        Ok(last.map_or(0, |last| {
+            last.next_salt(self.clock.now() - self.key_lifetime)
+        }))
     }
 
     /// Whether to decide `command` again after `error`, and after what pause. A version
@@ -576,7 +650,8 @@ pub(crate) struct Run<'a> {
     view: &'a WriteView,
     meta: &'a CommandMeta,
     metadata: Metadata,
-    /// Mixed into the ids of keyed events: the position of the key's expired last use, or 0.
+    /// Mixed into the ids of keyed events: the salt of the key's use (see
+    /// `switchboard_store::index`).
     salt: u64,
 }
 
@@ -833,32 +908,18 @@ impl Run<'_> {
     }
 }
 
-/// What [`CommandService::settle_keyed`] found.
-enum Settled {
-    /// The command's outcome (its own, or the first request's with the key).
-    Done(Outcome),
-    /// It failed; perhaps it may be decided again.
-    Failed(ServiceError),
-}
-
-/// The answer to a repeat of the key's live `used`: its outcome as a repeat, or
-/// `IDEMPOTENCY_KEY_REUSED` when the request differs.
-fn repeat(used: &KeyUse, meta: &CommandMeta, key: &str) -> Result<Outcome, ServiceError> {
-    if !used.matches(meta.fingerprint.as_deref()) {
-        return Err(ServiceError::IdempotencyKeyReused {
-            key: key.to_owned(),
-        });
-    }
-    Ok(Outcome {
-        replayed: true,
-        written: 0,
-        ..used.outcome.clone()
-    })
+/// What claiming an idempotency key came to.
+enum Claimed {
+    /// The key is this command's, with this salt: run it.
+    Mine { salt: u64 },
+    /// The key's live use answers this request (a repeat).
+    Answered(Outcome),
 }
 
 /// The id of the `index`th event a command with idempotency key `key` of `actor` appends to
-/// `stream`: the same for every request with the key, so the store writes them once (see
-/// [`CommandService::settle_keyed`]). `salt` tells the uses of a key apart once one expired.
+/// `stream`: the same for every attempt of one use of the key (a retry after a conflict, a
+/// request taking over a use that stopped), so the store writes them once. `salt` tells the
+/// uses of a key apart.
 fn keyed_event_id(actor: &Actor, key: &str, salt: u64, stream: &str, index: usize) -> Uuid {
     let actor = serde_json::to_vec(actor).unwrap_or_default();
     let mut name = Vec::with_capacity(actor.len() + key.len() + stream.len() + 32);

@@ -1,23 +1,23 @@
 //! The write-side view: what deciding needs to know beyond the target aggregate, kept at the
 //! store's head.
 //!
-//! It is a fold over the whole log, rebuilt at startup and caught up before every decision, so a
-//! command is always decided against everything committed before it started: the directory
-//! (access rules), the version of every directory stream (expected versions for setup commands),
-//! the conversation of every e-mail Message-ID (threading), and the outcome of every command that
-//! carried an idempotency key (so repeating it, even after a restart, returns the same result and
-//! writes nothing).
+//! It is a fold over the log, caught up before every decision, so a command is always decided
+//! against everything committed before it started. In memory: the directory (access rules) and
+//! the version of every directory stream (expected versions for setup commands), snapshotted
+//! into the store's write index every [`SNAPSHOT_EVERY`] events, so a start folds only the
+//! events after the last snapshot. What grows with history goes into the write index instead
+//! (indexed tables of the backend, see `switchboard_store::index`): the conversation of every
+//! e-mail Message-ID (threading) and the use of every idempotency key.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use proto_events::{Actor, DomainEvent, Metadata, streams};
+use serde::{Deserialize, Serialize};
 use switchboard_domain::directory::Directory;
-use switchboard_store::{EventStore, Position, RecordedEvent};
-use uuid::Uuid;
+use switchboard_store::index::{IndexBatch, KeyOutcome, LoggedKey, Thread};
+use switchboard_store::{EventStore, Position, RecordedEvent, StoreError};
 
 use crate::ServiceError;
-use crate::service::Outcome;
 use switchboard_codec as codec;
 
 /// How many events one catch-up read fetches.
@@ -32,40 +32,25 @@ pub struct WriteView {
     pub directory: Directory,
     /// The last version of every directory stream.
     versions: HashMap<String, u64>,
-    /// Outcomes of commands by `(actor, idempotency key)`.
-    idempotent: HashMap<(Actor, String), KeyUse>,
-    /// The conversation of every e-mail Message-ID seen, in or out, by the channel it went
-    /// through, for threading replies within their channel.
-    email_threads: HashMap<(Uuid, String), Uuid>,
+    /// Where the last snapshot was saved (or loaded from).
+    snapshot_at: Position,
 }
 
-/// The use of an idempotency key: what the command did, and what the key is bound to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyUse {
-    /// What the command did (with `replayed` set, as a repeat reports it).
-    pub outcome: Outcome,
-    /// The digest of the request the key was sent with (`None`: not bound).
-    pub fingerprint: Option<String>,
-    /// The correlation id of the command that used it.
-    pub correlation_id: Uuid,
-    /// When it was used (domain time).
-    pub occurred_at: DateTime<Utc>,
-}
+/// The name of the view's snapshot in the write index.
+const SNAPSHOT: &str = "write-view";
 
-impl KeyUse {
-    /// Whether the key still binds at `now`: used less than `lifetime` ago.
-    pub fn live(&self, now: DateTime<Utc>, lifetime: chrono::Duration) -> bool {
-        now - self.occurred_at < lifetime
-    }
+/// The layout of the snapshot; one of another layout is ignored (and the log folded again).
+const SNAPSHOT_FORMAT: u32 = 1;
 
-    /// Whether a command with `fingerprint` may repeat this use: the same request, or either
-    /// side not bound.
-    pub fn matches(&self, fingerprint: Option<&str>) -> bool {
-        match (self.fingerprint.as_deref(), fingerprint) {
-            (Some(used), Some(now)) => used == now,
-            _ => true,
-        }
-    }
+/// How many events may pass between snapshots: a start folds at most about this many.
+const SNAPSHOT_EVERY: u64 = 20_000;
+
+/// What a snapshot holds.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    format: u32,
+    directory: Directory,
+    versions: HashMap<String, u64>,
 }
 
 /// The events whose e-mail Message-IDs are indexed for threading.
@@ -85,113 +70,137 @@ fn is_directory_stream(stream: &str) -> bool {
 }
 
 impl WriteView {
-    /// Folds in everything committed after `self.position`.
+    /// The view at the store's head: from the last snapshot, with the events after it folded in.
+    pub async fn open(store: &dyn EventStore) -> Result<WriteView, ServiceError> {
+        let mut view = WriteView::default();
+        if let Some((position, body)) = store.write_index().snapshot(SNAPSHOT).await? {
+            match serde_json::from_slice::<Snapshot>(&body) {
+                Ok(snapshot) if snapshot.format == SNAPSHOT_FORMAT => {
+                    view.position = position;
+                    view.snapshot_at = position;
+                    view.directory = snapshot.directory;
+                    view.versions = snapshot.versions;
+                }
+                Ok(_) => tracing::info!("write view snapshot of another format: folding the log"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable write view snapshot: folding the log");
+                }
+            }
+        }
+        view.catch_up(store).await?;
+        Ok(view)
+    }
+
+    /// Folds in everything committed after `self.position`: the directory here, Message-IDs
+    /// and keyed commands into the store's write index.
     pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<(), ServiceError> {
+        let index = store.write_index();
         loop {
             let page = store.read_all(self.position, PAGE).await?;
             let Some(last) = page.last() else {
-                return Ok(());
+                break;
             };
-            let last = last.position;
+            let mut batch = IndexBatch {
+                position: last.position,
+                ..IndexBatch::default()
+            };
             for recorded in &page {
-                self.apply(recorded)?;
+                self.apply(recorded, &mut batch)?;
             }
-            self.position = last;
+            if !batch.keys.is_empty() || !batch.threads.is_empty() {
+                index.apply(batch).await?;
+            }
+            self.position = last.position;
         }
-    }
-
-    fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ServiceError> {
-        if is_directory_stream(&recorded.stream) {
-            let envelope = codec::decode(recorded)?;
-            self.directory.evolve(&envelope.payload);
-            self.versions
-                .insert(recorded.stream.clone(), recorded.stream_version);
-            self.remember(recorded, envelope.metadata);
-        } else if THREADED.contains(&recorded.event_type.as_str()) {
-            let envelope = codec::decode(recorded)?;
-            self.thread(&envelope.payload);
-            self.remember(recorded, envelope.metadata);
-        } else {
-            // Other events matter only for their idempotency keys: decode the metadata alone.
-            let metadata = Metadata::decode(codec::raw(recorded))?;
-            self.remember(recorded, metadata);
+        if self.position.0 >= self.snapshot_at.0 + SNAPSHOT_EVERY {
+            let snapshot = Snapshot {
+                format: SNAPSHOT_FORMAT,
+                directory: self.directory.clone(),
+                versions: self.versions.clone(),
+            };
+            let body = serde_json::to_vec(&snapshot).map_err(StoreError::backend)?;
+            index.save_snapshot(SNAPSHOT, self.position, body).await?;
+            self.snapshot_at = self.position;
         }
         Ok(())
     }
 
-    /// Records the outcome of a command that carried an idempotency key. A command's events are
-    /// contiguous in one append, so the outcome spans from its first to its last event; for a
-    /// command that appended to several streams, the last append (its main stream) wins.
-    fn remember(&mut self, recorded: &RecordedEvent, metadata: Metadata) {
-        let Some(key) = metadata.idempotency_key else {
-            return;
+    fn apply(
+        &mut self,
+        recorded: &RecordedEvent,
+        batch: &mut IndexBatch,
+    ) -> Result<(), ServiceError> {
+        let metadata = if is_directory_stream(&recorded.stream) {
+            let envelope = codec::decode(recorded)?;
+            self.directory.evolve(&envelope.payload);
+            self.versions
+                .insert(recorded.stream.clone(), recorded.stream_version);
+            envelope.metadata
+        } else if THREADED.contains(&recorded.event_type.as_str()) {
+            let envelope = codec::decode(recorded)?;
+            batch.threads.extend(thread(&envelope.payload));
+            envelope.metadata
+        } else {
+            // Other events matter only for their idempotency keys: decode the metadata alone.
+            Metadata::decode(codec::raw(recorded))?
         };
-        let fresh = Outcome {
+        let Some(key) = metadata.idempotency_key else {
+            return Ok(());
+        };
+        let outcome = KeyOutcome {
             stream: recorded.stream.clone(),
             stream_version: recorded.stream_version,
             first_position: recorded.position,
             last_position: recorded.position,
-            replayed: true,
-            written: 0,
         };
-        let fresh = KeyUse {
-            outcome: fresh,
+        // A command's events are contiguous in one append: extend the previous one's span.
+        if let Some(last) = batch.keys.last_mut()
+            && last.correlation_id == metadata.correlation_id
+            && last.key == key
+            && last.outcome.stream == outcome.stream
+            && last.outcome.last_position.next() == outcome.first_position
+        {
+            last.outcome.stream_version = outcome.stream_version;
+            last.outcome.last_position = outcome.last_position;
+            return Ok(());
+        }
+        batch.keys.push(LoggedKey {
+            scope: key_scope(&metadata.actor),
+            key,
             fingerprint: metadata.command_fingerprint,
             correlation_id: metadata.correlation_id,
-            occurred_at: metadata.occurred_at,
-        };
-        let used = self
-            .idempotent
-            .entry((metadata.actor, key))
-            .or_insert_with(|| fresh.clone());
-        let same_use = used.correlation_id == fresh.correlation_id;
-        let outcome = &mut used.outcome;
-        if same_use
-            && outcome.stream == recorded.stream
-            && outcome.last_position.next() == recorded.position
-        {
-            outcome.stream_version = recorded.stream_version;
-            outcome.last_position = recorded.position;
-        } else if outcome.last_position != recorded.position {
-            *used = fresh;
-        }
-    }
-
-    /// Indexes the Message-ID of an e-mail in or out of a conversation.
-    fn thread(&mut self, event: &DomainEvent) {
-        let (conversation_id, channel_id, email) = match event {
-            DomainEvent::MessageReceived(e) => {
-                (e.conversation_id, e.message.channel_id, &e.message.email)
-            }
-            DomainEvent::MessageFiltered(e) => {
-                (e.conversation_id, e.message.channel_id, &e.message.email)
-            }
-            DomainEvent::ReplySent(e) => (e.conversation_id, e.channel_id, &e.email),
-            _ => return,
-        };
-        if let Some(email) = email {
-            self.email_threads
-                .entry((channel_id, email.message_id.clone()))
-                .or_insert(conversation_id);
-        }
-    }
-
-    /// The conversation an e-mail with this Message-ID belongs to on `channel_id`, if one was
-    /// seen there. Threading never crosses channels: a Message-ID cited in mail to one address
-    /// (a private account, say) must not attach it to a conversation of another.
-    pub fn email_thread(&self, channel_id: Uuid, message_id: &str) -> Option<Uuid> {
-        self.email_threads
-            .get(&(channel_id, message_id.to_owned()))
-            .copied()
+            used_at: metadata.occurred_at,
+            outcome,
+        });
+        Ok(())
     }
 
     /// The version of a directory stream, `None` if it does not exist.
     pub fn version(&self, stream: &str) -> Option<u64> {
         self.versions.get(stream).copied()
     }
+}
 
-    /// The last use of `key` by `actor`, if there was one (live or expired).
-    pub fn idempotent(&self, actor: &Actor, key: &str) -> Option<&KeyUse> {
-        self.idempotent.get(&(actor.clone(), key.to_owned()))
-    }
+/// The scope of an actor's idempotency keys in the write index.
+pub(crate) fn key_scope(actor: &Actor) -> String {
+    serde_json::to_string(actor).unwrap_or_default()
+}
+
+/// The Message-ID of an e-mail in or out of a conversation, on its channel.
+fn thread(event: &DomainEvent) -> Option<Thread> {
+    let (conversation_id, channel_id, email) = match event {
+        DomainEvent::MessageReceived(e) => {
+            (e.conversation_id, e.message.channel_id, &e.message.email)
+        }
+        DomainEvent::MessageFiltered(e) => {
+            (e.conversation_id, e.message.channel_id, &e.message.email)
+        }
+        DomainEvent::ReplySent(e) => (e.conversation_id, e.channel_id, &e.email),
+        _ => return None,
+    };
+    email.as_ref().map(|email| Thread {
+        channel_id,
+        message_id: email.message_id.clone(),
+        conversation_id,
+    })
 }

@@ -19,6 +19,7 @@
 //! - `reader`: queries on pooled connections and row decoding.
 //! - `listener`: `LISTEN` and the head poll that move subscribers.
 
+mod index;
 mod listener;
 mod reader;
 pub mod schema;
@@ -34,7 +35,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use switchboard_store::error::validate_append;
 use switchboard_store::{
     AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, StoreError, StreamFrom,
+    RecordedEvent, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -156,6 +157,8 @@ struct Inner {
     head: watch::Receiver<Position>,
     reader: Reader,
     max_append_bytes: usize,
+    /// The write side's index, in tables of the same schema.
+    index: Arc<dyn WriteIndex>,
 }
 
 impl fmt::Debug for Inner {
@@ -267,6 +270,7 @@ impl PostgresStore {
                 requests: Some(requests),
                 listener,
                 head: head_rx,
+                index: Arc::new(index::PostgresIndex::new(pool.clone(), &sql.schema)),
                 reader: Reader { pool, sql },
                 max_append_bytes: options.max_append_bytes,
             }),
@@ -346,5 +350,9 @@ impl EventStore for PostgresStore {
 
     fn max_append_bytes(&self) -> usize {
         self.inner.max_append_bytes
+    }
+
+    fn write_index(&self) -> Arc<dyn WriteIndex> {
+        self.inner.index.clone()
     }
 }

@@ -16,7 +16,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The longest accepted schema name. PostgreSQL truncates identifiers at 63 bytes, and the
 /// notification channel is the schema name plus `_events`.
@@ -84,6 +84,40 @@ CREATE TRIGGER head_is_permanent BEFORE DELETE OR TRUNCATE ON {s}.head
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();
 "#;
 
+/// The second migration: the write side's index (see `crate::index`).
+const MIGRATION_2: &str = r#"
+CREATE TABLE {s}.idempotency_keys (
+    scope          TEXT        NOT NULL,
+    key            TEXT        NOT NULL,
+    fingerprint    TEXT,
+    correlation_id UUID        NOT NULL,
+    used_at        TIMESTAMPTZ NOT NULL,
+    salt           BIGINT      NOT NULL,
+    state          TEXT        NOT NULL CHECK (state IN ('pending', 'done', 'free')),
+    stream         TEXT,
+    stream_version BIGINT,
+    first_position BIGINT,
+    last_position  BIGINT,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE {s}.email_threads (
+    channel_id      UUID NOT NULL,
+    message_id      TEXT NOT NULL,
+    conversation_id UUID NOT NULL,
+    PRIMARY KEY (channel_id, message_id)
+);
+CREATE TABLE {s}.snapshots (
+    name     TEXT   PRIMARY KEY,
+    position BIGINT NOT NULL,
+    body     BYTEA  NOT NULL
+);
+CREATE TABLE {s}.folded (
+    singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    position  BIGINT  NOT NULL
+);
+INSERT INTO {s}.folded (singleton, position) VALUES (TRUE, 0);
+"#;
+
 /// Creates the schema and its tables if needed, under an advisory lock so that nodes starting
 /// together do not race.
 pub(crate) async fn migrate(
@@ -117,7 +151,15 @@ pub(crate) async fn migrate(
         tx.batch_execute(&MIGRATION_1.replace("{s}", &s)).await?;
         tx.execute(
             &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
-            &[&SCHEMA_VERSION],
+            &[&1i32],
+        )
+        .await?;
+    }
+    if applied < 2 {
+        tx.batch_execute(&MIGRATION_2.replace("{s}", &s)).await?;
+        tx.execute(
+            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
+            &[&2i32],
         )
         .await?;
     }
@@ -125,7 +167,7 @@ pub(crate) async fn migrate(
 }
 
 /// A checked schema name as an SQL identifier.
-fn quote(schema: &str) -> String {
+pub(crate) fn quote(schema: &str) -> String {
     format!("\"{schema}\"")
 }
 

@@ -11,7 +11,9 @@
 //! - [`schema`]: the tables, triggers and pragmas, and opening connections.
 //! - `writer`: the writer thread and its group commit.
 //! - `reader`: a small pool of read connections and row decoding.
+//! - [`index`]: the write side's index, a file of its own beside the log.
 
+pub mod index;
 mod reader;
 pub mod schema;
 mod writer;
@@ -24,9 +26,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use switchboard_store::error::validate_append;
+use switchboard_store::index::MemoryIndex;
 use switchboard_store::{
     AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, StoreError, StreamFrom,
+    RecordedEvent, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -125,6 +128,8 @@ struct Inner {
     head: watch::Receiver<Position>,
     reads: ReadPool,
     max_append_bytes: usize,
+    /// The write side's index: [`index::SqliteIndex`], or an in-memory one when read-only.
+    index: Arc<dyn WriteIndex>,
     /// Held (and locked) for as long as the store is open for writing; `None` when read-only.
     _lock: Option<File>,
 }
@@ -179,6 +184,7 @@ impl SqliteStore {
         let conn = schema::open_writer(&path)?;
         let reads = ReadPool::open(&path, options.read_connections.max(1))?;
         let writer = Writer::spawn(conn, &path, &options)?;
+        let index = Arc::new(index::SqliteIndex::open(dir)?);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -187,6 +193,7 @@ impl SqliteStore {
                 head: writer.head,
                 reads,
                 max_append_bytes: options.max_append_bytes,
+                index,
                 _lock: Some(lock),
             }),
         })
@@ -224,6 +231,7 @@ impl SqliteStore {
                 head,
                 reads,
                 max_append_bytes: SqliteOptions::default().max_append_bytes,
+                index: Arc::new(MemoryIndex::default()),
                 _lock: None,
             }),
         })
@@ -316,5 +324,9 @@ impl EventStore for SqliteStore {
 
     fn max_append_bytes(&self) -> usize {
         self.inner.max_append_bytes
+    }
+
+    fn write_index(&self) -> Arc<dyn WriteIndex> {
+        self.inner.index.clone()
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use crate::chain::{self, Verification};
+use crate::index::{Claim, IndexBatch, KeyOutcome, KeyState, KeyUse, LoggedKey, Thread};
 use crate::types::{Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom};
 use crate::{EventStore, StoreError};
 
@@ -42,6 +43,10 @@ macro_rules! conformance_suite {
             empty_and_oversized_appends,
             stored_events_round_trip,
             hash_chain_verifies,
+            index_claims_one_of_racing_requests,
+            index_key_lifecycle,
+            index_folds_the_log_idempotently,
+            index_threads_and_snapshots,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -606,4 +611,296 @@ pub async fn hash_chain_verifies<S: EventStore>(store: S) {
         }
         broken => panic!("fresh chain does not verify: {broken:?}"),
     }
+}
+
+fn claim_by(correlation_id: Uuid, fingerprint: &str, at: chrono::DateTime<chrono::Utc>) -> KeyUse {
+    KeyUse {
+        fingerprint: Some(fingerprint.to_owned()),
+        correlation_id,
+        used_at: at,
+        salt: 0,
+        state: KeyState::Pending,
+    }
+}
+
+fn outcome(stream: &str, version: u64, first: u64, last: u64) -> KeyOutcome {
+    KeyOutcome {
+        stream: stream.to_owned(),
+        stream_version: version,
+        first_position: Position(first),
+        last_position: Position(last),
+    }
+}
+
+/// Of many requests claiming one key at once, exactly one wins; the others see its claim.
+pub async fn index_claims_one_of_racing_requests<S: EventStore + Clone + 'static>(store: S) {
+    let index = store.write_index();
+    let now = chrono::Utc::now();
+    let since = now - chrono::Duration::hours(24);
+    for round in 0..20 {
+        let key = format!("race-{round}-{}", Uuid::now_v7());
+        let barrier = Arc::new(Barrier::new(8));
+        let claims = (0..8).map(|_| {
+            let (index, key, barrier) = (index.clone(), key.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let claim = claim_by(Uuid::now_v7(), "f", now);
+                barrier.wait().await;
+                index.claim("scope", &key, &claim, since).await.unwrap()
+            })
+        });
+        let mut won = 0;
+        for claim in futures::future::join_all(claims).await {
+            match claim.unwrap() {
+                Claim::Won { salt } => {
+                    assert_eq!(salt, 0);
+                    won += 1;
+                }
+                Claim::Held(held) => assert_eq!(held.state, KeyState::Pending),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: one claim wins");
+    }
+}
+
+/// A claim is held while pending and while its use binds; freed or expired, the key is claimed
+/// again with a higher salt; only the owner finishes or frees it; a stale claim is taken over.
+pub async fn index_key_lifecycle<S: EventStore>(store: S) {
+    let index = store.write_index();
+    let now = chrono::Utc::now();
+    let since = now - chrono::Duration::hours(24);
+    let key = format!("life-{}", Uuid::now_v7());
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(
+        index
+            .claim("a", &key, &claim_by(first, "f", now), since)
+            .await
+            .unwrap(),
+        Claim::Won { salt: 0 }
+    );
+    // The owner claiming again (a retry of the same call) keeps it.
+    assert_eq!(
+        index
+            .claim("a", &key, &claim_by(first, "f", now), since)
+            .await
+            .unwrap(),
+        Claim::Won { salt: 0 }
+    );
+    // Keys are per scope.
+    assert_eq!(
+        index
+            .claim("b", &key, &claim_by(second, "f", now), since)
+            .await
+            .unwrap(),
+        Claim::Won { salt: 0 }
+    );
+    let Claim::Held(held) = index
+        .claim("a", &key, &claim_by(second, "g", now), since)
+        .await
+        .unwrap()
+    else {
+        panic!("a pending claim holds the key");
+    };
+    assert_eq!(
+        (held.correlation_id, held.fingerprint.as_deref()),
+        (first, Some("f"))
+    );
+
+    // Someone else's finish changes nothing; the owner's frees it, and the next use salts higher.
+    index.finish("a", &key, second, None).await.unwrap();
+    assert_eq!(
+        index.key("a", &key).await.unwrap().unwrap().state,
+        KeyState::Pending
+    );
+    index.finish("a", &key, first, None).await.unwrap();
+    assert_eq!(
+        index.key("a", &key).await.unwrap().unwrap().state,
+        KeyState::Free
+    );
+    assert_eq!(
+        index
+            .claim("a", &key, &claim_by(second, "g", now), since)
+            .await
+            .unwrap(),
+        Claim::Won { salt: 1 }
+    );
+    let done = outcome("s-1", 3, 10, 12);
+    index
+        .finish("a", &key, second, Some(done.clone()))
+        .await
+        .unwrap();
+    let Claim::Held(held) = index
+        .claim("a", &key, &claim_by(first, "g", now), since)
+        .await
+        .unwrap()
+    else {
+        panic!("a binding use holds the key");
+    };
+    assert_eq!(held.state, KeyState::Done(done));
+    assert_eq!(held.salt, 1);
+    // Once it expired, the key is won again with the next salt.
+    let later = now + chrono::Duration::hours(25);
+    let third = Uuid::now_v7();
+    assert_eq!(
+        index
+            .claim(
+                "a",
+                &key,
+                &claim_by(third, "h", later),
+                later - chrono::Duration::hours(24)
+            )
+            .await
+            .unwrap(),
+        Claim::Won { salt: 2 }
+    );
+    // A pending claim is handed over only from its current owner.
+    let fourth = Uuid::now_v7();
+    assert!(
+        !index
+            .take_over("a", &key, first, &claim_by(fourth, "h", later))
+            .await
+            .unwrap()
+    );
+    assert!(
+        index
+            .take_over("a", &key, third, &claim_by(fourth, "h", later))
+            .await
+            .unwrap()
+    );
+    let row = index.key("a", &key).await.unwrap().unwrap();
+    assert_eq!(
+        (row.correlation_id, row.salt, row.state),
+        (fourth, 2, KeyState::Pending)
+    );
+}
+
+/// Logged key uses fill the index (extending one use's span over its appends, a later use
+/// replacing an earlier one), never overwrite a pending claim, and folding twice changes nothing.
+pub async fn index_folds_the_log_idempotently<S: EventStore>(store: S) {
+    let index = store.write_index();
+    let now = chrono::Utc::now();
+    let (one, two, three) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let key = format!("fold-{}", Uuid::now_v7());
+    let logged = |correlation_id, key: &str, o: KeyOutcome| LoggedKey {
+        scope: "a".to_owned(),
+        key: key.to_owned(),
+        fingerprint: Some("f".to_owned()),
+        correlation_id,
+        used_at: now,
+        outcome: o,
+    };
+    let batch = IndexBatch {
+        keys: vec![
+            logged(one, &key, outcome("unique-x", 0, 5, 5)),
+            logged(one, &key, outcome("contact-x", 1, 6, 7)),
+            logged(one, &key, outcome("contact-x", 2, 8, 8)),
+        ],
+        threads: Vec::new(),
+        position: Position(8),
+    };
+    for _ in 0..2 {
+        index.apply(batch.clone()).await.unwrap();
+        let row = index.key("a", &key).await.unwrap().unwrap();
+        assert_eq!(row.state, KeyState::Done(outcome("contact-x", 2, 6, 8)));
+        assert_eq!((row.correlation_id, row.salt), (one, 0));
+    }
+    assert_eq!(index.position().await.unwrap(), Position(8));
+    // A later use of the key (after it expired) replaces the row with a higher salt.
+    index
+        .apply(IndexBatch {
+            keys: vec![logged(two, &key, outcome("contact-x", 3, 20, 20))],
+            threads: Vec::new(),
+            position: Position(20),
+        })
+        .await
+        .unwrap();
+    let row = index.key("a", &key).await.unwrap().unwrap();
+    assert_eq!((row.correlation_id, row.salt), (two, 1));
+    // Folding an older batch again does not go back, nor does the position.
+    index.apply(batch).await.unwrap();
+    assert_eq!(
+        index.key("a", &key).await.unwrap().unwrap().correlation_id,
+        two
+    );
+    assert_eq!(index.position().await.unwrap(), Position(20));
+    // A pending claim is its owner's to finish, whatever the log says.
+    let pending = format!("pending-{}", Uuid::now_v7());
+    index
+        .claim("a", &pending, &claim_by(three, "f", now), now)
+        .await
+        .unwrap();
+    index
+        .apply(IndexBatch {
+            keys: vec![logged(three, &pending, outcome("s", 0, 30, 30))],
+            threads: Vec::new(),
+            position: Position(30),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        index.key("a", &pending).await.unwrap().unwrap().state,
+        KeyState::Pending
+    );
+}
+
+/// The first conversation of a Message-ID on a channel stays; channels are apart; a snapshot is
+/// replaced only by a later one.
+pub async fn index_threads_and_snapshots<S: EventStore>(store: S) {
+    let index = store.write_index();
+    let (channel, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    let thread = |channel_id, conversation_id| Thread {
+        channel_id,
+        message_id: "<a@example.com>".to_owned(),
+        conversation_id,
+    };
+    index
+        .apply(IndexBatch {
+            keys: Vec::new(),
+            threads: vec![thread(channel, first), thread(channel, second)],
+            position: Position(3),
+        })
+        .await
+        .unwrap();
+    index
+        .apply(IndexBatch {
+            keys: Vec::new(),
+            threads: vec![thread(channel, second), thread(other, second)],
+            position: Position(4),
+        })
+        .await
+        .unwrap();
+    let found = |channel_id| {
+        let index = index.clone();
+        async move {
+            index
+                .email_thread(channel_id, "<a@example.com>")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(found(channel).await, Some(first));
+    assert_eq!(found(other).await, Some(second));
+    assert_eq!(found(Uuid::now_v7()).await, None);
+
+    assert_eq!(index.snapshot("view").await.unwrap(), None);
+    index
+        .save_snapshot("view", Position(10), b"ten".to_vec())
+        .await
+        .unwrap();
+    index
+        .save_snapshot("view", Position(5), b"five".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        index.snapshot("view").await.unwrap(),
+        Some((Position(10), b"ten".to_vec()))
+    );
+    index
+        .save_snapshot("view", Position(11), b"eleven".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        index.snapshot("view").await.unwrap(),
+        Some((Position(11), b"eleven".to_vec()))
+    );
 }

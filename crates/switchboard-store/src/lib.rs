@@ -10,20 +10,25 @@
 //! - [`error`]: [`StoreError`], and what a caller should do about each variant.
 //! - [`chain`]: the canonical bytes of an event, the hash chain and [`chain::verify`].
 //! - [`subscription`]: catch-up-then-live subscriptions built on `read_all` and a head notifier.
+//! - [`index`]: the write side's index beside the log (idempotency keys, e-mail threads,
+//!   snapshots), [`WriteIndex`].
 //! - `conformance` (feature `conformance`): the behaviour every backend must show, as tests.
 
 pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+pub mod index;
 pub mod subscription;
 pub mod types;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use crate::error::StoreError;
+pub use crate::index::WriteIndex;
 pub use crate::subscription::EventStream;
 pub use crate::types::{
     AppendResult, Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom,
@@ -76,4 +81,7 @@ pub trait EventStore: Send + Sync + Debug {
 
     /// The largest append this store accepts, in bytes of metadata and payload together.
     fn max_append_bytes(&self) -> usize;
+
+    /// The write side's index kept beside this log (see [`index`]).
+    fn write_index(&self) -> Arc<dyn WriteIndex>;
 }

@@ -752,19 +752,22 @@ impl ChannelMutation {
         let field = "emailFilterRuleId";
         let rule_id = ids::decode(&input.email_filter_rule_id, Kind::EmailFilterRule, field)?;
         let me = viewer(ctx).await?.user_id;
-        let (channel_id, repeat) = {
+        let channel_id = {
             let view = state(ctx).directory().await?;
-            let channel_id = view
-                .directory
+            view.directory
                 .email_filters
                 .iter()
                 .find(|(_, f)| f.rules.iter().any(|r| r.id == rule_id))
-                .map(|(channel_id, _)| *channel_id);
-            let repeat = input.client_mutation_id.as_ref().is_some_and(|key| {
-                view.idempotent(&proto_events::Actor::User { id: me }, key)
-                    .is_some()
-            });
-            (channel_id, repeat)
+                .map(|(channel_id, _)| *channel_id)
+        };
+        let repeat = match &input.client_mutation_id {
+            Some(key) if channel_id.is_none() => {
+                state(ctx)
+                    .service
+                    .key_used(&proto_events::Actor::User { id: me }, key)
+                    .await?
+            }
+            _ => false,
         };
         // A repeat of a removal finds the rule gone: the service answers it with the first
         // call's outcome before looking for the channel.

@@ -194,10 +194,10 @@ const MINTED_IDS: Uuid = Uuid::from_u128(0x71c4_0e5a_92b3_4d6f_8a17_c3e9_5b20_d8
 
 /// The id of what a mutation creates (a message, a contact, an inbox...). Without a
 /// `clientMutationId`, a new UUIDv7. With one, derived from the viewer, the key, the request's
-/// [`fingerprint`] and the key's expired last use (if any): repeats of one request racing each
-/// other then create the same object, in the same stream, where the store writes it once (the
-/// service derives a keyed command's event ids from its key and place); after the key expired,
-/// the same request creates a new one.
+/// [`fingerprint`] and the salt of the key's use (`CommandService::key_salt`): a request that
+/// takes over a use which stopped half-way creates the same object, in the same stream, where
+/// the store writes the same events once; after the key expired, the same request creates a
+/// new one.
 pub(crate) async fn minted_id(
     ctx: &Context<'_>,
     client_mutation_id: Option<&str>,
@@ -206,12 +206,10 @@ pub(crate) async fn minted_id(
         return Ok(Uuid::now_v7());
     };
     let me = viewer(ctx).await?;
-    let expired_use = {
-        let inner = state(ctx);
-        let view = inner.directory().await?;
-        view.idempotent(&Actor::User { id: me.user_id }, key)
-            .map_or(0, |used| used.outcome.last_position.0)
-    };
+    let salt = state(ctx)
+        .service
+        .key_salt(&Actor::User { id: me.user_id }, key)
+        .await?;
     let mut name = Vec::new();
     for part in [
         me.user_id.as_bytes().as_slice(),
@@ -221,7 +219,7 @@ pub(crate) async fn minted_id(
         name.extend_from_slice(&(part.len() as u64).to_le_bytes());
         name.extend_from_slice(part);
     }
-    name.extend_from_slice(&expired_use.to_le_bytes());
+    name.extend_from_slice(&salt.to_le_bytes());
     Ok(Uuid::new_v5(&MINTED_IDS, &name))
 }
 

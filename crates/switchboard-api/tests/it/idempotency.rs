@@ -277,3 +277,55 @@ async fn racing_repeats_of_a_creation_create_once() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn different_requests_racing_with_one_key_write_one_of_them() {
+    // Each request creates a contact with an address of its own under one key: one of them is
+    // created; the others are refused before they write anything, not even the reservation of
+    // their address (a multi-stream command used to append it before finding the key taken).
+    let api = Arc::new(TestApi::start().await);
+    let contact = "mutation($input: CreateContactInput!) { createContact(input: $input) {
+        replayed userErrors { code } contact { id } } }";
+    let reserved = all_of(&api, "UniqueValueReserved").await;
+    let mut created = 0;
+    for concurrent in [2usize, 4, 8] {
+        for trial in 0..20 {
+            let key = format!("one-key-{concurrent}-{trial}");
+            let requests = (0..concurrent).map(|n| {
+                let api = api.clone();
+                let variables = json!({ "input": {
+                    "clientMutationId": key,
+                    "identities": [{"kind": "EMAIL",
+                        "value": format!("r{concurrent}-{trial}-{n}@customer.test")}],
+                }});
+                tokio::spawn(async move { api.gql(api.admin, contact, variables).await })
+            });
+            let (mut fresh, mut refused) = (0, 0);
+            for reply in futures::future::join_all(requests).await {
+                let reply = reply.expect("request task");
+                match reply.error_code() {
+                    Some("IDEMPOTENCY_KEY_REUSED") => refused += 1,
+                    None => {
+                        let payload = &reply.data()["createContact"];
+                        assert_eq!(payload["userErrors"], json!([]), "{payload}");
+                        assert_eq!(payload["replayed"], false, "{payload}");
+                        fresh += 1;
+                    }
+                    Some(other) => panic!("{concurrent}-{trial}: unexpected {other}"),
+                }
+            }
+            created += 1;
+            assert_eq!(
+                (fresh, refused),
+                (1, concurrent - 1),
+                "{concurrent}-{trial}"
+            );
+            assert_eq!(all_of(&api, "ContactRecordCreated").await, created);
+            assert_eq!(
+                all_of(&api, "UniqueValueReserved").await,
+                reserved + created,
+                "{concurrent}-{trial}: only the winner reserved its address"
+            );
+        }
+    }
+}

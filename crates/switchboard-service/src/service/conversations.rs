@@ -49,7 +49,9 @@ impl Run<'_> {
             .into());
         }
         message.channel_kind = channel.config.kind();
-        let conversation_id = self.resolve_conversation(channel_id, message.channel_kind, &message);
+        let conversation_id = self
+            .resolve_conversation(channel_id, message.channel_kind, &message)
+            .await?;
         message.contact_id = self.contact_of(&message.from).await?;
         let filter = match (message.channel_kind, signals) {
             (ChannelKind::Email, Some(signals)) => {
@@ -79,12 +81,12 @@ impl Run<'_> {
     }
 
     /// The conversation an inbound message belongs to (see the module's rules).
-    fn resolve_conversation(
+    async fn resolve_conversation(
         &self,
         channel_id: Uuid,
         kind: ChannelKind,
         message: &InboundMessage,
-    ) -> Uuid {
+    ) -> Result<Uuid, ServiceError> {
         let derived = |key: &str| {
             let mut name = channel_id.as_bytes().to_vec();
             name.extend_from_slice(key.as_bytes());
@@ -92,25 +94,30 @@ impl Run<'_> {
         };
         match (kind, &message.email, &message.from) {
             (ChannelKind::Email, Some(email), _) => {
-                let known = email
+                let index = self.service.store.write_index();
+                for cited in email
                     .in_reply_to
                     .iter()
                     .chain(email.references.iter().rev())
-                    .find_map(|id| self.view.email_thread(channel_id, id));
+                {
+                    if let Some(known) = index.email_thread(channel_id, cited).await? {
+                        return Ok(known);
+                    }
+                }
                 let root = email
                     .references
                     .first()
                     .or(email.in_reply_to.as_ref())
                     .unwrap_or(&email.message_id);
-                known.unwrap_or_else(|| derived(&format!("email:{root}")))
+                Ok(derived(&format!("email:{root}")))
             }
             (ChannelKind::Chat, _, Identity::ChatVisitor { visitor_id }) => {
-                derived(&format!("chat:{visitor_id}"))
+                Ok(derived(&format!("chat:{visitor_id}")))
             }
             (ChannelKind::Messenger, _, Identity::Messenger { psid }) => {
-                derived(&format!("messenger:{psid}"))
+                Ok(derived(&format!("messenger:{psid}")))
             }
-            _ => derived(&format!("message:{}", message.message_id)),
+            _ => Ok(derived(&format!("message:{}", message.message_id))),
         }
     }
 

@@ -261,69 +261,11 @@ async fn records_are_created_and_associated_once() {
     }
 }
 
-/// A store that refuses the first append to a contact stream, as a crash between a command's
-/// appends would leave it.
-#[derive(Debug)]
-struct FailsFirstContactAppend {
-    inner: switchboard_store_sqlite::SqliteStore,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl EventStore for FailsFirstContactAppend {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: switchboard_store::ExpectedVersion,
-        events: Vec<switchboard_store::NewEvent>,
-    ) -> Result<switchboard_store::AppendResult, switchboard_store::StoreError> {
-        if stream.starts_with("contact-")
-            && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(switchboard_store::StoreError::Closed);
-        }
-        self.inner.append(stream, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream: &str,
-        direction: Direction,
-        from: StreamFrom,
-        limit: usize,
-    ) -> Result<Vec<switchboard_store::RecordedEvent>, switchboard_store::StoreError> {
-        self.inner.read_stream(stream, direction, from, limit).await
-    }
-    async fn read_all(
-        &self,
-        after: switchboard_store::Position,
-        limit: usize,
-    ) -> Result<Vec<switchboard_store::RecordedEvent>, switchboard_store::StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-    async fn stream_version(
-        &self,
-        stream: &str,
-    ) -> Result<Option<u64>, switchboard_store::StoreError> {
-        self.inner.stream_version(stream).await
-    }
-    async fn head(&self) -> Result<switchboard_store::Position, switchboard_store::StoreError> {
-        self.inner.head().await
-    }
-    fn subscribe_all(&self, after: switchboard_store::Position) -> switchboard_store::EventStream {
-        self.inner.subscribe_all(after)
-    }
-    fn max_append_bytes(&self) -> usize {
-        self.inner.max_append_bytes()
-    }
-}
-
 #[tokio::test]
 async fn a_half_done_command_is_finished_by_its_retry_not_reported_as_done() {
     let setup = app().await;
-    let store = Arc::new(FailsFirstContactAppend {
-        inner: setup.store.clone(),
-        failed: false.into(),
-    });
+    let store = Arc::new(Instrumented::new(setup.store.clone()));
+    store.fail_first_append_to("contact-");
     let service = switchboard_service::CommandService::open(store.clone(), setup.clock.clone())
         .await
         .unwrap();

@@ -6,8 +6,9 @@ use chrono::TimeDelta;
 use proto_events::{Actor, DomainEvent, streams};
 use switchboard_domain::DomainError;
 use switchboard_domain::setup::SetupCommand;
-use switchboard_service::{Command, CommandMeta, ServiceError, codec};
+use switchboard_service::{Command, CommandMeta, CommandService, ServiceError, codec};
 use switchboard_store::{Direction, EventStore, Position, StreamFrom};
+use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -228,4 +229,108 @@ async fn a_repeated_idempotency_key_returns_the_first_result_even_after_a_restar
         head,
         "nothing new was written"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_reads_only_the_events_after_the_last_snapshot() {
+    let app = app().await;
+    // A long history of events the write view only looks at for their keys.
+    let metadata = proto_events::Metadata {
+        actor: system(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: Uuid::now_v7(),
+        occurred_at: proto_events::clock::Clock::now(app.clock.as_ref()),
+        idempotency_key: None,
+        command_fingerprint: None,
+    };
+    for batch in 0..25 {
+        let events = (0..1000)
+            .map(|n| {
+                let comment = DomainEvent::CommentAdded(proto_events::event::CommentAdded {
+                    conversation_id: Uuid::from_u128(batch),
+                    inbox_id: Uuid::from_u128(batch),
+                    comment_id: Uuid::now_v7(),
+                    author_user_id: ADMIN,
+                    body_text: format!("note {n}"),
+                    mentions: Vec::new(),
+                });
+                codec::encode(&comment, &metadata)
+            })
+            .collect();
+        app.store
+            .append(
+                &format!("conversation-{batch}"),
+                switchboard_store::ExpectedVersion::Any,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+    // Catching up over them snapshots the view; an inbox made after the snapshot is not in it.
+    drop(app.service.view().await.unwrap());
+    app.service
+        .execute(CommandMeta::by(admin()), create_inbox(40, "After"))
+        .await
+        .unwrap();
+    let expected = app.service.view().await.unwrap().directory.clone();
+    let head = app.store.head().await.unwrap();
+    let App {
+        dir,
+        clock,
+        service,
+        store,
+    } = app;
+    drop(service);
+    drop(store);
+
+    let reopen = |dir: &std::path::Path| {
+        let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+        Arc::new(Instrumented::new(store))
+    };
+    let store = reopen(dir.path());
+    let service = Arc::new(
+        CommandService::open(store.clone(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    let read = store.events_read.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(read < 100, "a start after the snapshot read {read} events");
+    assert_eq!(service.view().await.unwrap().directory, expected);
+    assert_eq!(service.view().await.unwrap().position, head);
+    // Routing folds the log once and snapshots its state; started again, it reads from there.
+    for run in 0..2 {
+        let mut reactor = switchboard_service::reactor::RoutingReactor::spawn(service.clone());
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            reactor.processed.wait_for(|processed| *processed >= head),
+        )
+        .await
+        .expect("routing caught up")
+        .unwrap();
+        reactor.task.abort();
+        let started = *store.subscribed_after.lock().unwrap().last().unwrap();
+        if run == 0 {
+            assert_eq!(started, Position::START);
+        } else {
+            assert!(started.0 >= 20_000, "routing restarted after {started}");
+        }
+    }
+    drop(service);
+    drop(store);
+
+    // Without the index the whole log is folded, to the same directory.
+    for file in [
+        "write-index.sqlite3",
+        "write-index.sqlite3-wal",
+        "write-index.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let store = reopen(dir.path());
+    let service = CommandService::open(store.clone(), clock).await.unwrap();
+    assert_eq!(
+        store.events_read.load(std::sync::atomic::Ordering::SeqCst),
+        head.0
+    );
+    assert_eq!(service.view().await.unwrap().directory, expected);
 }

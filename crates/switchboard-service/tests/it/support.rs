@@ -138,3 +138,91 @@ pub(crate) async fn app_service(app: &App) -> CommandService {
     .await
     .unwrap()
 }
+
+/// The embedded store with instruments: it counts the events `read_all` returns, and can refuse
+/// the first append to streams of a prefix, as a crash between a command's appends would.
+#[derive(Debug)]
+pub(crate) struct Instrumented {
+    inner: SqliteStore,
+    fail_prefix: std::sync::Mutex<Option<String>>,
+    pub(crate) events_read: std::sync::atomic::AtomicU64,
+    /// Where every subscription started.
+    pub(crate) subscribed_after: std::sync::Mutex<Vec<switchboard_store::Position>>,
+}
+
+impl Instrumented {
+    pub(crate) fn new(inner: SqliteStore) -> Instrumented {
+        Instrumented {
+            inner,
+            fail_prefix: std::sync::Mutex::new(None),
+            events_read: 0.into(),
+            subscribed_after: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Refuses the next append to a stream starting with `prefix` (once).
+    pub(crate) fn fail_first_append_to(&self, prefix: &str) {
+        *self.fail_prefix.lock().unwrap() = Some(prefix.to_owned());
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for Instrumented {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: switchboard_store::ExpectedVersion,
+        events: Vec<switchboard_store::NewEvent>,
+    ) -> Result<switchboard_store::AppendResult, switchboard_store::StoreError> {
+        let fail = {
+            let mut prefix = self.fail_prefix.lock().unwrap();
+            let fail = prefix.as_deref().is_some_and(|p| stream.starts_with(p));
+            if fail {
+                *prefix = None;
+            }
+            fail
+        };
+        if fail {
+            return Err(switchboard_store::StoreError::Closed);
+        }
+        self.inner.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        direction: switchboard_store::Direction,
+        from: switchboard_store::StreamFrom,
+        limit: usize,
+    ) -> Result<Vec<switchboard_store::RecordedEvent>, switchboard_store::StoreError> {
+        self.inner.read_stream(stream, direction, from, limit).await
+    }
+    async fn read_all(
+        &self,
+        after: switchboard_store::Position,
+        limit: usize,
+    ) -> Result<Vec<switchboard_store::RecordedEvent>, switchboard_store::StoreError> {
+        let events = self.inner.read_all(after, limit).await?;
+        self.events_read
+            .fetch_add(events.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn stream_version(
+        &self,
+        stream: &str,
+    ) -> Result<Option<u64>, switchboard_store::StoreError> {
+        self.inner.stream_version(stream).await
+    }
+    async fn head(&self) -> Result<switchboard_store::Position, switchboard_store::StoreError> {
+        self.inner.head().await
+    }
+    fn subscribe_all(&self, after: switchboard_store::Position) -> switchboard_store::EventStream {
+        self.subscribed_after.lock().unwrap().push(after);
+        self.inner.subscribe_all(after)
+    }
+    fn max_append_bytes(&self) -> usize {
+        self.inner.max_append_bytes()
+    }
+    fn write_index(&self) -> Arc<dyn switchboard_store::WriteIndex> {
+        self.inner.write_index()
+    }
+}
