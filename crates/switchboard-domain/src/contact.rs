@@ -248,6 +248,10 @@ pub struct MergeDecision {
     /// The merged contact's identities, whose reservations move to the survivor: for each, fold
     /// its reservation stream and append [`reservation::decide_transfer`]'s events. Last.
     pub transfers: Vec<Identity>,
+    /// Contacts whose own streams hold an association with the merged contact and will hold
+    /// the one with the survivor too (their id is the lesser): for each, fold its stream and
+    /// append [`crate::record::carry_over`]'s events, before the survivor's.
+    pub carried_by_others: Vec<RecordRef>,
 }
 
 /// Decides a command on one contact.
@@ -372,10 +376,15 @@ pub fn decide(
 }
 
 /// Decides a merge over both contacts' folded streams; see the module's note on merging.
+///
+/// `held_elsewhere` are the contacts whose streams hold an association with the merged contact
+/// (an association between two contacts lives in the stream of the lesser id, so the merged
+/// contact's own stream does not show them): the survivor is associated with each of them too.
 pub fn decide_merge(
     survivor: &Contact,
     merged: &Contact,
     command: &MergeContacts,
+    held_elsewhere: &[Uuid],
     ctx: &Context<'_>,
 ) -> Result<MergeDecision, DomainError> {
     record::writer(ctx, false)?;
@@ -412,12 +421,46 @@ pub fn decide_merge(
         Some(into) if into == survivor_id => vec![],
         Some(into) => return Err(merged_away(merged_id, into)),
     };
+    let me = RecordRef {
+        kind: RecordKind::Contact,
+        id: survivor_id,
+    };
+    let elsewhere: Vec<RecordRef> = held_elsewhere
+        .iter()
+        .filter(|id| **id != survivor_id && **id != merged_id)
+        .map(|id| RecordRef {
+            kind: RecordKind::Contact,
+            id: *id,
+        })
+        .collect();
+    let mut survivor_events = taken_over(survivor, merged, survivor_id, merged_id);
+    // Associations the survivor's stream is to hold (it has the lesser id) ...
+    for other in elsewhere.iter().filter(|o| canonical(me, **o).0 == me) {
+        let already = survivor.associations.contains(other)
+            || survivor_events
+                .iter()
+                .any(|e| matches!(e, DomainEvent::AssociationAdded(a) if a.to == *other));
+        if !already {
+            survivor_events.push(
+                AssociationAdded {
+                    from: me,
+                    to: *other,
+                }
+                .into(),
+            );
+        }
+    }
     Ok(MergeDecision {
         merged_stream: streams::contact(merged_id),
         merged_events,
         survivor_stream: streams::contact(survivor_id),
-        survivor_events: taken_over(survivor, merged, survivor_id, merged_id),
+        survivor_events,
         transfers: merged.identities.clone(),
+        // ... and those the other contact's stream is to hold.
+        carried_by_others: elsewhere
+            .into_iter()
+            .filter(|o| canonical(me, *o).0 != me)
+            .collect(),
     })
 }
 

@@ -265,6 +265,23 @@ pub fn canonical(a: RecordRef, b: RecordRef) -> (RecordRef, RecordRef) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
+/// What a contact merge writes to `holder` (a contact whose stream holds an association with the
+/// merged contact, and would hold one with the survivor): the association with the survivor,
+/// unless it has it already or was itself merged away.
+pub fn carry_over(holder: &Record, survivor: RecordRef) -> Vec<DomainEvent> {
+    match holder.reference {
+        Some(me)
+            if holder.merged_into.is_none()
+                && me != survivor
+                && !holder.associations.contains(&survivor) =>
+        {
+            let (from, to) = canonical(me, survivor);
+            vec![AssociationAdded { from, to }.into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The stream of a record of any kind.
 pub fn stream_of(record: RecordRef) -> String {
     match record.kind {

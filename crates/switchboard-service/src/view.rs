@@ -7,14 +7,16 @@
 //! into the store's write index every [`SNAPSHOT_EVERY`] events, so a start folds only the
 //! events after the last snapshot. What grows with history goes into the write index instead
 //! (indexed tables of the backend, see `switchboard_store::index`): the conversation of every
-//! e-mail Message-ID (threading) and the use of every idempotency key.
+//! e-mail Message-ID (threading), the contacts holding an association with each contact
+//! (merges), and the use of every idempotency key.
 
 use std::collections::HashMap;
 
+use proto_events::event::RecordKind;
 use proto_events::{Actor, DomainEvent, Metadata, streams};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::directory::Directory;
-use switchboard_store::index::{IndexBatch, KeyOutcome, LoggedKey, Thread};
+use switchboard_store::index::{IndexBatch, KeyOutcome, Link, LoggedKey, Thread};
 use switchboard_store::{EventStore, Position, RecordedEvent, StoreError};
 
 use crate::ServiceError;
@@ -55,6 +57,9 @@ struct Snapshot {
 
 /// The events whose e-mail Message-IDs are indexed for threading.
 const THREADED: [&str; 3] = ["MessageReceived", "MessageFiltered", "ReplySent"];
+
+/// The events whose associations between contacts are indexed, for merges.
+const LINKED: [&str; 2] = ["AssociationAdded", "AssociationRemoved"];
 
 /// The streams the directory is folded from.
 fn is_directory_stream(stream: &str) -> bool {
@@ -107,7 +112,7 @@ impl WriteView {
             for recorded in &page {
                 self.apply(recorded, &mut batch)?;
             }
-            if !batch.keys.is_empty() || !batch.threads.is_empty() {
+            if !batch.keys.is_empty() || !batch.threads.is_empty() || !batch.links.is_empty() {
                 index.apply(batch).await?;
             }
             self.position = last.position;
@@ -139,6 +144,10 @@ impl WriteView {
         } else if THREADED.contains(&recorded.event_type.as_str()) {
             let envelope = codec::decode(recorded)?;
             batch.threads.extend(thread(&envelope.payload));
+            envelope.metadata
+        } else if LINKED.contains(&recorded.event_type.as_str()) {
+            let envelope = codec::decode(recorded)?;
+            batch.links.extend(link(&envelope.payload));
             envelope.metadata
         } else {
             // Other events matter only for their idempotency keys: decode the metadata alone.
@@ -184,6 +193,21 @@ impl WriteView {
 /// The scope of an actor's idempotency keys in the write index.
 pub(crate) fn key_scope(actor: &Actor) -> String {
     serde_json::to_string(actor).unwrap_or_default()
+}
+
+/// An association between two contacts, held in the stream of the first: a merge of the
+/// second carries it over (see `CommandService::merge_contacts`).
+fn link(event: &DomainEvent) -> Option<Link> {
+    let (from, to, present) = match event {
+        DomainEvent::AssociationAdded(e) => (e.from, e.to, true),
+        DomainEvent::AssociationRemoved(e) => (e.from, e.to, false),
+        _ => return None,
+    };
+    (from.kind == RecordKind::Contact && to.kind == RecordKind::Contact).then_some(Link {
+        holder: from.id,
+        other: to.id,
+        present,
+    })
 }
 
 /// The Message-ID of an e-mail in or out of a conversation, on its channel.

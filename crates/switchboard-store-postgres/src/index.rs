@@ -169,6 +169,17 @@ impl WriteIndex for PostgresIndex {
                 )
                 .await?;
             }
+            for link in &batch.links {
+                let sql = if link.present {
+                    format!(
+                        "INSERT INTO {s}.links (other, holder) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING"
+                    )
+                } else {
+                    format!("DELETE FROM {s}.links WHERE other = $1 AND holder = $2")
+                };
+                tx.execute(&sql, &[&link.other, &link.holder]).await?;
+            }
             tx.execute(
                 &format!("UPDATE {s}.folded SET position = greatest(position, $1) WHERE singleton"),
                 &[&(batch.position.0 as i64)],
@@ -199,6 +210,24 @@ impl WriteIndex for PostgresIndex {
             .map_err(StoreError::backend)?;
         row.map(|row| row.try_get(0))
             .transpose()
+            .map_err(StoreError::backend)
+    }
+
+    async fn links_to(&self, other: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT holder FROM {}.links WHERE other = $1 ORDER BY holder",
+                    self.s
+                ),
+                &[&other],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()
             .map_err(StoreError::backend)
     }
 

@@ -106,6 +106,11 @@ CREATE TABLE {s}.email_threads (
     conversation_id UUID NOT NULL,
     PRIMARY KEY (channel_id, message_id)
 );
+CREATE TABLE {s}.links (
+    other  UUID NOT NULL,
+    holder UUID NOT NULL,
+    PRIMARY KEY (other, holder)
+);
 CREATE TABLE {s}.snapshots (
     name     TEXT   PRIMARY KEY,
     position BIGINT NOT NULL,

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS email_threads (
     conversation_id BLOB NOT NULL,
     PRIMARY KEY (channel_id, message_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS links (
+    other BLOB NOT NULL,
+    holder BLOB NOT NULL,
+    PRIMARY KEY (other, holder)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
@@ -169,6 +174,17 @@ impl WriteIndex for SqliteIndex {
                     ])?;
                 }
             }
+            for link in &batch.links {
+                let sql = if link.present {
+                    "INSERT OR IGNORE INTO links (other, holder) VALUES (?1, ?2)"
+                } else {
+                    "DELETE FROM links WHERE other = ?1 AND holder = ?2"
+                };
+                tx.prepare_cached(sql)?.execute(params![
+                    link.other.as_bytes().as_slice(),
+                    link.holder.as_bytes().as_slice(),
+                ])?;
+            }
             tx.execute(
                 "UPDATE folded SET position = MAX(position, ?1)",
                 [batch.position.0 as i64],
@@ -194,6 +210,23 @@ impl WriteIndex for SqliteIndex {
             )
             .optional()
             .map(|id| id.and_then(|id| Uuid::from_slice(&id).ok()))
+        })
+        .await
+    }
+
+    async fn links_to(&self, other: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        self.with(move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT holder FROM links WHERE other = ?1 ORDER BY holder")?;
+            let holders = statement
+                .query_map([other.as_bytes().as_slice()], |row| {
+                    row.get::<_, Vec<u8>>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(holders
+                .iter()
+                .filter_map(|id| Uuid::from_slice(id).ok())
+                .collect())
         })
         .await
     }

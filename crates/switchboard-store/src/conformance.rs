@@ -18,7 +18,7 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use crate::chain::{self, Verification};
-use crate::index::{Claim, IndexBatch, KeyOutcome, KeyState, KeyUse, LoggedKey, Thread};
+use crate::index::{Claim, IndexBatch, KeyOutcome, KeyState, KeyUse, Link, LoggedKey, Thread};
 use crate::types::{Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom};
 use crate::{EventStore, StoreError};
 
@@ -795,6 +795,7 @@ pub async fn index_folds_the_log_idempotently<S: EventStore>(store: S) {
             logged(one, &key, outcome("contact-x", 2, 8, 8)),
         ],
         threads: Vec::new(),
+        links: Vec::new(),
         position: Position(8),
     };
     for _ in 0..2 {
@@ -809,6 +810,7 @@ pub async fn index_folds_the_log_idempotently<S: EventStore>(store: S) {
         .apply(IndexBatch {
             keys: vec![logged(two, &key, outcome("contact-x", 3, 20, 20))],
             threads: Vec::new(),
+            links: Vec::new(),
             position: Position(20),
         })
         .await
@@ -832,6 +834,7 @@ pub async fn index_folds_the_log_idempotently<S: EventStore>(store: S) {
         .apply(IndexBatch {
             keys: vec![logged(three, &pending, outcome("s", 0, 30, 30))],
             threads: Vec::new(),
+            links: Vec::new(),
             position: Position(30),
         })
         .await
@@ -842,8 +845,8 @@ pub async fn index_folds_the_log_idempotently<S: EventStore>(store: S) {
     );
 }
 
-/// The first conversation of a Message-ID on a channel stays; channels are apart; a snapshot is
-/// replaced only by a later one.
+/// The first conversation of a Message-ID on a channel stays; channels are apart; links follow
+/// their additions and removals; a snapshot is replaced only by a later one.
 pub async fn index_threads_and_snapshots<S: EventStore>(store: S) {
     let index = store.write_index();
     let (channel, other) = (Uuid::now_v7(), Uuid::now_v7());
@@ -857,6 +860,7 @@ pub async fn index_threads_and_snapshots<S: EventStore>(store: S) {
         .apply(IndexBatch {
             keys: Vec::new(),
             threads: vec![thread(channel, first), thread(channel, second)],
+            links: Vec::new(),
             position: Position(3),
         })
         .await
@@ -865,6 +869,7 @@ pub async fn index_threads_and_snapshots<S: EventStore>(store: S) {
         .apply(IndexBatch {
             keys: Vec::new(),
             threads: vec![thread(channel, second), thread(other, second)],
+            links: Vec::new(),
             position: Position(4),
         })
         .await
@@ -881,6 +886,25 @@ pub async fn index_threads_and_snapshots<S: EventStore>(store: S) {
     assert_eq!(found(channel).await, Some(first));
     assert_eq!(found(other).await, Some(second));
     assert_eq!(found(Uuid::now_v7()).await, None);
+
+    // Links: who holds an association with whom, as added and removed in log order.
+    let (holder, other, third) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let link = |holder, present| Link {
+        holder,
+        other,
+        present,
+    };
+    index
+        .apply(IndexBatch {
+            keys: Vec::new(),
+            threads: Vec::new(),
+            links: vec![link(holder, true), link(third, true), link(third, false)],
+            position: Position(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(index.links_to(other).await.unwrap(), vec![holder]);
+    assert_eq!(index.links_to(holder).await.unwrap(), Vec::<Uuid>::new());
 
     assert_eq!(index.snapshot("view").await.unwrap(), None);
     index

@@ -8,6 +8,8 @@
 //!   expired or freed key keeps its `salt`, which the next use raises, so the event ids a keyed
 //!   command derives from key and salt never repeat those of an earlier use.
 //! - **E-mail threads.** The conversation of every Message-ID seen on a channel.
+//! - **Links.** Which aggregates' streams hold an association with an aggregate, so that a
+//!   merge can carry over associations recorded in a third aggregate's stream.
 //! - **Snapshots.** What the write side does hold in memory (the directory, routing's state),
 //!   serialised by its owner, with the log position it reflects, so a start reads only the
 //!   events after it.
@@ -143,6 +145,18 @@ pub struct Thread {
     pub conversation_id: Uuid,
 }
 
+/// An association between two aggregates, recorded in the stream of `holder` (see
+/// [`WriteIndex::links_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The aggregate whose stream holds the association.
+    pub holder: Uuid,
+    /// The other end.
+    pub other: Uuid,
+    /// Added (`true`) or removed.
+    pub present: bool,
+}
+
 /// A key's use as the log shows it (see [`WriteIndex::apply`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedKey {
@@ -168,6 +182,8 @@ pub struct IndexBatch {
     pub keys: Vec<LoggedKey>,
     /// Message-IDs, in log order (the first one of a Message-ID on a channel wins).
     pub threads: Vec<Thread>,
+    /// Associations added and removed, in log order.
+    pub links: Vec<Link>,
     /// The position everything up to has been folded.
     pub position: Position,
 }
@@ -190,6 +206,10 @@ pub trait WriteIndex: Send + Sync + Debug {
         channel_id: Uuid,
         message_id: &str,
     ) -> Result<Option<Uuid>, StoreError>;
+
+    /// The aggregates whose streams hold an association with `other` (an association lives in
+    /// one stream only, so the other end cannot see it in its own).
+    async fn links_to(&self, other: Uuid) -> Result<Vec<Uuid>, StoreError>;
 
     /// The last use of `key` in `scope`.
     async fn key(&self, scope: &str, key: &str) -> Result<Option<KeyUse>, StoreError>;
@@ -314,6 +334,7 @@ struct MemoryInner {
     position: Position,
     keys: HashMap<(String, String), KeyUse>,
     threads: HashMap<(Uuid, String), Uuid>,
+    links: HashMap<Uuid, std::collections::BTreeSet<Uuid>>,
     snapshots: HashMap<String, (Position, Vec<u8>)>,
 }
 
@@ -344,6 +365,14 @@ impl WriteIndex for MemoryIndex {
                 .entry((thread.channel_id, thread.message_id))
                 .or_insert(thread.conversation_id);
         }
+        for link in batch.links {
+            let holders = inner.links.entry(link.other).or_default();
+            if link.present {
+                holders.insert(link.holder);
+            } else {
+                holders.remove(&link.holder);
+            }
+        }
         inner.position = inner.position.max(batch.position);
         Ok(())
     }
@@ -358,6 +387,15 @@ impl WriteIndex for MemoryIndex {
             .threads
             .get(&(channel_id, message_id.to_owned()))
             .copied())
+    }
+
+    async fn links_to(&self, other: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self
+            .lock()
+            .links
+            .get(&other)
+            .map(|holders| holders.iter().copied().collect())
+            .unwrap_or_default())
     }
 
     async fn key(&self, scope: &str, key: &str) -> Result<Option<KeyUse>, StoreError> {

@@ -54,10 +54,23 @@ impl Concerns {
     }
 }
 
+/// What `event`, stored in `stream`, concerns: as [`concerns`], but a contact merge's record in
+/// the merged contact's stream (its tombstone) concerns the merged contact, so that both
+/// contacts' trails show the merge.
+pub fn concerns_in(stream: &str, event: &DomainEvent) -> Concerns {
+    match event {
+        DomainEvent::ContactsMerged(e) if stream == streams::contact(e.merged_id) => {
+            Concerns::contact(e.merged_id)
+        }
+        _ => concerns(event),
+    }
+}
+
 /// What `event` concerns.
 ///
 /// Choices where an event names more than one: a channel move concerns the inbox it moved to;
-/// a contact merge concerns the survivor; an association concerns the conversation and the
+/// a contact merge concerns the survivor (its copy in the merged contact's stream concerns the
+/// merged contact: [`concerns_in`]); an association concerns the conversation and the
 /// contact among its two ends; a uniqueness reservation concerns the contact whose stream owns
 /// it. Organisation, user, team, bot, channel-scoped settings and other records concern none.
 pub fn concerns(event: &DomainEvent) -> Concerns {

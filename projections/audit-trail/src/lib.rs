@@ -32,7 +32,7 @@ use switchboard_projector::{ApplyError, BatchMap, BatchTx, Event, EventError, Pr
 use crate::entries::Stored;
 use crate::postings::{Key, Pending};
 
-pub use crate::concerns::{Concerns, concerns};
+pub use crate::concerns::{Concerns, concerns, concerns_in};
 pub use crate::query::{
     ActorFilter, ActorKind, AuditEntry, AuditFilter, AuditPage, Page, audit_events, by_correlation,
     by_event_id,
@@ -140,7 +140,7 @@ fn record(
     }
     let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
     let event_type = types.code(tx, &envelope.event_type)?;
-    let concerns = concerns(&envelope.payload);
+    let concerns = concerns_in(&envelope.stream, &envelope.payload);
     let stream_version = i64::try_from(envelope.stream_version).map_err(|_| {
         ApplyError::Inconsistent(format!(
             "stream version {} out of range",

@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 
 /// The event types' codes.
 const TABLE: &str = "

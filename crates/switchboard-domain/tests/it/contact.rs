@@ -221,7 +221,7 @@ impl MergeScenario {
             merged_id: id(gone),
         };
         Outcome::new(
-            contact::decide_merge(&states.0, &states.1, &command, &ctx),
+            contact::decide_merge(&states.0, &states.1, &command, &[], &ctx),
             states,
         )
     }

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use proto_events::event::Identity;
+use proto_events::event::{Identity, RecordKind, RecordRef};
 use proto_events::streams;
 use switchboard_domain::DomainError;
 use switchboard_domain::contact::reservation::{self, Reservation};
 use switchboard_domain::contact::{self, Contact, ContactCommand, MergeContacts};
+use switchboard_domain::record::{self, Record};
 use uuid::Uuid;
 
 use super::{Outcome, Run};
@@ -124,7 +125,16 @@ impl Run<'_> {
         let (merged, merged_version) = self
             .load(&merged_stream, Contact::default(), Contact::evolve)
             .await?;
-        let decision = contact::decide_merge(&survivor, &merged, merge, &self.context())?;
+        // Contacts whose streams hold an association with the merged one (the write index
+        // follows the view, which is at the head this command is decided on).
+        let held_elsewhere = self
+            .service
+            .store
+            .write_index()
+            .links_to(merge.merged_id)
+            .await?;
+        let decision =
+            contact::decide_merge(&survivor, &merged, merge, &held_elsewhere, &self.context())?;
         self.check_expected(&survivor_stream, survivor_version)?;
         // The merged contact's tombstone, then its identities, then the survivor (the main
         // stream) last: if anything fails before the end, a retry finds the merge unfinished and
@@ -141,6 +151,18 @@ impl Run<'_> {
             let events = reservation::decide_transfer(&state, merge.merged_id, merge.survivor_id)?;
             self.append_unchecked(&state.stream(), version, events)
                 .await?;
+        }
+        let survivor_ref = RecordRef {
+            kind: RecordKind::Contact,
+            id: merge.survivor_id,
+        };
+        for holder in &decision.carried_by_others {
+            let stream = record::stream_of(*holder);
+            let (state, version) = self
+                .load(&stream, Record::default(), Record::evolve)
+                .await?;
+            let events = record::carry_over(&state, survivor_ref);
+            self.append_unchecked(&stream, version, events).await?;
         }
         let outcome = self
             .append(

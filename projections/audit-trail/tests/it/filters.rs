@@ -7,7 +7,7 @@ use proto_events::{Actor, streams};
 use rusqlite::Connection;
 
 use crate::support::{
-    ADA, AGENT, BEA, CONVERSATION, INBOX, agent, at, build, event_id, id, router, sample,
+    ADA, AGENT, BEA, CONVERSATION, History, INBOX, agent, at, build, event_id, id, router, sample,
 };
 
 fn positions(conn: &Connection, filter: AuditFilter) -> Vec<u64> {
@@ -164,4 +164,29 @@ fn a_correlation_id_gives_the_whole_causal_chain() {
     };
     assert_eq!(positions(&conn, filtered), vec![4, 5, 6]);
     assert_eq!(by_correlation(&conn, event_id(7)).unwrap().len(), 1);
+}
+
+#[test]
+fn a_merge_is_in_the_trails_of_both_contacts() {
+    // The service records a merge twice: the merged contact's tombstone, then the survivor's.
+    let (ada, bea) = (id(ADA), id(BEA));
+    let merge = || proto_events::event::ContactsMerged {
+        survivor_id: ada,
+        merged_id: bea,
+    };
+    let mut history = History::default();
+    history.push(streams::contact(bea), agent(), 1, merge());
+    history.push(streams::contact(ada), agent(), 1, merge());
+    let (_dir, conn) = build(&history.events);
+    let trail = |contact| {
+        positions(
+            &conn,
+            AuditFilter {
+                contact_id: Some(contact),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(trail(bea), vec![1]);
+    assert_eq!(trail(ada), vec![2]);
 }

@@ -158,3 +158,60 @@ async fn records_are_created_and_associated() {
     .await;
     assert_eq!(reply.body["errors"][0]["extensions"]["field"], "fromId");
 }
+
+#[tokio::test]
+async fn a_merge_carries_over_associations_held_by_other_contacts() {
+    // An association between two contacts lives in the stream of the one created first (the
+    // lesser id); merging the other away must still give its survivor that association, whether
+    // the survivor is older than that contact or younger.
+    let api = TestApi::start().await;
+    let org = Org::new(&api).await;
+    let contact = |n: &str| {
+        let api = &api;
+        let email = format!("{n}@customer.test");
+        async move {
+            succeed(
+                api,
+                org.agent,
+                "createContact",
+                json!({"identities": [{"kind": "EMAIL", "value": email}]}),
+                "contact { id }",
+            )
+            .await["contact"]["id"]
+                .clone()
+        }
+    };
+    let older_survivor = contact("older-survivor").await;
+    let partner = contact("partner").await;
+    let merged = contact("merged").await;
+    let younger_survivor = contact("younger-survivor").await;
+    let twin = contact("twin").await;
+    for (survivor, gone) in [(&older_survivor, &merged), (&younger_survivor, &twin)] {
+        succeed(
+            &api,
+            org.agent,
+            "associateRecords",
+            json!({"fromId": gone, "toId": partner}),
+            "",
+        )
+        .await;
+        succeed(
+            &api,
+            org.agent,
+            "mergeContacts",
+            json!({"survivorId": survivor, "mergedId": gone}),
+            "",
+        )
+        .await;
+        // The survivor holds the association now: making it again is refused.
+        refuse(
+            &api,
+            org.agent,
+            "associateRecords",
+            json!({"fromId": survivor, "toId": partner}),
+            Some("toId"),
+            "ALREADY_ASSOCIATED",
+        )
+        .await;
+    }
+}
