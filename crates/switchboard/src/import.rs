@@ -18,6 +18,7 @@ use switchboard_store::{ExpectedVersion, NewEvent, Position};
 
 use crate::config::ConfigArgs;
 use crate::line::ImportedLine;
+use crate::progress::Progress;
 use crate::support::{self, StoreUse, refuse};
 
 /// Most events in one append.
@@ -72,6 +73,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
     let runs = read_runs(BufReader::new(input), &args.input, store.max_append_bytes())?;
     let total: usize = runs.iter().map(|r| r.events.len()).sum();
+    let mut progress = Progress::new("import", "events", total as u64);
     let mut imported = 0usize;
     let mut first_position = None;
     let mut last_position = Position::START;
@@ -95,12 +97,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             })?;
         first_position.get_or_insert(result.first_position);
         last_position = result.last_position;
-        let before = imported;
         imported += n;
-        if before / 10_000 != imported / 10_000 {
-            eprintln!("imported {imported} of {total} events");
-        }
+        progress.set(imported as u64, &format!("(position {last_position})"));
     }
+    progress.finish();
     match first_position {
         Some(first) => eprintln!(
             "imported {imported} events, positions {first}..={last_position}; recorded_at and \

@@ -44,7 +44,8 @@ pub struct InitArgs {
 }
 
 /// Creates the organisation and admin, and prints the admin's token on stdout. Exit code 2 when
-/// the data directory already holds an organisation or an input is invalid (nothing written).
+/// the store (the data directory's, or PostgreSQL's) already holds an organisation or an input is
+/// invalid (nothing written).
 pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let config = crate::support::load_config(&args.config)?;
     std::fs::create_dir_all(&config.data_dir)
@@ -63,7 +64,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     {
         refuse!(
             "{} already holds an organisation; use `switchboard token --user EMAIL` for a token",
-            config.data_dir.display()
+            crate::support::describe_store(&config)
         );
     }
     let system = CommandMeta::by(Actor::System {
@@ -111,7 +112,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     );
     eprintln!(
         "initialised {}: organisation and super admin {email}; token below",
-        config.data_dir.display()
+        crate::support::describe_store(&config)
     );
     println!("{token}");
     Ok(ExitCode::SUCCESS)

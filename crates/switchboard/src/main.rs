@@ -24,12 +24,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: GraphQL API, projections and routing on the embedded store.
+    /// Run the server: GraphQL API, projections and routing, on the embedded store in the data
+    /// directory, or on PostgreSQL when `postgres_url` (SWITCHBOARD_POSTGRES_URL) is set.
     ///
     /// Configuration: defaults < the TOML file (`--config`, or SWITCHBOARD_CONFIG) < SWITCHBOARD_*
     /// environment variables < these flags. See deploy/switchboard.example.toml for every key.
     Serve(ServeArgs),
-    /// Create the organisation and its first super admin in a new data directory, and print
+    /// Create the organisation and its first super admin in a new store (the data directory's,
+    /// or PostgreSQL's when `postgres_url` is set), and print
     /// the admin's token (once per install; the server must be stopped).
     Init(init::InitArgs),
     /// Print a JWT for a user of the directory (works while the server runs).
@@ -149,6 +151,10 @@ fn print_banner(app: &Application) {
     println!("  GraphiQL   http://{browse}/graphql");
     println!("  Health     http://{browse}/livez   http://{browse}/readyz");
     println!("  Metrics    http://{browse}/metrics");
+    println!(
+        "  Store      {}",
+        switchboard::support::describe_store(app.config())
+    );
     println!("  Data       {}", app.config().data_dir.display());
     if let Some(seeded) = app.seeded() {
         println!(

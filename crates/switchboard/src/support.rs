@@ -133,7 +133,7 @@ pub(crate) async fn configured_store(
 
 /// Where the configured store is, for messages: the PostgreSQL schema, or the embedded store's
 /// directory.
-pub(crate) fn describe_store(config: &Config) -> String {
+pub fn describe_store(config: &Config) -> String {
     match config.postgres_url {
         Some(_) => format!("the PostgreSQL store (schema {})", config.postgres_schema),
         None => events_dir(&config.data_dir).display().to_string(),

@@ -17,6 +17,18 @@ async fn the_demo_serves_graphiql_becomes_ready_and_answers_the_admin() {
     let admin = srv
         .banner_token()
         .unwrap_or_else(|| panic!("no admin token in the banner:\n{}", srv.banner));
+    // The banner names the store it runs on, as `serve --help` names both backends.
+    let store_line = format!(
+        "Store      {}",
+        dir.path().join("data").join("events").display()
+    );
+    assert!(srv.banner.contains(&store_line), "{}", srv.banner);
+    let help = std::process::Command::new(server::binary())
+        .args(["serve", "--help"])
+        .output()
+        .expect("switchboard serve --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("PostgreSQL"), "{help}");
     let http = reqwest::Client::new();
 
     let page = http
