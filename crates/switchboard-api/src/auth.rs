@@ -1,8 +1,16 @@
-//! Who is asking: JWT bearer tokens (HS256, secret from the configuration) and the viewer they
-//! name.
+//! Who is asking: JWT bearer tokens and the viewer they name.
 //!
-//! A token names a user by id. Every request looks the user up in the current directory, so a
-//! role change or a removed user takes effect at once, whatever the token says.
+//! Two kinds of token are accepted:
+//! - Switchboard's own (HS256, signed with the configured secret, minted by `switchboard token`),
+//!   naming a user by id (`sub`), with this server's issuer (`iss`) and audience (`aud`), an id
+//!   (`jti`), and issue and expiry times. Tokens minted before they carried `iss` and `aud` are
+//!   refused (mint a new one): without them a token says nothing about whom it was meant for.
+//! - An OpenID Connect provider's ID or access tokens (RS256 or ES256, see [`oidc`]), naming a
+//!   user by `email`.
+//!
+//! Every request looks the user up in the current directory, so a role change, a deactivation
+//! or a revocation (tokens issued before its cut-off) takes effect at once, whatever the token
+//! says.
 //!
 //! A client sends the same token with every request, so [`Keys::verify`] remembers the tokens
 //! whose signature it has checked (a bounded map from token text to claims) and skips the
@@ -20,6 +28,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
+pub mod oidc;
+
 /// What a Switchboard token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -27,14 +37,48 @@ pub struct Claims {
     pub sub: Uuid,
     /// The user's e-mail when the token was minted (for people reading the token; not trusted).
     pub email: String,
-    /// Issued at, seconds since the epoch.
+    /// Issued at, seconds since the epoch: a revocation refuses tokens issued before it.
     pub iat: i64,
     /// Expires at, seconds since the epoch.
     pub exp: i64,
+    /// Who issued it: the configured issuer. (Absent from tokens minted before it was
+    /// written; the validation refuses those, naming the claim.)
+    #[serde(default)]
+    pub iss: String,
+    /// Whom it is for: the configured audience.
+    #[serde(default)]
+    pub aud: String,
+    /// The token's own id, for logs and audits.
+    #[serde(default)]
+    pub jti: Uuid,
+}
+
+/// The issuer and audience Switchboard's own tokens name, from the configuration. Tokens with
+/// another issuer or audience (another installation's, a staging server's) are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `iss` of minted tokens, and the only one accepted.
+    pub issuer: String,
+    /// `aud` of minted tokens, and the only one accepted.
+    pub audience: String,
+}
+
+/// The issuer and audience unless configured.
+pub const DEFAULT_ISSUER: &str = "switchboard";
+/// See [`DEFAULT_ISSUER`].
+pub const DEFAULT_AUDIENCE: &str = "switchboard-api";
+
+impl Default for TokenSettings {
+    fn default() -> TokenSettings {
+        TokenSettings {
+            issuer: DEFAULT_ISSUER.to_owned(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+        }
+    }
 }
 
 /// Seconds a token is still accepted after its `exp`.
-const LEEWAY: u64 = 30;
+pub(crate) const LEEWAY: u64 = 30;
 
 /// Most verified tokens [`Keys`] remembers; when full it drops the expired ones, and starts
 /// afresh if that is not enough.
@@ -45,6 +89,7 @@ const VERIFIED_TOKENS: usize = 4_096;
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    settings: TokenSettings,
     /// Tokens whose signature verified with these keys, and their claims.
     verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
@@ -56,11 +101,12 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Keys from the shared secret.
-    pub fn new(secret: &[u8]) -> Keys {
+    /// Keys from the shared secret, for tokens naming `settings`' issuer and audience.
+    pub fn new(secret: &[u8], settings: TokenSettings) -> Keys {
         Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            settings,
             verified: Arc::default(),
         }
     }
@@ -72,6 +118,9 @@ impl Keys {
             email: email.to_owned(),
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            jti: Uuid::new_v4(),
         };
         // Encoding HS256 claims that serialise cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -107,23 +156,34 @@ impl Keys {
             .cloned()
     }
 
-    /// Checks `token`'s signature, required claims and expiry.
+    /// Checks `token`'s signature, required claims, issuer, audience and expiry.
     fn decode(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
         validation.leeway = LEEWAY;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
-            .map_err(|e| {
-                let why = match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                        "the token's signature does not verify"
-                    }
-                    _ => "the token is malformed",
-                };
-                ApiError::Unauthenticated(why.to_owned())
-            })
+            .map_err(|e| ApiError::Unauthenticated(refusal(&e)))
+    }
+}
+
+/// Why a token was refused, in words its holder can act on.
+pub(crate) fn refusal(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match error.kind() {
+        K::ExpiredSignature => "the token has expired".to_owned(),
+        K::InvalidSignature => "the token's signature does not verify".to_owned(),
+        K::InvalidIssuer => "the token's issuer (iss) is not one this server accepts".to_owned(),
+        K::InvalidAudience => "the token is not meant for this API (aud)".to_owned(),
+        K::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+        K::MissingRequiredClaim(claim) => format!(
+            "the token has no {claim} claim; tokens minted before they named their issuer and \
+             audience are refused: mint a new one (`switchboard token --user EMAIL`)"
+        ),
+        K::InvalidAlgorithm => "the token is signed with an algorithm not accepted here".to_owned(),
+        _ => "the token is malformed".to_owned(),
     }
 }
 
@@ -144,10 +204,13 @@ pub fn bearer(header: &str) -> Option<&str> {
 pub struct Viewer {
     /// The user's id; the directory says what they may see.
     pub user_id: Uuid,
+    /// When their token was issued (`iat`, seconds since the epoch): a revocation or
+    /// deactivation refuses tokens issued before it.
+    pub issued_at: i64,
 }
 
 /// What a request proved about its sender: a viewer, or why not. Resolvers ask for it with
-/// [`crate::state::viewer`]; schema introspection needs none, so GraphiQL loads without a token.
+/// [`crate::state::viewer`], which checks the viewer against the directory on every request.
 #[derive(Debug, Clone)]
 pub enum Authentication {
     /// A valid token.
@@ -156,28 +219,9 @@ pub enum Authentication {
     Refused(String),
 }
 
-impl Authentication {
-    /// Checks the token of an `Authorization` header value, if any.
-    pub fn from_header(keys: &Keys, header: Option<&str>) -> Authentication {
-        let Some(header) = header else {
-            return Authentication::Refused(
-                "send a token: `Authorization: Bearer <token>` (`switchboard token --user EMAIL`)"
-                    .to_owned(),
-            );
-        };
-        let Some(token) = bearer(header) else {
-            return Authentication::Refused(
-                "the Authorization header must be `Bearer <token>`".to_owned(),
-            );
-        };
-        match keys.verify(token) {
-            Ok(claims) => Authentication::Viewer(Viewer {
-                user_id: claims.sub,
-            }),
-            Err(e) => Authentication::Refused(e.message()),
-        }
-    }
-}
+/// The message for a request without a token.
+pub(crate) const SEND_A_TOKEN: &str =
+    "send a token: `Authorization: Bearer <token>` (`switchboard token --user EMAIL`)";
 
 #[cfg(test)]
 mod tests {
@@ -185,11 +229,15 @@ mod tests {
 
     #[test]
     fn a_minted_token_verifies_and_a_tampered_one_does_not() {
-        let keys = Keys::new(b"secret");
+        let keys = Keys::new(b"secret", TokenSettings::default());
         let user = Uuid::now_v7();
         let token = keys.mint(user, "a@example.com", Utc::now(), TimeDelta::hours(1));
         assert_eq!(keys.verify(&token).map(|c| c.sub).ok(), Some(user));
-        assert!(Keys::new(b"other").verify(&token).is_err());
+        assert!(
+            Keys::new(b"other", TokenSettings::default())
+                .verify(&token)
+                .is_err()
+        );
         let expired = keys.mint(
             user,
             "a@example.com",
@@ -201,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_remembered_token_still_expires() {
-        let keys = Keys::new(b"secret");
+        let keys = Keys::new(b"secret", TokenSettings::default());
         let user = Uuid::now_v7();
         let minted = Utc::now();
         let token = keys.mint(user, "a@example.com", minted, TimeDelta::hours(1));
@@ -213,7 +261,63 @@ mod tests {
         assert!(keys.remembered(&token, exp + LEEWAY).is_some());
         assert!(keys.remembered(&token, exp + LEEWAY + 1).is_none());
         // Another secret does not share what these keys remember.
-        assert!(Keys::new(b"other").verify(&token).is_err());
+        assert!(
+            Keys::new(b"other", TokenSettings::default())
+                .verify(&token)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tokens_of_another_issuer_or_audience_or_without_them_are_refused() {
+        let keys = Keys::new(b"secret", TokenSettings::default());
+        let user = Uuid::now_v7();
+        let token = keys.mint(user, "a@example.com", Utc::now(), TimeDelta::hours(1));
+        let claims = keys.verify(&token).expect("verifies");
+        assert_eq!(claims.iss, DEFAULT_ISSUER);
+        assert_eq!(claims.aud, DEFAULT_AUDIENCE);
+        let other = |issuer: &str, audience: &str| {
+            Keys::new(
+                b"secret",
+                TokenSettings {
+                    issuer: issuer.to_owned(),
+                    audience: audience.to_owned(),
+                },
+            )
+        };
+        let says = |keys: &Keys, text: &str| match keys.verify(&token) {
+            Err(ApiError::Unauthenticated(why)) => assert!(why.contains(text), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        says(&other("staging", DEFAULT_AUDIENCE), "issuer (iss)");
+        says(&other(DEFAULT_ISSUER, "another-api"), "(aud)");
+        // A token minted before tokens named their issuer and audience.
+        #[derive(Serialize)]
+        struct Old {
+            sub: Uuid,
+            email: String,
+            iat: i64,
+            exp: i64,
+        }
+        let now = Utc::now().timestamp();
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Old {
+                sub: user,
+                email: "a@example.com".into(),
+                iat: now,
+                exp: now + 3_600,
+            },
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encodes");
+        match keys.verify(&old) {
+            Err(ApiError::Unauthenticated(why)) => assert!(why.contains("mint a new one"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Every token has its own id.
+        let again = keys.mint(user, "a@example.com", Utc::now(), TimeDelta::hours(1));
+        assert_ne!(keys.verify(&again).map(|c| c.jti).ok(), Some(claims.jti));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::auth::Authentication;
 use crate::consistency;
 use crate::error::ApiError;
 use crate::schema::{self, ParsedDocuments, SwitchboardSchema};
-use crate::state::ApiState;
+use crate::state::{ApiState, Introspection};
 
 mod respond;
 mod websocket;
@@ -110,12 +110,13 @@ async fn graphql(
     if request.0.query.trim().is_empty() {
         return respond::refused(media, StatusCode::BAD_REQUEST, "the request has no query");
     }
-    let auth = Authentication::from_header(
-        &inner.keys,
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let auth = inner
+        .authenticate(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await;
     if let Some(token) = headers.get(consistency::HEADER) {
         let token = token.to_str().unwrap_or_default();
         if let Err(error) = wait_for_token(&app.state, token).await {
@@ -123,7 +124,7 @@ async fn graphql(
             return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
         }
     }
-    let mut request = request.into_inner().data(auth);
+    let mut request = request.into_inner().data(auth.clone());
     let prepared = app.parsed.parse(
         &request.query,
         request.operation_name.as_deref(),
@@ -134,6 +135,12 @@ async fn graphql(
     let mut first_run = None;
     let schema = match prepared {
         Ok(Some(prepared)) => {
+            if prepared.introspects
+                && let Err(error) = may_introspect(&app.state, &auth).await
+            {
+                let error = async_graphql::Error::from(error).into_server_error(Default::default());
+                return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
+            }
             request.set_parsed_query(prepared.document);
             if prepared.validated {
                 &app.revalidating
@@ -155,6 +162,27 @@ async fn graphql(
     }
     coded(&mut response.errors);
     respond::graphql(media, response)
+}
+
+/// Whether the request may introspect the schema under the configured setting: FORBIDDEN when
+/// it is off, UNAUTHENTICATED without a valid token (of an active user, not revoked) when only
+/// signed-in users may.
+async fn may_introspect(state: &ApiState, auth: &Authentication) -> Result<(), ApiError> {
+    let inner = state.inner();
+    match (inner.introspection, auth) {
+        (Introspection::Public, _) => Ok(()),
+        (Introspection::Off, _) => Err(ApiError::Forbidden(
+            "introspection is turned off on this server; the schema is published as its SDL"
+                .to_owned(),
+        )),
+        (Introspection::Authenticated, Authentication::Viewer(viewer)) => {
+            let view = inner.directory().await?;
+            crate::state::check_viewer(&view.directory, viewer)
+        }
+        (Introspection::Authenticated, Authentication::Refused(why)) => Err(
+            ApiError::Unauthenticated(format!("introspection needs a token on this server: {why}")),
+        ),
+    }
 }
 
 /// Gives errors raised by async-graphql itself (syntax, validation, limits, unknown fields)
@@ -224,7 +252,7 @@ async fn connection_init(
             .map(str::to_owned)
     };
     let header = field("authorization").or_else(|| field("token").map(|t| format!("Bearer {t}")));
-    let auth = Authentication::from_header(&state.inner().keys, header.as_deref());
+    let auth = state.inner().authenticate(header.as_deref()).await;
     if let Authentication::Refused(why) = &auth {
         return Err(ApiError::Unauthenticated(why.clone()).into());
     }

@@ -9,7 +9,8 @@
 //! - [`http`]: the axum [`router`]: `/graphql` (queries, mutations, GraphiQL), `/graphql/ws`
 //!   (subscriptions over `graphql-transport-ws`), `/livez`, `/readyz`, `/metrics`.
 //! - `access`: what the viewer may see (the write side's access rules, applied to reads).
-//! - [`auth`]: JWT bearer tokens and the viewer they name.
+//! - [`auth`]: JWT bearer tokens (our own, and an OpenID Connect provider's) and the viewer they
+//!   name.
 //! - [`consistency`]: signed positions for read-your-writes.
 //! - [`error`]: the one mapping from failures to `extensions.code` and `userErrors`.
 //! - `hub`: the live feed subscriptions read from.

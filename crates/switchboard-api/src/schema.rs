@@ -52,10 +52,17 @@ pub type SwitchboardSchema = Schema<Query, Mutation, Subscription>;
 
 fn builder(state: &ApiState) -> SchemaBuilder<Query, Mutation, Subscription> {
     let limits = &state.inner().limits;
-    Schema::build(Query::default(), Mutation::default(), Subscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
-        .data(state.clone())
+        .data(state.clone());
+    // The HTTP handler refuses introspection with a clear error first (see `http`); this makes
+    // sure no path answers it.
+    if state.inner().introspection == crate::state::Introspection::Off {
+        builder.disable_introspection()
+    } else {
+        builder
+    }
 }
 
 /// The schema serving HTTP requests: no extensions; the caller checks aliases and depth (see
@@ -117,6 +124,8 @@ pub struct ParsedDocuments(Arc<Mutex<HashMap<String, Parsed>>>);
 pub struct Prepared {
     /// The parsed document.
     pub document: ExecutableDocument,
+    /// The operation selects `__schema` or `__type`.
+    pub introspects: bool,
     /// The same document and operation passed the strict validation before.
     pub validated: bool,
 }
@@ -180,6 +189,7 @@ impl ParsedDocuments {
         }
         Ok(Some(Prepared {
             document: ExecutableDocument::clone(&document),
+            introspects: shape.is_some_and(|shape| shape.introspection_depth > 0),
             validated,
         }))
     }

@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::access::Access;
-use crate::auth::{Authentication, Keys, Viewer};
+use crate::auth::oidc::{OidcSettings, Provider};
+use crate::auth::{Authentication, Keys, SEND_A_TOKEN, TokenSettings, Viewer};
 use crate::consistency::TokenKey;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -57,21 +58,72 @@ impl Default for Limits {
     }
 }
 
+/// Who may introspect the schema (`__schema`, `__type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Introspection {
+    /// Anyone, without a token (GraphiQL and code generators need no setup).
+    Public,
+    /// Only requests with a valid token, as GitHub's API: the schema does not tell strangers
+    /// what the server can do. The default.
+    #[default]
+    Authenticated,
+    /// Nobody; the committed SDL is the schema's documentation.
+    Off,
+}
+
+impl std::str::FromStr for Introspection {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Introspection, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "public" => Ok(Introspection::Public),
+            "authenticated" => Ok(Introspection::Authenticated),
+            "off" => Ok(Introspection::Off),
+            other => Err(format!(
+                "{other:?} is not an introspection setting; use public, authenticated or off"
+            )),
+        }
+    }
+}
+
 /// The API's settings.
 #[derive(Clone)]
 pub struct ApiSettings {
     /// The secret tokens are signed with.
     pub jwt_secret: String,
+    /// The issuer and audience of Switchboard's own tokens.
+    pub tokens: TokenSettings,
+    /// An OpenID Connect provider whose tokens are accepted too.
+    pub oidc: Option<OidcSettings>,
+    /// Who may introspect the schema.
+    pub introspection: Introspection,
     /// Request limits.
     pub limits: Limits,
     /// `/readyz` answers 503 while a read model is more positions behind the store than this.
     pub ready_max_lag: u64,
 }
 
+impl ApiSettings {
+    /// Settings with `jwt_secret` and defaults for the rest.
+    pub fn new(jwt_secret: impl Into<String>) -> ApiSettings {
+        ApiSettings {
+            jwt_secret: jwt_secret.into(),
+            tokens: TokenSettings::default(),
+            oidc: None,
+            introspection: Introspection::default(),
+            limits: Limits::default(),
+            ready_max_lag: 1_000,
+        }
+    }
+}
+
 impl std::fmt::Debug for ApiSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiSettings")
             .field("jwt_secret", &"<secret>")
+            .field("tokens", &self.tokens)
+            .field("oidc", &self.oidc)
+            .field("introspection", &self.introspection)
             .field("limits", &self.limits)
             .field("ready_max_lag", &self.ready_max_lag)
             .finish()
@@ -88,6 +140,9 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn EventStore>,
     pub(crate) projections: Arc<ProjectionRuntime>,
     pub(crate) keys: Keys,
+    /// The OpenID Connect provider, when one is configured.
+    pub(crate) oidc: Option<Provider>,
+    pub(crate) introspection: Introspection,
     pub(crate) tokens: TokenKey,
     pub(crate) limits: Limits,
     pub(crate) ready_max_lag: u64,
@@ -117,7 +172,9 @@ impl ApiState {
             service,
             store,
             projections,
-            keys: Keys::new(settings.jwt_secret.as_bytes()),
+            keys: Keys::new(settings.jwt_secret.as_bytes(), settings.tokens),
+            oidc: settings.oidc.map(Provider::new),
+            introspection: settings.introspection,
             tokens: TokenKey::new(settings.jwt_secret.as_bytes()),
             limits: settings.limits,
             ready_max_lag: settings.ready_max_lag,
@@ -150,6 +207,58 @@ impl ApiState {
 }
 
 impl Inner {
+    /// Checks the token of an `Authorization` header value, if any: Switchboard's own (HS256),
+    /// or the OpenID Connect provider's (RS256, ES256), whose e-mail is looked up in the
+    /// directory. The viewer is checked against the directory again by every resolver.
+    pub(crate) async fn authenticate(&self, header: Option<&str>) -> Authentication {
+        let Some(header) = header else {
+            return Authentication::Refused(SEND_A_TOKEN.to_owned());
+        };
+        let Some(token) = crate::auth::bearer(header) else {
+            return Authentication::Refused(
+                "the Authorization header must be `Bearer <token>`".to_owned(),
+            );
+        };
+        let from_provider =
+            jsonwebtoken::decode_header(token).is_ok_and(|header| Provider::signs_with(header.alg));
+        let viewer = match (&self.oidc, from_provider) {
+            (Some(provider), true) => self.provider_viewer(provider, token).await,
+            (None, true) => Err(ApiError::Unauthenticated(
+                "the token is signed with an algorithm not accepted here: no OpenID Connect \
+                 provider is configured"
+                    .to_owned(),
+            )),
+            (_, false) => self.keys.verify(token).map(|claims| Viewer {
+                user_id: claims.sub,
+                issued_at: claims.iat,
+            }),
+        };
+        match viewer {
+            Ok(viewer) => Authentication::Viewer(viewer),
+            Err(e) => Authentication::Refused(e.message()),
+        }
+    }
+
+    /// The user a provider's token names by e-mail.
+    async fn provider_viewer(&self, provider: &Provider, token: &str) -> ApiResult<Viewer> {
+        let verified = provider.verify(token).await?;
+        let view = self.directory().await?;
+        let user = view
+            .directory
+            .user_by_email(&verified.email)
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(format!(
+                    "no user with e-mail {} in this organisation; an admin adds users with \
+                 createUser",
+                    verified.email
+                ))
+            })?;
+        Ok(Viewer {
+            user_id: user.id,
+            issued_at: verified.issued_at,
+        })
+    }
+
     /// The live feed, started on first use.
     pub(crate) fn hub(&self) -> &crate::hub::Hub {
         self.hub.get_or_init(|| crate::hub::Hub::start(self))
@@ -215,11 +324,25 @@ fn token_viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
     }
 }
 
-/// UNAUTHENTICATED unless `viewer` is a user of `directory`.
-fn check_exists(directory: &Directory, viewer: &Viewer) -> ApiResult<()> {
-    if directory.user(viewer.user_id).is_none() {
+/// UNAUTHENTICATED unless `viewer` is an active user of `directory` whose token was issued
+/// after their latest revocation. Checked on every request, after the token cache: a
+/// deactivation or revocation refuses the tokens at once.
+pub(crate) fn check_viewer(directory: &Directory, viewer: &Viewer) -> ApiResult<()> {
+    let Some(user) = directory.user(viewer.user_id) else {
         return Err(ApiError::Unauthenticated(
             "the token's user does not exist in this organisation".to_owned(),
+        ));
+    };
+    if !user.active {
+        return Err(ApiError::Unauthenticated(
+            "the token's user is deactivated".to_owned(),
+        ));
+    }
+    if !user.accepts_token_issued_at(viewer.issued_at) {
+        return Err(ApiError::Unauthenticated(
+            "the token was revoked: it was issued before its user's tokens were revoked; sign \
+             in again"
+                .to_owned(),
         ));
     }
     Ok(())
@@ -229,7 +352,7 @@ fn check_exists(directory: &Directory, viewer: &Viewer) -> ApiResult<()> {
 pub(crate) async fn viewer(ctx: &Context<'_>) -> ApiResult<Viewer> {
     let viewer = token_viewer(ctx)?;
     let view = state(ctx).directory().await?;
-    check_exists(&view.directory, &viewer)?;
+    check_viewer(&view.directory, &viewer)?;
     Ok(viewer)
 }
 
@@ -240,7 +363,7 @@ pub(crate) async fn access(ctx: &Context<'_>) -> ApiResult<Arc<Access>> {
     let viewer = token_viewer(ctx)?;
     let inner = state(ctx);
     let view = inner.directory().await?;
-    check_exists(&view.directory, &viewer)?;
+    check_viewer(&view.directory, &viewer)?;
     inner.access(&view, viewer.user_id)
 }
 

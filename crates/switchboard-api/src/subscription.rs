@@ -2,7 +2,8 @@
 //!
 //! Every update is announced once the read models include it (see `hub`), so what a client
 //! reads on an update shows it. Access is checked when a subscription starts and again on every
-//! update: an agent removed from an inbox stops receiving its updates at once.
+//! update: an agent removed from an inbox stops receiving its updates at once, and a deactivated
+//! user's or a revoked token's subscriptions end with UNAUTHENTICATED.
 
 use std::sync::Arc;
 
@@ -15,10 +16,11 @@ use switchboard_store::{Position, RecordedEvent, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::query::HISTORY_READERS;
-use crate::state::{ApiState, Inner, access, state, viewer};
+use crate::state::{ApiState, Inner, access, check_viewer, state, viewer};
 use crate::types::conversation::Conversation;
 use crate::types::event::{Event, LogGate, conversation_of};
 
@@ -92,7 +94,7 @@ type Select = Box<dyn Fn(&Envelope, Uuid) -> Option<(Uuid, Option<ViewerReason>)
 /// inbox.
 fn feed(
     ctx: &Context<'_>,
-    user_id: Uuid,
+    me: Viewer,
     inbox: Option<Uuid>,
     select: Select,
 ) -> impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<> {
@@ -107,10 +109,10 @@ fn feed(
         loop {
             match rx.recv().await {
                 Ok(envelope) => {
-                    let Some((conversation_id, reason)) = select(&envelope, user_id) else {
+                    let Some((conversation_id, reason)) = select(&envelope, me.user_id) else {
                         continue;
                     };
-                    match visible(api.inner(), user_id, conversation_id).await {
+                    match visible(api.inner(), me, conversation_id).await {
                         Ok(Some(conversation))
                             if inbox.is_none_or(|i| i == conversation.0.inbox_id) =>
                         {
@@ -143,15 +145,17 @@ fn feed(
     })
 }
 
-/// The conversation, as the read model has it now, if `user_id` may see it.
+/// The conversation, as the read model has it now, if `me` may see it; UNAUTHENTICATED once
+/// their token is no longer honoured (deactivated, revoked), which ends the subscription.
 async fn visible(
     inner: &Inner,
-    user_id: Uuid,
+    me: Viewer,
     conversation_id: Uuid,
 ) -> ApiResult<Option<Conversation>> {
     let access = {
         let view = inner.directory().await?;
-        inner.access(&view, user_id)?
+        check_viewer(&view.directory, &me)?;
+        inner.access(&view, me.user_id)?
     };
     let header = inner
         .query("thread_view", move |conn| {
@@ -198,7 +202,7 @@ impl Subscription {
         }
         Ok(feed(
             ctx,
-            me.user_id,
+            me,
             None,
             Box::new(move |e, _| {
                 (conversation_of(&e.stream) == Some(conversation_id))
@@ -215,13 +219,14 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
     {
         let inbox = ids::decode(&inbox_id, Kind::Inbox, "inboxId")?;
+        let me = viewer(ctx).await?;
         let access = access(ctx).await?;
         if !access.inbox(inbox) {
             return Err(ApiError::not_found("inbox").into());
         }
         Ok(feed(
             ctx,
-            access.user_id,
+            me,
             Some(inbox),
             Box::new(|e, _| conversation_of(&e.stream).map(|c| (c, None))),
         ))
@@ -237,7 +242,7 @@ impl Subscription {
         let me = viewer(ctx).await?;
         let updates = feed(
             ctx,
-            me.user_id,
+            me,
             None,
             Box::new(|e, user| {
                 let reason = concerns(e, user)?;
@@ -266,9 +271,9 @@ impl Subscription {
         ctx: &Context<'_>,
         #[graphql(default = 0)] after_position: u64,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>> + use<>> {
+        let me = viewer(ctx).await?;
         let access = access(ctx).await?;
         access.require(&HISTORY_READERS, "the raw event history")?;
-        let user_id = access.user_id;
         let inner = state(ctx);
         let api = ctx.data_unchecked::<ApiState>().clone();
         let open = Open::new(&api);
@@ -307,7 +312,7 @@ impl Subscription {
                         }
                     }
                 }
-                match admit(feed.api.inner(), user_id, &mut feed.gate, &recorded).await {
+                match admit(feed.api.inner(), me, &mut feed.gate, &recorded).await {
                     Ok(admitted) => feed.pending.extend(
                         recorded
                             .into_iter()
@@ -338,18 +343,19 @@ struct LogFeed {
     _open: Open,
 }
 
-/// Which of `recorded` `user_id` may read now: their role, as of the directory now, still
-/// reads the raw log (FORBIDDEN otherwise), and an event is not of a conversation they may not
-/// see.
+/// Which of `recorded` `me` may read now: their token is still honoured (UNAUTHENTICATED
+/// otherwise), their role, as of the directory now, still reads the raw log (FORBIDDEN
+/// otherwise), and an event is not of a conversation they may not see.
 async fn admit(
     inner: &Inner,
-    user_id: Uuid,
+    me: Viewer,
     gate: &mut LogGate,
     recorded: &[RecordedEvent],
 ) -> ApiResult<Vec<bool>> {
     let access = {
         let view = inner.directory().await?;
-        inner.access(&view, user_id)?
+        check_viewer(&view.directory, &me)?;
+        inner.access(&view, me.user_id)?
     };
     access.require(&HISTORY_READERS, "the raw event history")?;
     gate.admit(inner, &access, recorded).await

@@ -26,6 +26,8 @@
 //! - **A bot handing off** always changes the assignment: to the user or team it names, or back
 //!   to unassigned so routing picks it up (routing leaves assigned conversations alone).
 //!   Reassigning away from a bot by hand is a plain reassignment, not a handoff.
+//! - **A deactivated user** cannot be assigned (`ASSIGNEE_DEACTIVATED`); the system takes their
+//!   open conversations from them for routing to give to others, naming the cause.
 //! - **Routing** only assigns open, unassigned conversations: a manual assignment that got there
 //!   first wins, and the late routing result is dropped without events.
 //! - **Temporary delivery failures** keep the message awaiting an outcome (the channel retries);
@@ -115,6 +117,13 @@ pub enum ConversationCommand {
     },
     /// A user takes the conversation's assignee away by hand.
     Unassign,
+    /// The system takes the conversation from its assignee, who was deactivated, so that
+    /// routing gives it to someone else. Writes nothing if it has moved on meanwhile (closed,
+    /// reassigned, the user reactivated).
+    ReleaseFromDeactivated {
+        /// The deactivated user.
+        user_id: Uuid,
+    },
     /// The routing reactor (the system actor) applies its decision for a new conversation.
     ApplyRouting {
         /// What routing decided.
@@ -221,6 +230,7 @@ pub fn decide(
         } => comment(state, ctx, *comment_id, body_text, mentions),
         C::Assign { to } => assign(state, ctx, to),
         C::Unassign => unassign(state, ctx),
+        C::ReleaseFromDeactivated { user_id } => release_from_deactivated(state, ctx, *user_id),
         C::ApplyRouting { routing } => apply_routing(state, ctx, routing),
         C::Close => close(state, ctx),
         C::Reopen => reopen(state, ctx),
@@ -718,6 +728,13 @@ fn check_assignee(
             let user = directory
                 .user(*id)
                 .ok_or(DomainError::NotFound { what: "user" })?;
+            if !user.active {
+                return Err(DomainError::rejected(
+                    "ASSIGNEE_DEACTIVATED",
+                    Some("to"),
+                    "the user is deactivated",
+                ));
+            }
             if !user.can_write() {
                 return no_access("auditors and analysts take no conversations");
             }
@@ -811,6 +828,32 @@ fn unassign(state: &Conversation, ctx: &Context<'_>) -> Result<Vec<DomainEvent>,
             reason: AssignmentReason::Manual {
                 by: ctx.actor.clone(),
             },
+        }
+        .into(),
+    ])
+}
+
+fn release_from_deactivated(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    user_id: Uuid,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    if !matches!(caller(state, ctx)?, Caller::System(_)) {
+        return Err(DomainError::forbidden(
+            "only the system releases a deactivated user's conversations",
+        ));
+    }
+    let from = Assignee::User { id: user_id };
+    let deactivated = ctx.directory.user(user_id).is_some_and(|u| !u.active);
+    if state.status != Status::Open || state.assignee.as_ref() != Some(&from) || !deactivated {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        ConversationUnassigned {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            from,
+            reason: AssignmentReason::AssigneeDeactivated { user_id },
         }
         .into(),
     ])

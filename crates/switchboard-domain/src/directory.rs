@@ -20,11 +20,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use proto_events::DomainEvent;
+use chrono::{DateTime, Utc};
 use proto_events::event::{
     Availability, ChannelConfig, EmailAccess, FilterAction, Holiday, Member, OpeningInterval, Role,
     RoutingStrategy, RuleScope, SenderPattern,
 };
+use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -62,9 +63,26 @@ pub struct User {
     pub capacity: Option<u32>,
     /// The teams they belong to.
     pub teams: BTreeSet<Uuid>,
+    /// False once deactivated: their tokens are refused, routing passes them over, nobody may
+    /// assign them anything. Their history stays theirs.
+    pub active: bool,
+    /// Tokens issued before this are refused: the latest revocation or deactivation.
+    pub tokens_not_before: Option<DateTime<Utc>>,
 }
 
 impl User {
+    /// Whether a token of this user issued at `issued_at` (seconds since the epoch, as a JWT's
+    /// `iat`) is still honoured: the user is active and the token is not older than their
+    /// latest revocation or deactivation. `iat` counts whole seconds, so a token issued in the
+    /// second of the cut-off is refused too.
+    pub fn accepts_token_issued_at(&self, issued_at: i64) -> bool {
+        self.active
+            && self.tokens_not_before.is_none_or(|cut_off| {
+                let whole = cut_off.timestamp() + i64::from(cut_off.timestamp_subsec_nanos() > 0);
+                issued_at >= whole
+            })
+    }
+
     /// Admins and super admins manage setup and see everything.
     pub fn is_admin(&self) -> bool {
         matches!(self.role, Role::Admin | Role::SuperAdmin)
@@ -240,6 +258,8 @@ impl Directory {
                         availability: e.availability,
                         capacity: None,
                         teams: BTreeSet::new(),
+                        active: true,
+                        tokens_not_before: None,
                     },
                 );
             }
@@ -256,6 +276,22 @@ impl Directory {
             E::UserCapacitySet(e) => {
                 if let Some(user) = self.users.get_mut(&e.user_id) {
                     user.capacity = e.max_open_conversations;
+                }
+            }
+            E::UserDeactivated(e) => {
+                if let Some(user) = self.users.get_mut(&e.user_id) {
+                    user.active = false;
+                    user.tokens_not_before = user.tokens_not_before.max(Some(e.at));
+                }
+            }
+            E::UserReactivated(e) => {
+                if let Some(user) = self.users.get_mut(&e.user_id) {
+                    user.active = true;
+                }
+            }
+            E::UserTokensRevoked(e) => {
+                if let Some(user) = self.users.get_mut(&e.user_id) {
+                    user.tokens_not_before = user.tokens_not_before.max(Some(e.not_before));
                 }
             }
             E::TeamCreated(e) => {
@@ -423,6 +459,17 @@ impl Directory {
     /// The user, if they exist.
     pub fn user(&self, id: Uuid) -> Option<&User> {
         self.users.get(&id)
+    }
+
+    /// Refuses anything a deactivated user asks for: the API already refuses their tokens, and
+    /// the write side does not rely on it.
+    pub fn refuse_deactivated(&self, actor: &Actor) -> Result<(), crate::DomainError> {
+        match actor {
+            Actor::User { id } if self.users.get(id).is_some_and(|u| !u.active) => Err(
+                crate::DomainError::forbidden("the user is deactivated and can do nothing"),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// The user with this login e-mail (any case).

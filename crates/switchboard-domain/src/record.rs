@@ -573,6 +573,13 @@ pub(crate) fn require_agent(
         .directory
         .user(user_id)
         .ok_or(DomainError::NotFound { what: "user" })?;
+    if !user.active {
+        return Err(DomainError::rejected(
+            "USER_DEACTIVATED",
+            Some(field),
+            "the user is deactivated",
+        ));
+    }
     if !user.can_write() {
         return Err(DomainError::rejected(
             "NOT_AN_AGENT",

@@ -12,11 +12,12 @@
 //! # Candidates
 //! The rule's targets expanded (teams to their current members), deduplicated and sorted by user
 //! id. A candidate is skipped, for the first reason that applies:
-//! 1. [`SkipReason::NoAccess`]: they may not work the conversation (not in the inbox, shut out by
+//! 1. [`SkipReason::Deactivated`]: they were deactivated (left the organisation);
+//! 2. [`SkipReason::NoAccess`]: they may not work the conversation (not in the inbox, shut out by
 //!    its team restriction, read-only role, or, for a private account's conversation, anyone but
 //!    its owner and admins);
-//! 2. [`SkipReason::Away`];
-//! 3. [`SkipReason::AtCapacity`]: their open conversations have reached their capacity.
+//! 3. [`SkipReason::Away`];
+//! 4. [`SkipReason::AtCapacity`]: their open conversations have reached their capacity.
 //!
 //! The decision lists every candidate in the order considered and every skipped one with its
 //! reason, not only those looked at before the pick, so the audit trail shows the whole pool.
@@ -215,6 +216,9 @@ fn skip_reason(
     load: &Load,
     user_id: Uuid,
 ) -> Option<SkipReason> {
+    if directory.user(user_id).is_some_and(|user| !user.active) {
+        return Some(SkipReason::Deactivated);
+    }
     if !directory.can_work_conversation(user_id, request.inbox_id, request.private_owner) {
         return Some(SkipReason::NoAccess);
     }

@@ -2,19 +2,29 @@
 //! [`Directory`]; each targets one stream, returned with its events in a [`Decision`].
 //!
 //! Who may do what: admins and super admins change setup; only a super admin grants, changes or
-//! revokes the super admin role, and the last super admin cannot be demoted; users change their
-//! own availability and notification preferences; the system actor (bootstrap, CLI, demo seeding)
-//! may do everything; auditors, analysts, contacts, bots and channels may do none of it.
+//! revokes the super admin role, and the last active super admin cannot be demoted; users change
+//! their own availability and notification preferences; the system actor (bootstrap, CLI, demo
+//! seeding) may do everything; auditors, analysts, contacts, bots and channels may do none of it.
+//!
+//! # People who leave
+//! Admins deactivate and reactivate users (only a super admin does it to a super admin), as
+//! GitHub suspends and Front deactivates teammates: nothing of theirs is deleted. Nobody
+//! deactivates themselves, and the last active admin (or super admin) stays active, so the
+//! organisation is never left without someone who can manage it. Deactivating ends every token
+//! the user holds; reactivating does not bring those back. Anyone may revoke their own tokens
+//! (all roles, auditors included), admins anyone's.
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use proto_events::event::{
     Availability, BotCreated, BusinessHoursSet, Holiday, InboxCreated, InboxMemberAdded,
     InboxMemberRemoved, InboxRenamed, InboxRestricted, InboxRestrictionLifted, Member,
     NotificationPreferencesChanged, OpeningInterval, OrganisationCreated, OrganisationTimeZoneSet,
     Role, TeamCreated, TeamMemberAdded, TeamMemberRemoved, TeamRenamed, UserAvailabilityChanged,
-    UserCapacitySet, UserCreated, UserRoleChanged,
+    UserCapacitySet, UserCreated, UserDeactivated, UserReactivated, UserRoleChanged,
+    UserTokensRevoked,
 };
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
@@ -59,6 +69,13 @@ pub enum SetupCommand {
         user_id: Uuid,
         max_open_conversations: Option<u32>,
     },
+    /// Deactivate a user who left: their tokens are refused, routing gives their open
+    /// conversations to others.
+    DeactivateUser { user_id: Uuid },
+    /// Let a deactivated user back in.
+    ReactivateUser { user_id: Uuid },
+    /// Refuse every token of a user issued until now.
+    RevokeTokens { user_id: Uuid },
     /// Choose what a user is notified about.
     SetNotificationPreferences {
         preferences: NotificationPreferencesChanged,
@@ -175,11 +192,63 @@ fn organisation_stream(directory: &Directory) -> Result<(Uuid, String), DomainEr
     Ok((org.id, streams::organisation(org.id)))
 }
 
+/// Only a super admin acts on a super admin (their role, their account).
+fn require_super_for(
+    caller: &Caller<'_>,
+    target: &crate::directory::User,
+    what: &str,
+) -> Result<(), DomainError> {
+    if target.role == Role::SuperAdmin
+        && matches!(caller, Caller::User(u) if u.role != Role::SuperAdmin)
+    {
+        return Err(DomainError::forbidden(format!(
+            "only a super admin {what} a super admin"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to leave the organisation without an active admin, or without an active super
+/// admin, once `target` stops being one.
+fn keep_an_active_admin(
+    directory: &Directory,
+    target: &crate::directory::User,
+    field: &'static str,
+    what: &str,
+) -> Result<(), DomainError> {
+    let active = |role: fn(&crate::directory::User) -> bool| {
+        directory
+            .users
+            .values()
+            .filter(|u| u.active && role(u))
+            .count()
+    };
+    if target.active
+        && target.role == Role::SuperAdmin
+        && active(|u| u.role == Role::SuperAdmin) == 1
+    {
+        return Err(DomainError::rejected(
+            "LAST_SUPER_ADMIN",
+            Some(field),
+            format!("the last active super admin cannot be {what}"),
+        ));
+    }
+    if target.active && target.is_admin() && active(crate::directory::User::is_admin) == 1 {
+        return Err(DomainError::rejected(
+            "LAST_ADMIN",
+            Some(field),
+            format!("the last active admin cannot be {what}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Decides a setup command: the events it produces, or why it is refused.
 pub fn decide(
     directory: &Directory,
     actor: &Actor,
     command: &SetupCommand,
+    now: DateTime<Utc>,
 ) -> Result<Decision, DomainError> {
     use SetupCommand as C;
     let caller = caller(directory, actor)?;
@@ -333,17 +402,8 @@ pub fn decide(
                     "the user already has this role",
                 ));
             }
-            let super_admins = directory
-                .users
-                .values()
-                .filter(|u| u.role == Role::SuperAdmin)
-                .count();
-            if target.role == Role::SuperAdmin && super_admins == 1 {
-                return Err(DomainError::rejected(
-                    "LAST_SUPER_ADMIN",
-                    Some("role"),
-                    "the last super admin cannot be demoted",
-                ));
+            if target.role == Role::SuperAdmin {
+                keep_an_active_admin(directory, target, "role", "demoted")?;
             }
             Decision::one(
                 streams::user(*user_id),
@@ -398,6 +458,69 @@ pub fn decide(
                 UserCapacitySet {
                     user_id: *user_id,
                     max_open_conversations: *max_open_conversations,
+                },
+            )
+        }
+        C::DeactivateUser { user_id } => {
+            require_admin(&caller)?;
+            let target = user(*user_id)?;
+            require_super_for(&caller, target, "deactivates")?;
+            if matches!(caller, Caller::User(u) if u.id == *user_id) {
+                return Err(DomainError::rejected(
+                    "SELF",
+                    Some("userId"),
+                    "you cannot deactivate yourself; ask another admin",
+                ));
+            }
+            if !target.active {
+                return Err(DomainError::rejected(
+                    "UNCHANGED",
+                    Some("userId"),
+                    "the user is already deactivated",
+                ));
+            }
+            keep_an_active_admin(directory, target, "userId", "deactivated")?;
+            Decision::one(
+                streams::user(*user_id),
+                UserDeactivated {
+                    user_id: *user_id,
+                    by: actor.clone(),
+                    at: now,
+                },
+            )
+        }
+        C::ReactivateUser { user_id } => {
+            require_admin(&caller)?;
+            let target = user(*user_id)?;
+            require_super_for(&caller, target, "reactivates")?;
+            if target.active {
+                return Err(DomainError::rejected(
+                    "UNCHANGED",
+                    Some("userId"),
+                    "the user is active",
+                ));
+            }
+            Decision::one(
+                streams::user(*user_id),
+                UserReactivated {
+                    user_id: *user_id,
+                    by: actor.clone(),
+                },
+            )
+        }
+        C::RevokeTokens { user_id } => {
+            let own = matches!(caller, Caller::User(u) if u.id == *user_id);
+            if !own {
+                require_admin(&caller)?;
+            }
+            let target = user(*user_id)?;
+            require_super_for(&caller, target, "revokes the tokens of")?;
+            Decision::one(
+                streams::user(*user_id),
+                UserTokensRevoked {
+                    user_id: *user_id,
+                    by: actor.clone(),
+                    not_before: now,
                 },
             )
         }

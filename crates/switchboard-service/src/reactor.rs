@@ -9,6 +9,12 @@
 //! first, whenever capacity may have freed up: an agent becomes available, a conversation is
 //! closed or unassigned, a capacity is raised.
 //!
+//! When a user is deactivated, it takes their open conversations from them
+//! (`ReleaseFromDeactivated`, recorded as `ConversationUnassigned` with the cause), and routes
+//! each again as a bot's handoff is routed (a bot-first rule picks among its people, not the bot
+//! again); without a rule the conversation stays unassigned. A conversation of theirs reopened
+//! later is released the same way.
+//!
 //! It never acts twice for the same event: on start it folds the log (from its last snapshot in
 //! the write index, saved every `SNAPSHOT_EVERY` events) up to the head before acting, so what
 //! was already routed is known; every command it sends carries the idempotency key
@@ -72,6 +78,11 @@ struct State {
     /// same correlation (an auditor following an inbound message sees the assignment it
     /// caused). Entries go when the conversation stops waiting.
     correlations: HashMap<Uuid, Uuid>,
+    /// Users deactivated now.
+    deactivated: HashSet<Uuid>,
+    /// Open conversations of deactivated users still to take from them: the user, and the
+    /// event that made it necessary (the deactivation, or a reopening).
+    releasing: BTreeMap<Uuid, (Uuid, Uuid)>,
 }
 
 impl State {
@@ -92,6 +103,7 @@ impl State {
         let (old, open) = (c.assignee.clone(), c.open);
         self.user_load(&old, open, -1);
         self.user_load(&assignee, open, 1);
+        self.releasing.remove(&conversation_id);
         if let Some(c) = self.conversations.get_mut(&conversation_id) {
             c.assignee = assignee.clone();
             if assignee.is_some() {
@@ -171,7 +183,12 @@ impl State {
             E::ConversationReassigned(e) => {
                 self.set_assignee(e.conversation_id, Some(e.to.clone()))
             }
-            E::ConversationUnassigned(e) => self.set_assignee(e.conversation_id, None),
+            E::ConversationUnassigned(e) => {
+                self.set_assignee(e.conversation_id, None);
+                if let AssignmentReason::AssigneeDeactivated { .. } = e.reason {
+                    self.wait(e.conversation_id, position, event_id, true);
+                }
+            }
             E::ConversationQueued(e) => {
                 if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
                     c.queued = true;
@@ -196,13 +213,37 @@ impl State {
                     }
                 }
                 self.queue.retain(|_, (id, _)| *id != e.conversation_id);
+                self.releasing.remove(&e.conversation_id);
             }
             E::ConversationReopened(e) => {
                 if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
                     c.open = true;
                     let assignee = c.assignee.clone();
                     self.user_load(&assignee, true, 1);
+                    if let Some(Assignee::User { id }) = assignee
+                        && self.deactivated.contains(&id)
+                    {
+                        self.releasing.insert(e.conversation_id, (id, event_id));
+                    }
                 }
+            }
+            E::UserDeactivated(e) => {
+                self.deactivated.insert(e.user_id);
+                let theirs = Some(Assignee::User { id: e.user_id });
+                let before = self.releasing.len();
+                for (id, c) in &self.conversations {
+                    if c.open && c.assignee == theirs {
+                        self.releasing.insert(*id, (e.user_id, event_id));
+                    }
+                }
+                if self.releasing.len() == before {
+                    self.correlations.remove(&event_id);
+                }
+            }
+            E::UserReactivated(e) => {
+                self.deactivated.remove(&e.user_id);
+                self.releasing.retain(|_, (user, _)| *user != e.user_id);
+                self.capacity_freed = true;
             }
             E::ContactOwnerChanged(e) => match e.owner_user_id {
                 Some(owner) => {
@@ -339,7 +380,14 @@ async fn save(
 }
 
 /// Routes every waiting conversation and, if capacity may have freed up, retries the queue.
+/// Takes their open conversations from deactivated users, routes every waiting conversation
+/// and, if capacity may have freed up, retries the queue.
 async fn act(service: &CommandService, state: &mut State) -> Result<(), ServiceError> {
+    let releasing: Vec<(Uuid, (Uuid, Uuid))> =
+        state.releasing.iter().map(|(c, r)| (*c, *r)).collect();
+    for (conversation_id, (user_id, trigger)) in releasing {
+        release(service, state, conversation_id, user_id, trigger).await;
+    }
     let waiting: Vec<(Position, (Uuid, Uuid))> =
         state.waiting.iter().map(|(p, w)| (*p, *w)).collect();
     for (position, (conversation_id, trigger)) in waiting {
@@ -412,16 +460,11 @@ async fn route_one(
     } else {
         state.stop_waiting(conversation_id);
     }
-    let meta = CommandMeta {
-        actor: Actor::System {
-            component: "routing".into(),
-        },
-        correlation_id: state.correlations.get(&trigger).copied(),
-        causation_id: Some(trigger),
-        idempotency_key: Some(format!("routing:{conversation_id}:{trigger}")),
-        fingerprint: None,
-        expected_version: None,
-    };
+    let meta = reacting(
+        state,
+        trigger,
+        format!("routing:{conversation_id}:{trigger}"),
+    );
     let command = Command::Conversation {
         conversation_id,
         command: Box::new(ConversationCommand::ApplyRouting { routing: apply }),
@@ -461,6 +504,56 @@ async fn route_one(
     }
 }
 
+/// Takes an open conversation from its deactivated assignee; its `ConversationUnassigned`, once
+/// folded, makes it wait for routing. Like routing, a failure never stops the reactor: a
+/// transient one leaves it to be tried with the next event.
+async fn release(
+    service: &CommandService,
+    state: &mut State,
+    conversation_id: Uuid,
+    user_id: Uuid,
+    trigger: Uuid,
+) {
+    let meta = reacting(
+        state,
+        trigger,
+        format!("deactivated:{conversation_id}:{trigger}"),
+    );
+    let command = Command::Conversation {
+        conversation_id,
+        command: Box::new(ConversationCommand::ReleaseFromDeactivated { user_id }),
+    };
+    match service.execute(meta, command).await {
+        Ok(_) => {}
+        Err(ServiceError::Domain(error)) => {
+            tracing::debug!(%conversation_id, %error, "release not applied");
+        }
+        Err(error) => {
+            tracing::warn!(%conversation_id, %error, "release failed; will retry");
+            return;
+        }
+    }
+    state.releasing.remove(&conversation_id);
+    if !state.releasing.values().any(|(_, event)| *event == trigger) {
+        state.correlations.remove(&trigger);
+    }
+}
+
+/// The metadata of a command the reactor sends because of event `trigger`: by the system's
+/// routing component, caused by the event and in its correlation, with the idempotency `key`.
+fn reacting(state: &State, trigger: Uuid, key: String) -> CommandMeta {
+    CommandMeta {
+        actor: Actor::System {
+            component: "routing".into(),
+        },
+        correlation_id: state.correlations.get(&trigger).copied(),
+        causation_id: Some(trigger),
+        idempotency_key: Some(key),
+        fingerprint: None,
+        expected_version: None,
+    }
+}
+
 /// Events that can make a conversation wait for routing (see `State::evolve`).
 fn triggers_routing(event: &DomainEvent) -> bool {
     matches!(
@@ -468,5 +561,10 @@ fn triggers_routing(event: &DomainEvent) -> bool {
         DomainEvent::ConversationStarted(_)
             | DomainEvent::ConversationQueued(_)
             | DomainEvent::BotHandedOff(_)
+            | DomainEvent::UserDeactivated(_)
+    ) || matches!(
+        event,
+        DomainEvent::ConversationUnassigned(e)
+            if matches!(e.reason, AssignmentReason::AssigneeDeactivated { .. })
     )
 }

@@ -666,9 +666,15 @@ impl Run<'_> {
     }
 
     async fn command(&self, command: &Command) -> Result<Outcome, ServiceError> {
+        self.view.directory.refuse_deactivated(&self.meta.actor)?;
         match command {
             Command::Setup(setup) => {
-                let decision = setup::decide(&self.view.directory, &self.meta.actor, setup)?;
+                let decision = setup::decide(
+                    &self.view.directory,
+                    &self.meta.actor,
+                    setup,
+                    self.metadata.occurred_at,
+                )?;
                 let version = self.view.version(&decision.stream);
                 self.append(&decision.stream, version, decision.events)
                     .await

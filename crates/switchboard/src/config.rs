@@ -135,8 +135,58 @@ pub struct Config {
     /// How long a `clientMutationId` binds: within it a repeat returns the first result and
     /// another mutation with the key is refused; after it the key may be used again.
     pub idempotency_key_lifetime: Duration,
+    /// The issuer (`iss`) and audience (`aud`) of the tokens `switchboard token` mints; tokens
+    /// naming others are refused.
+    pub tokens: switchboard_api::auth::TokenSettings,
+    /// The longest `--ttl` `switchboard token` and `switchboard init` accept.
+    pub token_max_ttl: Duration,
+    /// Who may introspect the schema: `public`, `authenticated` (default) or `off`.
+    pub introspection: switchboard_api::state::Introspection,
+    /// An OpenID Connect provider whose tokens are accepted too.
+    pub oidc: OidcConfig,
     /// Request limits.
     pub limits: switchboard_api::Limits,
+}
+
+/// An OpenID Connect provider, as configured: all of issuer, audience and key set URL, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// The provider's issuer (`iss` of its tokens).
+    pub issuer: Option<String>,
+    /// The audience its tokens must carry (Switchboard's client id there).
+    pub audience: Option<String>,
+    /// The URL of its JSON Web Key Set.
+    pub jwks_url: Option<String>,
+    /// Keys older than this are fetched again.
+    pub jwks_refresh: Duration,
+    /// At most one fetch of the keys per this interval (a token naming an unknown key fetches
+    /// them again, no more often than this).
+    pub jwks_min_interval: Duration,
+}
+
+impl Default for OidcConfig {
+    fn default() -> OidcConfig {
+        OidcConfig {
+            issuer: None,
+            audience: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(3_600),
+            jwks_min_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl OidcConfig {
+    /// The provider's settings, when one is configured.
+    pub fn settings(&self) -> Option<switchboard_api::auth::oidc::OidcSettings> {
+        Some(switchboard_api::auth::oidc::OidcSettings {
+            issuer: self.issuer.clone()?,
+            audience: self.audience.clone()?,
+            jwks_url: self.jwks_url.clone()?,
+            jwks_refresh: self.jwks_refresh,
+            jwks_min_interval: self.jwks_min_interval,
+        })
+    }
 }
 
 impl Default for Config {
@@ -156,6 +206,10 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             fallback_email_domain: switchboard_service::service::DEFAULT_FALLBACK_DOMAIN.to_owned(),
             idempotency_key_lifetime: Duration::from_secs(24 * 3_600),
+            tokens: switchboard_api::auth::TokenSettings::default(),
+            token_max_ttl: Duration::from_secs(30 * 86_400),
+            introspection: switchboard_api::state::Introspection::default(),
+            oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
         }
     }
@@ -222,6 +276,12 @@ struct FileConfig {
     shutdown_timeout: Option<String>,
     fallback_email_domain: Option<String>,
     idempotency_key_lifetime: Option<String>,
+    token_issuer: Option<String>,
+    token_audience: Option<String>,
+    token_max_ttl: Option<String>,
+    introspection: Option<String>,
+    #[serde(default)]
+    oidc: FileOidc,
     #[serde(default)]
     log: FileLog,
     #[serde(default)]
@@ -233,6 +293,16 @@ struct FileConfig {
 struct FileLog {
     format: Option<LogFormat>,
     level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOidc {
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks_url: Option<String>,
+    jwks_refresh: Option<String>,
+    jwks_min_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -365,6 +435,34 @@ impl Config {
             self.idempotency_key_lifetime =
                 parse(at, "idempotency_key_lifetime", &v, parse_duration)?;
         }
+        if let Some(v) = file.token_issuer {
+            self.tokens.issuer = v;
+        }
+        if let Some(v) = file.token_audience {
+            self.tokens.audience = v;
+        }
+        if let Some(v) = file.token_max_ttl {
+            self.token_max_ttl = parse(at, "token_max_ttl", &v, parse_duration)?;
+        }
+        if let Some(v) = file.introspection {
+            self.introspection = parse(at, "introspection", &v, str::parse)?;
+        }
+        let o = file.oidc;
+        if o.issuer.is_some() {
+            self.oidc.issuer = o.issuer;
+        }
+        if o.audience.is_some() {
+            self.oidc.audience = o.audience;
+        }
+        if o.jwks_url.is_some() {
+            self.oidc.jwks_url = o.jwks_url;
+        }
+        if let Some(v) = o.jwks_refresh {
+            self.oidc.jwks_refresh = parse(at, "oidc.jwks_refresh", &v, parse_duration)?;
+        }
+        if let Some(v) = o.jwks_min_interval {
+            self.oidc.jwks_min_interval = parse(at, "oidc.jwks_min_interval", &v, parse_duration)?;
+        }
         if let Some(v) = file.log.format {
             self.log.format = v;
         }
@@ -435,6 +533,34 @@ impl Config {
                 parse_duration,
             )?;
         }
+        if let Some(v) = var("SWITCHBOARD_TOKEN_ISSUER") {
+            self.tokens.issuer = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_TOKEN_AUDIENCE") {
+            self.tokens.audience = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_TOKEN_MAX_TTL") {
+            self.token_max_ttl = parse(at, "SWITCHBOARD_TOKEN_MAX_TTL", v, parse_duration)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_INTROSPECTION") {
+            self.introspection = parse(at, "SWITCHBOARD_INTROSPECTION", v, str::parse)?;
+        }
+        for (name, slot) in [
+            ("SWITCHBOARD_OIDC_ISSUER", &mut self.oidc.issuer),
+            ("SWITCHBOARD_OIDC_AUDIENCE", &mut self.oidc.audience),
+            ("SWITCHBOARD_OIDC_JWKS_URL", &mut self.oidc.jwks_url),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = Some(v.to_owned()).filter(|v| !v.trim().is_empty());
+            }
+        }
+        if let Some(v) = var("SWITCHBOARD_OIDC_JWKS_REFRESH") {
+            self.oidc.jwks_refresh = parse(at, "SWITCHBOARD_OIDC_JWKS_REFRESH", v, parse_duration)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_OIDC_JWKS_MIN_INTERVAL") {
+            self.oidc.jwks_min_interval =
+                parse(at, "SWITCHBOARD_OIDC_JWKS_MIN_INTERVAL", v, parse_duration)?;
+        }
         if let Some(v) = var("SWITCHBOARD_LOG_FORMAT") {
             self.log.format = parse(at, "SWITCHBOARD_LOG_FORMAT", v, LogFormat::from_str)?;
         }
@@ -497,6 +623,50 @@ impl Config {
                      or leave it unset to have one generated in the data directory",
                     secret.0.len()
                 ),
+            );
+        }
+        for (name, value) in [
+            (
+                "token_issuer (SWITCHBOARD_TOKEN_ISSUER)",
+                &self.tokens.issuer,
+            ),
+            (
+                "token_audience (SWITCHBOARD_TOKEN_AUDIENCE)",
+                &self.tokens.audience,
+            ),
+        ] {
+            if value.trim().is_empty() {
+                return invalid(name, "must not be empty".to_owned());
+            }
+        }
+        if self.token_max_ttl.is_zero() {
+            return invalid(
+                "token_max_ttl (SWITCHBOARD_TOKEN_MAX_TTL)",
+                "must be longer than 0s".to_owned(),
+            );
+        }
+        let o = &self.oidc;
+        let named = [
+            ("oidc.issuer (SWITCHBOARD_OIDC_ISSUER)", &o.issuer),
+            ("oidc.audience (SWITCHBOARD_OIDC_AUDIENCE)", &o.audience),
+            ("oidc.jwks_url (SWITCHBOARD_OIDC_JWKS_URL)", &o.jwks_url),
+        ];
+        if named.iter().any(|(_, v)| v.is_some())
+            && let Some((missing, _)) = named.iter().find(|(_, v)| v.is_none())
+        {
+            return invalid(
+                missing,
+                "is not set; an OpenID Connect provider needs its issuer, audience and key set \
+                 URL"
+                .to_owned(),
+            );
+        }
+        if let Some(url) = &o.jwks_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return invalid(
+                "oidc.jwks_url (SWITCHBOARD_OIDC_JWKS_URL)",
+                format!("{url:?} is not an http(s) URL"),
             );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
@@ -642,6 +812,55 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn tokens_introspection_and_oidc_are_layered_and_checked() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let file = "token_issuer = \"acme\"\ntoken_max_ttl = \"2h\"\nintrospection = \"off\"\n\
+                    [oidc]\nissuer = \"https://login.acme.test/\"\naudience = \"switchboard\"\n\
+                    jwks_url = \"https://login.acme.test/keys\"\njwks_refresh = \"10m\"\n";
+        let config = Config::layered(
+            Some((Path::new("c.toml"), file)),
+            &env(&[("SWITCHBOARD_INTROSPECTION", "public")]),
+            &Flags::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.tokens.issuer, "acme");
+        assert_eq!(
+            config.tokens.audience,
+            switchboard_api::auth::DEFAULT_AUDIENCE
+        );
+        assert_eq!(config.token_max_ttl, Duration::from_secs(7_200));
+        assert_eq!(
+            config.introspection,
+            switchboard_api::state::Introspection::Public
+        );
+        let oidc = config.oidc.settings().expect("configured");
+        assert_eq!(oidc.jwks_refresh, Duration::from_secs(600));
+        assert_eq!(oidc.jwks_min_interval, Duration::from_secs(30));
+        assert_eq!(Config::default().oidc.settings(), None);
+        let refused = |file: &str, vars: &[(&str, &str)]| {
+            Config::layered(
+                Some((Path::new("c.toml"), file)),
+                &env(vars),
+                &Flags::default(),
+            )
+            .expect_err("refused")
+            .to_string()
+        };
+        assert!(refused("", &[("SWITCHBOARD_INTROSPECTION", "maybe")]).contains("public"));
+        assert!(
+            refused("[oidc]\nissuer = \"https://login.acme.test/\"\n", &[])
+                .contains("oidc.audience")
+        );
+        assert!(refused("token_max_ttl = \"0s\"\n", &[]).contains("token_max_ttl"));
+        assert!(refused("[oidc]\nbogus = 1\n", &[]).contains("bogus"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use clap::Args;
 use proto_events::Actor;
 use proto_events::clock::SystemClock;
@@ -48,6 +48,7 @@ pub struct InitArgs {
 /// invalid (nothing written).
 pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let config = crate::support::load_config(&args.config)?;
+    let ttl = crate::token::allowed_ttl(&config, args.ttl)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = crate::startup::open_store(&config).await?;
@@ -103,13 +104,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     };
     let secret = config::jwt_secret(&config, true)?
         .context("no JWT secret could be configured or generated")?;
-    let ttl = TimeDelta::from_std(args.ttl).context("--ttl is too long")?;
-    let token = switchboard_api::auth::Keys::new(secret.expose().as_bytes()).mint(
-        admin_id,
-        &email,
-        Utc::now(),
-        ttl,
-    );
+    let token = crate::token::keys(&config, &secret).mint(admin_id, &email, Utc::now(), ttl);
     eprintln!(
         "initialised {}: organisation and super admin {email}; token below",
         crate::support::describe_store(&config)

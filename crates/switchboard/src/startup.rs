@@ -120,6 +120,9 @@ impl Application {
             projections.clone(),
             ApiSettings {
                 jwt_secret: secret.expose().to_owned(),
+                tokens: config.tokens.clone(),
+                oidc: config.oidc.settings(),
+                introspection: config.introspection,
                 limits: config.limits.clone(),
                 ready_max_lag: config.ready_max_lag,
             },

@@ -316,6 +316,8 @@ pub enum SkipReason {
     AtCapacity,
     /// The user may not see the conversation (inbox restriction, private channel).
     NoAccess,
+    /// The user is deactivated (see `UserDeactivated`).
+    Deactivated,
 }
 
 /// A candidate routing passed over, and why.
@@ -359,6 +361,12 @@ pub enum AssignmentReason {
     BotHandoff {
         /// The bot.
         bot_id: Uuid,
+    },
+    /// Its assignee was deactivated, so the system took it from them for routing to give it to
+    /// someone else (see `UserDeactivated`).
+    AssigneeDeactivated {
+        /// The deactivated user.
+        user_id: Uuid,
     },
 }
 
@@ -599,6 +607,7 @@ enum AssignmentReasonKind {
     Rule,
     Manual,
     BotHandoff,
+    AssigneeDeactivated,
 }
 
 /// An [`AssignmentReason`] as stored, decoded in one pass (see `crate::wire`): a rule's
@@ -608,6 +617,7 @@ struct AssignmentReasonWire {
     kind: AssignmentReasonKind,
     by: Option<Actor>,
     bot_id: Option<Uuid>,
+    user_id: Option<Uuid>,
     rule_id: Option<Uuid>,
     strategy: Option<crate::event::RoutingStrategy>,
     candidates: Option<Vec<Uuid>>,
@@ -630,6 +640,9 @@ impl TryFrom<AssignmentReasonWire> for AssignmentReason {
             },
             AssignmentReasonKind::BotHandoff => AssignmentReason::BotHandoff {
                 bot_id: wire.bot_id.ok_or(MissingField("bot_id"))?,
+            },
+            AssignmentReasonKind::AssigneeDeactivated => AssignmentReason::AssigneeDeactivated {
+                user_id: wire.user_id.ok_or(MissingField("user_id"))?,
             },
         })
     }

@@ -3,9 +3,11 @@
 //!
 //! Streams: `organisation-<id>`, `user-<id>`, `team-<id>`, `bot-<id>`.
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::Actor;
 
 /// The organisation was set up. Switchboard serves one organisation per deployment, so other
 /// events do not repeat its id.
@@ -159,6 +161,42 @@ pub struct UserCapacitySet {
     pub user_id: Uuid,
     /// Routing assigns the user no more open conversations than this; `None` is unlimited.
     pub max_open_conversations: Option<u32>,
+}
+
+/// A user was deactivated (someone who left): every token of theirs is refused from now on,
+/// routing passes them over and gives their open conversations to others, and nobody can assign
+/// them anything. What they did stays in the history under their name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDeactivated {
+    /// The user.
+    pub user_id: Uuid,
+    /// Who deactivated them (an admin, or the system from the command line).
+    pub by: Actor,
+    /// When. Tokens issued before it stay refused after a reactivation.
+    pub at: DateTime<Utc>,
+}
+
+/// A deactivated user was reactivated: they may sign in with new tokens and take conversations
+/// again. Tokens issued before the deactivation stay refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserReactivated {
+    /// The user.
+    pub user_id: Uuid,
+    /// Who reactivated them.
+    pub by: Actor,
+}
+
+/// Every token of a user issued before `not_before` is refused from now on (a lost laptop, a
+/// leaked token). Tokens carry their issue time in whole seconds, so one issued in the same
+/// second as the cut-off is refused too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserTokensRevoked {
+    /// The user.
+    pub user_id: Uuid,
+    /// Who revoked them: the user themselves or an admin.
+    pub by: Actor,
+    /// The cut-off: tokens issued before it are refused.
+    pub not_before: DateTime<Utc>,
 }
 
 /// A user's notification settings were saved. Carries all of them, not only the changed ones.

@@ -186,6 +186,23 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             max_open_conversations: Some(12),
         }
         .into(),
+        UserDeactivated {
+            user_id: id(BOB),
+            by: Actor::User { id: id(ALICE) },
+            at: Utc.with_ymd_and_hms(2025, 3, 4, 17, 30, 0).unwrap(),
+        }
+        .into(),
+        UserReactivated {
+            user_id: id(BOB),
+            by: Actor::User { id: id(ALICE) },
+        }
+        .into(),
+        UserTokensRevoked {
+            user_id: id(ALICE),
+            by: Actor::User { id: id(ALICE) },
+            not_before: Utc.with_ymd_and_hms(2025, 3, 5, 9, 0, 0).unwrap(),
+        }
+        .into(),
         NotificationPreferencesChanged {
             user_id: id(ALICE),
             new_conversation_in_my_inboxes: false,
@@ -608,4 +625,22 @@ fn schema_version_matches_the_declared_current_version() {
             Some(sample.schema_version()),
         );
     }
+}
+
+#[test]
+fn an_unassignment_for_a_deactivated_assignee_round_trips() {
+    let event: DomainEvent = ConversationUnassigned {
+        conversation_id: id(CONVERSATION),
+        inbox_id: id(INBOX),
+        from: Assignee::User { id: id(BOB) },
+        reason: AssignmentReason::AssigneeDeactivated { user_id: id(BOB) },
+    }
+    .into();
+    let json: serde_json::Value = serde_json::from_slice(&event.encode()).unwrap();
+    assert_eq!(
+        json["reason"],
+        serde_json::json!({"kind": "assignee_deactivated", "user_id": id(BOB)})
+    );
+    let decoded = DomainEvent::decode(event.event_type(), 1, &event.encode()).unwrap();
+    assert_eq!(decoded, event);
 }

@@ -134,7 +134,7 @@ pub(crate) fn cli_token(data_dir: &Path, secret: &str, email: &str) -> String {
 
 /// A token for `user`, minted with the shared secret (for use while the server runs).
 pub(crate) fn mint(secret: &str, user: Uuid, email: &str) -> String {
-    switchboard_api::auth::Keys::new(secret.as_bytes()).mint(
+    switchboard_api::auth::Keys::new(secret.as_bytes(), Default::default()).mint(
         user,
         email,
         Utc::now(),

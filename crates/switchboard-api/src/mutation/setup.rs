@@ -196,6 +196,57 @@ payload! {
     }
 }
 
+/// Input of `deactivateUser`.
+#[derive(Debug, InputObject)]
+pub(crate) struct DeactivateUserInput {
+    /// Idempotency key: repeating a mutation with the same key returns the first result.
+    client_mutation_id: Option<String>,
+    /// The user who leaves.
+    user_id: ID,
+}
+
+payload! {
+    /// Result of `deactivateUser`.
+    DeactivateUserPayload {
+        /// The user, deactivated.
+        user: User,
+    }
+}
+
+/// Input of `reactivateUser`.
+#[derive(Debug, InputObject)]
+pub(crate) struct ReactivateUserInput {
+    /// Idempotency key: repeating a mutation with the same key returns the first result.
+    client_mutation_id: Option<String>,
+    /// The deactivated user.
+    user_id: ID,
+}
+
+payload! {
+    /// Result of `reactivateUser`.
+    ReactivateUserPayload {
+        /// The user, active again.
+        user: User,
+    }
+}
+
+/// Input of `revokeTokens`.
+#[derive(Debug, InputObject)]
+pub(crate) struct RevokeTokensInput {
+    /// Idempotency key: repeating a mutation with the same key returns the first result.
+    client_mutation_id: Option<String>,
+    /// The user whose tokens to revoke; the viewer when omitted.
+    user_id: Option<ID>,
+}
+
+payload! {
+    /// Result of `revokeTokens`.
+    RevokeTokensPayload {
+        /// The user.
+        user: User,
+    }
+}
+
 /// Input of `setUserCapacity`.
 #[derive(Debug, InputObject)]
 pub(crate) struct SetUserCapacityInput {
@@ -605,6 +656,62 @@ impl SetupMutation {
         let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
         let user = user_after(ctx, &executed, Some(user_id)).await?;
         Ok(ChangeUserRolePayload {
+            result: executed.result,
+            user,
+        })
+    }
+
+    /// Deactivates a user who left (admins; only a super admin deactivates a super admin).
+    /// Their tokens are refused at once, routing passes them over, nobody can assign them
+    /// anything, and their open conversations are routed again by their inbox's rules (left
+    /// unassigned where there is none). Their messages, comments and audit trail stay theirs.
+    /// Refused for oneself (`SELF`) and for the last active admin or super admin (`LAST_ADMIN`,
+    /// `LAST_SUPER_ADMIN`).
+    async fn deactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        input: DeactivateUserInput,
+    ) -> async_graphql::Result<DeactivateUserPayload> {
+        let user_id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let command = SetupCommand::DeactivateUser { user_id };
+        let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
+        let user = user_after(ctx, &executed, Some(user_id)).await?;
+        Ok(DeactivateUserPayload {
+            result: executed.result,
+            user,
+        })
+    }
+
+    /// Lets a deactivated user back in (admins). Their tokens from before the deactivation stay
+    /// refused: they sign in anew. Routing takes them again once they are available.
+    async fn reactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        input: ReactivateUserInput,
+    ) -> async_graphql::Result<ReactivateUserPayload> {
+        let user_id = ids::decode(&input.user_id, Kind::User, "userId")?;
+        let command = SetupCommand::ReactivateUser { user_id };
+        let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
+        let user = user_after(ctx, &executed, Some(user_id)).await?;
+        Ok(ReactivateUserPayload {
+            result: executed.result,
+            user,
+        })
+    }
+
+    /// Refuses every token of a user issued until now (users for themselves, admins for
+    /// anyone): a lost laptop, a leaked token. Revoking one's own tokens ends the token this
+    /// request came with too.
+    async fn revoke_tokens(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeTokensInput,
+    ) -> async_graphql::Result<RevokeTokensPayload> {
+        let user_id = user_or_viewer(ctx, input.user_id.as_ref()).await?;
+        let command = SetupCommand::RevokeTokens { user_id };
+        let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
+        let user = user_after(ctx, &executed, Some(user_id)).await?;
+        Ok(RevokeTokensPayload {
             result: executed.result,
             user,
         })

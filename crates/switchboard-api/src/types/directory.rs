@@ -78,6 +78,11 @@ impl User {
     async fn capacity(&self) -> Option<u32> {
         self.0.capacity
     }
+    /// False once deactivated (`deactivateUser`): they cannot sign in, take no conversations,
+    /// and their history keeps their name.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
     /// The teams they belong to.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
         let view = crate::state::state(ctx).directory().await?;

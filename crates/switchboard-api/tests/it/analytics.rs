@@ -17,7 +17,7 @@ use proto_events::event::{
 };
 use serde_json::{Value, json};
 use switchboard_api::ids::{self, Kind};
-use switchboard_api::{ApiSettings, ApiState, Limits, router};
+use switchboard_api::{ApiSettings, ApiState, router};
 use switchboard_domain::channel::ChannelCommand;
 use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::setup::SetupCommand;
@@ -72,11 +72,7 @@ impl Clocked {
         let state = ApiState::new(
             service.clone(),
             projections.clone(),
-            ApiSettings {
-                jwt_secret: SECRET.to_owned(),
-                limits: Limits::default(),
-                ready_max_lag: 1000,
-            },
+            ApiSettings::new(SECRET),
         );
         let api = Clocked {
             router: router(state.clone()),

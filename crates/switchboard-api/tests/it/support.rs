@@ -78,6 +78,14 @@ impl TestApi {
     }
 
     pub async fn with_limits(limits: Limits) -> TestApi {
+        TestApi::with_settings(ApiSettings {
+            limits,
+            ..ApiSettings::new(SECRET)
+        })
+        .await
+    }
+
+    pub async fn with_settings(settings: ApiSettings) -> TestApi {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn EventStore> = Arc::new(
             SqliteStore::open(dir.path().join("events"), SqliteOptions::default())
@@ -96,15 +104,7 @@ impl TestApi {
             )
             .expect("start projections"),
         );
-        let state = ApiState::new(
-            service.clone(),
-            projections.clone(),
-            ApiSettings {
-                jwt_secret: SECRET.to_owned(),
-                limits,
-                ready_max_lag: 1000,
-            },
-        );
+        let state = ApiState::new(service.clone(), projections.clone(), settings);
         let admin = Uuid::now_v7();
         let system = CommandMeta::by(Actor::System {
             component: "test".to_owned(),

@@ -1708,3 +1708,69 @@ fn minted_message_ids_use_the_sending_domain() {
         format!("{}@switchboard.invalid", id(REPLY))
     );
 }
+
+// Deactivated users
+
+fn deactivated(n: u128) -> DomainEvent {
+    UserDeactivated {
+        user_id: id(n),
+        by: user(ADMIN),
+        at: now(),
+    }
+    .into()
+}
+
+#[test]
+fn a_deactivated_user_cannot_be_given_a_conversation() {
+    given(email_thread())
+        .with_organisation([deactivated(AGENT)])
+        .when(user(ADMIN), C::Assign { to: to_user(AGENT) })
+        .then_rejected("ASSIGNEE_DEACTIVATED", Some("to"));
+    given(bot_thread())
+        .with_organisation([deactivated(AGENT)])
+        .when(
+            bot(BOT),
+            C::HandOffFromBot {
+                to: Some(to_user(AGENT)),
+            },
+        )
+        .then_rejected("ASSIGNEE_DEACTIVATED", Some("to"));
+}
+
+#[test]
+fn the_system_releases_a_deactivated_assignees_open_conversation() {
+    let release = || C::ReleaseFromDeactivated { user_id: id(AGENT) };
+    let state = given(email_thread())
+        .and([assigned(to_user(AGENT), manual(AGENT))])
+        .with_organisation([deactivated(AGENT)])
+        .when(system(), release())
+        .then(vec![unassigned(
+            to_user(AGENT),
+            AssignmentReason::AssigneeDeactivated { user_id: id(AGENT) },
+        )]);
+    assert_eq!(state.assignee, None);
+    // Only the system does it.
+    given(email_thread())
+        .and([assigned(to_user(AGENT), manual(AGENT))])
+        .with_organisation([deactivated(AGENT)])
+        .when(user(ADMIN), release())
+        .then_forbidden();
+    // Overtaken: reassigned meanwhile, closed, or the user active again.
+    given(email_thread())
+        .and([
+            assigned(to_user(AGENT), manual(AGENT)),
+            reassigned(to_user(AGENT), to_user(ADMIN), manual(ADMIN)),
+        ])
+        .with_organisation([deactivated(AGENT)])
+        .when(system(), release())
+        .then_nothing();
+    given(closed_thread())
+        .and([assigned(to_user(AGENT), manual(AGENT))])
+        .with_organisation([deactivated(AGENT)])
+        .when(system(), release())
+        .then_nothing();
+    given(email_thread())
+        .and([assigned(to_user(AGENT), manual(AGENT))])
+        .when(system(), release())
+        .then_nothing();
+}

@@ -111,6 +111,11 @@ fn crew() -> Vec<DomainEvent> {
 }
 
 fn with_rule(strategy: RoutingStrategy, targets: Vec<Member>) -> Directory {
+    directory(&crew_with_rule(strategy, targets))
+}
+
+/// The crew and an inbox rule.
+fn crew_with_rule(strategy: RoutingStrategy, targets: Vec<Member>) -> Vec<DomainEvent> {
     let mut history = crew();
     history.push(rule(
         RULE,
@@ -118,7 +123,7 @@ fn with_rule(strategy: RoutingStrategy, targets: Vec<Member>) -> Directory {
         strategy,
         targets,
     ));
-    directory(&history)
+    history
 }
 
 fn rule(n: u128, scope: RuleScope, strategy: RoutingStrategy, targets: Vec<Member>) -> DomainEvent {
@@ -393,13 +398,7 @@ fn targets_who_lost_access_are_skipped() {
 
 #[test]
 fn when_nobody_qualifies_the_conversation_is_queued_with_the_skips() {
-    let mut history = crew();
-    history.push(rule(
-        RULE,
-        RuleScope::Inbox { id: id(SUPPORT) },
-        RoutingStrategy::LeastLoaded,
-        the_crew(),
-    ));
+    let mut history = crew_with_rule(RoutingStrategy::LeastLoaded, the_crew());
     for n in [A1, A2, A3] {
         history.push(
             UserAvailabilityChanged {
@@ -577,4 +576,42 @@ fn a_channels_rule_wins_over_its_inboxs() {
         route_after_handoff(&d, &chat, &busy(), None),
         Routing::Queue { .. }
     ));
+}
+
+#[test]
+fn routing_passes_over_a_deactivated_user() {
+    let mut history = crew_with_rule(RoutingStrategy::RoundRobin, the_crew());
+    history.push(
+        UserDeactivated {
+            user_id: id(A2),
+            by: user(ADMIN),
+            at: now(),
+        }
+        .into(),
+    );
+    let d = directory(&history);
+    let routing = route(&d, &request(1), &busy(), Some(id(A1)));
+    assert_eq!(assigned_user(&routing), id(A3));
+    let Routing::Assign { decision, .. } = routing else {
+        unreachable!()
+    };
+    assert_eq!(
+        decision.skipped,
+        skipped(&[
+            (A2, SkipReason::Deactivated),
+            (AWAY, SkipReason::Away),
+            (BUSY, SkipReason::AtCapacity)
+        ])
+    );
+    // Least-loaded too, however idle they are.
+    history.push(rule(
+        RULE,
+        RuleScope::Inbox { id: id(SUPPORT) },
+        RoutingStrategy::LeastLoaded,
+        vec![Member::User { id: id(A2) }, Member::User { id: id(A1) }],
+    ));
+    let mut load = Load::default();
+    load.open.insert(id(A1), 9);
+    let d = directory(&history);
+    assert_eq!(assigned_user(&route(&d, &request(2), &load, None)), id(A1));
 }

@@ -2,7 +2,7 @@
 
 use chrono::NaiveTime;
 use proto_events::event::*;
-use proto_events::streams;
+use proto_events::{Actor, streams};
 use switchboard_domain::DomainError;
 use switchboard_domain::setup::SetupCommand as C;
 
@@ -935,4 +935,187 @@ fn bots_are_registered_by_admins_once_under_a_free_name() {
             field: "name",
             message: "must not be empty".into(),
         });
+}
+
+fn deactivated(n: u128, by: Actor) -> DomainEvent {
+    UserDeactivated {
+        user_id: id(n),
+        by,
+        at: now(),
+    }
+    .into()
+}
+
+#[test]
+fn an_admin_deactivates_and_reactivates_a_user() {
+    let directory = given(organisation())
+        .when(user(ADMIN), C::DeactivateUser { user_id: id(AGENT) })
+        .then(
+            &streams::user(id(AGENT)),
+            vec![deactivated(AGENT, user(ADMIN))],
+        );
+    let agent = directory.user(id(AGENT)).unwrap();
+    assert!(!agent.active);
+    // Every token issued up to the deactivation's second is refused; later ones too, while
+    // deactivated.
+    assert!(!agent.accepts_token_issued_at(now().timestamp() + 60));
+    given(organisation())
+        .and([deactivated(AGENT, user(ADMIN))])
+        .when(user(ADMIN), C::DeactivateUser { user_id: id(AGENT) })
+        .then_rejected("UNCHANGED");
+    let directory = given(organisation())
+        .and([deactivated(AGENT, user(ADMIN))])
+        .when(user(SUPER), C::ReactivateUser { user_id: id(AGENT) })
+        .then(
+            &streams::user(id(AGENT)),
+            vec![
+                UserReactivated {
+                    user_id: id(AGENT),
+                    by: user(SUPER),
+                }
+                .into(),
+            ],
+        );
+    let agent = directory.user(id(AGENT)).unwrap();
+    assert!(agent.active);
+    // Tokens from before the deactivation stay refused; new ones are honoured (it happened on
+    // a whole second, so a token of that second was issued after it).
+    assert!(!agent.accepts_token_issued_at(now().timestamp() - 1));
+    assert!(agent.accepts_token_issued_at(now().timestamp()));
+    // A cut-off within a second refuses the tokens of that whole second.
+    let mut later = agent.clone();
+    later.tokens_not_before = Some(now() + chrono::TimeDelta::milliseconds(400));
+    assert!(!later.accepts_token_issued_at(now().timestamp()));
+    assert!(later.accepts_token_issued_at(now().timestamp() + 1));
+    given(organisation())
+        .when(user(ADMIN), C::ReactivateUser { user_id: id(AGENT) })
+        .then_rejected("UNCHANGED");
+}
+
+#[test]
+fn only_admins_deactivate_and_only_super_admins_deactivate_super_admins() {
+    for who in [AGENT, AUDITOR] {
+        given(organisation())
+            .when(
+                user(who),
+                C::DeactivateUser {
+                    user_id: id(OUTSIDER),
+                },
+            )
+            .then_forbidden();
+    }
+    given(organisation())
+        .and([created_user(15, Role::SuperAdmin)])
+        .when(user(ADMIN), C::DeactivateUser { user_id: id(15) })
+        .then_forbidden();
+    given(organisation())
+        .and([
+            created_user(15, Role::SuperAdmin),
+            deactivated(15, user(SUPER)),
+        ])
+        .when(user(ADMIN), C::ReactivateUser { user_id: id(15) })
+        .then_forbidden();
+    given(organisation())
+        .when(user(ADMIN), C::DeactivateUser { user_id: id(99) })
+        .then_error(DomainError::NotFound { what: "user" });
+}
+
+#[test]
+fn nobody_deactivates_themselves_nor_the_last_active_admin() {
+    given(organisation())
+        .when(user(ADMIN), C::DeactivateUser { user_id: id(ADMIN) })
+        .then_rejected("SELF");
+    // The only super admin, by the system (the command line): refused, an admin remains but
+    // could no longer manage super admins.
+    given(organisation())
+        .when(system(), C::DeactivateUser { user_id: id(SUPER) })
+        .then_rejected("LAST_SUPER_ADMIN");
+    // With a second super admin deactivated, the first is still the last active one.
+    given(organisation())
+        .and([
+            created_user(15, Role::SuperAdmin),
+            deactivated(15, user(SUPER)),
+        ])
+        .when(system(), C::DeactivateUser { user_id: id(SUPER) })
+        .then_rejected("LAST_SUPER_ADMIN");
+    // The last active admin (the super admin gone): refused.
+    given(organisation())
+        .and([
+            created_user(15, Role::SuperAdmin),
+            deactivated(SUPER, user(15)),
+        ])
+        .when(user(15), C::DeactivateUser { user_id: id(ADMIN) })
+        .then(
+            &streams::user(id(ADMIN)),
+            vec![deactivated(ADMIN, user(15))],
+        );
+    given(organisation())
+        .and([
+            created_user(15, Role::SuperAdmin),
+            deactivated(SUPER, user(15)),
+            deactivated(ADMIN, user(15)),
+            UserRoleChanged {
+                user_id: id(15),
+                role: Role::Admin,
+            }
+            .into(),
+        ])
+        .when(system(), C::DeactivateUser { user_id: id(15) })
+        .then_rejected("LAST_ADMIN");
+    // Nor is the last active super admin demoted while another, deactivated, remains.
+    given(organisation())
+        .and([
+            created_user(15, Role::SuperAdmin),
+            deactivated(15, user(SUPER)),
+        ])
+        .when(
+            system(),
+            C::ChangeRole {
+                user_id: id(SUPER),
+                role: Role::Admin,
+            },
+        )
+        .then_rejected("LAST_SUPER_ADMIN");
+}
+
+#[test]
+fn users_revoke_their_own_tokens_and_admins_anyones() {
+    let revoked = |n: u128, by: Actor| -> DomainEvent {
+        UserTokensRevoked {
+            user_id: id(n),
+            by,
+            not_before: now(),
+        }
+        .into()
+    };
+    // Auditors too: revoking writes nothing about conversations.
+    let directory = given(organisation())
+        .when(
+            user(AUDITOR),
+            C::RevokeTokens {
+                user_id: id(AUDITOR),
+            },
+        )
+        .then(
+            &streams::user(id(AUDITOR)),
+            vec![revoked(AUDITOR, user(AUDITOR))],
+        );
+    let auditor = directory.user(id(AUDITOR)).unwrap();
+    assert!(auditor.active);
+    assert!(!auditor.accepts_token_issued_at(now().timestamp() - 3_600));
+    assert!(auditor.accepts_token_issued_at(now().timestamp() + 1));
+    given(organisation())
+        .when(user(ADMIN), C::RevokeTokens { user_id: id(AGENT) })
+        .then(&streams::user(id(AGENT)), vec![revoked(AGENT, user(ADMIN))]);
+    given(organisation())
+        .when(
+            user(AGENT),
+            C::RevokeTokens {
+                user_id: id(OUTSIDER),
+            },
+        )
+        .then_forbidden();
+    given(organisation())
+        .when(user(ADMIN), C::RevokeTokens { user_id: id(SUPER) })
+        .then_forbidden();
 }

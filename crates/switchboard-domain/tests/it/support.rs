@@ -1,5 +1,6 @@
 //! Given / when / then for deciders, and a small organisation to start from.
 
+use chrono::{DateTime, TimeZone, Utc};
 use proto_events::event::{
     InboxCreated, InboxMemberAdded, Member, OrganisationCreated, Role, TeamCreated,
     TeamMemberAdded, UserCreated,
@@ -24,6 +25,13 @@ pub(crate) const AUDITOR: u128 = 14;
 pub(crate) const SALES_TEAM: u128 = 20;
 pub(crate) const SUPPORT: u128 = 30;
 
+/// When commands are decided.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 4, 17, 30, 0)
+        .single()
+        .expect("a valid time")
+}
+
 pub(crate) fn user(n: u128) -> Actor {
     Actor::User { id: id(n) }
 }
@@ -34,7 +42,7 @@ pub(crate) fn system() -> Actor {
     }
 }
 
-fn created(n: u128, role: Role) -> DomainEvent {
+pub(crate) fn created_user(n: u128, role: Role) -> DomainEvent {
     UserCreated {
         user_id: id(n),
         email: format!("user{n}@example.com"),
@@ -55,11 +63,11 @@ pub(crate) fn organisation() -> Vec<DomainEvent> {
             time_zone: "Europe/Paris".into(),
         }
         .into(),
-        created(SUPER, Role::SuperAdmin),
-        created(ADMIN, Role::Admin),
-        created(AGENT, Role::Agent),
-        created(OUTSIDER, Role::Agent),
-        created(AUDITOR, Role::Auditor),
+        created_user(SUPER, Role::SuperAdmin),
+        created_user(ADMIN, Role::Admin),
+        created_user(AGENT, Role::Agent),
+        created_user(OUTSIDER, Role::Agent),
+        created_user(AUDITOR, Role::Auditor),
         TeamCreated {
             team_id: id(SALES_TEAM),
             name: "Sales".into(),
@@ -109,7 +117,7 @@ impl Scenario {
     pub(crate) fn when(self, actor: Actor, command: SetupCommand) -> Outcome {
         let directory = directory(&self.history);
         Outcome {
-            result: setup::decide(&directory, &actor, &command),
+            result: setup::decide(&directory, &actor, &command, now()),
             directory,
         }
     }

@@ -91,6 +91,31 @@ async fn team_inbox(app: &App) {
     }
 }
 
+/// `n` chat visitors write in, each starting a conversation.
+async fn visitors_write(app: &App, n: usize) {
+    for i in 0..n {
+        run(
+            app,
+            Actor::Channel { id: CHAT },
+            chat(CHAT, &format!("visitor-{i}"), "hello"),
+        )
+        .await;
+    }
+}
+
+/// Stops `reactor` and starts another, which folds the history and writes nothing.
+async fn restart_does_nothing(app: &App, reactor: RoutingReactor) {
+    reactor.task.abort();
+    let head = app.store.head().await.unwrap();
+    let mut again = RoutingReactor::spawn(Arc::new(app_service(app).await));
+    settle(app, &mut again).await;
+    assert_eq!(
+        app.store.head().await.unwrap(),
+        head,
+        "a restarted reactor must not act twice"
+    );
+}
+
 fn conversation_of(outcome: &switchboard_service::Outcome) -> Uuid {
     outcome
         .stream
@@ -136,14 +161,7 @@ async fn round_robin_spreads_100_conversations_evenly_and_says_who_was_skipped()
 
     let service = Arc::new(app_service(&app).await);
     let mut reactor = RoutingReactor::spawn(service);
-    for i in 0..100 {
-        run(
-            &app,
-            Actor::Channel { id: CHAT },
-            chat(CHAT, &format!("visitor-{i}"), "hello"),
-        )
-        .await;
-    }
+    visitors_write(&app, 100).await;
     settle(&app, &mut reactor).await;
 
     let mut per_agent: HashMap<Uuid, usize> = HashMap::new();
@@ -201,15 +219,7 @@ async fn round_robin_spreads_100_conversations_evenly_and_says_who_was_skipped()
     assert_eq!(per_agent.get(&agent(5)), None);
 
     // A restarted reactor folds the history and does nothing again.
-    reactor.task.abort();
-    let head = app.store.head().await.unwrap();
-    let mut again = RoutingReactor::spawn(Arc::new(app_service(&app).await));
-    settle(&app, &mut again).await;
-    assert_eq!(
-        app.store.head().await.unwrap(),
-        head,
-        "a restarted reactor must not act twice"
-    );
+    restart_does_nothing(&app, reactor).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,4 +279,158 @@ async fn a_conversation_nobody_can_take_waits_and_is_picked_up_when_capacity_fre
         assigned,
         vec![conversation_of(&first), conversation_of(&second)]
     );
+}
+
+/// The conversations assigned to `user` now, by folding the log.
+async fn assigned_to(app: &App, user: Uuid) -> Vec<Uuid> {
+    let mut now: HashMap<Uuid, Option<Assignee>> = HashMap::new();
+    for event in history(app).await {
+        match &event.payload {
+            DomainEvent::ConversationAssigned(e) => {
+                now.insert(e.conversation_id, Some(e.assignee.clone()));
+            }
+            DomainEvent::ConversationReassigned(e) => {
+                now.insert(e.conversation_id, Some(e.to.clone()));
+            }
+            DomainEvent::ConversationUnassigned(e) => {
+                now.insert(e.conversation_id, None);
+            }
+            _ => {}
+        }
+    }
+    let mut theirs: Vec<Uuid> = now
+        .into_iter()
+        .filter(|(_, a)| *a == Some(Assignee::User { id: user }))
+        .map(|(c, _)| c)
+        .collect();
+    theirs.sort();
+    theirs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_users_open_conversations_are_routed_again_by_the_system() {
+    let app = app().await;
+    team_inbox(&app).await;
+    run(
+        &app,
+        admin(),
+        round_robin(vec![
+            Member::User { id: agent(1) },
+            Member::User { id: agent(2) },
+        ]),
+    )
+    .await;
+    let mut reactor = RoutingReactor::spawn(Arc::new(app_service(&app).await));
+    visitors_write(&app, 4).await;
+    settle(&app, &mut reactor).await;
+    let open = assigned_to(&app, agent(2)).await;
+    assert_eq!(open.len(), 2, "round robin gave agent 2 two of four");
+    // One of agent 2's conversations is closed: it stays theirs, as history.
+    let closed = open[0];
+    run(
+        &app,
+        Actor::User { id: agent(2) },
+        Command::Conversation {
+            conversation_id: closed,
+            command: Box::new(ConversationCommand::Close),
+        },
+    )
+    .await;
+    let deactivation = run(
+        &app,
+        admin(),
+        Command::Setup(SetupCommand::DeactivateUser { user_id: agent(2) }),
+    )
+    .await;
+    settle(&app, &mut reactor).await;
+
+    assert_eq!(assigned_to(&app, agent(2)).await, vec![closed]);
+    assert!(assigned_to(&app, agent(1)).await.contains(&open[1]));
+    let events = history(&app).await;
+    let deactivated = events
+        .iter()
+        .find(|e| e.position == deactivation.last_position.0)
+        .unwrap();
+    let released: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(&e.payload, DomainEvent::ConversationUnassigned(u)
+            if u.reason == AssignmentReason::AssigneeDeactivated { user_id: agent(2) })
+        })
+        .collect();
+    assert_eq!(released.len(), 1, "only the open conversation is released");
+    let release = released[0];
+    assert!(matches!(release.metadata.actor, Actor::System { .. }));
+    assert_eq!(release.metadata.causation_id, deactivated.event_id);
+    assert_eq!(
+        release.metadata.correlation_id,
+        deactivated.metadata.correlation_id
+    );
+    let rerouted = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            DomainEvent::ConversationAssigned(a) if a.conversation_id == open[1] => {
+                (e.position > release.position).then_some((e, a))
+            }
+            _ => None,
+        })
+        .expect("the released conversation is routed again");
+    assert_eq!(rerouted.0.metadata.causation_id, release.event_id);
+    let AssignmentReason::Rule(decision) = &rerouted.1.reason else {
+        panic!("routed by the rule: {:?}", rerouted.1.reason);
+    };
+    assert!(
+        decision
+            .skipped
+            .iter()
+            .any(|s| s.user_id == agent(2) && s.why == SkipReason::Deactivated)
+    );
+
+    // Without a rule, a deactivated user's conversation is left unassigned.
+    run(
+        &app,
+        admin(),
+        Command::Channel(ChannelCommand::RemoveRoutingRule { rule_id: RULE }),
+    )
+    .await;
+    let theirs = assigned_to(&app, agent(1)).await;
+    assert!(!theirs.is_empty());
+    run(
+        &app,
+        admin(),
+        Command::Setup(SetupCommand::DeactivateUser { user_id: agent(1) }),
+    )
+    .await;
+    settle(&app, &mut reactor).await;
+    assert_eq!(assigned_to(&app, agent(1)).await, Vec::<Uuid>::new());
+    for conversation in theirs {
+        assert!(
+            !is_assigned(&app, conversation).await,
+            "{conversation} stays unassigned"
+        );
+    }
+
+    restart_does_nothing(&app, reactor).await;
+}
+
+/// Whether `conversation` is assigned to anyone now.
+async fn is_assigned(app: &App, conversation: Uuid) -> bool {
+    let last = history(app)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.payload {
+            DomainEvent::ConversationAssigned(a) if a.conversation_id == conversation => {
+                Some(Some(a.assignee))
+            }
+            DomainEvent::ConversationReassigned(a) if a.conversation_id == conversation => {
+                Some(Some(a.to))
+            }
+            DomainEvent::ConversationUnassigned(a) if a.conversation_id == conversation => {
+                Some(None)
+            }
+            _ => None,
+        })
+        .flatten();
+    last.is_some()
 }

@@ -334,3 +334,49 @@ async fn a_start_reads_only_the_events_after_the_last_snapshot() {
     );
     assert_eq!(service.view().await.unwrap().directory, expected);
 }
+
+#[tokio::test]
+async fn a_deactivated_user_can_do_nothing_and_a_reactivated_one_again() {
+    let app = app().await;
+    let other = Uuid::from_u128(12);
+    run(
+        &app,
+        system(),
+        Command::Setup(SetupCommand::CreateUser {
+            user_id: other,
+            email: "other@acme.test".into(),
+            name: "Other Admin".into(),
+            role: proto_events::event::Role::Admin,
+        }),
+    )
+    .await;
+    run(
+        &app,
+        admin(),
+        Command::Setup(SetupCommand::DeactivateUser { user_id: other }),
+    )
+    .await;
+    let head = app.store.head().await.unwrap();
+    let refused = app
+        .service
+        .execute(
+            CommandMeta::by(Actor::User { id: other }),
+            create_inbox(31, "Sales"),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Domain(DomainError::Forbidden { .. }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(app.store.head().await.unwrap(), head, "nothing written");
+    run(
+        &app,
+        admin(),
+        Command::Setup(SetupCommand::ReactivateUser { user_id: other }),
+    )
+    .await;
+    run(&app, Actor::User { id: other }, create_inbox(31, "Sales")).await;
+}

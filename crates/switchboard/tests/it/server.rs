@@ -368,6 +368,40 @@ async fn init_sets_up_a_new_install_once() {
     assert_eq!(again.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("already holds an organisation"), "{stderr}");
 
+    // `--ttl` is capped by `token_max_ttl` (30 days unless configured), for `token` and `init`.
+    let ttl = |ttl: &str| {
+        crate::support::run(
+            &[
+                "token",
+                "--user",
+                "root@acme.test",
+                "--ttl",
+                ttl,
+                "--data-dir",
+                data_dir,
+            ],
+            None,
+        )
+    };
+    let long = ttl("31d");
+    let (stdout, stderr) = text(&long);
+    assert_eq!(long.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "no token: {stdout}");
+    assert!(
+        stderr.contains("--ttl 31d is longer than the longest allowed, 30d (token_max_ttl"),
+        "{stderr}"
+    );
+    assert_eq!(ttl("30d").status.code(), Some(0));
+    let untouched = TempDir::new().unwrap();
+    let mut too_long = init;
+    too_long[2] = untouched.path().to_str().unwrap();
+    let out = crate::support::run(&[&too_long[..], &["--ttl", "90d"]].concat(), None);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(
+        !untouched.path().join("events").exists(),
+        "a refused init writes nothing"
+    );
+
     let bad = TempDir::new().unwrap();
     let out = crate::support::run(
         &[
