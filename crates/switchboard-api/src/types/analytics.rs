@@ -55,7 +55,8 @@ pub(crate) enum MetricName {
     FirstResponse,
     /// From an assignment to a user to that user's first reply after it.
     AgentResponse,
-    /// From the first of a run of consecutive customer messages to the next human reply
+    /// From the first of a run of consecutive customer messages to the next human reply; a
+    /// run that began while a bot held the conversation is measured from the handoff
     /// (`Analytics.responseTime`).
     #[graphql(name = "RESPONSE")]
     MessageResponse,
@@ -521,7 +522,9 @@ impl Analytics {
             .await?)
     }
     /// Response time of customer messages that wait for the team: from the first of a run of
-    /// consecutive customer messages to the next human reply. Seconds.
+    /// consecutive customer messages to the next human reply. While a bot holds the
+    /// conversation the team is not waited for yet: a run that began under the bot is measured
+    /// from the handoff. Seconds.
     async fn response_time(&self, ctx: &Context<'_>) -> async_graphql::Result<MetricStats> {
         Ok(self
             .stats(ctx, response_analytics::Metric::MessageResponse)
@@ -878,8 +881,9 @@ impl InboxLive {
     async fn awaiting_first_reply(&self) -> u64 {
         self.0.awaiting_first_reply
     }
-    /// The instant of the oldest unanswered customer message among open conversations (the
-    /// customer waiting longest has waited since then); null if nobody waits.
+    /// Since when the customer waiting longest among open conversations has waited for the
+    /// team: their oldest unanswered message, or, if that came while a bot held the
+    /// conversation, the handoff; null if nobody waits.
     async fn waiting_longest_since(&self) -> Option<DateTime<Utc>> {
         self.0.waiting_since
     }
