@@ -34,9 +34,7 @@ fn description<'s>(sdl: &'s str, type_name: &str, field: &str) -> &'s str {
     let end = body
         .match_indices(&closing)
         .map(|(at, _)| at)
-        .find(|at| {
-            body[at + closing.len()..].starts_with(|c: char| c == ':' || c == '(' || c == '\n')
-        })
+        .find(|at| body[at + closing.len()..].starts_with([':', '(', '\n']))
         .unwrap_or_else(|| panic!("{type_name}.{field} has a description"));
     let before = &body[..end];
     before

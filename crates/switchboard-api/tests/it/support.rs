@@ -78,13 +78,22 @@ impl TestApi {
     }
 
     pub async fn with_limits(limits: Limits) -> TestApi {
+        TestApi::with_store(limits, |store| store).await
+    }
+
+    /// An API whose command service and API (not the projections) use the store `wrap` makes
+    /// of the real one: a fault-injecting wrapper, for instance.
+    pub async fn with_store(
+        limits: Limits,
+        wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+    ) -> TestApi {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn EventStore> = Arc::new(
             SqliteStore::open(dir.path().join("events"), SqliteOptions::default())
                 .expect("open store"),
         );
         let service = Arc::new(
-            CommandService::open(store.clone(), Arc::new(SystemClock))
+            CommandService::open(wrap(store.clone()), Arc::new(SystemClock))
                 .await
                 .expect("open service"),
         );
