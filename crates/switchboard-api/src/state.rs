@@ -25,7 +25,8 @@ pub struct Limits {
     /// Deepest selection nesting allowed, not counting `__schema` and `__type` subtrees (see
     /// `schema::Shape`).
     pub max_depth: usize,
-    /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size).
+    /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size,
+    /// an analytics field that reads every measurement of a metric adds 200).
     pub max_complexity: usize,
     /// Most aliased fields in one document.
     pub max_aliases: usize,

@@ -222,6 +222,12 @@ impl TestApi {
     pub async fn gql(&self, user: Uuid, query: &str, variables: Value) -> Reply {
         self.gql_with(Some(user), &[], query, variables).await
     }
+
+    /// Sends a query of `field` (a selection) `count` times under aliases `a0`, `a1`, ...
+    pub async fn aliased(&self, user: Uuid, count: usize, field: &str) -> Reply {
+        let aliases: String = (0..count).map(|i| format!("a{i}: {field} ")).collect();
+        self.gql(user, &format!("{{ {aliases} }}"), json!({})).await
+    }
 }
 
 impl TestApi {
