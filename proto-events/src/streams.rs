@@ -33,6 +33,11 @@ pub const TICKET: &str = "ticket";
 /// Category of uniqueness reservation streams.
 pub const UNIQUE: &str = "unique";
 
+/// The longest stream name, in bytes, that every event store accepts (the stores also refuse
+/// control characters). A name built from a user's value, like a reservation's, must be
+/// checked against it before it reaches a store.
+pub const MAX_NAME_BYTES: usize = 256;
+
 fn named(category: &str, id: Uuid) -> String {
     format!("{category}-{id}")
 }

@@ -5,6 +5,11 @@
 //! that carries it is answered only once every read model includes that position, or fails with
 //! `CONSISTENCY_TIMEOUT` after a bounded wait. The token is signed so that a client cannot make
 //! the server wait for a position that does not exist yet.
+//!
+//! A query's `consistencyToken` is the token of what it reads (the position every read model
+//! included when the request began), and every subscription takes a token as `after`: so a
+//! client that reads a list and then subscribes is sent every change after what it read, even
+//! one made between the query and the subscription.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +18,11 @@ use sha2::Sha256;
 use switchboard_store::Position;
 
 use crate::error::ApiError;
+
+/// What a request may read: the position every read model included when it began (see
+/// `Query.consistencyToken`). The HTTP handler sets it before executing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadFrom(pub(crate) Position);
 
 /// The HTTP header a query carries its token in.
 pub const HEADER: &str = "switchboard-consistency-token";
@@ -45,14 +55,10 @@ impl TokenKey {
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The position a token was signed for.
-    pub fn verify(&self, token: &str) -> Result<Position, ApiError> {
-        let invalid = || {
-            ApiError::bad_input(
-                "consistencyToken",
-                "not a consistency token returned by this server",
-            )
-        };
+    /// The position a token was signed for; `field` names where it came from in errors.
+    pub fn verify(&self, token: &str, field: &str) -> Result<Position, ApiError> {
+        let invalid =
+            || ApiError::bad_input(field, "not a consistency token returned by this server");
         let body = token.trim().strip_prefix(PREFIX).ok_or_else(invalid)?;
         let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| invalid())?;
         if bytes.len() != 24 {
@@ -86,15 +92,15 @@ mod tests {
     fn tokens_verify_only_with_their_key_and_unaltered() {
         let key = TokenKey::new(b"secret");
         let token = key.sign(Position(42));
-        assert_eq!(key.verify(&token).ok(), Some(Position(42)));
-        assert!(TokenKey::new(b"other").verify(&token).is_err());
+        assert_eq!(key.verify(&token, "t").ok(), Some(Position(42)));
+        assert!(TokenKey::new(b"other").verify(&token, "t").is_err());
         let forged = key.sign(Position(43)).replace(PREFIX, "");
         let mut bytes = URL_SAFE_NO_PAD.decode(forged).unwrap_or_default();
         bytes[7] = 99;
         assert!(
-            key.verify(&format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+            key.verify(&format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)), "t")
                 .is_err()
         );
-        assert!(key.verify("c1.???").is_err());
+        assert!(key.verify("c1.???", "t").is_err());
     }
 }

@@ -3,8 +3,8 @@
 //! Business-rule failures of a mutation (the domain's `Invalid` and `Rejected`) become
 //! `userErrors` in its payload, so a form can show them beside the field. Everything else is a
 //! top-level GraphQL error whose `extensions.code` is one of `UNAUTHENTICATED`, `FORBIDDEN`,
-//! `BAD_USER_INPUT`, `NOT_FOUND`, `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `CONSISTENCY_TIMEOUT`
-//! or `INTERNAL`. Internal causes
+//! `BAD_USER_INPUT`, `NOT_FOUND`, `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `CONSISTENCY_TIMEOUT`,
+//! `UNAVAILABLE` or `INTERNAL`. Internal causes
 //! are logged with an incident id; the client gets only that id.
 
 use async_graphql::{ErrorExtensions, SimpleObject};
@@ -46,6 +46,10 @@ pub enum ApiError {
     /// The read models did not include the consistency token's write in time
     /// (CONSISTENCY_TIMEOUT): retry, or read without the token.
     ConsistencyTimeout(String),
+    /// A part of the server the request needs is down for now, e.g. the live feed of
+    /// subscriptions could not follow the store (UNAVAILABLE): retry later; a subscription
+    /// subscribes again with `after` to miss nothing.
+    Unavailable(String),
     /// Anything else (INTERNAL). The cause is logged, never sent.
     Internal(String),
 }
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "CONFLICT",
             ApiError::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             ApiError::ConsistencyTimeout(_) => "CONSISTENCY_TIMEOUT",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -72,7 +77,8 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::IdempotencyKeyReused(m)
-            | ApiError::ConsistencyTimeout(m) => m.clone(),
+            | ApiError::ConsistencyTimeout(m)
+            | ApiError::Unavailable(m) => m.clone(),
             ApiError::BadUserInput { field, message } => format!("invalid {field}: {message}"),
             ApiError::Conflict { message, .. } => message.clone(),
             ApiError::Internal(_) => "internal error".to_owned(),

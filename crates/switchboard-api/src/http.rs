@@ -124,7 +124,9 @@ async fn graphql(
             return respond::graphql(media, async_graphql::Response::from_errors(vec![error]));
         }
     }
-    let mut request = request.into_inner().data(auth.clone());
+    // Read once any token's write is visible: what this request reads includes this.
+    let read_from = consistency::ReadFrom(inner.projections.included());
+    let mut request = request.into_inner().data(auth.clone()).data(read_from);
     let prepared = app.parsed.parse(
         &request.query,
         request.operation_name.as_deref(),
@@ -206,7 +208,7 @@ fn coded(errors: &mut [async_graphql::ServerError]) {
 /// bound.
 async fn wait_for_token(state: &ApiState, token: &str) -> Result<(), ApiError> {
     let inner = state.inner();
-    let position = inner.tokens.verify(token)?;
+    let position = inner.tokens.verify(token, "consistencyToken")?;
     inner.caught_up_to(position).await
 }
 

@@ -2,75 +2,223 @@
 //! event once every read model includes it, so a subscriber that reads the read models on an
 //! event sees that event's effects.
 //!
-//! Started on the first subscription. A subscriber that falls more than [`CAPACITY`] events
-//! behind is told so and its subscription ends (it resubscribes, or replays with `events`).
+//! Started by the first subscription, from the store's head then ([`Hub::start`]). A subscriber
+//! that falls more than [`CAPACITY`] events behind is told so and its subscription ends (it
+//! subscribes again with `after`, or replays with `events`).
+//!
+//! What subscribers read on an event is read once for all of them: the conversation an event
+//! belongs to is looked up in the thread view on the first subscriber's request and shared
+//! ([`Announced::conversation`]), so an inbound message costs one read-model query however many
+//! `viewerEvents` subscribers judge it.
+//!
+//! When the store's feed fails (or ends while the server runs), the task follows it again from
+//! the last event it announced, after a backoff that doubles from [`FIRST_BACKOFF`] up to
+//! [`MAX_BACKOFF`], so no event is skipped. If it has not recovered within
+//! `Limits::feed_recovery`, it gives up: every subscriber is sent [`Announcement::Failed`]
+//! (their subscriptions end with UNAVAILABLE) and the next subscription starts a new feed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use proto_events::Envelope;
-use tokio::sync::broadcast;
+use switchboard_projector::ProjectionRuntime;
+use switchboard_store::{EventStore, Position, RecordedEvent};
+use thread_view::ConversationHeader;
+use tokio::sync::{OnceCell, broadcast};
+use tokio::time::Instant;
 
+use crate::error::{ApiError, ApiResult};
 use crate::state::Inner;
+use crate::types::event::conversation_of;
 
 /// Events buffered per subscriber.
 pub(crate) const CAPACITY: usize = 4096;
 
+/// The first wait before following the store again after its feed failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long an event waits for the read models before it is announced anyway: a stopped
+/// projector must not stop live updates.
+pub(crate) const ANNOUNCE_WAIT: Duration = Duration::from_secs(10);
+
+/// An event of the log, ready to be sent to subscribers.
+#[derive(Debug)]
+pub(crate) struct Announced {
+    pub(crate) envelope: Envelope,
+    /// The conversation the event belongs to, as the thread view had it when first asked.
+    conversation: OnceCell<Option<ConversationHeader>>,
+}
+
+impl Announced {
+    pub(crate) fn new(envelope: Envelope) -> Announced {
+        Announced {
+            envelope,
+            conversation: OnceCell::new(),
+        }
+    }
+
+    /// The conversation the event belongs to (none for other events), as the thread view has
+    /// it: read on the first call, shared by every later one.
+    pub(crate) async fn conversation(
+        &self,
+        inner: &Inner,
+    ) -> ApiResult<Option<ConversationHeader>> {
+        let Some(id) = conversation_of(&self.envelope.stream) else {
+            return Ok(None);
+        };
+        let header = self
+            .conversation
+            .get_or_try_init(|| async {
+                inner.metrics.subscription_read();
+                inner
+                    .query("thread_view", move |conn| {
+                        thread_view::conversation(conn, id)
+                    })
+                    .await
+            })
+            .await?;
+        Ok(header.clone())
+    }
+}
+
+/// What the feed broadcasts.
+#[derive(Debug, Clone)]
+pub(crate) enum Announcement {
+    /// The next event of the log.
+    Event(Arc<Announced>),
+    /// The feed gave up following the store; nothing follows.
+    Failed,
+}
+
 /// The feed.
 #[derive(Debug)]
 pub(crate) struct Hub {
-    sender: broadcast::Sender<Arc<Envelope>>,
+    sender: broadcast::Sender<Announcement>,
+    /// Set (before [`Announcement::Failed`] is sent) when the feed gives up.
+    failed: Arc<AtomicBool>,
 }
 
 impl Hub {
     /// Starts following the log from its head, on the current runtime.
-    pub(crate) fn start(inner: &Inner) -> Hub {
+    pub(crate) async fn start(inner: &Inner) -> ApiResult<Hub> {
+        let head = inner.store.head().await?;
         let (sender, _) = broadcast::channel(CAPACITY);
-        let store = inner.store.clone();
-        let projections = inner.projections.clone();
-        let feed = sender.clone();
+        let failed = Arc::new(AtomicBool::new(false));
+        let feed = Feed {
+            store: inner.store.clone(),
+            projections: inner.projections.clone(),
+            sender: sender.clone(),
+            failed: failed.clone(),
+            recovery: inner.limits.feed_recovery,
+        };
+        let closing = inner.closing();
         tokio::spawn(async move {
-            let head = match store.head().await {
-                Ok(head) => head,
-                Err(e) => {
-                    tracing::error!(error = %e, "subscriptions: cannot read the store's head");
-                    return;
-                }
-            };
-            let mut events = store.subscribe_all(head);
-            while let Some(next) = events.next().await {
-                let recorded = match next {
-                    Ok(recorded) => recorded,
-                    Err(e) => {
-                        tracing::error!(error = %e, "subscriptions: the store's feed failed");
-                        return;
-                    }
-                };
-                let envelope = match switchboard_codec::decode(&recorded) {
-                    Ok(envelope) => envelope,
-                    Err(e) => {
-                        tracing::error!(position = recorded.position.0, error = %e,
-                            "subscriptions: an event does not decode; skipped");
-                        continue;
-                    }
-                };
-                // Announce it once the read models show it; a stopped projector must not stop
-                // live updates, so after a bound it is announced anyway.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                if let Err(e) = projections.wait_for(recorded.position, deadline).await {
-                    tracing::warn!(position = recorded.position.0, error = %e,
-                        "subscriptions: announcing an event the read models do not show yet");
-                }
-                // No receivers is fine: nobody is subscribed right now.
-                let _ = feed.send(Arc::new(envelope));
+            tokio::select! {
+                () = feed.follow(head) => {}
+                () = closing => {}
             }
         });
-        Hub { sender }
+        Ok(Hub { sender, failed })
     }
 
-    /// A receiver of every event from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
-        self.sender.subscribe()
+    /// Whether the feed gave up.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// A receiver of every event announced from now on; UNAVAILABLE if the feed gave up.
+    pub(crate) fn subscribe(&self) -> ApiResult<broadcast::Receiver<Announcement>> {
+        let receiver = self.sender.subscribe();
+        // The flag is set before `Failed` is sent: a receiver made after the send sees it.
+        if self.failed() {
+            return Err(unavailable());
+        }
+        Ok(receiver)
+    }
+}
+
+/// The error a subscription ends with when the feed gave up.
+pub(crate) fn unavailable() -> ApiError {
+    ApiError::Unavailable(
+        "live updates stopped: the server could not follow the event store; subscribe again \
+         later, with `after`, to miss nothing"
+            .to_owned(),
+    )
+}
+
+/// The task that follows the store.
+struct Feed {
+    store: Arc<dyn EventStore>,
+    projections: Arc<ProjectionRuntime>,
+    sender: broadcast::Sender<Announcement>,
+    failed: Arc<AtomicBool>,
+    recovery: Duration,
+}
+
+impl Feed {
+    /// Announces every event after `after`, following the store again whenever its feed
+    /// fails, until it has not recovered for `recovery`.
+    async fn follow(self, mut after: Position) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let opened = Instant::now();
+            let mut progressed = false;
+            let mut events = self.store.subscribe_all(after);
+            let failure = loop {
+                match events.next().await {
+                    Some(Ok(recorded)) => {
+                        progressed = true;
+                        after = recorded.position;
+                        self.announce(&recorded).await;
+                    }
+                    Some(Err(e)) => break e.to_string(),
+                    None => break "the store's feed ended".to_owned(),
+                }
+            };
+            // A feed that delivered, or lasted, was a recovery: count anew from this failure.
+            if progressed || opened.elapsed() >= self.recovery {
+                failing_since = None;
+                backoff = FIRST_BACKOFF;
+            }
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.recovery {
+                tracing::error!(error = %failure, after = after.0,
+                    "subscriptions: the store's feed did not recover; ending every subscription");
+                self.failed.store(true, Ordering::SeqCst);
+                let _ = self.sender.send(Announcement::Failed);
+                return;
+            }
+            tracing::warn!(error = %failure, after = after.0, retry_in = ?backoff,
+                "subscriptions: the store's feed failed; following it again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Sends `recorded` to every subscriber once the read models include it.
+    async fn announce(&self, recorded: &RecordedEvent) {
+        let envelope = match switchboard_codec::decode(recorded) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::error!(position = recorded.position.0, error = %e,
+                    "subscriptions: an event does not decode; skipped");
+                return;
+            }
+        };
+        let deadline = Instant::now() + ANNOUNCE_WAIT;
+        if let Err(e) = self.projections.wait_for(recorded.position, deadline).await {
+            tracing::warn!(position = recorded.position.0, error = %e,
+                "subscriptions: announcing an event the read models do not show yet");
+        }
+        // No receivers is fine: nobody is subscribed right now.
+        let _ = self
+            .sender
+            .send(Announcement::Event(Arc::new(Announced::new(envelope))));
     }
 }

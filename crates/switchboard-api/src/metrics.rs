@@ -50,6 +50,7 @@ pub struct Metrics {
     commands: Family<CommandLabels, Counter>,
     events_appended: Counter,
     subscriptions: Gauge,
+    subscription_reads: Counter,
     lag_positions: Family<ProjectorLabels, Gauge>,
     lag_seconds: Family<ProjectorLabels, Gauge<f64, AtomicU64>>,
     projector_failed: Family<ProjectorLabels, Gauge>,
@@ -98,6 +99,13 @@ impl Metrics {
             "GraphQL subscriptions open now",
             subscriptions.clone(),
         );
+        let subscription_reads = Counter::default();
+        registry.register(
+            "subscription_reads",
+            "Read-model queries made to announce live updates (at most one per event, \
+             however many subscribers it concerns)",
+            subscription_reads.clone(),
+        );
         let lag_positions = Family::<ProjectorLabels, Gauge>::default();
         registry.register(
             "projection_lag_positions",
@@ -123,6 +131,7 @@ impl Metrics {
             commands,
             events_appended,
             subscriptions,
+            subscription_reads,
             lag_positions,
             lag_seconds,
             projector_failed,
@@ -158,6 +167,11 @@ impl Metrics {
     /// A subscription opened (`+1`) or closed (`-1`).
     pub(crate) fn subscriptions_changed(&self, by: i64) {
         self.subscriptions.inc_by(by);
+    }
+
+    /// A read-model query made for subscriptions.
+    pub(crate) fn subscription_read(&self) {
+        self.subscription_reads.inc();
     }
 
     /// The text exposition, with the projection lag as of `lags`.

@@ -16,6 +16,7 @@ pub(crate) use history::HISTORY_READERS;
 
 use async_graphql::{Context, ID, MergedObject, Object};
 
+use crate::consistency::ReadFrom;
 use crate::error::ApiError;
 use crate::state::{state, viewer};
 use crate::types::directory::User;
@@ -44,6 +45,19 @@ impl ViewerQuery {
         Ok(User(view.directory.user(me.user_id).cloned().ok_or_else(
             || ApiError::Unauthenticated("unknown user".to_owned()),
         )?))
+    }
+
+    /// A consistency token of what this request reads: every read model included its position
+    /// when the request began. Pass it as a subscription's `after` to be sent every change
+    /// after what you read (none is missed, some may repeat what you read), or as the
+    /// `Switchboard-Consistency-Token` header.
+    async fn consistency_token(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        viewer(ctx).await?;
+        let inner = state(ctx);
+        let position = ctx
+            .data_opt::<ReadFrom>()
+            .map_or_else(|| inner.projections.included(), |read| read.0);
+        Ok(inner.tokens.sign(position))
     }
 
     /// The object with global id `id`, or null if it does not exist or the viewer may not see

@@ -26,7 +26,8 @@ pub struct Limits {
     /// Deepest selection nesting allowed, not counting `__schema` and `__type` subtrees (see
     /// `schema::Shape`).
     pub max_depth: usize,
-    /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size).
+    /// Highest query complexity allowed (each field costs 1, a list multiplies by its page size,
+    /// an analytics field that reads every measurement of a metric adds 200).
     pub max_complexity: usize,
     /// Most aliased fields in one document.
     pub max_aliases: usize,
@@ -41,6 +42,10 @@ pub struct Limits {
     /// Longest a subscription connection may take to send `connection_init` (then it is
     /// closed with 4408).
     pub connection_init_timeout: Duration,
+    /// How long the live feed of subscriptions keeps trying to follow the store again after
+    /// it failed (with exponential backoff) before it gives up and ends every subscription
+    /// with UNAVAILABLE.
+    pub feed_recovery: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +59,7 @@ impl Default for Limits {
             default_page_size: 20,
             consistency_wait: Duration::from_secs(5),
             connection_init_timeout: Duration::from_secs(10),
+            feed_recovery: Duration::from_secs(30),
         }
     }
 }
@@ -149,8 +155,9 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
-    /// The live feed of subscriptions, started by the first one.
-    pub(crate) hub: std::sync::OnceLock<crate::hub::Hub>,
+    /// The live feed of subscriptions, started by the first one, and again by the first one
+    /// after it gave up.
+    hub: tokio::sync::Mutex<Option<Arc<crate::hub::Hub>>>,
     /// Each recent viewer's [`Access`], with the directory position it was computed at. An
     /// entry is used only while the directory stands at that same position, so any event
     /// (a mutation earlier in the same request included) makes it be computed again.
@@ -180,7 +187,7 @@ impl ApiState {
             ready_max_lag: settings.ready_max_lag,
             metrics: Metrics::new(),
             shutdown: watch::channel(false).0,
-            hub: std::sync::OnceLock::new(),
+            hub: tokio::sync::Mutex::new(None),
             access: Mutex::new(HashMap::new()),
         }))
     }
@@ -259,9 +266,16 @@ impl Inner {
         })
     }
 
-    /// The live feed, started on first use.
-    pub(crate) fn hub(&self) -> &crate::hub::Hub {
-        self.hub.get_or_init(|| crate::hub::Hub::start(self))
+    /// The live feed: the running one, or a new one when none runs (first use, or the last
+    /// one gave up).
+    pub(crate) async fn hub(&self) -> ApiResult<Arc<crate::hub::Hub>> {
+        let mut hub = self.hub.lock().await;
+        if let Some(running) = hub.as_ref().filter(|h| !h.failed()) {
+            return Ok(running.clone());
+        }
+        let started = Arc::new(crate::hub::Hub::start(self).await?);
+        *hub = Some(started.clone());
+        Ok(started)
     }
 
     /// A future that resolves when the server begins shutting down

@@ -5,6 +5,7 @@
 //! update: an agent removed from an inbox stops receiving its updates at once, and a deactivated
 //! user's or a revoked token's subscriptions end with UNAUTHENTICATED.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, Subscription as SubscriptionObject};
@@ -13,11 +14,12 @@ use futures::{Stream, StreamExt};
 use proto_events::event::Assignee;
 use proto_events::{DomainEvent, Envelope};
 use switchboard_store::{Position, RecordedEvent, StoreError};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
+use crate::hub::{self, Announced, Announcement};
 use crate::ids::{self, Kind};
 use crate::query::HISTORY_READERS;
 use crate::state::{ApiState, Inner, access, check_viewer, state, viewer};
@@ -31,7 +33,7 @@ pub struct Subscription;
 /// Something happened in a conversation.
 #[derive(Debug, Clone)]
 pub(crate) struct ConversationUpdate {
-    envelope: Arc<Envelope>,
+    event: Arc<Announced>,
     conversation: Conversation,
     reason: Option<ViewerReason>,
 }
@@ -51,15 +53,15 @@ pub(crate) enum ViewerReason {
 impl ConversationUpdate {
     /// The event's global position.
     async fn position(&self) -> u64 {
-        self.envelope.position
+        self.event.envelope.position
     }
     /// The event's type, e.g. `ReplySent`.
     async fn event_type(&self) -> &str {
-        &self.envelope.event_type
+        &self.event.envelope.event_type
     }
     /// When it happened.
     async fn occurred_at(&self) -> DateTime<Utc> {
-        self.envelope.metadata.occurred_at
+        self.event.envelope.metadata.occurred_at
     }
     /// The conversation as it is after the event.
     async fn conversation(&self) -> &Conversation {
@@ -87,81 +89,212 @@ impl Drop for Open {
     }
 }
 
-type Select = Box<dyn Fn(&Envelope, Uuid) -> Option<(Uuid, Option<ViewerReason>)> + Send + Sync>;
+/// Whether an event concerns a subscription (its viewer is the `Uuid`), and for the viewer's
+/// feed why; the update is then about the event's conversation, as the viewer may see it.
+type Select = Box<dyn Fn(&Envelope, Uuid) -> Option<Option<ViewerReason>> + Send + Sync>;
 
-/// The updates of conversations `select` picks (it returns the conversation's id and, for the
-/// viewer's feed, why), filtered by the viewer's access at each update and, with `inbox`, by
-/// inbox.
-fn feed(
-    ctx: &Context<'_>,
+/// Most events a subscription's `after` may lie behind the head: an older token means the
+/// client re-reads what it shows and subscribes with a fresh token.
+const REPLAY_LIMIT: u64 = 100_000;
+
+/// Events read from the store at once while replaying.
+const REPLAY_CHUNK: usize = 256;
+
+/// The events a subscription with `after` is owed from before it joined the live feed: those
+/// after `after` up to the head read once it had joined, read from the store in order.
+struct Replay {
+    /// The last position read.
+    read: Position,
+    /// The head when the subscription joined the live feed: the live feed has every event
+    /// after it, so the replay ends there and the live feed skips what is not after it.
+    until: Position,
+    pending: VecDeque<Arc<Announced>>,
+}
+
+impl Replay {
+    /// Nothing to replay.
+    fn none() -> Replay {
+        Replay {
+            read: Position::START,
+            until: Position::START,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The events after `after` up to the head now (call once subscribed to the live feed),
+    /// once the read models include them.
+    async fn since(inner: &Inner, after: Position) -> ApiResult<Replay> {
+        let head = inner.store.head().await?;
+        let behind = head.0.saturating_sub(after.0);
+        if behind > REPLAY_LIMIT {
+            return Err(ApiError::bad_input(
+                "after",
+                format!(
+                    "the token is {behind} events old, more than {REPLAY_LIMIT}: read what you \
+                     show again and subscribe with that query's consistencyToken"
+                ),
+            ));
+        }
+        if head > after {
+            let deadline = tokio::time::Instant::now() + hub::ANNOUNCE_WAIT;
+            if let Err(e) = inner.projections.wait_for(head, deadline).await {
+                tracing::warn!(position = head.0, error = %e,
+                    "subscriptions: replaying events the read models do not show yet");
+            }
+        }
+        Ok(Replay {
+            read: after,
+            until: head.max(after),
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// The next event to replay, if any is left.
+    async fn next(&mut self, inner: &Inner) -> ApiResult<Option<Arc<Announced>>> {
+        while self.pending.is_empty() && self.read < self.until {
+            let wanted = usize::try_from(self.until.0 - self.read.0)
+                .unwrap_or(REPLAY_CHUNK)
+                .min(REPLAY_CHUNK);
+            let chunk = inner.store.read_all(self.read, wanted).await?;
+            let Some(last) = chunk.last() else {
+                // Nothing more is stored (cannot happen below the head): stop replaying.
+                self.read = self.until;
+                break;
+            };
+            self.read = last.position;
+            for recorded in chunk.iter().filter(|r| r.position <= self.until) {
+                match switchboard_codec::decode(recorded) {
+                    Ok(envelope) => self.pending.push_back(Arc::new(Announced::new(envelope))),
+                    Err(e) => tracing::error!(position = recorded.position.0, error = %e,
+                        "subscriptions: an event does not decode; skipped"),
+                }
+            }
+        }
+        Ok(self.pending.pop_front())
+    }
+}
+
+/// The state of a conversation subscription.
+struct Updates {
+    api: ApiState,
     me: Viewer,
     inbox: Option<Uuid>,
     select: Select,
-) -> impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<> {
-    let api = ctx.data_unchecked::<ApiState>().clone();
-    let rx = api.inner().hub().subscribe();
-    let open = Open::new(&api);
-    let state = (rx, api, select, open, false);
-    futures::stream::unfold(state, move |(mut rx, api, select, open, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match rx.recv().await {
-                Ok(envelope) => {
-                    let Some((conversation_id, reason)) = select(&envelope, me.user_id) else {
-                        continue;
-                    };
-                    match visible(api.inner(), me, conversation_id).await {
-                        Ok(Some(conversation))
-                            if inbox.is_none_or(|i| i == conversation.0.inbox_id) =>
-                        {
-                            let update = ConversationUpdate {
-                                envelope,
-                                conversation,
-                                reason,
-                            };
-                            return Some((Ok(update), (rx, api, select, open, false)));
-                        }
-                        Ok(_) => continue,
-                        Err(e) => {
-                            return Some((Err(e.into()), (rx, api, select, open, true)));
-                        }
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    let error = ApiError::Conflict {
-                        message: format!(
-                            "this subscription fell {missed} events behind and ended; \
-                             subscribe again (and read what you missed)"
-                        ),
-                        current_version: None,
-                    };
-                    return Some((Err(error.into()), (rx, api, select, open, true)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    })
+    replay: Replay,
+    live: broadcast::Receiver<Announcement>,
+    /// Set once the subscription sent its last item.
+    done: bool,
+    _open: Open,
 }
 
-/// The conversation, as the read model has it now, if `me` may see it; UNAUTHENTICATED once
-/// their token is no longer honoured (deactivated, revoked), which ends the subscription.
-async fn visible(
-    inner: &Inner,
+impl Updates {
+    /// The next update to send: an error ends the subscription.
+    async fn next(&mut self) -> Option<ApiResult<ConversationUpdate>> {
+        loop {
+            let event = match self.next_event().await? {
+                Ok(event) => event,
+                Err(e) => return Some(Err(e)),
+            };
+            let Some(reason) = (self.select)(&event.envelope, self.me.user_id) else {
+                continue;
+            };
+            match visible(self.api.inner(), self.me, &event).await {
+                Ok(Some(conversation))
+                    if self.inbox.is_none_or(|i| i == conversation.0.inbox_id) =>
+                {
+                    return Some(Ok(ConversationUpdate {
+                        event,
+                        conversation,
+                        reason,
+                    }));
+                }
+                Ok(_) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next event, replayed or live; `None` when the feed closed.
+    async fn next_event(&mut self) -> Option<ApiResult<Arc<Announced>>> {
+        match self.replay.next(self.api.inner()).await {
+            Ok(Some(event)) => return Some(Ok(event)),
+            Ok(None) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        loop {
+            return match self.live.recv().await {
+                // Replayed already (or before `after`).
+                Ok(Announcement::Event(event))
+                    if Position(event.envelope.position) <= self.replay.until =>
+                {
+                    continue;
+                }
+                Ok(Announcement::Event(event)) => Some(Ok(event)),
+                Ok(Announcement::Failed) => Some(Err(hub::unavailable())),
+                Err(RecvError::Lagged(missed)) => Some(Err(ApiError::Conflict {
+                    message: format!(
+                        "this subscription fell {missed} events behind and ended; subscribe \
+                         again with `after` (a consistency token of what you read)"
+                    ),
+                    current_version: None,
+                })),
+                Err(RecvError::Closed) => None,
+            };
+        }
+    }
+}
+
+/// The updates of conversations `select` picks, filtered by the viewer's access at each update
+/// and, with `inbox`, by inbox; with `after` (a consistency token), from just after its
+/// position, else from now.
+async fn feed(
+    ctx: &Context<'_>,
     me: Viewer,
-    conversation_id: Uuid,
-) -> ApiResult<Option<Conversation>> {
+    inbox: Option<Uuid>,
+    after: Option<String>,
+    select: Select,
+) -> ApiResult<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>> {
+    let api = ctx.data_unchecked::<ApiState>().clone();
+    let inner = api.inner();
+    let after = after
+        .map(|token| inner.tokens.verify(&token, "after"))
+        .transpose()?;
+    // Join the live feed first, then read the head: the live feed has every event after it.
+    let live = inner.hub().await?.subscribe()?;
+    let replay = match after {
+        Some(after) => Replay::since(inner, after).await?,
+        None => Replay::none(),
+    };
+    let updates = Updates {
+        _open: Open::new(&api),
+        api,
+        me,
+        inbox,
+        select,
+        replay,
+        live,
+        done: false,
+    };
+    Ok(futures::stream::unfold(updates, |mut updates| async move {
+        if updates.done {
+            return None;
+        }
+        let next = updates.next().await?;
+        updates.done = next.is_err();
+        Some((next.map_err(async_graphql::Error::from), updates))
+    }))
+}
+
+/// The conversation `event` belongs to, as the read model has it now, if `me` may see it;
+/// UNAUTHENTICATED once their token is no longer honoured (deactivated, revoked), which ends the
+/// subscription.
+async fn visible(inner: &Inner, me: Viewer, event: &Announced) -> ApiResult<Option<Conversation>> {
     let access = {
         let view = inner.directory().await?;
         check_viewer(&view.directory, &me)?;
         inner.access(&view, me.user_id)?
     };
-    let header = inner
-        .query("thread_view", move |conn| {
-            thread_view::conversation(conn, conversation_id)
-        })
-        .await?;
+    let header = event.conversation(inner).await?;
     Ok(header
         .filter(|h| access.conversation(h.inbox_id, h.private_owner_id))
         .map(Conversation::new))
@@ -188,11 +321,15 @@ fn concerns(envelope: &Envelope, user: Uuid) -> Option<ViewerReason> {
 
 #[SubscriptionObject]
 impl Subscription {
-    /// Every change of one conversation, with the conversation as it is after it.
+    /// Every change of one conversation, with the conversation as it is after it. With
+    /// `after` (a `consistencyToken` of a query or mutation), every change after what that
+    /// token covers is sent, also those made before the subscription started; without it,
+    /// changes from now on.
     async fn conversation_updated(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
     {
         let conversation_id = ids::decode(&id, Kind::Conversation, "id")?;
@@ -204,18 +341,23 @@ impl Subscription {
             ctx,
             me,
             None,
+            after,
             Box::new(move |e, _| {
-                (conversation_of(&e.stream) == Some(conversation_id))
-                    .then_some((conversation_id, None))
+                (conversation_of(&e.stream) == Some(conversation_id)).then_some(None)
             }),
-        ))
+        )
+        .await?)
     }
 
-    /// Activity in one inbox: every change of its conversations the viewer may see.
+    /// Activity in one inbox: every change of its conversations the viewer may see. With
+    /// `after` (a `consistencyToken` of a query or mutation), every change after what that
+    /// token covers is sent, also those made before the subscription started; without it,
+    /// changes from now on.
     async fn inbox_activity(
         &self,
         ctx: &Context<'_>,
         inbox_id: ID,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
     {
         let inbox = ids::decode(&inbox_id, Kind::Inbox, "inboxId")?;
@@ -228,15 +370,20 @@ impl Subscription {
             ctx,
             me,
             Some(inbox),
-            Box::new(|e, _| conversation_of(&e.stream).map(|c| (c, None))),
-        ))
+            after,
+            Box::new(|e, _| conversation_of(&e.stream).map(|_| None)),
+        )
+        .await?)
     }
 
     /// What concerns the viewer: conversations assigned to them, comments mentioning them, and
-    /// new customer messages in conversations assigned to them.
+    /// new customer messages in conversations assigned to them. With `after` (a
+    /// `consistencyToken` of a query or mutation), everything after what that token covers is
+    /// sent, also what happened before the subscription started; without it, from now on.
     async fn viewer_events(
         &self,
         ctx: &Context<'_>,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationUpdate>> + use<>>
     {
         let me = viewer(ctx).await?;
@@ -244,11 +391,10 @@ impl Subscription {
             ctx,
             me,
             None,
-            Box::new(|e, user| {
-                let reason = concerns(e, user)?;
-                conversation_of(&e.stream).map(|c| (c, Some(reason)))
-            }),
-        );
+            after,
+            Box::new(|e, user| concerns(e, user).map(Some)),
+        )
+        .await?;
         // A new message concerns the viewer only in a conversation assigned to them.
         Ok(updates.filter(move |update| {
             let keep = match update {
@@ -262,24 +408,38 @@ impl Subscription {
     }
 
     /// The event log from a position, then live: every event after `afterPosition` (0: from
-    /// the beginning), in order. Admins, auditors and analysts only. As in the `events` query,
-    /// the events of conversations the viewer may not see (other users' private e-mail, for
-    /// auditors and analysts) are left out, so positions may skip. Access is checked again on
-    /// every event: a viewer who lost the role is sent FORBIDDEN and the subscription ends.
+    /// the beginning), or after the position of `after` (a `consistencyToken` of a query or
+    /// mutation; not both), in order. Admins, auditors and analysts only. As in the `events`
+    /// query, the events of conversations the viewer may not see (other users' private
+    /// e-mail, for auditors and analysts) are left out, so positions may skip. Access is
+    /// checked again on every event: a viewer who lost the role is sent FORBIDDEN and the
+    /// subscription ends.
     async fn events(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] after_position: u64,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>> + use<>> {
         let me = viewer(ctx).await?;
         let access = access(ctx).await?;
         access.require(&HISTORY_READERS, "the raw event history")?;
         let inner = state(ctx);
+        let start = match after {
+            Some(_) if after_position != 0 => {
+                return Err(ApiError::bad_input(
+                    "after",
+                    "pass `afterPosition` or `after`, not both",
+                )
+                .into());
+            }
+            Some(token) => inner.tokens.verify(&token, "after")?,
+            None => Position(after_position),
+        };
         let api = ctx.data_unchecked::<ApiState>().clone();
         let open = Open::new(&api);
         let events = inner
             .store
-            .subscribe_all(Position(after_position))
+            .subscribe_all(start)
             .take_until(inner.closing())
             .ready_chunks(LOG_CHUNK)
             .boxed();
@@ -287,7 +447,7 @@ impl Subscription {
             events,
             api,
             gate: LogGate::default(),
-            pending: std::collections::VecDeque::new(),
+            pending: VecDeque::new(),
             failure: None,
             _open: open,
         };
@@ -337,7 +497,7 @@ struct LogFeed {
     api: ApiState,
     gate: LogGate,
     /// Admitted events not sent yet.
-    pending: std::collections::VecDeque<Event>,
+    pending: VecDeque<Event>,
     /// An error to send after `pending`, which ends the subscription.
     failure: Option<async_graphql::Error>,
     _open: Open,

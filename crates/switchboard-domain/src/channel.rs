@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::directory::{Channel, Directory, User};
 use crate::setup::Decision;
-use crate::validate::name;
+use crate::validate::{self, name};
 use crate::{Context, DomainError};
 
 /// A change to channels, routing rules or e-mail filters.
@@ -756,6 +756,7 @@ fn email(field: &'static str, value: &str) -> Result<String, DomainError> {
     let valid = value
         .split_once('@')
         .is_some_and(|(local, host)| !local.is_empty() && domain(host).as_deref() == Some(host));
+    validate::no_control(field, "e-mail address", &value)?;
     if valid {
         Ok(value)
     } else {
@@ -769,6 +770,12 @@ fn email(field: &'static str, value: &str) -> Result<String, DomainError> {
 /// A valid address that no connected channel receives mail at.
 fn free_address(d: &Directory, address: &str) -> Result<String, DomainError> {
     let address = email("address", address)?;
+    validate::reservable(
+        "address",
+        "e-mail address",
+        UniqueScope::ChannelEmail,
+        &address,
+    )?;
     if d.channel_by_address(&address).is_some() {
         return Err(DomainError::rejected(
             "TAKEN",

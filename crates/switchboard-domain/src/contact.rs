@@ -55,7 +55,7 @@ use proto_events::{DomainEvent, streams};
 use uuid::Uuid;
 
 use crate::record::{self, ConversationRef, canonical};
-use crate::{Context, DomainError};
+use crate::{Context, DomainError, validate};
 
 /// Longest accepted property name.
 const MAX_PROPERTY_NAME: usize = 100;
@@ -615,9 +615,10 @@ fn create(
 }
 
 /// The identity, trimmed, if well formed: an e-mail address with a local part and a dotted
-/// domain; a chat or Messenger id without blanks.
+/// domain; a chat or Messenger id without blanks. None may hold a control character or be too
+/// long to be reserved (its reservation stream's name has a bounded length).
 fn valid_identity(field: &'static str, identity: &Identity) -> Result<Identity, DomainError> {
-    match identity {
+    let valid = match identity {
         Identity::Email { address } => {
             let address = address.trim();
             let valid = address.split_once('@').is_some_and(|(local, domain)| {
@@ -633,17 +634,32 @@ fn valid_identity(field: &'static str, identity: &Identity) -> Result<Identity, 
                     format!("{address:?} is not an e-mail address"),
                 ));
             }
-            Ok(Identity::Email {
+            Identity::Email {
                 address: address.to_owned(),
-            })
+            }
         }
-        Identity::ChatVisitor { visitor_id } => Ok(Identity::ChatVisitor {
+        Identity::ChatVisitor { visitor_id } => Identity::ChatVisitor {
             visitor_id: handle(field, "chat visitor id", visitor_id)?,
-        }),
-        Identity::Messenger { psid } => Ok(Identity::Messenger {
+        },
+        Identity::Messenger { psid } => Identity::Messenger {
             psid: handle(field, "Messenger id", psid)?,
-        }),
-    }
+        },
+    };
+    reservable(field, &valid)?;
+    Ok(valid)
+}
+
+/// Refuses an identity that could not be reserved: one with a control character, or too long
+/// for its reservation stream's name. Every identity a contact may get one day must pass, so
+/// inbound messages check their sender with it too.
+pub(crate) fn reservable(field: &'static str, identity: &Identity) -> Result<(), DomainError> {
+    let (scope, value) = UniqueScope::of_identity(identity);
+    let what = match identity {
+        Identity::Email { .. } => "e-mail address",
+        Identity::ChatVisitor { .. } => "chat visitor id",
+        Identity::Messenger { .. } => "Messenger id",
+    };
+    validate::reservable(field, what, scope, value)
 }
 
 fn handle(field: &'static str, what: &str, value: &str) -> Result<String, DomainError> {

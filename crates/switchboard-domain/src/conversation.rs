@@ -406,6 +406,7 @@ fn receive(
             "the message's channel is not the delivering channel",
         ));
     }
+    crate::contact::reservable("from", &message.from)?;
     let is_new = state.status == Status::Empty;
     if !is_new && conversation_id != state.id {
         return Err(DomainError::invalid(

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::DomainError;
 use crate::directory::Directory;
-use crate::validate::name;
+use crate::validate::{self, name};
 
 /// A change to the organisation's setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +137,7 @@ fn email(field: &'static str, value: &str) -> Result<String, DomainError> {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
     }) && !value.chars().any(char::is_whitespace);
+    validate::no_control(field, "e-mail address", &value)?;
     if valid {
         Ok(value)
     } else {

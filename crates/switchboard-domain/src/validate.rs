@@ -1,6 +1,9 @@
 //! Input checks several deciders share, so that the same field is refused with the same words
 //! wherever it appears.
 
+use proto_events::event::UniqueScope;
+use proto_events::streams;
+
 use crate::DomainError;
 
 /// Longest accepted display name, subject or stage.
@@ -19,4 +22,36 @@ pub(crate) fn name(field: &'static str, value: &str) -> Result<String, DomainErr
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Refuses a value with a control character (a NUL, a bell, an escape): no identifier or
+/// address holds one, and stores refuse them in stream names. `what` names the value.
+pub(crate) fn no_control(field: &'static str, what: &str, value: &str) -> Result<(), DomainError> {
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            format!("{what} {value:?} contains a control character"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a value that cannot be reserved as unique in `scope`: one with a control character,
+/// or too long for its reservation stream's name ([`streams::MAX_NAME_BYTES`]).
+pub(crate) fn reservable(
+    field: &'static str,
+    what: &str,
+    scope: UniqueScope,
+    value: &str,
+) -> Result<(), DomainError> {
+    no_control(field, what, value)?;
+    let stream = streams::unique(scope, value);
+    if stream.len() > streams::MAX_NAME_BYTES {
+        let room = streams::MAX_NAME_BYTES - (stream.len() - scope.normalise(value).len());
+        return Err(DomainError::invalid(
+            field,
+            format!("{what} is too long: at most {room} bytes"),
+        ));
+    }
+    Ok(())
 }

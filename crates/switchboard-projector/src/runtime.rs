@@ -293,6 +293,16 @@ impl ProjectionRuntime {
             .collect()
     }
 
+    /// The position every read model includes now: the smallest checkpoint (a stopped read
+    /// model's included). What a read started after this call sees includes at least this much.
+    pub fn included(&self) -> Position {
+        self.entries
+            .iter()
+            .map(|e| e.status.borrow().checkpoint())
+            .min()
+            .unwrap_or_default()
+    }
+
     /// Waits until every read model includes `position`, or fails at `deadline`.
     pub async fn wait_for(
         &self,

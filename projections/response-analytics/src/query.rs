@@ -21,7 +21,8 @@ pub enum Metric {
     FirstResponse,
     /// An assignment to a user to that user's first reply.
     AgentResponse,
-    /// The first of a run of customer messages to the next human reply.
+    /// The first of a run of customer messages (or a later bot handoff) to the next human
+    /// reply.
     MessageResponse,
     /// A cycle's start (or reopening) to its close.
     TimeToClose,
@@ -250,7 +251,8 @@ pub struct InboxLive {
     pub unassigned: u64,
     /// Open conversations whose current cycle awaits its first human reply.
     pub awaiting_first_reply: u64,
-    /// The oldest unanswered customer message among open conversations.
+    /// The oldest unanswered customer message among open conversations (or a later bot
+    /// handoff: the team is waited for from then).
     pub waiting_since: Option<DateTime<Utc>>,
 }
 

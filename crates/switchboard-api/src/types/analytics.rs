@@ -22,6 +22,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
 use proto_events::event::{ChannelConfig, ChannelKind};
 use response_analytics::{MetricFilter, PrivateConversations, Stats};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::access::Access;
@@ -55,7 +56,8 @@ pub(crate) enum MetricName {
     FirstResponse,
     /// From an assignment to a user to that user's first reply after it.
     AgentResponse,
-    /// From the first of a run of consecutive customer messages to the next human reply
+    /// From the first of a run of consecutive customer messages to the next human reply; a
+    /// run that began while a bot held the conversation is measured from the handoff
     /// (`Analytics.responseTime`).
     #[graphql(name = "RESPONSE")]
     MessageResponse,
@@ -131,12 +133,30 @@ pub(crate) struct AnalyticsFilter {
     pub(crate) business_hours: bool,
 }
 
+/// What a field that reads every measurement of one metric in the filter (or the replies or
+/// bot rows it aggregates) adds to a query's complexity: such a field costs a scan, not a
+/// lookup, so that a document cannot ask for many of them under different aliases or filters
+/// (30 of them exceed the default limit of 5,000, a dashboard's handful does not).
+pub(crate) const SCAN: usize = 200;
+
 /// A resolved filter and the viewer's access, shared by every field of one `Analytics`.
 #[derive(Debug)]
 struct Scope {
     filter: MetricFilter,
     basis: response_analytics::TimeBasis,
     access: Arc<Access>,
+    /// The visible measurements of each metric ([`metric_index`]), loaded by the first field
+    /// that needs them and shared by the others (a metric's statistics, its breakdowns and the
+    /// drill-down read the same rows).
+    loaded: [OnceCell<Arc<Vec<response_analytics::Measurement>>>; 5],
+}
+
+/// The place of `metric` in [`ALL_METRICS`] and [`Scope::loaded`].
+fn metric_index(metric: response_analytics::Metric) -> usize {
+    ALL_METRICS
+        .iter()
+        .position(|m| *m == metric)
+        .unwrap_or_default()
 }
 
 impl Scope {
@@ -164,7 +184,7 @@ impl Scope {
 }
 
 /// The measurements of `metric` matching `filter` that the viewer of `scope` may see.
-fn visible(
+fn visible_in(
     conn: &rusqlite::Connection,
     scope: &Scope,
     metric: response_analytics::Metric,
@@ -173,6 +193,27 @@ fn visible(
     let mut rows = response_analytics::measurements(conn, metric, filter)?;
     rows.retain(|m| scope.sees(m));
     Ok(rows)
+}
+
+/// The measurements of `metric` in `scope`'s filter that its viewer may see: read once per
+/// `Analytics` object, whichever of its fields asks first.
+async fn visible(
+    ctx: &Context<'_>,
+    scope: &Arc<Scope>,
+    metric: response_analytics::Metric,
+) -> ApiResult<Arc<Vec<response_analytics::Measurement>>> {
+    let loaded = scope.loaded[metric_index(metric)]
+        .get_or_try_init(|| async {
+            let scope = scope.clone();
+            let rows = state(ctx)
+                .query(MODEL, move |conn| {
+                    visible_in(conn, &scope, metric, &scope.filter)
+                })
+                .await?;
+            Ok::<_, ApiError>(Arc::new(rows))
+        })
+        .await?;
+    Ok(loaded.clone())
 }
 
 /// Count, mean, median, 90th percentile, minimum and maximum of a metric's durations, in
@@ -265,6 +306,7 @@ impl Analytics {
                 response_analytics::TimeBasis::Calendar
             },
             access,
+            loaded: Default::default(),
         })))
     }
 
@@ -274,16 +316,10 @@ impl Analytics {
         ctx: &Context<'_>,
         metric: response_analytics::Metric,
     ) -> ApiResult<MetricStats> {
-        let scope = self.0.clone();
-        state(ctx)
-            .query(MODEL, move |conn| {
-                let values = visible(conn, &scope, metric, &scope.filter)?
-                    .iter()
-                    .map(|m| m.on(scope.basis))
-                    .collect();
-                Ok(MetricStats::of(values))
-            })
-            .await
+        let rows = visible(ctx, &self.0, metric).await?;
+        Ok(MetricStats::of(
+            rows.iter().map(|m| m.on(self.0.basis)).collect(),
+        ))
     }
 
     async fn replies(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgentReplies>> {
@@ -335,7 +371,7 @@ impl Analytics {
                     ..scope.filter.clone()
                 };
                 let mut values: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
-                for m in visible(
+                for m in visible_in(
                     conn,
                     &scope,
                     response_analytics::Metric::BotFirstResponse,
@@ -384,9 +420,9 @@ impl Analytics {
             .organisation
             .as_ref()
             .and_then(|o| o.time_zone.parse().ok());
+        let rows = visible(ctx, &scope, metric).await?;
         let groups = state(ctx)
             .query(MODEL, move |conn| {
-                let rows = visible(conn, &scope, metric, &scope.filter)?;
                 let schedule = match by {
                     Dimension::Day | Dimension::Week | Dimension::Month => {
                         response_analytics::business_hours(conn)?
@@ -395,7 +431,7 @@ impl Analytics {
                 };
                 let zone = schedule.map(|s| s.time_zone).or(organisation_zone);
                 let mut groups: BTreeMap<GroupKey, Vec<i64>> = BTreeMap::new();
-                for m in &rows {
+                for m in rows.iter() {
                     let value = m.on(scope.basis);
                     let keys: Vec<GroupKey> = match by {
                         Dimension::Inbox => vec![GroupKey::Id(m.inbox_id)],
@@ -454,39 +490,34 @@ impl Analytics {
         before: Option<String>,
     ) -> ApiResult<Connection<String, CycleMeasurements>> {
         let window = Window::new(&state(ctx).limits, first, after, last, before)?;
-        let scope = self.0.clone();
-        let rows = state(ctx)
-            .query(MODEL, move |conn| {
-                let mut cycles: BTreeMap<(Uuid, u32), Vec<response_analytics::Measurement>> =
-                    BTreeMap::new();
-                for metric in ALL_METRICS {
-                    for m in visible(conn, &scope, metric, &scope.filter)? {
-                        cycles
-                            .entry((m.conversation_id, m.cycle_no))
-                            .or_default()
-                            .push(m);
-                    }
-                }
-                let mut rows: Vec<(CycleKey, CycleMeasurements)> = cycles
-                    .into_iter()
-                    .filter_map(|((conversation_id, cycle_no), mut measurements)| {
-                        measurements.sort_by_key(|m| m.start);
-                        let first = measurements.first()?.clone();
-                        let key = (first.start.timestamp_micros(), conversation_id, cycle_no);
-                        Some((
-                            key,
-                            CycleMeasurements {
-                                first,
-                                measurements,
-                                basis: scope.basis,
-                            },
-                        ))
-                    })
-                    .collect();
-                rows.sort_by_key(|(key, _)| *key);
-                Ok(rows)
+        let scope = &self.0;
+        let mut cycles: BTreeMap<(Uuid, u32), Vec<response_analytics::Measurement>> =
+            BTreeMap::new();
+        for metric in ALL_METRICS {
+            for m in visible(ctx, scope, metric).await?.iter() {
+                cycles
+                    .entry((m.conversation_id, m.cycle_no))
+                    .or_default()
+                    .push(m.clone());
+            }
+        }
+        let mut rows: Vec<(CycleKey, CycleMeasurements)> = cycles
+            .into_iter()
+            .filter_map(|((conversation_id, cycle_no), mut measurements)| {
+                measurements.sort_by_key(|m| m.start);
+                let first = measurements.first()?.clone();
+                let key = (first.start.timestamp_micros(), conversation_id, cycle_no);
+                Some((
+                    key,
+                    CycleMeasurements {
+                        first,
+                        measurements,
+                        basis: scope.basis,
+                    },
+                ))
             })
-            .await?;
+            .collect();
+        rows.sort_by_key(|(key, _)| *key);
         let (page, has_previous, has_next) = slice(rows, &window)?;
         let mut connection = Connection::new(has_previous, has_next);
         for ((micros, conversation, cycle), row) in page {
@@ -508,6 +539,7 @@ impl Analytics {
     /// First response time of cycles: from a cycle's first inbound customer message (or, after
     /// a bot handoff, from the handoff) to the first reply sent by a human agent. Comments, bot
     /// and automated replies do not count; a cycle nobody has answered yet has none. Seconds.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn first_response_time(&self, ctx: &Context<'_>) -> async_graphql::Result<MetricStats> {
         Ok(self
             .stats(ctx, response_analytics::Metric::FirstResponse)
@@ -515,13 +547,17 @@ impl Analytics {
     }
     /// Agent response time: from the assignment to an agent to that agent's first reply after
     /// it (a reassignment before the reply measures nothing). Seconds.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn agent_response_time(&self, ctx: &Context<'_>) -> async_graphql::Result<MetricStats> {
         Ok(self
             .stats(ctx, response_analytics::Metric::AgentResponse)
             .await?)
     }
     /// Response time of customer messages that wait for the team: from the first of a run of
-    /// consecutive customer messages to the next human reply. Seconds.
+    /// consecutive customer messages to the next human reply. While a bot holds the
+    /// conversation the team is not waited for yet: a run that began under the bot is measured
+    /// from the handoff. Seconds.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn response_time(&self, ctx: &Context<'_>) -> async_graphql::Result<MetricStats> {
         Ok(self
             .stats(ctx, response_analytics::Metric::MessageResponse)
@@ -529,6 +565,7 @@ impl Analytics {
     }
     /// Time to close: from a cycle's start (the conversation's start or its reopening) to its
     /// close. Seconds.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn time_to_close(&self, ctx: &Context<'_>) -> async_graphql::Result<MetricStats> {
         Ok(self
             .stats(ctx, response_analytics::Metric::TimeToClose)
@@ -536,6 +573,7 @@ impl Analytics {
     }
     /// Bots' first response time: from a cycle's first customer message to a bot's first reply
     /// in it. Seconds.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn bot_first_response_time(
         &self,
         ctx: &Context<'_>,
@@ -545,6 +583,7 @@ impl Analytics {
             .await?)
     }
     /// The statistics of any metric (the same as its own field).
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn metric(
         &self,
         ctx: &Context<'_>,
@@ -554,6 +593,7 @@ impl Analytics {
     }
     /// Per agent: conversations in which they sent at least one reply, and replies sent (by
     /// send instant; the bot filter does not apply). Most replies first.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn replies_per_agent(
         &self,
         ctx: &Context<'_>,
@@ -562,6 +602,7 @@ impl Analytics {
     }
     /// Per bot: conversations it took part in, handed off to a human, and closed without human
     /// involvement; its own first response time (agent and team filters do not apply).
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn bot_performance(
         &self,
         ctx: &Context<'_>,
@@ -576,6 +617,7 @@ impl Analytics {
     /// The statistics of `metric` grouped `by` a dimension, one row per group with at least one
     /// measurement. Periods are local to the opening hours' time zone (UTC if none were set)
     /// and sorted by time; other rows are sorted by label, `none` last.
+    #[graphql(complexity = "SCAN + child_complexity")]
     async fn breakdown(
         &self,
         ctx: &Context<'_>,
@@ -586,7 +628,9 @@ impl Analytics {
     }
     /// Drill-down: the conversation cycles with at least one measurement in the filter, each
     /// with those measurements, ordered by their first measured instant.
-    #[graphql(complexity = "crate::types::page::complexity(first, last, child_complexity)")]
+    #[graphql(
+        complexity = "ALL_METRICS.len() * SCAN + crate::types::page::complexity(first, last, child_complexity)"
+    )]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -878,8 +922,9 @@ impl InboxLive {
     async fn awaiting_first_reply(&self) -> u64 {
         self.0.awaiting_first_reply
     }
-    /// The instant of the oldest unanswered customer message among open conversations (the
-    /// customer waiting longest has waited since then); null if nobody waits.
+    /// Since when the customer waiting longest among open conversations has waited for the
+    /// team: their oldest unanswered message, or, if that came while a bot held the
+    /// conversation, the handoff; null if nobody waits.
     async fn waiting_longest_since(&self) -> Option<DateTime<Utc>> {
         self.0.waiting_since
     }

@@ -28,7 +28,7 @@ use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-use crate::support::{Reply, SECRET};
+use crate::support::{Reply, SECRET, TestApi};
 
 /// An API whose command service runs on a [`ManualClock`], so response times are exact.
 struct Clocked {
@@ -817,4 +817,38 @@ async fn aggregates_leave_out_other_users_private_conversations() {
             "the owner and admins count the private conversation"
         );
     }
+}
+
+/// Each analytics field that reads every measurement of a metric costs a scan in the query's
+/// complexity: 30 aliases of one (within the alias limit) are refused before anything runs,
+/// while a whole dashboard passes.
+#[tokio::test]
+async fn analytics_fields_are_priced_by_what_they_scan() {
+    let api = TestApi::start().await;
+    let reply = api
+        .aliased(api.admin, 30, "analytics { firstResponseTime { count } }")
+        .await;
+    assert_eq!(
+        reply.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{:#}",
+        reply.body
+    );
+    assert!(reply.error_says("complex"), "{:#}", reply.body);
+    assert!(reply.body["data"].is_null(), "{:#}", reply.body);
+
+    let dashboard = format!(
+        "{{ analytics(filter: {{businessHours: true}}) {{ timeBasis
+            firstResponseTime {{ {STATS} }} agentResponseTime {{ {STATS} }}
+            responseTime {{ {STATS} }} timeToClose {{ {STATS} }} botFirstResponseTime {{ {STATS} }}
+            repliesPerAgent {{ agentId conversations replies }}
+            botPerformance {{ botId conversations handedOff closedWithoutHuman
+                firstResponseTime {{ count mean }} }}
+            live {{ inboxId open unassigned awaitingFirstReply waitingLongestSince }}
+            breakdown(metric: FIRST_RESPONSE, by: DAY) {{ key label stats {{ count mean }} }}
+            conversations(first: 20) {{ edges {{ node {{ conversationId firstResponseTime
+                timeToClose }} }} }} }} }}"
+    );
+    let reply = api.gql(api.admin, &dashboard, json!({})).await;
+    assert_eq!(reply.data()["analytics"]["timeBasis"], "BUSINESS");
 }

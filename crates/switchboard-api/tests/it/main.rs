@@ -9,6 +9,7 @@ mod audit;
 mod basics;
 mod history;
 mod idempotency;
+mod live;
 mod mutations;
 mod people;
 mod privacy;

@@ -41,7 +41,7 @@ pub(crate) async fn next(socket: &mut Socket) -> Option<Value> {
 
 /// The `extensions.code` of a subscription's error, sent as an `error` message (validation) or
 /// as a `next` message with errors (resolver failures).
-fn error_code(message: &Value) -> Option<&str> {
+pub(crate) fn error_code(message: &Value) -> Option<&str> {
     message["payload"][0]["extensions"]["code"]
         .as_str()
         .or_else(|| message["payload"]["errors"][0]["extensions"]["code"].as_str())

@@ -86,13 +86,36 @@ impl TestApi {
     }
 
     pub async fn with_settings(settings: ApiSettings) -> TestApi {
+        TestApi::with_parts(settings, |store| store).await
+    }
+
+    /// An API whose command service and API (not the projections) use the store `wrap` makes
+    /// of the real one: a fault-injecting wrapper, for instance.
+    pub async fn with_store(
+        limits: Limits,
+        wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+    ) -> TestApi {
+        TestApi::with_parts(
+            ApiSettings {
+                limits,
+                ..ApiSettings::new(SECRET)
+            },
+            wrap,
+        )
+        .await
+    }
+
+    async fn with_parts(
+        settings: ApiSettings,
+        wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+    ) -> TestApi {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn EventStore> = Arc::new(
             SqliteStore::open(dir.path().join("events"), SqliteOptions::default())
                 .expect("open store"),
         );
         let service = Arc::new(
-            CommandService::open(store.clone(), Arc::new(SystemClock))
+            CommandService::open(wrap(store.clone()), Arc::new(SystemClock))
                 .await
                 .expect("open service"),
         );
@@ -212,6 +235,12 @@ impl TestApi {
     /// Sends a GraphQL request as `user`.
     pub async fn gql(&self, user: Uuid, query: &str, variables: Value) -> Reply {
         self.gql_with(Some(user), &[], query, variables).await
+    }
+
+    /// Sends a query of `field` (a selection) `count` times under aliases `a0`, `a1`, ...
+    pub async fn aliased(&self, user: Uuid, count: usize, field: &str) -> Reply {
+        let aliases: String = (0..count).map(|i| format!("a{i}: {field} ")).collect();
+        self.gql(user, &format!("{{ {aliases} }}"), json!({})).await
     }
 }
 

@@ -3,7 +3,7 @@
 use proto_events::event::Role;
 use serde_json::{Value, json};
 
-use super::{Org, fail, read, refuse, succeed, user_id};
+use super::{Org, fail, head, read, refuse, succeed, user_id};
 use crate::support::TestApi;
 
 const CONTACT: &str =
@@ -255,4 +255,70 @@ async fn a_visitor_becomes_a_contact_and_is_recognised() {
     )
     .await;
     assert_eq!(found["contactByIdentity"]["id"], contact);
+}
+
+/// An identity value with a control character (a NUL, a bell) or too long to be reserved is
+/// a business-rule failure naming the field, never INTERNAL, and writes nothing: it used to
+/// reach the store as part of a reservation stream's name, which the store refuses.
+#[tokio::test]
+async fn identities_with_control_characters_are_refused_naming_the_field() {
+    let api = TestApi::start().await;
+    let org = Org::new(&api).await;
+    let contact = succeed(
+        &api,
+        org.agent,
+        "createContact",
+        json!({"identities": [identity("EMAIL", "ada@customer.test")]}),
+        "contact { id }",
+    )
+    .await["contact"]["id"]
+        .clone();
+    let long = "v".repeat(250);
+    let values = [
+        ("CHAT_VISITOR", "visitor\u{0}1".to_owned()),
+        ("CHAT_VISITOR", "visitor\u{7}1".to_owned()),
+        ("MESSENGER", "\u{0}psid".to_owned()),
+        ("MESSENGER", "ps\u{7}id".to_owned()),
+        ("EMAIL", "bell\u{7}@customer.test".to_owned()),
+        ("EMAIL", "nul@customer\u{0}.test".to_owned()),
+        ("CHAT_VISITOR", long.clone()),
+        ("EMAIL", format!("{long}@customer.test")),
+    ];
+    for (kind, value) in &values {
+        let before = head(&api).await;
+        refuse(
+            &api,
+            org.agent,
+            "createContact",
+            json!({"identities": [identity(kind, value)]}),
+            Some("identities"),
+            "INVALID",
+        )
+        .await;
+        refuse(
+            &api,
+            org.agent,
+            "linkContactIdentity",
+            json!({"contactId": contact, "identity": identity(kind, value)}),
+            Some("identity"),
+            "INVALID",
+        )
+        .await;
+        if *kind == "CHAT_VISITOR" {
+            refuse(
+                &api,
+                api.admin,
+                "receiveMessage",
+                json!({"channelId": org.chat, "from": identity(kind, value), "bodyText": "hi"}),
+                Some("from"),
+                "INVALID",
+            )
+            .await;
+        }
+        assert_eq!(
+            head(&api).await,
+            before,
+            "{kind} {value:?}: nothing written"
+        );
+    }
 }
