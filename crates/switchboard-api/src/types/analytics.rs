@@ -217,7 +217,8 @@ async fn visible(
 }
 
 /// Count, mean, median, 90th percentile, minimum and maximum of a metric's durations, in
-/// seconds. Everything but `count` is null when there are no measurements.
+/// seconds, every one a `Float` (a mean or a median of whole seconds need not be whole).
+/// Everything but `count` is null when there are no measurements.
 #[derive(Debug, Clone, PartialEq, SimpleObject)]
 pub(crate) struct MetricStats {
     /// How many measurements.
@@ -228,24 +229,25 @@ pub(crate) struct MetricStats {
     pub(crate) median: Option<f64>,
     /// The 90th percentile by nearest rank: the value at rank `ceil(0.9 × count)` of the
     /// ascending durations, seconds (always one of the durations).
-    pub(crate) p90: Option<i64>,
+    pub(crate) p90: Option<f64>,
     /// The shortest duration, seconds.
-    pub(crate) min: Option<i64>,
+    pub(crate) min: Option<f64>,
     /// The longest duration, seconds.
-    pub(crate) max: Option<i64>,
+    pub(crate) max: Option<f64>,
 }
 
 impl MetricStats {
     /// The statistics of `values` (seconds, any order).
     fn of(values: Vec<i64>) -> MetricStats {
-        let min = values.iter().min().copied();
-        let max = values.iter().max().copied();
+        let seconds = |s: i64| s as f64;
+        let min = values.iter().min().copied().map(seconds);
+        let max = values.iter().max().copied().map(seconds);
         let stats = Stats::of(values);
         MetricStats {
             count: u64::try_from(stats.count).unwrap_or(u64::MAX),
             mean: stats.mean_seconds,
             median: stats.median_seconds,
-            p90: stats.p90_seconds,
+            p90: stats.p90_seconds.map(seconds),
             min,
             max,
         }
