@@ -425,14 +425,25 @@ pub fn decide_merge(
         kind: RecordKind::Contact,
         id: survivor_id,
     };
-    let elsewhere: Vec<RecordRef> = held_elsewhere
+    // Every contact the merged one is associated with: those whose streams hold it, and those
+    // its own stream holds (whose association with the survivor may belong in their stream).
+    let mut elsewhere: Vec<RecordRef> = held_elsewhere
         .iter()
-        .filter(|id| **id != survivor_id && **id != merged_id)
         .map(|id| RecordRef {
             kind: RecordKind::Contact,
             id: *id,
         })
+        .chain(
+            merged
+                .associations
+                .iter()
+                .filter(|other| other.kind == RecordKind::Contact)
+                .copied(),
+        )
+        .filter(|other| other.id != survivor_id && other.id != merged_id)
         .collect();
+    elsewhere.sort();
+    elsewhere.dedup();
     let mut survivor_events = taken_over(survivor, merged, survivor_id, merged_id);
     // Associations the survivor's stream is to hold (it has the lesser id) ...
     for other in elsewhere.iter().filter(|o| canonical(me, **o).0 == me) {

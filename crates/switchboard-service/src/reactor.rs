@@ -306,7 +306,13 @@ async fn run(
 ) -> Result<(), ServiceError> {
     let store: Arc<dyn EventStore> = service.store().clone();
     let index = store.write_index();
+    let start_head = store.head().await?;
     let (mut state, mut saved) = match index.snapshot(SNAPSHOT).await? {
+        // A snapshot past the head belongs to another log (one restored from a backup).
+        Some((position, _)) if position > start_head => {
+            tracing::warn!(%position, head = %start_head, "routing snapshot past the log's head: folding the log");
+            (State::default(), Position::START)
+        }
         Some((position, body)) => match serde_json::from_slice::<Snapshot>(&body) {
             Ok(snapshot) if snapshot.format == SNAPSHOT_FORMAT => (snapshot.state, position),
             Ok(_) | Err(_) => {
@@ -316,7 +322,7 @@ async fn run(
         },
         None => (State::default(), Position::START),
     };
-    let start_head = store.head().await?;
+    processed.send_replace(saved);
     let mut events = store.subscribe_all(saved);
     // Nothing is decided before the whole history up to the start is folded in.
     if start_head <= saved {
@@ -336,7 +342,11 @@ async fn run(
         }
         processed.send_replace(recorded.position);
         if recorded.position.0 >= saved.0 + SNAPSHOT_EVERY {
-            save(index.as_ref(), &state, recorded.position).await?;
+            // A snapshot is an optimisation: failing to save one only makes the next start
+            // fold more.
+            if let Err(e) = save(index.as_ref(), &state, recorded.position).await {
+                tracing::warn!(error = %e, "saving routing's snapshot failed");
+            }
             saved = recorded.position;
         }
     }
@@ -379,7 +389,6 @@ async fn save(
     Ok(())
 }
 
-/// Routes every waiting conversation and, if capacity may have freed up, retries the queue.
 /// Takes their open conversations from deactivated users, routes every waiting conversation
 /// and, if capacity may have freed up, retries the queue.
 async fn act(service: &CommandService, state: &mut State) -> Result<(), ServiceError> {

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::ServiceError;
 use crate::view::{WriteView, key_scope};
 use switchboard_codec as codec;
-use switchboard_store::index::{Claim, KeyOutcome, KeyState, KeyUse};
+use switchboard_store::index::{Claim, Finish, KeyOutcome, KeyState, KeyUse};
 
 /// The pause before attempt `attempt` (from 2): exponential from 1 ms up to 64 ms, with jitter so
 /// that writers who collided do not collide again in step.
@@ -223,7 +223,8 @@ const KEYED_EVENTS: Uuid = Uuid::from_u128(0x3f6a_92d4_7c1e_4b08_b5e2_19ad_60c7_
 const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A claim on an idempotency key older than this, still pending, belongs to a request that
-/// stopped (a crash, a lost node): a repeat takes it over. Longer than a command may retry.
+/// stopped (a crash, a lost node): a repeat settles it from the log or takes it over. Longer
+/// than a command retries conflicts ([`RETRY_FOR`]).
 const STALE_CLAIM: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// The domain of automatic fallback addresses unless configured (a reserved name: operators set
@@ -397,55 +398,86 @@ impl CommandService {
         let command_id = Uuid::now_v7();
         let correlation_id = meta.correlation_id.unwrap_or(command_id);
         let Some(key) = &meta.idempotency_key else {
-            return self.decide_and_append(meta, command, command_id, 0).await;
+            return self
+                .decide_and_append(meta, command, command_id, correlation_id, 0)
+                .await;
         };
         // The key is claimed before anything is written: of two requests with one key, only
         // one runs its command; the other answers with its outcome, or is refused.
-        let salt = match self.claim_key(meta, key, correlation_id).await? {
-            Claimed::Mine { salt } => salt,
+        let owner = Uuid::now_v7();
+        let (salt, correlation_id) = match self.claim_key(meta, key, owner, correlation_id).await? {
+            Claimed::Mine {
+                salt,
+                correlation_id,
+            } => (salt, correlation_id),
             Claimed::Answered(outcome) => return Ok(outcome),
         };
         let result = self
-            .decide_and_append(meta, command, command_id, salt)
+            .decide_and_append(meta, command, command_id, correlation_id, salt)
             .await;
-        let done = result.as_ref().ok().map(|outcome| KeyOutcome {
-            stream: outcome.stream.clone(),
-            stream_version: outcome.stream_version,
-            first_position: outcome.first_position,
-            last_position: outcome.last_position,
-        });
+        let how = match &result {
+            Ok(outcome) => Finish::Done(KeyOutcome {
+                stream: outcome.stream.clone(),
+                stream_version: outcome.stream_version,
+                first_position: outcome.first_position,
+                last_position: outcome.last_position,
+            }),
+            // Refused before its main append, which alone carries the key: nothing keyed was
+            // written, the key is free again (with the same salt, so the same request resumes
+            // whatever it wrote before the main stream).
+            Err(
+                ServiceError::Domain(_)
+                | ServiceError::Conflict { .. }
+                | ServiceError::IdempotencyKeyReused { .. }
+                | ServiceError::Store(
+                    StoreError::WrongExpectedVersion { .. }
+                    | StoreError::IdempotencyConflict { .. }
+                    | StoreError::EmptyAppend
+                    | StoreError::DuplicateEventId { .. }
+                    | StoreError::AppendTooLarge { .. },
+                ),
+            ) => Finish::Free,
+            // Perhaps committed (a connection lost at commit): the next request with the key
+            // settles it from the log or takes it over.
+            Err(_) => Finish::Abandoned,
+        };
         let finished = self
             .store
             .write_index()
-            .finish(&key_scope(&meta.actor), key, correlation_id, done)
+            .finish(&key_scope(&meta.actor), key, owner, how)
             .await;
         if let Err(e) = finished {
-            // The command's outcome stands; the key stays pending until a repeat takes it over
-            // (after `STALE_CLAIM`) and finds its events written.
+            // The command's outcome stands: its main append is in the log, where the next
+            // catch-up's fold settles the key's use.
             tracing::warn!(error = %e, "recording an idempotency key's use failed");
         }
         result
     }
 
-    /// Claims `key` for the command of `correlation_id`: the salt of its use, or the answer to
-    /// a request that repeats the key's live use (its outcome, or `IdempotencyKeyReused` when
-    /// the request differs). While another request with the key runs, this one waits for it;
-    /// one that stopped without finishing (a crash) is taken over after [`STALE_CLAIM`].
+    /// Claims `key` for an attempt (`owner`) of the command of `correlation_id`: the salt and
+    /// correlation id of its use, or the answer to a request that repeats the key's live use
+    /// (its outcome, or `IdempotencyKeyReused` when the request differs). While another request
+    /// with the key runs, this one waits for it. A claim left pending for [`STALE_CLAIM`] (a
+    /// crash, a lost node, a store failure of unknown outcome) is settled from the log if its
+    /// main append is there, else taken over with its salt and correlation id, so the events it
+    /// may have written are written once.
     async fn claim_key(
         &self,
         meta: &CommandMeta,
         key: &str,
+        owner: Uuid,
         correlation_id: Uuid,
     ) -> Result<Claimed, ServiceError> {
         let index = self.store.write_index();
         let scope = key_scope(&meta.actor);
-        let waiting = tokio::time::Instant::now();
+        let stale_after = chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default();
         let mut attempt = 1;
         loop {
             let now = self.clock.now();
             let claim = KeyUse {
                 fingerprint: meta.fingerprint.clone(),
                 correlation_id,
+                owner,
                 used_at: now,
                 salt: 0,
                 state: KeyState::Pending,
@@ -454,7 +486,15 @@ impl CommandService {
                 .claim(&scope, key, &claim, now - self.key_lifetime)
                 .await?
             {
-                Claim::Won { salt } => return Ok(Claimed::Mine { salt }),
+                Claim::Won {
+                    salt,
+                    correlation_id,
+                } => {
+                    return Ok(Claimed::Mine {
+                        salt,
+                        correlation_id,
+                    });
+                }
                 Claim::Held(held) => held,
             };
             if let (Some(used), Some(this)) = (&held.fingerprint, &meta.fingerprint)
@@ -475,22 +515,27 @@ impl CommandService {
                         written: 0,
                     }));
                 }
-                KeyState::Pending => {
-                    let stale = now - held.used_at
-                        >= chrono::Duration::from_std(STALE_CLAIM).unwrap_or_default()
-                        || waiting.elapsed() >= STALE_CLAIM;
-                    if stale {
-                        if index
-                            .take_over(&scope, key, held.correlation_id, &claim)
-                            .await?
-                        {
-                            tracing::warn!(key, "took over an idempotency key left pending");
-                            return Ok(Claimed::Mine { salt: held.salt });
-                        }
-                    } else {
-                        tokio::time::sleep(backoff(attempt.min(8))).await;
-                        attempt += 1;
+                KeyState::Pending if now - held.used_at >= stale_after => {
+                    // Its main append may be in the log: the catch-up folds it into the index.
+                    drop(self.view().await?);
+                    let still = index.key(&scope, key).await?;
+                    if still.is_some_and(|row| {
+                        row.state == KeyState::Pending && row.owner == held.owner
+                    }) && index.take_over(&scope, key, held.owner, &claim).await?
+                    {
+                        tracing::warn!(key, "took over an idempotency key left pending");
+                        return Ok(Claimed::Mine {
+                            salt: held.salt,
+                            correlation_id: held.correlation_id,
+                        });
                     }
+                }
+                KeyState::Pending => {
+                    // Its main append may be in the log already (its owner then lost before
+                    // recording it): catching up folds it into the index.
+                    drop(self.view().await?);
+                    tokio::time::sleep(backoff(attempt.min(8))).await;
+                    attempt += 1;
                 }
                 // A freed key is claimed on the next round.
                 KeyState::Free => {}
@@ -505,6 +550,7 @@ impl CommandService {
         meta: &CommandMeta,
         command: &Command,
         command_id: Uuid,
+        correlation_id: Uuid,
         salt: u64,
     ) -> Result<Outcome, ServiceError> {
         let started = tokio::time::Instant::now();
@@ -517,7 +563,7 @@ impl CommandService {
                 meta,
                 metadata: Metadata {
                     actor: meta.actor.clone(),
-                    correlation_id: meta.correlation_id.unwrap_or(command_id),
+                    correlation_id,
                     causation_id: meta.causation_id.unwrap_or(command_id),
                     occurred_at: self.clock.now(),
                     idempotency_key: meta.idempotency_key.clone(),
@@ -916,8 +962,8 @@ impl Run<'_> {
 
 /// What claiming an idempotency key came to.
 enum Claimed {
-    /// The key is this command's, with this salt: run it.
-    Mine { salt: u64 },
+    /// The key is this command's, with this salt and correlation id: run it.
+    Mine { salt: u64, correlation_id: Uuid },
     /// The key's live use answers this request (a repeat).
     Answered(Outcome),
 }

@@ -17,7 +17,7 @@ use proto_events::{Actor, DomainEvent, Metadata, streams};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::directory::Directory;
 use switchboard_store::index::{IndexBatch, KeyOutcome, Link, LoggedKey, Thread};
-use switchboard_store::{EventStore, Position, RecordedEvent, StoreError};
+use switchboard_store::{EventStore, Position, RecordedEvent};
 
 use crate::ServiceError;
 use switchboard_codec as codec;
@@ -78,8 +78,14 @@ impl WriteView {
     /// The view at the store's head: from the last snapshot, with the events after it folded in.
     pub async fn open(store: &dyn EventStore) -> Result<WriteView, ServiceError> {
         let mut view = WriteView::default();
+        let head = store.head().await?;
         if let Some((position, body)) = store.write_index().snapshot(SNAPSHOT).await? {
             match serde_json::from_slice::<Snapshot>(&body) {
+                // A snapshot past the head belongs to another log (one restored from a backup
+                // beside a newer index): fold this one.
+                Ok(_) if position > head => {
+                    tracing::warn!(%position, %head, "write view snapshot past the log's head: folding the log");
+                }
                 Ok(snapshot) if snapshot.format == SNAPSHOT_FORMAT => {
                     view.position = position;
                     view.snapshot_at = position;
@@ -109,37 +115,60 @@ impl WriteView {
                 position: last.position,
                 ..IndexBatch::default()
             };
+            let mut directory = Vec::new();
             for recorded in &page {
-                self.apply(recorded, &mut batch)?;
+                directory.extend(self.read(recorded, &mut batch)?);
             }
+            // The index first, then the view, with no await in between: a failure or a
+            // cancelled request leaves both where they were, and the page is read again.
             if !batch.keys.is_empty() || !batch.threads.is_empty() || !batch.links.is_empty() {
                 index.apply(batch).await?;
+            }
+            for (stream, version, event) in directory {
+                self.directory.evolve(&event);
+                self.versions.insert(stream, version);
             }
             self.position = last.position;
         }
         if self.position.0 >= self.snapshot_at.0 + SNAPSHOT_EVERY {
+            // A snapshot is an optimisation: failing to save one only makes the next start
+            // fold more.
             let snapshot = Snapshot {
                 format: SNAPSHOT_FORMAT,
                 directory: self.directory.clone(),
                 versions: self.versions.clone(),
             };
-            let body = serde_json::to_vec(&snapshot).map_err(StoreError::backend)?;
-            index.save_snapshot(SNAPSHOT, self.position, body).await?;
+            let saved = match serde_json::to_vec(&snapshot) {
+                Ok(body) => index
+                    .save_snapshot(SNAPSHOT, self.position, body)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match saved {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "saving the write view's snapshot failed"),
+            }
             self.snapshot_at = self.position;
         }
         Ok(())
     }
 
-    fn apply(
-        &mut self,
+    /// Reads one event: what it adds to the index goes into `batch`; a directory event is
+    /// returned, with its stream and version, for the caller to fold in.
+    fn read(
+        &self,
         recorded: &RecordedEvent,
         batch: &mut IndexBatch,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Option<(String, u64, DomainEvent)>, ServiceError> {
+        let mut directory = None;
         let metadata = if is_directory_stream(&recorded.stream) {
             let envelope = codec::decode(recorded)?;
-            self.directory.evolve(&envelope.payload);
-            self.versions
-                .insert(recorded.stream.clone(), recorded.stream_version);
+            directory = Some((
+                recorded.stream.clone(),
+                recorded.stream_version,
+                envelope.payload,
+            ));
             envelope.metadata
         } else if THREADED.contains(&recorded.event_type.as_str()) {
             let envelope = codec::decode(recorded)?;
@@ -154,7 +183,7 @@ impl WriteView {
             Metadata::decode(codec::raw(recorded))?
         };
         let Some(key) = metadata.idempotency_key else {
-            return Ok(());
+            return Ok(directory);
         };
         let outcome = KeyOutcome {
             stream: recorded.stream.clone(),
@@ -171,7 +200,7 @@ impl WriteView {
         {
             last.outcome.stream_version = outcome.stream_version;
             last.outcome.last_position = outcome.last_position;
-            return Ok(());
+            return Ok(directory);
         }
         batch.keys.push(LoggedKey {
             scope: key_scope(&metadata.actor),
@@ -181,7 +210,7 @@ impl WriteView {
             used_at: metadata.occurred_at,
             outcome,
         });
-        Ok(())
+        Ok(directory)
     }
 
     /// The version of a directory stream, `None` if it does not exist.

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use switchboard_store::index::{
-    Claim, IndexBatch, KeyOutcome, KeyState, KeyUse, WriteIndex, decide_claim, fold_logged,
+    Claim, Finish, IndexBatch, KeyState, KeyUse, LoggedKey, WriteIndex, decide_claim, finished,
+    fold_logged,
 };
 use switchboard_store::{Position, StoreError};
 use tokio_postgres::Row;
@@ -28,7 +29,7 @@ pub(crate) struct PostgresIndex {
 }
 
 const KEY_COLUMNS: &str = "fingerprint, correlation_id, used_at, salt, state, stream, \
-                           stream_version, first_position, last_position";
+                           stream_version, first_position, last_position, owner";
 
 fn key_from(row: &Row) -> Result<KeyUse, tokio_postgres::Error> {
     let state: String = row.try_get(4)?;
@@ -37,6 +38,7 @@ fn key_from(row: &Row) -> Result<KeyUse, tokio_postgres::Error> {
         correlation_id: row.try_get(1)?,
         used_at: row.try_get(2)?,
         salt: row.try_get::<_, i64>(3)? as u64,
+        owner: row.try_get(9)?,
         state: KeyState::from_columns(
             &state,
             row.try_get(5)?,
@@ -86,9 +88,10 @@ impl PostgresIndex {
         let statement = client
             .prepare_cached(&format!(
                 "INSERT INTO {s}.idempotency_keys (scope, key, {KEY_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (scope, key) DO UPDATE SET
                      fingerprint = excluded.fingerprint, correlation_id = excluded.correlation_id,
+                     owner = excluded.owner,
                      used_at = excluded.used_at, salt = excluded.salt, state = excluded.state,
                      stream = excluded.stream, stream_version = excluded.stream_version,
                      first_position = excluded.first_position,
@@ -110,6 +113,7 @@ impl PostgresIndex {
                     &outcome.map(|o| o.stream_version as i64),
                     &outcome.map(|o| o.first_position.0 as i64),
                     &outcome.map(|o| o.last_position.0 as i64),
+                    &row.owner,
                 ],
             )
             .await?;
@@ -137,7 +141,11 @@ impl WriteIndex for PostgresIndex {
         let mut client = self.pool.get().await.map_err(pool_error)?;
         let work = async {
             let tx = client.transaction().await?;
-            for logged in &batch.keys {
+            // Row locks in one order on every node (by key, each key's uses in log order), so two
+            // nodes folding overlapping windows cannot deadlock.
+            let mut keys: Vec<&LoggedKey> = batch.keys.iter().collect();
+            keys.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
+            for logged in keys {
                 let current = self.read_key(&tx, &logged.scope, &logged.key, true).await?;
                 if let Some(row) = fold_logged(current.as_ref(), logged) {
                     self.write_key(&tx, &logged.scope, &logged.key, &row)
@@ -254,7 +262,7 @@ impl WriteIndex for PostgresIndex {
                 .execute(
                     &format!(
                         "INSERT INTO {s}.idempotency_keys (scope, key, {KEY_COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, 0, 'pending', NULL, NULL, NULL, NULL)
+                         VALUES ($1, $2, $3, $4, $5, 0, 'pending', NULL, NULL, NULL, NULL, $6)
                          ON CONFLICT DO NOTHING"
                     ),
                     &[
@@ -263,19 +271,26 @@ impl WriteIndex for PostgresIndex {
                         &claim.fingerprint,
                         &claim.correlation_id,
                         &claim.used_at,
+                        &claim.owner,
                     ],
                 )
                 .await?;
             let answer = if inserted == 1 {
-                Claim::Won { salt: 0 }
+                Claim::Won {
+                    salt: 0,
+                    correlation_id: claim.correlation_id,
+                }
             } else {
                 let current = self.read_key(&tx, scope, key, true).await?;
                 match decide_claim(current.as_ref(), claim, live_since) {
                     Ok(row) => {
                         self.write_key(&tx, scope, key, &row).await?;
-                        Claim::Won { salt: row.salt }
+                        Claim::Won {
+                            salt: row.salt,
+                            correlation_id: row.correlation_id,
+                        }
                     }
-                    Err(held) => Claim::Held(held),
+                    Err(held) => Claim::Held(*held),
                 }
             };
             tx.commit().await?;
@@ -295,11 +310,11 @@ impl WriteIndex for PostgresIndex {
         let changed = client
             .execute(
                 &format!(
-                    "UPDATE {}.idempotency_keys SET correlation_id = $1, used_at = $2
-                     WHERE scope = $3 AND key = $4 AND state = 'pending' AND correlation_id = $5",
+                    "UPDATE {}.idempotency_keys SET owner = $1, used_at = $2
+                     WHERE scope = $3 AND key = $4 AND state = 'pending' AND owner = $5",
                     self.s
                 ),
-                &[&claim.correlation_id, &claim.used_at, &scope, &key, &stale],
+                &[&claim.owner, &claim.used_at, &scope, &key, &stale],
             )
             .await
             .map_err(StoreError::backend)?;
@@ -310,34 +325,21 @@ impl WriteIndex for PostgresIndex {
         &self,
         scope: &str,
         key: &str,
-        correlation_id: Uuid,
-        outcome: Option<KeyOutcome>,
+        owner: Uuid,
+        how: Finish,
     ) -> Result<(), StoreError> {
-        let s = &self.s;
-        let client = self.pool.get().await.map_err(pool_error)?;
-        let state = outcome.map_or(KeyState::Free, KeyState::Done);
-        let (state, o) = state.to_columns();
-        client
-            .execute(
-                &format!(
-                    "UPDATE {s}.idempotency_keys SET state = $1, stream = $2, stream_version = $3,
-                         first_position = $4, last_position = $5
-                     WHERE scope = $6 AND key = $7 AND state = 'pending' AND correlation_id = $8"
-                ),
-                &[
-                    &state,
-                    &o.map(|o| o.stream.as_str()),
-                    &o.map(|o| o.stream_version as i64),
-                    &o.map(|o| o.first_position.0 as i64),
-                    &o.map(|o| o.last_position.0 as i64),
-                    &scope,
-                    &key,
-                    &correlation_id,
-                ],
-            )
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(())
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let work = async {
+            let tx = client.transaction().await?;
+            if let Some(row) = self.read_key(&tx, scope, key, true).await?
+                && row.state == KeyState::Pending
+                && row.owner == owner
+            {
+                self.write_key(&tx, scope, key, &finished(row, how)).await?;
+            }
+            tx.commit().await
+        };
+        work.await.map_err(StoreError::backend)
     }
 
     async fn snapshot(&self, name: &str) -> Result<Option<(Position, Vec<u8>)>, StoreError> {

@@ -91,6 +91,7 @@ CREATE TABLE {s}.idempotency_keys (
     key            TEXT        NOT NULL,
     fingerprint    TEXT,
     correlation_id UUID        NOT NULL,
+    owner          UUID        NOT NULL,
     used_at        TIMESTAMPTZ NOT NULL,
     salt           BIGINT      NOT NULL,
     state          TEXT        NOT NULL CHECK (state IN ('pending', 'done', 'free')),

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_store::index::{
-    Claim, IndexBatch, KeyOutcome, KeyState, KeyUse, WriteIndex, decide_claim, fold_logged,
+    Claim, Finish, IndexBatch, KeyState, KeyUse, WriteIndex, decide_claim, finished, fold_logged,
 };
 use switchboard_store::{Position, StoreError};
 use uuid::Uuid;
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT NOT NULL,
     fingerprint TEXT,
     correlation_id BLOB NOT NULL,
+    owner BLOB NOT NULL,
     used_at INTEGER NOT NULL,
     salt INTEGER NOT NULL,
     state TEXT NOT NULL,
@@ -95,7 +96,7 @@ impl SqliteIndex {
 }
 
 const KEY_COLUMNS: &str = "fingerprint, correlation_id, used_at, salt, state, stream, \
-                           stream_version, first_position, last_position";
+                           stream_version, first_position, last_position, owner";
 
 fn read_key(conn: &Connection, scope: &str, key: &str) -> rusqlite::Result<Option<KeyUse>> {
     conn.prepare_cached(&format!(
@@ -108,6 +109,7 @@ fn read_key(conn: &Connection, scope: &str, key: &str) -> rusqlite::Result<Optio
             correlation_id: Uuid::from_slice(&row.get::<_, Vec<u8>>(1)?).unwrap_or_default(),
             used_at: DateTime::from_timestamp_micros(row.get(2)?).unwrap_or_default(),
             salt: row.get::<_, i64>(3)? as u64,
+            owner: Uuid::from_slice(&row.get::<_, Vec<u8>>(9)?).unwrap_or_default(),
             state: KeyState::from_columns(
                 &state,
                 row.get(5)?,
@@ -122,7 +124,7 @@ fn write_key(conn: &Connection, scope: &str, key: &str, row: &KeyUse) -> rusqlit
     let (state, outcome) = row.state.to_columns();
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO idempotency_keys (scope, key, {KEY_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(params![
         scope,
@@ -136,6 +138,7 @@ fn write_key(conn: &Connection, scope: &str, key: &str, row: &KeyUse) -> rusqlit
         outcome.map(|o| o.stream_version as i64),
         outcome.map(|o| o.first_position.0 as i64),
         outcome.map(|o| o.last_position.0 as i64),
+        row.owner.as_bytes().as_slice(),
     ])?;
     Ok(())
 }
@@ -250,9 +253,12 @@ impl WriteIndex for SqliteIndex {
             let answer = match decide_claim(current.as_ref(), &claim, live_since) {
                 Ok(row) => {
                     write_key(&tx, &scope, &key, &row)?;
-                    Claim::Won { salt: row.salt }
+                    Claim::Won {
+                        salt: row.salt,
+                        correlation_id: row.correlation_id,
+                    }
                 }
-                Err(held) => Claim::Held(held),
+                Err(held) => Claim::Held(*held),
             };
             tx.commit()?;
             Ok(answer)
@@ -270,10 +276,10 @@ impl WriteIndex for SqliteIndex {
         let (scope, key, claim) = (scope.to_owned(), key.to_owned(), claim.clone());
         self.with(move |conn| {
             conn.execute(
-                "UPDATE idempotency_keys SET correlation_id = ?1, used_at = ?2
-                 WHERE scope = ?3 AND key = ?4 AND state = 'pending' AND correlation_id = ?5",
+                "UPDATE idempotency_keys SET owner = ?1, used_at = ?2
+                 WHERE scope = ?3 AND key = ?4 AND state = 'pending' AND owner = ?5",
                 params![
-                    claim.correlation_id.as_bytes().as_slice(),
+                    claim.owner.as_bytes().as_slice(),
                     claim.used_at.timestamp_micros(),
                     scope,
                     key,
@@ -289,18 +295,17 @@ impl WriteIndex for SqliteIndex {
         &self,
         scope: &str,
         key: &str,
-        correlation_id: Uuid,
-        outcome: Option<KeyOutcome>,
+        owner: Uuid,
+        how: Finish,
     ) -> Result<(), StoreError> {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.with(move |conn| {
             let tx = conn.transaction()?;
             if let Some(row) = read_key(&tx, &scope, &key)?
                 && row.state == KeyState::Pending
-                && row.correlation_id == correlation_id
+                && row.owner == owner
             {
-                let state = outcome.map_or(KeyState::Free, KeyState::Done);
-                write_key(&tx, &scope, &key, &KeyUse { state, ..row })?;
+                write_key(&tx, &scope, &key, &finished(row, how))?;
             }
             tx.commit()
         })

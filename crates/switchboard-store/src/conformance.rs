@@ -18,7 +18,9 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use crate::chain::{self, Verification};
-use crate::index::{Claim, IndexBatch, KeyOutcome, KeyState, KeyUse, Link, LoggedKey, Thread};
+use crate::index::{
+    Claim, Finish, IndexBatch, KeyOutcome, KeyState, KeyUse, Link, LoggedKey, Thread,
+};
 use crate::types::{Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom};
 use crate::{EventStore, StoreError};
 
@@ -613,10 +615,12 @@ pub async fn hash_chain_verifies<S: EventStore>(store: S) {
     }
 }
 
-fn claim_by(correlation_id: Uuid, fingerprint: &str, at: chrono::DateTime<chrono::Utc>) -> KeyUse {
+/// A claim whose attempt (owner) and correlation id are both `id`.
+fn claim_by(id: Uuid, fingerprint: &str, at: chrono::DateTime<chrono::Utc>) -> KeyUse {
     KeyUse {
         fingerprint: Some(fingerprint.to_owned()),
-        correlation_id,
+        correlation_id: id,
+        owner: id,
         used_at: at,
         salt: 0,
         state: KeyState::Pending,
@@ -651,7 +655,7 @@ pub async fn index_claims_one_of_racing_requests<S: EventStore + Clone + 'static
         let mut won = 0;
         for claim in futures::future::join_all(claims).await {
             match claim.unwrap() {
-                Claim::Won { salt } => {
+                Claim::Won { salt, .. } => {
                     assert_eq!(salt, 0);
                     won += 1;
                 }
@@ -662,97 +666,83 @@ pub async fn index_claims_one_of_racing_requests<S: EventStore + Clone + 'static
     }
 }
 
-/// A claim is held while pending and while its use binds; freed or expired, the key is claimed
-/// again with a higher salt; only the owner finishes or frees it; a stale claim is taken over.
+/// A claim is held while pending and while its use binds; freed, the key is claimed again with
+/// the same salt (nothing keyed was written), expired with a higher one; only the owner finishes
+/// it; an abandoned claim stays pending but stale; a take-over keeps the use's correlation id.
 pub async fn index_key_lifecycle<S: EventStore>(store: S) {
     let index = store.write_index();
     let now = chrono::Utc::now();
     let since = now - chrono::Duration::hours(24);
     let key = format!("life-{}", Uuid::now_v7());
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
-    assert_eq!(
-        index
-            .claim("a", &key, &claim_by(first, "f", now), since)
-            .await
-            .unwrap(),
-        Claim::Won { salt: 0 }
-    );
+    let won = |salt, correlation_id| Claim::Won {
+        salt,
+        correlation_id,
+    };
+    let claim = |scope: &'static str, by: Uuid, fingerprint: &'static str, at| {
+        let index = index.clone();
+        let key = key.clone();
+        async move {
+            index
+                .claim(
+                    scope,
+                    &key,
+                    &claim_by(by, fingerprint, at),
+                    at - chrono::Duration::hours(24),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("a", first, "f", now).await, won(0, first));
     // The owner claiming again (a retry of the same call) keeps it.
-    assert_eq!(
-        index
-            .claim("a", &key, &claim_by(first, "f", now), since)
-            .await
-            .unwrap(),
-        Claim::Won { salt: 0 }
-    );
+    assert_eq!(claim("a", first, "f", now).await, won(0, first));
     // Keys are per scope.
-    assert_eq!(
-        index
-            .claim("b", &key, &claim_by(second, "f", now), since)
-            .await
-            .unwrap(),
-        Claim::Won { salt: 0 }
-    );
-    let Claim::Held(held) = index
-        .claim("a", &key, &claim_by(second, "g", now), since)
-        .await
-        .unwrap()
-    else {
+    assert_eq!(claim("b", second, "f", now).await, won(0, second));
+    let Claim::Held(held) = claim("a", second, "g", now).await else {
         panic!("a pending claim holds the key");
     };
     assert_eq!(
-        (held.correlation_id, held.fingerprint.as_deref()),
+        (held.owner, held.fingerprint.as_deref()),
         (first, Some("f"))
     );
 
-    // Someone else's finish changes nothing; the owner's frees it, and the next use salts higher.
-    index.finish("a", &key, second, None).await.unwrap();
+    // Someone else's finish changes nothing; the owner's frees it, and the next use keeps the
+    // salt.
+    index.finish("a", &key, second, Finish::Free).await.unwrap();
     assert_eq!(
         index.key("a", &key).await.unwrap().unwrap().state,
         KeyState::Pending
     );
-    index.finish("a", &key, first, None).await.unwrap();
+    index.finish("a", &key, first, Finish::Free).await.unwrap();
     assert_eq!(
         index.key("a", &key).await.unwrap().unwrap().state,
         KeyState::Free
     );
-    assert_eq!(
-        index
-            .claim("a", &key, &claim_by(second, "g", now), since)
-            .await
-            .unwrap(),
-        Claim::Won { salt: 1 }
-    );
+    assert_eq!(claim("a", second, "g", now).await, won(0, second));
     let done = outcome("s-1", 3, 10, 12);
     index
-        .finish("a", &key, second, Some(done.clone()))
+        .finish("a", &key, second, Finish::Done(done.clone()))
         .await
         .unwrap();
-    let Claim::Held(held) = index
-        .claim("a", &key, &claim_by(first, "g", now), since)
-        .await
-        .unwrap()
-    else {
+    let Claim::Held(held) = claim("a", first, "g", now).await else {
         panic!("a binding use holds the key");
     };
-    assert_eq!(held.state, KeyState::Done(done));
-    assert_eq!(held.salt, 1);
+    assert_eq!((held.state, held.salt), (KeyState::Done(done), 0));
     // Once it expired, the key is won again with the next salt.
     let later = now + chrono::Duration::hours(25);
     let third = Uuid::now_v7();
-    assert_eq!(
-        index
-            .claim(
-                "a",
-                &key,
-                &claim_by(third, "h", later),
-                later - chrono::Duration::hours(24)
-            )
-            .await
-            .unwrap(),
-        Claim::Won { salt: 2 }
-    );
-    // A pending claim is handed over only from its current owner.
+    assert_eq!(claim("a", third, "h", later).await, won(1, third));
+    // Abandoned (unknown whether it wrote): still pending, and stale at once.
+    index
+        .finish("a", &key, third, Finish::Abandoned)
+        .await
+        .unwrap();
+    let row = index.key("a", &key).await.unwrap().unwrap();
+    assert_eq!(row.state, KeyState::Pending);
+    assert!(row.used_at < now, "{row:?}");
+    // A pending claim is handed over only from its current owner, keeping its use's
+    // correlation id and salt.
     let fourth = Uuid::now_v7();
     assert!(
         !index
@@ -768,9 +758,10 @@ pub async fn index_key_lifecycle<S: EventStore>(store: S) {
     );
     let row = index.key("a", &key).await.unwrap().unwrap();
     assert_eq!(
-        (row.correlation_id, row.salt, row.state),
-        (fourth, 2, KeyState::Pending)
+        (row.owner, row.correlation_id, row.salt, row.state),
+        (fourth, third, 1, KeyState::Pending)
     );
+    let _ = since;
 }
 
 /// Logged key uses fill the index (extending one use's span over its appends, a later use
@@ -824,24 +815,32 @@ pub async fn index_folds_the_log_idempotently<S: EventStore>(store: S) {
         two
     );
     assert_eq!(index.position().await.unwrap(), Position(20));
-    // A pending claim is its owner's to finish, whatever the log says.
+    // A pending claim is left alone by another use's events, and settled by its own main
+    // append (the only one that carries the key), whatever became of its owner.
     let pending = format!("pending-{}", Uuid::now_v7());
     index
         .claim("a", &pending, &claim_by(three, "f", now), now)
         .await
         .unwrap();
-    index
-        .apply(IndexBatch {
-            keys: vec![logged(three, &pending, outcome("s", 0, 30, 30))],
-            threads: Vec::new(),
-            links: Vec::new(),
-            position: Position(30),
-        })
-        .await
-        .unwrap();
+    for (correlation, position) in [(Uuid::now_v7(), 30), (three, 31)] {
+        index
+            .apply(IndexBatch {
+                keys: vec![logged(
+                    correlation,
+                    &pending,
+                    outcome("s", position - 30, position, position),
+                )],
+                threads: Vec::new(),
+                links: Vec::new(),
+                position: Position(position),
+            })
+            .await
+            .unwrap();
+    }
+    let row = index.key("a", &pending).await.unwrap().unwrap();
     assert_eq!(
-        index.key("a", &pending).await.unwrap().unwrap().state,
-        KeyState::Pending
+        (row.correlation_id, row.state),
+        (three, KeyState::Done(outcome("s", 1, 31, 31)))
     );
 }
 

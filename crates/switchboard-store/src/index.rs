@@ -3,10 +3,12 @@
 //!
 //! - **Idempotency keys.** One row per `(scope, key)` (the scope is the actor): a command with a
 //!   key *claims* it before it writes anything ([`WriteIndex::claim`]), so of two requests with
-//!   one key only one runs, on any node; the winner records what it did
-//!   ([`WriteIndex::finish`]) or frees the key when it wrote nothing. A row is never deleted: an
-//!   expired or freed key keeps its `salt`, which the next use raises, so the event ids a keyed
-//!   command derives from key and salt never repeat those of an earlier use.
+//!   one key only one runs, on any node; the claim's `owner` (one per attempt) records what it
+//!   did ([`WriteIndex::finish`]): done, freed when it surely wrote nothing, or abandoned when
+//!   that is unknown (a store failure), for the next request to settle. A pending use whose main
+//!   append shows up in the log is done whatever became of its owner (the fold settles it). A
+//!   row is never deleted: an expired key keeps its `salt`, which the next use raises, so the
+//!   event ids a keyed command derives from key and salt never repeat those of an earlier use.
 //! - **E-mail threads.** The conversation of every Message-ID seen on a channel.
 //! - **Links.** Which aggregates' streams hold an association with an aggregate, so that a
 //!   merge can carry over associations recorded in a third aggregate's stream.
@@ -92,8 +94,11 @@ pub struct KeyOutcome {
 pub struct KeyUse {
     /// The digest of the request the key came with (`None`: not bound to a request).
     pub fingerprint: Option<String>,
-    /// The correlation id of the command that used it: the claim's owner.
+    /// The correlation id of the use's events: the same for every attempt of one use (a
+    /// request taking over keeps it), so the log's events tell which use they belong to.
     pub correlation_id: Uuid,
+    /// The attempt that holds a pending claim (a fresh id per attempt).
+    pub owner: Uuid,
     /// When it was claimed (domain time).
     pub used_at: DateTime<Utc>,
     /// Raised on every new use of the key; goes into the ids of the events the use writes.
@@ -112,14 +117,28 @@ impl KeyUse {
     }
 
     /// The salt the next use of the key takes, given this (its last) use: the same while this
-    /// one is pending or binds, one more once it expired or was freed.
+    /// one is pending or binds, or was freed (it wrote nothing keyed), one more once it expired.
     pub fn next_salt(&self, live_since: DateTime<Utc>) -> u64 {
         match self.state {
-            KeyState::Pending => self.salt,
+            KeyState::Pending | KeyState::Free => self.salt,
             KeyState::Done(_) if self.used_at >= live_since => self.salt,
-            KeyState::Done(_) | KeyState::Free => self.salt.saturating_add(1),
+            KeyState::Done(_) => self.salt.saturating_add(1),
         }
     }
+}
+
+/// How a claim's owner ends it (see [`WriteIndex::finish`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// The command ran and wrote this.
+    Done(KeyOutcome),
+    /// The command surely wrote nothing keyed (refused, conflicted): the key is free again, with
+    /// the same salt.
+    Free,
+    /// Unknown whether the command's main append committed (a store failure): the claim stays
+    /// pending but stale at once, for the next request with the key to settle from the log or
+    /// take over.
+    Abandoned,
 }
 
 /// What [`WriteIndex::claim`] found.
@@ -129,6 +148,8 @@ pub enum Claim {
     Won {
         /// The salt of this use.
         salt: u64,
+        /// The correlation id its events carry (the claim's own, or that of the use it resumes).
+        correlation_id: Uuid,
     },
     /// Another use holds the key: pending, or done and still binding.
     Held(KeyUse),
@@ -215,8 +236,8 @@ pub trait WriteIndex: Send + Sync + Debug {
     async fn key(&self, scope: &str, key: &str) -> Result<Option<KeyUse>, StoreError>;
 
     /// Claims `key` for `claim` (whose state and salt are ignored) unless a pending use holds it
-    /// or a done one used at or after `live_since` does. A pending claim with the same
-    /// correlation id is the caller's own: claimed again, it is won with its salt.
+    /// or a done one used at or after `live_since` does. A pending claim of the same owner is
+    /// the caller's own: claimed again, it is won with its salt.
     async fn claim(
         &self,
         scope: &str,
@@ -225,9 +246,9 @@ pub trait WriteIndex: Send + Sync + Debug {
         live_since: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
 
-    /// Hands the pending claim of `stale` (a correlation id) over to `claim`'s correlation id,
-    /// keeping its salt: for a request whose first attempt stopped without finishing. False
-    /// when the key is no longer pending under `stale`.
+    /// Hands the pending claim of owner `stale` over to `claim`'s owner, keeping its salt and
+    /// correlation id: for a request whose first attempt stopped without finishing. False when
+    /// the key is no longer pending under `stale`.
     async fn take_over(
         &self,
         scope: &str,
@@ -236,14 +257,14 @@ pub trait WriteIndex: Send + Sync + Debug {
         claim: &KeyUse,
     ) -> Result<bool, StoreError>;
 
-    /// Ends the pending claim of `correlation_id`: done with `outcome`, or freed when `None`.
-    /// Nothing happens when the claim is not (or no longer) theirs.
+    /// Ends the pending claim of `owner` as `how`. Nothing happens when the claim is not (or no
+    /// longer) theirs.
     async fn finish(
         &self,
         scope: &str,
         key: &str,
-        correlation_id: Uuid,
-        outcome: Option<KeyOutcome>,
+        owner: Uuid,
+        how: Finish,
     ) -> Result<(), StoreError>;
 
     /// The snapshot saved under `name`, with the position it reflects.
@@ -264,32 +285,54 @@ pub fn decide_claim(
     current: Option<&KeyUse>,
     claim: &KeyUse,
     live_since: DateTime<Utc>,
-) -> Result<KeyUse, KeyUse> {
-    let salt = match current {
-        None => 0,
+) -> Result<KeyUse, Box<KeyUse>> {
+    let (salt, correlation_id) = match current {
+        None => (0, claim.correlation_id),
         Some(held) if held.state == KeyState::Pending => {
-            if held.correlation_id != claim.correlation_id {
-                return Err(held.clone());
+            if held.owner != claim.owner {
+                return Err(Box::new(held.clone()));
             }
-            held.salt
+            (held.salt, held.correlation_id)
         }
         Some(held) if matches!(held.state, KeyState::Done(_)) && held.used_at >= live_since => {
-            return Err(held.clone());
+            return Err(Box::new(held.clone()));
         }
-        Some(last) => last.next_salt(live_since),
+        Some(last) => (last.next_salt(live_since), claim.correlation_id),
     };
     Ok(KeyUse {
         salt,
+        correlation_id,
         state: KeyState::Pending,
         ..claim.clone()
     })
 }
 
-/// Folds a logged key use into the row `current`: the row to write, or `None` to leave it.
+/// The row a [`Finish`] leaves of `row` (a pending claim of the finishing owner).
+pub fn finished(row: KeyUse, how: Finish) -> KeyUse {
+    match how {
+        Finish::Done(outcome) => KeyUse {
+            state: KeyState::Done(outcome),
+            ..row
+        },
+        Finish::Free => KeyUse {
+            state: KeyState::Free,
+            ..row
+        },
+        Finish::Abandoned => KeyUse {
+            used_at: DateTime::<Utc>::UNIX_EPOCH,
+            ..row
+        },
+    }
+}
+
+/// Folds a logged key use into the row `current`: the row to write, or `None` to leave it. Only
+/// a command's main append carries its key, so a logged use of a pending claim's correlation id
+/// means that command is done, whatever became of its owner.
 pub fn fold_logged(current: Option<&KeyUse>, logged: &LoggedKey) -> Option<KeyUse> {
     let fresh = |salt| KeyUse {
         fingerprint: logged.fingerprint.clone(),
         correlation_id: logged.correlation_id,
+        owner: logged.correlation_id,
         used_at: logged.used_at,
         salt,
         state: KeyState::Done(logged.outcome.clone()),
@@ -298,6 +341,12 @@ pub fn fold_logged(current: Option<&KeyUse>, logged: &LoggedKey) -> Option<KeyUs
         return Some(fresh(0));
     };
     let last = match &row.state {
+        KeyState::Pending if row.correlation_id == logged.correlation_id => {
+            return Some(KeyUse {
+                state: KeyState::Done(logged.outcome.clone()),
+                ..row.clone()
+            });
+        }
         KeyState::Pending => return None,
         KeyState::Done(outcome) => outcome.last_position,
         KeyState::Free => Position::START,
@@ -417,11 +466,14 @@ impl WriteIndex for MemoryIndex {
         let id = (scope.to_owned(), key.to_owned());
         Ok(match decide_claim(inner.keys.get(&id), claim, live_since) {
             Ok(row) => {
-                let salt = row.salt;
+                let won = Claim::Won {
+                    salt: row.salt,
+                    correlation_id: row.correlation_id,
+                };
                 inner.keys.insert(id, row);
-                Claim::Won { salt }
+                won
             }
-            Err(held) => Claim::Held(held),
+            Err(held) => Claim::Held(*held),
         })
     }
 
@@ -434,8 +486,8 @@ impl WriteIndex for MemoryIndex {
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         match inner.keys.get_mut(&(scope.to_owned(), key.to_owned())) {
-            Some(row) if row.state == KeyState::Pending && row.correlation_id == stale => {
-                row.correlation_id = claim.correlation_id;
+            Some(row) if row.state == KeyState::Pending && row.owner == stale => {
+                row.owner = claim.owner;
                 row.used_at = claim.used_at;
                 Ok(true)
             }
@@ -447,15 +499,15 @@ impl WriteIndex for MemoryIndex {
         &self,
         scope: &str,
         key: &str,
-        correlation_id: Uuid,
-        outcome: Option<KeyOutcome>,
+        owner: Uuid,
+        how: Finish,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if let Some(row) = inner.keys.get_mut(&(scope.to_owned(), key.to_owned()))
             && row.state == KeyState::Pending
-            && row.correlation_id == correlation_id
+            && row.owner == owner
         {
-            row.state = outcome.map_or(KeyState::Free, KeyState::Done);
+            *row = finished(row.clone(), how);
         }
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! `switchboard import`: NDJSON written by `export` into an empty store.
 //!
-//! The whole input is read and validated first (every line parses, positions increase, every
+//! The whole input is read and validated first (its hash chain verifies from the genesis hash,
+//! so an export edited on the way in is refused naming the first position that does not verify,
+//! unless `--rechain --reason` says to chain it anew; every line parses, positions increase, every
 //! stream starts at version 0 and has no gaps, no event id twice, every append within the
 //! store's limits); only then is anything written. Events are appended in input order, one
 //! append per run of consecutive events of one stream, with the exact expected version, so ids,
@@ -34,6 +36,13 @@ pub struct ImportArgs {
     /// The NDJSON to read; `-` is stdin.
     #[arg(long = "in", value_name = "FILE|-")]
     input: String,
+    /// Import an input whose hash chain does not verify (edited, or exported from a partial
+    /// range); the target store chains it anew. Needs `--reason`.
+    #[arg(long, requires = "reason")]
+    rechain: bool,
+    /// Why the chain is rebuilt (with `--rechain`), printed with the warning.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 /// Consecutive events of one stream, appended together.
@@ -71,7 +80,19 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let runs = read_runs(BufReader::new(input), &args.input, store.max_append_bytes())?;
+    let runs = read_runs(
+        BufReader::new(input),
+        &args.input,
+        store.max_append_bytes(),
+        !args.rechain,
+    )?;
+    if args.rechain {
+        eprintln!(
+            "warning: importing without checking the input's hash chain (--rechain: {}); the \
+             target store chains the events anew",
+            args.reason.as_deref().unwrap_or_default()
+        );
+    }
     let total: usize = runs.iter().map(|r| r.events.len()).sum();
     let mut progress = Progress::new("import", "events", total as u64);
     let mut imported = 0usize;
@@ -111,8 +132,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads and validates the whole input, grouped into appends.
-fn read_runs(input: impl BufRead, name: &str, max_append_bytes: usize) -> anyhow::Result<Vec<Run>> {
+/// Reads and validates the whole input, grouped into appends; with `verify`, its hash chain too
+/// (from the genesis hash: the input must be a whole export).
+fn read_runs(
+    input: impl BufRead,
+    name: &str,
+    max_append_bytes: usize,
+    verify: bool,
+) -> anyhow::Result<Vec<Run>> {
+    let mut chain = switchboard_store::chain::GENESIS;
     let mut runs: Vec<Run> = Vec::new();
     let mut versions: HashMap<String, u64> = HashMap::new();
     let mut ids = HashSet::new();
@@ -132,6 +160,25 @@ fn read_runs(input: impl BufRead, name: &str, max_append_bytes: usize) -> anyhow
                 "line {number}: position {} does not follow position {previous_position}",
                 line.position
             );
+        }
+        if verify {
+            if line.position != previous_position + 1 {
+                refuse!(
+                    "line {number}: the input's hash chain breaks at position {}: position {} is \
+                     missing; nothing was imported (an edited or partial export: import it with \
+                     --rechain --reason TEXT to chain it anew)",
+                    previous_position + 1,
+                    previous_position + 1
+                );
+            }
+            chain = match line.chains_to(&chain) {
+                Ok(hash) => hash,
+                Err(why) => refuse!(
+                    "line {number}: the input's hash chain breaks at position {}: {why}; nothing \
+                     was imported (import it with --rechain --reason TEXT to chain it anew)",
+                    line.position
+                ),
+            };
         }
         previous_position = line.position;
         let expected_version = versions.get(&line.stream).map_or(0, |v| v + 1);

@@ -57,8 +57,8 @@ fn json(bytes: &[u8]) -> Result<Box<RawValue>, String> {
     RawValue::from_string(text.to_owned()).map_err(|e| format!("not JSON: {e}"))
 }
 
-/// An event as `import` reads it. `recorded_at` and `hash` belong to the source store and are
-/// accepted but ignored: the target store assigns its own.
+/// An event as `import` reads it. `recorded_at` and `hash` are the source store's: `import`
+/// checks the input's hash chain with them (see [`ImportedLine::chains_to`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportedLine {
@@ -68,10 +68,40 @@ pub(crate) struct ImportedLine {
     pub(crate) position: u64,
     pub(crate) event_type: String,
     pub(crate) schema_version: u32,
-    #[serde(default, rename = "recorded_at")]
-    _recorded_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub(crate) recorded_at: Option<String>,
     pub(crate) metadata: Box<RawValue>,
     pub(crate) payload: Box<RawValue>,
-    #[serde(default, rename = "hash")]
-    _hash: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub(crate) hash: Option<String>,
+}
+
+impl ImportedLine {
+    /// This event's hash if it chains to `previous`, or why not.
+    pub(crate) fn chains_to(&self, previous: &[u8; 32]) -> Result<[u8; 32], String> {
+        let recorded_at = self.recorded_at.as_deref().ok_or("it has no recorded_at")?;
+        let recorded_at = chrono::DateTime::parse_from_rfc3339(recorded_at)
+            .map_err(|e| format!("its recorded_at is not RFC 3339: {e}"))?;
+        let stated = self.hash.as_deref().ok_or("it has no hash")?;
+        let computed = switchboard_store::chain::Canonical {
+            position: switchboard_store::Position(self.position),
+            stream: &self.stream,
+            stream_version: self.stream_version,
+            event_id: self.event_id.as_bytes(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            recorded_at_micros: recorded_at.timestamp_micros(),
+            metadata: self.metadata.get().as_bytes(),
+            payload: self.payload.get().as_bytes(),
+        }
+        .hash(previous);
+        if hex::encode(computed) != stated.to_ascii_lowercase() {
+            return Err(
+                "its hash does not match its content and the hash before it (the event, or \
+                 one before it, was changed, removed or moved)"
+                    .to_owned(),
+            );
+        }
+        Ok(computed)
+    }
 }

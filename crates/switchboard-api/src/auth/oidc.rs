@@ -150,15 +150,18 @@ impl Provider {
         let claims = jsonwebtoken::decode::<ProviderClaims>(token, &key, &validation)
             .map_err(|e| refused(refusal(&e)))?
             .claims;
-        let unverified = match &claims.email_verified {
-            Some(serde_json::Value::Bool(verified)) => !verified,
-            Some(serde_json::Value::String(text)) => text.eq_ignore_ascii_case("false"),
+        // The e-mail names a directory user (an admin, perhaps): it counts only when the
+        // provider says it verified it. A provider that leaves the claim out may let a user
+        // set any address.
+        let verified = match &claims.email_verified {
+            Some(serde_json::Value::Bool(verified)) => *verified,
+            Some(serde_json::Value::String(text)) => text.eq_ignore_ascii_case("true"),
             _ => false,
         };
-        if unverified {
+        if !verified {
             return Err(refused(
                 "the identity provider has not verified the token's e-mail (email_verified is \
-                 false)",
+                 not true)",
             ));
         }
         let email = claims

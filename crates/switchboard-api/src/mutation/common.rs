@@ -202,14 +202,22 @@ pub(crate) async fn minted_id(
     ctx: &Context<'_>,
     client_mutation_id: Option<&str>,
 ) -> ApiResult<Uuid> {
+    let me = viewer(ctx).await?;
+    minted_id_by(ctx, &Actor::User { id: me.user_id }, client_mutation_id).await
+}
+
+/// [`minted_id`] for a command sent as `actor` (an admin standing in for a channel: the key's
+/// salt is that actor's).
+pub(crate) async fn minted_id_by(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    client_mutation_id: Option<&str>,
+) -> ApiResult<Uuid> {
     let Some(key) = client_mutation_id else {
         return Ok(Uuid::now_v7());
     };
     let me = viewer(ctx).await?;
-    let salt = state(ctx)
-        .service
-        .key_salt(&Actor::User { id: me.user_id }, key)
-        .await?;
+    let salt = state(ctx).service.key_salt(actor, key).await?;
     let mut name = Vec::new();
     for part in [
         me.user_id.as_bytes().as_slice(),

@@ -29,7 +29,8 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::mutation::common::{
-    Executed, RunOptions, acting_for, decode_all, minted_id, payload, require_admin, run, settle,
+    Executed, RunOptions, acting_for, decode_all, minted_id, minted_id_by, payload, require_admin,
+    run, settle,
 };
 use crate::mutation::contact::ContactIdentityInput;
 use crate::state::state;
@@ -708,7 +709,8 @@ impl ConversationMutation {
                 .map(|c| c.config.clone())
                 .ok_or_else(|| ApiError::not_found("channel"))?
         };
-        let message_id = minted_id(ctx, input.client_mutation_id.as_deref()).await?;
+        let message_id =
+            minted_id_by(ctx, &acting_for(admin), input.client_mutation_id.as_deref()).await?;
         let from = input.from.identity();
         let (email, signals) = match &config {
             ChannelConfig::Email { address, .. } => {

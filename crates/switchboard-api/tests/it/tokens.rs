@@ -297,6 +297,15 @@ async fn provider_tokens_signed_with_rs256_or_es256_name_a_user_by_email() {
         &with_token(&api, &ec.sign(&unverified), VIEWER).await,
         "email_verified",
     );
+    // A provider that does not say it verified the address is not taken at its word either.
+    unverified
+        .as_object_mut()
+        .expect("object")
+        .remove("email_verified");
+    refused_saying(
+        &with_token(&api, &ec.sign(&unverified), VIEWER).await,
+        "email_verified",
+    );
     let mut no_iat = claims("agent@acme.test");
     no_iat.as_object_mut().expect("object").remove("iat");
     refused_saying(&with_token(&api, &ec.sign(&no_iat), VIEWER).await, "iat");

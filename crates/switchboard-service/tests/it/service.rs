@@ -380,3 +380,77 @@ async fn a_deactivated_user_can_do_nothing_and_a_reactivated_one_again() {
     .await;
     run(&app, Actor::User { id: other }, create_inbox(31, "Sales")).await;
 }
+
+#[tokio::test]
+async fn a_use_whose_owner_stopped_after_its_main_append_is_answered_from_the_log() {
+    // A request claimed its key and appended its main stream, then stopped before recording
+    // the outcome (a crash, or a lost write to the index): the key is still pending.
+    let app = app().await;
+    let key = "create-bea";
+    let correlation = Uuid::now_v7();
+    let index = app.store.write_index();
+    let claim = switchboard_store::index::KeyUse {
+        fingerprint: None,
+        correlation_id: correlation,
+        owner: Uuid::now_v7(),
+        used_at: proto_events::clock::Clock::now(app.clock.as_ref()),
+        salt: 0,
+        state: switchboard_store::index::KeyState::Pending,
+    };
+    let scope = serde_json::to_string(&admin()).unwrap();
+    index
+        .claim(&scope, key, &claim, claim.used_at)
+        .await
+        .unwrap();
+    let metadata = proto_events::Metadata {
+        actor: admin(),
+        correlation_id: correlation,
+        causation_id: correlation,
+        occurred_at: claim.used_at,
+        idempotency_key: Some(key.to_owned()),
+        command_fingerprint: None,
+    };
+    let bea = Uuid::from_u128(30);
+    let created = DomainEvent::UserCreated(proto_events::event::UserCreated {
+        user_id: bea,
+        email: "bea@acme.test".into(),
+        name: "Bea".into(),
+        role: proto_events::event::Role::Agent,
+        availability: proto_events::event::Availability::Available,
+    });
+    let written = app
+        .store
+        .append(
+            &streams::user(bea),
+            switchboard_store::ExpectedVersion::NoStream,
+            vec![codec::encode(&created, &metadata)],
+        )
+        .await
+        .unwrap();
+    let head = app.store.head().await.unwrap();
+
+    // The same request again is that use's repeat, at once: not a second run (which would be
+    // refused, the user existing) nor a wait for the claim to go stale.
+    let meta = CommandMeta {
+        idempotency_key: Some(key.into()),
+        ..CommandMeta::by(admin())
+    };
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.service.execute(
+            meta,
+            Command::Setup(SetupCommand::CreateUser {
+                user_id: bea,
+                email: "bea@acme.test".into(),
+                name: "Bea".into(),
+                role: proto_events::event::Role::Agent,
+            }),
+        ),
+    )
+    .await
+    .expect("answered without waiting for the claim to go stale")
+    .unwrap();
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(again.last_position, written.last_position);
+    assert_eq!(app.store.head().await.unwrap(), head, "nothing written");
+}

@@ -181,12 +181,20 @@ async fn a_merge_carries_over_associations_held_by_other_contacts() {
                 .clone()
         }
     };
+    let early = contact("early").await;
     let older_survivor = contact("older-survivor").await;
     let partner = contact("partner").await;
     let merged = contact("merged").await;
     let younger_survivor = contact("younger-survivor").await;
     let twin = contact("twin").await;
-    for (survivor, gone) in [(&older_survivor, &merged), (&younger_survivor, &twin)] {
+    let latest_survivor = contact("latest-survivor").await;
+    // Held by the partner, going to the survivor's stream; held by the partner, staying in the
+    // partner's; held by the merged contact itself, going to the partner's.
+    for (survivor, gone) in [
+        (&older_survivor, &merged),
+        (&younger_survivor, &twin),
+        (&latest_survivor, &early),
+    ] {
         succeed(
             &api,
             org.agent,
