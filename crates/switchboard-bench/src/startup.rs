@@ -109,30 +109,38 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
         cold.seconds
     );
 
-    let met = warm.seconds < TARGET_SECONDS && warm.rss_mb < TARGET_RSS_MB;
+    let met = warm.seconds < TARGET_SECONDS && warm.settled_rss_mb < TARGET_RSS_MB;
     let line = serde_json::json!({
         "workload": "startup",
         "events": events,
         "seconds": warm.seconds,
         "rss_mb": warm.rss_mb,
+        "settled_rss_mb": warm.settled_rss_mb,
         "baseline": "the same restart with the write index deleted (the whole log folded)",
         "baseline_seconds": cold.seconds,
         "baseline_rss_mb": cold.rss_mb,
+        "baseline_settled_rss_mb": cold.settled_rss_mb,
         "ratio": cold.seconds / warm.seconds.max(f64::MIN_POSITIVE),
         "first_start_seconds": first.seconds,
         "first_start_rss_mb": first.rss_mb,
-        "target": format!("restart < {TARGET_SECONDS} s, RSS < {TARGET_RSS_MB} MB"),
+        "target": format!("restart < {TARGET_SECONDS} s, settled RSS < {TARGET_RSS_MB} MB"),
         "target_met": met,
     });
     println!("{line}");
     Ok(())
 }
 
-/// One start: seconds to ready and RSS then.
+/// One start: seconds to ready, RSS then, and RSS once the server settled (its background
+/// work after ready, such as routing catching up from its snapshot, done).
 struct Started {
     seconds: f64,
     rss_mb: f64,
+    settled_rss_mb: f64,
 }
+
+/// How long a server must use no CPU to count as settled, and the most a settling may take.
+const IDLE_FOR: Duration = Duration::from_secs(1);
+const SETTLE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Starts `switchboard serve` on `data`, waits until it is ready, measures, stops it.
 fn start(binary: &Path, data: &Path) -> anyhow::Result<Started> {
@@ -150,9 +158,12 @@ fn start(binary: &Path, data: &Path) -> anyhow::Result<Started> {
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     let measured = wait_ready(&mut child, address, began).and_then(|seconds| {
+        let at_ready = rss_mb(child.id())?;
+        settle(child.id())?;
         Ok(Started {
             seconds,
-            rss_mb: rss_mb(child.id())?,
+            rss_mb: at_ready,
+            settled_rss_mb: rss_mb(child.id())?,
         })
     });
     stop(&mut child)?;
@@ -188,6 +199,36 @@ fn ready(address: SocketAddr) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+/// Waits until process `pid` has used no CPU for [`IDLE_FOR`] (a measurement, polled; bounded
+/// by [`SETTLE_DEADLINE`]).
+fn settle(pid: u32) -> anyhow::Result<()> {
+    let began = Instant::now();
+    let mut last = (cpu_ticks(pid)?, Instant::now());
+    while began.elapsed() < SETTLE_DEADLINE {
+        std::thread::sleep(Duration::from_millis(100));
+        let ticks = cpu_ticks(pid)?;
+        if ticks != last.0 {
+            last = (ticks, Instant::now());
+        } else if last.1.elapsed() >= IDLE_FOR {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the server did not settle within {SETTLE_DEADLINE:?}")
+}
+
+/// User plus system CPU ticks of process `pid` so far.
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name (which may hold spaces) start after its `)`.
+    let rest = stat.rsplit_once(')').context("no ) in /proc/<pid>/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(n).context("short /proc/<pid>/stat")?.parse()?)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Ok(field(11)? + field(12)?)
 }
 
 /// The resident set of process `pid`, in MB.

@@ -258,7 +258,11 @@ async fn import_refuses_an_export_whose_chain_breaks_naming_the_position() {
     dropped.remove(9);
     for (input, says, repairable) in [
         (edited, "breaks at position 42", true),
-        (dropped, "breaks at position 10: position 10 is missing", false),
+        (
+            dropped,
+            "breaks at position 10: position 10 is missing",
+            false,
+        ),
     ] {
         let target = TempDir::new().unwrap();
         let input = input.join("\n");
