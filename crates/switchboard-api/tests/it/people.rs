@@ -247,11 +247,15 @@ async fn a_deactivated_users_subscription_ends_at_their_next_update() {
         next(&mut socket).await.map(|m| m["type"].clone()),
         Some(json!("connection_ack"))
     );
+    // From what the agent has read, so that a message sent before the subscription is set up
+    // on the server is delivered all the same.
+    let read = api.gql(agent, "{ consistencyToken }", json!({})).await;
     subscribe(
         &mut socket,
         "1",
-        "subscription($id: ID!) { inboxActivity(inboxId: $id) { eventType } }",
-        json!({"id": ids::encode(Kind::Inbox, inbox)}),
+        "subscription($id: ID!, $after: String) {
+            inboxActivity(inboxId: $id, after: $after) { eventType } }",
+        json!({"id": ids::encode(Kind::Inbox, inbox), "after": read.data()["consistencyToken"]}),
     )
     .await;
     let first = api.chat(channel, "visitor", "hello").await;
