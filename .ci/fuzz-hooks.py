@@ -18,6 +18,12 @@ schemathesis.graphql.scalar(
     st.one_of(st.times().map(lambda t: t.strftime("%H:%M:%S")), st.text()).map(nodes.String),
 )
 
+# async-graphql's NaiveDate (holidays): a calendar date, or any text to be refused.
+schemathesis.graphql.scalar(
+    "NaiveDate",
+    st.one_of(st.dates().map(lambda d: d.isoformat()), st.text()).map(nodes.String),
+)
+
 
 @schemathesis.check
 def no_internal_error(ctx, response, case):
