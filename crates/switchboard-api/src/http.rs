@@ -255,8 +255,15 @@ async fn connection_init(
     };
     let header = field("authorization").or_else(|| field("token").map(|t| format!("Bearer {t}")));
     let auth = state.inner().authenticate(header.as_deref()).await;
-    if let Authentication::Refused(why) = &auth {
-        return Err(ApiError::Unauthenticated(why.clone()).into());
+    match &auth {
+        Authentication::Refused(why) => {
+            return Err(ApiError::Unauthenticated(why.clone()).into());
+        }
+        // A deactivated user, or a revoked token, is refused at once, not at the first update.
+        Authentication::Viewer(viewer) => {
+            let view = state.inner().directory().await?;
+            crate::state::check_viewer(&view.directory, viewer)?;
+        }
     }
     if let Some(token) = field("consistencyToken") {
         wait_for_token(&state, &token).await?;

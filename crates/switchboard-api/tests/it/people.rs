@@ -277,3 +277,18 @@ async fn a_deactivated_users_subscription_ends_at_their_next_update() {
         "{refused:#}"
     );
 }
+
+#[tokio::test]
+async fn a_deactivated_users_socket_is_refused_at_connection_init() {
+    let api = TestApi::start().await;
+    let (_, _, agent) = support_inbox_with_agent(&api).await;
+    let addr = api.serve().await;
+    let token = format!("Bearer {}", api.token(agent));
+    deactivate(&api, agent).await;
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await,
+        None,
+        "the connection closes instead of being acknowledged"
+    );
+}
