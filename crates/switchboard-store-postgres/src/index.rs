@@ -10,8 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use switchboard_store::index::{
-    Claim, Finish, IndexBatch, KeyState, KeyUse, LoggedKey, WriteIndex, decide_claim, finished,
-    fold_logged,
+    Claim, Finish, IndexBatch, KeyState, KeyUse, LoggedKey, WriteIndex, decide_claim, fold_logged,
 };
 use switchboard_store::{Position, StoreError};
 use tokio_postgres::Row;
@@ -328,18 +327,48 @@ impl WriteIndex for PostgresIndex {
         owner: Uuid,
         how: Finish,
     ) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(pool_error)?;
-        let work = async {
-            let tx = client.transaction().await?;
-            if let Some(row) = self.read_key(&tx, scope, key, true).await?
-                && row.state == KeyState::Pending
-                && row.owner == owner
-            {
-                self.write_key(&tx, scope, key, &finished(row, how)).await?;
+        // One conditional statement (every keyed command pays it): what `finished` makes of
+        // the owner's pending row.
+        let s = &self.s;
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mine = "WHERE scope = $1 AND key = $2 AND state = 'pending' AND owner = $3";
+        let done = match how {
+            Finish::Abandoned => {
+                client
+                    .execute(
+                        &format!("UPDATE {s}.idempotency_keys SET used_at = $4 {mine}"),
+                        &[&scope, &key, &owner, &DateTime::<Utc>::UNIX_EPOCH],
+                    )
+                    .await
             }
-            tx.commit().await
+            Finish::Done(_) | Finish::Free => {
+                let state = match how {
+                    Finish::Done(outcome) => KeyState::Done(outcome),
+                    _ => KeyState::Free,
+                };
+                let (state, o) = state.to_columns();
+                client
+                    .execute(
+                        &format!(
+                            "UPDATE {s}.idempotency_keys SET state = $4, stream = $5,
+                                 stream_version = $6, first_position = $7, last_position = $8
+                             {mine}"
+                        ),
+                        &[
+                            &scope,
+                            &key,
+                            &owner,
+                            &state,
+                            &o.map(|o| o.stream.as_str()),
+                            &o.map(|o| o.stream_version as i64),
+                            &o.map(|o| o.first_position.0 as i64),
+                            &o.map(|o| o.last_position.0 as i64),
+                        ],
+                    )
+                    .await
+            }
         };
-        work.await.map_err(StoreError::backend)
+        done.map(|_| ()).map_err(StoreError::backend)
     }
 
     async fn snapshot(&self, name: &str) -> Result<Option<(Position, Vec<u8>)>, StoreError> {

@@ -672,7 +672,6 @@ pub async fn index_claims_one_of_racing_requests<S: EventStore + Clone + 'static
 pub async fn index_key_lifecycle<S: EventStore>(store: S) {
     let index = store.write_index();
     let now = chrono::Utc::now();
-    let since = now - chrono::Duration::hours(24);
     let key = format!("life-{}", Uuid::now_v7());
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     let won = |salt, correlation_id| Claim::Won {
@@ -761,7 +760,6 @@ pub async fn index_key_lifecycle<S: EventStore>(store: S) {
         (row.owner, row.correlation_id, row.salt, row.state),
         (fourth, third, 1, KeyState::Pending)
     );
-    let _ = since;
 }
 
 /// Logged key uses fill the index (extending one use's span over its appends, a later use
