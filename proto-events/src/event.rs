@@ -11,6 +11,7 @@
 //! [`crate::upcast`]; never rename a type or edit a released shape in place.
 
 mod conversation;
+mod history;
 mod inbox;
 mod organisation;
 mod record;
@@ -19,6 +20,7 @@ mod unique;
 use serde::{Deserialize, Serialize};
 
 pub use self::conversation::*;
+pub use self::history::*;
 pub use self::inbox::*;
 pub use self::organisation::*;
 pub use self::record::*;
@@ -159,6 +161,8 @@ domain_events! {
     // Uniqueness reservations.
     UniqueValueReserved("UniqueValueReserved", 1),
     UniqueValueReleased("UniqueValueReleased", 1),
+    // The log itself.
+    HistoryRechained("HistoryRechained", 1),
 }
 
 impl DomainEvent {

@@ -32,6 +32,8 @@ pub const DEAL: &str = "deal";
 pub const TICKET: &str = "ticket";
 /// Category of uniqueness reservation streams.
 pub const UNIQUE: &str = "unique";
+/// The stream of facts about the log itself (a re-chained import), one per store.
+pub const HISTORY: &str = "history";
 
 /// The longest stream name, in bytes, that every event store accepts (the stores also refuse
 /// control characters). A name built from a user's value, like a reservation's, must be
@@ -101,6 +103,11 @@ pub fn ticket(id: Uuid) -> String {
 /// e.g. `unique-contact-email-ada@example.com`.
 pub fn unique(scope: UniqueScope, value: &str) -> String {
     format!("{UNIQUE}-{}-{}", scope.as_str(), scope.normalise(value))
+}
+
+/// `history`: facts about the log itself, such as a re-chained import.
+pub fn history() -> String {
+    HISTORY.to_owned()
 }
 
 /// The reservation stream of a contact identity, e.g. `unique-contact-chat-visitor-<visitor id>`.

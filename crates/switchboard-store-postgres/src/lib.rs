@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use switchboard_store::error::validate_append;
 use switchboard_store::{
-    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Position,
+    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin, Position,
     RecordedEvent, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -277,6 +277,31 @@ impl PostgresStore {
         })
     }
 
+    /// Hands an append (or, with `origins`, a restore) to the writer and waits for its answer.
+    async fn submit(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        origins: Option<Vec<Origin>>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events, self.inner.max_append_bytes)?;
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            origins,
+            reply,
+        };
+        let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
+        requests
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// The schema this store keeps its tables in.
     pub fn schema(&self) -> &str {
         &self.inner.reader.sql.schema
@@ -292,20 +317,18 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_append(stream, &events, self.inner.max_append_bytes)?;
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream: stream.to_owned(),
-            expected,
-            events,
-            reply,
-        };
-        let requests = self.inner.requests.as_ref().ok_or(StoreError::Closed)?;
-        requests
-            .send(request)
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.submit(stream, expected, events, None).await
+    }
+
+    #[tracing::instrument(level = "trace", skip(self, events), fields(events = events.len()))]
+    async fn restore(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<(NewEvent, Origin)>,
+    ) -> Result<AppendResult, StoreError> {
+        let (events, origins) = events.into_iter().unzip();
+        self.submit(stream, expected, events, Some(origins)).await
     }
 
     async fn read_stream(

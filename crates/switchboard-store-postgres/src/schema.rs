@@ -243,11 +243,11 @@ impl Sql {
             insert: format!(
                 "INSERT INTO {s}.events ({COLUMNS}) \
                  SELECT u.position, u.event_id, $3::text, u.stream_version, u.event_type, \
-                        u.schema_version, $7::timestamptz, u.metadata, u.payload, u.hash \
+                        u.schema_version, u.recorded_at, u.metadata, u.payload, u.hash \
                  FROM UNNEST($1::bigint[], $2::uuid[], $4::bigint[], $5::text[], $6::bigint[], \
-                             $8::bytea[], $9::bytea[], $10::bytea[]) \
+                             $7::timestamptz[], $8::bytea[], $9::bytea[], $10::bytea[]) \
                       AS u(position, event_id, stream_version, event_type, schema_version, \
-                           metadata, payload, hash)"
+                           recorded_at, metadata, payload, hash)"
             ),
             read_all: format!(
                 "SELECT {COLUMNS} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"

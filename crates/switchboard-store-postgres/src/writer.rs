@@ -28,7 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use switchboard_store::chain::Canonical;
-use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Position, StoreError};
+use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Origin, Position, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -51,6 +51,8 @@ pub(crate) struct AppendRequest {
     pub(crate) stream: String,
     pub(crate) expected: ExpectedVersion,
     pub(crate) events: Vec<NewEvent>,
+    /// For a restore: where each event stood in its original log (commit time and hash kept).
+    pub(crate) origins: Option<Vec<Origin>>,
     pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
@@ -420,8 +422,8 @@ async fn insert(
 ) -> Result<AppendResult, Rejected> {
     let stream = request.stream.as_str();
     let n = request.events.len();
-    let recorded_at_micros = recorded_at.timestamp_micros();
     let mut next = *tip;
+    let mut recorded = Vec::with_capacity(n);
     let mut positions = Vec::with_capacity(n);
     let mut ids = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
@@ -431,6 +433,8 @@ async fn insert(
     for (i, event) in request.events.iter().enumerate() {
         let position = next.position.next();
         let version = first_version + i as u64;
+        let origin = request.origins.as_ref().and_then(|o| o.get(i));
+        let recorded_at = origin.map_or(recorded_at, |o| o.recorded_at);
         let hash = Canonical {
             position,
             stream,
@@ -438,11 +442,17 @@ async fn insert(
             event_id: event.event_id.as_bytes(),
             event_type: &event.event_type,
             schema_version: event.schema_version,
-            recorded_at_micros,
+            recorded_at_micros: recorded_at.timestamp_micros(),
             metadata: &event.metadata,
             payload: &event.payload,
         }
         .hash(&next.hash);
+        if let Some(origin) = origin {
+            origin
+                .check(event.event_id, position, &hash)
+                .map_err(Rejected::Store)?;
+        }
+        recorded.push(recorded_at);
         positions.push(to_db(position.0));
         ids.push(event.event_id);
         versions.push(to_db(version));
@@ -472,7 +482,7 @@ async fn insert(
                 &versions,
                 &types,
                 &schema_versions,
-                &recorded_at,
+                &recorded,
                 &metadata,
                 &payloads,
                 &hash_refs,

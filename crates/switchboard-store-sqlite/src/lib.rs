@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use switchboard_store::error::validate_append;
 use switchboard_store::index::MemoryIndex;
 use switchboard_store::{
-    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Position,
+    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin, Position,
     RecordedEvent, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{oneshot, watch};
@@ -237,20 +237,13 @@ impl SqliteStore {
         })
     }
 
-    /// The path of the SQLite file holding the events.
-    pub fn database_path(&self) -> &Path {
-        &self.inner.path
-    }
-}
-
-#[async_trait]
-impl EventStore for SqliteStore {
-    #[tracing::instrument(level = "trace", skip(self, events), fields(events = events.len()))]
-    async fn append(
+    /// Hands an append (or, with `origins`, a restore) to the writer and waits for its answer.
+    async fn submit(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        origins: Option<Vec<Origin>>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events, self.inner.max_append_bytes)?;
         let (reply, answer) = oneshot::channel();
@@ -258,6 +251,7 @@ impl EventStore for SqliteStore {
             stream: stream.to_owned(),
             expected,
             events,
+            origins,
             reply,
         };
         let sender = self.inner.requests.clone().ok_or(StoreError::Closed)?;
@@ -276,6 +270,34 @@ impl EventStore for SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// The path of the SQLite file holding the events.
+    pub fn database_path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    #[tracing::instrument(level = "trace", skip(self, events), fields(events = events.len()))]
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.submit(stream, expected, events, None).await
+    }
+
+    #[tracing::instrument(level = "trace", skip(self, events), fields(events = events.len()))]
+    async fn restore(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<(NewEvent, Origin)>,
+    ) -> Result<AppendResult, StoreError> {
+        let (events, origins) = events.into_iter().unzip();
+        self.submit(stream, expected, events, Some(origins)).await
+    }
     async fn read_stream(
         &self,
         stream: &str,

@@ -22,7 +22,7 @@ use rusqlite::{
 };
 use switchboard_sqlite::Checkpointer;
 use switchboard_store::chain::{Canonical, GENESIS};
-use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Position, StoreError};
+use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Origin, Position, StoreError};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -43,6 +43,8 @@ pub(crate) struct AppendRequest {
     pub(crate) stream: String,
     pub(crate) expected: ExpectedVersion,
     pub(crate) events: Vec<NewEvent>,
+    /// For a restore: where each event stood in its original log (commit time and hash kept).
+    pub(crate) origins: Option<Vec<Origin>>,
     pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
@@ -283,11 +285,12 @@ fn append_one(
     };
     // A single event on an existing stream is one INSERT, atomic on its own, then one UPDATE:
     // no savepoint is needed to undo a rejected append. Anything bigger gets one.
+    let origins = request.origins.as_deref();
     let written = if request.events.len() == 1 && known.is_some() {
-        write(tx, &target, &request.events, *tip)
+        write(tx, &target, &request.events, origins, *tip)
     } else {
         let savepoint = tx.savepoint().map_err(backend)?;
-        match write(&savepoint, &target, &request.events, *tip) {
+        match write(&savepoint, &target, &request.events, origins, *tip) {
             Ok(next) => savepoint
                 .commit()
                 .map(|()| next)
@@ -352,11 +355,13 @@ struct Target<'a> {
 }
 
 /// Inserts the events (and creates or moves the stream row), chaining from `tip`; returns the new
-/// tip. Any failure after the first write is `Poisoned`.
+/// tip. Restored events (`origins`) keep their commit times and must get their original hashes.
+/// Any failure after the first write is `Poisoned`.
 fn write(
     conn: &Connection,
     target: &Target<'_>,
     events: &[NewEvent],
+    origins: Option<&[Origin]>,
     tip: Tip,
 ) -> Result<Tip, Failure> {
     let stream = target.stream;
@@ -390,6 +395,8 @@ fn write(
     for (i, event) in events.iter().enumerate() {
         let position = next.position.next();
         let version = target.first_version + i as u64;
+        let origin = origins.and_then(|o| o.get(i));
+        let recorded_at = origin.map_or(target.recorded_at, |o| o.recorded_at.timestamp_micros());
         let hash = Canonical {
             position,
             stream,
@@ -397,11 +404,16 @@ fn write(
             event_id: event.event_id.as_bytes(),
             event_type: &event.event_type,
             schema_version: event.schema_version,
-            recorded_at_micros: target.recorded_at,
+            recorded_at_micros: recorded_at,
             metadata: &event.metadata,
             payload: &event.payload,
         }
         .hash(&next.hash);
+        if let Some(origin) = origin {
+            origin
+                .check(event.event_id, position, &hash)
+                .map_err(|e| failed(wrote, e))?;
+        }
         let inserted = insert.execute(params![
             position.0 as i64,
             event.event_id.as_bytes(),
@@ -410,7 +422,7 @@ fn write(
             version as i64,
             event.event_type,
             i64::from(event.schema_version),
-            target.recorded_at,
+            recorded_at,
             event.metadata,
             event.payload,
             hash,

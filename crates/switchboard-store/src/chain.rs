@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::types::{Position, RecordedEvent};
+use crate::types::{Origin, Position, RecordedEvent};
 use crate::{EventStore, StoreError};
 
 /// The hash the first event chains to.
@@ -73,6 +73,34 @@ impl RecordedEvent {
             metadata: &self.metadata,
             payload: &self.payload,
         }
+    }
+}
+
+impl Origin {
+    /// Whether the event `event_id`, about to be stored at `position` with the hash `computed`,
+    /// sits where it stood in its origin, with the same hash.
+    pub fn check(
+        &self,
+        event_id: uuid::Uuid,
+        position: Position,
+        computed: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let reason = if position != self.position {
+            format!(
+                "it would be stored at position {position}, not at its original position {}",
+                self.position
+            )
+        } else if computed != &self.hash {
+            format!(
+                "its hash here would be {}, not its original {} (the log before it, or the event, \
+                 differs from the original)",
+                hex::encode(computed),
+                hex::encode(self.hash)
+            )
+        } else {
+            return Ok(());
+        };
+        Err(StoreError::OriginMismatch { event_id, reason })
     }
 }
 

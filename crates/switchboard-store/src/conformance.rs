@@ -21,7 +21,9 @@ use crate::chain::{self, Verification};
 use crate::index::{
     Claim, Finish, IndexBatch, KeyOutcome, KeyState, KeyUse, Link, LoggedKey, Thread,
 };
-use crate::types::{Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom};
+use crate::types::{
+    Direction, ExpectedVersion, NewEvent, Origin, Position, RecordedEvent, StreamFrom,
+};
 use crate::{EventStore, StoreError};
 
 /// Instantiates every conformance test as a `#[tokio::test]` for one backend.
@@ -45,6 +47,7 @@ macro_rules! conformance_suite {
             empty_and_oversized_appends,
             stored_events_round_trip,
             hash_chain_verifies,
+            restore_keeps_commit_times_and_hashes,
             index_claims_one_of_racing_requests,
             index_key_lifecycle,
             index_folds_the_log_idempotently,
@@ -612,6 +615,157 @@ pub async fn hash_chain_verifies<S: EventStore>(store: S) {
             assert_eq!(events, (0..30).map(|i| 1 + i % 5).sum::<u64>())
         }
         broken => panic!("fresh chain does not verify: {broken:?}"),
+    }
+}
+
+/// `events` as another log would have stored them from `after` on (positions, versions from
+/// `first_version`, commit times a day apart in 2020), chained from `previous`.
+fn originals(
+    stream: &str,
+    first_version: u64,
+    after: Position,
+    previous: [u8; 32],
+    events: Vec<NewEvent>,
+) -> Vec<(NewEvent, Origin)> {
+    let mut previous = previous;
+    let mut position = after;
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            position = position.next();
+            let recorded_at = chrono::DateTime::from_timestamp(1_577_836_800, 0).unwrap()
+                + chrono::Duration::days(position.0 as i64)
+                + chrono::Duration::microseconds(123_457);
+            let hash = chain::Canonical {
+                position,
+                stream,
+                stream_version: first_version + i as u64,
+                event_id: event.event_id.as_bytes(),
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                recorded_at_micros: recorded_at.timestamp_micros(),
+                metadata: &event.metadata,
+                payload: &event.payload,
+            }
+            .hash(&previous);
+            previous = hash;
+            let origin = Origin {
+                position,
+                recorded_at,
+                hash,
+            };
+            (event, origin)
+        })
+        .collect()
+}
+
+/// Events restored from another log keep their commit times and hashes, so the chain verifies
+/// with the original head hash; an event that would land elsewhere or hash differently is
+/// refused and nothing of its append is written; repeating a restore writes nothing.
+pub async fn restore_keeps_commit_times_and_hashes<S: EventStore>(store: S) {
+    let first = originals(
+        "restored-a",
+        0,
+        Position::START,
+        chain::GENESIS,
+        events("r", 3),
+    );
+    let second = originals(
+        "restored-b",
+        0,
+        Position(3),
+        first[2].1.hash,
+        events("s", 2),
+    );
+    let result = store
+        .restore("restored-a", ExpectedVersion::NoStream, first.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (result.first_position, result.last_position),
+        (Position(1), Position(3))
+    );
+    store
+        .restore("restored-b", ExpectedVersion::NoStream, second.clone())
+        .await
+        .unwrap();
+    let stored = read_everything(&store).await;
+    let wanted: Vec<_> = first.iter().chain(&second).map(|(_, o)| *o).collect();
+    let got: Vec<_> = stored
+        .iter()
+        .map(|e| Origin {
+            position: e.position,
+            recorded_at: e.recorded_at,
+            hash: e.hash,
+        })
+        .collect();
+    assert_eq!(
+        got, wanted,
+        "restored events keep position, commit time and hash"
+    );
+    assert_eq!(
+        chain::verify(&store).await.unwrap(),
+        Verification::Intact {
+            events: 5,
+            head_hash: hex::encode(second[1].1.hash),
+        }
+    );
+
+    // A retry of a restore that landed is answered as it was and writes nothing.
+    let again = store
+        .restore("restored-a", ExpectedVersion::NoStream, first.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, result);
+
+    // An event chained after a different log (here: its predecessor's hash is not ours).
+    let foreign = originals("restored-c", 0, Position(5), [7; 32], events("t", 2));
+    // Changed on the way: the second event's payload differs from what its hash covers.
+    let mut edited = originals(
+        "restored-c",
+        0,
+        Position(5),
+        second[1].1.hash,
+        events("u", 2),
+    );
+    edited[1].0.payload = br#"{"label":"edited"}"#.to_vec();
+    // Made for another place in the log.
+    let misplaced = originals(
+        "restored-c",
+        0,
+        Position(9),
+        second[1].1.hash,
+        events("v", 1),
+    );
+    for (what, refused) in [
+        ("a foreign chain", foreign),
+        ("an edited event", edited),
+        ("another position", misplaced),
+    ] {
+        let wrong_id = match &refused[..] {
+            [(e, _), ..] if what != "an edited event" => e.event_id,
+            [_, (e, _), ..] => e.event_id,
+            _ => unreachable!(),
+        };
+        match store
+            .restore("restored-c", ExpectedVersion::NoStream, refused)
+            .await
+        {
+            Err(StoreError::OriginMismatch { event_id, .. }) => {
+                assert_eq!(
+                    event_id, wrong_id,
+                    "{what}: names the first mismatching event"
+                )
+            }
+            other => panic!("{what}: expected OriginMismatch, got {other:?}"),
+        }
+        assert_eq!(
+            store.head().await.unwrap(),
+            Position(5),
+            "{what}: nothing written"
+        );
+        assert_eq!(store.stream_version("restored-c").await.unwrap(), None);
     }
 }
 

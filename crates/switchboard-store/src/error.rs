@@ -30,6 +30,16 @@ pub enum StoreError {
         /// The first id that did not line up.
         event_id: Uuid,
     },
+    /// A restored event ([`crate::EventStore::restore`]) would not get the position or hash it
+    /// had in its origin: this log is not the prefix the copy had before it, or the copy was
+    /// changed. Nothing of the append was written. Not retryable.
+    #[error("event {event_id} cannot be restored with its original hash: {reason}")]
+    OriginMismatch {
+        /// The first event that would not match its origin.
+        event_id: Uuid,
+        /// What differs.
+        reason: String,
+    },
     /// The append held no event (HTTP 400).
     #[error("an append needs at least one event")]
     EmptyAppend,

@@ -31,7 +31,7 @@ pub use crate::error::StoreError;
 pub use crate::index::WriteIndex;
 pub use crate::subscription::EventStream;
 pub use crate::types::{
-    AppendResult, Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamFrom,
+    AppendResult, Direction, ExpectedVersion, NewEvent, Origin, Position, RecordedEvent, StreamFrom,
 };
 
 /// An append-only log of events, grouped into streams, in one global order.
@@ -50,6 +50,20 @@ pub trait EventStore: Send + Sync + Debug {
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Appends events copied from another store's log (`switchboard import`) as [`append`] does,
+    /// except that each keeps the commit time it had there, so that it keeps its position and
+    /// hash too. An event that would land at another position or get another hash (this log is
+    /// not the one the copy was made after, or the copy was changed) is refused with
+    /// [`StoreError::OriginMismatch`], and nothing of the append is written.
+    ///
+    /// [`append`]: EventStore::append
+    async fn restore(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<(NewEvent, Origin)>,
     ) -> Result<AppendResult, StoreError>;
 
     /// Reads up to `limit` events of one stream, starting at `from` (inclusive) in `direction`.

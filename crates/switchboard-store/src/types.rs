@@ -99,6 +99,19 @@ impl NewEvent {
     }
 }
 
+/// Where an event copied from another store's log stood there (see
+/// [`crate::EventStore::restore`]): restored at the same position, after the same events, with
+/// the same commit time, it gets the same hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Its position there, which it must get here too.
+    pub position: Position,
+    /// Its commit time there, which it keeps (microsecond precision).
+    pub recorded_at: DateTime<Utc>,
+    /// Its hash there, which it must get here too.
+    pub hash: [u8; 32],
+}
+
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedEvent {

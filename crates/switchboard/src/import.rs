@@ -2,21 +2,31 @@
 //!
 //! The whole input is read and validated first (its hash chain verifies from the genesis hash,
 //! so an export edited on the way in is refused naming the first position that does not verify,
-//! unless `--rechain --reason` says to chain it anew; every line parses, positions increase, every
-//! stream starts at version 0 and has no gaps, no event id twice, every append within the
+//! unless `--rechain --reason --by` says to chain it anew; every line parses, positions increase,
+//! every stream starts at version 0 and has no gaps, no event id twice, every append within the
 //! store's limits); only then is anything written. Events are appended in input order, one
 //! append per run of consecutive events of one stream, with the exact expected version, so ids,
-//! streams, versions and order are preserved. Should the store fail half-way (a full disk), the
-//! error says so: the target then holds a prefix of the input and should be deleted.
+//! streams, versions and order are preserved.
+//!
+//! A verified input is restored ([`EventStore::restore`]): every event keeps its commit time, so
+//! it keeps its position and hash, and the copy's head hash is the original's (an auditor's
+//! recorded head hash still checks out). With `--rechain` the store assigns new commit times and
+//! hashes, and a [`HistoryRechained`] event after the imported ones records who did it, why, and
+//! where the input's chain broke. Should the store fail half-way (a full disk), the error says
+//! so: the target then holds a prefix of the input and should be deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chrono::Utc;
 use clap::Args;
+use proto_events::event::{BrokenChain, HistoryRechained};
+use proto_events::{Actor, DomainEvent, Metadata};
 use switchboard_store::error::validate_append;
-use switchboard_store::{ExpectedVersion, NewEvent, Position};
+use switchboard_store::{EventStore, ExpectedVersion, NewEvent, Origin, Position};
+use uuid::Uuid;
 
 use crate::config::ConfigArgs;
 use crate::line::ImportedLine;
@@ -36,13 +46,27 @@ pub struct ImportArgs {
     /// The NDJSON to read; `-` is stdin.
     #[arg(long = "in", value_name = "FILE|-")]
     input: String,
-    /// Import an input whose hash chain does not verify (edited, or exported from a partial
-    /// range); the target store chains it anew. Needs `--reason`.
-    #[arg(long, requires = "reason")]
+    /// Import an input whose hash chain does not verify (an edited export); the target store
+    /// chains it anew and records that it did, with `--by` and `--reason`, as a
+    /// `HistoryRechained` event after the imported ones.
+    #[arg(long, requires_all = ["reason", "by"])]
     rechain: bool,
-    /// Why the chain is rebuilt (with `--rechain`), printed with the warning.
-    #[arg(long, value_name = "TEXT")]
+    /// Why the chain is rebuilt (with `--rechain`): recorded in the history.
+    #[arg(long, value_name = "TEXT", requires = "rechain")]
     reason: Option<String>,
+    /// Who rebuilds the chain (with `--rechain`), e.g. a name and e-mail address: recorded in the
+    /// history.
+    #[arg(long, value_name = "WHO", requires = "rechain")]
+    by: Option<String>,
+}
+
+/// What `read_runs` learnt about the input's chain.
+#[derive(Debug, Default)]
+struct InputChain {
+    /// Where it first failed to verify, if it did.
+    broken_at: Option<BrokenChain>,
+    /// The hash its last line states, if it states one.
+    head_hash: Option<String>,
 }
 
 /// Consecutive events of one stream, appended together.
@@ -53,6 +77,8 @@ struct Run {
     /// The input line of the first event, for error messages.
     line: usize,
     events: Vec<NewEvent>,
+    /// Where each event stood in the input's history; empty when the input is chained anew.
+    origins: Vec<Origin>,
     bytes: usize,
 }
 
@@ -80,16 +106,24 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let runs = read_runs(
+    let (runs, chain) = read_runs(
         BufReader::new(input),
         &args.input,
         store.max_append_bytes(),
         !args.rechain,
     )?;
     if args.rechain {
+        let state = match &chain.broken_at {
+            Some(broken) => format!(
+                "the input's hash chain breaks at position {}: {}",
+                broken.position, broken.reason
+            ),
+            None => "the input's hash chain verifies".to_owned(),
+        };
         eprintln!(
-            "warning: importing without checking the input's hash chain (--rechain: {}); the \
-             target store chains the events anew",
+            "warning: {state}; --rechain: the target store chains the events anew and records \
+             that it did, by {}, because: {}",
+            args.by.as_deref().unwrap_or_default(),
             args.reason.as_deref().unwrap_or_default()
         );
     }
@@ -104,43 +138,95 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             v => ExpectedVersion::Exact(v - 1),
         };
         let n = run.events.len();
-        let result = store
-            .append(&run.stream, expected, run.events)
-            .await
-            .with_context(|| {
-                format!(
-                    "appending the events of line {} onwards to stream {}; {imported} events \
+        let result = if run.origins.is_empty() {
+            store.append(&run.stream, expected, run.events).await
+        } else {
+            let events = run.events.into_iter().zip(run.origins).collect();
+            store.restore(&run.stream, expected, events).await
+        };
+        let result = result.with_context(|| {
+            format!(
+                "appending the events of line {} onwards to stream {}; {imported} events \
                      were imported before this failure, delete {} before trying again",
-                    run.line,
-                    run.stream,
-                    support::describe_store(&config)
-                )
-            })?;
+                run.line,
+                run.stream,
+                support::describe_store(&config)
+            )
+        })?;
         first_position.get_or_insert(result.first_position);
         last_position = result.last_position;
         imported += n;
         progress.set(imported as u64, &format!("(position {last_position})"));
     }
     progress.finish();
-    match first_position {
-        Some(first) => eprintln!(
-            "imported {imported} events, positions {first}..={last_position}; recorded_at and \
-             hashes were assigned by the new store"
-        ),
-        None => eprintln!("the input holds no events; nothing imported"),
+    let Some(first) = first_position else {
+        eprintln!("the input holds no events; nothing imported");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.rechain {
+        let recorded = HistoryRechained {
+            by: args.by.unwrap_or_default(),
+            reason: args.reason.unwrap_or_default(),
+            events: imported as u64,
+            broken_at: chain.broken_at,
+            input_head_hash: chain.head_hash,
+        };
+        let at = record_rechain(store.as_ref(), recorded)
+            .await
+            .context("recording the re-chained import (the events themselves are imported)")?;
+        eprintln!(
+            "imported {imported} events, positions {first}..={last_position}, with new commit \
+             times and hashes; recorded as HistoryRechained at position {at}"
+        );
+    } else {
+        eprintln!(
+            "imported {imported} events, positions {first}..={last_position}, with their \
+             original commit times and hashes (head hash {})",
+            chain.head_hash.as_deref().unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads and validates the whole input, grouped into appends; with `verify`, its hash chain too
-/// (from the genesis hash: the input must be a whole export).
+/// Appends `event` to the `history` stream, by the import itself.
+async fn record_rechain(
+    store: &dyn EventStore,
+    event: HistoryRechained,
+) -> anyhow::Result<Position> {
+    let correlation_id = Uuid::now_v7();
+    let metadata = Metadata {
+        actor: Actor::System {
+            component: "import".to_owned(),
+        },
+        correlation_id,
+        causation_id: correlation_id,
+        occurred_at: Utc::now(),
+        idempotency_key: None,
+        command_fingerprint: None,
+    };
+    let event = switchboard_codec::encode(&DomainEvent::from(event), &metadata);
+    let result = store
+        .append(
+            &proto_events::streams::history(),
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .await?;
+    Ok(result.last_position)
+}
+
+/// Reads and validates the whole input, grouped into appends. Its hash chain is checked from the
+/// genesis hash (the input must be a whole export); with `verify` a break refuses the input and
+/// every event carries its origin, to be restored with its hash; without, the first break is
+/// only reported.
 fn read_runs(
     input: impl BufRead,
     name: &str,
     max_append_bytes: usize,
     verify: bool,
-) -> anyhow::Result<Vec<Run>> {
-    let mut chain = switchboard_store::chain::GENESIS;
+) -> anyhow::Result<(Vec<Run>, InputChain)> {
+    let mut chain = Some(switchboard_store::chain::GENESIS);
+    let mut input_chain = InputChain::default();
     let mut runs: Vec<Run> = Vec::new();
     let mut versions: HashMap<String, u64> = HashMap::new();
     let mut ids = HashSet::new();
@@ -161,25 +247,33 @@ fn read_runs(
                 line.position
             );
         }
-        if verify {
-            if line.position != previous_position + 1 {
-                refuse!(
-                    "line {number}: the input's hash chain breaks at position {}: position {} is \
-                     missing; nothing was imported (an edited or partial export: import it with \
-                     --rechain --reason TEXT to chain it anew)",
+        let mut origin = None;
+        if let Some(previous) = chain {
+            let verified = if line.position != previous_position + 1 {
+                Err((
                     previous_position + 1,
-                    previous_position + 1
-                );
-            }
-            chain = match line.chains_to(&chain) {
-                Ok(hash) => hash,
-                Err(why) => refuse!(
-                    "line {number}: the input's hash chain breaks at position {}: {why}; nothing \
-                     was imported (import it with --rechain --reason TEXT to chain it anew)",
-                    line.position
-                ),
+                    format!("position {} is missing", previous_position + 1),
+                ))
+            } else {
+                line.origin(&previous).map_err(|why| (line.position, why))
             };
+            match verified {
+                Ok(o) => {
+                    chain = Some(o.hash);
+                    origin = Some(o);
+                }
+                Err((position, why)) if verify => refuse!(
+                    "line {number}: the input's hash chain breaks at position {position}: {why}; \
+                     nothing was imported (an edited or partial export: import it with \
+                     --rechain --reason TEXT --by WHO to chain it anew, recorded in the history)"
+                ),
+                Err((position, reason)) => {
+                    chain = None;
+                    input_chain.broken_at = Some(BrokenChain { position, reason });
+                }
+            }
         }
+        input_chain.head_hash = line.hash.clone();
         previous_position = line.position;
         let expected_version = versions.get(&line.stream).map_or(0, |v| v + 1);
         if line.stream_version != expected_version {
@@ -222,6 +316,7 @@ fn read_runs(
                     && run.bytes + size <= max_append_bytes =>
             {
                 run.events.push(event);
+                run.origins.extend(origin.filter(|_| verify));
                 run.bytes += size;
             }
             _ => runs.push(Run {
@@ -229,9 +324,10 @@ fn read_runs(
                 first_version: line.stream_version,
                 line: number,
                 events: vec![event],
+                origins: origin.filter(|_| verify).into_iter().collect(),
                 bytes: size,
             }),
         }
     }
-    Ok(runs)
+    Ok((runs, input_chain))
 }

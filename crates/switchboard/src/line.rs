@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use switchboard_store::RecordedEvent;
+use switchboard_store::{Origin, RecordedEvent};
 use uuid::Uuid;
 
 /// An event as `export` writes it.
@@ -77,11 +77,15 @@ pub(crate) struct ImportedLine {
 }
 
 impl ImportedLine {
-    /// This event's hash if it chains to `previous`, or why not.
-    pub(crate) fn chains_to(&self, previous: &[u8; 32]) -> Result<[u8; 32], String> {
+    /// Where this event stood in its history (position, commit time, hash) if it chains to
+    /// `previous`, or why not.
+    pub(crate) fn origin(&self, previous: &[u8; 32]) -> Result<Origin, String> {
         let recorded_at = self.recorded_at.as_deref().ok_or("it has no recorded_at")?;
         let recorded_at = chrono::DateTime::parse_from_rfc3339(recorded_at)
             .map_err(|e| format!("its recorded_at is not RFC 3339: {e}"))?;
+        // The store keeps microseconds, and the hash covers exactly those.
+        let recorded_at = chrono::DateTime::from_timestamp_micros(recorded_at.timestamp_micros())
+            .ok_or("its recorded_at is out of range")?;
         let stated = self.hash.as_deref().ok_or("it has no hash")?;
         let computed = switchboard_store::chain::Canonical {
             position: switchboard_store::Position(self.position),
@@ -102,6 +106,10 @@ impl ImportedLine {
                     .to_owned(),
             );
         }
-        Ok(computed)
+        Ok(Origin {
+            position: switchboard_store::Position(self.position),
+            recorded_at,
+            hash: computed,
+        })
     }
 }

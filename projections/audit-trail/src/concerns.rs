@@ -91,7 +91,8 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         | E::TeamRenamed(_)
         | E::TeamMemberAdded(_)
         | E::TeamMemberRemoved(_)
-        | E::BotCreated(_) => Concerns::NONE,
+        | E::BotCreated(_)
+        | E::HistoryRechained(_) => Concerns::NONE,
         E::InboxCreated(e) => Concerns::inbox(e.inbox_id),
         E::InboxRenamed(e) => Concerns::inbox(e.inbox_id),
         E::InboxMemberAdded(e) => Concerns::inbox(e.inbox_id),

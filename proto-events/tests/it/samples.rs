@@ -583,6 +583,19 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             owner_stream: proto_events::streams::contact(id(OTHER_CONTACT)),
         }
         .into(),
+        HistoryRechained {
+            by: "Ada Lovelace <ada@example.com>".into(),
+            reason: "restoring the 2025-03 backup, whose export was cut at line 80,113".into(),
+            events: 80_112,
+            broken_at: Some(BrokenChain {
+                position: 80_113,
+                reason: "event missing".into(),
+            }),
+            input_head_hash: Some(
+                "5f1c8e3a0b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e".into(),
+            ),
+        }
+        .into(),
     ]
 }
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use switchboard_api::Limits;
 use switchboard_api::ids::{self, Kind};
 use switchboard_store::{
-    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Position,
+    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin, Position,
     RecordedEvent, StoreError, StreamFrom,
 };
 use tokio::sync::watch;
@@ -74,6 +74,15 @@ impl EventStore for Faulty {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.store.append(stream, expected, events).await
+    }
+
+    async fn restore(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<(NewEvent, Origin)>,
+    ) -> Result<AppendResult, StoreError> {
+        self.store.restore(stream, expected, events).await
     }
 
     async fn read_stream(

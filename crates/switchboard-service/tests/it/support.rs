@@ -187,6 +187,14 @@ impl EventStore for Instrumented {
         }
         self.inner.append(stream, expected, events).await
     }
+    async fn restore(
+        &self,
+        stream: &str,
+        expected: switchboard_store::ExpectedVersion,
+        events: Vec<(switchboard_store::NewEvent, switchboard_store::Origin)>,
+    ) -> Result<switchboard_store::AppendResult, switchboard_store::StoreError> {
+        self.inner.restore(stream, expected, events).await
+    }
     async fn read_stream(
         &self,
         stream: &str,

@@ -91,17 +91,3 @@ pub(crate) fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
-
-/// The NDJSON lines with `recorded_at` and `hash` removed: what must survive an export/import.
-pub(crate) fn without_store_fields(ndjson: &str) -> Vec<serde_json::Value> {
-    ndjson
-        .lines()
-        .map(|line| {
-            let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
-            let object = value.as_object_mut().unwrap();
-            assert!(object.remove("recorded_at").is_some());
-            assert!(object.remove("hash").is_some());
-            value
-        })
-        .collect()
-}
