@@ -2,9 +2,9 @@
 //! event once every read model includes it, so a subscriber that reads the read models on an
 //! event sees that event's effects.
 //!
-//! Started by the first subscription, from the store's head then ([`Hub::start`]). A subscriber
-//! that falls more than [`CAPACITY`] events behind is told so and its subscription ends (it
-//! subscribes again with `after`, or replays with `events`).
+//! Started by the first subscription, from the store's head then ([`Hub::start`]). Each
+//! subscriber has `Limits::live_buffer` events of room; one that falls further behind is told so
+//! (`RecvError::Lagged`) and reads what it missed from the store (see `subscription`).
 //!
 //! What subscribers read on an event is read once for all of them: the conversation an event
 //! belongs to is looked up in the thread view on the first subscriber's request and shared
@@ -32,9 +32,6 @@ use tokio::time::Instant;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Inner;
 use crate::types::event::conversation_of;
-
-/// Events buffered per subscriber.
-pub(crate) const CAPACITY: usize = 4096;
 
 /// The first wait before following the store again after its feed failed.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -107,7 +104,7 @@ impl Hub {
     /// Starts following the log from its head, on the current runtime.
     pub(crate) async fn start(inner: &Inner) -> ApiResult<Hub> {
         let head = inner.store.head().await?;
-        let (sender, _) = broadcast::channel(CAPACITY);
+        let (sender, _) = broadcast::channel(inner.limits.live_buffer.max(1));
         let failed = Arc::new(AtomicBool::new(false));
         let feed = Feed {
             store: inner.store.clone(),

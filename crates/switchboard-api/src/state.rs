@@ -46,6 +46,9 @@ pub struct Limits {
     /// it failed (with exponential backoff) before it gives up and ends every subscription
     /// with UNAVAILABLE.
     pub feed_recovery: Duration,
+    /// Events the live feed buffers for each subscriber. A subscriber that falls further behind
+    /// (a slow client) reads what it missed from the store and goes on, missing nothing.
+    pub live_buffer: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +63,7 @@ impl Default for Limits {
             consistency_wait: Duration::from_secs(5),
             connection_init_timeout: Duration::from_secs(10),
             feed_recovery: Duration::from_secs(30),
+            live_buffer: 4096,
         }
     }
 }

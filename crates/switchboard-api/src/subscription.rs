@@ -3,7 +3,12 @@
 //! Every update is announced once the read models include it (see `hub`), so what a client
 //! reads on an update shows it. Access is checked when a subscription starts and again on every
 //! update: an agent removed from an inbox stops receiving its updates at once, and a deactivated
-//! user's or a revoked token's subscriptions end with UNAUTHENTICATED.
+//! user's or a revoked token's subscriptions end with UNAUTHENTICATED as soon as the
+//! deactivation or revocation is announced, whether or not anything they follow changes.
+//!
+//! A subscription misses nothing from where it starts: with `after`, what was written before it
+//! joined the live feed is read from the store first; a subscriber too slow for the live feed's
+//! buffer reads what it missed from the store the same way, then goes on live.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -112,13 +117,14 @@ struct Replay {
 }
 
 impl Replay {
-    /// Nothing to replay.
-    fn none() -> Replay {
-        Replay {
-            read: Position::START,
-            until: Position::START,
+    /// Nothing to replay: updates from the head now on (call once subscribed to the live feed).
+    async fn none(inner: &Inner) -> ApiResult<Replay> {
+        let head = inner.store.head().await?;
+        Ok(Replay {
+            read: head,
+            until: head,
             pending: VecDeque::new(),
-        }
+        })
     }
 
     /// The events after `after` up to the head now (call once subscribed to the live feed),
@@ -182,6 +188,9 @@ struct Updates {
     select: Select,
     replay: Replay,
     live: broadcast::Receiver<Announcement>,
+    /// The position of the last event taken from the replay or the live feed, sent or not: a
+    /// subscriber that lags behind the live feed replays from here.
+    last: Position,
     /// Set once the subscription sent its last item.
     done: bool,
     _open: Open,
@@ -195,6 +204,15 @@ impl Updates {
                 Ok(event) => event,
                 Err(e) => return Some(Err(e)),
             };
+            if ends_access(&event.envelope, self.me.user_id) {
+                let view = match self.api.inner().directory().await {
+                    Ok(view) => view,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Err(e) = check_viewer(&view.directory, &self.me) {
+                    return Some(Err(e));
+                }
+            }
             let Some(reason) = (self.select)(&event.envelope, self.me.user_id) else {
                 continue;
             };
@@ -216,30 +234,40 @@ impl Updates {
 
     /// The next event, replayed or live; `None` when the feed closed.
     async fn next_event(&mut self) -> Option<ApiResult<Arc<Announced>>> {
-        match self.replay.next(self.api.inner()).await {
-            Ok(Some(event)) => return Some(Ok(event)),
-            Ok(None) => {}
-            Err(e) => return Some(Err(e)),
-        }
         loop {
-            return match self.live.recv().await {
+            match self.replay.next(self.api.inner()).await {
+                Ok(Some(event)) => {
+                    self.last = Position(event.envelope.position);
+                    return Some(Ok(event));
+                }
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            match self.live.recv().await {
                 // Replayed already (or before `after`).
                 Ok(Announcement::Event(event))
-                    if Position(event.envelope.position) <= self.replay.until =>
-                {
-                    continue;
+                    if Position(event.envelope.position) <= self.replay.until => {}
+                Ok(Announcement::Event(event)) => {
+                    self.last = Position(event.envelope.position);
+                    return Some(Ok(event));
                 }
-                Ok(Announcement::Event(event)) => Some(Ok(event)),
-                Ok(Announcement::Failed) => Some(Err(hub::unavailable())),
-                Err(RecvError::Lagged(missed)) => Some(Err(ApiError::Conflict {
-                    message: format!(
-                        "this subscription fell {missed} events behind and ended; subscribe \
-                         again with `after` (a consistency token of what you read)"
-                    ),
-                    current_version: None,
-                })),
-                Err(RecvError::Closed) => None,
-            };
+                Ok(Announcement::Failed) => return Some(Err(hub::unavailable())),
+                Err(RecvError::Lagged(missed)) => {
+                    // Too slow for the live buffer: join the live feed again from now, and read
+                    // what was missed from the store first, as a subscription with `after` does.
+                    tracing::debug!(
+                        missed,
+                        last = self.last.0,
+                        "subscriptions: a subscriber lagged; replaying from the store"
+                    );
+                    self.live = self.live.resubscribe();
+                    self.replay = match Replay::since(self.api.inner(), self.last).await {
+                        Ok(replay) => replay,
+                        Err(e) => return Some(Err(e)),
+                    };
+                }
+                Err(RecvError::Closed) => return None,
+            }
         }
     }
 }
@@ -263,9 +291,10 @@ async fn feed(
     let live = inner.hub().await?.subscribe()?;
     let replay = match after {
         Some(after) => Replay::since(inner, after).await?,
-        None => Replay::none(),
+        None => Replay::none(inner).await?,
     };
     let updates = Updates {
+        last: replay.read,
         _open: Open::new(&api),
         api,
         me,
@@ -298,6 +327,16 @@ async fn visible(inner: &Inner, me: Viewer, event: &Announced) -> ApiResult<Opti
     Ok(header
         .filter(|h| access.conversation(h.inbox_id, h.private_owner_id))
         .map(Conversation::new))
+}
+
+/// Whether `event` may end `user`'s right to their subscriptions: their deactivation, the
+/// revocation of their tokens.
+fn ends_access(event: &Envelope, user: Uuid) -> bool {
+    match &event.payload {
+        DomainEvent::UserDeactivated(e) => e.user_id == user,
+        DomainEvent::UserTokensRevoked(e) => e.user_id == user,
+        _ => false,
+    }
 }
 
 /// Why an event concerns `user`, if it does.

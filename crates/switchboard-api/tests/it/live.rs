@@ -403,3 +403,52 @@ async fn viewer_events_read_each_event_once_whatever_the_number_of_subscribers()
         "eight subscribers cost the read model what one does"
     );
 }
+
+/// A subscriber too slow for the live feed's buffer (here two events) reads what it missed from
+/// the store and goes on: every change arrives, in order, none twice, and the subscription does
+/// not end.
+#[tokio::test]
+async fn a_subscriber_too_slow_for_the_live_buffer_misses_nothing() {
+    let api = TestApi::with_limits(Limits {
+        live_buffer: 2,
+        ..Limits::default()
+    })
+    .await;
+    let inbox = api.inbox("Support").await;
+    let channel = api.chat_channel(inbox).await;
+    let addr = api.serve().await;
+    let token = read_token(&api, api.admin).await;
+    let mut socket = connected(&api, addr, api.admin).await;
+    // Each update carries the whole thread, so a client that does not read fills the
+    // connection's buffers within a few updates, and the server stops taking from the feed.
+    subscribe(
+        &mut socket,
+        "1",
+        "subscription($id: ID!, $after: String) { inboxActivity(inboxId: $id, after: $after) {
+            position conversation { timeline(first: 100) { nodes { bodyText } } } } }",
+        json!({"id": ids::encode(Kind::Inbox, inbox).0, "after": token}),
+    )
+    .await;
+    let body = "x".repeat(32 * 1024);
+    let mut written = Vec::new();
+    for n in 0..40 {
+        let sent = api.chat(channel, "visitor-1", &format!("{n} {body}")).await;
+        written.extend(sent.first_position.0..=sent.last_position.0);
+    }
+    let last = *written.last().expect("events written");
+
+    let mut received = Vec::new();
+    while received.last().is_none_or(|&p| p < last) {
+        let message = next(&mut socket).await.expect("an update");
+        assert_eq!(message["type"], "next", "{:.300}", message.to_string());
+        let update = &message["payload"]["data"]["inboxActivity"];
+        assert!(update.is_object(), "{:.300}", message.to_string());
+        received.push(update["position"].as_u64().expect("a position"));
+    }
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice: {received:?}"
+    );
+    let missing: Vec<_> = written.iter().filter(|p| !received.contains(p)).collect();
+    assert!(missing.is_empty(), "skipped: {missing:?}");
+}

@@ -236,46 +236,65 @@ async fn a_deactivated_user_cannot_be_assigned_and_keeps_their_history() {
     );
 }
 
+/// Deactivating a user, or revoking their tokens, ends their open subscriptions with
+/// UNAUTHENTICATED at once, although nothing they follow changes afterwards.
 #[tokio::test]
-async fn a_deactivated_users_subscription_ends_at_their_next_update() {
-    let api = TestApi::start().await;
-    let (inbox, channel, agent) = support_inbox_with_agent(&api).await;
-    let addr = api.serve().await;
-    let token = format!("Bearer {}", api.token(agent));
-    let mut socket = connect(addr, json!({"Authorization": token})).await;
-    assert_eq!(
-        next(&mut socket).await.map(|m| m["type"].clone()),
-        Some(json!("connection_ack"))
-    );
-    // From what the agent has read, so that a message sent before the subscription is set up
-    // on the server is delivered all the same.
-    let read = api.gql(agent, "{ consistencyToken }", json!({})).await;
-    subscribe(
-        &mut socket,
-        "1",
-        "subscription($id: ID!, $after: String) {
-            inboxActivity(inboxId: $id, after: $after) { eventType } }",
-        json!({"id": ids::encode(Kind::Inbox, inbox), "after": read.data()["consistencyToken"]}),
-    )
-    .await;
-    let first = api.chat(channel, "visitor", "hello").await;
-    api.settle(&first).await;
-    let update = next(&mut socket).await.expect("an update");
-    assert_eq!(update["type"], "next", "{update:#}");
+async fn a_deactivated_or_revoked_users_subscription_ends_at_once() {
+    for cut_off in ["deactivateUser", "revokeTokens"] {
+        let api = TestApi::start().await;
+        let (_, channel, agent) = support_inbox_with_agent(&api).await;
+        let started = api.chat(channel, "visitor", "hello").await;
+        api.settle(&started).await;
+        let conversation = started
+            .stream
+            .strip_prefix("conversation-")
+            .map(|id| ids::encode(Kind::Conversation, id.parse().expect("an id")).0)
+            .expect("a conversation");
+        let addr = api.serve().await;
+        let token = format!("Bearer {}", api.token(agent));
+        let mut socket = connect(addr, json!({"Authorization": token})).await;
+        assert_eq!(
+            next(&mut socket).await.map(|m| m["type"].clone()),
+            Some(json!("connection_ack"))
+        );
+        let read = api.gql(agent, "{ consistencyToken }", json!({})).await;
+        subscribe(
+            &mut socket,
+            "1",
+            "subscription($after: String) { viewerEvents(after: $after) { reason } }",
+            json!({"after": read.data()["consistencyToken"]}),
+        )
+        .await;
+        // A mention shows the subscription is live.
+        let mention = api
+            .gql(
+                api.admin,
+                "mutation($input: AddCommentInput!) { addComment(input: $input) {
+                    userErrors { message } } }",
+                json!({"input": {"conversationId": conversation, "bodyText": "Look",
+                                 "mentionIds": [user_id(agent)]}}),
+            )
+            .await;
+        assert_eq!(mention.data()["addComment"]["userErrors"], json!([]));
+        let update = next(&mut socket).await.expect("the mention");
+        assert_eq!(
+            update["payload"]["data"]["viewerEvents"]["reason"], "MENTIONED",
+            "{update:#}"
+        );
 
-    deactivate(&api, agent).await;
-    let second = api.chat(channel, "visitor", "anyone?").await;
-    api.settle(&second).await;
-    let refused = loop {
-        let message = next(&mut socket).await.expect("a message");
-        if message["type"] != "next" || message["payload"]["errors"].is_array() {
-            break message;
-        }
-    };
-    assert_eq!(
-        refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
-        "{refused:#}"
-    );
+        let reply = people(&api, api.admin, cut_off, agent).await;
+        assert_eq!(
+            payload(&reply, cut_off)["userErrors"],
+            json!([]),
+            "{:#}",
+            reply.body
+        );
+        let refused = next(&mut socket).await.expect("a message");
+        assert_eq!(
+            refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{cut_off}: {refused:#}"
+        );
+    }
 }
 
 #[tokio::test]

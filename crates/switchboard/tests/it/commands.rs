@@ -285,7 +285,11 @@ async fn import_refuses_an_export_whose_chain_breaks_naming_the_position() {
             "restoring a hand-repaired export",
         ];
         let out = run(&rechain, Some(input.as_bytes()));
-        assert_eq!(out.status.code(), Some(2), "--by is required with --rechain");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--by is required with --rechain"
+        );
         let out = run(
             &[&rechain[..], &["--by", "Ada <ada@acme.test>"]].concat(),
             Some(input.as_bytes()),
@@ -313,8 +317,8 @@ async fn import_refuses_an_export_whose_chain_breaks_naming_the_position() {
         assert_eq!(payload["reason"], "restoring a hand-repaired export");
         assert_eq!(payload["events"], EVENTS);
         assert_eq!(payload["broken_at"]["position"], 42);
-        let input_head = serde_json::from_str::<serde_json::Value>(lines.last().unwrap())
-            .unwrap()["hash"]
+        let input_head = serde_json::from_str::<serde_json::Value>(lines.last().unwrap()).unwrap()
+            ["hash"]
             .clone();
         assert_eq!(payload["input_head_hash"], input_head);
         for verb in [&["audit", "verify"][..], &["projections", "rebuild"]] {
