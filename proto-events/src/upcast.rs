@@ -13,6 +13,12 @@
 //!   account names its owner. v1 did not record it; the step sets it to `null` ("not
 //!   recorded"), and readers take the channel's access, which is what the write side decided
 //!   by.
+//! - `MessageReceived` and `MessageFiltered` v2 -> v3: `attachments` (empty) and `raw` (`null`)
+//!   were added when e-mail started arriving as MIME, with files and the original kept in the
+//!   blob store. Earlier messages had neither.
+//! - `ReplySent` v1 -> v2: `attachments` (empty) was added with outbound e-mail.
+//! - `DeliveryFailed` v1 -> v2: `status` (the remote server's reply code) was added, `null`
+//!   ("not recorded") before.
 
 use serde::de::Error as _;
 use serde_json::Value;
@@ -41,6 +47,26 @@ pub const UPCASTERS: &[Upcaster] = &[
         event_type: "MessageFiltered",
         from_version: 1,
         apply: message_filtered_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "MessageReceived",
+        from_version: 2,
+        apply: inbound_v2_to_v3,
+    },
+    Upcaster {
+        event_type: "MessageFiltered",
+        from_version: 2,
+        apply: inbound_v2_to_v3,
+    },
+    Upcaster {
+        event_type: "ReplySent",
+        from_version: 1,
+        apply: reply_sent_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "DeliveryFailed",
+        from_version: 1,
+        apply: delivery_failed_v1_to_v2,
     },
 ];
 
@@ -94,4 +120,50 @@ fn message_filtered_v1_to_v2(mut payload: Value) -> Result<Value, serde_json::Er
     }
     fields.insert("visibility".to_owned(), Value::Null);
     Ok(payload)
+}
+
+/// Adds `fields` (name, value) to the object `payload` of `what`; refuses one that has them.
+fn add_fields(
+    mut payload: Value,
+    what: &str,
+    fields: &[(&str, Value)],
+) -> Result<Value, serde_json::Error> {
+    let object = payload
+        .as_object_mut()
+        .ok_or_else(|| serde_json::Error::custom(format!("{what} payload is not an object")))?;
+    for (name, value) in fields {
+        if object.contains_key(*name) {
+            return Err(serde_json::Error::custom(format!(
+                "{what} payload already has `{name}`"
+            )));
+        }
+        object.insert((*name).to_owned(), value.clone());
+    }
+    Ok(payload)
+}
+
+/// `MessageReceived`/`MessageFiltered` v2 -> v3: no attachments, no raw original.
+fn inbound_v2_to_v3(payload: Value) -> Result<Value, serde_json::Error> {
+    add_fields(
+        payload,
+        "inbound message v2",
+        &[
+            ("attachments", Value::Array(Vec::new())),
+            ("raw", Value::Null),
+        ],
+    )
+}
+
+/// `ReplySent` v1 -> v2: no attachments.
+fn reply_sent_v1_to_v2(payload: Value) -> Result<Value, serde_json::Error> {
+    add_fields(
+        payload,
+        "ReplySent v1",
+        &[("attachments", Value::Array(Vec::new()))],
+    )
+}
+
+/// `DeliveryFailed` v1 -> v2: the status was not recorded.
+fn delivery_failed_v1_to_v2(payload: Value) -> Result<Value, serde_json::Error> {
+    add_fields(payload, "DeliveryFailed v1", &[("status", Value::Null)])
 }

@@ -175,7 +175,7 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
             let subject = at.opt_string_field("subject")?;
             let body_text = at.string_field("body_text")?;
             let body_html = at.opt_string_field("body_html")?;
-            at.literal(br#","email":null,"form_fields":[]"#)?;
+            at.literal(br#","email":null,"form_fields":[],"attachments":[],"raw":null"#)?;
             MessageReceived {
                 conversation_id,
                 inbox_id,
@@ -192,6 +192,8 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
                     body_html,
                     email: None,
                     form_fields: Vec::new(),
+                    attachments: Vec::new(),
+                    raw: None,
                 },
             }
             .into()
@@ -206,7 +208,7 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
             let subject = at.opt_string_field("subject")?;
             let body_text = at.string_field("body_text")?;
             let body_html = at.opt_string_field("body_html")?;
-            at.literal(br#","email":null"#)?;
+            at.literal(br#","email":null,"attachments":[]"#)?;
             ReplySent {
                 conversation_id,
                 inbox_id,
@@ -218,6 +220,7 @@ pub(crate) fn canonical_payload(event_type: &str, json: &[u8]) -> Option<DomainE
                 body_text,
                 body_html,
                 email: None,
+                attachments: Vec::new(),
             }
             .into()
         }
@@ -732,6 +735,8 @@ mod tests {
                         body_html: some.then(|| "<p>Hello</p>".into()),
                         email: None,
                         form_fields: Vec::new(),
+                        attachments: Vec::new(),
+                        raw: None,
                     },
                 }
                 .into(),
@@ -758,6 +763,7 @@ mod tests {
                     body_text: String::new(),
                     body_html: some.then(|| "<p>Yes</p>".into()),
                     email: None,
+                    attachments: Vec::new(),
                 }
                 .into(),
             );

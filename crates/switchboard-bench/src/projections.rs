@@ -309,6 +309,8 @@ fn conversation(n: u128) -> (String, Vec<NewEvent>) {
                 body_html: None,
                 email: None,
                 form_fields: vec![],
+                attachments: Vec::new(),
+                raw: None,
             },
         }
         .into(),

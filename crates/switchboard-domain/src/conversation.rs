@@ -156,6 +156,8 @@ pub enum DeliveryOutcome {
         reason: String,
         /// Whether retrying cannot help (a bounce), as opposed to a temporary failure.
         permanent: bool,
+        /// The remote server's status (`550 5.1.1`), when it gave one.
+        status: Option<String>,
     },
 }
 
@@ -599,6 +601,7 @@ fn reply(
             body_text: command.body_text.to_owned(),
             body_html,
             email,
+            attachments: Vec::new(),
         }
         .into(),
     ])
@@ -633,6 +636,7 @@ fn record_delivery(
             DeliveryOutcome::Failed {
                 reason,
                 permanent: false,
+                ..
             },
         ) => last == reason,
         _ => false,
@@ -652,13 +656,18 @@ fn record_delivery(
             provider_message_id: provider_message_id.clone(),
         }
         .into(),
-        DeliveryOutcome::Failed { reason, permanent } => DeliveryFailed {
+        DeliveryOutcome::Failed {
+            reason,
+            permanent,
+            status,
+        } => DeliveryFailed {
             conversation_id,
             inbox_id,
             message_id,
             channel_id,
             reason: reason.clone(),
             permanent: *permanent,
+            status: status.clone(),
         }
         .into(),
     }])

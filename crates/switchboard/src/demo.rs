@@ -1333,6 +1333,7 @@ impl Seeder {
                 DeliveryOutcome::Failed {
                     reason: "550 5.1.1 mailbox unavailable".into(),
                     permanent: true,
+                    status: None,
                 }
             } else {
                 DeliveryOutcome::Succeeded {
@@ -1466,6 +1467,8 @@ impl Seeder {
             body_html: None,
             email,
             form_fields,
+            attachments: Vec::new(),
+            raw: None,
         };
         self.run(
             Actor::Channel { id: channel_id },
@@ -1515,6 +1518,8 @@ impl Seeder {
                 cc: Vec::new(),
             }),
             form_fields: Vec::new(),
+            attachments: Vec::new(),
+            raw: None,
         };
         self.run(
             Actor::Channel { id: channel_id },

@@ -73,6 +73,44 @@ pub struct EmailHeaders {
     pub cc: Vec<String>,
 }
 
+/// A file kept in the blob store, named by the SHA-256 of its bytes. Events carry these
+/// references, never the bytes: the download route serves them under the conversation's access
+/// rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// SHA-256 of the bytes, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A file attached to a message (or an inline image of its HTML body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Where its bytes are.
+    pub blob: BlobRef,
+    /// The file name the sender gave, if any.
+    pub file_name: Option<String>,
+    /// Its MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+    /// Its `Content-ID`, without angle brackets, for an inline part the HTML body cites as
+    /// `cid:`.
+    pub content_id: Option<String>,
+    /// Whether it is shown inside the body (`Content-Disposition: inline` with a `Content-ID`)
+    /// rather than listed as an attachment.
+    pub inline: bool,
+}
+
+/// The original of an inbound e-mail, byte for byte, as received, for auditors to download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawMessage {
+    /// Where its bytes are.
+    pub blob: BlobRef,
+    /// What could not be read in it (a broken multipart, an unknown charset, too deep a
+    /// nesting): the message was kept as received and shown with what could be read.
+    pub warnings: Vec<String>,
+}
+
 /// One field of a form submission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormField {
@@ -110,6 +148,10 @@ pub struct InboundMessage {
     pub email: Option<EmailHeaders>,
     /// The submitted fields, for forms; empty otherwise.
     pub form_fields: Vec<FormField>,
+    /// Its attachments and inline images, in the blob store.
+    pub attachments: Vec<Attachment>,
+    /// The original e-mail, as received (e-mail through SMTP, IMAP or the ingest route).
+    pub raw: Option<RawMessage>,
 }
 
 /// A customer's message reached the inbox.
@@ -234,6 +276,8 @@ pub struct ReplySent {
     pub body_html: Option<String>,
     /// The headers it is sent with, threading it to the conversation (e-mail).
     pub email: Option<EmailHeaders>,
+    /// Files sent with it, in the blob store (e-mail).
+    pub attachments: Vec<Attachment>,
 }
 
 /// The channel accepted an outbound message.
@@ -266,6 +310,9 @@ pub struct DeliveryFailed {
     pub reason: String,
     /// Whether retrying cannot help (a bounced address), as opposed to a temporary failure.
     pub permanent: bool,
+    /// The remote server's status, when it gave one: an SMTP reply code and enhanced status
+    /// code, e.g. `550 5.1.1`, from the relay's answer or a bounce.
+    pub status: Option<String>,
 }
 
 /// An internal comment was added. Never sent to the customer; not a reply for metrics.
@@ -510,6 +557,8 @@ struct InboundWire {
     body_html: Option<String>,
     email: Option<EmailHeaders>,
     form_fields: Vec<FormField>,
+    attachments: Vec<Attachment>,
+    raw: Option<RawMessage>,
 }
 
 impl InboundWire {
@@ -535,6 +584,8 @@ impl InboundWire {
             body_html: self.body_html,
             email: self.email,
             form_fields: self.form_fields,
+            attachments: self.attachments,
+            raw: self.raw,
         };
         (
             self.conversation_id,

@@ -63,7 +63,7 @@ fn keeps_the_stored_version_and_upcasts_the_payload() {
     let payload = fs::read(fixture_path("MessageReceived", 1)).unwrap();
     let envelope = Envelope::decode(raw("MessageReceived", 1, &metadata, &payload)).unwrap();
     assert_eq!(envelope.schema_version, 1);
-    assert_eq!(envelope.payload.schema_version(), 2);
+    assert_eq!(envelope.payload.schema_version(), 3);
 }
 
 #[test]
@@ -81,10 +81,10 @@ fn rejects_an_unknown_type() {
 
 #[test]
 fn rejects_future_and_zero_versions() {
-    for version in [0, 3] {
+    for version in [0, 4] {
         let error = DomainEvent::decode("MessageReceived", version, b"{}").unwrap_err();
         assert!(
-            matches!(error, DecodeError::UnsupportedVersion { schema_version, current: 2, .. }
+            matches!(error, DecodeError::UnsupportedVersion { schema_version, current: 3, .. }
                 if schema_version == version),
             "{error:?}"
         );

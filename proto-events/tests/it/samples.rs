@@ -68,6 +68,23 @@ pub(crate) fn inbound_message() -> InboundMessage {
             cc: vec!["grace@customer.example.org".into()],
         }),
         form_fields: vec![],
+        attachments: vec![Attachment {
+            blob: BlobRef {
+                sha256: "9f2b6c1d4e8a0b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e5f1c8e3a".into(),
+                size: 48_213,
+            },
+            file_name: Some("seats.pdf".into()),
+            content_type: "application/pdf".into(),
+            content_id: None,
+            inline: false,
+        }],
+        raw: Some(RawMessage {
+            blob: BlobRef {
+                sha256: "0b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e5f1c8e3a9f2b6c1d4e8a".into(),
+                size: 66_020,
+            },
+            warnings: vec!["an attachment's charset `x-unknown` was read as UTF-8".into()],
+        }),
     }
 }
 
@@ -394,6 +411,16 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             body_text: "Hi Ada, 20 seats are 400 EUR a month.".into(),
             body_html: Some("<p>Hi Ada, 20 seats are 400 EUR a month.</p>".into()),
             email: Some(email_headers()),
+            attachments: vec![Attachment {
+                blob: BlobRef {
+                    sha256: "c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e5f1c8e3a9f2b6c1d4e8a0b3".into(),
+                    size: 20_480,
+                },
+                file_name: Some("quote.pdf".into()),
+                content_type: "application/pdf".into(),
+                content_id: None,
+                inline: false,
+            }],
         }
         .into(),
         DeliverySucceeded {
@@ -411,6 +438,7 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             channel_id: id(CHANNEL),
             reason: "550 5.1.1 mailbox unavailable".into(),
             permanent: true,
+            status: Some("550 5.1.1".into()),
         }
         .into(),
         CommentAdded {

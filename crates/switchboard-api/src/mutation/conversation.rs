@@ -655,6 +655,7 @@ impl ConversationMutation {
             Some(reason) if !reason.trim().is_empty() => Ok(DeliveryOutcome::Failed {
                 reason: reason.trim().to_owned(),
                 permanent,
+                status: None,
             }),
             _ => Err(ApiError::bad_input("reason", "a failure needs a reason")),
         };
@@ -795,6 +796,8 @@ impl ConversationMutation {
                     value: f.value,
                 })
                 .collect(),
+            attachments: Vec::new(),
+            raw: None,
         };
         let command = Command::ReceiveMessage {
             channel_id,

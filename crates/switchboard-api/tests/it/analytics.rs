@@ -167,6 +167,8 @@ impl Clocked {
                         body_html: None,
                         email: None,
                         form_fields: vec![],
+                        attachments: Vec::new(),
+                        raw: None,
                     }),
                     signals: None,
                 },

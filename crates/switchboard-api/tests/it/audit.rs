@@ -74,6 +74,8 @@ pub(crate) fn message(channel_id: Uuid, kind: ChannelKind, from: Identity) -> Co
             body_html: None,
             email,
             form_fields: vec![],
+            attachments: Vec::new(),
+            raw: None,
         }),
         signals: None,
     }

@@ -306,6 +306,8 @@ impl TestApi {
                         body_html: None,
                         email: None,
                         form_fields: vec![],
+                        attachments: Vec::new(),
+                        raw: None,
                     }),
                     signals: None,
                 },

@@ -366,6 +366,8 @@ impl Conversations {
                     body_html: None,
                     email: None,
                     form_fields: vec![],
+                    attachments: Vec::new(),
+                    raw: None,
                 },
             };
             (event.into(), customer.clone(), at)
@@ -382,6 +384,7 @@ impl Conversations {
                 body_text: format!("Thanks for writing, let me check order {c}-{n} for you."),
                 body_html: None,
                 email: None,
+                attachments: Vec::new(),
             };
             (event.into(), Actor::User { id: by }, at)
         };

@@ -130,6 +130,8 @@ fn email_in(n: u128) -> InboundMessage {
             cc: vec![],
         }),
         form_fields: vec![],
+        attachments: Vec::new(),
+        raw: None,
     }
 }
 
@@ -158,6 +160,8 @@ fn chat_in(n: u128) -> InboundMessage {
         body_html: None,
         email: None,
         form_fields: vec![],
+        attachments: Vec::new(),
+        raw: None,
     }
 }
 
@@ -338,6 +342,7 @@ fn reply_sent(n: u128, author: ReplyAuthor) -> DomainEvent {
         body_text: "On it".into(),
         body_html: None,
         email: None,
+        attachments: Vec::new(),
     }
     .into()
 }
@@ -395,6 +400,7 @@ fn failed(reason: &str, permanent: bool) -> C {
         outcome: DeliveryOutcome::Failed {
             reason: reason.into(),
             permanent,
+            status: None,
         },
     }
 }
@@ -852,6 +858,7 @@ fn first_email_reply() -> DomainEvent {
             to: vec!["ada@customer.test".into()],
             cc: vec![],
         }),
+        attachments: Vec::new(),
     }
     .into()
 }
@@ -910,6 +917,7 @@ fn the_next_reply_answers_the_customers_answer_and_references_the_whole_thread()
                     to: vec!["ada@customer.test".into()],
                     cc: vec![],
                 }),
+                attachments: Vec::new(),
             }
             .into(),
         ]);
@@ -1020,6 +1028,7 @@ fn delivery_outcomes_are_recorded_once_final() {
                 channel_id: id(CHAT),
                 reason: "recipient unknown".into(),
                 permanent: true,
+                status: None,
             }
             .into(),
         ]);
@@ -1056,6 +1065,7 @@ fn a_temporary_failure_still_awaits_an_outcome() {
         channel_id: id(CHAT),
         reason: "rate limited".into(),
         permanent: false,
+        status: None,
     };
     let state = given(replied_thread())
         .when(channel(CHAT), failed("rate limited", false))

@@ -75,6 +75,8 @@ fn message(n: u128) -> InboundMessage {
         body_html: None,
         email: None,
         form_fields: vec![],
+        attachments: Vec::new(),
+        raw: None,
     }
 }
 

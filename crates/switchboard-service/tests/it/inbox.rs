@@ -84,6 +84,8 @@ fn mail(message_id: &str, in_reply_to: Option<&str>, from: &str) -> InboundMessa
             cc: vec![],
         }),
         form_fields: vec![],
+        attachments: Vec::new(),
+        raw: None,
     }
 }
 

@@ -96,6 +96,8 @@ pub(crate) fn chat(channel_id: Uuid, visitor: &str, text: &str) -> switchboard_s
             body_html: None,
             email: None,
             form_fields: vec![],
+            attachments: Vec::new(),
+            raw: None,
         }),
         signals: None,
     }

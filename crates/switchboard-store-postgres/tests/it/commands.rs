@@ -93,6 +93,8 @@ async fn racing_repeats_on_two_nodes_write_once() {
                     body_html: None,
                     email: None,
                     form_fields: vec![],
+                    attachments: Vec::new(),
+                    raw: None,
                 }),
                 signals: None,
             },

@@ -183,6 +183,8 @@ pub(crate) fn sample() -> History {
                 body_html: None,
                 email: None,
                 form_fields: vec![],
+                attachments: Vec::new(),
+                raw: None,
             },
         },
     );

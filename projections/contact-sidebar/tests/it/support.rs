@@ -118,6 +118,8 @@ pub(crate) fn received(
             body_html: None,
             email: None,
             form_fields: Vec::new(),
+            attachments: Vec::new(),
+            raw: None,
         },
     }
 }
@@ -134,5 +136,6 @@ pub(crate) fn reply(conversation: Uuid, inbox: Uuid, body: &str) -> ReplySent {
         body_text: body.into(),
         body_html: None,
         email: None,
+        attachments: Vec::new(),
     }
 }

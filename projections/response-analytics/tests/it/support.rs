@@ -129,6 +129,8 @@ pub(crate) fn customer(conversation: Uuid) -> MessageReceived {
             body_html: None,
             email: None,
             form_fields: Vec::new(),
+            attachments: Vec::new(),
+            raw: None,
         },
     }
 }
@@ -146,6 +148,7 @@ fn reply(conversation: Uuid, author: ReplyAuthor) -> ReplySent {
         body_text: "reply".into(),
         body_html: None,
         email: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -231,6 +231,7 @@ impl Builder {
             body_text: body.to_owned(),
             body_html: None,
             email: None,
+            attachments: Vec::new(),
         };
         self.push(minute, actor, conversation, sent);
     }
@@ -270,6 +271,8 @@ pub(crate) fn mail(
         body_html: None,
         email: None,
         form_fields: Vec::new(),
+        attachments: Vec::new(),
+        raw: None,
     }
 }
 
@@ -344,6 +347,7 @@ pub(crate) fn history() -> Vec<Envelope> {
             channel_id: SUPPORT_MAIL,
             reason: "mailbox full".to_owned(),
             permanent: false,
+            status: None,
         },
     );
     h.push(
