@@ -19,6 +19,7 @@
 //! - `reader`: queries on pooled connections and row decoding.
 //! - `listener`: `LISTEN` and the head poll that move subscribers.
 
+mod blobs;
 mod index;
 mod listener;
 mod reader;
@@ -34,8 +35,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use switchboard_store::error::validate_append;
 use switchboard_store::{
-    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin, Position,
-    RecordedEvent, StoreError, StreamFrom, WriteIndex,
+    AppendResult, BlobStore, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin,
+    Position, RecordedEvent, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -159,6 +160,8 @@ struct Inner {
     max_append_bytes: usize,
     /// The write side's index, in tables of the same schema.
     index: Arc<dyn WriteIndex>,
+    /// Blobs, in a table of the same schema.
+    blobs: Arc<dyn BlobStore>,
 }
 
 impl fmt::Debug for Inner {
@@ -271,6 +274,7 @@ impl PostgresStore {
                 listener,
                 head: head_rx,
                 index: Arc::new(index::PostgresIndex::new(pool.clone(), &sql.schema)),
+                blobs: Arc::new(blobs::PostgresBlobs::new(pool.clone(), &sql.schema)),
                 reader: Reader { pool, sql },
                 max_append_bytes: options.max_append_bytes,
             }),
@@ -377,5 +381,9 @@ impl EventStore for PostgresStore {
 
     fn write_index(&self) -> Arc<dyn WriteIndex> {
         self.inner.index.clone()
+    }
+
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.inner.blobs.clone()
     }
 }

@@ -124,6 +124,15 @@ CREATE TABLE {s}.folded (
 INSERT INTO {s}.folded (singleton, position) VALUES (TRUE, 0);
 "#;
 
+/// Blobs (attachments, raw e-mails) by content hash.
+const MIGRATION_3: &str = r#"
+CREATE TABLE {s}.blobs (
+    sha256    TEXT        PRIMARY KEY,
+    bytes     BYTEA       NOT NULL,
+    stored_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"#;
+
 /// Creates the schema and its tables if needed, under an advisory lock so that nodes starting
 /// together do not race.
 pub(crate) async fn migrate(
@@ -166,6 +175,14 @@ pub(crate) async fn migrate(
         tx.execute(
             &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
             &[&2i32],
+        )
+        .await?;
+    }
+    if applied < 3 {
+        tx.batch_execute(&MIGRATION_3.replace("{s}", &s)).await?;
+        tx.execute(
+            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
+            &[&3i32],
         )
         .await?;
     }

@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use switchboard_store::blob::FileBlobs;
 use switchboard_store::error::validate_append;
 use switchboard_store::index::MemoryIndex;
 use switchboard_store::{
-    AppendResult, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin, Position,
-    RecordedEvent, StoreError, StreamFrom, WriteIndex,
+    AppendResult, BlobStore, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin,
+    Position, RecordedEvent, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -38,6 +39,9 @@ use crate::writer::{AppendRequest, Writer};
 
 /// The file name of the event database inside the data directory.
 pub const DATABASE_FILE: &str = "events.sqlite3";
+
+/// The directory, inside the store's, that holds its blobs (see [`FileBlobs`]).
+pub const BLOB_DIR: &str = "blobs";
 
 /// A source of commit timestamps, replaceable in tests.
 pub type CommitClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -130,6 +134,8 @@ struct Inner {
     max_append_bytes: usize,
     /// The write side's index: [`index::SqliteIndex`], or an in-memory one when read-only.
     index: Arc<dyn WriteIndex>,
+    /// Blobs, as files under `<dir>/blobs`.
+    blobs: Arc<dyn BlobStore>,
     /// Held (and locked) for as long as the store is open for writing; `None` when read-only.
     _lock: Option<File>,
 }
@@ -194,6 +200,7 @@ impl SqliteStore {
                 reads,
                 max_append_bytes: options.max_append_bytes,
                 index,
+                blobs: Arc::new(FileBlobs::new(dir.join(BLOB_DIR))),
                 _lock: Some(lock),
             }),
         })
@@ -232,6 +239,7 @@ impl SqliteStore {
                 reads,
                 max_append_bytes: SqliteOptions::default().max_append_bytes,
                 index: Arc::new(MemoryIndex::default()),
+                blobs: Arc::new(FileBlobs::read_only(dir.join(BLOB_DIR))),
                 _lock: None,
             }),
         })
@@ -350,5 +358,9 @@ impl EventStore for SqliteStore {
 
     fn write_index(&self) -> Arc<dyn WriteIndex> {
         self.inner.index.clone()
+    }
+
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.inner.blobs.clone()
     }
 }

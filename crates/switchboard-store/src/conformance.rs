@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             stored_events_round_trip,
             hash_chain_verifies,
             restore_keeps_commit_times_and_hashes,
+            blobs_are_stored_once_by_content,
             index_claims_one_of_racing_requests,
             index_key_lifecycle,
             index_folds_the_log_idempotently,
@@ -766,6 +767,32 @@ pub async fn restore_keeps_commit_times_and_hashes<S: EventStore>(store: S) {
             "{what}: nothing written"
         );
         assert_eq!(store.stream_version("restored-c").await.unwrap(), None);
+    }
+}
+
+/// Blobs come back byte for byte under their SHA-256; the same bytes stored twice (or by two
+/// writers at once) are one blob; an unknown or malformed name reads as absent.
+pub async fn blobs_are_stored_once_by_content<S: EventStore>(store: S) {
+    let blobs = store.blobs();
+    let small = b"%PDF-1.7 a small attachment".to_vec();
+    let large: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let empty = Vec::new();
+    for bytes in [&small, &large, &empty] {
+        let (first, second) = tokio::join!(blobs.put(bytes.clone()), blobs.put(bytes.clone()));
+        let name = first.unwrap();
+        assert_eq!(second.unwrap(), name);
+        assert_eq!(name, crate::blob::blob_hash(bytes));
+        assert_eq!(blobs.get(&name).await.unwrap().as_ref(), Some(bytes));
+    }
+    let absent = crate::blob::blob_hash(b"never stored");
+    assert_eq!(blobs.get(&absent).await.unwrap(), None);
+    for malformed in [
+        "",
+        "../../etc/passwd",
+        &absent.to_uppercase(),
+        &absent[..63],
+    ] {
+        assert_eq!(blobs.get(malformed).await.unwrap(), None, "{malformed:?}");
     }
 }
 

@@ -6,6 +6,7 @@
 //! event to its predecessor with SHA-256 so that tampering with history can be detected.
 //!
 //! # Layout
+//! - [`blob`]: attachments and raw e-mails beside the log, by SHA-256, [`BlobStore`].
 //! - [`types`]: positions, expected versions, events going in and coming out.
 //! - [`error`]: [`StoreError`], and what a caller should do about each variant.
 //! - [`chain`]: the canonical bytes of an event, the hash chain and [`chain::verify`].
@@ -14,6 +15,7 @@
 //!   snapshots), [`WriteIndex`].
 //! - `conformance` (feature `conformance`): the behaviour every backend must show, as tests.
 
+pub mod blob;
 pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::blob::BlobStore;
 pub use crate::error::StoreError;
 pub use crate::index::WriteIndex;
 pub use crate::subscription::EventStream;
@@ -98,4 +101,7 @@ pub trait EventStore: Send + Sync + Debug {
 
     /// The write side's index kept beside this log (see [`index`]).
     fn write_index(&self) -> Arc<dyn WriteIndex>;
+
+    /// The blobs kept beside this log (see [`blob`]).
+    fn blobs(&self) -> Arc<dyn BlobStore>;
 }

@@ -413,7 +413,8 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             email: Some(email_headers()),
             attachments: vec![Attachment {
                 blob: BlobRef {
-                    sha256: "c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e5f1c8e3a9f2b6c1d4e8a0b3".into(),
+                    sha256: "c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e5f1c8e3a9f2b6c1d4e8a0b3"
+                        .into(),
                     size: 20_480,
                 },
                 file_name: Some("quote.pdf".into()),

@@ -134,6 +134,10 @@ impl EventStore for Faulty {
     fn write_index(&self) -> Arc<dyn switchboard_store::WriteIndex> {
         self.store.write_index()
     }
+
+    fn blobs(&self) -> Arc<dyn switchboard_store::BlobStore> {
+        self.store.blobs()
+    }
 }
 
 /// An API whose feed fails while `switch` is down.

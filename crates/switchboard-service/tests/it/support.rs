@@ -235,4 +235,8 @@ impl EventStore for Instrumented {
     fn write_index(&self) -> Arc<dyn switchboard_store::WriteIndex> {
         self.inner.write_index()
     }
+
+    fn blobs(&self) -> Arc<dyn switchboard_store::BlobStore> {
+        self.inner.blobs()
+    }
 }
