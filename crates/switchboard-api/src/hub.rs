@@ -18,7 +18,7 @@
 //! (their subscriptions end with UNAVAILABLE) and the next subscription starts a new feed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -98,6 +98,8 @@ pub(crate) struct Hub {
     sender: broadcast::Sender<Announcement>,
     /// Set (before [`Announcement::Failed`] is sent) when the feed gives up.
     failed: Arc<AtomicBool>,
+    /// The position of the last event announced (set before it is sent).
+    announced: Arc<AtomicU64>,
 }
 
 impl Hub {
@@ -106,7 +108,9 @@ impl Hub {
         let head = inner.store.head().await?;
         let (sender, _) = broadcast::channel(inner.limits.live_buffer.max(1));
         let failed = Arc::new(AtomicBool::new(false));
+        let announced = Arc::new(AtomicU64::new(head.0));
         let feed = Feed {
+            announced: announced.clone(),
             store: inner.store.clone(),
             projections: inner.projections.clone(),
             sender: sender.clone(),
@@ -120,7 +124,17 @@ impl Hub {
                 () = closing => {}
             }
         });
-        Ok(Hub { sender, failed })
+        Ok(Hub {
+            sender,
+            failed,
+            announced,
+        })
+    }
+
+    /// The position of the last event announced: a receiver made before reading it gets every
+    /// event after it, or is told it lagged.
+    pub(crate) fn announced(&self) -> Position {
+        Position(self.announced.load(Ordering::SeqCst))
     }
 
     /// Whether the feed gave up.
@@ -150,6 +164,7 @@ pub(crate) fn unavailable() -> ApiError {
 
 /// The task that follows the store.
 struct Feed {
+    announced: Arc<AtomicU64>,
     store: Arc<dyn EventStore>,
     projections: Arc<ProjectionRuntime>,
     sender: broadcast::Sender<Announcement>,
@@ -213,6 +228,7 @@ impl Feed {
             tracing::warn!(position = recorded.position.0, error = %e,
                 "subscriptions: announcing an event the read models do not show yet");
         }
+        self.announced.store(recorded.position.0, Ordering::SeqCst);
         // No receivers is fine: nobody is subscribed right now.
         let _ = self
             .sender

@@ -47,7 +47,8 @@ pub struct Limits {
     /// with UNAVAILABLE.
     pub feed_recovery: Duration,
     /// Events the live feed buffers for each subscriber. A subscriber that falls further behind
-    /// (a slow client) reads what it missed from the store and goes on, missing nothing.
+    /// (a slow client) reads what it missed from the store and goes on, missing nothing; one
+    /// more than 100,000 events behind is ended with CONFLICT instead.
     pub live_buffer: usize,
 }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult};
-use crate::hub::{self, Announced, Announcement};
+use crate::hub::{self, Announced, Announcement, Hub};
 use crate::ids::{self, Kind};
 use crate::query::HISTORY_READERS;
 use crate::state::{ApiState, Inner, access, check_viewer, state, viewer};
@@ -117,9 +117,10 @@ struct Replay {
 }
 
 impl Replay {
-    /// Nothing to replay: updates from the head now on (call once subscribed to the live feed).
-    async fn none(inner: &Inner) -> ApiResult<Replay> {
-        let head = inner.store.head().await?;
+    /// Nothing to replay: updates from the head now on (call once subscribed to the live feed
+    /// of `hub`).
+    async fn none(inner: &Inner, hub: &Hub) -> ApiResult<Replay> {
+        let head = inner.store.head().await?.max(hub.announced());
         Ok(Replay {
             read: head,
             until: head,
@@ -127,19 +128,21 @@ impl Replay {
         })
     }
 
-    /// The events after `after` up to the head now (call once subscribed to the live feed),
-    /// once the read models include them.
-    async fn since(inner: &Inner, after: Position) -> ApiResult<Replay> {
-        let head = inner.store.head().await?;
+    /// The events after `after` up to the head now (call once subscribed to the live feed of
+    /// `hub`), once the read models include them; `too_far` is the error when that is more
+    /// than [`REPLAY_LIMIT`] events.
+    async fn since(
+        inner: &Inner,
+        hub: &Hub,
+        after: Position,
+        too_far: impl FnOnce(u64) -> ApiError,
+    ) -> ApiResult<Replay> {
+        // The live feed may announce an event a moment before the store's head shows it: the
+        // replay then reaches up to it, or the receiver made before would never see it.
+        let head = inner.store.head().await?.max(hub.announced());
         let behind = head.0.saturating_sub(after.0);
         if behind > REPLAY_LIMIT {
-            return Err(ApiError::bad_input(
-                "after",
-                format!(
-                    "the token is {behind} events old, more than {REPLAY_LIMIT}: read what you \
-                     show again and subscribe with that query's consistencyToken"
-                ),
-            ));
+            return Err(too_far(behind));
         }
         if head > after {
             let deadline = tokio::time::Instant::now() + hub::ANNOUNCE_WAIT;
@@ -187,6 +190,7 @@ struct Updates {
     inbox: Option<Uuid>,
     select: Select,
     replay: Replay,
+    hub: Arc<Hub>,
     live: broadcast::Receiver<Announcement>,
     /// The position of the last event taken from the replay or the live feed, sent or not: a
     /// subscriber that lags behind the live feed replays from here.
@@ -261,7 +265,16 @@ impl Updates {
                         "subscriptions: a subscriber lagged; replaying from the store"
                     );
                     self.live = self.live.resubscribe();
-                    self.replay = match Replay::since(self.api.inner(), self.last).await {
+                    let too_far = |behind| ApiError::Conflict {
+                        message: format!(
+                            "this subscription fell {behind} events behind, more than \
+                             {REPLAY_LIMIT}, and ended; read what you show again and \
+                             subscribe with that query's consistencyToken"
+                        ),
+                        current_version: None,
+                    };
+                    let replay = Replay::since(self.api.inner(), &self.hub, self.last, too_far);
+                    self.replay = match replay.await {
                         Ok(replay) => replay,
                         Err(e) => return Some(Err(e)),
                     };
@@ -288,12 +301,23 @@ async fn feed(
         .map(|token| inner.tokens.verify(&token, "after"))
         .transpose()?;
     // Join the live feed first, then read the head: the live feed has every event after it.
-    let live = inner.hub().await?.subscribe()?;
+    let hub = inner.hub().await?;
+    let live = hub.subscribe()?;
+    let too_old = |behind| {
+        ApiError::bad_input(
+            "after",
+            format!(
+                "the token is {behind} events old, more than {REPLAY_LIMIT}: read what you show \
+                 again and subscribe with that query's consistencyToken"
+            ),
+        )
+    };
     let replay = match after {
-        Some(after) => Replay::since(inner, after).await?,
-        None => Replay::none(inner).await?,
+        Some(after) => Replay::since(inner, &hub, after, too_old).await?,
+        None => Replay::none(inner, &hub).await?,
     };
     let updates = Updates {
+        hub,
         last: replay.read,
         _open: Open::new(&api),
         api,

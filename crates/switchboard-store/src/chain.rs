@@ -104,6 +104,52 @@ impl Origin {
     }
 }
 
+/// Checks that the events a restore answered for (`result`, perhaps the answer to a retry of an
+/// earlier restore or append of the same ids) are stored where and as `origins` say.
+pub async fn check_restored(
+    store: &dyn EventStore,
+    result: &crate::AppendResult,
+    ids: &[uuid::Uuid],
+    origins: &[Origin],
+) -> Result<(), StoreError> {
+    let stored = store
+        .read_all(
+            Position(result.first_position.0.saturating_sub(1)),
+            origins.len(),
+        )
+        .await?;
+    for (i, (id, origin)) in ids.iter().zip(origins).enumerate() {
+        let Some(event) = stored.get(i).filter(|e| e.event_id == *id) else {
+            return Err(StoreError::OriginMismatch {
+                event_id: *id,
+                reason: "it is stored, but not where the restore would have put it".to_owned(),
+            });
+        };
+        if event.recorded_at.timestamp_micros() != origin.recorded_at.timestamp_micros() {
+            return Err(StoreError::OriginMismatch {
+                event_id: *id,
+                reason: format!(
+                    "it is stored already, with another commit time ({})",
+                    event.recorded_at
+                ),
+            });
+        }
+        origin.check(*id, event.position, &event.hash)?;
+    }
+    Ok(())
+}
+
+/// `origins` with their commit times cut to the microseconds a store keeps (and hashes).
+pub fn to_micros(origins: &mut [Origin]) {
+    for origin in origins {
+        if let Some(cut) =
+            chrono::DateTime::from_timestamp_micros(origin.recorded_at.timestamp_micros())
+        {
+            origin.recorded_at = cut;
+        }
+    }
+}
+
 /// The outcome of walking the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verification {

@@ -620,8 +620,9 @@ pub async fn hash_chain_verifies<S: EventStore>(store: S) {
 }
 
 /// `events` as another log would have stored them from `after` on (positions, versions from
-/// `first_version`, commit times a day apart in 2020), chained from `previous`.
-fn originals(
+/// `first_version`, commit times a day apart from `base`), chained from `previous`.
+fn originals_from(
+    base: chrono::DateTime<chrono::Utc>,
     stream: &str,
     first_version: u64,
     after: Position,
@@ -635,9 +636,7 @@ fn originals(
         .enumerate()
         .map(|(i, event)| {
             position = position.next();
-            let recorded_at = chrono::DateTime::from_timestamp(1_577_836_800, 0).unwrap()
-                + chrono::Duration::days(position.0 as i64)
-                + chrono::Duration::microseconds(123_457);
+            let recorded_at = base + chrono::Duration::days(position.0 as i64);
             let hash = chain::Canonical {
                 position,
                 stream,
@@ -661,6 +660,18 @@ fn originals(
         .collect()
 }
 
+/// [`originals_from`] with commit times in 2020, to the microsecond.
+fn originals(
+    stream: &str,
+    first_version: u64,
+    after: Position,
+    previous: [u8; 32],
+    events: Vec<NewEvent>,
+) -> Vec<(NewEvent, Origin)> {
+    let base = chrono::DateTime::from_timestamp(1_577_836_800, 123_457_000).unwrap();
+    originals_from(base, stream, first_version, after, previous, events)
+}
+
 /// Events restored from another log keep their commit times and hashes, so the chain verifies
 /// with the original head hash; an event that would land elsewhere or hash differently is
 /// refused and nothing of its append is written; repeating a restore writes nothing.
@@ -672,7 +683,11 @@ pub async fn restore_keeps_commit_times_and_hashes<S: EventStore>(store: S) {
         chain::GENESIS,
         events("r", 3),
     );
-    let second = originals(
+    // Before 2000 and with nanoseconds: stores keep (and hashes cover) whole microseconds,
+    // however their database rounds.
+    let base = chrono::DateTime::from_timestamp(915_148_800, 987_654_321).unwrap();
+    let second = originals_from(
+        base,
         "restored-b",
         0,
         Position(3),
@@ -692,7 +707,8 @@ pub async fn restore_keeps_commit_times_and_hashes<S: EventStore>(store: S) {
         .await
         .unwrap();
     let stored = read_everything(&store).await;
-    let wanted: Vec<_> = first.iter().chain(&second).map(|(_, o)| *o).collect();
+    let mut wanted: Vec<_> = first.iter().chain(&second).map(|(_, o)| *o).collect();
+    chain::to_micros(&mut wanted);
     let got: Vec<_> = stored
         .iter()
         .map(|e| Origin {
@@ -768,6 +784,27 @@ pub async fn restore_keeps_commit_times_and_hashes<S: EventStore>(store: S) {
         );
         assert_eq!(store.stream_version("restored-c").await.unwrap(), None);
     }
+
+    // A retry is answered from what is stored, which must match too: events appended (with
+    // the store's commit time) are not taken for restored ones.
+    let appended = events("w", 1);
+    store
+        .append("restored-d", ExpectedVersion::NoStream, appended.clone())
+        .await
+        .unwrap();
+    let posing = originals("restored-d", 0, Position(5), second[1].1.hash, appended);
+    match store
+        .restore("restored-d", ExpectedVersion::NoStream, posing)
+        .await
+    {
+        Err(StoreError::OriginMismatch { .. }) => {}
+        other => panic!("a restore answered by an append: {other:?}"),
+    }
+    // And the chain after the refusals is whole.
+    assert!(matches!(
+        chain::verify(&store).await.unwrap(),
+        Verification::Intact { events: 6, .. }
+    ));
 }
 
 /// Blobs come back byte for byte under their SHA-256; the same bytes stored twice (or by two

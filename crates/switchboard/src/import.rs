@@ -11,8 +11,8 @@
 //! A verified input is restored ([`EventStore::restore`]): every event keeps its commit time, so
 //! it keeps its position and hash, and the copy's head hash is the original's (an auditor's
 //! recorded head hash still checks out). With `--rechain` the store assigns new commit times and
-//! hashes, and a [`HistoryRechained`] event after the imported ones records who did it, why, and
-//! where the input's chain broke. Should the store fail half-way (a full disk), the error says
+//! hashes, and a [`HistoryRechained`] event, written before the imported ones, records who did
+//! it, why, and where the input's chain broke. Should the store fail half-way (a full disk), the error says
 //! so: the target then holds a prefix of the input and should be deleted.
 
 use std::collections::{HashMap, HashSet};
@@ -25,7 +25,7 @@ use clap::Args;
 use proto_events::event::{BrokenChain, HistoryRechained};
 use proto_events::{Actor, DomainEvent, Metadata};
 use switchboard_store::error::validate_append;
-use switchboard_store::{EventStore, ExpectedVersion, NewEvent, Origin, Position};
+use switchboard_store::{ExpectedVersion, NewEvent, Origin, Position};
 use uuid::Uuid;
 
 use crate::config::ConfigArgs;
@@ -48,7 +48,7 @@ pub struct ImportArgs {
     input: String,
     /// Import an input whose hash chain does not verify (an edited export); the target store
     /// chains it anew and records that it did, with `--by` and `--reason`, as a
-    /// `HistoryRechained` event after the imported ones.
+    /// `HistoryRechained` event before the imported ones.
     #[arg(long, requires_all = ["reason", "by"])]
     rechain: bool,
     /// Why the chain is rebuilt (with `--rechain`): recorded in the history.
@@ -128,6 +128,22 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let total: usize = runs.iter().map(|r| r.events.len()).sum();
+    // Recorded first, so that a re-chained store says so even if the import stops half-way.
+    let rechained = match (args.rechain, total) {
+        (true, 1..) => {
+            let event = rechain_record(&args, total, &chain, store.max_append_bytes())?;
+            let at = store
+                .append(
+                    &proto_events::streams::history(),
+                    ExpectedVersion::Any,
+                    vec![event],
+                )
+                .await
+                .context("recording the re-chained import; nothing was imported")?;
+            Some(at.last_position)
+        }
+        _ => None,
+    };
     let mut progress = Progress::new("import", "events", total as u64);
     let mut imported = 0usize;
     let mut first_position = None;
@@ -163,36 +179,56 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("the input holds no events; nothing imported");
         return Ok(ExitCode::SUCCESS);
     };
-    if args.rechain {
-        let recorded = HistoryRechained {
-            by: args.by.unwrap_or_default(),
-            reason: args.reason.unwrap_or_default(),
-            events: imported as u64,
-            broken_at: chain.broken_at,
-            input_head_hash: chain.head_hash,
-        };
-        let at = record_rechain(store.as_ref(), recorded)
-            .await
-            .context("recording the re-chained import (the events themselves are imported)")?;
-        eprintln!(
+    match rechained {
+        Some(at) => eprintln!(
             "imported {imported} events, positions {first}..={last_position}, with new commit \
              times and hashes; recorded as HistoryRechained at position {at}"
-        );
-    } else {
-        eprintln!(
+        ),
+        None => eprintln!(
             "imported {imported} events, positions {first}..={last_position}, with their \
              original commit times and hashes (head hash {})",
             chain.head_hash.as_deref().unwrap_or_default()
-        );
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Appends `event` to the `history` stream, by the import itself.
-async fn record_rechain(
-    store: &dyn EventStore,
-    event: HistoryRechained,
-) -> anyhow::Result<Position> {
+/// The longest `--by` or `--reason`, in bytes.
+const MAX_RECORD_TEXT: usize = 2000;
+
+/// The `HistoryRechained` event of this import (of `events` events), by the import itself,
+/// checked against the store's limits before anything is written.
+fn rechain_record(
+    args: &ImportArgs,
+    events: usize,
+    chain: &InputChain,
+    max_append_bytes: usize,
+) -> anyhow::Result<NewEvent> {
+    let text = |flag: &str, value: &Option<String>| -> anyhow::Result<String> {
+        let value = value.as_deref().unwrap_or_default().trim();
+        if value.is_empty() {
+            refuse!("{flag} must say something: it is recorded in the history");
+        }
+        if value.len() > MAX_RECORD_TEXT {
+            refuse!(
+                "{flag} is {} bytes long, the limit is {MAX_RECORD_TEXT}",
+                value.len()
+            );
+        }
+        Ok(value.to_owned())
+    };
+    let recorded = HistoryRechained {
+        by: text("--by", &args.by)?,
+        reason: text("--reason", &args.reason)?,
+        events: events as u64,
+        broken_at: chain.broken_at.clone(),
+        // What the input claims, kept only if it is a hash at all.
+        input_head_hash: chain
+            .head_hash
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .filter(|h| switchboard_store::blob::is_blob_hash(h)),
+    };
     let correlation_id = Uuid::now_v7();
     let metadata = Metadata {
         actor: Actor::System {
@@ -204,15 +240,15 @@ async fn record_rechain(
         idempotency_key: None,
         command_fingerprint: None,
     };
-    let event = switchboard_codec::encode(&DomainEvent::from(event), &metadata);
-    let result = store
-        .append(
-            &proto_events::streams::history(),
-            ExpectedVersion::Any,
-            vec![event],
-        )
-        .await?;
-    Ok(result.last_position)
+    let event = switchboard_codec::encode(&DomainEvent::from(recorded), &metadata);
+    if let Err(e) = validate_append(
+        &proto_events::streams::history(),
+        std::slice::from_ref(&event),
+        max_append_bytes,
+    ) {
+        refuse!("the store would refuse the record of this re-chained import: {e}");
+    }
+    Ok(event)
 }
 
 /// Reads and validates the whole input, grouped into appends. Its hash chain is checked from the

@@ -58,7 +58,7 @@ fn json(bytes: &[u8]) -> Result<Box<RawValue>, String> {
 }
 
 /// An event as `import` reads it. `recorded_at` and `hash` are the source store's: `import`
-/// checks the input's hash chain with them (see [`ImportedLine::chains_to`]).
+/// checks the input's hash chain with them (see [`ImportedLine::origin`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportedLine {

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// `switchboard import --rechain` stored a copy of a history under new hashes and commit times:
 /// the copy's own hash chain did not verify (an edited or partial export) or was not to be
-/// kept, so the store chained the events anew. Recorded right after the imported events, so an
-/// auditor sees that hashes before it are not the original history's.
+/// kept, so the store chained the events anew. Recorded before the imported events (so that a
+/// store whose import stopped half-way says so too): an auditor sees that the hashes after it
+/// are not the original history's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryRechained {
     /// Who ran the import, as they named themselves on the command line (`--by`): the import runs
@@ -15,7 +16,7 @@ pub struct HistoryRechained {
     pub by: String,
     /// Why (`--reason`).
     pub reason: String,
-    /// How many events were imported, at positions 1 to this.
+    /// How many events the import was to write, right after this one.
     pub events: u64,
     /// The first input position whose hash did not verify, and why; `None` when the input's chain
     /// verified and was re-hashed anyway.

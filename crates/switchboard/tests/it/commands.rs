@@ -285,11 +285,12 @@ async fn import_refuses_an_export_whose_chain_breaks_naming_the_position() {
             "restoring a hand-repaired export",
         ];
         let out = run(&rechain, Some(input.as_bytes()));
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "--by is required with --rechain"
-        );
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--by"), "--by is required: {stderr}");
+        let blank = [&rechain[..], &["--by", " "]].concat();
+        let (_, stderr) = text(&run(&blank, Some(input.as_bytes())));
+        assert!(stderr.contains("--by must say something"), "{stderr}");
         let out = run(
             &[&rechain[..], &["--by", "Ada <ada@acme.test>"]].concat(),
             Some(input.as_bytes()),
@@ -300,7 +301,7 @@ async fn import_refuses_an_export_whose_chain_breaks_naming_the_position() {
             stderr.contains("restoring a hand-repaired export"),
             "{stderr}"
         );
-        // ...and the history says so, after the imported events: who, why, where it broke.
+        // ...and the history says so, before the imported events: who, why, where it broke.
         let out = run(&["export", "--data-dir", dir_arg(target.path())], None);
         let exported: Vec<serde_json::Value> = String::from_utf8(out.stdout)
             .unwrap()
@@ -308,11 +309,11 @@ async fn import_refuses_an_export_whose_chain_breaks_naming_the_position() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(exported.len() as u64, EVENTS + 1);
-        let last = exported.last().unwrap();
-        assert_eq!(last["event_type"], "HistoryRechained");
-        assert_eq!(last["stream"], "history");
-        assert_eq!(last["metadata"]["actor"]["component"], "import");
-        let payload = &last["payload"];
+        let record = &exported[0];
+        assert_eq!(record["event_type"], "HistoryRechained");
+        assert_eq!(record["stream"], "history");
+        assert_eq!(record["metadata"]["actor"]["component"], "import");
+        let payload = &record["payload"];
         assert_eq!(payload["by"], "Ada <ada@acme.test>");
         assert_eq!(payload["reason"], "restoring a hand-repaired export");
         assert_eq!(payload["events"], EVENTS);
