@@ -1,0 +1,269 @@
+//! From raw bytes to a durable message in its conversation.
+//!
+//! [`Ingester::ingest`] keeps the raw message and every attachment in the store's blob store
+//! (by SHA-256), reads the message ([`crate::parse`]), and records it through the command
+//! service, which threads it within its channel, recognises the contact and runs the channel's
+//! filters. It returns only once the events are durable, so an SMTP server may answer `250`.
+//!
+//! The message's id is derived from its channel and `Message-ID` (or, without one, the hash of
+//! its bytes), so the same message delivered twice on one channel (a retrying MTA, an IMAP
+//! re-scan) is one message. A delivery status notification about one of our replies also marks
+//! that reply failed, with the remote status; the notification itself is kept like any mail
+//! (the built-in filters usually send it to the Filtered view).
+
+use std::sync::Arc;
+
+use proto_events::Actor;
+use proto_events::event::{
+    Attachment, BlobRef, ChannelConfig, ChannelKind, EmailHeaders, Identity, InboundMessage,
+    RawMessage,
+};
+use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
+use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
+use switchboard_store::{EventStore, StoreError};
+use uuid::Uuid;
+
+use crate::parse::{self, ParsedMail};
+
+/// The namespace of the ids of inbound e-mails, derived from channel and `Message-ID`.
+const EMAIL_MESSAGES: Uuid = Uuid::from_u128(0x2c9e_61a4_8f03_4d7b_b4a6_0e52_93d1_7c28);
+
+/// Why a message was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// No channel receives mail for this address (SMTP 550 5.1.1).
+    #[error("no channel receives mail for {0}")]
+    UnknownRecipient(String),
+    /// The message names no sender, in its headers or its envelope (SMTP 550 5.1.7).
+    #[error("the message names no sender")]
+    NoSender,
+    /// The message cannot be taken as it is; sending it again will not help (SMTP 554 5.6.0).
+    #[error("the message was refused: {0}")]
+    Refused(String),
+    /// Storage failed; the message is not taken and may be sent again (SMTP 451 4.3.0).
+    #[error("the message could not be stored for now: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> IngestError {
+        IngestError::Unavailable(e.to_string())
+    }
+}
+
+impl From<ServiceError> for IngestError {
+    fn from(e: ServiceError) -> IngestError {
+        match e {
+            ServiceError::Domain(e) => IngestError::Refused(e.to_string()),
+            e => IngestError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// What became of an ingested message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// Our id of the message.
+    pub message_id: Uuid,
+    /// The conversation's stream it was recorded in.
+    pub stream: String,
+    /// Whether it had been received before (nothing new was written).
+    pub duplicate: bool,
+    /// Whether it was a delivery report that marked one of our replies failed.
+    pub bounced: Option<Uuid>,
+    /// What could not be read in it.
+    pub warnings: Vec<String>,
+}
+
+/// Takes raw e-mails into conversations.
+#[derive(Debug, Clone)]
+pub struct Ingester {
+    service: Arc<CommandService>,
+    store: Arc<dyn EventStore>,
+}
+
+impl Ingester {
+    /// An ingester recording through `service`, keeping blobs in `store`'s blob store.
+    pub fn new(service: Arc<CommandService>, store: Arc<dyn EventStore>) -> Ingester {
+        Ingester { service, store }
+    }
+
+    /// The connected e-mail channel (team address, private account or an inbox's fallback
+    /// address) that receives mail for `address`, compared case-insensitively.
+    pub async fn channel_for(&self, address: &str) -> Result<Option<Uuid>, IngestError> {
+        let address = address.trim();
+        let view = self.service.view().await?;
+        Ok(view
+            .directory
+            .channels
+            .values()
+            .find(|channel| {
+                channel.connected
+                    && matches!(&channel.config, ChannelConfig::Email { address: a, .. }
+                        if a.trim().eq_ignore_ascii_case(address))
+            })
+            .map(|channel| channel.id))
+    }
+
+    /// Records `raw` as a message of `channel_id`; `envelope_from` is the SMTP `MAIL FROM` (or
+    /// the IMAP account's), the sender when the headers name none. Durable when it returns.
+    pub async fn ingest(
+        &self,
+        channel_id: Uuid,
+        envelope_from: Option<&str>,
+        raw: Vec<u8>,
+    ) -> Result<Ingested, IngestError> {
+        let raw = Arc::new(raw);
+        let parsed = {
+            let raw = raw.clone();
+            tokio::task::spawn_blocking(move || parse::parse(&raw))
+                .await
+                .map_err(|e| IngestError::Unavailable(e.to_string()))?
+        };
+        let blobs = self.store.blobs();
+        let raw_size = raw.len() as u64;
+        let raw_hash = blobs.put(Arc::unwrap_or_clone(raw)).await?;
+        let mut attachments = Vec::with_capacity(parsed.parts.len());
+        for part in &parsed.parts {
+            let size = part.bytes.len() as u64;
+            let sha256 = blobs.put(part.bytes.clone()).await?;
+            attachments.push(Attachment {
+                blob: BlobRef { sha256, size },
+                file_name: part.file_name.clone(),
+                content_type: part.content_type.clone(),
+                content_id: part.content_id.clone(),
+                inline: part.inline,
+            });
+        }
+        let (message, signals) = inbound(
+            channel_id,
+            envelope_from,
+            &parsed,
+            attachments,
+            RawMessage {
+                blob: BlobRef {
+                    sha256: raw_hash,
+                    size: raw_size,
+                },
+                warnings: parsed.warnings.clone(),
+            },
+        )?;
+        let message_id = message.message_id;
+        let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+        let outcome = self
+            .service
+            .execute(
+                meta,
+                Command::ReceiveMessage {
+                    channel_id,
+                    message: Box::new(message),
+                    signals: Some(signals),
+                },
+            )
+            .await?;
+        let bounced = self.record_bounce(channel_id, &parsed).await;
+        Ok(Ingested {
+            message_id,
+            stream: outcome.stream,
+            duplicate: outcome.written == 0,
+            bounced,
+            warnings: parsed.warnings,
+        })
+    }
+
+    /// If `parsed` reports that one of our replies on `channel_id` failed, records that, and
+    /// returns the reply's id. A report about anything else changes nothing.
+    async fn record_bounce(&self, channel_id: Uuid, parsed: &ParsedMail) -> Option<Uuid> {
+        let report = parsed.report.as_ref().filter(|r| r.failed())?;
+        let original = report.original_message_id.as_deref()?;
+        // Our Message-IDs are `<message uuid>@<domain>` (see `threading::message_id_for`).
+        let (local, _) = original.split_once('@')?;
+        let reply_id = Uuid::parse_str(local).ok()?;
+        let index = self.store.write_index();
+        let conversation_id = match index.email_thread(channel_id, original).await {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(error = %e, "a bounce could not be matched to its reply");
+                return None;
+            }
+        };
+        let status = report.status.clone();
+        let outcome = DeliveryOutcome::Failed {
+            reason: report
+                .diagnostic
+                .clone()
+                .unwrap_or_else(|| "the recipient's server returned the reply".to_owned()),
+            permanent: status.as_deref().is_none_or(|s| s.starts_with('5')),
+            status,
+        };
+        let recorded = self
+            .service
+            .execute(
+                CommandMeta::by(Actor::Channel { id: channel_id }),
+                Command::Conversation {
+                    conversation_id,
+                    command: Box::new(ConversationCommand::RecordDelivery {
+                        message_id: reply_id,
+                        outcome,
+                    }),
+                },
+            )
+            .await;
+        match recorded {
+            Ok(_) => Some(reply_id),
+            Err(e) => {
+                tracing::warn!(error = %e, %reply_id, "a bounce's failure could not be recorded");
+                None
+            }
+        }
+    }
+}
+
+/// The inbound message and filter signals of `parsed` on `channel_id`.
+fn inbound(
+    channel_id: Uuid,
+    envelope_from: Option<&str>,
+    parsed: &ParsedMail,
+    attachments: Vec<Attachment>,
+    raw: RawMessage,
+) -> Result<(InboundMessage, switchboard_domain::filter::MailSignals), IngestError> {
+    let (address, name) = match (&parsed.from, envelope_from.map(str::trim)) {
+        (Some(from), _) => (from.address.clone(), from.name.clone()),
+        (None, Some(envelope)) if !envelope.is_empty() => (envelope.to_owned(), None),
+        _ => return Err(IngestError::NoSender),
+    };
+    let email_id = parsed
+        .message_id
+        .clone()
+        .unwrap_or_else(|| format!("{}@no-message-id.invalid", raw.blob.sha256));
+    let mut name_bytes = channel_id.as_bytes().to_vec();
+    name_bytes.extend_from_slice(email_id.as_bytes());
+    let message_id = Uuid::new_v5(&EMAIL_MESSAGES, &name_bytes);
+    let mut signals = parsed.signals.clone();
+    if signals.from.is_empty() {
+        signals.from = address.clone();
+    }
+    let message = InboundMessage {
+        message_id,
+        channel_id,
+        channel_kind: ChannelKind::Email,
+        provider_message_id: None,
+        from: Identity::Email { address },
+        from_name: name,
+        contact_id: None,
+        subject: parsed.subject.clone(),
+        body_text: parsed.body_text.clone(),
+        body_html: parsed.body_html.clone(),
+        email: Some(EmailHeaders {
+            message_id: email_id,
+            in_reply_to: parsed.in_reply_to.clone(),
+            references: parsed.references.clone(),
+            to: parsed.to.clone(),
+            cc: parsed.cc.clone(),
+        }),
+        form_fields: Vec::new(),
+        attachments,
+        raw: Some(raw),
+    };
+    Ok((message, signals))
+}

@@ -1,0 +1,404 @@
+//! The SMTP and LMTP listener: where a domain's MX, or an MTA such as Postfix, delivers mail.
+//!
+//! Commands are parsed by smtp-proto (no parser of our own); this module keeps the session's
+//! state and answers. It accepts mail for every connected e-mail channel's address (team
+//! addresses, private accounts, inboxes' fallback addresses) and refuses other recipients at
+//! `RCPT` (550 5.1.1). A message larger than [`SmtpSettings::max_message_bytes`] is refused at
+//! `MAIL` when the client declares its `SIZE`, else at the end of `DATA` (552 5.3.4), its bytes
+//! discarded as they arrive. `250` is answered only once the message's events are durable
+//! ([`Ingester::ingest`]); a storage failure answers `451` so the sender tries again (the
+//! message's id is derived from its `Message-ID`, so a retry is not a second message).
+//!
+//! A client that greets with `LHLO` speaks LMTP (RFC 2033): after `DATA` it gets one answer per
+//! accepted recipient. STARTTLS is not offered yet: run the listener on a private network or
+//! behind an MTA that terminates TLS.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::time::Duration;
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
+use smtp_proto::{
+    EXT_8BIT_MIME, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
+    EhloResponse, Error as ProtoError, Request,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
+
+use crate::ingest::{IngestError, Ingester};
+
+/// How the listener behaves.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// The name it greets with.
+    pub hostname: String,
+    /// The largest message accepted, in bytes (25 MiB unless configured).
+    pub max_message_bytes: usize,
+    /// Most recipients of one message.
+    pub max_recipients: usize,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> SmtpSettings {
+        SmtpSettings {
+            hostname: "switchboard".to_owned(),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_recipients: 100,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves; each is served on its own task.
+pub async fn serve(
+    listener: TcpListener,
+    ingester: Ingester,
+    settings: SmtpSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let session = Session::new(ingester.clone(), settings.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = session.run(stream).await {
+                        tracing::debug!(%peer, error = %e, "SMTP session ended with an error");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an SMTP connection failed");
+                // Out of file descriptors, typically: give the others a moment to finish.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracing::info!("SMTP listener stopped");
+}
+
+/// One recipient accepted at `RCPT`.
+#[derive(Debug, Clone)]
+struct Recipient {
+    address: String,
+    channel_id: Uuid,
+}
+
+/// Where the session is in receiving a message body.
+enum Body {
+    /// Not in `DATA`.
+    None,
+    /// Collecting the message.
+    Collecting(DataReceiver),
+    /// Over the size limit: discarding the rest.
+    Discarding(DummyDataReceiver),
+}
+
+struct Session {
+    ingester: Ingester,
+    settings: SmtpSettings,
+    /// `LHLO` was used: LMTP.
+    lmtp: bool,
+    greeted: bool,
+    /// `MAIL FROM`, once given (empty for a bounce's null sender).
+    from: Option<String>,
+    recipients: Vec<Recipient>,
+    body: Body,
+    message: Vec<u8>,
+    replies: Vec<u8>,
+    quit: bool,
+}
+
+impl Session {
+    fn new(ingester: Ingester, settings: SmtpSettings) -> Session {
+        Session {
+            ingester,
+            settings,
+            lmtp: false,
+            greeted: false,
+            from: None,
+            recipients: Vec::new(),
+            body: Body::None,
+            message: Vec::new(),
+            replies: Vec::new(),
+            quit: false,
+        }
+    }
+
+    async fn run(mut self, mut stream: TcpStream) -> std::io::Result<()> {
+        let greeting = format!("220 {} Switchboard ESMTP ready\r\n", self.settings.hostname);
+        stream.write_all(greeting.as_bytes()).await?;
+        let mut receiver = RequestReceiver::default();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while !self.quit {
+            let read = tokio::time::timeout(self.settings.idle_timeout, stream.read(&mut chunk));
+            let n = match read.await {
+                Ok(read) => read?,
+                Err(_) => {
+                    stream
+                        .write_all(b"421 4.4.2 Idle for too long, closing\r\n")
+                        .await?;
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            let mut bytes = chunk[..n].iter();
+            while !self.quit && !bytes.as_slice().is_empty() {
+                if !matches!(self.body, Body::None) {
+                    if self.take_body(&mut bytes) {
+                        self.finish_message().await;
+                    }
+                    continue;
+                }
+                match receiver.ingest(&mut bytes) {
+                    Ok(request) => {
+                        let request = request.into_owned();
+                        self.handle(request).await;
+                    }
+                    Err(ProtoError::NeedsMoreData { .. }) => break,
+                    Err(ProtoError::ResponseTooLong) => {
+                        self.reply(500, [5, 5, 2], "Line too long");
+                    }
+                    Err(ProtoError::UnknownCommand) => {
+                        self.reply(500, [5, 5, 1], "Unknown command");
+                    }
+                    Err(e) => self.reply(501, [5, 5, 4], &format!("Syntax error: {e:?}")),
+                }
+            }
+            if !self.replies.is_empty() {
+                stream.write_all(&self.replies).await?;
+                self.replies.clear();
+            }
+        }
+        stream.shutdown().await
+    }
+
+    fn reply(&mut self, code: u16, status: [u8; 3], text: &str) {
+        let [a, b, c] = status;
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.replies, "{code} {a}.{b}.{c} {text}\r\n");
+    }
+
+    fn reset(&mut self) {
+        self.from = None;
+        self.recipients.clear();
+        self.message = Vec::new();
+        self.body = Body::None;
+    }
+
+    async fn handle(&mut self, request: Request<String>) {
+        match request {
+            Request::Ehlo { .. } => self.greet(false),
+            Request::Lhlo { .. } => self.greet(true),
+            Request::Helo { .. } => {
+                self.reset();
+                self.greeted = true;
+                self.lmtp = false;
+                let _ = write!(self.replies, "250 {}\r\n", self.settings.hostname);
+            }
+            Request::Mail { from } => {
+                if !self.greeted {
+                    return self.reply(503, [5, 5, 1], "Say hello first");
+                }
+                if self.from.is_some() {
+                    return self.reply(503, [5, 5, 1], "Sender already given");
+                }
+                if from.size > self.settings.max_message_bytes {
+                    return self.reply(
+                        552,
+                        [5, 3, 4],
+                        &format!(
+                            "Message too big: the limit is {} bytes",
+                            self.settings.max_message_bytes
+                        ),
+                    );
+                }
+                self.from = Some(from.address);
+                self.reply(250, [2, 1, 0], "Sender OK");
+            }
+            Request::Rcpt { to } => {
+                if self.from.is_none() {
+                    return self.reply(503, [5, 5, 1], "Give the sender first");
+                }
+                if self.recipients.len() >= self.settings.max_recipients {
+                    return self.reply(452, [4, 5, 3], "Too many recipients");
+                }
+                match self.ingester.channel_for(&to.address).await {
+                    Ok(Some(channel_id)) => {
+                        self.recipients.push(Recipient {
+                            address: to.address,
+                            channel_id,
+                        });
+                        self.reply(250, [2, 1, 5], "Recipient OK");
+                    }
+                    Ok(None) => self.reply(
+                        550,
+                        [5, 1, 1],
+                        &format!("No mailbox here by that name: {}", to.address),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up an SMTP recipient failed");
+                        self.reply(451, [4, 3, 0], "Try again later");
+                    }
+                }
+            }
+            Request::Data => {
+                if self.from.is_none() || self.recipients.is_empty() {
+                    return self.reply(503, [5, 5, 1], "No valid recipients");
+                }
+                self.body = Body::Collecting(DataReceiver::new());
+                let _ = write!(
+                    self.replies,
+                    "354 Start mail input; end with <CRLF>.<CRLF>\r\n"
+                );
+            }
+            Request::Rset => {
+                self.reset();
+                self.reply(250, [2, 0, 0], "OK");
+            }
+            Request::Noop { .. } => self.reply(250, [2, 0, 0], "OK"),
+            Request::Quit => {
+                self.reply(221, [2, 0, 0], "Bye");
+                self.quit = true;
+            }
+            Request::Vrfy { .. } => self.reply(252, [2, 5, 2], "Cannot verify, send mail"),
+            Request::Help { .. } => self.reply(214, [2, 0, 0], "See RFC 5321"),
+            Request::StartTls => self.reply(454, [4, 7, 0], "TLS not available"),
+            _ => self.reply(502, [5, 5, 1], "Command not implemented"),
+        }
+    }
+
+    /// Answers `EHLO` (or, for LMTP, `LHLO`) with the extensions offered.
+    fn greet(&mut self, lmtp: bool) {
+        self.reset();
+        self.greeted = true;
+        self.lmtp = lmtp;
+        let mut ehlo = EhloResponse::new(self.settings.hostname.as_str());
+        ehlo.capabilities =
+            EXT_PIPELINING | EXT_8BIT_MIME | EXT_SIZE | EXT_ENHANCED_STATUS_CODES | EXT_SMTP_UTF8;
+        ehlo.size = self.settings.max_message_bytes;
+        let _ = ehlo.write(&mut self.replies);
+    }
+
+    /// Feeds body bytes; true once the terminating `<CRLF>.<CRLF>` was read.
+    fn take_body(&mut self, bytes: &mut std::slice::Iter<'_, u8>) -> bool {
+        match &mut self.body {
+            Body::Collecting(receiver) => {
+                let done = receiver.ingest(bytes, &mut self.message);
+                if !done && self.message.len() > self.settings.max_message_bytes {
+                    let discard = DummyDataReceiver::new_data(receiver);
+                    self.message = Vec::new();
+                    self.body = Body::Discarding(discard);
+                }
+                done
+            }
+            Body::Discarding(receiver) => receiver.ingest(bytes),
+            Body::None => false,
+        }
+    }
+
+    /// Answers the end of `DATA`: ingests the message once per channel, or refuses it.
+    async fn finish_message(&mut self) {
+        let body = std::mem::replace(&mut self.body, Body::None);
+        let message = std::mem::take(&mut self.message);
+        let recipients = std::mem::take(&mut self.recipients);
+        let from = self.from.take();
+        if matches!(body, Body::Discarding(_)) || message.len() > self.settings.max_message_bytes {
+            let text = format!(
+                "Message too big: the limit is {} bytes",
+                self.settings.max_message_bytes
+            );
+            for _ in 0..self.answers(recipients.len()) {
+                self.reply(552, [5, 3, 4], &text);
+            }
+            return;
+        }
+        let envelope_from = from.filter(|f| !f.is_empty());
+        let mut outcomes: Vec<(Uuid, Result<(), IngestError>)> = Vec::new();
+        for recipient in &recipients {
+            if outcomes.iter().any(|(c, _)| *c == recipient.channel_id) {
+                continue;
+            }
+            let result = self
+                .ingester
+                .ingest(
+                    recipient.channel_id,
+                    envelope_from.as_deref(),
+                    message.clone(),
+                )
+                .await
+                .map(|ingested| {
+                    tracing::info!(channel = %recipient.channel_id, message = %ingested.message_id,
+                        duplicate = ingested.duplicate, "e-mail received over SMTP");
+                });
+            outcomes.push((recipient.channel_id, result));
+        }
+        let outcome_of = |channel_id: Uuid| {
+            outcomes
+                .iter()
+                .find(|(c, _)| *c == channel_id)
+                .map(|(_, r)| r)
+        };
+        if self.lmtp {
+            for recipient in &recipients {
+                match outcome_of(recipient.channel_id) {
+                    Some(Ok(())) => self.reply(
+                        250,
+                        [2, 0, 0],
+                        &format!("Delivered to {}", recipient.address),
+                    ),
+                    Some(Err(e)) => self.refusal(e),
+                    None => self.reply(451, [4, 3, 0], "Try again later"),
+                }
+            }
+            return;
+        }
+        // SMTP has one answer: the worst outcome, so that a temporary failure is retried.
+        let worst = outcomes
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .max_by_key(|e| matches!(e, IngestError::Unavailable(_)));
+        match worst {
+            None => self.reply(250, [2, 0, 0], "Message accepted"),
+            Some(e) => {
+                let e = e.clone();
+                self.refusal(&e);
+            }
+        }
+    }
+
+    /// How many answers the end of `DATA` gets: one, or one per recipient in LMTP.
+    fn answers(&self, recipients: usize) -> usize {
+        if self.lmtp { recipients.max(1) } else { 1 }
+    }
+
+    fn refusal(&mut self, error: &IngestError) {
+        match error {
+            IngestError::UnknownRecipient(address) => {
+                self.reply(550, [5, 1, 1], &format!("No mailbox here: {address}"));
+            }
+            IngestError::NoSender => self.reply(550, [5, 1, 7], "The message names no sender"),
+            IngestError::Refused(why) => {
+                let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
+                self.reply(554, [5, 6, 0], &format!("Message refused: {why}"));
+            }
+            IngestError::Unavailable(why) => {
+                tracing::warn!(error = %why, "an e-mail could not be stored; answered 451");
+                self.reply(
+                    451,
+                    [4, 3, 0],
+                    "Could not store the message now; try again later",
+                );
+            }
+        }
+    }
+}
