@@ -146,6 +146,30 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// Request limits.
     pub limits: switchboard_api::Limits,
+    /// The SMTP/LMTP listener for inbound mail.
+    pub smtp: SmtpConfig,
+}
+
+/// The SMTP/LMTP listener, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// Where to listen; `None`: no listener (with `--demo`, 127.0.0.1:2525).
+    pub listen: Option<SocketAddr>,
+    /// The name it greets with.
+    pub hostname: String,
+    /// The largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> SmtpConfig {
+        let defaults = switchboard_email::smtp::SmtpSettings::default();
+        SmtpConfig {
+            listen: None,
+            hostname: defaults.hostname,
+            max_message_bytes: defaults.max_message_bytes,
+        }
+    }
 }
 
 /// An OpenID Connect provider, as configured: all of issuer, audience and key set URL, or none.
@@ -211,6 +235,7 @@ impl Default for Config {
             introspection: switchboard_api::state::Introspection::default(),
             oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -286,6 +311,16 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    smtp: FileSmtp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    listen: Option<String>,
+    hostname: Option<String>,
+    max_message_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -463,6 +498,15 @@ impl Config {
         if let Some(v) = o.jwks_min_interval {
             self.oidc.jwks_min_interval = parse(at, "oidc.jwks_min_interval", &v, parse_duration)?;
         }
+        if let Some(v) = file.smtp.listen {
+            self.smtp.listen = Some(parse(at, "smtp.listen", &v, parse_listen)?);
+        }
+        if let Some(v) = file.smtp.hostname {
+            self.smtp.hostname = v;
+        }
+        if let Some(v) = file.smtp.max_message_bytes {
+            self.smtp.max_message_bytes = v;
+        }
         if let Some(v) = file.log.format {
             self.log.format = v;
         }
@@ -561,6 +605,16 @@ impl Config {
             self.oidc.jwks_min_interval =
                 parse(at, "SWITCHBOARD_OIDC_JWKS_MIN_INTERVAL", v, parse_duration)?;
         }
+        if let Some(v) = var("SWITCHBOARD_SMTP_LISTEN") {
+            self.smtp.listen = Some(parse(at, "SWITCHBOARD_SMTP_LISTEN", v, parse_listen)?);
+        }
+        if let Some(v) = var("SWITCHBOARD_SMTP_HOSTNAME") {
+            self.smtp.hostname = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_SMTP_MAX_MESSAGE_BYTES") {
+            self.smtp.max_message_bytes =
+                parse(at, "SWITCHBOARD_SMTP_MAX_MESSAGE_BYTES", v, parse_number)?;
+        }
         if let Some(v) = var("SWITCHBOARD_LOG_FORMAT") {
             self.log.format = parse(at, "SWITCHBOARD_LOG_FORMAT", v, LogFormat::from_str)?;
         }
@@ -622,6 +676,15 @@ impl Config {
                     "is {} bytes long; use at least 32 random bytes (e.g. `openssl rand -hex 32`), \
                      or leave it unset to have one generated in the data directory",
                     secret.0.len()
+                ),
+            );
+        }
+        if self.smtp.max_message_bytes < 1024 {
+            return invalid(
+                "smtp.max_message_bytes (SWITCHBOARD_SMTP_MAX_MESSAGE_BYTES)",
+                format!(
+                    "is {} bytes; an e-mail's headers alone need more: use at least 1024",
+                    self.smtp.max_message_bytes
                 ),
             );
         }

@@ -50,6 +50,9 @@ use uuid::Uuid;
 /// The super admin's login; `serve --demo` prints a token for it.
 pub const ADMIN_EMAIL: &str = "admin@demo.switchboard.test";
 
+/// The demo's shared Support address.
+pub const SUPPORT_ADDRESS: &str = "support@northwind.example";
+
 /// How many customer conversations the demo holds.
 pub const CONVERSATIONS: usize = 500;
 
@@ -661,7 +664,7 @@ impl Seeder {
             C::ConnectEmail {
                 channel_id: o.support_email,
                 inbox_id: o.support,
-                address: "support@northwind.example".into(),
+                address: SUPPORT_ADDRESS.into(),
                 access: EmailAccess::Shared,
             },
             C::ConnectChat {
@@ -1373,7 +1376,7 @@ impl Seeder {
         let n = thread.inbound;
         let (channel_id, to_address) = match thread.channel {
             Channel::Billing => self.fallback_channel().await?,
-            Channel::SupportEmail => (self.org.support_email, "support@northwind.example".into()),
+            Channel::SupportEmail => (self.org.support_email, SUPPORT_ADDRESS.into()),
             Channel::SalesEmail => (self.org.sales_email, "sales@northwind.example".into()),
             Channel::Private => (
                 self.org.private_email,
@@ -1514,7 +1517,7 @@ impl Seeder {
                 message_id: format!("<news{n}@{}>", address.split('@').nth(1).unwrap_or("x")),
                 in_reply_to: None,
                 references: Vec::new(),
-                to: vec!["support@northwind.example".into()],
+                to: vec![SUPPORT_ADDRESS.into()],
                 cc: Vec::new(),
             }),
             form_fields: Vec::new(),

@@ -156,6 +156,9 @@ fn print_banner(app: &Application) {
         switchboard::support::describe_store(app.config())
     );
     println!("  Data       {}", app.config().data_dir.display());
+    if let Some(smtp) = app.smtp_addr() {
+        println!("  SMTP       {smtp} (LMTP too)");
+    }
     if let Some(seeded) = app.seeded() {
         println!(
             "  Demo       seeded {} conversations ({} events) in {:.1} s",
@@ -179,6 +182,17 @@ fn print_banner(app: &Application) {
             "  curl -s http://{browse}/graphql -H 'Content-Type: application/json' \\\n       \
              -H \"Authorization: Bearer $TOKEN\" -d '{{\"query\":\"{{ viewer {{ id }} }}\"}}'"
         );
+        if let Some(smtp) = app.smtp_addr() {
+            println!();
+            println!("  Send the demo's support address a mail (swaks is in Debian's packages):");
+            println!(
+                "  swaks --server {} --port {} --to {} --from you@example.com \\\n       \
+                 --header 'Subject: Hello' --body 'Does this reach the Support inbox?'",
+                smtp.ip(),
+                smtp.port(),
+                demo::SUPPORT_ADDRESS
+            );
+        }
     }
     println!();
     println!("listening on http://{bound}");

@@ -40,6 +40,19 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventS
     support::configured_store(config, support::StoreUse::Write).await
 }
 
+/// Where `serve --demo` receives mail unless `smtp.listen` says otherwise (a free port when
+/// it is taken).
+pub const DEMO_SMTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2525);
+
+/// The SMTP listener, bound, with what it delivers to.
+#[derive(Debug)]
+struct Smtp {
+    listener: TcpListener,
+    ingester: switchboard_email::Ingester,
+    settings: switchboard_email::smtp::SmtpSettings,
+}
+
 /// How long the token printed by `serve --demo` is valid.
 const DEMO_TOKEN_TTL: TimeDelta = TimeDelta::days(7);
 
@@ -54,6 +67,7 @@ pub struct Application {
     reactor: RoutingReactor,
     admin_token: Option<String>,
     seeded: Option<Seeded>,
+    smtp: Option<Smtp>,
 }
 
 impl Application {
@@ -108,6 +122,18 @@ impl Application {
                 ),
         );
         let reactor = RoutingReactor::spawn(service.clone());
+        let smtp = match bind_smtp(&config).await? {
+            Some(listener) => Some(Smtp {
+                listener,
+                ingester: switchboard_email::Ingester::new(service.clone(), store.clone()),
+                settings: switchboard_email::smtp::SmtpSettings {
+                    hostname: config.smtp.hostname.clone(),
+                    max_message_bytes: config.smtp.max_message_bytes,
+                    ..switchboard_email::smtp::SmtpSettings::default()
+                },
+            }),
+            None => None,
+        };
         let read_models = config.read_models_dir();
         let projections = Arc::new(
             ProjectionRuntime::start(store, &read_models, switchboard_read_models::all())
@@ -143,7 +169,15 @@ impl Application {
             reactor,
             admin_token,
             seeded,
+            smtp,
         })
+    }
+
+    /// Where the SMTP/LMTP listener is bound, if it runs.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp
+            .as_ref()
+            .and_then(|s| s.listener.local_addr().ok())
     }
 
     /// The port the server is bound to (the real one when configured with port 0).
@@ -187,8 +221,26 @@ impl Application {
             state,
             projections,
             reactor,
+            smtp,
             ..
         } = self;
+        let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
+        if let Some(Smtp {
+            listener,
+            ingester,
+            settings,
+        }) = smtp
+        {
+            let mut stopped = smtp_stopped.clone();
+            tokio::spawn(switchboard_email::smtp::serve(
+                listener,
+                ingester,
+                settings,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ));
+        }
         let router = switchboard_api::router(state.clone());
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let closing = state.clone();
@@ -196,6 +248,7 @@ impl Application {
             shutdown.await;
             tracing::info!("shutting down: closing subscriptions and draining requests");
             closing.begin_shutdown();
+            let _ = stop_smtp.send(true);
             let _ = signalled_tx.send(());
         };
         let server = axum::serve(listener, router)
@@ -257,4 +310,25 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'st
             std::future::pending::<()>().await;
         }
     })
+}
+
+/// The SMTP listener's socket: at `smtp.listen`, or with `--demo` at [`DEMO_SMTP`] (another
+/// free port if that one is taken, so that several demos can run side by side).
+async fn bind_smtp(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let (address, demo) = match (config.smtp.listen, config.demo) {
+        (Some(address), _) => (address, false),
+        (None, true) => (DEMO_SMTP, true),
+        (None, false) => return Ok(None),
+    };
+    match TcpListener::bind(address).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if demo && e.kind() == std::io::ErrorKind::AddrInUse => {
+            let listener = TcpListener::bind(SocketAddr::new(address.ip(), 0))
+                .await
+                .context("binding the demo's SMTP listener")?;
+            tracing::warn!(taken = %address, "the demo's SMTP port is taken; using another");
+            Ok(Some(listener))
+        }
+        Err(e) => refuse!("cannot listen for SMTP on {address}: {e}"),
+    }
 }

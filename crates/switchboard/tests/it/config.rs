@@ -20,6 +20,10 @@ level = "debug"
 [limits]
 max_page_size = 50
 consistency_wait = "2s"
+
+[smtp]
+listen = "127.0.0.1:2526"
+max_message_bytes = 1000000
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -57,8 +61,44 @@ fn the_file_overrides_the_defaults() {
     assert_eq!(config.log.level, "debug");
     assert_eq!(config.limits.max_page_size, 50);
     assert_eq!(config.limits.consistency_wait, Duration::from_secs(2));
+    assert_eq!(config.smtp.listen, Some(addr("127.0.0.1:2526")));
+    assert_eq!(config.smtp.max_message_bytes, 1_000_000);
     // Keys the file does not set keep their defaults.
     assert_eq!(config.limits.max_depth, Config::default().limits.max_depth);
+    assert_eq!(config.smtp.hostname, Config::default().smtp.hostname);
+}
+
+#[test]
+fn the_smtp_listener_is_configured_from_the_environment_and_checked() {
+    let config = Config::layered(
+        file(),
+        &env(&[
+            ("SWITCHBOARD_SMTP_LISTEN", "0.0.0.0:25"),
+            ("SWITCHBOARD_SMTP_HOSTNAME", "mx.acme.test"),
+        ]),
+        &Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(config.smtp.listen, Some(addr("0.0.0.0:25")));
+    assert_eq!(config.smtp.hostname, "mx.acme.test");
+    assert_eq!(Config::default().smtp.listen, None, "off unless configured");
+    for (name, value, says) in [
+        (
+            "SWITCHBOARD_SMTP_LISTEN",
+            "port 25",
+            "SWITCHBOARD_SMTP_LISTEN",
+        ),
+        (
+            "SWITCHBOARD_SMTP_MAX_MESSAGE_BYTES",
+            "12",
+            "smtp.max_message_bytes",
+        ),
+    ] {
+        let error = Config::layered(None, &env(&[(name, value)]), &Flags::default())
+            .expect_err(name)
+            .to_string();
+        assert!(error.contains(says), "{error}");
+    }
 }
 
 #[test]

@@ -230,6 +230,10 @@ async fn a_demo_server_serves_stops_and_restarts_with_its_data() {
         answer["data"]["viewer"]["email"], "mia@demo.switchboard.test",
         "{answer}"
     );
+    // The demo receives mail: swaks, as the banner says, to the Support address.
+    if crate::support::swaks_available() {
+        send_the_demo_a_mail(&server, dir.path());
+    }
     let started = conversations_started(dir.path());
     assert!(started >= 500, "only {started} conversations were seeded");
 
@@ -249,6 +253,54 @@ async fn a_demo_server_serves_stops_and_restarts_with_its_data() {
     );
     assert_eq!(server.terminate(), Some(0));
     assert_eq!(conversations_started(dir.path()), started);
+}
+
+/// Sends the demo's Support address a mail with swaks at the banner's SMTP address, and checks
+/// it is in the log once swaks got its `250`.
+fn send_the_demo_a_mail(server: &Server, dir: &Path) {
+    let smtp = server
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SMTP"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no SMTP line in the banner:\n{}", server.banner));
+    assert!(
+        server.banner.contains("swaks --server"),
+        "{}",
+        server.banner
+    );
+    let subject = format!("Hello from swaks {}", std::process::id());
+    let sent = Command::new("swaks")
+        .args([
+            "--server",
+            &smtp.ip().to_string(),
+            "--port",
+            &smtp.port().to_string(),
+        ])
+        .args([
+            "--to",
+            "support@northwind.example",
+            "--from",
+            "you@example.com",
+        ])
+        .args([
+            "--header",
+            &format!("Subject: {subject}"),
+            "--body",
+            "Testing",
+        ])
+        .args(["--timeout", "20"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("swaks runs (Debian package swaks; .ci/run installs it)");
+    let transcript = String::from_utf8_lossy(&sent.stdout);
+    assert!(sent.status.success(), "{transcript}");
+    let exported = crate::support::run(&["export", "--data-dir", dir.to_str().unwrap()], None);
+    assert!(
+        String::from_utf8_lossy(&exported.stdout).contains(&subject),
+        "the mail is in the log once swaks got its 250"
+    );
 }
 
 #[tokio::test]

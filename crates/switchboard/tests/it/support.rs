@@ -91,3 +91,21 @@ pub(crate) fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Whether swaks can run. Without it a test's SMTP part is skipped, loudly, unless
+/// `SWITCHBOARD_REQUIRE_TOOLS=1` (as `.ci/run` sets, after installing it) makes that a failure.
+pub(crate) fn swaks_available() -> bool {
+    let found = Command::new("swaks")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "swaks is required (SWITCHBOARD_REQUIRE_TOOLS=1) but cannot run: apt-get install swaks"
+        );
+        eprintln!("SKIPPED: sending mail with swaks (Debian package `swaks`), not installed");
+    }
+    found
+}
