@@ -9,10 +9,10 @@
 //! to their table.
 
 use proto_events::event::{
-    Assignee, ChannelConfig, ChannelConnected, ChannelKind, CommentAdded, ConversationOrigin,
-    ConversationStarted, ConversationVisibility, EmailAccess, FilterReason,
+    Assignee, Attachment, ChannelConfig, ChannelConnected, ChannelKind, CommentAdded,
+    ConversationOrigin, ConversationStarted, ConversationVisibility, EmailAccess, FilterReason,
     FilteredMessageRestored, Identity, InboundMessage, MessageFiltered, MessageReceived,
-    ReplyAuthor, ReplySent,
+    RawMessage, ReplyAuthor, ReplySent,
 };
 
 use proto_events::{Actor, DomainEvent, Envelope};
@@ -21,7 +21,7 @@ use switchboard_projector::{ApplyError, BatchMap, BatchRows, BatchTx, Event, Eve
 use uuid::Uuid;
 
 use crate::chunks::Appends;
-use crate::entry::{self, Fields};
+use crate::entry::{self, Fields, Outcome};
 use crate::types::{AssigneeRef, Author, ConversationStatus, EntryKind};
 
 /// How many characters of a message the header's preview keeps.
@@ -269,27 +269,25 @@ fn apply<'e>(
         DomainEvent::ReplySent(e) => replied(ctx, e),
         DomainEvent::DeliverySucceeded(e) => {
             known(ctx, e.conversation_id)?;
-            delivery(
-                ctx,
-                e.conversation_id,
-                e.message_id,
-                true,
-                None,
-                false,
-                e.provider_message_id.as_deref(),
-            )
+            let outcome = Outcome {
+                succeeded: true,
+                permanent: false,
+                reason: None,
+                provider_message_id: e.provider_message_id.as_deref(),
+                status: None,
+            };
+            delivery(ctx, e.conversation_id, e.message_id, outcome)
         }
         DomainEvent::DeliveryFailed(e) => {
             known(ctx, e.conversation_id)?;
-            delivery(
-                ctx,
-                e.conversation_id,
-                e.message_id,
-                false,
-                Some(&e.reason),
-                e.permanent,
-                None,
-            )
+            let outcome = Outcome {
+                succeeded: false,
+                permanent: e.permanent,
+                reason: Some(&e.reason),
+                provider_message_id: None,
+                status: e.status.as_deref(),
+            };
+            delivery(ctx, e.conversation_id, e.message_id, outcome)
         }
         DomainEvent::CommentAdded(e) => commented(ctx, e),
         DomainEvent::ConversationAssigned(e) => {
@@ -525,16 +523,17 @@ fn received<'e>(ctx: &mut Ctx<'_, '_, 'e>, e: &'e MessageReceived) -> Result<(),
     ctx.previews.insert(e.conversation_id, &m.body_text);
     h.last_message_at = Some(at);
     h.touch(at);
+    record_files(ctx, e.conversation_id, &m.attachments, m.raw.as_ref())?;
     insert_entry(
         ctx,
         e.conversation_id,
         EntryKind::InboundMessage,
-        inbound_entry(m),
+        inbound_entry(m)?,
     )
 }
 
-fn inbound_entry(m: &InboundMessage) -> Fields<'_> {
-    Fields {
+fn inbound_entry(m: &InboundMessage) -> Result<Fields<'_>, ApplyError> {
+    Ok(Fields {
         message_id: Some(m.message_id),
         author: Some(Author::Contact {
             contact_id: m.contact_id,
@@ -543,8 +542,51 @@ fn inbound_entry(m: &InboundMessage) -> Fields<'_> {
         }),
         subject: m.subject.as_deref(),
         body_text: Some(&m.body_text),
+        files: files_json(&m.attachments, m.raw.as_ref())?,
         ..Fields::default()
+    })
+}
+
+/// A message's files as the timeline keeps them; `None` when it has none.
+fn files_json(
+    attachments: &[Attachment],
+    raw: Option<&RawMessage>,
+) -> Result<Option<String>, ApplyError> {
+    if attachments.is_empty() && raw.is_none() {
+        return Ok(None);
     }
+    let files = serde_json::json!({ "attachments": attachments, "raw": raw });
+    Ok(Some(json(&files)?))
+}
+
+/// Notes which blobs `conversation_id` shows, so that the download route serves them only for
+/// it (and, through it, only to who may see it).
+fn record_files(
+    ctx: &mut Ctx<'_, '_, '_>,
+    conversation_id: Uuid,
+    attachments: &[Attachment],
+    raw: Option<&RawMessage>,
+) -> Result<(), ApplyError> {
+    let conversation = conversation_id.to_string();
+    let raw = raw.map(|r| (&r.blob, "message/rfc822", Some("original.eml")));
+    let files = attachments
+        .iter()
+        .map(|a| (&a.blob, a.content_type.as_str(), a.file_name.as_deref()))
+        .chain(raw);
+    for (blob, content_type, file_name) in files {
+        ctx.tx.execute_cached(
+            "INSERT OR IGNORE INTO files (conversation_id, sha256, size, content_type, file_name)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                conversation,
+                blob.sha256,
+                i64::try_from(blob.size).unwrap_or(i64::MAX),
+                content_type,
+                file_name,
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyError> {
@@ -602,9 +644,10 @@ fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyE
             reason,
         ],
     )?;
+    record_files(ctx, e.conversation_id, &m.attachments, m.raw.as_ref())?;
     let entry = Fields {
         reason: Some(reason),
-        ..inbound_entry(m)
+        ..inbound_entry(m)?
     };
     insert_entry(ctx, e.conversation_id, EntryKind::Filtered, entry)
 }
@@ -662,11 +705,13 @@ fn replied<'e>(ctx: &mut Ctx<'_, '_, 'e>, e: &'e ReplySent) -> Result<(), ApplyE
     ctx.previews.insert(e.conversation_id, &e.body_text);
     h.last_message_at = Some(at);
     h.touch(at);
+    record_files(ctx, e.conversation_id, &e.attachments, None)?;
     let entry = Fields {
         message_id: Some(e.message_id),
         author: Some(author),
         subject: e.subject.as_deref(),
         body_text: Some(&e.body_text),
+        files: files_json(&e.attachments, None)?,
         ..Fields::default()
     };
     insert_entry(ctx, e.conversation_id, EntryKind::OutboundMessage, entry)
@@ -687,26 +732,14 @@ fn commented(ctx: &mut Ctx<'_, '_, '_>, e: &CommentAdded) -> Result<(), ApplyErr
     insert_entry(ctx, e.conversation_id, EntryKind::Comment, entry)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn delivery(
     ctx: &mut Ctx<'_, '_, '_>,
     conversation_id: Uuid,
     message_id: Uuid,
-    succeeded: bool,
-    reason: Option<&str>,
-    permanent: bool,
-    provider_message_id: Option<&str>,
+    outcome: Outcome<'_>,
 ) -> Result<(), ApplyError> {
     ctx.timeline.packed.clear();
-    entry::put_delivery(
-        &mut ctx.timeline.packed,
-        ctx.at,
-        message_id,
-        succeeded,
-        permanent,
-        reason,
-        provider_message_id,
-    );
+    entry::put_delivery(&mut ctx.timeline.packed, ctx.at, message_id, outcome);
     ctx.timeline.push(conversation_id, ctx.position);
     Ok(())
 }

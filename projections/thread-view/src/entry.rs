@@ -33,6 +33,8 @@ pub(crate) struct Fields<'a> {
     pub(crate) previous: Option<AssigneeRef>,
     /// Why, as JSON (see [`TimelineEntry::reason_json`]).
     pub(crate) reason: Option<String>,
+    /// The message's files, as JSON (see [`TimelineEntry::files_json`]).
+    pub(crate) files: Option<String>,
 }
 
 /// A timeline row, read back.
@@ -63,6 +65,7 @@ pub(crate) fn put_entry(
         fields.assignee.is_some(),
         fields.previous.is_some(),
         fields.reason.is_some(),
+        fields.files.is_some(),
     ];
     let bits = present
         .iter()
@@ -96,27 +99,40 @@ pub(crate) fn put_entry(
     if let Some(reason) = &fields.reason {
         put_str(out, reason);
     }
+    if let Some(files) = &fields.files {
+        put_str(out, files);
+    }
+}
+
+/// What became of an outbound message, as [`put_delivery`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome<'a> {
+    pub(crate) succeeded: bool,
+    pub(crate) permanent: bool,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) provider_message_id: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
 }
 
 /// Writes a delivery outcome of message `message_id` at `at` into `out`.
-pub(crate) fn put_delivery(
-    out: &mut Vec<u8>,
-    at: i64,
-    message_id: Uuid,
-    succeeded: bool,
-    permanent: bool,
-    reason: Option<&str>,
-    provider_message_id: Option<&str>,
-) {
+pub(crate) fn put_delivery(out: &mut Vec<u8>, at: i64, message_id: Uuid, outcome: Outcome<'_>) {
+    let Outcome {
+        succeeded,
+        permanent,
+        reason,
+        provider_message_id,
+        status,
+    } = outcome;
     out.push(DELIVERY);
     put_signed(out, at);
     put_id(out, message_id.as_bytes());
     let flags = u8::from(succeeded)
         | u8::from(permanent) << 1
         | u8::from(reason.is_some()) << 2
-        | u8::from(provider_message_id.is_some()) << 3;
+        | u8::from(provider_message_id.is_some()) << 3
+        | u8::from(status.is_some()) << 4;
     out.push(flags);
-    for text in [reason, provider_message_id].into_iter().flatten() {
+    for text in [reason, provider_message_id, status].into_iter().flatten() {
         put_str(out, text);
     }
 }
@@ -129,14 +145,16 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     if code == DELIVERY {
         let message_id = Uuid::from_bytes(input.id()?);
         let flags = input.byte()?;
-        if flags > 0b1111 {
+        if flags > 0b1_1111 {
             return None;
         }
         let mut text =
             |bit: u8| optional(flags & (1 << bit) != 0, || input.str().map(str::to_owned));
         let reason = text(2)?;
         let provider_message_id = text(3)?;
+        let status = text(4)?;
         let delivery = Delivery {
+            status,
             position,
             occurred_at,
             succeeded: flags & 1 != 0,
@@ -151,7 +169,7 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     let kind = EntryKind::from_code(code)?;
     let actor_json = actor_json(&read_actor(&mut input)?);
     let bits = input.varint()?;
-    if bits >= 1 << 9 {
+    if bits >= 1 << 10 {
         return None;
     }
     // Each optional field: `None` when absent, the read's failure when malformed.
@@ -173,6 +191,7 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     let assignee = optional(has(6), || read_assignee(&mut input))?;
     let previous_assignee = optional(has(7), || read_assignee(&mut input))?;
     let reason_json = optional(has(8), || text(&mut input))?;
+    let files_json = optional(has(9), || text(&mut input))?;
     let entry = TimelineEntry {
         position,
         occurred_at,
@@ -188,6 +207,7 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
         previous_assignee,
         reason_json,
         deliveries: Vec::new(),
+        files_json,
     };
     input.is_empty().then(|| Record::Entry(Box::new(entry)))
 }
@@ -349,6 +369,7 @@ mod tests {
             assignee: Some(AssigneeRef::Team(id(4))),
             previous: Some(AssigneeRef::Bot(id(5))),
             reason: Some(r#"{"kind":"manual"}"#.into()),
+            files: Some(r#"{"attachments":[],"raw":null}"#.into()),
         };
         let actor = Actor::System {
             component: "router \"east\"".into(),
@@ -372,6 +393,7 @@ mod tests {
         assert_eq!(got.assignee, fields.assignee);
         assert_eq!(got.previous_assignee, fields.previous);
         assert_eq!(got.reason_json, fields.reason);
+        assert_eq!(got.files_json, fields.files);
 
         let mut out = Vec::new();
         let bare = Fields::default();
@@ -419,7 +441,14 @@ mod tests {
     #[test]
     fn deliveries_read_back_as_written() {
         let mut out = Vec::new();
-        put_delivery(&mut out, 7, id(1), false, true, Some("mailbox full"), None);
+        let outcome = Outcome {
+            succeeded: false,
+            permanent: true,
+            reason: Some("mailbox full"),
+            provider_message_id: None,
+            status: Some("552 5.2.2"),
+        };
+        put_delivery(&mut out, 7, id(1), outcome);
         match read(9, &out) {
             Some(Record::Delivery(message, delivery)) => {
                 assert_eq!(message, id(1));
@@ -427,6 +456,7 @@ mod tests {
                 assert!(!delivery.succeeded && delivery.permanent);
                 assert_eq!(delivery.reason.as_deref(), Some("mailbox full"));
                 assert_eq!(delivery.provider_message_id, None);
+                assert_eq!(delivery.status.as_deref(), Some("552 5.2.2"));
             }
             other => panic!("not a delivery: {other:?}"),
         }

@@ -42,13 +42,15 @@ use proto_events::Envelope;
 use rusqlite::{Connection, Transaction};
 use switchboard_projector::{ApplyError, Event, EventError, Projector};
 
-pub use crate::query::{badge_counts, conversation, filtered_mail, list_conversations, timeline};
+pub use crate::query::{
+    badge_counts, conversation, file, filtered_mail, list_conversations, timeline,
+};
 pub use switchboard_projector::Scope;
 
 pub use crate::types::{
     AssigneeFilter, AssigneeRef, Author, BadgeCounts, ConversationHeader, ConversationStatus,
-    Cursor, Delivery, EntryKind, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,
-    TimelineEntry,
+    Cursor, Delivery, EntryKind, FileRef, FilteredCursor, FilteredMail, ListFilter, Page,
+    PageRequest, TimelineEntry,
 };
 
 /// The thread-view projector. Stateless between batches: everything lives in its tables.

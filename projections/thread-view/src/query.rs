@@ -14,7 +14,7 @@ use crate::chunks;
 use crate::entry::{self, Record};
 use crate::types::{
     AssigneeFilter, AssigneeRef, BadgeCounts, ConversationHeader, ConversationStatus, Cursor,
-    Delivery, EntryKind, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,
+    Delivery, EntryKind, FileRef, FilteredCursor, FilteredMail, ListFilter, Page, PageRequest,
     TimelineEntry,
 };
 
@@ -54,6 +54,27 @@ pub fn conversation(
     conn.prepare_cached(CONVERSATION_SQL)?
         .query_row(params![conversation_id.to_string()], header_from_row)
         .optional()
+}
+
+/// The file `sha256` as conversation `conversation_id` shows it (an attachment, or the original
+/// of an e-mail), or `None` if it shows no such file.
+pub fn file(
+    conn: &Connection,
+    conversation_id: Uuid,
+    sha256: &str,
+) -> rusqlite::Result<Option<FileRef>> {
+    conn.prepare_cached(
+        "SELECT size, content_type, file_name FROM files
+         WHERE conversation_id = ?1 AND sha256 = ?2",
+    )?
+    .query_row(params![conversation_id.to_string(), sha256], |row| {
+        Ok(FileRef {
+            size: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+            content_type: row.get(1)?,
+            file_name: row.get(2)?,
+        })
+    })
+    .optional()
 }
 
 /// One conversation's timeline, in log order, with delivery outcomes attached to their

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use switchboard_projector::model::create_indexes_once;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 const TABLES: &str = "
 CREATE TABLE conversations (
@@ -76,6 +76,17 @@ CREATE INDEX filtered_by_message ON filtered_messages (message_id);
 -- The private e-mail accounts' channels and their owners (a channel's access never changes):
 -- `MessageFiltered` recorded before its schema v2 names no visibility, and the channel's
 -- decides it, as it did on the write side.
+-- The blobs each conversation shows (attachments, originals of e-mails): the download route
+-- serves a blob only for a conversation that shows it, to who may see that conversation.
+CREATE TABLE files (
+    conversation_id TEXT    NOT NULL,
+    sha256          TEXT    NOT NULL,
+    size            INTEGER NOT NULL,
+    content_type    TEXT    NOT NULL,
+    file_name       TEXT,
+    PRIMARY KEY (conversation_id, sha256)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE private_channels (
     channel_id TEXT PRIMARY KEY,
     owner_id   TEXT NOT NULL

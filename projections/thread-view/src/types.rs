@@ -278,6 +278,19 @@ pub struct Delivery {
     pub permanent: bool,
     /// The provider's id of the sent message, on success.
     pub provider_message_id: Option<String>,
+    /// For failures: the remote server's status (`550 5.1.1`), when it gave one.
+    pub status: Option<String>,
+}
+
+/// A file a conversation shows (see [`crate::file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its file name, if it has one.
+    pub file_name: Option<String>,
 }
 
 /// One entry of a conversation's timeline.
@@ -312,6 +325,9 @@ pub struct TimelineEntry {
     pub reason_json: Option<String>,
     /// Delivery outcomes, oldest first (outbound messages only).
     pub deliveries: Vec<Delivery>,
+    /// The message's files (messages, filtered), as JSON: `{"attachments": [Attachment...],
+    /// "raw": RawMessage | null}` in the events' shapes; `None` when it has none.
+    pub files_json: Option<String>,
 }
 
 /// One message in the Filtered view.
