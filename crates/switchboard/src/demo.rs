@@ -1320,6 +1320,7 @@ impl Seeder {
                     body_text: body,
                     body_html: None,
                     subject: None,
+                    attachments: Vec::new(),
                 },
             )
             .await?;
