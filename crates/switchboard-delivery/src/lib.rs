@@ -24,8 +24,11 @@
 //! - For temporary failures (a 4xx answer, a relay that cannot be reached, a timeout), a
 //!   `DeliveryFailed` with `permanent = false` the first time each reason occurs; it is tried
 //!   again with exponential backoff until `retry_for` has passed since the reply was written,
-//!   then the next failure is recorded as permanent. A reply always gets at least one attempt,
-//!   so replies written while no relay was configured are sent once one is.
+//!   then the next failure is recorded as permanent.
+//! - A reply the worker first sees when `retry_for` has already passed (written while no relay
+//!   was configured, or while no node ran the worker, for that long) is recorded as failed
+//!   without being sent: a week-old answer surprising a customer is worse than an agent seeing
+//!   "not delivered" and deciding. Within the window, a backlog is sent.
 //!
 //! # Restarts: at least once
 //! The pending set is folded from the log: a reply without a `DeliverySucceeded` or a permanent

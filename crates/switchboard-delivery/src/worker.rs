@@ -11,7 +11,8 @@
 //! outcome through the command service as the system component `delivery`. A temporary failure
 //! is recorded once per distinct reason (the domain writes nothing for a repeat) and tried again
 //! with exponential backoff; once `retry_for` has passed since the reply was written, the next
-//! failure is recorded as permanent. If recording fails after the relay accepted the message,
+//! failure is recorded as permanent. A reply first seen after its window had passed is failed
+//! without being sent. If recording fails after the relay accepted the message,
 //! only the recording is tried again, never the sending.
 
 use std::collections::HashMap;
@@ -221,8 +222,19 @@ async fn attempt(
         return;
     };
     p.attempts += 1;
+    let waited = (settings.clock.now() - p.written_at)
+        .to_std()
+        .unwrap_or_default();
     let sent = match p.accepted.clone() {
         Some(provider_id) => Ok(provider_id),
+        // First seen when its window had already passed (no relay was configured, or no node ran
+        // the worker, for that long): too late to surprise the customer with it now.
+        None if p.attempts == 1 && waited >= settings.retry_for => {
+            Err(Failure::permanent(format!(
+                "not sent: no delivery was attempted within {} of the reply",
+                humane(settings.retry_for)
+            )))
+        }
         None => send(service, settings, &p.reply).await,
     };
     let (outcome, final_outcome) = match sent {
@@ -241,9 +253,6 @@ async fn attempt(
             (failed(failure), true)
         }
         Err(failure) => {
-            let waited = (settings.clock.now() - p.written_at)
-                .to_std()
-                .unwrap_or_default();
             if waited >= settings.retry_for {
                 tracing::warn!(%message_id, reason = %failure.reason, "reply not delivered; giving up");
                 let reason = format!(

@@ -1,9 +1,13 @@
 //! The worker against a real SMTP server (aiosmtpd) acting as the relay: what arrives, what is
 //! recorded, refusals, a relay that is down, restarts, and form conversations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use mail_parser::{MessageParser, MimeHeaders};
+use proto_events::clock::ManualClock;
 use proto_events::{Actor, DomainEvent};
 
 use crate::support::*;
@@ -285,6 +289,34 @@ async fn a_refused_login_is_retried_as_the_relays_problem_then_fails_after_the_w
         })
         .await;
     assert_eq!(last.status.as_deref(), Some("535 5.7.8"));
+    assert!(relay.received().is_empty());
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn a_reply_first_seen_after_its_window_is_failed_without_being_sent() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("grace@customer.test", "c6@customer.test", None)
+        .await;
+    let reply = app
+        .agent_replies(conversation, "Sorry for the wait", &[])
+        .await;
+    // The worker starts a day and an hour after the reply was written.
+    let later = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::hours(25)));
+    let worker = app.worker_on(&relay.url(), Duration::from_secs(24 * 3_600), later);
+    let (_, failed) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply => Some(d.clone()),
+            DomainEvent::DeliverySucceeded(_) => panic!("a day-old reply was sent"),
+            _ => None,
+        })
+        .await;
+    assert!(failed.permanent, "{failed:?}");
+    assert!(failed.reason.starts_with("not sent"), "{}", failed.reason);
     assert!(relay.received().is_empty());
     worker.task.abort();
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use proto_events::clock::SystemClock;
+use proto_events::clock::{Clock, SystemClock};
 use proto_events::event::{
     Attachment, BlobRef, ChannelKind, EmailAccess, EmailHeaders, Identity, InboundMessage, Member,
     Role,
@@ -263,6 +263,16 @@ impl App {
 
     /// Starts the worker with the relay at `url`.
     pub(crate) fn worker(&self, url: &str, retry_for: Duration) -> DeliveryWorker {
+        self.worker_on(url, retry_for, Arc::new(SystemClock))
+    }
+
+    /// Starts the worker with the relay at `url`, its time read from `clock`.
+    pub(crate) fn worker_on(
+        &self,
+        url: &str,
+        retry_for: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> DeliveryWorker {
         let relay = Relay::new(&url.parse().unwrap(), Duration::from_secs(10)).unwrap();
         DeliveryWorker::spawn(
             self.service.clone(),
@@ -270,7 +280,7 @@ impl App {
                 relay,
                 retry_for,
                 from_name: FromName::AgentViaInbox,
-                clock: Arc::new(SystemClock),
+                clock,
             },
         )
     }
