@@ -10,6 +10,8 @@
 //! - Every `ReplySent` of an e-mail conversation, and of a form conversation whose reply the
 //!   domain gave e-mail headers (the visitor left an address): from the inbox's team address,
 //!   or its fallback address.
+//! - Replies of a user's private e-mail account go through the same relay, from that account's
+//!   address (sending through the account's own SMTP server is not supported yet).
 //! - `From` is the channel's address with a display name: the author's, the inbox's, or
 //!   "Author via Inbox" ([`FromName`]). `To`, `Cc`, `Subject`, `Message-ID`, `In-Reply-To` and
 //!   `References` are the ones recorded with the reply; attachments are read from the blob store
@@ -19,7 +21,8 @@
 //! - `DeliverySucceeded` once the relay accepted the message (with the relay's queue id when it
 //!   names one). That is all SMTP can say: a later bounce arrives as mail.
 //! - `DeliveryFailed` with `permanent = true` and the status (`550 5.1.1`) when the relay refuses
-//!   it with a 5xx answer, or when the message cannot be made (an address that does not parse,
+//!   it with a 5xx answer (for one recipient of several, the whole reply: SMTP gives no partial
+//!   success here), or when the message cannot be made (an address that does not parse,
 //!   an attachment missing from the blob store, an inbox with no address to send from).
 //! - For temporary failures (a 4xx answer, a relay that cannot be reached, a timeout), a
 //!   `DeliveryFailed` with `permanent = false` the first time each reason occurs; it is tried

@@ -133,7 +133,10 @@ async fn run(
     tracing::info!(relay = %settings.relay.url(), "delivering e-mail replies");
     let mut pending: HashMap<Uuid, Pending> = HashMap::new();
     let mut caught_up = start_head == Position::START;
-    let mut events = store.subscribe_all(Position::START);
+    // The last event folded, where the log is followed again after a failed read.
+    let mut after = Position::START;
+    let mut read_failures = 0u32;
+    let mut events = store.subscribe_all(after);
     loop {
         let next_due = if caught_up {
             pending.values().map(|p| p.due).min()
@@ -144,12 +147,29 @@ async fn run(
             biased;
             recorded = events.next() => {
                 let Some(recorded) = recorded else { return Ok(()) };
-                let recorded = recorded?;
+                let recorded = match recorded {
+                    Ok(recorded) => recorded,
+                    Err(error) => {
+                        // A database that went away for a moment must not end outbound mail
+                        // until the next restart: follow the log again, after a pause.
+                        read_failures += 1;
+                        let pause = Duration::from_millis(100)
+                            .saturating_mul(1 << read_failures.min(8))
+                            .min(Duration::from_secs(30));
+                        tracing::warn!(%error, ?pause, "reading the log failed; following it again");
+                        tokio::time::sleep(pause).await;
+                        events = store.subscribe_all(after);
+                        continue;
+                    }
+                };
+                read_failures = 0;
+                // An event that does not decode is a bug or damage: stop, as routing does.
                 let envelope = codec::decode(&recorded)?;
                 fold(&mut pending, recorded.event_id, &envelope);
                 if recorded.position >= start_head {
                     caught_up = true;
                 }
+                after = recorded.position;
                 processed.send_replace(recorded.position);
             }
             () = sleep_until(next_due), if next_due.is_some() => {
