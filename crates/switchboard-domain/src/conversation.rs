@@ -30,6 +30,11 @@
 //!   open conversations from them for routing to give to others, naming the cause.
 //! - **Routing** only assigns open, unassigned conversations: a manual assignment that got there
 //!   first wins, and the late routing result is dropped without events.
+//! - **Form conversations are answered by e-mail** when the visitor left an e-mail address: the
+//!   reply gets e-mail headers as if the inbox's team address (or, without one, its fallback
+//!   address) had received the form, so the delivery worker sends it from there. Without an
+//!   address to write to, the reply is recorded with no e-mail headers and is not sent.
+//! - **Attachments** go with replies sent by e-mail only; other channels refuse them.
 //! - **Temporary delivery failures** keep the message awaiting an outcome (the channel retries);
 //!   repeating the same temporary failure writes nothing.
 //!
@@ -41,12 +46,12 @@ mod state;
 mod threading;
 
 use proto_events::event::{
-    Assignee, AssignmentReason, BotHandedOff, ChannelConfig, CommentAdded, ConversationAssigned,
-    ConversationClosed, ConversationOrigin, ConversationQueued, ConversationReassigned,
-    ConversationReopened, ConversationShared, ConversationStarted, ConversationUnassigned,
-    ConversationVisibility, DeliveryFailed, DeliverySucceeded, FilterReason,
-    FilteredMessageRestored, Identity, InboundMessage, MessageFiltered, MessageReceived,
-    ReopenCause, ReplyAuthor, ReplySent, RoutingDecision,
+    Assignee, AssignmentReason, Attachment, BotHandedOff, ChannelConfig, ChannelKind, CommentAdded,
+    ConversationAssigned, ConversationClosed, ConversationOrigin, ConversationQueued,
+    ConversationReassigned, ConversationReopened, ConversationShared, ConversationStarted,
+    ConversationUnassigned, ConversationVisibility, DeliveryFailed, DeliverySucceeded,
+    FilterReason, FilteredMessageRestored, Identity, InboundMessage, MessageFiltered,
+    MessageReceived, ReopenCause, ReplyAuthor, ReplySent, RoutingDecision,
 };
 use proto_events::{Actor, DomainEvent};
 use uuid::Uuid;
@@ -93,6 +98,9 @@ pub enum ConversationCommand {
         body_html: Option<String>,
         /// The subject (e-mail only); `None` answers `Re:` the conversation's subject.
         subject: Option<String>,
+        /// Files sent with it, already in the blob store (e-mail only: other channels refuse
+        /// them).
+        attachments: Vec<Attachment>,
     },
     /// The channel reports what became of an outbound message.
     RecordDelivery {
@@ -211,6 +219,7 @@ pub fn decide(
             body_text,
             body_html,
             subject,
+            attachments,
         } => reply(
             state,
             ctx,
@@ -219,6 +228,7 @@ pub fn decide(
                 body_text,
                 body_html: body_html.as_ref(),
                 subject: subject.as_ref(),
+                attachments,
             },
         ),
         C::RecordDelivery {
@@ -530,6 +540,7 @@ struct Reply<'c> {
     body_text: &'c str,
     body_html: Option<&'c String>,
     subject: Option<&'c String>,
+    attachments: &'c [Attachment],
 }
 
 fn reply(
@@ -567,8 +578,24 @@ fn reply(
     if !channel.connected {
         return Err(disconnected());
     }
-    let (subject, body_html, email) = match &channel.config {
-        ChannelConfig::Email { address, .. } => {
+    // E-mail goes out from the channel's address; a form's answer goes out by e-mail from its
+    // inbox's team address or fallback address.
+    let from_address = match &channel.config {
+        ChannelConfig::Email { address, .. } => Some(address.as_str()),
+        ChannelConfig::Form { .. } => ctx.directory.inbox_email_address(state.inbox_id),
+        ChannelConfig::Chat { .. } | ChannelConfig::Messenger { .. } => None,
+    };
+    let by_email = from_address.is_some()
+        && (channel.config.kind() == ChannelKind::Email
+            || matches!(state.customer, Some(Identity::Email { .. })));
+    if !command.attachments.is_empty() && !by_email {
+        return Err(DomainError::invalid(
+            "attachments",
+            "only replies sent by e-mail carry attachments",
+        ));
+    }
+    let (subject, body_html, email) = match from_address {
+        Some(address) if by_email => {
             let Some(Identity::Email { address: to }) = &state.customer else {
                 return Err(DomainError::rejected(
                     "NO_RECIPIENT",
@@ -589,6 +616,11 @@ fn reply(
         }
         _ => (None, None, None),
     };
+    let attachments = if email.is_some() {
+        command.attachments.to_vec()
+    } else {
+        Vec::new()
+    };
     Ok(vec![
         ReplySent {
             conversation_id: state.id,
@@ -601,7 +633,7 @@ fn reply(
             body_text: command.body_text.to_owned(),
             body_html,
             email,
-            attachments: Vec::new(),
+            attachments,
         }
         .into(),
     ])

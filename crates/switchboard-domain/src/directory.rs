@@ -630,6 +630,31 @@ impl Directory {
         })
     }
 
+    /// The address an inbox sends e-mail from when the conversation's own channel has none (a
+    /// form's): its team e-mail (the connected shared address that is not its fallback, the
+    /// lowest channel id when there are several, so every node picks the same), else its
+    /// fallback address. `None` when the inbox has neither.
+    pub fn inbox_email_address(&self, inbox_id: Uuid) -> Option<&str> {
+        fn address(channel: &Channel) -> Option<&str> {
+            match &channel.config {
+                ChannelConfig::Email {
+                    address,
+                    access: EmailAccess::Shared,
+                } => Some(address.as_str()),
+                _ => None,
+            }
+        }
+        self.channels
+            .values()
+            .filter(|channel| {
+                channel.connected && channel.inbox_id == inbox_id && !self.is_fallback(channel.id)
+            })
+            .filter_map(|channel| Some((channel.id, address(channel)?)))
+            .min_by_key(|(id, _)| *id)
+            .map(|(_, address)| address)
+            .or_else(|| self.fallback_address(inbox_id).and_then(address))
+    }
+
     /// The connected e-mail channel receiving mail at `address` (any case), fallbacks included.
     pub fn channel_by_address(&self, address: &str) -> Option<&Channel> {
         let address = address.trim();

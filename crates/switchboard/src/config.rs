@@ -148,6 +148,8 @@ pub struct Config {
     pub limits: switchboard_api::Limits,
     /// The SMTP/LMTP listener for inbound mail.
     pub smtp: SmtpConfig,
+    /// Outbound e-mail.
+    pub delivery: DeliveryConfig,
 }
 
 /// The SMTP/LMTP listener, as configured.
@@ -169,6 +171,43 @@ impl Default for SmtpConfig {
             hostname: defaults.hostname,
             max_message_bytes: defaults.max_message_bytes,
         }
+    }
+}
+
+/// Outbound e-mail: the relay replies are sent through, and the delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// The SMTP relay, e.g. `smtp://user:password@mail.example.com:587` (STARTTLS),
+    /// `smtps://…:465` (implicit TLS) or `smtp://127.0.0.1:25?tls=none`; see
+    /// [`switchboard_delivery::RelayUrl`]. May hold a password: never printed. Without it, e-mail
+    /// replies are recorded but not sent.
+    pub smtp_relay_url: Option<Secret>,
+    /// Whether this node runs the delivery worker. Exactly one node of a PostgreSQL cluster
+    /// should: every node that runs it sends every reply.
+    pub worker: bool,
+    /// How long temporary failures are retried, counted from the reply; then it fails.
+    pub retry_for: Duration,
+    /// The display name of a reply's `From`: `agent`, `inbox` or `agent_via_inbox`.
+    pub from_name: switchboard_delivery::FromName,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        DeliveryConfig {
+            smtp_relay_url: None,
+            worker: true,
+            retry_for: Duration::from_secs(24 * 3_600),
+            from_name: switchboard_delivery::FromName::default(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The relay, when one is configured (and valid: [`Config::layered`] checked it).
+    pub fn relay_url(&self) -> Option<Result<switchboard_delivery::RelayUrl, String>> {
+        self.smtp_relay_url
+            .as_ref()
+            .map(|url| url.expose().parse().map_err(|e| format!("{e}")))
     }
 }
 
@@ -236,6 +275,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
             smtp: SmtpConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -305,6 +345,10 @@ struct FileConfig {
     token_audience: Option<String>,
     token_max_ttl: Option<String>,
     introspection: Option<String>,
+    smtp_relay_url: Option<String>,
+    delivery_worker: Option<bool>,
+    delivery_retry_for: Option<String>,
+    delivery_from_name: Option<String>,
     #[serde(default)]
     oidc: FileOidc,
     #[serde(default)]
@@ -457,6 +501,18 @@ impl Config {
         if let Some(v) = file.postgres_schema {
             self.postgres_schema = v;
         }
+        if let Some(v) = file.smtp_relay_url {
+            self.delivery.smtp_relay_url = Some(Secret(v)).filter(|v| !v.0.trim().is_empty());
+        }
+        if let Some(v) = file.delivery_worker {
+            self.delivery.worker = v;
+        }
+        if let Some(v) = file.delivery_retry_for {
+            self.delivery.retry_for = parse(at, "delivery_retry_for", &v, parse_duration)?;
+        }
+        if let Some(v) = file.delivery_from_name {
+            self.delivery.from_name = parse(at, "delivery_from_name", &v, str::parse)?;
+        }
         if let Some(v) = file.ready_max_lag {
             self.ready_max_lag = v;
         }
@@ -559,6 +615,20 @@ impl Config {
         }
         if let Some(v) = var("SWITCHBOARD_POSTGRES_SCHEMA") {
             self.postgres_schema = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_SMTP_RELAY_URL") {
+            self.delivery.smtp_relay_url =
+                Some(Secret(v.to_owned())).filter(|v| !v.0.trim().is_empty());
+        }
+        if let Some(v) = var("SWITCHBOARD_DELIVERY_WORKER") {
+            self.delivery.worker = parse(at, "SWITCHBOARD_DELIVERY_WORKER", v, parse_bool)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_DELIVERY_RETRY_FOR") {
+            self.delivery.retry_for =
+                parse(at, "SWITCHBOARD_DELIVERY_RETRY_FOR", v, parse_duration)?;
+        }
+        if let Some(v) = var("SWITCHBOARD_DELIVERY_FROM_NAME") {
+            self.delivery.from_name = parse(at, "SWITCHBOARD_DELIVERY_FROM_NAME", v, str::parse)?;
         }
         if let Some(v) = var("SWITCHBOARD_READY_MAX_LAG") {
             self.ready_max_lag = parse(at, "SWITCHBOARD_READY_MAX_LAG", v, parse_number)?;
@@ -760,6 +830,22 @@ impl Config {
                 ),
             );
         }
+        if let Some(Err(message)) = self.delivery.relay_url() {
+            // The message names what is wrong, never the password.
+            return invalid(
+                "smtp_relay_url (SWITCHBOARD_SMTP_RELAY_URL)",
+                message
+                    .strip_prefix("smtp_relay_url ")
+                    .unwrap_or(&message)
+                    .to_owned(),
+            );
+        }
+        if self.delivery.retry_for.is_zero() {
+            return invalid(
+                "delivery_retry_for (SWITCHBOARD_DELIVERY_RETRY_FOR)",
+                "must be longer than 0s".to_owned(),
+            );
+        }
         if self.fallback_email_domain.trim().is_empty() || !self.fallback_email_domain.contains('.')
         {
             return invalid(
@@ -924,6 +1010,62 @@ mod tests {
         );
         assert!(refused("token_max_ttl = \"0s\"\n", &[]).contains("token_max_ttl"));
         assert!(refused("[oidc]\nbogus = 1\n", &[]).contains("bogus"));
+    }
+
+    #[test]
+    fn delivery_is_layered_and_checked() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let defaults = Config::default().delivery;
+        assert_eq!(defaults.smtp_relay_url, None);
+        assert!(defaults.worker);
+        assert_eq!(defaults.retry_for, Duration::from_secs(86_400));
+        let file = "smtp_relay_url = \"smtp://out:pw@mail.acme.test\"\n\
+                    delivery_retry_for = \"2h\"\ndelivery_from_name = \"inbox\"\n";
+        let config = Config::layered(
+            Some((Path::new("c.toml"), file)),
+            &env(&[
+                ("SWITCHBOARD_DELIVERY_WORKER", "false"),
+                (
+                    "SWITCHBOARD_SMTP_RELAY_URL",
+                    "smtps://out:s3cret-pw@mail.acme.test",
+                ),
+            ]),
+            &Flags::default(),
+        )
+        .expect("valid");
+        let relay = config.delivery.relay_url().expect("set").expect("valid");
+        assert_eq!(relay.security, switchboard_delivery::Security::Implicit);
+        assert_eq!(relay.port, 465);
+        assert!(!config.delivery.worker);
+        assert_eq!(config.delivery.retry_for, Duration::from_secs(7_200));
+        assert_eq!(
+            config.delivery.from_name,
+            switchboard_delivery::FromName::Inbox
+        );
+        assert!(!format!("{config:?}").contains("s3cret-pw"));
+        let refused = |vars: &[(&str, &str)]| {
+            Config::layered(None, &env(vars), &Flags::default())
+                .expect_err("refused")
+                .to_string()
+        };
+        let bad = refused(&[(
+            "SWITCHBOARD_SMTP_RELAY_URL",
+            "smtp://u:s3cret-pw@h?tls=nope",
+        )]);
+        assert!(
+            bad.contains("smtp_relay_url") && bad.contains("tls"),
+            "{bad}"
+        );
+        assert!(!bad.contains("s3cret-pw"), "{bad}");
+        assert!(
+            refused(&[("SWITCHBOARD_DELIVERY_RETRY_FOR", "0s")]).contains("delivery_retry_for")
+        );
+        assert!(refused(&[("SWITCHBOARD_DELIVERY_FROM_NAME", "ceo")]).contains("agent_via_inbox"));
     }
 
     #[test]

@@ -1323,6 +1323,7 @@ impl Seeder {
                     body_text: body,
                     body_html: None,
                     subject: None,
+                    attachments: Vec::new(),
                 },
             )
             .await?;

@@ -5,10 +5,11 @@
 //! (the embedded one in `<data-dir>/events`, or PostgreSQL when `postgres_url` is set), the
 //! listening socket (early, so a taken port fails before any
 //! work), the demo seeding when asked for and the store is empty, the command service on the
-//! system clock, the routing reactor, the projection runtime (`<data-dir>/read-models`) and the
+//! system clock, the routing reactor, the delivery worker (when this node runs it and a relay is
+//! configured), the projection runtime (`<data-dir>/read-models`) and the
 //! API. Running serves HTTP until the shutdown future resolves, then: subscriptions are closed
 //! ([`ApiState::begin_shutdown`]), in-flight requests get `shutdown_timeout` to finish, the
-//! projectors stop after their current batch, and the reactor stops.
+//! projectors stop after their current batch, and the reactor and the delivery worker stop.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use anyhow::Context;
 use chrono::{TimeDelta, Utc};
 use proto_events::clock::SystemClock;
 use switchboard_api::{ApiSettings, ApiState};
+use switchboard_delivery::{DeliverySettings, DeliveryWorker, Relay};
 use switchboard_projector::ProjectionRuntime;
 use switchboard_service::CommandService;
 use switchboard_service::reactor::RoutingReactor;
@@ -65,6 +67,7 @@ pub struct Application {
     state: ApiState,
     projections: Arc<ProjectionRuntime>,
     reactor: RoutingReactor,
+    delivery: Option<DeliveryWorker>,
     admin_token: Option<String>,
     seeded: Option<Seeded>,
     smtp: Option<Smtp>,
@@ -134,6 +137,7 @@ impl Application {
             }),
             None => None,
         };
+        let delivery = start_delivery(&config, &service)?;
         let read_models = config.read_models_dir();
         let projections = Arc::new(
             ProjectionRuntime::start(store, &read_models, switchboard_read_models::all())
@@ -167,6 +171,7 @@ impl Application {
             state,
             projections,
             reactor,
+            delivery,
             admin_token,
             seeded,
             smtp,
@@ -222,6 +227,7 @@ impl Application {
             projections,
             reactor,
             smtp,
+            delivery,
             ..
         } = self;
         let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
@@ -270,17 +276,63 @@ impl Application {
                 }
             }
         };
-        tracing::info!("HTTP stopped; stopping the projections and the routing reactor");
+        tracing::info!(
+            "HTTP stopped; stopping the projections, the reactor and the delivery worker"
+        );
         projections.shutdown().await;
         reactor.task.abort();
         // Aborted is the normal end; an error means it had stopped on its own before.
         if let Ok(Err(error)) = reactor.task.await {
             tracing::error!(%error, "the routing reactor had stopped");
         }
+        if let Some(delivery) = delivery {
+            // Stopped between two attempts or in one: what it had not recorded is sent again by
+            // the next start (see switchboard-delivery's crate docs).
+            delivery.task.abort();
+            if let Ok(Err(error)) = delivery.task.await {
+                tracing::error!(%error, "the delivery worker had stopped");
+            }
+        }
         served.context("serving HTTP")?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// How long one SMTP command to the relay may wait for its answer.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts the delivery worker when this node runs it and a relay is configured; says once, in
+/// the log, why replies will not be sent otherwise.
+fn start_delivery(
+    config: &Config,
+    service: &Arc<CommandService>,
+) -> anyhow::Result<Option<DeliveryWorker>> {
+    if !config.delivery.worker {
+        tracing::info!("delivery_worker = false: this node sends no e-mail replies");
+        return Ok(None);
+    }
+    let Some(url) = config.delivery.relay_url() else {
+        tracing::warn!(
+            "no SMTP relay configured (smtp_relay_url): e-mail replies are recorded but not \
+             delivered"
+        );
+        return Ok(None);
+    };
+    let url = match url {
+        Ok(url) => url,
+        Err(message) => refuse!("{message}"),
+    };
+    let relay = Relay::new(&url, SMTP_TIMEOUT).context("setting up the SMTP relay")?;
+    Ok(Some(DeliveryWorker::spawn(
+        service.clone(),
+        DeliverySettings {
+            relay,
+            retry_for: config.delivery.retry_for,
+            from_name: config.delivery.from_name,
+            clock: Arc::new(SystemClock),
+        },
+    )))
 }
 
 /// A future that resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this

@@ -413,6 +413,7 @@ impl ConversationMutation {
             body_text: input.body_text,
             body_html: input.body_html,
             subject: input.subject,
+            attachments: Vec::new(),
         };
         let options = options(input.expected_version, &[]);
         let executed = act(

@@ -210,6 +210,7 @@ impl Clocked {
                 body_text: "Here to help.".to_owned(),
                 body_html: None,
                 subject: None,
+                attachments: Vec::new(),
             },
         )
         .await;
@@ -775,6 +776,7 @@ async fn aggregates_leave_out_other_users_private_conversations() {
                 body_text: "Thanks, friend".to_owned(),
                 body_html: None,
                 subject: None,
+                attachments: Vec::new(),
             }),
         },
     )

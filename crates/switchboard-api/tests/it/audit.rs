@@ -192,6 +192,7 @@ pub(crate) async fn world() -> World {
                 body_text: "Hi!".to_owned(),
                 body_html: None,
                 subject: None,
+                attachments: Vec::new(),
             }),
         },
     )

@@ -374,6 +374,7 @@ fn reply(n: u128, text: &str) -> C {
         body_text: text.into(),
         body_html: None,
         subject: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -890,6 +891,7 @@ fn the_next_reply_answers_the_customers_answer_and_references_the_whole_thread()
         body_text: "Anything else?".into(),
         body_html: Some("<p>Anything else?</p>".into()),
         subject: Some("  ".into()),
+        attachments: Vec::new(),
     };
     given(email_thread())
         .and([first_email_reply(), received(answer)])
@@ -930,10 +932,43 @@ fn a_chat_reply_carries_no_mail_fields() {
         body_text: "On it".into(),
         body_html: Some("<b>On it</b>".into()),
         subject: Some("ignored".into()),
+        attachments: Vec::new(),
     };
     given(chat_thread())
         .when(user(AGENT), command)
         .then(vec![reply_sent(REPLY, ReplyAuthor::User { id: id(AGENT) })]);
+}
+
+#[test]
+fn attachments_go_by_email_only() {
+    let file = Attachment {
+        blob: BlobRef {
+            sha256: "ab".repeat(32),
+            size: 3,
+        },
+        file_name: Some("invoice.pdf".into()),
+        content_type: "application/pdf".into(),
+        content_id: None,
+        inline: false,
+    };
+    let with_file = |n| C::SendReply {
+        message_id: id(n),
+        body_text: "Attached.".into(),
+        body_html: None,
+        subject: None,
+        attachments: vec![file.clone()],
+    };
+    given(chat_thread())
+        .when(user(AGENT), with_file(REPLY))
+        .then_invalid("attachments");
+    let outcome = given(email_thread()).when(user(AGENT), with_file(REPLY));
+    let events = outcome.result.expect("an e-mail reply with a file");
+    match &events[..] {
+        [DomainEvent::ReplySent(reply)] => {
+            assert_eq!(reply.attachments, std::slice::from_ref(&file))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

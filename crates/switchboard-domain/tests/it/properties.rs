@@ -105,6 +105,7 @@ fn command(step: usize, op: &Op, written: &[u128]) -> (Actor, ConversationComman
                 body_text: "On it".into(),
                 body_html: None,
                 subject: None,
+                attachments: Vec::new(),
             },
         ),
         Op::Comment { by } => (

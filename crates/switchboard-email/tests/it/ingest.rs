@@ -169,6 +169,7 @@ async fn a_bounce_marks_our_reply_failed_with_the_remote_status() {
                     body_text: "20 seats are 400 EUR.".into(),
                     body_html: None,
                     subject: None,
+                    attachments: Vec::new(),
                 }),
             },
         )

@@ -132,6 +132,7 @@ async fn an_email_reply_threads_into_its_conversation_and_reopens_it() {
                 body_text: "10 EUR".into(),
                 body_html: None,
                 subject: None,
+                attachments: Vec::new(),
             }),
         },
     )

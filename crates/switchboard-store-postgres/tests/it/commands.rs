@@ -125,6 +125,7 @@ async fn racing_repeats_on_two_nodes_write_once() {
                         body_text: format!("Reply {key}"),
                         body_html: None,
                         subject: None,
+                        attachments: Vec::new(),
                     }),
                 };
                 tokio::spawn(async move { service.execute(meta, command).await })

@@ -231,6 +231,10 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
     let config = Config::layered(Some((&path, &uncommented)), &env(&[]), &Flags::default())
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.jwt_secret.is_some(), "jwt_secret is not documented");
+    assert!(
+        config.delivery.relay_url().is_some_and(|url| url.is_ok()),
+        "smtp_relay_url is not documented with a valid example"
+    );
     for key in [
         "listen",
         "data_dir",
@@ -239,6 +243,10 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
         "ready_max_lag",
         "shutdown_timeout",
         "fallback_email_domain",
+        "smtp_relay_url",
+        "delivery_worker",
+        "delivery_retry_for",
+        "delivery_from_name",
         "format",
         "level",
         "max_depth",

@@ -635,3 +635,125 @@ async fn two_nodes_share_one_postgres_history() {
             .unwrap();
     }
 }
+
+/// The delivery tests' SMTP relay (aiosmtpd running `switchboard-delivery`'s `relay.py`): its
+/// port and the directory it writes each message it accepts to. `None` (the test is skipped)
+/// when aiosmtpd is not installed, unless `SWITCHBOARD_REQUIRE_TOOLS=1` (CI).
+fn smtp_relay(out: &Path) -> Option<(Child, u16)> {
+    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let installed = Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed {
+        let required = std::env::var("SWITCHBOARD_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+        assert!(!required, "aiosmtpd is not importable by {python}");
+        eprintln!("skipped: aiosmtpd is not importable by {python}");
+        return None;
+    }
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../switchboard-delivery/tests/it/relay.py");
+    let mut child = Command::new(&python)
+        .arg(script)
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().expect("the relay prints its port");
+    Some((child, port))
+}
+
+#[tokio::test]
+async fn serve_sends_an_agents_email_reply_through_the_configured_relay() {
+    let mails = TempDir::new().unwrap();
+    let Some((mut relay, port)) = smtp_relay(mails.path()) else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let init = crate::support::run(
+        &[
+            "init",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--organisation",
+            "Acme",
+            "--time-zone",
+            "Europe/Paris",
+            "--admin-email",
+            "root@acme.test",
+            "--admin-name",
+            "Root Admin",
+        ],
+        None,
+    );
+    let token = text(&init).0.trim().to_owned();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!("smtp_relay_url = \"smtp://127.0.0.1:{port}?tls=none\"\ndelivery_from_name = \"agent\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
+    let client = reqwest::Client::new();
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    let run = |query: String| {
+        let (client, server, token) = (&client, &server, &token);
+        async move {
+            let answer = graphql(client, server, Some(token), &query).await;
+            assert!(answer.get("errors").is_none(), "{answer}");
+            answer["data"].clone()
+        }
+    };
+    let inbox =
+        run(r#"mutation { createInbox(input: {name: "Support"}) { inbox { id } } }"#.into()).await
+            ["createInbox"]["inbox"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let channel = run(format!(
+        r#"mutation {{ connectEmailChannel(input: {{inboxId: "{inbox}", address: "support@acme.test"}}) {{ channel {{ id }} }} }}"#
+    ))
+    .await["connectEmailChannel"]["channel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conversation = run(format!(
+        r#"mutation {{ receiveMessage(input: {{channelId: "{channel}", from: {{kind: EMAIL, value: "grace@customer.test"}}, subject: "Pricing", bodyText: "How much?", email: {{messageId: "c1@customer.test"}}}}) {{ conversation {{ id }} }} }}"#
+    ))
+    .await["receiveMessage"]["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replied = run(format!(
+        r#"mutation {{ sendReply(input: {{conversationId: "{conversation}", bodyText: "200 EUR a month."}}) {{ userErrors {{ message }} }} }}"#
+    ))
+    .await;
+    assert_eq!(replied["sendReply"]["userErrors"], serde_json::json!([]));
+
+    let received = mails.path().join("1.eml");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !received.exists() {
+        assert!(Instant::now() < deadline, "no mail reached the relay");
+        // The relay is another process writing a file: polled, within the deadline.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mail = String::from_utf8_lossy(&std::fs::read(&received).unwrap()).into_owned();
+    // `delivery_from_name = "agent"`: the author's name on the channel's address.
+    assert!(
+        mail.contains("From: \"Root Admin\" <support@acme.test>"),
+        "{mail}"
+    );
+    assert!(mail.contains("To: grace@customer.test"), "{mail}");
+    assert!(mail.contains("Subject: Re: Pricing"), "{mail}");
+    assert!(mail.contains("In-Reply-To: <c1@customer.test>"), "{mail}");
+    assert_eq!(server.terminate(), Some(0));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}

@@ -1,0 +1,322 @@
+//! The worker against a real SMTP server (aiosmtpd) acting as the relay: what arrives, what is
+//! recorded, refusals, a relay that is down, restarts, and form conversations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use mail_parser::{MessageParser, MimeHeaders};
+use proto_events::clock::ManualClock;
+use proto_events::{Actor, DomainEvent};
+
+use crate::support::*;
+
+const PDF: &[u8] = b"%PDF-1.4\n\x00\x01\x02\xff binary quote \r\n\r\n.\r\n end";
+
+#[tokio::test]
+async fn a_reply_arrives_at_the_relay_threaded_with_its_attachment_and_is_recorded_delivered() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("grace@customer.test", "c1@customer.test", None)
+        .await;
+    let reply = app
+        .agent_replies(
+            conversation,
+            "It is 200 EUR a month.",
+            &[("quote.pdf", "application/pdf", PDF)],
+        )
+        .await;
+    let worker = app.worker(&relay.url(), Duration::from_secs(60));
+
+    let (_, provider_id) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliverySucceeded(d) if d.message_id == reply => {
+                assert_eq!(
+                    e.metadata.actor,
+                    Actor::System {
+                        component: "delivery".into()
+                    }
+                );
+                Some(d.provider_message_id.clone())
+            }
+            DomainEvent::DeliveryFailed(d) => panic!("delivery failed: {}", d.reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(provider_id.as_deref(), Some("RELAY1"));
+
+    let mail = relay.wait_for(1).await.remove(0);
+    let recorded = reply_sent(&app.history().await, reply);
+    let headers = recorded.email.expect("e-mail headers");
+    let parsed = MessageParser::default().parse(&mail).expect("MIME");
+    let from = parsed.from().and_then(|a| a.first()).expect("From");
+    assert_eq!(from.address(), Some("support@acme.test"));
+    assert_eq!(from.name(), Some("Ada Agent via Support"));
+    let to = parsed.to().and_then(|a| a.first()).expect("To");
+    assert_eq!(to.address(), Some("grace@customer.test"));
+    assert_eq!(parsed.subject(), Some("Re: Pricing for 20 seats"));
+    assert_eq!(parsed.message_id(), Some(headers.message_id.as_str()));
+    assert!(headers.message_id.ends_with("@acme.test"), "{headers:?}");
+    assert_eq!(parsed.in_reply_to().as_text(), Some("c1@customer.test"));
+    let references: Vec<&str> = match parsed.references().as_text_list() {
+        Some(list) => list.iter().map(|r| r.as_ref()).collect(),
+        None => parsed.references().as_text().into_iter().collect(),
+    };
+    assert_eq!(references, ["older@customer.test", "c1@customer.test"]);
+    assert_eq!(
+        parsed.body_text(0).as_deref().map(str::trim),
+        Some("It is 200 EUR a month.")
+    );
+    assert_eq!(
+        parsed.body_html(0).as_deref().map(str::trim),
+        Some("<p>It is 200 EUR a month.</p>")
+    );
+    assert_eq!(parsed.attachment_count(), 1);
+    let attachment = parsed.attachment(0).expect("the attachment");
+    assert_eq!(attachment.attachment_name(), Some("quote.pdf"));
+    let content_type = attachment.content_type().expect("its type");
+    assert_eq!(
+        (content_type.ctype(), content_type.subtype()),
+        ("application", Some("pdf"))
+    );
+    assert_eq!(attachment.contents(), PDF, "byte for byte");
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn a_recipient_the_relay_refuses_is_a_permanent_failure_with_its_status() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("bounce-me@customer.test", "c2@customer.test", None)
+        .await;
+    let reply = app.agent_replies(conversation, "Hello?", &[]).await;
+    let worker = app.worker(&relay.url(), Duration::from_secs(60));
+    let (_, failed) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply => Some(d.clone()),
+            DomainEvent::DeliverySucceeded(_) => panic!("delivered to a refused recipient"),
+            _ => None,
+        })
+        .await;
+    assert!(failed.permanent, "{failed:?}");
+    assert_eq!(failed.status.as_deref(), Some("550 5.1.1"));
+    assert!(failed.reason.contains("User unknown"), "{}", failed.reason);
+    assert!(relay.received().is_empty());
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn a_relay_that_is_down_is_retried_then_the_reply_fails_after_the_window() {
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("grace@customer.test", "c3@customer.test", None)
+        .await;
+    let reply = app.agent_replies(conversation, "Anyone there?", &[]).await;
+    let window = Duration::from_secs(2);
+    let url = format!("smtp://127.0.0.1:{}?tls=none", closed_port());
+    let worker = app.worker(&url, window);
+    let (temporary_at, temporary) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply => Some(d.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        !temporary.permanent,
+        "first a temporary failure: {temporary:?}"
+    );
+    assert_eq!(temporary.status, None);
+    let (final_at, last) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply && d.permanent => {
+                Some((d.clone(), e.metadata.occurred_at))
+            }
+            DomainEvent::DeliverySucceeded(_) => panic!("delivered through a closed port"),
+            _ => None,
+        })
+        .await;
+    let (last, failed_at) = last;
+    assert!(final_at > temporary_at);
+    assert!(
+        last.reason.starts_with("not delivered within 2s"),
+        "{}",
+        last.reason
+    );
+    let history = app.history().await;
+    let written_at = history
+        .iter()
+        .find(|e| matches!(&e.payload, DomainEvent::ReplySent(r) if r.message_id == reply))
+        .map(|e| e.metadata.occurred_at)
+        .expect("the reply");
+    assert!(
+        failed_at - written_at >= chrono::Duration::from_std(window).unwrap(),
+        "gave up {} after the reply, before the window of {window:?} had passed",
+        failed_at - written_at
+    );
+    // The same temporary reason is recorded once, not at every attempt.
+    let temporaries = history
+        .iter()
+        .filter(|e| matches!(&e.payload, DomainEvent::DeliveryFailed(d) if !d.permanent))
+        .count();
+    assert_eq!(temporaries, 1);
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn after_a_restart_a_delivered_reply_is_not_sent_again() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("grace@customer.test", "c4@customer.test", None)
+        .await;
+    let first = app.agent_replies(conversation, "First answer", &[]).await;
+    let worker = app.worker(&relay.url(), Duration::from_secs(60));
+    app.event(|e| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) if d.message_id == first => Some(()),
+        _ => None,
+    })
+    .await;
+    worker.task.abort();
+    let _ = worker.task.await;
+    let App {
+        dir,
+        store,
+        service,
+    } = app;
+    drop((store, service));
+
+    // The same data directory opened again, as a restarted server does.
+    let app = App::open(dir).await;
+    let second = app.agent_replies(conversation, "Second answer", &[]).await;
+    let worker = app.worker(&relay.url(), Duration::from_secs(60));
+    app.event(|e| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) if d.message_id == second => Some(()),
+        _ => None,
+    })
+    .await;
+    let mails = relay.wait_for(2).await;
+    assert_eq!(mails.len(), 2, "the first reply was sent again");
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            let parsed = MessageParser::default().parse(m).expect("MIME");
+            parsed.body_text(0).unwrap_or_default().trim().to_owned()
+        })
+        .collect();
+    assert_eq!(subjects, ["First answer", "Second answer"]);
+    let succeeded = app
+        .history()
+        .await
+        .iter()
+        .filter(|e| matches!(e.payload, DomainEvent::DeliverySucceeded(_)))
+        .count();
+    assert_eq!(succeeded, 2);
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn a_form_conversation_is_answered_by_email_from_the_inbox_address() {
+    let Some(relay) = TestRelay::start(Some("switchboard:s3cret pass")) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app.visitor_submits_form("visitor@prospect.test").await;
+    let reply = app
+        .agent_replies(conversation, "Happy to show you around.", &[])
+        .await;
+    let url = format!(
+        "smtp://switchboard:s3cret%20pass@127.0.0.1:{}?tls=none",
+        relay.port
+    );
+    let worker = app.worker(&url, Duration::from_secs(60));
+    app.event(|e| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) if d.message_id == reply => Some(()),
+        DomainEvent::DeliveryFailed(d) => panic!("delivery failed: {}", d.reason),
+        _ => None,
+    })
+    .await;
+    let mail = relay.wait_for(1).await.remove(0);
+    let parsed = MessageParser::default().parse(&mail).expect("MIME");
+    let from = parsed.from().and_then(|a| a.first()).expect("From");
+    assert_eq!(from.address(), Some("support@acme.test"));
+    let to = parsed.to().and_then(|a| a.first()).expect("To");
+    assert_eq!(to.address(), Some("visitor@prospect.test"));
+    assert_eq!(parsed.subject(), Some("Re: Demo request"));
+    let recorded = reply_sent(&app.history().await, reply);
+    assert_eq!(
+        parsed.message_id(),
+        recorded.email.as_ref().map(|h| h.message_id.as_str())
+    );
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn a_refused_login_is_retried_as_the_relays_problem_then_fails_after_the_window() {
+    let Some(relay) = TestRelay::start(Some("switchboard:right")) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("grace@customer.test", "c5@customer.test", None)
+        .await;
+    let reply = app.agent_replies(conversation, "Hi", &[]).await;
+    let url = format!("smtp://switchboard:wrong@127.0.0.1:{}?tls=none", relay.port);
+    let worker = app.worker(&url, Duration::from_secs(1));
+    let (_, temporary) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply => Some(d.clone()),
+            DomainEvent::DeliverySucceeded(_) => panic!("delivered with a wrong password"),
+            _ => None,
+        })
+        .await;
+    assert!(!temporary.permanent, "{temporary:?}");
+    assert_eq!(temporary.status.as_deref(), Some("535 5.7.8"));
+    let (_, last) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply && d.permanent => {
+                Some(d.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(last.status.as_deref(), Some("535 5.7.8"));
+    assert!(relay.received().is_empty());
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn a_reply_first_seen_after_its_window_is_failed_without_being_sent() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let conversation = app
+        .customer_writes("grace@customer.test", "c6@customer.test", None)
+        .await;
+    let reply = app
+        .agent_replies(conversation, "Sorry for the wait", &[])
+        .await;
+    // The worker starts a day and an hour after the reply was written.
+    let later = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::hours(25)));
+    let worker = app.worker_on(&relay.url(), Duration::from_secs(24 * 3_600), later);
+    let (_, failed) = app
+        .event(|e| match &e.payload {
+            DomainEvent::DeliveryFailed(d) if d.message_id == reply => Some(d.clone()),
+            DomainEvent::DeliverySucceeded(_) => panic!("a day-old reply was sent"),
+            _ => None,
+        })
+        .await;
+    assert!(failed.permanent, "{failed:?}");
+    assert!(failed.reason.starts_with("not sent"), "{}", failed.reason);
+    assert!(relay.received().is_empty());
+    worker.task.abort();
+}
