@@ -64,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/files/{conversation}/{sha256}", get(download))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(App {
@@ -73,6 +74,16 @@ pub fn router(state: ApiState) -> Router {
             parsed: ParsedDocuments::default(),
             state,
         })
+}
+
+/// A conversation's file (see `files`).
+async fn download(
+    State(app): State<App>,
+    path: axum::extract::Path<(String, String)>,
+    query: axum::extract::Query<crate::files::Download>,
+    headers: HeaderMap,
+) -> Response {
+    crate::files::download(app.state, path, query, headers).await
 }
 
 async fn graphiql() -> Html<String> {

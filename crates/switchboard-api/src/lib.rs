@@ -23,6 +23,7 @@ mod access;
 pub mod auth;
 pub mod consistency;
 pub mod error;
+mod files;
 pub mod http;
 mod hub;
 pub mod ids;

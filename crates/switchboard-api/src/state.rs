@@ -155,6 +155,8 @@ pub(crate) struct Inner {
     pub(crate) oidc: Option<Provider>,
     pub(crate) introspection: Introspection,
     pub(crate) tokens: TokenKey,
+    /// Signs the download links of files.
+    pub(crate) file_links: crate::files::FileLinks,
     pub(crate) limits: Limits,
     pub(crate) ready_max_lag: u64,
     pub(crate) metrics: Metrics,
@@ -188,6 +190,7 @@ impl ApiState {
             oidc: settings.oidc.map(Provider::new),
             introspection: settings.introspection,
             tokens: TokenKey::new(settings.jwt_secret.as_bytes()),
+            file_links: crate::files::FileLinks::new(settings.jwt_secret.as_bytes()),
             limits: settings.limits,
             ready_max_lag: settings.ready_max_lag,
             metrics: Metrics::new(),

@@ -314,6 +314,7 @@ impl Conversation {
         let window = Window::new(&inner.limits, first, after, last, before)?;
         if let Some(snapshot) = &self.1 {
             return Ok(crate::types::timeline::connection(
+                self.0.conversation_id,
                 snapshot.timeline.clone(),
                 &window,
             ));
@@ -331,7 +332,11 @@ impl Conversation {
                     .await?
             }
         };
-        Ok(crate::types::timeline::connection(entries, &window))
+        Ok(crate::types::timeline::connection(
+            self.0.conversation_id,
+            entries,
+            &window,
+        ))
     }
 }
 

@@ -143,11 +143,113 @@ pub(crate) struct Delivery {
     permanent: bool,
     /// The provider's id of the sent message, on success.
     provider_message_id: Option<String>,
+    /// For failures: the remote server's status, an SMTP reply code and enhanced status code
+    /// such as `550 5.1.1`, when it gave one (from the relay's answer or a bounce).
+    status: Option<String>,
+}
+
+/// What a message's files are, as the thread view keeps them (the events' shapes).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Files {
+    #[serde(default)]
+    attachments: Vec<proto_events::event::Attachment>,
+    raw: Option<proto_events::event::RawMessage>,
+}
+
+/// A file attached to a message, or an image shown inside its HTML body.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageAttachment {
+    attachment: proto_events::event::Attachment,
+    conversation_id: Uuid,
+}
+
+#[Object]
+impl MessageAttachment {
+    /// The file name the sender gave, if any.
+    async fn file_name(&self) -> Option<&str> {
+        self.attachment.file_name.as_deref()
+    }
+    /// Its MIME type, e.g. `application/pdf`.
+    async fn content_type(&self) -> &str {
+        &self.attachment.content_type
+    }
+    /// Its size in bytes (a Float, as files may outgrow GraphQL's 32-bit Int).
+    async fn size(&self) -> f64 {
+        self.attachment.blob.size as f64
+    }
+    /// Whether it is shown inside the HTML body (cited there as `cid:<contentId>`) rather than
+    /// listed as an attachment.
+    async fn inline(&self) -> bool {
+        self.attachment.inline
+    }
+    /// Its `Content-ID`, which the HTML body cites as `cid:...`.
+    async fn content_id(&self) -> Option<&str> {
+        self.attachment.content_id.as_deref()
+    }
+    /// The SHA-256 of its bytes (lower-case hex).
+    async fn sha256(&self) -> &str {
+        &self.attachment.blob.sha256
+    }
+    /// Where to download it: a path on this API's origin, signed for the viewer and valid for
+    /// an hour, that a browser can open without a header. Access is checked again at download.
+    async fn download_url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        download_url(ctx, self.conversation_id, &self.attachment.blob.sha256).await
+    }
+}
+
+/// The original of an inbound e-mail, byte for byte as it was received.
+#[derive(Debug, Clone)]
+pub(crate) struct OriginalMessage {
+    raw: proto_events::event::RawMessage,
+    conversation_id: Uuid,
+}
+
+#[Object]
+impl OriginalMessage {
+    /// Its size in bytes (a Float, as files may outgrow GraphQL's 32-bit Int).
+    async fn size(&self) -> f64 {
+        self.raw.blob.size as f64
+    }
+    /// The SHA-256 of its bytes (lower-case hex).
+    async fn sha256(&self) -> &str {
+        &self.raw.blob.sha256
+    }
+    /// What could not be read in it (a broken part, an unknown charset): the message was kept
+    /// as received and is shown as far as it could be read.
+    async fn warnings(&self) -> &[String] {
+        &self.raw.warnings
+    }
+    /// Where to download it (`message/rfc822`), as for attachments.
+    async fn download_url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        download_url(ctx, self.conversation_id, &self.raw.blob.sha256).await
+    }
+}
+
+/// A signed download link of `sha256` of `conversation_id` for the request's viewer.
+async fn download_url(
+    ctx: &Context<'_>,
+    conversation_id: Uuid,
+    sha256: &str,
+) -> async_graphql::Result<String> {
+    let me = crate::state::viewer(ctx).await?;
+    Ok(state(ctx)
+        .file_links
+        .link(&me, conversation_id, sha256, Utc::now()))
 }
 
 /// One entry of a conversation's timeline.
 #[derive(Debug, Clone)]
-pub(crate) struct TimelineEntry(pub(crate) thread_view::TimelineEntry);
+pub(crate) struct TimelineEntry(pub(crate) thread_view::TimelineEntry, pub(crate) Uuid);
+
+impl TimelineEntry {
+    fn files(&self) -> Files {
+        self.0
+            .files_json
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default()
+    }
+}
 
 // `serial`: see `Author`. A thread's page has dozens of entries of about ten fields each.
 #[Object(serial)]
@@ -231,13 +333,34 @@ impl TimelineEntry {
                 reason: d.reason.clone(),
                 permanent: d.permanent,
                 provider_message_id: d.provider_message_id.clone(),
+                status: d.status.clone(),
             })
             .collect()
+    }
+    /// The message's attachments and inline images (messages, filtered messages).
+    async fn attachments(&self) -> Vec<MessageAttachment> {
+        self.files()
+            .attachments
+            .into_iter()
+            .map(|attachment| MessageAttachment {
+                attachment,
+                conversation_id: self.1,
+            })
+            .collect()
+    }
+    /// The original of an inbound e-mail, as received (e-mail that came in over SMTP, IMAP or
+    /// the ingest route).
+    async fn original_message(&self) -> Option<OriginalMessage> {
+        self.files().raw.map(|raw| OriginalMessage {
+            raw,
+            conversation_id: self.1,
+        })
     }
 }
 
 /// The page of `entries` (in log order) a window selects; cursors are positions.
 pub(crate) fn connection(
+    conversation_id: Uuid,
     entries: Vec<thread_view::TimelineEntry>,
     window: &Window,
 ) -> Connection<String, TimelineEntry> {
@@ -247,7 +370,7 @@ pub(crate) fn connection(
     for entry in entries.into_iter().skip(range.start).take(range.len()) {
         connection.edges.push(Edge::new(
             encode_cursor(&entry.position.to_string()),
-            TimelineEntry(entry),
+            TimelineEntry(entry, conversation_id),
         ));
     }
     connection

@@ -7,6 +7,7 @@ mod support;
 mod analytics;
 mod audit;
 mod basics;
+mod files;
 mod history;
 mod idempotency;
 mod live;
