@@ -757,3 +757,239 @@ async fn serve_sends_an_agents_email_reply_through_the_configured_relay() {
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// The relay's `n`th message (1-based), once it arrived (within the deadline).
+async fn relayed(dir: &Path, n: usize) -> String {
+    let file = dir.join(format!("{n}.eml"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "message {n} never reached the relay"
+        );
+        // The relay is another process writing a file: polled, within the deadline.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned()
+}
+
+/// A header's value in a raw message (first occurrence, unfolded).
+fn header_of(mail: &str, name: &str) -> Option<String> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut lines = mail.lines();
+    let mut value = lines.find(|l| l.to_ascii_lowercase().starts_with(&prefix))?[prefix.len()..]
+        .trim()
+        .to_owned();
+    for more in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        value.push(' ');
+        value.push_str(more.trim());
+    }
+    Some(value)
+}
+
+/// Team e-mail end to end through the real binary and servers nobody here wrote: swaks sends
+/// to the SMTP listener, routing assigns the conversation, the agent replies through GraphQL,
+/// the reply reaches the relay (aiosmtpd) threaded to the customer's mail, the conversation is
+/// closed, and the customer's answer to the reply (In-Reply-To) reopens that same conversation.
+#[tokio::test]
+async fn mail_in_reply_out_and_the_customers_answer_reopens_the_conversation() {
+    if !crate::support::swaks_available() {
+        return;
+    }
+    let mails = TempDir::new().unwrap();
+    let Some((mut relay, relay_port)) = smtp_relay(mails.path()) else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let init = crate::support::run(
+        &[
+            "init",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--organisation",
+            "Acme",
+            "--time-zone",
+            "Europe/Berlin",
+            "--admin-email",
+            "root@acme.test",
+            "--admin-name",
+            "Root Admin",
+        ],
+        None,
+    );
+    let token = text(&init).0.trim().to_owned();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "smtp_relay_url = \"smtp://127.0.0.1:{relay_port}?tls=none\"\n\
+             [smtp]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
+    let smtp: std::net::SocketAddr = server
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SMTP"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no SMTP line:\n{}", server.banner));
+    let client = reqwest::Client::new();
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    let run = |query: String| {
+        let (client, server, token) = (&client, &server, &token);
+        async move {
+            let answer = graphql(client, server, Some(token), &query).await;
+            assert!(answer.get("errors").is_none(), "{query}: {answer}");
+            answer["data"].clone()
+        }
+    };
+    let me = run("{ viewer { id } }".into()).await["viewer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inbox =
+        run(r#"mutation { createInbox(input: {name: "Support"}) { inbox { id } } }"#.into()).await
+            ["createInbox"]["inbox"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    for setup in [
+        format!(
+            r#"addInboxMember(input: {{inboxId: "{inbox}", memberId: "{me}"}}) {{ userErrors {{ message }} }}"#
+        ),
+        r#"setUserAvailability(input: {availability: AVAILABLE}) { userErrors { message } }"#
+            .to_owned(),
+        format!(
+            r#"setRoutingRule(input: {{scopeId: "{inbox}", strategy: ROUND_ROBIN, targetIds: ["{me}"]}}) {{ userErrors {{ message }} }}"#
+        ),
+        format!(
+            r#"connectEmailChannel(input: {{inboxId: "{inbox}", address: "support@acme.test"}}) {{ userErrors {{ message }} }}"#
+        ),
+    ] {
+        let data = run(format!("mutation {{ {setup} }}")).await;
+        let payload = data.as_object().and_then(|o| o.values().next()).unwrap();
+        assert_eq!(payload["userErrors"], serde_json::json!([]), "{setup}");
+    }
+
+    let swaks = |args: Vec<String>| {
+        let out = Command::new("swaks")
+            .args([
+                "--server",
+                &smtp.ip().to_string(),
+                "--port",
+                &smtp.port().to_string(),
+            ])
+            .args(["--from", "grace@customer.test", "--to", "support@acme.test"])
+            .args(["--timeout", "20"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    swaks(vec![
+        "--header".into(),
+        "Subject: Pricing for 20 seats".into(),
+        "--header".into(),
+        "Message-ID: <ask-1@customer.test>".into(),
+        "--body".into(),
+        "How much would 20 seats cost?".into(),
+    ]);
+
+    // Routed to the only available member.
+    let list = format!(
+        r#"{{ conversations(first: 5, filter: {{inboxId: "{inbox}"}}) {{ nodes {{ id status
+            assignee {{ ... on User {{ id }} }} timeline(first: 20) {{ nodes {{ kind }} }} }} }} }}"#
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conversation = loop {
+        let data = run(list.clone()).await;
+        let nodes = data["conversations"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(c) = nodes.first().filter(|c| c["assignee"]["id"] == me.as_str()) {
+            break c.clone();
+        }
+        assert!(Instant::now() < deadline, "not routed: {data}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = conversation["id"].as_str().unwrap().to_owned();
+
+    let replied = run(format!(
+        r#"mutation {{ sendReply(input: {{conversationId: "{id}", bodyText: "400 EUR a month."}}) {{ userErrors {{ message }} }} }}"#
+    ))
+    .await;
+    assert_eq!(replied["sendReply"]["userErrors"], serde_json::json!([]));
+    let reply = relayed(mails.path(), 1).await;
+    assert_eq!(
+        header_of(&reply, "To").as_deref(),
+        Some("grace@customer.test"),
+        "{reply}"
+    );
+    assert_eq!(
+        header_of(&reply, "Subject").as_deref(),
+        Some("Re: Pricing for 20 seats")
+    );
+    assert_eq!(
+        header_of(&reply, "In-Reply-To").as_deref(),
+        Some("<ask-1@customer.test>")
+    );
+    let reply_id = header_of(&reply, "Message-ID").expect("the reply's Message-ID");
+
+    let closed = run(format!(
+        r#"mutation {{ closeConversation(input: {{conversationId: "{id}"}}) {{ userErrors {{ message }} }} }}"#
+    ))
+    .await;
+    assert_eq!(
+        closed["closeConversation"]["userErrors"],
+        serde_json::json!([])
+    );
+
+    // The customer answers the reply from their mail client.
+    swaks(vec![
+        "--header".into(),
+        "Subject: Re: Pricing for 20 seats".into(),
+        "--header".into(),
+        "Message-ID: <ask-2@customer.test>".into(),
+        "--header".into(),
+        format!("In-Reply-To: {reply_id}"),
+        "--header".into(),
+        format!("References: <ask-1@customer.test> {reply_id}"),
+        "--body".into(),
+        "Deal. Send the contract.".into(),
+    ]);
+    let one = format!(
+        r#"{{ conversation(id: "{id}") {{ status timeline(first: 20) {{ nodes {{ kind bodyText }} }} }} }}"#
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let data = run(one.clone()).await;
+        let inbound = data["conversation"]["timeline"]["nodes"]
+            .as_array()
+            .map(|n| n.iter().filter(|e| e["kind"] == "INBOUND_MESSAGE").count())
+            .unwrap_or(0);
+        if inbound == 2 {
+            assert_eq!(data["conversation"]["status"], "OPEN", "reopened: {data}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the answer did not join: {data}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = run(list).await;
+    assert_eq!(
+        all["conversations"]["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "one conversation: {all}"
+    );
+    assert_eq!(server.terminate(), Some(0));
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
