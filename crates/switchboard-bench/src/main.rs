@@ -14,10 +14,13 @@
 //!   lag from append to visible.
 //! - [`graphql`]: the GraphQL suite (`graphql`): the API's read throughput and latency on demo
 //!   data, against a bare axum handler over the same read model.
+//! - [`email`]: the inbound e-mail suite (`email`): messages through the SMTP listener to
+//!   durable events, against appending the same bytes raw.
 //! - [`startup`]: the start-up suite (`startup`): restart time and memory of the real server on
 //!   a million events, against the same restart folding the whole log.
 
 mod args;
+mod email;
 mod graphql;
 mod projections;
 mod report;
@@ -36,6 +39,7 @@ suites:
   projections  rebuild of every read model, and lag from append to visible at 1000 events/s
   graphql      the GraphQL API's reads (a thread, an inbox page) on demo data, against bare axum
   startup      restart time and memory of `switchboard serve` on the projections' history
+  email        mail through the SMTP listener to durable events, against raw appends
 
 store options:
   --quick            small sizes that finish in under a minute
@@ -71,6 +75,11 @@ startup options:
   --history DIR      keep the history in DIR and reuse it (as for projections)
   --binary PATH      the switchboard binary (default: the one beside this benchmark)
 
+email options:
+  --quick            800 messages instead of 4,000
+  --messages N       messages delivered (10 KB each, one in five with a 200 KB attachment)
+  --clients N        concurrent SMTP clients, one connection each (default 16)
+
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 
 fn main() -> ExitCode {
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         Some("projections") => projections::Options::parse(args).map(projections::run),
         Some("graphql") => graphql::Options::parse(args).map(graphql::run),
         Some("startup") => startup::Options::parse(args).map(startup::run),
+        Some("email") => email::Options::parse(args).map(email::run),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -127,9 +127,13 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
         .or_else(|| message.sender())
         .or_else(|| message.reply_to())
         .and_then(first_mailbox);
+    // Only an HTML part the sender wrote: mail-parser would make one up from a text part.
     let body_html = message
-        .body_html(0)
-        .map(|html| sanitise(&html))
+        .html_bodies()
+        .find_map(|part| match &part.body {
+            PartType::Html(html) => Some(sanitise(html)),
+            _ => None,
+        })
         .filter(|html| !html.trim().is_empty());
     let parts: Vec<Part> = message
         .attachments()

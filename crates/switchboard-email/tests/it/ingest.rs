@@ -58,6 +58,10 @@ JVBERi0xLjcKJcOkw7zDtsOf\r\n\
     assert_eq!(message.from_name.as_deref(), Some("Ada Lovelace"));
     assert_eq!(message.subject.as_deref(), Some("Invoice"));
     assert_eq!(message.body_text.trim(), "The invoice is attached.");
+    assert_eq!(
+        message.body_html, None,
+        "no HTML made up from a text-only mail"
+    );
     let headers = message.email.as_ref().expect("e-mail headers");
     assert_eq!(headers.message_id, "invoice-1@customer.example");
 
