@@ -23,7 +23,10 @@
 //!   exception is a message larger than [`ImapSettings::max_message_bytes`], which is skipped
 //!   with a warning (it stays in the mailbox).
 //! - The password is sent in `LOGIN` and nowhere else: [`Password`]'s `Debug` prints `***`,
-//!   and errors carry the server's words, never the command.
+//!   and errors carry the server's words, never the command. async-imap itself writes every
+//!   command it sends, `LOGIN` with the password included, to the `log` crate at trace level:
+//!   a process that runs importers and forwards `log` records (tracing-subscriber's `init`
+//!   does) must add [`LOG_DIRECTIVE`] to its filter.
 //!
 //! Accounts come from the caller: for now [`spawn`] takes one [`ImapAccount`]; they will be
 //! configured per channel through the API (with [`check`] behind its connection test).
@@ -48,6 +51,10 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerN
 use uuid::Uuid;
 
 use crate::ingest::{IngestError, Ingester};
+
+/// The `tracing` filter directive that keeps async-imap's trace of the commands it sends
+/// (`LOGIN` with the password among them) out of the logs, whatever else the filter allows.
+pub const LOG_DIRECTIVE: &str = "async_imap::imap_stream=debug";
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
