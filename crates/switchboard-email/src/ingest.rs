@@ -29,7 +29,7 @@ use crate::parse::{self, ParsedMail};
 const EMAIL_MESSAGES: Uuid = Uuid::from_u128(0x2c9e_61a4_8f03_4d7b_b4a6_0e52_93d1_7c28);
 
 /// Why a message was not taken.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
     /// No channel receives mail for this address (SMTP 550 5.1.1).
     #[error("no channel receives mail for {0}")]

@@ -4,9 +4,15 @@
 //! - [`ingest`]: [`Ingester`] keeps the raw message and attachments in the blob store and
 //!   records the message through the command service; durable when it returns.
 //! - [`smtp`]: the SMTP/LMTP listener `switchboard serve` runs, on smtp-proto.
+//! - [`imap`]: IMAP accounts (async-imap over tokio, TLS with rustls): a mailbox hosted
+//!   elsewhere imported into its channel, checkpointed by UIDVALIDITY and last UID in the
+//!   store's cursors, then followed with `IDLE` or by polling. An account is an
+//!   [`imap::ImapAccount`] handed to [`imap::spawn`] for now; accounts will be configured per
+//!   channel through the API later, whose connection test is [`imap::check`].
 //!
 //! Depends on the command service and the store contract, not on the API.
 
+pub mod imap;
 pub mod ingest;
 pub mod parse;
 pub mod smtp;

@@ -415,4 +415,34 @@ impl WriteIndex for PostgresIndex {
             .map_err(StoreError::backend)?;
         Ok(())
     }
+
+    async fn cursor(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_opt(
+                &format!("SELECT value FROM {}.cursors WHERE name = $1", self.s),
+                &[&name],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        row.map(|row| row.try_get(0))
+            .transpose()
+            .map_err(StoreError::backend)
+    }
+
+    async fn save_cursor(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {}.cursors (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    self.s
+                ),
+                &[&name, &value],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
 }

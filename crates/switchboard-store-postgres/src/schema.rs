@@ -16,7 +16,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The longest accepted schema name. PostgreSQL truncates identifiers at 63 bytes, and the
 /// notification channel is the schema name plus `_events`.
@@ -133,6 +133,15 @@ CREATE TABLE {s}.blobs (
 );
 "#;
 
+/// Named cursors of channels reading sources outside the log (see
+/// `switchboard_store::index`).
+const MIGRATION_4: &str = r#"
+CREATE TABLE {s}.cursors (
+    name  TEXT  PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+"#;
+
 /// Creates the schema and its tables if needed, under an advisory lock so that nodes starting
 /// together do not race.
 pub(crate) async fn migrate(
@@ -183,6 +192,14 @@ pub(crate) async fn migrate(
         tx.execute(
             &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
             &[&3i32],
+        )
+        .await?;
+    }
+    if applied < 4 {
+        tx.batch_execute(&MIGRATION_4.replace("{s}", &s)).await?;
+        tx.execute(
+            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
+            &[&4i32],
         )
         .await?;
     }

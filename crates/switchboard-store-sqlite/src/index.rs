@@ -3,7 +3,9 @@
 //!
 //! It runs with `synchronous = NORMAL`: a power loss may take its last transactions, never
 //! corrupt it, and what it loses is folded again from the durable log on the next start (a
-//! pending claim lost that way belonged to a command that was not acknowledged). One
+//! pending claim lost that way belonged to a command that was not acknowledged). Cursors are
+//! the exception: nothing in the log says how far a channel read its source, so saving one
+//! commits with `synchronous = FULL` (the write-ahead log synced, with everything before it). One
 //! connection behind a mutex serialises claims, which is all the locking they need.
 
 use std::path::Path;
@@ -55,6 +57,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
     body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS folded (
     only INTEGER PRIMARY KEY CHECK (only = 1),
@@ -340,6 +346,33 @@ impl WriteIndex for SqliteIndex {
                 params![name, position.0 as i64, body],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |conn| {
+            conn.query_row("SELECT value FROM cursors WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn save_cursor(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with(move |conn| {
+            // The only write of this file that must survive a power loss: synced at its commit.
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            let saved = conn.execute(
+                "INSERT INTO cursors (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            );
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            saved.map(|_| ())
         })
         .await
     }

@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             index_key_lifecycle,
             index_folds_the_log_idempotently,
             index_threads_and_snapshots,
+            index_cursors_are_named_and_replaced,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -1142,4 +1143,32 @@ pub async fn index_threads_and_snapshots<S: EventStore>(store: S) {
         index.snapshot("view").await.unwrap(),
         Some((Position(11), b"eleven".to_vec()))
     );
+}
+
+/// A cursor reads back as last saved, under its own name only, whatever its bytes; snapshots of
+/// the same name are apart.
+pub async fn index_cursors_are_named_and_replaced<S: EventStore>(store: S) {
+    let index = store.write_index();
+    let name = format!("imap-{}", Uuid::now_v7());
+    assert_eq!(index.cursor(&name).await.unwrap(), None);
+    index.save_cursor(&name, b"one".to_vec()).await.unwrap();
+    index.save_cursor("other", Vec::new()).await.unwrap();
+    assert_eq!(index.cursor(&name).await.unwrap(), Some(b"one".to_vec()));
+    assert_eq!(index.cursor("other").await.unwrap(), Some(Vec::new()));
+
+    // Replaced, also by a shorter value; any bytes, also NULs and invalid UTF-8.
+    let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 256) as u8).collect();
+    index.save_cursor(&name, bytes.clone()).await.unwrap();
+    assert_eq!(index.cursor(&name).await.unwrap(), Some(bytes));
+    index.save_cursor(&name, b"\0\xff".to_vec()).await.unwrap();
+    assert_eq!(index.cursor(&name).await.unwrap(), Some(b"\0\xff".to_vec()));
+    assert_eq!(index.cursor("other").await.unwrap(), Some(Vec::new()));
+    assert_eq!(index.cursor(&name.to_uppercase()).await.unwrap(), None);
+
+    // A snapshot of the same name is something else.
+    index
+        .save_snapshot(&name, Position(1), b"snapshot".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(index.cursor(&name).await.unwrap(), Some(b"\0\xff".to_vec()));
 }

@@ -15,8 +15,12 @@
 //! - **Snapshots.** What the write side does hold in memory (the directory, routing's state),
 //!   serialised by its owner, with the log position it reflects, so a start reads only the
 //!   events after it.
+//! - **Cursors.** How far a channel has read a source outside the log (an IMAP mailbox's
+//!   UIDVALIDITY and last UID), by name, opaque to the store, durable when saved. Unlike
+//!   everything else here they cannot be rebuilt from the log: a lost cursor makes its owner
+//!   read its source again from the start, which its deduplication must make harmless.
 //!
-//! Everything but pending claims can be rebuilt from the log: the keys from the metadata of
+//! Everything but pending claims and cursors can be rebuilt from the log: the keys from the metadata of
 //! the events, the threads from the messages. [`WriteIndex::apply`] folds what a catch-up read
 //! and records how far it got ([`WriteIndex::position`]); applying the same batch twice changes
 //! nothing, so a crash between the log and the index costs a second fold, never a wrong answer.
@@ -277,6 +281,12 @@ pub trait WriteIndex: Send + Sync + Debug {
         position: Position,
         body: Vec<u8>,
     ) -> Result<(), StoreError>;
+
+    /// The cursor saved under `name`.
+    async fn cursor(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Saves `value` as the cursor `name`, replacing what was there; durable when it returns.
+    async fn save_cursor(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError>;
 }
 
 /// Decides a claim on the row `current` (shared by the backends, which run it under a lock or
@@ -385,6 +395,7 @@ struct MemoryInner {
     threads: HashMap<(Uuid, String), Uuid>,
     links: HashMap<Uuid, std::collections::BTreeSet<Uuid>>,
     snapshots: HashMap<String, (Position, Vec<u8>)>,
+    cursors: HashMap<String, Vec<u8>>,
 }
 
 impl MemoryIndex {
@@ -530,6 +541,15 @@ impl WriteIndex for MemoryIndex {
         if newer {
             inner.snapshots.insert(name.to_owned(), (position, body));
         }
+        Ok(())
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().cursors.get(name).cloned())
+    }
+
+    async fn save_cursor(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.lock().cursors.insert(name.to_owned(), value);
         Ok(())
     }
 }

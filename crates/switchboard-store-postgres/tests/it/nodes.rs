@@ -334,3 +334,28 @@ async fn concurrent_appends_share_transactions() {
         TASKS * APPENDS
     );
 }
+
+/// A cursor saved through one node is read by another, and by a node started after the first
+/// one stopped: it lives in the schema, not in a process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cursors_are_shared_and_survive_restarts() {
+    let Some(url) = pg::server().await else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    let (a, b) = tokio::join!(schema.connect(|_| {}), schema.connect(|_| {}));
+    a.write_index()
+        .save_cursor("imap-a", b"from a".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        b.write_index().cursor("imap-a").await.unwrap(),
+        Some(b"from a".to_vec())
+    );
+    drop((a, b));
+    let c = schema.connect(|_| {}).await;
+    assert_eq!(
+        c.write_index().cursor("imap-a").await.unwrap(),
+        Some(b"from a".to_vec())
+    );
+}

@@ -103,3 +103,26 @@ async fn stream_reads_agree_with_the_log_across_index_and_tail() {
         check(&store, stream, &all).await;
     }
 }
+
+/// A saved cursor is there after the store is closed and opened again.
+#[tokio::test]
+async fn cursors_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let index = store.write_index();
+    index
+        .save_cursor("imap-a", b"first".to_vec())
+        .await
+        .unwrap();
+    index
+        .save_cursor("imap-a", b"second".to_vec())
+        .await
+        .unwrap();
+    drop(index);
+    drop(store);
+    let store = reopen(dir.path(), SqliteOptions::default());
+    assert_eq!(
+        store.write_index().cursor("imap-a").await.unwrap(),
+        Some(b"second".to_vec())
+    );
+}
