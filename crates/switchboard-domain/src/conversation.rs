@@ -662,6 +662,14 @@ fn record_delivery(
         ));
     }
     let repeated = match (&outbound.delivery, outcome) {
+        // A bounce: the relay took the message, the recipient's server returned it later. It
+        // fails the message for good, once.
+        (
+            Delivery::Succeeded,
+            DeliveryOutcome::Failed {
+                permanent: true, ..
+            },
+        ) => false,
         (delivery, _) if delivery.is_final() => true,
         (
             Delivery::RetryFailed { reason: last },

@@ -272,13 +272,26 @@ pub enum ImapError {
     Store(String),
 }
 
+/// Most characters of a library's error message kept: async-imap puts the whole unparsable
+/// response in its message, which may hold a message's body.
+const MAX_ERROR_CHARS: usize = 200;
+
+fn clipped(message: String) -> String {
+    if message.chars().count() <= MAX_ERROR_CHARS {
+        return message;
+    }
+    let mut cut: String = message.chars().take(MAX_ERROR_CHARS).collect();
+    cut.push_str("...");
+    cut
+}
+
 impl From<async_imap::error::Error> for ImapError {
     fn from(e: async_imap::error::Error) -> ImapError {
         use async_imap::error::Error as E;
         match e {
-            E::Io(e) => ImapError::Connect(e.to_string()),
+            E::Io(e) => ImapError::Connect(clipped(e.to_string())),
             E::ConnectionLost => ImapError::Connect("the connection was closed".to_owned()),
-            e => ImapError::Protocol(e.to_string()),
+            e => ImapError::Protocol(clipped(e.to_string())),
         }
     }
 }
@@ -634,11 +647,20 @@ impl Run {
             };
             let fetched = fetched??;
             for uid in batch {
-                // A UID missing from the answer was expunged since it was listed.
+                // The answer may hold other FETCHes of the UID (a flag changed by another
+                // client meanwhile): the one with the body counts. A UID missing from the
+                // answer altogether was expunged since it was listed; one answered without a
+                // body is retried, never skipped.
+                let answered = fetched.iter().any(|f| f.uid == Some(uid));
                 let body = fetched
                     .iter()
-                    .find(|f| f.uid == Some(uid))
-                    .and_then(Fetch::body);
+                    .filter(|f| f.uid == Some(uid))
+                    .find_map(Fetch::body);
+                if answered && body.is_none() {
+                    return Err(ImapError::Protocol(format!(
+                        "the server answered UID {uid} without its body"
+                    )));
+                }
                 if let Some(body) = body {
                     self.status.send_modify(|s| s.fetched += 1);
                     let ingested = self

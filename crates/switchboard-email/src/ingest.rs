@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use proto_events::Actor;
 use proto_events::event::{
-    Attachment, BlobRef, ChannelConfig, ChannelKind, EmailHeaders, Identity, InboundMessage,
-    RawMessage,
+    Attachment, BlobRef, ChannelConfig, ChannelKind, EmailAccess, EmailHeaders, Identity,
+    InboundMessage, RawMessage,
 };
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
@@ -55,6 +55,10 @@ impl From<ServiceError> for IngestError {
     fn from(e: ServiceError) -> IngestError {
         match e {
             ServiceError::Domain(e) => IngestError::Refused(e.to_string()),
+            // Sending the same bytes again cannot fit them.
+            ServiceError::Store(e @ StoreError::AppendTooLarge { .. }) => {
+                IngestError::Refused(e.to_string())
+            }
             e => IngestError::Unavailable(e.to_string()),
         }
     }
@@ -88,9 +92,25 @@ impl Ingester {
         Ingester { service, store }
     }
 
-    /// The connected e-mail channel (team address, private account or an inbox's fallback
-    /// address) that receives mail for `address`, compared case-insensitively.
+    /// The connected shared e-mail channel (a team address or an inbox's fallback address)
+    /// that receives mail for `address`, compared case-insensitively: what the SMTP listener
+    /// accepts. A private account's mail comes from its own provider (IMAP), never from
+    /// whoever can reach the listener.
     pub async fn channel_for(&self, address: &str) -> Result<Option<Uuid>, IngestError> {
+        self.find_channel(address, false).await
+    }
+
+    /// The connected e-mail channel of `address`, private accounts included: where an IMAP
+    /// account's mail goes.
+    pub async fn account_channel(&self, address: &str) -> Result<Option<Uuid>, IngestError> {
+        self.find_channel(address, true).await
+    }
+
+    async fn find_channel(
+        &self,
+        address: &str,
+        private: bool,
+    ) -> Result<Option<Uuid>, IngestError> {
         let address = address.trim();
         let view = self.service.view().await?;
         Ok(view
@@ -99,8 +119,9 @@ impl Ingester {
             .values()
             .find(|channel| {
                 channel.connected
-                    && matches!(&channel.config, ChannelConfig::Email { address: a, .. }
-                        if a.trim().eq_ignore_ascii_case(address))
+                    && matches!(&channel.config, ChannelConfig::Email { address: a, access }
+                        if a.trim().eq_ignore_ascii_case(address)
+                            && (private || matches!(access, EmailAccess::Shared)))
             })
             .map(|channel| channel.id))
     }
@@ -187,19 +208,23 @@ impl Ingester {
                 return None;
             }
         };
-        let status = report.status.clone();
+        // `failed` is final whatever the code: a 4.x.x means the remote queue gave up.
         let outcome = DeliveryOutcome::Failed {
             reason: report
                 .diagnostic
                 .clone()
                 .unwrap_or_else(|| "the recipient's server returned the reply".to_owned()),
-            permanent: status.as_deref().is_none_or(|s| s.starts_with('5')),
-            status,
+            permanent: true,
+            status: report.status.clone(),
         };
+        // As the system: a form conversation's reply went out through the form's channel, and
+        // its bounce comes back to the team address.
         let recorded = self
             .service
             .execute(
-                CommandMeta::by(Actor::Channel { id: channel_id }),
+                CommandMeta::by(Actor::System {
+                    component: "bounces".to_owned(),
+                }),
                 Command::Conversation {
                     conversation_id,
                     command: Box::new(ConversationCommand::RecordDelivery {
@@ -210,7 +235,8 @@ impl Ingester {
             )
             .await;
         match recorded {
-            Ok(_) => Some(reply_id),
+            Ok(outcome) if outcome.written > 0 => Some(reply_id),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(error = %e, %reply_id, "a bounce's failure could not be recorded");
                 None

@@ -25,6 +25,15 @@ const MAX_REFERENCES: usize = 100;
 /// Most addresses kept per header (`To`, `Cc`).
 const MAX_ADDRESSES: usize = 100;
 
+/// The most of the text body an event carries, in bytes; the original keeps all of it.
+pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+
+/// The most of the HTML body an event carries, in bytes.
+pub const MAX_HTML_BYTES: usize = 1024 * 1024;
+
+/// Most attachments listed on a message; the original keeps all of them.
+pub const MAX_PARTS: usize = 200;
+
 /// An e-mail, read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedMail {
@@ -135,10 +144,17 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
             _ => None,
         })
         .filter(|html| !html.trim().is_empty());
-    let parts: Vec<Part> = message
+    let mut parts: Vec<Part> = message
         .attachments()
         .filter_map(|part| attachment(raw, part))
         .collect();
+    if parts.len() > MAX_PARTS {
+        warnings.push(format!(
+            "{} attachments: the first {MAX_PARTS} are listed, the original holds them all",
+            parts.len()
+        ));
+        parts.truncate(MAX_PARTS);
+    }
     let mut body_text = message
         .body_text(0)
         .map(Cow::into_owned)
@@ -153,6 +169,8 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
             body_text = String::from_utf8_lossy(&text.bytes).into_owned();
         }
     }
+    let body_text = cut(body_text, MAX_TEXT_BYTES, "text", &mut warnings);
+    let body_html = body_html.map(|html| cut(html, MAX_HTML_BYTES, "HTML", &mut warnings));
     ParsedMail {
         message_id: message.message_id().and_then(message_id),
         in_reply_to: ids(message.in_reply_to()).pop(),
@@ -175,7 +193,23 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     }
 }
 
-/// `html` without what could run or track in a reader's browser.
+/// `body` cut to at most `max` bytes (at a character boundary), with a warning when cut.
+fn cut(mut body: String, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
+    if body.len() > max {
+        let mut end = max;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        warnings.push(format!(
+            "the {what} body is {} bytes: the first {end} are shown, the original holds it whole",
+            body.len()
+        ));
+        body.truncate(end);
+    }
+    body
+}
+
+/// `html` without what could run in a reader's browser.
 pub fn sanitise(html: &str) -> String {
     let mut schemes = ammonia::Builder::default().clone_url_schemes();
     schemes.insert("cid");

@@ -1,9 +1,13 @@
 //! The SMTP and LMTP listener: where a domain's MX, or an MTA such as Postfix, delivers mail.
 //!
 //! Commands are parsed by smtp-proto (no parser of our own); this module keeps the session's
-//! state and answers. It accepts mail for every connected e-mail channel's address (team
-//! addresses, private accounts, inboxes' fallback addresses) and refuses other recipients at
-//! `RCPT` (550 5.1.1). A message larger than [`SmtpSettings::max_message_bytes`] is refused at
+//! state and answers. It accepts mail for every connected shared e-mail channel's address (team
+//! addresses, inboxes' fallback addresses) and refuses other recipients at `RCPT` (550 5.1.1):
+//! a private account's mail comes from its own provider over IMAP, so that nobody who reaches
+//! the listener can write into a user's private mailbox or learn which ones exist. Connections
+//! are capped ([`SmtpSettings::max_connections`], `421` beyond), and each is closed after
+//! [`SmtpSettings::max_session`], or [`SmtpSettings::idle_timeout`] without a command or
+//! without reading its answers. A message larger than [`SmtpSettings::max_message_bytes`] is refused at
 //! `MAIL` when the client declares its `SIZE`, else at the end of `DATA` (552 5.3.4), its bytes
 //! discarded as they arrive. `250` is answered only once the message's events are durable
 //! ([`Ingester::ingest`]); a storage failure answers `451` so the sender tries again (the
@@ -37,8 +41,12 @@ pub struct SmtpSettings {
     pub max_message_bytes: usize,
     /// Most recipients of one message.
     pub max_recipients: usize,
-    /// A connection silent for this long is closed.
+    /// A connection silent for this long (or not reading our answers) is closed.
     pub idle_timeout: Duration,
+    /// The longest a connection may last, however busy.
+    pub max_session: Duration,
+    /// Most connections served at once; more are answered `421` and closed.
+    pub max_connections: usize,
 }
 
 impl Default for SmtpSettings {
@@ -48,6 +56,8 @@ impl Default for SmtpSettings {
             max_message_bytes: 25 * 1024 * 1024,
             max_recipients: 100,
             idle_timeout: Duration::from_secs(300),
+            max_session: Duration::from_secs(1800),
+            max_connections: 256,
         }
     }
 }
@@ -60,17 +70,33 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tokio::spawn(async move {
+                        let busy = b"421 4.3.2 Too many connections, try again later\r\n";
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(5), stream.write_all(busy))
+                                .await;
+                    });
+                    continue;
+                };
                 let session = Session::new(ingester.clone(), settings.clone());
+                let limit = settings.max_session;
                 tokio::spawn(async move {
-                    if let Err(e) = session.run(stream).await {
-                        tracing::debug!(%peer, error = %e, "SMTP session ended with an error");
+                    let _slot = slot;
+                    match tokio::time::timeout(limit, session.run(stream)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "SMTP session ended with an error");
+                        }
+                        Err(_) => tracing::debug!(%peer, "SMTP session lasted too long: closed"),
                     }
                 });
             }
@@ -175,7 +201,10 @@ impl Session {
                 }
             }
             if !self.replies.is_empty() {
-                stream.write_all(&self.replies).await?;
+                // A client that does not read its answers does not hold the session forever.
+                tokio::time::timeout(self.settings.idle_timeout, stream.write_all(&self.replies))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                 self.replies.clear();
             }
         }

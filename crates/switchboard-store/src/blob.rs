@@ -68,18 +68,31 @@ impl FileBlobs {
     }
 }
 
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn write_file(dir: &Path, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
     let path = FileBlobs::path(dir, sha256);
-    if path.is_file() {
-        return Ok(());
-    }
     let parent = path.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent)?;
+    if path.is_file() {
+        // Stored before, perhaps by a writer that crashed before its directory was synced.
+        return sync_dir(parent);
+    }
+    if !parent.is_dir() {
+        // New directories are entries of their parents, which must reach the disk too.
+        let new_root = !dir.is_dir();
+        std::fs::create_dir_all(parent)?;
+        sync_dir(dir)?;
+        if new_root && let Some(above) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(above)?;
+        }
+    }
     let mut temp = tempfile::NamedTempFile::new_in(parent)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(&path).map_err(|e| e.error)?;
-    std::fs::File::open(parent)?.sync_all()
+    sync_dir(parent)
 }
 
 #[async_trait]

@@ -148,8 +148,30 @@ pub struct Config {
     pub limits: switchboard_api::Limits,
     /// The SMTP/LMTP listener for inbound mail.
     pub smtp: SmtpConfig,
+    /// IMAP accounts whose mail is imported into their e-mail channels.
+    pub imap: Vec<ImapConfig>,
     /// Outbound e-mail.
     pub delivery: DeliveryConfig,
+}
+
+/// An IMAP account, as configured (`[[imap]]`): imported into the connected e-mail channel of
+/// `address`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapConfig {
+    /// The address of the connected e-mail channel its mail belongs to.
+    pub address: String,
+    /// The server's host name.
+    pub host: String,
+    /// The server's port (993 with `tls`, 143 otherwise, unless given).
+    pub port: u16,
+    /// `tls` (implicit), `starttls`, or `plain` (loopback only).
+    pub tls: switchboard_email::imap::TlsMode,
+    /// The login name.
+    pub username: String,
+    /// The login password: never printed.
+    pub password: Secret,
+    /// The mailbox read.
+    pub mailbox: String,
 }
 
 /// The SMTP/LMTP listener, as configured.
@@ -275,6 +297,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
             smtp: SmtpConfig::default(),
+            imap: Vec::new(),
             delivery: DeliveryConfig::default(),
         }
     }
@@ -357,6 +380,20 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     smtp: FileSmtp,
+    #[serde(default)]
+    imap: Vec<FileImap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileImap {
+    address: String,
+    host: String,
+    port: Option<u16>,
+    tls: Option<String>,
+    username: String,
+    password: String,
+    mailbox: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -553,6 +590,33 @@ impl Config {
         }
         if let Some(v) = o.jwks_min_interval {
             self.oidc.jwks_min_interval = parse(at, "oidc.jwks_min_interval", &v, parse_duration)?;
+        }
+        for (i, account) in file.imap.into_iter().enumerate() {
+            let key = format!("imap[{i}].tls");
+            let tls = match account.tls.as_deref().unwrap_or("tls") {
+                "tls" => switchboard_email::imap::TlsMode::Tls,
+                "starttls" => switchboard_email::imap::TlsMode::StartTls,
+                "plain" => switchboard_email::imap::TlsMode::Plain,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        origin: format!("{key} in {}", path.display()),
+                        message: format!("{other:?} is not one of tls, starttls, plain"),
+                    });
+                }
+            };
+            let port = account.port.unwrap_or(match tls {
+                switchboard_email::imap::TlsMode::Tls => 993,
+                _ => 143,
+            });
+            self.imap.push(ImapConfig {
+                address: account.address,
+                host: account.host,
+                port,
+                tls,
+                username: account.username,
+                password: Secret(account.password),
+                mailbox: account.mailbox.unwrap_or_else(|| "INBOX".to_owned()),
+            });
         }
         if let Some(v) = file.smtp.listen {
             self.smtp.listen = Some(parse(at, "smtp.listen", &v, parse_listen)?);

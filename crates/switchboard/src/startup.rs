@@ -71,6 +71,13 @@ pub struct Application {
     admin_token: Option<String>,
     seeded: Option<Seeded>,
     smtp: Option<Smtp>,
+    /// IMAP accounts to import, with what they deliver to.
+    imap: Vec<(
+        switchboard_email::imap::ImapAccount,
+        switchboard_email::Ingester,
+    )>,
+    /// Where importers keep their checkpoints.
+    index: Arc<dyn switchboard_store::WriteIndex>,
 }
 
 impl Application {
@@ -125,6 +132,29 @@ impl Application {
                 ),
         );
         let reactor = RoutingReactor::spawn(service.clone());
+        let mut imap = Vec::new();
+        for account in &config.imap {
+            let ingester = switchboard_email::Ingester::new(service.clone(), store.clone());
+            let Some(channel_id) = ingester.account_channel(&account.address).await? else {
+                refuse!(
+                    "IMAP account {}: no connected e-mail channel has that address; connect it \
+                     first (connectEmailChannel)",
+                    account.address
+                );
+            };
+            let mut imported = switchboard_email::imap::ImapAccount::new(
+                channel_id,
+                account.host.clone(),
+                account.port,
+                account.tls,
+                account.username.clone(),
+                switchboard_email::imap::Password::new(account.password.expose()),
+            );
+            imported.mailbox.clone_from(&account.mailbox);
+            imported.address = Some(account.address.clone());
+            imap.push((imported, ingester));
+        }
+        let index = store.write_index();
         let smtp = match bind_smtp(&config).await? {
             Some(listener) => Some(Smtp {
                 listener,
@@ -175,6 +205,8 @@ impl Application {
             admin_token,
             seeded,
             smtp,
+            imap,
+            index,
         })
     }
 
@@ -228,9 +260,26 @@ impl Application {
             reactor,
             smtp,
             delivery,
+            imap,
+            index,
             ..
         } = self;
         let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
+        for (account, ingester) in imap {
+            let mut stopped = smtp_stopped.clone();
+            tracing::info!(address = ?account.address, host = %account.host,
+                "importing an IMAP account");
+            // Its status is for the API's future `testEmailChannel`; it stops with the server.
+            drop(switchboard_email::imap::spawn(
+                account,
+                switchboard_email::imap::ImapSettings::default(),
+                ingester,
+                index.clone(),
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ));
+        }
         if let Some(Smtp {
             listener,
             ingester,

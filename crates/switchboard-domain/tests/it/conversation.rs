@@ -1068,7 +1068,8 @@ fn delivery_outcomes_are_recorded_once_final() {
             .into(),
         ]);
     assert_eq!(bounced.outbound[&id(REPLY)].delivery, Delivery::Failed);
-    // After a final outcome, any further report writes nothing.
+    // After a success, a repeat or a temporary failure writes nothing; a bounce (the relay took
+    // it, the recipient's server returned it) fails it for good, once.
     let after_success = || {
         let mut events = replied_thread();
         events.push(
@@ -1087,6 +1088,24 @@ fn delivery_outcomes_are_recorded_once_final() {
         .when(channel(CHAT), delivered("mid.300"))
         .then_nothing();
     given(after_success())
+        .when(channel(CHAT), failed("try later", false))
+        .then_nothing();
+    let late_bounce = DeliveryFailed {
+        conversation_id: id(CONV),
+        inbox_id: id(SUPPORT),
+        message_id: id(REPLY),
+        channel_id: id(CHAT),
+        reason: "late bounce".into(),
+        permanent: true,
+        status: None,
+    };
+    let bounced = given(after_success())
+        .when(channel(CHAT), failed("late bounce", true))
+        .then(vec![late_bounce.clone().into()]);
+    assert_eq!(bounced.outbound[&id(REPLY)].delivery, Delivery::Failed);
+    let mut twice = after_success();
+    twice.push(late_bounce.into());
+    given(twice)
         .when(channel(CHAT), failed("late bounce", true))
         .then_nothing();
 }

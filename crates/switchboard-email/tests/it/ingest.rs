@@ -2,12 +2,15 @@
 
 use proto_events::event::{ChannelKind, Identity};
 use proto_events::{Actor, DomainEvent};
-use switchboard_domain::conversation::ConversationCommand;
+use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_email::IngestError;
 use switchboard_service::{Command, CommandMeta};
 use uuid::Uuid;
 
-use crate::support::{ADMIN, SALES, SUPPORT, mail, mailroom};
+use crate::support::{ADMIN, INBOX, SALES, SUPPORT, mail, mailroom};
+use proto_events::event::{EmailAccess, Member};
+use switchboard_domain::channel::ChannelCommand;
+use switchboard_domain::setup::SetupCommand;
 
 #[tokio::test]
 async fn a_mail_becomes_a_message_with_its_original_and_attachments_in_the_blob_store() {
@@ -188,6 +191,24 @@ async fn a_bounce_marks_our_reply_failed_with_the_remote_status() {
             _ => None,
         })
         .expect("the reply's Message-ID");
+    // The relay took it (as the delivery worker records); the bounce comes later.
+    room.service
+        .execute(
+            CommandMeta::by(Actor::System {
+                component: "delivery".into(),
+            }),
+            Command::Conversation {
+                conversation_id,
+                command: Box::new(ConversationCommand::RecordDelivery {
+                    message_id: reply_id,
+                    outcome: DeliveryOutcome::Succeeded {
+                        provider_message_id: Some("QUEUED1".into()),
+                    },
+                }),
+            },
+        )
+        .await
+        .expect("delivered");
 
     let dsn = format!(
         "From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\r\n\
@@ -256,4 +277,74 @@ async fn recipients_are_the_connected_channels_addresses_in_any_case() {
     assert_eq!(find("SUPPORT@ACME.TEST").await, Some(SUPPORT));
     assert_eq!(find("sales@acme.test").await, Some(SALES));
     assert_eq!(find("nobody@acme.test").await, None);
+
+    // A private account's address: its mail comes over IMAP, never through the listener.
+    let private = Uuid::from_u128(33);
+    for command in [
+        Command::Setup(SetupCommand::AddInboxMember {
+            inbox_id: INBOX,
+            member: Member::User { id: ADMIN },
+        }),
+        Command::Channel(ChannelCommand::ConnectEmail {
+            channel_id: private,
+            inbox_id: INBOX,
+            address: "admin.own@acme.test".into(),
+            access: EmailAccess::Private {
+                owner_user_id: ADMIN,
+            },
+        }),
+    ] {
+        room.service
+            .execute(CommandMeta::by(Actor::User { id: ADMIN }), command)
+            .await
+            .expect("setup");
+    }
+    assert_eq!(find("admin.own@acme.test").await, None);
+    assert_eq!(
+        room.ingester
+            .account_channel("admin.own@acme.test")
+            .await
+            .expect("lookup"),
+        Some(private)
+    );
+}
+
+#[tokio::test]
+async fn a_mail_too_big_for_an_event_is_kept_whole_and_shown_cut() {
+    let room = mailroom().await;
+    let body = "All work and no play makes Jack a dull boy.\r\n".repeat(120_000);
+    let raw = mail("support@acme.test", "long-1@customer.example", "", &body);
+    assert!(raw.len() > 5 * 1024 * 1024);
+    let ingested = room
+        .ingester
+        .ingest(SUPPORT, None, raw.clone())
+        .await
+        .expect("taken, not refused nor deferred");
+    assert!(
+        ingested
+            .warnings
+            .iter()
+            .any(|w| w.contains("the text body is")),
+        "{:?}",
+        ingested.warnings
+    );
+    let events = room.events().await;
+    let message = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            DomainEvent::MessageReceived(m) => Some(&m.message),
+            _ => None,
+        })
+        .expect("received");
+    assert!(message.body_text.len() <= switchboard_email::parse::MAX_TEXT_BYTES);
+    let original = message.raw.as_ref().expect("the original");
+    assert_eq!(
+        room.store
+            .blobs()
+            .get(&original.blob.sha256)
+            .await
+            .expect("read"),
+        Some(raw),
+        "whole"
+    );
 }

@@ -231,6 +231,7 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
     let config = Config::layered(Some((&path, &uncommented)), &env(&[]), &Flags::default())
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.jwt_secret.is_some(), "jwt_secret is not documented");
+    assert_eq!(config.imap.len(), 1, "[[imap]] is documented");
     assert!(
         config.delivery.relay_url().is_some_and(|url| url.is_ok()),
         "smtp_relay_url is not documented with a valid example"
@@ -268,6 +269,65 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
 
 /// A commented-out `key = value` line (not prose).
 fn is_key_line(line: &str) -> bool {
-    line.split_once(" = ")
-        .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    // A commented-out array of tables (`# [[imap]]`) is documented like a key.
+    let table = line
+        .strip_prefix("[[")
+        .and_then(|l| l.strip_suffix("]]"))
+        .is_some_and(|name| name.chars().all(|c| c.is_ascii_lowercase()));
+    table
+        || line
+            .split_once(" = ")
+            .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+}
+
+#[test]
+fn imap_accounts_are_read_from_the_file_with_their_password_hidden() {
+    let file = r#"
+[[imap]]
+address = "ada@acme.test"
+host = "imap.acme.test"
+username = "ada"
+password = "hunter2-but-longer"
+
+[[imap]]
+address = "support@acme.test"
+host = "127.0.0.1"
+port = 1143
+tls = "plain"
+username = "support"
+password = "s3cret"
+mailbox = "Support"
+"#;
+    let config = Config::layered(
+        Some((Path::new("switchboard.toml"), file)),
+        &env(&[]),
+        &Flags::default(),
+    )
+    .unwrap();
+    let [ada, support] = &config.imap[..] else {
+        panic!("two accounts: {:?}", config.imap)
+    };
+    assert_eq!((ada.port, ada.mailbox.as_str()), (993, "INBOX"));
+    assert_eq!(ada.tls, switchboard_email::imap::TlsMode::Tls);
+    assert_eq!(ada.password.expose(), "hunter2-but-longer");
+    assert_eq!((support.port, support.mailbox.as_str()), (1143, "Support"));
+    assert_eq!(support.tls, switchboard_email::imap::TlsMode::Plain);
+    let printed = format!("{config:?}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("s3cret"),
+        "{printed}"
+    );
+
+    let bad = file.replace("tls = \"plain\"", "tls = \"ssl\"");
+    let error = Config::layered(
+        Some((Path::new("switchboard.toml"), &bad)),
+        &env(&[]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("imap[1].tls") && error.contains("\"ssl\""),
+        "{error}"
+    );
 }

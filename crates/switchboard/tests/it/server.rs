@@ -390,6 +390,59 @@ fn a_bad_configuration_file_is_refused_naming_the_key() {
     );
 }
 
+/// `switchboard init` of the Acme organisation with the super admin `root@acme.test` in
+/// `data_dir`; its output (the admin's token on stdout).
+fn init_acme(data_dir: &Path) -> std::process::Output {
+    crate::support::run(
+        &[
+            "init",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--organisation",
+            "Acme",
+            "--time-zone",
+            "Europe/Berlin",
+            "--admin-email",
+            "root@acme.test",
+            "--admin-name",
+            "Root Admin",
+        ],
+        None,
+    )
+}
+
+/// An IMAP account must name a connected e-mail channel's address: otherwise the server does
+/// not start (its mail would have nowhere to go), and says which account.
+#[test]
+fn an_imap_account_without_its_channel_is_refused_at_start() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let init = init_acme(&data);
+    assert_eq!(init.status.code(), Some(0), "{:?}", text(&init));
+    let file = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\n[[imap]]\naddress = \"nobody@acme.test\"\n\
+         host = \"127.0.0.1\"\ntls = \"plain\"\nusername = \"nobody\"\n\
+         password = \"not-printed-anywhere\"\n",
+    )
+    .unwrap();
+    let out = crate::support::run(
+        &[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("nobody@acme.test"), "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("not-printed-anywhere"));
+}
+
 /// `init` creates the organisation and a super admin once and prints a token the server
 /// accepts; a second `init` is refused and writes nothing.
 #[tokio::test]
@@ -677,22 +730,7 @@ async fn serve_sends_an_agents_email_reply_through_the_configured_relay() {
     };
     let dir = TempDir::new().unwrap();
     let data_dir = dir.path().join("data");
-    let init = crate::support::run(
-        &[
-            "init",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--organisation",
-            "Acme",
-            "--time-zone",
-            "Europe/Paris",
-            "--admin-email",
-            "root@acme.test",
-            "--admin-name",
-            "Root Admin",
-        ],
-        None,
-    );
+    let init = init_acme(&data_dir);
     let token = text(&init).0.trim().to_owned();
     let config = dir.path().join("switchboard.toml");
     std::fs::write(
@@ -802,22 +840,7 @@ async fn mail_in_reply_out_and_the_customers_answer_reopens_the_conversation() {
     };
     let dir = TempDir::new().unwrap();
     let data_dir = dir.path().join("data");
-    let init = crate::support::run(
-        &[
-            "init",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--organisation",
-            "Acme",
-            "--time-zone",
-            "Europe/Berlin",
-            "--admin-email",
-            "root@acme.test",
-            "--admin-name",
-            "Root Admin",
-        ],
-        None,
-    );
+    let init = init_acme(&data_dir);
     let token = text(&init).0.trim().to_owned();
     let config = dir.path().join("switchboard.toml");
     std::fs::write(
