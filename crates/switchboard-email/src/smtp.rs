@@ -14,8 +14,9 @@
 //! message's id is derived from its `Message-ID`, so a retry is not a second message).
 //!
 //! A client that greets with `LHLO` speaks LMTP (RFC 2033): after `DATA` it gets one answer per
-//! accepted recipient. STARTTLS is not offered yet: run the listener on a private network or
-//! behind an MTA that terminates TLS.
+//! accepted recipient. With a certificate ([`SmtpSettings::tls`]) the listener offers
+//! `STARTTLS` (RFC 3207): what the client sent after the command is discarded, and the session
+//! starts over, greeting included, inside TLS. Without one, `STARTTLS` is answered 454.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{
     EXT_8BIT_MIME, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
-    EhloResponse, Error as ProtoError, Request,
+    EXT_START_TLS, EhloResponse, Error as ProtoError, Request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +34,7 @@ use uuid::Uuid;
 use crate::ingest::{IngestError, Ingester};
 
 /// How the listener behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpSettings {
     /// The name it greets with.
     pub hostname: String,
@@ -47,6 +48,47 @@ pub struct SmtpSettings {
     pub max_session: Duration,
     /// Most connections served at once; more are answered `421` and closed.
     pub max_connections: usize,
+    /// The certificate `STARTTLS` upgrades with; `None`: not offered.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("hostname", &self.hostname)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_recipients", &self.max_recipients)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_session", &self.max_session)
+            .field("max_connections", &self.max_connections)
+            .field("starttls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// A `STARTTLS` acceptor for the PEM certificate chain and private key in these files.
+pub fn tls_acceptor(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("reading the certificate {}: {e}", certificate.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no certificate", certificate.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("reading the private key {}: {e}", key.display()))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 impl Default for SmtpSettings {
@@ -58,6 +100,7 @@ impl Default for SmtpSettings {
             idle_timeout: Duration::from_secs(300),
             max_session: Duration::from_secs(1800),
             max_connections: 256,
+            tls: None,
         }
     }
 }
@@ -140,6 +183,10 @@ struct Session {
     message: Vec<u8>,
     replies: Vec<u8>,
     quit: bool,
+    /// `STARTTLS` was accepted: the plain session ends, the TLS one begins.
+    upgrade: bool,
+    /// The session runs inside TLS.
+    secured: bool,
 }
 
 impl Session {
@@ -155,15 +202,43 @@ impl Session {
             message: Vec::new(),
             replies: Vec::new(),
             quit: false,
+            upgrade: false,
+            secured: false,
         }
     }
 
-    async fn run(mut self, mut stream: TcpStream) -> std::io::Result<()> {
+    async fn run(mut self, stream: TcpStream) -> std::io::Result<()> {
+        let mut stream = stream;
+        self.serve(&mut stream).await?;
+        if !self.upgrade {
+            return Ok(());
+        }
+        let Some(acceptor) = self.settings.tls.clone() else {
+            return Ok(());
+        };
+        let mut secured = acceptor.accept(stream).await?;
+        // RFC 3207: everything known before the handshake is forgotten.
+        self.reset();
+        self.greeted = false;
+        self.lmtp = false;
+        self.upgrade = false;
+        self.secured = true;
+        self.serve(&mut secured).await
+    }
+
+    /// Serves commands on `stream` until the client quits, goes silent, or starts TLS.
+    async fn serve<S>(&mut self, stream: &mut S) -> std::io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let greeting = format!("220 {} Switchboard ESMTP ready\r\n", self.settings.hostname);
-        stream.write_all(greeting.as_bytes()).await?;
         let mut receiver = RequestReceiver::default();
         let mut chunk = vec![0u8; 64 * 1024];
-        while !self.quit {
+        // After STARTTLS the client speaks first (EHLO again): no second greeting.
+        if !self.secured {
+            stream.write_all(greeting.as_bytes()).await?;
+        }
+        while !self.quit && !self.upgrade {
             let read = tokio::time::timeout(self.settings.idle_timeout, stream.read(&mut chunk));
             let n = match read.await {
                 Ok(read) => read?,
@@ -178,7 +253,8 @@ impl Session {
                 break;
             }
             let mut bytes = chunk[..n].iter();
-            while !self.quit && !bytes.as_slice().is_empty() {
+            // Anything pipelined after STARTTLS is dropped unread: it came in the clear.
+            while !self.quit && !self.upgrade && !bytes.as_slice().is_empty() {
                 if !matches!(self.body, Body::None) {
                     if self.take_body(&mut bytes) {
                         self.finish_message().await;
@@ -207,6 +283,9 @@ impl Session {
                     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                 self.replies.clear();
             }
+        }
+        if self.upgrade {
+            return Ok(());
         }
         stream.shutdown().await
     }
@@ -301,6 +380,10 @@ impl Session {
             }
             Request::Vrfy { .. } => self.reply(252, [2, 5, 2], "Cannot verify, send mail"),
             Request::Help { .. } => self.reply(214, [2, 0, 0], "See RFC 5321"),
+            Request::StartTls if self.settings.tls.is_some() && !self.secured => {
+                self.reply(220, [2, 0, 0], "Ready to start TLS");
+                self.upgrade = true;
+            }
             Request::StartTls => self.reply(454, [4, 7, 0], "TLS not available"),
             _ => self.reply(502, [5, 5, 1], "Command not implemented"),
         }
@@ -314,6 +397,9 @@ impl Session {
         let mut ehlo = EhloResponse::new(self.settings.hostname.as_str());
         ehlo.capabilities =
             EXT_PIPELINING | EXT_8BIT_MIME | EXT_SIZE | EXT_ENHANCED_STATUS_CODES | EXT_SMTP_UTF8;
+        if self.settings.tls.is_some() && !self.secured {
+            ehlo.capabilities |= EXT_START_TLS;
+        }
         ehlo.size = self.settings.max_message_bytes;
         let _ = ehlo.write(&mut self.replies);
     }

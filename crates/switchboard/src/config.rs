@@ -183,6 +183,10 @@ pub struct SmtpConfig {
     pub hostname: String,
     /// The largest message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// The PEM certificate chain `STARTTLS` offers (with `tls_key`); none: not offered.
+    pub tls_certificate: Option<PathBuf>,
+    /// The PEM private key of `tls_certificate`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for SmtpConfig {
@@ -192,6 +196,8 @@ impl Default for SmtpConfig {
             listen: None,
             hostname: defaults.hostname,
             max_message_bytes: defaults.max_message_bytes,
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }
@@ -402,6 +408,8 @@ struct FileSmtp {
     listen: Option<String>,
     hostname: Option<String>,
     max_message_bytes: Option<usize>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -627,6 +635,12 @@ impl Config {
         if let Some(v) = file.smtp.max_message_bytes {
             self.smtp.max_message_bytes = v;
         }
+        if file.smtp.tls_certificate.is_some() {
+            self.smtp.tls_certificate = file.smtp.tls_certificate;
+        }
+        if file.smtp.tls_key.is_some() {
+            self.smtp.tls_key = file.smtp.tls_key;
+        }
         if let Some(v) = file.log.format {
             self.log.format = v;
         }
@@ -745,6 +759,12 @@ impl Config {
         if let Some(v) = var("SWITCHBOARD_SMTP_HOSTNAME") {
             self.smtp.hostname = v.to_owned();
         }
+        if let Some(v) = var("SWITCHBOARD_SMTP_TLS_CERTIFICATE") {
+            self.smtp.tls_certificate = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("SWITCHBOARD_SMTP_TLS_KEY") {
+            self.smtp.tls_key = Some(PathBuf::from(v));
+        }
         if let Some(v) = var("SWITCHBOARD_SMTP_MAX_MESSAGE_BYTES") {
             self.smtp.max_message_bytes =
                 parse(at, "SWITCHBOARD_SMTP_MAX_MESSAGE_BYTES", v, parse_number)?;
@@ -811,6 +831,13 @@ impl Config {
                      or leave it unset to have one generated in the data directory",
                     secret.0.len()
                 ),
+            );
+        }
+        if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {
+            return invalid(
+                "smtp.tls_certificate and smtp.tls_key (SWITCHBOARD_SMTP_TLS_CERTIFICATE, \
+                 SWITCHBOARD_SMTP_TLS_KEY)",
+                "give both, or neither".to_owned(),
             );
         }
         if self.smtp.max_message_bytes < 1024 {

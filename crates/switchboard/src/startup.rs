@@ -155,6 +155,15 @@ impl Application {
             imap.push((imported, ingester));
         }
         let index = store.write_index();
+        let tls = match (&config.smtp.tls_certificate, &config.smtp.tls_key) {
+            (Some(certificate), Some(key)) => {
+                match switchboard_email::smtp::tls_acceptor(certificate, key) {
+                    Ok(acceptor) => Some(acceptor),
+                    Err(e) => refuse!("smtp.tls_certificate: {e}"),
+                }
+            }
+            _ => None,
+        };
         let smtp = match bind_smtp(&config).await? {
             Some(listener) => Some(Smtp {
                 listener,
@@ -162,6 +171,7 @@ impl Application {
                 settings: switchboard_email::smtp::SmtpSettings {
                     hostname: config.smtp.hostname.clone(),
                     max_message_bytes: config.smtp.max_message_bytes,
+                    tls,
                     ..switchboard_email::smtp::SmtpSettings::default()
                 },
             }),

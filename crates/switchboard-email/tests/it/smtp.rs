@@ -219,3 +219,92 @@ async fn lmtp_answers_each_recipient_and_a_repeat_is_one_message() {
     assert!(out.status.success(), "{transcript}");
     assert_eq!(received(&room.events().await).len(), 2);
 }
+
+/// A self-signed certificate for `localhost` and its key, made by openssl, in `dir`.
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+#[tokio::test]
+async fn starttls_upgrades_the_session_when_a_certificate_is_configured() {
+    if !swaks_available() {
+        return;
+    }
+    let room = mailroom().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = certificate(dir.path());
+    let settings = SmtpSettings {
+        tls: Some(smtp::tls_acceptor(&cert, &key).expect("acceptor")),
+        ..SmtpSettings::default()
+    };
+    let (addr, _stop) = listen(&room, settings).await;
+    // `--tls` requires STARTTLS: swaks fails if it is not offered or does not succeed.
+    let (out, transcript) = swaks(
+        addr,
+        &[
+            "--tls",
+            "--from",
+            "ada@customer.example",
+            "--to",
+            "support@acme.test",
+            "--header",
+            "Subject: Over TLS",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{transcript}");
+    assert!(transcript.contains("STARTTLS"), "{transcript}");
+    // swaks marks what it sent inside TLS with `~>`.
+    assert!(transcript.contains("~> MAIL FROM"), "{transcript}");
+    assert!(
+        !transcript.contains("<~  250-STARTTLS"),
+        "not offered again inside TLS: {transcript}"
+    );
+    let events = room.events().await;
+    let [message] = received(&events)[..] else {
+        panic!("one message: {transcript}")
+    };
+    assert_eq!(message.message.subject.as_deref(), Some("Over TLS"));
+
+    // Without a certificate it is not offered (and a client that insists gets nowhere).
+    let room = mailroom().await;
+    let (addr, _stop) = listen(&room, SmtpSettings::default()).await;
+    let (out, transcript) = swaks(
+        addr,
+        &[
+            "--tls",
+            "--from",
+            "ada@customer.example",
+            "--to",
+            "support@acme.test",
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "{transcript}");
+    assert!(
+        !transcript.contains("250-STARTTLS"),
+        "not offered: {transcript}"
+    );
+    assert!(
+        transcript.contains("did not advertise STARTTLS"),
+        "{transcript}"
+    );
+    assert!(received(&room.events().await).is_empty());
+}

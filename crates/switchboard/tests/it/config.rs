@@ -93,6 +93,11 @@ fn the_smtp_listener_is_configured_from_the_environment_and_checked() {
             "12",
             "smtp.max_message_bytes",
         ),
+        (
+            "SWITCHBOARD_SMTP_TLS_CERTIFICATE",
+            "/etc/cert.pem",
+            "give both, or neither",
+        ),
     ] {
         let error = Config::layered(None, &env(&[(name, value)]), &Flags::default())
             .expect_err(name)
