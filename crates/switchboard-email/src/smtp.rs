@@ -216,7 +216,10 @@ impl Session {
         let Some(acceptor) = self.settings.tls.clone() else {
             return Ok(());
         };
-        let mut secured = acceptor.accept(stream).await?;
+        // A client that asked for TLS and then stays silent is as idle as any other.
+        let mut secured = tokio::time::timeout(self.settings.idle_timeout, acceptor.accept(stream))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         // RFC 3207: everything known before the handshake is forgotten.
         self.reset();
         self.greeted = false;
@@ -278,7 +281,12 @@ impl Session {
             }
             if !self.replies.is_empty() {
                 // A client that does not read its answers does not hold the session forever.
-                tokio::time::timeout(self.settings.idle_timeout, stream.write_all(&self.replies))
+                // Flushed: TLS may hold written bytes back until then.
+                let sent = async {
+                    stream.write_all(&self.replies).await?;
+                    stream.flush().await
+                };
+                tokio::time::timeout(self.settings.idle_timeout, sent)
                     .await
                     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                 self.replies.clear();
@@ -384,6 +392,7 @@ impl Session {
                 self.reply(220, [2, 0, 0], "Ready to start TLS");
                 self.upgrade = true;
             }
+            Request::StartTls if self.secured => self.reply(503, [5, 5, 1], "TLS already active"),
             Request::StartTls => self.reply(454, [4, 7, 0], "TLS not available"),
             _ => self.reply(502, [5, 5, 1], "Command not implemented"),
         }

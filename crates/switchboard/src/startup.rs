@@ -159,7 +159,10 @@ impl Application {
             (Some(certificate), Some(key)) => {
                 match switchboard_email::smtp::tls_acceptor(certificate, key) {
                     Ok(acceptor) => Some(acceptor),
-                    Err(e) => refuse!("smtp.tls_certificate: {e}"),
+                    Err(e) => refuse!(
+                        "smtp.tls_certificate / smtp.tls_key (SWITCHBOARD_SMTP_TLS_CERTIFICATE, \
+                         SWITCHBOARD_SMTP_TLS_KEY): {e}"
+                    ),
                 }
             }
             _ => None,
