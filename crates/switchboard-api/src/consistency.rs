@@ -79,7 +79,8 @@ impl TokenKey {
     }
 }
 
-fn mac(key: &[u8]) -> Hmac<Sha256> {
+/// An HMAC-SHA256 under `key` (domain-separated keys derive from the server secret with it).
+pub(crate) fn mac(key: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length.
     <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }

@@ -24,6 +24,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::auth::{Authentication, Viewer};
+use crate::consistency::mac;
 use crate::state::{ApiState, check_viewer};
 
 /// How long a download link works.
@@ -37,11 +38,6 @@ impl std::fmt::Debug for FileLinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FileLinks(<secret>)")
     }
-}
-
-fn mac(key: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length.
-    <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
 impl FileLinks {

@@ -135,7 +135,7 @@ impl Ingester {
         raw: Vec<u8>,
     ) -> Result<Ingested, IngestError> {
         let raw = Arc::new(raw);
-        let parsed = {
+        let mut parsed = {
             let raw = raw.clone();
             tokio::task::spawn_blocking(move || parse::parse(&raw))
                 .await
@@ -145,14 +145,14 @@ impl Ingester {
         let raw_size = raw.len() as u64;
         let raw_hash = blobs.put(Arc::unwrap_or_clone(raw)).await?;
         let mut attachments = Vec::with_capacity(parsed.parts.len());
-        for part in &parsed.parts {
+        for part in std::mem::take(&mut parsed.parts) {
             let size = part.bytes.len() as u64;
-            let sha256 = blobs.put(part.bytes.clone()).await?;
+            let sha256 = blobs.put(part.bytes).await?;
             attachments.push(Attachment {
                 blob: BlobRef { sha256, size },
-                file_name: part.file_name.clone(),
-                content_type: part.content_type.clone(),
-                content_id: part.content_id.clone(),
+                file_name: part.file_name,
+                content_type: part.content_type,
+                content_id: part.content_id,
                 inline: part.inline,
             });
         }

@@ -331,15 +331,10 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<(NewEvent, Origin)>,
     ) -> Result<AppendResult, StoreError> {
-        let (events, mut origins): (Vec<NewEvent>, Vec<Origin>) = events.into_iter().unzip();
-        switchboard_store::chain::to_micros(&mut origins);
-        let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
-        let result = self
-            .submit(stream, expected, events, Some(origins.clone()))
-            .await?;
-        // A retry is answered from what is stored: it must be what the origins say.
-        switchboard_store::chain::check_restored(self, &result, &ids, &origins).await?;
-        Ok(result)
+        switchboard_store::chain::restore(self, events, |events, origins| {
+            self.submit(stream, expected, events, Some(origins))
+        })
+        .await
     }
 
     async fn read_stream(

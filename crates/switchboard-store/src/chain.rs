@@ -104,9 +104,30 @@ impl Origin {
     }
 }
 
+/// [`EventStore::restore`] for a backend whose writer appends `events` with the commit times of
+/// `origins`, checking each new event against its origin (`submit`): the origins' times are cut
+/// to the microseconds a store keeps first, and the answer, which may be a retry's answered from
+/// the log, is checked against the origins after.
+pub async fn restore<F, Fut>(
+    store: &dyn EventStore,
+    events: Vec<(crate::NewEvent, Origin)>,
+    submit: F,
+) -> Result<crate::AppendResult, StoreError>
+where
+    F: FnOnce(Vec<crate::NewEvent>, Vec<Origin>) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::AppendResult, StoreError>>,
+{
+    let (events, mut origins): (Vec<crate::NewEvent>, Vec<Origin>) = events.into_iter().unzip();
+    to_micros(&mut origins);
+    let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    let result = submit(events, origins.clone()).await?;
+    check_restored(store, &result, &ids, &origins).await?;
+    Ok(result)
+}
+
 /// Checks that the events a restore answered for (`result`, perhaps the answer to a retry of an
 /// earlier restore or append of the same ids) are stored where and as `origins` say.
-pub async fn check_restored(
+async fn check_restored(
     store: &dyn EventStore,
     result: &crate::AppendResult,
     ids: &[uuid::Uuid],

@@ -775,14 +775,7 @@ async fn serve_sends_an_agents_email_reply_through_the_configured_relay() {
     .await;
     assert_eq!(replied["sendReply"]["userErrors"], serde_json::json!([]));
 
-    let received = mails.path().join("1.eml");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !received.exists() {
-        assert!(Instant::now() < deadline, "no mail reached the relay");
-        // The relay is another process writing a file: polled, within the deadline.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mail = String::from_utf8_lossy(&std::fs::read(&received).unwrap()).into_owned();
+    let mail = relayed(mails.path(), 1).await;
     // `delivery_from_name = "agent"`: the author's name on the channel's address.
     assert!(
         mail.contains("From: \"Root Admin\" <support@acme.test>"),
