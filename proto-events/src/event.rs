@@ -130,6 +130,7 @@ domain_events! {
     BuiltInEmailFiltersSet("BuiltInEmailFiltersSet", 1),
     EmailFilterRuleAdded("EmailFilterRuleAdded", 1),
     EmailFilterRuleRemoved("EmailFilterRuleRemoved", 1),
+    EmailServersSet("EmailServersSet", 1),
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 3),

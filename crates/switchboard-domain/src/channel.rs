@@ -22,9 +22,10 @@
 
 use proto_events::event::{
     BuiltInEmailFiltersSet, ChannelConfig, ChannelConnected, ChannelDisconnected, ChannelMoved,
-    EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, FallbackAddressAssigned,
-    FilterAction, Member, RoutingRuleRemoved, RoutingRuleSet, RoutingStrategy, RuleScope,
-    SenderPattern, UniqueScope, UniqueValueReleased, UniqueValueReserved,
+    EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, EmailServersSet,
+    FallbackAddressAssigned, FilterAction, ImapServer, Member, RoutingRuleRemoved, RoutingRuleSet,
+    RoutingStrategy, RuleScope, SenderPattern, ServerSecurity, SmtpServer, UniqueScope,
+    UniqueValueReleased, UniqueValueReserved,
 };
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
@@ -95,12 +96,60 @@ pub enum ChannelCommand {
     },
     /// Remove an allow or deny rule from an e-mail channel.
     RemoveEmailFilterRule { rule_id: Uuid, channel_id: Uuid },
+    /// Set how an e-mail channel reaches outside mail servers: its IMAP mailbox, its own SMTP
+    /// server, its HTTP ingest secret. Each is kept, cleared or replaced; a password left `None`
+    /// in a replacement keeps the current one. Secrets are sealed by the caller beforehand and
+    /// named by id (see `EmailServersSet`).
+    SetEmailServers {
+        channel_id: Uuid,
+        imap: Setting<ImapSettings>,
+        smtp: Setting<SmtpSettings>,
+        ingest_secret: Setting<Uuid>,
+    },
     /// Give an inbox without team e-mail its automatic fallback address (system actor only).
     AssignFallbackAddress {
         channel_id: Uuid,
         inbox_id: Uuid,
         address: String,
     },
+}
+
+/// What a command does to one setting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Setting<T> {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Remove it.
+    Clear,
+    /// Replace it.
+    Set(T),
+}
+
+/// An IMAP mailbox to fetch a channel's mail from, as a command sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: ServerSecurity,
+    pub username: String,
+    /// The sealed password's id; `None` keeps the current one (required when there is none).
+    pub password_secret: Option<Uuid>,
+    /// `None`: `INBOX`.
+    pub mailbox: Option<String>,
+}
+
+/// An SMTP server to send a channel's replies through, as a command sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: ServerSecurity,
+    /// The login for `AUTH`; `None`: the server takes mail without one.
+    pub username: Option<String>,
+    /// The sealed password's id; `None` keeps the current one (required with a username when
+    /// there is none).
+    pub password_secret: Option<Uuid>,
 }
 
 /// Whether `inbox_id` should be given a fallback address: it exists, has no team e-mail (a
@@ -296,6 +345,50 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
                     inbox_id: channel.inbox_id,
                 },
             )
+        }
+        C::SetEmailServers {
+            channel_id,
+            imap,
+            smtp,
+            ingest_secret,
+        } => {
+            let channel = email_channel(d, *channel_id)?;
+            match channel.private_owner() {
+                Some(owner) => require_admin_or(&caller, owner)?,
+                None => require_admin(&caller)?,
+            }
+            if d.is_fallback(channel.id) && !matches!(imap, Setting::Keep | Setting::Clear) {
+                return Err(DomainError::rejected(
+                    "FALLBACK_ADDRESS",
+                    Some("imap"),
+                    "an inbox's fallback address receives its mail here; it has no mailbox elsewhere",
+                ));
+            }
+            let current = &channel.servers;
+            Ok(Decision {
+                stream: streams::channel(*channel_id),
+                events: vec![
+                    EmailServersSet {
+                        channel_id: *channel_id,
+                        imap: match imap {
+                            Setting::Keep => current.imap.clone(),
+                            Setting::Clear => None,
+                            Setting::Set(new) => Some(imap_server(new, current.imap.as_ref())?),
+                        },
+                        smtp: match smtp {
+                            Setting::Keep => current.smtp.clone(),
+                            Setting::Clear => None,
+                            Setting::Set(new) => Some(smtp_server(new, current.smtp.as_ref())?),
+                        },
+                        ingest_secret: match ingest_secret {
+                            Setting::Keep => current.ingest_secret,
+                            Setting::Clear => None,
+                            Setting::Set(id) => Some(*id),
+                        },
+                    }
+                    .into(),
+                ],
+            })
         }
         C::MoveToInbox {
             channel_id,
@@ -698,6 +791,109 @@ fn email_channel(d: &Directory, id: Uuid) -> Result<&Channel, DomainError> {
             "e-mail filters apply to e-mail channels only",
         ))
     }
+}
+
+/// The longest host name (RFC 1035), user name and mailbox name accepted.
+const MAX_HOST: usize = 253;
+const MAX_LOGIN: usize = 320;
+const MAX_MAILBOX: usize = 200;
+
+/// A host name or IP address: no spaces, slashes, colons outside an IPv6 address, or controls.
+fn host(field: &'static str, value: &str) -> Result<String, DomainError> {
+    let value = value.trim().trim_start_matches('[').trim_end_matches(']');
+    let ipv6 = value.parse::<std::net::Ipv6Addr>().is_ok();
+    if value.is_empty()
+        || value.len() > MAX_HOST
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#'))
+        || (value.contains(':') && !ipv6)
+    {
+        return Err(DomainError::invalid(
+            field,
+            "must be a host name or IP address, without a scheme or port",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn port(field: &'static str, value: u16) -> Result<u16, DomainError> {
+    if value == 0 {
+        Err(DomainError::invalid(field, "must be between 1 and 65535"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// A login or mailbox name: not blank, no control characters, bounded.
+fn login(field: &'static str, value: &str, max: usize) -> Result<String, DomainError> {
+    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be 1 to {max} bytes without control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn imap_server(
+    new: &ImapSettings,
+    current: Option<&ImapServer>,
+) -> Result<ImapServer, DomainError> {
+    let password_secret = new
+        .password_secret
+        .or(current.map(|c| c.password_secret))
+        .ok_or_else(|| {
+            DomainError::invalid(
+                "imap.password",
+                "is required: the channel has no IMAP password yet",
+            )
+        })?;
+    Ok(ImapServer {
+        host: host("imap.host", &new.host)?,
+        port: port("imap.port", new.port)?,
+        security: new.security,
+        username: login("imap.username", &new.username, MAX_LOGIN)?,
+        password_secret,
+        mailbox: match &new.mailbox {
+            Some(mailbox) => login("imap.mailbox", mailbox, MAX_MAILBOX)?,
+            None => "INBOX".to_owned(),
+        },
+    })
+}
+
+fn smtp_server(
+    new: &SmtpSettings,
+    current: Option<&SmtpServer>,
+) -> Result<SmtpServer, DomainError> {
+    let username = new
+        .username
+        .as_deref()
+        .map(|u| login("smtp.username", u, MAX_LOGIN))
+        .transpose()?;
+    let password_secret = match (&username, new.password_secret) {
+        (None, Some(_)) => {
+            return Err(DomainError::invalid(
+                "smtp.password",
+                "goes with a username; give both or neither",
+            ));
+        }
+        (None, None) => None,
+        (Some(_), Some(id)) => Some(id),
+        (Some(_), None) => Some(current.and_then(|c| c.password_secret).ok_or_else(|| {
+            DomainError::invalid(
+                "smtp.password",
+                "is required with a username: the channel has no SMTP password yet",
+            )
+        })?),
+    };
+    Ok(SmtpServer {
+        host: host("smtp.host", &new.host)?,
+        port: port("smtp.port", new.port)?,
+        security: new.security,
+        username,
+        password_secret,
+    })
 }
 
 fn new_channel(d: &Directory, id: Uuid) -> Result<(), DomainError> {

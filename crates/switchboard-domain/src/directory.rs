@@ -22,8 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{
-    Availability, ChannelConfig, EmailAccess, FilterAction, Holiday, Member, OpeningInterval, Role,
-    RoutingStrategy, RuleScope, SenderPattern,
+    Availability, ChannelConfig, EmailAccess, FilterAction, Holiday, ImapServer, Member,
+    OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
 };
 use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,21 @@ pub struct Channel {
     pub config: ChannelConfig,
     /// False once disconnected; its history stays.
     pub connected: bool,
+    /// How an e-mail channel reaches outside mail servers (none set for other kinds).
+    #[serde(default)]
+    pub servers: EmailServers,
+}
+
+/// An e-mail channel's outside servers, as last set (see
+/// [`EmailServersSet`](proto_events::event::EmailServersSet)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailServers {
+    /// The IMAP mailbox its mail is fetched from.
+    pub imap: Option<ImapServer>,
+    /// Its own SMTP server for replies.
+    pub smtp: Option<SmtpServer>,
+    /// The id of the sealed secret `POST /ingest/email/{channel}` requires.
+    pub ingest_secret: Option<Uuid>,
 }
 
 impl Channel {
@@ -379,12 +394,22 @@ impl Directory {
                         inbox_id: e.inbox_id,
                         config: e.config.clone(),
                         connected: true,
+                        servers: EmailServers::default(),
                     },
                 );
             }
             E::ChannelDisconnected(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.connected = false;
+                }
+            }
+            E::EmailServersSet(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.servers = EmailServers {
+                        imap: e.imap.clone(),
+                        smtp: e.smtp.clone(),
+                        ingest_secret: e.ingest_secret,
+                    };
                 }
             }
             E::ChannelMoved(e) => {
@@ -403,6 +428,7 @@ impl Directory {
                             access: EmailAccess::Shared,
                         },
                         connected: true,
+                        servers: EmailServers::default(),
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);

@@ -24,6 +24,7 @@ mod index;
 mod listener;
 mod reader;
 pub mod schema;
+mod secrets;
 mod writer;
 
 use std::fmt;
@@ -36,7 +37,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use switchboard_store::error::validate_append;
 use switchboard_store::{
     AppendResult, BlobStore, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin,
-    Position, RecordedEvent, StoreError, StreamFrom, WriteIndex,
+    Position, RecordedEvent, SecretStore, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -162,6 +163,8 @@ struct Inner {
     index: Arc<dyn WriteIndex>,
     /// Blobs, in a table of the same schema.
     blobs: Arc<dyn BlobStore>,
+    /// Sealed secrets, in a table of the same schema.
+    secrets: Arc<dyn SecretStore>,
 }
 
 impl fmt::Debug for Inner {
@@ -275,6 +278,7 @@ impl PostgresStore {
                 head: head_rx,
                 index: Arc::new(index::PostgresIndex::new(pool.clone(), &sql.schema)),
                 blobs: Arc::new(blobs::PostgresBlobs::new(pool.clone(), &sql.schema)),
+                secrets: Arc::new(secrets::PostgresSecrets::new(pool.clone(), &sql.schema)),
                 reader: Reader { pool, sql },
                 max_append_bytes: options.max_append_bytes,
             }),
@@ -387,5 +391,9 @@ impl EventStore for PostgresStore {
 
     fn blobs(&self) -> Arc<dyn BlobStore> {
         self.inner.blobs.clone()
+    }
+
+    fn secrets(&self) -> Arc<dyn SecretStore> {
+        self.inner.secrets.clone()
     }
 }

@@ -142,6 +142,15 @@ CREATE TABLE {s}.cursors (
 );
 "#;
 
+/// Sealed secrets (channel passwords, ingest secrets; see `switchboard_store::secret`).
+const MIGRATION_5: &str = r#"
+CREATE TABLE {s}.secrets (
+    name      TEXT        PRIMARY KEY,
+    sealed    BYTEA       NOT NULL,
+    stored_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"#;
+
 /// Creates the schema and its tables if needed, under an advisory lock so that nodes starting
 /// together do not race.
 pub(crate) async fn migrate(
@@ -200,6 +209,14 @@ pub(crate) async fn migrate(
         tx.execute(
             &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
             &[&4i32],
+        )
+        .await?;
+    }
+    if applied < 5 {
+        tx.batch_execute(&MIGRATION_5.replace("{s}", &s)).await?;
+        tx.execute(
+            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
+            &[&5i32],
         )
         .await?;
     }

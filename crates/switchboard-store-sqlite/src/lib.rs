@@ -12,10 +12,12 @@
 //! - `writer`: the writer thread and its group commit.
 //! - `reader`: a small pool of read connections and row decoding.
 //! - [`index`]: the write side's index, a file of its own beside the log.
+//! - [`secrets`]: sealed channel secrets, a file of its own beside the log.
 
 pub mod index;
 mod reader;
 pub mod schema;
+pub mod secrets;
 mod writer;
 
 use std::fs::File;
@@ -30,7 +32,7 @@ use switchboard_store::error::validate_append;
 use switchboard_store::index::MemoryIndex;
 use switchboard_store::{
     AppendResult, BlobStore, Direction, EventStore, EventStream, ExpectedVersion, NewEvent, Origin,
-    Position, RecordedEvent, StoreError, StreamFrom, WriteIndex,
+    Position, RecordedEvent, SecretStore, StoreError, StreamFrom, WriteIndex,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -136,6 +138,8 @@ struct Inner {
     index: Arc<dyn WriteIndex>,
     /// Blobs, as files under `<dir>/blobs`.
     blobs: Arc<dyn BlobStore>,
+    /// Sealed secrets, in `<dir>/secrets.sqlite3`.
+    secrets: Arc<dyn SecretStore>,
     /// Held (and locked) for as long as the store is open for writing; `None` when read-only.
     _lock: Option<File>,
 }
@@ -191,6 +195,7 @@ impl SqliteStore {
         let reads = ReadPool::open(&path, options.read_connections.max(1))?;
         let writer = Writer::spawn(conn, &path, &options)?;
         let index = Arc::new(index::SqliteIndex::open(dir)?);
+        let secrets = Arc::new(secrets::SqliteSecrets::open(dir)?);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
@@ -201,6 +206,7 @@ impl SqliteStore {
                 max_append_bytes: options.max_append_bytes,
                 index,
                 blobs: Arc::new(FileBlobs::new(dir.join(BLOB_DIR))),
+                secrets,
                 _lock: Some(lock),
             }),
         })
@@ -240,6 +246,7 @@ impl SqliteStore {
                 max_append_bytes: SqliteOptions::default().max_append_bytes,
                 index: Arc::new(MemoryIndex::default()),
                 blobs: Arc::new(FileBlobs::read_only(dir.join(BLOB_DIR))),
+                secrets: Arc::new(secrets::SqliteSecrets::open_read_only(dir)?),
                 _lock: None,
             }),
         })
@@ -364,5 +371,9 @@ impl EventStore for SqliteStore {
 
     fn blobs(&self) -> Arc<dyn BlobStore> {
         self.inner.blobs.clone()
+    }
+
+    fn secrets(&self) -> Arc<dyn SecretStore> {
+        self.inner.secrets.clone()
     }
 }

@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             hash_chain_verifies,
             restore_keeps_commit_times_and_hashes,
             blobs_are_stored_once_by_content,
+            secrets_are_replaced_and_deleted_by_name,
             index_claims_one_of_racing_requests,
             index_key_lifecycle,
             index_folds_the_log_idempotently,
@@ -832,6 +833,39 @@ pub async fn blobs_are_stored_once_by_content<S: EventStore>(store: S) {
     ] {
         assert_eq!(blobs.get(malformed).await.unwrap(), None, "{malformed:?}");
     }
+}
+
+/// Sealed secrets come back by name, byte for byte; storing under a name replaces its value;
+/// deleting says whether there was one; names do not share values.
+pub async fn secrets_are_replaced_and_deleted_by_name<S: EventStore>(store: S) {
+    let secrets = store.secrets();
+    let (a, b) = (
+        format!("secret-{}", Uuid::now_v7()),
+        format!("secret-{}", Uuid::now_v7()),
+    );
+    assert_eq!(secrets.get(&a).await.unwrap(), None);
+    assert!(!secrets.delete(&a).await.unwrap());
+    let sealed: Vec<u8> = (0..=255u8).collect();
+    secrets.put(&a, sealed.clone()).await.unwrap();
+    secrets.put(&b, b"other".to_vec()).await.unwrap();
+    assert_eq!(secrets.get(&a).await.unwrap(), Some(sealed));
+    secrets.put(&a, b"replaced".to_vec()).await.unwrap();
+    assert_eq!(secrets.get(&a).await.unwrap(), Some(b"replaced".to_vec()));
+    assert!(secrets.delete(&a).await.unwrap());
+    assert_eq!(secrets.get(&a).await.unwrap(), None);
+    assert_eq!(secrets.get(&b).await.unwrap(), Some(b"other".to_vec()));
+
+    // Sealed through a vault, a value opens again with the same key only.
+    let key = crate::secret::MasterKey::generate();
+    let vault = crate::secret::Vault::new(secrets.clone(), &key);
+    let value = crate::secret::SecretValue::new("imap-pässword");
+    let id = vault.put(&value).await.unwrap();
+    assert_eq!(vault.get(id).await.unwrap(), Some(value));
+    let stranger = crate::secret::Vault::new(secrets, &crate::secret::MasterKey::generate());
+    assert!(matches!(
+        stranger.get(id).await,
+        Err(StoreError::Unsealable { .. })
+    ));
 }
 
 /// A claim whose attempt (owner) and correlation id are both `id`.

@@ -71,6 +71,13 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A sealed secret does not open: another master key is configured, or its bytes are
+    /// damaged. The message names the secret, never its bytes.
+    #[error("secret {name} does not open with the configured secret_key (another key, or damaged)")]
+    Unsealable {
+        /// The secret's name in the store.
+        name: String,
+    },
     /// The backend failed (I/O, database, network). May be transient; retry with backoff, and
     /// report INTERNAL if it persists. The source is for logs, not for clients.
     #[error("event store backend failed: {0}")]

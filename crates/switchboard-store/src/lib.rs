@@ -11,6 +11,8 @@
 //! - [`error`]: [`StoreError`], and what a caller should do about each variant.
 //! - [`chain`]: the canonical bytes of an event, the hash chain and [`chain::verify`].
 //! - [`subscription`]: catch-up-then-live subscriptions built on `read_all` and a head notifier.
+//! - [`secret`]: channel passwords and ingest secrets beside the log, sealed with a master key
+//!   ([`SecretStore`], [`secret::Vault`]).
 //! - [`index`]: the write side's index beside the log (idempotency keys, e-mail threads,
 //!   snapshots), [`WriteIndex`].
 //! - `conformance` (feature `conformance`): the behaviour every backend must show, as tests.
@@ -21,6 +23,7 @@ pub mod chain;
 pub mod conformance;
 pub mod error;
 pub mod index;
+pub mod secret;
 pub mod subscription;
 pub mod types;
 
@@ -32,6 +35,7 @@ use async_trait::async_trait;
 pub use crate::blob::BlobStore;
 pub use crate::error::StoreError;
 pub use crate::index::WriteIndex;
+pub use crate::secret::SecretStore;
 pub use crate::subscription::EventStream;
 pub use crate::types::{
     AppendResult, Direction, ExpectedVersion, NewEvent, Origin, Position, RecordedEvent, StreamFrom,
@@ -104,4 +108,7 @@ pub trait EventStore: Send + Sync + Debug {
 
     /// The blobs kept beside this log (see [`blob`]).
     fn blobs(&self) -> Arc<dyn BlobStore>;
+
+    /// The sealed secrets kept beside this log (see [`secret`]).
+    fn secrets(&self) -> Arc<dyn SecretStore>;
 }

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchboard_store::secret::MasterKey;
 
 /// Where the data lives unless configured.
 pub const DEFAULT_DATA_DIR: &str = "./switchboard-data";
@@ -116,6 +117,10 @@ pub struct Config {
     /// The secret tokens are signed with. When `None`, the server generates one on first start
     /// and keeps it in `<data_dir>/jwt-secret`, so tokens survive restarts.
     pub jwt_secret: Option<Secret>,
+    /// The master key channel secrets (IMAP and SMTP passwords, ingest secrets) are sealed with:
+    /// 64 hexadecimal digits. When `None`, the server generates one on first start and keeps it
+    /// in `<data_dir>/secret-key`.
+    pub secret_key: Option<Secret>,
     /// Seed a demo organisation on first start (into an empty store).
     pub demo: bool,
     /// Keep the events in PostgreSQL at this URL instead of the embedded store, so that several
@@ -286,6 +291,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             jwt_secret: None,
+            secret_key: None,
             demo: false,
             postgres_url: None,
             postgres_schema: "switchboard".to_owned(),
@@ -363,6 +369,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     jwt_secret: Option<String>,
+    secret_key: Option<String>,
     demo: Option<bool>,
     postgres_url: Option<String>,
     postgres_schema: Option<String>,
@@ -537,6 +544,9 @@ impl Config {
         if let Some(v) = file.jwt_secret {
             self.jwt_secret = Some(Secret(v));
         }
+        if let Some(v) = file.secret_key {
+            self.secret_key = Some(Secret(v));
+        }
         if let Some(v) = file.demo {
             self.demo = v;
         }
@@ -685,6 +695,9 @@ impl Config {
         if let Some(v) = var("SWITCHBOARD_JWT_SECRET") {
             self.jwt_secret = Some(Secret(v.to_owned()));
         }
+        if let Some(v) = var("SWITCHBOARD_SECRET_KEY") {
+            self.secret_key = Some(Secret(v.to_owned()));
+        }
         if let Some(v) = var("SWITCHBOARD_DEMO") {
             self.demo = parse(at, "SWITCHBOARD_DEMO", v, parse_bool)?;
         }
@@ -821,6 +834,17 @@ impl Config {
                 message,
             })
         };
+        if let Some(key) = &self.secret_key
+            && let Err(message) = MasterKey::from_hex(key.expose())
+        {
+            return invalid(
+                "secret_key (SWITCHBOARD_SECRET_KEY)",
+                format!(
+                    "{message}, e.g. the output of `openssl rand -hex 32`; or leave it unset to \
+                     have one generated in the data directory"
+                ),
+            );
+        }
         if let Some(secret) = &self.jwt_secret
             && secret.0.len() < 32
         {
@@ -961,6 +985,11 @@ impl Config {
     pub fn jwt_secret_file(&self) -> PathBuf {
         self.data_dir.join("jwt-secret")
     }
+
+    /// Where a generated secret key is kept.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.data_dir.join("secret-key")
+    }
 }
 
 fn parse<T>(
@@ -1026,6 +1055,33 @@ pub fn jwt_secret(config: &Config, create: bool) -> anyhow::Result<Option<Secret
         .with_context(|| format!("writing the generated JWT secret to {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a JWT secret");
     Ok(Some(Secret(secret)))
+}
+
+/// The master key channel secrets are sealed with: the configured one, else the one kept in the
+/// data directory, else a new random one written there with mode 0600.
+pub fn secret_key(config: &Config) -> anyhow::Result<MasterKey> {
+    use anyhow::Context;
+    if let Some(key) = &config.secret_key {
+        return MasterKey::from_hex(key.expose())
+            .map_err(|message| anyhow::anyhow!("secret_key (SWITCHBOARD_SECRET_KEY) {message}"));
+    }
+    let path = config.secret_key_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            return MasterKey::from_hex(&text)
+                .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let key = MasterKey::generate();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    write_private(&path, key.to_hex().as_bytes())
+        .with_context(|| format!("writing the generated secret key to {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a secret key for channel secrets");
+    Ok(key)
 }
 
 /// Writes `bytes` to a new file only its owner can read.

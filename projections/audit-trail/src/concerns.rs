@@ -107,7 +107,8 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         E::RoutingRuleRemoved(e) => rule_scope(&e.scope),
         E::BuiltInEmailFiltersSet(_)
         | E::EmailFilterRuleAdded(_)
-        | E::EmailFilterRuleRemoved(_) => Concerns::NONE,
+        | E::EmailFilterRuleRemoved(_)
+        | E::EmailServersSet(_) => Concerns::NONE,
         E::ConversationStarted(e) => {
             Concerns::conversation(e.conversation_id, e.inbox_id).with_contact(e.contact_id)
         }

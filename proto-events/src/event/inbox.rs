@@ -309,3 +309,65 @@ pub struct EmailFilterRuleRemoved {
     /// The e-mail channel.
     pub channel_id: Uuid,
 }
+
+/// How an e-mail channel reaches servers outside Switchboard was set, replacing what was set
+/// before: the IMAP mailbox its mail is fetched from, the SMTP server its replies are sent
+/// through, and whether mail may be posted to it over HTTP. No password or secret is here: each
+/// value is sealed outside the log under the id named here, a fresh id for every value, so an
+/// event always names the value it was set with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailServersSet {
+    /// The e-mail channel.
+    pub channel_id: Uuid,
+    /// Where its mail is fetched; `None`: mail arrives by SMTP or HTTP only.
+    pub imap: Option<ImapServer>,
+    /// Where its replies are sent; `None`: through the installation's relay.
+    pub smtp: Option<SmtpServer>,
+    /// The secret `POST /ingest/email/{channel}` requires; `None`: that route refuses the
+    /// channel.
+    pub ingest_secret: Option<Uuid>,
+}
+
+/// How a connection to a mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerSecurity {
+    /// TLS from the first byte (IMAP port 993, SMTP port 465).
+    Tls,
+    /// STARTTLS, required (IMAP port 143, SMTP port 587).
+    StartTls,
+    /// None: for a server on a trusted network only.
+    Plain,
+}
+
+/// An IMAP mailbox an e-mail channel's mail is fetched from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapServer {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub security: ServerSecurity,
+    /// The login.
+    pub username: String,
+    /// The sealed password's id.
+    pub password_secret: Uuid,
+    /// The mailbox read, usually `INBOX`.
+    pub mailbox: String,
+}
+
+/// An SMTP server an e-mail channel's replies are sent through (a private account's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpServer {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub security: ServerSecurity,
+    /// The login, when the server requires `AUTH`.
+    pub username: Option<String>,
+    /// The sealed password's id (with `username`).
+    pub password_secret: Option<Uuid>,
+}

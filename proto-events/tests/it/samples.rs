@@ -327,6 +327,26 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             scope: RuleScope::Inbox { id: id(INBOX) },
         }
         .into(),
+        EmailServersSet {
+            channel_id: id(CHANNEL),
+            imap: Some(ImapServer {
+                host: "imap.example.com".into(),
+                port: 993,
+                security: ServerSecurity::Tls,
+                username: "support@example.com".into(),
+                password_secret: id(0x5ec1),
+                mailbox: "INBOX".into(),
+            }),
+            smtp: Some(SmtpServer {
+                host: "smtp.example.com".into(),
+                port: 587,
+                security: ServerSecurity::StartTls,
+                username: Some("support@example.com".into()),
+                password_secret: Some(id(0x5ec2)),
+            }),
+            ingest_secret: Some(id(0x5ec3)),
+        }
+        .into(),
         BuiltInEmailFiltersSet {
             channel_id: id(CHANNEL),
             automated_replies: true,

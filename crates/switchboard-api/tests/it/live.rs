@@ -138,6 +138,10 @@ impl EventStore for Faulty {
     fn blobs(&self) -> Arc<dyn switchboard_store::BlobStore> {
         self.store.blobs()
     }
+
+    fn secrets(&self) -> Arc<dyn switchboard_store::SecretStore> {
+        self.store.secrets()
+    }
 }
 
 /// An API whose feed fails while `switch` is down.

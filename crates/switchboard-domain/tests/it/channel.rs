@@ -1439,3 +1439,205 @@ fn unknown_actors_and_channels_are_not_found_or_forbidden() {
         )
         .then_error(DomainError::NotFound { what: "channel" });
 }
+
+fn imap_settings(password: Option<u128>) -> channel::ImapSettings {
+    channel::ImapSettings {
+        host: "imap.acme.test".into(),
+        port: 993,
+        security: ServerSecurity::Tls,
+        username: "support@acme.test".into(),
+        password_secret: password.map(id),
+        mailbox: None,
+    }
+}
+
+fn set_servers(
+    channel: u128,
+    imap: channel::Setting<channel::ImapSettings>,
+    smtp: channel::Setting<channel::SmtpSettings>,
+) -> C {
+    C::SetEmailServers {
+        channel_id: id(channel),
+        imap,
+        smtp,
+        ingest_secret: channel::Setting::Keep,
+    }
+}
+
+#[test]
+fn email_servers_are_set_kept_and_cleared_with_their_passwords_by_id() {
+    use channel::Setting::{Clear, Keep, Set};
+    let smtp = channel::SmtpSettings {
+        host: "smtp.acme.test".into(),
+        port: 587,
+        security: ServerSecurity::StartTls,
+        username: Some("support@acme.test".into()),
+        password_secret: Some(id(0x52)),
+    };
+    let imap = ImapServer {
+        host: "imap.acme.test".into(),
+        port: 993,
+        security: ServerSecurity::Tls,
+        username: "support@acme.test".into(),
+        password_secret: id(0x51),
+        mailbox: "INBOX".into(),
+    };
+    let set = EmailServersSet {
+        channel_id: id(MAIL),
+        imap: Some(imap.clone()),
+        smtp: Some(SmtpServer {
+            host: "smtp.acme.test".into(),
+            port: 587,
+            security: ServerSecurity::StartTls,
+            username: Some("support@acme.test".into()),
+            password_secret: Some(id(0x52)),
+        }),
+        ingest_secret: None,
+    };
+    let directory = given(connected())
+        .when(
+            user(ADMIN),
+            set_servers(MAIL, Set(imap_settings(Some(0x51))), Set(smtp.clone())),
+        )
+        .then(&streams::channel(id(MAIL)), vec![set.clone().into()]);
+    assert_eq!(
+        directory.channels[&id(MAIL)].servers.imap.as_ref(),
+        Some(&imap)
+    );
+
+    // A new host without a password keeps the password; the ingest secret is added alone.
+    let history = || {
+        let mut history = connected();
+        history.push(set.clone().into());
+        history
+    };
+    let moved = ImapServer {
+        host: "mail.acme.test".into(),
+        ..imap.clone()
+    };
+    given(history())
+        .when(
+            user(ADMIN),
+            C::SetEmailServers {
+                channel_id: id(MAIL),
+                imap: Set(channel::ImapSettings {
+                    host: " mail.acme.test ".into(),
+                    ..imap_settings(None)
+                }),
+                smtp: Keep,
+                ingest_secret: Set(id(0x53)),
+            },
+        )
+        .then(
+            &streams::channel(id(MAIL)),
+            vec![
+                EmailServersSet {
+                    imap: Some(moved),
+                    ingest_secret: Some(id(0x53)),
+                    ..set.clone()
+                }
+                .into(),
+            ],
+        );
+    // Cleared, they are gone.
+    given(history())
+        .when(user(ADMIN), set_servers(MAIL, Clear, Clear))
+        .then(
+            &streams::channel(id(MAIL)),
+            vec![
+                EmailServersSet {
+                    channel_id: id(MAIL),
+                    imap: None,
+                    smtp: None,
+                    ingest_secret: None,
+                }
+                .into(),
+            ],
+        );
+
+    // A first IMAP setting needs its password; a username needs one for SMTP, a password needs
+    // a username.
+    given(connected())
+        .when(
+            user(ADMIN),
+            set_servers(MAIL, Set(imap_settings(None)), Keep),
+        )
+        .then_invalid("imap.password");
+    given(connected())
+        .when(
+            user(ADMIN),
+            set_servers(
+                MAIL,
+                Keep,
+                Set(channel::SmtpSettings {
+                    password_secret: None,
+                    ..smtp.clone()
+                }),
+            ),
+        )
+        .then_invalid("smtp.password");
+    given(connected())
+        .when(
+            user(ADMIN),
+            set_servers(
+                MAIL,
+                Keep,
+                Set(channel::SmtpSettings {
+                    username: None,
+                    ..smtp.clone()
+                }),
+            ),
+        )
+        .then_invalid("smtp.password");
+    for (host, port, field) in [
+        ("imap.acme.test/x", 993, "imap.host"),
+        ("imaps://imap.acme.test", 993, "imap.host"),
+        ("", 993, "imap.host"),
+        ("imap.acme.test", 0, "imap.port"),
+    ] {
+        given(connected())
+            .when(
+                user(ADMIN),
+                set_servers(
+                    MAIL,
+                    Set(channel::ImapSettings {
+                        host: host.into(),
+                        port,
+                        ..imap_settings(Some(1))
+                    }),
+                    Keep,
+                ),
+            )
+            .then_invalid(field);
+    }
+    given(connected())
+        .when(
+            user(ADMIN),
+            set_servers(
+                MAIL,
+                Set(channel::ImapSettings {
+                    host: "::1".into(),
+                    ..imap_settings(Some(1))
+                }),
+                Keep,
+            ),
+        )
+        .decision();
+
+    // Who: admins for shared addresses; the owner (or an admin) for a private account.
+    given(connected())
+        .when(user(AGENT), set_servers(MAIL, Clear, Keep))
+        .then_forbidden();
+    given(connected())
+        .when(
+            user(AGENT),
+            set_servers(PRIVATE, Set(imap_settings(Some(0x54))), Keep),
+        )
+        .decision();
+    given(connected())
+        .when(user(ADMIN), set_servers(CHAT, Clear, Keep))
+        .then_rejected("NOT_EMAIL", "channelId");
+    given(connected())
+        .when(user(ADMIN), set_servers(404, Clear, Keep))
+        .then_not_found("channel");
+}

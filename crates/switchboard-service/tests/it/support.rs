@@ -239,4 +239,8 @@ impl EventStore for Instrumented {
     fn blobs(&self) -> Arc<dyn switchboard_store::BlobStore> {
         self.inner.blobs()
     }
+
+    fn secrets(&self) -> Arc<dyn switchboard_store::SecretStore> {
+        self.inner.secrets()
+    }
 }

@@ -1,0 +1,125 @@
+//! Sealed secrets of the embedded store: a SQLite file of its own beside the log
+//! (`secrets.sqlite3`), written with `synchronous = FULL` (nothing in the log can bring a lost
+//! password back), one connection behind a mutex. The bytes are sealed before they get here
+//! (see [`switchboard_store::secret`]).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use switchboard_store::{SecretStore, StoreError};
+
+/// The file name of the secrets inside the data directory.
+pub const SECRETS_FILE: &str = "secrets.sqlite3";
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA busy_timeout = 5000;
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    stored_at INTEGER NOT NULL DEFAULT (unixepoch())
+);
+";
+
+/// The embedded store's [`SecretStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteSecrets {
+    /// `None`: opened read-only and there is no file yet, so there are no secrets.
+    conn: Option<Arc<Mutex<Connection>>>,
+    writable: bool,
+}
+
+impl SqliteSecrets {
+    /// Opens (creating if needed) the secrets file in `dir`.
+    pub fn open(dir: &Path) -> rusqlite::Result<SqliteSecrets> {
+        let conn = Connection::open(dir.join(SECRETS_FILE))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteSecrets {
+            conn: Some(Arc::new(Mutex::new(conn))),
+            writable: true,
+        })
+    }
+
+    /// Opens the secrets file in `dir` for reading only, beside a running server; writes fail
+    /// with [`StoreError::Closed`].
+    pub fn open_read_only(dir: &Path) -> rusqlite::Result<SqliteSecrets> {
+        let path = dir.join(SECRETS_FILE);
+        let conn = if path.is_file() {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Some(Arc::new(Mutex::new(conn)))
+        } else {
+            None
+        };
+        Ok(SqliteSecrets {
+            conn,
+            writable: false,
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        write: bool,
+        absent: T,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if write && !self.writable {
+            return Err(StoreError::Closed);
+        }
+        let Some(conn) = self.conn.clone() else {
+            return Ok(absent);
+        };
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            work(&conn)
+        })
+        .await
+        .map_err(StoreError::backend)?
+        .map_err(StoreError::backend)
+    }
+}
+
+#[async_trait]
+impl SecretStore for SqliteSecrets {
+    async fn put(&self, name: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with(true, (), move |conn| {
+            conn.execute(
+                "INSERT INTO secrets (name, sealed) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed,
+                                                  stored_at = excluded.stored_at",
+                params![name, sealed],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = name.to_owned();
+        self.with(false, None, move |conn| {
+            conn.query_row(
+                "SELECT sealed FROM secrets WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.with(true, false, move |conn| {
+            conn.execute("DELETE FROM secrets WHERE name = ?1", [name])
+                .map(|deleted| deleted > 0)
+        })
+        .await
+    }
+}
