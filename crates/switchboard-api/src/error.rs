@@ -209,7 +209,7 @@ pub struct UserError {
 pub fn user_errors(error: ServiceError) -> Result<Vec<UserError>, ApiError> {
     match error {
         ServiceError::Domain(DomainError::Invalid { field, message }) => Ok(vec![UserError {
-            field: Some(vec!["input".to_owned(), field.to_owned()]),
+            field: Some(input_path(field)),
             message,
             code: "INVALID".to_owned(),
         }]),
@@ -218,12 +218,20 @@ pub fn user_errors(error: ServiceError) -> Result<Vec<UserError>, ApiError> {
             field,
             message,
         }) => Ok(vec![UserError {
-            field: field.map(|f| vec!["input".to_owned(), f.to_owned()]),
+            field: field.map(input_path),
             message,
             code: code.to_owned(),
         }]),
         other => Err(ApiError::from(other)),
     }
+}
+
+/// The path of a field the write side names (`imap.password`: a field of a nested input).
+fn input_path(field: &str) -> Vec<String> {
+    std::iter::once("input")
+        .chain(field.split('.'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The result type of resolvers.

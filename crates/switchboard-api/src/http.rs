@@ -10,6 +10,9 @@
 //!   `graphql-ws`), authenticated by the `connection_init` payload
 //!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`), closed with the
 //!   protocol's codes (see [`websocket`]).
+//! - `POST /ingest/email/{channelId}`: a raw e-mail into a channel, with its ingest secret (see
+//!   [`crate::ingest`]).
+//! - `GET /files/{conversationId}/{sha256}`: a conversation's file (see [`crate::files`]).
 //! - `GET /livez`, `GET /readyz`, `GET /metrics`.
 
 use std::time::{Duration, Instant};
@@ -19,11 +22,12 @@ use async_graphql::http::{GraphiQLSource, WebSocketProtocols};
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -66,6 +70,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/files/{conversation}/{sha256}", get(download))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .merge(
+            // Mail is larger than GraphQL requests: this route has its own limit.
+            Router::new()
+                .route("/ingest/email/{channel}", post(ingest))
+                .layer(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(
+                    state.inner().mail.max_message_bytes,
+                )),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(App {
             schema,
@@ -74,6 +87,17 @@ pub fn router(state: ApiState) -> Router {
             parsed: ParsedDocuments::default(),
             state,
         })
+}
+
+/// A raw e-mail posted into a channel (see `ingest`).
+async fn ingest(
+    State(app): State<App>,
+    path: axum::extract::Path<String>,
+    query: axum::extract::Query<crate::ingest::IngestQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    crate::ingest::ingest(app.state, path, query, headers, body).await
 }
 
 /// A conversation's file (see `files`).

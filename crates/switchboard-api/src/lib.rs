@@ -7,7 +7,10 @@
 //! # Layout
 //! - [`state`]: [`ApiState`], what every request shares (service, projections, keys, limits).
 //! - [`http`]: the axum [`router`]: `/graphql` (queries, mutations, GraphiQL), `/graphql/ws`
-//!   (subscriptions over `graphql-transport-ws`), `/livez`, `/readyz`, `/metrics`.
+//!   (subscriptions over `graphql-transport-ws`), `/ingest/email/{channel}`, `/files/...`,
+//!   `/livez`, `/readyz`, `/metrics`.
+//! - `ingest`: raw e-mails posted into a channel with its ingest secret.
+//! - `files`: downloads of conversations' attachments and original e-mails.
 //! - `access`: what the viewer may see (the write side's access rules, applied to reads).
 //! - [`auth`]: JWT bearer tokens (our own, and an OpenID Connect provider's) and the viewer they
 //!   name.
@@ -27,6 +30,7 @@ mod files;
 pub mod http;
 mod hub;
 pub mod ids;
+mod ingest;
 pub mod metrics;
 mod mutation;
 mod query;
@@ -37,4 +41,4 @@ mod types;
 
 pub use http::router;
 pub use schema::{SwitchboardSchema, sdl};
-pub use state::{ApiSettings, ApiState, Limits};
+pub use state::{ApiSettings, ApiState, Limits, MailSettings};

@@ -13,6 +13,7 @@
 //! - [`common`]: the shared payload fields and [`common::run`], which executes a command.
 //! - `setup`: organisation, users, teams, inboxes.
 //! - `channel`: channels, routing rules, e-mail filters.
+//! - `mail`: e-mail channels' IMAP, SMTP and ingest settings, and their connection test.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
@@ -21,6 +22,9 @@ mod channel;
 pub(crate) mod common;
 mod contact;
 mod conversation;
+mod mail;
+
+pub(crate) use mail::{MailServerSecurity, manages};
 mod record;
 mod setup;
 
@@ -31,6 +35,7 @@ use async_graphql::MergedObject;
 pub struct Mutation(
     setup::SetupMutation,
     channel::ChannelMutation,
+    mail::MailMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

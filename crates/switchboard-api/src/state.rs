@@ -112,6 +112,34 @@ pub struct ApiSettings {
     pub limits: Limits,
     /// `/readyz` answers 503 while a read model is more positions behind the store than this.
     pub ready_max_lag: u64,
+    /// E-mail channels' secrets, connection tests and HTTP ingestion.
+    pub mail: MailSettings,
+}
+
+/// What the API needs for e-mail channels.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// The key channel secrets are sealed with (`secret_key`).
+    pub secret_key: switchboard_store::secret::MasterKey,
+    /// The installation's relay, which `testEmailChannel` logs in to for a channel without an
+    /// SMTP server of its own.
+    pub relay: Option<switchboard_delivery::RelayUrl>,
+    /// The largest message `POST /ingest/email/{channel}` takes, in bytes.
+    pub max_message_bytes: usize,
+    /// How long each step of a connection test may take.
+    pub check_timeout: std::time::Duration,
+}
+
+impl Default for MailSettings {
+    /// A fresh random key (secrets last as long as the process: for tests), no relay, 25 MiB.
+    fn default() -> MailSettings {
+        MailSettings {
+            secret_key: switchboard_store::secret::MasterKey::generate(),
+            relay: None,
+            max_message_bytes: 25 * 1024 * 1024,
+            check_timeout: std::time::Duration::from_secs(20),
+        }
+    }
 }
 
 impl ApiSettings {
@@ -124,6 +152,7 @@ impl ApiSettings {
             introspection: Introspection::default(),
             limits: Limits::default(),
             ready_max_lag: 1_000,
+            mail: MailSettings::default(),
         }
     }
 }
@@ -137,6 +166,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("introspection", &self.introspection)
             .field("limits", &self.limits)
             .field("ready_max_lag", &self.ready_max_lag)
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -160,6 +190,11 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     pub(crate) ready_max_lag: u64,
     pub(crate) metrics: Metrics,
+    /// Seals and opens channel secrets.
+    pub(crate) vault: switchboard_store::secret::Vault,
+    /// Takes mail posted to `POST /ingest/email/{channel}`.
+    pub(crate) ingester: switchboard_email::Ingester,
+    pub(crate) mail: MailSettings,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
@@ -183,6 +218,11 @@ impl ApiState {
     ) -> ApiState {
         let store = service.store().clone();
         ApiState(Arc::new(Inner {
+            vault: switchboard_store::secret::Vault::new(
+                store.secrets(),
+                &settings.mail.secret_key,
+            ),
+            ingester: switchboard_email::Ingester::new(service.clone(), store.clone()),
             service,
             store,
             projections,
@@ -194,6 +234,7 @@ impl ApiState {
             limits: settings.limits,
             ready_max_lag: settings.ready_max_lag,
             metrics: Metrics::new(),
+            mail: settings.mail,
             shutdown: watch::channel(false).0,
             hub: tokio::sync::Mutex::new(None),
             access: Mutex::new(HashMap::new()),

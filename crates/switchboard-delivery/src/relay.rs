@@ -54,6 +54,23 @@ pub struct RelayUrl {
 }
 
 impl RelayUrl {
+    /// A relay at `host:port`, authenticating with `credentials` (user, password) if given:
+    /// for a channel's own SMTP server, whose settings are not a URL.
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        security: Security,
+        credentials: Option<(String, String)>,
+    ) -> RelayUrl {
+        RelayUrl {
+            host: host.into(),
+            port,
+            security,
+            credentials,
+            hello: None,
+        }
+    }
+
     /// The user it authenticates as, if any.
     pub fn user(&self) -> Option<&str> {
         self.credentials.as_ref().map(|(user, _)| user.as_str())
@@ -313,6 +330,16 @@ impl Relay {
     /// The relay's address, for logs.
     pub fn url(&self) -> &RelayUrl {
         &self.url
+    }
+
+    /// Connects, greets, upgrades to TLS and logs in as configured, then checks the server
+    /// answers `NOOP`: a connection test that sends nothing.
+    pub async fn check(&self) -> Result<(), Failure> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Failure::transient("the server did not answer NOOP")),
+            Err(error) => Err(Failure::from_smtp(&error)),
+        }
     }
 
     /// Hands `message` to the relay. `Ok` holds the relay's queue id when its answer names one

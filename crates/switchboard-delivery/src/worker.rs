@@ -23,11 +23,14 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lettre::message::Mailbox;
 use proto_events::clock::Clock;
-use proto_events::event::{ChannelConfig, ChannelKind, ReplyAuthor, ReplySent};
+use proto_events::event::{
+    ChannelConfig, ChannelKind, ReplyAuthor, ReplySent, ServerSecurity, SmtpServer,
+};
 use proto_events::{Actor, DomainEvent};
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_domain::directory::Directory;
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
+use switchboard_store::secret::{SecretId, Vault};
 use switchboard_store::{EventStore, Position};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -37,7 +40,7 @@ use switchboard_codec as codec;
 
 use crate::DeliveryError;
 use crate::mime::{self, File};
-use crate::relay::{Failure, Relay};
+use crate::relay::{Failure, Relay, RelayUrl, Security};
 
 /// The actor's component name in recorded outcomes.
 pub const COMPONENT: &str = "delivery";
@@ -73,8 +76,12 @@ impl std::str::FromStr for FromName {
 /// What the worker is configured with.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// Where replies are sent.
-    pub relay: Relay,
+    /// Where replies are sent, unless their channel has an SMTP server of its own. Without
+    /// either, a reply fails (temporarily, then for good after `retry_for`) saying so.
+    pub relay: Option<Relay>,
+    /// Opens the passwords of channels' own SMTP servers; without it, such channels' replies
+    /// fail saying so.
+    pub vault: Option<Vault>,
     /// How long after a reply was written temporary failures are tried again; the next failure
     /// after that is recorded as permanent.
     pub retry_for: Duration,
@@ -130,7 +137,13 @@ async fn run(
 ) -> Result<(), DeliveryError> {
     let store: Arc<dyn EventStore> = service.store().clone();
     let start_head = store.head().await?;
-    tracing::info!(relay = %settings.relay.url(), "delivering e-mail replies");
+    match &settings.relay {
+        Some(relay) => tracing::info!(relay = %relay.url(), "delivering e-mail replies"),
+        None => tracing::warn!(
+            "delivering e-mail replies of channels with their own SMTP server only: no relay \
+             is configured (smtp_relay_url)"
+        ),
+    }
     let mut pending: HashMap<Uuid, Pending> = HashMap::new();
     let mut caught_up = start_head == Position::START;
     // The last event folded, where the log is followed again after a failed read.
@@ -359,14 +372,38 @@ async fn send(
     let Some(headers) = &reply.email else {
         return Err(Failure::permanent("the reply has no e-mail headers"));
     };
-    let from = {
+    let (from, own_server) = {
         // The view is a read lock on the write side: released before any network wait.
         let view = service
             .view()
             .await
             .map_err(|e| Failure::transient(format!("the directory could not be read: {e}")))?;
-        sender(&view.directory, reply, settings.from_name)?
+        let own_server = match reply.channel_kind {
+            ChannelKind::Email => view
+                .directory
+                .channels
+                .get(&reply.channel_id)
+                .and_then(|c| c.servers.smtp.clone()),
+            _ => None,
+        };
+        (
+            sender(&view.directory, reply, settings.from_name)?,
+            own_server,
+        )
     };
+    let own_relay = match own_server {
+        Some(server) => Some(channel_relay(settings, &server).await?),
+        None => None,
+    };
+    let relay = own_relay
+        .as_ref()
+        .or(settings.relay.as_ref())
+        .ok_or_else(|| {
+            Failure::transient(
+                "no SMTP relay is configured (smtp_relay_url) and the channel has no SMTP server \
+             of its own",
+            )
+        })?;
     let mut files = Vec::with_capacity(reply.attachments.len());
     for attachment in &reply.attachments {
         let sha256 = &attachment.blob.sha256;
@@ -382,7 +419,43 @@ async fn send(
         files.push(File { attachment, bytes });
     }
     let message = mime::build(reply, headers, from, files).map_err(Failure::permanent)?;
-    settings.relay.send(message).await
+    relay.send(message).await
+}
+
+/// How long one SMTP command to a channel's own server may wait for its answer.
+const CHANNEL_SMTP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection to a channel's own SMTP server, its password opened from the vault.
+async fn channel_relay(settings: &DeliverySettings, server: &SmtpServer) -> Result<Relay, Failure> {
+    let credentials = match (&server.username, server.password_secret) {
+        (Some(user), Some(secret)) => {
+            let vault = settings.vault.as_ref().ok_or_else(|| {
+                Failure::transient("the channel's SMTP password cannot be opened here (no vault)")
+            })?;
+            let password = vault
+                .get(SecretId(secret))
+                .await
+                .map_err(|e| Failure::transient(format!("the channel's SMTP password: {e}")))?
+                .ok_or_else(|| {
+                    Failure::transient(
+                        "the channel's SMTP password is missing: set it again (updateEmailChannel)",
+                    )
+                })?;
+            Some((user.clone(), password.expose().to_owned()))
+        }
+        _ => None,
+    };
+    let url = RelayUrl::new(
+        server.host.clone(),
+        server.port,
+        match server.security {
+            ServerSecurity::Tls => Security::Implicit,
+            ServerSecurity::StartTls => Security::StartTls,
+            ServerSecurity::Plain => Security::None,
+        },
+        credentials,
+    );
+    Relay::new(&url, CHANNEL_SMTP_TIMEOUT).map_err(|e| Failure::transient(e.to_string()))
 }
 
 /// The `From` of `reply`: the address of its channel (an e-mail channel's own; a form's inbox's

@@ -7,11 +7,13 @@
 //! - [`imap`]: IMAP accounts (async-imap over tokio, TLS with rustls): a mailbox hosted
 //!   elsewhere imported into its channel, checkpointed by UIDVALIDITY and last UID in the
 //!   store's cursors, then followed with `IDLE` or by polling. An account is an
-//!   [`imap::ImapAccount`] handed to [`imap::spawn`] for now; accounts will be configured per
-//!   channel through the API later, whose connection test is [`imap::check`].
+//!   [`imap::ImapAccount`] handed to [`imap::spawn`]; [`imap::check`] is the connection test.
+//! - [`accounts`]: the importers of the accounts channels were given through the API, started,
+//!   restarted and stopped as their settings change.
 //!
 //! Depends on the command service and the store contract, not on the API.
 
+pub mod accounts;
 pub mod imap;
 pub mod ingest;
 pub mod parse;

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{TimeDelta, Utc};
 use proto_events::clock::SystemClock;
-use switchboard_api::{ApiSettings, ApiState};
+use switchboard_api::{ApiSettings, ApiState, MailSettings};
 use switchboard_delivery::{DeliverySettings, DeliveryWorker, Relay};
 use switchboard_projector::ProjectionRuntime;
 use switchboard_service::CommandService;
 use switchboard_service::reactor::RoutingReactor;
 use switchboard_store::EventStore;
+use switchboard_store::secret::Vault;
 use tokio::net::TcpListener;
 
 use crate::config::{self, Config};
@@ -78,6 +79,8 @@ pub struct Application {
     )>,
     /// Where importers keep their checkpoints.
     index: Arc<dyn switchboard_store::WriteIndex>,
+    /// The IMAP accounts set through the API are imported (this node runs the workers).
+    accounts: Option<(Arc<CommandService>, Vault)>,
 }
 
 impl Application {
@@ -180,7 +183,19 @@ impl Application {
             }),
             None => None,
         };
-        let delivery = start_delivery(&config, &service)?;
+        let secret_key = config::secret_key(&config)?;
+        if config.postgres_url.is_some() && config.secret_key.is_none() {
+            tracing::warn!(
+                "a PostgreSQL store with a generated secret_key: channel passwords set through \
+                 this node open on this node only; set secret_key on every node"
+            );
+        }
+        let vault = Vault::new(store.secrets(), &secret_key);
+        let delivery = start_delivery(&config, &service, &vault)?;
+        let accounts = config
+            .delivery
+            .worker
+            .then(|| (service.clone(), vault.clone()));
         let read_models = config.read_models_dir();
         let projections = Arc::new(
             ProjectionRuntime::start(store, &read_models, switchboard_read_models::all())
@@ -198,6 +213,12 @@ impl Application {
                 introspection: config.introspection,
                 limits: config.limits.clone(),
                 ready_max_lag: config.ready_max_lag,
+                mail: MailSettings {
+                    secret_key,
+                    relay: config.delivery.relay_url().and_then(Result::ok),
+                    max_message_bytes: config.smtp.max_message_bytes,
+                    ..MailSettings::default()
+                },
             },
         );
         let admin_token = if config.demo {
@@ -220,6 +241,7 @@ impl Application {
             smtp,
             imap,
             index,
+            accounts,
         })
     }
 
@@ -275,9 +297,24 @@ impl Application {
             delivery,
             imap,
             index,
+            accounts,
             ..
         } = self;
         let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
+        let configured: std::collections::HashSet<uuid::Uuid> =
+            imap.iter().map(|(account, _)| account.channel_id).collect();
+        if let Some((service, vault)) = accounts {
+            let mut stopped = smtp_stopped.clone();
+            drop(switchboard_email::accounts::supervise(
+                service,
+                vault,
+                switchboard_email::imap::ImapSettings::default(),
+                configured,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ));
+        }
         for (account, ingester) in imap {
             let mut stopped = smtp_stopped.clone();
             tracing::info!(address = ?account.address, host = %account.host,
@@ -364,32 +401,27 @@ impl Application {
 /// How long one SMTP command to the relay may wait for its answer.
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Starts the delivery worker when this node runs it and a relay is configured; says once, in
-/// the log, why replies will not be sent otherwise.
+/// Starts the delivery worker when this node runs it. Without a relay it still sends the replies
+/// of channels with an SMTP server of their own; the others fail saying no relay is configured.
 fn start_delivery(
     config: &Config,
     service: &Arc<CommandService>,
+    vault: &Vault,
 ) -> anyhow::Result<Option<DeliveryWorker>> {
     if !config.delivery.worker {
         tracing::info!("delivery_worker = false: this node sends no e-mail replies");
         return Ok(None);
     }
-    let Some(url) = config.delivery.relay_url() else {
-        tracing::warn!(
-            "no SMTP relay configured (smtp_relay_url): e-mail replies are recorded but not \
-             delivered"
-        );
-        return Ok(None);
+    let relay = match config.delivery.relay_url() {
+        None => None,
+        Some(Ok(url)) => Some(Relay::new(&url, SMTP_TIMEOUT).context("setting up the SMTP relay")?),
+        Some(Err(message)) => refuse!("{message}"),
     };
-    let url = match url {
-        Ok(url) => url,
-        Err(message) => refuse!("{message}"),
-    };
-    let relay = Relay::new(&url, SMTP_TIMEOUT).context("setting up the SMTP relay")?;
     Ok(Some(DeliveryWorker::spawn(
         service.clone(),
         DeliverySettings {
             relay,
+            vault: Some(vault.clone()),
             retry_for: config.delivery.retry_for,
             from_name: config.delivery.from_name,
             clock: Arc::new(SystemClock),

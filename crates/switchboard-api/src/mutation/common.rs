@@ -250,12 +250,34 @@ fn fingerprint(ctx: &Context<'_>) -> ApiResult<String> {
         if let Some(input) = value.as_object_mut() {
             input.remove("clientMutationId");
         }
+        redact_secrets(value);
     }
     let mut digest = Sha256::new();
     digest.update(field.name().as_bytes());
     digest.update([0]);
     digest.update(canonical(&serde_json::Value::Object(arguments)).as_bytes());
     Ok(hex::encode(digest.finalize()))
+}
+
+/// Input fields that hold secrets: left out of fingerprints, which are kept in the write index
+/// (an unsalted hash of a password could be guessed).
+const SECRET_FIELDS: [&str; 2] = ["password", "ingestSecret"];
+
+/// Replaces every secret field in `value`, at any depth, with a placeholder.
+fn redact_secrets(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            for (name, field) in object.iter_mut() {
+                if SECRET_FIELDS.contains(&name.as_str()) {
+                    *field = serde_json::Value::String("<secret>".to_owned());
+                } else {
+                    redact_secrets(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
 }
 
 /// `value` as JSON text with the keys of every object sorted.

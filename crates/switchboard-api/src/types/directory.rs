@@ -201,4 +201,93 @@ impl Channel {
     async fn inbox_id(&self) -> ID {
         ids::encode(Kind::Inbox, self.0.inbox_id)
     }
+    /// The IMAP mailbox its mail is fetched from; null when none, or when the viewer does not
+    /// manage the channel (admins; the owner of a private account).
+    async fn imap(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ImapServerSettings>> {
+        Ok(self
+            .managed(ctx)
+            .await?
+            .and_then(|servers| servers.imap.clone())
+            .map(ImapServerSettings))
+    }
+    /// The SMTP server its replies are sent through; null when they go through the
+    /// installation's relay, or when the viewer does not manage the channel.
+    async fn smtp(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SmtpServerSettings>> {
+        Ok(self
+            .managed(ctx)
+            .await?
+            .and_then(|servers| servers.smtp.clone())
+            .map(SmtpServerSettings))
+    }
+    /// Whether `POST /ingest/email/{id}` takes mail for it (an ingest secret is set); null when
+    /// the viewer does not manage the channel.
+    async fn http_ingest(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
+        Ok(self
+            .managed(ctx)
+            .await?
+            .map(|servers| servers.ingest_secret.is_some()))
+    }
+}
+
+impl Channel {
+    /// Its servers, if the viewer manages them.
+    async fn managed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<&directory::EmailServers>> {
+        let access = crate::state::access(ctx).await?;
+        Ok(crate::mutation::manages(&access, &self.0).then_some(&self.0.servers))
+    }
+}
+
+/// An e-mail channel's IMAP mailbox. The password is write-only.
+#[derive(Debug, Clone)]
+pub(crate) struct ImapServerSettings(proto_events::event::ImapServer);
+
+#[Object]
+impl ImapServerSettings {
+    /// Host name or IP address.
+    async fn host(&self) -> &str {
+        &self.0.host
+    }
+    /// Port.
+    async fn port(&self) -> i32 {
+        i32::from(self.0.port)
+    }
+    /// How the connection is protected.
+    async fn security(&self) -> crate::mutation::MailServerSecurity {
+        self.0.security.into()
+    }
+    /// The login.
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    /// The mailbox read.
+    async fn mailbox(&self) -> &str {
+        &self.0.mailbox
+    }
+}
+
+/// An e-mail channel's own SMTP server. The password is write-only.
+#[derive(Debug, Clone)]
+pub(crate) struct SmtpServerSettings(proto_events::event::SmtpServer);
+
+#[Object]
+impl SmtpServerSettings {
+    /// Host name or IP address.
+    async fn host(&self) -> &str {
+        &self.0.host
+    }
+    /// Port.
+    async fn port(&self) -> i32 {
+        i32::from(self.0.port)
+    }
+    /// How the connection is protected.
+    async fn security(&self) -> crate::mutation::MailServerSecurity {
+        self.0.security.into()
+    }
+    /// The login for `AUTH`, if any.
+    async fn username(&self) -> Option<&str> {
+        self.0.username.as_deref()
+    }
 }

@@ -20,6 +20,7 @@ use switchboard_domain::channel::ChannelCommand;
 use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::setup::SetupCommand;
 use switchboard_service::{Command, CommandMeta, CommandService};
+use switchboard_store::secret::{MasterKey, Vault};
 use switchboard_store::{EventStore, Position};
 use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
@@ -262,6 +263,11 @@ impl App {
     }
 
     /// Starts the worker with the relay at `url`.
+    /// The vault channel passwords are sealed in (a fixed test key).
+    pub(crate) fn vault(&self) -> Vault {
+        Vault::new(self.store.secrets(), &MasterKey::from_bytes([7; 32]))
+    }
+
     pub(crate) fn worker(&self, url: &str, retry_for: Duration) -> DeliveryWorker {
         self.worker_on(url, retry_for, Arc::new(SystemClock))
     }
@@ -277,7 +283,8 @@ impl App {
         DeliveryWorker::spawn(
             self.service.clone(),
             DeliverySettings {
-                relay,
+                relay: Some(relay),
+                vault: Some(self.vault()),
                 retry_for,
                 from_name: FromName::AgentViaInbox,
                 clock,
