@@ -16,6 +16,7 @@
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
+//! - `upload`: files received as uploads, checked and stored as attachments.
 
 mod channel;
 pub(crate) mod common;
@@ -23,6 +24,7 @@ mod contact;
 mod conversation;
 mod record;
 mod setup;
+mod upload;
 
 use async_graphql::MergedObject;
 
