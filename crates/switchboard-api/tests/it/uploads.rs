@@ -528,3 +528,31 @@ async fn strangers_and_forged_uploads_are_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer:#}");
     assert_eq!(head(&api).await, before);
 }
+
+#[tokio::test]
+async fn a_websocket_mutation_naming_an_upload_is_refused() {
+    use crate::subscriptions::{close_code, connect, next, subscribe};
+
+    let (api, agent, conversation, base) = with_mail(Limits::default()).await;
+    let addr = base
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("an address");
+    let token = format!("Bearer {}", api.token(agent));
+    let mut socket = connect(addr, json!({"Authorization": token})).await;
+    assert_eq!(
+        next(&mut socket).await.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    // No file comes over a WebSocket: a placeholder is a malformed message, never an index
+    // async-graphql would look up.
+    subscribe(
+        &mut socket,
+        "1",
+        SEND_REPLY,
+        json!({"input": {"conversationId": conversation, "bodyText": "x",
+               "attachments": ["#__graphql_file__:0"]}}),
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, Some(4400));
+}
