@@ -81,7 +81,9 @@ def main():
     if not blocks:
         fail("the README has no curl example")
     placeholders = {}
-    prelude = ""
+    # The first block's prelude defines `gql`, which the userErrors checks below use; later
+    # blocks may define other helpers instead.
+    first_prelude = None
     ran = 0
     for block in blocks:
         paragraphs = [p for p in re.split(r"\n\s*\n", block) if p.strip()]
@@ -89,6 +91,7 @@ def main():
         prelude = prelude.replace(README_ADDRESS, url)
         if prelude == paragraphs[0]:
             fail(f"the example's prelude sets no TOKEN nor {README_ADDRESS}:\n{paragraphs[0]}")
+        first_prelude = first_prelude or prelude
         for paragraph in paragraphs[1:]:
             command = "\n".join(
                 line for line in paragraph.splitlines() if not line.lstrip().startswith("#")
@@ -119,7 +122,7 @@ def main():
             "{ userErrors { field message code } } }"
         )
         body = json.dumps({"query": query, "variables": {"input": fields}})
-        answer = run(prelude, f"gql -d {shell_quote(body)}")
+        answer = run(first_prelude, f"gql -d {shell_quote(body)}")
         if answer.get("errors"):
             fail(f"{name} answered {json.dumps(answer, indent=2)}")
         return answer["data"][name]["userErrors"]

@@ -5,7 +5,9 @@
 //!   `Switchboard-Consistency-Token` header makes the request wait for the read models (see
 //!   [`crate::consistency`]). Batched requests are refused; bodies are capped. Responses follow
 //!   GraphQL over HTTP: `application/json` or `application/graphql-response+json` as the
-//!   `Accept` header asks, with that type's status codes (see [`respond`]).
+//!   `Accept` header asks, with that type's status codes (see [`respond`]). File uploads come
+//!   as GraphQL multipart requests (`multipart/form-data`, signed-in users only, bounded by the
+//!   upload limits; see [`multipart`]).
 //! - `GET /graphql/ws`: subscriptions over `graphql-transport-ws` (and the legacy
 //!   `graphql-ws`), authenticated by the `connection_init` payload
 //!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`), closed with the
@@ -22,8 +24,8 @@ use async_graphql::http::{GraphiQLSource, WebSocketProtocols};
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -37,6 +39,7 @@ use crate::error::ApiError;
 use crate::schema::{self, ParsedDocuments, SwitchboardSchema};
 use crate::state::{ApiState, Introspection};
 
+mod multipart;
 mod respond;
 mod websocket;
 
@@ -63,7 +66,6 @@ pub fn router(state: ApiState) -> Router {
     let body_limit = state.inner().limits.max_body_bytes;
     Router::new()
         .route("/", get(graphiql))
-        .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
@@ -79,6 +81,9 @@ pub fn router(state: ApiState) -> Router {
                     state.inner().mail.max_message_bytes,
                 )),
         )
+        // Added after the body limit: the GraphQL endpoint bounds its bodies itself, JSON by
+        // `max_body_bytes`, multipart uploads by the upload limits (see `graphql`).
+        .route("/graphql", get(graphiql).post(graphql))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(App {
             schema,
@@ -120,30 +125,47 @@ async fn graphiql() -> Html<String> {
     )
 }
 
-async fn graphql(
-    State(app): State<App>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
-) -> Response {
+async fn graphql(State(app): State<App>, request: Request) -> Response {
     let inner = app.state.inner();
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers.clone();
     let media = MediaType::negotiate(&headers);
-    let request = match request {
-        Ok(request) => request,
-        Err(GraphQLRejection(error)) => {
-            return respond::unreadable(media, &error, inner.limits.max_body_bytes);
-        }
-    };
-    // GraphQL over HTTP requests are JSON; anything else (no content type, text/plain, a
-    // multipart upload) gets a 4xx rather than a guess.
-    if !respond::is_json(&headers) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let multipart = multipart::is_multipart(&content_type);
+    // GraphQL over HTTP requests are JSON, or multipart uploads; anything else (no content
+    // type, text/plain) gets a 4xx rather than a guess.
+    if !multipart && !respond::is_json(&headers) {
         return respond::refused(
             media,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the request's Content-Type must be application/json",
+            "the request's Content-Type must be application/json (or multipart/form-data for \
+             file uploads)",
         );
     }
-    if request.0.query.trim().is_empty() {
-        return respond::refused(media, StatusCode::BAD_REQUEST, "the request has no query");
+    let body_limit = if multipart {
+        multipart::body_limit(&inner.limits)
+    } else {
+        inner.limits.max_body_bytes
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > body_limit as u64) {
+        let message = if multipart {
+            format!(
+                "the request body is larger than {body_limit} bytes: files may have {} bytes \
+                 together, {} each",
+                inner.limits.max_upload_bytes, inner.limits.max_upload_file_bytes
+            )
+        } else {
+            format!("the request body is larger than {body_limit} bytes")
+        };
+        return respond::refused(media, StatusCode::PAYLOAD_TOO_LARGE, message);
     }
     let auth = inner
         .authenticate(
@@ -152,6 +174,40 @@ async fn graphql(
                 .and_then(|v| v.to_str().ok()),
         )
         .await;
+    let request = if multipart {
+        // Files are received for signed-in users only: a stranger's (or a forged cross-site
+        // form's, see `multipart`) body is not read at all.
+        if let Authentication::Refused(why) = &auth {
+            return respond::refused_with(
+                media,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                format!("uploads need a token: {why}"),
+            );
+        }
+        match multipart::read(&content_type, body, &inner.limits).await {
+            Ok(request) => request,
+            Err(refused) => return respond::refused(media, refused.status, refused.message),
+        }
+    } else {
+        let limited = Body::new(http_body_util::Limited::new(body, body_limit));
+        let request = Request::from_parts(parts, limited);
+        let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+            Ok(request) => request.into_inner(),
+            Err(GraphQLRejection(error)) => {
+                return respond::unreadable(media, &error, body_limit);
+            }
+        };
+        // A JSON request carries no files: it may not name one (the multipart reader checks
+        // its `operations` the same way).
+        if let Some(refused) = multipart::forged_upload(&request) {
+            return respond::refused(media, refused.status, refused.message);
+        }
+        request
+    };
+    if request.query.trim().is_empty() {
+        return respond::refused(media, StatusCode::BAD_REQUEST, "the request has no query");
+    }
     if let Some(token) = headers.get(consistency::HEADER) {
         let token = token.to_str().unwrap_or_default();
         if let Err(error) = wait_for_token(&app.state, token).await {
@@ -161,7 +217,7 @@ async fn graphql(
     }
     // Read once any token's write is visible: what this request reads includes this.
     let read_from = consistency::ReadFrom(inner.projections.included());
-    let mut request = request.into_inner().data(auth.clone()).data(read_from);
+    let mut request = request.data(auth.clone()).data(read_from);
     let prepared = app.parsed.parse(
         &request.query,
         request.operation_name.as_deref(),

@@ -17,6 +17,7 @@
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
+//! - `upload`: files received as uploads, checked and stored as attachments.
 
 mod channel;
 pub(crate) mod common;
@@ -27,6 +28,7 @@ mod mail;
 pub(crate) use mail::{MailServerSecurity, manages};
 mod record;
 mod setup;
+mod upload;
 
 use async_graphql::MergedObject;
 

@@ -31,8 +31,15 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Most aliased fields in one document.
     pub max_aliases: usize,
-    /// Largest request body, in bytes.
+    /// Largest request body, in bytes (a JSON request; for a multipart upload, its
+    /// `operations` and `map` parts each).
     pub max_body_bytes: usize,
+    /// Largest file of a multipart upload (GraphQL multipart request spec), in bytes.
+    pub max_upload_file_bytes: usize,
+    /// Largest sum of the files of one multipart upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// Most files in one multipart upload.
+    pub max_upload_files: usize,
     /// Largest `first`/`last` of a connection.
     pub max_page_size: usize,
     /// Page size when neither `first` nor `last` is given.
@@ -59,6 +66,10 @@ impl Default for Limits {
             max_complexity: 5_000,
             max_aliases: 30,
             max_body_bytes: 1 << 20,
+            // What mail providers commonly take in one message (before base64).
+            max_upload_file_bytes: 25 << 20,
+            max_upload_bytes: 25 << 20,
+            max_upload_files: 20,
             max_page_size: 100,
             default_page_size: 20,
             consistency_wait: Duration::from_secs(5),

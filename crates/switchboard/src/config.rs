@@ -443,6 +443,9 @@ struct FileLimits {
     max_complexity: Option<usize>,
     max_aliases: Option<usize>,
     max_body_bytes: Option<usize>,
+    max_upload_file_bytes: Option<usize>,
+    max_upload_bytes: Option<usize>,
+    max_upload_files: Option<usize>,
     max_page_size: Option<usize>,
     default_page_size: Option<usize>,
     consistency_wait: Option<String>,
@@ -671,6 +674,15 @@ impl Config {
         if let Some(v) = f.max_body_bytes {
             l.max_body_bytes = v;
         }
+        if let Some(v) = f.max_upload_file_bytes {
+            l.max_upload_file_bytes = v;
+        }
+        if let Some(v) = f.max_upload_bytes {
+            l.max_upload_bytes = v;
+        }
+        if let Some(v) = f.max_upload_files {
+            l.max_upload_files = v;
+        }
         if let Some(v) = f.max_page_size {
             l.max_page_size = v;
         }
@@ -794,6 +806,12 @@ impl Config {
             ("SWITCHBOARD_MAX_COMPLEXITY", &mut l.max_complexity),
             ("SWITCHBOARD_MAX_ALIASES", &mut l.max_aliases),
             ("SWITCHBOARD_MAX_BODY_BYTES", &mut l.max_body_bytes),
+            (
+                "SWITCHBOARD_MAX_UPLOAD_FILE_BYTES",
+                &mut l.max_upload_file_bytes,
+            ),
+            ("SWITCHBOARD_MAX_UPLOAD_BYTES", &mut l.max_upload_bytes),
+            ("SWITCHBOARD_MAX_UPLOAD_FILES", &mut l.max_upload_files),
             ("SWITCHBOARD_MAX_PAGE_SIZE", &mut l.max_page_size),
             ("SWITCHBOARD_DEFAULT_PAGE_SIZE", &mut l.default_page_size),
         ] {
@@ -929,6 +947,9 @@ impl Config {
             ("limits.max_complexity", l.max_complexity),
             ("limits.max_aliases", l.max_aliases),
             ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_upload_file_bytes", l.max_upload_file_bytes),
+            ("limits.max_upload_bytes", l.max_upload_bytes),
+            ("limits.max_upload_files", l.max_upload_files),
             ("limits.max_page_size", l.max_page_size),
             ("limits.default_page_size", l.default_page_size),
         ] {

@@ -132,11 +132,21 @@ pub(crate) fn refused(
     status: StatusCode,
     message: impl Into<String>,
 ) -> Response {
+    refused_with(media, status, "BAD_USER_INPUT", message)
+}
+
+/// A request refused before it was read: `status`, and one error with `message` and `code`.
+pub(crate) fn refused_with(
+    media: MediaType,
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> Response {
     let mut error = ServerError::new(message, None);
     error
         .extensions
         .get_or_insert_with(Default::default)
-        .set("code", "BAD_USER_INPUT");
+        .set("code", code);
     let errors = [error];
     let body = Body {
         data: None,

@@ -7,7 +7,8 @@
 //! reads go through [`Tracker::admit`] first, which ends the connection with the protocol's
 //! code before the engine sees a violation:
 //!
-//! - 4400 Bad Request: a message that is not one of the protocol's;
+//! - 4400 Bad Request: a message that is not one of the protocol's (or names an uploaded
+//!   file, which only HTTP carries);
 //! - 4401 Unauthorized: a `subscribe` before the connection was acknowledged;
 //! - 4403 Forbidden: `connection_init` refused (no or a bad token);
 //! - 4408 Connection initialisation timeout: no `connection_init` within the bound;
@@ -76,6 +77,24 @@ impl Tracker {
     }
 }
 
+/// `message`, unless it is a `subscribe` whose request names an uploaded file: no file comes
+/// over a WebSocket, and async-graphql trusts the placeholder (a wrong index panics; see
+/// `multipart::forged_upload`), so such a message is malformed (4400).
+fn without_uploads(
+    message: serde_json::Result<ClientMessage>,
+) -> serde_json::Result<ClientMessage> {
+    match message {
+        Ok(ClientMessage::Start { payload, .. })
+            if super::multipart::forged_upload(&payload).is_some() =>
+        {
+            Err(serde::de::Error::custom(
+                "files are uploaded over HTTP, not over a WebSocket",
+            ))
+        }
+        other => other,
+    }
+}
+
 fn close(code: u16, reason: &str) -> Message {
     // A close frame's reason is at most 123 bytes.
     let mut end = reason.len().min(123);
@@ -106,8 +125,12 @@ pub(super) async fn serve(
         .take_while(|received| future::ready(received.is_ok()))
         .filter_map(|received| {
             future::ready(match received {
-                Ok(Message::Text(text)) => Some(ClientMessage::from_bytes(text.as_bytes())),
-                Ok(Message::Binary(bytes)) => Some(ClientMessage::from_bytes(bytes)),
+                Ok(Message::Text(text)) => {
+                    Some(without_uploads(ClientMessage::from_bytes(text.as_bytes())))
+                }
+                Ok(Message::Binary(bytes)) => {
+                    Some(without_uploads(ClientMessage::from_bytes(bytes)))
+                }
                 _ => None,
             })
         })

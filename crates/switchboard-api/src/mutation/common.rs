@@ -48,6 +48,20 @@ pub(crate) struct Executed {
 }
 
 impl Executed {
+    /// A mutation refused before its command ran (nothing was written), with `errors`.
+    pub(crate) fn refused(client_mutation_id: Option<String>, errors: Vec<UserError>) -> Executed {
+        Executed {
+            result: MutationResult {
+                client_mutation_id,
+                user_errors: errors,
+                version: None,
+                consistency_token: None,
+                replayed: false,
+            },
+            outcome: None,
+        }
+    }
+
     /// Whether the command succeeded.
     pub(crate) fn ok(&self) -> bool {
         self.outcome.is_some()
@@ -125,6 +139,9 @@ pub(crate) struct RunOptions {
     /// Input fields the write side names differently, as `(domain name, input name)` pairs:
     /// `userErrors` name the input's field, so a form can show the error beside it.
     pub(crate) renames: &'static [(&'static str, &'static str)],
+    /// The SHA-256 of each uploaded file of the arguments, by its upload's index (see
+    /// [`fingerprint`]).
+    pub(crate) files: Vec<(usize, String)>,
 }
 
 /// Executes `command` as the viewer. Business-rule failures come back as `userErrors`;
@@ -148,7 +165,7 @@ pub(crate) async fn run(
         idempotency_key: client_mutation_id.clone(),
         fingerprint: client_mutation_id
             .as_ref()
-            .map(|_| fingerprint(ctx))
+            .map(|_| fingerprint(ctx, &options.files))
             .transpose()?,
         expected_version: options.expected_version,
     };
@@ -202,8 +219,24 @@ pub(crate) async fn minted_id(
     ctx: &Context<'_>,
     client_mutation_id: Option<&str>,
 ) -> ApiResult<Uuid> {
+    minted_id_with_files(ctx, client_mutation_id, &[]).await
+}
+
+/// [`minted_id`] for a mutation whose arguments carry uploaded files, `files` being their
+/// SHA-256 by upload index (as [`RunOptions::files`]).
+pub(crate) async fn minted_id_with_files(
+    ctx: &Context<'_>,
+    client_mutation_id: Option<&str>,
+    files: &[(usize, String)],
+) -> ApiResult<Uuid> {
     let me = viewer(ctx).await?;
-    minted_id_by(ctx, &Actor::User { id: me.user_id }, client_mutation_id).await
+    minted_id_for(
+        ctx,
+        &Actor::User { id: me.user_id },
+        client_mutation_id,
+        files,
+    )
+    .await
 }
 
 /// [`minted_id`] for a command sent as `actor` (an admin standing in for a channel: the key's
@@ -212,6 +245,15 @@ pub(crate) async fn minted_id_by(
     ctx: &Context<'_>,
     actor: &Actor,
     client_mutation_id: Option<&str>,
+) -> ApiResult<Uuid> {
+    minted_id_for(ctx, actor, client_mutation_id, &[]).await
+}
+
+async fn minted_id_for(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    client_mutation_id: Option<&str>,
+    files: &[(usize, String)],
 ) -> ApiResult<Uuid> {
     let Some(key) = client_mutation_id else {
         return Ok(Uuid::now_v7());
@@ -222,7 +264,7 @@ pub(crate) async fn minted_id_by(
     for part in [
         me.user_id.as_bytes().as_slice(),
         key.as_bytes(),
-        fingerprint(ctx)?.as_bytes(),
+        fingerprint(ctx, files)?.as_bytes(),
     ] {
         name.extend_from_slice(&(part.len() as u64).to_le_bytes());
         name.extend_from_slice(part);
@@ -233,8 +275,10 @@ pub(crate) async fn minted_id_by(
 
 /// What a `clientMutationId` is bound to: SHA-256 of the mutation's name and its arguments
 /// (variables substituted, object keys sorted, the key itself left out), so that the same
-/// request sent again is a repeat and any other one a misuse of the key.
-fn fingerprint(ctx: &Context<'_>) -> ApiResult<String> {
+/// request sent again is a repeat and any other one a misuse of the key. An uploaded file stands
+/// in the arguments as its upload's index; `files` replaces it with the file's SHA-256, so that
+/// the same files make the same request wherever they are in the multipart body.
+fn fingerprint(ctx: &Context<'_>, files: &[(usize, String)]) -> ApiResult<String> {
     use sha2::{Digest, Sha256};
 
     let field = ctx.field();
@@ -251,6 +295,7 @@ fn fingerprint(ctx: &Context<'_>) -> ApiResult<String> {
             input.remove("clientMutationId");
         }
         redact_secrets(value);
+        name_files(value, files);
     }
     let mut digest = Sha256::new();
     digest.update(field.name().as_bytes());
@@ -276,6 +321,27 @@ fn redact_secrets(value: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
+/// Replaces the uploads in `value` (async-graphql's `#__graphql_file__:<index>` strings) with
+/// `sha256:<hash>` of their files, by `files`.
+fn name_files(value: &mut serde_json::Value, files: &[(usize, String)]) {
+    match value {
+        serde_json::Value::String(s) => {
+            let hash = s
+                .strip_prefix("#__graphql_file__:")
+                .and_then(|index| index.parse::<usize>().ok())
+                .and_then(|index| files.iter().find(|(i, _)| *i == index));
+            if let Some((_, hash)) = hash {
+                *s = format!("sha256:{hash}");
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| name_files(v, files)),
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().for_each(|v| name_files(v, files));
+        }
         _ => {}
     }
 }

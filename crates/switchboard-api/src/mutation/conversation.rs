@@ -16,7 +16,7 @@
 //! the system actor with the component `api:user:<admin id>`, so the audit trail names the admin
 //! who sent them, and a `clientMutationId` is the admin's own.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Upload};
 use proto_events::DomainEvent;
 use proto_events::event::{
     Assignee, ChannelConfig, EmailHeaders, FormField, Identity, InboundMessage,
@@ -29,10 +29,11 @@ use uuid::Uuid;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::mutation::common::{
-    Executed, RunOptions, acting_for, decode_all, minted_id, minted_id_by, payload, require_admin,
-    run, settle,
+    Executed, RunOptions, acting_for, decode_all, minted_id, minted_id_by, minted_id_with_files,
+    payload, require_admin, run, settle,
 };
 use crate::mutation::contact::ContactIdentityInput;
+use crate::mutation::upload;
 use crate::state::state;
 use crate::types::conversation::Conversation;
 
@@ -56,6 +57,15 @@ pub(crate) struct SendReplyInput {
     body_html: Option<String>,
     /// The subject (e-mail only); by default `Re:` the conversation's subject.
     subject: Option<String>,
+    /// Files to attach (e-mail only: a reply on another channel with files is refused). Send
+    /// them with the GraphQL multipart request spec: `multipart/form-data` with the parts
+    /// `operations`, `map` and one per file, each in the `Upload` variable the map names. Each
+    /// file is kept with its name (without directories or control characters) and content type
+    /// (`application/octet-stream` when it gives none usable). An empty file is refused in
+    /// `userErrors` naming it (`["input", "attachments", "0"]`); a request with more or larger
+    /// files than the server's limits (by default 20 files, 25 MiB each and in all) is refused
+    /// with HTTP 413 before anything is kept.
+    attachments: Option<Vec<Upload>>,
     /// The conversation's `version` the reply was written against. Without it, a reply to a
     /// conversation that changed meanwhile (say, the customer wrote again) also fails with
     /// CONFLICT rather than being sent blindly.
@@ -401,21 +411,37 @@ const ASSIGNEE: &[(&str, &str)] = &[("to", "assigneeId")];
 #[Object]
 impl ConversationMutation {
     /// Replies to the customer through the conversation's channel (e-mail with threading
-    /// headers, or chat). Replying to a closed conversation does not reopen it.
+    /// headers and any attachments, or chat). Replying to a closed conversation does not
+    /// reopen it.
     async fn send_reply(
         &self,
         ctx: &Context<'_>,
         input: SendReplyInput,
     ) -> async_graphql::Result<SendReplyPayload> {
-        let message_id = minted_id(ctx, input.client_mutation_id.as_deref()).await?;
+        let uploads = input.attachments.unwrap_or_default();
+        let files = match upload::receive(ctx, "attachments", &uploads).await? {
+            Ok(files) => files,
+            Err(errors) => {
+                return Ok(SendReplyPayload {
+                    result: Executed::refused(input.client_mutation_id, errors).result,
+                    conversation: None,
+                    message_id: None,
+                });
+            }
+        };
+        let message_id =
+            minted_id_with_files(ctx, input.client_mutation_id.as_deref(), &files.hashes).await?;
         let command = ConversationCommand::SendReply {
             message_id,
             body_text: input.body_text,
             body_html: input.body_html,
             subject: input.subject,
-            attachments: Vec::new(),
+            attachments: files.attachments,
         };
-        let options = options(input.expected_version, &[]);
+        let options = RunOptions {
+            files: files.hashes,
+            ..options(input.expected_version, &[])
+        };
         let executed = act(
             ctx,
             input.client_mutation_id,

@@ -337,7 +337,8 @@ impl TimelineEntry {
             })
             .collect()
     }
-    /// The message's attachments and inline images (messages, filtered messages).
+    /// The message's attachments and inline images (messages, filtered messages; a reply's
+    /// files as it was sent with them).
     async fn attachments(&self) -> Vec<MessageAttachment> {
         self.files()
             .attachments

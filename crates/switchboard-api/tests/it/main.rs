@@ -18,3 +18,4 @@ mod protocol;
 mod schema;
 mod subscriptions;
 mod tokens;
+mod uploads;

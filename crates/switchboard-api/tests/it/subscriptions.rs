@@ -317,7 +317,7 @@ async fn send(socket: &mut Socket, message: String) {
 
 /// The close code the server ends the connection with (within a deadline), skipping other
 /// messages; `None` when it ends without a close frame.
-async fn close_code(socket: &mut Socket) -> Option<u16> {
+pub(crate) async fn close_code(socket: &mut Socket) -> Option<u16> {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await

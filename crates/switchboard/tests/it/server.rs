@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use mail_parser::MimeHeaders;
 use tempfile::TempDir;
 
 use crate::support::text;
@@ -820,7 +821,8 @@ fn header_of(mail: &str, name: &str) -> Option<String> {
 
 /// Team e-mail end to end through the real binary and servers nobody here wrote: swaks sends
 /// to the SMTP listener, routing assigns the conversation, the agent replies through GraphQL,
-/// the reply reaches the relay (aiosmtpd) threaded to the customer's mail, the conversation is
+/// with a file uploaded as a GraphQL multipart request, the reply reaches the relay (aiosmtpd)
+/// threaded to the customer's mail with that file byte for byte, the conversation is
 /// closed, and the customer's answer to the reply (In-Reply-To) reopens that same conversation.
 #[tokio::test]
 async fn mail_in_reply_out_and_the_customers_answer_reopens_the_conversation() {
@@ -939,12 +941,54 @@ async fn mail_in_reply_out_and_the_customers_answer_reopens_the_conversation() {
     };
     let id = conversation["id"].as_str().unwrap().to_owned();
 
-    let replied = run(format!(
-        r#"mutation {{ sendReply(input: {{conversationId: "{id}", bodyText: "400 EUR a month."}}) {{ userErrors {{ message }} }} }}"#
-    ))
-    .await;
-    assert_eq!(replied["sendReply"]["userErrors"], serde_json::json!([]));
+    // The reply carries a file uploaded as a GraphQL multipart request.
+    let quote: Vec<u8> = b"%PDF-1.7\r\n"
+        .iter()
+        .copied()
+        .chain((0..=255_u8).cycle().take(40_000))
+        .collect();
+    let operations = serde_json::json!({
+        "query": "mutation($input: SendReplyInput!) { sendReply(input: $input) { userErrors { message } } }",
+        "variables": {"input": {"conversationId": id, "bodyText": "400 EUR a month.", "attachments": [null]}},
+    });
+    let boundary = "e2e-upload-3b7d";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{\"0\": [\"variables.input.attachments.0\"]}}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"quote.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&quote);
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    let replied: serde_json::Value = client
+        .post(server.url("/graphql"))
+        .bearer_auth(&token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        replied["data"]["sendReply"]["userErrors"],
+        serde_json::json!([]),
+        "{replied}"
+    );
     let reply = relayed(mails.path(), 1).await;
+    // What the relay took, read by a MIME parser: the uploaded file, byte for byte.
+    let parsed = mail_parser::MessageParser::default()
+        .parse(reply.as_bytes())
+        .expect("a MIME message");
+    assert_eq!(parsed.attachment_count(), 1, "{reply}");
+    let attachment = parsed.attachment(0).expect("the attachment");
+    assert_eq!(attachment.attachment_name(), Some("quote.pdf"));
+    assert_eq!(attachment.contents(), quote.as_slice(), "byte for byte");
     assert_eq!(
         header_of(&reply, "To").as_deref(),
         Some("grace@customer.test"),
