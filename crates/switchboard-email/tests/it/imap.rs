@@ -3,8 +3,6 @@
 //! user in a passwd file, maildirs in the test's temporary directory. Messages reach the mailbox
 //! by `APPEND` from a second IMAP client.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_imap::types::Flag;
@@ -17,238 +15,31 @@ use switchboard_email::imap::{
     Password, TlsMode,
 };
 use switchboard_service::{Command as ServiceCommand, CommandMeta};
-use tempfile::TempDir;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::dovecot::{Dovecot, PASSWORD, USER, dovecot_available};
 use crate::support::{ADMIN, INBOX, Mailroom, mailroom};
 
-const DOVECOT: &str = "/usr/sbin/dovecot";
 /// How long a test waits for something asynchronous before failing.
 const DEADLINE: Duration = Duration::from_secs(20);
 /// How long the wrong-password test waits for two more refusals, which Dovecot delays.
 const LOGIN_DEADLINE: Duration = Duration::from_secs(60);
 /// The admin's private account, connected by each test.
 const PRIVATE: Uuid = Uuid::from_u128(33);
-const USER: &str = "admin";
-const PASSWORD: &str = "correct horse battery staple";
 
-/// Whether Dovecot can run here: installed, and this process is root (the configuration runs
-/// the mail processes as Debian's `dovecot` user). Without it the test is skipped, loudly,
-/// unless `SWITCHBOARD_REQUIRE_TOOLS=1` (as `.ci/run` sets, after installing it) makes that a
-/// failure.
-fn dovecot_available() -> bool {
-    let installed = Path::new(DOVECOT).exists();
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
-    if !(installed && root) {
-        let why = if installed {
-            "the tests start it as root, and this is not root"
-        } else {
-            "it is not installed: apt-get install dovecot-imapd"
-        };
-        assert!(
-            std::env::var("SWITCHBOARD_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "Dovecot is required (SWITCHBOARD_REQUIRE_TOOLS=1) but cannot run: {why}"
-        );
-        eprintln!("SKIPPED: Dovecot (Debian package `dovecot-imapd`) cannot run: {why}");
-    }
-    installed && root
-}
-
-/// A Dovecot of the test's own, stopped when dropped.
-struct Dovecot {
-    child: Child,
-    dir: TempDir,
-    port: u16,
-}
-
-impl Dovecot {
-    /// Starts Dovecot with one user, `USER` with `PASSWORD`, and waits until it greets.
-    fn start() -> Dovecot {
-        // Another process may take the free port between our probe and Dovecot's bind.
-        for _ in 0..5 {
-            if let Some(dovecot) = Dovecot::try_start() {
-                return dovecot;
-            }
-        }
-        panic!("Dovecot did not start in five attempts");
-    }
-
-    fn try_start() -> Option<Dovecot> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path();
-        // The login and mail processes drop root: they must reach the run and mail directories.
-        let open = |path: &Path, mode| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .expect("permissions");
-        };
-        open(root, 0o755);
-        std::fs::create_dir(root.join("mail")).expect("mail dir");
-        open(&root.join("mail"), 0o777);
-        std::fs::write(
-            root.join("users"),
-            format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
-        )
-        .expect("users");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let root_str = root.display();
-        let config = format!(
-            "base_dir = {root_str}/run
-state_dir = {root_str}/state
-log_path = {root_str}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-default_internal_user = dovecot
-default_login_user = dovenull
-first_valid_uid = 1
-mail_location = maildir:{root_str}/mail/%u/Maildir
-# Notice new mail within a second even where inotify is unavailable.
-mailbox_idle_check_interval = 1 secs
-# Refuse a wrong password at once: no delay, no growing penalty for the same address.
-auth_failure_delay = 0 secs
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root_str}/users
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={root_str}/mail/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-"
-        );
-        let config_path = root.join("dovecot.conf");
-        std::fs::write(&config_path, config).expect("config");
-        let output = std::fs::File::create(root.join("dovecot.out")).expect("output file");
-        let child = Command::new(DOVECOT)
-            .arg("-F")
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().expect("output file"))
-            .stderr(output)
-            .spawn()
-            .expect("dovecot starts");
-        let mut dovecot = Dovecot { child, dir, port };
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(Some(status)) = dovecot.child.try_wait() {
-                let log = dovecot.log();
-                if log.contains("Address already in use") {
-                    return None;
-                }
-                panic!("dovecot exited with {status}:\n{log}");
-            }
-            if greets(port) {
-                return Some(dovecot);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not greet in time:\n{}",
-                dovecot.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// What Dovecot printed and logged.
-    fn log(&self) -> String {
-        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}", read("dovecot.out"), read("dovecot.log"))
-    }
-
-    /// The admin's account on this server, feeding the private channel.
-    fn account(&self, password: &str) -> ImapAccount {
-        let mut account = ImapAccount::new(
-            PRIVATE,
-            "127.0.0.1",
-            self.port,
-            TlsMode::Plain,
-            USER,
-            Password::new(password),
-        );
-        account.address = Some("admin@mail.acme.test".to_owned());
-        account
-    }
-
-    /// A second client, logged in.
-    async fn client(&self) -> async_imap::Session<TcpStream> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .expect("connect");
-        let mut client = async_imap::Client::new(tcp);
-        client
-            .read_response()
-            .await
-            .expect("greeting")
-            .expect("greeting");
-        client
-            .login(USER, PASSWORD)
-            .await
-            .map_err(|(e, _)| e)
-            .expect("login")
-    }
-
-    /// Appends `messages` to `mailbox` through a second client.
-    async fn append(&self, mailbox: &str, messages: &[Vec<u8>]) {
-        let mut session = self.client().await;
-        for raw in messages {
-            session
-                .append(mailbox, None, None, raw)
-                .await
-                .expect("append");
-        }
-        session.logout().await.expect("logout");
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        // SIGTERM lets the master stop its login, auth and mail processes; SIGKILL if it hangs.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether an IMAP server on `port` greets.
-fn greets(port: u16) -> bool {
-    use std::io::Read;
-    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut greeting = [0u8; 4];
-    tcp.read_exact(&mut greeting).is_ok() && &greeting == b"* OK"
+/// The admin's account on `dovecot`, feeding the private channel.
+fn account_on(dovecot: &Dovecot, password: &str) -> ImapAccount {
+    let mut account = ImapAccount::new(
+        PRIVATE,
+        "127.0.0.1",
+        dovecot.port,
+        TlsMode::Plain,
+        USER,
+        Password::new(password),
+    );
+    account.address = Some("admin@mail.acme.test".to_owned());
+    account
 }
 
 /// A plain message from Ada with `subject` and `body`.
@@ -383,7 +174,7 @@ async fn a_private_mailbox_is_imported_without_marking_anything_seen() {
     let room = room_with_private_account().await;
     dovecot.append("INBOX", &three_mails()).await;
 
-    let (importer, stopper) = start(&room, dovecot.account(PASSWORD));
+    let (importer, stopper) = start(&room, account_on(&dovecot, PASSWORD));
     let status = wait_for(&importer, "three messages imported", idle_at(3)).await;
     assert_eq!((status.fetched, status.recorded), (3, 3));
 
@@ -431,12 +222,12 @@ async fn a_restarted_importer_neither_fetches_nor_records_anything_again() {
     let dovecot = Dovecot::start();
     let room = room_with_private_account().await;
     dovecot.append("INBOX", &three_mails()).await;
-    let probe = imap::check(&dovecot.account(PASSWORD), &settings())
+    let probe = imap::check(&account_on(&dovecot, PASSWORD), &settings())
         .await
         .expect("the account answers");
     assert_eq!(probe.messages, 3);
 
-    let (first, stopper) = start(&room, dovecot.account(PASSWORD));
+    let (first, stopper) = start(&room, account_on(&dovecot, PASSWORD));
     wait_for(&first, "three messages imported", idle_at(3)).await;
     stop(first, stopper).await;
 
@@ -458,7 +249,7 @@ async fn a_restarted_importer_neither_fetches_nor_records_anything_again() {
     assert_eq!(json["last_uid"], 3);
     assert_eq!(json["uid_validity"], probe.uid_validity);
 
-    let (second, stopper) = start(&room, dovecot.account(PASSWORD));
+    let (second, stopper) = start(&room, account_on(&dovecot, PASSWORD));
     let status = wait_for(&second, "up to date again", |s| s.state == ImapState::Idle).await;
     assert_eq!(status.checkpoint, Some(expected));
     assert_eq!(
@@ -480,7 +271,7 @@ async fn a_message_appended_while_running_arrives_through_idle() {
     dovecot
         .append("INBOX", &[mail("first@customer.example", "First", "Hello")])
         .await;
-    let (importer, stopper) = start(&room, dovecot.account(PASSWORD));
+    let (importer, stopper) = start(&room, account_on(&dovecot, PASSWORD));
     let status = wait_for(&importer, "waiting in IDLE", idle_at(1)).await;
     assert_eq!(status.idle_offered, Some(true), "Dovecot offers IDLE");
 
@@ -525,7 +316,7 @@ async fn a_wrong_password_is_reported_and_retried_without_a_panic() {
     let room = room_with_private_account().await;
     let wrong = "not-the-password-1234";
 
-    let refused = imap::check(&dovecot.account(wrong), &settings()).await;
+    let refused = imap::check(&account_on(&dovecot, wrong), &settings()).await;
     let Err(ImapError::Login(reason)) = &refused else {
         panic!("expected a refused login, got {refused:?}");
     };
@@ -536,7 +327,7 @@ async fn a_wrong_password_is_reported_and_retried_without_a_panic() {
         "{reason}"
     );
 
-    let (importer, stopper) = start(&room, dovecot.account(wrong));
+    let (importer, stopper) = start(&room, account_on(&dovecot, wrong));
     // Dovecot's penalty for failed logins from one address doubles with every one (2, 4, … s).
     let status = wait_within(LOGIN_DEADLINE, &importer, "the login failed twice", |s| {
         matches!(&s.state, ImapState::Failed { error: ImapError::Login(_), attempts, .. } if *attempts >= 2)
@@ -565,7 +356,7 @@ async fn a_new_uid_validity_imports_again_from_uid_1_without_duplicates() {
     client.create("Support").await.expect("create");
     let mails = three_mails();
     dovecot.append("Support", &mails[..2]).await;
-    let mut account = dovecot.account(PASSWORD);
+    let mut account = account_on(&dovecot, PASSWORD);
     account.mailbox = "Support".to_owned();
     let before = imap::check(&account, &settings()).await.expect("probe");
 
@@ -594,4 +385,121 @@ async fn a_new_uid_validity_imports_again_from_uid_1_without_duplicates() {
     );
     assert_eq!(received(&room).await.len(), 3);
     stop(second, stopper).await;
+}
+
+/// Waits until the supervisor's running importers are exactly `channels`.
+async fn running(accounts: &switchboard_email::accounts::Accounts, channels: &[Uuid]) {
+    let mut statuses = accounts.statuses.clone();
+    let mut wanted: Vec<Uuid> = channels.to_vec();
+    wanted.sort();
+    tokio::time::timeout(
+        DEADLINE,
+        statuses.wait_for(|running| {
+            let mut ids: Vec<Uuid> = running.keys().copied().collect();
+            ids.sort();
+            ids == wanted
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the importers running never became {wanted:?}"))
+    .expect("the supervisor runs");
+}
+
+/// Sets (or, with `None`, clears) the private channel's IMAP mailbox as its owner would.
+async fn set_mailbox(room: &Mailroom, server: Option<switchboard_domain::channel::ImapSettings>) {
+    use switchboard_domain::channel::Setting;
+    room.service
+        .execute(
+            CommandMeta::by(Actor::User { id: ADMIN }),
+            ServiceCommand::Channel(ChannelCommand::SetEmailServers {
+                channel_id: PRIVATE,
+                imap: server.map_or(Setting::Clear, Setting::Set),
+                smtp: Setting::Keep,
+                ingest_secret: Setting::Keep,
+            }),
+        )
+        .await
+        .expect("mailbox set");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_set_through_the_channel_is_imported_and_stopped_when_removed() {
+    use switchboard_store::secret::{MasterKey, SecretValue, Vault};
+    if !dovecot_available() {
+        return;
+    }
+    let dovecot = Dovecot::start();
+    let room = room_with_private_account().await;
+    dovecot.append("INBOX", &three_mails()).await;
+    let vault = Vault::new(room.store.secrets(), &MasterKey::from_bytes([9; 32]));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let accounts = switchboard_email::accounts::supervise(
+        room.service.clone(),
+        vault.clone(),
+        settings(),
+        Default::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    );
+    running(&accounts, &[]).await;
+
+    // The owner sets the mailbox: the supervisor opens the sealed password and imports.
+    let password = vault
+        .put(&SecretValue::new(PASSWORD))
+        .await
+        .expect("sealed");
+    let mailbox = switchboard_domain::channel::ImapSettings {
+        host: "127.0.0.1".into(),
+        port: dovecot.port,
+        security: proto_events::event::ServerSecurity::Plain,
+        username: USER.into(),
+        password_secret: Some(password.0),
+        mailbox: None,
+    };
+    set_mailbox(&room, Some(mailbox.clone())).await;
+    running(&accounts, &[PRIVATE]).await;
+    let deadline = Instant::now() + DEADLINE;
+    while received(&room).await.len() < 3 {
+        assert!(Instant::now() < deadline, "the mailbox was not imported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = accounts.statuses.borrow()[&PRIVATE].clone();
+    let mut status = status;
+    tokio::time::timeout(DEADLINE, status.wait_for(idle_at(3)))
+        .await
+        .expect("idle after the three messages")
+        .expect("status");
+
+    // Removed: the importer stops. Set again: it resumes from its checkpoint, importing only
+    // what is new.
+    set_mailbox(&room, None).await;
+    running(&accounts, &[]).await;
+    dovecot
+        .append(
+            "INBOX",
+            &[mail("four@customer.example", "Later", "One more thing")],
+        )
+        .await;
+    set_mailbox(&room, Some(mailbox)).await;
+    running(&accounts, &[PRIVATE]).await;
+    let deadline = Instant::now() + DEADLINE;
+    while received(&room).await.len() < 4 {
+        assert!(Instant::now() < deadline, "the fourth message never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut status = accounts.statuses.borrow()[&PRIVATE].clone();
+    let status = tokio::time::timeout(DEADLINE, status.wait_for(idle_at(4)))
+        .await
+        .expect("idle after the fourth message")
+        .expect("status")
+        .clone();
+    assert_eq!(status.fetched, 1, "only the new message was fetched again");
+    assert_eq!(received(&room).await.len(), 4);
+
+    let _ = stop_tx.send(());
+    tokio::time::timeout(DEADLINE, accounts.task)
+        .await
+        .expect("the supervisor stops in time")
+        .expect("the supervisor's task ends normally");
 }

@@ -2,6 +2,7 @@
 //! SMTP/LMTP listener driven by swaks, an independent SMTP client, and IMAP accounts imported
 //! from a real Dovecot.
 
+mod dovecot;
 mod imap;
 mod ingest;
 mod parse;
