@@ -7,5 +7,7 @@
 
 mod commands;
 mod config;
+#[path = "../../../switchboard-email/tests/it/dovecot.rs"]
+mod dovecot;
 mod server;
 mod support;

@@ -694,6 +694,11 @@ async fn two_nodes_share_one_postgres_history() {
 /// port and the directory it writes each message it accepts to. `None` (the test is skipped)
 /// when aiosmtpd is not installed, unless `SWITCHBOARD_REQUIRE_TOOLS=1` (CI).
 fn smtp_relay(out: &Path) -> Option<(Child, u16)> {
+    smtp_server(out, None)
+}
+
+/// [`smtp_relay`], requiring clients to log in with `auth` (`USER:PASSWORD`) when given.
+fn smtp_server(out: &Path, auth: Option<&str>) -> Option<(Child, u16)> {
     let python = std::env::var("SWITCHBOARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let installed = Command::new(&python)
         .args(["-c", "import aiosmtpd"])
@@ -711,6 +716,11 @@ fn smtp_relay(out: &Path) -> Option<(Child, u16)> {
     let mut child = Command::new(&python)
         .arg(script)
         .arg(out)
+        .args(
+            auth.map(|credentials| ["--auth", credentials])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -1052,4 +1062,241 @@ async fn mail_in_reply_out_and_the_customers_answer_reopens_the_conversation() {
     assert_eq!(server.terminate(), Some(0));
     let _ = relay.kill();
     let _ = relay.wait();
+}
+
+/// Every byte of the files in `dir` (recursively), for searching them.
+fn bytes_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(bytes_under(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
+}
+
+/// A user's private account, set up entirely through the API with servers nobody here wrote:
+/// its IMAP mailbox on Dovecot and its own SMTP server (aiosmtpd, with a login). The
+/// connection test names the failing server; the mailbox is imported; the reply goes out
+/// through the account's own server, not the installation's relay; mail posted over HTTP
+/// needs the channel's ingest secret. No password or secret is readable back through the API
+/// or stored in clear anywhere in the data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_account_set_through_the_api_is_tested_imported_and_answered_through_its_own_server()
+ {
+    use crate::dovecot::{Dovecot, PASSWORD, USER, dovecot_available};
+    const SMTP_PASSWORD: &str = "smtp-pässword 42";
+    const INGEST_SECRET: &str = "ingest-secret-0123456789abcdef";
+    if !dovecot_available() {
+        return;
+    }
+    let own_mail = TempDir::new().unwrap();
+    let Some((mut own_smtp, own_port)) =
+        smtp_server(own_mail.path(), Some(&format!("admin:{SMTP_PASSWORD}")))
+    else {
+        return;
+    };
+    let team_mail = TempDir::new().unwrap();
+    let Some((mut team_relay, team_port)) = smtp_relay(team_mail.path()) else {
+        return;
+    };
+    let dovecot = Dovecot::start();
+    dovecot
+        .append(
+            "INBOX",
+            &[
+                b"From: Ada <ada@customer.example>\r\nTo: admin@mail.acme.test\r\n\
+                Subject: Pricing\r\nMessage-ID: <p1@customer.example>\r\n\
+                Date: Sun, 6 Dec 2026 09:00:00 +0000\r\n\r\nHow much for 20 seats?\r\n"
+                    .to_vec(),
+            ],
+        )
+        .await;
+
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let token = text(&init_acme(&data_dir)).0.trim().to_owned();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!("smtp_relay_url = \"smtp://127.0.0.1:{team_port}?tls=none\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
+    let client = reqwest::Client::new();
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    let run = |query: String| {
+        let (client, server, token) = (&client, &server, &token);
+        async move {
+            let answer = graphql(client, server, Some(token), &query).await;
+            assert!(answer.get("errors").is_none(), "{answer}");
+            answer["data"].clone()
+        }
+    };
+    let inbox =
+        run(r#"mutation { createInbox(input: {name: "Support"}) { inbox { id } } }"#.into()).await
+            ["createInbox"]["inbox"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let channel = run(format!(
+        r#"mutation {{ connectEmailChannel(input: {{inboxId: "{inbox}", address: "admin@mail.acme.test", private: true}}) {{ channel {{ id }} }} }}"#
+    ))
+    .await["connectEmailChannel"]["channel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Set with a wrong IMAP password: saved, but the test names IMAP; SMTP logs in.
+    let set = |imap_password: &str| {
+        format!(
+            r#"mutation {{ updateEmailChannel(input: {{channelId: "{channel}",
+                imap: {{host: "127.0.0.1", port: {imap_port}, security: PLAIN, username: "{USER}", password: "{imap_password}"}},
+                smtp: {{host: "127.0.0.1", port: {own_port}, security: PLAIN, username: "admin", password: "{SMTP_PASSWORD}"}},
+                ingestSecret: "{INGEST_SECRET}"}}) {{
+              userErrors {{ field code message }}
+              channel {{ imap {{ host port security username mailbox }} smtp {{ host port username }} httpIngest }} }} }}"#,
+            imap_port = dovecot.port
+        )
+    };
+    let updated = run(set("not the password")).await;
+    let text_of = updated.to_string();
+    assert_eq!(
+        updated["updateEmailChannel"]["userErrors"],
+        serde_json::json!([]),
+        "{text_of}"
+    );
+    let saved = &updated["updateEmailChannel"]["channel"];
+    assert_eq!(saved["imap"]["username"], USER);
+    assert_eq!(saved["imap"]["mailbox"], "INBOX");
+    assert_eq!(saved["smtp"]["username"], "admin");
+    assert_eq!(saved["httpIngest"], true);
+    assert!(
+        !text_of.contains(SMTP_PASSWORD) && !text_of.contains(INGEST_SECRET),
+        "{text_of}"
+    );
+    let test = format!(
+        r#"mutation {{ testEmailChannel(input: {{channelId: "{channel}"}}) {{
+            userErrors {{ field code message }} imap {{ ok message }} smtp {{ ok message }} }} }}"#
+    );
+    let tested = run(test.clone()).await["testEmailChannel"].clone();
+    assert_eq!(tested["userErrors"][0]["code"], "IMAP_FAILED", "{tested}");
+    assert_eq!(
+        tested["userErrors"][0]["field"],
+        serde_json::json!(["input", "imap"])
+    );
+    assert_eq!(
+        tested["userErrors"].as_array().unwrap().len(),
+        1,
+        "{tested}"
+    );
+    assert_eq!(
+        (&tested["imap"]["ok"], &tested["smtp"]["ok"]),
+        (&serde_json::json!(false), &serde_json::json!(true))
+    );
+
+    // The right password: both pass, and the mailbox is imported.
+    assert_eq!(
+        run(set(PASSWORD)).await["updateEmailChannel"]["userErrors"],
+        serde_json::json!([])
+    );
+    let tested = run(test).await["testEmailChannel"].clone();
+    assert_eq!(tested["userErrors"], serde_json::json!([]), "{tested}");
+    assert_eq!(tested["imap"]["ok"], true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conversation = loop {
+        let found = run(format!(
+            r#"{{ conversations(first: 5, filter: {{inboxId: "{inbox}"}}) {{ nodes {{ id subject }} }} }}"#
+        ))
+        .await;
+        if let Some(id) = found["conversations"]["nodes"][0]["id"].as_str() {
+            assert_eq!(found["conversations"]["nodes"][0]["subject"], "Pricing");
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the mailbox was never imported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // The reply goes out through the account's own server, logged in.
+    let replied = run(format!(
+        r#"mutation {{ sendReply(input: {{conversationId: "{conversation}", bodyText: "200 EUR a month."}}) {{ userErrors {{ message }} }} }}"#
+    ))
+    .await;
+    assert_eq!(replied["sendReply"]["userErrors"], serde_json::json!([]));
+    let mail = relayed(own_mail.path(), 1).await;
+    assert_eq!(
+        header_of(&mail, "To").as_deref(),
+        Some("ada@customer.example"),
+        "{mail}"
+    );
+    assert_eq!(
+        header_of(&mail, "In-Reply-To").as_deref(),
+        Some("<p1@customer.example>")
+    );
+    assert!(
+        header_of(&mail, "From")
+            .unwrap()
+            .contains("<admin@mail.acme.test>")
+    );
+
+    // Mail posted over HTTP needs the secret; with it, it is a conversation.
+    let post = |secret: Option<&str>, body: &'static str| {
+        let mut request = client
+            .post(server.url(&format!("/ingest/email/{channel}")))
+            .body(body);
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        request.send()
+    };
+    let posted = "From: Grace <grace@customer.example>\r\nTo: admin@mail.acme.test\r\n\
+                  Subject: Posted\r\nMessage-ID: <h1@customer.example>\r\n\r\nBy webhook.\r\n";
+    for refused in [None, Some("wrong-secret-0123456789abcdef")] {
+        let response = post(refused, posted).await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    }
+    let response = post(Some(INGEST_SECRET), posted).await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["duplicate"], false, "{answer}");
+    let again: serde_json::Value = post(Some(INGEST_SECRET), posted)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["conversationId"], answer["conversationId"]);
+    let posted_conversation = answer["conversationId"].as_str().unwrap();
+    let found = run(format!(
+        r#"{{ conversation(id: "{posted_conversation}") {{ subject }} }}"#
+    ))
+    .await;
+    assert_eq!(found["conversation"]["subject"], "Posted");
+
+    assert_eq!(server.terminate(), Some(0));
+    // Nothing went through the installation's relay.
+    assert!(
+        std::fs::read_dir(team_mail.path())
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    // No secret in clear anywhere in the data directory (log, secrets, key store, read models).
+    for (path, bytes) in bytes_under(&data_dir) {
+        for secret in [PASSWORD, SMTP_PASSWORD, INGEST_SECRET, "not the password"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds {secret:?} in clear",
+                path.display()
+            );
+        }
+    }
+    for child in [&mut own_smtp, &mut team_relay] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
