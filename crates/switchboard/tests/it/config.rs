@@ -217,6 +217,16 @@ fn invalid_values_name_their_origin() {
     .to_string();
     assert!(error.contains("jwt_secret"), "{error}");
     assert!(!error.contains("short"), "the secret was printed: {error}");
+
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_SECRET_KEY", "c0ffee-not-a-key")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("SWITCHBOARD_SECRET_KEY"), "{error}");
+    assert!(!error.contains("c0ffee"), "the key was printed: {error}");
 }
 
 #[test]
@@ -236,6 +246,7 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
     let config = Config::layered(Some((&path, &uncommented)), &env(&[]), &Flags::default())
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.jwt_secret.is_some(), "jwt_secret is not documented");
+    assert!(config.secret_key.is_some(), "secret_key is not documented");
     assert_eq!(config.imap.len(), 1, "[[imap]] is documented");
     assert!(
         config.delivery.relay_url().is_some_and(|url| url.is_ok()),
