@@ -101,3 +101,8 @@ impl Access {
         }
     }
 }
+
+/// Event types only admins read in the raw history and the audit trail: an e-mail channel's
+/// servers (hosts and logins of users' private accounts), which only those who manage the
+/// channel see through `Channel.imap` and `Channel.smtp` either.
+pub(crate) const ADMINS_ONLY: [&str; 1] = ["EmailServersSet"];

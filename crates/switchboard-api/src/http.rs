@@ -100,7 +100,7 @@ async fn ingest(
     path: axum::extract::Path<String>,
     query: axum::extract::Query<crate::ingest::IngestQuery>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
     crate::ingest::ingest(app.state, path, query, headers, body).await
 }

@@ -7,7 +7,7 @@
 //!   a secret, disconnected, unknown, or not an e-mail channel gets the same 401 as a wrong
 //!   secret, so the route says nothing about which channels exist.
 //! - The body is the message, byte for byte (any content type); at most the configured
-//!   `smtp.max_message_bytes` (413 beyond). `?envelope_from=<address>` gives the envelope
+//!   `smtp.max_message_bytes` (413 beyond). It is read only after the secret was checked. `?envelope_from=<address>` gives the envelope
 //!   sender, which stands in when the headers name none (SMTP's `MAIL FROM`).
 //! - Answers once the message's events are durable: `200` with
 //!   `{"messageId", "conversationId", "duplicate", "warnings"}` (`duplicate`: the same
@@ -18,7 +18,7 @@
 //! The message goes through the same ingestion as SMTP and IMAP mail (filters, threading,
 //! bounces; see `switchboard_email::ingest`).
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -88,7 +88,7 @@ pub(crate) async fn ingest(
     Path(channel): Path<String>,
     Query(query): Query<IngestQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let inner = state.inner();
     let refused = || {
@@ -139,16 +139,14 @@ pub(crate) async fn ingest(
     if !same_secret(&presented, expected.expose()) {
         return refused();
     }
-    if body.len() > inner.mail.max_message_bytes {
+    // Read only once the sender proved it holds the secret.
+    let limit = inner.mail.max_message_bytes;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the message is {} bytes; this server takes at most {}",
-                body.len(),
-                inner.mail.max_message_bytes
-            ),
+            &format!("the message is larger than this server takes ({limit} bytes), or was cut"),
         );
-    }
+    };
     if body.is_empty() {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,

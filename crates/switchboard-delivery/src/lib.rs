@@ -10,8 +10,9 @@
 //! - Every `ReplySent` of an e-mail conversation, and of a form conversation whose reply the
 //!   domain gave e-mail headers (the visitor left an address): from the inbox's team address,
 //!   or its fallback address.
-//! - Replies of a user's private e-mail account go through the same relay, from that account's
-//!   address (sending through the account's own SMTP server is not supported yet).
+//! - A channel with an SMTP server of its own (`EmailServersSet`, e.g. a private account's
+//!   provider) sends through that server, logged in with its password from the vault; other
+//!   channels through the relay. Without either, a reply fails temporarily, saying so.
 //! - `From` is the channel's address with a display name: the author's, the inbox's, or
 //!   "Author via Inbox" ([`FromName`]). `To`, `Cc`, `Subject`, `Message-ID`, `In-Reply-To` and
 //!   `References` are the ones recorded with the reply; attachments are read from the blob store

@@ -71,6 +71,24 @@ impl RelayUrl {
         }
     }
 
+    /// A channel's own SMTP server (`EmailServersSet.smtp`), logging in with `credentials`.
+    pub fn for_server(
+        server: &proto_events::event::SmtpServer,
+        credentials: Option<(String, String)>,
+    ) -> RelayUrl {
+        use proto_events::event::ServerSecurity;
+        RelayUrl::new(
+            server.host.clone(),
+            server.port,
+            match server.security {
+                ServerSecurity::Tls => Security::Implicit,
+                ServerSecurity::StartTls => Security::StartTls,
+                ServerSecurity::Plain => Security::None,
+            },
+            credentials,
+        )
+    }
+
     /// The user it authenticates as, if any.
     pub fn user(&self) -> Option<&str> {
         self.credentials.as_ref().map(|(user, _)| user.as_str())

@@ -23,9 +23,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lettre::message::Mailbox;
 use proto_events::clock::Clock;
-use proto_events::event::{
-    ChannelConfig, ChannelKind, ReplyAuthor, ReplySent, ServerSecurity, SmtpServer,
-};
+use proto_events::event::{ChannelConfig, ChannelKind, ReplyAuthor, ReplySent, SmtpServer};
 use proto_events::{Actor, DomainEvent};
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_domain::directory::Directory;
@@ -40,7 +38,7 @@ use switchboard_codec as codec;
 
 use crate::DeliveryError;
 use crate::mime::{self, File};
-use crate::relay::{Failure, Relay, RelayUrl, Security};
+use crate::relay::{Failure, Relay, RelayUrl};
 
 /// The actor's component name in recorded outcomes.
 pub const COMPONENT: &str = "delivery";
@@ -445,16 +443,7 @@ async fn channel_relay(settings: &DeliverySettings, server: &SmtpServer) -> Resu
         }
         _ => None,
     };
-    let url = RelayUrl::new(
-        server.host.clone(),
-        server.port,
-        match server.security {
-            ServerSecurity::Tls => Security::Implicit,
-            ServerSecurity::StartTls => Security::StartTls,
-            ServerSecurity::Plain => Security::None,
-        },
-        credentials,
-    );
+    let url = RelayUrl::for_server(server, credentials);
     Relay::new(&url, CHANNEL_SMTP_TIMEOUT).map_err(|e| Failure::transient(e.to_string()))
 }
 

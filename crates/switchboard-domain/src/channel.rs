@@ -788,7 +788,7 @@ fn email_channel(d: &Directory, id: Uuid) -> Result<&Channel, DomainError> {
         Err(DomainError::rejected(
             "NOT_EMAIL",
             Some("channelId"),
-            "e-mail filters apply to e-mail channels only",
+            "this applies to e-mail channels only",
         ))
     }
 }
@@ -814,7 +814,7 @@ fn host(field: &'static str, value: &str) -> Result<String, DomainError> {
             "must be a host name or IP address, without a scheme or port",
         ));
     }
-    Ok(value.to_owned())
+    Ok(value.to_ascii_lowercase())
 }
 
 fn port(field: &'static str, value: u16) -> Result<u16, DomainError> {
@@ -836,19 +836,77 @@ fn login(field: &'static str, value: &str, max: usize) -> Result<String, DomainE
     Ok(value.to_owned())
 }
 
+/// Whether a saved password may be used with new settings: only against the same server and
+/// login, protected at least as well, so that nobody can send a saved password elsewhere, or in
+/// the clear, without knowing it.
+fn same_endpoint(
+    (host, port, security, username): (&str, u16, ServerSecurity, Option<&str>),
+    (saved_host, saved_port, saved_security, saved_username): (
+        &str,
+        u16,
+        ServerSecurity,
+        Option<&str>,
+    ),
+) -> bool {
+    let strength = |s: ServerSecurity| match s {
+        ServerSecurity::Plain => 0,
+        ServerSecurity::StartTls | ServerSecurity::Tls => 1,
+    };
+    let bare = |h: &str| {
+        h.trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase()
+    };
+    bare(host) == bare(saved_host)
+        && port == saved_port
+        && username == saved_username
+        && strength(security) >= strength(saved_security)
+}
+
+/// Whether the password saved with `current` may be used for `new` (see `same_endpoint`).
+pub fn imap_keeps_password(new: &ImapSettings, current: &ImapServer) -> bool {
+    same_endpoint(
+        (&new.host, new.port, new.security, Some(&new.username)),
+        (
+            &current.host,
+            current.port,
+            current.security,
+            Some(&current.username),
+        ),
+    )
+}
+
+/// Whether the password saved with `current` may be used for `new` (see `same_endpoint`).
+pub fn smtp_keeps_password(new: &SmtpSettings, current: &SmtpServer) -> bool {
+    same_endpoint(
+        (&new.host, new.port, new.security, new.username.as_deref()),
+        (
+            &current.host,
+            current.port,
+            current.security,
+            current.username.as_deref(),
+        ),
+    )
+}
+
+const PASSWORD_AGAIN: &str = "is required again when the host, port, username or protection change";
+
 fn imap_server(
     new: &ImapSettings,
     current: Option<&ImapServer>,
 ) -> Result<ImapServer, DomainError> {
-    let password_secret = new
-        .password_secret
-        .or(current.map(|c| c.password_secret))
-        .ok_or_else(|| {
-            DomainError::invalid(
+    let password_secret = match (new.password_secret, current) {
+        (Some(id), _) => id,
+        (None, Some(current)) if imap_keeps_password(new, current) => current.password_secret,
+        (None, Some(_)) => return Err(DomainError::invalid("imap.password", PASSWORD_AGAIN)),
+        (None, None) => {
+            return Err(DomainError::invalid(
                 "imap.password",
                 "is required: the channel has no IMAP password yet",
-            )
-        })?;
+            ));
+        }
+    };
     Ok(ImapServer {
         host: host("imap.host", &new.host)?,
         port: port("imap.port", new.port)?,
@@ -871,21 +929,26 @@ fn smtp_server(
         .as_deref()
         .map(|u| login("smtp.username", u, MAX_LOGIN))
         .transpose()?;
-    let password_secret = match (&username, new.password_secret) {
-        (None, Some(_)) => {
+    let saved = current.and_then(|c| c.password_secret.map(|id| (c, id)));
+    let password_secret = match (&username, new.password_secret, saved) {
+        (None, Some(_), _) => {
             return Err(DomainError::invalid(
                 "smtp.password",
                 "goes with a username; give both or neither",
             ));
         }
-        (None, None) => None,
-        (Some(_), Some(id)) => Some(id),
-        (Some(_), None) => Some(current.and_then(|c| c.password_secret).ok_or_else(|| {
-            DomainError::invalid(
+        (None, None, _) => None,
+        (Some(_), Some(id), _) => Some(id),
+        (Some(_), None, Some((current, id))) if smtp_keeps_password(new, current) => Some(id),
+        (Some(_), None, Some(_)) => {
+            return Err(DomainError::invalid("smtp.password", PASSWORD_AGAIN));
+        }
+        (Some(_), None, None) => {
+            return Err(DomainError::invalid(
                 "smtp.password",
                 "is required with a username: the channel has no SMTP password yet",
-            )
-        })?),
+            ));
+        }
     };
     Ok(SmtpServer {
         host: host("smtp.host", &new.host)?,

@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use proto_events::event::{ChannelConfig, ImapServer, ServerSecurity};
+use proto_events::event::{ChannelConfig, ImapServer};
 use switchboard_service::CommandService;
+use switchboard_store::EventStore;
 use switchboard_store::secret::{SecretId, Vault};
-use switchboard_store::{EventStore, Position};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::Ingester;
-use crate::imap::{self, ImapAccount, ImapSettings, ImapStatus, Importer, Password, TlsMode};
+use crate::imap::{self, ImapAccount, ImapSettings, ImapStatus, Importer, Password};
 
 /// Event types after which the set of accounts may have changed.
 const CHANNEL_EVENTS: [&str; 4] = [
@@ -98,7 +98,19 @@ impl Supervisor {
         mut shutdown: std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
     ) {
         let store: Arc<dyn EventStore> = self.service.store().clone();
-        let mut after = store.head().await.unwrap_or(Position::START);
+        // Follow from the head: what came before is in the directory `reconcile` reads.
+        let mut after = loop {
+            match store.head().await {
+                Ok(head) => break head,
+                Err(error) => {
+                    tracing::warn!(%error, "the store's head could not be read; trying again");
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
         let mut events = store.subscribe_all(after);
         self.reconcile().await;
         let mut recheck = tokio::time::interval(RECHECK);
@@ -175,19 +187,8 @@ impl Supervisor {
                     continue;
                 }
             };
-            let mut account = ImapAccount::new(
-                channel_id,
-                server.host.clone(),
-                server.port,
-                match server.security {
-                    ServerSecurity::Tls => TlsMode::Tls,
-                    ServerSecurity::StartTls => TlsMode::StartTls,
-                    ServerSecurity::Plain => TlsMode::Plain,
-                },
-                server.username.clone(),
-                Password::new(password.expose()),
-            );
-            account.mailbox.clone_from(&server.mailbox);
+            let mut account =
+                ImapAccount::for_server(channel_id, &server, Password::new(password.expose()));
             account.address = Some(address);
             tracing::info!(%channel_id, host = %server.host, "importing an IMAP account");
             let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -9,7 +9,8 @@
 //!   through [`Ingester::ingest`]. It never changes the mailbox: `BODY.PEEK` leaves `\Seen`
 //!   alone, and nothing is flagged, moved or expunged.
 //! - **The checkpoint** (UIDVALIDITY and the last UID imported) is saved in the store's cursors
-//!   ([`WriteIndex::save_cursor`], name `imap-<channel id>`) after each message is durable, so a
+//!   ([`WriteIndex::save_cursor`], name `imap-<channel id>-<digest of server, login and
+//!   mailbox>`) after each message is durable, so a
 //!   restart neither skips nor fetches again what was imported. A crash between the two costs
 //!   one message fetched twice, which ingestion deduplicates by `Message-ID`. When the server
 //!   changes the mailbox's UIDVALIDITY (its UIDs were renumbered) the import starts again from
@@ -28,8 +29,9 @@
 //!   a process that runs importers and forwards `log` records (tracing-subscriber's `init`
 //!   does) must add [`LOG_DIRECTIVE`] to its filter.
 //!
-//! Accounts come from the caller: for now [`spawn`] takes one [`ImapAccount`]; they will be
-//! configured per channel through the API (with [`check`] behind its connection test).
+//! Accounts come from the caller: [`spawn`] takes one [`ImapAccount`] (the configuration's
+//! `[[imap]]`, or [`crate::accounts`] for those set through the API); [`check`] is the API's
+//! connection test.
 
 use std::fmt;
 use std::future::Future;
@@ -133,9 +135,45 @@ impl ImapAccount {
         }
     }
 
-    /// The name of the account's checkpoint in the store's cursors.
+    /// The account a channel's `EmailServersSet` describes, logging in with `password`.
+    pub fn for_server(
+        channel_id: Uuid,
+        server: &proto_events::event::ImapServer,
+        password: Password,
+    ) -> ImapAccount {
+        use proto_events::event::ServerSecurity;
+        let mut account = ImapAccount::new(
+            channel_id,
+            server.host.clone(),
+            server.port,
+            match server.security {
+                ServerSecurity::Tls => TlsMode::Tls,
+                ServerSecurity::StartTls => TlsMode::StartTls,
+                ServerSecurity::Plain => TlsMode::Plain,
+            },
+            server.username.clone(),
+            password,
+        );
+        account.mailbox.clone_from(&server.mailbox);
+        account
+    }
+
+    /// The name of the account's checkpoint in the store's cursors: its channel and a digest of
+    /// the server, login and mailbox it reads, so that a channel given another mailbox (whose
+    /// UIDVALIDITY may happen to be the same number) starts from UID 1 rather than skipping
+    /// what lies below the old mailbox's checkpoint.
     pub fn cursor_name(&self) -> String {
-        cursor_name(self.channel_id)
+        // FNV-1a: stable across builds and versions, unlike std's hasher.
+        let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+        let port = self.port.to_string();
+        let host = self.host.to_ascii_lowercase();
+        for part in [host.as_str(), &port, &self.username, &self.mailbox] {
+            for byte in part.bytes().chain([0]) {
+                digest ^= u64::from(byte);
+                digest = digest.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{}-{digest:016x}", cursor_name(self.channel_id))
     }
 
     fn envelope_from(&self) -> &str {
@@ -143,7 +181,8 @@ impl ImapAccount {
     }
 }
 
-/// The name of the checkpoint of the IMAP account feeding `channel_id`.
+/// The prefix of the checkpoints of the IMAP accounts feeding `channel_id` (see
+/// [`ImapAccount::cursor_name`]).
 pub fn cursor_name(channel_id: Uuid) -> String {
     format!("imap-{channel_id}")
 }

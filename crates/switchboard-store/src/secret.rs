@@ -122,6 +122,9 @@ impl Debug for SecretValue {
     }
 }
 
+/// The name of the value [`Vault::check_key`] seals.
+pub const KEY_CHECK: &str = "key-check";
+
 /// The format tag at the start of every sealed secret.
 const FORMAT: &[u8; 3] = b"sb1";
 const NONCE_BYTES: usize = 24;
@@ -173,6 +176,20 @@ impl Vault {
     /// Removes the value stored under `id` (a replaced or removed password).
     pub async fn delete(&self, id: SecretId) -> Result<bool, StoreError> {
         self.store.delete(&id.name()).await
+    }
+
+    /// Checks that this vault's key is the one the store's secrets were sealed with: the first
+    /// call seals a check value under [`KEY_CHECK`], later ones open it. A server refuses to
+    /// start on [`StoreError::Unsealable`] (another node's key, a lost or changed key), rather
+    /// than fail on every password later.
+    pub async fn check_key(&self) -> Result<(), StoreError> {
+        match self.store.get(KEY_CHECK).await? {
+            Some(sealed) => self.open(KEY_CHECK, &sealed).map(|_| ()),
+            None => {
+                let sealed = self.seal(KEY_CHECK, KEY_CHECK.as_bytes())?;
+                self.store.put(KEY_CHECK, sealed).await
+            }
+        }
     }
 
     fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -283,6 +300,14 @@ mod tests {
 
         assert!(vault.delete(again).await.unwrap());
         assert_eq!(vault.get(again).await.unwrap(), None);
+
+        // The key check: set by the first vault, passed by the same key, failed by another.
+        vault.check_key().await.unwrap();
+        vault.check_key().await.unwrap();
+        assert!(matches!(
+            other.check_key().await,
+            Err(StoreError::Unsealable { .. })
+        ));
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! (the embedded one in `<data-dir>/events`, or PostgreSQL when `postgres_url` is set), the
 //! listening socket (early, so a taken port fails before any
 //! work), the demo seeding when asked for and the store is empty, the command service on the
-//! system clock, the routing reactor, the delivery worker (when this node runs it and a relay is
-//! configured), the projection runtime (`<data-dir>/read-models`) and the
-//! API. Running serves HTTP until the shutdown future resolves, then: subscriptions are closed
+//! system clock, the routing reactor, the vault of channel secrets (its key checked against the
+//! store's), the delivery worker and the IMAP accounts' supervisor (when this node runs the
+//! workers), the projection runtime (`<data-dir>/read-models`) and the API. Running serves HTTP
+//! until the shutdown future resolves, then: subscriptions are closed
 //! ([`ApiState::begin_shutdown`]), in-flight requests get `shutdown_timeout` to finish, the
-//! projectors stop after their current batch, and the reactor and the delivery worker stop.
+//! projectors stop after their current batch, the IMAP importers stop between messages, and the
+//! reactor and the delivery worker stop.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -191,6 +193,16 @@ impl Application {
             );
         }
         let vault = Vault::new(store.secrets(), &secret_key);
+        match vault.check_key().await {
+            Ok(()) => {}
+            Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
+                "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the channel secrets \
+                 stored beside this log were sealed with: set the key they were sealed with (with \
+                 PostgreSQL, the same secret_key on every node)",
+                config.secret_key_file().display()
+            ),
+            Err(e) => return Err(e).context("checking the secret key"),
+        }
         let delivery = start_delivery(&config, &service, &vault)?;
         let accounts = config
             .delivery
@@ -303,9 +315,9 @@ impl Application {
         let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
         let configured: std::collections::HashSet<uuid::Uuid> =
             imap.iter().map(|(account, _)| account.channel_id).collect();
-        if let Some((service, vault)) = accounts {
+        let accounts = if let Some((service, vault)) = accounts {
             let mut stopped = smtp_stopped.clone();
-            drop(switchboard_email::accounts::supervise(
+            Some(switchboard_email::accounts::supervise(
                 service,
                 vault,
                 switchboard_email::imap::ImapSettings::default(),
@@ -313,13 +325,15 @@ impl Application {
                 async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 },
-            ));
-        }
+            ))
+        } else {
+            None
+        };
         for (account, ingester) in imap {
             let mut stopped = smtp_stopped.clone();
             tracing::info!(address = ?account.address, host = %account.host,
                 "importing an IMAP account");
-            // Its status is for the API's future `testEmailChannel`; it stops with the server.
+            // Its status is not shown anywhere yet; it stops with the server.
             drop(switchboard_email::imap::spawn(
                 account,
                 switchboard_email::imap::ImapSettings::default(),
@@ -383,6 +397,15 @@ impl Application {
         // Aborted is the normal end; an error means it had stopped on its own before.
         if let Ok(Err(error)) = reactor.task.await {
             tracing::error!(%error, "the routing reactor had stopped");
+        }
+        if let Some(accounts) = accounts {
+            // Its importers stop between messages (a checkpoint is saved only once its message
+            // is durable), so a bounded wait loses nothing.
+            match tokio::time::timeout(config.shutdown_timeout, accounts.task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the IMAP accounts' supervisor failed"),
+                Err(_) => tracing::warn!("IMAP importers still running at the shutdown timeout"),
+            }
         }
         if let Some(delivery) = delivery {
             // Stopped between two attempts or in one: what it had not recorded is sent again by

@@ -313,7 +313,8 @@ fn redact_secrets(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(object) => {
             for (name, field) in object.iter_mut() {
-                if SECRET_FIELDS.contains(&name.as_str()) {
+                // A value becomes a placeholder; `null` (removing one) stays itself.
+                if SECRET_FIELDS.contains(&name.as_str()) && field.is_string() {
                     *field = serde_json::Value::String("<secret>".to_owned());
                 } else {
                     redact_secrets(field);

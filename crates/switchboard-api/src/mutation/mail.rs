@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
-use proto_events::event::{ImapServer, ServerSecurity, SmtpServer};
+use proto_events::event::{ImapServer, SmtpServer};
 use switchboard_domain::channel::{self, ChannelCommand, Setting};
 use switchboard_domain::directory::{self as dir};
 use switchboard_service::Command;
@@ -45,7 +45,7 @@ pub(crate) enum MailServerSecurity {
 }
 
 /// An IMAP mailbox to fetch a channel's mail from.
-#[derive(Debug, InputObject)]
+#[derive(InputObject)]
 pub(crate) struct ImapServerInput {
     /// Host name or IP address, without scheme or port.
     host: String,
@@ -64,7 +64,7 @@ pub(crate) struct ImapServerInput {
 }
 
 /// An SMTP server to send a channel's replies through instead of the installation's relay.
-#[derive(Debug, InputObject)]
+#[derive(InputObject)]
 pub(crate) struct SmtpServerInput {
     /// Host name or IP address, without scheme or port.
     host: String,
@@ -81,14 +81,14 @@ pub(crate) struct SmtpServerInput {
 }
 
 /// Input of `updateEmailChannel`. A field left out keeps its setting; `null` removes it.
-#[derive(Debug, InputObject)]
+#[derive(InputObject)]
 pub(crate) struct UpdateEmailChannelInput {
     /// Idempotency key: repeating a mutation with the same key returns the first result.
     client_mutation_id: Option<String>,
     /// The e-mail channel.
     channel_id: ID,
     /// The IMAP mailbox its mail is fetched from (a private account's, or a team address
-    /// hosted elsewhere). Imported from the next minute on; nothing is imported twice.
+    /// hosted elsewhere). Imported as soon as it is set; nothing is imported twice.
     imap: MaybeUndefined<ImapServerInput>,
     /// The SMTP server its replies are sent through; without one, the installation's relay.
     smtp: MaybeUndefined<SmtpServerInput>,
@@ -107,7 +107,7 @@ payload! {
 }
 
 /// Input of `testEmailChannel`.
-#[derive(Debug, InputObject)]
+#[derive(InputObject)]
 pub(crate) struct TestEmailChannelInput {
     /// Echoed in the payload.
     client_mutation_id: Option<String>,
@@ -145,6 +145,26 @@ pub(crate) struct TestEmailChannelPayload {
     smtp: Option<ServerCheck>,
 }
 
+/// The inputs print no password or secret.
+macro_rules! redacted_debug {
+    ($($name:ident { $($field:ident),* }),* $(,)?) => {$(
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+redacted_debug! {
+    ImapServerInput { host, port, security, username, mailbox },
+    SmtpServerInput { host, port, security, username },
+    UpdateEmailChannelInput { client_mutation_id, channel_id, imap, smtp },
+    TestEmailChannelInput { client_mutation_id, channel_id, imap, smtp },
+}
+
 /// The port a server listens on by default, by protocol and protection.
 fn default_port(imap: bool, security: MailServerSecurity) -> u16 {
     match (imap, security) {
@@ -161,6 +181,29 @@ fn port(given: Option<i32>, imap: bool, security: MailServerSecurity) -> u16 {
     given.map_or(default_port(imap, security), |port| {
         u16::try_from(port).unwrap_or(0)
     })
+}
+
+/// The write side's IMAP settings from the input, the password sealed as `password_secret`.
+fn imap_settings(input: &ImapServerInput, password_secret: Option<Uuid>) -> channel::ImapSettings {
+    channel::ImapSettings {
+        host: input.host.clone(),
+        port: port(input.port, true, input.security),
+        security: input.security.into(),
+        username: input.username.clone(),
+        password_secret,
+        mailbox: input.mailbox.clone(),
+    }
+}
+
+/// The write side's SMTP settings from the input, the password sealed as `password_secret`.
+fn smtp_settings(input: &SmtpServerInput, password_secret: Option<Uuid>) -> channel::SmtpSettings {
+    channel::SmtpSettings {
+        host: input.host.clone(),
+        port: port(input.port, false, input.security),
+        security: input.security.into(),
+        username: input.username.clone(),
+        password_secret,
+    }
 }
 
 /// A user error about `field` of the input.
@@ -305,31 +348,24 @@ impl MailMutation {
             let imap = match &input.imap {
                 MaybeUndefined::Undefined => Setting::Keep,
                 MaybeUndefined::Null => Setting::Clear,
-                MaybeUndefined::Value(imap) => Setting::Set(channel::ImapSettings {
-                    host: imap.host.clone(),
-                    port: port(imap.port, true, imap.security),
-                    security: imap.security.into(),
-                    username: imap.username.clone(),
-                    password_secret: match &imap.password {
+                MaybeUndefined::Value(imap) => {
+                    let secret = match &imap.password {
                         Some(password) => Some(sealed.put(inner, password).await?),
                         None => None,
-                    },
-                    mailbox: imap.mailbox.clone(),
-                }),
+                    };
+                    Setting::Set(imap_settings(imap, secret))
+                }
             };
             let smtp = match &input.smtp {
                 MaybeUndefined::Undefined => Setting::Keep,
                 MaybeUndefined::Null => Setting::Clear,
-                MaybeUndefined::Value(smtp) => Setting::Set(channel::SmtpSettings {
-                    host: smtp.host.clone(),
-                    port: port(smtp.port, false, smtp.security),
-                    security: smtp.security.into(),
-                    username: smtp.username.clone(),
-                    password_secret: match &smtp.password {
+                MaybeUndefined::Value(smtp) => {
+                    let secret = match &smtp.password {
                         Some(password) => Some(sealed.put(inner, password).await?),
                         None => None,
-                    },
-                }),
+                    };
+                    Setting::Set(smtp_settings(smtp, secret))
+                }
             };
             let ingest_secret = match &input.ingest_secret {
                 MaybeUndefined::Undefined => Setting::Keep,
@@ -360,9 +396,18 @@ impl MailMutation {
         .await;
         let executed = match executed {
             Ok(executed) if executed.ok() && !executed.result.replayed => executed,
-            other => {
+            Err(error) => {
+                // Perhaps written (a commit whose answer was lost): what was sealed may be named
+                // by the log now, so it stays; at worst it is an unreferenced row.
+                tracing::warn!(
+                    sealed = sealed.0.len(),
+                    "updateEmailChannel failed; the secrets sealed for it are kept"
+                );
+                return Err(error.into());
+            }
+            Ok(executed) => {
+                // Refused, or a repeat answered from the first attempt: nothing names these.
                 sealed.discard(inner).await;
-                let executed = other?;
                 let channel = if executed.ok() {
                     let view = inner.directory().await?;
                     view.directory.channels.get(&channel_id).cloned().map(|c| {
@@ -414,18 +459,27 @@ impl MailMutation {
         let mut errors = Vec::new();
 
         let imap = match (&input.imap, &saved.imap) {
-            (Some(given), saved) => Some((
-                ImapServer {
-                    host: given.host.trim().to_owned(),
-                    port: port(given.port, true, given.security),
-                    security: given.security.into(),
-                    username: given.username.clone(),
-                    password_secret: Uuid::nil(),
-                    mailbox: given.mailbox.clone().unwrap_or_else(|| "INBOX".to_owned()),
-                },
-                given.password.clone().map(SecretValue::new),
-                saved.as_ref().map(|s| s.password_secret),
-            )),
+            (Some(given), saved) => {
+                let settings = imap_settings(given, None);
+                // A saved password is used with the same server and login only (see
+                // `channel::imap_keeps_password`), never sent to a host the caller names.
+                let saved_secret = saved
+                    .as_ref()
+                    .filter(|saved| channel::imap_keeps_password(&settings, saved))
+                    .map(|saved| saved.password_secret);
+                Some((
+                    ImapServer {
+                        host: settings.host.trim().to_owned(),
+                        port: settings.port,
+                        security: settings.security,
+                        username: settings.username,
+                        password_secret: Uuid::nil(),
+                        mailbox: settings.mailbox.unwrap_or_else(|| "INBOX".to_owned()),
+                    },
+                    given.password.clone().map(SecretValue::new),
+                    saved_secret,
+                ))
+            }
             (None, Some(saved)) => Some((saved.clone(), None, Some(saved.password_secret))),
             (None, None) => None,
         };
@@ -462,10 +516,12 @@ impl MailMutation {
 
         let smtp = match (&input.smtp, &saved.smtp) {
             (Some(given), saved) => {
-                let password = match (
-                    &given.password,
-                    saved.as_ref().and_then(|s| s.password_secret),
-                ) {
+                let settings = smtp_settings(given, None);
+                let saved_secret = saved
+                    .as_ref()
+                    .filter(|saved| channel::smtp_keeps_password(&settings, saved))
+                    .and_then(|saved| saved.password_secret);
+                let password = match (&given.password, saved_secret) {
                     (Some(password), _) => Some(SecretValue::new(password.clone())),
                     (None, Some(id)) => inner
                         .vault
@@ -475,10 +531,10 @@ impl MailMutation {
                     (None, None) => None,
                 };
                 let server = SmtpServer {
-                    host: given.host.trim().to_owned(),
-                    port: port(given.port, false, given.security),
-                    security: given.security.into(),
-                    username: given.username.clone(),
+                    host: settings.host.trim().to_owned(),
+                    port: settings.port,
+                    security: settings.security,
+                    username: settings.username,
                     password_secret: None,
                 };
                 Some(smtp_relay(&server, password))
@@ -529,20 +585,8 @@ async fn check_imap(
     password: SecretValue,
     timeout: Duration,
 ) -> ServerCheck {
-    use switchboard_email::imap::{self, ImapAccount, ImapSettings, Password, TlsMode};
-    let mut account = ImapAccount::new(
-        channel_id,
-        server.host.clone(),
-        server.port,
-        match server.security {
-            ServerSecurity::Tls => TlsMode::Tls,
-            ServerSecurity::StartTls => TlsMode::StartTls,
-            ServerSecurity::Plain => TlsMode::Plain,
-        },
-        server.username.clone(),
-        Password::new(password.expose()),
-    );
-    account.mailbox.clone_from(&server.mailbox);
+    use switchboard_email::imap::{self, ImapAccount, ImapSettings, Password};
+    let account = ImapAccount::for_server(channel_id, server, Password::new(password.expose()));
     let settings = ImapSettings {
         command_timeout: timeout,
         ..ImapSettings::default()
@@ -581,7 +625,6 @@ fn smtp_relay(
     server: &SmtpServer,
     password: Option<SecretValue>,
 ) -> Result<switchboard_delivery::RelayUrl, ServerCheck> {
-    use switchboard_delivery::{RelayUrl, Security};
     let credentials = match (&server.username, password) {
         (Some(user), Some(password)) => Some((user.clone(), password.expose().to_owned())),
         (Some(_), None) => {
@@ -593,14 +636,8 @@ fn smtp_relay(
         }
         (None, _) => None,
     };
-    Ok(RelayUrl::new(
-        server.host.clone(),
-        server.port,
-        match server.security {
-            ServerSecurity::Tls => Security::Implicit,
-            ServerSecurity::StartTls => Security::StartTls,
-            ServerSecurity::Plain => Security::None,
-        },
+    Ok(switchboard_delivery::RelayUrl::for_server(
+        server,
         credentials,
     ))
 }

@@ -6,7 +6,8 @@
 //! and the raw history instead. Admins see every entry. Everyone else (auditors, agents) sees an
 //! entry if they may see what it concerns: the conversation (by its current inbox and private
 //! owner, from the thread view: `Access::conversation`), else the inbox, else — entries about no
-//! conversation or inbox, such as organisation setup or contacts — always. An entry whose
+//! conversation or inbox, such as organisation setup or contacts — always, except e-mail
+//! channels' server settings (`access::ADMINS_ONLY`), which admins alone read. An entry whose
 //! conversation the thread view does not know yet is hidden from them (fail closed).
 //!
 //! Access is applied before paging: a page is filled by reading further pages of the read model
@@ -150,6 +151,9 @@ fn sees(
 ) -> bool {
     if access.sees_everything() {
         return true;
+    }
+    if crate::access::ADMINS_ONLY.contains(&entry.event_type.as_str()) {
+        return false;
     }
     if let Some(conversation) = entry.concerns.conversation_id {
         return match known.get(&conversation) {

@@ -76,6 +76,9 @@ impl LogGate {
             .iter()
             .zip(concerned)
             .map(|(event, concerned)| {
+                if crate::access::ADMINS_ONLY.contains(&event.event_type.as_str()) {
+                    return false;
+                }
                 let Some(id) = concerned else {
                     return true;
                 };

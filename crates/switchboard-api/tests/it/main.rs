@@ -11,6 +11,7 @@ mod files;
 mod history;
 mod idempotency;
 mod live;
+mod mail;
 mod mutations;
 mod people;
 mod privacy;

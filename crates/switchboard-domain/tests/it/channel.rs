@@ -1505,14 +1505,14 @@ fn email_servers_are_set_kept_and_cleared_with_their_passwords_by_id() {
         Some(&imap)
     );
 
-    // A new host without a password keeps the password; the ingest secret is added alone.
     let history = || {
         let mut history = connected();
         history.push(set.clone().into());
         history
     };
+    // Another mailbox without a password keeps the password; the ingest secret is added alone.
     let moved = ImapServer {
-        host: "mail.acme.test".into(),
+        mailbox: "Support".into(),
         ..imap.clone()
     };
     given(history())
@@ -1521,7 +1521,8 @@ fn email_servers_are_set_kept_and_cleared_with_their_passwords_by_id() {
             C::SetEmailServers {
                 channel_id: id(MAIL),
                 imap: Set(channel::ImapSettings {
-                    host: " mail.acme.test ".into(),
+                    host: " IMAP.acme.test ".into(),
+                    mailbox: Some("Support".into()),
                     ..imap_settings(None)
                 }),
                 smtp: Keep,
@@ -1539,6 +1540,43 @@ fn email_servers_are_set_kept_and_cleared_with_their_passwords_by_id() {
                 .into(),
             ],
         );
+    // A saved password goes to no other server, login or weaker protection.
+    for changed in [
+        channel::ImapSettings {
+            host: "imap.elsewhere.test".into(),
+            ..imap_settings(None)
+        },
+        channel::ImapSettings {
+            port: 143,
+            ..imap_settings(None)
+        },
+        channel::ImapSettings {
+            username: "someone@acme.test".into(),
+            ..imap_settings(None)
+        },
+        channel::ImapSettings {
+            security: ServerSecurity::Plain,
+            ..imap_settings(None)
+        },
+    ] {
+        given(history())
+            .when(user(ADMIN), set_servers(MAIL, Set(changed), Keep))
+            .then_invalid("imap.password");
+    }
+    given(history())
+        .when(
+            user(ADMIN),
+            set_servers(
+                MAIL,
+                Keep,
+                Set(channel::SmtpSettings {
+                    host: "smtp.elsewhere.test".into(),
+                    password_secret: None,
+                    ..smtp.clone()
+                }),
+            ),
+        )
+        .then_invalid("smtp.password");
     // Cleared, they are gone.
     given(history())
         .when(user(ADMIN), set_servers(MAIL, Clear, Clear))

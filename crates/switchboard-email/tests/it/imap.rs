@@ -232,7 +232,15 @@ async fn a_restarted_importer_neither_fetches_nor_records_anything_again() {
     stop(first, stopper).await;
 
     // The checkpoint as stored: this mailbox's UIDVALIDITY and the last UID, 3.
-    let name = imap::cursor_name(PRIVATE);
+    let name = account_on(&dovecot, PASSWORD).cursor_name();
+    assert!(name.starts_with(&imap::cursor_name(PRIVATE)), "{name}");
+    let mut elsewhere = account_on(&dovecot, PASSWORD);
+    elsewhere.mailbox = "Archive".into();
+    assert_ne!(
+        elsewhere.cursor_name(),
+        name,
+        "another mailbox, another checkpoint"
+    );
     let stored = room
         .store
         .write_index()

@@ -566,14 +566,19 @@ async fn two_nodes_share_one_postgres_history() {
     let schema = format!("sb_nodes_{}", uuid::Uuid::now_v7().simple());
     let config_dir = TempDir::new().unwrap();
     let config = config_dir.path().join("switchboard.toml");
+    let shared = format!(
+        "postgres_url = {url:?}\npostgres_schema = {schema:?}\njwt_secret = {:?}\n",
+        "0123456789abcdef".repeat(4)
+    );
     std::fs::write(
         &config,
-        format!(
-            "postgres_url = {url:?}\npostgres_schema = {schema:?}\njwt_secret = {:?}\n",
-            "0123456789abcdef".repeat(4)
-        ),
+        format!("{shared}secret_key = {:?}\n", "5ec7e7".repeat(10) + "abcd"),
     )
     .unwrap();
+    // A node that would generate a key of its own: refused, since the secrets are sealed with
+    // the shared one.
+    let stranger = config_dir.path().join("stranger.toml");
+    std::fs::write(&stranger, &shared).unwrap();
     let config = config.to_str().unwrap();
     let (a, b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
     let out = crate::support::run(
@@ -599,6 +604,22 @@ async fn two_nodes_share_one_postgres_history() {
     let client = reqwest::Client::new();
     let node_a = Server::start(a.path(), &["--config", config]);
     let node_b = Server::start(b.path(), &["--config", config]);
+    let c = TempDir::new().unwrap();
+    let refused = crate::support::run(
+        &[
+            "serve",
+            "--config",
+            stranger.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            c.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let (_, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("secret_key"), "{stderr}");
     let created = graphql(
         &client,
         &node_a,
