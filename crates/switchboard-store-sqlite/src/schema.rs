@@ -11,11 +11,13 @@
 //! every append dirties one index page per stream an append touches: under concurrent appends to
 //! many streams that is a page per event, written to the log and then checkpointed, several times
 //! the event's own size. Instead, `stream_index` (a `WITHOUT ROWID` table keyed by stream id and
-//! version) is filled by the writer in sorted batches once `SqliteOptions::index_lag` events have accumulated
-//! past `index_state.indexed_upto`, touching each page once per batch. Reads of a stream combine
-//! the index with a scan of the short unindexed tail (`position > indexed_upto`), in one statement
-//! and so one snapshot. The index's primary key still refuses a duplicate version, at indexing
-//! time; at append time the single writer's check against `streams.version` guarantees it.
+//! version) is filled by the writer in sorted batches once `SqliteOptions::index_lag` events have
+//! accumulated past `index_state.indexed_upto`, touching each page once per batch. Reads of a
+//! stream combine the index with the unindexed tail (`position > indexed_upto`) in one read
+//! transaction and so one snapshot: the writer keeps the tail's positions per stream in memory
+//! (`crate::tail`), and a reader without that map (a read-only handle) scans the tail. The index's
+//! primary key still refuses a duplicate version, at indexing time; at append time the single
+//! writer's check against `streams.version` guarantees it.
 
 use std::path::Path;
 
