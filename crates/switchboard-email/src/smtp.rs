@@ -153,6 +153,36 @@ pub async fn serve(
     tracing::info!("SMTP listener stopped");
 }
 
+/// A session's byte stream, plain or inside TLS, and the TCP connection under it.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Connection for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Connection for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+/// Acknowledges what the client sends when it is read, not when the kernel's delayed-ACK timer
+/// fires (40 ms on Linux). A session answers every command, so the kernel delays its ACKs; a
+/// client that writes a message's last bytes on their own (lettre writes the body, then
+/// `<CRLF>.<CRLF>`) has them held back by Nagle's algorithm until the body is acknowledged, and
+/// every such message waited the whole timer. Linux leaves this mode again as it sees fit (the
+/// next answer), so it is asked for before every read; failing to is harmless.
+fn acknowledge_promptly(tcp: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    let _ = tcp.set_quickack(true);
+    #[cfg(not(target_os = "linux"))]
+    let _ = tcp;
+}
+
 /// One recipient accepted at `RCPT`.
 #[derive(Debug, Clone)]
 struct Recipient {
@@ -230,10 +260,7 @@ impl Session {
     }
 
     /// Serves commands on `stream` until the client quits, goes silent, or starts TLS.
-    async fn serve<S>(&mut self, stream: &mut S) -> std::io::Result<()>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    async fn serve<S: Connection>(&mut self, stream: &mut S) -> std::io::Result<()> {
         let greeting = format!("220 {} Switchboard ESMTP ready\r\n", self.settings.hostname);
         let mut receiver = RequestReceiver::default();
         let mut chunk = vec![0u8; 64 * 1024];
@@ -242,6 +269,7 @@ impl Session {
             stream.write_all(greeting.as_bytes()).await?;
         }
         while !self.quit && !self.upgrade {
+            acknowledge_promptly(stream.tcp());
             let read = tokio::time::timeout(self.settings.idle_timeout, stream.read(&mut chunk));
             let n = match read.await {
                 Ok(read) => read?,

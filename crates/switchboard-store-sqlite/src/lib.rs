@@ -11,6 +11,7 @@
 //! - [`schema`]: the tables, triggers and pragmas, and opening connections.
 //! - `writer`: the writer thread and its group commit.
 //! - `reader`: a small pool of read connections and row decoding.
+//! - `tail`: where the events not yet in the stream index are, kept by the writer for readers.
 //! - [`index`]: the write side's index, a file of its own beside the log.
 //! - [`secrets`]: sealed channel secrets, a file of its own beside the log.
 
@@ -18,6 +19,7 @@ pub mod index;
 mod reader;
 pub mod schema;
 pub mod secrets;
+mod tail;
 mod writer;
 
 use std::fs::File;
@@ -37,6 +39,7 @@ use switchboard_store::{
 use tokio::sync::{oneshot, watch};
 
 use crate::reader::ReadPool;
+use crate::tail::Tail;
 use crate::writer::{AppendRequest, Writer};
 
 /// The file name of the event database inside the data directory.
@@ -61,7 +64,8 @@ pub struct SqliteOptions {
     /// How many read connections to keep.
     pub read_connections: usize,
     /// How many events may wait before the writer adds them to the stream index (see
-    /// [`schema`]); stream reads scan at most about this many recent events.
+    /// [`schema`]). Stream reads find those events in the writer's map of them (`tail`); a
+    /// read-only handle scans them.
     pub index_lag: u64,
     /// Where commit timestamps (`recorded_at`) come from.
     pub clock: CommitClock,
@@ -192,8 +196,9 @@ impl SqliteStore {
         }
         let path = dir.join(DATABASE_FILE);
         let conn = schema::open_writer(&path)?;
-        let reads = ReadPool::open(&path, options.read_connections.max(1))?;
-        let writer = Writer::spawn(conn, &path, &options)?;
+        let tail = Arc::new(Tail::new());
+        let reads = ReadPool::open(&path, options.read_connections.max(1), Some(tail.clone()))?;
+        let writer = Writer::spawn(conn, &path, &options, tail)?;
         let index = Arc::new(index::SqliteIndex::open(dir)?);
         let secrets = Arc::new(secrets::SqliteSecrets::open(dir)?);
         Ok(SqliteStore {
@@ -229,7 +234,7 @@ impl SqliteStore {
                 ),
             });
         }
-        let reads = ReadPool::open(&path, 2)?;
+        let reads = ReadPool::open(&path, 2, None)?;
         let head: i64 = schema::open_reader(&path)?.query_row(
             "SELECT COALESCE(MAX(position), 0) FROM events",
             [],

@@ -11,14 +11,17 @@
 //! every append dirties one index page per stream an append touches: under concurrent appends to
 //! many streams that is a page per event, written to the log and then checkpointed, several times
 //! the event's own size. Instead, `stream_index` (a `WITHOUT ROWID` table keyed by stream id and
-//! version) is filled by the writer in sorted batches once `SqliteOptions::index_lag` events have accumulated
-//! past `index_state.indexed_upto`, touching each page once per batch. Reads of a stream combine
-//! the index with a scan of the short unindexed tail (`position > indexed_upto`), in one statement
-//! and so one snapshot. The index's primary key still refuses a duplicate version, at indexing
-//! time; at append time the single writer's check against `streams.version` guarantees it.
+//! version) is filled by the writer in sorted batches once `SqliteOptions::index_lag` events have
+//! accumulated past `index_state.indexed_upto`, touching each page once per batch. Reads of a
+//! stream combine the index with the unindexed tail (`position > indexed_upto`) in one read
+//! transaction and so one snapshot: the writer keeps the tail's positions per stream in memory
+//! (`crate::tail`), and a reader without that map (a read-only handle) scans the tail. The index's
+//! primary key still refuses a duplicate version, at indexing time; at append time the single
+//! writer's check against `streams.version` guarantees it.
 
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -85,9 +88,20 @@ PRAGMA cache_size = -65536;
 PRAGMA temp_store = MEMORY;
 ";
 
+/// Keeps cached statements prepared. Without the query planner stability guarantee, SQLite
+/// (3.50, built with `SQLITE_ENABLE_STAT4`) lets the value bound to a `LIMIT ?` shape the plan,
+/// so clearing the bindings when a cached statement goes back to the cache marks it expired and
+/// its next use compiles it again: every stream and page read paid a full prepare. Our plans do
+/// not depend on bound values (nothing runs `ANALYZE`), so the guarantee costs nothing.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
 /// Opens the writing connection, creating and migrating the database as needed.
 pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
+    stable_plans(&conn)?;
     conn.execute_batch(COMMON_PRAGMAS)?;
     migrate(&mut conn)?;
     Ok(conn)
@@ -99,6 +113,7 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    stable_plans(&conn)?;
     conn.execute_batch(
         "PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -65536;
@@ -117,4 +132,36 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.execute_batch(MIGRATION_1)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed expectation must panic.
+    #![allow(clippy::unwrap_used)]
+
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// A cached statement with a bound `LIMIT` is compiled once, however often it is reused with
+    /// other limits (see [`stable_plans`]).
+    #[test]
+    fn cached_statements_with_a_bound_limit_are_not_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        drop(open_writer(&path).unwrap());
+        let conn = open_reader(&path).unwrap();
+        let sql = "SELECT position FROM events WHERE position > ?1 ORDER BY position LIMIT ?2";
+        for limit in 1..5 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let rows: Vec<i64> = stmt
+                .query_map([0, limit], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(rows.is_empty());
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
 }

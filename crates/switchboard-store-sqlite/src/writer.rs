@@ -13,6 +13,7 @@
 //! nudged after commits, so no commit waits for one.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Origin, Positio
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use crate::tail::{Appended, Tail};
 use crate::{CommitClock, SqliteOptions};
 
 /// How many appends may wait for the writer before callers are slowed down.
@@ -64,6 +66,8 @@ pub(crate) struct Writer {
     indexed_upto: u64,
     /// Index once this many events are past `indexed_upto`.
     index_lag: u64,
+    /// Where the events past `indexed_upto` are, for readers (see [`crate::tail`]).
+    tail: Arc<Tail>,
     head: watch::Sender<Position>,
 }
 
@@ -79,6 +83,7 @@ impl Writer {
         conn: Connection,
         path: &Path,
         options: &SqliteOptions,
+        tail: Arc<Tail>,
     ) -> rusqlite::Result<Spawned> {
         let tip = conn
             .query_row(
@@ -103,15 +108,20 @@ impl Writer {
         )?;
         let (head, head_rx) = watch::channel(tip.position);
         let (requests, queue) = sync_channel(QUEUE);
-        let writer = Writer {
+        let mut writer = Writer {
             conn,
             clock: options.clock.clone(),
             max_batch_events: options.max_batch_events.max(1),
             tip,
             indexed_upto: indexed_upto as u64,
             index_lag: options.index_lag.max(1),
+            tail,
             head,
         };
+        // What a crash left unindexed is indexed now, so the map of the tail starts at the head
+        // and readers scan nothing. Should that fail, readers scan it until the next indexing.
+        writer.index_tail();
+        writer.tail.start(writer.tip.position.0);
         let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
         let checkpointer =
             Checkpointer::spawn(&writer.conn, path.to_owned(), "event", CHECKPOINT_EVERY)
@@ -186,7 +196,10 @@ impl Writer {
             tx.commit()
         });
         match result {
-            Ok(()) => self.indexed_upto = upto,
+            Ok(()) => {
+                self.indexed_upto = upto;
+                self.tail.indexed(upto);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "indexing streams failed; reads scan a longer tail")
             }
@@ -198,6 +211,7 @@ impl Writer {
         let before = self.tip;
         let recorded_at = (self.clock)().timestamp_micros();
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut appended = Vec::with_capacity(batch.len());
         let committed = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -206,7 +220,10 @@ impl Writer {
                 let mut poisoned = None;
                 for request in &batch {
                     match append_one(&mut tx, &mut self.tip, request, recorded_at) {
-                        Ok(result) => outcomes.push(Ok(result)),
+                        Ok((result, written)) => {
+                            appended.extend(written);
+                            outcomes.push(Ok(result));
+                        }
                         Err(Failure::Rejected(e)) => outcomes.push(Err(e)),
                         // `append_one` resolves this itself; it never reaches here.
                         Err(Failure::KnownId) => outcomes.push(Err(StoreError::backend(
@@ -221,13 +238,20 @@ impl Writer {
                 match poisoned {
                     // Dropping the transaction rolls the whole batch back.
                     Some(reason) => Err(reason),
-                    None => tx.commit().map_err(|e| e.to_string()),
+                    None => {
+                        // Before the commit: a reader whose snapshot holds these events must
+                        // find them in the map (see `crate::tail`).
+                        self.tail.add(&appended);
+                        tx.commit().map_err(|e| e.to_string())
+                    }
                 }
             }
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = committed {
             tracing::error!(error = %reason, "event batch rolled back");
+            // Before these positions are used again, perhaps by other streams.
+            self.tail.forget_after(before.position.0);
             self.tip = before;
             for request in batch {
                 let _ = request
@@ -255,20 +279,21 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 /// Decides and inserts one append inside the batch transaction; on any error its inserts are
-/// rolled back and `tip` is left as it was.
+/// rolled back and `tip` is left as it was. Returns, with its answer, the events it wrote
+/// (`None` for a retry answered by what it wrote before).
 fn append_one(
     tx: &mut Transaction<'_>,
     tip: &mut Tip,
     request: &AppendRequest,
     recorded_at: i64,
-) -> Result<AppendResult, Failure> {
+) -> Result<(AppendResult, Option<Appended>), Failure> {
     let stream = request.stream.as_str();
     let known = stream_row(tx, stream)?;
     let current = known.map(|(_, version)| version);
     if !request.expected.matches(current) {
         // Perhaps the retry of an append that did land: then it gets its original answer.
         if let Some(found) = find_event(tx, request.events[0].event_id)? {
-            return Ok(replay(tx, request, found)?);
+            return Ok((replay(tx, request, found)?, None));
         }
         return Err(Failure::Rejected(StoreError::WrongExpectedVersion {
             stream: stream.to_owned(),
@@ -300,24 +325,33 @@ fn append_one(
             Err(other) => Err(other),
         }
     };
-    let next = match written {
-        Ok(next) => next,
+    let (next, stream_id) = match written {
+        Ok(written) => written,
         // The first event is stored already: a retry, answered by what it did the first time
         // (ids are looked up only here, off the common path).
         Err(Failure::KnownId) => {
             let found = find_event(tx, request.events[0].event_id)?
                 .ok_or_else(|| backend(rusqlite::Error::QueryReturnedNoRows))?;
-            return Ok(replay(tx, request, found)?);
+            return Ok((replay(tx, request, found)?, None));
         }
         Err(other) => return Err(other),
     };
     let first_position = tip.position.next();
     *tip = next;
-    Ok(AppendResult {
-        stream_version: first_version + request.events.len() as u64 - 1,
-        first_position,
-        last_position: next.position,
-    })
+    let count = request.events.len() as u64;
+    Ok((
+        AppendResult {
+            stream_version: first_version + count - 1,
+            first_position,
+            last_position: next.position,
+        },
+        Some(Appended {
+            stream_id,
+            first_version,
+            first_position: first_position.0,
+            count,
+        }),
+    ))
 }
 
 /// Why an append failed, and whether the batch transaction is still sound.
@@ -355,7 +389,7 @@ struct Target<'a> {
 }
 
 /// Inserts the events (and creates or moves the stream row), chaining from `tip`; returns the new
-/// tip. Restored events (`origins`) keep their commit times and must get their original hashes.
+/// tip and the stream's id. Restored events (`origins`) keep their commit times and must get their original hashes.
 /// Any failure after the first write is `Poisoned`.
 fn write(
     conn: &Connection,
@@ -363,7 +397,7 @@ fn write(
     events: &[NewEvent],
     origins: Option<&[Origin]>,
     tip: Tip,
-) -> Result<Tip, Failure> {
+) -> Result<(Tip, i64), Failure> {
     let stream = target.stream;
     let last_version = target.first_version + events.len() as u64 - 1;
     let mut wrote = false;
@@ -453,7 +487,7 @@ fn write(
             .and_then(|mut s| s.execute(params![stream_id, last_version as i64]))
             .map_err(|e| Failure::Fatal(backend(e)))?;
     }
-    Ok(next)
+    Ok((next, stream_id))
 }
 
 /// The append's first event is stored already: it is a retry if every event sits, in order, where
