@@ -71,7 +71,10 @@ impl ReadPool {
                 conn: &conn,
                 tail: inner.tail.as_deref(),
             });
-            if let Ok(mut idle) = inner.idle.lock()
+            // A connection still inside a transaction (a failed rollback) would keep its old
+            // snapshot for every later read: it is closed instead.
+            if conn.is_autocommit()
+                && let Ok(mut idle) = inner.idle.lock()
                 && idle.len() < inner.keep
             {
                 idle.push(conn);

@@ -16,9 +16,17 @@
 //! snapshot began, or the writer could not index at start) it scans the tail as before. Entries
 //! may name positions its snapshot does not hold (committed after it began, or about to be): the
 //! lookup by position simply finds nothing there.
+//!
+//! **Bounded.** Should indexing keep failing, the map would grow with every append; past
+//! [`MAX_ENTRIES`] it gives up instead (empty, covering nothing, so readers scan as before) and
+//! starts again at the next successful indexing, which reaches the writer's tip.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// The most events the map keeps (about 16 bytes each) before it gives up until the next
+/// successful indexing.
+pub(crate) const MAX_ENTRIES: usize = 1 << 20;
 
 /// The map, shared by the writer and the read pool.
 #[derive(Debug)]
@@ -32,6 +40,16 @@ struct TailState {
     covers_from: u64,
     /// By stream id: `(stream version, position)` of its events past `covers_from`, in order.
     streams: HashMap<i64, Vec<(u64, u64)>>,
+    /// How many events `streams` holds.
+    entries: usize,
+    /// Gave up after [`MAX_ENTRIES`]: nothing is added until the next indexing.
+    overflowed: bool,
+}
+
+impl TailState {
+    fn count(&mut self) {
+        self.entries = self.streams.values().map(Vec::len).sum();
+    }
 }
 
 /// One append's events, as the writer records them.
@@ -50,6 +68,8 @@ impl Tail {
             state: Mutex::new(TailState {
                 covers_from: u64::MAX,
                 streams: HashMap::new(),
+                entries: 0,
+                overflowed: false,
             }),
         }
     }
@@ -65,6 +85,8 @@ impl Tail {
         let mut state = self.lock();
         state.covers_from = position;
         state.streams.clear();
+        state.entries = 0;
+        state.overflowed = false;
     }
 
     /// Adds appends about to be committed.
@@ -73,10 +95,27 @@ impl Tail {
             return;
         }
         let mut state = self.lock();
+        if state.overflowed {
+            return;
+        }
+        let adding: u64 = appended.iter().map(|a| a.count).sum();
+        if state
+            .entries
+            .saturating_add(usize::try_from(adding).unwrap_or(usize::MAX))
+            > MAX_ENTRIES
+        {
+            // Covering nothing, the map sends every reader to scan until indexing catches up.
+            state.streams.clear();
+            state.entries = 0;
+            state.covers_from = u64::MAX;
+            state.overflowed = true;
+            return;
+        }
         for a in appended {
             let events = state.streams.entry(a.stream_id).or_default();
             events.extend((0..a.count).map(|i| (a.first_version + i, a.first_position + i)));
         }
+        state.entries += usize::try_from(adding).unwrap_or(usize::MAX);
     }
 
     /// Forgets everything past `position`: a commit that failed, whose positions will be used
@@ -87,16 +126,26 @@ impl Tail {
             events.retain(|&(_, p)| p <= position);
             !events.is_empty()
         });
+        state.count();
     }
 
     /// The stream index now holds everything up to `position` (committed): drops those events.
+    /// After an overflow, `position` must be the writer's tip (nothing committed past it), where
+    /// the map starts again.
     pub(crate) fn indexed(&self, position: u64) {
         let mut state = self.lock();
-        state.streams.retain(|_, events| {
-            events.retain(|&(_, p)| p > position);
-            !events.is_empty()
-        });
-        state.covers_from = state.covers_from.max(position);
+        if state.overflowed {
+            state.overflowed = false;
+            state.streams.clear();
+            state.covers_from = position;
+        } else {
+            state.streams.retain(|_, events| {
+                events.retain(|&(_, p)| p > position);
+                !events.is_empty()
+            });
+            state.covers_from = state.covers_from.max(position);
+        }
+        state.count();
     }
 
     /// The `(version, position)` of stream `stream_id`'s events past `indexed_upto` whose
@@ -182,5 +231,32 @@ mod tests {
         tail.forget_after(1);
         assert_eq!(tail.events(1, 0, |_| true), Some(vec![(0, 1)]));
         assert_eq!(tail.events(2, 0, |_| true), Some(vec![]));
+    }
+
+    #[test]
+    fn gives_up_past_its_bound_until_indexing_reaches_the_tip() {
+        let tail = Tail::new();
+        tail.start(0);
+        let full = MAX_ENTRIES as u64;
+        tail.add(&[appended(1, 0, 1, full)]);
+        assert_eq!(tail.events(1, 0, |v| v == 0), Some(vec![(0, 1)]));
+        // One more: the map covers nothing, so readers scan; it adds nothing meanwhile.
+        tail.add(&[appended(2, 0, full + 1, 1)]);
+        assert_eq!(tail.events(1, 0, |_| true), None);
+        tail.add(&[appended(2, 1, full + 2, 1)]);
+        assert_eq!(tail.events(2, full + 2, |_| true), None);
+        // Indexing up to the tip starts it again, empty, covering from there.
+        tail.indexed(full + 2);
+        assert_eq!(
+            tail.events(2, full + 1, |_| true),
+            None,
+            "an older snapshot scans"
+        );
+        assert_eq!(tail.events(2, full + 2, |_| true), Some(vec![]));
+        tail.add(&[appended(2, 2, full + 3, 1)]);
+        assert_eq!(
+            tail.events(2, full + 2, |_| true),
+            Some(vec![(2, full + 3)])
+        );
     }
 }
