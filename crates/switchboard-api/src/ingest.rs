@@ -10,8 +10,9 @@
 //!   `smtp.max_message_bytes` (413 beyond). It is read only after the secret was checked. `?envelope_from=<address>` gives the envelope
 //!   sender, which stands in when the headers name none (SMTP's `MAIL FROM`).
 //! - Answers once the message's events are durable: `200` with
-//!   `{"messageId", "conversationId", "duplicate", "warnings"}` (`duplicate`: the same
-//!   Message-ID had arrived on the channel before; nothing new was written). `422` when the
+//!   `{"messageId", "conversationId", "duplicate", "warnings", "consistencyToken"}`
+//!   (`duplicate`: the same Message-ID had arrived on the channel before; nothing new was
+//!   written; the token makes a GraphQL request wait until the message can be read). `422` when the
 //!   message cannot be taken as it is (no sender), `503` with `Retry-After` when storage failed:
 //!   send it again.
 //!
@@ -171,6 +172,7 @@ pub(crate) async fn ingest(
                     "conversationId": conversation_id,
                     "duplicate": ingested.duplicate,
                     "warnings": ingested.warnings,
+                    "consistencyToken": inner.tokens.sign(ingested.position),
                 }),
             )
         }

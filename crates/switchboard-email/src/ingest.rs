@@ -77,6 +77,9 @@ pub struct Ingested {
     pub bounced: Option<Uuid>,
     /// What could not be read in it.
     pub warnings: Vec<String>,
+    /// The log position of the last event written for it (for a duplicate, of the first
+    /// arrival's): read models that reached it show the message.
+    pub position: switchboard_store::Position,
 }
 
 /// Takes raw e-mails into conversations.
@@ -189,6 +192,7 @@ impl Ingester {
             duplicate: outcome.written == 0,
             bounced,
             warnings: parsed.warnings,
+            position: outcome.last_position,
         })
     }
 
