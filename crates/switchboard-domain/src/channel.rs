@@ -814,7 +814,33 @@ fn host(field: &'static str, value: &str) -> Result<String, DomainError> {
             "must be a host name or IP address, without a scheme or port",
         ));
     }
+    if let Ok(ip) = value.parse::<std::net::IpAddr>()
+        && !mail_server_address(ip)
+    {
+        return Err(DomainError::invalid(
+            field,
+            "must not be a link-local, multicast, broadcast or unspecified address",
+        ));
+    }
     Ok(value.to_ascii_lowercase())
+}
+
+/// Whether a mail server may be at `ip`: not link-local (where cloud metadata services
+/// answer), multicast, broadcast or unspecified. Loopback and private networks are allowed: a
+/// self-hosted mail server often lives there.
+pub fn mail_server_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_link_local() || v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified())
+        }
+        std::net::IpAddr::V6(v6) => {
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            let mapped = v6
+                .to_ipv4_mapped()
+                .is_some_and(|v4| !mail_server_address(v4.into()));
+            !(link_local || mapped || v6.is_multicast() || v6.is_unspecified())
+        }
+    }
 }
 
 fn port(field: &'static str, value: u16) -> Result<u16, DomainError> {

@@ -233,6 +233,19 @@ fn password_error(section: &str, password: &str) -> Option<UserError> {
     )
 }
 
+/// Why `host` may not be connected to, if it resolves to an address no mail server may be at
+/// (link-local, where cloud metadata services answer; see
+/// `channel::mail_server_address`). A name that does not resolve now is left to the connection
+/// to report.
+async fn forbidden_destination(host: &str, port: u16) -> Option<String> {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    let addresses = tokio::net::lookup_host((host, port)).await.ok()?;
+    addresses
+        .map(|a| a.ip())
+        .find(|ip| !channel::mail_server_address(*ip))
+        .map(|ip| format!("{host} resolves to {ip}, where no mail server may be"))
+}
+
 /// What the caller sealed for one mutation, deleted again unless the command keeps it.
 #[derive(Debug, Default)]
 struct Sealed(Vec<SecretId>);
@@ -338,6 +351,18 @@ impl MailMutation {
                 "INVALID",
                 "must be 24 to 256 characters without spaces or control characters",
             ));
+        }
+        if let MaybeUndefined::Value(imap) = &input.imap {
+            let port = port(imap.port, true, imap.security);
+            if let Some(why) = forbidden_destination(&imap.host, port).await {
+                errors.push(input_error(&["imap", "host"], "INVALID", why));
+            }
+        }
+        if let MaybeUndefined::Value(smtp) = &input.smtp {
+            let port = port(smtp.port, false, smtp.security);
+            if let Some(why) = forbidden_destination(&smtp.host, port).await {
+                errors.push(input_error(&["smtp", "host"], "INVALID", why));
+            }
         }
         if !errors.is_empty() {
             return Ok(refuse(errors));
@@ -585,6 +610,13 @@ async fn check_imap(
     password: SecretValue,
     timeout: Duration,
 ) -> ServerCheck {
+    if let Some(why) = forbidden_destination(&server.host, server.port).await {
+        return ServerCheck {
+            ok: false,
+            server: format!("{}:{}", server.host, server.port),
+            message: why,
+        };
+    }
     use switchboard_email::imap::{self, ImapAccount, ImapSettings, Password};
     let account = ImapAccount::for_server(channel_id, server, Password::new(password.expose()));
     let settings = ImapSettings {
@@ -645,6 +677,13 @@ fn smtp_relay(
 /// Connects to `url`, logs in and says `NOOP`.
 async fn check_smtp(url: &switchboard_delivery::RelayUrl, timeout: Duration) -> ServerCheck {
     let server = format!("{}:{}", url.host, url.port);
+    if let Some(why) = forbidden_destination(&url.host, url.port).await {
+        return ServerCheck {
+            ok: false,
+            server,
+            message: why,
+        };
+    }
     let relay = match switchboard_delivery::Relay::new(url, timeout) {
         Ok(relay) => relay,
         Err(error) => {

@@ -151,6 +151,24 @@ async fn a_private_accounts_servers_are_its_owners_and_passwords_stay_with_their
         "{imap_check}"
     );
 
+    // Nor does it connect where cloud metadata services answer.
+    let tested = api
+        .gql(
+            alice,
+            "mutation($input: TestEmailChannelInput!) { testEmailChannel(input: $input) { userErrors { code } imap { ok message } } }",
+            json!({"input": {"channelId": channel, "imap": imap("169.254.169.254", Some("x"))}}),
+        )
+        .await;
+    let imap_check = &tested.data()["testEmailChannel"]["imap"];
+    assert_eq!(imap_check["ok"], false);
+    assert!(
+        imap_check["message"]
+            .as_str()
+            .unwrap()
+            .contains("no mail server may be"),
+        "{imap_check}"
+    );
+
     // The settings' history is admins' only, in the audit trail and the raw history.
     let audit = "{ auditTrail(first: 100) { edges { node { eventType } } } }";
     let types = |reply: &crate::support::Reply| -> Vec<String> {

@@ -1628,6 +1628,10 @@ fn email_servers_are_set_kept_and_cleared_with_their_passwords_by_id() {
         )
         .then_invalid("smtp.password");
     for (host, port, field) in [
+        ("169.254.169.254", 993, "imap.host"),
+        ("[fe80::1]", 993, "imap.host"),
+        ("::ffff:169.254.169.254", 993, "imap.host"),
+        ("0.0.0.0", 993, "imap.host"),
         ("imap.acme.test/x", 993, "imap.host"),
         ("imaps://imap.acme.test", 993, "imap.host"),
         ("", 993, "imap.host"),
