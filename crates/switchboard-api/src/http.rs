@@ -12,6 +12,7 @@
 //!   `graphql-ws`), authenticated by the `connection_init` payload
 //!   (`{"Authorization": "Bearer <token>"}`, optionally `"consistencyToken"`), closed with the
 //!   protocol's codes (see [`websocket`]).
+//! - `GET`/`POST /webhooks/messenger`: Facebook Messenger's webhook (see [`crate::messenger`]).
 //! - `POST /ingest/email/{channelId}`: a raw e-mail into a channel, with its ingest secret (see
 //!   [`crate::ingest`]).
 //! - `GET /files/{conversationId}/{sha256}`: a conversation's file (see [`crate::files`]).
@@ -81,6 +82,10 @@ pub fn router(state: ApiState) -> Router {
                     state.inner().mail.max_message_bytes,
                 )),
         )
+        .route(
+            "/webhooks/messenger",
+            get(messenger_verify).post(messenger_receive),
+        )
         // Added after the body limit: the GraphQL endpoint bounds its bodies itself, JSON by
         // `max_body_bytes`, multipart uploads by the upload limits (see `graphql`).
         .route("/graphql", get(graphiql).post(graphql))
@@ -92,6 +97,23 @@ pub fn router(state: ApiState) -> Router {
             parsed: ParsedDocuments::default(),
             state,
         })
+}
+
+/// Meta's verification handshake (see `messenger`).
+async fn messenger_verify(
+    State(app): State<App>,
+    query: axum::extract::Query<crate::messenger::Handshake>,
+) -> Response {
+    crate::messenger::verify(app.state, query).await
+}
+
+/// Meta's page events (see `messenger`).
+async fn messenger_receive(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    crate::messenger::receive(app.state, headers, body).await
 }
 
 /// A raw e-mail posted into a channel (see `ingest`).

@@ -10,6 +10,7 @@
 //!   (subscriptions over `graphql-transport-ws`), `/ingest/email/{channel}`, `/files/...`,
 //!   `/livez`, `/readyz`, `/metrics`.
 //! - `ingest`: raw e-mails posted into a channel with its ingest secret.
+//! - [`messenger`]: Facebook Messenger's webhook (verification handshake, signed page events).
 //! - `files`: downloads of conversations' attachments and original e-mails.
 //! - `access`: what the viewer may see (the write side's access rules, applied to reads).
 //! - [`auth`]: JWT bearer tokens (our own, and an OpenID Connect provider's) and the viewer they
@@ -31,6 +32,7 @@ pub mod http;
 mod hub;
 pub mod ids;
 mod ingest;
+pub mod messenger;
 pub mod metrics;
 mod mutation;
 mod query;

@@ -125,6 +125,8 @@ pub struct ApiSettings {
     pub ready_max_lag: u64,
     /// E-mail channels' secrets, connection tests and HTTP ingestion.
     pub mail: MailSettings,
+    /// The Messenger app whose webhook this installation serves; `None`: no webhook.
+    pub messenger: Option<crate::messenger::MessengerSettings>,
 }
 
 /// What the API needs for e-mail channels.
@@ -164,6 +166,7 @@ impl ApiSettings {
             limits: Limits::default(),
             ready_max_lag: 1_000,
             mail: MailSettings::default(),
+            messenger: None,
         }
     }
 }
@@ -178,6 +181,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("limits", &self.limits)
             .field("ready_max_lag", &self.ready_max_lag)
             .field("mail", &self.mail)
+            .field("messenger", &self.messenger)
             .finish()
     }
 }
@@ -206,6 +210,7 @@ pub(crate) struct Inner {
     /// Takes mail posted to `POST /ingest/email/{channel}`.
     pub(crate) ingester: switchboard_email::Ingester,
     pub(crate) mail: MailSettings,
+    pub(crate) messenger: Option<crate::messenger::MessengerSettings>,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
@@ -246,6 +251,7 @@ impl ApiState {
             ready_max_lag: settings.ready_max_lag,
             metrics: Metrics::new(),
             mail: settings.mail,
+            messenger: settings.messenger,
             shutdown: watch::channel(false).0,
             hub: tokio::sync::Mutex::new(None),
             access: Mutex::new(HashMap::new()),

@@ -157,6 +157,32 @@ pub struct Config {
     pub imap: Vec<ImapConfig>,
     /// Outbound e-mail.
     pub delivery: DeliveryConfig,
+    /// The Facebook Messenger app whose webhook is served: its app secret and verify token.
+    pub messenger: MessengerConfig,
+}
+
+/// The Messenger webhook's secrets (`[messenger]`): both, or neither (no webhook).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessengerConfig {
+    /// The app secret Meta signs webhook requests with.
+    pub app_secret: Option<Secret>,
+    /// The token Meta's verification handshake presents.
+    pub verify_token: Option<Secret>,
+}
+
+impl MessengerConfig {
+    /// The API's settings, when both are set.
+    pub fn settings(&self) -> Option<switchboard_api::messenger::MessengerSettings> {
+        match (&self.app_secret, &self.verify_token) {
+            (Some(app_secret), Some(verify_token)) => {
+                Some(switchboard_api::messenger::MessengerSettings {
+                    app_secret: app_secret.expose().to_owned(),
+                    verify_token: verify_token.expose().to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// An IMAP account, as configured (`[[imap]]`): imported into the connected e-mail channel of
@@ -309,6 +335,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
             smtp: SmtpConfig::default(),
+            messenger: MessengerConfig::default(),
             imap: Vec::new(),
             delivery: DeliveryConfig::default(),
         }
@@ -394,6 +421,8 @@ struct FileConfig {
     #[serde(default)]
     smtp: FileSmtp,
     #[serde(default)]
+    messenger: FileMessenger,
+    #[serde(default)]
     imap: Vec<FileImap>,
 }
 
@@ -407,6 +436,13 @@ struct FileImap {
     username: String,
     password: String,
     mailbox: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMessenger {
+    app_secret: Option<String>,
+    verify_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -639,6 +675,12 @@ impl Config {
                 mailbox: account.mailbox.unwrap_or_else(|| "INBOX".to_owned()),
             });
         }
+        if let Some(v) = file.messenger.app_secret {
+            self.messenger.app_secret = Some(Secret(v));
+        }
+        if let Some(v) = file.messenger.verify_token {
+            self.messenger.verify_token = Some(Secret(v));
+        }
         if let Some(v) = file.smtp.listen {
             self.smtp.listen = Some(parse(at, "smtp.listen", &v, parse_listen)?);
         }
@@ -778,6 +820,12 @@ impl Config {
             self.oidc.jwks_min_interval =
                 parse(at, "SWITCHBOARD_OIDC_JWKS_MIN_INTERVAL", v, parse_duration)?;
         }
+        if let Some(v) = var("SWITCHBOARD_MESSENGER_APP_SECRET") {
+            self.messenger.app_secret = Some(Secret(v.to_owned()));
+        }
+        if let Some(v) = var("SWITCHBOARD_MESSENGER_VERIFY_TOKEN") {
+            self.messenger.verify_token = Some(Secret(v.to_owned()));
+        }
         if let Some(v) = var("SWITCHBOARD_SMTP_LISTEN") {
             self.smtp.listen = Some(parse(at, "SWITCHBOARD_SMTP_LISTEN", v, parse_listen)?);
         }
@@ -873,6 +921,13 @@ impl Config {
                      or leave it unset to have one generated in the data directory",
                     secret.0.len()
                 ),
+            );
+        }
+        if self.messenger.app_secret.is_some() != self.messenger.verify_token.is_some() {
+            return invalid(
+                "messenger.app_secret and messenger.verify_token \
+                 (SWITCHBOARD_MESSENGER_APP_SECRET, SWITCHBOARD_MESSENGER_VERIFY_TOKEN)",
+                "give both, or neither".to_owned(),
             );
         }
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {

@@ -225,6 +225,7 @@ impl Application {
                 introspection: config.introspection,
                 limits: config.limits.clone(),
                 ready_max_lag: config.ready_max_lag,
+                messenger: config.messenger.settings(),
                 mail: MailSettings {
                     secret_key,
                     relay: config.delivery.relay_url().and_then(Result::ok),

@@ -12,6 +12,7 @@ mod history;
 mod idempotency;
 mod live;
 mod mail;
+mod messenger;
 mod mutations;
 mod people;
 mod privacy;

@@ -227,6 +227,19 @@ fn invalid_values_name_their_origin() {
     .to_string();
     assert!(error.contains("SWITCHBOARD_SECRET_KEY"), "{error}");
     assert!(!error.contains("c0ffee"), "the key was printed: {error}");
+
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_MESSENGER_APP_SECRET", "s3cret-app")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("messenger.verify_token"), "{error}");
+    assert!(
+        !error.contains("s3cret-app"),
+        "the secret was printed: {error}"
+    );
 }
 
 #[test]
@@ -247,6 +260,10 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.jwt_secret.is_some(), "jwt_secret is not documented");
     assert!(config.secret_key.is_some(), "secret_key is not documented");
+    assert!(
+        config.messenger.settings().is_some(),
+        "[messenger] is not documented"
+    );
     assert_eq!(config.imap.len(), 1, "[[imap]] is documented");
     assert!(
         config.delivery.relay_url().is_some_and(|url| url.is_ok()),

@@ -1,0 +1,289 @@
+//! Facebook Messenger's webhook: `GET /webhooks/messenger` answers Meta's verification
+//! handshake, `POST /webhooks/messenger` takes the page events Meta sends.
+//!
+//! - Verification: `hub.mode=subscribe` with `hub.verify_token` equal to the configured
+//!   `messenger.verify_token` answers `hub.challenge` (200, as text); anything else 403.
+//! - Events: the raw body must carry `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the
+//!   body under the app secret (`messenger.app_secret`), checked in constant time before the
+//!   body is parsed; 401 otherwise. Each `messaging` item with a `message` for a connected
+//!   Messenger channel (by page id) is recorded as the channel: the sender's page-scoped id is
+//!   the contact's identity, the `mid` the provider's message id, so Meta's retries of the same
+//!   message are recorded once. Echoes (the page's own messages) are ignored; so are items for
+//!   pages no channel is connected to, and delivery and read receipts for now. The answer is
+//!   200 once every message is durable, 503 when one could not be stored (Meta sends the
+//!   batch again).
+//!
+//! Without `[messenger]` settings both routes answer 404. Meta's servers cannot reach these
+//! tests; they sign their requests with a test app secret, as Meta signs with the real one.
+
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use proto_events::Actor;
+use proto_events::event::{ChannelConfig, ChannelKind, Identity, InboundMessage};
+use serde::Deserialize;
+use sha2::Sha256;
+use switchboard_service::{Command, CommandMeta, ServiceError};
+use uuid::Uuid;
+
+use crate::state::ApiState;
+
+/// The Messenger app this installation's webhook belongs to.
+#[derive(Clone)]
+pub struct MessengerSettings {
+    /// The app secret Meta signs webhook requests with.
+    pub app_secret: String,
+    /// The token the verification handshake must present.
+    pub verify_token: String,
+}
+
+impl std::fmt::Debug for MessengerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessengerSettings(<redacted>)")
+    }
+}
+
+/// The verification handshake's query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// `GET /webhooks/messenger`.
+pub(crate) async fn verify(state: ApiState, Query(handshake): Query<Handshake>) -> Response {
+    let Some(settings) = &state.inner().messenger else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let token_matches = handshake
+        .verify_token
+        .as_deref()
+        .is_some_and(|token| same(token.as_bytes(), settings.verify_token.as_bytes()));
+    match (
+        handshake.mode.as_deref(),
+        token_matches,
+        handshake.challenge,
+    ) {
+        (Some("subscribe"), true, Some(challenge)) => (StatusCode::OK, challenge).into_response(),
+        _ => (StatusCode::FORBIDDEN, "verification refused").into_response(),
+    }
+}
+
+/// Whether `a` equals `b`, in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    // Comparing MACs (in constant time) rather than the bytes also hides their lengths.
+    let tag = |bytes: &[u8]| {
+        Hmac::<Sha256>::new_from_slice(b"switchboard-compare")
+            .ok()
+            .map(|mut mac| {
+                mac.update(bytes);
+                mac
+            })
+    };
+    match (tag(a), tag(b)) {
+        (Some(a), Some(b)) => a.verify_slice(&b.finalize().into_bytes()).is_ok(),
+        _ => false,
+    }
+}
+
+/// Whether `signature` (`sha256=<hex>`) is `body`'s HMAC-SHA256 under `secret`.
+fn signed(secret: &str, body: &[u8], signature: Option<&str>) -> bool {
+    let Some(hex_tag) = signature.and_then(|s| s.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(tag) = hex::decode(hex_tag) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&tag).is_ok()
+}
+
+/// A webhook delivery, as much of it as is read.
+#[derive(Debug, Deserialize)]
+struct Delivery {
+    object: String,
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    /// The page's id.
+    id: String,
+    #[serde(default)]
+    messaging: Vec<Messaging>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Messaging {
+    sender: Party,
+    message: Option<Message>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Party {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    mid: String,
+    text: Option<String>,
+    #[serde(default)]
+    is_echo: bool,
+    #[serde(default)]
+    attachments: Vec<MessageAttachment>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageAttachment {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// The longest text kept from one message (Messenger's own limit is 2,000 characters).
+const MAX_TEXT: usize = 20_000;
+
+/// `POST /webhooks/messenger`.
+pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Bytes) -> Response {
+    let inner = state.inner();
+    let Some(settings) = &inner.messenger else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if !signed(&settings.app_secret, &body, signature) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "bad or missing X-Hub-Signature-256",
+        )
+            .into_response();
+    }
+    let delivery: Delivery = match serde_json::from_slice(&body) {
+        Ok(delivery) => delivery,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("not a webhook event: {e}")).into_response();
+        }
+    };
+    if delivery.object != "page" {
+        return StatusCode::OK.into_response();
+    }
+    let pages: Vec<(String, Uuid)> = match inner.directory().await {
+        Ok(view) => view
+            .directory
+            .channels
+            .values()
+            .filter(|c| c.connected)
+            .filter_map(|c| match &c.config {
+                ChannelConfig::Messenger { page_id, .. } => Some((page_id.clone(), c.id)),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.message()).into_response(),
+    };
+    for entry in delivery.entry {
+        let Some(channel_id) = pages
+            .iter()
+            .find(|(page, _)| *page == entry.id)
+            .map(|(_, id)| *id)
+        else {
+            tracing::info!(page = %entry.id, "a Messenger event for a page no channel is connected to");
+            continue;
+        };
+        for item in entry.messaging {
+            let Some(message) = item.message.filter(|m| !m.is_echo) else {
+                continue;
+            };
+            let mut text: String = message.text.unwrap_or_default();
+            if text.len() > MAX_TEXT {
+                let mut end = MAX_TEXT;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            for attachment in &message.attachments {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&format!("[{} attachment]", attachment.kind));
+            }
+            let inbound = InboundMessage {
+                message_id: Uuid::now_v7(),
+                channel_id,
+                channel_kind: ChannelKind::Messenger,
+                provider_message_id: Some(message.mid),
+                from: Identity::Messenger {
+                    psid: item.sender.id,
+                },
+                from_name: None,
+                contact_id: None,
+                subject: None,
+                body_text: text,
+                body_html: None,
+                email: None,
+                form_fields: Vec::new(),
+                attachments: Vec::new(),
+                raw: None,
+            };
+            let recorded = inner
+                .service
+                .execute(
+                    CommandMeta::by(Actor::Channel { id: channel_id }),
+                    Command::ReceiveMessage {
+                        channel_id,
+                        message: Box::new(inbound),
+                        signals: None,
+                    },
+                )
+                .await;
+            match recorded {
+                Ok(_) => {}
+                Err(ServiceError::Domain(error)) => {
+                    // Sending it again would be refused again: logged, and the batch answered.
+                    tracing::warn!(%error, %channel_id, "a Messenger message was refused");
+                }
+                Err(error) => {
+                    tracing::error!(%error, %channel_id, "a Messenger message could not be stored");
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+            }
+        }
+    }
+    StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_checked_over_the_raw_body() {
+        let body = br#"{"object":"page"}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"app-secret").unwrap();
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(signed("app-secret", body, Some(&good)));
+        assert!(!signed("other-secret", body, Some(&good)));
+        assert!(!signed(
+            "app-secret",
+            b"{\"object\": \"page\"}",
+            Some(&good)
+        ));
+        assert!(!signed("app-secret", body, None));
+        assert!(!signed("app-secret", body, Some("sha1=00")));
+        assert!(!signed("app-secret", body, Some("sha256=zz")));
+        assert!(same(b"token", b"token"));
+        assert!(!same(b"token", b"tokens"));
+    }
+}
