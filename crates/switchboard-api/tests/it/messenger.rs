@@ -43,19 +43,19 @@ async fn api_with_page() -> TestApi {
 }
 
 fn signature(body: &[u8], secret: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 fn event(body: &Value, signed_with: Option<&str>) -> Request<Body> {
-    let bytes = serde_json::to_vec(body).unwrap();
+    let bytes = serde_json::to_vec(body).expect("json");
     let mut request =
         Request::post("/webhooks/messenger").header("content-type", "application/json");
     if let Some(secret) = signed_with {
         request = request.header("x-hub-signature-256", signature(&bytes, secret));
     }
-    request.body(Body::from(bytes)).unwrap()
+    request.body(Body::from(bytes)).expect("request")
 }
 
 fn message(mid: &str, text: &str, echo: bool) -> Value {
@@ -66,7 +66,7 @@ fn message(mid: &str, text: &str, echo: bool) -> Value {
 }
 
 async fn head(api: &TestApi) -> Position {
-    api.service.store().head().await.unwrap()
+    api.service.store().head().await.expect("head")
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn the_verification_handshake_answers_the_challenge_for_the_right_token_on
             "/webhooks/messenger?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"
         ))
         .body(Body::empty())
-        .unwrap()
+        .expect("request")
     };
     let ok = api.send(get(VERIFY_TOKEN)).await;
     assert_eq!(ok.status, StatusCode::OK);
@@ -139,12 +139,12 @@ async fn signed_messages_become_the_senders_conversation_once() {
         .store()
         .read_all(Position::START, 1_000)
         .await
-        .unwrap();
+        .expect("the log");
     let received: Vec<(Uuid, String, String)> = events
         .iter()
         .filter(|e| e.event_type == "MessageReceived")
         .map(|e| {
-            let envelope = switchboard_codec::decode(e).unwrap();
+            let envelope = switchboard_codec::decode(e).expect("decodes");
             match envelope.payload {
                 proto_events::DomainEvent::MessageReceived(m) => (
                     m.conversation_id,
