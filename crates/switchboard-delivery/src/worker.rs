@@ -6,6 +6,10 @@
 //! message follows. Nothing is sent before the log is folded up to the head it had at the start,
 //! so what was delivered before a restart is known and not sent again.
 //!
+//! Every node that runs the worker folds the log, but only the one holding the store's
+//! `delivery` lease sends (on PostgreSQL, one node at a time; another takes over when it goes
+//! away). A hand-over may send a reply the old holder was sending again, as a restart may.
+//!
 //! One attempt: find the sending address and display name in the write side's directory, read
 //! the attachments from the blob store, build the message, hand it to the relay, then record the
 //! outcome through the command service as the system component `delivery`. A temporary failure
@@ -42,6 +46,9 @@ use crate::relay::{Failure, Relay, RelayUrl};
 
 /// The actor's component name in recorded outcomes.
 pub const COMPONENT: &str = "delivery";
+
+/// The lease ([`EventStore::lease`]) a node must hold to send.
+pub const LEASE: &str = "delivery";
 
 /// The display name of a reply's `From`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -148,14 +155,20 @@ async fn run(
     let mut after = Position::START;
     let mut read_failures = 0u32;
     let mut events = store.subscribe_all(after);
+    // One node at a time sends (several share a PostgreSQL store); every node folds.
+    let mut lease = store.lease(LEASE);
     loop {
-        let next_due = if caught_up {
+        let next_due = if caught_up && lease.is_held() {
             pending.values().map(|p| p.due).min()
         } else {
             None
         };
         tokio::select! {
             biased;
+            Ok(()) = lease.held.changed() => {
+                let held = lease.is_held();
+                tracing::info!(held, "the delivery lease changed hands");
+            }
             recorded = events.next() => {
                 let Some(recorded) = recorded else { return Ok(()) };
                 let recorded = match recorded {

@@ -2,7 +2,9 @@
 //! connected e-mail channel with an IMAP mailbox, started when its settings are set, started
 //! again when they change, stopped when they are removed or the channel is disconnected.
 //!
-//! What runs is decided from the write side's directory alone, whenever the log records a
+//! One node imports at a time: the one holding the store's `imap` lease (on PostgreSQL; every
+//! node on the embedded store, which one process writes). What runs is decided from the write
+//! side's directory alone, whenever the log records a
 //! change to channels (and once a minute, so that an account whose password could not be read
 //! is tried again). An importer's checkpoint is its channel's cursor, so a restarted importer,
 //! or another node's after a take-over, imports nothing twice. Passwords are opened from the
@@ -31,6 +33,9 @@ const CHANNEL_EVENTS: [&str; 4] = [
     "ChannelDisconnected",
     "ChannelMoved",
 ];
+
+/// The lease ([`EventStore::lease`]) a node must hold to import.
+pub const LEASE: &str = "imap";
 
 /// How often the accounts are compared with the directory without a change in the log.
 const RECHECK: Duration = Duration::from_secs(60);
@@ -112,18 +117,25 @@ impl Supervisor {
             }
         };
         let mut events = store.subscribe_all(after);
-        self.reconcile().await;
+        // One node at a time imports (several share a PostgreSQL store).
+        let mut lease = store.lease(LEASE);
+        self.reconcile(lease.is_held()).await;
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
-                _ = recheck.tick() => self.reconcile().await,
+                Ok(()) = lease.held.changed() => {
+                    let held = lease.is_held();
+                    tracing::info!(held, "the IMAP lease changed hands");
+                    self.reconcile(held).await;
+                }
+                _ = recheck.tick() => self.reconcile(lease.is_held()).await,
                 next = events.next() => match next {
                     Some(Ok(recorded)) => {
                         after = recorded.position;
                         if CHANNEL_EVENTS.contains(&recorded.event_type.as_str()) {
-                            self.reconcile().await;
+                            self.reconcile(lease.is_held()).await;
                         }
                     }
                     Some(Err(error)) => {
@@ -140,8 +152,13 @@ impl Supervisor {
         }
     }
 
-    /// Starts, restarts and stops importers until they match the directory.
-    async fn reconcile(&mut self) {
+    /// Starts, restarts and stops importers until they match the directory (none when this node
+    /// does not hold the lease).
+    async fn reconcile(&mut self, held: bool) {
+        if !held {
+            self.stop_all().await;
+            return;
+        }
         let wanted: HashMap<Uuid, (ImapServer, String)> = match self.service.view().await {
             Ok(view) => view
                 .directory

@@ -21,6 +21,7 @@
 
 mod blobs;
 mod index;
+mod lease;
 mod listener;
 mod reader;
 pub mod schema;
@@ -165,6 +166,8 @@ struct Inner {
     blobs: Arc<dyn BlobStore>,
     /// Sealed secrets, in a table of the same schema.
     secrets: Arc<dyn SecretStore>,
+    /// How to connect, for the connections leases keep of their own.
+    config: tokio_postgres::Config,
 }
 
 impl fmt::Debug for Inner {
@@ -257,6 +260,7 @@ impl PostgresStore {
             options.max_batch_events,
             head_tx.clone(),
         );
+        let lease_config = config.clone();
         let mut listen_config = config;
         let listener_name = format!(
             "{}-listener",
@@ -279,6 +283,7 @@ impl PostgresStore {
                 index: Arc::new(index::PostgresIndex::new(pool.clone(), &sql.schema)),
                 blobs: Arc::new(blobs::PostgresBlobs::new(pool.clone(), &sql.schema)),
                 secrets: Arc::new(secrets::PostgresSecrets::new(pool.clone(), &sql.schema)),
+                config: lease_config,
                 reader: Reader { pool, sql },
                 max_append_bytes: options.max_append_bytes,
             }),
@@ -395,5 +400,19 @@ impl EventStore for PostgresStore {
 
     fn secrets(&self) -> Arc<dyn SecretStore> {
         self.inner.secrets.clone()
+    }
+
+    fn lease(&self, name: &str) -> switchboard_store::Lease {
+        let mut config = self.inner.config.clone();
+        let application = format!(
+            "{}-lease",
+            config.get_application_name().unwrap_or("switchboard")
+        );
+        config.application_name(application);
+        lease::keep(
+            config,
+            self.inner.reader.sql.schema.clone(),
+            name.to_owned(),
+        )
     }
 }

@@ -15,6 +15,7 @@
 //!   ([`SecretStore`], [`secret::Vault`]).
 //! - [`index`]: the write side's index beside the log (idempotency keys, e-mail threads,
 //!   snapshots), [`WriteIndex`].
+//! - [`Lease`]: singleton tasks (e-mail delivery, IMAP import) on one node at a time.
 //! - `conformance` (feature `conformance`): the behaviour every backend must show, as tests.
 
 pub mod blob;
@@ -111,4 +112,57 @@ pub trait EventStore: Send + Sync + Debug {
 
     /// The sealed secrets kept beside this log (see [`secret`]).
     fn secrets(&self) -> Arc<dyn SecretStore>;
+
+    /// A lease on the singleton task `name` (a worker that must run on one node at a time, such
+    /// as e-mail delivery): [`Lease::held`] says, and tells when it changes, whether this node
+    /// holds it. A backend only one process can write (the embedded store) holds every lease at
+    /// once; a shared one (PostgreSQL) grants each to one node at a time, and to another when
+    /// that node goes away. Dropping the lease gives it up.
+    fn lease(&self, name: &str) -> Lease {
+        let _ = name;
+        Lease::always()
+    }
+}
+
+/// See [`EventStore::lease`].
+#[derive(Debug)]
+pub struct Lease {
+    /// Whether this node holds the lease now; changes are announced.
+    pub held: tokio::sync::watch::Receiver<bool>,
+    /// What keeps it (a task holding a connection), stopped when the lease is dropped.
+    keeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Lease {
+    /// A lease held from the start, for good.
+    pub fn always() -> Lease {
+        let (tx, held) = tokio::sync::watch::channel(true);
+        // A receiver whose sender is gone still reads the last value.
+        drop(tx);
+        Lease { held, keeper: None }
+    }
+
+    /// A lease kept by `keeper`, which sends whether it is held on the other end of `held`.
+    pub fn kept_by(
+        held: tokio::sync::watch::Receiver<bool>,
+        keeper: tokio::task::JoinHandle<()>,
+    ) -> Lease {
+        Lease {
+            held,
+            keeper: Some(keeper),
+        }
+    }
+
+    /// Whether this node holds it now.
+    pub fn is_held(&self) -> bool {
+        *self.held.borrow()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.abort();
+        }
+    }
 }

@@ -359,3 +359,32 @@ async fn cursors_are_shared_and_survive_restarts() {
         Some(b"from a".to_vec())
     );
 }
+
+/// Waits until `lease` is held, failing after the deadline.
+async fn until_held(lease: &mut switchboard_store::Lease, who: &str) {
+    tokio::time::timeout(DEADLINE, lease.held.wait_for(|held| *held))
+        .await
+        .unwrap_or_else(|_| panic!("{who} never got the lease"))
+        .expect("the keeper runs");
+}
+
+/// A singleton task's lease is one node's at a time: the other gets it when the holder gives
+/// it up (or its session ends), and a lease of another name is independent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_is_held_by_one_node_at_a_time_and_passes_on() {
+    let Some(url) = pg::server().await else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    let (a, b) = tokio::join!(schema.connect(|_| {}), schema.connect(|_| {}));
+    let mut first = a.lease("delivery");
+    until_held(&mut first, "the first node").await;
+    let mut second = b.lease("delivery");
+    let mut other = b.lease("imap");
+    until_held(&mut other, "the second node, for another name").await;
+    // Whenever the second node's keeper tried, the delivery lease was the first node's.
+    assert!(!second.is_held(), "two nodes hold one lease");
+    assert!(first.is_held());
+    drop(first);
+    until_held(&mut second, "the second node, after the first gave up").await;
+}

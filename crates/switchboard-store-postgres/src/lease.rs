@@ -1,0 +1,71 @@
+//! Leases on singleton tasks across nodes: a session-level advisory lock, taken and kept on a
+//! connection of its own.
+//!
+//! The keeper connects, tries `pg_try_advisory_lock` on the lease's key (the schema and the
+//! lease's name) until it gets it, says so, then checks its connection every
+//! [`CHECK_EVERY`]. PostgreSQL releases a session's advisory locks when the session ends, so a
+//! node that dies or loses its connection gives the lease up by itself, and another node's
+//! keeper takes it at its next try. A keeper whose connection fails says the lease is lost
+//! before anything else, then connects and tries again. Between a connection's silent death and
+//! the check that notices it, two nodes may both believe they hold a lease for up to
+//! [`CHECK_EVERY`]: the tasks it guards must tolerate that (e-mail delivery is at least once).
+
+use std::time::Duration;
+
+use switchboard_store::Lease;
+use tokio::sync::watch;
+use tokio_postgres::{Config, NoTls};
+
+/// How often a held lease's connection is checked, and a missing lease tried again.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts keeping the lease `name` of `schema`.
+pub(crate) fn keep(config: Config, schema: String, name: String) -> Lease {
+    let (held_tx, held) = watch::channel(false);
+    let keeper = tokio::spawn(async move {
+        let key = format!("{schema}/{name}");
+        loop {
+            if let Err(error) = hold(&config, &key, &held_tx).await {
+                tracing::warn!(lease = %key, %error, "lease connection failed; trying again");
+            }
+            held_tx.send_replace(false);
+            tokio::time::sleep(CHECK_EVERY).await;
+        }
+    });
+    Lease::kept_by(held, keeper)
+}
+
+/// Connects, takes the lease when it is free, and keeps it while the connection answers.
+async fn hold(
+    config: &Config,
+    key: &str,
+    held: &watch::Sender<bool>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let result = async {
+        loop {
+            let taken: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtext('switchboard.lease'), hashtext($1))",
+                    &[&key],
+                )
+                .await?
+                .try_get(0)?;
+            if taken {
+                tracing::info!(lease = %key, "lease taken");
+                held.send_replace(true);
+                loop {
+                    tokio::time::sleep(CHECK_EVERY).await;
+                    client.simple_query("SELECT 1").await?;
+                }
+            }
+            tokio::time::sleep(CHECK_EVERY).await;
+        }
+    }
+    .await;
+    driver.abort();
+    result
+}
