@@ -42,10 +42,11 @@ async fn hold(
     held: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
-    let driver = tokio::spawn(async move {
+    // Stopped however `hold` ends, aborted included: the session, and the lock, end with it.
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
-    });
-    let result = async {
+    }));
+    async {
         loop {
             let taken: bool = client
                 .query_one(
@@ -59,13 +60,28 @@ async fn hold(
                 held.send_replace(true);
                 loop {
                     tokio::time::sleep(CHECK_EVERY).await;
-                    client.simple_query("SELECT 1").await?;
+                    // A connection that stopped answering (a dead network does not say so)
+                    // counts as lost: PostgreSQL may already have ended the session.
+                    match tokio::time::timeout(CHECK_EVERY, client.simple_query("SELECT 1")).await {
+                        Ok(answer) => drop(answer?),
+                        Err(_) => {
+                            tracing::warn!(lease = %key, "lease connection stopped answering");
+                            return Ok(());
+                        }
+                    }
                 }
             }
             tokio::time::sleep(CHECK_EVERY).await;
         }
     }
-    .await;
-    driver.abort();
-    result
+    .await
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
