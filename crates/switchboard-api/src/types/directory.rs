@@ -202,7 +202,8 @@ impl Channel {
         ids::encode(Kind::Inbox, self.0.inbox_id)
     }
     /// The IMAP mailbox its mail is fetched from; null when none, or when the viewer does not
-    /// manage the channel (admins; the owner of a private account).
+    /// manage the channel (admins; the owner of a private account). An account the server's
+    /// configuration file lists for the channel (`[[imap]]`) is imported instead.
     async fn imap(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ImapServerSettings>> {
         Ok(self
             .managed(ctx)
