@@ -82,9 +82,15 @@ pub fn router(state: ApiState) -> Router {
                     state.inner().mail.max_message_bytes,
                 )),
         )
-        .route(
-            "/webhooks/messenger",
-            get(messenger_verify).post(messenger_receive),
+        .merge(
+            // Meta's deliveries are small; read at most this much before the signature check.
+            Router::new()
+                .route(
+                    "/webhooks/messenger",
+                    get(messenger_verify).post(messenger_receive),
+                )
+                .layer(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(crate::messenger::MAX_BODY_BYTES)),
         )
         // Added after the body limit: the GraphQL endpoint bounds its bodies itself, JSON by
         // `max_body_bytes`, multipart uploads by the upload limits (see `graphql`).
@@ -108,11 +114,7 @@ async fn messenger_verify(
 }
 
 /// Meta's page events (see `messenger`).
-async fn messenger_receive(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+async fn messenger_receive(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     crate::messenger::receive(app.state, headers, body).await
 }
 

@@ -16,7 +16,7 @@
 //! Without `[messenger]` settings both routes answer 404. Meta's servers cannot reach these
 //! tests; they sign their requests with a test app secret, as Meta signs with the real one.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -119,8 +119,9 @@ struct Delivery {
 struct Entry {
     /// The page's id.
     id: String,
+    /// Read one by one: an item of a kind not understood is skipped, not the whole delivery.
     #[serde(default)]
-    messaging: Vec<Messaging>,
+    messaging: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,11 +154,17 @@ struct MessageAttachment {
 /// The longest text kept from one message (Messenger's own limit is 2,000 characters).
 const MAX_TEXT: usize = 20_000;
 
+/// The largest webhook delivery read, in bytes (Meta batches up to 1,000 small events).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// `POST /webhooks/messenger`.
-pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> Response {
     let inner = state.inner();
     let Some(settings) = &inner.messenger else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the delivery is too large").into_response();
     };
     let signature = headers
         .get("x-hub-signature-256")
@@ -201,6 +208,13 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Bytes) ->
             continue;
         };
         for item in entry.messaging {
+            let item: Messaging = match serde_json::from_value(item) {
+                Ok(item) => item,
+                Err(error) => {
+                    tracing::info!(%error, page = %entry.id, "a Messenger event not understood was skipped");
+                    continue;
+                }
+            };
             let Some(message) = item.message.filter(|m| !m.is_echo) else {
                 continue;
             };

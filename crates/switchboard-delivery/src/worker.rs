@@ -205,6 +205,10 @@ async fn run(
                     .collect();
                 due.sort();
                 for (_, message_id) in due {
+                    // Another node may have taken over while this one was sending.
+                    if !lease.is_held() {
+                        break;
+                    }
                     attempt(&service, &settings, &mut pending, message_id).await;
                 }
             }

@@ -814,6 +814,18 @@ fn host(field: &'static str, value: &str) -> Result<String, DomainError> {
             "must be a host name or IP address, without a scheme or port",
         ));
     }
+    // Resolvers read `2852039166`, `0251.0376.0251.0376` or `0xa9fea9fe` as IPv4 addresses
+    // that `IpAddr` does not parse: a name whose last label is numeric must be a plain address.
+    let last = value.rsplit('.').next().unwrap_or_default();
+    let numeric = !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || last.to_ascii_lowercase().starts_with("0x"));
+    if numeric && value.parse::<std::net::IpAddr>().is_err() {
+        return Err(DomainError::invalid(
+            field,
+            "must be a host name or an IP address written plainly (like 192.0.2.10)",
+        ));
+    }
     if let Ok(ip) = value.parse::<std::net::IpAddr>()
         && !mail_server_address(ip)
     {

@@ -5,10 +5,13 @@
 //! lease's name) until it gets it, says so, then checks its connection every
 //! [`CHECK_EVERY`]. PostgreSQL releases a session's advisory locks when the session ends, so a
 //! node that dies or loses its connection gives the lease up by itself, and another node's
-//! keeper takes it at its next try. A keeper whose connection fails says the lease is lost
-//! before anything else, then connects and tries again. Between a connection's silent death and
-//! the check that notices it, two nodes may both believe they hold a lease for up to
-//! [`CHECK_EVERY`]: the tasks it guards must tolerate that (e-mail delivery is at least once).
+//! keeper takes it at its next try. The session asks the server for frequent TCP keepalives, so
+//! a holder that vanishes without closing its connection loses the lock within about 15 s. A
+//! keeper whose connection fails or stops answering (each check waits [`CHECK_EVERY`]) says the
+//! lease is lost, then connects and tries again. Between a connection's silent death and the
+//! check that notices it, two nodes may both believe they hold a lease for a few seconds: the
+//! tasks it guards must tolerate that (e-mail delivery is at least once). Sessions must be
+//! PostgreSQL's own: a pooler in transaction or statement mode (PgBouncer) loses session locks.
 
 use std::time::Duration;
 
@@ -23,9 +26,12 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(2);
 pub(crate) fn keep(config: Config, schema: String, name: String) -> Lease {
     let (held_tx, held) = watch::channel(false);
     let keeper = tokio::spawn(async move {
+        // However the keeper ends (aborted, panicked), the lease reads as not held.
+        let held_tx = NotHeldOnDrop(held_tx);
+        let held_tx = &held_tx.0;
         let key = format!("{schema}/{name}");
         loop {
-            if let Err(error) = hold(&config, &key, &held_tx).await {
+            if let Err(error) = hold(&config, &key, held_tx).await {
                 tracing::warn!(lease = %key, %error, "lease connection failed; trying again");
             }
             held_tx.send_replace(false);
@@ -46,6 +52,18 @@ async fn hold(
     let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
     }));
+    // A holder that vanishes without closing its connection (a crash of its host, a network
+    // partition) must lose the lock in seconds, not after the system's two-hour TCP keepalive:
+    // the server probes this session often and gives up after a few unanswered probes.
+    if let Err(error) = client
+        .simple_query(
+            "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
+             SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000",
+        )
+        .await
+    {
+        tracing::warn!(lease = %key, %error, "keepalives could not be set on the lease connection");
+    }
     async {
         loop {
             let taken: bool = client
@@ -75,6 +93,15 @@ async fn hold(
         }
     }
     .await
+}
+
+/// Says "not held" when dropped.
+struct NotHeldOnDrop(watch::Sender<bool>);
+
+impl Drop for NotHeldOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
 }
 
 /// Aborts its task when dropped.

@@ -923,6 +923,30 @@ impl Config {
                 ),
             );
         }
+        for (value, name, least) in [
+            (
+                &self.messenger.app_secret,
+                "messenger.app_secret (SWITCHBOARD_MESSENGER_APP_SECRET)",
+                16,
+            ),
+            (
+                &self.messenger.verify_token,
+                "messenger.verify_token (SWITCHBOARD_MESSENGER_VERIFY_TOKEN)",
+                8,
+            ),
+        ] {
+            if let Some(secret) = value
+                && secret.0.trim().chars().count() < least
+            {
+                return invalid(
+                    name,
+                    format!(
+                        "is too short: use at least {least} characters (an empty one would let \
+                         anyone sign webhook requests)"
+                    ),
+                );
+            }
+        }
         if self.messenger.app_secret.is_some() != self.messenger.verify_token.is_some() {
             return invalid(
                 "messenger.app_secret and messenger.verify_token \

@@ -239,7 +239,11 @@ fn password_error(section: &str, password: &str) -> Option<UserError> {
 /// to report.
 async fn forbidden_destination(host: &str, port: u16) -> Option<String> {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
-    let addresses = tokio::net::lookup_host((host, port)).await.ok()?;
+    let lookup = tokio::net::lookup_host((host, port));
+    let addresses = tokio::time::timeout(Duration::from_secs(10), lookup)
+        .await
+        .ok()?
+        .ok()?;
     addresses
         .map(|a| a.ip())
         .find(|ip| !channel::mail_server_address(*ip))

@@ -230,7 +230,7 @@ fn invalid_values_name_their_origin() {
 
     let error = Config::layered(
         None,
-        &env(&[("SWITCHBOARD_MESSENGER_APP_SECRET", "s3cret-app")]),
+        &env(&[("SWITCHBOARD_MESSENGER_APP_SECRET", "s3cret-app-0123456789")]),
         &Flags::default(),
     )
     .unwrap_err()
