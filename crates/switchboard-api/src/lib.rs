@@ -10,6 +10,7 @@
 //!   (subscriptions over `graphql-transport-ws`), `/ingest/email/{channel}`, `/files/...`,
 //!   `/livez`, `/readyz`, `/metrics`.
 //! - `ingest`: raw e-mails posted into a channel with its ingest secret.
+//! - [`forms`]: web form submissions (`POST /forms/{publicKey}`), their CORS and rate limits.
 //! - `files`: downloads of conversations' attachments and original e-mails.
 //! - `access`: what the viewer may see (the write side's access rules, applied to reads).
 //! - [`auth`]: JWT bearer tokens (our own, and an OpenID Connect provider's) and the viewer they
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod consistency;
 pub mod error;
 mod files;
+pub mod forms;
 pub mod http;
 mod hub;
 pub mod ids;
@@ -39,6 +41,7 @@ pub mod state;
 mod subscription;
 mod types;
 
+pub use forms::FormLimits;
 pub use http::router;
 pub use schema::{SwitchboardSchema, sdl};
 pub use state::{ApiSettings, ApiState, Limits, MailSettings};

@@ -125,6 +125,8 @@ pub struct ApiSettings {
     pub ready_max_lag: u64,
     /// E-mail channels' secrets, connection tests and HTTP ingestion.
     pub mail: MailSettings,
+    /// Rate and size limits of `POST /forms/{publicKey}`.
+    pub forms: crate::forms::FormLimits,
 }
 
 /// What the API needs for e-mail channels.
@@ -164,6 +166,7 @@ impl ApiSettings {
             limits: Limits::default(),
             ready_max_lag: 1_000,
             mail: MailSettings::default(),
+            forms: crate::forms::FormLimits::default(),
         }
     }
 }
@@ -178,6 +181,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("limits", &self.limits)
             .field("ready_max_lag", &self.ready_max_lag)
             .field("mail", &self.mail)
+            .field("forms", &self.forms)
             .finish()
     }
 }
@@ -206,6 +210,8 @@ pub(crate) struct Inner {
     /// Takes mail posted to `POST /ingest/email/{channel}`.
     pub(crate) ingester: switchboard_email::Ingester,
     pub(crate) mail: MailSettings,
+    /// Limits and rate limiters of `POST /forms/{publicKey}`.
+    pub(crate) forms: crate::forms::Forms,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
@@ -246,6 +252,7 @@ impl ApiState {
             ready_max_lag: settings.ready_max_lag,
             metrics: Metrics::new(),
             mail: settings.mail,
+            forms: crate::forms::Forms::new(settings.forms),
             shutdown: watch::channel(false).0,
             hub: tokio::sync::Mutex::new(None),
             access: Mutex::new(HashMap::new()),
