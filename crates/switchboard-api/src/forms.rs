@@ -49,7 +49,7 @@ use crate::ids::{self, Kind};
 use crate::state::ApiState;
 
 /// Limits of `POST /forms/{publicKey}`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormLimits {
     /// Submissions one client address may send per minute, across forms.
     pub per_address_per_minute: u32,

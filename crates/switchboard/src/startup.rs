@@ -231,7 +231,7 @@ impl Application {
                     max_message_bytes: config.smtp.max_message_bytes,
                     ..MailSettings::default()
                 },
-                forms: switchboard_api::FormLimits::default(),
+                forms: config.forms.clone(),
             },
         );
         let admin_token = if config.demo {
