@@ -525,3 +525,45 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(form_limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(form_limited.headers.contains_key("retry-after"));
 }
+
+/// A reply to a form conversation is given e-mail headers (from the inbox's address, to the
+/// submitted one), which is what the delivery worker sends.
+#[tokio::test]
+async fn replies_to_a_submission_go_out_by_email() {
+    let api = TestApi::start().await;
+    let key = configured_form(&api).await;
+    let taken = api
+        .send(urlencoded(&key, "email=ada%40customer.test&message=Hello"))
+        .await;
+    let conversation = conversation_of(&taken);
+    first_entry(&api, &conversation).await;
+    let reply = api
+        .gql(
+            api.admin,
+            "mutation($id: ID!) { sendReply(input: {conversationId: $id, bodyText: \"Thanks!\"}) {
+                userErrors { message } } }",
+            json!({"id": conversation}),
+        )
+        .await;
+    assert_eq!(
+        reply.data()["sendReply"]["userErrors"],
+        json!([]),
+        "{:?}",
+        reply.body
+    );
+    let seen = seen_when(&api, &conversation, |c| {
+        c["timeline"]["nodes"]
+            .as_array()
+            .is_some_and(|nodes| nodes.len() >= 2)
+    })
+    .await;
+    let sent = seen["timeline"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|entry| entry["bodyText"] == "Thanks!")
+        .cloned()
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    // Only a reply sent by e-mail has a subject.
+    assert_eq!(sent["subject"], "Re: Form: Contact us", "{sent:?}");
+}
