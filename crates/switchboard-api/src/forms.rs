@@ -590,7 +590,9 @@ async fn read(headers: &HeaderMap, body: Body, limits: &FormLimits) -> Result<Pa
                             return Err(too_large(limits));
                         }
                         parsed.files.push(File {
-                            name: Some(file_name).filter(|n| !n.is_empty()),
+                            // Without directories or control characters, as uploads keep them.
+                            name: Some(crate::mutation::file_name(&file_name))
+                                .filter(|_| !file_name.trim().is_empty()),
                             content_type,
                             bytes: bytes.to_vec(),
                         });

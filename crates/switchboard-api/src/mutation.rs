@@ -29,6 +29,7 @@ mod mail;
 
 pub(crate) use form::FormFieldType;
 pub(crate) use mail::{MailServerSecurity, manages};
+pub(crate) use upload::file_name;
 mod record;
 mod setup;
 mod upload;

@@ -318,7 +318,7 @@ async fn submissions_in_each_body_type_open_conversations_with_their_fields() {
             ("email", "grace@customer.test"),
             ("message", "See attached"),
         ],
-        Some(("notes.bin", &bytes)),
+        Some(("C:\\Users\\ada\\notes.bin", &bytes)),
     );
     let third = api
         .send(post(&key, &content_type, body, None, "192.0.2.3"))
@@ -566,4 +566,43 @@ async fn replies_to_a_submission_go_out_by_email() {
         .unwrap_or_else(|| panic!("{seen:?}"));
     // Only a reply sent by e-mail has a subject.
     assert_eq!(sent["subject"], "Re: Form: Contact us", "{sent:?}");
+}
+
+#[tokio::test]
+async fn submissions_over_the_size_limits_are_refused_with_413() {
+    let api = TestApi::with_settings(ApiSettings {
+        forms: FormLimits {
+            max_body_bytes: 4_096,
+            max_file_bytes: 1_024,
+            max_files: 1,
+            ..FormLimits::default()
+        },
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
+    let key = configured_form(&api).await;
+    let head = api.service.store().head().await.expect("head");
+    let fields = [("email", "ada@customer.test"), ("message", "Hi")];
+    let (content_type, body) = multipart(&fields, Some(("big.bin", &[7u8; 2_000])));
+    let big_file = api
+        .send(post(&key, &content_type, body, None, "203.0.113.1"))
+        .await;
+    assert_eq!(
+        big_file.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{:?}",
+        big_file.body
+    );
+    let long = format!("email=ada%40customer.test&message={}", "x".repeat(5_000));
+    let big_body = api
+        .send(post(
+            &key,
+            "application/x-www-form-urlencoded",
+            long,
+            None,
+            "203.0.113.2",
+        ))
+        .await;
+    assert_eq!(big_body.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(api.service.store().head().await.expect("head"), head);
 }
