@@ -131,6 +131,7 @@ domain_events! {
     EmailFilterRuleAdded("EmailFilterRuleAdded", 1),
     EmailFilterRuleRemoved("EmailFilterRuleRemoved", 1),
     EmailServersSet("EmailServersSet", 1),
+    FormConfigured("FormConfigured", 1),
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 3),

@@ -209,7 +209,7 @@ pub struct UserError {
 pub fn user_errors(error: ServiceError) -> Result<Vec<UserError>, ApiError> {
     match error {
         ServiceError::Domain(DomainError::Invalid { field, message }) => Ok(vec![UserError {
-            field: Some(input_path(field)),
+            field: Some(input_path(&field)),
             message,
             code: "INVALID".to_owned(),
         }]),

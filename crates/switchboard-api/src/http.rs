@@ -15,6 +15,8 @@
 //! - `GET`/`POST /webhooks/messenger`: Facebook Messenger's webhook (see [`crate::messenger`]).
 //! - `POST /ingest/email/{channelId}`: a raw e-mail into a channel, with its ingest secret (see
 //!   [`crate::ingest`]).
+//! - `POST /forms/{publicKey}` (and its CORS preflight, `OPTIONS`): a web form's submission
+//!   (see [`crate::forms`]).
 //! - `GET /files/{conversationId}/{sha256}`: a conversation's file (see [`crate::files`]).
 //! - `GET /livez`, `GET /readyz`, `GET /metrics`.
 
@@ -92,6 +94,15 @@ pub fn router(state: ApiState) -> Router {
                 .layer(DefaultBodyLimit::disable())
                 .layer(RequestBodyLimitLayer::new(crate::messenger::MAX_BODY_BYTES)),
         )
+        .merge(
+            // Form submissions carry files: their own limit too.
+            Router::new()
+                .route("/forms/{key}", post(form_submit).options(form_preflight))
+                .layer(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(
+                    state.inner().forms.limits.max_body_bytes,
+                )),
+        )
         // Added after the body limit: the GraphQL endpoint bounds its bodies itself, JSON by
         // `max_body_bytes`, multipart uploads by the upload limits (see `graphql`).
         .route("/graphql", get(graphiql).post(graphql))
@@ -127,6 +138,31 @@ async fn ingest(
     body: Body,
 ) -> Response {
     crate::ingest::ingest(app.state, path, query, headers, body).await
+}
+
+/// A web form's submission (see `forms`).
+async fn form_submit(
+    State(app): State<App>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    // The peer is known when the server was started with connection info (not in tests that
+    // call the router directly).
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    let (parts, body) = request.into_parts();
+    crate::forms::submit(app.state, key, peer, parts.headers, body).await
+}
+
+/// A web form's CORS preflight (see `forms`).
+async fn form_preflight(
+    State(app): State<App>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    crate::forms::preflight(app.state, key, headers).await
 }
 
 /// A conversation's file (see `files`).

@@ -11,6 +11,7 @@
 //!   `/livez`, `/readyz`, `/metrics`.
 //! - `ingest`: raw e-mails posted into a channel with its ingest secret.
 //! - [`messenger`]: Facebook Messenger's webhook (verification handshake, signed page events).
+//! - [`forms`]: web form submissions (`POST /forms/{publicKey}`), their CORS and rate limits.
 //! - `files`: downloads of conversations' attachments and original e-mails.
 //! - `access`: what the viewer may see (the write side's access rules, applied to reads).
 //! - [`auth`]: JWT bearer tokens (our own, and an OpenID Connect provider's) and the viewer they
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod consistency;
 pub mod error;
 mod files;
+pub mod forms;
 pub mod http;
 mod hub;
 pub mod ids;
@@ -41,6 +43,7 @@ pub mod state;
 mod subscription;
 mod types;
 
+pub use forms::FormLimits;
 pub use http::router;
 pub use schema::{SwitchboardSchema, sdl};
 pub use state::{ApiSettings, ApiState, Limits, MailSettings};

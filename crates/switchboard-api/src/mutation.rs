@@ -14,6 +14,7 @@
 //! - `setup`: organisation, users, teams, inboxes.
 //! - `channel`: channels, routing rules, e-mail filters.
 //! - `mail`: e-mail channels' IMAP, SMTP and ingest settings, and their connection test.
+//! - `form`: form channels' fields, allowed origins and honeypot.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
@@ -23,9 +24,12 @@ mod channel;
 pub(crate) mod common;
 mod contact;
 mod conversation;
+mod form;
 mod mail;
 
+pub(crate) use form::FormFieldType;
 pub(crate) use mail::{MailServerSecurity, manages};
+pub(crate) use upload::file_name;
 mod record;
 mod setup;
 mod upload;
@@ -38,6 +42,7 @@ pub struct Mutation(
     setup::SetupMutation,
     channel::ChannelMutation,
     mail::MailMutation,
+    form::FormMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

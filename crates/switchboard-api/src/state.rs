@@ -127,6 +127,8 @@ pub struct ApiSettings {
     pub mail: MailSettings,
     /// The Messenger app whose webhook this installation serves; `None`: no webhook.
     pub messenger: Option<crate::messenger::MessengerSettings>,
+    /// Rate and size limits of `POST /forms/{publicKey}`.
+    pub forms: crate::forms::FormLimits,
 }
 
 /// What the API needs for e-mail channels.
@@ -167,6 +169,7 @@ impl ApiSettings {
             ready_max_lag: 1_000,
             mail: MailSettings::default(),
             messenger: None,
+            forms: crate::forms::FormLimits::default(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("ready_max_lag", &self.ready_max_lag)
             .field("mail", &self.mail)
             .field("messenger", &self.messenger)
+            .field("forms", &self.forms)
             .finish()
     }
 }
@@ -211,6 +215,8 @@ pub(crate) struct Inner {
     pub(crate) ingester: switchboard_email::Ingester,
     pub(crate) mail: MailSettings,
     pub(crate) messenger: Option<crate::messenger::MessengerSettings>,
+    /// Limits and rate limiters of `POST /forms/{publicKey}`.
+    pub(crate) forms: crate::forms::Forms,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
@@ -252,6 +258,7 @@ impl ApiState {
             metrics: Metrics::new(),
             mail: settings.mail,
             messenger: settings.messenger,
+            forms: crate::forms::Forms::new(settings.forms),
             shutdown: watch::channel(false).0,
             hub: tokio::sync::Mutex::new(None),
             access: Mutex::new(HashMap::new()),

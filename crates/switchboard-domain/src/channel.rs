@@ -31,6 +31,7 @@ use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
 
 use crate::directory::{Channel, Directory, User};
+use crate::form::{self, FormSettings};
 use crate::setup::Decision;
 use crate::validate::{self, name};
 use crate::{Context, DomainError};
@@ -64,6 +65,14 @@ pub enum ChannelCommand {
         channel_id: Uuid,
         inbox_id: Uuid,
         name: String,
+    },
+    /// Configure a form channel's fields, allowed origins and honeypot (admins only), replacing
+    /// what was configured. `new_public_key` (random, from the caller) becomes the form's key
+    /// the first time; afterwards the form keeps its key.
+    ConfigureForm {
+        channel_id: Uuid,
+        new_public_key: String,
+        settings: FormSettings,
     },
     /// Stop receiving through a channel; its history stays.
     Disconnect { channel_id: Uuid },
@@ -322,6 +331,26 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
                 ChannelConfig::Form {
                     name: name("name", form_name)?,
                 },
+            )
+        }
+        C::ConfigureForm {
+            channel_id,
+            new_public_key,
+            settings,
+        } => {
+            require_admin(&caller)?;
+            let channel = connected(d, *channel_id)?;
+            if !matches!(channel.config, ChannelConfig::Form { .. }) {
+                return Err(DomainError::rejected(
+                    "NOT_FORM",
+                    Some("channelId"),
+                    "this applies to form channels only",
+                ));
+            }
+            let current_key = channel.form.as_ref().map(|f| f.public_key.as_str());
+            one(
+                streams::channel(*channel_id),
+                form::configured(*channel_id, current_key, new_public_key, settings)?,
             )
         }
         C::Disconnect { channel_id } => {

@@ -22,8 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{
-    Availability, ChannelConfig, EmailAccess, FilterAction, Holiday, ImapServer, Member,
-    OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
+    Availability, ChannelConfig, EmailAccess, FilterAction, FormConfigured, Holiday, ImapServer,
+    Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
 };
 use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -134,6 +134,10 @@ pub struct Channel {
     /// How an e-mail channel reaches outside mail servers (none set for other kinds).
     #[serde(default)]
     pub servers: EmailServers,
+    /// A form channel's fields, origins and honeypot, as last configured (`None` until then,
+    /// and for other kinds).
+    #[serde(default)]
+    pub form: Option<FormConfigured>,
 }
 
 /// An e-mail channel's outside servers, as last set (see
@@ -395,12 +399,18 @@ impl Directory {
                         config: e.config.clone(),
                         connected: true,
                         servers: EmailServers::default(),
+                        form: None,
                     },
                 );
             }
             E::ChannelDisconnected(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.connected = false;
+                }
+            }
+            E::FormConfigured(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.form = Some(e.clone());
                 }
             }
             E::EmailServersSet(e) => {
@@ -429,6 +439,7 @@ impl Directory {
                         },
                         connected: true,
                         servers: EmailServers::default(),
+                        form: None,
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);
@@ -636,6 +647,14 @@ impl Directory {
             .iter()
             .filter_map(|id| self.channels.get(id))
             .find(|channel| channel.connected && channel.inbox_id == inbox_id)
+    }
+
+    /// The connected form channel whose public key is `key` (see
+    /// [`FormConfigured`](proto_events::event::FormConfigured)).
+    pub fn form_by_key(&self, key: &str) -> Option<&Channel> {
+        self.channels
+            .values()
+            .find(|c| c.connected && c.form.as_ref().is_some_and(|form| form.public_key == key))
     }
 
     /// Whether the inbox has team e-mail: a connected, shared e-mail address that is not its

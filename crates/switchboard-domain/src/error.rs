@@ -1,5 +1,7 @@
 //! Why a command was refused. A refused command writes no event.
 
+use std::borrow::Cow;
+
 /// A command's rejection. The API maps each variant once: `NotFound`, `Forbidden` and `Invalid`
 /// become top-level errors with `extensions.code`; `Rejected` becomes a `userError` in the
 /// mutation payload.
@@ -22,8 +24,9 @@ pub enum DomainError {
     /// An input field is malformed (BAD_USER_INPUT). `field` is the input's field name.
     #[error("invalid {field}: {message}")]
     Invalid {
-        /// The input field, as the API names it (camelCase).
-        field: &'static str,
+        /// The input field, as the API names it (camelCase); an item of a list is named by its
+        /// index, e.g. `fields.2.name`.
+        field: Cow<'static, str>,
         /// What is wrong with it.
         message: String,
     },
@@ -41,9 +44,12 @@ pub enum DomainError {
 }
 
 impl DomainError {
-    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
+    pub(crate) fn invalid(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> DomainError {
         DomainError::Invalid {
-            field,
+            field: field.into(),
             message: message.into(),
         }
     }

@@ -12,6 +12,7 @@
 //!   folded into one [`directory::Directory`], which also answers every access question.
 //! - [`setup`]: commands on the organisation, users, teams and inboxes.
 //! - [`channel`]: commands on channels, routing rules and e-mail filter rules.
+//! - [`form`]: what a form channel is configured with, and whether a submission fits it.
 //! - [`filter`]: whether an inbound e-mail goes to the Filtered view, and why.
 //! - [`routing`]: who a new conversation goes to under its rule, and the recorded reason.
 //! - [`conversation`]: the conversation aggregate: messages, replies, comments, assignment, status.
@@ -27,6 +28,7 @@ pub mod conversation;
 pub mod directory;
 pub mod error;
 pub mod filter;
+pub mod form;
 pub mod record;
 pub mod routing;
 pub mod setup;

@@ -151,6 +151,8 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// Request limits.
     pub limits: switchboard_api::Limits,
+    /// Rate and size limits of web form submissions (`POST /forms/{publicKey}`).
+    pub forms: switchboard_api::FormLimits,
     /// The SMTP/LMTP listener for inbound mail.
     pub smtp: SmtpConfig,
     /// IMAP accounts whose mail is imported into their e-mail channels.
@@ -334,6 +336,7 @@ impl Default for Config {
             introspection: switchboard_api::state::Introspection::default(),
             oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
+            forms: switchboard_api::FormLimits::default(),
             smtp: SmtpConfig::default(),
             messenger: MessengerConfig::default(),
             imap: Vec::new(),
@@ -419,6 +422,8 @@ struct FileConfig {
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
+    forms: FileForms,
+    #[serde(default)]
     smtp: FileSmtp,
     #[serde(default)]
     messenger: FileMessenger,
@@ -443,6 +448,18 @@ struct FileImap {
 struct FileMessenger {
     app_secret: Option<String>,
     verify_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileForms {
+    per_address_per_minute: Option<u32>,
+    per_address_burst: Option<u32>,
+    per_form_per_minute: Option<u32>,
+    per_form_burst: Option<u32>,
+    max_body_bytes: Option<usize>,
+    max_files: Option<usize>,
+    max_file_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -734,6 +751,26 @@ impl Config {
         if let Some(v) = f.consistency_wait {
             l.consistency_wait = parse(at, "limits.consistency_wait", &v, parse_duration)?;
         }
+        let (forms, f) = (&mut self.forms, file.forms);
+        for (value, slot) in [
+            (f.per_address_per_minute, &mut forms.per_address_per_minute),
+            (f.per_address_burst, &mut forms.per_address_burst),
+            (f.per_form_per_minute, &mut forms.per_form_per_minute),
+            (f.per_form_burst, &mut forms.per_form_burst),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        for (value, slot) in [
+            (f.max_body_bytes, &mut forms.max_body_bytes),
+            (f.max_files, &mut forms.max_files),
+            (f.max_file_bytes, &mut forms.max_file_bytes),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
         Ok(())
     }
 
@@ -870,6 +907,44 @@ impl Config {
         if let Some(v) = var("SWITCHBOARD_CONSISTENCY_WAIT") {
             l.consistency_wait = parse(at, "SWITCHBOARD_CONSISTENCY_WAIT", v, parse_duration)?;
         }
+        let forms = &mut self.forms;
+        for (name, slot) in [
+            (
+                "SWITCHBOARD_FORMS_PER_ADDRESS_PER_MINUTE",
+                &mut forms.per_address_per_minute,
+            ),
+            (
+                "SWITCHBOARD_FORMS_PER_ADDRESS_BURST",
+                &mut forms.per_address_burst,
+            ),
+            (
+                "SWITCHBOARD_FORMS_PER_FORM_PER_MINUTE",
+                &mut forms.per_form_per_minute,
+            ),
+            (
+                "SWITCHBOARD_FORMS_PER_FORM_BURST",
+                &mut forms.per_form_burst,
+            ),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(at, name, v, parse_number)?;
+            }
+        }
+        for (name, slot) in [
+            (
+                "SWITCHBOARD_FORMS_MAX_BODY_BYTES",
+                &mut forms.max_body_bytes,
+            ),
+            ("SWITCHBOARD_FORMS_MAX_FILES", &mut forms.max_files),
+            (
+                "SWITCHBOARD_FORMS_MAX_FILE_BYTES",
+                &mut forms.max_file_bytes,
+            ),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(at, name, v, parse_number)?;
+            }
+        }
         Ok(())
     }
 
@@ -959,6 +1034,31 @@ impl Config {
                 "smtp.tls_certificate and smtp.tls_key (SWITCHBOARD_SMTP_TLS_CERTIFICATE, \
                  SWITCHBOARD_SMTP_TLS_KEY)",
                 "give both, or neither".to_owned(),
+            );
+        }
+        let forms = &self.forms;
+        if [
+            forms.per_address_per_minute,
+            forms.per_address_burst,
+            forms.per_form_per_minute,
+            forms.per_form_burst,
+        ]
+        .contains(&0)
+        {
+            return invalid(
+                "forms.per_address_per_minute, per_address_burst, per_form_per_minute, \
+                 per_form_burst (SWITCHBOARD_FORMS_...)",
+                "must be at least 1: a form that takes nothing is a disconnected form".to_owned(),
+            );
+        }
+        if forms.max_file_bytes > forms.max_body_bytes || forms.max_body_bytes < 1024 {
+            return invalid(
+                "forms.max_body_bytes and forms.max_file_bytes (SWITCHBOARD_FORMS_MAX_BODY_BYTES, \
+                 SWITCHBOARD_FORMS_MAX_FILE_BYTES)",
+                format!(
+                    "a body of {} bytes cannot hold a file of {} bytes; bodies need at least 1024",
+                    forms.max_body_bytes, forms.max_file_bytes
+                ),
             );
         }
         if self.smtp.max_message_bytes < 1024 {
@@ -1313,6 +1413,43 @@ mod tests {
             refused(&[("SWITCHBOARD_DELIVERY_RETRY_FOR", "0s")]).contains("delivery_retry_for")
         );
         assert!(refused(&[("SWITCHBOARD_DELIVERY_FROM_NAME", "ceo")]).contains("agent_via_inbox"));
+    }
+
+    #[test]
+    fn form_limits_are_layered_and_checked() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            Config::default().forms,
+            switchboard_api::FormLimits::default()
+        );
+        let file = "[forms]\nper_address_per_minute = 2\nmax_files = 1\n";
+        let config = Config::layered(
+            Some((Path::new("c.toml"), file)),
+            &env(&[
+                ("SWITCHBOARD_FORMS_PER_ADDRESS_PER_MINUTE", "4"),
+                ("SWITCHBOARD_FORMS_PER_FORM_BURST", "7"),
+            ]),
+            &Flags::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.forms.per_address_per_minute, 4);
+        assert_eq!(config.forms.per_form_burst, 7);
+        assert_eq!(config.forms.max_files, 1);
+        let refused = |vars: &[(&str, &str)]| {
+            Config::layered(None, &env(vars), &Flags::default())
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(&[("SWITCHBOARD_FORMS_PER_FORM_PER_MINUTE", "0")]).contains("forms."));
+        assert!(
+            refused(&[("SWITCHBOARD_FORMS_MAX_FILE_BYTES", "999999999")])
+                .contains("forms.max_body_bytes")
+        );
     }
 
     #[test]

@@ -232,6 +232,7 @@ impl Application {
                     max_message_bytes: config.smtp.max_message_bytes,
                     ..MailSettings::default()
                 },
+                forms: config.forms.clone(),
             },
         );
         let admin_token = if config.demo {
@@ -371,9 +372,13 @@ impl Application {
             let _ = stop_smtp.send(true);
             let _ = signalled_tx.send(());
         };
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(graceful)
-            .into_future();
+        // With the peer's address: form submissions are rate-limited per client address.
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future();
         let mut server = std::pin::pin!(server);
         let served = tokio::select! {
             served = &mut server => served,

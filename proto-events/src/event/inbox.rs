@@ -371,3 +371,60 @@ pub struct SmtpServer {
     /// The sealed password's id (with `username`).
     pub password_secret: Option<Uuid>,
 }
+
+/// A form channel's fields, the sites that may post it and its honeypot were configured,
+/// replacing what was configured before. `POST /forms/{public_key}` takes its submissions.
+///
+/// The public key names the form in its URL; it is not a secret (it sits in the company's page),
+/// only hard to guess, and it stays the same when the form is configured again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormConfigured {
+    /// The form channel.
+    pub channel_id: Uuid,
+    /// The key in the form's URL: URL-safe, at least 128 random bits.
+    pub public_key: String,
+    /// The fields a submission may carry, in the order the first message lists them. Exactly
+    /// one is of kind `email`: the sender's address, recognising the contact and taking replies.
+    pub fields: Vec<FormFieldSpec>,
+    /// The origins (`https://host[:port]`) whose pages may post the form from a browser script
+    /// (CORS). A plain HTML form posts from anywhere.
+    pub allowed_origins: Vec<String>,
+    /// A field hidden from people: a submission that fills it in is answered as accepted and
+    /// dropped. `None`: no honeypot.
+    pub honeypot_field: Option<String>,
+}
+
+/// One field of a form, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormFieldSpec {
+    /// The name a submission carries it under, e.g. `"email"`.
+    pub name: String,
+    /// What the first message of a conversation calls it, e.g. `"Your e-mail address"`.
+    pub label: String,
+    /// What it holds.
+    pub kind: FormFieldKind,
+    /// Whether a submission without it (or with it blank) is refused.
+    pub required: bool,
+    /// The choices of a `select` field; empty for the other kinds.
+    pub options: Vec<String>,
+}
+
+/// What a form field holds, and how a submitted value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormFieldKind {
+    /// One line of text.
+    Text,
+    /// An e-mail address.
+    Email,
+    /// A number.
+    Number,
+    /// A telephone number: digits, spaces and `+ - ( ) .`.
+    Phone,
+    /// Several lines of text.
+    Textarea,
+    /// A box ticked or not.
+    Checkbox,
+    /// One of the field's `options`.
+    Select,
+}

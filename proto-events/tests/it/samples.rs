@@ -347,6 +347,29 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             ingest_secret: Some(id(0x5ec3)),
         }
         .into(),
+        FormConfigured {
+            channel_id: id(CHANNEL),
+            public_key: "f0rm-Key_8wJ2kQx9TzV3nL5mR7pYa4".into(),
+            fields: vec![
+                FormFieldSpec {
+                    name: "email".into(),
+                    label: "Your e-mail address".into(),
+                    kind: FormFieldKind::Email,
+                    required: true,
+                    options: vec![],
+                },
+                FormFieldSpec {
+                    name: "topic".into(),
+                    label: "Topic".into(),
+                    kind: FormFieldKind::Select,
+                    required: false,
+                    options: vec!["Sales".into(), "Support".into()],
+                },
+            ],
+            allowed_origins: vec!["https://www.example.com".into()],
+            honeypot_field: Some("website".into()),
+        }
+        .into(),
         BuiltInEmailFiltersSet {
             channel_id: id(CHANNEL),
             automated_replies: true,

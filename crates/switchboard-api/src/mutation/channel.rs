@@ -401,7 +401,7 @@ payload! {
 }
 
 /// Runs a channel command as the viewer.
-async fn channel_command(
+pub(super) async fn channel_command(
     ctx: &Context<'_>,
     client_mutation_id: Option<String>,
     command: ChannelCommand,
@@ -424,7 +424,7 @@ fn channel_in(directory: &Directory, channel_id: Uuid) -> Option<Channel> {
 }
 
 /// The channel `channel_id` after a successful command.
-async fn channel_after(
+pub(super) async fn channel_after(
     ctx: &Context<'_>,
     executed: &Executed,
     channel_id: Option<Uuid>,

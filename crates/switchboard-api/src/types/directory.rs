@@ -228,6 +228,17 @@ impl Channel {
             .await?
             .map(|servers| servers.ingest_secret.is_some()))
     }
+    /// A form channel's configuration (see `configureForm`); null until it is configured, for
+    /// other kinds, and for viewers who are not admins.
+    async fn form(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FormSettings>> {
+        let access = crate::state::access(ctx).await?;
+        Ok(self
+            .0
+            .form
+            .clone()
+            .filter(|_| access.is_admin())
+            .map(FormSettings))
+    }
 }
 
 impl Channel {
@@ -290,5 +301,63 @@ impl SmtpServerSettings {
     /// The login for `AUTH`, if any.
     async fn username(&self) -> Option<&str> {
         self.0.username.as_deref()
+    }
+}
+
+/// A form channel's configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct FormSettings(proto_events::event::FormConfigured);
+
+#[Object]
+impl FormSettings {
+    /// The key in the form's URL, `POST /forms/{publicKey}`. Not a secret: it sits in the
+    /// company's page.
+    async fn public_key(&self) -> &str {
+        &self.0.public_key
+    }
+    /// The fields, in order.
+    async fn fields(&self) -> Vec<FormFieldSetting> {
+        self.0
+            .fields
+            .iter()
+            .cloned()
+            .map(FormFieldSetting)
+            .collect()
+    }
+    /// Origins whose pages may post the form from a script (CORS).
+    async fn allowed_origins(&self) -> &[String] {
+        &self.0.allowed_origins
+    }
+    /// The hidden field that only bots fill in; null when none.
+    async fn honeypot_field(&self) -> Option<&str> {
+        self.0.honeypot_field.as_deref()
+    }
+}
+
+/// One field of a form.
+#[derive(Debug, Clone)]
+pub(crate) struct FormFieldSetting(proto_events::event::FormFieldSpec);
+
+#[Object]
+impl FormFieldSetting {
+    /// The name a submission carries it under.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// What the conversation's first message calls it.
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    /// What it holds.
+    async fn kind(&self) -> crate::mutation::FormFieldType {
+        self.0.kind.into()
+    }
+    /// Whether a submission without it is refused.
+    async fn required(&self) -> bool {
+        self.0.required
+    }
+    /// The choices of a `SELECT` field.
+    async fn options(&self) -> &[String] {
+        &self.0.options
     }
 }

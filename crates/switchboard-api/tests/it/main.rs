@@ -8,6 +8,7 @@ mod analytics;
 mod audit;
 mod basics;
 mod files;
+mod forms;
 mod history;
 mod idempotency;
 mod live;

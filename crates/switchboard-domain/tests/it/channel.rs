@@ -1686,3 +1686,213 @@ fn email_servers_are_set_kept_and_cleared_with_their_passwords_by_id() {
         .when(user(ADMIN), set_servers(404, Clear, Keep))
         .then_not_found("channel");
 }
+
+const FORM: u128 = 46;
+const KEY: &str = "k3y-0f-the-f0rm_1234567";
+
+fn form_connected() -> Vec<DomainEvent> {
+    let mut history = organisation();
+    history.push(
+        ChannelConnected {
+            channel_id: id(FORM),
+            inbox_id: id(SUPPORT),
+            config: ChannelConfig::Form {
+                name: "Contact us".into(),
+            },
+        }
+        .into(),
+    );
+    history
+}
+
+fn field(name: &str, kind: FormFieldKind, required: bool) -> FormFieldSpec {
+    FormFieldSpec {
+        name: name.into(),
+        label: format!("Your {name}"),
+        kind,
+        required,
+        options: vec![],
+    }
+}
+
+fn configure(fields: Vec<FormFieldSpec>, origins: &[&str], honeypot: Option<&str>) -> C {
+    C::ConfigureForm {
+        channel_id: id(FORM),
+        new_public_key: KEY.into(),
+        settings: switchboard_domain::form::FormSettings {
+            fields,
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            honeypot_field: honeypot.map(str::to_owned),
+        },
+    }
+}
+
+#[test]
+fn forms_are_configured_by_admins_with_one_email_field_and_keep_their_key() {
+    let fields = vec![
+        field("name", FormFieldKind::Text, false),
+        field(" email ", FormFieldKind::Email, true),
+    ];
+    let expected = FormConfigured {
+        channel_id: id(FORM),
+        public_key: KEY.into(),
+        fields: vec![
+            field("name", FormFieldKind::Text, false),
+            FormFieldSpec {
+                label: "Your  email ".trim().into(),
+                ..field("email", FormFieldKind::Email, true)
+            },
+        ],
+        allowed_origins: vec![
+            "https://www.acme.test".into(),
+            "http://localhost:8080".into(),
+        ],
+        honeypot_field: Some("website".into()),
+    };
+    let directory = given(form_connected())
+        .when(
+            user(ADMIN),
+            configure(
+                fields.clone(),
+                &["HTTPS://www.acme.test:443/", "http://localhost:8080"],
+                Some("website"),
+            ),
+        )
+        .then(&streams::channel(id(FORM)), vec![expected.clone().into()]);
+    assert_eq!(directory.form_by_key(KEY).map(|c| c.id), Some(id(FORM)));
+
+    // Configured again, with another proposed key: the form keeps its first one.
+    let again = given(form_connected())
+        .and([expected.clone().into()])
+        .when(
+            user(ADMIN),
+            C::ConfigureForm {
+                channel_id: id(FORM),
+                new_public_key: "an0ther-key-0f-22-chars".into(),
+                settings: switchboard_domain::form::FormSettings {
+                    fields,
+                    allowed_origins: vec![],
+                    honeypot_field: None,
+                },
+            },
+        )
+        .decision()
+        .1;
+    match &again.events[..] {
+        [DomainEvent::FormConfigured(e)] => assert_eq!(e.public_key, KEY),
+        other => panic!("expected FormConfigured, got {other:?}"),
+    }
+
+    given(form_connected())
+        .when(
+            user(AGENT),
+            configure(vec![field("email", FormFieldKind::Email, true)], &[], None),
+        )
+        .then_forbidden();
+    given(form_connected())
+        .and(email_connected(MAIL, SUPPORT, "support@acme.test"))
+        .when(
+            user(ADMIN),
+            C::ConfigureForm {
+                channel_id: id(MAIL),
+                new_public_key: KEY.into(),
+                settings: switchboard_domain::form::FormSettings {
+                    fields: vec![field("email", FormFieldKind::Email, true)],
+                    allowed_origins: vec![],
+                    honeypot_field: None,
+                },
+            },
+        )
+        .then_rejected("NOT_FORM", "channelId");
+}
+
+#[test]
+fn a_form_configuration_names_the_field_it_refuses() {
+    let email = || field("email", FormFieldKind::Email, true);
+    let refused = |fields: Vec<FormFieldSpec>, origins: &[&str], honeypot, expected: &str| {
+        given(form_connected())
+            .when(user(ADMIN), configure(fields, origins, honeypot))
+            .then_invalid(expected);
+    };
+    refused(vec![], &[], None, "fields");
+    refused(
+        vec![field("name", FormFieldKind::Text, true)],
+        &[],
+        None,
+        "fields",
+    );
+    refused(
+        vec![email(), field("other", FormFieldKind::Email, false)],
+        &[],
+        None,
+        "fields",
+    );
+    refused(
+        vec![
+            email(),
+            field("a", FormFieldKind::Text, false),
+            field("bad name", FormFieldKind::Text, false),
+        ],
+        &[],
+        None,
+        "fields.2.name",
+    );
+    refused(
+        vec![email(), field("email", FormFieldKind::Text, false)],
+        &[],
+        None,
+        "fields.1.name",
+    );
+    refused(
+        vec![FormFieldSpec {
+            label: " ".into(),
+            ..email()
+        }],
+        &[],
+        None,
+        "fields.0.label",
+    );
+    refused(
+        vec![email(), field("topic", FormFieldKind::Select, false)],
+        &[],
+        None,
+        "fields.1.options",
+    );
+    refused(
+        vec![
+            email(),
+            FormFieldSpec {
+                options: vec!["A".into(), "A".into()],
+                ..field("topic", FormFieldKind::Select, false)
+            },
+        ],
+        &[],
+        None,
+        "fields.1.options.1",
+    );
+    refused(
+        vec![FormFieldSpec {
+            options: vec!["A".into()],
+            ..email()
+        }],
+        &[],
+        None,
+        "fields.0.options",
+    );
+    for origin in [
+        "http://www.acme.test",
+        "https://www.acme.test/contact",
+        "www.acme.test",
+        "https://acme test",
+        "https://acme.test:0",
+    ] {
+        refused(
+            vec![email()],
+            &["https://ok.test", origin],
+            None,
+            "allowedOrigins.1",
+        );
+    }
+    refused(vec![email()], &[], Some("email"), "honeypotField");
+    refused(vec![email()], &[], Some("a b"), "honeypotField");
+}

@@ -932,7 +932,7 @@ fn bots_are_registered_by_admins_once_under_a_free_name() {
             },
         )
         .then_error(DomainError::Invalid {
-            field: "name",
+            field: "name".into(),
             message: "must not be empty".into(),
         });
 }

@@ -43,7 +43,7 @@ impl Run<'_> {
             .ok_or(DomainError::NotFound { what: "channel" })?;
         if message.channel_id != channel_id {
             return Err(DomainError::Invalid {
-                field: "channelId",
+                field: "channelId".into(),
                 message: "the message names another channel".into(),
             }
             .into());
@@ -136,7 +136,7 @@ impl Run<'_> {
     ) -> Result<Outcome, ServiceError> {
         if matches!(command, ConversationCommand::ReceiveMessage { .. }) {
             return Err(DomainError::Invalid {
-                field: "command",
+                field: "command".into(),
                 message: "inbound messages go through Command::ReceiveMessage, which resolves their conversation".into(),
             }
             .into());

@@ -88,10 +88,7 @@ async fn a_rejected_command_writes_nothing() {
         .await;
     assert!(matches!(
         invalid,
-        Err(ServiceError::Domain(DomainError::Invalid {
-            field: "name",
-            ..
-        }))
+        Err(ServiceError::Domain(DomainError::Invalid { ref field, .. })) if field == "name"
     ));
     assert_eq!(app.store.head().await.unwrap(), head);
 }
