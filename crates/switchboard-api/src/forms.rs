@@ -107,6 +107,21 @@ const FORGET_EVERY: u64 = 4_096;
 /// checked afterwards, in characters).
 const MAX_TEXT_PART: usize = 64 * 1024;
 
+/// The largest urlencoded or JSON body read: fields are text (files come as multipart).
+const MAX_TEXT_BODY: usize = 256 * 1024;
+
+/// The most values one submission may carry, whatever its encoding: a form has far fewer
+/// fields, and checking millions of names would hold a worker for minutes.
+const MAX_VALUES: usize = 200;
+
+/// A submission with more values than [`MAX_VALUES`].
+fn too_many_values() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("a submission carries at most {MAX_VALUES} fields"),
+    )
+}
+
 fn quota(per_minute: u32, burst: u32) -> Quota {
     let one = NonZeroU32::MIN;
     let period = Duration::from_secs(60) / per_minute.max(1);
@@ -518,15 +533,18 @@ async fn read(headers: &HeaderMap, body: Body, limits: &FormLimits) -> Result<Pa
     };
     match essence.as_str() {
         "application/x-www-form-urlencoded" => {
-            let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
+            let bytes = axum::body::to_bytes(body, limits.max_body_bytes.min(MAX_TEXT_BODY))
                 .await
                 .map_err(|_| too_large(limits))?;
-            parsed.values = form_urlencoded::parse(&bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+            for (k, v) in form_urlencoded::parse(&bytes) {
+                if parsed.values.len() >= MAX_VALUES {
+                    return Err(too_many_values());
+                }
+                parsed.values.push((k.into_owned(), v.into_owned()));
+            }
         }
         "application/json" => {
-            let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
+            let bytes = axum::body::to_bytes(body, limits.max_body_bytes.min(MAX_TEXT_BODY))
                 .await
                 .map_err(|_| too_large(limits))?;
             let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&bytes) else {
@@ -535,6 +553,9 @@ async fn read(headers: &HeaderMap, body: Body, limits: &FormLimits) -> Result<Pa
                     "the body must be a JSON object of field names to values",
                 ));
             };
+            if object.len() > MAX_VALUES {
+                return Err(too_many_values());
+            }
             for (field, value) in object {
                 let value = match value {
                     serde_json::Value::Null => continue,
@@ -572,6 +593,9 @@ async fn read(headers: &HeaderMap, body: Body, limits: &FormLimits) -> Result<Pa
                     Ok(None) => break,
                     Err(e) => return Err(unreadable(e, limits)),
                 };
+                if parsed.values.len() + parsed.files.len() >= MAX_VALUES {
+                    return Err(too_many_values());
+                }
                 let name = field.name().unwrap_or("").to_owned();
                 let file_name = field.file_name().map(str::to_owned);
                 let content_type = field

@@ -265,6 +265,9 @@ pub struct Submission {
     pub email: String,
 }
 
+/// The most unknown field names one answer lists.
+const MAX_UNKNOWN_REPORTED: usize = 20;
+
 /// Whether a submission may be taken: `values` are `(name, value)` pairs as posted (a name may
 /// come twice; the last value counts, as in most form handlers). Returns every problem at once,
 /// so a visitor fixes them in one go. The honeypot is not checked here.
@@ -277,10 +280,12 @@ pub fn check_submission(
         field: field.to_owned(),
         message,
     };
+    // Each unknown name once, and no more than a handful: the answer stays small.
+    let mut unknown = std::collections::HashSet::new();
     for (name, _) in values {
         let known = form.fields.iter().any(|f| &f.name == name)
             || form.honeypot_field.as_deref() == Some(name.as_str());
-        if !known && !problems.iter().any(|p: &FieldProblem| &p.field == name) {
+        if !known && unknown.len() < MAX_UNKNOWN_REPORTED && unknown.insert(name.as_str()) {
             problems.push(problem(name, "this form has no such field".to_owned()));
         }
     }

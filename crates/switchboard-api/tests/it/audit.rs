@@ -32,7 +32,7 @@ pub(crate) async fn run(api: &TestApi, actor: Actor, command: Command) -> Outcom
     api.projections
         .wait_for(
             outcome.last_position,
-            tokio::time::Instant::now() + Duration::from_secs(10),
+            tokio::time::Instant::now() + Duration::from_secs(30),
         )
         .await
         .expect("read models catch up");
@@ -218,7 +218,7 @@ pub(crate) async fn world() -> World {
     api.projections
         .wait_for(
             outcome.last_position,
-            tokio::time::Instant::now() + Duration::from_secs(10),
+            tokio::time::Instant::now() + Duration::from_secs(30),
         )
         .await
         .expect("read models catch up");

@@ -605,4 +605,24 @@ async fn submissions_over_the_size_limits_are_refused_with_413() {
         .await;
     assert_eq!(big_body.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(api.service.store().head().await.expect("head"), head);
+
+    // Many short names in a small body: refused by count, before any field is checked.
+    let api = TestApi::start().await;
+    let key = configured_form(&api).await;
+    let names: Vec<String> = (0..5_000).map(|i| format!("f{i}=")).collect();
+    let many = api
+        .send(post(
+            &key,
+            "application/x-www-form-urlencoded",
+            names.join("&"),
+            None,
+            "203.0.113.3",
+        ))
+        .await;
+    assert_eq!(
+        many.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{:?}",
+        many.body
+    );
 }

@@ -318,7 +318,7 @@ impl TestApi {
 
     /// Waits until the read models include `outcome`.
     pub async fn settle(&self, outcome: &switchboard_service::Outcome) {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         self.projections
             .wait_for(outcome.last_position, deadline)
             .await
