@@ -387,7 +387,7 @@ pub struct FormConfigured {
     /// one is of kind `email`: the sender's address, recognising the contact and taking replies.
     pub fields: Vec<FormFieldSpec>,
     /// The origins (`https://host[:port]`) whose pages may post the form from a browser script
-    /// (CORS). A plain HTML form posts from anywhere.
+    /// (CORS) or a plain HTML form; empty: any page may post a plain HTML form.
     pub allowed_origins: Vec<String>,
     /// A field hidden from people: a submission that fills it in is answered as accepted and
     /// dropped. `None`: no honeypot.

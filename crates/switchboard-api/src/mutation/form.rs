@@ -67,7 +67,8 @@ pub(crate) struct ConfigureFormInput {
     /// Its fields, in the order the first message of a conversation lists them.
     fields: Vec<FormFieldSettingInput>,
     /// Origins (`https://host[:port]`; `http` for localhost only) whose pages may post the form
-    /// from a script. A plain HTML form posts from anywhere.
+    /// (browsers send the page's origin with scripts' and forms' posts alike); others get 403.
+    /// Empty: any page may post a plain HTML form, and no script may post JSON.
     #[graphql(default)]
     allowed_origins: Vec<String>,
     /// A field hidden from people: a submission that fills it in is answered as accepted and
