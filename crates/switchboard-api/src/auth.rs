@@ -223,6 +223,18 @@ pub enum Authentication {
 pub(crate) const SEND_A_TOKEN: &str =
     "send a token: `Authorization: Bearer <token>` (`switchboard token --user EMAIL`)";
 
+/// Whether the secrets `a` and `b` are equal, in time that depends on neither where they differ
+/// nor their lengths: their SHA-256 digests are compared byte by byte, all of them. For shared
+/// secrets presented by callers (ingest secrets, webhook verify tokens).
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+        == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

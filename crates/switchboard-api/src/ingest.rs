@@ -26,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use switchboard_email::ingest::IngestError;
 use switchboard_store::secret::SecretId;
 use uuid::Uuid;
@@ -71,16 +70,6 @@ fn presented(headers: &HeaderMap) -> Option<String> {
             .map(|(_, password)| password.to_owned());
     }
     None
-}
-
-/// Whether `a` and `b` are equal, in time that does not depend on where they differ (their
-/// SHA-256 digests are compared byte by byte, all of them).
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |diff, (x, y)| diff | (x ^ y))
-        == 0
 }
 
 /// The handler.
@@ -137,7 +126,7 @@ pub(crate) async fn ingest(
             );
         }
     };
-    if !same_secret(&presented, expected.expose()) {
+    if !crate::auth::same_secret(presented.as_bytes(), expected.expose().as_bytes()) {
         return refused();
     }
     // Read only once the sender proved it holds the secret.
@@ -212,8 +201,8 @@ mod tests {
         assert_eq!(with("Basic !!!"), None);
         assert_eq!(with("Token s3cret"), None);
         assert_eq!(presented(&HeaderMap::new()), None);
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
+        assert!(crate::auth::same_secret(b"abc", b"abc"));
+        assert!(!crate::auth::same_secret(b"abc", b"abd"));
+        assert!(!crate::auth::same_secret(b"abc", b"abcd"));
     }
 }
