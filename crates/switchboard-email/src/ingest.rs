@@ -1,9 +1,10 @@
 //! From raw bytes to a durable message in its conversation.
 //!
-//! [`Ingester::ingest`] keeps the raw message and every attachment in the store's blob store
-//! (by SHA-256), reads the message ([`crate::parse`]), and records it through the command
+//! [`Ingester::ingest`] reads the message ([`crate::parse`]) and records it through the command
 //! service, which threads it within its channel, recognises the contact and runs the channel's
-//! filters. It returns only once the events are durable, so an SMTP server may answer `250`.
+//! filters; the raw message and every attachment go to the store's blob store (by SHA-256) with
+//! its events, in one commit where the store can (the embedded one can). It returns only once
+//! blobs and events are durable, so an SMTP server may answer `250`. A repeat stores nothing.
 //!
 //! The message's id is derived from its channel and `Message-ID` (or, without one, the hash of
 //! its bytes), so the same message delivered twice on one channel (a retrying MTA, an IMAP
@@ -20,6 +21,7 @@ use proto_events::event::{
 };
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
+use switchboard_store::blob::Blob;
 use switchboard_store::{EventStore, StoreError};
 use uuid::Uuid;
 
@@ -137,27 +139,28 @@ impl Ingester {
         envelope_from: Option<&str>,
         raw: Vec<u8>,
     ) -> Result<Ingested, IngestError> {
-        let raw = Arc::new(raw);
-        let mut parsed = {
-            let raw = raw.clone();
-            tokio::task::spawn_blocking(move || parse::parse(&raw))
+        // A large message is parsed and hashed off the runtime's threads; a usual one is done in
+        // well under a millisecond, less than the trip to another thread and back costs on a
+        // busy machine. The original and every attachment are stored with the message's
+        // events, in one commit.
+        let (parsed, raw, parts) = if raw.len() <= PARSE_INLINE_BYTES {
+            read(raw)
+        } else {
+            tokio::task::spawn_blocking(move || read(raw))
                 .await
                 .map_err(|e| IngestError::Unavailable(e.to_string()))?
         };
-        let blobs = self.store.blobs();
-        let raw_size = raw.len() as u64;
-        let raw_hash = blobs.put(Arc::unwrap_or_clone(raw)).await?;
-        let mut attachments = Vec::with_capacity(parsed.parts.len());
-        for part in std::mem::take(&mut parsed.parts) {
-            let size = part.bytes.len() as u64;
-            let sha256 = blobs.put(part.bytes).await?;
+        let mut blobs = Vec::with_capacity(parts.len() + 1);
+        let mut attachments = Vec::with_capacity(parts.len());
+        for (blob, part) in parts {
             attachments.push(Attachment {
-                blob: BlobRef { sha256, size },
+                blob: blob_ref(&blob),
                 file_name: part.file_name,
                 content_type: part.content_type,
                 content_id: part.content_id,
                 inline: part.inline,
             });
+            blobs.push(blob);
         }
         let (message, signals) = inbound(
             channel_id,
@@ -165,24 +168,23 @@ impl Ingester {
             &parsed,
             attachments,
             RawMessage {
-                blob: BlobRef {
-                    sha256: raw_hash,
-                    size: raw_size,
-                },
+                blob: blob_ref(&raw),
                 warnings: parsed.warnings.clone(),
             },
         )?;
+        blobs.push(raw);
         let message_id = message.message_id;
         let meta = CommandMeta::by(Actor::Channel { id: channel_id });
         let outcome = self
             .service
-            .execute(
+            .execute_with_blobs(
                 meta,
                 Command::ReceiveMessage {
                     channel_id,
                     message: Box::new(message),
                     signals: Some(signals),
                 },
+                blobs,
             )
             .await?;
         let bounced = self.record_bounce(channel_id, &parsed).await;
@@ -246,6 +248,27 @@ impl Ingester {
                 None
             }
         }
+    }
+}
+
+/// The largest message [`Ingester::ingest`] reads on the runtime's thread.
+const PARSE_INLINE_BYTES: usize = 256 * 1024;
+
+/// `raw` parsed, hashed, and its attachments' bytes hashed.
+fn read(raw: Vec<u8>) -> (ParsedMail, Blob, Vec<(Blob, parse::Part)>) {
+    let mut parsed = parse::parse(&raw);
+    let parts = std::mem::take(&mut parsed.parts)
+        .into_iter()
+        .map(|mut part| (Blob::new(std::mem::take(&mut part.bytes)), part))
+        .collect();
+    (parsed, Blob::new(raw), parts)
+}
+
+/// How an event names `blob`.
+fn blob_ref(blob: &Blob) -> BlobRef {
+    BlobRef {
+        sha256: blob.sha256().to_owned(),
+        size: blob.bytes().len() as u64,
     }
 }
 

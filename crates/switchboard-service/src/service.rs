@@ -18,6 +18,7 @@ use switchboard_domain::filter::MailSignals;
 use switchboard_domain::record::{self, RecordCommand};
 use switchboard_domain::setup::{self, SetupCommand};
 use switchboard_domain::{Context, DomainError};
+use switchboard_store::blob::Blob;
 use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StoreError, StreamFrom};
 use tokio::sync::{RwLock, RwLockReadGuard};
 use uuid::Uuid;
@@ -292,7 +293,19 @@ impl CommandService {
         meta: CommandMeta,
         command: Command,
     ) -> Result<Outcome, ServiceError> {
-        let outcome = self.execute_one(&meta, &command).await?;
+        self.execute_with_blobs(meta, command, Vec::new()).await
+    }
+
+    /// [`execute`](Self::execute), storing `blobs` (the bytes the command's events reference: an
+    /// e-mail's original and attachments) with its first append, in the same commit where the
+    /// store can. A command that writes nothing (a repeat) stores none of them.
+    pub async fn execute_with_blobs(
+        &self,
+        meta: CommandMeta,
+        command: Command,
+        blobs: Vec<Blob>,
+    ) -> Result<Outcome, ServiceError> {
+        let outcome = self.execute_one(&meta, &command, &blobs).await?;
         // Also after a repeat: the first attempt may have stopped before this step, and it is
         // idempotent (the fallback channel's id is derived from the inbox).
         {
@@ -382,7 +395,7 @@ impl CommandService {
             inbox_id,
             address,
         });
-        match self.execute_one(&meta, &command).await {
+        match self.execute_one(&meta, &command, &[]).await {
             // Another node got there first: the inbox has its address.
             Ok(_) | Err(ServiceError::Domain(DomainError::Rejected { .. })) => Ok(()),
             Err(e) => Err(e),
@@ -394,12 +407,13 @@ impl CommandService {
         &self,
         meta: &CommandMeta,
         command: &Command,
+        blobs: &[Blob],
     ) -> Result<Outcome, ServiceError> {
         let command_id = Uuid::now_v7();
         let correlation_id = meta.correlation_id.unwrap_or(command_id);
         let Some(key) = &meta.idempotency_key else {
             return self
-                .decide_and_append(meta, command, command_id, correlation_id, 0)
+                .decide_and_append(meta, command, blobs, command_id, correlation_id, 0)
                 .await;
         };
         // The key is claimed before anything is written: of two requests with one key, only
@@ -413,7 +427,7 @@ impl CommandService {
             Claimed::Answered(outcome) => return Ok(outcome),
         };
         let result = self
-            .decide_and_append(meta, command, command_id, correlation_id, salt)
+            .decide_and_append(meta, command, blobs, command_id, correlation_id, salt)
             .await;
         let how = match &result {
             Ok(outcome) => Finish::Done(KeyOutcome {
@@ -549,6 +563,7 @@ impl CommandService {
         &self,
         meta: &CommandMeta,
         command: &Command,
+        blobs: &[Blob],
         command_id: Uuid,
         correlation_id: Uuid,
         salt: u64,
@@ -570,6 +585,7 @@ impl CommandService {
                     command_fingerprint: meta.fingerprint.clone(),
                 },
                 salt,
+                blobs: std::sync::Mutex::new(blobs.to_vec()),
             };
             let result = run.command(command).await;
             drop(view);
@@ -699,6 +715,9 @@ pub(crate) struct Run<'a> {
     /// Mixed into the ids of keyed events: the salt of the key's use (see
     /// `switchboard_store::index`).
     salt: u64,
+    /// Blobs to store with the command's first append (see
+    /// [`CommandService::execute_with_blobs`]); taken by it.
+    blobs: std::sync::Mutex<Vec<Blob>>,
 }
 
 impl Run<'_> {
@@ -915,6 +934,7 @@ impl Run<'_> {
             });
         }
         let written = events.len() as u64;
+        let blobs = std::mem::take(&mut *self.blobs.lock().unwrap_or_else(|e| e.into_inner()));
         let encoded = events
             .iter()
             .enumerate()
@@ -926,12 +946,17 @@ impl Run<'_> {
                 event
             })
             .collect();
-        match self
+        let appended = self
             .service
             .store
-            .append(stream, expect(version), encoded)
-            .await
-        {
+            .append_with_blobs(stream, expect(version), encoded, blobs.clone())
+            .await;
+        if appended.is_err() {
+            // Not stored with this append (or perhaps stored, unreferenced): the next one takes
+            // them.
+            *self.blobs.lock().unwrap_or_else(|e| e.into_inner()) = blobs;
+        }
+        match appended {
             Ok(r) => Ok(Outcome {
                 stream: stream.to_owned(),
                 stream_version: r.stream_version,

@@ -14,7 +14,10 @@
 //! - `tail`: where the events not yet in the stream index are, kept by the writer for readers.
 //! - [`index`]: the write side's index, a file of its own beside the log.
 //! - [`secrets`]: sealed channel secrets, a file of its own beside the log.
+//! - `blobs`: attachments and raw e-mails, a table of the event database written with the
+//!   appends that reference them.
 
+mod blobs;
 pub mod index;
 mod reader;
 pub mod schema;
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use switchboard_store::blob::FileBlobs;
+use switchboard_store::blob::{Blob, FileBlobs};
 use switchboard_store::error::validate_append;
 use switchboard_store::index::MemoryIndex;
 use switchboard_store::{
@@ -45,7 +48,8 @@ use crate::writer::{AppendRequest, Writer};
 /// The file name of the event database inside the data directory.
 pub const DATABASE_FILE: &str = "events.sqlite3";
 
-/// The directory, inside the store's, that holds its blobs (see [`FileBlobs`]).
+/// The directory, inside the store's, where earlier versions kept blobs as files; they are
+/// still read from there.
 pub const BLOB_DIR: &str = "blobs";
 
 /// A source of commit timestamps, replaceable in tests.
@@ -140,8 +144,8 @@ struct Inner {
     max_append_bytes: usize,
     /// The write side's index: [`index::SqliteIndex`], or an in-memory one when read-only.
     index: Arc<dyn WriteIndex>,
-    /// Blobs, as files under `<dir>/blobs`.
-    blobs: Arc<dyn BlobStore>,
+    /// Where earlier versions kept blobs as files.
+    blob_dir: PathBuf,
     /// Sealed secrets, in `<dir>/secrets.sqlite3`.
     secrets: Arc<dyn SecretStore>,
     /// Held (and locked) for as long as the store is open for writing; `None` when read-only.
@@ -210,7 +214,7 @@ impl SqliteStore {
                 reads,
                 max_append_bytes: options.max_append_bytes,
                 index,
-                blobs: Arc::new(FileBlobs::new(dir.join(BLOB_DIR))),
+                blob_dir: dir.join(BLOB_DIR),
                 secrets,
                 _lock: Some(lock),
             }),
@@ -250,20 +254,22 @@ impl SqliteStore {
                 reads,
                 max_append_bytes: SqliteOptions::default().max_append_bytes,
                 index: Arc::new(MemoryIndex::default()),
-                blobs: Arc::new(FileBlobs::read_only(dir.join(BLOB_DIR))),
+                blob_dir: dir.join(BLOB_DIR),
                 secrets: Arc::new(secrets::SqliteSecrets::open_read_only(dir)?),
                 _lock: None,
             }),
         })
     }
 
-    /// Hands an append (or, with `origins`, a restore) to the writer and waits for its answer.
+    /// Hands an append (or, with `origins`, a restore) to the writer, with the blobs to store in
+    /// its transaction, and waits for its answer.
     async fn submit(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
         origins: Option<Vec<Origin>>,
+        blobs: Vec<Blob>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events, self.inner.max_append_bytes)?;
         let (reply, answer) = oneshot::channel();
@@ -272,8 +278,32 @@ impl SqliteStore {
             expected,
             events,
             origins,
+            blobs,
             reply,
         };
+        self.send(request, answer).await
+    }
+
+    /// Stores `blobs` with the writer's next commit (see `blobs`).
+    async fn store_blobs(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: String::new(),
+            expected: ExpectedVersion::Any,
+            events: Vec::new(),
+            origins: None,
+            blobs,
+            reply,
+        };
+        self.send(request, answer).await.map(drop)
+    }
+
+    /// Queues `request` for the writer and waits for its `answer`.
+    async fn send(
+        &self,
+        request: AppendRequest,
+        answer: oneshot::Receiver<Result<AppendResult, StoreError>>,
+    ) -> Result<AppendResult, StoreError> {
         let sender = self.inner.requests.clone().ok_or(StoreError::Closed)?;
         // The queue is bounded; a full queue blocks, so hand the send to the blocking pool only
         // when it would block.
@@ -305,7 +335,19 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        self.submit(stream, expected, events, None).await
+        self.submit(stream, expected, events, None, Vec::new())
+            .await
+    }
+
+    #[tracing::instrument(level = "trace", skip(self, events, blobs), fields(events = events.len(), blobs = blobs.len()))]
+    async fn append_with_blobs(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        blobs: Vec<Blob>,
+    ) -> Result<AppendResult, StoreError> {
+        self.submit(stream, expected, events, None, blobs).await
     }
 
     #[tracing::instrument(level = "trace", skip(self, events), fields(events = events.len()))]
@@ -316,7 +358,7 @@ impl EventStore for SqliteStore {
         events: Vec<(NewEvent, Origin)>,
     ) -> Result<AppendResult, StoreError> {
         switchboard_store::chain::restore(self, events, |events, origins| {
-            self.submit(stream, expected, events, Some(origins))
+            self.submit(stream, expected, events, Some(origins), Vec::new())
         })
         .await
     }
@@ -375,7 +417,10 @@ impl EventStore for SqliteStore {
     }
 
     fn blobs(&self) -> Arc<dyn BlobStore> {
-        self.inner.blobs.clone()
+        Arc::new(blobs::SqliteBlobs {
+            store: self.clone(),
+            legacy: FileBlobs::read_only(&self.inner.blob_dir),
+        })
     }
 
     fn secrets(&self) -> Arc<dyn SecretStore> {

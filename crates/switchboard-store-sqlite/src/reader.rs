@@ -99,7 +99,7 @@ impl ReadAll for ReadPool {
 
 /// Queries on one connection.
 pub(crate) struct Reader<'c> {
-    conn: &'c Connection,
+    pub(crate) conn: &'c Connection,
     /// The writer's map of the unindexed tail, when the writer runs in this process.
     tail: Option<&'c Tail>,
 }

@@ -25,7 +25,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATION_1: &str = "
 CREATE TABLE streams (
@@ -76,6 +76,16 @@ CREATE TRIGGER streams_are_permanent BEFORE DELETE ON streams
 BEGIN
     SELECT RAISE(ABORT, 'streams are append-only: DELETE is refused');
 END;
+";
+
+/// Blobs (see `crate::blobs`): written by the event writer, in the transactions of the appends
+/// that reference them. Unlike events, a blob may be deleted (a person's erasure).
+const MIGRATION_2: &str = "
+CREATE TABLE blobs (
+    sha256 TEXT    PRIMARY KEY,
+    size   INTEGER NOT NULL,
+    bytes  BLOB    NOT NULL
+) STRICT;
 ";
 
 /// Pragmas shared by every connection: WAL, and full fsync on every commit so that an
@@ -129,7 +139,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     let tx = conn.transaction()?;
-    tx.execute_batch(MIGRATION_1)?;
+    for migration in &[MIGRATION_1, MIGRATION_2][version.max(0) as usize..] {
+        tx.execute_batch(migration)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }

@@ -22,6 +22,7 @@ use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 use switchboard_sqlite::Checkpointer;
+use switchboard_store::blob::Blob;
 use switchboard_store::chain::{Canonical, GENESIS};
 use switchboard_store::{AppendResult, ExpectedVersion, NewEvent, Origin, Position, StoreError};
 use tokio::sync::{oneshot, watch};
@@ -47,6 +48,9 @@ pub(crate) struct AppendRequest {
     pub(crate) events: Vec<NewEvent>,
     /// For a restore: where each event stood in its original log (commit time and hash kept).
     pub(crate) origins: Option<Vec<Origin>>,
+    /// Blobs to store with the events, in the same savepoint (see `crate::blobs`). A request
+    /// without events only stores its blobs; its answer names the head.
+    pub(crate) blobs: Vec<Blob>,
     pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
@@ -287,6 +291,15 @@ fn append_one(
     request: &AppendRequest,
     recorded_at: i64,
 ) -> Result<(AppendResult, Option<Appended>), Failure> {
+    if request.events.is_empty() {
+        crate::blobs::insert(tx, &request.blobs).map_err(|e| Failure::Fatal(backend(e)))?;
+        let head = AppendResult {
+            stream_version: 0,
+            first_position: tip.position,
+            last_position: tip.position,
+        };
+        return Ok((head, None));
+    }
     let stream = request.stream.as_str();
     let known = stream_row(tx, stream)?;
     let current = known.map(|(_, version)| version);
@@ -309,12 +322,14 @@ fn append_one(
         recorded_at,
     };
     // A single event on an existing stream is one INSERT, atomic on its own, then one UPDATE:
-    // no savepoint is needed to undo a rejected append. Anything bigger gets one.
+    // no savepoint is needed to undo a rejected append. Anything bigger gets one, and so do
+    // blobs, which go first and go away with the events if they are refused.
     let origins = request.origins.as_deref();
-    let written = if request.events.len() == 1 && known.is_some() {
+    let written = if request.events.len() == 1 && known.is_some() && request.blobs.is_empty() {
         write(tx, &target, &request.events, origins, *tip)
     } else {
         let savepoint = tx.savepoint().map_err(backend)?;
+        crate::blobs::insert(&savepoint, &request.blobs).map_err(|e| Failure::Fatal(backend(e)))?;
         match write(&savepoint, &target, &request.events, origins, *tip) {
             Ok(next) => savepoint
                 .commit()

@@ -3,11 +3,13 @@
 //! Events carry references to blobs (hash, size, name, type), never their bytes, so the log
 //! stays small and a blob can be deleted (a person's erasure) without touching history. Storing
 //! the same bytes twice stores them once. Every backend keeps its blobs where it keeps its log:
-//! files under the embedded store's directory ([`FileBlobs`]), a table in PostgreSQL.
+//! a SQLite file beside the embedded store's log (which still reads the files under its
+//! directory, [`FileBlobs`], that earlier versions wrote), a table in PostgreSQL.
 
 use std::fmt::Debug;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -21,9 +23,61 @@ pub trait BlobStore: Send + Sync + Debug {
     /// durable; storing bytes already stored writes nothing.
     async fn put(&self, bytes: Vec<u8>) -> Result<String, StoreError>;
 
+    /// Stores every blob of `blobs`, once all are durable: a backend that commits in groups
+    /// stores them with one commit.
+    async fn put_all(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {
+        for blob in blobs {
+            self.put(blob.into_bytes()).await?;
+        }
+        Ok(())
+    }
+
     /// The bytes whose SHA-256 is `sha256` (lower-case hex), or `None` if none are stored (or
     /// `sha256` is not such a hash).
     async fn get(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Bytes on their way to a blob store, named by their SHA-256 (computed when made, on the
+/// caller's thread rather than the store's writer). Cheap to clone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Blob {
+    sha256: String,
+    bytes: Arc<Vec<u8>>,
+}
+
+impl Blob {
+    /// `bytes`, hashed.
+    pub fn new(bytes: Vec<u8>) -> Blob {
+        Blob {
+            sha256: blob_hash(&bytes),
+            bytes: Arc::new(bytes),
+        }
+    }
+
+    /// The name: SHA-256, lower-case hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bytes, copied only if the blob was cloned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        Arc::unwrap_or_clone(self.bytes)
+    }
+}
+
+impl Debug for Blob {
+    /// The name and size, never the bytes (they may be anyone's mail).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blob")
+            .field("sha256", &self.sha256)
+            .field("size", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// The SHA-256 of `bytes`, lower-case hex: a blob's name.

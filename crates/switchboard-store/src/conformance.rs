@@ -17,6 +17,7 @@ use futures::StreamExt;
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
+use crate::blob::Blob;
 use crate::chain::{self, Verification};
 use crate::index::{
     Claim, Finish, IndexBatch, KeyOutcome, KeyState, KeyUse, Link, LoggedKey, Thread,
@@ -810,7 +811,8 @@ pub async fn restore_keeps_commit_times_and_hashes<S: EventStore>(store: S) {
 }
 
 /// Blobs come back byte for byte under their SHA-256; the same bytes stored twice (or by two
-/// writers at once) are one blob; an unknown or malformed name reads as absent.
+/// writers at once, or twice in one `put_all`) are one blob; an unknown or malformed name reads
+/// as absent.
 pub async fn blobs_are_stored_once_by_content<S: EventStore>(store: S) {
     let blobs = store.blobs();
     let small = b"%PDF-1.7 a small attachment".to_vec();
@@ -823,6 +825,41 @@ pub async fn blobs_are_stored_once_by_content<S: EventStore>(store: S) {
         assert_eq!(name, crate::blob::blob_hash(bytes));
         assert_eq!(blobs.get(&name).await.unwrap().as_ref(), Some(bytes));
     }
+    // Several at once, a repeat among them: each stored once.
+    let several: Vec<Blob> = [
+        b"raw message".to_vec(),
+        small.clone(),
+        b"inline image".to_vec(),
+        b"raw message".to_vec(),
+    ]
+    .into_iter()
+    .map(Blob::new)
+    .collect();
+    blobs.put_all(several.clone()).await.unwrap();
+    for blob in &several {
+        assert_eq!(
+            blobs.get(blob.sha256()).await.unwrap().as_deref(),
+            Some(blob.bytes())
+        );
+    }
+    blobs.put_all(Vec::new()).await.unwrap();
+    // With an append: both there once it returns.
+    let attachment = Blob::new(b"%PDF-1.7 sent with its message".to_vec());
+    let appended = store
+        .append_with_blobs(
+            "blobbed-1",
+            ExpectedVersion::NoStream,
+            vec![event("MessageReceived")],
+            vec![attachment.clone(), several[0].clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.stream_version, 0);
+    assert_eq!(
+        blobs.get(attachment.sha256()).await.unwrap().as_deref(),
+        Some(attachment.bytes())
+    );
+    assert_eq!(store.stream_version("blobbed-1").await.unwrap(), Some(0));
     let absent = crate::blob::blob_hash(b"never stored");
     assert_eq!(blobs.get(&absent).await.unwrap(), None);
     for malformed in [

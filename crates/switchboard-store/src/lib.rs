@@ -60,6 +60,25 @@ pub trait EventStore: Send + Sync + Debug {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError>;
 
+    /// [`append`], with the blobs its events reference (a message's original and attachments):
+    /// when it returns `Ok`, blobs and events are durable. A backend that can commits them
+    /// together, in one transaction; otherwise the blobs are stored first. A refused append may
+    /// leave its blobs stored, unreferenced.
+    ///
+    /// [`append`]: EventStore::append
+    async fn append_with_blobs(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        blobs: Vec<blob::Blob>,
+    ) -> Result<AppendResult, StoreError> {
+        if !blobs.is_empty() {
+            self.blobs().put_all(blobs).await?;
+        }
+        self.append(stream, expected, events).await
+    }
+
     /// Appends events copied from another store's log (`switchboard import`) as [`append`] does,
     /// except that each keeps the commit time it had there, so that it keeps its position and
     /// hash too. An event that would land at another position or get another hash (this log is

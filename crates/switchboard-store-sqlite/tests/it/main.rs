@@ -4,6 +4,7 @@
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
+mod blobs;
 mod conformance;
 mod crash;
 mod index;

@@ -1,0 +1,92 @@
+//! Blobs of the embedded store: a table of the event database (`blobs`, migration 2), written by
+//! the event writer.
+//!
+//! An append that carries the blobs its events reference
+//! ([`EventStore::append_with_blobs`](switchboard_store::EventStore::append_with_blobs), what
+//! inbound e-mail uses) stores them in its own savepoint of the batch transaction, so a message's
+//! original, its attachments and its events are durable with one fsync, shared with every append
+//! of the batch, and a refused append leaves no blob behind. A blob stored on its own
+//! ([`BlobStore::put`]) joins the next batch the same way. Files per blob needed two fsyncs each
+//! (the file, then its directory) before the event naming them could be appended: under a stream
+//! of incoming mail, most of a message's wait (docs/benchmarks.md).
+//!
+//! Data directories written before the table existed kept their blobs as files under
+//! `blobs/<first two hex digits>/<hash>` ([`FileBlobs`]): they are still read from there, and
+//! nothing moves them.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use switchboard_store::blob::{Blob, FileBlobs, is_blob_hash};
+use switchboard_store::{BlobStore, StoreError};
+
+use crate::SqliteStore;
+
+/// The embedded store's [`BlobStore`]: a handle on the store.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteBlobs {
+    pub(crate) store: SqliteStore,
+    /// Blobs written as files by earlier versions.
+    pub(crate) legacy: FileBlobs,
+}
+
+/// Inserts `blobs` that are not stored yet; part of the caller's transaction.
+pub(crate) fn insert(conn: &Connection, blobs: &[Blob]) -> rusqlite::Result<()> {
+    if blobs.is_empty() {
+        return Ok(());
+    }
+    let mut exists = conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO blobs (sha256, size, bytes) VALUES (?1, ?2, ?3)")?;
+    for blob in blobs {
+        // Stored before, or earlier in this transaction: the same bytes, kept once.
+        if !exists.exists([blob.sha256()])? {
+            insert.execute(params![
+                blob.sha256(),
+                blob.bytes().len() as i64,
+                blob.bytes()
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the blob `sha256`, if the table has it.
+fn select(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1")?
+        .query_row([sha256], |row| row.get(0))
+        .optional()
+}
+
+#[async_trait]
+impl BlobStore for SqliteBlobs {
+    async fn put(&self, bytes: Vec<u8>) -> Result<String, StoreError> {
+        let blob = Blob::new(bytes);
+        let sha256 = blob.sha256().to_owned();
+        self.store.store_blobs(vec![blob]).await?;
+        Ok(sha256)
+    }
+
+    async fn put_all(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        self.store.store_blobs(blobs).await
+    }
+
+    async fn get(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !is_blob_hash(sha256) {
+            return Ok(None);
+        }
+        let name = sha256.to_owned();
+        let found = self
+            .store
+            .inner
+            .reads
+            .run(move |reader| select(reader.conn, &name).map_err(StoreError::backend))
+            .await?;
+        match found {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.legacy.get(sha256).await,
+        }
+    }
+}

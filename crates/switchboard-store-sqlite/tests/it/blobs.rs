@@ -1,0 +1,135 @@
+//! The embedded store's blobs: in the event database, written with the appends that reference
+//! them; what earlier versions kept as files; a read-only handle beside the writer.
+
+use switchboard_store::blob::{Blob, blob_hash};
+use switchboard_store::conformance::event;
+use switchboard_store::{EventStore, ExpectedVersion, StoreError};
+use switchboard_store_sqlite::{BLOB_DIR, SqliteOptions, SqliteStore};
+
+use crate::reopen;
+
+#[tokio::test]
+async fn blobs_outlive_the_store_and_are_read_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = Blob::new(b"From: ada@example.org\r\n\r\nHello".to_vec());
+    let attachment = Blob::new((0..300_000u32).map(|i| (i % 253) as u8).collect());
+    {
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        store
+            .append_with_blobs(
+                "conversation-1",
+                ExpectedVersion::NoStream,
+                vec![event("MessageReceived")],
+                vec![original.clone(), attachment.clone()],
+            )
+            .await
+            .unwrap();
+    }
+    let store = reopen(dir.path(), SqliteOptions::default());
+    assert_eq!(
+        store
+            .blobs()
+            .get(attachment.sha256())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(attachment.bytes())
+    );
+    let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        reader
+            .blobs()
+            .get(original.sha256())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(original.bytes())
+    );
+    let refused = reader.blobs().put(b"nope".to_vec()).await;
+    assert!(matches!(refused, Err(StoreError::Closed)), "{refused:?}");
+    // What the writer stores afterwards, a reader opened afterwards reads.
+    let later = store.blobs().put(b"later".to_vec()).await.unwrap();
+    let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        reader.blobs().get(&later).await.unwrap(),
+        Some(b"later".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn a_refused_append_leaves_none_of_its_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    store
+        .append(
+            "conversation-1",
+            ExpectedVersion::NoStream,
+            vec![event("a")],
+        )
+        .await
+        .unwrap();
+    // Refused for its version, alone and inside a batch of concurrent appends that land.
+    for single in [true, false] {
+        let refused_blob = Blob::new(format!("refused {single}").into_bytes());
+        let landed_blob = Blob::new(format!("landed {single}").into_bytes());
+        let refused = store.append_with_blobs(
+            "conversation-1",
+            ExpectedVersion::NoStream,
+            vec![event("b")],
+            vec![refused_blob.clone()],
+        );
+        let landed = async {
+            if single {
+                return Ok(None);
+            }
+            store
+                .append_with_blobs(
+                    "conversation-2",
+                    ExpectedVersion::NoStream,
+                    vec![event("c"), event("d")],
+                    vec![landed_blob.clone()],
+                )
+                .await
+                .map(Some)
+        };
+        let (refused, landed) = tokio::join!(refused, landed);
+        assert!(
+            matches!(refused, Err(StoreError::WrongExpectedVersion { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.blobs().get(refused_blob.sha256()).await.unwrap(),
+            None
+        );
+        if landed.unwrap().is_some() {
+            assert_eq!(
+                store
+                    .blobs()
+                    .get(landed_blob.sha256())
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some(landed_blob.bytes())
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn blobs_that_earlier_versions_kept_as_files_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = b"an attachment from before the blob table".to_vec();
+    let name = blob_hash(&bytes);
+    let folder = dir.path().join(BLOB_DIR).join(&name[..2]);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(&name), &bytes).unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(store.blobs().get(&name).await.unwrap(), Some(bytes.clone()));
+    // Storing the same bytes again keeps one readable copy.
+    assert_eq!(store.blobs().put(bytes.clone()).await.unwrap(), name);
+    assert_eq!(store.blobs().get(&name).await.unwrap(), Some(bytes));
+    assert_eq!(
+        store.blobs().get(&blob_hash(b"absent")).await.unwrap(),
+        None
+    );
+}
