@@ -12,7 +12,9 @@
 //! - [`view`]: the write-side view kept at the store's head.
 //! - [`service`]: [`CommandService`], [`Command`], [`CommandMeta`], [`Outcome`].
 //! - [`reactor`]: the routing reactor, which assigns new conversations by their rules.
+//! - [`bot`]: the bot reactor, with which chat channels' bots greet, ask, answer and hand off.
 
+pub mod bot;
 pub mod error;
 pub mod reactor;
 pub mod service;

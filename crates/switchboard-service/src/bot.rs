@@ -1,0 +1,684 @@
+//! The bot reactor: chat channels' bots greet, ask, answer and hand off, by themselves.
+//!
+//! It follows the event log and folds, from events alone, each chat channel's bot configuration
+//! (`ChatBotConfigured`) and each chat conversation: its visitor, its contact, the bot holding it
+//! and where the bot's [`Dialogue`] stands. A conversation is the bot's while it is assigned to
+//! the bot its channel is configured with and that configuration is enabled: a bot-first routing
+//! rule gives it new conversations (the routing reactor assigns them), and an agent may give one
+//! back by hand. What the bot says and does is decided by `switchboard_domain::chatbot` when the
+//! triggering event is folded (the assignment to the bot: greet; a visitor's message: answer), so
+//! the same log always gives the same decisions.
+//!
+//! Its messages are `SendReply` by the bot's actor (`ReplySent` with the bot as author), its
+//! handoff is `HandOffFromBot` to nobody (routing then gives the conversation to the rule's
+//! people); the answers to its questions go into the contact through the contact commands, as
+//! the system's `chat-bot` component (bots may not change contacts): a name becomes the contact's
+//! `name` property, an e-mail address one of its identities. A visitor without a contact gets
+//! one (from the conversation, with an id derived from it); an address that belongs to another
+//! contact recognises the visitor as that contact (their visitor id is linked to it, or the
+//! contact the bot made for them is merged into it).
+//!
+//! # Timeout
+//! A visitor's message the bot has no answer for (and is not configured to hand off at once) is
+//! *unanswered*; when the conversation's first unanswered message has waited `timeout_seconds`
+//! (from its domain time in the log, by the service's clock) without the bot saying anything
+//! since, the bot hands off. The deadline is folded from the log, so it survives a restart; the
+//! reactor checks deadlines at least every [`TICK`].
+//!
+//! # Never twice
+//! On start it folds the whole log before acting. Each decided reaction stays pending until the
+//! log shows its steps done: a reply by the message id derived from its trigger and place, a
+//! contact change by its causation (the trigger), a handoff by `BotHandedOff`. Every command
+//! carries the idempotency key `bot:<conversation>:<trigger>:<kind><step>`, replies have derived
+//! ids (a second reply with one writes nothing), and a bot may only act on a conversation it
+//! holds, so a restart, or a second reactor over the same log, sends nothing twice. After a
+//! handoff (or an agent taking the conversation) the conversation is forgotten: the bot says
+//! nothing more in it.
+//!
+//! Unlike routing it keeps no snapshot: a start folds the whole log (what it keeps is the open
+//! chat conversations nobody but a bot holds, and the channels' configurations).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use proto_events::event::{
+    Assignee, BotCollects, ChannelKind, ChatBotConfigured, Identity, ReplyAuthor,
+};
+use proto_events::{Actor, DomainEvent, Envelope};
+use switchboard_domain::DomainError;
+use switchboard_domain::chatbot::{Dialogue, Reaction, Step};
+use switchboard_domain::contact::{ContactCommand, MergeContacts};
+use switchboard_domain::conversation::ConversationCommand;
+use switchboard_store::{EventStore, Position};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use switchboard_codec as codec;
+
+use crate::{Command, CommandMeta, CommandService, ServiceError};
+
+/// How often, at most, deadlines are checked and failed steps tried again.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// The namespace of the ids the bot derives: its replies' message ids, the contacts it creates.
+const BOT_IDS: Uuid = Uuid::from_u128(0x2c7e_9a41_5d0b_4f83_b6e2_7f19_c4a8_d305);
+
+/// The most opening messages kept for the bot's first answer.
+const MAX_OPENING: usize = 10;
+
+/// A chat conversation, as the bot sees it.
+#[derive(Debug, Clone)]
+struct Chat {
+    channel_id: Uuid,
+    /// Who writes: the first message's sender.
+    customer: Option<Identity>,
+    /// The contact recognised from the latest message, or when the conversation started.
+    contact_id: Option<Uuid>,
+    /// The bot it is assigned to.
+    bot: Option<Uuid>,
+    dialogue: Dialogue,
+    /// What the visitor wrote before the bot got the conversation.
+    opening: Vec<String>,
+    /// The first unanswered message: when the bot hands off for it, and the message's event and
+    /// position.
+    timer: Option<(DateTime<Utc>, Uuid, Position)>,
+}
+
+/// Why a reaction happened, to tell the keys of two reactions to one event apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// To the event itself (the assignment, the message).
+    Event,
+    /// To a message's timeout.
+    Timeout,
+}
+
+impl Kind {
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Event => "e",
+            Kind::Timeout => "t",
+        }
+    }
+}
+
+/// A reaction decided and not yet seen done in the log.
+#[derive(Debug)]
+struct Pending {
+    conversation_id: Uuid,
+    bot_id: Uuid,
+    trigger: Uuid,
+    kind: Kind,
+    correlation_id: Uuid,
+    /// The steps, each with whether it is done.
+    steps: Vec<(Step, bool)>,
+}
+
+impl Pending {
+    fn key(&self, step: usize) -> String {
+        format!(
+            "bot:{}:{}:{}{step}",
+            self.conversation_id,
+            self.trigger,
+            self.kind.tag()
+        )
+    }
+
+    fn message_id(&self, step: usize) -> Uuid {
+        Uuid::new_v5(&BOT_IDS, self.key(step).as_bytes())
+    }
+}
+
+/// The contact the bot creates for the visitor of `conversation_id`.
+fn contact_for(conversation_id: Uuid) -> Uuid {
+    Uuid::new_v5(&BOT_IDS, format!("contact:{conversation_id}").as_bytes())
+}
+
+/// Everything the reactor knows, folded from the log.
+#[derive(Debug, Default)]
+struct State {
+    configs: HashMap<Uuid, ChatBotConfigured>,
+    chats: HashMap<Uuid, Chat>,
+    pending: BTreeMap<(Position, Kind), Pending>,
+}
+
+impl State {
+    /// The configuration whose bot speaks in `chat` now, if one does.
+    fn speaking(&self, chat: &Chat) -> Option<&ChatBotConfigured> {
+        self.configs
+            .get(&chat.channel_id)
+            .filter(|c| c.enabled && chat.bot == Some(c.bot_id))
+    }
+
+    fn forget(&mut self, conversation_id: Uuid) {
+        self.chats.remove(&conversation_id);
+        self.pending
+            .retain(|_, p| p.conversation_id != conversation_id);
+    }
+
+    /// Records what the bot decided about event `trigger` at `position`.
+    fn decided(
+        &mut self,
+        position: Position,
+        kind: Kind,
+        (conversation_id, bot_id): (Uuid, Uuid),
+        (trigger, correlation_id): (Uuid, Uuid),
+        reaction: Reaction,
+    ) {
+        if reaction.steps.is_empty() {
+            return;
+        }
+        self.pending.insert(
+            (position, kind),
+            Pending {
+                conversation_id,
+                bot_id,
+                trigger,
+                kind,
+                correlation_id,
+                steps: reaction.steps.into_iter().map(|s| (s, false)).collect(),
+            },
+        );
+    }
+
+    /// The bot of `conversation_id` reacts to `text` (or greets, `opening`), if it speaks there.
+    fn react(
+        &mut self,
+        (position, event_id): (Position, Uuid),
+        envelope: &Envelope,
+        conversation_id: Uuid,
+        text: &str,
+    ) {
+        let Some(chat) = self.chats.get(&conversation_id) else {
+            return;
+        };
+        let Some(config) = self.speaking(chat).cloned() else {
+            return;
+        };
+        let mut chat = chat.clone();
+        let reaction = if matches!(envelope.payload, DomainEvent::MessageReceived(_)) {
+            chat.dialogue.reply_to(&config, text)
+        } else {
+            chat.dialogue.start(&config, text)
+        };
+        if !reaction.steps.is_empty() {
+            chat.timer = None;
+        }
+        if reaction.unanswered
+            && chat.timer.is_none()
+            && let Some(seconds) = config.handoff.timeout_seconds
+        {
+            let deadline =
+                envelope.metadata.occurred_at + chrono::Duration::seconds(i64::from(seconds));
+            chat.timer = Some((deadline, event_id, position));
+        }
+        self.chats.insert(conversation_id, chat);
+        self.decided(
+            position,
+            Kind::Event,
+            (conversation_id, config.bot_id),
+            (event_id, envelope.metadata.correlation_id),
+            reaction,
+        );
+    }
+
+    fn assigned(
+        &mut self,
+        at: (Position, Uuid),
+        envelope: &Envelope,
+        conversation_id: Uuid,
+        to: &Assignee,
+    ) {
+        match to {
+            Assignee::Bot { id } => {
+                let Some(chat) = self.chats.get_mut(&conversation_id) else {
+                    return;
+                };
+                chat.bot = Some(*id);
+                let opening = std::mem::take(&mut chat.opening).join("\n");
+                self.react(at, envelope, conversation_id, &opening);
+            }
+            // A person has it: the bot is done with it.
+            _ => self.forget(conversation_id),
+        }
+    }
+
+    fn evolve(&mut self, at: (Position, Uuid), envelope: &Envelope) {
+        use DomainEvent as E;
+        match &envelope.payload {
+            E::ChatBotConfigured(e) => {
+                self.configs.insert(e.channel_id, e.clone());
+            }
+            E::ConversationStarted(e) if e.channel_kind == ChannelKind::Chat => {
+                self.chats.insert(
+                    e.conversation_id,
+                    Chat {
+                        channel_id: e.channel_id,
+                        customer: None,
+                        contact_id: e.contact_id,
+                        bot: None,
+                        dialogue: Dialogue::default(),
+                        opening: Vec::new(),
+                        timer: None,
+                    },
+                );
+            }
+            E::MessageReceived(e) => {
+                let Some(chat) = self.chats.get_mut(&e.conversation_id) else {
+                    return;
+                };
+                if chat.customer.is_none() {
+                    chat.customer = Some(e.message.from.clone());
+                }
+                if e.message.contact_id.is_some() {
+                    chat.contact_id = e.message.contact_id;
+                }
+                if chat.bot.is_none() {
+                    if chat.opening.len() < MAX_OPENING {
+                        chat.opening.push(e.message.body_text.clone());
+                    }
+                    return;
+                }
+                self.react(at, envelope, e.conversation_id, &e.message.body_text);
+            }
+            E::ConversationAssigned(e) => {
+                self.assigned(at, envelope, e.conversation_id, &e.assignee)
+            }
+            E::ConversationReassigned(e) => self.assigned(at, envelope, e.conversation_id, &e.to),
+            E::ConversationUnassigned(e) => {
+                if let Some(chat) = self.chats.get_mut(&e.conversation_id) {
+                    chat.bot = None;
+                    chat.timer = None;
+                }
+            }
+            E::BotHandedOff(e) => self.forget(e.conversation_id),
+            E::ReplySent(e) if matches!(e.author, ReplyAuthor::Bot { .. }) => {
+                self.confirm(|p, i, step| {
+                    p.conversation_id == e.conversation_id
+                        && matches!(step, Step::Say(_))
+                        && p.message_id(i) == e.message_id
+                });
+            }
+            E::ContactRecordCreated(_)
+            | E::ContactPropertiesChanged(_)
+            | E::ContactIdentityLinked(_)
+            | E::ContactsMerged(_) => {
+                let cause = envelope.metadata.causation_id;
+                self.confirm(|p, _, step| p.trigger == cause && matches!(step, Step::Collect(..)));
+            }
+            _ => {}
+        }
+    }
+
+    /// Marks done the pending steps `done` picks, and drops reactions done entirely.
+    fn confirm(&mut self, done: impl Fn(&Pending, usize, &Step) -> bool) {
+        let mut finished = Vec::new();
+        for (key, pending) in &mut self.pending {
+            let hits: Vec<usize> = pending
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(i, (step, _))| done(pending, *i, step))
+                .map(|(i, _)| i)
+                .collect();
+            for i in hits {
+                pending.steps[i].1 = true;
+            }
+            if pending.steps.iter().all(|(_, done)| *done) {
+                finished.push(*key);
+            }
+        }
+        for key in finished {
+            self.pending.remove(&key);
+        }
+    }
+
+    /// Decides the handoffs of conversations whose unanswered message has waited too long.
+    fn time_out(&mut self, now: DateTime<Utc>) {
+        let due: Vec<Uuid> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.timer.is_some_and(|(deadline, ..)| deadline <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for conversation_id in due {
+            let Some(mut chat) = self.chats.get(&conversation_id).cloned() else {
+                continue;
+            };
+            let Some((_, trigger, position)) = chat.timer.take() else {
+                continue;
+            };
+            let Some(config) = self.speaking(&chat).cloned() else {
+                self.chats.insert(conversation_id, chat);
+                continue;
+            };
+            let reaction = chat.dialogue.time_out(&config);
+            self.chats.insert(conversation_id, chat);
+            self.decided(
+                position,
+                Kind::Timeout,
+                (conversation_id, config.bot_id),
+                (trigger, trigger),
+                reaction,
+            );
+        }
+    }
+
+    /// The earliest deadline, if a conversation waits for one.
+    fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.chats
+            .values()
+            .filter_map(|c| c.timer.map(|(deadline, ..)| deadline))
+            .min()
+    }
+}
+
+/// A running bot reactor.
+#[derive(Debug)]
+pub struct BotReactor {
+    /// The last position folded and acted upon.
+    pub processed: watch::Receiver<Position>,
+    /// The task; it ends with the store's subscription, or with the error that stopped it.
+    pub task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl BotReactor {
+    /// Starts the reactor on `service`'s store.
+    pub fn spawn(service: Arc<CommandService>) -> BotReactor {
+        let (processed_tx, processed) = watch::channel(Position::START);
+        let task = tokio::spawn(run(service, processed_tx));
+        BotReactor { processed, task }
+    }
+}
+
+#[tracing::instrument(skip_all, name = "bot_reactor")]
+async fn run(
+    service: Arc<CommandService>,
+    processed: watch::Sender<Position>,
+) -> Result<(), ServiceError> {
+    let store: Arc<dyn EventStore> = service.store().clone();
+    let start_head = store.head().await?;
+    let mut state = State::default();
+    let mut events = store.subscribe_all(Position::START);
+    let mut caught_up = start_head == Position::START;
+    loop {
+        let wait = if state.pending.is_empty() {
+            state.next_deadline().map(|deadline| {
+                (deadline - service.clock().now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(TICK)
+            })
+        } else {
+            Some(TICK)
+        };
+        let next = match (caught_up, wait) {
+            (true, Some(wait)) => match tokio::time::timeout(wait, events.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    act(&service, &mut state).await;
+                    continue;
+                }
+            },
+            _ => events.next().await,
+        };
+        let Some(recorded) = next else {
+            return Ok(());
+        };
+        let recorded = recorded?;
+        let envelope = codec::decode(&recorded)?;
+        state.evolve((recorded.position, recorded.event_id), &envelope);
+        caught_up = caught_up || recorded.position >= start_head;
+        if caught_up {
+            act(&service, &mut state).await;
+        }
+        processed.send_replace(recorded.position);
+    }
+}
+
+/// Decides the timeouts that are due, then carries out the pending reactions in log order: each
+/// one's steps in order, a conversation's reactions one after another. A step refused by the
+/// domain (the bot no longer holds the conversation, a contact merged away) is given up; one
+/// that failed otherwise (store, conflict) stops its conversation until the next try.
+async fn act(service: &CommandService, state: &mut State) {
+    state.time_out(service.clock().now());
+    let mut stopped: BTreeSet<Uuid> = BTreeSet::new();
+    let keys: Vec<(Position, Kind)> = state.pending.keys().copied().collect();
+    for key in keys {
+        let Some(mut pending) = state.pending.remove(&key) else {
+            continue;
+        };
+        if stopped.contains(&pending.conversation_id) {
+            state.pending.insert(key, pending);
+            continue;
+        }
+        let chat = state.chats.get(&pending.conversation_id).cloned();
+        for i in 0..pending.steps.len() {
+            if pending.steps[i].1 {
+                continue;
+            }
+            let conversation_id = pending.conversation_id;
+            match carry_out(service, &pending, i, chat.as_ref()).await {
+                Ok(()) => {}
+                Err(ServiceError::Domain(error)) => {
+                    tracing::debug!(%conversation_id, %error, "bot step not applied");
+                }
+                Err(error) => {
+                    tracing::warn!(%conversation_id, %error, "bot step failed; will retry");
+                    stopped.insert(conversation_id);
+                    break;
+                }
+            }
+            pending.steps[i].1 = true;
+        }
+        if pending.steps.iter().any(|(_, done)| !done) {
+            state.pending.insert(key, pending);
+        }
+    }
+}
+
+/// Carries out step `i` of `pending`.
+async fn carry_out(
+    service: &CommandService,
+    pending: &Pending,
+    i: usize,
+    chat: Option<&Chat>,
+) -> Result<(), ServiceError> {
+    let conversation_id = pending.conversation_id;
+    let as_bot = |key: String| meta(Actor::Bot { id: pending.bot_id }, pending, key);
+    match &pending.steps[i].0 {
+        Step::Say(text) => {
+            let command = ConversationCommand::SendReply {
+                message_id: pending.message_id(i),
+                body_text: text.clone(),
+                body_html: None,
+                subject: None,
+                attachments: Vec::new(),
+            };
+            service
+                .execute(
+                    as_bot(pending.key(i)),
+                    conversation(conversation_id, command),
+                )
+                .await?;
+        }
+        Step::HandOff(cause) => {
+            tracing::info!(%conversation_id, ?cause, "bot hands off");
+            let command = ConversationCommand::HandOffFromBot { to: None };
+            service
+                .execute(
+                    as_bot(pending.key(i)),
+                    conversation(conversation_id, command),
+                )
+                .await?;
+        }
+        Step::Collect(collects, value) => {
+            let Some(chat) = chat else {
+                return Ok(());
+            };
+            collect(service, pending, i, chat, *collects, value).await?;
+        }
+    }
+    Ok(())
+}
+
+fn conversation(conversation_id: Uuid, command: ConversationCommand) -> Command {
+    Command::Conversation {
+        conversation_id,
+        command: Box::new(command),
+    }
+}
+
+/// The metadata of a command the bot sends for `pending`: by `actor`, caused by the trigger and
+/// in its correlation, with the idempotency `key`.
+fn meta(actor: Actor, pending: &Pending, key: String) -> CommandMeta {
+    CommandMeta {
+        actor,
+        correlation_id: Some(pending.correlation_id),
+        causation_id: Some(pending.trigger),
+        idempotency_key: Some(key),
+        fingerprint: None,
+        expected_version: None,
+    }
+}
+
+/// Records an answer in the visitor's contact (see the module's documentation).
+async fn collect(
+    service: &CommandService,
+    pending: &Pending,
+    i: usize,
+    chat: &Chat,
+    collects: BotCollects,
+    value: &str,
+) -> Result<(), ServiceError> {
+    let conversation_id = pending.conversation_id;
+    let as_system = |suffix: &str| {
+        meta(
+            Actor::System {
+                component: "chat-bot".into(),
+            },
+            pending,
+            format!("{}{suffix}", pending.key(i)),
+        )
+    };
+    let contact = match &chat.customer {
+        Some(identity) => service.contact_holding(identity).await?,
+        None => None,
+    }
+    .or(chat.contact_id);
+    let created = contact_for(conversation_id);
+    match (collects, contact) {
+        (BotCollects::Name, Some(contact_id)) => {
+            let command = ContactCommand::ChangeProperties {
+                set: BTreeMap::from([("name".to_owned(), value.to_owned())]),
+                unset: Vec::new(),
+            };
+            service
+                .execute(
+                    as_system(""),
+                    Command::Contact {
+                        contact_id,
+                        command,
+                    },
+                )
+                .await?;
+        }
+        (BotCollects::Name, None) => {
+            let command = Command::CreateContact {
+                contact_id: created,
+                identities: chat.customer.iter().cloned().collect(),
+                properties: BTreeMap::from([("name".to_owned(), value.to_owned())]),
+                from_conversation: Some(conversation_id),
+            };
+            service.execute(as_system(""), command).await?;
+        }
+        (BotCollects::Email, Some(contact_id)) => {
+            let email = Identity::Email {
+                address: value.to_owned(),
+            };
+            let command = ContactCommand::LinkIdentity {
+                identity: email.clone(),
+            };
+            match service
+                .execute(
+                    as_system(""),
+                    Command::Contact {
+                        contact_id,
+                        command,
+                    },
+                )
+                .await
+            {
+                Err(ServiceError::Domain(error)) if taken(&error) => {
+                    // Another contact has this address: the visitor is them. Merge the contact
+                    // the bot made for this visitor into theirs; a contact made by others stays.
+                    let holder = service.contact_holding(&email).await?;
+                    if let Some(survivor_id) = holder
+                        && contact_id == created
+                        && survivor_id != created
+                    {
+                        let merge = MergeContacts {
+                            survivor_id,
+                            merged_id: created,
+                        };
+                        service
+                            .execute(as_system(":merge"), Command::MergeContacts(merge))
+                            .await?;
+                    }
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        (BotCollects::Email, None) => {
+            let email = Identity::Email {
+                address: value.to_owned(),
+            };
+            let command = Command::CreateContact {
+                contact_id: created,
+                identities: chat
+                    .customer
+                    .iter()
+                    .cloned()
+                    .chain([email.clone()])
+                    .collect(),
+                properties: BTreeMap::new(),
+                from_conversation: Some(conversation_id),
+            };
+            match service.execute(as_system(""), command).await {
+                Err(ServiceError::Domain(error)) if taken(&error) => {
+                    // The address is a known contact's: recognise the visitor as them.
+                    if let (Some(contact_id), Some(visitor)) =
+                        (service.contact_holding(&email).await?, &chat.customer)
+                    {
+                        let command = ContactCommand::LinkIdentity {
+                            identity: visitor.clone(),
+                        };
+                        service
+                            .execute(
+                                as_system(":link"),
+                                Command::Contact {
+                                    contact_id,
+                                    command,
+                                },
+                            )
+                            .await?;
+                    }
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `error` says an identity belongs to another contact.
+fn taken(error: &DomainError) -> bool {
+    matches!(error, DomainError::Rejected { code: "TAKEN", .. })
+}
