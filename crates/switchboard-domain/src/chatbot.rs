@@ -7,7 +7,8 @@
 //! (a bot-first routing rule on the channel or its inbox gives it new conversations), and the
 //! configuration is enabled. When it gets one it greets ([`Dialogue::start`]) and takes the
 //! visitor's opening message; after that it answers each visitor message
-//! ([`Dialogue::reply_to`]). Once it hands off it never speaks in that conversation again.
+//! ([`Dialogue::reply_to`]). Once it hands off, or a person takes the conversation, it never
+//! speaks in that conversation again.
 //!
 //! # Decisions, in the order they are tried on a visitor's message
 //! 1. A **handoff phrase** hands off (cause `requested`), also in the middle of the questions.
@@ -19,6 +20,9 @@
 //! 4. A message with **no match** hands off at once when `on_no_match` is set; otherwise it is
 //!    *unanswered*: the reactor hands off when it has waited `timeout_seconds` without the bot
 //!    saying anything since (the timeout). A bot configured with neither is refused.
+//!
+//! Disabling the bot, or configuring another bot for the channel, hands off every conversation
+//! the bot holds (cause `reconfigured`), silently.
 //!
 //! The opening message never counts as unmatched: the greeting answers it. When the last question
 //! is answered (or there were none) and the bot has no answers configured, there is nothing left
@@ -255,6 +259,8 @@ pub enum HandoffCause {
     QuestionsDone,
     /// A message waited `timeout_seconds` without an answer.
     Timeout,
+    /// The channel's bot was disabled or replaced while it held the conversation.
+    Reconfigured,
 }
 
 /// One thing the bot does, in order.
@@ -298,7 +304,11 @@ impl Dialogue {
             return Reaction::default();
         }
         if self.greeted {
-            // Given back to the bot by hand: it goes on where it was.
+            // Routed to the bot again (unassigned by hand meanwhile): it goes on where it was,
+            // with what the visitor wrote in between, if anything.
+            if opening.trim().is_empty() {
+                return Reaction::default();
+            }
             return self.reply_to(config, opening);
         }
         self.greeted = true;
@@ -391,6 +401,19 @@ impl Dialogue {
         }
         Reaction {
             steps,
+            unanswered: false,
+        }
+    }
+
+    /// The bot was disabled or replaced: it hands off what it holds, without a word, so no visitor is left with a bot that no longer speaks.
+    pub fn reconfigured(&mut self) -> Reaction {
+        if self.handed_off {
+            return Reaction::default();
+        }
+        self.handed_off = true;
+        self.asking = None;
+        Reaction {
+            steps: vec![Step::HandOff(HandoffCause::Reconfigured)],
             unanswered: false,
         }
     }

@@ -1,13 +1,15 @@
 //! The bot reactor: chat channels' bots greet, ask, answer and hand off, by themselves.
 //!
 //! It follows the event log and folds, from events alone, each chat channel's bot configuration
-//! (`ChatBotConfigured`) and each chat conversation: its visitor, its contact, the bot holding it
-//! and where the bot's [`Dialogue`] stands. A conversation is the bot's while it is assigned to
-//! the bot its channel is configured with and that configuration is enabled: a bot-first routing
-//! rule gives it new conversations (the routing reactor assigns them), and an agent may give one
-//! back by hand. What the bot says and does is decided by `switchboard_domain::chatbot` when the
-//! triggering event is folded (the assignment to the bot: greet; a visitor's message: answer), so
-//! the same log always gives the same decisions.
+//! (`ChatBotConfigured`) and each conversation of a chat channel with a bot configured (when it
+//! started): its visitor, its contact, the bot holding it and where the bot's [`Dialogue`]
+//! stands. A conversation is the bot's while it is assigned to the bot its channel is configured
+//! with and that configuration is enabled: a bot-first routing rule (on the channel or its inbox)
+//! gives it new conversations, through the routing reactor. Without such a rule the bot never
+//! gets a conversation, and says nothing. What the bot says and does is decided by
+//! `switchboard_domain::chatbot` when the triggering event is folded (the assignment to the bot:
+//! greet; a visitor's message: answer; the bot disabled or replaced: hand off), so the same log
+//! always gives the same decisions.
 //!
 //! Its messages are `SendReply` by the bot's actor (`ReplySent` with the bot as author), its
 //! handoff is `HandOffFromBot` to nobody (routing then gives the conversation to the rule's
@@ -29,9 +31,10 @@
 //! On start it folds the whole log before acting. Each decided reaction stays pending until the
 //! log shows its steps done: a reply by the message id derived from its trigger and place, a
 //! contact change by its causation (the trigger), a handoff by `BotHandedOff`. Every command
-//! carries the idempotency key `bot:<conversation>:<trigger>:<kind><step>`, replies have derived
-//! ids (a second reply with one writes nothing), and a bot may only act on a conversation it
-//! holds, so a restart, or a second reactor over the same log, sends nothing twice. After a
+//! carries the idempotency key `bot:<conversation>:<trigger>:<kind><step>` and is skipped when
+//! that key already ran (the write index keeps keys for good), replies have derived ids (a second
+//! reply with one writes nothing), and a bot may only act on a conversation it holds, so a
+//! restart, or a second reactor over the same log, sends nothing twice. After a
 //! handoff (or an agent taking the conversation) the conversation is forgotten: the bot says
 //! nothing more in it.
 //!
@@ -142,7 +145,7 @@ fn contact_for(conversation_id: Uuid) -> Uuid {
 struct State {
     configs: HashMap<Uuid, ChatBotConfigured>,
     chats: HashMap<Uuid, Chat>,
-    pending: BTreeMap<(Position, Kind), Pending>,
+    pending: BTreeMap<(Position, Kind, Uuid), Pending>,
 }
 
 impl State {
@@ -172,7 +175,7 @@ impl State {
             return;
         }
         self.pending.insert(
-            (position, kind),
+            (position, kind, conversation_id),
             Pending {
                 conversation_id,
                 bot_id,
@@ -250,9 +253,17 @@ impl State {
         use DomainEvent as E;
         match &envelope.payload {
             E::ChatBotConfigured(e) => {
-                self.configs.insert(e.channel_id, e.clone());
+                let before = self.configs.insert(e.channel_id, e.clone());
+                if let Some(before) = before.filter(|b| b.enabled)
+                    && (!e.enabled || e.bot_id != before.bot_id)
+                {
+                    self.bot_replaced(at, envelope, &before);
+                }
             }
-            E::ConversationStarted(e) if e.channel_kind == ChannelKind::Chat => {
+            E::ConversationStarted(e)
+                if e.channel_kind == ChannelKind::Chat
+                    && self.configs.contains_key(&e.channel_id) =>
+            {
                 self.chats.insert(
                     e.conversation_id,
                     Chat {
@@ -310,6 +321,35 @@ impl State {
                 self.confirm(|p, _, step| p.trigger == cause && matches!(step, Step::Collect(..)));
             }
             _ => {}
+        }
+    }
+
+    /// The channel's bot `before` was disabled or replaced: it hands off what it holds.
+    fn bot_replaced(
+        &mut self,
+        (position, event_id): (Position, Uuid),
+        envelope: &Envelope,
+        before: &ChatBotConfigured,
+    ) {
+        let held: Vec<Uuid> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.channel_id == before.channel_id && c.bot == Some(before.bot_id))
+            .map(|(id, _)| *id)
+            .collect();
+        for conversation_id in held {
+            let Some(chat) = self.chats.get_mut(&conversation_id) else {
+                continue;
+            };
+            chat.timer = None;
+            let reaction = chat.dialogue.reconfigured();
+            self.decided(
+                position,
+                Kind::Event,
+                (conversation_id, before.bot_id),
+                (event_id, envelope.metadata.correlation_id),
+                reaction,
+            );
         }
     }
 
@@ -446,7 +486,7 @@ async fn run(
 async fn act(service: &CommandService, state: &mut State) {
     state.time_out(service.clock().now());
     let mut stopped: BTreeSet<Uuid> = BTreeSet::new();
-    let keys: Vec<(Position, Kind)> = state.pending.keys().copied().collect();
+    let keys: Vec<(Position, Kind, Uuid)> = state.pending.keys().copied().collect();
     for key in keys {
         let Some(mut pending) = state.pending.remove(&key) else {
             continue;
@@ -498,22 +538,22 @@ async fn carry_out(
                 subject: None,
                 attachments: Vec::new(),
             };
-            service
-                .execute(
-                    as_bot(pending.key(i)),
-                    conversation(conversation_id, command),
-                )
-                .await?;
+            once(
+                service,
+                as_bot(pending.key(i)),
+                conversation(conversation_id, command),
+            )
+            .await?;
         }
         Step::HandOff(cause) => {
             tracing::info!(%conversation_id, ?cause, "bot hands off");
             let command = ConversationCommand::HandOffFromBot { to: None };
-            service
-                .execute(
-                    as_bot(pending.key(i)),
-                    conversation(conversation_id, command),
-                )
-                .await?;
+            once(
+                service,
+                as_bot(pending.key(i)),
+                conversation(conversation_id, command),
+            )
+            .await?;
         }
         Step::Collect(collects, value) => {
             let Some(chat) = chat else {
@@ -522,6 +562,23 @@ async fn carry_out(
             collect(service, pending, i, chat, *collects, value).await?;
         }
     }
+    Ok(())
+}
+
+/// Executes `command` unless its idempotency key was used for a command that ran: a step found
+/// pending again after a restart (its effect not recognisable in the log, such as a change that
+/// wrote nothing) is not repeated, however long ago it ran.
+async fn once(
+    service: &CommandService,
+    meta: CommandMeta,
+    command: Command,
+) -> Result<(), ServiceError> {
+    if let Some(key) = &meta.idempotency_key
+        && service.key_used(&meta.actor, key).await?
+    {
+        return Ok(());
+    }
+    service.execute(meta, command).await?;
     Ok(())
 }
 
@@ -576,15 +633,15 @@ async fn collect(
                 set: BTreeMap::from([("name".to_owned(), value.to_owned())]),
                 unset: Vec::new(),
             };
-            service
-                .execute(
-                    as_system(""),
-                    Command::Contact {
-                        contact_id,
-                        command,
-                    },
-                )
-                .await?;
+            once(
+                service,
+                as_system(""),
+                Command::Contact {
+                    contact_id,
+                    command,
+                },
+            )
+            .await?;
         }
         (BotCollects::Name, None) => {
             let command = Command::CreateContact {
@@ -593,7 +650,7 @@ async fn collect(
                 properties: BTreeMap::from([("name".to_owned(), value.to_owned())]),
                 from_conversation: Some(conversation_id),
             };
-            service.execute(as_system(""), command).await?;
+            once(service, as_system(""), command).await?;
         }
         (BotCollects::Email, Some(contact_id)) => {
             let email = Identity::Email {
@@ -602,15 +659,15 @@ async fn collect(
             let command = ContactCommand::LinkIdentity {
                 identity: email.clone(),
             };
-            match service
-                .execute(
-                    as_system(""),
-                    Command::Contact {
-                        contact_id,
-                        command,
-                    },
-                )
-                .await
+            match once(
+                service,
+                as_system(""),
+                Command::Contact {
+                    contact_id,
+                    command,
+                },
+            )
+            .await
             {
                 Err(ServiceError::Domain(error)) if taken(&error) => {
                     // Another contact has this address: the visitor is them. Merge the contact
@@ -624,9 +681,7 @@ async fn collect(
                             survivor_id,
                             merged_id: created,
                         };
-                        service
-                            .execute(as_system(":merge"), Command::MergeContacts(merge))
-                            .await?;
+                        once(service, as_system(":merge"), Command::MergeContacts(merge)).await?;
                     }
                 }
                 other => {
@@ -649,7 +704,7 @@ async fn collect(
                 properties: BTreeMap::new(),
                 from_conversation: Some(conversation_id),
             };
-            match service.execute(as_system(""), command).await {
+            match once(service, as_system(""), command).await {
                 Err(ServiceError::Domain(error)) if taken(&error) => {
                     // The address is a known contact's: recognise the visitor as them.
                     if let (Some(contact_id), Some(visitor)) =
@@ -658,15 +713,15 @@ async fn collect(
                         let command = ContactCommand::LinkIdentity {
                             identity: visitor.clone(),
                         };
-                        service
-                            .execute(
-                                as_system(":link"),
-                                Command::Contact {
-                                    contact_id,
-                                    command,
-                                },
-                            )
-                            .await?;
+                        once(
+                            service,
+                            as_system(":link"),
+                            Command::Contact {
+                                contact_id,
+                                command,
+                            },
+                        )
+                        .await?;
                     }
                 }
                 other => {

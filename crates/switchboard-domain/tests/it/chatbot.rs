@@ -175,3 +175,25 @@ fn with_nothing_but_questions_the_bot_hands_off_once_they_are_answered() {
         [say("Hello!"), Step::HandOff(HandoffCause::QuestionsDone)]
     );
 }
+
+#[test]
+fn routed_to_the_bot_again_it_goes_on_where_it_was_and_disabled_it_hands_off() {
+    let config = config();
+    let mut d = Dialogue::default();
+    d.start(&config, "hello");
+    // Unassigned by hand and routed to the bot again: no second greeting.
+    assert_eq!(d.start(&config, "").steps, []);
+    assert_eq!(
+        d.start(&config, "Ada").steps,
+        [
+            Step::Collect(BotCollects::Name, "Ada".into()),
+            say("Your e-mail?")
+        ]
+    );
+    assert_eq!(
+        d.reconfigured().steps,
+        [Step::HandOff(HandoffCause::Reconfigured)]
+    );
+    assert_eq!(d.reconfigured().steps, []);
+    assert_eq!(d.reply_to(&config, "ada@example.com").steps, []);
+}

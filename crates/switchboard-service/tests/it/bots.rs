@@ -503,3 +503,27 @@ async fn the_bot_is_silent_on_other_channels_and_when_disabled() {
     assert!(bot_said(&app, c).await.is_empty());
     assert_eq!(handoffs(&app, m).await + handoffs(&app, c).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_the_bot_hands_off_what_it_holds_silently() {
+    let app = app().await;
+    bot_inbox(&app, settings()).await;
+    let mut r = reactors(&app).await;
+    let c = visitor_writes(&app, &mut r, CHAT, "v1", "hello").await;
+    assert_eq!(bot_said(&app, c).await, [GREETING, NAME]);
+    let mut off = settings();
+    off.enabled = false;
+    run(
+        &app,
+        admin(),
+        Command::Channel(ChannelCommand::ConfigureChatBot {
+            channel_id: CHAT,
+            settings: off,
+        }),
+    )
+    .await;
+    settle(&app, &mut r).await;
+    assert_eq!(handoffs(&app, c).await, 1);
+    assert_eq!(bot_said(&app, c).await, [GREETING, NAME]);
+    assert_eq!(assignee(&app, c).await, Some(Assignee::User { id: AGENT }));
+}
