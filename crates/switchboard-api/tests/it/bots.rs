@@ -93,12 +93,15 @@ async fn admins_configure_a_chat_bot_and_only_they_read_it() {
     );
 }
 
+/// A change to a valid input.
+type Change = fn(&mut Value);
+
 #[tokio::test]
 async fn a_bad_chat_bot_configuration_names_the_field_and_writes_nothing() {
     let api = TestApi::start().await;
     let org = Org::new(&api).await;
     let bot = bot(&api).await;
-    let cases: Vec<(fn(&mut Value), Value)> = vec![
+    let cases: Vec<(Change, Value)> = vec![
         (|i| i["greeting"] = json!(" "), json!(["input", "greeting"])),
         (
             |i| i["handoff"]["timeoutSeconds"] = json!(-5),

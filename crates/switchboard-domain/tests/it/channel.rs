@@ -1902,16 +1902,7 @@ fn bot_settings() -> switchboard_domain::chatbot::ChatBotSettings {
         bot_id: id(BOT),
         enabled: true,
         greeting: "  Hello! ".into(),
-        questions: vec![
-            BotQuestion {
-                prompt: "Your name?".into(),
-                collects: BotCollects::Name,
-            },
-            BotQuestion {
-                prompt: "Your e-mail?".into(),
-                collects: BotCollects::Email,
-            },
-        ],
+        questions: crate::chatbot::config().questions,
         answers: vec![BotAnswer {
             phrases: vec![" price ".into(), "how much".into()],
             reply: "10 EUR".into(),

@@ -7,7 +7,8 @@ use proto_events::event::{
 use switchboard_domain::chatbot::{Dialogue, HandoffCause, Step, matches, words};
 use uuid::Uuid;
 
-fn config() -> ChatBotConfigured {
+/// A bot asking for name and e-mail, answering prices, handing off on request or after a minute.
+pub(crate) fn config() -> ChatBotConfigured {
     ChatBotConfigured {
         channel_id: Uuid::from_u128(1),
         bot_id: Uuid::from_u128(2),

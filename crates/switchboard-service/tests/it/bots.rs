@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto_events::event::{
-    Assignee, BotAnswer, BotCollects, BotHandoffPolicy, BotQuestion, ChannelKind, Identity,
-    InboundMessage, Member, ReplyAuthor, Role, RoutingStrategy, RuleScope,
+    Assignee, BotAnswer, BotCollects, BotHandoffPolicy, BotQuestion, ChannelKind, Identity, Member,
+    ReplyAuthor, Role, RoutingStrategy, RuleScope,
 };
 use proto_events::{Actor, DomainEvent};
 use switchboard_domain::channel::ChannelCommand;
@@ -105,13 +105,19 @@ async fn bot_inbox(app: &App, settings: ChatBotSettings) {
             bot_id: Some(BOT),
         }));
     }
-    commands.push(Command::Channel(ChannelCommand::ConfigureChatBot {
-        channel_id: CHAT,
-        settings,
-    }));
     for command in commands {
         run(app, admin(), command).await;
     }
+    configure(app, settings).await;
+}
+
+/// Configures the chat's bot with `settings`.
+async fn configure(app: &App, settings: ChatBotSettings) {
+    let command = ChannelCommand::ConfigureChatBot {
+        channel_id: CHAT,
+        settings,
+    };
+    run(app, admin(), Command::Channel(command)).await;
 }
 
 /// The routing and bot reactors, running.
@@ -158,37 +164,14 @@ async fn visitor_writes(
     let command = if channel == CHAT {
         chat(CHAT, visitor, text)
     } else {
-        Command::ReceiveMessage {
-            channel_id: channel,
-            message: Box::new(InboundMessage {
-                message_id: Uuid::now_v7(),
-                channel_id: channel,
-                channel_kind: ChannelKind::Messenger,
-                provider_message_id: Some(Uuid::now_v7().to_string()),
-                from: Identity::Messenger {
-                    psid: visitor.into(),
-                },
-                from_name: None,
-                contact_id: None,
-                subject: None,
-                body_text: text.into(),
-                body_html: None,
-                email: None,
-                form_fields: vec![],
-                attachments: Vec::new(),
-                raw: None,
-            }),
-            signals: None,
-        }
+        let psid = Identity::Messenger {
+            psid: visitor.into(),
+        };
+        inbound(channel, ChannelKind::Messenger, psid, text)
     };
     let outcome = run(app, Actor::Channel { id: channel }, command).await;
     settle(app, r).await;
-    outcome
-        .stream
-        .strip_prefix("conversation-")
-        .unwrap()
-        .parse()
-        .unwrap()
+    conversation_of(&outcome)
 }
 
 /// What the bot said in `conversation`, in order.
@@ -341,15 +324,7 @@ async fn an_address_of_a_known_contact_recognises_the_visitor() {
     // Without a name first: the visitor id is linked to the known contact directly.
     let mut no_name = settings();
     no_name.questions.remove(0);
-    run(
-        &app,
-        admin(),
-        Command::Channel(ChannelCommand::ConfigureChatBot {
-            channel_id: CHAT,
-            settings: no_name,
-        }),
-    )
-    .await;
+    configure(&app, no_name).await;
     visitor_writes(&app, &mut r, CHAT, "v3", "hello").await;
     visitor_writes(&app, &mut r, CHAT, "v3", "grace@example.com").await;
     assert_eq!(
@@ -513,15 +488,7 @@ async fn disabling_the_bot_hands_off_what_it_holds_silently() {
     assert_eq!(bot_said(&app, c).await, [GREETING, NAME]);
     let mut off = settings();
     off.enabled = false;
-    run(
-        &app,
-        admin(),
-        Command::Channel(ChannelCommand::ConfigureChatBot {
-            channel_id: CHAT,
-            settings: off,
-        }),
-    )
-    .await;
+    configure(&app, off).await;
     settle(&app, &mut r).await;
     assert_eq!(handoffs(&app, c).await, 1);
     assert_eq!(bot_said(&app, c).await, [GREETING, NAME]);
