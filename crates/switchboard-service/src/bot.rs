@@ -38,8 +38,9 @@
 //! handoff (or an agent taking the conversation) the conversation is forgotten: the bot says
 //! nothing more in it.
 //!
-//! Unlike routing it keeps no snapshot: a start folds the whole log (what it keeps is the open
-//! chat conversations nobody but a bot holds, and the channels' configurations).
+//! What it keeps (the channels' configurations, their chat conversations nobody but a bot holds,
+//! pending reactions) is snapshotted into the write index every `SNAPSHOT_EVERY` events, as
+//! routing's state is; a start folds from the snapshot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -51,6 +52,7 @@ use proto_events::event::{
     Assignee, BotCollects, ChannelKind, ChatBotConfigured, Identity, ReplyAuthor,
 };
 use proto_events::{Actor, DomainEvent, Envelope};
+use serde::{Deserialize, Serialize};
 use switchboard_domain::DomainError;
 use switchboard_domain::chatbot::{Dialogue, Reaction, Step};
 use switchboard_domain::contact::{ContactCommand, MergeContacts};
@@ -61,7 +63,7 @@ use uuid::Uuid;
 
 use switchboard_codec as codec;
 
-use crate::{Command, CommandMeta, CommandService, ServiceError};
+use crate::{Command, CommandMeta, CommandService, ServiceError, snapshot};
 
 /// How often, at most, deadlines are checked and failed steps tried again.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -73,7 +75,7 @@ const BOT_IDS: Uuid = Uuid::from_u128(0x2c7e_9a41_5d0b_4f83_b6e2_7f19_c4a8_d305)
 const MAX_OPENING: usize = 10;
 
 /// A chat conversation, as the bot sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Chat {
     channel_id: Uuid,
     /// Who writes: the first message's sender.
@@ -91,7 +93,7 @@ struct Chat {
 }
 
 /// Why a reaction happened, to tell the keys of two reactions to one event apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Kind {
     /// To the event itself (the assignment, the message).
     Event,
@@ -109,7 +111,7 @@ impl Kind {
 }
 
 /// A reaction decided and not yet seen done in the log.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Pending {
     conversation_id: Uuid,
     bot_id: Uuid,
@@ -140,11 +142,38 @@ fn contact_for(conversation_id: Uuid) -> Uuid {
     Uuid::new_v5(&BOT_IDS, format!("contact:{conversation_id}").as_bytes())
 }
 
+/// A map as the list of its entries.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer, K: Serialize, V: Serialize>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub(super) fn deserialize<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
 /// Everything the reactor knows, folded from the log.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     configs: HashMap<Uuid, ChatBotConfigured>,
     chats: HashMap<Uuid, Chat>,
+    /// Kept in the snapshot as a list: its keys are not strings.
+    #[serde(with = "as_pairs")]
     pending: BTreeMap<(Position, Kind, Uuid), Pending>,
 }
 
@@ -214,9 +243,10 @@ impl State {
             && chat.timer.is_none()
             && let Some(seconds) = config.handoff.timeout_seconds
         {
-            let deadline =
-                envelope.metadata.occurred_at + chrono::Duration::seconds(i64::from(seconds));
-            chat.timer = Some((deadline, event_id, position));
+            let wait = chrono::Duration::seconds(i64::from(seconds));
+            if let Some(deadline) = envelope.metadata.occurred_at.checked_add_signed(wait) {
+                chat.timer = Some((deadline, event_id, position));
+            }
         }
         self.chats.insert(conversation_id, chat);
         self.decided(
@@ -440,10 +470,17 @@ async fn run(
     processed: watch::Sender<Position>,
 ) -> Result<(), ServiceError> {
     let store: Arc<dyn EventStore> = service.store().clone();
+    let index = store.write_index();
     let start_head = store.head().await?;
-    let mut state = State::default();
-    let mut events = store.subscribe_all(Position::START);
-    let mut caught_up = start_head == Position::START;
+    let (mut state, mut saved): (State, Position) =
+        snapshot::load(index.as_ref(), SNAPSHOT, SNAPSHOT_FORMAT, start_head).await?;
+    processed.send_replace(saved);
+    let mut events = store.subscribe_all(saved);
+    // Nothing is done before the whole history up to the start is folded in.
+    let mut caught_up = start_head <= saved;
+    if caught_up {
+        act(&service, &mut state).await;
+    }
     loop {
         let wait = if state.pending.is_empty() {
             state.next_deadline().map(|deadline| {
@@ -476,8 +513,30 @@ async fn run(
             act(&service, &mut state).await;
         }
         processed.send_replace(recorded.position);
+        if recorded.position.0 >= saved.0 + SNAPSHOT_EVERY {
+            let saving = snapshot::save(
+                index.as_ref(),
+                SNAPSHOT,
+                SNAPSHOT_FORMAT,
+                &state,
+                recorded.position,
+            );
+            if let Err(e) = saving.await {
+                tracing::warn!(error = %e, "saving the bot reactor's snapshot failed");
+            }
+            saved = recorded.position;
+        }
     }
 }
+
+/// The name of the bot reactor's snapshot in the write index.
+const SNAPSHOT: &str = "chat-bots";
+
+/// The layout of the snapshot; one of another layout is ignored (and the log folded again).
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// How many events may pass between snapshots: a start folds at most about this many.
+const SNAPSHOT_EVERY: u64 = 20_000;
 
 /// Decides the timeouts that are due, then carries out the pending reactions in log order: each
 /// one's steps in order, a conversation's reactions one after another. A step refused by the
@@ -736,4 +795,54 @@ async fn collect(
 /// Whether `error` says an identity belongs to another contact.
 fn taken(error: &DomainError) -> bool {
     matches!(error, DomainError::Rejected { code: "TAKEN", .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_survives_its_snapshot() {
+        let conversation_id = Uuid::from_u128(7);
+        let mut state = State::default();
+        state.chats.insert(
+            conversation_id,
+            Chat {
+                channel_id: Uuid::from_u128(1),
+                customer: Some(Identity::ChatVisitor {
+                    visitor_id: "v".into(),
+                }),
+                contact_id: None,
+                bot: Some(Uuid::from_u128(2)),
+                dialogue: Dialogue {
+                    greeted: true,
+                    asking: Some(1),
+                    attempts: 2,
+                    handed_off: false,
+                },
+                opening: vec!["hello".into()],
+                timer: Some((DateTime::UNIX_EPOCH, Uuid::from_u128(3), Position(9))),
+            },
+        );
+        state.pending.insert(
+            (Position(9), Kind::Timeout, conversation_id),
+            Pending {
+                conversation_id,
+                bot_id: Uuid::from_u128(2),
+                trigger: Uuid::from_u128(3),
+                kind: Kind::Timeout,
+                correlation_id: Uuid::from_u128(4),
+                steps: vec![
+                    (Step::Say("bye".into()), true),
+                    (
+                        Step::HandOff(switchboard_domain::chatbot::HandoffCause::Timeout),
+                        false,
+                    ),
+                ],
+            },
+        );
+        let json = serde_json::to_vec(&state).expect("serialises");
+        let back: State = serde_json::from_slice(&json).expect("deserialises");
+        assert_eq!(format!("{back:?}"), format!("{state:?}"));
+    }
 }
