@@ -71,8 +71,10 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// The namespace of the ids the bot derives: its replies' message ids, the contacts it creates.
 const BOT_IDS: Uuid = Uuid::from_u128(0x2c7e_9a41_5d0b_4f83_b6e2_7f19_c4a8_d305);
 
-/// The most opening messages kept for the bot's first answer.
-const MAX_OPENING: usize = 10;
+/// The most messages kept, written before the bot got the conversation, for its first answer
+/// (routing gives it the conversation right after the first), and the most characters of each.
+const MAX_OPENING: usize = 3;
+const MAX_OPENING_CHARS: usize = 2_000;
 
 /// A chat conversation, as the bot sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,7 +321,12 @@ impl State {
                 }
                 if chat.bot.is_none() {
                     if chat.opening.len() < MAX_OPENING {
-                        chat.opening.push(e.message.body_text.clone());
+                        let text = &e.message.body_text;
+                        let end = text
+                            .char_indices()
+                            .nth(MAX_OPENING_CHARS)
+                            .map_or(text.len(), |(i, _)| i);
+                        chat.opening.push(text[..end].to_owned());
                     }
                     return;
                 }
@@ -336,6 +343,15 @@ impl State {
                 }
             }
             E::BotHandedOff(e) => self.forget(e.conversation_id),
+            // Closed before a bot got it: routing does not route it again, so no bot will.
+            E::ConversationClosed(e)
+                if self
+                    .chats
+                    .get(&e.conversation_id)
+                    .is_some_and(|c| c.bot.is_none()) =>
+            {
+                self.forget(e.conversation_id)
+            }
             E::ReplySent(e) if matches!(e.author, ReplyAuthor::Bot { .. }) => {
                 self.confirm(|p, i, step| {
                     p.conversation_id == e.conversation_id
