@@ -13,7 +13,8 @@
 //! # Decisions, in the order they are tried on a visitor's message
 //! 1. A **handoff phrase** hands off (cause `requested`), also in the middle of the questions.
 //! 2. While a **question** is open, the message answers it: a name is its first line, trimmed,
-//!    1 to [`MAX_NAME`] characters; an e-mail address must be plausible (`local@domain.tld`).
+//!    1 to [`MAX_NAME`] characters; an e-mail address is the message's first word with an `@`
+//!    (without surrounding punctuation), and must be plausible (`local@domain.tld`).
 //!    Something else is asked again (the same prompt), at most [`MAX_ATTEMPTS`] times in all;
 //!    then the bot moves on without it.
 //! 3. A message matching an **answer** gets its reply (the first configured answer that matches).
@@ -455,7 +456,10 @@ fn collected(collects: BotCollects, text: &str) -> Option<String> {
                 .then(|| name.to_owned())
         }
         BotCollects::Email => {
-            let address = text.trim().trim_end_matches(['.', '!']);
+            let address = text
+                .split_whitespace()
+                .find(|word| word.contains('@'))?
+                .trim_matches(|c: char| "<>()[],;:.!?\"'".contains(c));
             crate::form::plausible_email(address).then(|| address.to_owned())
         }
     }

@@ -343,15 +343,13 @@ impl State {
                 }
             }
             E::BotHandedOff(e) => self.forget(e.conversation_id),
-            // Closed before a bot got it: routing does not route it again, so no bot will.
-            E::ConversationClosed(e)
-                if self
-                    .chats
-                    .get(&e.conversation_id)
-                    .is_some_and(|c| c.bot.is_none()) =>
-            {
-                self.forget(e.conversation_id)
-            }
+            E::ConversationClosed(e) => match self.chats.get_mut(&e.conversation_id) {
+                // Closed before a bot got it: routing does not route it again, so no bot will.
+                Some(chat) if chat.bot.is_none() => self.forget(e.conversation_id),
+                // Closed while the bot holds it: nobody waits for an answer any more.
+                Some(chat) => chat.timer = None,
+                None => {}
+            },
             E::ReplySent(e) if matches!(e.author, ReplyAuthor::Bot { .. }) => {
                 self.confirm(|p, i, step| {
                     p.conversation_id == e.conversation_id

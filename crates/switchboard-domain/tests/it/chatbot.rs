@@ -76,7 +76,7 @@ fn the_bot_greets_asks_its_questions_in_order_and_then_answers_keywords() {
     // A malformed address is asked again.
     let r = d.reply_to(&config, "ada at example");
     assert_eq!(r.steps, [say("Your e-mail?")]);
-    let r = d.reply_to(&config, " ada@example.com. ");
+    let r = d.reply_to(&config, "Sure: <ada@example.com>.");
     assert_eq!(
         r.steps,
         [Step::Collect(BotCollects::Email, "ada@example.com".into())]
