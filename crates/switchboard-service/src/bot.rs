@@ -63,6 +63,7 @@ use uuid::Uuid;
 
 use switchboard_codec as codec;
 
+use crate::running::Reactor;
 use crate::{Command, CommandMeta, CommandService, ServiceError, snapshot};
 
 /// How often, at most, deadlines are checked and failed steps tried again.
@@ -460,21 +461,17 @@ impl State {
     }
 }
 
-/// A running bot reactor.
+/// The bot reactor's kind of [`Reactor`].
 #[derive(Debug)]
-pub struct BotReactor {
-    /// The last position folded and acted upon.
-    pub processed: watch::Receiver<Position>,
-    /// The task; it ends with the store's subscription, or with the error that stopped it.
-    pub task: tokio::task::JoinHandle<Result<(), ServiceError>>,
-}
+pub enum BotKind {}
+
+/// The running bot reactor.
+pub type BotReactor = Reactor<BotKind>;
 
 impl BotReactor {
     /// Starts the reactor on `service`'s store.
     pub fn spawn(service: Arc<CommandService>) -> BotReactor {
-        let (processed_tx, processed) = watch::channel(Position::START);
-        let task = tokio::spawn(run(service, processed_tx));
-        BotReactor { processed, task }
+        Reactor::start(|processed| run(service, processed))
     }
 }
 

@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use switchboard_codec as codec;
 
+use crate::running::Reactor;
 use crate::{Command, CommandMeta, CommandService, ServiceError, snapshot};
 
 /// A conversation as routing sees it.
@@ -281,21 +282,17 @@ impl State {
     }
 }
 
-/// A running reactor.
+/// The routing reactor's kind of [`Reactor`].
 #[derive(Debug)]
-pub struct RoutingReactor {
-    /// The last position folded and acted upon.
-    pub processed: watch::Receiver<Position>,
-    /// The task; it ends with the store's subscription, or with the error that stopped it.
-    pub task: tokio::task::JoinHandle<Result<(), ServiceError>>,
-}
+pub enum RoutingKind {}
+
+/// The running routing reactor.
+pub type RoutingReactor = Reactor<RoutingKind>;
 
 impl RoutingReactor {
     /// Starts the reactor on `service`'s store.
     pub fn spawn(service: Arc<CommandService>) -> RoutingReactor {
-        let (processed_tx, processed) = watch::channel(Position::START);
-        let task = tokio::spawn(run(service, processed_tx));
-        RoutingReactor { processed, task }
+        Reactor::start(|processed| run(service, processed))
     }
 }
 
