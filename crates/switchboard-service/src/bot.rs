@@ -18,7 +18,9 @@
 //! `name` property, an e-mail address one of its identities. A visitor without a contact gets
 //! one (from the conversation, with an id derived from it); an address that belongs to another
 //! contact recognises the visitor as that contact (their visitor id is linked to it, or the
-//! contact the bot made for them is merged into it).
+//! contact the bot made for them is merged into it). Nothing verifies that the address is the
+//! visitor's: agents see the claim in the conversation, and what a visitor may read must follow
+//! their visitor id, never the contact.
 //!
 //! # Timeout
 //! A visitor's message the bot has no answer for (and is not configured to hand off at once) is
