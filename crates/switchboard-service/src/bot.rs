@@ -180,6 +180,8 @@ struct State {
     /// Kept in the snapshot as a list: its keys are not strings.
     #[serde(with = "as_pairs")]
     pending: BTreeMap<(Position, Kind, Uuid), Pending>,
+    /// The chats' timers by deadline, earliest first.
+    deadlines: BTreeSet<(DateTime<Utc>, Uuid)>,
 }
 
 impl State {
@@ -191,9 +193,24 @@ impl State {
     }
 
     fn forget(&mut self, conversation_id: Uuid) {
+        self.set_timer(conversation_id, None);
         self.chats.remove(&conversation_id);
         self.pending
             .retain(|_, p| p.conversation_id != conversation_id);
+    }
+
+    /// Sets (or clears) the timer of `conversation_id`, keeping `deadlines` in step.
+    fn set_timer(&mut self, conversation_id: Uuid, timer: Option<(DateTime<Utc>, Uuid, Position)>) {
+        let Some(chat) = self.chats.get_mut(&conversation_id) else {
+            return;
+        };
+        if let Some((deadline, ..)) = chat.timer {
+            self.deadlines.remove(&(deadline, conversation_id));
+        }
+        if let Some((deadline, ..)) = timer {
+            self.deadlines.insert((deadline, conversation_id));
+        }
+        chat.timer = timer;
     }
 
     /// Records what the bot decided about event `trigger` at `position`.
@@ -241,19 +258,19 @@ impl State {
         } else {
             chat.dialogue.start(&config, text)
         };
-        if !reaction.steps.is_empty() {
-            chat.timer = None;
-        }
-        if reaction.unanswered
-            && chat.timer.is_none()
-            && let Some(seconds) = config.handoff.timeout_seconds
-        {
-            let wait = chrono::Duration::seconds(i64::from(seconds));
-            if let Some(deadline) = envelope.metadata.occurred_at.checked_add_signed(wait) {
-                chat.timer = Some((deadline, event_id, position));
-            }
-        }
+        // The bot said something: nobody waits; a message it had nothing for: the first one
+        // unanswered starts the clock.
+        let timer = match chat.timer {
+            _ if !reaction.steps.is_empty() => None,
+            None if reaction.unanswered => config.handoff.timeout_seconds.and_then(|seconds| {
+                let wait = chrono::Duration::seconds(i64::from(seconds));
+                let deadline = envelope.metadata.occurred_at.checked_add_signed(wait)?;
+                Some((deadline, event_id, position))
+            }),
+            running => running,
+        };
         self.chats.insert(conversation_id, chat);
+        self.set_timer(conversation_id, timer);
         self.decided(
             position,
             Kind::Event,
@@ -342,15 +359,15 @@ impl State {
             E::ConversationUnassigned(e) => {
                 if let Some(chat) = self.chats.get_mut(&e.conversation_id) {
                     chat.bot = None;
-                    chat.timer = None;
                 }
+                self.set_timer(e.conversation_id, None);
             }
             E::BotHandedOff(e) => self.forget(e.conversation_id),
-            E::ConversationClosed(e) => match self.chats.get_mut(&e.conversation_id) {
+            E::ConversationClosed(e) => match self.chats.get(&e.conversation_id) {
                 // Closed before a bot got it: routing does not route it again, so no bot will.
                 Some(chat) if chat.bot.is_none() => self.forget(e.conversation_id),
                 // Closed while the bot holds it: nobody waits for an answer any more.
-                Some(chat) => chat.timer = None,
+                Some(_) => self.set_timer(e.conversation_id, None),
                 None => {}
             },
             E::ReplySent(e) if matches!(e.author, ReplyAuthor::Bot { .. }) => {
@@ -385,10 +402,10 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for conversation_id in held {
+            self.set_timer(conversation_id, None);
             let Some(chat) = self.chats.get_mut(&conversation_id) else {
                 continue;
             };
-            chat.timer = None;
             let reaction = chat.dialogue.reconfigured();
             self.decided(
                 position,
@@ -426,20 +443,21 @@ impl State {
     /// Decides the handoffs of conversations whose unanswered message has waited too long.
     fn time_out(&mut self, now: DateTime<Utc>) {
         let due: Vec<Uuid> = self
-            .chats
+            .deadlines
             .iter()
-            .filter(|(_, c)| c.timer.is_some_and(|(deadline, ..)| deadline <= now))
-            .map(|(id, _)| *id)
+            .take_while(|(deadline, _)| *deadline <= now)
+            .map(|(_, id)| *id)
             .collect();
         for conversation_id in due {
+            let timer = self.chats.get(&conversation_id).and_then(|c| c.timer);
+            self.set_timer(conversation_id, None);
+            let Some((_, trigger, position)) = timer else {
+                continue;
+            };
             let Some(mut chat) = self.chats.get(&conversation_id).cloned() else {
                 continue;
             };
-            let Some((_, trigger, position)) = chat.timer.take() else {
-                continue;
-            };
             let Some(config) = self.speaking(&chat).cloned() else {
-                self.chats.insert(conversation_id, chat);
                 continue;
             };
             let reaction = chat.dialogue.time_out(&config);
@@ -456,10 +474,7 @@ impl State {
 
     /// The earliest deadline, if a conversation waits for one.
     fn next_deadline(&self) -> Option<DateTime<Utc>> {
-        self.chats
-            .values()
-            .filter_map(|c| c.timer.map(|(deadline, ..)| deadline))
-            .min()
+        self.deadlines.first().map(|(deadline, _)| *deadline)
     }
 }
 
@@ -837,6 +852,9 @@ mod tests {
                 timer: Some((DateTime::UNIX_EPOCH, Uuid::from_u128(3), Position(9))),
             },
         );
+        state
+            .deadlines
+            .insert((DateTime::UNIX_EPOCH, conversation_id));
         state.pending.insert(
             (Position(9), Kind::Timeout, conversation_id),
             Pending {
