@@ -1,7 +1,9 @@
 //! A chat channel's bot configuration, as `Channel.chatBot` shows it to admins.
 
-use async_graphql::{ID, Object};
-use proto_events::event::{BotAnswer, BotHandoffPolicy, BotQuestion, ChatBotConfigured};
+use async_graphql::{Context, ID, Object};
+use proto_events::event::{
+    BotAnswer, BotHandoffPolicy, BotQuestion, ChatBotConfigured, RoutingStrategy,
+};
 
 use crate::ids::{self, Kind};
 use crate::mutation::ChatBotCollects;
@@ -19,6 +21,18 @@ impl ChatBotSettings {
     /// Whether it speaks.
     async fn enabled(&self) -> bool {
         self.0.enabled
+    }
+    /// Whether new conversations reach it: the routing rule of the channel (or, without one, of
+    /// its inbox) is `BOT_FIRST` with this bot. Without that the bot gets no conversation and
+    /// says nothing.
+    async fn routed(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let view = crate::state::state(ctx).directory().await?;
+        Ok(view
+            .directory
+            .rule_for(self.0.channel_id)
+            .is_some_and(|rule| {
+                rule.strategy == RoutingStrategy::BotFirst && rule.bot_id == Some(self.0.bot_id)
+            }))
     }
     /// Its first message in a conversation.
     async fn greeting(&self) -> &str {

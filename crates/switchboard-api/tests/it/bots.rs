@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::mutations::{Org, fail, head, mutate, succeed, user_id};
 use crate::support::TestApi;
 
-const SETTINGS: &str = "channel { chatBot { botId enabled greeting
+const SETTINGS: &str = "channel { chatBot { botId enabled routed greeting
     questions { prompt collects } answers { phrases reply }
     handoff { phrases onNoMatch timeoutSeconds message } } }";
 
@@ -63,6 +63,7 @@ async fn admins_configure_a_chat_bot_and_only_they_read_it() {
         json!({
             "botId": bot,
             "enabled": true,
+            "routed": false,
             "greeting": "Hi, I am the Acme bot.",
             "questions": [
                 {"prompt": "What is your name?", "collects": "NAME"},
@@ -217,7 +218,18 @@ async fn a_bot_driven_through_receive_message_counts_in_bot_performance() {
         "",
     )
     .await;
-    succeed(&api, api.admin, "configureChatBot", input(&org, &bot), "").await;
+    let set = succeed(
+        &api,
+        api.admin,
+        "configureChatBot",
+        input(&org, &bot),
+        SETTINGS,
+    )
+    .await;
+    assert_eq!(
+        set["channel"]["chatBot"]["routed"], true,
+        "the bot-first rule names it"
+    );
     let mut routing = RoutingReactor::spawn(Arc::clone(&api.service));
     let mut bots = BotReactor::spawn(Arc::clone(&api.service));
 
