@@ -15,18 +15,21 @@
 //! - `channel`: channels, routing rules, e-mail filters.
 //! - `mail`: e-mail channels' IMAP, SMTP and ingest settings, and their connection test.
 //! - `form`: form channels' fields, allowed origins and honeypot.
+//! - `chat_bot`: chat channels' bots.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
 //! - `upload`: files received as uploads, checked and stored as attachments.
 
 mod channel;
+mod chat_bot;
 pub(crate) mod common;
 mod contact;
 mod conversation;
 mod form;
 mod mail;
 
+pub(crate) use chat_bot::ChatBotCollects;
 pub(crate) use form::FormFieldType;
 pub(crate) use mail::{MailServerSecurity, manages};
 pub(crate) use upload::file_name;
@@ -43,6 +46,7 @@ pub struct Mutation(
     channel::ChannelMutation,
     mail::MailMutation,
     form::FormMutation,
+    chat_bot::ChatBotMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

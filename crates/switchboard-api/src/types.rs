@@ -1,7 +1,8 @@
 //! The GraphQL objects: thin wrappers over directory entries and read-model rows.
 //!
 //! # Layout
-//! - [`directory`]: the organisation's users, teams, bots, channels.
+//! - [`directory`]: the organisation's users, teams, bots, channels; [`chat_bot`]: a chat
+//!   channel's bot configuration.
 //! - [`inbox`]: inboxes, their lists, badge counts and Filtered view.
 //! - [`conversation`]: conversations and access-filtered lists; [`timeline`]: their entries.
 //! - [`contact`]: contacts and the sidebar.
@@ -12,6 +13,7 @@
 
 pub(crate) mod analytics;
 pub(crate) mod audit;
+pub(crate) mod chat_bot;
 pub(crate) mod contact;
 pub(crate) mod conversation;
 pub(crate) mod directory;

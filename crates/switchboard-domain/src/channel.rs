@@ -30,6 +30,7 @@ use proto_events::event::{
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
 
+use crate::chatbot::{self, ChatBotSettings};
 use crate::directory::{Channel, Directory, User};
 use crate::form::{self, FormSettings};
 use crate::setup::Decision;
@@ -73,6 +74,11 @@ pub enum ChannelCommand {
         channel_id: Uuid,
         new_public_key: String,
         settings: FormSettings,
+    },
+    /// Configure a chat channel's bot (admins only), replacing what was configured.
+    ConfigureChatBot {
+        channel_id: Uuid,
+        settings: ChatBotSettings,
     },
     /// Stop receiving through a channel; its history stays.
     Disconnect { channel_id: Uuid },
@@ -351,6 +357,27 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
             one(
                 streams::channel(*channel_id),
                 form::configured(*channel_id, current_key, new_public_key, settings)?,
+            )
+        }
+        C::ConfigureChatBot {
+            channel_id,
+            settings,
+        } => {
+            require_admin(&caller)?;
+            let channel = connected(d, *channel_id)?;
+            if !matches!(channel.config, ChannelConfig::Chat { .. }) {
+                return Err(DomainError::rejected(
+                    "NOT_CHAT",
+                    Some("channelId"),
+                    "bots answer on chat channels only",
+                ));
+            }
+            if !d.bots.contains_key(&settings.bot_id) {
+                return Err(DomainError::NotFound { what: "bot" });
+            }
+            one(
+                streams::channel(*channel_id),
+                chatbot::configured(*channel_id, settings)?,
             )
         }
         C::Disconnect { channel_id } => {

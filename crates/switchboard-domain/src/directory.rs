@@ -22,8 +22,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{
-    Availability, ChannelConfig, EmailAccess, FilterAction, FormConfigured, Holiday, ImapServer,
-    Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
+    Availability, ChannelConfig, ChatBotConfigured, EmailAccess, FilterAction, FormConfigured,
+    Holiday, ImapServer, Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern,
+    SmtpServer,
 };
 use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,9 @@ pub struct Channel {
     /// and for other kinds).
     #[serde(default)]
     pub form: Option<FormConfigured>,
+    /// A chat channel's bot, as last configured (`None` until then, and for other kinds).
+    #[serde(default)]
+    pub chat_bot: Option<ChatBotConfigured>,
 }
 
 /// An e-mail channel's outside servers, as last set (see
@@ -400,6 +404,7 @@ impl Directory {
                         connected: true,
                         servers: EmailServers::default(),
                         form: None,
+                        chat_bot: None,
                     },
                 );
             }
@@ -411,6 +416,11 @@ impl Directory {
             E::FormConfigured(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.form = Some(e.clone());
+                }
+            }
+            E::ChatBotConfigured(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.chat_bot = Some(e.clone());
                 }
             }
             E::EmailServersSet(e) => {
@@ -440,6 +450,7 @@ impl Directory {
                         connected: true,
                         servers: EmailServers::default(),
                         form: None,
+                        chat_bot: None,
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);

@@ -408,7 +408,7 @@ fn check_value(field: &FormFieldSpec, kind: FormFieldKind, value: &str) -> Resul
 
 /// An address of the form `local@domain.tld`: one `@`, no spaces, a dot in the domain, at most
 /// 254 bytes. Whether it receives mail only sending can tell.
-fn plausible_email(value: &str) -> bool {
+pub(crate) fn plausible_email(value: &str) -> bool {
     let Some((local, domain)) = value.split_once('@') else {
         return false;
     };

@@ -12,10 +12,16 @@
 //! - [`view`]: the write-side view kept at the store's head.
 //! - [`service`]: [`CommandService`], [`Command`], [`CommandMeta`], [`Outcome`].
 //! - [`reactor`]: the routing reactor, which assigns new conversations by their rules.
+//! - [`bot`]: the bot reactor, with which chat channels' bots greet, ask, answer and hand off.
+//! - [`running`]: [`running::Reactor`], a running reactor's task and progress.
+//! - `snapshot`: the reactors' snapshots in the write index.
 
+pub mod bot;
 pub mod error;
 pub mod reactor;
+pub mod running;
 pub mod service;
+mod snapshot;
 pub mod view;
 
 pub use switchboard_codec as codec;

@@ -33,13 +33,14 @@ use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::conversation::{ConversationCommand, Routing as Apply};
 use switchboard_domain::routing::{self, Load, RouteRequest, Routing};
-use switchboard_store::{EventStore, Position, StoreError, WriteIndex};
+use switchboard_store::{EventStore, Position};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use switchboard_codec as codec;
 
-use crate::{Command, CommandMeta, CommandService, ServiceError};
+use crate::running::Reactor;
+use crate::{Command, CommandMeta, CommandService, ServiceError, snapshot};
 
 /// A conversation as routing sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,21 +282,17 @@ impl State {
     }
 }
 
-/// A running reactor.
+/// The routing reactor's kind of [`Reactor`].
 #[derive(Debug)]
-pub struct RoutingReactor {
-    /// The last position folded and acted upon.
-    pub processed: watch::Receiver<Position>,
-    /// The task; it ends with the store's subscription, or with the error that stopped it.
-    pub task: tokio::task::JoinHandle<Result<(), ServiceError>>,
-}
+pub enum RoutingKind {}
+
+/// The running routing reactor.
+pub type RoutingReactor = Reactor<RoutingKind>;
 
 impl RoutingReactor {
     /// Starts the reactor on `service`'s store.
     pub fn spawn(service: Arc<CommandService>) -> RoutingReactor {
-        let (processed_tx, processed) = watch::channel(Position::START);
-        let task = tokio::spawn(run(service, processed_tx));
-        RoutingReactor { processed, task }
+        Reactor::start(|processed| run(service, processed))
     }
 }
 
@@ -307,21 +304,8 @@ async fn run(
     let store: Arc<dyn EventStore> = service.store().clone();
     let index = store.write_index();
     let start_head = store.head().await?;
-    let (mut state, mut saved) = match index.snapshot(SNAPSHOT).await? {
-        // A snapshot past the head belongs to another log (one restored from a backup).
-        Some((position, _)) if position > start_head => {
-            tracing::warn!(%position, head = %start_head, "routing snapshot past the log's head: folding the log");
-            (State::default(), Position::START)
-        }
-        Some((position, body)) => match serde_json::from_slice::<Snapshot>(&body) {
-            Ok(snapshot) if snapshot.format == SNAPSHOT_FORMAT => (snapshot.state, position),
-            Ok(_) | Err(_) => {
-                tracing::info!("routing snapshot of another format: folding the log");
-                (State::default(), Position::START)
-            }
-        },
-        None => (State::default(), Position::START),
-    };
+    let (mut state, mut saved): (State, Position) =
+        snapshot::load(index.as_ref(), SNAPSHOT, SNAPSHOT_FORMAT, start_head).await?;
     processed.send_replace(saved);
     let mut events = store.subscribe_all(saved);
     // Nothing is decided before the whole history up to the start is folded in.
@@ -344,7 +328,15 @@ async fn run(
         if recorded.position.0 >= saved.0 + SNAPSHOT_EVERY {
             // A snapshot is an optimisation: failing to save one only makes the next start
             // fold more.
-            if let Err(e) = save(index.as_ref(), &state, recorded.position).await {
+            if let Err(e) = snapshot::save(
+                index.as_ref(),
+                SNAPSHOT,
+                SNAPSHOT_FORMAT,
+                &state,
+                recorded.position,
+            )
+            .await
+            {
                 tracing::warn!(error = %e, "saving routing's snapshot failed");
             }
             saved = recorded.position;
@@ -361,33 +353,6 @@ const SNAPSHOT_FORMAT: u32 = 1;
 
 /// How many events may pass between snapshots: a start folds at most about this many.
 const SNAPSHOT_EVERY: u64 = 20_000;
-
-/// What a snapshot holds.
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    format: u32,
-    state: State,
-}
-
-/// Saves `state`, folded and acted upon up to `position`.
-async fn save(
-    index: &dyn WriteIndex,
-    state: &State,
-    position: Position,
-) -> Result<(), ServiceError> {
-    #[derive(Serialize)]
-    struct Borrowed<'a> {
-        format: u32,
-        state: &'a State,
-    }
-    let body = serde_json::to_vec(&Borrowed {
-        format: SNAPSHOT_FORMAT,
-        state,
-    })
-    .map_err(StoreError::backend)?;
-    index.save_snapshot(SNAPSHOT, position, body).await?;
-    Ok(())
-}
 
 /// Takes their open conversations from deactivated users, routes every waiting conversation
 /// and, if capacity may have freed up, retries the queue.

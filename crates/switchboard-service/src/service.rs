@@ -256,6 +256,19 @@ impl CommandService {
         &self.store
     }
 
+    /// The clock the service stamps events with (reactors measure their deadlines by it).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The contact that holds `identity` now (its reservation's holder), if any.
+    pub async fn contact_holding(&self, identity: &Identity) -> Result<Option<Uuid>, ServiceError> {
+        let reservation = Reservation::of_identity(identity);
+        let stream = reservation.stream();
+        let (reservation, _) = self.load(&stream, reservation, Reservation::evolve).await?;
+        Ok(reservation.holder())
+    }
+
     /// The write-side view, caught up with the store's head.
     pub async fn view(&self) -> Result<RwLockReadGuard<'_, WriteView>, ServiceError> {
         let head = self.store.head().await?;

@@ -5,13 +5,13 @@
 //! (the embedded one in `<data-dir>/events`, or PostgreSQL when `postgres_url` is set), the
 //! listening socket (early, so a taken port fails before any
 //! work), the demo seeding when asked for and the store is empty, the command service on the
-//! system clock, the routing reactor, the vault of channel secrets (its key checked against the
+//! system clock, the routing reactor and the bot reactor, the vault of channel secrets (its key checked against the
 //! store's), the delivery worker and the IMAP accounts' supervisor (when this node runs the
 //! workers), the projection runtime (`<data-dir>/read-models`) and the API. Running serves HTTP
 //! until the shutdown future resolves, then: subscriptions are closed
 //! ([`ApiState::begin_shutdown`]), in-flight requests get `shutdown_timeout` to finish, the
 //! projectors stop after their current batch, the IMAP importers stop between messages, and the
-//! reactor and the delivery worker stop.
+//! reactors and the delivery worker stop.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -24,6 +24,7 @@ use switchboard_api::{ApiSettings, ApiState, MailSettings};
 use switchboard_delivery::{DeliverySettings, DeliveryWorker, Relay};
 use switchboard_projector::ProjectionRuntime;
 use switchboard_service::CommandService;
+use switchboard_service::bot::BotReactor;
 use switchboard_service::reactor::RoutingReactor;
 use switchboard_store::EventStore;
 use switchboard_store::secret::Vault;
@@ -70,6 +71,8 @@ pub struct Application {
     state: ApiState,
     projections: Arc<ProjectionRuntime>,
     reactor: RoutingReactor,
+    /// Chat channels' bots (see `switchboard_service::bot`).
+    bots: BotReactor,
     delivery: Option<DeliveryWorker>,
     admin_token: Option<String>,
     seeded: Option<Seeded>,
@@ -87,7 +90,7 @@ pub struct Application {
 
 impl Application {
     /// Opens the store, seeds the demo if asked for (and the store is empty), starts the
-    /// command service, the routing reactor and the projections, and binds the listener.
+    /// command service, the routing and bot reactors and the projections, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
@@ -137,6 +140,7 @@ impl Application {
                 ),
         );
         let reactor = RoutingReactor::spawn(service.clone());
+        let bots = BotReactor::spawn(service.clone());
         let mut imap = Vec::new();
         for account in &config.imap {
             let ingester = switchboard_email::Ingester::new(service.clone(), store.clone());
@@ -249,6 +253,7 @@ impl Application {
             state,
             projections,
             reactor,
+            bots,
             delivery,
             admin_token,
             seeded,
@@ -307,6 +312,7 @@ impl Application {
             state,
             projections,
             reactor,
+            bots,
             smtp,
             delivery,
             imap,
@@ -396,13 +402,17 @@ impl Application {
             }
         };
         tracing::info!(
-            "HTTP stopped; stopping the projections, the reactor and the delivery worker"
+            "HTTP stopped; stopping the projections, the reactors and the delivery worker"
         );
         projections.shutdown().await;
         reactor.task.abort();
         // Aborted is the normal end; an error means it had stopped on its own before.
         if let Ok(Err(error)) = reactor.task.await {
             tracing::error!(%error, "the routing reactor had stopped");
+        }
+        bots.task.abort();
+        if let Ok(Err(error)) = bots.task.await {
+            tracing::error!(%error, "the bot reactor had stopped");
         }
         if let Some(accounts) = accounts {
             // Its importers stop between messages (a checkpoint is saved only once its message

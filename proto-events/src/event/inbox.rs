@@ -428,3 +428,67 @@ pub enum FormFieldKind {
     /// One of the field's `options`.
     Select,
 }
+
+/// A chat channel's bot was configured, replacing what was configured before: the bot that
+/// speaks, its greeting, the questions it asks, what it answers and when it hands off to a
+/// human. The bot acts on the channel's conversations it holds (assigned to it by a bot-first
+/// routing rule); its messages are `ReplySent` by the bot, its handoff is `BotHandedOff`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatBotConfigured {
+    /// The chat channel.
+    pub channel_id: Uuid,
+    /// The bot that speaks (registered with `BotCreated`).
+    pub bot_id: Uuid,
+    /// Whether it speaks at all; a disabled bot says nothing and hands nothing off.
+    pub enabled: bool,
+    /// Its first message in a conversation.
+    pub greeting: String,
+    /// Asked in order after the greeting, each answer collected into the contact.
+    pub questions: Vec<BotQuestion>,
+    /// Replies to visitors' messages that contain one of their phrases.
+    pub answers: Vec<BotAnswer>,
+    /// When it gives the conversation to a human.
+    pub handoff: BotHandoffPolicy,
+}
+
+/// A question a chat bot asks, and what the answer becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotQuestion {
+    /// What the bot asks, e.g. `"What is your e-mail address?"`.
+    pub prompt: String,
+    /// What the answer is collected as.
+    pub collects: BotCollects,
+}
+
+/// What a chat bot's question collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotCollects {
+    /// The contact's `name` property.
+    Name,
+    /// An e-mail address identity of the contact (a malformed one is asked again).
+    Email,
+}
+
+/// A chat bot's answer to visitors' messages containing one of its phrases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotAnswer {
+    /// Words or phrases, kept as configured; matched whole-word, ignoring case and accents.
+    pub phrases: Vec<String>,
+    /// What the bot answers.
+    pub reply: String,
+}
+
+/// When a chat bot hands a conversation to a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotHandoffPolicy {
+    /// A visitor's message containing one of these (e.g. `"human"`, `"agent"`) hands off.
+    pub phrases: Vec<String>,
+    /// A message the bot has no answer for hands off at once.
+    pub on_no_match: bool,
+    /// A message the bot has no answer for hands off after waiting this many seconds without
+    /// one (counted from its domain time); `None`: no timeout.
+    pub timeout_seconds: Option<u32>,
+    /// What the bot says before handing off; `None`: nothing.
+    pub message: Option<String>,
+}

@@ -370,6 +370,33 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             honeypot_field: Some("website".into()),
         }
         .into(),
+        ChatBotConfigured {
+            channel_id: id(CHANNEL),
+            bot_id: id(0xb07),
+            enabled: true,
+            greeting: "Hi! I am the Acme bot.".into(),
+            questions: vec![
+                BotQuestion {
+                    prompt: "What is your name?".into(),
+                    collects: BotCollects::Name,
+                },
+                BotQuestion {
+                    prompt: "What is your e-mail address?".into(),
+                    collects: BotCollects::Email,
+                },
+            ],
+            answers: vec![BotAnswer {
+                phrases: vec!["price".into(), "how much".into()],
+                reply: "Plans start at 10 EUR a month.".into(),
+            }],
+            handoff: BotHandoffPolicy {
+                phrases: vec!["human".into(), "agent".into()],
+                on_no_match: false,
+                timeout_seconds: Some(120),
+                message: Some("Connecting you with a person.".into()),
+            },
+        }
+        .into(),
         BuiltInEmailFiltersSet {
             channel_id: id(CHANNEL),
             automated_replies: true,

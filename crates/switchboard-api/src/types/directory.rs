@@ -239,6 +239,20 @@ impl Channel {
             .filter(|_| access.is_admin())
             .map(FormSettings))
     }
+    /// A chat channel's bot (see `configureChatBot`); null until it is configured, for other
+    /// kinds, and for viewers who are not admins.
+    async fn chat_bot(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::chat_bot::ChatBotSettings>> {
+        let access = crate::state::access(ctx).await?;
+        Ok(self
+            .0
+            .chat_bot
+            .clone()
+            .filter(|_| access.is_admin())
+            .map(super::chat_bot::ChatBotSettings))
+    }
 }
 
 impl Channel {

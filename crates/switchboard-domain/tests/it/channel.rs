@@ -1896,3 +1896,141 @@ fn a_form_configuration_names_the_field_it_refuses() {
     refused(vec![email()], &[], Some("email"), "honeypotField");
     refused(vec![email()], &[], Some("a b"), "honeypotField");
 }
+
+fn bot_settings() -> switchboard_domain::chatbot::ChatBotSettings {
+    switchboard_domain::chatbot::ChatBotSettings {
+        bot_id: id(BOT),
+        enabled: true,
+        greeting: "  Hello! ".into(),
+        questions: crate::chatbot::config().questions,
+        answers: vec![BotAnswer {
+            phrases: vec![" price ".into(), "how much".into()],
+            reply: "10 EUR".into(),
+        }],
+        handoff: BotHandoffPolicy {
+            phrases: vec!["human".into()],
+            on_no_match: false,
+            timeout_seconds: Some(60),
+            message: Some("  ".into()),
+        },
+    }
+}
+
+fn configure_bot(settings: switchboard_domain::chatbot::ChatBotSettings) -> C {
+    C::ConfigureChatBot {
+        channel_id: id(CHAT),
+        settings,
+    }
+}
+
+#[test]
+fn chat_bots_are_configured_by_admins_on_chat_channels_trimmed() {
+    let expected = ChatBotConfigured {
+        channel_id: id(CHAT),
+        bot_id: id(BOT),
+        enabled: true,
+        greeting: "Hello!".into(),
+        questions: bot_settings().questions,
+        answers: vec![BotAnswer {
+            phrases: vec!["price".into(), "how much".into()],
+            reply: "10 EUR".into(),
+        }],
+        handoff: BotHandoffPolicy {
+            phrases: vec!["human".into()],
+            on_no_match: false,
+            timeout_seconds: Some(60),
+            message: None,
+        },
+    };
+    let directory = given(connected())
+        .when(user(ADMIN), configure_bot(bot_settings()))
+        .then(&streams::channel(id(CHAT)), vec![expected.clone().into()]);
+    assert_eq!(directory.channels[&id(CHAT)].chat_bot, Some(expected));
+
+    given(connected())
+        .when(user(AGENT), configure_bot(bot_settings()))
+        .then_forbidden();
+    given(connected())
+        .when(
+            user(ADMIN),
+            C::ConfigureChatBot {
+                channel_id: id(MAIL),
+                settings: bot_settings(),
+            },
+        )
+        .then_rejected("NOT_CHAT", "channelId");
+    given(connected())
+        .when(
+            user(ADMIN),
+            configure_bot(switchboard_domain::chatbot::ChatBotSettings {
+                bot_id: id(404),
+                ..bot_settings()
+            }),
+        )
+        .then_not_found("bot");
+}
+
+#[test]
+fn a_chat_bots_configuration_is_refused_naming_the_field() {
+    let refused = |change: &dyn Fn(&mut switchboard_domain::chatbot::ChatBotSettings),
+                   field: &str| {
+        let mut settings = bot_settings();
+        change(&mut settings);
+        given(connected())
+            .when(user(ADMIN), configure_bot(settings))
+            .then_invalid(field);
+    };
+    refused(&|s| s.greeting = " \n ".into(), "greeting");
+    refused(&|s| s.greeting = "x".repeat(2001), "greeting");
+    refused(
+        &|s| s.questions[1].prompt = String::new(),
+        "questions.1.prompt",
+    );
+    refused(
+        &|s| s.questions[1].collects = BotCollects::Name,
+        "questions.1.collects",
+    );
+    refused(
+        &|s| {
+            s.questions = (0..11)
+                .map(|_| BotQuestion {
+                    prompt: "?".into(),
+                    collects: BotCollects::Name,
+                })
+                .collect()
+        },
+        "questions",
+    );
+    // The same words in another case or with accents are the same phrase.
+    refused(
+        &|s| s.answers[0].phrases.push("Prícé".into()),
+        "answers.0.phrases.2",
+    );
+    refused(
+        &|s| s.handoff.phrases.push("HOW much".into()),
+        "answers.0.phrases.1",
+    );
+    refused(
+        &|s| s.answers[0].phrases = vec!["?!".into()],
+        "answers.0.phrases.0",
+    );
+    refused(&|s| s.answers[0].phrases.clear(), "answers.0.phrases");
+    refused(&|s| s.answers[0].reply = " ".into(), "answers.0.reply");
+    refused(
+        &|s| s.handoff.phrases = (0..21).map(|i| format!("word{i}")).collect(),
+        "handoff.phrases",
+    );
+    refused(
+        &|s| s.handoff.timeout_seconds = Some(0),
+        "handoff.timeoutSeconds",
+    );
+    refused(
+        &|s| s.handoff.timeout_seconds = Some(86_401),
+        "handoff.timeoutSeconds",
+    );
+    refused(&|s| s.handoff.timeout_seconds = None, "handoff");
+    refused(
+        &|s| s.handoff.message = Some("a\u{7}b".into()),
+        "handoff.message",
+    );
+}

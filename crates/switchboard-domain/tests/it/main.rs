@@ -5,6 +5,7 @@
 
 mod access;
 mod channel;
+mod chatbot;
 mod contact;
 mod conversation;
 mod filter;

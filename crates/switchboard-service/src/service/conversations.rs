@@ -18,7 +18,6 @@
 use proto_events::event::{ChannelKind, Identity, InboundMessage};
 use proto_events::streams;
 use switchboard_domain::DomainError;
-use switchboard_domain::contact::reservation::Reservation;
 use switchboard_domain::conversation::{self, Conversation, ConversationCommand};
 use switchboard_domain::filter::{self, MailSignals};
 use uuid::Uuid;
@@ -123,10 +122,7 @@ impl Run<'_> {
 
     /// The contact who holds `identity`, if any.
     async fn contact_of(&self, identity: &Identity) -> Result<Option<Uuid>, ServiceError> {
-        let reservation = Reservation::of_identity(identity);
-        let stream = reservation.stream();
-        let (reservation, _) = self.load(&stream, reservation, Reservation::evolve).await?;
-        Ok(reservation.holder())
+        self.service.contact_holding(identity).await
     }
 
     pub(super) async fn conversation(

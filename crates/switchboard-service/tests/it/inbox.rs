@@ -101,15 +101,6 @@ fn channel() -> Actor {
     Actor::Channel { id: MAIL }
 }
 
-fn conversation_of(outcome: &switchboard_service::Outcome) -> Uuid {
-    outcome
-        .stream
-        .strip_prefix("conversation-")
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_email_reply_threads_into_its_conversation_and_reopens_it() {
     let app = inbox().await;

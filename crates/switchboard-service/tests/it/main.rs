@@ -3,6 +3,7 @@
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
+mod bots;
 mod contacts;
 mod inbox;
 mod routing;

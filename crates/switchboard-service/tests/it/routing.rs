@@ -116,15 +116,6 @@ async fn restart_does_nothing(app: &App, reactor: RoutingReactor) {
     );
 }
 
-fn conversation_of(outcome: &switchboard_service::Outcome) -> Uuid {
-    outcome
-        .stream
-        .strip_prefix("conversation-")
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn round_robin(targets: Vec<Member>) -> Command {
     Command::Channel(ChannelCommand::SetRoutingRule {
         rule_id: RULE,

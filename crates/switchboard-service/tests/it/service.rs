@@ -294,22 +294,32 @@ async fn a_start_reads_only_the_events_after_the_last_snapshot() {
     assert!(read < 100, "a start after the snapshot read {read} events");
     assert_eq!(service.view().await.unwrap().directory, expected);
     assert_eq!(service.view().await.unwrap().position, head);
-    // Routing folds the log once and snapshots its state; started again, it reads from there.
-    for run in 0..2 {
-        let mut reactor = switchboard_service::reactor::RoutingReactor::spawn(service.clone());
+    // Routing and the bot reactor fold the log once and snapshot their states; started again,
+    // they read from there.
+    for run in 0..4 {
+        let (mut processed, task) = if run < 2 {
+            let reactor = switchboard_service::reactor::RoutingReactor::spawn(service.clone());
+            (reactor.processed, reactor.task)
+        } else {
+            let reactor = switchboard_service::bot::BotReactor::spawn(service.clone());
+            (reactor.processed, reactor.task)
+        };
         tokio::time::timeout(
             std::time::Duration::from_secs(60),
-            reactor.processed.wait_for(|processed| *processed >= head),
+            processed.wait_for(|processed| *processed >= head),
         )
         .await
-        .expect("routing caught up")
+        .expect("the reactor caught up")
         .unwrap();
-        reactor.task.abort();
+        task.abort();
         let started = *store.subscribed_after.lock().unwrap().last().unwrap();
-        if run == 0 {
+        if run % 2 == 0 {
             assert_eq!(started, Position::START);
         } else {
-            assert!(started.0 >= 20_000, "routing restarted after {started}");
+            assert!(
+                started.0 >= 20_000,
+                "reactor {run} restarted after {started}"
+            );
         }
     }
     drop(service);

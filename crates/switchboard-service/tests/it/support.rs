@@ -78,17 +78,34 @@ pub(crate) async fn app() -> App {
 
 /// A chat message from `visitor` on `channel_id`.
 pub(crate) fn chat(channel_id: Uuid, visitor: &str, text: &str) -> switchboard_service::Command {
-    use proto_events::event::{ChannelKind, Identity, InboundMessage};
+    use proto_events::event::{ChannelKind, Identity};
+    inbound(
+        channel_id,
+        ChannelKind::Chat,
+        Identity::ChatVisitor {
+            visitor_id: visitor.into(),
+        },
+        text,
+    )
+}
+
+/// A message from `from` on `channel_id`, a channel of `kind` (not e-mail: no headers).
+pub(crate) fn inbound(
+    channel_id: Uuid,
+    kind: proto_events::event::ChannelKind,
+    from: proto_events::event::Identity,
+    text: &str,
+) -> switchboard_service::Command {
+    use proto_events::event::{ChannelKind, InboundMessage};
     switchboard_service::Command::ReceiveMessage {
         channel_id,
         message: Box::new(InboundMessage {
             message_id: Uuid::now_v7(),
             channel_id,
-            channel_kind: ChannelKind::Chat,
-            provider_message_id: None,
-            from: Identity::ChatVisitor {
-                visitor_id: visitor.into(),
-            },
+            channel_kind: kind,
+            provider_message_id: (kind == ChannelKind::Messenger)
+                .then(|| Uuid::now_v7().to_string()),
+            from,
             from_name: None,
             contact_id: None,
             subject: None,
@@ -101,6 +118,16 @@ pub(crate) fn chat(channel_id: Uuid, visitor: &str, text: &str) -> switchboard_s
         }),
         signals: None,
     }
+}
+
+/// The conversation a command's outcome wrote to.
+pub(crate) fn conversation_of(outcome: &switchboard_service::Outcome) -> Uuid {
+    outcome
+        .stream
+        .strip_prefix("conversation-")
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Runs `command` as `actor` and expects it to succeed.
