@@ -132,6 +132,7 @@ domain_events! {
     EmailFilterRuleRemoved("EmailFilterRuleRemoved", 1),
     EmailServersSet("EmailServersSet", 1),
     FormConfigured("FormConfigured", 1),
+    ChatWidgetConfigured("ChatWidgetConfigured", 1),
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 3),

@@ -15,12 +15,14 @@
 //! - `channel`: channels, routing rules, e-mail filters.
 //! - `mail`: e-mail channels' IMAP, SMTP and ingest settings, and their connection test.
 //! - `form`: form channels' fields, allowed origins and honeypot.
+//! - `chat`: chat channels' widgets, and agents' typing signals.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
 //! - `upload`: files received as uploads, checked and stored as attachments.
 
 mod channel;
+mod chat;
 pub(crate) mod common;
 mod contact;
 mod conversation;
@@ -43,6 +45,7 @@ pub struct Mutation(
     channel::ChannelMutation,
     mail::MailMutation,
     form::FormMutation,
+    chat::ChatMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

@@ -31,6 +31,7 @@ use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
 
 use crate::directory::{Channel, Directory, User};
+use crate::chat::{self, ChatWidgetSettings};
 use crate::form::{self, FormSettings};
 use crate::setup::Decision;
 use crate::validate::{self, name};
@@ -73,6 +74,14 @@ pub enum ChannelCommand {
         channel_id: Uuid,
         new_public_key: String,
         settings: FormSettings,
+    },
+    /// Configure a chat channel's widget: its allowed origins, team name and reply-time
+    /// wording (admins only), replacing what was configured. `new_public_key` (random, from the
+    /// caller) becomes the widget's key the first time; afterwards the widget keeps its key.
+    ConfigureChatWidget {
+        channel_id: Uuid,
+        new_public_key: String,
+        settings: ChatWidgetSettings,
     },
     /// Stop receiving through a channel; its history stays.
     Disconnect { channel_id: Uuid },
@@ -351,6 +360,26 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
             one(
                 streams::channel(*channel_id),
                 form::configured(*channel_id, current_key, new_public_key, settings)?,
+            )
+        }
+        C::ConfigureChatWidget {
+            channel_id,
+            new_public_key,
+            settings,
+        } => {
+            require_admin(&caller)?;
+            let channel = connected(d, *channel_id)?;
+            if !matches!(channel.config, ChannelConfig::Chat { .. }) {
+                return Err(DomainError::rejected(
+                    "NOT_CHAT",
+                    Some("channelId"),
+                    "this applies to chat channels only",
+                ));
+            }
+            let current_key = channel.chat_widget.as_ref().map(|w| w.public_key.as_str());
+            one(
+                streams::channel(*channel_id),
+                chat::configured(*channel_id, current_key, new_public_key, settings)?,
             )
         }
         C::Disconnect { channel_id } => {

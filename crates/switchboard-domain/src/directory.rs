@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{
-    Availability, ChannelConfig, EmailAccess, FilterAction, FormConfigured, Holiday, ImapServer,
+    Availability, ChannelConfig, ChatWidgetConfigured, EmailAccess, FilterAction, FormConfigured, Holiday, ImapServer,
     Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
 };
 use proto_events::{Actor, DomainEvent};
@@ -138,6 +138,10 @@ pub struct Channel {
     /// and for other kinds).
     #[serde(default)]
     pub form: Option<FormConfigured>,
+    /// A chat channel's widget settings, as last configured (`None` until then, and for other
+    /// kinds).
+    #[serde(default)]
+    pub chat_widget: Option<ChatWidgetConfigured>,
 }
 
 /// An e-mail channel's outside servers, as last set (see
@@ -400,6 +404,7 @@ impl Directory {
                         connected: true,
                         servers: EmailServers::default(),
                         form: None,
+                        chat_widget: None,
                     },
                 );
             }
@@ -411,6 +416,11 @@ impl Directory {
             E::FormConfigured(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.form = Some(e.clone());
+                }
+            }
+            E::ChatWidgetConfigured(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.chat_widget = Some(e.clone());
                 }
             }
             E::EmailServersSet(e) => {
@@ -440,6 +450,7 @@ impl Directory {
                         connected: true,
                         servers: EmailServers::default(),
                         form: None,
+                        chat_widget: None,
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);
@@ -655,6 +666,18 @@ impl Directory {
         self.channels
             .values()
             .find(|c| c.connected && c.form.as_ref().is_some_and(|form| form.public_key == key))
+    }
+
+    /// The connected chat channel whose widget's public key is `key` (see
+    /// [`ChatWidgetConfigured`](proto_events::event::ChatWidgetConfigured)).
+    pub fn chat_by_key(&self, key: &str) -> Option<&Channel> {
+        self.channels.values().find(|c| {
+            c.connected
+                && c
+                    .chat_widget
+                    .as_ref()
+                    .is_some_and(|widget| widget.public_key == key)
+        })
     }
 
     /// Whether the inbox has team e-mail: a connected, shared e-mail address that is not its

@@ -13,6 +13,8 @@
 //! - [`setup`]: commands on the organisation, users, teams and inboxes.
 //! - [`channel`]: commands on channels, routing rules and e-mail filter rules.
 //! - [`form`]: what a form channel is configured with, and whether a submission fits it.
+//! - [`chat`]: what a chat channel's widget is configured with, and whether the team can answer
+//!   now.
 //! - [`filter`]: whether an inbound e-mail goes to the Filtered view, and why.
 //! - [`routing`]: who a new conversation goes to under its rule, and the recorded reason.
 //! - [`conversation`]: the conversation aggregate: messages, replies, comments, assignment, status.
@@ -22,6 +24,7 @@
 //! - `validate`: input checks shared by several deciders.
 
 pub mod channel;
+pub mod chat;
 pub mod contact;
 pub mod context;
 pub mod conversation;

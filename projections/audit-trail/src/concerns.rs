@@ -109,7 +109,8 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         | E::EmailFilterRuleAdded(_)
         | E::EmailFilterRuleRemoved(_)
         | E::EmailServersSet(_)
-        | E::FormConfigured(_) => Concerns::NONE,
+        | E::FormConfigured(_)
+        | E::ChatWidgetConfigured(_) => Concerns::NONE,
         E::ConversationStarted(e) => {
             Concerns::conversation(e.conversation_id, e.inbox_id).with_contact(e.contact_id)
         }

@@ -7,6 +7,7 @@ mod support;
 mod analytics;
 mod audit;
 mod basics;
+mod chat;
 mod files;
 mod forms;
 mod history;
