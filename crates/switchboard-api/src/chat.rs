@@ -17,7 +17,7 @@
 //!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
 //!   message the same message (its id is derived from it).
 //! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
-//!   become a contact known by it and by their visitor id.
+//!   become a contact known by it and by their visitor id (after their first message).
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
 //! What a visitor reads of their conversation is only its messages: their own
@@ -795,9 +795,9 @@ struct ContactDetails {
 const MAX_EMAIL: usize = 254;
 
 /// `POST /chat/{key}/contact`: the visitor becomes a contact known by their visitor id and the
-/// address they gave. An address another contact holds already is refused by the write side
-/// with `TAKEN`; the visitor is answered as if it was taken (it is known), and agents see the
-/// address in the conversation's first message instead.
+/// address they gave ("record created" from their conversation, which must have started: 409
+/// before their first message). When the address or the visitor is known already the write
+/// side refuses with `TAKEN` and nothing is written: the answer says `recognised`.
 async fn contact(
     State(state): State<ApiState>,
     Path(key): Path<String>,
@@ -841,6 +841,12 @@ async fn contact(
             .ok()
             .flatten()
             .is_some();
+        if !started {
+            return error(
+                StatusCode::CONFLICT,
+                "write a message first: the address is kept with the conversation",
+            );
+        }
         let command = Command::CreateContact {
             contact_id: Uuid::now_v7(),
             identities: vec![
@@ -853,7 +859,7 @@ async fn contact(
                 .map(|name| ("name".to_owned(), name))
                 .into_iter()
                 .collect(),
-            from_conversation: started.then_some(conversation),
+            from_conversation: Some(conversation),
         };
         let meta = CommandMeta::by(Actor::Channel { id: channel_id });
         match inner.service.execute(meta, command).await {

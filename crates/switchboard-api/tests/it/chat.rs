@@ -312,8 +312,19 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
     assert_eq!(info.body["available"], false, "{:?}", info.body);
     assert_eq!(info.body["askEmail"], true);
 
-    // The visitor leaves an address: a contact known by it and by the visitor.
+    // The visitor leaves an address: a contact known by it and by the visitor, made from
+    // their conversation (so after their first message).
     let token = visitor(&api, &key).await;
+    let early = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/contact"),
+            Some(&token),
+            Some(json!({"email": "ada@customer.test"})),
+        ))
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+    assert_eq!(say(&api, &key, &token, "Hello?").await.status, StatusCode::CREATED);
     let left = api
         .send(request(
             "POST",
@@ -333,6 +344,23 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         .await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     assert_eq!(again.body["recognised"], true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = api
+            .gql(
+                api.admin,
+                "{ contactByIdentity(identity: {kind: EMAIL, value: \"ada@customer.test\"}) {
+                    identities { kind value } } }",
+                json!({}),
+            )
+            .await;
+        let identities = found.data()["contactByIdentity"]["identities"].to_string();
+        if identities.contains("CHAT_VISITOR") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", found.body);
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
