@@ -44,10 +44,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use governor::clock::{Clock, DefaultClock};
 use governor::DefaultKeyedRateLimiter;
+use governor::clock::{Clock, DefaultClock};
 use hmac::{Hmac, Mac};
-use proto_events::event::{ChannelKind, ChatWidgetConfigured, Identity, InboundMessage, ReplyAuthor};
+use proto_events::event::{
+    ChannelKind, ChatWidgetConfigured, Identity, InboundMessage, ReplyAuthor,
+};
 use proto_events::{Actor, DomainEvent, streams};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -132,7 +134,10 @@ impl std::fmt::Debug for Chat {
 }
 
 impl Chat {
-    pub(crate) fn new(limits: ChatLimits, secret_key: &switchboard_store::secret::MasterKey) -> Chat {
+    pub(crate) fn new(
+        limits: ChatLimits,
+        secret_key: &switchboard_store::secret::MasterKey,
+    ) -> Chat {
         Chat {
             per_visitor: DefaultKeyedRateLimiter::keyed(quota(
                 limits.per_visitor_per_minute,
@@ -752,6 +757,23 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The visitor of a request and its JSON body, after the rate limits (counted before the body is
+/// read).
+async fn counted_body<T: serde::de::DeserializeOwned>(
+    inner: &Inner,
+    widget: &Widget,
+    headers: &HeaderMap,
+    address: IpAddr,
+    body: Body,
+) -> Result<(Uuid, T), Response> {
+    let visitor = visitor(inner, widget, headers)?;
+    inner
+        .chat
+        .check(address, Some(visitor))
+        .map_err(|wait| Refusal::TooMany(wait).into_response())?;
+    Ok((visitor, json_body(inner, body).await?))
+}
+
 /// `POST /chat/{key}/messages`.
 async fn send(
     State(state): State<ApiState>,
@@ -760,25 +782,24 @@ async fn send(
 ) -> Response {
     let address = peer(&request);
     let (parts, body) = request.into_parts();
-    with_widget(state, &key, &parts.headers.clone(), |state, widget| async move {
-        let inner = state.inner();
-        let visitor = match visitor(inner, &widget, &parts.headers) {
-            Ok(visitor) => visitor,
-            Err(response) => return response,
-        };
-        // Counted before the body is read.
-        if let Err(wait) = inner.chat.check(address, Some(visitor)) {
-            return Refusal::TooMany(wait).into_response();
-        }
-        let outgoing: Outgoing = match json_body(inner, body).await {
-            Ok(outgoing) => outgoing,
-            Err(response) => return response,
-        };
-        match receive(inner, &widget, visitor, outgoing).await {
-            Ok((id, seq)) => answer(StatusCode::CREATED, json!({ "id": id, "seq": seq })),
-            Err(refusal) => refusal.into_response(),
-        }
-    })
+    with_widget(
+        state,
+        &key,
+        &parts.headers.clone(),
+        |state, widget| async move {
+            let inner = state.inner();
+            let (visitor, outgoing) =
+                match counted_body::<Outgoing>(inner, &widget, &parts.headers, address, body).await
+                {
+                    Ok(found) => found,
+                    Err(response) => return response,
+                };
+            match receive(inner, &widget, visitor, outgoing).await {
+                Ok((id, seq)) => answer(StatusCode::CREATED, json!({ "id": id, "seq": seq })),
+                Err(refusal) => refusal.into_response(),
+            }
+        },
+    )
     .await
 }
 
@@ -807,15 +828,16 @@ async fn contact(
     let (parts, body) = request.into_parts();
     with_widget(state, &key, &parts.headers.clone(), |state, widget| async move {
         let inner = state.inner();
-        let visitor = match visitor(inner, &widget, &parts.headers) {
-            Ok(visitor) => visitor,
-            Err(response) => return response,
-        };
-        if let Err(wait) = inner.chat.check(address, Some(visitor)) {
-            return Refusal::TooMany(wait).into_response();
-        }
-        let details: ContactDetails = match json_body(inner, body).await {
-            Ok(details) => details,
+        let (visitor, details) = match counted_body::<ContactDetails>(
+            inner,
+            &widget,
+            &parts.headers,
+            address,
+            body,
+        )
+        .await
+        {
+            Ok(found) => found,
             Err(response) => return response,
         };
         let email = details.email.unwrap_or_default().trim().to_ascii_lowercase();

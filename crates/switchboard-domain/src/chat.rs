@@ -168,12 +168,27 @@ mod tests {
         ];
         let o = org(hours.clone(), Vec::new());
         // Monday 7 December 2026, 08:30 UTC is 09:30 in Paris.
-        assert!(is_open(&o, Utc.with_ymd_and_hms(2026, 12, 7, 8, 30, 0).unwrap()));
-        assert!(!is_open(&o, Utc.with_ymd_and_hms(2026, 12, 7, 7, 30, 0).unwrap()));
-        assert!(!is_open(&o, Utc.with_ymd_and_hms(2026, 12, 7, 16, 30, 0).unwrap()));
+        assert!(is_open(
+            &o,
+            Utc.with_ymd_and_hms(2026, 12, 7, 8, 30, 0).unwrap()
+        ));
+        assert!(!is_open(
+            &o,
+            Utc.with_ymd_and_hms(2026, 12, 7, 7, 30, 0).unwrap()
+        ));
+        assert!(!is_open(
+            &o,
+            Utc.with_ymd_and_hms(2026, 12, 7, 16, 30, 0).unwrap()
+        ));
         // Saturday 01:00 in Paris continues Friday's night interval.
-        assert!(is_open(&o, Utc.with_ymd_and_hms(2026, 12, 12, 0, 0, 0).unwrap()));
-        assert!(!is_open(&o, Utc.with_ymd_and_hms(2026, 12, 12, 2, 0, 0).unwrap()));
+        assert!(is_open(
+            &o,
+            Utc.with_ymd_and_hms(2026, 12, 12, 0, 0, 0).unwrap()
+        ));
+        assert!(!is_open(
+            &o,
+            Utc.with_ymd_and_hms(2026, 12, 12, 2, 0, 0).unwrap()
+        ));
         let closed = org(
             hours,
             vec![Holiday {
@@ -181,7 +196,10 @@ mod tests {
                 name: "Closed".into(),
             }],
         );
-        assert!(!is_open(&closed, Utc.with_ymd_and_hms(2026, 12, 7, 8, 30, 0).unwrap()));
+        assert!(!is_open(
+            &closed,
+            Utc.with_ymd_and_hms(2026, 12, 7, 8, 30, 0).unwrap()
+        ));
         assert!(is_open(&org(Vec::new(), Vec::new()), Utc::now()));
     }
 }

@@ -22,8 +22,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{
-    Availability, ChannelConfig, ChatWidgetConfigured, EmailAccess, FilterAction, FormConfigured, Holiday, ImapServer,
-    Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
+    Availability, ChannelConfig, ChatWidgetConfigured, EmailAccess, FilterAction, FormConfigured,
+    Holiday, ImapServer, Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern,
+    SmtpServer,
 };
 use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -673,8 +674,7 @@ impl Directory {
     pub fn chat_by_key(&self, key: &str) -> Option<&Channel> {
         self.channels.values().find(|c| {
             c.connected
-                && c
-                    .chat_widget
+                && c.chat_widget
                     .as_ref()
                     .is_some_and(|widget| widget.public_key == key)
         })

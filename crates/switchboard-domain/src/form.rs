@@ -179,8 +179,8 @@ pub(crate) fn allowed_origins(origins: &[String]) -> Result<Vec<String>, DomainE
     }
     let mut allowed: Vec<String> = Vec::with_capacity(origins.len());
     for (i, origin) in origins.iter().enumerate() {
-        let origin =
-            self::origin(origin).map_err(|m| DomainError::invalid(format!("allowedOrigins.{i}"), m))?;
+        let origin = self::origin(origin)
+            .map_err(|m| DomainError::invalid(format!("allowedOrigins.{i}"), m))?;
         if !allowed.contains(&origin) {
             allowed.push(origin);
         }

@@ -32,7 +32,9 @@ use switchboard_service::chat_conversation_id;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{Outgoing, Refusal, Typing, Widget, cors, peer, read_messages, receive, verified, widget};
+use super::{
+    Outgoing, Refusal, Typing, Widget, cors, peer, read_messages, receive, verified, widget,
+};
 use crate::forms::retry_after;
 use crate::hub::Announcement;
 use crate::state::ApiState;
@@ -95,7 +97,6 @@ pub(super) async fn upgrade(
             .await;
         })
 }
-
 
 /// One visitor's socket.
 struct Session {
@@ -259,7 +260,10 @@ impl Session {
         };
         match frame.get("type").and_then(Value::as_str) {
             Some("typing") => {
-                let typing = frame.get("typing").and_then(Value::as_bool).unwrap_or(false);
+                let typing = frame
+                    .get("typing")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 // Nobody listening is fine.
                 let _ = inner.chat.typing.send(Typing {
                     conversation_id: conversation,

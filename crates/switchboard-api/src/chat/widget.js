@@ -246,9 +246,8 @@
     status.textContent = "";
     var dot = el("span", { "class": "dot" + (info.available ? " on" : ""), "aria-hidden": "true" });
     status.appendChild(dot);
-    status.appendChild(document.createTextNode(
-      (info.available ? "Online. " : "Away. ") + info.expectedReply));
-    emailNote.textContent = "Nobody is available right now: leave your e-mail address and we will reply by e-mail.";
+    status.appendChild(document.createTextNode(info.available ? "Online. " + info.expectedReply : "Away right now."));
+    emailNote.textContent = info.expectedReply;
     emailForm.hidden = !info.askEmail || state.emailGiven;
   }
 

@@ -99,7 +99,8 @@ impl ChatMutation {
         ctx: &Context<'_>,
         input: SetChatTypingInput,
     ) -> async_graphql::Result<SetChatTypingPayload> {
-        let conversation_id = ids::decode(&input.conversation_id, Kind::Conversation, "conversationId")?;
+        let conversation_id =
+            ids::decode(&input.conversation_id, Kind::Conversation, "conversationId")?;
         let access = access(ctx).await?;
         access.require(
             &[Role::SuperAdmin, Role::Admin, Role::Agent],

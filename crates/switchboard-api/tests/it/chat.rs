@@ -76,7 +76,12 @@ fn request(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -
 /// A new visitor's token.
 async fn visitor(api: &TestApi, key: &str) -> String {
     let reply = api
-        .send(request("POST", &format!("/chat/{key}/visitors"), None, None))
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/visitors"),
+            None,
+            None,
+        ))
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     reply.body["token"].as_str().expect("a token").to_owned()
@@ -96,7 +101,12 @@ async fn say(api: &TestApi, key: &str, token: &str, text: &str) -> Reply {
 /// The texts the visitor of `token` reads.
 async fn texts(api: &TestApi, key: &str, token: &str) -> Vec<String> {
     let reply = api
-        .send(request("GET", &format!("/chat/{key}/messages"), Some(token), None))
+        .send(request(
+            "GET",
+            &format!("/chat/{key}/messages"),
+            Some(token),
+            None,
+        ))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body["messages"]
@@ -136,7 +146,12 @@ async fn admins_configure_a_chat_widget_which_keeps_its_key() {
     );
 
     let refused = api.gql(agent, CONFIGURE, input).await;
-    assert_eq!(refused.error_code(), Some("FORBIDDEN"), "{:?}", refused.body);
+    assert_eq!(
+        refused.error_code(),
+        Some("FORBIDDEN"),
+        "{:?}",
+        refused.body
+    );
 
     let before = head(&api).await;
     let bad = api
@@ -153,7 +168,11 @@ async fn admins_configure_a_chat_widget_which_keeps_its_key() {
         "{:?}",
         bad.body
     );
-    assert_eq!(head(&api).await, before, "a refused configuration writes nothing");
+    assert_eq!(
+        head(&api).await,
+        before,
+        "a refused configuration writes nothing"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +213,12 @@ async fn a_visitor_reads_and_writes_only_their_own_conversation() {
 
     // An unknown widget.
     let unknown = api
-        .send(request("GET", "/chat/no-such-key-at-all-here/messages", Some(&ada), None))
+        .send(request(
+            "GET",
+            "/chat/no-such-key-at-all-here/messages",
+            Some(&ada),
+            None,
+        ))
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
@@ -208,12 +232,16 @@ async fn foreign_origins_and_bad_bodies_are_refused_and_write_nothing() {
 
     // CORS: the allowed origin is named; another is refused.
     let preflight = api
-        .send(request("OPTIONS", &format!("/chat/{key}/messages"), None, None))
+        .send(request(
+            "OPTIONS",
+            &format!("/chat/{key}/messages"),
+            None,
+            None,
+        ))
         .await;
     assert_eq!(preflight.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        preflight.headers["access-control-allow-origin"],
-        SITE,
+        preflight.headers["access-control-allow-origin"], SITE,
         "{:?}",
         preflight.headers
     );
@@ -231,7 +259,11 @@ async fn foreign_origins_and_bad_bodies_are_refused_and_write_nothing() {
     let long = "x".repeat(ChatLimits::default().max_message_chars + 1);
     let too_long = say(&api, &key, &token, &long).await;
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(too_long.body["errors"][0]["field"], "text", "{:?}", too_long.body);
+    assert_eq!(
+        too_long.body["errors"][0]["field"], "text",
+        "{:?}",
+        too_long.body
+    );
     let empty = say(&api, &key, &token, "   ").await;
     assert_eq!(empty.body["errors"][0]["field"], "text");
     let bad_email = api
@@ -248,11 +280,19 @@ async fn foreign_origins_and_bad_bodies_are_refused_and_write_nothing() {
     // A body over the limit.
     let huge = json!({"text": "y".repeat(ChatLimits::default().max_body_bytes)});
     let too_large = api
-        .send(request("POST", &format!("/chat/{key}/messages"), Some(&token), Some(huge)))
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/messages"),
+            Some(&token),
+            Some(huge),
+        ))
         .await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
-        too_large.body["error"].as_str().unwrap_or_default().contains("at most"),
+        too_large.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most"),
         "{:?}",
         too_large.body
     );
@@ -273,7 +313,10 @@ async fn a_visitor_over_the_rate_limit_gets_429() {
     let (_, _, key) = widget(&api, None).await;
     let token = visitor(&api, &key).await;
     for text in ["one", "two"] {
-        assert_eq!(say(&api, &key, &token, text).await.status, StatusCode::CREATED);
+        assert_eq!(
+            say(&api, &key, &token, text).await.status,
+            StatusCode::CREATED
+        );
     }
     let before = head(&api).await;
     let limited = say(&api, &key, &token, "three").await;
@@ -282,7 +325,10 @@ async fn a_visitor_over_the_rate_limit_gets_429() {
     assert_eq!(head(&api).await, before);
     // Another visitor has a limit of their own.
     let other = visitor(&api, &key).await;
-    assert_eq!(say(&api, &key, &other, "hi").await.status, StatusCode::CREATED);
+    assert_eq!(
+        say(&api, &key, &other, "hi").await.status,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -290,14 +336,22 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
     let api = TestApi::start().await;
     let agent = api.user("alice@acme.test", Role::Agent).await;
     let (_, _, key) = widget(&api, Some(agent)).await;
-    let info = api.send(request("GET", &format!("/chat/{key}"), None, None)).await;
-    assert_eq!(info.body["available"], false, "users start away: {:?}", info.body);
+    let info = api
+        .send(request("GET", &format!("/chat/{key}"), None, None))
+        .await;
+    assert_eq!(
+        info.body["available"], false,
+        "users start away: {:?}",
+        info.body
+    );
     api.run(Command::Setup(SetupCommand::SetAvailability {
         user_id: agent,
         availability: Availability::Available,
     }))
     .await;
-    let info = api.send(request("GET", &format!("/chat/{key}"), None, None)).await;
+    let info = api
+        .send(request("GET", &format!("/chat/{key}"), None, None))
+        .await;
     assert_eq!(info.status, StatusCode::OK);
     assert_eq!(info.body["teamName"], "Acme Support");
     assert_eq!(info.body["available"], true, "{:?}", info.body);
@@ -308,7 +362,9 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         availability: Availability::Away,
     }))
     .await;
-    let info = api.send(request("GET", &format!("/chat/{key}"), None, None)).await;
+    let info = api
+        .send(request("GET", &format!("/chat/{key}"), None, None))
+        .await;
     assert_eq!(info.body["available"], false, "{:?}", info.body);
     assert_eq!(info.body["askEmail"], true);
 
@@ -324,7 +380,10 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         ))
         .await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
-    assert_eq!(say(&api, &key, &token, "Hello?").await.status, StatusCode::CREATED);
+    assert_eq!(
+        say(&api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
     let left = api
         .send(request(
             "POST",
@@ -371,7 +430,10 @@ async fn the_widget_script_is_small_javascript() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(
-        reply.content_type().unwrap_or_default().starts_with("text/javascript"),
+        reply
+            .content_type()
+            .unwrap_or_default()
+            .starts_with("text/javascript"),
         "{:?}",
         reply.headers
     );
@@ -408,30 +470,34 @@ async fn frame(socket: &mut Socket, type_: &str) -> Value {
     }
 }
 
-/// Replies to `conversation` as the admin.
-async fn reply(api: &TestApi, conversation: &str, text: &str) {
-    let sent = api
+/// Runs `field` (`sendReply` or `addComment`) on `conversation` as the admin, with `text`.
+async fn write(api: &TestApi, field: &str, conversation: &str, text: &str) {
+    let done = api
         .gql(
             api.admin,
-            "mutation($id: ID!, $text: String!) { sendReply(input: {conversationId: $id, bodyText: $text}) {
-                userErrors { message } } }",
+            &format!(
+                "mutation($id: ID!, $text: String!) {{ {field}(input: {{conversationId: $id, bodyText: $text}}) {{
+                    userErrors {{ message }} }} }}"
+            ),
             json!({"id": conversation, "text": text}),
         )
         .await;
-    assert_eq!(sent.data()["sendReply"]["userErrors"], json!([]), "{:?}", sent.body);
+    assert_eq!(
+        done.data()[field]["userErrors"],
+        json!([]),
+        "{:?}",
+        done.body
+    );
+}
+
+/// Replies to `conversation` as the admin.
+async fn reply(api: &TestApi, conversation: &str, text: &str) {
+    write(api, "sendReply", conversation, text).await;
 }
 
 /// Adds an internal comment to `conversation` as the admin.
 async fn comment(api: &TestApi, conversation: &str, text: &str) {
-    let added = api
-        .gql(
-            api.admin,
-            "mutation($id: ID!, $text: String!) { addComment(input: {conversationId: $id, bodyText: $text}) {
-                userErrors { message } } }",
-            json!({"id": conversation, "text": text}),
-        )
-        .await;
-    assert_eq!(added.data()["addComment"]["userErrors"], json!([]), "{:?}", added.body);
+    write(api, "addComment", conversation, text).await;
 }
 
 /// The visitor's conversation's global id, once the thread view has it.
@@ -448,7 +514,11 @@ async fn conversation_of(api: &TestApi, channel: Uuid) -> String {
         let channel_id = ids::encode(Kind::Channel, channel).0;
         if let Some(id) = found.data()["conversations"]["nodes"]
             .as_array()
-            .and_then(|nodes| nodes.iter().find(|n| n["channel"]["id"] == channel_id.as_str()))
+            .and_then(|nodes| {
+                nodes
+                    .iter()
+                    .find(|n| n["channel"]["id"] == channel_id.as_str())
+            })
             .and_then(|n| n["id"].as_str())
         {
             return id.to_owned();
@@ -469,7 +539,9 @@ async fn the_live_socket_carries_messages_both_ways_never_comments_and_resumes_e
     let (_, channel, key) = widget(&api, None).await;
     let token = visitor(&api, &key).await;
 
-    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket opens");
+    let mut socket = live(addr, &key, &token, 0, SITE)
+        .await
+        .expect("socket opens");
     socket
         .send(Message::text(
             json!({"type": "message", "text": "Is anyone there?", "clientId": "c1"}).to_string(),
@@ -510,16 +582,23 @@ async fn the_live_socket_carries_messages_both_ways_never_comments_and_resumes_e
     comment(&api, &conversation, "internal: they left").await;
     reply(&api, &conversation, "We will answer by e-mail.").await;
 
-    let mut socket = live(addr, &key, &token, seen, SITE).await.expect("socket reopens");
+    let mut socket = live(addr, &key, &token, seen, SITE)
+        .await
+        .expect("socket reopens");
     let mut missed = Vec::new();
     for _ in 0..2 {
         let message = frame(&mut socket, "message").await;
         missed.push(message["text"].as_str().unwrap().to_owned());
     }
-    assert_eq!(missed, ["Are you still there?", "We will answer by e-mail."]);
+    assert_eq!(
+        missed,
+        ["Are you still there?", "We will answer by e-mail."]
+    );
     // Nothing else was owed: the next frame is the answer to a new message.
     socket
-        .send(Message::text(json!({"type": "message", "text": "Thanks"}).to_string()))
+        .send(Message::text(
+            json!({"type": "message", "text": "Thanks"}).to_string(),
+        ))
         .await
         .unwrap();
     let following = next(&mut socket).await.expect("a frame");
@@ -561,7 +640,10 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     let addr = api.serve().await;
     let (_, channel, key) = widget(&api, None).await;
     let token = visitor(&api, &key).await;
-    assert_eq!(say(&api, &key, &token, "Hello").await.status, StatusCode::CREATED);
+    assert_eq!(
+        say(&api, &key, &token, "Hello").await.status,
+        StatusCode::CREATED
+    );
     let conversation = conversation_of(&api, channel).await;
     let mut visitor_socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
     frame(&mut visitor_socket, "message").await;
@@ -581,7 +663,9 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let update = loop {
         visitor_socket
-            .send(Message::text(json!({"type": "typing", "typing": true}).to_string()))
+            .send(Message::text(
+                json!({"type": "typing", "typing": true}).to_string(),
+            ))
             .await
             .unwrap();
         if let Ok(Some(Ok(Message::Text(text)))) =
@@ -591,7 +675,10 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
         }
         assert!(tokio::time::Instant::now() < deadline, "no typing signal");
     };
-    assert_eq!(update["payload"]["data"]["chatTyping"]["typing"], true, "{update}");
+    assert_eq!(
+        update["payload"]["data"]["chatTyping"]["typing"], true,
+        "{update}"
+    );
 
     let typed = api
         .gql(
@@ -600,7 +687,10 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
             json!({"id": conversation}),
         )
         .await;
-    assert_eq!(typed.data()["setChatTyping"]["conversationId"], conversation.as_str());
+    assert_eq!(
+        typed.data()["setChatTyping"]["conversationId"],
+        conversation.as_str()
+    );
     let signal = frame(&mut visitor_socket, "typing").await;
     assert_eq!(signal["typing"], true);
     assert_eq!(head(&api).await, before, "typing writes no event");

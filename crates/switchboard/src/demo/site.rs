@@ -96,7 +96,12 @@ pub async fn prepare(service: &CommandService, origins: Vec<String>) -> anyhow::
                 fields: vec![
                     field("name", "Your name", FormFieldKind::Text, false),
                     field("email", "Your e-mail address", FormFieldKind::Email, true),
-                    field("message", "What do you need?", FormFieldKind::Textarea, true),
+                    field(
+                        "message",
+                        "What do you need?",
+                        FormFieldKind::Textarea,
+                        true,
+                    ),
                 ],
                 allowed_origins: origins,
                 honeypot_field: Some("website".to_owned()),
@@ -118,13 +123,7 @@ pub fn router() -> Router {
             "/demo/",
             get(move || {
                 let page = page.clone();
-                async move {
-                    (
-                        [(header::CACHE_CONTROL, "no-cache")],
-                        Html(page),
-                    )
-                        .into_response()
-                }
+                async move { ([(header::CACHE_CONTROL, "no-cache")], Html(page)).into_response() }
             }),
         )
 }
