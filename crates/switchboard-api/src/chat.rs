@@ -284,18 +284,33 @@ pub(crate) async fn widget(inner: &Inner, key: &str) -> Result<Widget, Response>
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "no such chat"))
 }
 
+/// A request refused before anything is read or written: its status and what it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refused(StatusCode, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = error(self.0, self.1);
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+        response
+    }
+}
+
 /// The CORS headers of an answer to a request with `headers`, or 403 when its `Origin` may not
 /// use the widget.
-pub(crate) fn cors(widget: &Widget, headers: &HeaderMap) -> Result<HeaderMap, Response> {
+pub(crate) fn cors(widget: &Widget, headers: &HeaderMap) -> Result<HeaderMap, Refused> {
     let mut out = HeaderMap::new();
     out.insert(header::VARY, HeaderValue::from_static("Origin"));
     let Some(origin) = origin(headers) else {
         return Ok(out);
     };
     if !widget.config.allowed_origins.iter().any(|a| a == origin) {
-        let mut refused = error(StatusCode::FORBIDDEN, "this site may not use this chat");
-        refused.headers_mut().extend(out);
-        return Err(refused);
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "this site may not use this chat",
+        ));
     }
     if let Ok(value) = HeaderValue::from_str(origin) {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
@@ -312,13 +327,13 @@ fn peer(request: &Request) -> IpAddr {
 }
 
 /// The visitor a bearer token names, or 401.
-fn visitor(inner: &Inner, widget: &Widget, headers: &HeaderMap) -> Result<Uuid, Response> {
+fn visitor(inner: &Inner, widget: &Widget, headers: &HeaderMap) -> Result<Uuid, Refused> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::auth::bearer);
     let Some(token) = token else {
-        return Err(error(
+        return Err(Refused(
             StatusCode::UNAUTHORIZED,
             "send the visitor token as `Authorization: Bearer <token>`",
         ));
@@ -327,17 +342,15 @@ fn visitor(inner: &Inner, widget: &Widget, headers: &HeaderMap) -> Result<Uuid, 
 }
 
 /// The visitor `token` names on the widget's channel, or 401.
-pub(crate) fn verified(inner: &Inner, widget: &Widget, token: &str) -> Result<Uuid, Response> {
+pub(crate) fn verified(inner: &Inner, widget: &Widget, token: &str) -> Result<Uuid, Refused> {
     inner
         .chat
         .tokens
         .verify(widget.channel_id(), token)
-        .ok_or_else(|| {
-            error(
-                StatusCode::UNAUTHORIZED,
-                "the visitor token is not valid for this chat",
-            )
-        })
+        .ok_or(Refused(
+            StatusCode::UNAUTHORIZED,
+            "the visitor token is not valid for this chat",
+        ))
 }
 
 /// Runs `f` on the widget behind `key`, after the CORS check, and adds the CORS headers to
@@ -353,7 +366,7 @@ where
     };
     let cors = match cors(&widget, headers) {
         Ok(cors) => cors,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let mut response = f(state, widget).await;
     response.headers_mut().extend(cors);
@@ -570,7 +583,7 @@ async fn messages(
         let inner = state.inner();
         let visitor = match visitor(inner, &widget, &headers) {
             Ok(visitor) => visitor,
-            Err(response) => return response,
+            Err(refused) => return refused.into_response(),
         };
         let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
         match read_messages(inner, conversation, after.after, PAGE).await {
@@ -766,7 +779,7 @@ async fn counted_body<T: serde::de::DeserializeOwned>(
     address: IpAddr,
     body: Body,
 ) -> Result<(Uuid, T), Response> {
-    let visitor = visitor(inner, widget, headers)?;
+    let visitor = visitor(inner, widget, headers).map_err(IntoResponse::into_response)?;
     inner
         .chat
         .check(address, Some(visitor))

@@ -65,12 +65,12 @@ pub(super) async fn upgrade(
         Ok(widget) => widget,
         Err(response) => return response,
     };
-    if let Err(response) = cors(&widget, request.headers()) {
-        return response;
+    if let Err(refused) = cors(&widget, request.headers()) {
+        return refused.into_response();
     }
     let visitor = match verified(inner, &widget, &query.token) {
         Ok(visitor) => visitor,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     if let Err(wait) = inner.chat.check(address, None) {
         return crate::forms::too_many(wait, "too many connections; try again later");

@@ -635,6 +635,44 @@ async fn the_socket_refuses_foreign_origins_and_bad_tokens() {
 }
 
 #[tokio::test]
+async fn the_socket_names_the_field_at_fault_and_drops_oversized_frames_writing_nothing() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    let before = head(&api).await;
+    let long = "x".repeat(ChatLimits::default().max_message_chars + 1);
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": long, "clientId": "long"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let refused = frame(&mut socket, "error").await;
+    assert_eq!(refused["clientId"], "long");
+    assert_eq!(refused["field"], "text", "{refused}");
+    socket
+        .send(Message::text("not json".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(frame(&mut socket, "error").await["code"], "BAD_FRAME");
+
+    // A frame over the body limit ends the connection.
+    let huge = "y".repeat(ChatLimits::default().max_body_bytes + 1);
+    let _ = socket.send(Message::text(huge)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the connection stayed open after an oversized frame"),
+        }
+    }
+    assert_eq!(head(&api).await, before, "refused frames write nothing");
+}
+
+#[tokio::test]
 async fn typing_signals_reach_agents_and_visitors_without_events() {
     let api = TestApi::start().await;
     let addr = api.serve().await;
