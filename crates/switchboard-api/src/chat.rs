@@ -521,10 +521,6 @@ pub(crate) async fn read_messages(
     limit: usize,
 ) -> Result<(Vec<Value>, u64), Response> {
     let stream = streams::conversation(conversation_id);
-    let directory = match inner.directory().await {
-        Ok(view) => view.directory.clone(),
-        Err(e) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, &e.message())),
-    };
     let mut out = Vec::new();
     let mut last = after;
     loop {
@@ -542,6 +538,11 @@ pub(crate) async fn read_messages(
                 error(StatusCode::SERVICE_UNAVAILABLE, "the conversation cannot be read now")
             })?;
         let read = events.len();
+        // Held while the chunk is decoded (authors' names), never across a read of the store.
+        let view = inner
+            .directory()
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &e.message()))?;
         for recorded in events {
             last = recorded.stream_version;
             let envelope = match switchboard_codec::decode(&recorded) {
@@ -555,7 +556,7 @@ pub(crate) async fn read_messages(
                 envelope.stream_version,
                 &envelope.payload,
                 envelope.metadata.occurred_at,
-                &directory,
+                &view.directory,
             ) {
                 out.push(message);
                 if out.len() >= limit {
