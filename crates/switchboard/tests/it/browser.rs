@@ -1,8 +1,8 @@
 //! Website chat in a real browser: Debian's Chromium, headless and without its sandbox (the
 //! tests run as root), driven over the DevTools protocol with chromiumoxide, against the real
 //! binary serving its demo site (`serve --demo`, `/demo/`). The visitor opens the widget with a
-//! mouse click and writes with the keyboard; an agent answers through GraphQL; the page shows the
-//! answer; a reload keeps the conversation, and the socket follows it again. A screenshot is
+//! mouse click and writes with the keyboard; an agent's GraphQL subscription is told; the agent
+//! answers through GraphQL; the page shows the answer; a reload keeps the conversation, and the socket follows it again. A screenshot is
 //! saved for people to look at.
 //!
 //! Chromium missing: the test skips saying so, or fails under `SWITCHBOARD_REQUIRE_TOOLS=1`
@@ -17,14 +17,20 @@ use chromiumoxide::cdp::browser_protocol::input::{
 use chromiumoxide::layout::Point;
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::server::{Server, wait_for_200};
 
 /// How long the page may take to show something.
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// An agent's GraphQL WebSocket.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The widget's shadow root, in the page's scripts.
 const ROOT: &str = "document.querySelector('[data-switchboard-chat]').shadowRoot";
@@ -145,6 +151,62 @@ async fn reply(server: &Server, token: &str, conversation: &str, text: &str) {
     assert_eq!(sent["data"]["sendReply"]["userErrors"], json!([]), "{sent}");
 }
 
+/// An agent's `graphql-transport-ws` connection, subscribed to the activity of the inbox named
+/// `inbox`.
+async fn agent_following(server: &Server, token: &str, inbox: &str) -> Socket {
+    let inboxes = graphql(
+        server,
+        token,
+        "{ inboxes { nodes { id name } } }",
+        json!({}),
+    )
+    .await;
+    let id = inboxes["data"]["inboxes"]["nodes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["name"] == inbox))
+        .and_then(|i| i["id"].as_str())
+        .unwrap_or_else(|| panic!("no inbox {inbox}: {inboxes}"))
+        .to_owned();
+    let url = server.url("/graphql/ws").replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let frames = [
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
+        json!({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { inboxActivity(inboxId: $id) {
+                eventType conversation { lastMessagePreview } } }",
+            "variables": {"id": id}}}),
+    ];
+    for frame in frames {
+        socket.send(Message::text(frame.to_string())).await.unwrap();
+    }
+    socket
+}
+
+/// Waits for the agent's subscription to announce a message whose preview is `text`.
+async fn announced(socket: &mut Socket, text: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("the agent was never told of {text:?}"));
+        let Some(Ok(Message::Text(frame))) = frame else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&frame).unwrap();
+        let update = &frame["payload"]["data"]["inboxActivity"];
+        if update["eventType"] == "MessageReceived"
+            && update["conversation"]["lastMessagePreview"] == text
+        {
+            return;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_reload() {
     let Some(chromium) = chromium() else {
@@ -207,7 +269,9 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     )
     .await;
 
-    // Types a question and presses Enter: shown, then acknowledged (durable).
+    // Types a question and presses Enter: shown, then acknowledged (durable); an agent
+    // following the Support inbox is told.
+    let mut agent = agent_following(&server, &admin, "Support").await;
     let question = "Do you ship tents to Norway?";
     page.execute(InsertTextParams::new(question)).await.unwrap();
     press_enter(&page).await;
@@ -219,6 +283,8 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
         ),
     )
     .await;
+
+    announced(&mut agent, question).await;
 
     // An agent answers through GraphQL; the page shows it.
     let conversation = conversation_with(&server, &admin, question).await;
