@@ -400,9 +400,10 @@ async fn preflight(
 /// What the widget says about reply times when the team is available and configured nothing.
 const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
 
-/// What it says when nobody is available.
+/// What it says when nobody is available. (It promises no e-mail: replies to a chat go out by
+/// chat only, for now; the address makes the visitor a contact the team can reach.)
 const AWAY_EXPECTED_REPLY: &str =
-    "Nobody is available right now. Leave your e-mail address and we will answer by e-mail.";
+    "Nobody is available right now. Leave your e-mail address so that we can get back to you.";
 
 /// `GET /chat/{key}`.
 async fn info(

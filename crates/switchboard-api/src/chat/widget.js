@@ -319,7 +319,7 @@
     event.preventDefault();
     state.pendingEmail = emailInput.value;
     emailForm.hidden = true;
-    typing.textContent = "Thanks: we will reply to " + emailInput.value + ".";
+    typing.textContent = "Thanks: we have your address, " + emailInput.value + ".";
     text.focus();
     giveEmail();
   });

@@ -98,6 +98,17 @@ async fn say(api: &TestApi, key: &str, token: &str, text: &str) -> Reply {
     .await
 }
 
+/// Posts `details` (an e-mail address, a name) as the visitor of `token`.
+async fn leave(api: &TestApi, key: &str, token: &str, details: Value) -> Reply {
+    api.send(request(
+        "POST",
+        &format!("/chat/{key}/contact"),
+        Some(token),
+        Some(details),
+    ))
+    .await
+}
+
 /// The texts the visitor of `token` reads.
 async fn texts(api: &TestApi, key: &str, token: &str) -> Vec<String> {
     let reply = api
@@ -266,14 +277,7 @@ async fn foreign_origins_and_bad_bodies_are_refused_and_write_nothing() {
     );
     let empty = say(&api, &key, &token, "   ").await;
     assert_eq!(empty.body["errors"][0]["field"], "text");
-    let bad_email = api
-        .send(request(
-            "POST",
-            &format!("/chat/{key}/contact"),
-            Some(&token),
-            Some(json!({"email": "not an address"})),
-        ))
-        .await;
+    let bad_email = leave(&api, &key, &token, json!({"email": "not an address"})).await;
     assert_eq!(bad_email.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad_email.body["errors"][0]["field"], "email");
 
@@ -371,36 +375,21 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
     // The visitor leaves an address: a contact known by it and by the visitor, made from
     // their conversation (so after their first message).
     let token = visitor(&api, &key).await;
-    let early = api
-        .send(request(
-            "POST",
-            &format!("/chat/{key}/contact"),
-            Some(&token),
-            Some(json!({"email": "ada@customer.test"})),
-        ))
-        .await;
+    let early = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
     assert_eq!(
         say(&api, &key, &token, "Hello?").await.status,
         StatusCode::CREATED
     );
-    let left = api
-        .send(request(
-            "POST",
-            &format!("/chat/{key}/contact"),
-            Some(&token),
-            Some(json!({"email": "Ada@Customer.test", "name": "Ada"})),
-        ))
-        .await;
+    let left = leave(
+        &api,
+        &key,
+        &token,
+        json!({"email": "Ada@Customer.test", "name": "Ada"}),
+    )
+    .await;
     assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
-    let again = api
-        .send(request(
-            "POST",
-            &format!("/chat/{key}/contact"),
-            Some(&token),
-            Some(json!({"email": "ada@customer.test"})),
-        ))
-        .await;
+    let again = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     assert_eq!(again.body["recognised"], true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
