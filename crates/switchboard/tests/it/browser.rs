@@ -1,9 +1,10 @@
-//! Website chat in a real browser: Debian's Chromium, headless and without its sandbox (the
-//! tests run as root), driven over the DevTools protocol with chromiumoxide, against the real
-//! binary serving its demo site (`serve --demo`, `/demo/`). The visitor opens the widget with a
-//! mouse click and writes with the keyboard; an agent's GraphQL subscription is told; the agent
-//! answers through GraphQL; the page shows the answer; a reload keeps the conversation, and the socket follows it again. A screenshot is
-//! saved for people to look at.
+//! Website chat (and the demo's form) in a real browser: Debian's Chromium, headless and without
+//! its sandbox (the tests run as root), driven over the DevTools protocol with chromiumoxide,
+//! against the real binary serving its demo site (`serve --demo`, `/demo/`). The visitor opens
+//! the widget with a mouse click and writes with the keyboard; an agent's GraphQL subscription is
+//! told; the agent answers through GraphQL; the page shows the answer; a reload keeps the
+//! conversation, and the socket follows it again. The page's quote form, sent in the browser,
+//! opens a conversation. A screenshot is saved for people to look at.
 //!
 //! Chromium missing: the test skips saying so, or fails under `SWITCHBOARD_REQUIRE_TOOLS=1`
 //! (`.ci/run` installs it). `SWITCHBOARD_CHROMIUM` names another binary.
@@ -316,6 +317,39 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     .await;
     let shown = text_of_log(&page).await;
     assert_eq!(shown.matches(answer).count(), 1, "{shown}");
+
+    // The demo site's quote form, filled in and sent in the browser, opens a conversation.
+    page.evaluate(
+        "document.querySelector('#quote [name=name]').value = 'Ada Lindqvist';
+         document.querySelector('#quote [name=email]').value = 'ada@customer.example';
+         document.querySelector('#quote [name=message]').value = 'A quote for 12 tents, please';
+         document.querySelector('#quote button').click();",
+    )
+    .await
+    .unwrap();
+    until(
+        &page,
+        "document.querySelector('#form-result').textContent.startsWith('Thanks')",
+    )
+    .await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let found = graphql(
+            &server,
+            &admin,
+            "{ conversations(first: 10) { nodes { lastMessagePreview } } }",
+            json!({}),
+        )
+        .await;
+        if found.to_string().contains("A quote for 12 tents") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no conversation from the form: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Opened again for the picture.
     page.click(point).await.unwrap();
