@@ -133,6 +133,7 @@ domain_events! {
     EmailServersSet("EmailServersSet", 1),
     FormConfigured("FormConfigured", 1),
     ChatBotConfigured("ChatBotConfigured", 1),
+    ChatWidgetConfigured("ChatWidgetConfigured", 1),
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 3),

@@ -122,7 +122,8 @@ fn too_many_values() -> Response {
     )
 }
 
-fn quota(per_minute: u32, burst: u32) -> Quota {
+/// A GCRA quota of `per_minute` with bursts of `burst` (at least one each).
+pub(crate) fn quota(per_minute: u32, burst: u32) -> Quota {
     let one = NonZeroU32::MIN;
     let period = Duration::from_secs(60) / per_minute.max(1);
     Quota::with_period(period)
@@ -162,12 +163,26 @@ impl Forms {
     }
 }
 
-fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     answer(status, json!({ "error": message }))
+}
+
+/// 429 with `Retry-After` in whole seconds (at least one).
+pub(crate) fn too_many(wait: Duration, message: &str) -> Response {
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(wait)));
+    response
+}
+
+/// `wait` in whole seconds, rounded up, at least one.
+pub(crate) fn retry_after(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 fn unknown_form() -> Response {
@@ -202,7 +217,7 @@ async fn form(state: &ApiState, key: &str) -> Result<Option<(FormConfigured, Str
 }
 
 /// The request's `Origin`, if it sent one.
-fn origin(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 
@@ -308,15 +323,7 @@ pub(crate) async fn submit(
     };
     let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
     if let Err(wait) = inner.forms.check(address, form.channel_id) {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many submissions; try again later",
-        );
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        return with_cors(response);
+        return with_cors(too_many(wait, "too many submissions; try again later"));
     }
     let parsed = match read(&headers, body, &inner.forms.limits).await {
         Ok(parsed) => parsed,

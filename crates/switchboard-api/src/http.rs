@@ -17,6 +17,8 @@
 //!   [`crate::ingest`]).
 //! - `POST /forms/{publicKey}` (and its CORS preflight, `OPTIONS`): a web form's submission
 //!   (see [`crate::forms`]).
+//! - `GET /widget/v1.js`, `/chat/{publicKey}/...` (and its WebSocket, `/chat/{publicKey}/live`):
+//!   website chat's widget and its visitors' routes (see [`crate::chat`]).
 //! - `GET /files/{conversationId}/{sha256}`: a conversation's file (see [`crate::files`]).
 //! - `GET /livez`, `GET /readyz`, `GET /metrics`.
 
@@ -103,6 +105,8 @@ pub fn router(state: ApiState) -> Router {
                     state.inner().forms.limits.max_body_bytes,
                 )),
         )
+        // Visitors' requests are bounded by the chat's own limits (see `chat`).
+        .merge(crate::chat::router(state.clone()))
         // Added after the body limit: the GraphQL endpoint bounds its bodies itself, JSON by
         // `max_body_bytes`, multipart uploads by the upload limits (see `graphql`).
         .route("/graphql", get(graphiql).post(graphql))

@@ -12,6 +12,8 @@
 //! - `ingest`: raw e-mails posted into a channel with its ingest secret.
 //! - [`messenger`]: Facebook Messenger's webhook (verification handshake, signed page events).
 //! - [`forms`]: web form submissions (`POST /forms/{publicKey}`), their CORS and rate limits.
+//! - [`chat`]: website chat for visitors (`/widget/v1.js`, `/chat/{publicKey}/...`: visitor
+//!   tokens, messages, the visitor's WebSocket, typing signals).
 //! - `files`: downloads of conversations' attachments and original e-mails.
 //! - `access`: what the viewer may see (the write side's access rules, applied to reads).
 //! - [`auth`]: JWT bearer tokens (our own, and an OpenID Connect provider's) and the viewer they
@@ -26,6 +28,7 @@
 
 mod access;
 pub mod auth;
+pub mod chat;
 pub mod consistency;
 pub mod error;
 mod files;
@@ -43,6 +46,7 @@ pub mod state;
 mod subscription;
 mod types;
 
+pub use chat::ChatLimits;
 pub use forms::FormLimits;
 pub use http::router;
 pub use schema::{SwitchboardSchema, sdl};

@@ -16,6 +16,7 @@
 //! - `mail`: e-mail channels' IMAP, SMTP and ingest settings, and their connection test.
 //! - `form`: form channels' fields, allowed origins and honeypot.
 //! - `chat_bot`: chat channels' bots.
+//! - `chat`: chat channels' widgets, and agents' typing signals.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
@@ -23,6 +24,7 @@
 
 mod channel;
 mod chat_bot;
+mod chat;
 pub(crate) mod common;
 mod contact;
 mod conversation;
@@ -47,6 +49,7 @@ pub struct Mutation(
     mail::MailMutation,
     form::FormMutation,
     chat_bot::ChatBotMutation,
+    chat::ChatMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

@@ -129,6 +129,8 @@ pub struct ApiSettings {
     pub messenger: Option<crate::messenger::MessengerSettings>,
     /// Rate and size limits of `POST /forms/{publicKey}`.
     pub forms: crate::forms::FormLimits,
+    /// Rate and size limits of website chat's visitor routes (`/chat/{publicKey}/...`).
+    pub chat: crate::chat::ChatLimits,
 }
 
 /// What the API needs for e-mail channels.
@@ -170,6 +172,7 @@ impl ApiSettings {
             mail: MailSettings::default(),
             messenger: None,
             forms: crate::forms::FormLimits::default(),
+            chat: crate::chat::ChatLimits::default(),
         }
     }
 }
@@ -186,6 +189,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("mail", &self.mail)
             .field("messenger", &self.messenger)
             .field("forms", &self.forms)
+            .field("chat", &self.chat)
             .finish()
     }
 }
@@ -217,6 +221,8 @@ pub(crate) struct Inner {
     pub(crate) messenger: Option<crate::messenger::MessengerSettings>,
     /// Limits and rate limiters of `POST /forms/{publicKey}`.
     pub(crate) forms: crate::forms::Forms,
+    /// Website chat: limits, rate limiters, visitor tokens, typing signals.
+    pub(crate) chat: crate::chat::Chat,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
@@ -240,6 +246,7 @@ impl ApiState {
     ) -> ApiState {
         let store = service.store().clone();
         ApiState(Arc::new(Inner {
+            chat: crate::chat::Chat::new(settings.chat, &settings.mail.secret_key),
             vault: switchboard_store::secret::Vault::new(
                 store.secrets(),
                 &settings.mail.secret_key,

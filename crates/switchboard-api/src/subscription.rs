@@ -382,8 +382,53 @@ fn concerns(envelope: &Envelope, user: Uuid) -> Option<ViewerReason> {
     }
 }
 
+/// A chat visitor started or stopped typing.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub(crate) struct ChatTyping {
+    /// The conversation.
+    conversation_id: ID,
+    /// Whether the visitor is typing now.
+    typing: bool,
+}
+
 #[SubscriptionObject]
 impl Subscription {
+    /// The typing signals of the visitor of one chat conversation: ephemeral, never recorded,
+    /// sent only while subscribed.
+    async fn chat_typing(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = ChatTyping> + use<>> {
+        let id = ids::decode(&conversation_id, Kind::Conversation, "conversationId")?;
+        if Conversation::load(ctx, id).await?.is_none() {
+            return Err(ApiError::not_found("conversation").into());
+        }
+        let inner = state(ctx);
+        let signals = inner.chat.typing.subscribe();
+        let closing = inner.closing();
+        let stream = futures::stream::unfold(signals, move |mut signals| {
+            let conversation_id = conversation_id.clone();
+            async move {
+                loop {
+                    match signals.recv().await {
+                        Ok(signal) if signal.conversation_id == id && signal.user.is_none() => {
+                            let typing = ChatTyping {
+                                conversation_id,
+                                typing: signal.typing,
+                            };
+                            return Some((typing, signals));
+                        }
+                        // Others' signals, or skipped ones: they are only hints.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(stream.take_until(closing))
+    }
+
     /// Every change of one conversation, with the conversation as it is after it. With
     /// `after` (a `consistencyToken` of a query or mutation), every change after what that
     /// token covers is sent, also those made before the subscription started; without it,

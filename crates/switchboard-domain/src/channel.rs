@@ -21,8 +21,8 @@
 //! address in its reservation stream: see [`address_claim`].
 
 use proto_events::event::{
-    BuiltInEmailFiltersSet, ChannelConfig, ChannelConnected, ChannelDisconnected, ChannelMoved,
-    EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, EmailServersSet,
+    BuiltInEmailFiltersSet, ChannelConfig, ChannelConnected, ChannelDisconnected, ChannelKind,
+    ChannelMoved, EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, EmailServersSet,
     FallbackAddressAssigned, FilterAction, ImapServer, Member, RoutingRuleRemoved, RoutingRuleSet,
     RoutingStrategy, RuleScope, SenderPattern, ServerSecurity, SmtpServer, UniqueScope,
     UniqueValueReleased, UniqueValueReserved,
@@ -31,6 +31,7 @@ use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
 
 use crate::chatbot::{self, ChatBotSettings};
+use crate::chat::{self, ChatWidgetSettings};
 use crate::directory::{Channel, Directory, User};
 use crate::form::{self, FormSettings};
 use crate::setup::Decision;
@@ -79,6 +80,14 @@ pub enum ChannelCommand {
     ConfigureChatBot {
         channel_id: Uuid,
         settings: ChatBotSettings,
+    },
+    /// Configure a chat channel's widget: its allowed origins, team name and reply-time
+    /// wording (admins only), replacing what was configured. `new_public_key` (random, from the
+    /// caller) becomes the widget's key the first time; afterwards the widget keeps its key.
+    ConfigureChatWidget {
+        channel_id: Uuid,
+        new_public_key: String,
+        settings: ChatWidgetSettings,
     },
     /// Stop receiving through a channel; its history stays.
     Disconnect { channel_id: Uuid },
@@ -345,14 +354,7 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
             settings,
         } => {
             require_admin(&caller)?;
-            let channel = connected(d, *channel_id)?;
-            if !matches!(channel.config, ChannelConfig::Form { .. }) {
-                return Err(DomainError::rejected(
-                    "NOT_FORM",
-                    Some("channelId"),
-                    "this applies to form channels only",
-                ));
-            }
+            let channel = connected_of_kind(d, *channel_id, ChannelKind::Form)?;
             let current_key = channel.form.as_ref().map(|f| f.public_key.as_str());
             one(
                 streams::channel(*channel_id),
@@ -378,6 +380,19 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
             one(
                 streams::channel(*channel_id),
                 chatbot::configured(*channel_id, settings)?,
+            )
+        }
+        C::ConfigureChatWidget {
+            channel_id,
+            new_public_key,
+            settings,
+        } => {
+            require_admin(&caller)?;
+            let channel = connected_of_kind(d, *channel_id, ChannelKind::Chat)?;
+            let current_key = channel.chat_widget.as_ref().map(|w| w.public_key.as_str());
+            one(
+                streams::channel(*channel_id),
+                chat::configured(*channel_id, current_key, new_public_key, settings)?,
             )
         }
         C::Disconnect { channel_id } => {
@@ -786,6 +801,27 @@ fn caller<'d>(directory: &'d Directory, actor: &Actor) -> Result<Caller<'d>, Dom
             "only users and the system change channels",
         )),
     }
+}
+
+/// The connected channel `id` if it is of `kind`; `NOT_FORM` or `NOT_CHAT` otherwise (the
+/// settings that only one kind of channel has).
+fn connected_of_kind(d: &Directory, id: Uuid, kind: ChannelKind) -> Result<&Channel, DomainError> {
+    let channel = connected(d, id)?;
+    if channel.config.kind() == kind {
+        return Ok(channel);
+    }
+    Err(match kind {
+        ChannelKind::Chat => DomainError::rejected(
+            "NOT_CHAT",
+            Some("channelId"),
+            "this applies to chat channels only",
+        ),
+        _ => DomainError::rejected(
+            "NOT_FORM",
+            Some("channelId"),
+            "this applies to form channels only",
+        ),
+    })
 }
 
 fn require_admin(caller: &Caller<'_>) -> Result<(), DomainError> {

@@ -22,7 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proto_events::event::{
-    Availability, ChannelConfig, ChatBotConfigured, EmailAccess, FilterAction, FormConfigured,
+    Availability, ChannelConfig, ChatBotConfigured, ChatWidgetConfigured, EmailAccess,
+    FilterAction, FormConfigured,
     Holiday, ImapServer, Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern,
     SmtpServer,
 };
@@ -142,6 +143,10 @@ pub struct Channel {
     /// A chat channel's bot, as last configured (`None` until then, and for other kinds).
     #[serde(default)]
     pub chat_bot: Option<ChatBotConfigured>,
+    /// A chat channel's widget settings, as last configured (`None` until then, and for other
+    /// kinds).
+    #[serde(default)]
+    pub chat_widget: Option<ChatWidgetConfigured>,
 }
 
 /// An e-mail channel's outside servers, as last set (see
@@ -405,6 +410,7 @@ impl Directory {
                         servers: EmailServers::default(),
                         form: None,
                         chat_bot: None,
+                        chat_widget: None,
                     },
                 );
             }
@@ -421,6 +427,11 @@ impl Directory {
             E::ChatBotConfigured(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.chat_bot = Some(e.clone());
+                }
+            }
+            E::ChatWidgetConfigured(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.chat_widget = Some(e.clone());
                 }
             }
             E::EmailServersSet(e) => {
@@ -451,6 +462,7 @@ impl Directory {
                         servers: EmailServers::default(),
                         form: None,
                         chat_bot: None,
+                        chat_widget: None,
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);
@@ -666,6 +678,17 @@ impl Directory {
         self.channels
             .values()
             .find(|c| c.connected && c.form.as_ref().is_some_and(|form| form.public_key == key))
+    }
+
+    /// The connected chat channel whose widget's public key is `key` (see
+    /// [`ChatWidgetConfigured`](proto_events::event::ChatWidgetConfigured)).
+    pub fn chat_by_key(&self, key: &str) -> Option<&Channel> {
+        self.channels.values().find(|c| {
+            c.connected
+                && c.chat_widget
+                    .as_ref()
+                    .is_some_and(|widget| widget.public_key == key)
+        })
     }
 
     /// Whether the inbox has team e-mail: a connected, shared e-mail address that is not its

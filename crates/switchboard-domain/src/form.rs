@@ -56,22 +56,7 @@ pub fn configured(
     new_key: &str,
     settings: &FormSettings,
 ) -> Result<FormConfigured, DomainError> {
-    let public_key = match current_key {
-        Some(key) => key.to_owned(),
-        None => {
-            if new_key.len() < MIN_PUBLIC_KEY
-                || !new_key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(DomainError::invalid(
-                    "publicKey",
-                    format!("must be at least {MIN_PUBLIC_KEY} URL-safe characters"),
-                ));
-            }
-            new_key.to_owned()
-        }
-    };
+    let public_key = public_key(current_key, new_key)?;
     if settings.fields.is_empty() || settings.fields.len() > MAX_FIELDS {
         return Err(DomainError::invalid(
             "fields",
@@ -141,20 +126,7 @@ pub fn configured(
             ),
         ));
     }
-    if settings.allowed_origins.len() > MAX_ORIGINS {
-        return Err(DomainError::invalid(
-            "allowedOrigins",
-            format!("at most {MAX_ORIGINS} origins"),
-        ));
-    }
-    let mut allowed_origins: Vec<String> = Vec::with_capacity(settings.allowed_origins.len());
-    for (i, origin) in settings.allowed_origins.iter().enumerate() {
-        let origin = self::origin(origin)
-            .map_err(|m| DomainError::invalid(format!("allowedOrigins.{i}"), m))?;
-        if !allowed_origins.contains(&origin) {
-            allowed_origins.push(origin);
-        }
-    }
+    let allowed_origins = allowed_origins(&settings.allowed_origins)?;
     let honeypot_field = match settings.honeypot_field.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(name) => {
@@ -177,6 +149,45 @@ pub fn configured(
     })
 }
 
+/// The key a channel keeps: `current_key` if it has one, else `new_key`, which must be at least
+/// [`MIN_PUBLIC_KEY`] URL-safe characters. Shared with the chat widget's configuration.
+pub(crate) fn public_key(current_key: Option<&str>, new_key: &str) -> Result<String, DomainError> {
+    if let Some(key) = current_key {
+        return Ok(key.to_owned());
+    }
+    if new_key.len() < MIN_PUBLIC_KEY
+        || !new_key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(DomainError::invalid(
+            "publicKey",
+            format!("must be at least {MIN_PUBLIC_KEY} URL-safe characters"),
+        ));
+    }
+    Ok(new_key.to_owned())
+}
+
+/// Checks and normalises allowed origins (see [`origin`]), dropping repeats; errors name
+/// `allowedOrigins.<i>`. Shared with the chat widget's configuration.
+pub(crate) fn allowed_origins(origins: &[String]) -> Result<Vec<String>, DomainError> {
+    if origins.len() > MAX_ORIGINS {
+        return Err(DomainError::invalid(
+            "allowedOrigins",
+            format!("at most {MAX_ORIGINS} origins"),
+        ));
+    }
+    let mut allowed: Vec<String> = Vec::with_capacity(origins.len());
+    for (i, origin) in origins.iter().enumerate() {
+        let origin = self::origin(origin)
+            .map_err(|m| DomainError::invalid(format!("allowedOrigins.{i}"), m))?;
+        if !allowed.contains(&origin) {
+            allowed.push(origin);
+        }
+    }
+    Ok(allowed)
+}
+
 /// A field name: 1 to [`MAX_FIELD_NAME`] ASCII letters, digits, `_`, `-` or `.`.
 fn field_name(value: &str) -> Result<String, String> {
     let value = value.trim();
@@ -194,7 +205,7 @@ fn field_name(value: &str) -> Result<String, String> {
 }
 
 /// A label or option: trimmed, not empty, at most `max` characters, no control characters.
-fn text(value: &str, max: usize) -> Result<String, String> {
+pub(crate) fn text(value: &str, max: usize) -> Result<String, String> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(format!(

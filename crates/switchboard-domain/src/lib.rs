@@ -14,6 +14,8 @@
 //! - [`channel`]: commands on channels, routing rules and e-mail filter rules.
 //! - [`form`]: what a form channel is configured with, and whether a submission fits it.
 //! - [`chatbot`]: what a chat channel's bot is configured with, and what it says and does.
+//! - [`chat`]: what a chat channel's widget is configured with, and whether the team can answer
+//!   now.
 //! - [`filter`]: whether an inbound e-mail goes to the Filtered view, and why.
 //! - [`routing`]: who a new conversation goes to under its rule, and the recorded reason.
 //! - [`conversation`]: the conversation aggregate: messages, replies, comments, assignment, status.
@@ -24,6 +26,7 @@
 
 pub mod channel;
 pub mod chatbot;
+pub mod chat;
 pub mod contact;
 pub mod context;
 pub mod conversation;

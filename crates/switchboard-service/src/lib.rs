@@ -27,4 +27,4 @@ pub mod view;
 pub use switchboard_codec as codec;
 
 pub use crate::error::ServiceError;
-pub use crate::service::{Command, CommandMeta, CommandService, Outcome};
+pub use crate::service::{Command, CommandMeta, CommandService, Outcome, chat_conversation_id};

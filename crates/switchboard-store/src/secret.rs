@@ -88,6 +88,19 @@ impl MasterKey {
         MasterKey(rand::random())
     }
 
+    /// A key for another purpose, derived from this one: SHA-256 over a fixed prefix,
+    /// `purpose` and the key, so keys of different purposes are unrelated and none reveals the
+    /// master key (the chat widget's visitor tokens are signed with one).
+    pub fn derive(&self, purpose: &str) -> [u8; KEY_BYTES] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"switchboard derived key v1\0");
+        hash.update(purpose.as_bytes());
+        hash.update(b"\0");
+        hash.update(self.0);
+        hash.finalize().into()
+    }
+
     /// The key as 64 hexadecimal digits: only for writing it to its file.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

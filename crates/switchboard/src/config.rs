@@ -153,6 +153,8 @@ pub struct Config {
     pub limits: switchboard_api::Limits,
     /// Rate and size limits of web form submissions (`POST /forms/{publicKey}`).
     pub forms: switchboard_api::FormLimits,
+    /// Rate and size limits of website chat's visitor routes (`/chat/{publicKey}/...`).
+    pub chat: switchboard_api::ChatLimits,
     /// The SMTP/LMTP listener for inbound mail.
     pub smtp: SmtpConfig,
     /// IMAP accounts whose mail is imported into their e-mail channels.
@@ -337,6 +339,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             limits: switchboard_api::Limits::default(),
             forms: switchboard_api::FormLimits::default(),
+            chat: switchboard_api::ChatLimits::default(),
             smtp: SmtpConfig::default(),
             messenger: MessengerConfig::default(),
             imap: Vec::new(),
@@ -424,6 +427,8 @@ struct FileConfig {
     #[serde(default)]
     forms: FileForms,
     #[serde(default)]
+    chat: FileChat,
+    #[serde(default)]
     smtp: FileSmtp,
     #[serde(default)]
     messenger: FileMessenger,
@@ -460,6 +465,17 @@ struct FileForms {
     max_body_bytes: Option<usize>,
     max_files: Option<usize>,
     max_file_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileChat {
+    per_visitor_per_minute: Option<u32>,
+    per_visitor_burst: Option<u32>,
+    per_address_per_minute: Option<u32>,
+    per_address_burst: Option<u32>,
+    max_body_bytes: Option<usize>,
+    max_message_chars: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -771,6 +787,25 @@ impl Config {
                 *slot = v;
             }
         }
+        let (chat, f) = (&mut self.chat, file.chat);
+        for (value, slot) in [
+            (f.per_visitor_per_minute, &mut chat.per_visitor_per_minute),
+            (f.per_visitor_burst, &mut chat.per_visitor_burst),
+            (f.per_address_per_minute, &mut chat.per_address_per_minute),
+            (f.per_address_burst, &mut chat.per_address_burst),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        for (value, slot) in [
+            (f.max_body_bytes, &mut chat.max_body_bytes),
+            (f.max_message_chars, &mut chat.max_message_chars),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
         Ok(())
     }
 
@@ -945,6 +980,40 @@ impl Config {
                 *slot = parse(at, name, v, parse_number)?;
             }
         }
+        let chat = &mut self.chat;
+        for (name, slot) in [
+            (
+                "SWITCHBOARD_CHAT_PER_VISITOR_PER_MINUTE",
+                &mut chat.per_visitor_per_minute,
+            ),
+            (
+                "SWITCHBOARD_CHAT_PER_VISITOR_BURST",
+                &mut chat.per_visitor_burst,
+            ),
+            (
+                "SWITCHBOARD_CHAT_PER_ADDRESS_PER_MINUTE",
+                &mut chat.per_address_per_minute,
+            ),
+            (
+                "SWITCHBOARD_CHAT_PER_ADDRESS_BURST",
+                &mut chat.per_address_burst,
+            ),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(at, name, v, parse_number)?;
+            }
+        }
+        for (name, slot) in [
+            ("SWITCHBOARD_CHAT_MAX_BODY_BYTES", &mut chat.max_body_bytes),
+            (
+                "SWITCHBOARD_CHAT_MAX_MESSAGE_CHARS",
+                &mut chat.max_message_chars,
+            ),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(at, name, v, parse_number)?;
+            }
+        }
         Ok(())
     }
 
@@ -1059,6 +1128,28 @@ impl Config {
                     "a body of {} bytes cannot hold a file of {} bytes; bodies need at least 1024",
                     forms.max_body_bytes, forms.max_file_bytes
                 ),
+            );
+        }
+        let chat = &self.chat;
+        if [
+            chat.per_visitor_per_minute,
+            chat.per_visitor_burst,
+            chat.per_address_per_minute,
+            chat.per_address_burst,
+        ]
+        .contains(&0)
+        {
+            return invalid(
+                "chat.per_visitor_per_minute, per_visitor_burst, per_address_per_minute, \
+                 per_address_burst (SWITCHBOARD_CHAT_...)",
+                "must be at least 1: a chat that takes nothing is a disconnected chat".to_owned(),
+            );
+        }
+        if chat.max_body_bytes < 1024 || chat.max_message_chars == 0 {
+            return invalid(
+                "chat.max_body_bytes and chat.max_message_chars (SWITCHBOARD_CHAT_MAX_BODY_BYTES, \
+                 SWITCHBOARD_CHAT_MAX_MESSAGE_CHARS)",
+                "bodies need at least 1024 bytes, and messages at least one character".to_owned(),
             );
         }
         if self.smtp.max_message_bytes < 1024 {

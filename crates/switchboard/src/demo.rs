@@ -19,6 +19,10 @@
 //! spread over the past four weeks: inbound messages, bot answers and handoffs, replies with
 //! delivery reports, comments with @mentions, reassignments, closes, reopens by customers and by
 //! hand, visitors turned into contacts, tickets from conversations, and filtered newsletters.
+//!
+//! `site`: the demo site at `/demo/`, a page embedding the chat widget and the quote form.
+
+pub mod site;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

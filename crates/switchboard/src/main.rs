@@ -169,6 +169,9 @@ fn print_banner(app: &Application) {
     } else if app.config().demo {
         println!("  Demo       the store already holds data: not seeded again");
     }
+    if app.config().demo {
+        println!("  Demo site  http://{browse}/demo/ (website chat and a form)");
+    }
     if let Some(token) = app.admin_token() {
         println!();
         println!("  Admin token for {} (valid 7 days):", demo::ADMIN_EMAIL);

@@ -237,8 +237,14 @@ impl Application {
                     ..MailSettings::default()
                 },
                 forms: config.forms.clone(),
+                chat: config.chat.clone(),
             },
         );
+        if config.demo {
+            demo::site::prepare(&service, demo::site::origins(local_addr))
+                .await
+                .context("configuring the demo site's chat widget and form")?;
+        }
         let admin_token = if config.demo {
             demo::admin(&service)
                 .await?
@@ -368,7 +374,10 @@ impl Application {
                 },
             ));
         }
-        let router = switchboard_api::router(state.clone());
+        let mut router = switchboard_api::router(state.clone());
+        if config.demo {
+            router = router.merge(demo::site::router());
+        }
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let closing = state.clone();
         let graceful = async move {

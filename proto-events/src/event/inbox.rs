@@ -394,6 +394,28 @@ pub struct FormConfigured {
     pub honeypot_field: Option<String>,
 }
 
+/// A website chat channel's widget was configured, replacing what was configured before:
+/// the key the embedding script names, the sites that may embed it and what it shows.
+/// `/chat/{public_key}/...` serves its visitors.
+///
+/// The public key names the channel in the page's script tag; it is not a secret, only hard to
+/// guess, and it stays the same when the widget is configured again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatWidgetConfigured {
+    /// The chat channel.
+    pub channel_id: Uuid,
+    /// The key the embedding script names: URL-safe, at least 128 random bits.
+    pub public_key: String,
+    /// The origins (`https://host[:port]`) whose pages may run the widget (CORS on its HTTP
+    /// routes, `Origin` on its WebSocket). Empty: no page may, until some are configured.
+    pub allowed_origins: Vec<String>,
+    /// The name the widget shows visitors, e.g. `"Acme Support"`.
+    pub team_name: String,
+    /// What the widget says about reply times while someone is available, e.g. `"We usually
+    /// reply in a few minutes"`. `None`: the widget's own wording.
+    pub expected_reply: Option<String>,
+}
+
 /// One field of a form, as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormFieldSpec {

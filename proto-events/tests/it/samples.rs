@@ -397,6 +397,14 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        ChatWidgetConfigured {
+            channel_id: id(CHANNEL),
+            public_key: "ch4t-Key_3nL5mR7pYa4f0rm8wJ2kQx".into(),
+            allowed_origins: vec!["https://www.example.com".into()],
+            team_name: "Example Support".into(),
+            expected_reply: Some("We usually reply in a few minutes".into()),
+        }
+        .into(),
         BuiltInEmailFiltersSet {
             channel_id: id(CHANNEL),
             automated_replies: true,

@@ -85,7 +85,7 @@ payload! {
 }
 
 /// A new public key: 24 random bytes (192 bits), URL-safe base64 without padding.
-fn new_public_key() -> String {
+pub(super) fn new_public_key() -> String {
     let bytes: [u8; 24] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -239,6 +239,7 @@ impl Channel {
             .filter(|_| access.is_admin())
             .map(FormSettings))
     }
+
     /// A chat channel's bot (see `configureChatBot`); null until it is configured, for other
     /// kinds, and for viewers who are not admins.
     async fn chat_bot(
@@ -252,6 +253,21 @@ impl Channel {
             .clone()
             .filter(|_| access.is_admin())
             .map(super::chat_bot::ChatBotSettings))
+    }
+
+    /// A chat channel's widget (see `configureChatWidget`); null until it is configured, for
+    /// other kinds, and for viewers who are not admins.
+    async fn chat_widget(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<ChatWidgetSettings>> {
+        let access = crate::state::access(ctx).await?;
+        Ok(self
+            .0
+            .chat_widget
+            .clone()
+            .filter(|_| access.is_admin())
+            .map(ChatWidgetSettings))
     }
 }
 
@@ -345,6 +361,31 @@ impl FormSettings {
     /// The hidden field that only bots fill in; null when none.
     async fn honeypot_field(&self) -> Option<&str> {
         self.0.honeypot_field.as_deref()
+    }
+}
+
+/// A chat channel's widget settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ChatWidgetSettings(proto_events::event::ChatWidgetConfigured);
+
+#[Object]
+impl ChatWidgetSettings {
+    /// The key the embedding script names (`/widget/v1.js` with `data-key`). Not a secret: it
+    /// sits in the company's page.
+    async fn public_key(&self) -> &str {
+        &self.0.public_key
+    }
+    /// Origins whose pages may run the widget (CORS and the WebSocket's `Origin`).
+    async fn allowed_origins(&self) -> &[String] {
+        &self.0.allowed_origins
+    }
+    /// The name the widget shows visitors.
+    async fn team_name(&self) -> &str {
+        &self.0.team_name
+    }
+    /// The reply-time wording shown while someone is available; null: the widget's own.
+    async fn expected_reply(&self) -> Option<&str> {
+        self.0.expected_reply.as_deref()
     }
 }
 

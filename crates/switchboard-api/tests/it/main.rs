@@ -8,6 +8,7 @@ mod analytics;
 mod audit;
 mod basics;
 mod bots;
+mod chat;
 mod files;
 mod forms;
 mod history;

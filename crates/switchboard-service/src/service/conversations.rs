@@ -28,6 +28,20 @@ use crate::ServiceError;
 /// The namespace of conversation ids derived from what identifies a new conversation.
 const CONVERSATION_IDS: Uuid = Uuid::from_u128(0x5b0a_7d1e_4c3f_4a59_9e21_6c1d_2f8b_a470);
 
+/// The id of a conversation derived from its channel and `key` (`chat:<visitor>`,
+/// `email:<root Message-ID>`, ...).
+fn derived_id(channel_id: Uuid, key: &str) -> Uuid {
+    let mut name = channel_id.as_bytes().to_vec();
+    name.extend_from_slice(key.as_bytes());
+    Uuid::new_v5(&CONVERSATION_IDS, &name)
+}
+
+/// The conversation a chat visitor's messages on `channel_id` go to: the same one for every
+/// message, before the first one too, so a visitor's client can follow it from the start.
+pub fn chat_conversation_id(channel_id: Uuid, visitor_id: &str) -> Uuid {
+    derived_id(channel_id, &format!("chat:{visitor_id}"))
+}
+
 impl Run<'_> {
     pub(super) async fn receive_message(
         &self,
@@ -86,11 +100,7 @@ impl Run<'_> {
         kind: ChannelKind,
         message: &InboundMessage,
     ) -> Result<Uuid, ServiceError> {
-        let derived = |key: &str| {
-            let mut name = channel_id.as_bytes().to_vec();
-            name.extend_from_slice(key.as_bytes());
-            Uuid::new_v5(&CONVERSATION_IDS, &name)
-        };
+        let derived = |key: &str| derived_id(channel_id, key);
         match (kind, &message.email, &message.from) {
             (ChannelKind::Email, Some(email), _) => {
                 let index = self.service.store.write_index();
@@ -111,7 +121,7 @@ impl Run<'_> {
                 Ok(derived(&format!("email:{root}")))
             }
             (ChannelKind::Chat, _, Identity::ChatVisitor { visitor_id }) => {
-                Ok(derived(&format!("chat:{visitor_id}")))
+                Ok(chat_conversation_id(channel_id, visitor_id))
             }
             (ChannelKind::Messenger, _, Identity::Messenger { psid }) => {
                 Ok(derived(&format!("messenger:{psid}")))

@@ -5,6 +5,7 @@
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod commands;
 mod config;
 #[path = "../../../switchboard-email/tests/it/dovecot.rs"]

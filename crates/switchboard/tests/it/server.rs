@@ -19,18 +19,18 @@ const START_DEADLINE: Duration = Duration::from_secs(180);
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A running `switchboard serve`. Dropping it kills the process if it still runs.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `http://ADDR` from the `listening on` line.
     base: String,
     /// Everything printed on stdout up to that line.
-    banner: String,
+    pub(crate) banner: String,
 }
 
 impl Server {
     /// Starts `serve --listen 127.0.0.1:0 --data-dir DIR` plus `extra`, and waits for the
     /// `listening on` line.
-    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -77,12 +77,12 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Sends SIGTERM and returns the exit code, failing if the process outlives the deadline.
-    fn terminate(mut self) -> Option<i32> {
+    pub(crate) fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success(), "kill -TERM {pid} failed");
@@ -100,7 +100,7 @@ impl Server {
     }
 
     /// The demo admin token printed in the banner.
-    fn admin_token(&self) -> Option<String> {
+    pub(crate) fn admin_token(&self) -> Option<String> {
         let mut lines = self.banner.lines();
         lines.find(|l| l.contains("Admin token for"))?;
         lines
@@ -120,7 +120,7 @@ impl Drop for Server {
 }
 
 /// Polls `GET url` until it answers `200`, failing at the deadline with the last answer.
-async fn wait_for_200(client: &reqwest::Client, url: &str, within: Duration) -> String {
+pub(crate) async fn wait_for_200(client: &reqwest::Client, url: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
         let last = match client.get(url).send().await {
@@ -216,6 +216,18 @@ async fn a_demo_server_serves_stops_and_restarts_with_its_data() {
     let refused = graphql(&client, &server, None, VIEWER).await;
     assert!(refused["errors"].is_array(), "{refused}");
     assert!(refused["data"]["viewer"].is_null(), "{refused}");
+
+    // The demo site embeds the chat widget, whose channel answers for the demo's origins.
+    assert!(server.banner.contains("/demo/"), "{}", server.banner);
+    let site = wait_for_200(&client, &server.url("/demo/"), Duration::from_secs(5)).await;
+    assert!(site.contains("/widget/v1.js"), "{site}");
+    let chat = wait_for_200(
+        &client,
+        &server.url("/chat/northwind-demo-chat-widget"),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(chat.contains("Northwind Support"), "{chat}");
 
     let metrics = wait_for_200(&client, &server.url("/metrics"), Duration::from_secs(5)).await;
     assert!(metrics.contains("switchboard_http_requests"), "{metrics}");

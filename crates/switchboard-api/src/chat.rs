@@ -1,0 +1,913 @@
+//! Website chat for visitors: the routes the widget (`/widget/v1.js`) talks to, under
+//! `/chat/{publicKey}`, the key a chat channel's `ChatWidgetConfigured` recorded. Agents keep
+//! using GraphQL (`setChatTyping`, the `chatTyping` subscription, replies as ever).
+//!
+//! - `GET /chat/{key}`: what the widget shows: team name, whether someone is available (see
+//!   `switchboard_domain::chat::status`), the reply-time wording, and whether to ask for an
+//!   e-mail address (nobody available).
+//! - `POST /chat/{key}/visitors`: a new anonymous visitor: `{"visitorId", "token"}`. Nothing is
+//!   written; the visitor exists once they write. The token (kept by the widget in
+//!   `localStorage`) is the visitor id with an HMAC-SHA256 over the channel and the id, under a
+//!   key derived from the server's `secret_key` ([`VisitorTokens`]): it names one visitor of one
+//!   channel, and it cannot be forged or moved to another channel.
+//! - `GET /chat/{key}/messages?after=<seq>` and `POST /chat/{key}/messages`
+//!   (`{"text", "name"?, "clientId"?}`), with `Authorization: Bearer <token>`: the visitor's own
+//!   conversation, which is derived from channel and visitor (the service's
+//!   `chat_conversation_id`), so a visitor has no way to name anyone else's. A message is
+//!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
+//!   message the same message (its id is derived from it).
+//! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
+//!   become a contact known by it and by their visitor id (after their first message).
+//! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
+//!
+//! What a visitor reads of their conversation is only its messages: their own
+//! (`MessageReceived`) and the team's replies (`ReplySent`), each with its `seq`, the version of
+//! its event in the conversation's stream. Comments, assignments and everything else are never
+//! sent, whatever they say.
+//!
+//! Refusals: unknown (or disconnected, or unconfigured) widget 404; a request whose `Origin` is
+//! not one of the widget's allowed origins 403 (without an `Origin`, a server or `curl`, it is
+//! taken); a missing or bad token 401; over a rate limit 429 with `Retry-After` (per visitor and
+//! per client address, counted before a body is read; the address is the connection's peer); a
+//! body over `max_body_bytes` 413; a bad field 422 `{"errors": [{"field", "message"}]}`. A
+//! refused request writes nothing.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use governor::DefaultKeyedRateLimiter;
+use governor::clock::{Clock, DefaultClock};
+use hmac::{Hmac, Mac};
+use proto_events::event::{
+    ChannelKind, ChatWidgetConfigured, Identity, InboundMessage, ReplyAuthor,
+};
+use proto_events::{Actor, DomainEvent, streams};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use switchboard_domain::DomainError;
+use switchboard_service::{Command, CommandMeta, ServiceError, chat_conversation_id};
+use switchboard_store::{Direction, StreamFrom};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::forms::{answer, error, origin, quota, too_many};
+use crate::state::{ApiState, Inner};
+
+mod live;
+
+/// Limits of the visitor routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLimits {
+    /// Messages one visitor may send per minute.
+    pub per_visitor_per_minute: u32,
+    /// How many of those may come at once.
+    pub per_visitor_burst: u32,
+    /// Requests one client address may make per minute to the routes that write or open a
+    /// socket (new visitors, messages, contacts, WebSocket upgrades), across visitors.
+    pub per_address_per_minute: u32,
+    /// How many of those may come at once.
+    pub per_address_burst: u32,
+    /// The largest request body or WebSocket message, in bytes.
+    pub max_body_bytes: usize,
+    /// The longest message, in characters.
+    pub max_message_chars: usize,
+}
+
+impl Default for ChatLimits {
+    /// 20 messages a minute per visitor (5 at once), 60 requests a minute per address (20 at
+    /// once), 16 KiB bodies, messages of 4,000 characters.
+    fn default() -> ChatLimits {
+        ChatLimits {
+            per_visitor_per_minute: 20,
+            per_visitor_burst: 5,
+            per_address_per_minute: 60,
+            per_address_burst: 20,
+            max_body_bytes: 16 * 1024,
+            max_message_chars: 4_000,
+        }
+    }
+}
+
+/// Someone started or stopped typing in a chat conversation: an ephemeral signal, never an
+/// event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Typing {
+    pub(crate) conversation_id: Uuid,
+    /// `None`: the visitor; otherwise the user.
+    pub(crate) user: Option<Uuid>,
+    pub(crate) typing: bool,
+}
+
+/// How many typing signals a slow listener may fall behind before it skips some.
+const TYPING_BUFFER: usize = 1_024;
+
+/// Idle keys are forgotten every this many checks, so the limiters' memory stays bounded.
+const FORGET_EVERY: u64 = 4_096;
+
+/// The limits, rate limiters, visitor tokens and typing signals of website chat.
+pub(crate) struct Chat {
+    pub(crate) limits: ChatLimits,
+    per_visitor: DefaultKeyedRateLimiter<Uuid>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    checks: AtomicU64,
+    tokens: VisitorTokens,
+    /// Typing signals of visitors and agents, for every socket and subscription to filter.
+    pub(crate) typing: broadcast::Sender<Typing>,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chat {
+    pub(crate) fn new(
+        limits: ChatLimits,
+        secret_key: &switchboard_store::secret::MasterKey,
+    ) -> Chat {
+        Chat {
+            per_visitor: DefaultKeyedRateLimiter::keyed(quota(
+                limits.per_visitor_per_minute,
+                limits.per_visitor_burst,
+            )),
+            per_address: DefaultKeyedRateLimiter::keyed(quota(
+                limits.per_address_per_minute,
+                limits.per_address_burst,
+            )),
+            limits,
+            checks: AtomicU64::new(0),
+            tokens: VisitorTokens(secret_key.derive("chat visitor token")),
+            typing: broadcast::channel(TYPING_BUFFER).0,
+        }
+    }
+
+    /// `Err(wait)` when `address` (and `visitor`, when given) is over its limit.
+    pub(crate) fn check(&self, address: IpAddr, visitor: Option<Uuid>) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+            self.per_address.retain_recent();
+            self.per_visitor.retain_recent();
+        }
+        let now = DefaultClock::default().now();
+        self.per_address
+            .check_key(&address)
+            .map_err(|not_until| not_until.wait_time_from(now))?;
+        match visitor {
+            Some(visitor) => self
+                .per_visitor
+                .check_key(&visitor)
+                .map_err(|not_until| not_until.wait_time_from(now)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Signs and checks visitor tokens. `Debug` never prints the key.
+struct VisitorTokens([u8; 32]);
+
+/// Bytes of a visitor token: the visitor id and the MAC.
+const TOKEN_BYTES: usize = 16 + 32;
+
+impl VisitorTokens {
+    fn mac(&self, channel_id: Uuid, visitor: Uuid) -> Hmac<Sha256> {
+        let mut mac = crate::consistency::mac(&self.0);
+        mac.update(b"switchboard chat visitor v1");
+        mac.update(channel_id.as_bytes());
+        mac.update(visitor.as_bytes());
+        mac
+    }
+
+    /// The token of `visitor` on `channel_id`.
+    fn mint(&self, channel_id: Uuid, visitor: Uuid) -> String {
+        let mut bytes = visitor.as_bytes().to_vec();
+        bytes.extend_from_slice(&self.mac(channel_id, visitor).finalize().into_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The visitor `token` names on `channel_id`, if it was minted for that channel here.
+    fn verify(&self, channel_id: Uuid, token: &str) -> Option<Uuid> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .ok()?;
+        if bytes.len() != TOKEN_BYTES {
+            return None;
+        }
+        let (id, tag) = bytes.split_at(16);
+        let visitor = Uuid::from_slice(id).ok()?;
+        // `verify_slice` compares in constant time.
+        self.mac(channel_id, visitor).verify_slice(tag).ok()?;
+        Some(visitor)
+    }
+}
+
+/// The visitor routes, with their own body handling (see [`ChatLimits::max_body_bytes`]).
+pub(crate) fn router<S>(state: ApiState) -> Router<S> {
+    Router::new()
+        .route("/widget/v1.js", get(script))
+        .route("/chat/{key}", get(info).options(preflight))
+        .route("/chat/{key}/visitors", post(new_visitor).options(preflight))
+        .route(
+            "/chat/{key}/messages",
+            get(messages).post(send).options(preflight),
+        )
+        .route("/chat/{key}/contact", post(contact).options(preflight))
+        .route("/chat/{key}/live", get(live::upgrade))
+        .with_state(state)
+}
+
+/// The widget's script.
+pub(crate) const WIDGET_JS: &str = include_str!("chat/widget.js");
+
+/// `GET /widget/v1.js`.
+async fn script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        WIDGET_JS,
+    )
+        .into_response()
+}
+
+/// A configured widget of a connected chat channel.
+#[derive(Debug, Clone)]
+pub(crate) struct Widget {
+    pub(crate) inbox_id: Uuid,
+    pub(crate) config: ChatWidgetConfigured,
+}
+
+impl Widget {
+    pub(crate) fn channel_id(&self) -> Uuid {
+        self.config.channel_id
+    }
+}
+
+/// The widget behind `key`; 404 when none.
+pub(crate) async fn widget(inner: &Inner, key: &str) -> Result<Widget, Response> {
+    let view = inner
+        .directory()
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &e.message()))?;
+    view.directory
+        .chat_by_key(key)
+        .and_then(|channel| {
+            Some(Widget {
+                inbox_id: channel.inbox_id,
+                config: channel.chat_widget.clone()?,
+            })
+        })
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no such chat"))
+}
+
+/// A request refused before anything is read or written: its status and what it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refused(StatusCode, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = error(self.0, self.1);
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+        response
+    }
+}
+
+/// The CORS headers of an answer to a request with `headers`, or 403 when its `Origin` may not
+/// use the widget.
+pub(crate) fn cors(widget: &Widget, headers: &HeaderMap) -> Result<HeaderMap, Refused> {
+    let mut out = HeaderMap::new();
+    out.insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = origin(headers) else {
+        return Ok(out);
+    };
+    if !widget.config.allowed_origins.iter().any(|a| a == origin) {
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "this site may not use this chat",
+        ));
+    }
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
+    Ok(out)
+}
+
+/// The client's address (the connection's peer), when the server knows it.
+fn peer(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+/// The visitor a bearer token names, or 401.
+fn visitor(inner: &Inner, widget: &Widget, headers: &HeaderMap) -> Result<Uuid, Refused> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer);
+    let Some(token) = token else {
+        return Err(Refused(
+            StatusCode::UNAUTHORIZED,
+            "send the visitor token as `Authorization: Bearer <token>`",
+        ));
+    };
+    verified(inner, widget, token)
+}
+
+/// The visitor `token` names on the widget's channel, or 401.
+pub(crate) fn verified(inner: &Inner, widget: &Widget, token: &str) -> Result<Uuid, Refused> {
+    inner
+        .chat
+        .tokens
+        .verify(widget.channel_id(), token)
+        .ok_or(Refused(
+            StatusCode::UNAUTHORIZED,
+            "the visitor token is not valid for this chat",
+        ))
+}
+
+/// Runs `f` on the widget behind `key`, after the CORS check, and adds the CORS headers to
+/// whatever it answers.
+async fn with_widget<F, Fut>(state: ApiState, key: &str, headers: &HeaderMap, f: F) -> Response
+where
+    F: FnOnce(ApiState, Widget) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let widget = match widget(state.inner(), key).await {
+        Ok(widget) => widget,
+        Err(response) => return response,
+    };
+    let cors = match cors(&widget, headers) {
+        Ok(cors) => cors,
+        Err(refused) => return refused.into_response(),
+    };
+    let mut response = f(state, widget).await;
+    response.headers_mut().extend(cors);
+    response
+}
+
+/// `OPTIONS /chat/{key}/...`: the CORS preflight.
+async fn preflight(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_widget(state, &key, &headers, |_, _| async {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let out = response.headers_mut();
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        out.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        response
+    })
+    .await
+}
+
+/// What the widget says about reply times when the team is available and configured nothing.
+const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
+
+/// What it says when nobody is available. (It promises no e-mail: replies to a chat go out by
+/// chat only, for now; the address makes the visitor a contact the team can reach.)
+const AWAY_EXPECTED_REPLY: &str =
+    "Nobody is available right now. Leave your e-mail address so that we can get back to you.";
+
+/// `GET /chat/{key}`.
+async fn info(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    with_widget(state, &key, &headers, |state, widget| async move {
+        let view = match state.inner().directory().await {
+            Ok(view) => view,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.message()),
+        };
+        let status = switchboard_domain::chat::status(&view.directory, widget.inbox_id, Utc::now());
+        let expected = if status.available {
+            widget
+                .config
+                .expected_reply
+                .as_deref()
+                .unwrap_or(DEFAULT_EXPECTED_REPLY)
+        } else {
+            AWAY_EXPECTED_REPLY
+        };
+        answer(
+            StatusCode::OK,
+            json!({
+                "teamName": widget.config.team_name,
+                "open": status.open,
+                "available": status.available,
+                "expectedReply": expected,
+                "askEmail": !status.available,
+                "maxMessageChars": state.inner().chat.limits.max_message_chars,
+            }),
+        )
+    })
+    .await
+}
+
+/// `POST /chat/{key}/visitors`.
+async fn new_visitor(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    let address = peer(&request);
+    let headers = request.headers().clone();
+    with_widget(state, &key, &headers, |state, widget| async move {
+        let inner = state.inner();
+        if let Err(wait) = inner.chat.check(address, None) {
+            return too_many(wait, "too many requests; try again later");
+        }
+        let visitor = Uuid::new_v4();
+        let token = inner.chat.tokens.mint(widget.channel_id(), visitor);
+        answer(
+            StatusCode::CREATED,
+            json!({ "visitorId": visitor.to_string(), "token": token }),
+        )
+    })
+    .await
+}
+
+/// A query's `after`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct After {
+    /// The `seq` of the last message the client has; messages after it are sent.
+    #[serde(default)]
+    pub(crate) after: u64,
+}
+
+/// Most events read from a conversation's stream at once.
+const READ_CHUNK: usize = 256;
+
+/// The event at `seq` of a visitor's conversation as the visitor sees it: a message of theirs
+/// or a reply of the team, nothing else (comments never).
+pub(crate) fn visible(
+    seq: u64,
+    event: &DomainEvent,
+    at: DateTime<Utc>,
+    directory: &switchboard_domain::directory::Directory,
+) -> Option<Value> {
+    let (id, from, author, text) = match event {
+        DomainEvent::MessageReceived(e) => (
+            e.message.message_id,
+            "visitor",
+            None,
+            e.message.body_text.as_str(),
+        ),
+        DomainEvent::ReplySent(e) => {
+            let author = match &e.author {
+                ReplyAuthor::User { id } => directory.users.get(id).map(|u| u.name.clone()),
+                ReplyAuthor::Bot { id } => directory.bots.get(id).cloned(),
+                ReplyAuthor::Automation { .. } => None,
+            };
+            (e.message_id, "team", author, e.body_text.as_str())
+        }
+        _ => return None,
+    };
+    Some(json!({
+        "type": "message",
+        "id": id,
+        "seq": seq,
+        "from": from,
+        "author": author,
+        "text": text,
+        "at": at,
+    }))
+}
+
+/// The messages of `conversation_id` after `after` (a `seq`), in order, up to `limit`; the
+/// last `seq` read (messages or not) comes with them.
+pub(crate) async fn read_messages(
+    inner: &Inner,
+    conversation_id: Uuid,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<Value>, u64), Response> {
+    let stream = streams::conversation(conversation_id);
+    let mut out = Vec::new();
+    let mut last = after;
+    loop {
+        let events = inner
+            .store
+            .read_stream(
+                &stream,
+                Direction::Forwards,
+                StreamFrom::Version(last + 1),
+                READ_CHUNK,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, %conversation_id, "a chat conversation could not be read");
+                error(StatusCode::SERVICE_UNAVAILABLE, "the conversation cannot be read now")
+            })?;
+        let read = events.len();
+        // Held while the chunk is decoded (authors' names), never across a read of the store.
+        let view = inner
+            .directory()
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, &e.message()))?;
+        for recorded in events {
+            last = recorded.stream_version;
+            let envelope = match switchboard_codec::decode(&recorded) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    tracing::error!(error = %e, position = recorded.position.0, "an event does not decode");
+                    continue;
+                }
+            };
+            if let Some(message) = visible(
+                envelope.stream_version,
+                &envelope.payload,
+                envelope.metadata.occurred_at,
+                &view.directory,
+            ) {
+                out.push(message);
+                if out.len() >= limit {
+                    return Ok((out, last));
+                }
+            }
+        }
+        if read < READ_CHUNK {
+            return Ok((out, last));
+        }
+    }
+}
+
+/// Most messages `GET /chat/{key}/messages` answers at once.
+const PAGE: usize = 500;
+
+/// `GET /chat/{key}/messages?after=<seq>`.
+async fn messages(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    Query(after): Query<After>,
+    headers: HeaderMap,
+) -> Response {
+    with_widget(state, &key, &headers.clone(), |state, widget| async move {
+        let inner = state.inner();
+        let visitor = match visitor(inner, &widget, &headers) {
+            Ok(visitor) => visitor,
+            Err(refused) => return refused.into_response(),
+        };
+        let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
+        match read_messages(inner, conversation, after.after, PAGE).await {
+            Ok((messages, _)) => answer(StatusCode::OK, json!({ "messages": messages })),
+            Err(response) => response,
+        }
+    })
+    .await
+}
+
+/// A message a visitor sends, by HTTP or over the socket.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Outgoing {
+    /// The text.
+    #[serde(default)]
+    pub(crate) text: Option<String>,
+    /// The visitor's name, if they gave it.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// The client's id for the message: sending it again sends nothing new.
+    #[serde(default)]
+    pub(crate) client_id: Option<String>,
+}
+
+/// Why a message was not taken.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// A field is at fault (422).
+    Field(&'static str, String),
+    /// Over a rate limit (429).
+    TooMany(Duration),
+    /// Not stored (503).
+    Unavailable,
+    /// The write side refused it (422).
+    Refused(String),
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Field(field, message) => answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "errors": [{ "field": field, "message": message }] }),
+            ),
+            Refusal::TooMany(wait) => too_many(wait, "too many messages; try again later"),
+            Refusal::Unavailable => {
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the message could not be stored for now; send it again",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+            Refusal::Refused(message) => error(StatusCode::UNPROCESSABLE_ENTITY, &message),
+        }
+    }
+}
+
+/// The namespace of message ids derived from a visitor's `clientId`.
+const MESSAGE_IDS: Uuid = Uuid::from_u128(0x0c4a_7e55_92d1_4b8f_a3c6_1f70_e2d9_5b14);
+
+/// Longest `clientId`.
+const MAX_CLIENT_ID: usize = 64;
+
+/// Longest visitor name.
+const MAX_NAME: usize = 100;
+
+/// A name as given: trimmed, at most [`MAX_NAME`] characters, no control characters.
+fn checked_name(name: Option<&str>) -> Result<Option<String>, Refusal> {
+    match name.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) => {
+            Err(Refusal::Field(
+                "name",
+                format!("must be at most {MAX_NAME} characters without control characters"),
+            ))
+        }
+        Some(name) => Ok(Some(name.to_owned())),
+    }
+}
+
+/// Records `outgoing` from `visitor` (the caller counted it against the rate limits):
+/// `(message id, seq)`, the `seq` `None` when the message had been taken before.
+pub(crate) async fn receive(
+    inner: &Inner,
+    widget: &Widget,
+    visitor: Uuid,
+    outgoing: Outgoing,
+) -> Result<(Uuid, Option<u64>), Refusal> {
+    let text = outgoing.text.unwrap_or_default();
+    let max = inner.chat.limits.max_message_chars;
+    if text.trim().is_empty() {
+        return Err(Refusal::Field("text", "must not be empty".to_owned()));
+    }
+    if text.chars().count() > max {
+        return Err(Refusal::Field(
+            "text",
+            format!("must be at most {max} characters"),
+        ));
+    }
+    let name = checked_name(outgoing.name.as_deref())?;
+    let message_id = match outgoing.client_id.as_deref().map(str::trim) {
+        None | Some("") => Uuid::now_v7(),
+        Some(id) if id.len() > MAX_CLIENT_ID => {
+            return Err(Refusal::Field(
+                "clientId",
+                format!("must be at most {MAX_CLIENT_ID} bytes"),
+            ));
+        }
+        Some(id) => {
+            let mut seed = widget.channel_id().as_bytes().to_vec();
+            seed.extend_from_slice(visitor.as_bytes());
+            seed.extend_from_slice(id.as_bytes());
+            Uuid::new_v5(&MESSAGE_IDS, &seed)
+        }
+    };
+    let channel_id = widget.channel_id();
+    let message = InboundMessage {
+        message_id,
+        channel_id,
+        channel_kind: ChannelKind::Chat,
+        provider_message_id: None,
+        from: Identity::ChatVisitor {
+            visitor_id: visitor.to_string(),
+        },
+        from_name: name,
+        // The service recognises the contact by the visitor id.
+        contact_id: None,
+        subject: None,
+        body_text: text,
+        body_html: None,
+        email: None,
+        form_fields: Vec::new(),
+        attachments: Vec::new(),
+        raw: None,
+    };
+    let outcome = inner
+        .service
+        .execute(
+            CommandMeta::by(Actor::Channel { id: channel_id }),
+            Command::ReceiveMessage {
+                channel_id,
+                message: Box::new(message),
+                signals: None,
+            },
+        )
+        .await;
+    match outcome {
+        Ok(outcome) => Ok((
+            message_id,
+            (outcome.written > 0).then_some(outcome.stream_version),
+        )),
+        Err(ServiceError::Domain(e)) => {
+            tracing::warn!(error = %e, %channel_id, "a chat message was refused");
+            Err(Refusal::Refused(e.to_string()))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %channel_id, "a chat message could not be stored");
+            Err(Refusal::Unavailable)
+        }
+    }
+}
+
+/// Reads a JSON body of at most `max_body_bytes`.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    inner: &Inner,
+    body: Body,
+) -> Result<T, Response> {
+    let max = inner.chat.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is too large: at most {max} bytes"),
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body must be a JSON object: {e}"),
+        )
+    })
+}
+
+/// The visitor of a request and its JSON body, after the rate limits (counted before the body is
+/// read).
+async fn counted_body<T: serde::de::DeserializeOwned>(
+    inner: &Inner,
+    widget: &Widget,
+    headers: &HeaderMap,
+    address: IpAddr,
+    body: Body,
+) -> Result<(Uuid, T), Response> {
+    let visitor = visitor(inner, widget, headers).map_err(IntoResponse::into_response)?;
+    inner
+        .chat
+        .check(address, Some(visitor))
+        .map_err(|wait| Refusal::TooMany(wait).into_response())?;
+    Ok((visitor, json_body(inner, body).await?))
+}
+
+/// `POST /chat/{key}/messages`.
+async fn send(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    let address = peer(&request);
+    let (parts, body) = request.into_parts();
+    with_widget(
+        state,
+        &key,
+        &parts.headers.clone(),
+        |state, widget| async move {
+            let inner = state.inner();
+            let (visitor, outgoing) =
+                match counted_body::<Outgoing>(inner, &widget, &parts.headers, address, body).await
+                {
+                    Ok(found) => found,
+                    Err(response) => return response,
+                };
+            match receive(inner, &widget, visitor, outgoing).await {
+                Ok((id, seq)) => answer(StatusCode::CREATED, json!({ "id": id, "seq": seq })),
+                Err(refusal) => refusal.into_response(),
+            }
+        },
+    )
+    .await
+}
+
+/// What `POST /chat/{key}/contact` takes.
+#[derive(Debug, Deserialize)]
+struct ContactDetails {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Longest e-mail address.
+const MAX_EMAIL: usize = 254;
+
+/// `POST /chat/{key}/contact`: the visitor becomes a contact known by their visitor id and the
+/// address they gave ("record created" from their conversation, which must have started: 409
+/// before their first message). When the address or the visitor is known already the write
+/// side refuses with `TAKEN` and nothing is written: the answer says `recognised`.
+async fn contact(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    let address = peer(&request);
+    let (parts, body) = request.into_parts();
+    with_widget(state, &key, &parts.headers.clone(), |state, widget| async move {
+        let inner = state.inner();
+        let (visitor, details) = match counted_body::<ContactDetails>(
+            inner,
+            &widget,
+            &parts.headers,
+            address,
+            body,
+        )
+        .await
+        {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+        let email = details.email.unwrap_or_default().trim().to_ascii_lowercase();
+        let plausible = email.len() <= MAX_EMAIL
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+            })
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !plausible {
+            return Refusal::Field("email", "must be an e-mail address".to_owned())
+                .into_response();
+        }
+        let name = match checked_name(details.name.as_deref()) {
+            Ok(name) => name,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let channel_id = widget.channel_id();
+        let conversation = chat_conversation_id(channel_id, &visitor.to_string());
+        let started = inner
+            .store
+            .stream_version(&streams::conversation(conversation))
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if !started {
+            return error(
+                StatusCode::CONFLICT,
+                "write a message first: the address is kept with the conversation",
+            );
+        }
+        let command = Command::CreateContact {
+            contact_id: Uuid::now_v7(),
+            identities: vec![
+                Identity::ChatVisitor {
+                    visitor_id: visitor.to_string(),
+                },
+                Identity::Email { address: email },
+            ],
+            properties: name
+                .map(|name| ("name".to_owned(), name))
+                .into_iter()
+                .collect(),
+            from_conversation: Some(conversation),
+        };
+        let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+        match inner.service.execute(meta, command).await {
+            Ok(_) => answer(StatusCode::CREATED, json!({ "recognised": false })),
+            Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => {
+                answer(StatusCode::OK, json!({ "recognised": true }))
+            }
+            Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+                Refusal::Unavailable.into_response()
+            }
+        }
+    })
+    .await
+}

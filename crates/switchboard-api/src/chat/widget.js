@@ -1,0 +1,339 @@
+/* Switchboard website chat widget, v1. Served by Switchboard at /widget/v1.js.
+ *
+ * Embed with one tag naming the chat channel's public key:
+ *   <script src="https://switchboard.example.com/widget/v1.js" data-key="PUBLIC_KEY" async></script>
+ *
+ * Plain JavaScript, no framework. The widget lives in a shadow root so the page's styles and
+ * its own do not mix. The visitor's token and the messages seen so far are kept in
+ * localStorage, so the conversation survives page loads; the live socket resumes from the last
+ * message seen. Keyboard: the launcher is a button, Escape closes the panel and gives focus
+ * back to it; the message list is a live region. */
+(function () {
+  "use strict";
+  var script = document.currentScript ||
+    document.querySelector('script[data-key][src*="/widget/v1.js"]');
+  if (!script || !script.getAttribute("data-key")) return;
+  var key = script.getAttribute("data-key");
+  var base = new URL(script.src, location.href);
+  var api = base.origin + "/chat/" + encodeURIComponent(key);
+  var wsBase = (base.protocol === "https:" ? "wss://" : "ws://") + base.host +
+    "/chat/" + encodeURIComponent(key) + "/live";
+  var storeKey = "switchboard-chat:" + key;
+  var MAX_KEPT = 200;
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
+  }
+  var saved = load();
+  var state = {
+    token: saved.token || null,
+    seq: saved.seq || 0,
+    messages: saved.messages || [],
+    emailGiven: !!saved.emailGiven,
+    pending: [],
+    info: null,
+    socket: null,
+    retry: 0,
+    open: false
+  };
+  function save() {
+    try {
+      localStorage.setItem(storeKey, JSON.stringify({
+        token: state.token, seq: state.seq, emailGiven: state.emailGiven,
+        messages: state.messages.slice(-MAX_KEPT)
+      }));
+    } catch (e) { /* private mode: the conversation lasts as long as the page */ }
+  }
+
+  var css = [
+    ":host{all:initial}[hidden]{display:none!important}",
+    "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}",
+    ".launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;",
+    "padding:14px 20px;background:#1f5eff;color:#fff;font-size:15px;font-weight:600;cursor:pointer;",
+    "box-shadow:0 4px 14px rgba(0,0,0,.25)}",
+    ".launcher:focus-visible,button:focus-visible,textarea:focus-visible,input:focus-visible{",
+    "outline:3px solid #ffbf47;outline-offset:2px}",
+    ".panel{position:fixed;right:20px;bottom:84px;z-index:2147483001;width:360px;max-width:calc(100vw - 40px);",
+    "height:520px;max-height:calc(100vh - 120px);display:flex;flex-direction:column;background:#fff;",
+    "color:#1b1b1b;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden}",
+    ".panel[hidden]{display:none}",
+    "header{background:#1f5eff;color:#fff;padding:12px 14px;display:flex;align-items:flex-start;gap:8px}",
+    "header h2{margin:0;font-size:16px}",
+    "header p{margin:4px 0 0;font-size:13px;opacity:.95}",
+    ".dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px;background:#bbb}",
+    ".dot.on{background:#3ddc84}",
+    ".close{margin-left:auto;background:transparent;border:0;color:#fff;font-size:22px;line-height:1;",
+    "cursor:pointer;padding:2px 6px}",
+    ".log{flex:1;overflow-y:auto;padding:12px;margin:0;list-style:none;background:#f6f7f9}",
+    ".msg{max-width:80%;margin:6px 0;padding:8px 11px;border-radius:12px;font-size:14px;",
+    "white-space:pre-wrap;word-wrap:break-word}",
+    ".visitor{margin-left:auto;background:#1f5eff;color:#fff;border-bottom-right-radius:3px}",
+    ".team{background:#fff;border:1px solid #dde1e7;border-bottom-left-radius:3px}",
+    ".who{display:block;font-size:11px;font-weight:600;margin-bottom:2px;color:#555}",
+    ".sending{opacity:.6}",
+    ".typing{min-height:20px;padding:0 12px;font-size:12px;color:#555;background:#f6f7f9}",
+    "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e6ea;background:#fff}",
+    "form.email{flex-wrap:wrap;background:#fff8e1}",
+    "form.email p{margin:0;flex-basis:100%;font-size:13px}",
+    "label.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}",
+    "textarea,input{flex:1;min-width:0;border:1px solid #c5cad3;border-radius:8px;padding:8px;font-size:14px}",
+    "textarea{resize:none;height:40px}",
+    "form button{border:0;border-radius:8px;background:#1f5eff;color:#fff;font-weight:600;padding:0 14px;",
+    "cursor:pointer;min-height:40px}",
+    ".error{color:#b00020;font-size:12px;padding:0 12px}",
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:100vw;height:100%;",
+    "max-height:100%;border-radius:0}.launcher{right:12px;bottom:12px}}"
+  ].join("");
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    for (var name in attrs) node.setAttribute(name, attrs[name]);
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  var host = el("div", { "data-switchboard-chat": "" });
+  var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  var style = el("style");
+  style.textContent = css;
+  var launcher = el("button", {
+    "class": "launcher", type: "button", "aria-haspopup": "dialog",
+    "aria-expanded": "false", "aria-controls": "sb-panel"
+  }, "Chat with us");
+  var panel = el("section", {
+    "class": "panel", id: "sb-panel", role: "dialog", "aria-modal": "false",
+    "aria-labelledby": "sb-title", hidden: ""
+  });
+  var header = el("header");
+  var heading = el("div");
+  var title = el("h2", { id: "sb-title" }, "Chat");
+  var status = el("p", { id: "sb-status" });
+  var closeButton = el("button", { "class": "close", type: "button", "aria-label": "Close chat" }, "\u00d7");
+  heading.appendChild(title);
+  heading.appendChild(status);
+  header.appendChild(heading);
+  header.appendChild(closeButton);
+  var log = el("ol", { "class": "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
+  var typing = el("div", { "class": "typing", "aria-live": "polite" });
+  var problem = el("div", { "class": "error", role: "alert" });
+
+  var emailForm = el("form", { "class": "email", hidden: "" });
+  var emailNote = el("p", { id: "sb-email-note" });
+  var emailLabel = el("label", { "class": "sr", "for": "sb-email" }, "Your e-mail address");
+  var emailInput = el("input", {
+    id: "sb-email", type: "email", autocomplete: "email", required: "",
+    placeholder: "you@example.com", "aria-describedby": "sb-email-note"
+  });
+  var emailButton = el("button", { type: "submit" }, "Save");
+  [emailNote, emailLabel, emailInput, emailButton].forEach(function (n) { emailForm.appendChild(n); });
+
+  var composer = el("form");
+  var textLabel = el("label", { "class": "sr", "for": "sb-text" }, "Your message");
+  var text = el("textarea", { id: "sb-text", rows: "1", placeholder: "Write a message\u2026" });
+  var sendButton = el("button", { type: "submit" }, "Send");
+  [textLabel, text, sendButton].forEach(function (n) { composer.appendChild(n); });
+
+  [header, log, typing, problem, emailForm, composer].forEach(function (n) { panel.appendChild(n); });
+  root.appendChild(style);
+  root.appendChild(launcher);
+  root.appendChild(panel);
+
+  function request(method, path, body) {
+    var headers = {};
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    if (body) headers["Content-Type"] = "application/json";
+    return fetch(api + path, {
+      method: method, headers: headers, body: body ? JSON.stringify(body) : undefined
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (json) {
+        if (!response.ok) {
+          var message = json.error || (json.errors && json.errors[0] &&
+            json.errors[0].field + ": " + json.errors[0].message) || ("HTTP " + response.status);
+          throw new Error(message);
+        }
+        return json;
+      });
+    });
+  }
+
+  function render(message, pending) {
+    var item = el("li", { "class": "msg " + (message.from === "visitor" ? "visitor" : "team") });
+    if (message.id) item.setAttribute("data-id", message.id);
+    if (pending) item.className += " sending";
+    if (message.from !== "visitor") {
+      item.appendChild(el("span", { "class": "who" },
+        message.author || (state.info && state.info.teamName) || "Team"));
+    }
+    item.appendChild(document.createTextNode(message.text));
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  function known(id) {
+    for (var i = 0; i < state.messages.length; i++) if (state.messages[i].id === id) return true;
+    return false;
+  }
+
+  function receive(message) {
+    if (message.seq > state.seq) state.seq = message.seq;
+    if (known(message.id)) { save(); return; }
+    state.messages.push({ id: message.id, seq: message.seq, from: message.from,
+      author: message.author, text: message.text });
+    var shown = log.querySelector('[data-id="' + message.id + '"]');
+    if (!shown && message.from === "visitor") {
+      // Its echo may come before its acknowledgement: the oldest pending one is this one.
+      shown = log.querySelector(".sending:not([data-id])");
+      if (shown) shown.setAttribute("data-id", message.id);
+    }
+    if (shown) shown.className = shown.className.replace(" sending", "");
+    else render(message);
+    if (message.from !== "visitor") typing.textContent = "";
+    else giveEmail();
+    save();
+  }
+
+  var agentTypingTimer = null;
+  function onFrame(event) {
+    var frame;
+    try { frame = JSON.parse(event.data); } catch (e) { return; }
+    if (frame.type === "message") receive(frame);
+    else if (frame.type === "typing") {
+      clearTimeout(agentTypingTimer);
+      typing.textContent = frame.typing
+        ? ((state.info && state.info.teamName) || "The team") + " is typing\u2026" : "";
+      if (frame.typing) agentTypingTimer = setTimeout(function () { typing.textContent = ""; }, 8000);
+    } else if (frame.type === "ack") {
+      state.pending = state.pending.filter(function (p) { return p.clientId !== frame.clientId; });
+      var shown = log.querySelector('[data-client="' + frame.clientId + '"]');
+      if (shown) { shown.setAttribute("data-id", frame.id); shown.className = shown.className.replace(" sending", ""); }
+    } else if (frame.type === "error") {
+      problem.textContent = frame.message || "Something went wrong.";
+      if (frame.clientId) {
+        state.pending = state.pending.filter(function (p) { return p.clientId !== frame.clientId; });
+      }
+    }
+  }
+
+  function connect() {
+    if (!state.token || state.socket) return;
+    var socket = new WebSocket(wsBase + "?token=" + encodeURIComponent(state.token) + "&after=" + state.seq);
+    state.socket = socket;
+    socket.onopen = function () {
+      state.retry = 0;
+      problem.textContent = "";
+      state.pending.forEach(function (p) { socket.send(JSON.stringify(p)); });
+    };
+    socket.onmessage = onFrame;
+    socket.onclose = function () {
+      state.socket = null;
+      var wait = Math.min(30000, 500 * Math.pow(2, state.retry++));
+      setTimeout(connect, wait);
+    };
+  }
+
+  function ensureVisitor() {
+    if (state.token) return Promise.resolve();
+    return request("POST", "/visitors").then(function (visitor) {
+      state.token = visitor.token;
+      save();
+    });
+  }
+
+  function showInfo(info) {
+    state.info = info;
+    title.textContent = info.teamName;
+    status.textContent = "";
+    var dot = el("span", { "class": "dot" + (info.available ? " on" : ""), "aria-hidden": "true" });
+    status.appendChild(dot);
+    status.appendChild(document.createTextNode(info.available ? "Online. " + info.expectedReply : "Away right now."));
+    emailNote.textContent = info.expectedReply;
+    emailForm.hidden = !info.askEmail || state.emailGiven;
+  }
+
+  function setOpen(open) {
+    state.open = open;
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      request("GET", "").then(showInfo).catch(function (e) { problem.textContent = e.message; });
+      ensureVisitor().then(connect).catch(function (e) { problem.textContent = e.message; });
+      text.focus();
+    } else {
+      launcher.focus();
+    }
+  }
+
+  var typingSent = 0;
+  var typingStop = null;
+  function sendTyping(on) {
+    if (state.socket && state.socket.readyState === 1) {
+      state.socket.send(JSON.stringify({ type: "typing", typing: on }));
+    }
+  }
+  text.addEventListener("input", function () {
+    var now = Date.now();
+    if (now - typingSent > 3000) { typingSent = now; sendTyping(true); }
+    clearTimeout(typingStop);
+    typingStop = setTimeout(function () { typingSent = 0; sendTyping(false); }, 4000);
+  });
+  text.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      composer.requestSubmit ? composer.requestSubmit() : composer.dispatchEvent(new Event("submit"));
+    }
+  });
+
+  composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var body = text.value.trim();
+    if (!body) return;
+    var limit = (state.info && state.info.maxMessageChars) || 4000;
+    if (body.length > limit) { problem.textContent = "Messages are at most " + limit + " characters."; return; }
+    problem.textContent = "";
+    text.value = "";
+    clearTimeout(typingStop);
+    typingSent = 0;
+    var clientId = "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
+    var frame = { type: "message", text: body, clientId: clientId };
+    var item = render({ from: "visitor", text: body }, true);
+    item.setAttribute("data-client", clientId);
+    state.pending.push(frame);
+    ensureVisitor().then(function () {
+      if (state.socket && state.socket.readyState === 1) state.socket.send(JSON.stringify(frame));
+      else connect();
+    }).catch(function (e) { problem.textContent = e.message; });
+  });
+
+  // The address is kept with the conversation: before the visitor's first message it waits.
+  function giveEmail() {
+    var email = state.pendingEmail;
+    if (!email || !state.token || !state.messages.some(function (m) { return m.from === "visitor"; })) return;
+    state.pendingEmail = null;
+    request("POST", "/contact", { email: email }).then(function () {
+      state.emailGiven = true;
+      save();
+    }).catch(function (e) { problem.textContent = e.message; });
+  }
+  emailForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    state.pendingEmail = emailInput.value;
+    emailForm.hidden = true;
+    typing.textContent = "Thanks: we have your address, " + emailInput.value + ".";
+    text.focus();
+    giveEmail();
+  });
+
+  launcher.addEventListener("click", function () { setOpen(!state.open); });
+  closeButton.addEventListener("click", function () { setOpen(false); });
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") setOpen(false);
+  });
+
+  state.messages.forEach(function (m) { render(m); });
+  function mount() {
+    document.body.appendChild(host);
+    if (state.token) connect();
+  }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+})();

@@ -1,0 +1,724 @@
+//! Website chat through the API: `configureChatWidget` (admins only), the visitor routes under
+//! `/chat/{publicKey}` (tokens, own conversation only, CORS, rate and size limits that write
+//! nothing), the visitor's WebSocket on a loopback port (messages both ways, resume after a
+//! reconnect, comments never sent, typing signals), and the widget's script.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures::{SinkExt, StreamExt};
+use proto_events::event::{Availability, Member, Role};
+use serde_json::{Value, json};
+use switchboard_api::ids::{self, Kind};
+use switchboard_api::{ApiSettings, ChatLimits};
+use switchboard_domain::setup::SetupCommand;
+use switchboard_service::Command;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+
+use crate::subscriptions::{Socket, connect, next, subscribe};
+use crate::support::{Reply, SECRET, TestApi};
+
+const SITE: &str = "https://www.acme.test";
+
+const CONFIGURE: &str = "mutation($input: ConfigureChatWidgetInput!) {
+    configureChatWidget(input: $input) {
+        userErrors { field code message }
+        channel { chatWidget { publicKey allowedOrigins teamName expectedReply } } } }";
+
+/// A chat channel on a new inbox with `member` in it, its widget configured for [`SITE`];
+/// `(inbox, channel, public key)`.
+async fn widget(api: &TestApi, member: Option<Uuid>) -> (Uuid, Uuid, String) {
+    let inbox = api.inbox("Website").await;
+    if let Some(user) = member {
+        api.run(Command::Setup(SetupCommand::AddInboxMember {
+            inbox_id: inbox,
+            member: Member::User { id: user },
+        }))
+        .await;
+    }
+    let channel = api.chat_channel(inbox).await;
+    let set = api
+        .gql(
+            api.admin,
+            CONFIGURE,
+            json!({"input": {"channelId": ids::encode(Kind::Channel, channel).0,
+                "allowedOrigins": [SITE], "teamName": "Acme Support"}}),
+        )
+        .await;
+    let key = set.data()["configureChatWidget"]["channel"]["chatWidget"]["publicKey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{:?}", set.body))
+        .to_owned();
+    (inbox, channel, key)
+}
+
+/// A request to `path` from [`SITE`], with a visitor's token if given.
+fn request(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("origin", SITE);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => builder.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+/// A new visitor's token.
+async fn visitor(api: &TestApi, key: &str) -> String {
+    let reply = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/visitors"),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    reply.body["token"].as_str().expect("a token").to_owned()
+}
+
+/// Sends `text` as the visitor of `token`.
+async fn say(api: &TestApi, key: &str, token: &str, text: &str) -> Reply {
+    api.send(request(
+        "POST",
+        &format!("/chat/{key}/messages"),
+        Some(token),
+        Some(json!({"text": text})),
+    ))
+    .await
+}
+
+/// Posts `details` (an e-mail address, a name) as the visitor of `token`.
+async fn leave(api: &TestApi, key: &str, token: &str, details: Value) -> Reply {
+    api.send(request(
+        "POST",
+        &format!("/chat/{key}/contact"),
+        Some(token),
+        Some(details),
+    ))
+    .await
+}
+
+/// The texts the visitor of `token` reads.
+async fn texts(api: &TestApi, key: &str, token: &str) -> Vec<String> {
+    let reply = api
+        .send(request(
+            "GET",
+            &format!("/chat/{key}/messages"),
+            Some(token),
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The store's head: unchanged by a refused request.
+async fn head(api: &TestApi) -> u64 {
+    api.service.store().head().await.expect("head").0
+}
+
+#[tokio::test]
+async fn admins_configure_a_chat_widget_which_keeps_its_key() {
+    let api = TestApi::start().await;
+    let agent = api.user("alice@acme.test", Role::Agent).await;
+    let inbox = api.inbox("Website").await;
+    let channel = ids::encode(Kind::Channel, api.chat_channel(inbox).await).0;
+    let input = json!({"input": {"channelId": channel, "allowedOrigins": ["HTTPS://www.acme.test/"],
+        "teamName": " Acme Support ", "expectedReply": "Within an hour"}});
+    let set = api.gql(api.admin, CONFIGURE, input.clone()).await;
+    let answer = &set.data()["configureChatWidget"];
+    assert_eq!(answer["userErrors"], json!([]), "{:?}", set.body);
+    let widget = &answer["channel"]["chatWidget"];
+    let key = widget["publicKey"].as_str().unwrap().to_owned();
+    assert!(key.len() >= 22, "{key}");
+    assert_eq!(widget["allowedOrigins"], json!([SITE]));
+    assert_eq!(widget["teamName"], "Acme Support");
+    assert_eq!(widget["expectedReply"], "Within an hour");
+    let again = api.gql(api.admin, CONFIGURE, input.clone()).await;
+    assert_eq!(
+        again.data()["configureChatWidget"]["channel"]["chatWidget"]["publicKey"],
+        key
+    );
+
+    let refused = api.gql(agent, CONFIGURE, input).await;
+    assert_eq!(
+        refused.error_code(),
+        Some("FORBIDDEN"),
+        "{:?}",
+        refused.body
+    );
+
+    let before = head(&api).await;
+    let bad = api
+        .gql(
+            api.admin,
+            CONFIGURE,
+            json!({"input": {"channelId": channel, "allowedOrigins": ["ftp://acme.test"],
+                "teamName": "Acme"}}),
+        )
+        .await;
+    assert_eq!(
+        bad.data()["configureChatWidget"]["userErrors"][0]["field"],
+        json!(["input", "allowedOrigins", "0"]),
+        "{:?}",
+        bad.body
+    );
+    assert_eq!(
+        head(&api).await,
+        before,
+        "a refused configuration writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_reads_and_writes_only_their_own_conversation() {
+    let api = TestApi::start().await;
+    let (_, _, key) = widget(&api, None).await;
+    let (_, _, other_key) = widget(&api, None).await;
+    let ada = visitor(&api, &key).await;
+    let bob = visitor(&api, &key).await;
+
+    let sent = say(&api, &key, &ada, "Hello, I am Ada").await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{:?}", sent.body);
+    assert!(sent.body["seq"].as_u64().is_some(), "{:?}", sent.body);
+    assert_eq!(texts(&api, &key, &ada).await, ["Hello, I am Ada"]);
+    assert!(texts(&api, &key, &bob).await.is_empty());
+    let said = say(&api, &key, &bob, "Bob here").await;
+    assert_eq!(said.status, StatusCode::CREATED);
+    assert_eq!(texts(&api, &key, &ada).await, ["Hello, I am Ada"]);
+    assert_eq!(texts(&api, &key, &bob).await, ["Bob here"]);
+
+    // A token belongs to its channel; a forged or missing one names nobody.
+    let path = format!("/chat/{other_key}/messages");
+    let moved = api.send(request("GET", &path, Some(&ada), None)).await;
+    assert_eq!(moved.status, StatusCode::UNAUTHORIZED, "{:?}", moved.body);
+    let mut forged = ada.clone().into_bytes();
+    let last = forged.len() - 3;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let path = format!("/chat/{key}/messages");
+    let refused = api.send(request("GET", &path, Some(&forged), None)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let before = head(&api).await;
+    let refused = say(&api, &key, &forged, "Not me").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let anonymous = api.send(request("GET", &path, None, None)).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(head(&api).await, before);
+
+    // An unknown widget.
+    let unknown = api
+        .send(request(
+            "GET",
+            "/chat/no-such-key-at-all-here/messages",
+            Some(&ada),
+            None,
+        ))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn foreign_origins_and_bad_bodies_are_refused_and_write_nothing() {
+    let api = TestApi::start().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    let before = head(&api).await;
+
+    // CORS: the allowed origin is named; another is refused.
+    let preflight = api
+        .send(request(
+            "OPTIONS",
+            &format!("/chat/{key}/messages"),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(preflight.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        preflight.headers["access-control-allow-origin"], SITE,
+        "{:?}",
+        preflight.headers
+    );
+    let foreign = Request::post(format!("/chat/{key}/messages"))
+        .header("origin", "https://evil.test")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"text": "hi"}).to_string()))
+        .unwrap();
+    let refused = api.send(foreign).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.headers.get("access-control-allow-origin").is_none());
+
+    // Fields at fault are named.
+    let long = "x".repeat(ChatLimits::default().max_message_chars + 1);
+    let too_long = say(&api, &key, &token, &long).await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        too_long.body["errors"][0]["field"], "text",
+        "{:?}",
+        too_long.body
+    );
+    let empty = say(&api, &key, &token, "   ").await;
+    assert_eq!(empty.body["errors"][0]["field"], "text");
+    let bad_email = leave(&api, &key, &token, json!({"email": "not an address"})).await;
+    assert_eq!(bad_email.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_email.body["errors"][0]["field"], "email");
+
+    // A body over the limit.
+    let huge = json!({"text": "y".repeat(ChatLimits::default().max_body_bytes)});
+    let too_large = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/messages"),
+            Some(&token),
+            Some(huge),
+        ))
+        .await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        too_large.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most"),
+        "{:?}",
+        too_large.body
+    );
+    assert_eq!(head(&api).await, before, "refused requests write nothing");
+}
+
+#[tokio::test]
+async fn a_visitor_over_the_rate_limit_gets_429() {
+    let api = TestApi::with_settings(ApiSettings {
+        chat: ChatLimits {
+            per_visitor_per_minute: 1,
+            per_visitor_burst: 2,
+            ..ChatLimits::default()
+        },
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    for text in ["one", "two"] {
+        assert_eq!(
+            say(&api, &key, &token, text).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let before = head(&api).await;
+    let limited = say(&api, &key, &token, "three").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(head(&api).await, before);
+    // Another visitor has a limit of their own.
+    let other = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &other, "hi").await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn the_widget_shows_the_team_and_whether_someone_is_available() {
+    let api = TestApi::start().await;
+    let agent = api.user("alice@acme.test", Role::Agent).await;
+    let (_, _, key) = widget(&api, Some(agent)).await;
+    let info = api
+        .send(request("GET", &format!("/chat/{key}"), None, None))
+        .await;
+    assert_eq!(
+        info.body["available"], false,
+        "users start away: {:?}",
+        info.body
+    );
+    api.run(Command::Setup(SetupCommand::SetAvailability {
+        user_id: agent,
+        availability: Availability::Available,
+    }))
+    .await;
+    let info = api
+        .send(request("GET", &format!("/chat/{key}"), None, None))
+        .await;
+    assert_eq!(info.status, StatusCode::OK);
+    assert_eq!(info.body["teamName"], "Acme Support");
+    assert_eq!(info.body["available"], true, "{:?}", info.body);
+    assert_eq!(info.body["askEmail"], false);
+
+    api.run(Command::Setup(SetupCommand::SetAvailability {
+        user_id: agent,
+        availability: Availability::Away,
+    }))
+    .await;
+    let info = api
+        .send(request("GET", &format!("/chat/{key}"), None, None))
+        .await;
+    assert_eq!(info.body["available"], false, "{:?}", info.body);
+    assert_eq!(info.body["askEmail"], true);
+
+    // The visitor leaves an address: a contact known by it and by the visitor, made from
+    // their conversation (so after their first message).
+    let token = visitor(&api, &key).await;
+    let early = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+    assert_eq!(
+        say(&api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
+    let left = leave(
+        &api,
+        &key,
+        &token,
+        json!({"email": "Ada@Customer.test", "name": "Ada"}),
+    )
+    .await;
+    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    let again = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["recognised"], true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = api
+            .gql(
+                api.admin,
+                "{ contactByIdentity(identity: {kind: EMAIL, value: \"ada@customer.test\"}) {
+                    identities { kind value } } }",
+                json!({}),
+            )
+            .await;
+        let identities = found.data()["contactByIdentity"]["identities"].to_string();
+        if identities.contains("CHAT_VISITOR") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", found.body);
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn the_widget_script_is_small_javascript() {
+    let api = TestApi::start().await;
+    let reply = api
+        .send(Request::get("/widget/v1.js").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .content_type()
+            .unwrap_or_default()
+            .starts_with("text/javascript"),
+        "{:?}",
+        reply.headers
+    );
+    let size = reply.body.as_str().map_or(0, str::len);
+    assert!(size > 1_000, "the script is there ({size} bytes)");
+    assert!(size < 40 * 1024, "the script is under 40 KB ({size} bytes)");
+}
+
+/// Opens the visitor's socket, from `origin`, resuming after `after`.
+async fn live(
+    addr: std::net::SocketAddr,
+    key: &str,
+    token: &str,
+    after: u64,
+    origin: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let url = format!("ws://{addr}/chat/{key}/live?token={token}&after={after}");
+    let mut request = url.into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().expect("origin"));
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next frame of `type_` (others skipped).
+async fn frame(socket: &mut Socket, type_: &str) -> Value {
+    loop {
+        let message = next(socket).await.expect("a frame");
+        if message["type"] == type_ {
+            return message;
+        }
+    }
+}
+
+/// Runs `field` (`sendReply` or `addComment`) on `conversation` as the admin, with `text`.
+async fn write(api: &TestApi, field: &str, conversation: &str, text: &str) {
+    let done = api
+        .gql(
+            api.admin,
+            &format!(
+                "mutation($id: ID!, $text: String!) {{ {field}(input: {{conversationId: $id, bodyText: $text}}) {{
+                    userErrors {{ message }} }} }}"
+            ),
+            json!({"id": conversation, "text": text}),
+        )
+        .await;
+    assert_eq!(
+        done.data()[field]["userErrors"],
+        json!([]),
+        "{:?}",
+        done.body
+    );
+}
+
+/// Replies to `conversation` as the admin.
+async fn reply(api: &TestApi, conversation: &str, text: &str) {
+    write(api, "sendReply", conversation, text).await;
+}
+
+/// Adds an internal comment to `conversation` as the admin.
+async fn comment(api: &TestApi, conversation: &str, text: &str) {
+    write(api, "addComment", conversation, text).await;
+}
+
+/// The visitor's conversation's global id, once the thread view has it.
+async fn conversation_of(api: &TestApi, channel: Uuid) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = api
+            .gql(
+                api.admin,
+                "{ conversations(first: 5) { nodes { id channel { id } } } }",
+                json!({}),
+            )
+            .await;
+        let channel_id = ids::encode(Kind::Channel, channel).0;
+        if let Some(id) = found.data()["conversations"]["nodes"]
+            .as_array()
+            .and_then(|nodes| {
+                nodes
+                    .iter()
+                    .find(|n| n["channel"]["id"] == channel_id.as_str())
+            })
+            .and_then(|n| n["id"].as_str())
+        {
+            return id.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no conversation: {:?}",
+            found.body
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn the_live_socket_carries_messages_both_ways_never_comments_and_resumes_exactly() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+
+    let mut socket = live(addr, &key, &token, 0, SITE)
+        .await
+        .expect("socket opens");
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "Is anyone there?", "clientId": "c1"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = frame(&mut socket, "ack").await;
+    assert_eq!(ack["clientId"], "c1");
+    let first_seq = ack["seq"].as_u64().expect("a seq");
+    let echoed = frame(&mut socket, "message").await;
+    assert_eq!(echoed["from"], "visitor");
+    assert_eq!(echoed["text"], "Is anyone there?");
+    assert_eq!(echoed["seq"], first_seq);
+
+    let conversation = conversation_of(&api, channel).await;
+    comment(&api, &conversation, "internal: VIP customer").await;
+    reply(&api, &conversation, "Yes, how can I help?").await;
+    let answer = frame(&mut socket, "message").await;
+    assert_eq!(answer["from"], "team", "{answer}");
+    assert_eq!(answer["text"], "Yes, how can I help?");
+    assert_eq!(answer["author"], "Ada Admin");
+    let seen = answer["seq"].as_u64().expect("a seq");
+
+    // The same clientId again is the same message: acknowledged, nothing new.
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "Is anyone there?", "clientId": "c1"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let repeat = frame(&mut socket, "ack").await;
+    assert_eq!(repeat["id"], ack["id"]);
+    assert_eq!(repeat["seq"], Value::Null);
+    socket.close(None).await.unwrap();
+
+    // While the visitor is away: two replies and a comment.
+    reply(&api, &conversation, "Are you still there?").await;
+    comment(&api, &conversation, "internal: they left").await;
+    reply(&api, &conversation, "We will answer by e-mail.").await;
+
+    let mut socket = live(addr, &key, &token, seen, SITE)
+        .await
+        .expect("socket reopens");
+    let mut missed = Vec::new();
+    for _ in 0..2 {
+        let message = frame(&mut socket, "message").await;
+        missed.push(message["text"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        missed,
+        ["Are you still there?", "We will answer by e-mail."]
+    );
+    // Nothing else was owed: the next frame is the answer to a new message.
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "Thanks"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let following = next(&mut socket).await.expect("a frame");
+    assert!(
+        following["type"] == "ack" || following["text"] == "Thanks",
+        "nothing but the new message follows: {following}"
+    );
+
+    // Over HTTP the visitor reads the same: never a comment.
+    let all = texts(&api, &key, &token).await;
+    assert!(all.iter().all(|t| !t.contains("internal")), "{all:?}");
+    assert_eq!(all.len(), 5, "{all:?}");
+}
+
+#[tokio::test]
+async fn the_socket_refuses_foreign_origins_and_bad_tokens() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    let status = |result: Result<Socket, tokio_tungstenite::tungstenite::Error>| match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Some(response.status()),
+        _ => None,
+    };
+    assert_eq!(
+        status(live(addr, &key, &token, 0, "https://evil.test").await),
+        Some(StatusCode::FORBIDDEN)
+    );
+    assert_eq!(
+        status(live(addr, &key, "not-a-token", 0, SITE).await),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    assert!(live(addr, &key, &token, 0, SITE).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_socket_names_the_field_at_fault_and_drops_oversized_frames_writing_nothing() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    let before = head(&api).await;
+    let long = "x".repeat(ChatLimits::default().max_message_chars + 1);
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": long, "clientId": "long"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let refused = frame(&mut socket, "error").await;
+    assert_eq!(refused["clientId"], "long");
+    assert_eq!(refused["field"], "text", "{refused}");
+    socket
+        .send(Message::text("not json".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(frame(&mut socket, "error").await["code"], "BAD_FRAME");
+
+    // A frame over the body limit ends the connection.
+    let huge = "y".repeat(ChatLimits::default().max_body_bytes + 1);
+    let _ = socket.send(Message::text(huge)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the connection stayed open after an oversized frame"),
+        }
+    }
+    assert_eq!(head(&api).await, before, "refused frames write nothing");
+}
+
+#[tokio::test]
+async fn typing_signals_reach_agents_and_visitors_without_events() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hello").await.status,
+        StatusCode::CREATED
+    );
+    let conversation = conversation_of(&api, channel).await;
+    let mut visitor_socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    frame(&mut visitor_socket, "message").await;
+
+    let bearer = format!("Bearer {}", api.token(api.admin));
+    let mut agent = connect(addr, json!({"Authorization": bearer})).await;
+    assert_eq!(next(&mut agent).await.unwrap()["type"], "connection_ack");
+    subscribe(
+        &mut agent,
+        "1",
+        "subscription($id: ID!) { chatTyping(conversationId: $id) { conversationId typing } }",
+        json!({"id": conversation}),
+    )
+    .await;
+    let before = head(&api).await;
+    // The subscription may start after the first signal: signal until one arrives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let update = loop {
+        visitor_socket
+            .send(Message::text(
+                json!({"type": "typing", "typing": true}).to_string(),
+            ))
+            .await
+            .unwrap();
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_millis(200), agent.next()).await
+        {
+            break serde_json::from_str::<Value>(&text).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no typing signal");
+    };
+    assert_eq!(
+        update["payload"]["data"]["chatTyping"]["typing"], true,
+        "{update}"
+    );
+
+    let typed = api
+        .gql(
+            api.admin,
+            "mutation($id: ID!) { setChatTyping(input: {conversationId: $id, typing: true}) { conversationId } }",
+            json!({"id": conversation}),
+        )
+        .await;
+    assert_eq!(
+        typed.data()["setChatTyping"]["conversationId"],
+        conversation.as_str()
+    );
+    let signal = frame(&mut visitor_socket, "typing").await;
+    assert_eq!(signal["typing"], true);
+    assert_eq!(head(&api).await, before, "typing writes no event");
+}
