@@ -528,7 +528,7 @@ pub(crate) async fn read_messages(
             .read_stream(
                 &stream,
                 Direction::Forwards,
-                StreamFrom::Version(last + 1),
+                StreamFrom::Version(last.saturating_add(1)),
                 READ_CHUNK,
             )
             .await

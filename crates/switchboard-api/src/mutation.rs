@@ -23,8 +23,8 @@
 //! - `upload`: files received as uploads, checked and stored as attachments.
 
 mod channel;
-mod chat_bot;
 mod chat;
+mod chat_bot;
 pub(crate) mod common;
 mod contact;
 mod conversation;

@@ -30,8 +30,8 @@ use proto_events::event::{
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
 
-use crate::chatbot::{self, ChatBotSettings};
 use crate::chat::{self, ChatWidgetSettings};
+use crate::chatbot::{self, ChatBotSettings};
 use crate::directory::{Channel, Directory, User};
 use crate::form::{self, FormSettings};
 use crate::setup::Decision;

@@ -23,9 +23,8 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use proto_events::event::{
     Availability, ChannelConfig, ChatBotConfigured, ChatWidgetConfigured, EmailAccess,
-    FilterAction, FormConfigured,
-    Holiday, ImapServer, Member, OpeningInterval, Role, RoutingStrategy, RuleScope, SenderPattern,
-    SmtpServer,
+    FilterAction, FormConfigured, Holiday, ImapServer, Member, OpeningInterval, Role,
+    RoutingStrategy, RuleScope, SenderPattern, SmtpServer,
 };
 use proto_events::{Actor, DomainEvent};
 use serde::{Deserialize, Serialize};

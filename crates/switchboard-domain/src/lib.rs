@@ -25,8 +25,8 @@
 //! - `validate`: input checks shared by several deciders.
 
 pub mod channel;
-pub mod chatbot;
 pub mod chat;
+pub mod chatbot;
 pub mod contact;
 pub mod context;
 pub mod conversation;

@@ -139,9 +139,9 @@ impl Ingester {
         envelope_from: Option<&str>,
         raw: Vec<u8>,
     ) -> Result<Ingested, IngestError> {
-        // A large message is parsed and hashed off the runtime's threads; a usual one is done in
-        // well under a millisecond, less than the trip to another thread and back costs on a
-        // busy machine. The original and every attachment are stored with the message's
+        // A message of more than a few pages is parsed and hashed off the runtime's threads; a
+        // short one takes a fraction of a millisecond, less than the trip to another thread and
+        // back costs on a busy machine. The original and every attachment are stored with the message's
         // events, in one commit.
         let (parsed, raw, parts) = if raw.len() <= PARSE_INLINE_BYTES {
             read(raw)
@@ -252,7 +252,7 @@ impl Ingester {
 }
 
 /// The largest message [`Ingester::ingest`] reads on the runtime's thread.
-const PARSE_INLINE_BYTES: usize = 256 * 1024;
+const PARSE_INLINE_BYTES: usize = 64 * 1024;
 
 /// `raw` parsed, hashed, and its attachments' bytes hashed.
 fn read(raw: Vec<u8>) -> (ParsedMail, Blob, Vec<(Blob, parse::Part)>) {

@@ -16,11 +16,11 @@
 //! people); the answers to its questions go into the contact through the contact commands, as
 //! the system's `chat-bot` component (bots may not change contacts): a name becomes the contact's
 //! `name` property, an e-mail address one of its identities. A visitor without a contact gets
-//! one (from the conversation, with an id derived from it); an address that belongs to another
-//! contact recognises the visitor as that contact (their visitor id is linked to it, or the
-//! contact the bot made for them is merged into it). Nothing verifies that the address is the
-//! visitor's: agents see the claim in the conversation, and what a visitor may read must follow
-//! their visitor id, never the contact.
+//! one (from the conversation, with an id derived from it). Nothing verifies that an address is
+//! the visitor's, so the bot writes only onto the contact it made: an address that belongs to
+//! another contact becomes the visitor's `claimed_email` property (never a link to that contact,
+//! never a merge), and a contact the visitor was recognised as otherwise is left alone. Agents
+//! see the answers in the conversation; what a visitor may read follows their visitor id.
 //!
 //! # Timeout
 //! A visitor's message the bot has no answer for (and is not configured to hand off at once) is
@@ -57,7 +57,7 @@ use proto_events::{Actor, DomainEvent, Envelope};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::DomainError;
 use switchboard_domain::chatbot::{Dialogue, Reaction, Step};
-use switchboard_domain::contact::{ContactCommand, MergeContacts};
+use switchboard_domain::contact::ContactCommand;
 use switchboard_domain::conversation::ConversationCommand;
 use switchboard_store::{EventStore, Position};
 use tokio::sync::watch;
@@ -714,8 +714,15 @@ async fn collect(
     }
     .or(chat.contact_id);
     let created = contact_for(conversation_id);
+    // An address typed into a chat is not proof of owning it: the bot writes only onto the
+    // contact it made for this visitor, never links the visitor to a known contact, never
+    // merges, and keeps an address another contact holds as the visitor's `claimed_email`,
+    // for an agent to judge. (Otherwise anyone could rename a customer's record, or be shown
+    // as them to agents, by typing their address.)
+    let claimed =
+        |address: &str| BTreeMap::from([("claimed_email".to_owned(), address.to_owned())]);
     match (collects, contact) {
-        (BotCollects::Name, Some(contact_id)) => {
+        (BotCollects::Name, Some(contact_id)) if contact_id == created => {
             let command = ContactCommand::ChangeProperties {
                 set: BTreeMap::from([("name".to_owned(), value.to_owned())]),
                 unset: Vec::new(),
@@ -739,37 +746,23 @@ async fn collect(
             };
             once(service, as_system(""), command).await?;
         }
-        (BotCollects::Email, Some(contact_id)) => {
-            let email = Identity::Email {
-                address: value.to_owned(),
-            };
+        (BotCollects::Email, Some(contact_id)) if contact_id == created => {
             let command = ContactCommand::LinkIdentity {
-                identity: email.clone(),
-            };
-            match once(
-                service,
-                as_system(""),
-                Command::Contact {
-                    contact_id,
-                    command,
+                identity: Identity::Email {
+                    address: value.to_owned(),
                 },
-            )
-            .await
-            {
+            };
+            let contact = |command| Command::Contact {
+                contact_id,
+                command,
+            };
+            match once(service, as_system(""), contact(command)).await {
                 Err(ServiceError::Domain(error)) if taken(&error) => {
-                    // Another contact has this address: the visitor is them. Merge the contact
-                    // the bot made for this visitor into theirs; a contact made by others stays.
-                    let holder = service.contact_holding(&email).await?;
-                    if let Some(survivor_id) = holder
-                        && contact_id == created
-                        && survivor_id != created
-                    {
-                        let merge = MergeContacts {
-                            survivor_id,
-                            merged_id: created,
-                        };
-                        once(service, as_system(":merge"), Command::MergeContacts(merge)).await?;
-                    }
+                    let command = ContactCommand::ChangeProperties {
+                        set: claimed(value),
+                        unset: Vec::new(),
+                    };
+                    once(service, as_system(":claimed"), contact(command)).await?;
                 }
                 other => {
                     other?;
@@ -777,45 +770,30 @@ async fn collect(
             }
         }
         (BotCollects::Email, None) => {
+            let create = |identities: Vec<Identity>, properties| Command::CreateContact {
+                contact_id: created,
+                identities,
+                properties,
+                from_conversation: Some(conversation_id),
+            };
             let email = Identity::Email {
                 address: value.to_owned(),
             };
-            let command = Command::CreateContact {
-                contact_id: created,
-                identities: chat
-                    .customer
-                    .iter()
-                    .cloned()
-                    .chain([email.clone()])
-                    .collect(),
-                properties: BTreeMap::new(),
-                from_conversation: Some(conversation_id),
-            };
-            match once(service, as_system(""), command).await {
+            let visitor: Vec<Identity> = chat.customer.iter().cloned().collect();
+            let with_email = visitor.iter().cloned().chain([email]).collect();
+            match once(service, as_system(""), create(with_email, BTreeMap::new())).await {
                 Err(ServiceError::Domain(error)) if taken(&error) => {
-                    // The address is a known contact's: recognise the visitor as them.
-                    if let (Some(contact_id), Some(visitor)) =
-                        (service.contact_holding(&email).await?, &chat.customer)
-                    {
-                        let command = ContactCommand::LinkIdentity {
-                            identity: visitor.clone(),
-                        };
-                        once(
-                            service,
-                            as_system(":link"),
-                            Command::Contact {
-                                contact_id,
-                                command,
-                            },
-                        )
-                        .await?;
-                    }
+                    let command = create(visitor, claimed(value));
+                    once(service, as_system(":claimed"), command).await?;
                 }
                 other => {
                     other?;
                 }
             }
         }
+        // A contact the bot did not make (the visitor was recognised otherwise): left as it is;
+        // the answer stays in the conversation for agents.
+        (BotCollects::Name | BotCollects::Email, Some(_)) => {}
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use switchboard_store::blob::{blob_hash, is_blob_hash};
+use switchboard_store::blob::{Blob, is_blob_hash};
 use switchboard_store::{BlobStore, StoreError};
 
 use crate::reader::pool_error;
@@ -28,9 +28,20 @@ impl PostgresBlobs {
 #[async_trait]
 impl BlobStore for PostgresBlobs {
     async fn put(&self, bytes: Vec<u8>) -> Result<String, StoreError> {
-        let sha256 = blob_hash(&bytes);
-        let client = self.pool.get().await.map_err(pool_error)?;
-        let statement = client
+        let blob = Blob::new(bytes);
+        let sha256 = blob.sha256().to_owned();
+        self.put_all(vec![blob]).await?;
+        Ok(sha256)
+    }
+
+    /// One transaction for all of them, named by the hashes they carry.
+    async fn put_all(&self, blobs: Vec<Blob>) -> Result<(), StoreError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(StoreError::backend)?;
+        let statement = tx
             .prepare_cached(&format!(
                 "INSERT INTO {}.blobs (sha256, bytes) VALUES ($1, $2) \
                  ON CONFLICT (sha256) DO NOTHING",
@@ -38,11 +49,12 @@ impl BlobStore for PostgresBlobs {
             ))
             .await
             .map_err(StoreError::backend)?;
-        client
-            .execute(&statement, &[&sha256, &bytes])
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(sha256)
+        for blob in &blobs {
+            tx.execute(&statement, &[&blob.sha256(), &blob.bytes()])
+                .await
+                .map_err(StoreError::backend)?;
+        }
+        tx.commit().await.map_err(StoreError::backend)
     }
 
     async fn get(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -50,17 +50,31 @@ pub(crate) fn insert(conn: &Connection, blobs: &[Blob]) -> rusqlite::Result<()> 
     Ok(())
 }
 
-/// The bytes of the blob `sha256`, if the table has it.
+/// The bytes of the blob `sha256`, if the table has it. A database that has no table yet (a
+/// read-only handle on a data directory an earlier version wrote) has none.
 fn select(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1")?
-        .query_row([sha256], |row| row.get(0))
-        .optional()
+    let statement = match conn.prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1") {
+        Ok(statement) => statement,
+        Err(e) if e.to_string().contains("no such table") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut statement = statement;
+    statement.query_row([sha256], |row| row.get(0)).optional()
 }
+
+/// Puts larger than this are hashed on the blocking pool.
+const HASH_INLINE_BYTES: usize = 64 * 1024;
 
 #[async_trait]
 impl BlobStore for SqliteBlobs {
     async fn put(&self, bytes: Vec<u8>) -> Result<String, StoreError> {
-        let blob = Blob::new(bytes);
+        let blob = if bytes.len() <= HASH_INLINE_BYTES {
+            Blob::new(bytes)
+        } else {
+            tokio::task::spawn_blocking(move || Blob::new(bytes))
+                .await
+                .map_err(StoreError::backend)?
+        };
         let sha256 = blob.sha256().to_owned();
         self.store.store_blobs(vec![blob]).await?;
         Ok(sha256)

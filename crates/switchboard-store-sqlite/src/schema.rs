@@ -108,11 +108,14 @@ fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Opens the writing connection, creating and migrating the database as needed.
+/// Opens the writing connection, creating and migrating the database as needed. Deleted blobs
+/// are overwritten in the file (`secure_delete`), and the write-ahead log goes back to at most
+/// 64 MiB once checkpointed, whatever a burst of large mail made of it.
 pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     stable_plans(&conn)?;
     conn.execute_batch(COMMON_PRAGMAS)?;
+    conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA journal_size_limit = 67108864;")?;
     migrate(&mut conn)?;
     Ok(conn)
 }

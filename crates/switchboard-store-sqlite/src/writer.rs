@@ -37,6 +37,10 @@ const QUEUE: usize = 4096;
 /// The longest the writer waits to fill a group commit under concurrent load.
 const FILL_WAIT: Duration = Duration::from_micros(200);
 
+/// The blob bytes past which a batch takes no more appends (one larger append is committed
+/// alone), so that a burst of large mail does not hold every other append for long.
+const MAX_BATCH_BLOB_BYTES: usize = 32 * 1024 * 1024;
+
 /// The least time between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -146,10 +150,15 @@ impl Writer {
         let mut last_batch = 1;
         while let Ok(first) = queue.recv() {
             let mut events = first.events.len();
+            let mut bytes = blob_bytes(&first);
             let mut batch = vec![first];
-            while events < self.max_batch_events {
+            let room = |events: usize, bytes: usize| {
+                events < self.max_batch_events && bytes < MAX_BATCH_BLOB_BYTES
+            };
+            while room(events, bytes) {
                 let Ok(next) = queue.try_recv() else { break };
                 events += next.events.len();
+                bytes += blob_bytes(&next);
                 batch.push(next);
             }
             // Under concurrent load, the callers answered by the last commit are about to send
@@ -157,12 +166,13 @@ impl Writer {
             // instead of committing a batch smaller than the last. A lone caller never waits.
             if last_batch > 1 {
                 let deadline = Instant::now() + FILL_WAIT;
-                while batch.len() < last_batch && events < self.max_batch_events {
+                while batch.len() < last_batch && room(events, bytes) {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let Ok(next) = queue.recv_timeout(left) else {
                         break;
                     };
                     events += next.events.len();
+                    bytes += blob_bytes(&next);
                     batch.push(next);
                 }
             }
@@ -276,6 +286,11 @@ impl Writer {
             let _ = request.reply.send(outcome);
         }
     }
+}
+
+/// The bytes of the blobs `request` carries.
+fn blob_bytes(request: &AppendRequest) -> usize {
+    request.blobs.iter().map(|b| b.bytes().len()).sum()
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {

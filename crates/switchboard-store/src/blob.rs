@@ -3,7 +3,7 @@
 //! Events carry references to blobs (hash, size, name, type), never their bytes, so the log
 //! stays small and a blob can be deleted (a person's erasure) without touching history. Storing
 //! the same bytes twice stores them once. Every backend keeps its blobs where it keeps its log:
-//! a SQLite file beside the embedded store's log (which still reads the files under its
+//! a table of the embedded store's event database (which still reads the files under its
 //! directory, [`FileBlobs`], that earlier versions wrote), a table in PostgreSQL.
 
 use std::fmt::Debug;

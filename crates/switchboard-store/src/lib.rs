@@ -63,7 +63,8 @@ pub trait EventStore: Send + Sync + Debug {
     /// [`append`], with the blobs its events reference (a message's original and attachments):
     /// when it returns `Ok`, blobs and events are durable. A backend that can commits them
     /// together, in one transaction; otherwise the blobs are stored first. A refused append may
-    /// leave its blobs stored, unreferenced.
+    /// leave its blobs stored, unreferenced. A retry answered by the append it repeats (the
+    /// same event ids) stores nothing: the first append stored its blobs.
     ///
     /// [`append`]: EventStore::append
     async fn append_with_blobs(

@@ -111,7 +111,7 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         | E::EmailServersSet(_)
         | E::FormConfigured(_)
         | E::ChatBotConfigured(_) => Concerns::NONE,
-        | E::ChatWidgetConfigured(_) => Concerns::NONE,
+        E::ChatWidgetConfigured(_) => Concerns::NONE,
         E::ConversationStarted(e) => {
             Concerns::conversation(e.conversation_id, e.inbox_id).with_contact(e.contact_id)
         }

@@ -24,7 +24,7 @@ pub(crate) enum ChatBotCollects {
     /// The contact's name (its `name` property).
     Name,
     /// An e-mail address, linked to the contact (a malformed one is asked again); an address
-    /// of a known contact recognises the visitor as them.
+    /// of another contact is kept as the visitor's `claimed_email`, unverified.
     Email,
 }
 

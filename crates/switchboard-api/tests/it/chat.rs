@@ -203,6 +203,11 @@ async fn a_visitor_reads_and_writes_only_their_own_conversation() {
     assert_eq!(said.status, StatusCode::CREATED);
     assert_eq!(texts(&api, &key, &ada).await, ["Hello, I am Ada"]);
     assert_eq!(texts(&api, &key, &bob).await, ["Bob here"]);
+    // Reading after the last possible position reads nothing (and does not overflow).
+    let past = format!("/chat/{key}/messages?after={}", u64::MAX);
+    let nothing = api.send(request("GET", &past, Some(&ada), None)).await;
+    assert_eq!(nothing.status, StatusCode::OK, "{:?}", nothing.body);
+    assert_eq!(nothing.body["messages"], json!([]));
 
     // A token belongs to its channel; a forged or missing one names nobody.
     let path = format!("/chat/{other_key}/messages");

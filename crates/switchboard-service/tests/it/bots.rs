@@ -17,7 +17,7 @@ use switchboard_domain::setup::SetupCommand;
 use switchboard_service::Command;
 use switchboard_service::bot::BotReactor;
 use switchboard_service::reactor::RoutingReactor;
-use switchboard_store::{EventStore, Position};
+use switchboard_store::{Direction, EventStore, Position, StreamFrom};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -296,7 +296,7 @@ async fn the_bot_greets_collects_name_and_email_into_the_contact_and_answers_key
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_address_of_a_known_contact_recognises_the_visitor() {
+async fn an_address_of_a_known_contact_is_only_a_claim_and_changes_nothing_of_theirs() {
     let app = app().await;
     bot_inbox(&app, settings()).await;
     let known = Uuid::from_u128(0xc0);
@@ -311,25 +311,47 @@ async fn an_address_of_a_known_contact_recognises_the_visitor() {
         },
     )
     .await;
+    let known_stream = proto_events::streams::contact(known);
+    let before = app.store.stream_version(&known_stream).await.unwrap();
     let mut r = reactors(&app).await;
+    // With a name first, then the address: the bot's contact for the visitor keeps the claim.
     visitor_writes(&app, &mut r, CHAT, "v2", "hello").await;
-    visitor_writes(&app, &mut r, CHAT, "v2", "Grace").await;
+    visitor_writes(&app, &mut r, CHAT, "v2", "Mallory").await;
     visitor_writes(&app, &mut r, CHAT, "v2", "Grace@Example.com").await;
-    assert_eq!(
-        app.service.contact_holding(&visitor("v2")).await.unwrap(),
-        Some(known),
-        "the contact the bot made for the visitor is merged into the known one"
-    );
-
-    // Without a name first: the visitor id is linked to the known contact directly.
+    // Without a name: a contact for the visitor is made with the claim.
     let mut no_name = settings();
     no_name.questions.remove(0);
     configure(&app, no_name).await;
     visitor_writes(&app, &mut r, CHAT, "v3", "hello").await;
     visitor_writes(&app, &mut r, CHAT, "v3", "grace@example.com").await;
+    for v in ["v2", "v3"] {
+        let holder = app.service.contact_holding(&visitor(v)).await.unwrap();
+        assert!(
+            holder.is_some_and(|c| c != known),
+            "{v} is not recognised as the known contact: {holder:?}"
+        );
+        let stream = proto_events::streams::contact(holder.unwrap());
+        let claims = app
+            .store
+            .read_stream(&stream, Direction::Forwards, StreamFrom::Start, 100)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| String::from_utf8_lossy(&e.payload).contains("\"claimed_email\""))
+            .count();
+        assert_eq!(claims, 1, "{v}'s contact keeps the address as a claim");
+    }
     assert_eq!(
-        app.service.contact_holding(&visitor("v3")).await.unwrap(),
+        app.service
+            .contact_holding(&email("grace@example.com"))
+            .await
+            .unwrap(),
         Some(known)
+    );
+    assert_eq!(
+        app.store.stream_version(&known_stream).await.unwrap(),
+        before,
+        "nothing was written to the known contact: not renamed, not linked, not merged into"
     );
 }
 

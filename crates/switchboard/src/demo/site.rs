@@ -1,7 +1,8 @@
 //! `serve --demo`'s demo site at `/demo/`: a page of the demo company that embeds the chat
 //! widget and its quote form, so both can be tried in a browser against the demo organisation.
 //!
-//! The demo's chat widget and form get fixed public keys ([`CHAT_KEY`], [`FORM_KEY`]) and allow
+//! The demo's chat channel gets its bot (Sunny) configured on the first demo start. The demo's
+//! chat widget and form get fixed public keys ([`CHAT_KEY`], [`FORM_KEY`]) and allow
 //! the origins the server is reached at on this machine (`http://127.0.0.1:<port>` and
 //! `http://localhost:<port>`). Those depend on the port, so every demo start configures them
 //! again through the command service (as the system) when they changed: a different port adds a
@@ -15,9 +16,10 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::get;
 use proto_events::Actor;
-use proto_events::event::{FormFieldKind, FormFieldSpec};
+use proto_events::event::{BotAnswer, BotHandoffPolicy, FormFieldKind, FormFieldSpec};
 use switchboard_domain::channel::ChannelCommand;
 use switchboard_domain::chat::ChatWidgetSettings;
+use switchboard_domain::chatbot::ChatBotSettings;
 use switchboard_domain::form::FormSettings;
 use switchboard_service::{Command, CommandMeta, CommandService};
 
@@ -41,12 +43,12 @@ pub fn origins(bound: SocketAddr) -> Vec<String> {
     ]
 }
 
-/// Configures the demo's chat widget and form for `origins`, unless they already are; nothing
-/// when the store holds no demo organisation.
+/// Configures the demo's chat widget and form for `origins`, unless they already are, and its
+/// chat bot once; nothing when the store holds no demo organisation.
 pub async fn prepare(service: &CommandService, origins: Vec<String>) -> anyhow::Result<()> {
     let chat = id("channel:chat");
     let form = id("channel:form");
-    let (chat_done, form_done) = {
+    let (chat_done, bot_done, form_done) = {
         let view = service.view().await?;
         let channels = &view.directory.channels;
         let (Some(chat_channel), Some(form_channel)) = (channels.get(&chat), channels.get(&form))
@@ -58,6 +60,7 @@ pub async fn prepare(service: &CommandService, origins: Vec<String>) -> anyhow::
                 .chat_widget
                 .as_ref()
                 .is_some_and(|w| w.allowed_origins == origins),
+            chat_channel.chat_bot.is_some(),
             form_channel
                 .form
                 .as_ref()
@@ -77,6 +80,40 @@ pub async fn prepare(service: &CommandService, origins: Vec<String>) -> anyhow::
                 allowed_origins: origins.clone(),
                 team_name: "Northwind Support".to_owned(),
                 expected_reply: Some("We usually reply within a few minutes".to_owned()),
+            },
+        };
+        service.execute(meta(), Command::Channel(command)).await?;
+    }
+    // Sunny, whom the demo's bot-first rule gives new chats, greets and answers two topics;
+    // anything else, or asking for a person, hands off. Configured once: an admin's changes stay.
+    if !bot_done {
+        let phrases = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect();
+        let command = ChannelCommand::ConfigureChatBot {
+            channel_id: chat,
+            settings: ChatBotSettings {
+                bot_id: id("bot:sunny"),
+                enabled: true,
+                greeting: "Hi, I'm Sunny, Northwind's bot. Ask me about prices or delivery, \
+                           or write \"person\" to talk to the team."
+                    .to_owned(),
+                questions: Vec::new(),
+                answers: vec![
+                    BotAnswer {
+                        phrases: phrases(&["price", "prices", "cost", "how much"]),
+                        reply: "Our tents start at 149 EUR; the team sends quotes for groups."
+                            .to_owned(),
+                    },
+                    BotAnswer {
+                        phrases: phrases(&["delivery", "shipping", "ship"]),
+                        reply: "We deliver across Europe within five working days.".to_owned(),
+                    },
+                ],
+                handoff: BotHandoffPolicy {
+                    phrases: phrases(&["person", "human", "agent"]),
+                    on_no_match: true,
+                    timeout_seconds: None,
+                    message: Some("Let me get someone from the team for you.".to_owned()),
+                },
             },
         };
         service.execute(meta(), Command::Channel(command)).await?;

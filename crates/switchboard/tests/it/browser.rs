@@ -2,7 +2,7 @@
 //! its sandbox (the tests run as root), driven over the DevTools protocol with chromiumoxide,
 //! against the real binary serving its demo site (`serve --demo`, `/demo/`). The visitor opens
 //! the widget with a mouse click and writes with the keyboard; an agent's GraphQL subscription is
-//! told; the agent answers through GraphQL; the page shows the answer; a reload keeps the
+//! told; the demo's bot greets and, asked for a person, hands off; the agent answers through GraphQL; the page shows the answer; a reload keeps the
 //! conversation, and the socket follows it again. The page's quote form, sent in the browser,
 //! opens a conversation. A screenshot is saved for people to look at.
 //!
@@ -286,6 +286,25 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     .await;
 
     announced(&mut agent, question).await;
+
+    // The demo's bot holds new chats: it greets, answers what it knows, and hands off when
+    // asked for a person; its words reach the page.
+    until(
+        &page,
+        &format!("{ROOT}.querySelector('.log').innerText.includes(\"I'm Sunny\")"),
+    )
+    .await;
+    page.execute(InsertTextParams::new("Can I talk to a person?"))
+        .await
+        .unwrap();
+    press_enter(&page).await;
+    until(
+        &page,
+        &format!(
+            "{ROOT}.querySelector('.log').innerText.includes('Let me get someone from the team')"
+        ),
+    )
+    .await;
 
     // An agent answers through GraphQL; the page shows it.
     let conversation = conversation_with(&server, &admin, question).await;
