@@ -133,3 +133,25 @@ async fn blobs_that_earlier_versions_kept_as_files_are_still_read() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_read_only_handle_on_a_database_without_the_blob_table_reads_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    // As an earlier version left it: no table, blobs as files.
+    let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    conn.execute_batch("DROP TABLE blobs; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let bytes = b"kept as a file".to_vec();
+    let name = blob_hash(&bytes);
+    let folder = dir.path().join(BLOB_DIR).join(&name[..2]);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(&name), &bytes).unwrap();
+    let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.blobs().get(&name).await.unwrap(), Some(bytes));
+    assert_eq!(
+        reader.blobs().get(&blob_hash(b"absent")).await.unwrap(),
+        None
+    );
+}
