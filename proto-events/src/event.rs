@@ -132,6 +132,8 @@ domain_events! {
     EmailFilterRuleRemoved("EmailFilterRuleRemoved", 1),
     EmailServersSet("EmailServersSet", 1),
     FormConfigured("FormConfigured", 1),
+    // Messenger pages (issue 20).
+    MessengerPageSet("MessengerPageSet", 1),
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 3),

@@ -138,6 +138,20 @@ pub struct Channel {
     /// and for other kinds).
     #[serde(default)]
     pub form: Option<FormConfigured>,
+    /// A Messenger channel's page settings, as last set (none for other kinds).
+    #[serde(default)]
+    pub messenger: MessengerPage,
+}
+
+/// A Messenger channel's page settings, as last set (see
+/// [`MessengerPageSet`](proto_events::event::MessengerPageSet)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessengerPage {
+    /// The id of the sealed page access token replies are sent with.
+    pub page_token_secret: Option<Uuid>,
+    /// Whether the page has Meta's human-agent tag (replies up to 7 days after the customer's
+    /// last message).
+    pub human_agent_tag: bool,
 }
 
 /// An e-mail channel's outside servers, as last set (see
@@ -400,6 +414,7 @@ impl Directory {
                         connected: true,
                         servers: EmailServers::default(),
                         form: None,
+                        messenger: MessengerPage::default(),
                     },
                 );
             }
@@ -411,6 +426,14 @@ impl Directory {
             E::FormConfigured(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.form = Some(e.clone());
+                }
+            }
+            E::MessengerPageSet(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.messenger = MessengerPage {
+                        page_token_secret: e.page_token_secret,
+                        human_agent_tag: e.human_agent_tag,
+                    };
                 }
             }
             E::EmailServersSet(e) => {
@@ -440,6 +463,7 @@ impl Directory {
                         connected: true,
                         servers: EmailServers::default(),
                         form: None,
+                        messenger: MessengerPage::default(),
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);

@@ -110,6 +110,7 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         | E::EmailFilterRuleRemoved(_)
         | E::EmailServersSet(_)
         | E::FormConfigured(_) => Concerns::NONE,
+        E::MessengerPageSet(_) => Concerns::NONE,
         E::ConversationStarted(e) => {
             Concerns::conversation(e.conversation_id, e.inbox_id).with_contact(e.contact_id)
         }

@@ -347,6 +347,12 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             ingest_secret: Some(id(0x5ec3)),
         }
         .into(),
+        MessengerPageSet {
+            channel_id: id(CHANNEL),
+            page_token_secret: Some(id(0x5ec4)),
+            human_agent_tag: true,
+        }
+        .into(),
         FormConfigured {
             channel_id: id(CHANNEL),
             public_key: "f0rm-Key_8wJ2kQx9TzV3nL5mR7pYa4".into(),
