@@ -15,6 +15,7 @@
 //! - `channel`: channels, routing rules, e-mail filters.
 //! - `mail`: e-mail channels' IMAP, SMTP and ingest settings, and their connection test.
 //! - `form`: form channels' fields, allowed origins and honeypot.
+//! - `messenger`: Messenger channels' page access token (write-only) and human-agent tag.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
@@ -26,6 +27,7 @@ mod contact;
 mod conversation;
 mod form;
 mod mail;
+mod messenger;
 
 pub(crate) use form::FormFieldType;
 pub(crate) use mail::{MailServerSecurity, manages};
@@ -43,6 +45,7 @@ pub struct Mutation(
     channel::ChannelMutation,
     mail::MailMutation,
     form::FormMutation,
+    messenger::MessengerMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

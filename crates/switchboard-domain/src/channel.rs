@@ -23,9 +23,9 @@
 use proto_events::event::{
     BuiltInEmailFiltersSet, ChannelConfig, ChannelConnected, ChannelDisconnected, ChannelMoved,
     EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, EmailServersSet,
-    FallbackAddressAssigned, FilterAction, ImapServer, Member, MessengerPageSet, RoutingRuleRemoved, RoutingRuleSet,
-    RoutingStrategy, RuleScope, SenderPattern, ServerSecurity, SmtpServer, UniqueScope,
-    UniqueValueReleased, UniqueValueReserved,
+    FallbackAddressAssigned, FilterAction, ImapServer, Member, MessengerPageSet,
+    RoutingRuleRemoved, RoutingRuleSet, RoutingStrategy, RuleScope, SenderPattern, ServerSecurity,
+    SmtpServer, UniqueScope, UniqueValueReleased, UniqueValueReserved,
 };
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;

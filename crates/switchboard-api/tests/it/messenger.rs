@@ -13,6 +13,7 @@ use switchboard_api::messenger::MessengerSettings;
 use switchboard_domain::channel::ChannelCommand;
 use switchboard_service::Command;
 use switchboard_store::Position;
+use switchboard_store::secret::{MasterKey, SecretId, Vault};
 use uuid::Uuid;
 
 use crate::support::{SECRET, TestApi};
@@ -20,16 +21,24 @@ use crate::support::{SECRET, TestApi};
 const APP_SECRET: &str = "test-app-secret";
 const VERIFY_TOKEN: &str = "verify-me-please";
 const PAGE: &str = "104729";
+/// The key the tests' secrets are sealed with, so that a test can open them.
+const VAULT_KEY: [u8; 32] = [7; 32];
 
 async fn api_with_page() -> TestApi {
-    let api = TestApi::with_settings(ApiSettings {
+    api_with_page_channel().await.0
+}
+
+/// [`api_with_page`], and the Messenger channel's id.
+async fn api_with_page_channel() -> (TestApi, Uuid) {
+    let mut settings = ApiSettings {
         messenger: Some(MessengerSettings {
             app_secret: APP_SECRET.into(),
             verify_token: VERIFY_TOKEN.into(),
         }),
         ..ApiSettings::new(SECRET)
-    })
-    .await;
+    };
+    settings.mail.secret_key = MasterKey::from_bytes(VAULT_KEY);
+    let api = TestApi::with_settings(settings).await;
     let inbox = api.inbox("Social").await;
     let channel_id = Uuid::now_v7();
     api.run(Command::Channel(ChannelCommand::ConnectMessenger {
@@ -39,7 +48,7 @@ async fn api_with_page() -> TestApi {
         page_name: "Acme".into(),
     }))
     .await;
-    api
+    (api, channel_id)
 }
 
 fn signature(body: &[u8], secret: &str) -> String {
@@ -167,4 +176,139 @@ async fn signed_messages_become_the_senders_conversation_once() {
         .filter(|e| e.event_type == "ConversationStarted")
         .count();
     assert_eq!(started, 1);
+}
+
+// --- Page token and replies (issue 20) ---
+
+const UPDATE_PAGE: &str = "mutation($input: UpdateMessengerChannelInput!) {
+    updateMessengerChannel(input: $input) {
+        userErrors { field code message } channel { messengerPageToken humanAgentTag } } }";
+const PAGE_TOKEN: &str = "EAAGtestPageToken0123456789abcdef";
+
+/// Every stored payload, as text.
+async fn stored_payloads(api: &TestApi) -> String {
+    let events = api
+        .service
+        .store()
+        .read_all(Position::START, 10_000)
+        .await
+        .expect("read");
+    events
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn the_page_token_is_write_only_sealed_and_set_by_admins_alone() {
+    let (api, channel) = api_with_page_channel().await;
+    let channel_id = switchboard_api::ids::encode(switchboard_api::ids::Kind::Channel, channel);
+    let agent = api
+        .user("agent@acme.test", proto_events::event::Role::Agent)
+        .await;
+    let auditor = api
+        .user("audrey@acme.test", proto_events::event::Role::Auditor)
+        .await;
+
+    // A token with a space is refused naming the field, and writes nothing.
+    let before = head(&api).await;
+    let refused = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": "two words"}}),
+        )
+        .await;
+    let errors = &refused.data()["updateMessengerChannel"]["userErrors"];
+    assert_eq!(
+        errors[0]["field"],
+        json!(["input", "pageAccessToken"]),
+        "{errors}"
+    );
+    assert_eq!(head(&api).await, before);
+    // Agents may not set it.
+    let forbidden = api
+        .gql(
+            agent,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": PAGE_TOKEN}}),
+        )
+        .await;
+    assert_eq!(
+        forbidden.error_code(),
+        Some("FORBIDDEN"),
+        "{:?}",
+        forbidden.body
+    );
+    assert_eq!(head(&api).await, before);
+
+    let set = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": PAGE_TOKEN, "humanAgentTag": true}}),
+        )
+        .await;
+    let payload = &set.data()["updateMessengerChannel"];
+    assert_eq!(payload["userErrors"], json!([]), "{payload}");
+    assert_eq!(payload["channel"]["messengerPageToken"], true);
+    assert_eq!(payload["channel"]["humanAgentTag"], true);
+    let first_secret = {
+        let view = api.service.view().await.expect("view");
+        view.directory.channels[&channel]
+            .messenger
+            .page_token_secret
+    }
+    .expect("a sealed token");
+    let vault = Vault::new(
+        api.service.store().secrets(),
+        &MasterKey::from_bytes(VAULT_KEY),
+    );
+    let opened = vault
+        .get(SecretId(first_secret))
+        .await
+        .expect("vault")
+        .expect("sealed");
+    assert_eq!(opened.expose(), PAGE_TOKEN);
+    assert!(!stored_payloads(&api).await.contains(PAGE_TOKEN));
+
+    // A new token replaces the old one, which is deleted; the tag is kept.
+    let replaced = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": "EAAGanotherToken"}}),
+        )
+        .await;
+    let payload = &replaced.data()["updateMessengerChannel"];
+    assert_eq!(payload["channel"]["humanAgentTag"], true, "{payload}");
+    let old = vault.get(SecretId(first_secret)).await.expect("vault");
+    assert!(old.is_none(), "the replaced token is deleted");
+
+    // Others see neither the setting nor its history.
+    let seen = api
+        .gql(
+            agent,
+            "query($id: ID!) { node(id: $id) { ... on Channel { messengerPageToken humanAgentTag } } }",
+            json!({"id": channel_id}),
+        )
+        .await;
+    assert_eq!(
+        seen.data()["node"]["messengerPageToken"],
+        Value::Null,
+        "{:?}",
+        seen.body
+    );
+    let history = "{ events(first: 100) { edges { node { type payload } } } }";
+    let theirs = api.gql(auditor, history, json!({})).await.body.to_string();
+    assert!(theirs.contains("ChannelConnected"), "{theirs}");
+    assert!(!theirs.contains("MessengerPageSet"), "{theirs}");
+    let admins = api
+        .gql(api.admin, history, json!({}))
+        .await
+        .body
+        .to_string();
+    assert!(admins.contains("MessengerPageSet"), "{admins}");
+    assert!(!admins.contains(PAGE_TOKEN), "{admins}");
 }
