@@ -53,14 +53,18 @@
 //! # Layout
 //! - [`relay`]: the relay's URL, the connection (lettre), and what its answers mean.
 //! - `mime`: a reply's MIME message (lettre's builder).
+//! - [`messenger`]: [`GraphApi`], Meta's Send API for Messenger replies, and what its answers
+//!   mean.
 //! - [`worker`]: [`DeliveryWorker`], the reactor.
 //! - [`error`]: [`DeliveryError`], the worker's own failures.
 
 pub mod error;
+pub mod messenger;
 mod mime;
 pub mod relay;
 pub mod worker;
 
 pub use crate::error::DeliveryError;
+pub use crate::messenger::{DEFAULT_GRAPH_VERSION, GraphApi};
 pub use crate::relay::{Relay, RelayUrl, Security};
 pub use crate::worker::{DeliverySettings, DeliveryWorker, FromName};

@@ -288,6 +288,7 @@ impl App {
                 retry_for,
                 from_name: FromName::AgentViaInbox,
                 clock,
+                messenger: None,
             },
         )
     }
