@@ -534,6 +534,42 @@ fn restore(
     Ok(events)
 }
 
+/// How long after the customer's last message a Messenger page may answer (Meta's standard
+/// window), and how long a page with the human-agent tag may.
+const MESSAGING_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+const HUMAN_AGENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Refuses a Messenger reply Meta would refuse: the customer's last message is older than 24
+/// hours (7 days with the human-agent tag). A state folded without times lets it through; the
+/// delivery worker checks again when it sends.
+fn within_messaging_window(
+    state: &Conversation,
+    human_agent_tag: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DomainError> {
+    let Some(last) = state.last_customer_message_at else {
+        return Ok(());
+    };
+    let window = if human_agent_tag {
+        HUMAN_AGENT_WINDOW
+    } else {
+        MESSAGING_WINDOW
+    };
+    if now - last <= window {
+        return Ok(());
+    }
+    Err(DomainError::rejected(
+        "OUTSIDE_MESSAGING_WINDOW",
+        Some("conversationId"),
+        if human_agent_tag {
+            "the customer's last message is more than 7 days old: Messenger refuses replies now"
+        } else {
+            "the customer's last message is more than 24 hours old: Messenger refuses replies \
+             now (unless the page has the human-agent tag)"
+        },
+    ))
+}
+
 /// [`ConversationCommand::SendReply`], borrowed.
 struct Reply<'c> {
     message_id: Uuid,
@@ -577,6 +613,9 @@ fn reply(
         .ok_or(DomainError::NotFound { what: "channel" })?;
     if !channel.connected {
         return Err(disconnected());
+    }
+    if let ChannelConfig::Messenger { .. } = &channel.config {
+        within_messaging_window(state, channel.messenger.human_agent_tag, ctx.now)?;
     }
     // E-mail goes out from the channel's address; a form's answer goes out by e-mail from its
     // inbox's team address or fallback address.

@@ -3,9 +3,14 @@
 //! for the real one). A message becomes the sender's conversation once, however often Meta
 //! retries it; echoes and unsigned or mis-signed requests write nothing.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hmac::{Hmac, Mac};
+use proto_events::clock::{Clock, ManualClock, SystemClock};
+use proto_events::{DomainEvent, Envelope};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_api::ApiSettings;
@@ -30,6 +35,11 @@ async fn api_with_page() -> TestApi {
 
 /// [`api_with_page`], and the Messenger channel's id.
 async fn api_with_page_channel() -> (TestApi, Uuid) {
+    api_with_page_on(Arc::new(SystemClock)).await
+}
+
+/// [`api_with_page_channel`], the command service reading the time from `clock`.
+async fn api_with_page_on(clock: Arc<dyn Clock>) -> (TestApi, Uuid) {
     let mut settings = ApiSettings {
         messenger: Some(MessengerSettings {
             app_secret: APP_SECRET.into(),
@@ -38,7 +48,7 @@ async fn api_with_page_channel() -> (TestApi, Uuid) {
         ..ApiSettings::new(SECRET)
     };
     settings.mail.secret_key = MasterKey::from_bytes(VAULT_KEY);
-    let api = TestApi::with_settings(settings).await;
+    let api = TestApi::with_clock(settings, clock).await;
     let inbox = api.inbox("Social").await;
     let channel_id = Uuid::now_v7();
     api.run(Command::Channel(ChannelCommand::ConnectMessenger {
@@ -311,4 +321,180 @@ async fn the_page_token_is_write_only_sealed_and_set_by_admins_alone() {
         .to_string();
     assert!(admins.contains("MessengerPageSet"), "{admins}");
     assert!(!admins.contains(PAGE_TOKEN), "{admins}");
+}
+
+/// Everything logged while it is alive (on this test's thread, where its tasks run).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The Send API's requests a stand-in received. Meta cannot run here: an axum server on
+/// 127.0.0.1 stands in for the Graph API and answers every request with a `message_id`.
+type SendRequests = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+async fn fake_graph() -> (String, SendRequests) {
+    let received = SendRequests::default();
+    let recorded = received.clone();
+    let app = axum::Router::new().route(
+        "/v21.0/me/messages",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let recorded = recorded.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    recorded.lock().unwrap().push((auth, body));
+                    axum::Json(json!({"recipient_id": "psid-ada", "message_id": "m_graph_1"}))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// Waits for the first event `matches` picks, with a deadline.
+async fn wait_for<T>(api: &TestApi, mut matches: impl FnMut(&Envelope) -> Option<T>) -> T {
+    use futures::StreamExt;
+    let mut events = api.service.store().subscribe_all(Position::START);
+    let wait = async {
+        while let Some(recorded) = events.next().await {
+            let envelope = switchboard_service::codec::decode(&recorded.unwrap()).unwrap();
+            if let Some(found) = matches(&envelope) {
+                return found;
+            }
+        }
+        panic!("the subscription ended");
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("the event within the deadline")
+}
+
+#[tokio::test]
+async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_after_24_hours() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let (api, channel) = api_with_page_on(clock.clone()).await;
+    let channel_id = switchboard_api::ids::encode(switchboard_api::ids::Kind::Channel, channel);
+    let set = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": PAGE_TOKEN}}),
+        )
+        .await;
+    assert_eq!(
+        set.data()["updateMessengerChannel"]["userErrors"],
+        json!([])
+    );
+    let (graph_url, requests) = fake_graph().await;
+    let _worker = switchboard_delivery::DeliveryWorker::spawn(
+        api.service.clone(),
+        switchboard_delivery::DeliverySettings {
+            relay: None,
+            vault: Some(Vault::new(
+                api.service.store().secrets(),
+                &MasterKey::from_bytes(VAULT_KEY),
+            )),
+            retry_for: Duration::from_secs(3_600),
+            from_name: switchboard_delivery::FromName::AgentViaInbox,
+            clock: clock.clone(),
+            messenger: Some(
+                switchboard_delivery::GraphApi::new(&graph_url, "v21.0", Duration::from_secs(5))
+                    .unwrap(),
+            ),
+        },
+    );
+
+    let taken = api
+        .send(event(
+            &message("m_1", "Where is my parcel?", false),
+            Some(APP_SECRET),
+        ))
+        .await;
+    assert_eq!(taken.status, StatusCode::OK);
+    let conversation = wait_for(&api, |e| match &e.payload {
+        DomainEvent::MessageReceived(m) => Some(m.conversation_id),
+        _ => None,
+    })
+    .await;
+    let conversation_id =
+        switchboard_api::ids::encode(switchboard_api::ids::Kind::Conversation, conversation);
+    let reply = |text: &str| {
+        let variables = json!({"id": conversation_id, "text": text});
+        let api = &api;
+        async move {
+            api.gql(
+                api.admin,
+                "mutation($id: ID!, $text: String!) { sendReply(input: {conversationId: $id, bodyText: $text}) {
+                    userErrors { field code message } } }",
+                variables,
+            )
+            .await
+        }
+    };
+    let sent = reply("It left today.").await;
+    assert_eq!(
+        sent.data()["sendReply"]["userErrors"],
+        json!([]),
+        "{:?}",
+        sent.body
+    );
+    let provider_id = wait_for(&api, |e| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) => Some(d.provider_message_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(provider_id.as_deref(), Some("m_graph_1"));
+    let (auth, body) = requests.lock().unwrap()[0].clone();
+    assert_eq!(auth, Some(format!("Bearer {PAGE_TOKEN}")));
+    assert_eq!(body["recipient"]["id"], "psid-ada");
+    assert_eq!(body["messaging_type"], "RESPONSE");
+    assert_eq!(body["message"]["text"], "It left today.");
+
+    // A day and an hour later, Messenger would refuse a reply: so does the API, writing nothing.
+    clock.advance(chrono::TimeDelta::hours(25));
+    let before = head(&api).await;
+    let late = reply("Still there?").await;
+    let errors = &late.data()["sendReply"]["userErrors"];
+    assert_eq!(errors[0]["code"], "OUTSIDE_MESSAGING_WINDOW", "{errors}");
+    assert_eq!(
+        errors[0]["field"],
+        json!(["input", "conversationId"]),
+        "{errors}"
+    );
+    assert_eq!(head(&api).await, before);
+
+    // The token is in no event and no log line.
+    assert!(!stored_payloads(&api).await.contains(PAGE_TOKEN));
+    let logged = logs.text();
+    assert!(logged.contains("delivering Messenger replies"), "{logged}");
+    assert!(!logged.contains(PAGE_TOKEN), "{logged}");
 }

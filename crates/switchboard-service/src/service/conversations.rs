@@ -61,7 +61,9 @@ impl Run<'_> {
         };
         let stream = streams::conversation(conversation_id);
         let (state, version) = self
-            .load(&stream, Conversation::default(), Conversation::evolve)
+            .load_envelopes(&stream, Conversation::default(), |state, envelope| {
+                state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
+            })
             .await?;
         // An existing conversation stays in its inbox even if its channel moved since.
         let inbox_id = if state.is_started() || !state.filtered.is_empty() {
@@ -143,7 +145,9 @@ impl Run<'_> {
         }
         let stream = streams::conversation(conversation_id);
         let (state, version) = self
-            .load(&stream, Conversation::default(), Conversation::evolve)
+            .load_envelopes(&stream, Conversation::default(), |state, envelope| {
+                state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
+            })
             .await?;
         let events = conversation::decide(&state, command, &self.context())?;
         self.append(&stream, version, events).await
