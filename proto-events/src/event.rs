@@ -151,6 +151,8 @@ domain_events! {
     ConversationClosed("ConversationClosed", 1),
     ConversationReopened("ConversationReopened", 1),
     ConversationShared("ConversationShared", 1),
+    // Messenger receipts (issue 20).
+    MessengerReceiptReceived("MessengerReceiptReceived", 1),
     // Contacts and records.
     ContactRecordCreated("ContactRecordCreated", 1),
     ContactPropertiesChanged("ContactPropertiesChanged", 1),

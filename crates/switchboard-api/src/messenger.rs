@@ -9,7 +9,8 @@
 //!   Messenger channel (by page id) is recorded as the channel: the sender's page-scoped id is
 //!   the contact's identity, the `mid` the provider's message id, so Meta's retries of the same
 //!   message are recorded once. Echoes (the page's own messages) are ignored; so are items for
-//!   pages no channel is connected to, and delivery and read receipts for now. The answer is
+//!   pages no channel is connected to. `delivery` and `read` receipts are recorded on the
+//!   person's conversation (`MessengerReceiptReceived`), once per newer watermark. The answer is
 //!   200 once every message is durable, 503 when one could not be stored (Meta sends the
 //!   batch again).
 //!
@@ -22,9 +23,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use proto_events::Actor;
-use proto_events::event::{ChannelConfig, ChannelKind, Identity, InboundMessage};
+use proto_events::event::{ChannelConfig, ChannelKind, Identity, InboundMessage, ReceiptKind};
 use serde::Deserialize;
 use sha2::Sha256;
+use switchboard_domain::conversation::ConversationCommand;
 use switchboard_service::{Command, CommandMeta, ServiceError};
 use uuid::Uuid;
 
@@ -110,6 +112,17 @@ struct Entry {
 struct Messaging {
     sender: Party,
     message: Option<Message>,
+    delivery: Option<Receipt>,
+    read: Option<Receipt>,
+}
+
+/// A `delivery` or `read` receipt: the page's messages up to `watermark` (milliseconds since
+/// the epoch) reached the person, or were read.
+#[derive(Debug, Deserialize)]
+struct Receipt {
+    watermark: i64,
+    #[serde(default)]
+    mids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +210,18 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                     continue;
                 }
             };
+            let receipts = [
+                (ReceiptKind::Delivered, item.delivery),
+                (ReceiptKind::Read, item.read),
+            ];
+            for (kind, receipt) in receipts {
+                let Some(receipt) = receipt else { continue };
+                if let Err(unavailable) =
+                    record_receipt(inner, channel_id, &item.sender.id, kind, receipt).await
+                {
+                    return unavailable;
+                }
+            }
             let Some(message) = item.message.filter(|m| !m.is_echo) else {
                 continue;
             };
@@ -257,6 +282,48 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
         }
     }
     StatusCode::OK.into_response()
+}
+
+/// Records a receipt on the conversation of `psid` with the page of `channel_id`. A receipt
+/// the write side refuses (no such conversation, a watermark that is not a time) is logged and
+/// skipped; `Err` is the answer to give when it could not be stored.
+async fn record_receipt(
+    inner: &crate::state::Inner,
+    channel_id: Uuid,
+    psid: &str,
+    kind: ReceiptKind,
+    receipt: Receipt,
+) -> Result<(), Response> {
+    let Some(watermark) = chrono::DateTime::from_timestamp_millis(receipt.watermark) else {
+        tracing::info!(%channel_id, "a Messenger receipt with an impossible watermark was skipped");
+        return Ok(());
+    };
+    let conversation_id = switchboard_service::service::messenger_conversation_id(channel_id, psid);
+    let recorded = inner
+        .service
+        .execute(
+            CommandMeta::by(Actor::Channel { id: channel_id }),
+            Command::Conversation {
+                conversation_id,
+                command: Box::new(ConversationCommand::RecordReceipt {
+                    kind,
+                    watermark,
+                    mids: receipt.mids,
+                }),
+            },
+        )
+        .await;
+    match recorded {
+        Ok(_) => Ok(()),
+        Err(ServiceError::Domain(error)) => {
+            tracing::info!(%error, %channel_id, "a Messenger receipt was not recorded");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(%error, %channel_id, "a Messenger receipt could not be stored");
+            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ mod contacts;
 mod conversations;
 mod records;
 
+pub use self::conversations::messenger_conversation_id;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -123,6 +123,7 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         E::FilteredMessageRestored(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::ReplySent(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::DeliverySucceeded(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
+        E::MessengerReceiptReceived(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::DeliveryFailed(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::CommentAdded(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::ConversationAssigned(e) => Concerns::conversation(e.conversation_id, e.inbox_id),

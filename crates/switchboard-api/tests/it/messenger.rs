@@ -498,3 +498,58 @@ async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_afte
     assert!(logged.contains("delivering Messenger replies"), "{logged}");
     assert!(!logged.contains(PAGE_TOKEN), "{logged}");
 }
+
+#[tokio::test]
+async fn delivery_and_read_receipts_are_recorded_once_per_newer_watermark() {
+    let api = api_with_page().await;
+    let taken = api
+        .send(event(&message("m_1", "Hi!", false), Some(APP_SECRET)))
+        .await;
+    assert_eq!(taken.status, StatusCode::OK);
+    let receipts = |watermark: i64| {
+        json!({"object": "page", "entry": [{"id": PAGE, "time": 2, "messaging": [
+            {"sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 2,
+             "delivery": {"mids": ["m_out_1"], "watermark": watermark}},
+            {"sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 3,
+             "read": {"watermark": watermark}},
+            // Someone with no conversation here: skipped, the rest recorded.
+            {"sender": {"id": "psid-nobody"}, "recipient": {"id": PAGE}, "timestamp": 4,
+             "read": {"watermark": watermark}}
+        ]}]})
+    };
+    let first = api
+        .send(event(&receipts(1_700_000_000_000), Some(APP_SECRET)))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let recorded = receipts_recorded(&api).await;
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[0]["kind"], "delivered");
+    assert_eq!(recorded[0]["mids"], json!(["m_out_1"]));
+    assert_eq!(recorded[1]["kind"], "read");
+    // Meta sends them again: nothing new. A later watermark is recorded.
+    api.send(event(&receipts(1_700_000_000_000), Some(APP_SECRET)))
+        .await;
+    assert_eq!(receipts_recorded(&api).await.len(), 2);
+    api.send(event(&receipts(1_700_000_060_000), Some(APP_SECRET)))
+        .await;
+    assert_eq!(receipts_recorded(&api).await.len(), 4);
+    // Unsigned receipts write nothing.
+    let unsigned = api.send(event(&receipts(1_700_000_120_000), None)).await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(receipts_recorded(&api).await.len(), 4);
+}
+
+/// The recorded `MessengerReceiptReceived` payloads, in order.
+async fn receipts_recorded(api: &TestApi) -> Vec<Value> {
+    let events = api
+        .service
+        .store()
+        .read_all(Position::START, 1_000)
+        .await
+        .expect("read");
+    events
+        .iter()
+        .filter(|e| e.event_type == "MessengerReceiptReceived")
+        .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
+        .collect()
+}

@@ -116,6 +116,10 @@ pub struct Conversation {
     /// state was folded with times ([`Conversation::evolve_at`]): Messenger's reply windows
     /// count from it.
     pub last_customer_message_at: Option<DateTime<Utc>>,
+    /// The latest Messenger delivery receipt's watermark.
+    pub delivered_watermark: Option<DateTime<Utc>>,
+    /// The latest Messenger read receipt's watermark.
+    pub read_watermark: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
@@ -243,6 +247,13 @@ impl Conversation {
                     }
                     self.thread.outbound(headers);
                 }
+            }
+            E::MessengerReceiptReceived(e) => {
+                let last = match e.kind {
+                    proto_events::event::ReceiptKind::Delivered => &mut self.delivered_watermark,
+                    proto_events::event::ReceiptKind::Read => &mut self.read_watermark,
+                };
+                *last = Some(e.watermark);
             }
             E::DeliverySucceeded(e) => {
                 if let Some(outbound) = self.outbound.get_mut(&e.message_id) {

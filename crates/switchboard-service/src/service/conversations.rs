@@ -29,6 +29,19 @@ use crate::ServiceError;
 /// The namespace of conversation ids derived from what identifies a new conversation.
 const CONVERSATION_IDS: Uuid = Uuid::from_u128(0x5b0a_7d1e_4c3f_4a59_9e21_6c1d_2f8b_a470);
 
+/// The id derived for the conversation `key` identifies on `channel_id`.
+fn derived_id(channel_id: Uuid, key: &str) -> Uuid {
+    let mut name = channel_id.as_bytes().to_vec();
+    name.extend_from_slice(key.as_bytes());
+    Uuid::new_v5(&CONVERSATION_IDS, &name)
+}
+
+/// The conversation the Messenger person `psid` has with the page of `channel_id`: where their
+/// messages go, and what the page's delivery and read receipts for them are about.
+pub fn messenger_conversation_id(channel_id: Uuid, psid: &str) -> Uuid {
+    derived_id(channel_id, &format!("messenger:{psid}"))
+}
+
 impl Run<'_> {
     pub(super) async fn receive_message(
         &self,
@@ -89,11 +102,7 @@ impl Run<'_> {
         kind: ChannelKind,
         message: &InboundMessage,
     ) -> Result<Uuid, ServiceError> {
-        let derived = |key: &str| {
-            let mut name = channel_id.as_bytes().to_vec();
-            name.extend_from_slice(key.as_bytes());
-            Uuid::new_v5(&CONVERSATION_IDS, &name)
-        };
+        let derived = |key: &str| derived_id(channel_id, key);
         match (kind, &message.email, &message.from) {
             (ChannelKind::Email, Some(email), _) => {
                 let index = self.service.store.write_index();
@@ -117,7 +126,7 @@ impl Run<'_> {
                 Ok(derived(&format!("chat:{visitor_id}")))
             }
             (ChannelKind::Messenger, _, Identity::Messenger { psid }) => {
-                Ok(derived(&format!("messenger:{psid}")))
+                Ok(messenger_conversation_id(channel_id, psid))
             }
             _ => Ok(derived(&format!("message:{}", message.message_id))),
         }
