@@ -113,6 +113,13 @@ impl GraphApi {
     }
 }
 
+/// The host of the Graph API at `base_url`, if it is a URL with one.
+pub fn host_of(base_url: &str) -> Option<String> {
+    Url::parse(base_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+}
+
 /// Which of Messenger's windows a reply is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Window {

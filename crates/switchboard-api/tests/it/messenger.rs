@@ -44,6 +44,7 @@ async fn api_with_page_on(clock: Arc<dyn Clock>) -> (TestApi, Uuid) {
         messenger: Some(MessengerSettings {
             app_secret: APP_SECRET.into(),
             verify_token: VERIFY_TOKEN.into(),
+            trusted_host: Some("127.0.0.1".into()),
         }),
         ..ApiSettings::new(SECRET)
     };
@@ -552,4 +553,83 @@ async fn receipts_recorded(api: &TestApi) -> Vec<Value> {
         .filter(|e| e.event_type == "MessengerReceiptReceived")
         .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
         .collect()
+}
+
+/// A file server standing in for Meta's CDN, where attachment URLs point.
+async fn fake_cdn(bytes: &'static [u8]) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/cdn/photo%201.jpg",
+            axum::routing::get(move || async move { ([("content-type", "image/jpeg")], bytes) }),
+        )
+        .route(
+            "/redirect",
+            axum::routing::get(|| async {
+                (StatusCode::FOUND, [("location", "/cdn/photo%201.jpg")])
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn an_image_attachment_is_kept_in_the_blob_store_and_downloadable() {
+    const IMAGE: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg";
+    let api = api_with_page().await;
+    let cdn = fake_cdn(IMAGE).await;
+    let body = json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [{
+        "sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 1,
+        "message": {"mid": "m_img", "attachments": [
+            {"type": "image", "payload": {"url": format!("{cdn}/redirect")}},
+            // Where cloud metadata answers: refused, the message kept without it.
+            {"type": "file", "payload": {"url": "http://169.254.169.254/latest/meta-data"}}
+        ]}
+    }]}]});
+    let taken = api.send(event(&body, Some(APP_SECRET))).await;
+    assert_eq!(taken.status, StatusCode::OK, "{:?}", taken.body);
+    let received = wait_for(&api, |e| match &e.payload {
+        DomainEvent::MessageReceived(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(received.message.attachments.len(), 1, "{received:?}");
+    let attachment = &received.message.attachments[0];
+    assert_eq!(attachment.content_type, "image/jpeg");
+    assert_eq!(attachment.file_name.as_deref(), Some("photo 1.jpg"));
+    assert!(
+        received
+            .message
+            .body_text
+            .contains("[file attachment, not kept"),
+        "{}",
+        received.message.body_text
+    );
+    let sha256 = attachment.blob.sha256.clone();
+    let stored = api
+        .service
+        .store()
+        .blobs()
+        .get(&sha256)
+        .await
+        .expect("blobs");
+    assert_eq!(stored.as_deref(), Some(IMAGE));
+
+    // The agent's download route serves it.
+    let head = head(&api).await;
+    api.projections
+        .wait_for(head, tokio::time::Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("read models caught up");
+    let conversation = received.conversation_id;
+    let download = api
+        .send(
+            Request::get(format!("/files/{conversation}/{sha256}"))
+                .header("authorization", format!("Bearer {}", api.token(api.admin)))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(download.status, StatusCode::OK, "{:?}", download.body);
 }
