@@ -330,7 +330,7 @@ struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Logs {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        self.0.lock().expect("lock").extend_from_slice(bytes);
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -340,7 +340,7 @@ impl std::io::Write for Logs {
 
 impl Logs {
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
 }
 
@@ -361,14 +361,16 @@ async fn fake_graph() -> (String, SendRequests) {
                         .get("authorization")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    recorded.lock().unwrap().push((auth, body));
+                    recorded.lock().expect("lock").push((auth, body));
                     axum::Json(json!({"recipient_id": "psid-ada", "message_id": "m_graph_1"}))
                 }
             },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, received)
 }
@@ -379,7 +381,8 @@ async fn wait_for<T>(api: &TestApi, mut matches: impl FnMut(&Envelope) -> Option
     let mut events = api.service.store().subscribe_all(Position::START);
     let wait = async {
         while let Some(recorded) = events.next().await {
-            let envelope = switchboard_service::codec::decode(&recorded.unwrap()).unwrap();
+            let envelope =
+                switchboard_service::codec::decode(&recorded.expect("read")).expect("decode");
             if let Some(found) = matches(&envelope) {
                 return found;
             }
@@ -474,7 +477,7 @@ async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_afte
     })
     .await;
     assert_eq!(provider_id.as_deref(), Some("m_graph_1"));
-    let (auth, body) = requests.lock().unwrap()[0].clone();
+    let (auth, body) = requests.lock().expect("lock")[0].clone();
     assert_eq!(auth, Some(format!("Bearer {PAGE_TOKEN}")));
     assert_eq!(body["recipient"]["id"], "psid-ada");
     assert_eq!(body["messaging_type"], "RESPONSE");
@@ -568,8 +571,10 @@ async fn fake_cdn(bytes: &'static [u8]) -> String {
                 (StatusCode::FOUND, [("location", "/cdn/photo%201.jpg")])
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }

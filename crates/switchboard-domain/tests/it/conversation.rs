@@ -1913,7 +1913,7 @@ fn a_messenger_reply_is_refused_outside_the_24_hour_window_unless_the_page_has_t
     match refused {
         Err(DomainError::Rejected { code, field, .. }) => {
             assert_eq!(code, "OUTSIDE_MESSAGING_WINDOW");
-            assert_eq!(field.as_deref(), Some("conversationId"));
+            assert_eq!(field, Some("conversationId"));
         }
         other => panic!("expected the window's refusal, got {other:?}"),
     }
