@@ -9,12 +9,12 @@
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use switchboard_domain::channel::{ChannelCommand, Setting};
-use switchboard_service::Command;
 use switchboard_store::secret::SecretId;
 
 use crate::error::{ApiError, UserError};
 use crate::ids::{self, Kind};
-use crate::mutation::common::{MutationResult, RunOptions, payload, run};
+use crate::mutation::channel::{channel_after, channel_command};
+use crate::mutation::common::{Executed, payload};
 use crate::mutation::mail::{Sealed, input_error};
 use crate::state::{access, state};
 use crate::types::directory::Channel;
@@ -95,20 +95,14 @@ impl MessengerMutation {
                 .map(|c| c.messenger.page_token_secret)
                 .ok_or_else(|| ApiError::not_found("channel"))?
         };
-        let payload = |result: MutationResult, channel: Option<Channel>| {
-            UpdateMessengerChannelPayload { result, channel }
-        };
         if let MaybeUndefined::Value(token) = &input.page_access_token
             && let Some(error) = token_error(token)
         {
-            let refused = MutationResult {
-                client_mutation_id: input.client_mutation_id.clone(),
-                user_errors: vec![error],
-                version: None,
-                consistency_token: None,
-                replayed: false,
-            };
-            return Ok(payload(refused, None));
+            let refused = Executed::refused(input.client_mutation_id.clone(), vec![error]);
+            return Ok(UpdateMessengerChannelPayload {
+                result: refused.result,
+                channel: None,
+            });
         }
 
         let mut sealed = Sealed::default();
@@ -122,13 +116,7 @@ impl MessengerMutation {
             page_token,
             human_agent_tag: input.human_agent_tag,
         };
-        let executed = run(
-            ctx,
-            input.client_mutation_id.clone(),
-            Command::Channel(command),
-            RunOptions::default(),
-        )
-        .await;
+        let executed = channel_command(ctx, input.client_mutation_id.clone(), command, &[]).await;
         let executed = match executed {
             Ok(executed) => executed,
             Err(error) => {
@@ -149,17 +137,10 @@ impl MessengerMutation {
             // Refused, or a repeat answered from the first attempt: nothing names this token.
             sealed.discard(inner).await;
         }
-        let channel = if executed.ok() {
-            let view = inner.directory().await?;
-            let fallback = view.directory.is_fallback(channel_id);
-            view.directory
-                .channels
-                .get(&channel_id)
-                .cloned()
-                .map(|c| Channel::new(c, fallback))
-        } else {
-            None
-        };
-        Ok(payload(executed.result, channel))
+        let channel = channel_after(ctx, &executed, Some(channel_id)).await?;
+        Ok(UpdateMessengerChannelPayload {
+            result: executed.result,
+            channel,
+        })
     }
 }

@@ -139,24 +139,7 @@ async fn page_with_a_customer(app: &App, human_agent_tag: bool) -> Uuid {
         attachments: Vec::new(),
         raw: None,
     };
-    let outcome = app
-        .service
-        .execute(
-            CommandMeta::by(Actor::Channel { id: PAGE_CHANNEL }),
-            Command::ReceiveMessage {
-                channel_id: PAGE_CHANNEL,
-                message: Box::new(message),
-                signals: None,
-            },
-        )
-        .await
-        .unwrap();
-    outcome
-        .stream
-        .strip_prefix("conversation-")
-        .unwrap()
-        .parse()
-        .unwrap()
+    app.receive(PAGE_CHANNEL, message).await
 }
 
 /// The worker sending Messenger replies to `graph`, trying temporary failures again for 2 s.
