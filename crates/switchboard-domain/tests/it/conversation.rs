@@ -1925,4 +1925,47 @@ fn a_messenger_reply_is_refused_outside_the_24_hour_window_unless_the_page_has_t
     ));
 }
 
+#[test]
+fn a_receipt_is_recorded_by_the_pages_channel_once_per_newer_watermark() {
+    let (directory, mut state) = messenger_conversation(false, chrono::TimeDelta::minutes(5));
+    let decide = |state: &Conversation, actor: Actor, watermark: DateTime<Utc>| {
+        let ctx = Context {
+            directory: &directory,
+            actor: &actor,
+            now: now(),
+        };
+        let command = C::RecordReceipt {
+            kind: ReceiptKind::Read,
+            watermark,
+            mids: Vec::new(),
+        };
+        conversation::decide(state, &command, &ctx)
+    };
+    let events = decide(&state, channel(PAGE), now()).expect("recorded");
+    assert_eq!(
+        events,
+        vec![
+            MessengerReceiptReceived {
+                conversation_id: id(CONV),
+                inbox_id: id(SUPPORT),
+                channel_id: id(PAGE),
+                kind: ReceiptKind::Read,
+                watermark: now(),
+                mids: Vec::new(),
+            }
+            .into()
+        ]
+    );
+    state.evolve(&events[0]);
+    assert_eq!(decide(&state, channel(PAGE), now()), Ok(Vec::new()));
+    assert!(matches!(
+        decide(
+            &state,
+            channel(EMAIL),
+            now() + chrono::TimeDelta::minutes(1)
+        ),
+        Err(DomainError::Forbidden { .. })
+    ));
+}
+
 // --- end Messenger's reply windows ---
