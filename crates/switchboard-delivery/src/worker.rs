@@ -1,8 +1,8 @@
-//! [`DeliveryWorker`]: follows the log, sends each pending e-mail reply through the relay, and
-//! records what became of it.
+//! [`DeliveryWorker`]: follows the log, sends each pending e-mail reply through the relay (and
+//! each Messenger reply through the Send API), and records what became of it.
 //!
 //! The pending set is folded from the log alone: a `ReplySent` of an e-mail or form
-//! conversation is pending until a `DeliverySucceeded` or a permanent `DeliveryFailed` for its
+//! conversation (or a Messenger one, when the Send API is configured) is pending until a `DeliverySucceeded` or a permanent `DeliveryFailed` for its
 //! message follows. Nothing is sent before the log is folded up to the head it had at the start,
 //! so what was delivered before a restart is known and not sent again.
 //!
