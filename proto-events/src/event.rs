@@ -134,6 +134,8 @@ domain_events! {
     FormConfigured("FormConfigured", 1),
     ChatBotConfigured("ChatBotConfigured", 1),
     ChatWidgetConfigured("ChatWidgetConfigured", 1),
+    // Messenger pages (issue 20).
+    MessengerPageSet("MessengerPageSet", 1),
     // Conversations.
     ConversationStarted("ConversationStarted", 1),
     MessageReceived("MessageReceived", 3),
@@ -151,6 +153,8 @@ domain_events! {
     ConversationClosed("ConversationClosed", 1),
     ConversationReopened("ConversationReopened", 1),
     ConversationShared("ConversationShared", 1),
+    // Messenger receipts (issue 20).
+    MessengerReceiptReceived("MessengerReceiptReceived", 1),
     // Contacts and records.
     ContactRecordCreated("ContactRecordCreated", 1),
     ContactPropertiesChanged("ContactPropertiesChanged", 1),

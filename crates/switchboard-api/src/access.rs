@@ -104,5 +104,6 @@ impl Access {
 
 /// Event types only admins read in the raw history and the audit trail: an e-mail channel's
 /// servers (hosts and logins of users' private accounts), which only those who manage the
-/// channel see through `Channel.imap` and `Channel.smtp` either.
-pub(crate) const ADMINS_ONLY: [&str; 1] = ["EmailServersSet"];
+/// channel see through `Channel.imap` and `Channel.smtp` either; a Messenger page's settings
+/// (which sealed token it sends with), which only admins set.
+pub(crate) const ADMINS_ONLY: [&str; 2] = ["EmailServersSet", "MessengerPageSet"];

@@ -9,7 +9,11 @@
 //!   Messenger channel (by page id) is recorded as the channel: the sender's page-scoped id is
 //!   the contact's identity, the `mid` the provider's message id, so Meta's retries of the same
 //!   message are recorded once. Echoes (the page's own messages) are ignored; so are items for
-//!   pages no channel is connected to, and delivery and read receipts for now. The answer is
+//!   pages no channel is connected to. `delivery` and `read` receipts are recorded on the
+//!   person's conversation (`MessengerReceiptReceived`), once per newer watermark.
+//! - Attachments: each one's URL is fetched (see `attachments` for what is refused) and the file
+//!   kept in the blob store, on the message like an e-mail's attachment. A file that cannot be
+//!   fetched is named in the message's text with the reason; the message is kept. The answer is
 //!   200 once every message is durable, 503 when one could not be stored (Meta sends the
 //!   batch again).
 //!
@@ -22,13 +26,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use proto_events::Actor;
-use proto_events::event::{ChannelConfig, ChannelKind, Identity, InboundMessage};
+use proto_events::event::{
+    Attachment, BlobRef, ChannelConfig, ChannelKind, Identity, InboundMessage, ReceiptKind,
+};
 use serde::Deserialize;
 use sha2::Sha256;
+use switchboard_domain::conversation::ConversationCommand;
 use switchboard_service::{Command, CommandMeta, ServiceError};
 use uuid::Uuid;
 
 use crate::state::ApiState;
+
+mod attachments;
 
 /// The Messenger app this installation's webhook belongs to.
 #[derive(Clone)]
@@ -37,6 +46,10 @@ pub struct MessengerSettings {
     pub app_secret: String,
     /// The token the verification handshake must present.
     pub verify_token: String,
+    /// The one host whose attachment URLs are fetched even at a loopback or private address:
+    /// the Graph API's host as configured (a test's local stand-in). Every other host must
+    /// resolve to public addresses only.
+    pub trusted_host: Option<String>,
 }
 
 impl std::fmt::Debug for MessengerSettings {
@@ -110,6 +123,17 @@ struct Entry {
 struct Messaging {
     sender: Party,
     message: Option<Message>,
+    delivery: Option<Receipt>,
+    read: Option<Receipt>,
+}
+
+/// A `delivery` or `read` receipt: the page's messages up to `watermark` (milliseconds since
+/// the epoch) reached the person, or were read.
+#[derive(Debug, Deserialize)]
+struct Receipt {
+    watermark: i64,
+    #[serde(default)]
+    mids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,7 +155,17 @@ struct Message {
 struct MessageAttachment {
     #[serde(rename = "type")]
     kind: String,
+    payload: Option<AttachmentPayload>,
 }
+
+#[derive(Debug, Deserialize)]
+struct AttachmentPayload {
+    /// Where the file is, for a while (stickers, images, audio, video, files).
+    url: Option<String>,
+}
+
+/// The most attachments fetched from one message.
+const MAX_ATTACHMENTS: usize = 10;
 
 /// The longest text kept from one message (Messenger's own limit is 2,000 characters).
 const MAX_TEXT: usize = 20_000;
@@ -197,6 +231,18 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                     continue;
                 }
             };
+            let receipts = [
+                (ReceiptKind::Delivered, item.delivery),
+                (ReceiptKind::Read, item.read),
+            ];
+            for (kind, receipt) in receipts {
+                let Some(receipt) = receipt else { continue };
+                if let Err(unavailable) =
+                    record_receipt(inner, channel_id, &item.sender.id, kind, receipt).await
+                {
+                    return unavailable;
+                }
+            }
             let Some(message) = item.message.filter(|m| !m.is_echo) else {
                 continue;
             };
@@ -208,11 +254,31 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                 }
                 text.truncate(end);
             }
-            for attachment in &message.attachments {
+            let mut kept = Vec::new();
+            for (index, attachment) in message.attachments.iter().enumerate() {
                 if !text.is_empty() {
                     text.push('\n');
                 }
-                text.push_str(&format!("[{} attachment]", attachment.kind));
+                let kind: String = attachment
+                    .kind
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take(20)
+                    .collect();
+                let url = attachment.payload.as_ref().and_then(|p| p.url.as_deref());
+                match url.filter(|_| index < MAX_ATTACHMENTS) {
+                    None => text.push_str(&format!("[{kind} attachment]")),
+                    Some(url) => match keep_attachment(inner, settings, url).await {
+                        Ok(file) => {
+                            text.push_str(&format!("[{kind} attachment]"));
+                            kept.push(file);
+                        }
+                        Err(why) => {
+                            tracing::warn!(%channel_id, mid = %message.mid, %why, "a Messenger attachment was not kept");
+                            text.push_str(&format!("[{kind} attachment, not kept: {why}]"));
+                        }
+                    },
+                }
             }
             let inbound = InboundMessage {
                 message_id: Uuid::now_v7(),
@@ -229,7 +295,7 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                 body_html: None,
                 email: None,
                 form_fields: Vec::new(),
-                attachments: Vec::new(),
+                attachments: kept,
                 raw: None,
             };
             let recorded = inner
@@ -257,6 +323,71 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
         }
     }
     StatusCode::OK.into_response()
+}
+
+/// Fetches the file at `url` and puts it in the blob store.
+async fn keep_attachment(
+    inner: &crate::state::Inner,
+    settings: &MessengerSettings,
+    url: &str,
+) -> Result<Attachment, String> {
+    let fetched = attachments::fetch(url, settings.trusted_host.as_deref()).await?;
+    let size = fetched.bytes.len() as u64;
+    let sha256 = inner
+        .store
+        .blobs()
+        .put(fetched.bytes)
+        .await
+        .map_err(|e| format!("the blob store: {e}"))?;
+    Ok(Attachment {
+        blob: BlobRef { sha256, size },
+        file_name: Some(fetched.file_name),
+        content_type: fetched.content_type,
+        content_id: None,
+        inline: false,
+    })
+}
+
+/// Records a receipt on the conversation of `psid` with the page of `channel_id`. A receipt
+/// the write side refuses (no such conversation, a watermark that is not a time) is logged and
+/// skipped; `Err` is the answer to give when it could not be stored.
+async fn record_receipt(
+    inner: &crate::state::Inner,
+    channel_id: Uuid,
+    psid: &str,
+    kind: ReceiptKind,
+    receipt: Receipt,
+) -> Result<(), Response> {
+    let Some(watermark) = chrono::DateTime::from_timestamp_millis(receipt.watermark) else {
+        tracing::info!(%channel_id, "a Messenger receipt with an impossible watermark was skipped");
+        return Ok(());
+    };
+    let conversation_id = switchboard_service::service::messenger_conversation_id(channel_id, psid);
+    let recorded = inner
+        .service
+        .execute(
+            CommandMeta::by(Actor::Channel { id: channel_id }),
+            Command::Conversation {
+                conversation_id,
+                command: Box::new(ConversationCommand::RecordReceipt {
+                    kind,
+                    watermark,
+                    mids: receipt.mids,
+                }),
+            },
+        )
+        .await;
+    match recorded {
+        Ok(_) => Ok(()),
+        Err(ServiceError::Domain(error)) => {
+            tracing::info!(%error, %channel_id, "a Messenger receipt was not recorded");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(%error, %channel_id, "a Messenger receipt could not be stored");
+            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+        }
+    }
 }
 
 #[cfg(test)]

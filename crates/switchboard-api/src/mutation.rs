@@ -17,6 +17,7 @@
 //! - `form`: form channels' fields, allowed origins and honeypot.
 //! - `chat_bot`: chat channels' bots.
 //! - `chat`: chat channels' widgets, and agents' typing signals.
+//! - `messenger`: Messenger channels' page access token (write-only) and human-agent tag.
 //! - `conversation`: replies, comments, assignment, status, inbound messages.
 //! - `contact`: contacts and their merges.
 //! - `record`: companies, deals, tickets, associations.
@@ -30,6 +31,7 @@ mod contact;
 mod conversation;
 mod form;
 mod mail;
+mod messenger;
 
 pub(crate) use chat_bot::ChatBotCollects;
 pub(crate) use form::FormFieldType;
@@ -50,6 +52,7 @@ pub struct Mutation(
     form::FormMutation,
     chat_bot::ChatBotMutation,
     chat::ChatMutation,
+    messenger::MessengerMutation,
     conversation::ConversationMutation,
     contact::ContactMutation,
     record::RecordMutation,

@@ -1,5 +1,5 @@
-//! Outbound e-mail: the delivery worker sends the replies the log records through an SMTP relay
-//! and records what became of each.
+//! Outbound e-mail and Messenger replies: the delivery worker sends the replies the log records
+//! through an SMTP relay (or Meta's Send API) and records what became of each.
 //!
 //! `sendReply` only records `ReplySent`; this crate is what makes an e-mail of it. The worker is
 //! a reactor beside the routing reactor: it reads the event log (never a read model), and talks
@@ -17,6 +17,14 @@
 //!   "Author via Inbox" ([`FromName`]). `To`, `Cc`, `Subject`, `Message-ID`, `In-Reply-To` and
 //!   `References` are the ones recorded with the reply; attachments are read from the blob store
 //!   by their SHA-256.
+//!
+//! # Messenger replies
+//! With a [`GraphApi`] configured, every `ReplySent` of a Messenger conversation too: through
+//! Meta's Send API with the page's access token (sealed in the vault, named by
+//! `MessengerPageSet`), to the page-scoped id of the conversation's last inbound message,
+//! `RESPONSE` within 24 hours of it, with the `HUMAN_AGENT` tag up to 7 days for a page that has
+//! it, failed without being sent later. Graph's `message_id` is recorded with
+//! `DeliverySucceeded`; see [`messenger`] for which errors are permanent.
 //!
 //! # What it records
 //! - `DeliverySucceeded` once the relay accepted the message (with the relay's queue id when it
@@ -53,14 +61,18 @@
 //! # Layout
 //! - [`relay`]: the relay's URL, the connection (lettre), and what its answers mean.
 //! - `mime`: a reply's MIME message (lettre's builder).
+//! - [`messenger`]: [`GraphApi`], Meta's Send API for Messenger replies, and what its answers
+//!   mean.
 //! - [`worker`]: [`DeliveryWorker`], the reactor.
 //! - [`error`]: [`DeliveryError`], the worker's own failures.
 
 pub mod error;
+pub mod messenger;
 mod mime;
 pub mod relay;
 pub mod worker;
 
 pub use crate::error::DeliveryError;
+pub use crate::messenger::{DEFAULT_GRAPH_VERSION, GraphApi};
 pub use crate::relay::{Relay, RelayUrl, Security};
 pub use crate::worker::{DeliverySettings, DeliveryWorker, FromName};

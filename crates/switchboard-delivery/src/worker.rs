@@ -1,8 +1,8 @@
-//! [`DeliveryWorker`]: follows the log, sends each pending e-mail reply through the relay, and
-//! records what became of it.
+//! [`DeliveryWorker`]: follows the log, sends each pending e-mail reply through the relay (and
+//! each Messenger reply through the Send API), and records what became of it.
 //!
 //! The pending set is folded from the log alone: a `ReplySent` of an e-mail or form
-//! conversation is pending until a `DeliverySucceeded` or a permanent `DeliveryFailed` for its
+//! conversation (or a Messenger one, when the Send API is configured) is pending until a `DeliverySucceeded` or a permanent `DeliveryFailed` for its
 //! message follows. Nothing is sent before the log is folded up to the head it had at the start,
 //! so what was delivered before a restart is known and not sent again.
 //!
@@ -41,6 +41,7 @@ use uuid::Uuid;
 use switchboard_codec as codec;
 
 use crate::DeliveryError;
+use crate::messenger::{GraphApi, Window};
 use crate::mime::{self, File};
 use crate::relay::{Failure, Relay, RelayUrl};
 
@@ -94,6 +95,9 @@ pub struct DeliverySettings {
     pub from_name: FromName,
     /// The clock `retry_for` is measured on (the one the replies' times come from).
     pub clock: Arc<dyn Clock>,
+    /// Meta's Send API, for replies of Messenger conversations (their page tokens opened from
+    /// `vault`); `None`: those replies are left alone.
+    pub messenger: Option<GraphApi>,
 }
 
 /// A running worker.
@@ -114,6 +118,21 @@ impl DeliveryWorker {
         DeliveryWorker { processed, task }
     }
 }
+
+/// The person a Messenger conversation answers, folded from its inbound messages.
+#[derive(Debug)]
+struct Customer {
+    /// Their page-scoped id: the Send API's recipient.
+    psid: String,
+    /// When their last message was received: Messenger's reply windows count from here.
+    last_message_at: DateTime<Utc>,
+}
+
+/// How long after a person's last message a page may answer (Messenger's standard window).
+const RESPONSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// How long a page with the human-agent tag may answer.
+const HUMAN_AGENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// A reply waiting for its outcome.
 #[derive(Debug)]
@@ -149,7 +168,11 @@ async fn run(
              is configured (smtp_relay_url)"
         ),
     }
+    if let Some(graph) = &settings.messenger {
+        tracing::info!(send_api = %graph.endpoint(), "delivering Messenger replies");
+    }
     let mut pending: HashMap<Uuid, Pending> = HashMap::new();
+    let mut customers: HashMap<Uuid, Customer> = HashMap::new();
     let mut caught_up = start_head == Position::START;
     // The last event folded, where the log is followed again after a failed read.
     let mut after = Position::START;
@@ -189,7 +212,8 @@ async fn run(
                 read_failures = 0;
                 // An event that does not decode is a bug or damage: stop, as routing does.
                 let envelope = codec::decode(&recorded)?;
-                fold(&mut pending, recorded.event_id, &envelope);
+                let messenger = settings.messenger.is_some();
+                fold(&mut pending, &mut customers, messenger, recorded.event_id, &envelope);
                 if recorded.position >= start_head {
                     caught_up = true;
                 }
@@ -209,7 +233,7 @@ async fn run(
                     if !lease.is_held() {
                         break;
                     }
-                    attempt(&service, &settings, &mut pending, message_id).await;
+                    attempt(&service, &settings, &mut pending, &customers, message_id).await;
                 }
             }
         }
@@ -223,12 +247,33 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// Folds one event into the pending set.
-fn fold(pending: &mut HashMap<Uuid, Pending>, event_id: Uuid, envelope: &proto_events::Envelope) {
+/// Folds one event into the pending set, and into the Messenger conversations' customers.
+/// Messenger replies are pending only when `messenger` replies are sent here.
+fn fold(
+    pending: &mut HashMap<Uuid, Pending>,
+    customers: &mut HashMap<Uuid, Customer>,
+    messenger: bool,
+    event_id: Uuid,
+    envelope: &proto_events::Envelope,
+) {
+    let ours = |kind: ChannelKind| match kind {
+        ChannelKind::Email | ChannelKind::Form => true,
+        ChannelKind::Messenger => messenger,
+        _ => false,
+    };
     match &envelope.payload {
-        DomainEvent::ReplySent(reply)
-            if matches!(reply.channel_kind, ChannelKind::Email | ChannelKind::Form) =>
-        {
+        DomainEvent::MessageReceived(received) => {
+            if let proto_events::event::Identity::Messenger { psid } = &received.message.from {
+                customers.insert(
+                    received.conversation_id,
+                    Customer {
+                        psid: psid.clone(),
+                        last_message_at: envelope.metadata.occurred_at,
+                    },
+                );
+            }
+        }
+        DomainEvent::ReplySent(reply) if ours(reply.channel_kind) => {
             // A form reply without e-mail headers has nobody to go to by e-mail: not ours.
             if reply.channel_kind == ChannelKind::Form && reply.email.is_none() {
                 return;
@@ -264,6 +309,7 @@ async fn attempt(
     service: &CommandService,
     settings: &DeliverySettings,
     pending: &mut HashMap<Uuid, Pending>,
+    customers: &HashMap<Uuid, Customer>,
     message_id: Uuid,
 ) {
     let Some(p) = pending.get_mut(&message_id) else {
@@ -282,6 +328,10 @@ async fn attempt(
                 "not sent: no delivery was attempted within {} of the reply",
                 humane(settings.retry_for)
             )))
+        }
+        None if p.reply.channel_kind == ChannelKind::Messenger => {
+            let customer = customers.get(&p.reply.conversation_id);
+            send_messenger(service, settings, customer, &p.reply).await
         }
         None => send(service, settings, &p.reply).await,
     };
@@ -435,6 +485,65 @@ async fn send(
     }
     let message = mime::build(reply, headers, from, files).map_err(Failure::permanent)?;
     relay.send(message).await
+}
+
+/// Sends a Messenger `reply` to `customer` through the Send API, with its page's token, in
+/// whichever of Messenger's windows it still falls.
+async fn send_messenger(
+    service: &CommandService,
+    settings: &DeliverySettings,
+    customer: Option<&Customer>,
+    reply: &ReplySent,
+) -> Result<Option<String>, Failure> {
+    let graph = settings
+        .messenger
+        .as_ref()
+        .ok_or_else(|| Failure::transient("the Send API is not configured here"))?;
+    let customer = customer
+        .ok_or_else(|| Failure::permanent("the conversation has no Messenger message to answer"))?;
+    let page = {
+        let view = service
+            .view()
+            .await
+            .map_err(|e| Failure::transient(format!("the directory could not be read: {e}")))?;
+        view.directory
+            .channels
+            .get(&reply.channel_id)
+            .map(|c| c.messenger)
+            .unwrap_or_default()
+    };
+    let since = settings.clock.now() - customer.last_message_at;
+    let window = if since <= RESPONSE_WINDOW {
+        Window::Response
+    } else if page.human_agent_tag && since <= HUMAN_AGENT_WINDOW {
+        Window::HumanAgent
+    } else {
+        return Err(Failure::permanent(format!(
+            "not sent: the customer's last message is older than Messenger's {} window",
+            if page.human_agent_tag {
+                "7-day"
+            } else {
+                "24-hour"
+            }
+        )));
+    };
+    let secret = page.page_token_secret.ok_or_else(|| {
+        Failure::transient("the page has no access token: set one (updateMessengerChannel)")
+    })?;
+    let vault = settings
+        .vault
+        .as_ref()
+        .ok_or_else(|| Failure::transient("the page token cannot be opened here (no vault)"))?;
+    let token = vault
+        .get(SecretId(secret))
+        .await
+        .map_err(|e| Failure::transient(format!("the page token: {e}")))?
+        .ok_or_else(|| {
+            Failure::transient("the page token is missing: set it again (updateMessengerChannel)")
+        })?;
+    graph
+        .send(token.expose(), &customer.psid, &reply.body_text, window)
+        .await
 }
 
 /// How long one SMTP command to a channel's own server may wait for its answer.

@@ -23,9 +23,9 @@
 use proto_events::event::{
     BuiltInEmailFiltersSet, ChannelConfig, ChannelConnected, ChannelDisconnected, ChannelKind,
     ChannelMoved, EmailAccess, EmailFilterRuleAdded, EmailFilterRuleRemoved, EmailServersSet,
-    FallbackAddressAssigned, FilterAction, ImapServer, Member, RoutingRuleRemoved, RoutingRuleSet,
-    RoutingStrategy, RuleScope, SenderPattern, ServerSecurity, SmtpServer, UniqueScope,
-    UniqueValueReleased, UniqueValueReserved,
+    FallbackAddressAssigned, FilterAction, ImapServer, Member, MessengerPageSet,
+    RoutingRuleRemoved, RoutingRuleSet, RoutingStrategy, RuleScope, SenderPattern, ServerSecurity,
+    SmtpServer, UniqueScope, UniqueValueReleased, UniqueValueReserved,
 };
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
@@ -129,6 +129,14 @@ pub enum ChannelCommand {
         imap: Setting<ImapSettings>,
         smtp: Setting<SmtpSettings>,
         ingest_secret: Setting<Uuid>,
+    },
+    /// Set a Messenger channel's page access token and human-agent tag (admins only). The token
+    /// is sealed by the caller beforehand and named by id; `Keep` keeps the current one. `None`
+    /// for the tag keeps the current setting.
+    SetMessengerPage {
+        channel_id: Uuid,
+        page_token: Setting<Uuid>,
+        human_agent_tag: Option<bool>,
     },
     /// Give an inbox without team e-mail its automatic fallback address (system actor only).
     AssignFallbackAddress {
@@ -460,6 +468,34 @@ pub fn decide(command: &ChannelCommand, ctx: &Context<'_>) -> Result<Decision, D
                     .into(),
                 ],
             })
+        }
+        C::SetMessengerPage {
+            channel_id,
+            page_token,
+            human_agent_tag,
+        } => {
+            require_admin(&caller)?;
+            let channel = connected(d, *channel_id)?;
+            if !matches!(channel.config, ChannelConfig::Messenger { .. }) {
+                return Err(DomainError::rejected(
+                    "NOT_MESSENGER",
+                    Some("channelId"),
+                    "this applies to Messenger channels only",
+                ));
+            }
+            let current = channel.messenger;
+            one(
+                streams::channel(*channel_id),
+                MessengerPageSet {
+                    channel_id: *channel_id,
+                    page_token_secret: match page_token {
+                        Setting::Keep => current.page_token_secret,
+                        Setting::Clear => None,
+                        Setting::Set(id) => Some(*id),
+                    },
+                    human_agent_tag: human_agent_tag.unwrap_or(current.human_agent_tag),
+                },
+            )
         }
         C::MoveToInbox {
             channel_id,

@@ -51,7 +51,8 @@ use proto_events::event::{
     ConversationReassigned, ConversationReopened, ConversationShared, ConversationStarted,
     ConversationUnassigned, ConversationVisibility, DeliveryFailed, DeliverySucceeded,
     FilterReason, FilteredMessageRestored, Identity, InboundMessage, MessageFiltered,
-    MessageReceived, ReopenCause, ReplyAuthor, ReplySent, RoutingDecision,
+    MessageReceived, MessengerReceiptReceived, ReceiptKind, ReopenCause, ReplyAuthor, ReplySent,
+    RoutingDecision,
 };
 use proto_events::{Actor, DomainEvent};
 use uuid::Uuid;
@@ -108,6 +109,17 @@ pub enum ConversationCommand {
         message_id: Uuid,
         /// What became of it.
         outcome: DeliveryOutcome,
+    },
+    /// Messenger reports that the page's messages up to `watermark` were delivered or read
+    /// (the conversation's channel only). A watermark not later than the last of its kind
+    /// writes nothing: Meta sends receipts again.
+    RecordReceipt {
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// Messages sent up to this time are covered.
+        watermark: chrono::DateTime<chrono::Utc>,
+        /// Graph's ids of messages covered, when Meta names them.
+        mids: Vec<String>,
     },
     /// A user adds an internal comment, never sent to the customer.
     AddComment {
@@ -235,6 +247,11 @@ pub fn decide(
             message_id,
             outcome,
         } => record_delivery(state, ctx, *message_id, outcome),
+        C::RecordReceipt {
+            kind,
+            watermark,
+            mids,
+        } => record_receipt(state, ctx, *kind, *watermark, mids),
         C::AddComment {
             comment_id,
             body_text,
@@ -534,6 +551,42 @@ fn restore(
     Ok(events)
 }
 
+/// How long after the customer's last message a Messenger page may answer (Meta's standard
+/// window), and how long a page with the human-agent tag may.
+const MESSAGING_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+const HUMAN_AGENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Refuses a Messenger reply Meta would refuse: the customer's last message is older than 24
+/// hours (7 days with the human-agent tag). A state folded without times lets it through; the
+/// delivery worker checks again when it sends.
+fn within_messaging_window(
+    state: &Conversation,
+    human_agent_tag: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DomainError> {
+    let Some(last) = state.last_customer_message_at else {
+        return Ok(());
+    };
+    let window = if human_agent_tag {
+        HUMAN_AGENT_WINDOW
+    } else {
+        MESSAGING_WINDOW
+    };
+    if now - last <= window {
+        return Ok(());
+    }
+    Err(DomainError::rejected(
+        "OUTSIDE_MESSAGING_WINDOW",
+        Some("conversationId"),
+        if human_agent_tag {
+            "the customer's last message is more than 7 days old: Messenger refuses replies now"
+        } else {
+            "the customer's last message is more than 24 hours old: Messenger refuses replies \
+             now (unless the page has the human-agent tag)"
+        },
+    ))
+}
+
 /// [`ConversationCommand::SendReply`], borrowed.
 struct Reply<'c> {
     message_id: Uuid,
@@ -577,6 +630,9 @@ fn reply(
         .ok_or(DomainError::NotFound { what: "channel" })?;
     if !channel.connected {
         return Err(disconnected());
+    }
+    if let ChannelConfig::Messenger { .. } = &channel.config {
+        within_messaging_window(state, channel.messenger.human_agent_tag, ctx.now)?;
     }
     // E-mail goes out from the channel's address; a form's answer goes out by e-mail from its
     // inbox's team address or fallback address.
@@ -634,6 +690,49 @@ fn reply(
             body_html,
             email,
             attachments,
+        }
+        .into(),
+    ])
+}
+
+fn record_receipt(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    kind: ReceiptKind,
+    watermark: chrono::DateTime<chrono::Utc>,
+    mids: &[String],
+) -> Result<Vec<DomainEvent>, DomainError> {
+    match caller(state, ctx)? {
+        Caller::Channel(id) if id == state.channel_id => {}
+        Caller::System(_) => {}
+        _ => {
+            return Err(DomainError::forbidden(
+                "only the conversation's channel reports receipts",
+            ));
+        }
+    }
+    if state.channel_kind != Some(ChannelKind::Messenger) {
+        return Err(DomainError::rejected(
+            "NOT_MESSENGER",
+            None,
+            "receipts are recorded for Messenger conversations only",
+        ));
+    }
+    let last = match kind {
+        ReceiptKind::Delivered => state.delivered_watermark,
+        ReceiptKind::Read => state.read_watermark,
+    };
+    if last.is_some_and(|last| watermark <= last) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        MessengerReceiptReceived {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            channel_id: state.channel_id,
+            kind,
+            watermark,
+            mids: mids.iter().take(100).cloned().collect(),
         }
         .into(),
     ])

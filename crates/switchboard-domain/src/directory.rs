@@ -146,6 +146,20 @@ pub struct Channel {
     /// kinds).
     #[serde(default)]
     pub chat_widget: Option<ChatWidgetConfigured>,
+    /// A Messenger channel's page settings, as last set (none for other kinds).
+    #[serde(default)]
+    pub messenger: MessengerPage,
+}
+
+/// A Messenger channel's page settings, as last set (see
+/// [`MessengerPageSet`](proto_events::event::MessengerPageSet)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessengerPage {
+    /// The id of the sealed page access token replies are sent with.
+    pub page_token_secret: Option<Uuid>,
+    /// Whether the page has Meta's human-agent tag (replies up to 7 days after the customer's
+    /// last message).
+    pub human_agent_tag: bool,
 }
 
 /// An e-mail channel's outside servers, as last set (see
@@ -410,6 +424,7 @@ impl Directory {
                         form: None,
                         chat_bot: None,
                         chat_widget: None,
+                        messenger: MessengerPage::default(),
                     },
                 );
             }
@@ -431,6 +446,14 @@ impl Directory {
             E::ChatWidgetConfigured(e) => {
                 if let Some(channel) = self.channels.get_mut(&e.channel_id) {
                     channel.chat_widget = Some(e.clone());
+                }
+            }
+            E::MessengerPageSet(e) => {
+                if let Some(channel) = self.channels.get_mut(&e.channel_id) {
+                    channel.messenger = MessengerPage {
+                        page_token_secret: e.page_token_secret,
+                        human_agent_tag: e.human_agent_tag,
+                    };
                 }
             }
             E::EmailServersSet(e) => {
@@ -462,6 +485,7 @@ impl Directory {
                         form: None,
                         chat_bot: None,
                         chat_widget: None,
+                        messenger: MessengerPage::default(),
                     },
                 );
                 self.fallback_channels.insert(e.channel_id);

@@ -5,6 +5,7 @@ mod conversations;
 mod records;
 
 pub use self::conversations::chat_conversation_id;
+pub use self::conversations::messenger_conversation_id;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -698,8 +699,21 @@ impl CommandService {
     pub(crate) async fn load<S>(
         &self,
         stream: &str,
-        mut state: S,
+        state: S,
         mut fold: impl FnMut(&mut S, &DomainEvent),
+    ) -> Result<(S, Option<u64>), ServiceError> {
+        self.load_envelopes(stream, state, |state, envelope| {
+            fold(state, &envelope.payload);
+        })
+        .await
+    }
+
+    /// [`Self::load`], folding whole envelopes (for states that keep when things happened).
+    pub(crate) async fn load_envelopes<S>(
+        &self,
+        stream: &str,
+        mut state: S,
+        mut fold: impl FnMut(&mut S, &proto_events::Envelope),
     ) -> Result<(S, Option<u64>), ServiceError> {
         const PAGE: usize = 1000;
         let mut version = None;
@@ -710,7 +724,7 @@ impl CommandService {
                 .read_stream(stream, Direction::Forwards, StreamFrom::Version(from), PAGE)
                 .await?;
             for recorded in &page {
-                fold(&mut state, &codec::decode(recorded)?.payload);
+                fold(&mut state, &codec::decode(recorded)?);
                 version = Some(recorded.stream_version);
             }
             if page.len() < PAGE {
@@ -997,6 +1011,16 @@ impl Run<'_> {
         fold: impl FnMut(&mut S, &DomainEvent),
     ) -> Result<(S, Option<u64>), ServiceError> {
         self.service.load(stream, state, fold).await
+    }
+
+    /// Loads a stream into `S` by whole envelopes (see [`CommandService::load_envelopes`]).
+    pub(crate) async fn load_envelopes<S>(
+        &self,
+        stream: &str,
+        state: S,
+        fold: impl FnMut(&mut S, &proto_events::Envelope),
+    ) -> Result<(S, Option<u64>), ServiceError> {
+        self.service.load_envelopes(stream, state, fold).await
     }
 }
 

@@ -165,13 +165,31 @@ pub struct Config {
     pub messenger: MessengerConfig,
 }
 
-/// The Messenger webhook's secrets (`[messenger]`): both, or neither (no webhook).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The Messenger webhook's secrets (`[messenger]`): both, or neither (no webhook, and no
+/// Messenger replies sent); and where the Send API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessengerConfig {
     /// The app secret Meta signs webhook requests with.
     pub app_secret: Option<Secret>,
     /// The token Meta's verification handshake presents.
     pub verify_token: Option<Secret>,
+    /// The Graph API's base URL replies are sent to (`graph_url`,
+    /// `SWITCHBOARD_MESSENGER_GRAPH_URL`); default Meta's, `https://graph.facebook.com`. Tests
+    /// point it at a local stand-in.
+    pub graph_url: String,
+    /// The Graph API version (`graph_version`, `SWITCHBOARD_MESSENGER_GRAPH_VERSION`).
+    pub graph_version: String,
+}
+
+impl Default for MessengerConfig {
+    fn default() -> MessengerConfig {
+        MessengerConfig {
+            app_secret: None,
+            verify_token: None,
+            graph_url: "https://graph.facebook.com".to_owned(),
+            graph_version: switchboard_delivery::DEFAULT_GRAPH_VERSION.to_owned(),
+        }
+    }
 }
 
 impl MessengerConfig {
@@ -182,6 +200,7 @@ impl MessengerConfig {
                 Some(switchboard_api::messenger::MessengerSettings {
                     app_secret: app_secret.expose().to_owned(),
                     verify_token: verify_token.expose().to_owned(),
+                    trusted_host: switchboard_delivery::messenger::host_of(&self.graph_url),
                 })
             }
             _ => None,
@@ -453,6 +472,8 @@ struct FileImap {
 struct FileMessenger {
     app_secret: Option<String>,
     verify_token: Option<String>,
+    graph_url: Option<String>,
+    graph_version: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -714,6 +735,12 @@ impl Config {
         if let Some(v) = file.messenger.verify_token {
             self.messenger.verify_token = Some(Secret(v));
         }
+        if let Some(v) = file.messenger.graph_url {
+            self.messenger.graph_url = v;
+        }
+        if let Some(v) = file.messenger.graph_version {
+            self.messenger.graph_version = v;
+        }
         if let Some(v) = file.smtp.listen {
             self.smtp.listen = Some(parse(at, "smtp.listen", &v, parse_listen)?);
         }
@@ -897,6 +924,12 @@ impl Config {
         }
         if let Some(v) = var("SWITCHBOARD_MESSENGER_VERIFY_TOKEN") {
             self.messenger.verify_token = Some(Secret(v.to_owned()));
+        }
+        if let Some(v) = var("SWITCHBOARD_MESSENGER_GRAPH_URL") {
+            self.messenger.graph_url = v.to_owned();
+        }
+        if let Some(v) = var("SWITCHBOARD_MESSENGER_GRAPH_VERSION") {
+            self.messenger.graph_version = v.to_owned();
         }
         if let Some(v) = var("SWITCHBOARD_SMTP_LISTEN") {
             self.smtp.listen = Some(parse(at, "SWITCHBOARD_SMTP_LISTEN", v, parse_listen)?);

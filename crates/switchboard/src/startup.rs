@@ -449,6 +449,9 @@ impl Application {
 /// How long one SMTP command to the relay may wait for its answer.
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long one Send API request may take before it is retried as a timeout.
+const GRAPH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Starts the delivery worker when this node runs it. Without a relay it still sends the replies
 /// of channels with an SMTP server of their own; the others fail saying no relay is configured.
 fn start_delivery(
@@ -465,6 +468,19 @@ fn start_delivery(
         Some(Ok(url)) => Some(Relay::new(&url, SMTP_TIMEOUT).context("setting up the SMTP relay")?),
         Some(Err(message)) => refuse!("{message}"),
     };
+    // Messenger replies are sent where the webhook is served: an installation without a
+    // Messenger app has no Messenger conversations to answer.
+    let messenger = match config.messenger.settings() {
+        None => None,
+        Some(_) => Some(
+            switchboard_delivery::GraphApi::new(
+                &config.messenger.graph_url,
+                &config.messenger.graph_version,
+                GRAPH_TIMEOUT,
+            )
+            .context("setting up the Messenger Send API (messenger.graph_url)")?,
+        ),
+    };
     Ok(Some(DeliveryWorker::spawn(
         service.clone(),
         DeliverySettings {
@@ -473,6 +489,7 @@ fn start_delivery(
             retry_for: config.delivery.retry_for,
             from_name: config.delivery.from_name,
             clock: Arc::new(SystemClock),
+            messenger,
         },
     )))
 }

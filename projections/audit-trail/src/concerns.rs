@@ -110,8 +110,9 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         | E::EmailFilterRuleRemoved(_)
         | E::EmailServersSet(_)
         | E::FormConfigured(_)
-        | E::ChatBotConfigured(_) => Concerns::NONE,
-        E::ChatWidgetConfigured(_) => Concerns::NONE,
+        | E::ChatBotConfigured(_)
+        | E::ChatWidgetConfigured(_)
+        | E::MessengerPageSet(_) => Concerns::NONE,
         E::ConversationStarted(e) => {
             Concerns::conversation(e.conversation_id, e.inbox_id).with_contact(e.contact_id)
         }
@@ -124,6 +125,7 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         E::FilteredMessageRestored(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::ReplySent(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::DeliverySucceeded(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
+        E::MessengerReceiptReceived(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::DeliveryFailed(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::CommentAdded(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::ConversationAssigned(e) => Concerns::conversation(e.conversation_id, e.inbox_id),

@@ -790,3 +790,37 @@ impl TryFrom<AssigneeWire> for Assignee {
         })
     }
 }
+
+// --- Messenger receipts (issue 20) ---
+
+/// Which of Messenger's receipts arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// `delivery`: the messages reached the person's device.
+    Delivered,
+    /// `read`: the person read them.
+    Read,
+}
+
+/// Messenger reported that the page's messages in a conversation up to `watermark` were
+/// delivered to or read by the person. Every outbound message sent before the watermark is
+/// covered; `mids` names some of them when Meta does (delivery receipts only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessengerReceiptReceived {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The Messenger channel.
+    pub channel_id: Uuid,
+    /// Delivered or read.
+    pub kind: ReceiptKind,
+    /// Meta's watermark: messages sent up to this time are covered.
+    pub watermark: chrono::DateTime<chrono::Utc>,
+    /// Graph's ids of messages covered, when Meta names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mids: Vec<String>,
+}
+
+// --- end Messenger receipts ---

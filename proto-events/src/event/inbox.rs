@@ -372,6 +372,25 @@ pub struct SmtpServer {
     pub password_secret: Option<Uuid>,
 }
 
+// --- Messenger pages (issue 20) ---
+
+/// A Messenger channel's page settings were set, replacing what was set before: the page access
+/// token replies are sent with through Meta's Send API, and whether the page has the
+/// human-agent tag (replies up to 7 days after the customer's last message instead of 24
+/// hours). The token is not here: it is sealed outside the log under the id named here, a fresh
+/// id for every token, as `EmailServersSet` does with passwords.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessengerPageSet {
+    /// The Messenger channel.
+    pub channel_id: Uuid,
+    /// The sealed page access token's id; `None`: replies cannot be sent.
+    pub page_token_secret: Option<Uuid>,
+    /// Whether Meta granted the page the human-agent tag.
+    pub human_agent_tag: bool,
+}
+
+// --- end Messenger pages ---
+
 /// A form channel's fields, the sites that may post it and its honeypot were configured,
 /// replacing what was configured before. `POST /forms/{public_key}` takes its submissions.
 ///

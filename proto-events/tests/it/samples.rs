@@ -347,6 +347,21 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             ingest_secret: Some(id(0x5ec3)),
         }
         .into(),
+        MessengerReceiptReceived {
+            conversation_id: id(CONVERSATION),
+            inbox_id: id(INBOX),
+            channel_id: id(CHANNEL),
+            kind: ReceiptKind::Delivered,
+            watermark: Utc.with_ymd_and_hms(2025, 3, 14, 9, 31, 0).unwrap(),
+            mids: vec!["m_out_1".into()],
+        }
+        .into(),
+        MessengerPageSet {
+            channel_id: id(CHANNEL),
+            page_token_secret: Some(id(0x5ec4)),
+            human_agent_tag: true,
+        }
+        .into(),
         FormConfigured {
             channel_id: id(CHANNEL),
             public_key: "f0rm-Key_8wJ2kQx9TzV3nL5mR7pYa4".into(),

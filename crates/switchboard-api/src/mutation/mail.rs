@@ -207,7 +207,7 @@ fn smtp_settings(input: &SmtpServerInput, password_secret: Option<Uuid>) -> chan
 }
 
 /// A user error about `field` of the input.
-fn input_error(field: &[&str], code: &str, message: impl Into<String>) -> UserError {
+pub(crate) fn input_error(field: &[&str], code: &str, message: impl Into<String>) -> UserError {
     UserError {
         field: Some(
             std::iter::once("input")
@@ -252,10 +252,10 @@ async fn forbidden_destination(host: &str, port: u16) -> Option<String> {
 
 /// What the caller sealed for one mutation, deleted again unless the command keeps it.
 #[derive(Debug, Default)]
-struct Sealed(Vec<SecretId>);
+pub(crate) struct Sealed(Vec<SecretId>);
 
 impl Sealed {
-    async fn put(&mut self, inner: &Inner, value: &str) -> ApiResult<Uuid> {
+    pub(crate) async fn put(&mut self, inner: &Inner, value: &str) -> ApiResult<Uuid> {
         let id = inner
             .vault
             .put(&SecretValue::new(value))
@@ -267,7 +267,7 @@ impl Sealed {
 
     /// Deletes everything sealed here (a refused or repeated command). A failure leaves an
     /// unreferenced row, which is logged and harmless.
-    async fn discard(self, inner: &Inner) {
+    pub(crate) async fn discard(self, inner: &Inner) {
         for id in self.0 {
             if let Err(error) = inner.vault.delete(id).await {
                 tracing::warn!(%error, secret = %id.name(), "an unused secret was not deleted");

@@ -228,6 +228,23 @@ impl Channel {
             .await?
             .map(|servers| servers.ingest_secret.is_some()))
     }
+    /// Whether a Messenger channel has a page access token to send replies with (the token
+    /// itself is write-only, see `updateMessengerChannel`); null for other kinds and for
+    /// viewers who are not admins.
+    async fn messenger_page_token(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
+        Ok(self
+            .messenger_page(ctx)
+            .await?
+            .map(|page| page.page_token_secret.is_some()))
+    }
+    /// Whether a Messenger page has Meta's human-agent tag (replies up to 7 days after the
+    /// customer's last message); null for other kinds and for viewers who are not admins.
+    async fn human_agent_tag(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
+        Ok(self
+            .messenger_page(ctx)
+            .await?
+            .map(|page| page.human_agent_tag))
+    }
     /// A form channel's configuration (see `configureForm`); null until it is configured, for
     /// other kinds, and for viewers who are not admins.
     async fn form(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<FormSettings>> {
@@ -272,6 +289,16 @@ impl Channel {
 }
 
 impl Channel {
+    /// A Messenger channel's page settings, if the viewer is an admin.
+    async fn messenger_page(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<directory::MessengerPage>> {
+        let access = crate::state::access(ctx).await?;
+        let messenger = matches!(self.0.config, ChannelConfig::Messenger { .. });
+        Ok((messenger && access.is_admin()).then_some(self.0.messenger))
+    }
+
     /// Its servers, if the viewer manages them.
     async fn managed(
         &self,

@@ -3,9 +3,14 @@
 //! for the real one). A message becomes the sender's conversation once, however often Meta
 //! retries it; echoes and unsigned or mis-signed requests write nothing.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hmac::{Hmac, Mac};
+use proto_events::clock::{Clock, ManualClock, SystemClock};
+use proto_events::{DomainEvent, Envelope};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_api::ApiSettings;
@@ -13,6 +18,7 @@ use switchboard_api::messenger::MessengerSettings;
 use switchboard_domain::channel::ChannelCommand;
 use switchboard_service::Command;
 use switchboard_store::Position;
+use switchboard_store::secret::{MasterKey, SecretId, Vault};
 use uuid::Uuid;
 
 use crate::support::{SECRET, TestApi};
@@ -20,16 +26,30 @@ use crate::support::{SECRET, TestApi};
 const APP_SECRET: &str = "test-app-secret";
 const VERIFY_TOKEN: &str = "verify-me-please";
 const PAGE: &str = "104729";
+/// The key the tests' secrets are sealed with, so that a test can open them.
+const VAULT_KEY: [u8; 32] = [7; 32];
 
 async fn api_with_page() -> TestApi {
-    let api = TestApi::with_settings(ApiSettings {
+    api_with_page_channel().await.0
+}
+
+/// [`api_with_page`], and the Messenger channel's id.
+async fn api_with_page_channel() -> (TestApi, Uuid) {
+    api_with_page_on(Arc::new(SystemClock)).await
+}
+
+/// [`api_with_page_channel`], the command service reading the time from `clock`.
+async fn api_with_page_on(clock: Arc<dyn Clock>) -> (TestApi, Uuid) {
+    let mut settings = ApiSettings {
         messenger: Some(MessengerSettings {
             app_secret: APP_SECRET.into(),
             verify_token: VERIFY_TOKEN.into(),
+            trusted_host: Some("127.0.0.1".into()),
         }),
         ..ApiSettings::new(SECRET)
-    })
-    .await;
+    };
+    settings.mail.secret_key = MasterKey::from_bytes(VAULT_KEY);
+    let api = TestApi::with_clock(settings, clock).await;
     let inbox = api.inbox("Social").await;
     let channel_id = Uuid::now_v7();
     api.run(Command::Channel(ChannelCommand::ConnectMessenger {
@@ -39,7 +59,7 @@ async fn api_with_page() -> TestApi {
         page_name: "Acme".into(),
     }))
     .await;
-    api
+    (api, channel_id)
 }
 
 fn signature(body: &[u8], secret: &str) -> String {
@@ -167,4 +187,454 @@ async fn signed_messages_become_the_senders_conversation_once() {
         .filter(|e| e.event_type == "ConversationStarted")
         .count();
     assert_eq!(started, 1);
+}
+
+// --- Page token and replies (issue 20) ---
+
+const UPDATE_PAGE: &str = "mutation($input: UpdateMessengerChannelInput!) {
+    updateMessengerChannel(input: $input) {
+        userErrors { field code message } channel { messengerPageToken humanAgentTag } } }";
+const PAGE_TOKEN: &str = "EAAGtestPageToken0123456789abcdef";
+
+/// Every stored payload, as text.
+async fn stored_payloads(api: &TestApi) -> String {
+    let events = api
+        .service
+        .store()
+        .read_all(Position::START, 10_000)
+        .await
+        .expect("read");
+    events
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn the_page_token_is_write_only_sealed_and_set_by_admins_alone() {
+    let (api, channel) = api_with_page_channel().await;
+    let channel_id = switchboard_api::ids::encode(switchboard_api::ids::Kind::Channel, channel);
+    let agent = api
+        .user("agent@acme.test", proto_events::event::Role::Agent)
+        .await;
+    let auditor = api
+        .user("audrey@acme.test", proto_events::event::Role::Auditor)
+        .await;
+
+    // A token with a space is refused naming the field, and writes nothing.
+    let before = head(&api).await;
+    let refused = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": "two words"}}),
+        )
+        .await;
+    let errors = &refused.data()["updateMessengerChannel"]["userErrors"];
+    assert_eq!(
+        errors[0]["field"],
+        json!(["input", "pageAccessToken"]),
+        "{errors}"
+    );
+    assert_eq!(head(&api).await, before);
+    // Agents may not set it.
+    let forbidden = api
+        .gql(
+            agent,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": PAGE_TOKEN}}),
+        )
+        .await;
+    assert_eq!(
+        forbidden.error_code(),
+        Some("FORBIDDEN"),
+        "{:?}",
+        forbidden.body
+    );
+    assert_eq!(head(&api).await, before);
+
+    let set = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": PAGE_TOKEN, "humanAgentTag": true}}),
+        )
+        .await;
+    let payload = &set.data()["updateMessengerChannel"];
+    assert_eq!(payload["userErrors"], json!([]), "{payload}");
+    assert_eq!(payload["channel"]["messengerPageToken"], true);
+    assert_eq!(payload["channel"]["humanAgentTag"], true);
+    let first_secret = {
+        let view = api.service.view().await.expect("view");
+        view.directory.channels[&channel]
+            .messenger
+            .page_token_secret
+    }
+    .expect("a sealed token");
+    let vault = Vault::new(
+        api.service.store().secrets(),
+        &MasterKey::from_bytes(VAULT_KEY),
+    );
+    let opened = vault
+        .get(SecretId(first_secret))
+        .await
+        .expect("vault")
+        .expect("sealed");
+    assert_eq!(opened.expose(), PAGE_TOKEN);
+    assert!(!stored_payloads(&api).await.contains(PAGE_TOKEN));
+
+    // A new token replaces the old one, which is deleted; the tag is kept.
+    let replaced = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": "EAAGanotherToken"}}),
+        )
+        .await;
+    let payload = &replaced.data()["updateMessengerChannel"];
+    assert_eq!(payload["channel"]["humanAgentTag"], true, "{payload}");
+    let old = vault.get(SecretId(first_secret)).await.expect("vault");
+    assert!(old.is_none(), "the replaced token is deleted");
+
+    // Others see neither the setting nor its history.
+    let seen = api
+        .gql(
+            agent,
+            "query($id: ID!) { node(id: $id) { ... on Channel { messengerPageToken humanAgentTag } } }",
+            json!({"id": channel_id}),
+        )
+        .await;
+    assert_eq!(
+        seen.data()["node"]["messengerPageToken"],
+        Value::Null,
+        "{:?}",
+        seen.body
+    );
+    let history = "{ events(first: 100) { edges { node { type payload } } } }";
+    let theirs = api.gql(auditor, history, json!({})).await.body.to_string();
+    assert!(theirs.contains("ChannelConnected"), "{theirs}");
+    assert!(!theirs.contains("MessengerPageSet"), "{theirs}");
+    let admins = api
+        .gql(api.admin, history, json!({}))
+        .await
+        .body
+        .to_string();
+    assert!(admins.contains("MessengerPageSet"), "{admins}");
+    assert!(!admins.contains(PAGE_TOKEN), "{admins}");
+}
+
+/// Everything logged while it is alive (on this test's thread, where its tasks run).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+/// The Send API's requests a stand-in received. Meta cannot run here: an axum server on
+/// 127.0.0.1 stands in for the Graph API and answers every request with a `message_id`.
+type SendRequests = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+async fn fake_graph() -> (String, SendRequests) {
+    let received = SendRequests::default();
+    let recorded = received.clone();
+    let app = axum::Router::new().route(
+        "/v21.0/me/messages",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let recorded = recorded.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    recorded.lock().expect("lock").push((auth, body));
+                    axum::Json(json!({"recipient_id": "psid-ada", "message_id": "m_graph_1"}))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// Waits for the first event `matches` picks, with a deadline.
+async fn wait_for<T>(api: &TestApi, mut matches: impl FnMut(&Envelope) -> Option<T>) -> T {
+    use futures::StreamExt;
+    let mut events = api.service.store().subscribe_all(Position::START);
+    let wait = async {
+        while let Some(recorded) = events.next().await {
+            let envelope =
+                switchboard_service::codec::decode(&recorded.expect("read")).expect("decode");
+            if let Some(found) = matches(&envelope) {
+                return found;
+            }
+        }
+        panic!("the subscription ended");
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("the event within the deadline")
+}
+
+#[tokio::test]
+async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_after_24_hours() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let (api, channel) = api_with_page_on(clock.clone()).await;
+    let channel_id = switchboard_api::ids::encode(switchboard_api::ids::Kind::Channel, channel);
+    let set = api
+        .gql(
+            api.admin,
+            UPDATE_PAGE,
+            json!({"input": {"channelId": channel_id, "pageAccessToken": PAGE_TOKEN}}),
+        )
+        .await;
+    assert_eq!(
+        set.data()["updateMessengerChannel"]["userErrors"],
+        json!([])
+    );
+    let (graph_url, requests) = fake_graph().await;
+    let _worker = switchboard_delivery::DeliveryWorker::spawn(
+        api.service.clone(),
+        switchboard_delivery::DeliverySettings {
+            relay: None,
+            vault: Some(Vault::new(
+                api.service.store().secrets(),
+                &MasterKey::from_bytes(VAULT_KEY),
+            )),
+            retry_for: Duration::from_secs(3_600),
+            from_name: switchboard_delivery::FromName::AgentViaInbox,
+            clock: clock.clone(),
+            messenger: Some(
+                switchboard_delivery::GraphApi::new(&graph_url, "v21.0", Duration::from_secs(5))
+                    .unwrap(),
+            ),
+        },
+    );
+
+    let taken = api
+        .send(event(
+            &message("m_1", "Where is my parcel?", false),
+            Some(APP_SECRET),
+        ))
+        .await;
+    assert_eq!(taken.status, StatusCode::OK);
+    let conversation = wait_for(&api, |e| match &e.payload {
+        DomainEvent::MessageReceived(m) => Some(m.conversation_id),
+        _ => None,
+    })
+    .await;
+    let conversation_id =
+        switchboard_api::ids::encode(switchboard_api::ids::Kind::Conversation, conversation);
+    let reply = |text: &str| {
+        let variables = json!({"id": conversation_id, "text": text});
+        let api = &api;
+        async move {
+            api.gql(
+                api.admin,
+                "mutation($id: ID!, $text: String!) { sendReply(input: {conversationId: $id, bodyText: $text}) {
+                    userErrors { field code message } } }",
+                variables,
+            )
+            .await
+        }
+    };
+    let sent = reply("It left today.").await;
+    assert_eq!(
+        sent.data()["sendReply"]["userErrors"],
+        json!([]),
+        "{:?}",
+        sent.body
+    );
+    let provider_id = wait_for(&api, |e| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) => Some(d.provider_message_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(provider_id.as_deref(), Some("m_graph_1"));
+    let (auth, body) = requests.lock().expect("lock")[0].clone();
+    assert_eq!(auth, Some(format!("Bearer {PAGE_TOKEN}")));
+    assert_eq!(body["recipient"]["id"], "psid-ada");
+    assert_eq!(body["messaging_type"], "RESPONSE");
+    assert_eq!(body["message"]["text"], "It left today.");
+
+    // A day and an hour later, Messenger would refuse a reply: so does the API, writing nothing.
+    clock.advance(chrono::TimeDelta::hours(25));
+    let before = head(&api).await;
+    let late = reply("Still there?").await;
+    let errors = &late.data()["sendReply"]["userErrors"];
+    assert_eq!(errors[0]["code"], "OUTSIDE_MESSAGING_WINDOW", "{errors}");
+    assert_eq!(
+        errors[0]["field"],
+        json!(["input", "conversationId"]),
+        "{errors}"
+    );
+    assert_eq!(head(&api).await, before);
+
+    // The token is in no event and no log line.
+    assert!(!stored_payloads(&api).await.contains(PAGE_TOKEN));
+    let logged = logs.text();
+    assert!(logged.contains("delivering Messenger replies"), "{logged}");
+    assert!(!logged.contains(PAGE_TOKEN), "{logged}");
+}
+
+#[tokio::test]
+async fn delivery_and_read_receipts_are_recorded_once_per_newer_watermark() {
+    let api = api_with_page().await;
+    let taken = api
+        .send(event(&message("m_1", "Hi!", false), Some(APP_SECRET)))
+        .await;
+    assert_eq!(taken.status, StatusCode::OK);
+    let receipts = |watermark: i64| {
+        json!({"object": "page", "entry": [{"id": PAGE, "time": 2, "messaging": [
+            {"sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 2,
+             "delivery": {"mids": ["m_out_1"], "watermark": watermark}},
+            {"sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 3,
+             "read": {"watermark": watermark}},
+            // Someone with no conversation here: skipped, the rest recorded.
+            {"sender": {"id": "psid-nobody"}, "recipient": {"id": PAGE}, "timestamp": 4,
+             "read": {"watermark": watermark}}
+        ]}]})
+    };
+    let first = api
+        .send(event(&receipts(1_700_000_000_000), Some(APP_SECRET)))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let recorded = receipts_recorded(&api).await;
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[0]["kind"], "delivered");
+    assert_eq!(recorded[0]["mids"], json!(["m_out_1"]));
+    assert_eq!(recorded[1]["kind"], "read");
+    // Meta sends them again: nothing new. A later watermark is recorded.
+    api.send(event(&receipts(1_700_000_000_000), Some(APP_SECRET)))
+        .await;
+    assert_eq!(receipts_recorded(&api).await.len(), 2);
+    api.send(event(&receipts(1_700_000_060_000), Some(APP_SECRET)))
+        .await;
+    assert_eq!(receipts_recorded(&api).await.len(), 4);
+    // Unsigned receipts write nothing.
+    let unsigned = api.send(event(&receipts(1_700_000_120_000), None)).await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(receipts_recorded(&api).await.len(), 4);
+}
+
+/// The recorded `MessengerReceiptReceived` payloads, in order.
+async fn receipts_recorded(api: &TestApi) -> Vec<Value> {
+    let events = api
+        .service
+        .store()
+        .read_all(Position::START, 1_000)
+        .await
+        .expect("read");
+    events
+        .iter()
+        .filter(|e| e.event_type == "MessengerReceiptReceived")
+        .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
+        .collect()
+}
+
+/// A file server standing in for Meta's CDN, where attachment URLs point.
+async fn fake_cdn(bytes: &'static [u8]) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/cdn/photo%201.jpg",
+            axum::routing::get(move || async move { ([("content-type", "image/jpeg")], bytes) }),
+        )
+        .route(
+            "/redirect",
+            axum::routing::get(|| async {
+                (StatusCode::FOUND, [("location", "/cdn/photo%201.jpg")])
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn an_image_attachment_is_kept_in_the_blob_store_and_downloadable() {
+    const IMAGE: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg";
+    let api = api_with_page().await;
+    let cdn = fake_cdn(IMAGE).await;
+    let body = json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [{
+        "sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 1,
+        "message": {"mid": "m_img", "attachments": [
+            {"type": "image", "payload": {"url": format!("{cdn}/redirect")}},
+            // Where cloud metadata answers: refused, the message kept without it.
+            {"type": "file", "payload": {"url": "http://169.254.169.254/latest/meta-data"}}
+        ]}
+    }]}]});
+    let taken = api.send(event(&body, Some(APP_SECRET))).await;
+    assert_eq!(taken.status, StatusCode::OK, "{:?}", taken.body);
+    let received = wait_for(&api, |e| match &e.payload {
+        DomainEvent::MessageReceived(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(received.message.attachments.len(), 1, "{received:?}");
+    let attachment = &received.message.attachments[0];
+    assert_eq!(attachment.content_type, "image/jpeg");
+    assert_eq!(attachment.file_name.as_deref(), Some("photo 1.jpg"));
+    assert!(
+        received
+            .message
+            .body_text
+            .contains("[file attachment, not kept"),
+        "{}",
+        received.message.body_text
+    );
+    let sha256 = attachment.blob.sha256.clone();
+    let stored = api
+        .service
+        .store()
+        .blobs()
+        .get(&sha256)
+        .await
+        .expect("blobs");
+    assert_eq!(stored.as_deref(), Some(IMAGE));
+
+    // The agent's download route serves it.
+    let head = head(&api).await;
+    api.projections
+        .wait_for(head, tokio::time::Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("read models caught up");
+    let conversation = received.conversation_id;
+    let download = api
+        .send(
+            Request::get(format!("/files/{conversation}/{sha256}"))
+                .header("authorization", format!("Bearer {}", api.token(api.admin)))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(download.status, StatusCode::OK, "{:?}", download.body);
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use chrono::{TimeDelta, Utc};
 use proto_events::Actor;
-use proto_events::clock::SystemClock;
+use proto_events::clock::{Clock, SystemClock};
 use proto_events::event::Role;
 use serde_json::{Value, json};
 use switchboard_api::{ApiSettings, ApiState, Limits, router};
@@ -86,7 +86,12 @@ impl TestApi {
     }
 
     pub async fn with_settings(settings: ApiSettings) -> TestApi {
-        TestApi::with_parts(settings, |store| store).await
+        TestApi::with_parts(settings, |store| store, Arc::new(SystemClock)).await
+    }
+
+    /// An API whose command service reads the time from `clock`.
+    pub async fn with_clock(settings: ApiSettings, clock: Arc<dyn Clock>) -> TestApi {
+        TestApi::with_parts(settings, |store| store, clock).await
     }
 
     /// An API whose command service and API (not the projections) use the store `wrap` makes
@@ -101,6 +106,7 @@ impl TestApi {
                 ..ApiSettings::new(SECRET)
             },
             wrap,
+            Arc::new(SystemClock),
         )
         .await
     }
@@ -108,6 +114,7 @@ impl TestApi {
     async fn with_parts(
         settings: ApiSettings,
         wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
     ) -> TestApi {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn EventStore> = Arc::new(
@@ -115,7 +122,7 @@ impl TestApi {
                 .expect("open store"),
         );
         let service = Arc::new(
-            CommandService::open(wrap(store.clone()), Arc::new(SystemClock))
+            CommandService::open(wrap(store.clone()), clock)
                 .await
                 .expect("open service"),
         );

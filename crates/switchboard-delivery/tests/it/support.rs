@@ -199,7 +199,8 @@ impl App {
         self.receive(FORM, message).await
     }
 
-    async fn receive(&self, channel_id: Uuid, message: InboundMessage) -> Uuid {
+    /// `message` received through `channel_id`; returns its conversation.
+    pub(crate) async fn receive(&self, channel_id: Uuid, message: InboundMessage) -> Uuid {
         let outcome = self
             .service
             .execute(
@@ -288,6 +289,7 @@ impl App {
                 retry_for,
                 from_name: FromName::AgentViaInbox,
                 clock,
+                messenger: None,
             },
         )
     }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use proto_events::DomainEvent;
 use proto_events::event::{
     Assignee, ChannelKind, ConversationOrigin, ConversationVisibility, Identity, InboundMessage,
@@ -111,6 +112,14 @@ pub struct Conversation {
     pub comment_ids: BTreeSet<Uuid>,
     /// Its e-mail thread, for the headers of replies.
     pub thread: EmailThread,
+    /// When the customer's last message was received (its event's `occurred_at`), when the
+    /// state was folded with times ([`Conversation::evolve_at`]): Messenger's reply windows
+    /// count from it.
+    pub last_customer_message_at: Option<DateTime<Utc>>,
+    /// The latest Messenger delivery receipt's watermark.
+    pub delivered_watermark: Option<DateTime<Utc>>,
+    /// The latest Messenger read receipt's watermark.
+    pub read_watermark: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
@@ -160,6 +169,15 @@ impl Conversation {
                 .email
                 .as_ref()
                 .is_some_and(|email| self.email_message_ids.contains(&email.message_id))
+    }
+
+    /// Folds one event in with the time it happened (its metadata's `occurred_at`), which the
+    /// payload does not carry: the time of the customer's last message is kept.
+    pub fn evolve_at(&mut self, event: &DomainEvent, occurred_at: DateTime<Utc>) {
+        if matches!(event, DomainEvent::MessageReceived(_)) {
+            self.last_customer_message_at = Some(occurred_at);
+        }
+        self.evolve(event);
     }
 
     /// Folds one event of the conversation's stream in. Events of other kinds are ignored.
@@ -229,6 +247,13 @@ impl Conversation {
                     }
                     self.thread.outbound(headers);
                 }
+            }
+            E::MessengerReceiptReceived(e) => {
+                let last = match e.kind {
+                    proto_events::event::ReceiptKind::Delivered => &mut self.delivered_watermark,
+                    proto_events::event::ReceiptKind::Read => &mut self.read_watermark,
+                };
+                *last = Some(e.watermark);
             }
             E::DeliverySucceeded(e) => {
                 if let Some(outbound) = self.outbound.get_mut(&e.message_id) {

@@ -2034,3 +2034,84 @@ fn a_chat_bots_configuration_is_refused_naming_the_field() {
         "handoff.message",
     );
 }
+
+
+// --- Messenger pages (issue 20) ---
+
+const PAGE: u128 = 43;
+
+fn page_connected() -> Vec<DomainEvent> {
+    let mut history = connected();
+    history.push(
+        ChannelConnected {
+            channel_id: id(PAGE),
+            inbox_id: id(SUPPORT),
+            config: ChannelConfig::Messenger {
+                page_id: "1234567890".into(),
+                page_name: "Acme".into(),
+            },
+        }
+        .into(),
+    );
+    history
+}
+
+fn set_page(channel: u128, token: channel::Setting<uuid::Uuid>, tag: Option<bool>) -> C {
+    C::SetMessengerPage {
+        channel_id: id(channel),
+        page_token: token,
+        human_agent_tag: tag,
+    }
+}
+
+#[test]
+fn a_messenger_page_token_is_set_by_id_kept_and_cleared_by_admins_only() {
+    use channel::Setting::{Clear, Keep, Set};
+    let set = MessengerPageSet {
+        channel_id: id(PAGE),
+        page_token_secret: Some(id(0x61)),
+        human_agent_tag: true,
+    };
+    let directory = given(page_connected())
+        .when(user(ADMIN), set_page(PAGE, Set(id(0x61)), Some(true)))
+        .then(&streams::channel(id(PAGE)), vec![set.clone().into()]);
+    assert_eq!(
+        directory.channels[&id(PAGE)].messenger.page_token_secret,
+        Some(id(0x61))
+    );
+    // The tag alone: the token stays; clearing the token keeps the tag.
+    given(page_connected())
+        .and([set.clone().into()])
+        .when(user(ADMIN), set_page(PAGE, Keep, Some(false)))
+        .then(
+            &streams::channel(id(PAGE)),
+            vec![
+                MessengerPageSet {
+                    human_agent_tag: false,
+                    ..set.clone()
+                }
+                .into(),
+            ],
+        );
+    given(page_connected())
+        .and([set.clone().into()])
+        .when(user(ADMIN), set_page(PAGE, Clear, None))
+        .then(
+            &streams::channel(id(PAGE)),
+            vec![
+                MessengerPageSet {
+                    page_token_secret: None,
+                    ..set.clone()
+                }
+                .into(),
+            ],
+        );
+    given(page_connected())
+        .when(user(AGENT), set_page(PAGE, Set(id(0x61)), None))
+        .then_forbidden();
+    given(page_connected())
+        .when(user(ADMIN), set_page(CHAT, Set(id(0x61)), None))
+        .then_rejected("NOT_MESSENGER", "channelId");
+}
+
+// --- end Messenger pages ---

@@ -1838,3 +1838,134 @@ fn the_system_releases_a_deactivated_assignees_open_conversation() {
         .when(system(), release())
         .then_nothing();
 }
+
+// --- Messenger's reply windows (issue 20) ---
+
+const PAGE: u128 = 43;
+
+/// The organisation with a Messenger page (with the human-agent tag or not), and a
+/// conversation whose customer last wrote `ago` before [`now`].
+fn messenger_conversation(
+    human_agent_tag: bool,
+    ago: chrono::TimeDelta,
+) -> (Directory, Conversation) {
+    let mut organisation = setup();
+    organisation.push(
+        ChannelConnected {
+            channel_id: id(PAGE),
+            inbox_id: id(SUPPORT),
+            config: ChannelConfig::Messenger {
+                page_id: "104729".into(),
+                page_name: "Acme".into(),
+            },
+        }
+        .into(),
+    );
+    organisation.push(
+        MessengerPageSet {
+            channel_id: id(PAGE),
+            page_token_secret: Some(id(0x61)),
+            human_agent_tag,
+        }
+        .into(),
+    );
+    let message = InboundMessage {
+        channel_id: id(PAGE),
+        channel_kind: ChannelKind::Messenger,
+        provider_message_id: Some("m_1".into()),
+        from: Identity::Messenger {
+            psid: "psid-ada".into(),
+        },
+        subject: None,
+        email: None,
+        ..email_in(FIRST)
+    };
+    let mut state = Conversation::default();
+    let at = now() - ago;
+    state.evolve_at(&started(&message, ConversationVisibility::Shared), at);
+    state.evolve_at(&received(message), at);
+    (directory(&organisation), state)
+}
+
+fn messenger_reply(
+    human_agent_tag: bool,
+    ago: chrono::TimeDelta,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let (directory, state) = messenger_conversation(human_agent_tag, ago);
+    let actor = user(AGENT);
+    let ctx = Context {
+        directory: &directory,
+        actor: &actor,
+        now: now(),
+    };
+    conversation::decide(&state, &reply(REPLY, "Here you are"), &ctx)
+}
+
+#[test]
+fn a_messenger_reply_is_refused_outside_the_24_hour_window_unless_the_page_has_the_tag() {
+    let day = chrono::TimeDelta::hours(24);
+    let minute = chrono::TimeDelta::minutes(1);
+    assert!(
+        messenger_reply(false, day).is_ok(),
+        "24 hours is still inside"
+    );
+    let refused = messenger_reply(false, day + minute);
+    match refused {
+        Err(DomainError::Rejected { code, field, .. }) => {
+            assert_eq!(code, "OUTSIDE_MESSAGING_WINDOW");
+            assert_eq!(field, Some("conversationId"));
+        }
+        other => panic!("expected the window's refusal, got {other:?}"),
+    }
+    // With the human-agent tag: up to 7 days.
+    assert!(messenger_reply(true, chrono::TimeDelta::days(3)).is_ok());
+    assert!(matches!(
+        messenger_reply(true, chrono::TimeDelta::days(7) + minute),
+        Err(DomainError::Rejected { .. })
+    ));
+}
+
+#[test]
+fn a_receipt_is_recorded_by_the_pages_channel_once_per_newer_watermark() {
+    let (directory, mut state) = messenger_conversation(false, chrono::TimeDelta::minutes(5));
+    let decide = |state: &Conversation, actor: Actor, watermark: DateTime<Utc>| {
+        let ctx = Context {
+            directory: &directory,
+            actor: &actor,
+            now: now(),
+        };
+        let command = C::RecordReceipt {
+            kind: ReceiptKind::Read,
+            watermark,
+            mids: Vec::new(),
+        };
+        conversation::decide(state, &command, &ctx)
+    };
+    let events = decide(&state, channel(PAGE), now()).expect("recorded");
+    assert_eq!(
+        events,
+        vec![
+            MessengerReceiptReceived {
+                conversation_id: id(CONV),
+                inbox_id: id(SUPPORT),
+                channel_id: id(PAGE),
+                kind: ReceiptKind::Read,
+                watermark: now(),
+                mids: Vec::new(),
+            }
+            .into()
+        ]
+    );
+    state.evolve(&events[0]);
+    assert_eq!(decide(&state, channel(PAGE), now()), Ok(Vec::new()));
+    assert!(matches!(
+        decide(
+            &state,
+            channel(EMAIL),
+            now() + chrono::TimeDelta::minutes(1)
+        ),
+        Err(DomainError::Forbidden { .. })
+    ));
+}
+
+// --- end Messenger's reply windows ---

@@ -29,7 +29,7 @@ use crate::ServiceError;
 const CONVERSATION_IDS: Uuid = Uuid::from_u128(0x5b0a_7d1e_4c3f_4a59_9e21_6c1d_2f8b_a470);
 
 /// The id of a conversation derived from its channel and `key` (`chat:<visitor>`,
-/// `email:<root Message-ID>`, ...).
+/// `messenger:<psid>`, `email:<root Message-ID>`, ...).
 fn derived_id(channel_id: Uuid, key: &str) -> Uuid {
     let mut name = channel_id.as_bytes().to_vec();
     name.extend_from_slice(key.as_bytes());
@@ -40,6 +40,12 @@ fn derived_id(channel_id: Uuid, key: &str) -> Uuid {
 /// message, before the first one too, so a visitor's client can follow it from the start.
 pub fn chat_conversation_id(channel_id: Uuid, visitor_id: &str) -> Uuid {
     derived_id(channel_id, &format!("chat:{visitor_id}"))
+}
+
+/// The conversation the Messenger person `psid` has with the page of `channel_id`: where their
+/// messages go, and what the page's delivery and read receipts for them are about.
+pub fn messenger_conversation_id(channel_id: Uuid, psid: &str) -> Uuid {
+    derived_id(channel_id, &format!("messenger:{psid}"))
 }
 
 impl Run<'_> {
@@ -74,7 +80,9 @@ impl Run<'_> {
         };
         let stream = streams::conversation(conversation_id);
         let (state, version) = self
-            .load(&stream, Conversation::default(), Conversation::evolve)
+            .load_envelopes(&stream, Conversation::default(), |state, envelope| {
+                state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
+            })
             .await?;
         // An existing conversation stays in its inbox even if its channel moved since.
         let inbox_id = if state.is_started() || !state.filtered.is_empty() {
@@ -124,7 +132,7 @@ impl Run<'_> {
                 Ok(chat_conversation_id(channel_id, visitor_id))
             }
             (ChannelKind::Messenger, _, Identity::Messenger { psid }) => {
-                Ok(derived(&format!("messenger:{psid}")))
+                Ok(messenger_conversation_id(channel_id, psid))
             }
             _ => Ok(derived(&format!("message:{}", message.message_id))),
         }
@@ -149,7 +157,9 @@ impl Run<'_> {
         }
         let stream = streams::conversation(conversation_id);
         let (state, version) = self
-            .load(&stream, Conversation::default(), Conversation::evolve)
+            .load_envelopes(&stream, Conversation::default(), |state, envelope| {
+                state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
+            })
             .await?;
         let events = conversation::decide(&state, command, &self.context())?;
         self.append(&stream, version, events).await
