@@ -2035,7 +2035,6 @@ fn a_chat_bots_configuration_is_refused_naming_the_field() {
     );
 }
 
-
 // --- Messenger pages (issue 20) ---
 
 const PAGE: u128 = 43;
