@@ -89,7 +89,9 @@ impl Options {
         let quick = args.flag("--quick");
         let visitors = args.count("--visitors")?.unwrap_or(1_000);
         let agents = args.count("--agents")?.unwrap_or(4).min(64);
-        let seconds = args.count("--seconds")?.unwrap_or(if quick { 5 } else { 20 });
+        let seconds = args
+            .count("--seconds")?
+            .unwrap_or(if quick { 5 } else { 20 });
         let interval = args.count("--interval-ms")?.unwrap_or(2_000);
         args.finish()?;
         Ok(Options {
@@ -280,9 +282,7 @@ fn schedule(index: usize, interval: Duration, duration: Duration) -> Vec<Duratio
 
 /// A message's text: its key first, then ordinary chat text.
 fn text(visitor: usize, n: u64) -> String {
-    format!(
-        "v{visitor}/{n}: Hi, does the Trailblazer 2 tent fit two people with their backpacks?"
-    )
+    format!("v{visitor}/{n}: Hi, does the Trailblazer 2 tent fit two people with their backpacks?")
 }
 
 async fn suite(options: Options) -> anyhow::Result<()> {
@@ -342,18 +342,15 @@ async fn suite(options: Options) -> anyhow::Result<()> {
 
     // The measured run: messages over the visitors' live sockets.
     let duration = Duration::from_secs(options.seconds);
-    eprintln!(
-        "chat: {} visitors open their sockets...",
-        options.visitors
-    );
+    eprintln!("chat: {} visitors open their sockets...", options.visitors);
     let sockets = open_sockets(addr, &key, &visitors).await?;
     eprintln!(
         "chat: {} visitors send every {:?} for {:?}...",
         options.visitors, options.interval, duration
     );
     shared.replying.store(true, Ordering::Relaxed);
-    let sockets_run = drive_sockets(&mut visitors, sockets, &shared, options.interval, duration)
-        .await?;
+    let sockets_run =
+        drive_sockets(&mut visitors, sockets, &shared, options.interval, duration).await?;
     shared.replying.store(false, Ordering::Relaxed);
     let socket_deliveries = take(&shared.deliveries);
     let replies = take(&shared.reply_latencies);
@@ -363,7 +360,15 @@ async fn suite(options: Options) -> anyhow::Result<()> {
 
     // The baseline: the same schedule over plain HTTP, no live sockets.
     eprintln!("chat: baseline, the same schedule over HTTP POST /chat/{{key}}/messages...");
-    let http_run = drive_http(&mut visitors, addr, &key, &shared, options.interval, duration).await?;
+    let http_run = drive_http(
+        &mut visitors,
+        addr,
+        &key,
+        &shared,
+        options.interval,
+        duration,
+    )
+    .await?;
     let http_deliveries = take(&shared.deliveries);
     let http_errors = shared.errors.load(Ordering::Relaxed);
 
@@ -467,7 +472,10 @@ async fn create_visitors(
         let response = connection.send(&request).await?;
         let answer: Value = serde_json::from_slice(&response.body).context("a JSON answer")?;
         if response.status != 201 {
-            bail!("POST /chat/{key}/visitors: HTTP {}: {answer}", response.status);
+            bail!(
+                "POST /chat/{key}/visitors: HTTP {}: {answer}",
+                response.status
+            );
         }
         let (Some(id), Some(token)) = (answer["visitorId"].as_str(), answer["token"].as_str())
         else {
@@ -544,8 +552,9 @@ async fn reply_worker(
                 }
                 let outcome = tokio::time::timeout(STEP, connection.send(&request)).await;
                 let answer = match outcome {
-                    Ok(Ok(response)) => serde_json::from_slice::<Value>(&response.body)
-                        .unwrap_or(Value::Null),
+                    Ok(Ok(response)) => {
+                        serde_json::from_slice::<Value>(&response.body).unwrap_or(Value::Null)
+                    }
                     _ => {
                         shared.error("sendReply: no answer");
                         return;
@@ -625,7 +634,11 @@ async fn agent(
         // it may already count later messages: every message up to `n` this agent has not
         // been credited with is delivered now (the agent sees them all).
         let bit = 1u64 << me;
-        let all = if agents >= 64 { u64::MAX } else { (1u64 << agents) - 1 };
+        let all = if agents >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << agents) - 1
+        };
         let mut delivered = Vec::new();
         {
             let Ok(mut pending) = shared.pending.lock() else {
@@ -659,7 +672,10 @@ async fn agent(
             && visitor % agents == me
             && (visitor as u64 + n).is_multiple_of(REPLY_EVERY)
         {
-            let _ = replies.send((conversation.to_owned(), format!("r{visitor}/{n}: Yes, it does.")));
+            let _ = replies.send((
+                conversation.to_owned(),
+                format!("r{visitor}/{n}: Yes, it does."),
+            ));
         }
     }
 }
@@ -714,7 +730,8 @@ async fn drive_sockets(
     for (visitor, socket) in visitors.iter().zip(sockets) {
         let (mut sink, mut stream) = socket.split();
         let shared = shared.clone();
-        let (index, conversation, first) = (visitor.index, visitor.conversation.clone(), visitor.sent);
+        let (index, conversation, first) =
+            (visitor.index, visitor.conversation.clone(), visitor.sent);
         let plan = schedule(index, interval, duration);
         let reader_shared = shared.clone();
         let reader = tokio::spawn(async move {
@@ -762,7 +779,8 @@ async fn drive_sockets(
                 if let Ok(mut pending) = shared.pending.lock() {
                     pending.insert((conversation.clone(), n), (Instant::now(), 0));
                 }
-                let frame = json!({"type": "message", "text": text(index, n), "clientId": n.to_string()});
+                let frame =
+                    json!({"type": "message", "text": text(index, n), "clientId": n.to_string()});
                 if sink.send(Message::text(frame.to_string())).await.is_err() {
                     shared.error("a visitor's socket broke");
                     break;
@@ -779,7 +797,10 @@ async fn drive_sockets(
         visitor.sent = n;
         finished.push((sink, reader));
     }
-    drain(shared, || shared.replies.lock().map(|r| r.is_empty()).unwrap_or(true)).await;
+    drain(shared, || {
+        shared.replies.lock().map(|r| r.is_empty()).unwrap_or(true)
+    })
+    .await;
     let acked = shared.acked.load(Ordering::Relaxed);
     for (mut sink, reader) in finished {
         let _ = sink.close().await;
@@ -823,7 +844,8 @@ async fn drive_http(
     let mut tasks = Vec::with_capacity(visitors.len());
     for (visitor, mut connection) in visitors.iter().zip(connections) {
         let shared = shared.clone();
-        let (index, conversation, first) = (visitor.index, visitor.conversation.clone(), visitor.sent);
+        let (index, conversation, first) =
+            (visitor.index, visitor.conversation.clone(), visitor.sent);
         let auth = format!("Bearer {}", visitor.token);
         let path = format!("/chat/{key}/messages");
         let plan = schedule(index, interval, duration);
