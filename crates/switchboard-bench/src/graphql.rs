@@ -18,7 +18,7 @@
 //! JSON line ([`Report`]).
 
 mod baseline;
-mod load;
+pub(crate) mod load;
 mod wrk;
 
 use std::net::SocketAddr;

@@ -16,10 +16,13 @@
 //!   data, against a bare axum handler over the same read model.
 //! - [`email`]: the inbound e-mail suite (`email`): messages through the SMTP listener to
 //!   durable events, against appending the same bytes raw.
+//! - [`chat`]: the website chat suite (`chat`): 1,000 visitors' live sockets to the agents'
+//!   subscriptions and back, against the same messages over plain HTTP.
 //! - [`startup`]: the start-up suite (`startup`): restart time and memory of the real server on
 //!   a million events, against the same restart folding the whole log.
 
 mod args;
+mod chat;
 mod email;
 mod graphql;
 mod projections;
@@ -40,6 +43,7 @@ suites:
   graphql      the GraphQL API's reads (a thread, an inbox page) on demo data, against bare axum
   startup      restart time and memory of `switchboard serve` on the projections' history
   email        mail through the SMTP listener to durable events, against raw appends
+  chat         1,000 visitors' live chat sockets to agents' subscriptions, against plain HTTP
 
 store options:
   --quick            small sizes that finish in under a minute
@@ -80,6 +84,14 @@ email options:
   --messages N       messages delivered (10 KB each, one in five with a 200 KB attachment)
   --clients N        concurrent SMTP clients, one connection each (default 16)
 
+chat options:
+  --quick            5 s of load instead of 20 s
+  --seconds N        seconds of load (each of the measured run and the baseline)
+  --visitors N       visitors, each with its own live socket (default 1000; needs ~2 file
+                     descriptors each: check `ulimit -n`)
+  --agents N         agents, each with an inboxActivity subscription (default 4)
+  --interval-ms N    mean time between a visitor's messages (default 2000, ±20 %)
+
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 
 fn main() -> ExitCode {
@@ -92,6 +104,7 @@ fn main() -> ExitCode {
         Some("graphql") => graphql::Options::parse(args).map(graphql::run),
         Some("startup") => startup::Options::parse(args).map(startup::run),
         Some("email") => email::Options::parse(args).map(email::run),
+        Some("chat") => chat::Options::parse(args).map(chat::run),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
