@@ -188,8 +188,11 @@ async fn agent_following(server: &Server, token: &str, inbox: &str) -> Socket {
     socket
 }
 
-/// Waits for the agent's subscription to announce a message whose preview is `text`.
-async fn announced(socket: &mut Socket, text: &str) {
+/// Waits for the agent's subscription to announce a message whose conversation's preview then
+/// starts with one of `previews` (the update shows the conversation as it is when sent: a bot
+/// may have answered already).
+async fn announced(socket: &mut Socket, previews: &[&str]) {
+    let text = previews.first().copied().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next())
@@ -200,8 +203,11 @@ async fn announced(socket: &mut Socket, text: &str) {
         };
         let frame: Value = serde_json::from_str(&frame).unwrap();
         let update = &frame["payload"]["data"]["inboxActivity"];
+        let preview = update["conversation"]["lastMessagePreview"]
+            .as_str()
+            .unwrap_or_default();
         if update["eventType"] == "MessageReceived"
-            && update["conversation"]["lastMessagePreview"] == text
+            && previews.iter().any(|p| preview.starts_with(p))
         {
             return;
         }
@@ -285,7 +291,7 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     )
     .await;
 
-    announced(&mut agent, question).await;
+    announced(&mut agent, &[question, "Hi, I'm Sunny"]).await;
 
     // The demo's bot holds new chats: it greets, answers what it knows, and hands off when
     // asked for a person; its words reach the page.
@@ -306,8 +312,10 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     )
     .await;
 
-    // An agent answers through GraphQL; the page shows it.
-    let conversation = conversation_with(&server, &admin, question).await;
+    // An agent answers through GraphQL (in the conversation the bot just handed off); the page
+    // shows it.
+    let conversation =
+        conversation_with(&server, &admin, "Let me get someone from the team for you.").await;
     let answer = "Yes, within five working days.";
     reply(&server, &admin, &conversation, answer).await;
     until(
