@@ -273,7 +273,13 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                             text.push_str(&format!("[{kind} attachment]"));
                             kept.push(file);
                         }
-                        Err(why) => {
+                        Err(NotKept::Unavailable(why)) => {
+                            // Answered 200, Meta's retry would be dropped as a repeat and the
+                            // file lost for good: 503 makes it send the batch again.
+                            tracing::error!(%channel_id, mid = %message.mid, %why, "a Messenger attachment could not be stored");
+                            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                        }
+                        Err(NotKept::Fetch(why)) => {
                             tracing::warn!(%channel_id, mid = %message.mid, %why, "a Messenger attachment was not kept");
                             text.push_str(&format!("[{kind} attachment, not kept: {why}]"));
                         }
@@ -325,20 +331,30 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
     StatusCode::OK.into_response()
 }
 
+/// Why an attachment was not kept.
+enum NotKept {
+    /// It could not be fetched (or may not be): the message says so.
+    Fetch(String),
+    /// The blob store failed: the webhook is answered 503 so that Meta sends it again.
+    Unavailable(String),
+}
+
 /// Fetches the file at `url` and puts it in the blob store.
 async fn keep_attachment(
     inner: &crate::state::Inner,
     settings: &MessengerSettings,
     url: &str,
-) -> Result<Attachment, String> {
-    let fetched = attachments::fetch(url, settings.trusted_host.as_deref()).await?;
+) -> Result<Attachment, NotKept> {
+    let fetched = attachments::fetch(url, settings.trusted_host.as_deref())
+        .await
+        .map_err(NotKept::Fetch)?;
     let size = fetched.bytes.len() as u64;
     let sha256 = inner
         .store
         .blobs()
         .put(fetched.bytes)
         .await
-        .map_err(|e| format!("the blob store: {e}"))?;
+        .map_err(|e| NotKept::Unavailable(e.to_string()))?;
     Ok(Attachment {
         blob: BlobRef { sha256, size },
         file_name: Some(fetched.file_name),

@@ -45,7 +45,9 @@ async fn fetch_following(url: &str, trusted_host: Option<&str>) -> Result<Fetche
     let mut url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
     for _ in 0..=MAX_REDIRECTS {
         let (host, address) = checked_address(&url, trusted_host).await?;
+        // No proxy from the environment: a proxy would look the host up again, past the check.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&host, address)
             .build()

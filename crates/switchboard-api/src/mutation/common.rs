@@ -306,7 +306,7 @@ fn fingerprint(ctx: &Context<'_>, files: &[(usize, String)]) -> ApiResult<String
 
 /// Input fields that hold secrets: left out of fingerprints, which are kept in the write index
 /// (an unsalted hash of a password could be guessed).
-const SECRET_FIELDS: [&str; 2] = ["password", "ingestSecret"];
+const SECRET_FIELDS: [&str; 3] = ["password", "ingestSecret", "pageAccessToken"];
 
 /// Replaces every secret field in `value`, at any depth, with a placeholder.
 fn redact_secrets(value: &mut serde_json::Value) {
@@ -449,3 +449,28 @@ macro_rules! payload {
     };
 }
 pub(crate) use payload;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secrets_are_left_out_of_fingerprints_at_any_depth() {
+        let mut input = json!({
+            "channelId": "Q2hhbm5lbDox",
+            "pageAccessToken": "EAAG-page-token",
+            "ingestSecret": "a-long-ingest-secret",
+            "imap": {"host": "imap.example.com", "password": "hunter2"},
+            "smtp": [{"password": null}],
+        });
+        redact_secrets(&mut input);
+        let text = input.to_string();
+        for secret in ["EAAG-page-token", "a-long-ingest-secret", "hunter2"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(input["imap"]["host"], "imap.example.com");
+        assert_eq!(input["smtp"][0]["password"], serde_json::Value::Null);
+    }
+}
