@@ -1,6 +1,6 @@
 # Sourced by the CI scripts that need a running server: `start_server BINARY DATA_DIR [ARGS...]`
 # starts `BINARY serve` on a free loopback port with DATA_DIR as its data directory (and ARGS,
-# e.g. --demo), waits until it answers /livez, and sets `url` (its GraphQL endpoint),
+# e.g. --demo), waits until it answers /livez and /readyz, and sets `url` (its GraphQL endpoint),
 # `server_out` (its standard output: the banner) and `server`; `stop_server` ends it. Callers
 # trap EXIT to call `stop_server`.
 
@@ -19,7 +19,10 @@ start_server() {
     # Generous: a --demo start seeds four weeks of history first.
     for _ in $(seq 1 6000); do
         url="$(sed -n 's|.*GraphiQL *\(http://[^ ]*/graphql\).*|\1|p' "$server_out" | head -n 1)"
-        if [ -n "$url" ] && curl -sf "${url%/graphql}/livez" >/dev/null; then
+        # Live, then ready: the read models have caught up with the history (a --demo start
+        # seeds it first; an example run before that finds no conversation yet).
+        if [ -n "$url" ] && curl -sf "${url%/graphql}/livez" >/dev/null \
+            && curl -sf "${url%/graphql}/readyz" >/dev/null; then
             return 0
         fi
         if ! kill -0 "$server" 2>/dev/null; then
@@ -30,7 +33,7 @@ start_server() {
         url=""
         sleep 0.1
     done
-    echo "switchboard serve did not answer /livez within 10 minutes" >&2
+    echo "switchboard serve was not live and ready within 10 minutes" >&2
     cat "$data.stderr" >&2
     return 1
 }
