@@ -142,7 +142,7 @@ async fn checked_address(
 fn public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -151,17 +151,22 @@ fn public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                || (a == 100 && (64..128).contains(&b))
+                // IETF protocol assignments, benchmarking, reserved.
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => public(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
+                // Global unicast only (2000::/3), without the ranges that tunnel to IPv4
+                // addresses (6to4, Teredo) and documentation; NAT64 (64:ff9b::/96), IPv4-
+                // compatible, site-local, unique-local and the rest are outside it.
+                let [first, second, ..] = v6.segments();
+                (first & 0xe000) == 0x2000
+                    && first != 0x2002
+                    && !(first == 0x2001 && (second == 0 || second == 0x0db8))
             }
         },
     }
@@ -210,10 +215,21 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "::a9fe:a9fe",
+            "fec0::1",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(!public(private.parse().unwrap()), "{private}");
         }
-        for open in ["157.240.1.35", "2a03:2880:f10c::1"] {
+        for open in ["157.240.1.35", "2a03:2880:f10c::1", "2001:4860::8888"] {
             assert!(public(open.parse().unwrap()), "{open}");
         }
     }
