@@ -153,15 +153,20 @@ async fn reply(server: &Server, token: &str, conversation: &str, text: &str) {
 }
 
 /// An agent's `graphql-transport-ws` connection, subscribed to the activity of the inbox named
-/// `inbox`.
+/// `inbox` from what a query made before it covers (its `consistencyToken` as `after`): an
+/// update made while the subscription is being set up is sent too.
 async fn agent_following(server: &Server, token: &str, inbox: &str) -> Socket {
     let inboxes = graphql(
         server,
         token,
-        "{ inboxes { nodes { id name } } }",
+        "{ consistencyToken inboxes { nodes { id name } } }",
         json!({}),
     )
     .await;
+    let after = inboxes["data"]["consistencyToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no consistency token: {inboxes}"))
+        .to_owned();
     let id = inboxes["data"]["inboxes"]["nodes"]
         .as_array()
         .and_then(|all| all.iter().find(|i| i["name"] == inbox))
@@ -178,9 +183,10 @@ async fn agent_following(server: &Server, token: &str, inbox: &str) -> Socket {
     let frames = [
         json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
         json!({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($id: ID!) { inboxActivity(inboxId: $id) {
+            "query": "subscription($id: ID!, $after: String) {
+                inboxActivity(inboxId: $id, after: $after) {
                 eventType conversation { lastMessagePreview } } }",
-            "variables": {"id": id}}}),
+            "variables": {"id": id, "after": after}}}),
     ];
     for frame in frames {
         socket.send(Message::text(frame.to_string())).await.unwrap();
