@@ -467,14 +467,14 @@ impl Inner {
     pub(crate) fn access(&self, view: &WriteView, user_id: Uuid) -> ApiResult<Arc<Access>> {
         if let Ok(cache) = self.access.lock()
             && let Some((position, access)) = cache.get(&user_id)
-            && *position == view.position
+            && *position == view.directory_position()
         {
             return Ok(access.clone());
         }
         let access = Arc::new(Access::of(&view.directory, user_id)?);
         if let Ok(mut cache) = self.access.lock() {
             if cache.len() >= ACCESS_CACHE {
-                cache.retain(|_, (position, _)| *position == view.position);
+                cache.retain(|_, (position, _)| *position == view.directory_position());
                 if cache.len() >= ACCESS_CACHE {
                     cache.clear();
                 }
@@ -482,9 +482,9 @@ impl Inner {
             // Never replace an entry computed at a later position by this older one.
             let newer = cache
                 .get(&user_id)
-                .is_some_and(|(position, _)| *position > view.position);
+                .is_some_and(|(position, _)| *position > view.directory_position());
             if !newer {
-                cache.insert(user_id, (view.position, access.clone()));
+                cache.insert(user_id, (view.directory_position(), access.clone()));
             }
         }
         Ok(access)

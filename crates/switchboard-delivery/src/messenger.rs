@@ -13,6 +13,12 @@
 //! - Any other 4xx: permanent, with Graph's code (and subcode) as the status and its message as
 //!   the reason (e.g. 10 / 2018278, the message was sent outside the allowed window; 551, the
 //!   person is not available).
+//!
+//! The Send API has no idempotency key. A timeout or a connection cut after the request was
+//! written leaves it unknown whether Meta took the message; it is retried like any temporary
+//! failure, so the person may get that reply twice (as an e-mail sent but not yet recorded may
+//! be sent again after a restart). A connection that was never made sends nothing twice.
+//! Graph's answer is read up to [`MAX_ANSWER_BYTES`]; a longer one counts as unreadable.
 
 use std::time::Duration;
 
@@ -23,6 +29,9 @@ use crate::relay::Failure;
 
 /// The Graph API version replies are sent with, unless configured.
 pub const DEFAULT_GRAPH_VERSION: &str = "v21.0";
+
+/// The most of Graph's answer that is read: its JSON is a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Where the Send API is, and the HTTP client that reaches it.
 #[derive(Debug, Clone)]
@@ -105,7 +114,10 @@ impl GraphApi {
             .map_err(|e| Failure::transient(format!("the Graph API: {}", e.without_url())))?;
         let status = answer.status();
         // A body that does not read or parse says nothing more than the status does.
-        let body: Answer = answer.json().await.unwrap_or_default();
+        let body: Answer = read_bounded(answer)
+            .await
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
         if status.is_success() {
             return Ok(body.message_id);
         }
@@ -127,6 +139,24 @@ pub(crate) enum Window {
     Response,
     /// Later, up to 7 days, for a page with the human-agent tag.
     HumanAgent,
+}
+
+/// The body of `answer` if it reads whole within [`MAX_ANSWER_BYTES`].
+async fn read_bounded(mut answer: reqwest::Response) -> Option<Vec<u8>> {
+    if answer
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 #[derive(Serialize)]
@@ -222,6 +252,36 @@ mod tests {
         assert!(!graph_failure(429, None).permanent);
         assert!(!graph_failure(503, None).permanent);
         assert_eq!(graph_failure(503, None).status.as_deref(), Some("503"));
+    }
+
+    /// An answer that never ends is read only up to the bound, not until the request's
+    /// timeout (nor into memory without end).
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_off_at_the_bound() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                        transfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = format!("4000\r\n{}\r\n", " ".repeat(0x4000));
+            // Until the client hangs up.
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        let api = GraphApi::new(&base, "v21.0", Duration::from_secs(120)).unwrap();
+        let sent = tokio::time::timeout(
+            Duration::from_secs(20),
+            api.send("token", "psid", "hello", Window::Response),
+        )
+        .await
+        .expect("the answer was read past its bound");
+        assert!(matches!(sent, Ok(None)), "{sent:?}");
     }
 
     #[test]

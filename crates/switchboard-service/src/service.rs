@@ -23,11 +23,11 @@ use switchboard_domain::setup::{self, SetupCommand};
 use switchboard_domain::{Context, DomainError};
 use switchboard_store::blob::Blob;
 use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, StoreError, StreamFrom};
-use tokio::sync::{RwLock, RwLockReadGuard};
+use tokio::sync::RwLockReadGuard;
 use uuid::Uuid;
 
 use crate::ServiceError;
-use crate::view::{WriteView, key_scope};
+use crate::view::{SharedView, WriteView, key_scope};
 use switchboard_codec as codec;
 use switchboard_store::index::{Claim, Finish, KeyOutcome, KeyState, KeyUse};
 
@@ -209,7 +209,7 @@ pub struct Outcome {
 pub struct CommandService {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
-    view: RwLock<WriteView>,
+    view: SharedView,
     fallback_domain: String,
     /// How long an idempotency key binds (see [`CommandService::with_key_lifetime`]).
     key_lifetime: chrono::Duration,
@@ -244,11 +244,11 @@ impl CommandService {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<CommandService, ServiceError> {
-        let view = WriteView::open(store.as_ref()).await?;
+        let view = SharedView::open(store.as_ref()).await?;
         Ok(CommandService {
             store,
             clock,
-            view: RwLock::new(view),
+            view,
             fallback_domain: DEFAULT_FALLBACK_DOMAIN.to_owned(),
             key_lifetime: DEFAULT_KEY_LIFETIME,
         })
@@ -275,15 +275,7 @@ impl CommandService {
     /// The write-side view, caught up with the store's head.
     pub async fn view(&self) -> Result<RwLockReadGuard<'_, WriteView>, ServiceError> {
         let head = self.store.head().await?;
-        {
-            let view = self.view.read().await;
-            if view.position >= head {
-                return Ok(view);
-            }
-        }
-        let mut view = self.view.write().await;
-        view.catch_up(self.store.as_ref()).await?;
-        Ok(view.downgrade())
+        self.view.at(self.store.as_ref(), head).await
     }
 
     /// Sets how long an idempotency key binds (default [`DEFAULT_KEY_LIFETIME`]): within it, a
@@ -956,8 +948,8 @@ impl Run<'_> {
             return Ok(Outcome {
                 stream: stream.to_owned(),
                 stream_version: version.unwrap_or_default(),
-                first_position: self.view.position,
-                last_position: self.view.position,
+                first_position: self.view.position(),
+                last_position: self.view.position(),
                 replayed: false,
                 written: 0,
             });

@@ -20,6 +20,78 @@ fn create_inbox(id: u128, name: &str) -> Command {
     })
 }
 
+/// A command waiting for its append to be durable does not hold back the next one: catching
+/// the view up over events that change no directory (the usual case: messages, replies) does
+/// not wait for the commands in flight, which hold the view until their appends return.
+#[tokio::test]
+async fn a_command_waiting_for_its_append_does_not_hold_back_the_next() {
+    let app = app().await;
+    let store = Arc::new(Instrumented::new(app.store.clone()));
+    let service = Arc::new(
+        CommandService::open(store.clone(), app.clock.clone())
+            .await
+            .unwrap(),
+    );
+    let (held, release) = store.hold_next_append_to(&streams::inbox(Uuid::from_u128(41)));
+    let first = tokio::spawn({
+        let service = service.clone();
+        async move {
+            service
+                .execute(CommandMeta::by(admin()), create_inbox(41, "Held"))
+                .await
+        }
+    });
+    held.await.unwrap();
+    // Another writer's event moves the head past the view.
+    let comment = DomainEvent::CommentAdded(proto_events::event::CommentAdded {
+        conversation_id: Uuid::from_u128(7),
+        inbox_id: Uuid::from_u128(7),
+        comment_id: Uuid::now_v7(),
+        author_user_id: ADMIN,
+        body_text: "elsewhere".into(),
+        mentions: Vec::new(),
+    });
+    let metadata = proto_events::Metadata {
+        actor: admin(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: Uuid::now_v7(),
+        occurred_at: chrono::Utc::now(),
+        idempotency_key: None,
+        command_fingerprint: None,
+    };
+    app.store
+        .append(
+            "conversation-elsewhere",
+            switchboard_store::ExpectedVersion::Any,
+            vec![codec::encode(&comment, &metadata)],
+        )
+        .await
+        .unwrap();
+    let company = Uuid::now_v7();
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        service.execute(
+            CommandMeta::by(admin()),
+            Command::CreateCompany {
+                company_id: company,
+                name: "Globex".into(),
+                domain: None,
+            },
+        ),
+    )
+    .await
+    .expect("the second command waited for the first one's append")
+    .unwrap();
+    assert_eq!(second.written, 1);
+    assert!(!first.is_finished(), "the first append is still held");
+    release.send(()).unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.stream, streams::inbox(Uuid::from_u128(41)));
+    let view = service.view().await.unwrap();
+    assert!(view.directory.inboxes.contains_key(&Uuid::from_u128(41)));
+    assert!(view.position() >= first.last_position);
+}
+
 #[tokio::test]
 async fn events_carry_actor_correlation_causation_time_and_key() {
     let app = app().await;
@@ -293,7 +365,7 @@ async fn a_start_reads_only_the_events_after_the_last_snapshot() {
     let read = store.events_read.load(std::sync::atomic::Ordering::SeqCst);
     assert!(read < 100, "a start after the snapshot read {read} events");
     assert_eq!(service.view().await.unwrap().directory, expected);
-    assert_eq!(service.view().await.unwrap().position, head);
+    assert_eq!(service.view().await.unwrap().position(), head);
     // Routing and the bot reactor fold the log once and snapshot their states; started again,
     // they read from there.
     for run in 0..4 {

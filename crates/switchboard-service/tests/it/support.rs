@@ -168,13 +168,15 @@ pub(crate) async fn app_service(app: &App) -> CommandService {
     .unwrap()
 }
 
-/// The embedded store with instruments: it counts the events `read_all` returns, and can refuse
-/// the first append to streams of a prefix, as a crash between a command's appends would.
+/// The embedded store with instruments: it counts the events `read_all` returns, can refuse
+/// the first append to streams of a prefix, as a crash between a command's appends would, and
+/// can hold one append, as a slow disk would.
 #[derive(Debug)]
 pub(crate) struct Instrumented {
     inner: SqliteStore,
     fail_prefix: std::sync::Mutex<Option<String>>,
     pub(crate) events_read: std::sync::atomic::AtomicU64,
+    hold: std::sync::Mutex<Option<Hold>>,
     /// Where every subscription started.
     pub(crate) subscribed_after: std::sync::Mutex<Vec<switchboard_store::Position>>,
 }
@@ -185,6 +187,7 @@ impl Instrumented {
             inner,
             fail_prefix: std::sync::Mutex::new(None),
             events_read: 0.into(),
+            hold: std::sync::Mutex::new(None),
             subscribed_after: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -193,6 +196,34 @@ impl Instrumented {
     pub(crate) fn fail_first_append_to(&self, prefix: &str) {
         *self.fail_prefix.lock().unwrap() = Some(prefix.to_owned());
     }
+
+    /// Holds the next append to a stream starting with `prefix` before it reaches the store,
+    /// as a slow disk would: the first receiver is told when it is held, the append goes on
+    /// when the sender is used (or dropped).
+    pub(crate) fn hold_next_append_to(
+        &self,
+        prefix: &str,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (held, reached) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel();
+        *self.hold.lock().unwrap() = Some(Hold {
+            prefix: prefix.to_owned(),
+            held,
+            released,
+        });
+        (reached, release)
+    }
+}
+
+/// An append to hold (see [`Instrumented::hold_next_append_to`]).
+#[derive(Debug)]
+struct Hold {
+    prefix: String,
+    held: tokio::sync::oneshot::Sender<()>,
+    released: tokio::sync::oneshot::Receiver<()>,
 }
 
 #[async_trait::async_trait]
@@ -213,6 +244,17 @@ impl EventStore for Instrumented {
         };
         if fail {
             return Err(switchboard_store::StoreError::Closed);
+        }
+        let hold = {
+            let mut hold = self.hold.lock().unwrap();
+            match hold.as_ref() {
+                Some(h) if stream.starts_with(&h.prefix) => hold.take(),
+                _ => None,
+            }
+        };
+        if let Some(hold) = hold {
+            let _ = hold.held.send(());
+            let _ = hold.released.await;
         }
         self.inner.append(stream, expected, events).await
     }
