@@ -24,6 +24,7 @@ use axum::body::Body;
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use proto_events::Actor;
 use proto_events::event::{
@@ -46,10 +47,11 @@ pub struct MessengerSettings {
     pub app_secret: String,
     /// The token the verification handshake must present.
     pub verify_token: String,
-    /// The one host whose attachment URLs are fetched even at a loopback or private address:
-    /// the Graph API's host as configured (a test's local stand-in). Every other host must
-    /// resolve to public addresses only.
-    pub trusted_host: Option<String>,
+    /// The one host and port whose attachment URLs are fetched even at a loopback or private
+    /// address: the Graph API's as configured (a test's local stand-in). Every other URL's host
+    /// must resolve to public addresses only; so must this host's on any other port (a
+    /// loopback stand-in does not open the machine's other local services).
+    pub trusted_origin: Option<(String, u16)>,
 }
 
 impl std::fmt::Debug for MessengerSettings {
@@ -167,6 +169,13 @@ struct AttachmentPayload {
 /// The most attachments fetched from one message.
 const MAX_ATTACHMENTS: usize = 10;
 
+/// How many of one message's attachments are fetched at once.
+const FETCHES_PER_MESSAGE: usize = 4;
+
+/// How many attachments the whole process fetches at once, across webhook deliveries: each may
+/// hold up to 25 MB until it is stored.
+static FETCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
+
 /// The longest text kept from one message (Messenger's own limit is 2,000 characters).
 const MAX_TEXT: usize = 20_000;
 
@@ -254,8 +263,46 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                 }
                 text.truncate(end);
             }
+            let urls: Vec<Option<String>> = message
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(index, a)| {
+                    a.payload
+                        .as_ref()
+                        .and_then(|p| p.url.clone())
+                        .filter(|_| index < MAX_ATTACHMENTS)
+                })
+                .collect();
+            // A message Meta sends again is not fetched again: recording it would change
+            // nothing.
+            if urls.iter().any(Option::is_some) {
+                let conversation_id = switchboard_service::service::messenger_conversation_id(
+                    channel_id,
+                    &item.sender.id,
+                );
+                match inner
+                    .service
+                    .has_provider_message(conversation_id, &message.mid)
+                    .await
+                {
+                    Ok(false) => {}
+                    Ok(true) => continue,
+                    Err(error) => {
+                        tracing::error!(%error, %channel_id, "a Messenger message could not be checked");
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                }
+            }
+            let fetched: Vec<Option<Result<Attachment, NotKept>>> = futures::stream::iter(
+                urls.into_iter()
+                    .map(|url| keep_attachment_at(inner, settings, url)),
+            )
+            .buffered(FETCHES_PER_MESSAGE)
+            .collect()
+            .await;
             let mut kept = Vec::new();
-            for (index, attachment) in message.attachments.iter().enumerate() {
+            for (attachment, fetched) in message.attachments.iter().zip(fetched) {
                 if !text.is_empty() {
                     text.push('\n');
                 }
@@ -265,25 +312,22 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
                     .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .take(20)
                     .collect();
-                let url = attachment.payload.as_ref().and_then(|p| p.url.as_deref());
-                match url.filter(|_| index < MAX_ATTACHMENTS) {
+                match fetched {
                     None => text.push_str(&format!("[{kind} attachment]")),
-                    Some(url) => match keep_attachment(inner, settings, url).await {
-                        Ok(file) => {
-                            text.push_str(&format!("[{kind} attachment]"));
-                            kept.push(file);
-                        }
-                        Err(NotKept::Unavailable(why)) => {
-                            // Answered 200, Meta's retry would be dropped as a repeat and the
-                            // file lost for good: 503 makes it send the batch again.
-                            tracing::error!(%channel_id, mid = %message.mid, %why, "a Messenger attachment could not be stored");
-                            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-                        }
-                        Err(NotKept::Fetch(why)) => {
-                            tracing::warn!(%channel_id, mid = %message.mid, %why, "a Messenger attachment was not kept");
-                            text.push_str(&format!("[{kind} attachment, not kept: {why}]"));
-                        }
-                    },
+                    Some(Ok(file)) => {
+                        text.push_str(&format!("[{kind} attachment]"));
+                        kept.push(file);
+                    }
+                    Some(Err(NotKept::Unavailable(why))) => {
+                        // Answered 200, Meta's retry would be dropped as a repeat and the file
+                        // lost for good: 503 makes it send the batch again.
+                        tracing::error!(%channel_id, mid = %message.mid, %why, "a Messenger attachment could not be stored");
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    Some(Err(NotKept::Fetch(why))) => {
+                        tracing::warn!(%channel_id, mid = %message.mid, %why, "a Messenger attachment was not kept");
+                        text.push_str(&format!("[{kind} attachment, not kept: {why}]"));
+                    }
                 }
             }
             let inbound = InboundMessage {
@@ -339,15 +383,30 @@ enum NotKept {
     Unavailable(String),
 }
 
+/// [`keep_attachment`] for an attachment with a URL to fetch.
+async fn keep_attachment_at(
+    inner: &crate::state::Inner,
+    settings: &MessengerSettings,
+    url: Option<String>,
+) -> Option<Result<Attachment, NotKept>> {
+    Some(keep_attachment(inner, settings, &url?).await)
+}
+
 /// Fetches the file at `url` and puts it in the blob store.
 async fn keep_attachment(
     inner: &crate::state::Inner,
     settings: &MessengerSettings,
     url: &str,
 ) -> Result<Attachment, NotKept> {
-    let fetched = attachments::fetch(url, settings.trusted_host.as_deref())
-        .await
-        .map_err(NotKept::Fetch)?;
+    let fetched = {
+        let _turn = FETCHES
+            .acquire()
+            .await
+            .map_err(|e| NotKept::Unavailable(e.to_string()))?;
+        attachments::fetch(url, settings.trusted_origin.as_ref())
+            .await
+            .map_err(NotKept::Fetch)?
+    };
     let size = fetched.bytes.len() as u64;
     let sha256 = inner
         .store

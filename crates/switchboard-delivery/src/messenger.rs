@@ -125,11 +125,14 @@ impl GraphApi {
     }
 }
 
-/// The host of the Graph API at `base_url`, if it is a URL with one.
-pub fn host_of(base_url: &str) -> Option<String> {
-    Url::parse(base_url)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
+/// The host and port of the Graph API at `base_url`, if it is a URL with them.
+pub fn origin_of(base_url: &str) -> Option<(String, u16)> {
+    let url = Url::parse(base_url).ok()?;
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Some((host.to_owned(), url.port_or_known_default()?))
 }
 
 /// Which of Messenger's windows a reply is sent in.

@@ -200,7 +200,7 @@ impl MessengerConfig {
                 Some(switchboard_api::messenger::MessengerSettings {
                     app_secret: app_secret.expose().to_owned(),
                     verify_token: verify_token.expose().to_owned(),
-                    trusted_host: switchboard_delivery::messenger::host_of(&self.graph_url),
+                    trusted_origin: switchboard_delivery::messenger::origin_of(&self.graph_url),
                 })
             }
             _ => None,

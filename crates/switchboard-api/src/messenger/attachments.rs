@@ -5,8 +5,8 @@
 //! The URL comes from the network, so the fetch is careful: http(s) only; the host is resolved
 //! first and every address it resolves to is checked, and the connection goes to the checked
 //! address (no second lookup an attacker's DNS could answer differently); loopback, private,
-//! link-local (cloud metadata) and other non-public addresses are refused unless the host is
-//! the configured trusted host (a test's stand-in for Meta); at most [`MAX_REDIRECTS`]
+//! link-local (cloud metadata) and other non-public addresses are refused unless host and port
+//! are the configured trusted origin (a test's stand-in for Meta); at most [`MAX_REDIRECTS`]
 //! redirects, each checked the same way; at most [`MAX_ATTACHMENT_BYTES`], read in chunks and
 //! cut off beyond. A failure is a message for the log: the webhook keeps the message without
 //! the file.
@@ -34,17 +34,20 @@ pub(crate) struct Fetched {
     pub(crate) file_name: String,
 }
 
-/// Fetches `url`, trusting a non-public address only for `trusted_host`.
-pub(crate) async fn fetch(url: &str, trusted_host: Option<&str>) -> Result<Fetched, String> {
-    tokio::time::timeout(FETCH_TIMEOUT, fetch_following(url, trusted_host))
+/// A host and port.
+pub(crate) type Origin = (String, u16);
+
+/// Fetches `url`, trusting a non-public address only for `trusted`.
+pub(crate) async fn fetch(url: &str, trusted: Option<&Origin>) -> Result<Fetched, String> {
+    tokio::time::timeout(FETCH_TIMEOUT, fetch_following(url, trusted))
         .await
         .map_err(|_| format!("no answer within {}s", FETCH_TIMEOUT.as_secs()))?
 }
 
-async fn fetch_following(url: &str, trusted_host: Option<&str>) -> Result<Fetched, String> {
+async fn fetch_following(url: &str, trusted: Option<&Origin>) -> Result<Fetched, String> {
     let mut url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
     for _ in 0..=MAX_REDIRECTS {
-        let (host, address) = checked_address(&url, trusted_host).await?;
+        let (host, address) = checked_address(&url, trusted).await?;
         // No proxy from the environment: a proxy would look the host up again, past the check.
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -108,10 +111,10 @@ async fn fetch_following(url: &str, trusted_host: Option<&str>) -> Result<Fetche
 }
 
 /// The host of `url` and the address to connect to: its first address if every one it
-/// resolves to is public, or if it is the trusted host.
+/// resolves to is public, or if host and port are the trusted origin.
 async fn checked_address(
     url: &Url,
-    trusted_host: Option<&str>,
+    trusted: Option<&Origin>,
 ) -> Result<(String, SocketAddr), String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{} URLs are not fetched", url.scheme()));
@@ -123,7 +126,7 @@ async fn checked_address(
         .await
         .map_err(|e| format!("{host} does not resolve: {e}"))?
         .collect();
-    let trusted = trusted_host.is_some_and(|t| t.eq_ignore_ascii_case(bare));
+    let trusted = trusted.is_some_and(|(h, p)| h.eq_ignore_ascii_case(bare) && *p == port);
     if let Some(refused) = addresses.iter().find(|a| !trusted && !public(a.ip())) {
         return Err(format!(
             "{host} resolves to {}, which is not fetched",
@@ -245,6 +248,12 @@ mod tests {
     async fn non_http_and_private_urls_are_refused_before_connecting() {
         assert!(fetch("file:///etc/passwd", None).await.is_err());
         let refused = fetch("http://169.254.169.254/latest/meta-data", None)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("not fetched"), "{refused}");
+        // The trusted origin is a host and a port: the same host on another port is not.
+        let trusted = ("127.0.0.1".to_owned(), 9);
+        let refused = fetch("http://127.0.0.1:6379/", Some(&trusted))
             .await
             .unwrap_err();
         assert!(refused.contains("not fetched"), "{refused}");

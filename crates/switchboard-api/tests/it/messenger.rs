@@ -3,6 +3,7 @@
 //! for the real one). A message becomes the sender's conversation once, however often Meta
 //! retries it; echoes and unsigned or mis-signed requests write nothing.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,11 +41,20 @@ async fn api_with_page_channel() -> (TestApi, Uuid) {
 
 /// [`api_with_page_channel`], the command service reading the time from `clock`.
 async fn api_with_page_on(clock: Arc<dyn Clock>) -> (TestApi, Uuid) {
+    api_with_page_trusting(clock, None).await
+}
+
+/// [`api_with_page_on`], fetching attachments from the loopback address `trusted` (a stand-in
+/// for Meta's CDN).
+async fn api_with_page_trusting(
+    clock: Arc<dyn Clock>,
+    trusted: Option<std::net::SocketAddr>,
+) -> (TestApi, Uuid) {
     let mut settings = ApiSettings {
         messenger: Some(MessengerSettings {
             app_secret: APP_SECRET.into(),
             verify_token: VERIFY_TOKEN.into(),
-            trusted_host: Some("127.0.0.1".into()),
+            trusted_origin: trusted.map(|a| (a.ip().to_string(), a.port())),
         }),
         ..ApiSettings::new(SECRET)
     };
@@ -558,12 +568,18 @@ async fn receipts_recorded(api: &TestApi) -> Vec<Value> {
         .collect()
 }
 
-/// A file server standing in for Meta's CDN, where attachment URLs point.
-async fn fake_cdn(bytes: &'static [u8]) -> String {
+/// A file server standing in for Meta's CDN, where attachment URLs point: its address, and
+/// how many times the file was fetched.
+async fn fake_cdn(bytes: &'static [u8]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let counter = fetched.clone();
     let app = axum::Router::new()
         .route(
             "/cdn/photo%201.jpg",
-            axum::routing::get(move || async move { ([("content-type", "image/jpeg")], bytes) }),
+            axum::routing::get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                ([("content-type", "image/jpeg")], bytes)
+            }),
         )
         .route(
             "/redirect",
@@ -574,16 +590,17 @@ async fn fake_cdn(bytes: &'static [u8]) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    (address, fetched)
 }
 
 #[tokio::test]
 async fn an_image_attachment_is_kept_in_the_blob_store_and_downloadable() {
     const IMAGE: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg";
-    let api = api_with_page().await;
-    let cdn = fake_cdn(IMAGE).await;
+    let (address, fetched) = fake_cdn(IMAGE).await;
+    let (api, _) = api_with_page_trusting(Arc::new(SystemClock), Some(address)).await;
+    let cdn = format!("http://{address}");
     let body = json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [{
         "sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 1,
         "message": {"mid": "m_img", "attachments": [
@@ -620,6 +637,16 @@ async fn an_image_attachment_is_kept_in_the_blob_store_and_downloadable() {
         .await
         .expect("blobs");
     assert_eq!(stored.as_deref(), Some(IMAGE));
+    assert_eq!(fetched.load(Ordering::SeqCst), 1);
+
+    // Meta sends the same delivery again: answered, recorded once, the file not fetched again.
+    let again = api.send(event(&body, Some(APP_SECRET))).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(
+        fetched.load(Ordering::SeqCst),
+        1,
+        "a repeat fetched the file again"
+    );
 
     // The agent's download route serves it.
     let head = head(&api).await;

@@ -16,13 +16,13 @@
 //!   for a known contact.
 
 use proto_events::event::{ChannelKind, Identity, InboundMessage};
-use proto_events::streams;
+use proto_events::{DomainEvent, streams};
 use switchboard_domain::DomainError;
 use switchboard_domain::conversation::{self, Conversation, ConversationCommand};
 use switchboard_domain::filter::{self, MailSignals};
 use uuid::Uuid;
 
-use super::{Outcome, Run};
+use super::{CommandService, Outcome, Run};
 use crate::ServiceError;
 
 /// The namespace of conversation ids derived from what identifies a new conversation.
@@ -48,6 +48,29 @@ pub fn messenger_conversation_id(channel_id: Uuid, psid: &str) -> Uuid {
     derived_id(channel_id, &format!("messenger:{psid}"))
 }
 
+impl CommandService {
+    /// Whether the conversation `conversation_id` holds a message with the provider's id
+    /// `provider_message_id` (Messenger's `mid`): receiving it again would change nothing.
+    pub async fn has_provider_message(
+        &self,
+        conversation_id: Uuid,
+        provider_message_id: &str,
+    ) -> Result<bool, ServiceError> {
+        let stream = streams::conversation(conversation_id);
+        let (found, _) = self
+            .load(&stream, false, |found, event| {
+                let message = match event {
+                    DomainEvent::MessageReceived(e) => &e.message,
+                    DomainEvent::MessageFiltered(e) => &e.message,
+                    _ => return,
+                };
+                *found |= message.provider_message_id.as_deref() == Some(provider_message_id);
+            })
+            .await?;
+        Ok(found)
+    }
+}
+
 impl Run<'_> {
     pub(super) async fn receive_message(
         &self,
@@ -68,22 +91,28 @@ impl Run<'_> {
             .into());
         }
         message.channel_kind = channel.config.kind();
-        let conversation_id = self
-            .resolve_conversation(channel_id, message.channel_kind, &message)
-            .await?;
-        message.contact_id = self.contact_of(&message.from).await?;
+        // The conversation (resolved, then read) and the sender's contact, read at once.
+        let conversation = async {
+            let conversation_id = self
+                .resolve_conversation(channel_id, message.channel_kind, &message)
+                .await?;
+            let stream = streams::conversation(conversation_id);
+            let (state, version) = self
+                .load_envelopes(&stream, Conversation::default(), |state, envelope| {
+                    state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
+                })
+                .await?;
+            Ok::<_, ServiceError>((conversation_id, stream, state, version))
+        };
+        let ((conversation_id, stream, state, version), contact_id) =
+            tokio::try_join!(conversation, self.contact_of(&message.from))?;
+        message.contact_id = contact_id;
         let filter = match (message.channel_kind, signals) {
             (ChannelKind::Email, Some(signals)) => {
                 filter::evaluate(directory, channel_id, signals, message.contact_id.is_some())
             }
             _ => None,
         };
-        let stream = streams::conversation(conversation_id);
-        let (state, version) = self
-            .load_envelopes(&stream, Conversation::default(), |state, envelope| {
-                state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
-            })
-            .await?;
         // An existing conversation stays in its inbox even if its channel moved since.
         let inbox_id = if state.is_started() || !state.filtered.is_empty() {
             state.inbox_id
