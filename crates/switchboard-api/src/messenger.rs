@@ -176,6 +176,10 @@ const FETCHES_PER_MESSAGE: usize = 4;
 /// hold up to 25 MB until it is stored.
 static FETCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
 
+/// The longest an attachment waits for its turn to be fetched; past it the delivery is
+/// answered 503 and Meta sends it again later.
+const FETCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The longest text kept from one message (Messenger's own limit is 2,000 characters).
 const MAX_TEXT: usize = 20_000;
 
@@ -398,15 +402,14 @@ async fn keep_attachment(
     settings: &MessengerSettings,
     url: &str,
 ) -> Result<Attachment, NotKept> {
-    let fetched = {
-        let _turn = FETCHES
-            .acquire()
-            .await
-            .map_err(|e| NotKept::Unavailable(e.to_string()))?;
-        attachments::fetch(url, settings.trusted_origin.as_ref())
-            .await
-            .map_err(NotKept::Fetch)?
-    };
+    // Held until the file is stored: the bound is on the files held in memory.
+    let _turn = tokio::time::timeout(FETCH_TURN_WAIT, FETCHES.acquire())
+        .await
+        .map_err(|_| NotKept::Unavailable("too many attachments are being fetched".into()))?
+        .map_err(|e| NotKept::Unavailable(e.to_string()))?;
+    let fetched = attachments::fetch(url, settings.trusted_origin.as_ref())
+        .await
+        .map_err(NotKept::Fetch)?;
     let size = fetched.bytes.len() as u64;
     let sha256 = inner
         .store

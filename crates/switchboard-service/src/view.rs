@@ -159,7 +159,10 @@ impl SharedView {
         if from >= head {
             return Ok(());
         }
-        loop {
+        // Up to `head`, not on to whatever was appended meanwhile: commands keep appending
+        // while this runs, and the tasks waiting their turn here need no more than their own
+        // heads (each checks again when it gets its turn).
+        while from < head {
             let page = store.read_all(from, PAGE).await?;
             let Some(last) = page.last() else {
                 break;

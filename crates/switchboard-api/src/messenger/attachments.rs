@@ -46,6 +46,9 @@ pub(crate) async fn fetch(url: &str, trusted: Option<&Origin>) -> Result<Fetched
 
 async fn fetch_following(url: &str, trusted: Option<&Origin>) -> Result<Fetched, String> {
     let mut url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
+    // Only a chain that starts at the trusted origin is trusted: a URL anyone can share must
+    // not redirect into it.
+    let trusted = trusted.filter(|origin| is_origin(&url, origin));
     for _ in 0..=MAX_REDIRECTS {
         let (host, address) = checked_address(&url, trusted).await?;
         // No proxy from the environment: a proxy would look the host up again, past the check.
@@ -110,6 +113,16 @@ async fn fetch_following(url: &str, trusted: Option<&Origin>) -> Result<Fetched,
     Err(format!("more than {MAX_REDIRECTS} redirects"))
 }
 
+/// Whether `url`'s host and port are `origin`.
+fn is_origin(url: &Url, (host, port): &Origin) -> bool {
+    let bare = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    bare.eq_ignore_ascii_case(host) && url.port_or_known_default() == Some(*port)
+}
+
 /// The host of `url` and the address to connect to: its first address if every one it
 /// resolves to is public, or if host and port are the trusted origin.
 async fn checked_address(
@@ -126,7 +139,7 @@ async fn checked_address(
         .await
         .map_err(|e| format!("{host} does not resolve: {e}"))?
         .collect();
-    let trusted = trusted.is_some_and(|(h, p)| h.eq_ignore_ascii_case(bare) && *p == port);
+    let trusted = trusted.is_some_and(|origin| is_origin(url, origin));
     if let Some(refused) = addresses.iter().find(|a| !trusted && !public(a.ip())) {
         return Err(format!(
             "{host} resolves to {}, which is not fetched",
