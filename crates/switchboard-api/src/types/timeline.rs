@@ -337,6 +337,16 @@ impl TimelineEntry {
             })
             .collect()
     }
+    /// When Messenger reported the message delivered to the person's device (the first
+    /// delivery or read receipt covering it; outbound Messenger messages only).
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    /// When Messenger reported the message read by the person (the first read receipt
+    /// covering it; outbound Messenger messages only).
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
     /// The message's attachments and inline images (messages, filtered messages; a reply's
     /// files as it was sent with them).
     async fn attachments(&self) -> Vec<MessageAttachment> {
