@@ -628,7 +628,10 @@ fn create(
 /// The identity, trimmed, if well formed: an e-mail address with a local part and a dotted
 /// domain; a chat or Messenger id without blanks. None may hold a control character or be too
 /// long to be reserved (its reservation stream's name has a bounded length).
-fn valid_identity(field: &'static str, identity: &Identity) -> Result<Identity, DomainError> {
+pub(crate) fn valid_identity(
+    field: &'static str,
+    identity: &Identity,
+) -> Result<Identity, DomainError> {
     let valid = match identity {
         Identity::Email { address } => {
             let address = address.trim();

@@ -239,7 +239,8 @@ fn link(event: &DomainEvent) -> Option<Link> {
     })
 }
 
-/// The Message-ID of an e-mail in or out of a conversation, on its channel.
+/// The Message-ID of an e-mail in or out of a conversation, on the channel it came or went
+/// through.
 fn thread(event: &DomainEvent) -> Option<Thread> {
     let (conversation_id, channel_id, email) = match event {
         DomainEvent::MessageReceived(e) => {
@@ -249,6 +250,15 @@ fn thread(event: &DomainEvent) -> Option<Thread> {
             (e.conversation_id, e.message.channel_id, &e.message.email)
         }
         DomainEvent::ReplySent(e) => (e.conversation_id, e.channel_id, &e.email),
+        // A chat reply e-mailed from the inbox's address: the visitor's answer comes back
+        // through that address's channel and continues the chat conversation.
+        DomainEvent::ChatReplyEmailed(e) => {
+            return Some(Thread {
+                channel_id: e.email_channel_id,
+                message_id: e.email.message_id.clone(),
+                conversation_id: e.conversation_id,
+            });
+        }
         _ => return None,
     };
     email.as_ref().map(|email| Thread {
