@@ -56,7 +56,12 @@ struct Snapshot {
 }
 
 /// The events whose e-mail Message-IDs are indexed for threading.
-const THREADED: [&str; 3] = ["MessageReceived", "MessageFiltered", "ReplySent"];
+const THREADED: [&str; 4] = [
+    "MessageReceived",
+    "MessageFiltered",
+    "ReplySent",
+    "ChatReplyEmailed",
+];
 
 /// The events whose associations between contacts are indexed, for merges.
 const LINKED: [&str; 2] = ["AssociationAdded", "AssociationRemoved"];

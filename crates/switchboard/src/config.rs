@@ -271,6 +271,9 @@ pub struct DeliveryConfig {
     pub retry_for: Duration,
     /// The display name of a reply's `From`: `agent`, `inbox` or `agent_via_inbox`.
     pub from_name: switchboard_delivery::FromName,
+    /// How long an agent's chat reply may go unseen by a visitor who left an e-mail address
+    /// before it goes out to them by e-mail (`[chat] email_unseen_after`; ADR 0006).
+    pub chat_email_unseen_after: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -280,6 +283,7 @@ impl Default for DeliveryConfig {
             worker: true,
             retry_for: Duration::from_secs(24 * 3_600),
             from_name: switchboard_delivery::FromName::default(),
+            chat_email_unseen_after: Duration::from_secs(120),
         }
     }
 }
@@ -497,6 +501,7 @@ struct FileChat {
     per_address_burst: Option<u32>,
     max_body_bytes: Option<usize>,
     max_message_chars: Option<usize>,
+    email_unseen_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -815,6 +820,10 @@ impl Config {
             }
         }
         let (chat, f) = (&mut self.chat, file.chat);
+        if let Some(v) = &f.email_unseen_after {
+            self.delivery.chat_email_unseen_after =
+                parse(at, "chat.email_unseen_after", v, parse_duration)?;
+        }
         for (value, slot) in [
             (f.per_visitor_per_minute, &mut chat.per_visitor_per_minute),
             (f.per_visitor_burst, &mut chat.per_visitor_burst),
@@ -1012,6 +1021,10 @@ impl Config {
             if let Some(v) = var(name) {
                 *slot = parse(at, name, v, parse_number)?;
             }
+        }
+        if let Some(v) = var("SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER") {
+            self.delivery.chat_email_unseen_after =
+                parse(at, "SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER", v, parse_duration)?;
         }
         let chat = &mut self.chat;
         for (name, slot) in [

@@ -280,6 +280,17 @@ impl App {
         retry_for: Duration,
         clock: Arc<dyn Clock>,
     ) -> DeliveryWorker {
+        self.worker_with(url, retry_for, clock, None)
+    }
+
+    /// [`App::worker_on`], e-mailing chat replies unseen for `chat_email_unseen_after`.
+    pub(crate) fn worker_with(
+        &self,
+        url: &str,
+        retry_for: Duration,
+        clock: Arc<dyn Clock>,
+        chat_email_unseen_after: Option<Duration>,
+    ) -> DeliveryWorker {
         let relay = Relay::new(&url.parse().unwrap(), Duration::from_secs(10)).unwrap();
         DeliveryWorker::spawn(
             self.service.clone(),
@@ -290,6 +301,7 @@ impl App {
                 from_name: FromName::AgentViaInbox,
                 clock,
                 messenger: None,
+                chat_email_unseen_after,
             },
         )
     }

@@ -1995,7 +1995,10 @@ fn the_chat_channel_records_the_visitors_address_once() {
             },
         )
         .then(vec![address_left("visitor@prospect.test")]);
-    assert_eq!(state.visitor_email.as_deref(), Some("visitor@prospect.test"));
+    assert_eq!(
+        state.visitor_email.as_deref(),
+        Some("visitor@prospect.test")
+    );
     given(chat_thread())
         .and([address_left("visitor@prospect.test")])
         .when(

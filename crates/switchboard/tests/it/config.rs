@@ -367,3 +367,25 @@ mailbox = "Support"
         "{error}"
     );
 }
+
+#[test]
+fn unseen_chat_replies_are_emailed_after_two_minutes_unless_configured() {
+    let path = Path::new("switchboard.toml");
+    let layered = |text: &str, vars: &[(&str, &str)]| {
+        Config::layered(Some((path, text)), &env(vars), &Flags::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .delivery
+            .chat_email_unseen_after
+    };
+    assert_eq!(layered("", &[]), Duration::from_secs(120));
+    let file = "[chat]\nemail_unseen_after = \"30s\"\n";
+    assert_eq!(layered(file, &[]), Duration::from_secs(30));
+    let vars = [("SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER", "5m")];
+    assert_eq!(layered(file, &vars), Duration::from_secs(300));
+    let bad = Config::layered(
+        Some((path, "[chat]\nemail_unseen_after = \"soon\"\n")),
+        &env(&[]),
+        &Flags::default(),
+    );
+    assert!(bad.is_err());
+}
