@@ -17,7 +17,9 @@
 //!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
 //!   message the same message (its id is derived from it).
 //! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
-//!   become a contact known by it and by their visitor id (after their first message).
+//!   become a contact known by it and by their visitor id (after their first message), and
+//!   replies they do not see in the widget go out to it by e-mail (ADR 0006). Replies handed
+//!   to the widget (here or over the socket) are recorded seen.
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
 //! What a visitor reads of their conversation is only its messages: their own
@@ -55,6 +57,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_domain::DomainError;
+use switchboard_domain::conversation::ConversationCommand;
 use switchboard_service::{Command, CommandMeta, ServiceError, chat_conversation_id};
 use switchboard_store::{Direction, StreamFrom};
 use tokio::sync::broadcast;
@@ -400,8 +403,9 @@ async fn preflight(
 /// What the widget says about reply times when the team is available and configured nothing.
 const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
 
-/// What it says when nobody is available. (It promises no e-mail: replies to a chat go out by
-/// chat only, for now; the address makes the visitor a contact the team can reach.)
+/// What it says when nobody is available. (Replies the visitor does not see in the widget go
+/// out by e-mail to the address they leave, once the inbox has an address to send from: ADR
+/// 0006.)
 const AWAY_EXPECTED_REPLY: &str =
     "Nobody is available right now. Leave your e-mail address so that we can get back to you.";
 
@@ -569,6 +573,33 @@ pub(crate) async fn read_messages(
     }
 }
 
+/// Records that the visitor's widget was handed the team's replies among `messages` (as
+/// [`visible`] writes them), so that none of them goes out by e-mail (ADR 0006). A failure is
+/// only logged: the worst it does is e-mail a reply the visitor saw.
+pub(crate) async fn record_seen(
+    inner: &Inner,
+    channel_id: Uuid,
+    conversation_id: Uuid,
+    messages: &[Value],
+) {
+    let message_ids: Vec<Uuid> = messages
+        .iter()
+        .filter(|message| message["from"] == "team")
+        .filter_map(|message| message["id"].as_str()?.parse().ok())
+        .collect();
+    if message_ids.is_empty() {
+        return;
+    }
+    let command = Command::Conversation {
+        conversation_id,
+        command: Box::new(ConversationCommand::RecordRepliesSeen { message_ids }),
+    };
+    let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+    if let Err(e) = inner.service.execute(meta, command).await {
+        tracing::warn!(error = %e, %conversation_id, "replies a chat visitor was shown could not be recorded seen");
+    }
+}
+
 /// Most messages `GET /chat/{key}/messages` answers at once.
 const PAGE: usize = 500;
 
@@ -587,7 +618,10 @@ async fn messages(
         };
         let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
         match read_messages(inner, conversation, after.after, PAGE).await {
-            Ok((messages, _)) => answer(StatusCode::OK, json!({ "messages": messages })),
+            Ok((messages, _)) => {
+                record_seen(inner, widget.channel_id(), conversation, &messages).await;
+                answer(StatusCode::OK, json!({ "messages": messages }))
+            }
             Err(response) => response,
         }
     })
@@ -881,6 +915,28 @@ async fn contact(
                 StatusCode::CONFLICT,
                 "write a message first: the address is kept with the conversation",
             );
+        }
+        // Kept on the conversation first, so that replies the visitor does not see go out to
+        // it by e-mail whether or not a contact is made of it (ADR 0006).
+        let left = Command::Conversation {
+            conversation_id: conversation,
+            command: Box::new(ConversationCommand::RecordVisitorEmail {
+                address: email.clone(),
+            }),
+        };
+        match inner
+            .service
+            .execute(CommandMeta::by(Actor::Channel { id: channel_id }), left)
+            .await
+        {
+            Ok(_) => {}
+            Err(ServiceError::Domain(e)) => {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+                return Refusal::Unavailable.into_response();
+            }
         }
         let command = Command::CreateContact {
             contact_id: Uuid::now_v7(),

@@ -177,10 +177,12 @@ impl Session {
                             &directory.directory,
                         );
                         drop(directory);
-                        if let Some(message) = message
-                            && send(socket, &message).await.is_err()
-                        {
-                            return End::Gone;
+                        if let Some(message) = message {
+                            if send(socket, &message).await.is_err() {
+                                return End::Gone;
+                            }
+                            let channel_id = self.widget.channel_id();
+                            super::record_seen(inner, channel_id, conversation, &[message]).await;
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -238,6 +240,7 @@ impl Session {
             for message in &messages {
                 send(socket, message).await.map_err(|()| End::Gone)?;
             }
+            super::record_seen(inner, self.widget.channel_id(), conversation, &messages).await;
             self.seen = self.seen.max(last);
             if done {
                 return Ok(());

@@ -727,3 +727,63 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     assert_eq!(signal["typing"], true);
     assert_eq!(head(&api).await, before, "typing writes no event");
 }
+
+/// Waits until `count` events of `event_type` are recorded, and returns their payloads.
+async fn recorded(api: &TestApi, event_type: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = api.payloads(event_type).await;
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} {event_type}, {count} expected",
+            found.len()
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn the_visitors_address_is_kept_and_replies_handed_to_the_widget_are_recorded_seen() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    let said = say(&api, &key, &token, "Hello?").await;
+    assert_eq!(said.status, StatusCode::CREATED);
+    let left = leave(&api, &key, &token, json!({"email": " Ada@Prospect.test "})).await;
+    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    let kept = recorded(&api, "ChatVisitorEmailLeft", 1).await;
+    assert_eq!(kept[0]["address"], "ada@prospect.test");
+    // The same address again (the contact is known by now): nothing new.
+    let again = leave(&api, &key, &token, json!({"email": "ada@prospect.test"})).await;
+    assert_eq!(again.body["recognised"], true, "{:?}", again.body);
+    assert_eq!(api.payloads("ChatVisitorEmailLeft").await.len(), 1);
+
+    // A reply while the visitor is away is not seen; reading the conversation sees it, once.
+    let conversation = conversation_of(&api, channel).await;
+    reply(&api, &conversation, "Still there?").await;
+    assert!(api.payloads("ChatRepliesSeen").await.is_empty());
+    assert_eq!(texts(&api, &key, &token).await, ["Hello?", "Still there?"]);
+    texts(&api, &key, &token).await;
+    let seen = recorded(&api, "ChatRepliesSeen", 1).await;
+    assert_eq!(seen[0]["message_ids"].as_array().map(Vec::len), Some(1));
+    assert_eq!(api.payloads("ChatRepliesSeen").await.len(), 1);
+
+    // Over the live socket, a reply is seen as it is shown.
+    let mut socket = live(addr, &key, &token, 0, SITE)
+        .await
+        .expect("socket opens");
+    reply(&api, &conversation, "Here is the answer.").await;
+    loop {
+        let shown = frame(&mut socket, "message").await;
+        if shown["text"] == "Here is the answer." {
+            break;
+        }
+    }
+    let seen = recorded(&api, "ChatRepliesSeen", 2).await;
+    assert_eq!(seen[1]["message_ids"].as_array().map(Vec::len), Some(1));
+    assert_ne!(seen[1]["message_ids"], seen[0]["message_ids"]);
+}

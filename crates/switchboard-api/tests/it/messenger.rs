@@ -449,23 +449,11 @@ async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_afte
                 switchboard_delivery::GraphApi::new(&graph_url, "v21.0", Duration::from_secs(5))
                     .unwrap(),
             ),
+            chat_email_unseen_after: None,
         },
     );
 
-    let taken = api
-        .send(event(
-            &message("m_1", "Where is my parcel?", false),
-            Some(APP_SECRET),
-        ))
-        .await;
-    assert_eq!(taken.status, StatusCode::OK);
-    let conversation = wait_for(&api, |e| match &e.payload {
-        DomainEvent::MessageReceived(m) => Some(m.conversation_id),
-        _ => None,
-    })
-    .await;
-    let conversation_id =
-        switchboard_api::ids::encode(switchboard_api::ids::Kind::Conversation, conversation);
+    let conversation_id = person_writes(&api, "Where is my parcel?").await;
     let reply = |text: &str| {
         let variables = json!({"id": conversation_id, "text": text});
         let api = &api;
@@ -560,17 +548,7 @@ async fn delivery_and_read_receipts_are_recorded_once_per_newer_watermark() {
 
 /// The recorded `MessengerReceiptReceived` payloads, in order.
 async fn receipts_recorded(api: &TestApi) -> Vec<Value> {
-    let events = api
-        .service
-        .store()
-        .read_all(Position::START, 1_000)
-        .await
-        .expect("read");
-    events
-        .iter()
-        .filter(|e| e.event_type == "MessengerReceiptReceived")
-        .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
-        .collect()
+    api.payloads("MessengerReceiptReceived").await
 }
 
 /// A file server standing in for Meta's CDN, where attachment URLs point.

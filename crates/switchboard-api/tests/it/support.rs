@@ -323,6 +323,21 @@ impl TestApi {
             .expect("receive message")
     }
 
+    /// The payloads of the recorded events of `event_type`, in log order.
+    pub async fn payloads(&self, event_type: &str) -> Vec<Value> {
+        let events = self
+            .service
+            .store()
+            .read_all(switchboard_store::Position::START, 10_000)
+            .await
+            .expect("read");
+        events
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
+            .collect()
+    }
+
     /// Waits until the read models include `outcome`.
     pub async fn settle(&self, outcome: &switchboard_service::Outcome) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
