@@ -406,8 +406,8 @@ const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
 /// What it says when nobody is available. (Replies the visitor does not see in the widget go
 /// out by e-mail to the address they leave, once the inbox has an address to send from: ADR
 /// 0006.)
-const AWAY_EXPECTED_REPLY: &str = "Nobody is available right now. Leave your e-mail address: answers you do not see here will \
-     reach you by e-mail.";
+const AWAY_EXPECTED_REPLY: &str =
+    "Nobody is available right now. Leave your e-mail address and the answer will reach you there.";
 
 /// `GET /chat/{key}`.
 async fn info(

@@ -294,10 +294,13 @@ async fn run(
             () = sleep_until(next_due), if next_due.is_some() => {
                 if let Some(unseen) = unseen.as_mut() {
                     for due in unseen.take_due(settings.clock.now()) {
-                        if !lease.is_held() {
-                            break;
+                        if lease.is_held() {
+                            request_email(&service, &settings, unseen, due).await;
+                        } else {
+                            // Another node took over meanwhile: this one asks again only if it
+                            // holds the lease again.
+                            unseen.retry(due.message_id, Duration::ZERO);
                         }
-                        request_email(&service, &settings, unseen, due).await;
                     }
                 }
                 let now = Instant::now();
