@@ -302,6 +302,14 @@ fn apply<'e>(
             ctx.timeline.push(e.conversation_id, ctx.position);
             Ok(())
         }
+        DomainEvent::ChatReplyEmailed(e) => {
+            known(ctx, e.conversation_id)?;
+            ctx.timeline.packed.clear();
+            let to = e.email.to.join(", ");
+            entry::put_emailed(&mut ctx.timeline.packed, ctx.at, e.message_id, &to);
+            ctx.timeline.push(e.conversation_id, ctx.position);
+            Ok(())
+        }
         DomainEvent::CommentAdded(e) => commented(ctx, e),
         DomainEvent::ConversationAssigned(e) => {
             let entry = Fields {
@@ -413,6 +421,7 @@ fn concerns_thread_view(event: &DomainEvent) -> bool {
             | DomainEvent::DeliverySucceeded(_)
             | DomainEvent::DeliveryFailed(_)
             | DomainEvent::MessengerReceiptReceived(_)
+            | DomainEvent::ChatReplyEmailed(_)
             | DomainEvent::CommentAdded(_)
             | DomainEvent::ConversationAssigned(_)
             | DomainEvent::ConversationReassigned(_)

@@ -23,6 +23,9 @@ const DELIVERY: u8 = 0x80;
 /// The kind code of a Messenger receipt's row.
 const RECEIPT: u8 = 0x81;
 
+/// The kind code of the row saying a chat reply went out by e-mail.
+const EMAILED: u8 = 0x82;
+
 /// The optional fields of a timeline entry, as apply writes them.
 #[derive(Debug, Default)]
 pub(crate) struct Fields<'a> {
@@ -47,6 +50,8 @@ pub(crate) enum Record {
     Entry(Box<TimelineEntry>),
     Delivery(Uuid, Delivery),
     Receipt(Receipt),
+    /// A chat reply e-mailed to this address.
+    Emailed(Uuid, String),
 }
 
 /// Writes an entry of `kind` at `at` (microseconds) by `actor` into `out`.
@@ -155,6 +160,14 @@ pub(crate) fn put_receipt(out: &mut Vec<u8>, at: i64, read: bool, watermark: i64
     }
 }
 
+/// Writes that chat reply `message_id` went out by e-mail to `address`, at `at`.
+pub(crate) fn put_emailed(out: &mut Vec<u8>, at: i64, message_id: Uuid, address: &str) {
+    out.push(EMAILED);
+    put_signed(out, at);
+    put_id(out, message_id.as_bytes());
+    put_str(out, address);
+}
+
 /// Reads a receipt's row after its code and time.
 fn read_receipt(input: &mut Unpack<'_>, occurred_at: DateTime<Utc>) -> Option<Receipt> {
     let read = match input.byte()? {
@@ -181,6 +194,13 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     let mut input = Unpack::new(packed);
     let code = input.byte()?;
     let occurred_at = DateTime::from_timestamp_micros(input.signed()?)?;
+    if code == EMAILED {
+        let message_id = Uuid::from_bytes(input.id()?);
+        let address = input.str()?.to_owned();
+        return input
+            .is_empty()
+            .then_some(Record::Emailed(message_id, address));
+    }
     if code == RECEIPT {
         let receipt = read_receipt(&mut input, occurred_at)?;
         return input.is_empty().then_some(Record::Receipt(receipt));
@@ -252,6 +272,7 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
         deliveries: Vec::new(),
         delivered_at: None,
         read_at: None,
+        emailed_to: None,
         files_json,
     };
     input.is_empty().then(|| Record::Entry(Box::new(entry)))
@@ -480,6 +501,7 @@ mod tests {
         );
         assert!(EntryKind::from_code(DELIVERY).is_none());
         assert!(EntryKind::from_code(RECEIPT).is_none());
+        assert!(EntryKind::from_code(EMAILED).is_none());
     }
 
     #[test]
@@ -522,6 +544,19 @@ mod tests {
         }
         for cut in 0..out.len() {
             assert!(read(9, &out[..cut]).is_none(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn emailed_rows_read_back_as_written() {
+        let mut out = Vec::new();
+        put_emailed(&mut out, 7, id(1), "visitor@prospect.test");
+        match read(9, &out) {
+            Some(Record::Emailed(message, address)) => {
+                assert_eq!(message, id(1));
+                assert_eq!(address, "visitor@prospect.test");
+            }
+            other => panic!("not an e-mailed row: {other:?}"),
         }
     }
 

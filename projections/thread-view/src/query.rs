@@ -83,6 +83,7 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
     let mut entries = Vec::new();
     let mut deliveries: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
     let mut receipts = Vec::new();
+    let mut emailed: BTreeMap<Uuid, String> = BTreeMap::new();
     let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
     let mut rows = stmt.query(params![conversation_id.as_bytes()])?;
     while let Some(row) = rows.next()? {
@@ -97,6 +98,9 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
                     deliveries.entry(message_id).or_default().push(delivery);
                 }
                 Some(Record::Receipt(receipt)) => receipts.push(receipt),
+                Some(Record::Emailed(message_id, address)) => {
+                    emailed.insert(message_id, address);
+                }
                 None => {
                     return Err(rusqlite::Error::FromSqlConversionFailure(
                         0,
@@ -120,6 +124,7 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
             let read = covering.filter(|r| r.read).map(|r| r.occurred_at).next();
             entry.delivered_at = delivered;
             entry.read_at = read;
+            entry.emailed_to = entry.message_id.and_then(|id| emailed.remove(&id));
         }
     }
     Ok(entries)

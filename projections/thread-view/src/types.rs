@@ -358,6 +358,9 @@ pub struct TimelineEntry {
     pub delivered_at: Option<DateTime<Utc>>,
     /// When a Messenger read receipt first showed the message read (outbound messages only).
     pub read_at: Option<DateTime<Utc>>,
+    /// The address a chat reply went out to by e-mail, because the visitor had not seen it
+    /// (ADR 0006); its delivery outcomes are the e-mail's.
+    pub emailed_to: Option<String>,
     /// The message's files (messages, filtered), as JSON: `{"attachments": [Attachment...],
     /// "raw": RawMessage | null}` in the events' shapes; `None` when it has none.
     pub files_json: Option<String>,

@@ -347,6 +347,11 @@ impl TimelineEntry {
     async fn read_at(&self) -> Option<DateTime<Utc>> {
         self.0.read_at
     }
+    /// The address a chat reply went out to by e-mail, because the visitor had not seen it in
+    /// the widget within `[chat] email_unseen_after`; its `deliveries` are then the e-mail's.
+    async fn emailed_to(&self) -> Option<&str> {
+        self.0.emailed_to.as_deref()
+    }
     /// The message's attachments and inline images (messages, filtered messages; a reply's
     /// files as it was sent with them).
     async fn attachments(&self) -> Vec<MessageAttachment> {

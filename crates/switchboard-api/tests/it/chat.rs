@@ -787,3 +787,67 @@ async fn the_visitors_address_is_kept_and_replies_handed_to_the_widget_are_recor
     assert_eq!(seen[1]["message_ids"].as_array().map(Vec::len), Some(1));
     assert_ne!(seen[1]["message_ids"], seen[0]["message_ids"]);
 }
+
+#[tokio::test]
+async fn a_chat_reply_emailed_to_the_visitor_shows_the_address_in_the_timeline() {
+    let api = TestApi::start().await;
+    let (inbox, channel, key) = widget(&api, None).await;
+    api.run(Command::Channel(
+        switchboard_domain::channel::ChannelCommand::ConnectEmail {
+            channel_id: Uuid::now_v7(),
+            inbox_id: inbox,
+            address: "support@acme.test".into(),
+            access: proto_events::event::EmailAccess::Shared,
+        },
+    ))
+    .await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
+    let left = leave(&api, &key, &token, json!({"email": "ada@prospect.test"})).await;
+    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    let conversation = conversation_of(&api, channel).await;
+    reply(&api, &conversation, "Unseen answer").await;
+    reply(&api, &conversation, "Another").await;
+    // The delivery worker's request, once the first has gone unseen long enough.
+    let id = ids::decode(
+        &async_graphql::ID(conversation.clone()),
+        Kind::Conversation,
+        "id",
+    )
+    .expect("a conversation id");
+    let first = api
+        .payloads("ReplySent")
+        .await
+        .first()
+        .and_then(|r| r["message_id"].as_str()?.parse().ok())
+        .expect("the first reply");
+    let emailed = api
+        .service
+        .execute(
+            switchboard_service::CommandMeta::by(proto_events::Actor::System {
+                component: "delivery".into(),
+            }),
+            Command::Conversation {
+                conversation_id: id,
+                command: Box::new(
+                    switchboard_domain::conversation::ConversationCommand::EmailUnseenReply {
+                        message_id: first,
+                    },
+                ),
+            },
+        )
+        .await
+        .expect("e-mailed");
+    api.settle(&emailed).await;
+    let shown = api.outbound(&conversation, ["bodyText", "emailedTo"]).await;
+    assert_eq!(
+        shown,
+        [
+            (json!("Unseen answer"), json!("ada@prospect.test")),
+            (json!("Another"), Value::Null)
+        ]
+    );
+}

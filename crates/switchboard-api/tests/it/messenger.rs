@@ -632,29 +632,9 @@ async fn an_image_attachment_is_kept_in_the_blob_store_and_downloadable() {
     assert_eq!(download.status, StatusCode::OK, "{:?}", download.body);
 }
 
-/// The `deliveredAt` and `readAt` of the conversation's outbound messages, oldest first, once
-/// the read models include everything written.
+/// The `deliveredAt` and `readAt` of the conversation's outbound messages, oldest first.
 async fn receipts_shown(api: &TestApi, conversation: &str) -> Vec<(Value, Value)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    api.projections
-        .wait_for(head(api).await, deadline)
-        .await
-        .expect("read models caught up");
-    let query = "query($id: ID!) { node(id: $id) { ... on Conversation { timeline(first: 50) {
-        edges { node { kind deliveredAt readAt } } } } } }";
-    let reply = api.gql(api.admin, query, json!({"id": conversation})).await;
-    reply.data()["node"]["timeline"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["node"]["kind"] == "OUTBOUND_MESSAGE")
-        .map(|e| {
-            (
-                e["node"]["deliveredAt"].clone(),
-                e["node"]["readAt"].clone(),
-            )
-        })
-        .collect()
+    api.outbound(conversation, ["deliveredAt", "readAt"]).await
 }
 
 #[tokio::test]
