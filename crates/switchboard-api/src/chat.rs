@@ -22,10 +22,11 @@
 //!   to the widget (here or over the socket) are recorded seen.
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
-//! What a visitor reads of their conversation is only its messages: their own
-//! (`MessageReceived`) and the team's replies (`ReplySent`), each with its `seq`, the version of
-//! its event in the conversation's stream. Comments, assignments and everything else are never
-//! sent, whatever they say.
+//! What a visitor reads of their conversation is only its messages: their own that came in
+//! through this chat channel (`MessageReceived`) and the team's replies (`ReplySent`), each
+//! with its `seq`, the version of its event in the conversation's stream. Messages that came in
+//! otherwise (an e-mail answer to a reply e-mailed to the unverified address the visitor left,
+//! an auto-reply), comments, assignments and everything else are never sent, whatever they say.
 //!
 //! Refusals: unknown (or disconnected, or unconfigured) widget 404; a request whose `Origin` is
 //! not one of the widget's allowed origins 403 (without an `Origin`, a server or `curl`, it is
@@ -226,6 +227,7 @@ pub(crate) fn router<S>(state: ApiState) -> Router<S> {
             get(messages).post(send).options(preflight),
         )
         .route("/chat/{key}/contact", post(contact).options(preflight))
+        .route("/chat/{key}/seen", post(seen).options(preflight))
         .route("/chat/{key}/live", get(live::upgrade))
         .with_state(state)
 }
@@ -480,20 +482,30 @@ pub(crate) struct After {
 const READ_CHUNK: usize = 256;
 
 /// The event at `seq` of a visitor's conversation as the visitor sees it: a message of theirs
-/// or a reply of the team, nothing else (comments never).
+/// that came in through the widget's own chat channel (`channel_id`), or a reply of the team
+/// (users' and bots'), nothing else (comments never). A message that came in any other way,
+/// such as an e-mail answer to a reply e-mailed to the address the visitor left, is for agents
+/// only: that address is not verified, so whoever left it may not be whoever answers there
+/// (ADR 0006).
 pub(crate) fn visible(
     seq: u64,
     event: &DomainEvent,
     at: DateTime<Utc>,
+    channel_id: Uuid,
     directory: &switchboard_domain::directory::Directory,
 ) -> Option<Value> {
     let (id, from, author, text) = match event {
-        DomainEvent::MessageReceived(e) => (
-            e.message.message_id,
-            "visitor",
-            None,
-            e.message.body_text.as_str(),
-        ),
+        DomainEvent::MessageReceived(e)
+            if e.message.channel_id == channel_id
+                && e.message.channel_kind == ChannelKind::Chat =>
+        {
+            (
+                e.message.message_id,
+                "visitor",
+                None,
+                e.message.body_text.as_str(),
+            )
+        }
         DomainEvent::ReplySent(e) => {
             let author = match &e.author {
                 ReplyAuthor::User { id } => directory.users.get(id).map(|u| u.name.clone()),
@@ -515,10 +527,12 @@ pub(crate) fn visible(
     }))
 }
 
-/// The messages of `conversation_id` after `after` (a `seq`), in order, up to `limit`; the
-/// last `seq` read (messages or not) comes with them.
+/// The messages of `conversation_id` (of the chat channel `channel_id`) after `after` (a
+/// `seq`), in order, up to `limit`, as [`visible`] shows them; the last `seq` read (messages or
+/// not) comes with them.
 pub(crate) async fn read_messages(
     inner: &Inner,
+    channel_id: Uuid,
     conversation_id: Uuid,
     after: u64,
     limit: usize,
@@ -559,6 +573,7 @@ pub(crate) async fn read_messages(
                 envelope.stream_version,
                 &envelope.payload,
                 envelope.metadata.occurred_at,
+                channel_id,
                 &view.directory,
             ) {
                 out.push(message);
@@ -573,31 +588,48 @@ pub(crate) async fn read_messages(
     }
 }
 
-/// Records that the visitor's widget was handed the team's replies among `messages` (as
-/// [`visible`] writes them), so that none of them goes out by e-mail (ADR 0006). A failure is
-/// only logged: the worst it does is e-mail a reply the visitor saw.
+/// Most reply ids one acknowledgement (`seen`) may name.
+pub(crate) const MAX_SEEN_IDS: usize = 100;
+
+/// The reply ids of a `seen` acknowledgement (`{"ids": [...]}`), or what is wrong with them.
+pub(crate) fn seen_ids(ids: &Value) -> Result<Vec<Uuid>, Refusal> {
+    let refused = || {
+        Refusal::Field(
+            "ids",
+            format!("must be a list of at most {MAX_SEEN_IDS} message ids"),
+        )
+    };
+    let ids = ids.as_array().ok_or_else(refused)?;
+    if ids.len() > MAX_SEEN_IDS {
+        return Err(refused());
+    }
+    ids.iter()
+        .map(|id| {
+            id.as_str()
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(refused)
+        })
+        .collect()
+}
+
+/// Records that the visitor saw the team's replies `message_ids`, as their widget acknowledged
+/// (its panel open and the page visible), so that none of them goes out by e-mail (ADR 0006).
+/// Ids that are not unseen replies of the conversation are left out by the domain.
 pub(crate) async fn record_seen(
     inner: &Inner,
     channel_id: Uuid,
     conversation_id: Uuid,
-    messages: &[Value],
-) {
-    let message_ids: Vec<Uuid> = messages
-        .iter()
-        .filter(|message| message["from"] == "team")
-        .filter_map(|message| message["id"].as_str()?.parse().ok())
-        .collect();
+    message_ids: Vec<Uuid>,
+) -> Result<(), ServiceError> {
     if message_ids.is_empty() {
-        return;
+        return Ok(());
     }
     let command = Command::Conversation {
         conversation_id,
         command: Box::new(ConversationCommand::RecordRepliesSeen { message_ids }),
     };
     let meta = CommandMeta::by(Actor::Channel { id: channel_id });
-    if let Err(e) = inner.service.execute(meta, command).await {
-        tracing::warn!(error = %e, %conversation_id, "replies a chat visitor was shown could not be recorded seen");
-    }
+    inner.service.execute(meta, command).await.map(|_| ())
 }
 
 /// Most messages `GET /chat/{key}/messages` answers at once.
@@ -617,11 +649,8 @@ async fn messages(
             Err(refused) => return refused.into_response(),
         };
         let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
-        match read_messages(inner, conversation, after.after, PAGE).await {
-            Ok((messages, _)) => {
-                record_seen(inner, widget.channel_id(), conversation, &messages).await;
-                answer(StatusCode::OK, json!({ "messages": messages }))
-            }
+        match read_messages(inner, widget.channel_id(), conversation, after.after, PAGE).await {
+            Ok((messages, _)) => answer(StatusCode::OK, json!({ "messages": messages })),
             Err(response) => response,
         }
     })
@@ -804,21 +833,42 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The visitor of a request and its JSON body, after the rate limits (counted before the body is
-/// read).
-async fn counted_body<T: serde::de::DeserializeOwned>(
-    inner: &Inner,
-    widget: &Widget,
-    headers: &HeaderMap,
-    address: IpAddr,
-    body: Body,
-) -> Result<(Uuid, T), Response> {
-    let visitor = visitor(inner, widget, headers).map_err(IntoResponse::into_response)?;
-    inner
-        .chat
-        .check(address, Some(visitor))
-        .map_err(|wait| Refusal::TooMany(wait).into_response())?;
-    Ok((visitor, json_body(inner, body).await?))
+/// Runs `f` on the widget behind `key`, the visitor the request's token names and the request's
+/// JSON body, after the CORS check and the rate limits (counted before the body is read).
+async fn with_visitor_body<T, F, Fut>(
+    state: ApiState,
+    key: &str,
+    request: Request,
+    f: F,
+) -> Response
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(ApiState, Widget, Uuid, T) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let address = peer(&request);
+    let (parts, body) = request.into_parts();
+    with_widget(
+        state,
+        key,
+        &parts.headers.clone(),
+        |state, widget| async move {
+            let inner = state.inner();
+            let visitor = match visitor(inner, &widget, &parts.headers) {
+                Ok(visitor) => visitor,
+                Err(refused) => return refused.into_response(),
+            };
+            if let Err(wait) = inner.chat.check(address, Some(visitor)) {
+                return Refusal::TooMany(wait).into_response();
+            }
+            let value = match json_body(inner, body).await {
+                Ok(value) => value,
+                Err(response) => return response,
+            };
+            f(state, widget, visitor, value).await
+        },
+    )
+    .await
 }
 
 /// `POST /chat/{key}/messages`.
@@ -827,21 +877,12 @@ async fn send(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
-    let (parts, body) = request.into_parts();
-    with_widget(
+    with_visitor_body(
         state,
         &key,
-        &parts.headers.clone(),
-        |state, widget| async move {
-            let inner = state.inner();
-            let (visitor, outgoing) =
-                match counted_body::<Outgoing>(inner, &widget, &parts.headers, address, body).await
-                {
-                    Ok(found) => found,
-                    Err(response) => return response,
-                };
-            match receive(inner, &widget, visitor, outgoing).await {
+        request,
+        |state, widget, visitor, outgoing: Outgoing| async move {
+            match receive(state.inner(), &widget, visitor, outgoing).await {
                 Ok((id, seq)) => answer(StatusCode::CREATED, json!({ "id": id, "seq": seq })),
                 Err(refusal) => refusal.into_response(),
             }
@@ -871,22 +912,8 @@ async fn contact(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
-    let (parts, body) = request.into_parts();
-    with_widget(state, &key, &parts.headers.clone(), |state, widget| async move {
+    with_visitor_body(state, &key, request, |state, widget, visitor, details: ContactDetails| async move {
         let inner = state.inner();
-        let (visitor, details) = match counted_body::<ContactDetails>(
-            inner,
-            &widget,
-            &parts.headers,
-            address,
-            body,
-        )
-        .await
-        {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
         let email = details.email.unwrap_or_default().trim().to_ascii_lowercase();
         let plausible = email.len() <= MAX_EMAIL
             && email.split_once('@').is_some_and(|(local, domain)| {
@@ -961,6 +988,42 @@ async fn contact(
             Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
             Err(e) => {
                 tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+                Refusal::Unavailable.into_response()
+            }
+        }
+    })
+    .await
+}
+
+/// What `POST /chat/{key}/seen` takes.
+#[derive(Debug, Deserialize)]
+struct Seen {
+    #[serde(default)]
+    ids: Value,
+}
+
+/// `POST /chat/{key}/seen` (`{"ids": [...]}`): the widget acknowledges that the visitor saw
+/// these replies (its panel open, the page visible); `204`. Also over the socket (`seen`).
+async fn seen(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    with_visitor_body(state, &key, request, |state, widget, visitor, seen: Seen| async move {
+        let inner = state.inner();
+        let ids = match seen_ids(&seen.ids) {
+            Ok(ids) => ids,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let channel_id = widget.channel_id();
+        let conversation = chat_conversation_id(channel_id, &visitor.to_string());
+        match record_seen(inner, channel_id, conversation, ids).await {
+            Ok(()) | Err(ServiceError::Domain(DomainError::NotFound { .. })) => {
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, %conversation, "replies a chat visitor saw could not be recorded seen");
                 Refusal::Unavailable.into_response()
             }
         }
