@@ -29,6 +29,7 @@ use lettre::message::Mailbox;
 use proto_events::clock::Clock;
 use proto_events::event::{ChannelConfig, ChannelKind, ReplyAuthor, ReplySent, SmtpServer};
 use proto_events::{Actor, DomainEvent};
+use switchboard_domain::DomainError;
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_domain::directory::Directory;
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
@@ -158,14 +159,19 @@ struct Pending {
 }
 
 impl Pending {
-    /// A reply to send, from the event that made it one to send (its `ReplySent`, or the
-    /// `ChatReplyEmailed` of a chat reply).
-    fn new(reply: ReplySent, event_id: Uuid, envelope: &proto_events::Envelope) -> Pending {
+    /// A reply to send, written at `written_at`, from the event that made it one to send (its
+    /// `ReplySent`, or the `ChatReplyEmailed` of a chat reply, which keeps its reply's time).
+    fn new(
+        reply: ReplySent,
+        written_at: DateTime<Utc>,
+        event_id: Uuid,
+        envelope: &proto_events::Envelope,
+    ) -> Pending {
         Pending {
             reply,
             event_id,
             correlation_id: envelope.metadata.correlation_id,
-            written_at: envelope.metadata.occurred_at,
+            written_at,
             attempts: 0,
             due: Instant::now(),
             accepted: None,
@@ -175,7 +181,9 @@ impl Pending {
 }
 
 /// Asks the conversation to e-mail a chat reply the visitor has not seen (the domain writes
-/// nothing if they saw it meanwhile).
+/// nothing if they saw it meanwhile). A refusal that may change (no address to send from yet,
+/// no address to send to) is recorded as a temporary delivery failure of the reply, once per
+/// reason, so agents see why, and asked again with backoff until the window ends.
 async fn request_email(
     service: &CommandService,
     settings: &DeliverySettings,
@@ -199,14 +207,52 @@ async fn request_email(
     };
     match service.execute(meta, command).await {
         Ok(_) => tracing::info!(%message_id, "an unseen chat reply is to go out by e-mail"),
+        Err(ServiceError::Domain(
+            error @ DomainError::Rejected {
+                code: "NO_SENDER_ADDRESS" | "NO_RECIPIENT",
+                ..
+            },
+        )) => {
+            tracing::warn!(%message_id, %error, "an unseen chat reply cannot go out by e-mail yet; will ask again");
+            let reason = format!("not e-mailed yet: {error}");
+            let outcome = DeliveryOutcome::Failed {
+                reason: reason.clone(),
+                permanent: false,
+                status: None,
+            };
+            record(service, &due, outcome).await;
+            unseen.retry(message_id, Some(reason), |n| backoff(settings.retry_for, n));
+        }
         Err(ServiceError::Domain(error)) => {
-            tracing::warn!(%message_id, %error, "an unseen chat reply cannot go out by e-mail");
-            unseen.drop_reply(message_id);
+            tracing::warn!(%message_id, %error, "an unseen chat reply cannot go out by e-mail; given up");
+            unseen.give_up(message_id);
         }
         Err(error) => {
             tracing::warn!(%message_id, %error, "asking to e-mail an unseen chat reply failed; will retry");
-            unseen.retry(message_id, backoff(settings.retry_for, 1));
+            unseen.retry(message_id, None, |n| backoff(settings.retry_for, n));
         }
+    }
+}
+
+/// Records `outcome` for the chat reply of `due`; a failure to record is only logged (the
+/// reply is asked for again anyway).
+async fn record(service: &CommandService, due: &crate::chat::Due, outcome: DeliveryOutcome) {
+    let meta = CommandMeta {
+        causation_id: Some(due.event_id),
+        correlation_id: Some(due.correlation_id),
+        ..CommandMeta::by(Actor::System {
+            component: COMPONENT.into(),
+        })
+    };
+    let command = Command::Conversation {
+        conversation_id: due.conversation_id,
+        command: Box::new(ConversationCommand::RecordDelivery {
+            message_id: due.message_id,
+            outcome,
+        }),
+    };
+    if let Err(error) = service.execute(meta, command).await {
+        tracing::warn!(message_id = %due.message_id, %error, "why a chat reply was not e-mailed could not be recorded");
     }
 }
 
@@ -277,13 +323,13 @@ async fn run(
                 let envelope = codec::decode(&recorded)?;
                 let messenger = settings.messenger.is_some();
                 fold(&mut pending, &mut customers, messenger, recorded.event_id, &envelope);
-                if let Some(reply) = unseen
+                if let Some(emailed) = unseen
                     .as_mut()
                     .and_then(|unseen| unseen.fold(recorded.event_id, &envelope))
                 {
-                    pending
-                        .entry(reply.message_id)
-                        .or_insert_with(|| Pending::new(reply, recorded.event_id, &envelope));
+                    pending.entry(emailed.reply.message_id).or_insert_with(|| {
+                        Pending::new(emailed.reply, emailed.written_at, recorded.event_id, &envelope)
+                    });
                 }
                 if recorded.position >= start_head {
                     caught_up = true;
@@ -299,7 +345,7 @@ async fn run(
                         } else {
                             // Another node took over meanwhile: this one asks again only if it
                             // holds the lease again.
-                            unseen.retry(due.message_id, Duration::ZERO);
+                            unseen.release(due.message_id);
                         }
                     }
                 }
@@ -360,9 +406,14 @@ fn fold(
             if reply.channel_kind == ChannelKind::Form && reply.email.is_none() {
                 return;
             }
-            pending
-                .entry(reply.message_id)
-                .or_insert_with(|| Pending::new(reply.clone(), event_id, envelope));
+            pending.entry(reply.message_id).or_insert_with(|| {
+                Pending::new(
+                    reply.clone(),
+                    envelope.metadata.occurred_at,
+                    event_id,
+                    envelope,
+                )
+            });
         }
         DomainEvent::DeliverySucceeded(e) => {
             pending.remove(&e.message_id);
@@ -648,11 +699,12 @@ async fn channel_relay(settings: &DeliverySettings, server: &SmtpServer) -> Resu
     Relay::new(&url, CHANNEL_SMTP_TIMEOUT).map_err(|e| Failure::transient(e.to_string()))
 }
 
-/// The `From` of `reply`: the address of its channel (an e-mail channel's own; a form's or an
-/// e-mailed chat reply's inbox's team or fallback address), with the configured display name.
+/// The `From` of `reply`: the address of its channel (an e-mail channel's own, also the one
+/// an e-mailed chat reply goes out through; a form's inbox's team or fallback address), with
+/// the configured display name.
 fn sender(directory: &Directory, reply: &ReplySent, names: FromName) -> Result<Mailbox, Failure> {
     let address = match reply.channel_kind {
-        ChannelKind::Form | ChannelKind::Chat => directory.inbox_email_address(reply.inbox_id),
+        ChannelKind::Form => directory.inbox_email_address(reply.inbox_id),
         _ => match directory.channels.get(&reply.channel_id).map(|c| &c.config) {
             Some(ChannelConfig::Email { address, .. }) => Some(address.as_str()),
             _ => None,

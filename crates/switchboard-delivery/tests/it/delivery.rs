@@ -334,27 +334,41 @@ async fn delivered_to_visitor(app: &App, relay: &TestRelay, reply: uuid::Uuid) -
     mail
 }
 
-/// A chat visitor of the Website chat (connected to Support here) writes; returns the
-/// conversation.
-async fn visitor_chats(app: &App, chat: uuid::Uuid) -> uuid::Uuid {
+/// The admin runs `command`.
+async fn admin(app: &App, command: ChannelCommand) {
     app.service
         .execute(
             CommandMeta::by(Actor::User { id: ADMIN }),
-            Command::Channel(ChannelCommand::ConnectChat {
-                channel_id: chat,
-                inbox_id: INBOX,
-                name: "Website".into(),
-            }),
+            Command::Channel(command),
         )
         .await
         .unwrap();
+}
+
+/// A chat visitor of the Website chat (connected to Support here) writes; returns the
+/// conversation.
+async fn visitor_chats(app: &App, chat: uuid::Uuid) -> uuid::Uuid {
+    admin(
+        app,
+        ChannelCommand::ConnectChat {
+            channel_id: chat,
+            inbox_id: INBOX,
+            name: "Website".into(),
+        },
+    )
+    .await;
+    visitor_writes(app, chat, "visitor-1").await
+}
+
+/// `visitor` writes in the Website chat; returns the conversation.
+async fn visitor_writes(app: &App, chat: uuid::Uuid, visitor: &str) -> uuid::Uuid {
     let message = InboundMessage {
         message_id: uuid::Uuid::now_v7(),
         channel_id: chat,
         channel_kind: ChannelKind::Chat,
         provider_message_id: None,
         from: Identity::ChatVisitor {
-            visitor_id: "visitor-1".into(),
+            visitor_id: visitor.into(),
         },
         from_name: None,
         contact_id: None,
@@ -462,5 +476,105 @@ async fn a_chat_reply_the_visitor_did_not_see_is_emailed_to_the_address_they_lef
         .await;
     assert_eq!(answered, conversation);
     assert_eq!(relay.received().len(), 1);
+    worker.task.abort();
+}
+
+/// The visitor of `conversation` leaves `address`, then an agent replies; returns the reply.
+async fn unseen_reply(
+    app: &App,
+    chat: uuid::Uuid,
+    conversation: uuid::Uuid,
+    address: &str,
+) -> uuid::Uuid {
+    let left = ConversationCommand::RecordVisitorEmail {
+        address: address.into(),
+    };
+    chat_reports(app, chat, conversation, left).await;
+    app.agent_replies(conversation, "Found it.", &[]).await
+}
+
+/// The chat replies asked to be e-mailed, in log order.
+async fn emailed(app: &App) -> Vec<uuid::Uuid> {
+    app.history()
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            DomainEvent::ChatReplyEmailed(m) => Some(m.message_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chat_reply_older_than_the_delivery_window_is_never_emailed_even_after_a_restart() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    // A reply written two hours ago, in a conversation with an address (a worker started now
+    // folds it from the log), and one written now.
+    let service_clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(2)));
+    let app = App::new_on(service_clock.clone()).await;
+    let chat = uuid::Uuid::from_u128(43);
+    let old = visitor_chats(&app, chat).await;
+    let old_reply = unseen_reply(&app, chat, old, "old@prospect.test").await;
+    service_clock.set(Utc::now());
+    let fresh = visitor_writes(&app, chat, "visitor-2").await;
+    let fresh_reply = unseen_reply(&app, chat, fresh, "visitor@prospect.test").await;
+
+    let later = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::minutes(10)));
+    let worker = app.worker_with(
+        &relay.url(),
+        Duration::from_secs(3_600),
+        later,
+        Some(Duration::from_secs(120)),
+    );
+    // Both are due on the same pass, the old one first: only the fresh one is asked for.
+    delivered_to_visitor(&app, &relay, fresh_reply).await;
+    assert_eq!(emailed(&app).await, [fresh_reply]);
+    assert_ne!(old_reply, fresh_reply);
+    assert_eq!(relay.received().len(), 1);
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn an_emailed_chat_reply_goes_out_from_the_channel_the_domain_chose() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let chat = uuid::Uuid::from_u128(43);
+    let conversation = visitor_chats(&app, chat).await;
+    let reply = unseen_reply(&app, chat, conversation, "visitor@prospect.test").await;
+    // Decided from support@ (the inbox's only address) ...
+    app.service
+        .execute(
+            CommandMeta::by(Actor::System {
+                component: "delivery".into(),
+            }),
+            Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(ConversationCommand::EmailUnseenReply { message_id: reply }),
+            },
+        )
+        .await
+        .unwrap();
+    // ... before the inbox got another address that it would pick now.
+    admin(
+        &app,
+        ChannelCommand::ConnectEmail {
+            channel_id: uuid::Uuid::from_u128(2),
+            inbox_id: INBOX,
+            address: "other@acme.test".into(),
+            access: proto_events::event::EmailAccess::Shared,
+        },
+    )
+    .await;
+    let worker = app.worker_with(
+        &relay.url(),
+        Duration::from_secs(3_600),
+        Arc::new(proto_events::clock::SystemClock),
+        Some(Duration::from_secs(120)),
+    );
+    delivered_to_visitor(&app, &relay, reply).await;
     worker.task.abort();
 }
