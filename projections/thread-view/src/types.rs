@@ -297,16 +297,21 @@ pub(crate) struct Receipt {
 }
 
 impl Receipt {
-    /// Whether it covers the outbound message `entry`: written no later than the watermark
-    /// (Meta's watermark is the time of the last message covered, which Graph gave it after
-    /// the reply was written), or sent with one of the named `mid`s.
+    /// Whether it covers the outbound message `entry`: only a message whose delivery succeeded,
+    /// and only a receipt recorded after that success (never one older than the message); then
+    /// when it was sent with one of the named `mid`s, or written no later than the watermark
+    /// (Meta's watermark is the time Graph gave the last message covered, which lies between
+    /// the reply's writing and the recording of its delivery).
     pub(crate) fn covers(&self, entry: &TimelineEntry) -> bool {
-        entry.occurred_at <= self.watermark
-            || entry.deliveries.iter().any(|d| {
-                d.provider_message_id
+        let Some(delivered) = entry.deliveries.iter().find(|d| d.succeeded) else {
+            return false;
+        };
+        self.occurred_at >= delivered.occurred_at
+            && (entry.occurred_at <= self.watermark
+                || delivered
+                    .provider_message_id
                     .as_ref()
-                    .is_some_and(|mid| self.mids.contains(mid))
-            })
+                    .is_some_and(|mid| self.mids.contains(mid)))
     }
 }
 

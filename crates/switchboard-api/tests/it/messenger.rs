@@ -638,7 +638,7 @@ async fn receipts_shown(api: &TestApi, conversation: &str) -> Vec<(Value, Value)
 }
 
 #[tokio::test]
-async fn receipts_show_replies_delivered_and_read_by_watermark_or_mid() {
+async fn receipts_show_delivered_replies_delivered_and_read_by_watermark_or_mid() {
     let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time");
     let clock = Arc::new(ManualClock::new(start));
     let (api, _) = api_with_page_on(clock.clone()).await;
@@ -676,7 +676,7 @@ async fn receipts_show_replies_delivered_and_read_by_watermark_or_mid() {
     let at = |t: chrono::DateTime<chrono::Utc>| json!(t.to_rfc3339());
 
     // The first reply is written at `start`, the second a minute later.
-    reply("It left today.").await;
+    let first = reply("It left today.").await;
     clock.advance(chrono::TimeDelta::minutes(1));
     let second = reply("Tracking number: 42.").await;
     assert_eq!(
@@ -685,13 +685,50 @@ async fn receipts_show_replies_delivered_and_read_by_watermark_or_mid() {
         "no receipt yet"
     );
 
-    // A delivery receipt up to the first reply's time covers the first only.
+    // A receipt covers only replies whose delivery succeeded, and only once it did.
     clock.advance(chrono::TimeDelta::minutes(1));
-    let first_delivered = clock.now();
     let sent = api
         .send(event(&receipt("delivery", start, &[]), Some(APP_SECRET)))
         .await;
     assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+    assert_eq!(
+        receipts_shown(&api, &id).await,
+        vec![(Value::Null, Value::Null), (Value::Null, Value::Null)],
+        "nothing was delivered yet"
+    );
+    let delivered = |message: Value, mid: &'static str| {
+        let api = &api;
+        let variables = json!({"id": id, "message": message, "mid": mid});
+        async move {
+            let recorded = api
+                .gql(
+                    api.admin,
+                    "mutation($id: ID!, $message: UUID!, $mid: String!) { recordDelivery(input: {
+                        conversationId: $id, messageId: $message, status: SUCCEEDED,
+                        providerMessageId: $mid}) { userErrors { code } } }",
+                    variables,
+                )
+                .await;
+            assert_eq!(
+                recorded.data()["recordDelivery"]["userErrors"],
+                json!([]),
+                "{:?}",
+                recorded.body
+            );
+        }
+    };
+
+    // Once the first is delivered, a delivery receipt up to its time covers it, not the second
+    // (written later, not delivered); the receipt before the delivery still covers nothing.
+    clock.advance(chrono::TimeDelta::minutes(1));
+    delivered(first, "m_a").await;
+    clock.advance(chrono::TimeDelta::minutes(1));
+    let first_delivered = clock.now();
+    api.send(event(
+        &receipt("delivery", start + chrono::TimeDelta::seconds(1), &[]),
+        Some(APP_SECRET),
+    ))
+    .await;
     assert_eq!(
         receipts_shown(&api, &id).await,
         vec![
@@ -702,24 +739,10 @@ async fn receipts_show_replies_delivered_and_read_by_watermark_or_mid() {
 
     // The second went out as Graph's `m_b`; a delivery receipt naming it covers it, though its
     // watermark is older than the reply.
-    let recorded = api
-        .gql(
-            api.admin,
-            "mutation($id: ID!, $message: UUID!) { recordDelivery(input: {conversationId: $id,
-                messageId: $message, status: SUCCEEDED, providerMessageId: \"m_b\"}) {
-                userErrors { code } } }",
-            json!({"id": id, "message": second}),
-        )
-        .await;
-    assert_eq!(
-        recorded.data()["recordDelivery"]["userErrors"],
-        json!([]),
-        "{:?}",
-        recorded.body
-    );
+    delivered(second, "m_b").await;
     clock.advance(chrono::TimeDelta::minutes(1));
     let second_delivered = clock.now();
-    let watermark = start + chrono::TimeDelta::seconds(1);
+    let watermark = start + chrono::TimeDelta::seconds(2);
     api.send(event(
         &receipt("delivery", watermark, &["m_b"]),
         Some(APP_SECRET),
