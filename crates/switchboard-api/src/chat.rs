@@ -18,8 +18,10 @@
 //!   message the same message (its id is derived from it).
 //! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
 //!   become a contact known by it and by their visitor id (after their first message), and
-//!   replies they do not see in the widget go out to it by e-mail (ADR 0006). Replies handed
-//!   to the widget (here or over the socket) are recorded seen.
+//!   replies they do not see in the widget go out to it by e-mail (ADR 0006).
+//! - `POST /chat/{key}/seen` (`{"ids": [...]}`): the widget acknowledges replies the visitor
+//!   saw (its panel open, the page visible; also a `seen` frame on the socket); only these are
+//!   recorded seen, never replies merely read by `GET /messages` or pushed on the socket.
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
 //! What a visitor reads of their conversation is only its messages: their own that came in
@@ -72,7 +74,8 @@ mod live;
 /// Limits of the visitor routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatLimits {
-    /// Messages one visitor may send per minute.
+    /// Requests one visitor may make per minute (messages sent, reads of their conversation,
+    /// addresses left, acknowledgements).
     pub per_visitor_per_minute: u32,
     /// How many of those may come at once.
     pub per_visitor_burst: u32,
@@ -635,19 +638,25 @@ pub(crate) async fn record_seen(
 /// Most messages `GET /chat/{key}/messages` answers at once.
 const PAGE: usize = 500;
 
-/// `GET /chat/{key}/messages?after=<seq>`.
+/// `GET /chat/{key}/messages?after=<seq>`: counted against the rate limits like every visitor
+/// route, so polling cannot read the store as fast as a client likes.
 async fn messages(
     State(state): State<ApiState>,
     Path(key): Path<String>,
     Query(after): Query<After>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let address = peer(&request);
+    let headers = request.headers().clone();
     with_widget(state, &key, &headers.clone(), |state, widget| async move {
         let inner = state.inner();
         let visitor = match visitor(inner, &widget, &headers) {
             Ok(visitor) => visitor,
             Err(refused) => return refused.into_response(),
         };
+        if let Err(wait) = inner.chat.check(address, Some(visitor)) {
+            return too_many(wait, "too many requests; try again later");
+        }
         let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
         match read_messages(inner, widget.channel_id(), conversation, after.after, PAGE).await {
             Ok((messages, _)) => answer(StatusCode::OK, json!({ "messages": messages })),
@@ -900,8 +909,21 @@ struct ContactDetails {
     name: Option<String>,
 }
 
-/// Longest e-mail address.
-const MAX_EMAIL: usize = 254;
+/// The answer to a contact the write side refused: a bad address is a field error (the name
+/// was checked before, so the address is the field at fault), another refusal 422, a store
+/// that is unavailable 503.
+fn contact_refused(channel_id: Uuid, e: ServiceError) -> Response {
+    match e {
+        ServiceError::Domain(DomainError::Invalid { message, .. }) => {
+            Refusal::Field("email", message).into_response()
+        }
+        ServiceError::Domain(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        e => {
+            tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+            Refusal::Unavailable.into_response()
+        }
+    }
+}
 
 /// `POST /chat/{key}/contact`: the visitor becomes a contact known by their visitor id and the
 /// address they gave ("record created" from their conversation, which must have started: 409
@@ -912,86 +934,79 @@ async fn contact(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    with_visitor_body(state, &key, request, |state, widget, visitor, details: ContactDetails| async move {
-        let inner = state.inner();
-        let email = details.email.unwrap_or_default().trim().to_ascii_lowercase();
-        let plausible = email.len() <= MAX_EMAIL
-            && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-            })
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !plausible {
-            return Refusal::Field("email", "must be an e-mail address".to_owned())
-                .into_response();
-        }
-        let name = match checked_name(details.name.as_deref()) {
-            Ok(name) => name,
-            Err(refusal) => return refusal.into_response(),
-        };
-        let channel_id = widget.channel_id();
-        let conversation = chat_conversation_id(channel_id, &visitor.to_string());
-        let started = inner
-            .store
-            .stream_version(&streams::conversation(conversation))
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        if !started {
-            return error(
-                StatusCode::CONFLICT,
-                "write a message first: the address is kept with the conversation",
-            );
-        }
-        // Kept on the conversation first, so that replies the visitor does not see go out to
-        // it by e-mail whether or not a contact is made of it (ADR 0006).
-        let left = Command::Conversation {
-            conversation_id: conversation,
-            command: Box::new(ConversationCommand::RecordVisitorEmail {
-                address: email.clone(),
-            }),
-        };
-        match inner
-            .service
-            .execute(CommandMeta::by(Actor::Channel { id: channel_id }), left)
-            .await
-        {
-            Ok(_) => {}
-            Err(ServiceError::Domain(e)) => {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+    with_visitor_body(
+        state,
+        &key,
+        request,
+        |state, widget, visitor, details: ContactDetails| async move {
+            let inner = state.inner();
+            let email = details.email.unwrap_or_default().trim().to_lowercase();
+            // The domain's own check (the one every address it keeps passes), before anything
+            // else is looked at.
+            if !switchboard_domain::contact::is_email_address(&email) {
+                return Refusal::Field("email", "must be an e-mail address".to_owned())
+                    .into_response();
             }
-            Err(e) => {
-                tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
-                return Refusal::Unavailable.into_response();
+            let name = match checked_name(details.name.as_deref()) {
+                Ok(name) => name,
+                Err(refusal) => return refusal.into_response(),
+            };
+            let channel_id = widget.channel_id();
+            let conversation = chat_conversation_id(channel_id, &visitor.to_string());
+            let started = inner
+                .store
+                .stream_version(&streams::conversation(conversation))
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+            if !started {
+                return error(
+                    StatusCode::CONFLICT,
+                    "write a message first: the address is kept with the conversation",
+                );
             }
-        }
-        let command = Command::CreateContact {
-            contact_id: Uuid::now_v7(),
-            identities: vec![
-                Identity::ChatVisitor {
-                    visitor_id: visitor.to_string(),
-                },
-                Identity::Email { address: email },
-            ],
-            properties: name
-                .map(|name| ("name".to_owned(), name))
-                .into_iter()
-                .collect(),
-            from_conversation: Some(conversation),
-        };
-        let meta = CommandMeta::by(Actor::Channel { id: channel_id });
-        match inner.service.execute(meta, command).await {
-            Ok(_) => answer(StatusCode::CREATED, json!({ "recognised": false })),
-            Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => {
+            // The contact first: a refused address writes nothing. Then the address is kept on the
+            // conversation, so that replies the visitor does not see go out to it by e-mail whether
+            // or not a contact was made of it (ADR 0006); the same check passed, so only an
+            // unavailable store refuses it now (the visitor sends it again: the contact is
+            // recognised, the address kept).
+            let command = Command::CreateContact {
+                contact_id: Uuid::now_v7(),
+                identities: vec![
+                    Identity::ChatVisitor {
+                        visitor_id: visitor.to_string(),
+                    },
+                    Identity::Email {
+                        address: email.clone(),
+                    },
+                ],
+                properties: name
+                    .map(|name| ("name".to_owned(), name))
+                    .into_iter()
+                    .collect(),
+                from_conversation: Some(conversation),
+            };
+            let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+            let recognised = match inner.service.execute(meta.clone(), command).await {
+                Ok(_) => false,
+                Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => true,
+                Err(e) => return contact_refused(channel_id, e),
+            };
+            let left = Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(ConversationCommand::RecordVisitorEmail { address: email }),
+            };
+            if let Err(e) = inner.service.execute(meta, left).await {
+                return contact_refused(channel_id, e);
+            }
+            if recognised {
                 answer(StatusCode::OK, json!({ "recognised": true }))
+            } else {
+                answer(StatusCode::CREATED, json!({ "recognised": false }))
             }
-            Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-            Err(e) => {
-                tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
-                Refusal::Unavailable.into_response()
-            }
-        }
-    })
+        },
+    )
     .await
 }
 

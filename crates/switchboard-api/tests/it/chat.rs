@@ -332,6 +332,22 @@ async fn a_visitor_over_the_rate_limit_gets_429() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key("retry-after"));
     assert_eq!(head(&api).await, before);
+    // Reading counts too: polling cannot read the store as fast as it likes.
+    let read = api
+        .send(request(
+            "GET",
+            &format!("/chat/{key}/messages"),
+            Some(&token),
+            None,
+        ))
+        .await;
+    assert_eq!(
+        read.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        read.body
+    );
+    assert!(read.headers.contains_key("retry-after"));
     // Another visitor has a limit of their own.
     let other = visitor(&api, &key).await;
     assert_eq!(
@@ -747,12 +763,29 @@ async fn recorded(api: &TestApi, event_type: &str, count: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_visitors_address_is_kept_and_only_replies_the_widget_acknowledges_are_recorded_seen() {
-    let api = TestApi::start().await;
+    let api = TestApi::with_settings(ApiSettings {
+        chat: ChatLimits {
+            per_visitor_burst: 50,
+            ..ChatLimits::default()
+        },
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
     let addr = api.serve().await;
     let (_, channel, key) = widget(&api, None).await;
     let token = visitor(&api, &key).await;
     let said = say(&api, &key, &token, "Hello?").await;
     assert_eq!(said.status, StatusCode::CREATED);
+    // An address with something around it is a field error, and writes nothing.
+    let before = head(&api).await;
+    let refused = leave(&api, &key, &token, json!({"email": "x<victim@y.com>"})).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.body["errors"][0]["field"], "email",
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(head(&api).await, before, "a refused address writes nothing");
     let left = leave(&api, &key, &token, json!({"email": " Ada@Prospect.test "})).await;
     assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
     let kept = recorded(&api, "ChatVisitorEmailLeft", 1).await;

@@ -2008,14 +2008,37 @@ fn the_chat_channel_records_the_visitors_address_once() {
             },
         )
         .then_nothing();
+    // One strict validator: a bare addr-spec, nothing around it.
+    for bad in [
+        "not an address",
+        "x<victim@y.com>",
+        "Victim <victim@y.com>",
+        "\"a b\"@y.com",
+        "a..b@y.com",
+        ".a@y.com",
+        "a@y",
+        "a@-y.com",
+        "a@y..com",
+        "a@b@y.com",
+        "a(comment)@y.com",
+    ] {
+        given(chat_thread())
+            .when(
+                channel(CHAT),
+                C::RecordVisitorEmail {
+                    address: bad.into(),
+                },
+            )
+            .then_invalid("email");
+    }
     given(chat_thread())
         .when(
             channel(CHAT),
             C::RecordVisitorEmail {
-                address: "not an address".into(),
+                address: "o'brien+chat@mail.example.ie".into(),
             },
         )
-        .then_invalid("email");
+        .then(vec![address_left("o'brien+chat@mail.example.ie")]);
     // Another channel, or anyone else, does not speak for the visitor.
     for actor in [channel(EMAIL), user(AGENT), system()] {
         given(chat_thread())
