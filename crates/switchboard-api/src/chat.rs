@@ -408,11 +408,16 @@ async fn preflight(
 /// What the widget says about reply times when the team is available and configured nothing.
 const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
 
-/// What it says when nobody is available. (Replies the visitor does not see in the widget go
-/// out by e-mail to the address they leave, once the inbox has an address to send from: ADR
-/// 0006.)
+/// What it says when nobody is available and the inbox has an address to send from: replies
+/// the visitor does not see in the widget go out by e-mail to the address they leave (ADR
+/// 0006).
 const AWAY_EXPECTED_REPLY: &str =
     "Nobody is available right now. Leave your e-mail address and the answer will reach you there.";
+
+/// What it says when nobody is available and the inbox has no address to send from (yet): no
+/// promise of e-mail.
+const AWAY_NO_EMAIL: &str =
+    "Nobody is available right now. Leave your e-mail address so the team knows who you are.";
 
 /// `GET /chat/{key}`.
 async fn info(
@@ -432,8 +437,14 @@ async fn info(
                 .expected_reply
                 .as_deref()
                 .unwrap_or(DEFAULT_EXPECTED_REPLY)
-        } else {
+        } else if view
+            .directory
+            .inbox_email_channel(widget.inbox_id)
+            .is_some()
+        {
             AWAY_EXPECTED_REPLY
+        } else {
+            AWAY_NO_EMAIL
         };
         answer(
             StatusCode::OK,

@@ -392,6 +392,14 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         .await;
     assert_eq!(info.body["available"], false, "{:?}", info.body);
     assert_eq!(info.body["askEmail"], true);
+    // The inbox has an address to send from (its fallback address): e-mail is promised.
+    assert!(
+        info.body["expectedReply"]
+            .as_str()
+            .is_some_and(|said| said.contains("the answer will reach you there")),
+        "{:?}",
+        info.body
+    );
 
     // The visitor leaves an address: a contact known by it and by the visitor, made from
     // their conversation (so after their first message).

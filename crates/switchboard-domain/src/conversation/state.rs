@@ -243,7 +243,11 @@ impl Conversation {
                 if self.subject.is_none() {
                     self.subject = e.subject.clone();
                 }
-                if e.channel_kind == ChannelKind::Chat {
+                // Only users' replies may go out by e-mail: bots answer while the visitor is
+                // there (ADR 0006).
+                if e.channel_kind == ChannelKind::Chat
+                    && matches!(e.author, proto_events::event::ReplyAuthor::User { .. })
+                {
                     self.unseen_replies.insert(e.message_id);
                 }
                 if let Some(headers) = &e.email {

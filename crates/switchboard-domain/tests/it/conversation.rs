@@ -2145,3 +2145,22 @@ fn an_unseen_reply_needs_an_address_and_the_delivery_worker() {
 }
 
 // --- end chat replies by e-mail ---
+
+#[test]
+fn only_users_chat_replies_are_tracked_unseen_and_e_mailed() {
+    // A bot answers while the visitor is there: its reply is never e-mailed, nor recorded seen.
+    let mut events = chat_thread();
+    events.push(reply_sent(REPLY, ReplyAuthor::Bot { id: id(BOT) }));
+    given(events.clone())
+        .and([address_left("visitor@prospect.test")])
+        .when(system(), email_unseen(REPLY))
+        .then_nothing();
+    given(events)
+        .when(
+            channel(CHAT),
+            C::RecordRepliesSeen {
+                message_ids: vec![id(REPLY)],
+            },
+        )
+        .then_nothing();
+}
