@@ -155,6 +155,10 @@ domain_events! {
     ConversationShared("ConversationShared", 1),
     // Messenger receipts (issue 20).
     MessengerReceiptReceived("MessengerReceiptReceived", 1),
+    // Chat replies by e-mail (issue 20).
+    ChatVisitorEmailLeft("ChatVisitorEmailLeft", 1),
+    ChatRepliesSeen("ChatRepliesSeen", 1),
+    ChatReplyEmailed("ChatReplyEmailed", 1),
     // Contacts and records.
     ContactRecordCreated("ContactRecordCreated", 1),
     ContactPropertiesChanged("ContactPropertiesChanged", 1),

@@ -17,13 +17,18 @@
 //!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
 //!   message the same message (its id is derived from it).
 //! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
-//!   become a contact known by it and by their visitor id (after their first message).
+//!   become a contact known by it and by their visitor id (after their first message), and
+//!   replies they do not see in the widget go out to it by e-mail (ADR 0006).
+//! - `POST /chat/{key}/seen` (`{"ids": [...]}`): the widget acknowledges replies the visitor
+//!   saw (its panel open, the page visible; also a `seen` frame on the socket); only these are
+//!   recorded seen, never replies merely read by `GET /messages` or pushed on the socket.
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
-//! What a visitor reads of their conversation is only its messages: their own
-//! (`MessageReceived`) and the team's replies (`ReplySent`), each with its `seq`, the version of
-//! its event in the conversation's stream. Comments, assignments and everything else are never
-//! sent, whatever they say.
+//! What a visitor reads of their conversation is only its messages: their own that came in
+//! through this chat channel (`MessageReceived`) and the team's replies (`ReplySent`), each
+//! with its `seq`, the version of its event in the conversation's stream. Messages that came in
+//! otherwise (an e-mail answer to a reply e-mailed to the unverified address the visitor left,
+//! an auto-reply), comments, assignments and everything else are never sent, whatever they say.
 //!
 //! Refusals: unknown (or disconnected, or unconfigured) widget 404; a request whose `Origin` is
 //! not one of the widget's allowed origins 403 (without an `Origin`, a server or `curl`, it is
@@ -55,6 +60,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_domain::DomainError;
+use switchboard_domain::conversation::ConversationCommand;
 use switchboard_service::{Command, CommandMeta, ServiceError, chat_conversation_id};
 use switchboard_store::{Direction, StreamFrom};
 use tokio::sync::broadcast;
@@ -68,7 +74,8 @@ mod live;
 /// Limits of the visitor routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatLimits {
-    /// Messages one visitor may send per minute.
+    /// Requests one visitor may make per minute (messages sent, reads of their conversation,
+    /// addresses left, acknowledgements).
     pub per_visitor_per_minute: u32,
     /// How many of those may come at once.
     pub per_visitor_burst: u32,
@@ -223,6 +230,7 @@ pub(crate) fn router<S>(state: ApiState) -> Router<S> {
             get(messages).post(send).options(preflight),
         )
         .route("/chat/{key}/contact", post(contact).options(preflight))
+        .route("/chat/{key}/seen", post(seen).options(preflight))
         .route("/chat/{key}/live", get(live::upgrade))
         .with_state(state)
 }
@@ -400,10 +408,16 @@ async fn preflight(
 /// What the widget says about reply times when the team is available and configured nothing.
 const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
 
-/// What it says when nobody is available. (It promises no e-mail: replies to a chat go out by
-/// chat only, for now; the address makes the visitor a contact the team can reach.)
+/// What it says when nobody is available and the inbox has an address to send from: replies
+/// the visitor does not see in the widget go out by e-mail to the address they leave (ADR
+/// 0006).
 const AWAY_EXPECTED_REPLY: &str =
-    "Nobody is available right now. Leave your e-mail address so that we can get back to you.";
+    "Nobody is available right now. Leave your e-mail address and the answer will reach you there.";
+
+/// What it says when nobody is available and the inbox has no address to send from (yet): no
+/// promise of e-mail.
+const AWAY_NO_EMAIL: &str =
+    "Nobody is available right now. Leave your e-mail address so the team knows who you are.";
 
 /// `GET /chat/{key}`.
 async fn info(
@@ -423,8 +437,14 @@ async fn info(
                 .expected_reply
                 .as_deref()
                 .unwrap_or(DEFAULT_EXPECTED_REPLY)
-        } else {
+        } else if view
+            .directory
+            .inbox_email_channel(widget.inbox_id)
+            .is_some()
+        {
             AWAY_EXPECTED_REPLY
+        } else {
+            AWAY_NO_EMAIL
         };
         answer(
             StatusCode::OK,
@@ -476,20 +496,30 @@ pub(crate) struct After {
 const READ_CHUNK: usize = 256;
 
 /// The event at `seq` of a visitor's conversation as the visitor sees it: a message of theirs
-/// or a reply of the team, nothing else (comments never).
+/// that came in through the widget's own chat channel (`channel_id`), or a reply of the team
+/// (users' and bots'), nothing else (comments never). A message that came in any other way,
+/// such as an e-mail answer to a reply e-mailed to the address the visitor left, is for agents
+/// only: that address is not verified, so whoever left it may not be whoever answers there
+/// (ADR 0006).
 pub(crate) fn visible(
     seq: u64,
     event: &DomainEvent,
     at: DateTime<Utc>,
+    channel_id: Uuid,
     directory: &switchboard_domain::directory::Directory,
 ) -> Option<Value> {
     let (id, from, author, text) = match event {
-        DomainEvent::MessageReceived(e) => (
-            e.message.message_id,
-            "visitor",
-            None,
-            e.message.body_text.as_str(),
-        ),
+        DomainEvent::MessageReceived(e)
+            if e.message.channel_id == channel_id
+                && e.message.channel_kind == ChannelKind::Chat =>
+        {
+            (
+                e.message.message_id,
+                "visitor",
+                None,
+                e.message.body_text.as_str(),
+            )
+        }
         DomainEvent::ReplySent(e) => {
             let author = match &e.author {
                 ReplyAuthor::User { id } => directory.users.get(id).map(|u| u.name.clone()),
@@ -511,10 +541,12 @@ pub(crate) fn visible(
     }))
 }
 
-/// The messages of `conversation_id` after `after` (a `seq`), in order, up to `limit`; the
-/// last `seq` read (messages or not) comes with them.
+/// The messages of `conversation_id` (of the chat channel `channel_id`) after `after` (a
+/// `seq`), in order, up to `limit`, as [`visible`] shows them; the last `seq` read (messages or
+/// not) comes with them.
 pub(crate) async fn read_messages(
     inner: &Inner,
+    channel_id: Uuid,
     conversation_id: Uuid,
     after: u64,
     limit: usize,
@@ -555,6 +587,7 @@ pub(crate) async fn read_messages(
                 envelope.stream_version,
                 &envelope.payload,
                 envelope.metadata.occurred_at,
+                channel_id,
                 &view.directory,
             ) {
                 out.push(message);
@@ -569,24 +602,74 @@ pub(crate) async fn read_messages(
     }
 }
 
+/// Most reply ids one acknowledgement (`seen`) may name.
+pub(crate) const MAX_SEEN_IDS: usize = 100;
+
+/// The reply ids of a `seen` acknowledgement (`{"ids": [...]}`), or what is wrong with them.
+pub(crate) fn seen_ids(ids: &Value) -> Result<Vec<Uuid>, Refusal> {
+    let refused = || {
+        Refusal::Field(
+            "ids",
+            format!("must be a list of at most {MAX_SEEN_IDS} message ids"),
+        )
+    };
+    let ids = ids.as_array().ok_or_else(refused)?;
+    if ids.len() > MAX_SEEN_IDS {
+        return Err(refused());
+    }
+    ids.iter()
+        .map(|id| {
+            id.as_str()
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(refused)
+        })
+        .collect()
+}
+
+/// Records that the visitor saw the team's replies `message_ids`, as their widget acknowledged
+/// (its panel open and the page visible), so that none of them goes out by e-mail (ADR 0006).
+/// Ids that are not unseen replies of the conversation are left out by the domain.
+pub(crate) async fn record_seen(
+    inner: &Inner,
+    channel_id: Uuid,
+    conversation_id: Uuid,
+    message_ids: Vec<Uuid>,
+) -> Result<(), ServiceError> {
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    let command = Command::Conversation {
+        conversation_id,
+        command: Box::new(ConversationCommand::RecordRepliesSeen { message_ids }),
+    };
+    let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+    inner.service.execute(meta, command).await.map(|_| ())
+}
+
 /// Most messages `GET /chat/{key}/messages` answers at once.
 const PAGE: usize = 500;
 
-/// `GET /chat/{key}/messages?after=<seq>`.
+/// `GET /chat/{key}/messages?after=<seq>`: counted against the rate limits like every visitor
+/// route, so polling cannot read the store as fast as a client likes.
 async fn messages(
     State(state): State<ApiState>,
     Path(key): Path<String>,
     Query(after): Query<After>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let address = peer(&request);
+    let headers = request.headers().clone();
     with_widget(state, &key, &headers.clone(), |state, widget| async move {
         let inner = state.inner();
         let visitor = match visitor(inner, &widget, &headers) {
             Ok(visitor) => visitor,
             Err(refused) => return refused.into_response(),
         };
+        if let Err(wait) = inner.chat.check(address, Some(visitor)) {
+            return too_many(wait, "too many requests; try again later");
+        }
         let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
-        match read_messages(inner, conversation, after.after, PAGE).await {
+        match read_messages(inner, widget.channel_id(), conversation, after.after, PAGE).await {
             Ok((messages, _)) => answer(StatusCode::OK, json!({ "messages": messages })),
             Err(response) => response,
         }
@@ -770,21 +853,42 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The visitor of a request and its JSON body, after the rate limits (counted before the body is
-/// read).
-async fn counted_body<T: serde::de::DeserializeOwned>(
-    inner: &Inner,
-    widget: &Widget,
-    headers: &HeaderMap,
-    address: IpAddr,
-    body: Body,
-) -> Result<(Uuid, T), Response> {
-    let visitor = visitor(inner, widget, headers).map_err(IntoResponse::into_response)?;
-    inner
-        .chat
-        .check(address, Some(visitor))
-        .map_err(|wait| Refusal::TooMany(wait).into_response())?;
-    Ok((visitor, json_body(inner, body).await?))
+/// Runs `f` on the widget behind `key`, the visitor the request's token names and the request's
+/// JSON body, after the CORS check and the rate limits (counted before the body is read).
+async fn with_visitor_body<T, F, Fut>(
+    state: ApiState,
+    key: &str,
+    request: Request,
+    f: F,
+) -> Response
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(ApiState, Widget, Uuid, T) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let address = peer(&request);
+    let (parts, body) = request.into_parts();
+    with_widget(
+        state,
+        key,
+        &parts.headers.clone(),
+        |state, widget| async move {
+            let inner = state.inner();
+            let visitor = match visitor(inner, &widget, &parts.headers) {
+                Ok(visitor) => visitor,
+                Err(refused) => return refused.into_response(),
+            };
+            if let Err(wait) = inner.chat.check(address, Some(visitor)) {
+                return Refusal::TooMany(wait).into_response();
+            }
+            let value = match json_body(inner, body).await {
+                Ok(value) => value,
+                Err(response) => return response,
+            };
+            f(state, widget, visitor, value).await
+        },
+    )
+    .await
 }
 
 /// `POST /chat/{key}/messages`.
@@ -793,21 +897,12 @@ async fn send(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
-    let (parts, body) = request.into_parts();
-    with_widget(
+    with_visitor_body(
         state,
         &key,
-        &parts.headers.clone(),
-        |state, widget| async move {
-            let inner = state.inner();
-            let (visitor, outgoing) =
-                match counted_body::<Outgoing>(inner, &widget, &parts.headers, address, body).await
-                {
-                    Ok(found) => found,
-                    Err(response) => return response,
-                };
-            match receive(inner, &widget, visitor, outgoing).await {
+        request,
+        |state, widget, visitor, outgoing: Outgoing| async move {
+            match receive(state.inner(), &widget, visitor, outgoing).await {
                 Ok((id, seq)) => answer(StatusCode::CREATED, json!({ "id": id, "seq": seq })),
                 Err(refusal) => refusal.into_response(),
             }
@@ -825,8 +920,21 @@ struct ContactDetails {
     name: Option<String>,
 }
 
-/// Longest e-mail address.
-const MAX_EMAIL: usize = 254;
+/// The answer to a contact the write side refused: a bad address is a field error (the name
+/// was checked before, so the address is the field at fault), another refusal 422, a store
+/// that is unavailable 503.
+fn contact_refused(channel_id: Uuid, e: ServiceError) -> Response {
+    match e {
+        ServiceError::Domain(DomainError::Invalid { message, .. }) => {
+            Refusal::Field("email", message).into_response()
+        }
+        ServiceError::Domain(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        e => {
+            tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+            Refusal::Unavailable.into_response()
+        }
+    }
+}
 
 /// `POST /chat/{key}/contact`: the visitor becomes a contact known by their visitor id and the
 /// address they gave ("record created" from their conversation, which must have started: 409
@@ -837,74 +945,111 @@ async fn contact(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
-    let (parts, body) = request.into_parts();
-    with_widget(state, &key, &parts.headers.clone(), |state, widget| async move {
+    with_visitor_body(
+        state,
+        &key,
+        request,
+        |state, widget, visitor, details: ContactDetails| async move {
+            let inner = state.inner();
+            let email = details.email.unwrap_or_default().trim().to_lowercase();
+            // The domain's own check (the one every address it keeps passes), before anything
+            // else is looked at.
+            if !switchboard_domain::contact::is_email_address(&email) {
+                return Refusal::Field("email", "must be an e-mail address".to_owned())
+                    .into_response();
+            }
+            let name = match checked_name(details.name.as_deref()) {
+                Ok(name) => name,
+                Err(refusal) => return refusal.into_response(),
+            };
+            let channel_id = widget.channel_id();
+            let conversation = chat_conversation_id(channel_id, &visitor.to_string());
+            let started = inner
+                .store
+                .stream_version(&streams::conversation(conversation))
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+            if !started {
+                return error(
+                    StatusCode::CONFLICT,
+                    "write a message first: the address is kept with the conversation",
+                );
+            }
+            // The contact first: a refused address writes nothing. Then the address is kept on the
+            // conversation, so that replies the visitor does not see go out to it by e-mail whether
+            // or not a contact was made of it (ADR 0006); the same check passed, so only an
+            // unavailable store refuses it now (the visitor sends it again: the contact is
+            // recognised, the address kept).
+            let command = Command::CreateContact {
+                contact_id: Uuid::now_v7(),
+                identities: vec![
+                    Identity::ChatVisitor {
+                        visitor_id: visitor.to_string(),
+                    },
+                    Identity::Email {
+                        address: email.clone(),
+                    },
+                ],
+                properties: name
+                    .map(|name| ("name".to_owned(), name))
+                    .into_iter()
+                    .collect(),
+                from_conversation: Some(conversation),
+            };
+            let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+            let recognised = match inner.service.execute(meta.clone(), command).await {
+                Ok(_) => false,
+                Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => true,
+                Err(e) => return contact_refused(channel_id, e),
+            };
+            let left = Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(ConversationCommand::RecordVisitorEmail { address: email }),
+            };
+            if let Err(e) = inner.service.execute(meta, left).await {
+                return contact_refused(channel_id, e);
+            }
+            if recognised {
+                answer(StatusCode::OK, json!({ "recognised": true }))
+            } else {
+                answer(StatusCode::CREATED, json!({ "recognised": false }))
+            }
+        },
+    )
+    .await
+}
+
+/// What `POST /chat/{key}/seen` takes.
+#[derive(Debug, Deserialize)]
+struct Seen {
+    #[serde(default)]
+    ids: Value,
+}
+
+/// `POST /chat/{key}/seen` (`{"ids": [...]}`): the widget acknowledges that the visitor saw
+/// these replies (its panel open, the page visible); `204`. Also over the socket (`seen`).
+async fn seen(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    with_visitor_body(state, &key, request, |state, widget, visitor, seen: Seen| async move {
         let inner = state.inner();
-        let (visitor, details) = match counted_body::<ContactDetails>(
-            inner,
-            &widget,
-            &parts.headers,
-            address,
-            body,
-        )
-        .await
-        {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
-        let email = details.email.unwrap_or_default().trim().to_ascii_lowercase();
-        let plausible = email.len() <= MAX_EMAIL
-            && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-            })
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !plausible {
-            return Refusal::Field("email", "must be an e-mail address".to_owned())
-                .into_response();
-        }
-        let name = match checked_name(details.name.as_deref()) {
-            Ok(name) => name,
+        let ids = match seen_ids(&seen.ids) {
+            Ok(ids) => ids,
             Err(refusal) => return refusal.into_response(),
         };
         let channel_id = widget.channel_id();
         let conversation = chat_conversation_id(channel_id, &visitor.to_string());
-        let started = inner
-            .store
-            .stream_version(&streams::conversation(conversation))
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        if !started {
-            return error(
-                StatusCode::CONFLICT,
-                "write a message first: the address is kept with the conversation",
-            );
-        }
-        let command = Command::CreateContact {
-            contact_id: Uuid::now_v7(),
-            identities: vec![
-                Identity::ChatVisitor {
-                    visitor_id: visitor.to_string(),
-                },
-                Identity::Email { address: email },
-            ],
-            properties: name
-                .map(|name| ("name".to_owned(), name))
-                .into_iter()
-                .collect(),
-            from_conversation: Some(conversation),
-        };
-        let meta = CommandMeta::by(Actor::Channel { id: channel_id });
-        match inner.service.execute(meta, command).await {
-            Ok(_) => answer(StatusCode::CREATED, json!({ "recognised": false })),
-            Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => {
-                answer(StatusCode::OK, json!({ "recognised": true }))
+        match record_seen(inner, channel_id, conversation, ids).await {
+            Ok(()) | Err(ServiceError::Domain(DomainError::NotFound { .. })) => {
+                StatusCode::NO_CONTENT.into_response()
             }
             Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
             Err(e) => {
-                tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+                tracing::warn!(error = %e, %conversation, "replies a chat visitor saw could not be recorded seen");
                 Refusal::Unavailable.into_response()
             }
         }

@@ -10,6 +10,10 @@
 //! - Every `ReplySent` of an e-mail conversation, and of a form conversation whose reply the
 //!   domain gave e-mail headers (the visitor left an address): from the inbox's team address,
 //!   or its fallback address.
+//! - An agent's chat reply the visitor's widget was not handed within
+//!   `chat_email_unseen_after`, when the visitor left an e-mail address: the worker asks the
+//!   conversation to e-mail it (`ChatReplyEmailed`, ADR 0006), then sends it like a form's
+//!   reply, threaded so that the visitor's answer comes back to the conversation.
 //! - A channel with an SMTP server of its own (`EmailServersSet`, e.g. a private account's
 //!   provider) sends through that server, logged in with its password from the vault; other
 //!   channels through the relay. Without either, a reply fails temporarily, saying so.
@@ -63,9 +67,11 @@
 //! - `mime`: a reply's MIME message (lettre's builder).
 //! - [`messenger`]: [`GraphApi`], Meta's Send API for Messenger replies, and what its answers
 //!   mean.
+//! - `chat`: the unseen chat replies and when they fall due for e-mail.
 //! - [`worker`]: [`DeliveryWorker`], the reactor.
 //! - [`error`]: [`DeliveryError`], the worker's own failures.
 
+mod chat;
 pub mod error;
 pub mod messenger;
 mod mime;

@@ -29,6 +29,7 @@ use lettre::message::Mailbox;
 use proto_events::clock::Clock;
 use proto_events::event::{ChannelConfig, ChannelKind, ReplyAuthor, ReplySent, SmtpServer};
 use proto_events::{Actor, DomainEvent};
+use switchboard_domain::DomainError;
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
 use switchboard_domain::directory::Directory;
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
@@ -41,6 +42,7 @@ use uuid::Uuid;
 use switchboard_codec as codec;
 
 use crate::DeliveryError;
+use crate::chat::UnseenReplies;
 use crate::messenger::{GraphApi, Window};
 use crate::mime::{self, File};
 use crate::relay::{Failure, Relay, RelayUrl};
@@ -98,6 +100,9 @@ pub struct DeliverySettings {
     /// Meta's Send API, for replies of Messenger conversations (their page tokens opened from
     /// `vault`); `None`: those replies are left alone.
     pub messenger: Option<GraphApi>,
+    /// How long an agent's chat reply may go unseen by a visitor who left an e-mail address
+    /// before it is e-mailed to them (ADR 0006); `None`: chat replies are never e-mailed.
+    pub chat_email_unseen_after: Option<Duration>,
 }
 
 /// A running worker.
@@ -153,6 +158,104 @@ struct Pending {
     last_recorded: Option<String>,
 }
 
+impl Pending {
+    /// A reply to send, written at `written_at`, from the event that made it one to send (its
+    /// `ReplySent`, or the `ChatReplyEmailed` of a chat reply, which keeps its reply's time).
+    fn new(
+        reply: ReplySent,
+        written_at: DateTime<Utc>,
+        event_id: Uuid,
+        envelope: &proto_events::Envelope,
+    ) -> Pending {
+        Pending {
+            reply,
+            event_id,
+            correlation_id: envelope.metadata.correlation_id,
+            written_at,
+            attempts: 0,
+            due: Instant::now(),
+            accepted: None,
+            last_recorded: None,
+        }
+    }
+}
+
+/// Asks the conversation to e-mail a chat reply the visitor has not seen (the domain writes
+/// nothing if they saw it meanwhile). A refusal that may change (no address to send from yet,
+/// no address to send to) is recorded as a temporary delivery failure of the reply, once per
+/// reason, so agents see why, and asked again with backoff until the window ends.
+async fn request_email(
+    service: &CommandService,
+    settings: &DeliverySettings,
+    unseen: &mut UnseenReplies,
+    due: crate::chat::Due,
+) {
+    let message_id = due.message_id;
+    let meta = CommandMeta {
+        actor: Actor::System {
+            component: COMPONENT.into(),
+        },
+        correlation_id: Some(due.correlation_id),
+        causation_id: Some(due.event_id),
+        idempotency_key: Some(format!("chat-email:{message_id}")),
+        fingerprint: None,
+        expected_version: None,
+    };
+    let command = Command::Conversation {
+        conversation_id: due.conversation_id,
+        command: Box::new(ConversationCommand::EmailUnseenReply { message_id }),
+    };
+    match service.execute(meta, command).await {
+        Ok(_) => tracing::info!(%message_id, "an unseen chat reply is to go out by e-mail"),
+        Err(ServiceError::Domain(
+            error @ DomainError::Rejected {
+                code: "NO_SENDER_ADDRESS" | "NO_RECIPIENT",
+                ..
+            },
+        )) => {
+            tracing::warn!(%message_id, %error, "an unseen chat reply cannot go out by e-mail yet; will ask again");
+            let reason = format!("not e-mailed yet: {error}");
+            let outcome = DeliveryOutcome::Failed {
+                reason: reason.clone(),
+                permanent: false,
+                status: None,
+            };
+            record(service, &due, outcome).await;
+            unseen.retry(message_id, Some(reason), |n| backoff(settings.retry_for, n));
+        }
+        Err(ServiceError::Domain(error)) => {
+            tracing::warn!(%message_id, %error, "an unseen chat reply cannot go out by e-mail; given up");
+            unseen.give_up(message_id);
+        }
+        Err(error) => {
+            tracing::warn!(%message_id, %error, "asking to e-mail an unseen chat reply failed; will retry");
+            unseen.retry(message_id, None, |n| backoff(settings.retry_for, n));
+        }
+    }
+}
+
+/// Records `outcome` for the chat reply of `due`; a failure to record is only logged (the
+/// reply is asked for again anyway).
+async fn record(service: &CommandService, due: &crate::chat::Due, outcome: DeliveryOutcome) {
+    let meta = CommandMeta {
+        causation_id: Some(due.event_id),
+        correlation_id: Some(due.correlation_id),
+        ..CommandMeta::by(Actor::System {
+            component: COMPONENT.into(),
+        })
+    };
+    let command = Command::Conversation {
+        conversation_id: due.conversation_id,
+        command: Box::new(ConversationCommand::RecordDelivery {
+            message_id: due.message_id,
+            outcome,
+        }),
+    };
+    if let Err(error) = service.execute(meta, command).await {
+        tracing::warn!(message_id = %due.message_id, %error, "why a chat reply was not e-mailed could not be recorded");
+    }
+}
+
 #[tracing::instrument(skip_all, name = "delivery_worker")]
 async fn run(
     service: Arc<CommandService>,
@@ -173,6 +276,9 @@ async fn run(
     }
     let mut pending: HashMap<Uuid, Pending> = HashMap::new();
     let mut customers: HashMap<Uuid, Customer> = HashMap::new();
+    let mut unseen = settings
+        .chat_email_unseen_after
+        .map(|after| UnseenReplies::new(after, settings.retry_for));
     let mut caught_up = start_head == Position::START;
     // The last event folded, where the log is followed again after a failed read.
     let mut after = Position::START;
@@ -182,7 +288,10 @@ async fn run(
     let mut lease = store.lease(LEASE);
     loop {
         let next_due = if caught_up && lease.is_held() {
-            pending.values().map(|p| p.due).min()
+            let chat = unseen
+                .as_ref()
+                .and_then(|unseen| unseen.next_due(settings.clock.now()));
+            pending.values().map(|p| p.due).chain(chat).min()
         } else {
             None
         };
@@ -214,6 +323,14 @@ async fn run(
                 let envelope = codec::decode(&recorded)?;
                 let messenger = settings.messenger.is_some();
                 fold(&mut pending, &mut customers, messenger, recorded.event_id, &envelope);
+                if let Some(emailed) = unseen
+                    .as_mut()
+                    .and_then(|unseen| unseen.fold(recorded.event_id, &envelope))
+                {
+                    pending.entry(emailed.reply.message_id).or_insert_with(|| {
+                        Pending::new(emailed.reply, emailed.written_at, recorded.event_id, &envelope)
+                    });
+                }
                 if recorded.position >= start_head {
                     caught_up = true;
                 }
@@ -221,6 +338,17 @@ async fn run(
                 processed.send_replace(recorded.position);
             }
             () = sleep_until(next_due), if next_due.is_some() => {
+                if let Some(unseen) = unseen.as_mut() {
+                    for due in unseen.take_due(settings.clock.now()) {
+                        if lease.is_held() {
+                            request_email(&service, &settings, unseen, due).await;
+                        } else {
+                            // Another node took over meanwhile: this one asks again only if it
+                            // holds the lease again.
+                            unseen.release(due.message_id);
+                        }
+                    }
+                }
                 let now = Instant::now();
                 let mut due: Vec<(Instant, Uuid)> = pending
                     .iter()
@@ -278,15 +406,13 @@ fn fold(
             if reply.channel_kind == ChannelKind::Form && reply.email.is_none() {
                 return;
             }
-            pending.entry(reply.message_id).or_insert_with(|| Pending {
-                reply: reply.clone(),
-                event_id,
-                correlation_id: envelope.metadata.correlation_id,
-                written_at: envelope.metadata.occurred_at,
-                attempts: 0,
-                due: Instant::now(),
-                accepted: None,
-                last_recorded: None,
+            pending.entry(reply.message_id).or_insert_with(|| {
+                Pending::new(
+                    reply.clone(),
+                    envelope.metadata.occurred_at,
+                    event_id,
+                    envelope,
+                )
             });
         }
         DomainEvent::DeliverySucceeded(e) => {
@@ -573,8 +699,9 @@ async fn channel_relay(settings: &DeliverySettings, server: &SmtpServer) -> Resu
     Relay::new(&url, CHANNEL_SMTP_TIMEOUT).map_err(|e| Failure::transient(e.to_string()))
 }
 
-/// The `From` of `reply`: the address of its channel (an e-mail channel's own; a form's inbox's
-/// team or fallback address), with the configured display name.
+/// The `From` of `reply`: the address of its channel (an e-mail channel's own, also the one
+/// an e-mailed chat reply goes out through; a form's inbox's team or fallback address), with
+/// the configured display name.
 fn sender(directory: &Directory, reply: &ReplySent, names: FromName) -> Result<Mailbox, Failure> {
     let address = match reply.channel_kind {
         ChannelKind::Form => directory.inbox_email_address(reply.inbox_id),

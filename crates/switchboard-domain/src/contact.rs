@@ -625,21 +625,24 @@ fn create(
     ])
 }
 
-/// The identity, trimmed, if well formed: an e-mail address with a local part and a dotted
-/// domain; a chat or Messenger id without blanks. None may hold a control character or be too
+/// Whether `address` is an e-mail address the domain would keep (the one strict check every
+/// address goes through, see [`valid_identity`]), for a caller that refuses a bad one before
+/// anything else.
+pub fn is_email_address(address: &str) -> bool {
+    validate::email_address(address.trim())
+}
+
+/// The identity, trimmed, if well formed: an e-mail address as [`validate::email_address`]
+/// takes it; a chat or Messenger id without blanks. None may hold a control character or be too
 /// long to be reserved (its reservation stream's name has a bounded length).
-fn valid_identity(field: &'static str, identity: &Identity) -> Result<Identity, DomainError> {
+pub(crate) fn valid_identity(
+    field: &'static str,
+    identity: &Identity,
+) -> Result<Identity, DomainError> {
     let valid = match identity {
         Identity::Email { address } => {
             let address = address.trim();
-            let valid = address.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && !domain.contains('@')
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-            }) && !address.chars().any(char::is_whitespace);
-            if !valid {
+            if !validate::email_address(address) {
                 return Err(DomainError::invalid(
                     field,
                     format!("{address:?} is not an e-mail address"),

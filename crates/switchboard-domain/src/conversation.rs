@@ -35,13 +35,20 @@
 //!   address) had received the form, so the delivery worker sends it from there. Without an
 //!   address to write to, the reply is recorded with no e-mail headers and is not sent.
 //! - **Attachments** go with replies sent by e-mail only; other channels refuse them.
+//! - **Chat replies go out by e-mail when unseen**: a chat visitor who left an address
+//!   (`RecordVisitorEmail`) and whose widget was not handed a reply (`RecordRepliesSeen`) within
+//!   the configured delay gets it by e-mail from the inbox's team or fallback address, when the
+//!   delivery worker asks (`EmailUnseenReply`); a reply seen first is never e-mailed, one
+//!   e-mailed first is not recorded seen (ADR 0006, `chat_email`).
 //! - **Temporary delivery failures** keep the message awaiting an outcome (the channel retries);
 //!   repeating the same temporary failure writes nothing.
 //!
 //! # Layout
 //! - `state`: [`Conversation`], folded from the stream.
 //! - `threading`: e-mail `Message-ID`, `In-Reply-To` and `References` of replies.
+//! - `chat_email`: chat replies by e-mail to a visitor who did not see them.
 
+mod chat_email;
 mod state;
 mod threading;
 
@@ -120,6 +127,26 @@ pub enum ConversationCommand {
         watermark: chrono::DateTime<chrono::Utc>,
         /// Graph's ids of messages covered, when Meta names them.
         mids: Vec<String>,
+    },
+    /// A chat visitor leaves an e-mail address for answers they do not see in the widget (the
+    /// conversation's chat channel only). The same address again writes nothing.
+    RecordVisitorEmail {
+        /// The address.
+        address: String,
+    },
+    /// The visitor's widget was handed these replies (the conversation's chat channel only):
+    /// they are not e-mailed. Replies already seen or e-mailed are left out; none left writes
+    /// nothing.
+    RecordRepliesSeen {
+        /// The replies' message ids.
+        message_ids: Vec<Uuid>,
+    },
+    /// The delivery worker (the system) asks to e-mail a chat reply the visitor has not seen
+    /// within the configured delay to the address they left. Writes nothing if it was seen or
+    /// e-mailed meanwhile.
+    EmailUnseenReply {
+        /// The reply's message id.
+        message_id: Uuid,
     },
     /// A user adds an internal comment, never sent to the customer.
     AddComment {
@@ -252,6 +279,13 @@ pub fn decide(
             watermark,
             mids,
         } => record_receipt(state, ctx, *kind, *watermark, mids),
+        C::RecordVisitorEmail { address } => chat_email::record_visitor_email(state, ctx, address),
+        C::RecordRepliesSeen { message_ids } => {
+            chat_email::record_replies_seen(state, ctx, message_ids)
+        }
+        C::EmailUnseenReply { message_id } => {
+            chat_email::email_unseen_reply(state, ctx, *message_id)
+        }
         C::AddComment {
             comment_id,
             body_text,

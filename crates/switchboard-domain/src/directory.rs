@@ -733,28 +733,37 @@ impl Directory {
     }
 
     /// The address an inbox sends e-mail from when the conversation's own channel has none (a
-    /// form's): its team e-mail (the connected shared address that is not its fallback, the
-    /// lowest channel id when there are several, so every node picks the same), else its
-    /// fallback address. `None` when the inbox has neither.
+    /// form's, a chat's): the address of [`Directory::inbox_email_channel`]. `None` when the
+    /// inbox has neither a team address nor a fallback address.
     pub fn inbox_email_address(&self, inbox_id: Uuid) -> Option<&str> {
-        fn address(channel: &Channel) -> Option<&str> {
-            match &channel.config {
-                ChannelConfig::Email {
-                    address,
-                    access: EmailAccess::Shared,
-                } => Some(address.as_str()),
+        self.inbox_email_channel(inbox_id)
+            .and_then(|channel| match &channel.config {
+                ChannelConfig::Email { address, .. } => Some(address.as_str()),
                 _ => None,
-            }
-        }
+            })
+    }
+
+    /// The e-mail channel an inbox sends from when the conversation's own channel cannot: its
+    /// team e-mail (the connected shared address that is not its fallback, the lowest channel
+    /// id when there are several, so every node picks the same), else its fallback address.
+    pub fn inbox_email_channel(&self, inbox_id: Uuid) -> Option<&Channel> {
+        let shared = |channel: &&Channel| {
+            matches!(
+                &channel.config,
+                ChannelConfig::Email {
+                    access: EmailAccess::Shared,
+                    ..
+                }
+            )
+        };
         self.channels
             .values()
             .filter(|channel| {
                 channel.connected && channel.inbox_id == inbox_id && !self.is_fallback(channel.id)
             })
-            .filter_map(|channel| Some((channel.id, address(channel)?)))
-            .min_by_key(|(id, _)| *id)
-            .map(|(_, address)| address)
-            .or_else(|| self.fallback_address(inbox_id).and_then(address))
+            .filter(shared)
+            .min_by_key(|channel| channel.id)
+            .or_else(|| self.fallback_address(inbox_id).filter(shared))
     }
 
     /// The connected e-mail channel receiving mail at `address` (any case), fallbacks included.

@@ -55,3 +55,33 @@ pub(crate) fn reservable(
     }
     Ok(())
 }
+
+/// Whether `address` is a plain e-mail address (RFC 5321's `Mailbox` without quoted local
+/// parts or address literals): a dot-atom local part of at most 64 bytes, `@`, and a domain of
+/// at least two dot-separated labels of letters, digits and inner hyphens, at most 254 bytes in
+/// all. Nothing else: no display name, no angle brackets, no comments, no blanks, so
+/// `x<victim@y.com>` is refused. Letters beyond ASCII are taken (internationalised addresses).
+pub(crate) fn email_address(address: &str) -> bool {
+    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let atom = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_alphanumeric() || ATEXT.contains(c))
+    };
+    let label = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && !part.starts_with('-')
+            && !part.ends_with('-')
+            && part.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    address.len() <= 254
+        && local.len() <= 64
+        && local.split('.').all(atom)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(label)
+}

@@ -68,7 +68,12 @@ struct SnapshotRef<'a> {
 }
 
 /// The events whose e-mail Message-IDs are indexed for threading.
-const THREADED: [&str; 3] = ["MessageReceived", "MessageFiltered", "ReplySent"];
+const THREADED: [&str; 4] = [
+    "MessageReceived",
+    "MessageFiltered",
+    "ReplySent",
+    "ChatReplyEmailed",
+];
 
 /// The events whose associations between contacts are indexed, for merges.
 const LINKED: [&str; 2] = ["AssociationAdded", "AssociationRemoved"];
@@ -322,7 +327,8 @@ fn link(event: &DomainEvent) -> Option<Link> {
     })
 }
 
-/// The Message-ID of an e-mail in or out of a conversation, on its channel.
+/// The Message-ID of an e-mail in or out of a conversation, on the channel it came or went
+/// through.
 fn thread(event: &DomainEvent) -> Option<Thread> {
     let (conversation_id, channel_id, email) = match event {
         DomainEvent::MessageReceived(e) => {
@@ -332,6 +338,15 @@ fn thread(event: &DomainEvent) -> Option<Thread> {
             (e.conversation_id, e.message.channel_id, &e.message.email)
         }
         DomainEvent::ReplySent(e) => (e.conversation_id, e.channel_id, &e.email),
+        // A chat reply e-mailed from the inbox's address: the visitor's answer comes back
+        // through that address's channel and continues the chat conversation.
+        DomainEvent::ChatReplyEmailed(e) => {
+            return Some(Thread {
+                channel_id: e.email_channel_id,
+                message_id: e.email.message_id.clone(),
+                conversation_id: e.conversation_id,
+            });
+        }
         _ => return None,
     };
     email.as_ref().map(|email| Thread {

@@ -271,6 +271,10 @@ pub struct DeliveryConfig {
     pub retry_for: Duration,
     /// The display name of a reply's `From`: `agent`, `inbox` or `agent_via_inbox`.
     pub from_name: switchboard_delivery::FromName,
+    /// How long an agent's chat reply may go unseen by a visitor who left an e-mail address
+    /// before it goes out to them by e-mail (`[chat] email_unseen_after`, at least 10 seconds;
+    /// ADR 0006); `None` (`"off"`): chat replies are never e-mailed.
+    pub chat_email_unseen_after: Option<Duration>,
 }
 
 impl Default for DeliveryConfig {
@@ -280,6 +284,7 @@ impl Default for DeliveryConfig {
             worker: true,
             retry_for: Duration::from_secs(24 * 3_600),
             from_name: switchboard_delivery::FromName::default(),
+            chat_email_unseen_after: Some(Duration::from_secs(120)),
         }
     }
 }
@@ -497,6 +502,7 @@ struct FileChat {
     per_address_burst: Option<u32>,
     max_body_bytes: Option<usize>,
     max_message_chars: Option<usize>,
+    email_unseen_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -815,6 +821,10 @@ impl Config {
             }
         }
         let (chat, f) = (&mut self.chat, file.chat);
+        if let Some(v) = &f.email_unseen_after {
+            self.delivery.chat_email_unseen_after =
+                parse(at, "chat.email_unseen_after", v, parse_unseen_after)?;
+        }
         for (value, slot) in [
             (f.per_visitor_per_minute, &mut chat.per_visitor_per_minute),
             (f.per_visitor_burst, &mut chat.per_visitor_burst),
@@ -1012,6 +1022,14 @@ impl Config {
             if let Some(v) = var(name) {
                 *slot = parse(at, name, v, parse_number)?;
             }
+        }
+        if let Some(v) = var("SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER") {
+            self.delivery.chat_email_unseen_after = parse(
+                at,
+                "SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER",
+                v,
+                parse_unseen_after,
+            )?;
         }
         let chat = &mut self.chat;
         for (name, slot) in [
@@ -1314,6 +1332,24 @@ impl Config {
     pub fn secret_key_file(&self) -> PathBuf {
         self.data_dir.join("secret-key")
     }
+}
+
+/// Shortest `email_unseen_after`: a visitor needs a moment to look at the widget.
+const MIN_UNSEEN_AFTER: Duration = Duration::from_secs(10);
+
+/// `email_unseen_after`: a duration of at least [`MIN_UNSEEN_AFTER`], or `off`.
+fn parse_unseen_after(value: &str) -> Result<Option<Duration>, String> {
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let after = parse_duration(value)?;
+    if after < MIN_UNSEEN_AFTER {
+        return Err(format!(
+            "must be at least {}s, or \"off\"",
+            MIN_UNSEEN_AFTER.as_secs()
+        ));
+    }
+    Ok(Some(after))
 }
 
 fn parse<T>(

@@ -490,6 +490,7 @@ fn start_delivery(
             from_name: config.delivery.from_name,
             clock: Arc::new(SystemClock),
             messenger,
+            chat_email_unseen_after: config.delivery.chat_email_unseen_after,
         },
     )))
 }

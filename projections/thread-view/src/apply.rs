@@ -12,7 +12,7 @@ use proto_events::event::{
     Assignee, Attachment, ChannelConfig, ChannelConnected, ChannelKind, CommentAdded,
     ConversationOrigin, ConversationStarted, ConversationVisibility, EmailAccess, FilterReason,
     FilteredMessageRestored, Identity, InboundMessage, MessageFiltered, MessageReceived,
-    RawMessage, ReplyAuthor, ReplySent,
+    RawMessage, ReceiptKind, ReplyAuthor, ReplySent,
 };
 
 use proto_events::{Actor, DomainEvent, Envelope};
@@ -289,6 +289,27 @@ fn apply<'e>(
             };
             delivery(ctx, e.conversation_id, e.message_id, outcome)
         }
+        DomainEvent::MessengerReceiptReceived(e) => {
+            known(ctx, e.conversation_id)?;
+            ctx.timeline.packed.clear();
+            entry::put_receipt(
+                &mut ctx.timeline.packed,
+                ctx.at,
+                e.kind == ReceiptKind::Read,
+                e.watermark.timestamp_micros(),
+                &e.mids,
+            );
+            ctx.timeline.push(e.conversation_id, ctx.position);
+            Ok(())
+        }
+        DomainEvent::ChatReplyEmailed(e) => {
+            known(ctx, e.conversation_id)?;
+            ctx.timeline.packed.clear();
+            let to = e.email.to.join(", ");
+            entry::put_emailed(&mut ctx.timeline.packed, ctx.at, e.message_id, &to);
+            ctx.timeline.push(e.conversation_id, ctx.position);
+            Ok(())
+        }
         DomainEvent::CommentAdded(e) => commented(ctx, e),
         DomainEvent::ConversationAssigned(e) => {
             let entry = Fields {
@@ -399,6 +420,8 @@ fn concerns_thread_view(event: &DomainEvent) -> bool {
             | DomainEvent::ReplySent(_)
             | DomainEvent::DeliverySucceeded(_)
             | DomainEvent::DeliveryFailed(_)
+            | DomainEvent::MessengerReceiptReceived(_)
+            | DomainEvent::ChatReplyEmailed(_)
             | DomainEvent::CommentAdded(_)
             | DomainEvent::ConversationAssigned(_)
             | DomainEvent::ConversationReassigned(_)

@@ -10,14 +10,21 @@
 //! for entries, the actor; then a bit set of the optional fields present, then those fields in
 //! the order of [`Fields`].
 
+use chrono::{DateTime, Utc};
 use proto_events::Actor;
 use switchboard_projector::pack::{Unpack, optional, put_id, put_signed, put_str, put_varint};
 use uuid::Uuid;
 
-use crate::types::{AssigneeRef, Author, Delivery, EntryKind, TimelineEntry};
+use crate::types::{AssigneeRef, Author, Delivery, EntryKind, Receipt, TimelineEntry};
 
 /// The kind code of a delivery outcome's row.
 const DELIVERY: u8 = 0x80;
+
+/// The kind code of a Messenger receipt's row.
+const RECEIPT: u8 = 0x81;
+
+/// The kind code of the row saying a chat reply went out by e-mail.
+const EMAILED: u8 = 0x82;
 
 /// The optional fields of a timeline entry, as apply writes them.
 #[derive(Debug, Default)]
@@ -42,6 +49,9 @@ pub(crate) struct Fields<'a> {
 pub(crate) enum Record {
     Entry(Box<TimelineEntry>),
     Delivery(Uuid, Delivery),
+    Receipt(Receipt),
+    /// A chat reply e-mailed to this address.
+    Emailed(Uuid, String),
 }
 
 /// Writes an entry of `kind` at `at` (microseconds) by `actor` into `out`.
@@ -137,11 +147,64 @@ pub(crate) fn put_delivery(out: &mut Vec<u8>, at: i64, message_id: Uuid, outcome
     }
 }
 
+/// Writes a Messenger receipt recorded at `at` into `out`: read or delivered, its watermark
+/// (microseconds) and the `mid`s it named.
+pub(crate) fn put_receipt(out: &mut Vec<u8>, at: i64, read: bool, watermark: i64, mids: &[String]) {
+    out.push(RECEIPT);
+    put_signed(out, at);
+    out.push(u8::from(read));
+    put_signed(out, watermark);
+    put_varint(out, mids.len() as u64);
+    for mid in mids {
+        put_str(out, mid);
+    }
+}
+
+/// Writes that chat reply `message_id` went out by e-mail to `address`, at `at`.
+pub(crate) fn put_emailed(out: &mut Vec<u8>, at: i64, message_id: Uuid, address: &str) {
+    out.push(EMAILED);
+    put_signed(out, at);
+    put_id(out, message_id.as_bytes());
+    put_str(out, address);
+}
+
+/// Reads a receipt's row after its code and time.
+fn read_receipt(input: &mut Unpack<'_>, occurred_at: DateTime<Utc>) -> Option<Receipt> {
+    let read = match input.byte()? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let watermark = DateTime::from_timestamp_micros(input.signed()?)?;
+    let count = input.varint()?;
+    let mut mids = Vec::new();
+    for _ in 0..count {
+        mids.push(input.str()?.to_owned());
+    }
+    Some(Receipt {
+        occurred_at,
+        read,
+        watermark,
+        mids,
+    })
+}
+
 /// Reads the row at `position`; `None` if `packed` is malformed.
 pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     let mut input = Unpack::new(packed);
     let code = input.byte()?;
-    let occurred_at = chrono::DateTime::from_timestamp_micros(input.signed()?)?;
+    let occurred_at = DateTime::from_timestamp_micros(input.signed()?)?;
+    if code == EMAILED {
+        let message_id = Uuid::from_bytes(input.id()?);
+        let address = input.str()?.to_owned();
+        return input
+            .is_empty()
+            .then_some(Record::Emailed(message_id, address));
+    }
+    if code == RECEIPT {
+        let receipt = read_receipt(&mut input, occurred_at)?;
+        return input.is_empty().then_some(Record::Receipt(receipt));
+    }
     if code == DELIVERY {
         let message_id = Uuid::from_bytes(input.id()?);
         let flags = input.byte()?;
@@ -207,6 +270,9 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
         previous_assignee,
         reason_json,
         deliveries: Vec::new(),
+        delivered_at: None,
+        read_at: None,
+        emailed_to: None,
         files_json,
     };
     input.is_empty().then(|| Record::Entry(Box::new(entry)))
@@ -337,8 +403,6 @@ fn read_assignee(input: &mut Unpack<'_>) -> Option<AssigneeRef> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::DateTime;
-
     use super::*;
 
     fn id(n: u128) -> Uuid {
@@ -436,6 +500,8 @@ mod tests {
             Some(EntryKind::Shared)
         );
         assert!(EntryKind::from_code(DELIVERY).is_none());
+        assert!(EntryKind::from_code(RECEIPT).is_none());
+        assert!(EntryKind::from_code(EMAILED).is_none());
     }
 
     #[test]
@@ -459,6 +525,38 @@ mod tests {
                 assert_eq!(delivery.status.as_deref(), Some("552 5.2.2"));
             }
             other => panic!("not a delivery: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn receipts_read_back_as_written() {
+        let mut out = Vec::new();
+        let mids = ["m_1".to_owned(), "m_2".to_owned()];
+        put_receipt(&mut out, 7, true, 5_000_000, &mids);
+        match read(9, &out) {
+            Some(Record::Receipt(receipt)) => {
+                assert!(receipt.read);
+                assert_eq!(receipt.occurred_at.timestamp_micros(), 7);
+                assert_eq!(receipt.watermark.timestamp_micros(), 5_000_000);
+                assert_eq!(receipt.mids, mids);
+            }
+            other => panic!("not a receipt: {other:?}"),
+        }
+        for cut in 0..out.len() {
+            assert!(read(9, &out[..cut]).is_none(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn emailed_rows_read_back_as_written() {
+        let mut out = Vec::new();
+        put_emailed(&mut out, 7, id(1), "visitor@prospect.test");
+        match read(9, &out) {
+            Some(Record::Emailed(message, address)) => {
+                assert_eq!(message, id(1));
+                assert_eq!(address, "visitor@prospect.test");
+            }
+            other => panic!("not an e-mailed row: {other:?}"),
         }
     }
 

@@ -82,6 +82,8 @@ pub fn file(
 pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Vec<TimelineEntry>> {
     let mut entries = Vec::new();
     let mut deliveries: BTreeMap<Uuid, Vec<Delivery>> = BTreeMap::new();
+    let mut receipts = Vec::new();
+    let mut emailed: BTreeMap<Uuid, String> = BTreeMap::new();
     let mut stmt = conn.prepare_cached(TIMELINE_SQL)?;
     let mut rows = stmt.query(params![conversation_id.as_bytes()])?;
     while let Some(row) = rows.next()? {
@@ -94,6 +96,10 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
                 Some(Record::Entry(entry)) => entries.push(*entry),
                 Some(Record::Delivery(message_id, delivery)) => {
                     deliveries.entry(message_id).or_default().push(delivery);
+                }
+                Some(Record::Receipt(receipt)) => receipts.push(receipt),
+                Some(Record::Emailed(message_id, address)) => {
+                    emailed.insert(message_id, address);
                 }
                 None => {
                     return Err(rusqlite::Error::FromSqlConversionFailure(
@@ -110,6 +116,15 @@ pub fn timeline(conn: &Connection, conversation_id: Uuid) -> rusqlite::Result<Ve
             && let Some(found) = entry.message_id.and_then(|id| deliveries.remove(&id))
         {
             entry.deliveries = found;
+        }
+        if entry.kind == EntryKind::OutboundMessage {
+            // Receipts come in log order: the first that covers the message tells when.
+            let covering = receipts.iter().filter(|r| r.covers(entry));
+            let delivered = covering.clone().map(|r| r.occurred_at).next();
+            let read = covering.filter(|r| r.read).map(|r| r.occurred_at).next();
+            entry.delivered_at = delivered;
+            entry.read_at = read;
+            entry.emailed_to = entry.message_id.and_then(|id| emailed.remove(&id));
         }
     }
     Ok(entries)

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use switchboard_projector::model::create_indexes_once;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 const TABLES: &str = "
 CREATE TABLE conversations (

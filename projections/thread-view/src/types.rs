@@ -282,6 +282,39 @@ pub struct Delivery {
     pub status: Option<String>,
 }
 
+/// A Messenger receipt of a conversation, as recorded: which of the page's messages it covers
+/// is worked out when the timeline is read ([`Receipt::covers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Receipt {
+    /// When it was recorded.
+    pub(crate) occurred_at: DateTime<Utc>,
+    /// A read receipt (else a delivery receipt).
+    pub(crate) read: bool,
+    /// Messages sent up to this time are covered.
+    pub(crate) watermark: DateTime<Utc>,
+    /// Graph's ids of messages covered, when Meta named them.
+    pub(crate) mids: Vec<String>,
+}
+
+impl Receipt {
+    /// Whether it covers the outbound message `entry`: only a message whose delivery succeeded,
+    /// and only a receipt recorded after that success (never one older than the message); then
+    /// when it was sent with one of the named `mid`s, or written no later than the watermark
+    /// (Meta's watermark is the time Graph gave the last message covered, which lies between
+    /// the reply's writing and the recording of its delivery).
+    pub(crate) fn covers(&self, entry: &TimelineEntry) -> bool {
+        let Some(delivered) = entry.deliveries.iter().find(|d| d.succeeded) else {
+            return false;
+        };
+        self.occurred_at >= delivered.occurred_at
+            && (entry.occurred_at <= self.watermark
+                || delivered
+                    .provider_message_id
+                    .as_ref()
+                    .is_some_and(|mid| self.mids.contains(mid)))
+    }
+}
+
 /// A file a conversation shows (see [`crate::file`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRef {
@@ -325,6 +358,14 @@ pub struct TimelineEntry {
     pub reason_json: Option<String>,
     /// Delivery outcomes, oldest first (outbound messages only).
     pub deliveries: Vec<Delivery>,
+    /// When a Messenger receipt first showed the message delivered to the person's device (a
+    /// delivery receipt, or a read receipt, which implies it) (outbound messages only).
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When a Messenger read receipt first showed the message read (outbound messages only).
+    pub read_at: Option<DateTime<Utc>>,
+    /// The address a chat reply went out to by e-mail, because the visitor had not seen it
+    /// (ADR 0006); its delivery outcomes are the e-mail's.
+    pub emailed_to: Option<String>,
     /// The message's files (messages, filtered), as JSON: `{"attachments": [Attachment...],
     /// "raw": RawMessage | null}` in the events' shapes; `None` when it has none.
     pub files_json: Option<String>,

@@ -824,3 +824,53 @@ pub struct MessengerReceiptReceived {
 }
 
 // --- end Messenger receipts ---
+
+// --- Chat replies by e-mail (issue 20) ---
+
+/// A chat visitor left an e-mail address in their conversation, so that answers they do not
+/// see in the widget can reach them by e-mail (ADR 0006). The latest one counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatVisitorEmailLeft {
+    /// The chat conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The address, trimmed and lower-cased.
+    pub address: String,
+}
+
+/// The visitor's widget was handed these replies of their chat conversation (over its live
+/// socket, or when it read the conversation): they have seen them, and none of them is
+/// e-mailed any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRepliesSeen {
+    /// The chat conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The replies seen for the first time, none e-mailed before.
+    pub message_ids: Vec<Uuid>,
+}
+
+/// A chat reply the visitor had not seen within the configured delay is sent to the address
+/// they left, by e-mail, from the inbox's team address (else its fallback address): the
+/// delivery worker sends it with these headers and records the usual `DeliverySucceeded` or
+/// `DeliveryFailed` for the reply's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatReplyEmailed {
+    /// The chat conversation.
+    pub conversation_id: Uuid,
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// The reply (its `ReplySent`'s message id).
+    pub message_id: Uuid,
+    /// The e-mail channel whose address it goes out from: the visitor's answer, citing its
+    /// `Message-ID`, comes back through that channel and threads into this conversation.
+    pub email_channel_id: Uuid,
+    /// The e-mail's subject.
+    pub subject: String,
+    /// Its headers: our `Message-ID`, the visitor's address as `To`, the thread's references.
+    pub email: EmailHeaders,
+}
+
+// --- end chat replies by e-mail ---

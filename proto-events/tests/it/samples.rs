@@ -356,6 +356,33 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             mids: vec!["m_out_1".into()],
         }
         .into(),
+        ChatVisitorEmailLeft {
+            conversation_id: id(CONVERSATION),
+            inbox_id: id(INBOX),
+            address: "ada@example.org".into(),
+        }
+        .into(),
+        ChatRepliesSeen {
+            conversation_id: id(CONVERSATION),
+            inbox_id: id(INBOX),
+            message_ids: vec![id(MESSAGE)],
+        }
+        .into(),
+        ChatReplyEmailed {
+            conversation_id: id(CONVERSATION),
+            inbox_id: id(INBOX),
+            message_id: id(MESSAGE),
+            email_channel_id: id(CHANNEL),
+            subject: "Your chat with Acme".into(),
+            email: EmailHeaders {
+                message_id: format!("{}@acme.example", id(MESSAGE)),
+                in_reply_to: None,
+                references: Vec::new(),
+                to: vec!["ada@example.org".into()],
+                cc: Vec::new(),
+            },
+        }
+        .into(),
         MessengerPageSet {
             channel_id: id(CHANNEL),
             page_token_secret: Some(id(0x5ec4)),

@@ -9,7 +9,12 @@
 //! - server → visitor: `message` (`id`, `seq`, `from` `visitor` or `team`, `author`, `text`,
 //!   `at`), `typing` (`typing`: an agent started or stopped), `ack` (`clientId`, `id`, `seq`: a
 //!   message of the visitor is durable), `error` (`clientId`, `field` or `code`, `message`).
-//! - visitor → server: `message` (`text`, `name`?, `clientId`?), `typing` (`typing`).
+//! - visitor → server: `message` (`text`, `name`?, `clientId`?), `typing` (`typing`), `seen`
+//!   (`ids`: replies the visitor saw, sent by the widget only while its panel is open and the
+//!   page visible; handing a reply to the socket does not make it seen, ADR 0006).
+//!
+//! `seen` acknowledgements are recorded by a task of the session, in batches, off the loop
+//! that serves the socket, so a slow write never holds up the visitor's frames.
 //!
 //! Resuming: the socket first sends every message after `after` (the `seq` of the last message
 //! the client has), read from the conversation's stream, then follows the live feed (`hub`),
@@ -30,10 +35,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_service::chat_conversation_id;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    Outgoing, Refusal, Typing, Widget, cors, peer, read_messages, receive, verified, widget,
+    Outgoing, Refusal, Typing, Widget, cors, peer, read_messages, receive, record_seen, seen_ids,
+    verified, widget,
 };
 use crate::forms::retry_after;
 use crate::hub::Announcement;
@@ -98,6 +105,7 @@ pub(super) async fn upgrade(
                 visitor,
                 address,
                 seen: after,
+                acknowledged: None,
             }
             .run(socket)
             .await;
@@ -113,6 +121,34 @@ struct Session {
     /// The `seq` of the last event of the conversation the socket has passed (sent or
     /// skipped).
     seen: u64,
+    /// To the task recording the replies the visitor acknowledged seeing (started with the
+    /// first acknowledgement; it ends with the session).
+    acknowledged: Option<mpsc::Sender<Vec<Uuid>>>,
+}
+
+/// Acknowledgements a session's recorder may have queued; more are dropped (the widget sends
+/// few: one per reply shown or per time the panel is opened).
+const SEEN_QUEUE: usize = 16;
+
+/// Records the replies acknowledged seen on one socket, each batch of what has queued as one
+/// command, until the session ends.
+async fn record_acknowledged(
+    state: ApiState,
+    channel_id: Uuid,
+    conversation: Uuid,
+    mut queue: mpsc::Receiver<Vec<Uuid>>,
+) {
+    while let Some(mut batch) = queue.recv().await {
+        while let Ok(more) = queue.try_recv() {
+            batch.extend(more);
+        }
+        batch.sort_unstable();
+        batch.dedup();
+        if let Err(e) = record_seen(state.inner(), channel_id, conversation, batch).await {
+            // The worst it does is e-mail a reply the visitor saw.
+            tracing::warn!(error = %e, %conversation, "replies a chat visitor saw could not be recorded seen");
+        }
+    }
 }
 
 /// Why a session ends.
@@ -174,6 +210,7 @@ impl Session {
                             envelope.stream_version,
                             &envelope.payload,
                             envelope.metadata.occurred_at,
+                            self.widget.channel_id(),
                             &directory.directory,
                         );
                         drop(directory);
@@ -231,9 +268,15 @@ impl Session {
     async fn catch_up(&mut self, socket: &mut WebSocket, conversation: Uuid) -> Result<(), End> {
         let inner = self.state.inner();
         loop {
-            let (messages, last) = read_messages(inner, conversation, self.seen, RESUME_CHUNK)
-                .await
-                .map_err(|_| End::Server(1011, "the conversation cannot be read now"))?;
+            let (messages, last) = read_messages(
+                inner,
+                self.widget.channel_id(),
+                conversation,
+                self.seen,
+                RESUME_CHUNK,
+            )
+            .await
+            .map_err(|_| End::Server(1011, "the conversation cannot be read now"))?;
             let done = messages.len() < RESUME_CHUNK;
             for message in &messages {
                 send(socket, message).await.map_err(|()| End::Gone)?;
@@ -278,6 +321,33 @@ impl Session {
                 });
                 Ok(())
             }
+            Some("seen") => {
+                let ids = match seen_ids(frame.get("ids").unwrap_or(&Value::Null)) {
+                    Ok(ids) => ids,
+                    Err(_) => {
+                        return send(
+                            socket,
+                            &json!({ "type": "error", "code": "BAD_FRAME", "field": "ids",
+                                "message": "ids must be a short list of message ids" }),
+                        )
+                        .await;
+                    }
+                };
+                let queue = self.acknowledged.get_or_insert_with(|| {
+                    let (queue, recorder) = mpsc::channel(SEEN_QUEUE);
+                    tokio::spawn(record_acknowledged(
+                        self.state.clone(),
+                        self.widget.channel_id(),
+                        conversation,
+                        recorder,
+                    ));
+                    queue
+                });
+                if queue.try_send(ids).is_err() {
+                    tracing::debug!(%conversation, "a chat visitor's seen acknowledgement was dropped");
+                }
+                Ok(())
+            }
             Some("message") => {
                 let client_id = frame.get("clientId").cloned().unwrap_or(Value::Null);
                 let outgoing: Outgoing = match serde_json::from_value(frame) {
@@ -318,7 +388,7 @@ impl Session {
                 send(
                     socket,
                     &json!({ "type": "error", "code": "BAD_FRAME",
-                        "message": "unknown type: send message or typing" }),
+                        "message": "unknown type: send message, typing or seen" }),
                 )
                 .await
             }

@@ -7,7 +7,11 @@
  * its own do not mix. The visitor's token and the messages seen so far are kept in
  * localStorage, so the conversation survives page loads; the live socket resumes from the last
  * message seen. Keyboard: the launcher is a button, Escape closes the panel and gives focus
- * back to it; the message list is a live region. */
+ * back to it; the message list is a live region.
+ *
+ * The team's replies are acknowledged as seen (a `seen` frame) only while the panel is open and
+ * the page visible: a reply the visitor did not see may go out by e-mail to the address they
+ * left. */
 (function () {
   "use strict";
   var script = document.currentScript ||
@@ -30,6 +34,7 @@
     seq: saved.seq || 0,
     messages: saved.messages || [],
     emailGiven: !!saved.emailGiven,
+    unacked: saved.unacked || [],
     pending: [],
     info: null,
     socket: null,
@@ -40,6 +45,7 @@
     try {
       localStorage.setItem(storeKey, JSON.stringify({
         token: state.token, seq: state.seq, emailGiven: state.emailGiven,
+        unacked: state.unacked.slice(-MAX_KEPT),
         messages: state.messages.slice(-MAX_KEPT)
       }));
     } catch (e) { /* private mode: the conversation lasts as long as the page */ }
@@ -188,10 +194,26 @@
     }
     if (shown) shown.className = shown.className.replace(" sending", "");
     else render(message);
-    if (message.from !== "visitor") typing.textContent = "";
-    else giveEmail();
+    if (message.from !== "visitor") {
+      typing.textContent = "";
+      state.unacked.push(message.id);
+    } else giveEmail();
+    save();
+    ackSeen();
+  }
+
+  /* Tells the server the visitor saw the team's replies shown so far: only while the panel is
+   * open and the page visible. */
+  function ackSeen() {
+    if (!state.open || document.visibilityState !== "visible" || !state.unacked.length) return;
+    var socket = state.socket;
+    if (!socket || socket.readyState !== 1) return;
+    while (state.unacked.length) {
+      socket.send(JSON.stringify({ type: "seen", ids: state.unacked.splice(0, 100) }));
+    }
     save();
   }
+  document.addEventListener("visibilitychange", ackSeen);
 
   var agentTypingTimer = null;
   function onFrame(event) {
@@ -223,6 +245,7 @@
       state.retry = 0;
       problem.textContent = "";
       state.pending.forEach(function (p) { socket.send(JSON.stringify(p)); });
+      ackSeen();
     };
     socket.onmessage = onFrame;
     socket.onclose = function () {
@@ -259,6 +282,7 @@
       request("GET", "").then(showInfo).catch(function (e) { problem.textContent = e.message; });
       ensureVisitor().then(connect).catch(function (e) { problem.textContent = e.message; });
       text.focus();
+      ackSeen();
     } else {
       launcher.focus();
     }

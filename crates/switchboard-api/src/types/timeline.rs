@@ -337,6 +337,28 @@ impl TimelineEntry {
             })
             .collect()
     }
+    /// When Messenger reported the message delivered to the person's device (the first
+    /// delivery or read receipt covering it; outbound Messenger messages only).
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    /// When Messenger reported the message read by the person (the first read receipt
+    /// covering it; outbound Messenger messages only).
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    /// The address a chat reply went out to by e-mail, because the visitor had not seen it in
+    /// the widget within `[chat] email_unseen_after`; its `deliveries` are then the e-mail's.
+    async fn emailed_to(&self) -> Option<&str> {
+        self.0.emailed_to.as_deref()
+    }
+    /// Whether `emailedTo` is known to be the visitor's: always `false` for now. The visitor
+    /// typed it into the widget and nothing confirmed it (no double opt-in yet, ADR 0006), so
+    /// whoever answers from it may not be whoever chatted; answers by e-mail are shown to
+    /// agents only, never in the widget. `null` when the message was not e-mailed.
+    async fn emailed_to_verified(&self) -> Option<bool> {
+        self.0.emailed_to.as_ref().map(|_| false)
+    }
     /// The message's attachments and inline images (messages, filtered messages; a reply's
     /// files as it was sent with them).
     async fn attachments(&self) -> Vec<MessageAttachment> {

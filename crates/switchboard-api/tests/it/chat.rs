@@ -332,6 +332,22 @@ async fn a_visitor_over_the_rate_limit_gets_429() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key("retry-after"));
     assert_eq!(head(&api).await, before);
+    // Reading counts too: polling cannot read the store as fast as it likes.
+    let read = api
+        .send(request(
+            "GET",
+            &format!("/chat/{key}/messages"),
+            Some(&token),
+            None,
+        ))
+        .await;
+    assert_eq!(
+        read.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        read.body
+    );
+    assert!(read.headers.contains_key("retry-after"));
     // Another visitor has a limit of their own.
     let other = visitor(&api, &key).await;
     assert_eq!(
@@ -376,6 +392,14 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         .await;
     assert_eq!(info.body["available"], false, "{:?}", info.body);
     assert_eq!(info.body["askEmail"], true);
+    // The inbox has an address to send from (its fallback address): e-mail is promised.
+    assert!(
+        info.body["expectedReply"]
+            .as_str()
+            .is_some_and(|said| said.contains("the answer will reach you there")),
+        "{:?}",
+        info.body
+    );
 
     // The visitor leaves an address: a contact known by it and by the visitor, made from
     // their conversation (so after their first message).
@@ -726,4 +750,281 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     let signal = frame(&mut visitor_socket, "typing").await;
     assert_eq!(signal["typing"], true);
     assert_eq!(head(&api).await, before, "typing writes no event");
+}
+
+/// Waits until `count` events of `event_type` are recorded, and returns their payloads.
+async fn recorded(api: &TestApi, event_type: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = api.payloads(event_type).await;
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} {event_type}, {count} expected",
+            found.len()
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn the_visitors_address_is_kept_and_only_replies_the_widget_acknowledges_are_recorded_seen() {
+    let api = TestApi::with_settings(ApiSettings {
+        chat: ChatLimits {
+            per_visitor_burst: 50,
+            ..ChatLimits::default()
+        },
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    let said = say(&api, &key, &token, "Hello?").await;
+    assert_eq!(said.status, StatusCode::CREATED);
+    // An address with something around it is a field error, and writes nothing.
+    let before = head(&api).await;
+    let refused = leave(&api, &key, &token, json!({"email": "x<victim@y.com>"})).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.body["errors"][0]["field"], "email",
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(head(&api).await, before, "a refused address writes nothing");
+    let left = leave(&api, &key, &token, json!({"email": " Ada@Prospect.test "})).await;
+    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    let kept = recorded(&api, "ChatVisitorEmailLeft", 1).await;
+    assert_eq!(kept[0]["address"], "ada@prospect.test");
+    // The same address again (the contact is known by now): nothing new.
+    let again = leave(&api, &key, &token, json!({"email": "ada@prospect.test"})).await;
+    assert_eq!(again.body["recognised"], true, "{:?}", again.body);
+    assert_eq!(api.payloads("ChatVisitorEmailLeft").await.len(), 1);
+
+    // Handing replies to the widget does not make them seen: reading the conversation, or a
+    // socket pushing one, records nothing (the panel may be closed, the tab hidden).
+    let conversation = conversation_of(&api, channel).await;
+    reply(&api, &conversation, "Still there?").await;
+    assert_eq!(texts(&api, &key, &token).await, ["Hello?", "Still there?"]);
+    let mut socket = live(addr, &key, &token, 0, SITE)
+        .await
+        .expect("socket opens");
+    reply(&api, &conversation, "Here is the answer.").await;
+    let mut shown = Vec::new();
+    while shown.len() < 2 {
+        let message = frame(&mut socket, "message").await;
+        if message["from"] == "team" {
+            shown.push(message["id"].clone());
+        }
+    }
+    assert!(api.payloads("ChatRepliesSeen").await.is_empty());
+
+    // The widget acknowledges what the visitor saw: by HTTP, or over the socket.
+    let acked = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/seen"),
+            Some(&token),
+            Some(json!({"ids": [shown[0]]})),
+        ))
+        .await;
+    assert_eq!(acked.status, StatusCode::NO_CONTENT, "{:?}", acked.body);
+    let seen = recorded(&api, "ChatRepliesSeen", 1).await;
+    assert_eq!(seen[0]["message_ids"], json!([shown[0]]));
+    socket
+        .send(Message::text(
+            json!({"type": "seen", "ids": [shown[0], shown[1]]}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let seen = recorded(&api, "ChatRepliesSeen", 2).await;
+    assert_eq!(
+        seen[1]["message_ids"],
+        json!([shown[1]]),
+        "only the unseen one"
+    );
+    let bad = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/seen"),
+            Some(&token),
+            Some(json!({"ids": ["not an id"]})),
+        ))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["errors"][0]["field"], "ids", "{:?}", bad.body);
+}
+
+/// A chat conversation whose visitor left an address, of an inbox that can e-mail, and whose
+/// first reply the delivery worker asked to e-mail.
+struct Emailed {
+    key: String,
+    token: String,
+    /// The conversation's global id, and its id.
+    conversation: String,
+    id: Uuid,
+    email_channel: Uuid,
+    /// The e-mailed reply's `Message-ID`.
+    cited: String,
+}
+
+/// Says hello as a new visitor, leaves `address`, gets `replies` from the team and has the
+/// first e-mailed as the delivery worker would.
+async fn emailed(api: &TestApi, address: &str, replies: &[&str]) -> Emailed {
+    let (inbox, channel, key) = widget(api, None).await;
+    let email_channel = Uuid::now_v7();
+    api.run(Command::Channel(
+        switchboard_domain::channel::ChannelCommand::ConnectEmail {
+            channel_id: email_channel,
+            inbox_id: inbox,
+            address: "support@acme.test".into(),
+            access: proto_events::event::EmailAccess::Shared,
+        },
+    ))
+    .await;
+    let token = visitor(api, &key).await;
+    assert_eq!(
+        say(api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
+    let left = leave(api, &key, &token, json!({"email": address})).await;
+    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    let conversation = conversation_of(api, channel).await;
+    for text in replies {
+        reply(api, &conversation, text).await;
+    }
+    let id = ids::decode(
+        &async_graphql::ID(conversation.clone()),
+        Kind::Conversation,
+        "id",
+    )
+    .expect("a conversation id");
+    let first = api
+        .payloads("ReplySent")
+        .await
+        .first()
+        .and_then(|r| r["message_id"].as_str()?.parse().ok())
+        .expect("the first reply");
+    api.service
+        .execute(
+            switchboard_service::CommandMeta::by(proto_events::Actor::System {
+                component: "delivery".into(),
+            }),
+            Command::Conversation {
+                conversation_id: id,
+                command: Box::new(
+                    switchboard_domain::conversation::ConversationCommand::EmailUnseenReply {
+                        message_id: first,
+                    },
+                ),
+            },
+        )
+        .await
+        .expect("e-mailed");
+    let cited = recorded(api, "ChatReplyEmailed", 1).await[0]["email"]["message_id"]
+        .as_str()
+        .expect("a Message-ID")
+        .to_owned();
+    Emailed {
+        key,
+        token,
+        conversation,
+        id,
+        email_channel,
+        cited,
+    }
+}
+
+#[tokio::test]
+async fn a_chat_reply_emailed_to_the_visitor_shows_the_address_in_the_timeline() {
+    let api = TestApi::start().await;
+    let chat = emailed(&api, "ada@prospect.test", &["Unseen answer", "Another"]).await;
+    let shown = api
+        .outbound(&chat.conversation, ["bodyText", "emailedTo"])
+        .await;
+    assert_eq!(
+        shown,
+        [
+            (json!("Unseen answer"), json!("ada@prospect.test")),
+            (json!("Another"), Value::Null)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_email_answer_to_an_emailed_reply_reaches_agents_only_never_the_widget() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    // Anyone can type someone else's address: it is not verified.
+    let chat = emailed(&api, "victim@corp.test", &["Unseen answer"]).await;
+    let mut socket = live(addr, &chat.key, &chat.token, 0, SITE)
+        .await
+        .expect("socket opens");
+    // The victim answers the e-mail (or their auto-reply does): it threads into the chat.
+    let mut answer = crate::audit::message(
+        chat.email_channel,
+        proto_events::event::ChannelKind::Email,
+        proto_events::event::Identity::Email {
+            address: "victim@corp.test".into(),
+        },
+    );
+    if let Command::ReceiveMessage { message, .. } = &mut answer {
+        message.body_text = "Confidential: my answer".into();
+        if let Some(email) = message.email.as_mut() {
+            email.in_reply_to = Some(chat.cited.clone());
+            email.references = vec![chat.cited.clone()];
+        }
+    }
+    let answered = api
+        .service
+        .execute(
+            switchboard_service::CommandMeta::by(proto_events::Actor::Channel {
+                id: chat.email_channel,
+            }),
+            answer,
+        )
+        .await
+        .expect("received");
+    assert_eq!(
+        crate::audit::conversation_of(&answered),
+        chat.id,
+        "the answer continues the chat conversation"
+    );
+    // A later reply shows on the socket; the e-mail answer before it never does.
+    reply(&api, &chat.conversation, "After the e-mail").await;
+    loop {
+        let shown = frame(&mut socket, "message").await;
+        assert_ne!(shown["text"], "Confidential: my answer", "{shown:?}");
+        if shown["text"] == "After the e-mail" {
+            break;
+        }
+    }
+    assert_eq!(
+        texts(&api, &chat.key, &chat.token).await,
+        ["Hello?", "Unseen answer", "After the e-mail"]
+    );
+    // A socket resuming from the start does not get it either.
+    let mut again = live(addr, &chat.key, &chat.token, 0, SITE)
+        .await
+        .expect("socket opens");
+    loop {
+        let shown = frame(&mut again, "message").await;
+        assert_ne!(shown["text"], "Confidential: my answer", "{shown:?}");
+        if shown["text"] == "After the e-mail" {
+            break;
+        }
+    }
+    // Agents see the answer, and that the address it went to is unverified.
+    let shown = api
+        .outbound(&chat.conversation, ["emailedTo", "emailedToVerified"])
+        .await;
+    assert_eq!(
+        shown,
+        [
+            (json!("victim@corp.test"), json!(false)),
+            (Value::Null, Value::Null)
+        ]
+    );
 }

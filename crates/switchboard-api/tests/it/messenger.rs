@@ -404,6 +404,21 @@ async fn wait_for<T>(api: &TestApi, mut matches: impl FnMut(&Envelope) -> Option
         .expect("the event within the deadline")
 }
 
+/// The person writes `text` to the page (Meta's `m_1`); returns the GraphQL id of their
+/// conversation once it is recorded.
+async fn person_writes(api: &TestApi, text: &str) -> String {
+    let taken = api
+        .send(event(&message("m_1", text, false), Some(APP_SECRET)))
+        .await;
+    assert_eq!(taken.status, StatusCode::OK);
+    let conversation = wait_for(api, |e| match &e.payload {
+        DomainEvent::MessageReceived(m) => Some(m.conversation_id),
+        _ => None,
+    })
+    .await;
+    switchboard_api::ids::encode(switchboard_api::ids::Kind::Conversation, conversation).0
+}
+
 #[tokio::test]
 async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_after_24_hours() {
     let logs = Logs::default();
@@ -444,23 +459,11 @@ async fn a_reply_through_graphql_goes_out_by_the_send_api_and_none_is_taken_afte
                 switchboard_delivery::GraphApi::new(&graph_url, "v21.0", Duration::from_secs(5))
                     .unwrap(),
             ),
+            chat_email_unseen_after: None,
         },
     );
 
-    let taken = api
-        .send(event(
-            &message("m_1", "Where is my parcel?", false),
-            Some(APP_SECRET),
-        ))
-        .await;
-    assert_eq!(taken.status, StatusCode::OK);
-    let conversation = wait_for(&api, |e| match &e.payload {
-        DomainEvent::MessageReceived(m) => Some(m.conversation_id),
-        _ => None,
-    })
-    .await;
-    let conversation_id =
-        switchboard_api::ids::encode(switchboard_api::ids::Kind::Conversation, conversation);
+    let conversation_id = person_writes(&api, "Where is my parcel?").await;
     let reply = |text: &str| {
         let variables = json!({"id": conversation_id, "text": text});
         let api = &api;
@@ -555,17 +558,7 @@ async fn delivery_and_read_receipts_are_recorded_once_per_newer_watermark() {
 
 /// The recorded `MessengerReceiptReceived` payloads, in order.
 async fn receipts_recorded(api: &TestApi) -> Vec<Value> {
-    let events = api
-        .service
-        .store()
-        .read_all(Position::START, 1_000)
-        .await
-        .expect("read");
-    events
-        .iter()
-        .filter(|e| e.event_type == "MessengerReceiptReceived")
-        .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
-        .collect()
+    api.payloads("MessengerReceiptReceived").await
 }
 
 /// A file server standing in for Meta's CDN, where attachment URLs point: its address, and
@@ -664,4 +657,145 @@ async fn an_image_attachment_is_kept_in_the_blob_store_and_downloadable() {
         )
         .await;
     assert_eq!(download.status, StatusCode::OK, "{:?}", download.body);
+}
+
+/// The `deliveredAt` and `readAt` of the conversation's outbound messages, oldest first.
+async fn receipts_shown(api: &TestApi, conversation: &str) -> Vec<(Value, Value)> {
+    api.outbound(conversation, ["deliveredAt", "readAt"]).await
+}
+
+#[tokio::test]
+async fn receipts_show_delivered_replies_delivered_and_read_by_watermark_or_mid() {
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+    let clock = Arc::new(ManualClock::new(start));
+    let (api, _) = api_with_page_on(clock.clone()).await;
+    let id = person_writes(&api, "Hi!").await;
+    let reply = |text: &'static str| {
+        let variables = json!({"id": id, "text": text});
+        let api = &api;
+        async move {
+            let sent = api
+                .gql(
+                    api.admin,
+                    "mutation($id: ID!, $text: String!) { sendReply(input: {conversationId: $id, bodyText: $text}) {
+                        messageId userErrors { code } } }",
+                    variables,
+                )
+                .await;
+            assert_eq!(
+                sent.data()["sendReply"]["userErrors"],
+                json!([]),
+                "{:?}",
+                sent.body
+            );
+            sent.data()["sendReply"]["messageId"].clone()
+        }
+    };
+    let receipt = |kind: &str, watermark: chrono::DateTime<chrono::Utc>, mids: &[&str]| {
+        let mut body = json!({"watermark": watermark.timestamp_millis()});
+        if !mids.is_empty() {
+            body["mids"] = json!(mids);
+        }
+        json!({"object": "page", "entry": [{"id": PAGE, "time": 2, "messaging": [
+            {"sender": {"id": "psid-ada"}, "recipient": {"id": PAGE}, "timestamp": 2, kind: body}
+        ]}]})
+    };
+    let at = |t: chrono::DateTime<chrono::Utc>| json!(t.to_rfc3339());
+
+    // The first reply is written at `start`, the second a minute later.
+    let first = reply("It left today.").await;
+    clock.advance(chrono::TimeDelta::minutes(1));
+    let second = reply("Tracking number: 42.").await;
+    assert_eq!(
+        receipts_shown(&api, &id).await,
+        vec![(Value::Null, Value::Null), (Value::Null, Value::Null)],
+        "no receipt yet"
+    );
+
+    // A receipt covers only replies whose delivery succeeded, and only once it did.
+    clock.advance(chrono::TimeDelta::minutes(1));
+    let sent = api
+        .send(event(&receipt("delivery", start, &[]), Some(APP_SECRET)))
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
+    assert_eq!(
+        receipts_shown(&api, &id).await,
+        vec![(Value::Null, Value::Null), (Value::Null, Value::Null)],
+        "nothing was delivered yet"
+    );
+    let delivered = |message: Value, mid: &'static str| {
+        let api = &api;
+        let variables = json!({"id": id, "message": message, "mid": mid});
+        async move {
+            let recorded = api
+                .gql(
+                    api.admin,
+                    "mutation($id: ID!, $message: UUID!, $mid: String!) { recordDelivery(input: {
+                        conversationId: $id, messageId: $message, status: SUCCEEDED,
+                        providerMessageId: $mid}) { userErrors { code } } }",
+                    variables,
+                )
+                .await;
+            assert_eq!(
+                recorded.data()["recordDelivery"]["userErrors"],
+                json!([]),
+                "{:?}",
+                recorded.body
+            );
+        }
+    };
+
+    // Once the first is delivered, a delivery receipt up to its time covers it, not the second
+    // (written later, not delivered); the receipt before the delivery still covers nothing.
+    clock.advance(chrono::TimeDelta::minutes(1));
+    delivered(first, "m_a").await;
+    clock.advance(chrono::TimeDelta::minutes(1));
+    let first_delivered = clock.now();
+    api.send(event(
+        &receipt("delivery", start + chrono::TimeDelta::seconds(1), &[]),
+        Some(APP_SECRET),
+    ))
+    .await;
+    assert_eq!(
+        receipts_shown(&api, &id).await,
+        vec![
+            (at(first_delivered), Value::Null),
+            (Value::Null, Value::Null)
+        ]
+    );
+
+    // The second went out as Graph's `m_b`; a delivery receipt naming it covers it, though its
+    // watermark is older than the reply.
+    delivered(second, "m_b").await;
+    clock.advance(chrono::TimeDelta::minutes(1));
+    let second_delivered = clock.now();
+    let watermark = start + chrono::TimeDelta::seconds(2);
+    api.send(event(
+        &receipt("delivery", watermark, &["m_b"]),
+        Some(APP_SECRET),
+    ))
+    .await;
+    assert_eq!(
+        receipts_shown(&api, &id).await,
+        vec![
+            (at(first_delivered), Value::Null),
+            (at(second_delivered), Value::Null)
+        ]
+    );
+
+    // A read receipt up to the second reply's time shows both read, from then.
+    clock.advance(chrono::TimeDelta::minutes(1));
+    let read = clock.now();
+    api.send(event(
+        &receipt("read", start + chrono::TimeDelta::minutes(1), &[]),
+        Some(APP_SECRET),
+    ))
+    .await;
+    assert_eq!(
+        receipts_shown(&api, &id).await,
+        vec![
+            (at(first_delivered), at(read)),
+            (at(second_delivered), at(read))
+        ]
+    );
 }

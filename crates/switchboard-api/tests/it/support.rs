@@ -323,6 +323,47 @@ impl TestApi {
             .expect("receive message")
     }
 
+    /// The payloads of the recorded events of `event_type`, in log order.
+    pub async fn payloads(&self, event_type: &str) -> Vec<Value> {
+        let events = self
+            .service
+            .store()
+            .read_all(switchboard_store::Position::START, 10_000)
+            .await
+            .expect("read");
+        events
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .map(|e| serde_json::from_slice::<Value>(&e.payload).expect("json"))
+            .collect()
+    }
+
+    /// The pair of `fields` of each outbound message of `conversation`'s timeline, oldest
+    /// first, once the read models include everything written.
+    pub async fn outbound(&self, conversation: &str, fields: [&str; 2]) -> Vec<(Value, Value)> {
+        let head = self.service.store().head().await.expect("head");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        self.projections
+            .wait_for(head, deadline)
+            .await
+            .expect("read models caught up");
+        let query = format!(
+            "query($id: ID!) {{ node(id: $id) {{ ... on Conversation {{ timeline(first: 50) {{
+                edges {{ node {{ kind {} {} }} }} }} }} }} }}",
+            fields[0], fields[1]
+        );
+        let reply = self
+            .gql(self.admin, &query, json!({"id": conversation}))
+            .await;
+        reply.data()["node"]["timeline"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["node"]["kind"] == "OUTBOUND_MESSAGE")
+            .map(|e| (e["node"][fields[0]].clone(), e["node"][fields[1]].clone()))
+            .collect()
+    }
+
     /// Waits until the read models include `outcome`.
     pub async fn settle(&self, outcome: &switchboard_service::Outcome) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -1,5 +1,6 @@
 //! The worker against a real SMTP server (aiosmtpd) acting as the relay: what arrives, what is
-//! recorded, refusals, a relay that is down, restarts, and form conversations.
+//! recorded, refusals, a relay that is down, restarts, form conversations, and chat replies a
+//! visitor did not see.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,11 @@ use chrono::Utc;
 
 use mail_parser::{MessageParser, MimeHeaders};
 use proto_events::clock::ManualClock;
+use proto_events::event::{ChannelKind, Identity, InboundMessage};
 use proto_events::{Actor, DomainEvent};
+use switchboard_domain::channel::ChannelCommand;
+use switchboard_domain::conversation::ConversationCommand;
+use switchboard_service::{Command, CommandMeta};
 
 use crate::support::*;
 
@@ -238,18 +243,8 @@ async fn a_form_conversation_is_answered_by_email_from_the_inbox_address() {
         relay.port
     );
     let worker = app.worker(&url, Duration::from_secs(60));
-    app.event(|e| match &e.payload {
-        DomainEvent::DeliverySucceeded(d) if d.message_id == reply => Some(()),
-        DomainEvent::DeliveryFailed(d) => panic!("delivery failed: {}", d.reason),
-        _ => None,
-    })
-    .await;
-    let mail = relay.wait_for(1).await.remove(0);
+    let mail = delivered_to_visitor(&app, &relay, reply).await;
     let parsed = MessageParser::default().parse(&mail).expect("MIME");
-    let from = parsed.from().and_then(|a| a.first()).expect("From");
-    assert_eq!(from.address(), Some("support@acme.test"));
-    let to = parsed.to().and_then(|a| a.first()).expect("To");
-    assert_eq!(to.address(), Some("visitor@prospect.test"));
     assert_eq!(parsed.subject(), Some("Re: Demo request"));
     let recorded = reply_sent(&app.history().await, reply);
     assert_eq!(
@@ -318,5 +313,268 @@ async fn a_reply_first_seen_after_its_window_is_failed_without_being_sent() {
     assert!(failed.permanent, "{failed:?}");
     assert!(failed.reason.starts_with("not sent"), "{}", failed.reason);
     assert!(relay.received().is_empty());
+    worker.task.abort();
+}
+
+/// Waits until `reply` is recorded delivered, and returns the relay's one mail, checked to go
+/// from the inbox's address to the visitor's.
+async fn delivered_to_visitor(app: &App, relay: &TestRelay, reply: uuid::Uuid) -> Vec<u8> {
+    app.event(|e| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) if d.message_id == reply => Some(()),
+        DomainEvent::DeliveryFailed(d) => panic!("delivery failed: {}", d.reason),
+        _ => None,
+    })
+    .await;
+    let mail = relay.wait_for(1).await.remove(0);
+    let parsed = MessageParser::default().parse(&mail).expect("MIME");
+    let from = parsed.from().and_then(|a| a.first()).expect("From");
+    assert_eq!(from.address(), Some("support@acme.test"));
+    let to = parsed.to().and_then(|a| a.first()).expect("To");
+    assert_eq!(to.address(), Some("visitor@prospect.test"));
+    mail
+}
+
+/// The admin runs `command`.
+async fn admin(app: &App, command: ChannelCommand) {
+    app.service
+        .execute(
+            CommandMeta::by(Actor::User { id: ADMIN }),
+            Command::Channel(command),
+        )
+        .await
+        .unwrap();
+}
+
+/// A chat visitor of the Website chat (connected to Support here) writes; returns the
+/// conversation.
+async fn visitor_chats(app: &App, chat: uuid::Uuid) -> uuid::Uuid {
+    admin(
+        app,
+        ChannelCommand::ConnectChat {
+            channel_id: chat,
+            inbox_id: INBOX,
+            name: "Website".into(),
+        },
+    )
+    .await;
+    visitor_writes(app, chat, "visitor-1").await
+}
+
+/// `visitor` writes in the Website chat; returns the conversation.
+async fn visitor_writes(app: &App, chat: uuid::Uuid, visitor: &str) -> uuid::Uuid {
+    let message = InboundMessage {
+        message_id: uuid::Uuid::now_v7(),
+        channel_id: chat,
+        channel_kind: ChannelKind::Chat,
+        provider_message_id: None,
+        from: Identity::ChatVisitor {
+            visitor_id: visitor.into(),
+        },
+        from_name: None,
+        contact_id: None,
+        subject: None,
+        body_text: "Anyone there?".into(),
+        body_html: None,
+        email: None,
+        form_fields: vec![],
+        attachments: Vec::new(),
+        raw: None,
+    };
+    app.receive(chat, message).await
+}
+
+/// What the chat channel reports for its visitor in `conversation`.
+async fn chat_reports(
+    app: &App,
+    chat: uuid::Uuid,
+    conversation: uuid::Uuid,
+    command: ConversationCommand,
+) {
+    app.service
+        .execute(
+            CommandMeta::by(Actor::Channel { id: chat }),
+            Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(command),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_chat_reply_the_visitor_did_not_see_is_emailed_to_the_address_they_left() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let chat = uuid::Uuid::from_u128(43);
+    // The visitor chats, leaves an address, and sees the first answer in the widget; then goes
+    // away, and the second answer goes unseen.
+    let conversation = visitor_chats(&app, chat).await;
+    let address = ConversationCommand::RecordVisitorEmail {
+        address: "visitor@prospect.test".into(),
+    };
+    chat_reports(&app, chat, conversation, address).await;
+    let seen = app
+        .agent_replies(conversation, "Hello! Looking.", &[])
+        .await;
+    let seen_command = ConversationCommand::RecordRepliesSeen {
+        message_ids: vec![seen],
+    };
+    chat_reports(&app, chat, conversation, seen_command).await;
+    let unseen = app
+        .agent_replies(conversation, "Found it: your order left today.", &[])
+        .await;
+
+    // The worker's clock is ten minutes on: two minutes unseen is long past.
+    let later = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::minutes(10)));
+    let worker = app.worker_with(
+        &relay.url(),
+        Duration::from_secs(3_600),
+        later,
+        Some(Duration::from_secs(120)),
+    );
+    let mail = delivered_to_visitor(&app, &relay, unseen).await;
+    let parsed = MessageParser::default().parse(&mail).expect("MIME");
+    let from = parsed.from().and_then(|a| a.first()).expect("From");
+    assert_eq!(from.name(), Some("Ada Agent via Support"));
+    assert_eq!(parsed.subject(), Some("Your chat with Support"));
+    assert_eq!(
+        parsed.body_text(0).as_deref().map(str::trim),
+        Some("Found it: your order left today.")
+    );
+    // The seen reply was never e-mailed.
+    let history = app.history().await;
+    let emailed: Vec<_> = history
+        .iter()
+        .filter_map(|e| match &e.payload {
+            DomainEvent::ChatReplyEmailed(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(emailed.len(), 1, "{emailed:?}");
+    assert_eq!(emailed[0].message_id, unseen);
+    assert_eq!(
+        parsed.message_id(),
+        Some(emailed[0].email.message_id.as_str())
+    );
+    let outcome_of_seen = |e: &proto_events::Envelope| match &e.payload {
+        DomainEvent::DeliverySucceeded(d) => d.message_id == seen,
+        DomainEvent::DeliveryFailed(d) => d.message_id == seen,
+        _ => false,
+    };
+    assert!(!history.iter().any(outcome_of_seen));
+
+    // The visitor answers the e-mail: it continues the chat conversation.
+    let answered = app
+        .customer_writes(
+            "visitor@prospect.test",
+            "v1@prospect.test",
+            Some(&emailed[0].email.message_id),
+        )
+        .await;
+    assert_eq!(answered, conversation);
+    assert_eq!(relay.received().len(), 1);
+    worker.task.abort();
+}
+
+/// The visitor of `conversation` leaves `address`, then an agent replies; returns the reply.
+async fn unseen_reply(
+    app: &App,
+    chat: uuid::Uuid,
+    conversation: uuid::Uuid,
+    address: &str,
+) -> uuid::Uuid {
+    let left = ConversationCommand::RecordVisitorEmail {
+        address: address.into(),
+    };
+    chat_reports(app, chat, conversation, left).await;
+    app.agent_replies(conversation, "Found it.", &[]).await
+}
+
+/// The chat replies asked to be e-mailed, in log order.
+async fn emailed(app: &App) -> Vec<uuid::Uuid> {
+    app.history()
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            DomainEvent::ChatReplyEmailed(m) => Some(m.message_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chat_reply_older_than_the_delivery_window_is_never_emailed_even_after_a_restart() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    // A reply written two hours ago, in a conversation with an address (a worker started now
+    // folds it from the log), and one written now.
+    let service_clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(2)));
+    let app = App::new_on(service_clock.clone()).await;
+    let chat = uuid::Uuid::from_u128(43);
+    let old = visitor_chats(&app, chat).await;
+    let old_reply = unseen_reply(&app, chat, old, "old@prospect.test").await;
+    service_clock.set(Utc::now());
+    let fresh = visitor_writes(&app, chat, "visitor-2").await;
+    let fresh_reply = unseen_reply(&app, chat, fresh, "visitor@prospect.test").await;
+
+    let later = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::minutes(10)));
+    let worker = app.worker_with(
+        &relay.url(),
+        Duration::from_secs(3_600),
+        later,
+        Some(Duration::from_secs(120)),
+    );
+    // Both are due on the same pass, the old one first: only the fresh one is asked for.
+    delivered_to_visitor(&app, &relay, fresh_reply).await;
+    assert_eq!(emailed(&app).await, [fresh_reply]);
+    assert_ne!(old_reply, fresh_reply);
+    assert_eq!(relay.received().len(), 1);
+    worker.task.abort();
+}
+
+#[tokio::test]
+async fn an_emailed_chat_reply_goes_out_from_the_channel_the_domain_chose() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let chat = uuid::Uuid::from_u128(43);
+    let conversation = visitor_chats(&app, chat).await;
+    let reply = unseen_reply(&app, chat, conversation, "visitor@prospect.test").await;
+    // Decided from support@ (the inbox's only address) ...
+    app.service
+        .execute(
+            CommandMeta::by(Actor::System {
+                component: "delivery".into(),
+            }),
+            Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(ConversationCommand::EmailUnseenReply { message_id: reply }),
+            },
+        )
+        .await
+        .unwrap();
+    // ... before the inbox got another address that it would pick now.
+    admin(
+        &app,
+        ChannelCommand::ConnectEmail {
+            channel_id: uuid::Uuid::from_u128(2),
+            inbox_id: INBOX,
+            address: "other@acme.test".into(),
+            access: proto_events::event::EmailAccess::Shared,
+        },
+    )
+    .await;
+    let worker = app.worker_with(
+        &relay.url(),
+        Duration::from_secs(3_600),
+        Arc::new(proto_events::clock::SystemClock),
+        Some(Duration::from_secs(120)),
+    );
+    delivered_to_visitor(&app, &relay, reply).await;
     worker.task.abort();
 }

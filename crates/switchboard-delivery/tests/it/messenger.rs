@@ -162,6 +162,7 @@ fn worker_for(
             from_name: FromName::AgentViaInbox,
             clock,
             messenger: Some(GraphApi::new(&graph.url, "v21.0", Duration::from_secs(5)).unwrap()),
+            chat_email_unseen_after: None,
         },
     )
 }

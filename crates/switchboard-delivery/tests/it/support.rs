@@ -47,8 +47,13 @@ impl App {
     /// The organisation, an admin, the agent Ada, the Support inbox with Ada in it, its shared
     /// address support@acme.test and a contact form.
     pub(crate) async fn new() -> App {
+        App::new_on(Arc::new(SystemClock)).await
+    }
+
+    /// [`App::new`], its service's time read from `clock`.
+    pub(crate) async fn new_on(clock: Arc<dyn Clock>) -> App {
         let dir = tempfile::tempdir().unwrap();
-        let app = App::open(dir).await;
+        let app = App::open_on(dir, clock).await;
         let system = Actor::System {
             component: "test".into(),
         };
@@ -124,13 +129,14 @@ impl App {
 
     /// The service on the store in `dir` (new, or a restart).
     pub(crate) async fn open(dir: TempDir) -> App {
+        App::open_on(dir, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::open`], the service's time read from `clock`.
+    pub(crate) async fn open_on(dir: TempDir, clock: Arc<dyn Clock>) -> App {
         let store: Arc<dyn EventStore> =
             Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-        let service = Arc::new(
-            CommandService::open(store.clone(), Arc::new(SystemClock))
-                .await
-                .unwrap(),
-        );
+        let service = Arc::new(CommandService::open(store.clone(), clock).await.unwrap());
         App {
             dir,
             store,
@@ -280,6 +286,17 @@ impl App {
         retry_for: Duration,
         clock: Arc<dyn Clock>,
     ) -> DeliveryWorker {
+        self.worker_with(url, retry_for, clock, None)
+    }
+
+    /// [`App::worker_on`], e-mailing chat replies unseen for `chat_email_unseen_after`.
+    pub(crate) fn worker_with(
+        &self,
+        url: &str,
+        retry_for: Duration,
+        clock: Arc<dyn Clock>,
+        chat_email_unseen_after: Option<Duration>,
+    ) -> DeliveryWorker {
         let relay = Relay::new(&url.parse().unwrap(), Duration::from_secs(10)).unwrap();
         DeliveryWorker::spawn(
             self.service.clone(),
@@ -290,6 +307,7 @@ impl App {
                 from_name: FromName::AgentViaInbox,
                 clock,
                 messenger: None,
+                chat_email_unseen_after,
             },
         )
     }

@@ -120,6 +120,10 @@ pub struct Conversation {
     pub delivered_watermark: Option<DateTime<Utc>>,
     /// The latest Messenger read receipt's watermark.
     pub read_watermark: Option<DateTime<Utc>>,
+    /// The e-mail address a chat visitor left last, for replies they do not see.
+    pub visitor_email: Option<String>,
+    /// Chat replies the visitor's widget was not handed yet, and that were not e-mailed.
+    pub unseen_replies: BTreeSet<Uuid>,
 }
 
 impl Conversation {
@@ -239,6 +243,13 @@ impl Conversation {
                 if self.subject.is_none() {
                     self.subject = e.subject.clone();
                 }
+                // Only users' replies may go out by e-mail: bots answer while the visitor is
+                // there (ADR 0006).
+                if e.channel_kind == ChannelKind::Chat
+                    && matches!(e.author, proto_events::event::ReplyAuthor::User { .. })
+                {
+                    self.unseen_replies.insert(e.message_id);
+                }
                 if let Some(headers) = &e.email {
                     if self.customer.is_none() {
                         self.customer = headers.to.first().map(|address| Identity::Email {
@@ -254,6 +265,18 @@ impl Conversation {
                     proto_events::event::ReceiptKind::Read => &mut self.read_watermark,
                 };
                 *last = Some(e.watermark);
+            }
+            E::ChatVisitorEmailLeft(e) => {
+                self.visitor_email = Some(e.address.clone());
+            }
+            E::ChatRepliesSeen(e) => {
+                for id in &e.message_ids {
+                    self.unseen_replies.remove(id);
+                }
+            }
+            E::ChatReplyEmailed(e) => {
+                self.unseen_replies.remove(&e.message_id);
+                self.thread.outbound(&e.email);
             }
             E::DeliverySucceeded(e) => {
                 if let Some(outbound) = self.outbound.get_mut(&e.message_id) {

@@ -1969,3 +1969,198 @@ fn a_receipt_is_recorded_by_the_pages_channel_once_per_newer_watermark() {
 }
 
 // --- end Messenger's reply windows ---
+
+// --- Chat replies by e-mail (ADR 0006) ---
+
+fn address_left(address: &str) -> DomainEvent {
+    ChatVisitorEmailLeft {
+        conversation_id: id(CONV),
+        inbox_id: id(SUPPORT),
+        address: address.into(),
+    }
+    .into()
+}
+
+fn email_unseen(n: u128) -> C {
+    C::EmailUnseenReply { message_id: id(n) }
+}
+
+#[test]
+fn the_chat_channel_records_the_visitors_address_once() {
+    let state = given(chat_thread())
+        .when(
+            channel(CHAT),
+            C::RecordVisitorEmail {
+                address: " Visitor@Prospect.TEST ".into(),
+            },
+        )
+        .then(vec![address_left("visitor@prospect.test")]);
+    assert_eq!(
+        state.visitor_email.as_deref(),
+        Some("visitor@prospect.test")
+    );
+    given(chat_thread())
+        .and([address_left("visitor@prospect.test")])
+        .when(
+            channel(CHAT),
+            C::RecordVisitorEmail {
+                address: "visitor@prospect.test".into(),
+            },
+        )
+        .then_nothing();
+    // One strict validator: a bare addr-spec, nothing around it.
+    for bad in [
+        "not an address",
+        "x<victim@y.com>",
+        "Victim <victim@y.com>",
+        "\"a b\"@y.com",
+        "a..b@y.com",
+        ".a@y.com",
+        "a@y",
+        "a@-y.com",
+        "a@y..com",
+        "a@b@y.com",
+        "a(comment)@y.com",
+    ] {
+        given(chat_thread())
+            .when(
+                channel(CHAT),
+                C::RecordVisitorEmail {
+                    address: bad.into(),
+                },
+            )
+            .then_invalid("email");
+    }
+    given(chat_thread())
+        .when(
+            channel(CHAT),
+            C::RecordVisitorEmail {
+                address: "o'brien+chat@mail.example.ie".into(),
+            },
+        )
+        .then(vec![address_left("o'brien+chat@mail.example.ie")]);
+    // Another channel, or anyone else, does not speak for the visitor.
+    for actor in [channel(EMAIL), user(AGENT), system()] {
+        given(chat_thread())
+            .when(
+                actor,
+                C::RecordVisitorEmail {
+                    address: "visitor@prospect.test".into(),
+                },
+            )
+            .then_forbidden();
+    }
+    given(email_thread())
+        .when(
+            channel(EMAIL),
+            C::RecordVisitorEmail {
+                address: "visitor@prospect.test".into(),
+            },
+        )
+        .then_rejected("NOT_CHAT", None);
+}
+
+#[test]
+fn an_unseen_reply_goes_out_by_email_from_the_inbox_address_threaded() {
+    let state = given(replied_thread())
+        .and([address_left("visitor@prospect.test")])
+        .when(system(), email_unseen(REPLY))
+        .then(vec![
+            ChatReplyEmailed {
+                conversation_id: id(CONV),
+                inbox_id: id(SUPPORT),
+                message_id: id(REPLY),
+                email_channel_id: id(EMAIL),
+                subject: "Your chat with Support".into(),
+                email: EmailHeaders {
+                    message_id: format!("{}@acme.test", id(REPLY)),
+                    in_reply_to: None,
+                    references: Vec::new(),
+                    to: vec!["visitor@prospect.test".into()],
+                    cc: Vec::new(),
+                },
+            }
+            .into(),
+        ]);
+    // Once: asking again writes nothing, and the next e-mail references this one.
+    assert!(state.unseen_replies.is_empty());
+    assert_eq!(
+        state.thread.references,
+        vec![format!("{}@acme.test", id(REPLY))]
+    );
+}
+
+#[test]
+fn a_seen_reply_is_not_emailed_and_an_emailed_one_is_not_recorded_seen() {
+    let seen = C::RecordRepliesSeen {
+        message_ids: vec![id(REPLY), id(FIRST)],
+    };
+    // Only our unseen replies are recorded: the visitor's own message is left out.
+    let seen_event: DomainEvent = ChatRepliesSeen {
+        conversation_id: id(CONV),
+        inbox_id: id(SUPPORT),
+        message_ids: vec![id(REPLY)],
+    }
+    .into();
+    given(replied_thread())
+        .when(channel(CHAT), seen.clone())
+        .then(vec![seen_event.clone()]);
+    given(replied_thread())
+        .and([address_left("visitor@prospect.test"), seen_event])
+        .when(system(), email_unseen(REPLY))
+        .then_nothing();
+    let emailed = given(replied_thread())
+        .and([address_left("visitor@prospect.test")])
+        .when(system(), email_unseen(REPLY))
+        .result
+        .expect("e-mailed");
+    given(replied_thread())
+        .and(emailed.clone())
+        .when(channel(CHAT), seen)
+        .then_nothing();
+    given(replied_thread())
+        .and(emailed)
+        .when(system(), email_unseen(REPLY))
+        .then_nothing();
+}
+
+#[test]
+fn an_unseen_reply_needs_an_address_and_the_delivery_worker() {
+    given(replied_thread())
+        .when(system(), email_unseen(REPLY))
+        .then_rejected("NO_RECIPIENT", None);
+    given(replied_thread())
+        .and([address_left("visitor@prospect.test")])
+        .when(system(), email_unseen(COMMENT))
+        .then_not_found("message");
+    given(replied_thread())
+        .and([address_left("visitor@prospect.test")])
+        .when(user(AGENT), email_unseen(REPLY))
+        .then_forbidden();
+    given(replied_thread())
+        .and([address_left("visitor@prospect.test")])
+        .with_organisation([disconnected(EMAIL)])
+        .when(system(), email_unseen(REPLY))
+        .then_rejected("NO_SENDER_ADDRESS", None);
+}
+
+// --- end chat replies by e-mail ---
+
+#[test]
+fn only_users_chat_replies_are_tracked_unseen_and_e_mailed() {
+    // A bot answers while the visitor is there: its reply is never e-mailed, nor recorded seen.
+    let mut events = chat_thread();
+    events.push(reply_sent(REPLY, ReplyAuthor::Bot { id: id(BOT) }));
+    given(events.clone())
+        .and([address_left("visitor@prospect.test")])
+        .when(system(), email_unseen(REPLY))
+        .then_nothing();
+    given(events)
+        .when(
+            channel(CHAT),
+            C::RecordRepliesSeen {
+                message_ids: vec![id(REPLY)],
+            },
+        )
+        .then_nothing();
+}

@@ -367,3 +367,31 @@ mailbox = "Support"
         "{error}"
     );
 }
+
+#[test]
+fn unseen_chat_replies_are_emailed_after_two_minutes_unless_configured_or_off_never_under_ten_seconds()
+ {
+    let path = Path::new("switchboard.toml");
+    let layered = |text: &str, vars: &[(&str, &str)]| {
+        Config::layered(Some((path, text)), &env(vars), &Flags::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .delivery
+            .chat_email_unseen_after
+    };
+    assert_eq!(layered("", &[]), Some(Duration::from_secs(120)));
+    let file = "[chat]\nemail_unseen_after = \"30s\"\n";
+    assert_eq!(layered(file, &[]), Some(Duration::from_secs(30)));
+    let vars = [("SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER", "5m")];
+    assert_eq!(layered(file, &vars), Some(Duration::from_secs(300)));
+    let off = [("SWITCHBOARD_CHAT_EMAIL_UNSEEN_AFTER", "off")];
+    assert_eq!(layered(file, &off), None, "off disables");
+    assert_eq!(layered("[chat]\nemail_unseen_after = \"off\"\n", &[]), None);
+    for value in ["soon", "5s", "0s"] {
+        let bad = Config::layered(
+            Some((path, &format!("[chat]\nemail_unseen_after = \"{value}\"\n"))),
+            &env(&[]),
+            &Flags::default(),
+        );
+        assert!(bad.is_err(), "{value}");
+    }
+}
