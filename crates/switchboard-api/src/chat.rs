@@ -16,8 +16,10 @@
 //!   `chat_conversation_id`), so a visitor has no way to name anyone else's. A message is
 //!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
 //!   message the same message (its id is derived from it).
-//! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
-//!   become a contact known by it and by their visitor id (after their first message).
+//! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address (after
+//!   their first message). It is an unverified claim: kept as the `claimed_email` of the
+//!   visitor's contact (known by their visitor id), never an identity, and answered the same
+//!   whether or not someone is known by it.
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
 //! What a visitor reads of their conversation is only its messages: their own
@@ -32,8 +34,10 @@
 //! body over `max_body_bytes` 413; a bad field 422 `{"errors": [{"field", "message"}]}`. A
 //! refused request writes nothing.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -57,13 +61,15 @@ use sha2::Sha256;
 use switchboard_domain::DomainError;
 use switchboard_service::{Command, CommandMeta, ServiceError, chat_conversation_id};
 use switchboard_store::{Direction, StreamFrom};
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::forms::{answer, error, origin, quota, too_many};
 use crate::state::{ApiState, Inner};
 
 mod live;
+mod rooms;
+
+pub(crate) use rooms::{Joined, Rooms};
 
 /// Limits of the visitor routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +87,28 @@ pub struct ChatLimits {
     pub max_body_bytes: usize,
     /// The longest message, in characters.
     pub max_message_chars: usize,
+    /// Live sockets one visitor may hold open at once (a page in several tabs); beyond them
+    /// the upgrade is refused with 429.
+    pub max_sockets_per_visitor: usize,
+    /// Live sockets one client address may hold open at once, across visitors.
+    pub max_sockets_per_address: usize,
+    /// How often a live socket the visitor has been silent on is pinged.
+    pub ping_interval: Duration,
+    /// A live socket on which nothing (not even a pong) came for this long is closed.
+    pub idle_timeout: Duration,
+    /// A frame the visitor's connection has not taken within this long closes the socket, so
+    /// a visitor who stopped reading holds no memory for long.
+    pub send_timeout: Duration,
+    /// Events and signals of its conversation a live socket may have waiting; one that falls
+    /// further behind reads what it missed from the conversation's stream.
+    pub live_buffer: usize,
 }
 
 impl Default for ChatLimits {
     /// 20 messages a minute per visitor (5 at once), 60 requests a minute per address (20 at
-    /// once), 16 KiB bodies, messages of 4,000 characters.
+    /// once), 16 KiB bodies, messages of 4,000 characters; 5 live sockets per visitor and 50
+    /// per address, pinged every 20 s and closed after 60 s without an answer or 10 s
+    /// without taking a frame; 64 items waiting per socket.
     fn default() -> ChatLimits {
         ChatLimits {
             per_visitor_per_minute: 20,
@@ -94,35 +117,39 @@ impl Default for ChatLimits {
             per_address_burst: 20,
             max_body_bytes: 16 * 1024,
             max_message_chars: 4_000,
+            max_sockets_per_visitor: 5,
+            max_sockets_per_address: 50,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
+            live_buffer: 64,
         }
     }
 }
 
-/// Someone started or stopped typing in a chat conversation: an ephemeral signal, never an
-/// event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Typing {
-    pub(crate) conversation_id: Uuid,
-    /// `None`: the visitor; otherwise the user.
-    pub(crate) user: Option<Uuid>,
-    pub(crate) typing: bool,
-}
-
-/// How many typing signals a slow listener may fall behind before it skips some.
-const TYPING_BUFFER: usize = 1_024;
+/// A visitor's typing signals a `chatTyping` subscription may have waiting; further ones are
+/// skipped (they are only hints).
+const TYPING_BUFFER: usize = 16;
 
 /// Idle keys are forgotten every this many checks, so the limiters' memory stays bounded.
 const FORGET_EVERY: u64 = 4_096;
 
-/// The limits, rate limiters, visitor tokens and typing signals of website chat.
+/// The limits, rate limiters, visitor tokens, open sockets and live routing of website chat.
 pub(crate) struct Chat {
     pub(crate) limits: ChatLimits,
     per_visitor: DefaultKeyedRateLimiter<Uuid>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// A visitor's typing signals forwarded to agents: one a second per conversation.
+    typing_per_conversation: DefaultKeyedRateLimiter<Uuid>,
     checks: AtomicU64,
     tokens: VisitorTokens,
-    /// Typing signals of visitors and agents, for every socket and subscription to filter.
-    pub(crate) typing: broadcast::Sender<Typing>,
+    /// The live sockets open per visitor and per address.
+    sockets: Sockets,
+    /// The visitors' sockets, by conversation, with the one task that routes events and agents'
+    /// typing signals to them.
+    pub(crate) visitors: live::Visitors,
+    /// The `chatTyping` subscriptions, by conversation: a visitor's typing signals.
+    pub(crate) agents_typing: Rooms<bool>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -148,10 +175,47 @@ impl Chat {
                 limits.per_address_burst,
             )),
             limits,
+            typing_per_conversation: DefaultKeyedRateLimiter::keyed(governor::Quota::per_second(
+                std::num::NonZeroU32::MIN,
+            )),
             checks: AtomicU64::new(0),
             tokens: VisitorTokens(secret_key.derive("chat visitor token")),
-            typing: broadcast::channel(TYPING_BUFFER).0,
+            sockets: Sockets::default(),
+            visitors: live::Visitors::default(),
+            agents_typing: Rooms::default(),
         }
+    }
+
+    /// A visitor is typing (or stopped) in `conversation`: told to the agents following it,
+    /// unless one of the visitor's signals was forwarded less than a second ago.
+    pub(crate) fn visitor_typing(&self, conversation: Uuid, typing: bool) {
+        if self
+            .typing_per_conversation
+            .check_key(&conversation)
+            .is_ok()
+        {
+            self.agents_typing.offer(conversation, &typing);
+        }
+    }
+
+    /// A `chatTyping` subscription's signals from the visitor of `conversation`.
+    pub(crate) fn follow_typing(&self, conversation: Uuid) -> Joined<bool> {
+        self.agents_typing.join(conversation, TYPING_BUFFER, 0)
+    }
+
+    /// Counts a live socket of `visitor` from `address`, or refuses it (429) when either has
+    /// as many open as the limits allow; the socket counts until the slot is dropped.
+    pub(crate) fn open_socket(
+        &self,
+        visitor: Uuid,
+        address: IpAddr,
+    ) -> Result<SocketSlot, Refused> {
+        self.sockets.open(
+            visitor,
+            address,
+            self.limits.max_sockets_per_visitor,
+            self.limits.max_sockets_per_address,
+        )
     }
 
     /// `Err(wait)` when `address` (and `visitor`, when given) is over its limit.
@@ -159,6 +223,7 @@ impl Chat {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.per_address.retain_recent();
             self.per_visitor.retain_recent();
+            self.typing_per_conversation.retain_recent();
         }
         let now = DefaultClock::default().now();
         self.per_address
@@ -170,6 +235,71 @@ impl Chat {
                 .check_key(&visitor)
                 .map_err(|not_until| not_until.wait_time_from(now)),
             None => Ok(()),
+        }
+    }
+}
+
+/// What a live socket is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SocketOf {
+    Visitor(Uuid),
+    Address(IpAddr),
+}
+
+/// How many live sockets each visitor and address holds open.
+#[derive(Debug, Default)]
+struct Sockets(Arc<Mutex<HashMap<SocketOf, usize>>>);
+
+impl Sockets {
+    fn open(
+        &self,
+        visitor: Uuid,
+        address: IpAddr,
+        per_visitor: usize,
+        per_address: usize,
+    ) -> Result<SocketSlot, Refused> {
+        let keys = [SocketOf::Visitor(visitor), SocketOf::Address(address)];
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = |key| open.get(&key).copied().unwrap_or(0);
+        if count(keys[0]) >= per_visitor {
+            return Err(Refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this visitor has too many chat connections open; close one",
+            ));
+        }
+        if count(keys[1]) >= per_address {
+            return Err(Refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many chat connections from this address; close one",
+            ));
+        }
+        for key in keys {
+            *open.entry(key).or_default() += 1;
+        }
+        Ok(SocketSlot {
+            sockets: self.0.clone(),
+            keys,
+        })
+    }
+}
+
+/// An open live socket, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct SocketSlot {
+    sockets: Arc<Mutex<HashMap<SocketOf, usize>>>,
+    keys: [SocketOf; 2],
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in self.keys {
+            if let Some(count) = open.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&key);
+                }
+            }
         }
     }
 }
@@ -401,7 +531,7 @@ async fn preflight(
 const DEFAULT_EXPECTED_REPLY: &str = "We usually reply in a few minutes";
 
 /// What it says when nobody is available. (It promises no e-mail: replies to a chat go out by
-/// chat only, for now; the address makes the visitor a contact the team can reach.)
+/// chat only, for now; the address, kept as the visitor's claim, lets the team reach them.)
 const AWAY_EXPECTED_REPLY: &str =
     "Nobody is available right now. Leave your e-mail address so that we can get back to you.";
 
@@ -474,6 +604,14 @@ pub(crate) struct After {
 
 /// Most events read from a conversation's stream at once.
 const READ_CHUNK: usize = 256;
+
+/// Whether a visitor sees anything of `event`: the events [`visible`] shows.
+pub(crate) fn shown(event: &DomainEvent) -> bool {
+    matches!(
+        event,
+        DomainEvent::MessageReceived(_) | DomainEvent::ReplySent(_)
+    )
+}
 
 /// The event at `seq` of a visitor's conversation as the visitor sees it: a message of theirs
 /// or a reply of the team, nothing else (comments never).
@@ -828,10 +966,12 @@ struct ContactDetails {
 /// Longest e-mail address.
 const MAX_EMAIL: usize = 254;
 
-/// `POST /chat/{key}/contact`: the visitor becomes a contact known by their visitor id and the
-/// address they gave ("record created" from their conversation, which must have started: 409
-/// before their first message). When the address or the visitor is known already the write
-/// side refuses with `TAKEN` and nothing is written: the answer says `recognised`.
+/// `POST /chat/{key}/contact`: the visitor leaves an address (409 before their first message:
+/// it is kept with the conversation's contact). Nothing proves the address is theirs, so it
+/// never becomes an identity (which would reserve it, and tell the visitor by a refusal
+/// whether someone holds it): the visitor's contact, known by their visitor id, made from
+/// their conversation when they have none yet, gets it as its `claimed_email` property, for
+/// agents to judge. The answer is the same whoever holds the address: `202 {"received": true}`.
 async fn contact(
     State(state): State<ApiState>,
     Path(key): Path<String>,
@@ -882,26 +1022,8 @@ async fn contact(
                 "write a message first: the address is kept with the conversation",
             );
         }
-        let command = Command::CreateContact {
-            contact_id: Uuid::now_v7(),
-            identities: vec![
-                Identity::ChatVisitor {
-                    visitor_id: visitor.to_string(),
-                },
-                Identity::Email { address: email },
-            ],
-            properties: name
-                .map(|name| ("name".to_owned(), name))
-                .into_iter()
-                .collect(),
-            from_conversation: Some(conversation),
-        };
-        let meta = CommandMeta::by(Actor::Channel { id: channel_id });
-        match inner.service.execute(meta, command).await {
-            Ok(_) => answer(StatusCode::CREATED, json!({ "recognised": false })),
-            Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => {
-                answer(StatusCode::OK, json!({ "recognised": true }))
-            }
+        match claim(inner, channel_id, visitor, conversation, email, name).await {
+            Ok(()) => answer(StatusCode::ACCEPTED, json!({ "received": true })),
             Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
             Err(e) => {
                 tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
@@ -910,4 +1032,55 @@ async fn contact(
         }
     })
     .await
+}
+
+/// Keeps `email` as the `claimed_email` of the contact known by `visitor`: a new contact (named
+/// `name`, if given) from `conversation` when the visitor has none, otherwise a property of
+/// theirs (their name left as it is: the contact may be one an agent linked them to).
+async fn claim(
+    inner: &Inner,
+    channel_id: Uuid,
+    visitor: Uuid,
+    conversation: Uuid,
+    email: String,
+    name: Option<String>,
+) -> Result<(), ServiceError> {
+    let identity = Identity::ChatVisitor {
+        visitor_id: visitor.to_string(),
+    };
+    let claimed = ("claimed_email".to_owned(), email);
+    let create = Command::CreateContact {
+        contact_id: Uuid::now_v7(),
+        identities: vec![identity.clone()],
+        properties: name
+            .map(|name| ("name".to_owned(), name))
+            .into_iter()
+            .chain([claimed.clone()])
+            .collect(),
+        from_conversation: Some(conversation),
+    };
+    let by_channel = CommandMeta::by(Actor::Channel { id: channel_id });
+    match inner.service.execute(by_channel, create).await {
+        Ok(_) => Ok(()),
+        // The visitor has a contact already (an earlier address, the bot's): it gets the claim.
+        Err(ServiceError::Domain(taken @ DomainError::Rejected { code: "TAKEN", .. })) => {
+            let Some(contact_id) = inner.service.contact_holding(&identity).await? else {
+                return Err(ServiceError::Domain(taken));
+            };
+            let command = Command::Contact {
+                contact_id,
+                command: switchboard_domain::contact::ContactCommand::ChangeProperties {
+                    set: [claimed].into_iter().collect(),
+                    unset: Vec::new(),
+                },
+            };
+            // Channels may only create contacts; the widget changes this one as a component of
+            // the system, as the chat bot does, which the audit trail shows.
+            let meta = CommandMeta::by(Actor::System {
+                component: "chat-widget".into(),
+            });
+            inner.service.execute(meta, command).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
 }

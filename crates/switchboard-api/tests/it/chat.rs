@@ -75,16 +75,7 @@ fn request(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -
 
 /// A new visitor's token.
 async fn visitor(api: &TestApi, key: &str) -> String {
-    let reply = api
-        .send(request(
-            "POST",
-            &format!("/chat/{key}/visitors"),
-            None,
-            None,
-        ))
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    reply.body["token"].as_str().expect("a token").to_owned()
+    visitor_with_id(api, key).await.1
 }
 
 /// Sends `text` as the visitor of `token`.
@@ -377,9 +368,9 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
     assert_eq!(info.body["available"], false, "{:?}", info.body);
     assert_eq!(info.body["askEmail"], true);
 
-    // The visitor leaves an address: a contact known by it and by the visitor, made from
-    // their conversation (so after their first message).
-    let token = visitor(&api, &key).await;
+    // The visitor leaves an address (after their first message): kept as an unverified claim
+    // on a contact known by their visitor id, never as the contact's identity.
+    let (ada_id, token) = visitor_with_id(&api, &key).await;
     let early = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
     assert_eq!(
@@ -393,23 +384,97 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         json!({"email": "Ada@Customer.test", "name": "Ada"}),
     )
     .await;
-    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
-    let again = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
-    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
-    assert_eq!(again.body["recognised"], true);
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
+    assert_eq!(left.body, json!({"received": true}));
+    let ada = contact_of_visitor(&api, &ada_id, |c| {
+        c["properties"].to_string().contains("ada@customer.test")
+    })
+    .await;
+    assert_eq!(ada["name"], "Ada");
+    assert!(
+        !ada["identities"].to_string().contains("EMAIL"),
+        "the address is no identity: {ada}"
+    );
+    let by_address = api
+        .gql(
+            api.admin,
+            "{ contactByIdentity(identity: {kind: EMAIL, value: \"ada@customer.test\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(by_address.data()["contactByIdentity"], Value::Null);
+
+    // An address a known contact holds is answered the same, and stays that contact's alone.
+    api.run(Command::CreateContact {
+        contact_id: Uuid::now_v7(),
+        identities: vec![proto_events::event::Identity::Email {
+            address: "known@customer.test".to_owned(),
+        }],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    let known = leave(&api, &key, &token, json!({"email": "known@customer.test"})).await;
+    assert_eq!(
+        (known.status, &known.body),
+        (left.status, &left.body),
+        "a known address is answered like any other"
+    );
+    let ada = contact_of_visitor(&api, &ada_id, |c| {
+        c["properties"].to_string().contains("known@customer.test")
+    })
+    .await;
+    assert_eq!(ada["name"], "Ada", "{ada}");
+    let holder = api
+        .gql(
+            api.admin,
+            "{ contactByIdentity(identity: {kind: EMAIL, value: \"known@customer.test\"}) {
+                identities { kind } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        holder.data()["contactByIdentity"]["identities"],
+        json!([{"kind": "EMAIL"}]),
+        "{:?}",
+        holder.body
+    );
+}
+
+/// A new visitor's id and token.
+async fn visitor_with_id(api: &TestApi, key: &str) -> (String, String) {
+    let reply = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/visitors"),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let field = |name: &str| reply.body[name].as_str().expect(name).to_owned();
+    (field("visitorId"), field("token"))
+}
+
+/// The contact known by the visitor id, once the read model shows it as `ready` says.
+async fn contact_of_visitor(
+    api: &TestApi,
+    visitor_id: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let found = api
             .gql(
                 api.admin,
-                "{ contactByIdentity(identity: {kind: EMAIL, value: \"ada@customer.test\"}) {
-                    identities { kind value } } }",
-                json!({}),
+                "query($id: String!) { contactByIdentity(identity: {kind: CHAT_VISITOR, value: $id}) {
+                    name properties { name value } identities { kind value } } }",
+                json!({"id": visitor_id}),
             )
             .await;
-        let identities = found.data()["contactByIdentity"]["identities"].to_string();
-        if identities.contains("CHAT_VISITOR") {
-            break;
+        let contact = &found.data()["contactByIdentity"];
+        if !contact.is_null() && ready(contact) {
+            return contact.clone();
         }
         assert!(tokio::time::Instant::now() < deadline, "{:?}", found.body);
         tokio::task::yield_now().await;
@@ -666,23 +731,24 @@ async fn the_socket_names_the_field_at_fault_and_drops_oversized_frames_writing_
     assert_eq!(head(&api).await, before, "refused frames write nothing");
 }
 
-#[tokio::test]
-async fn typing_signals_reach_agents_and_visitors_without_events() {
-    let api = TestApi::start().await;
-    let addr = api.serve().await;
-    let (_, channel, key) = widget(&api, None).await;
-    let token = visitor(&api, &key).await;
+/// A visitor who said hello, with their socket open, and the admin's `chatTyping` subscription
+/// to their conversation: `(conversation, visitor's socket, agent's connection)`.
+async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, Socket, Socket) {
+    let (_, channel, key) = widget(api, None).await;
+    let token = visitor(api, &key).await;
     assert_eq!(
-        say(&api, &key, &token, "Hello").await.status,
+        say(api, &key, &token, "Hello").await.status,
         StatusCode::CREATED
     );
-    let conversation = conversation_of(&api, channel).await;
+    let conversation = conversation_of(api, channel).await;
     let mut visitor_socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
     frame(&mut visitor_socket, "message").await;
-
     let bearer = format!("Bearer {}", api.token(api.admin));
     let mut agent = connect(addr, json!({"Authorization": bearer})).await;
-    assert_eq!(next(&mut agent).await.unwrap()["type"], "connection_ack");
+    assert_eq!(
+        next(&mut agent).await.expect("ack")["type"],
+        "connection_ack"
+    );
     subscribe(
         &mut agent,
         "1",
@@ -690,23 +756,45 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
         json!({"id": conversation}),
     )
     .await;
-    let before = head(&api).await;
-    // The subscription may start after the first signal: signal until one arrives.
+    (conversation, visitor_socket, agent)
+}
+
+/// Sends the visitor's typing signal `on` every `every` until the agent is told one (the
+/// subscription may start after the first); the update.
+async fn typed_until_told(
+    visitor_socket: &mut Socket,
+    agent: &mut Socket,
+    on: bool,
+    every: Duration,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let update = loop {
+    loop {
         visitor_socket
             .send(Message::text(
-                json!({"type": "typing", "typing": true}).to_string(),
+                json!({"type": "typing", "typing": on}).to_string(),
             ))
             .await
-            .unwrap();
-        if let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(Duration::from_millis(200), agent.next()).await
-        {
-            break serde_json::from_str::<Value>(&text).unwrap();
+            .expect("the visitor's socket takes a frame");
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(every, agent.next()).await {
+            return serde_json::from_str::<Value>(&text).expect("JSON");
         }
         assert!(tokio::time::Instant::now() < deadline, "no typing signal");
-    };
+    }
+}
+
+#[tokio::test]
+async fn typing_signals_reach_agents_and_visitors_without_events() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (conversation, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    let before = head(&api).await;
+    let update = typed_until_told(
+        &mut visitor_socket,
+        &mut agent,
+        true,
+        Duration::from_millis(200),
+    )
+    .await;
     assert_eq!(
         update["payload"]["data"]["chatTyping"]["typing"], true,
         "{update}"
@@ -726,4 +814,259 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     let signal = frame(&mut visitor_socket, "typing").await;
     assert_eq!(signal["typing"], true);
     assert_eq!(head(&api).await, before, "typing writes no event");
+}
+
+/// Settings whose chat limits are `limits`, the rate limits raised so tests are never refused.
+fn chat_settings(limits: ChatLimits) -> ApiSettings {
+    ApiSettings {
+        chat: ChatLimits {
+            per_visitor_per_minute: 10_000,
+            per_visitor_burst: 1_000,
+            per_address_per_minute: 10_000,
+            per_address_burst: 1_000,
+            ..limits
+        },
+        ..ApiSettings::new(SECRET)
+    }
+}
+
+/// The status a refused upgrade got; `None` when the socket opened.
+fn refused(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> Option<StatusCode> {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Some(response.status()),
+        Err(e) => panic!("the upgrade failed otherwise: {e}"),
+        Ok(_) => None,
+    }
+}
+
+/// Opens a socket for `token`, retrying while the server still counts the sockets closed
+/// before (a session ends a moment after its connection does).
+async fn live_when_free(addr: std::net::SocketAddr, key: &str, token: &str) -> Socket {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match live(addr, key, token, 0, SITE).await {
+            Ok(socket) => return socket,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no socket came free: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn live_sockets_are_capped_per_visitor_and_per_address() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        max_sockets_per_visitor: 2,
+        max_sockets_per_address: 3,
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let ada = visitor(&api, &key).await;
+    let mut first = live(addr, &key, &ada, 0, SITE).await.expect("first socket");
+    let _second = live(addr, &key, &ada, 0, SITE)
+        .await
+        .expect("second socket");
+    assert_eq!(
+        refused(live(addr, &key, &ada, 0, SITE).await),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "a third socket of one visitor"
+    );
+    // Closing one frees its place.
+    first.close(None).await.unwrap();
+    let _third = live_when_free(addr, &key, &ada).await;
+
+    // The address holds three now (two of Ada's, one of Bob's): a new visitor is refused.
+    let bob = visitor(&api, &key).await;
+    let _bobs = live(addr, &key, &bob, 0, SITE).await.expect("Bob's socket");
+    let cy = visitor(&api, &key).await;
+    assert_eq!(
+        refused(live(addr, &key, &cy, 0, SITE).await),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "a fourth socket from one address"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_that_answers_no_ping_is_closed_and_one_that_answers_stays() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        max_sockets_per_visitor: 1,
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(300),
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+
+    // A client that reads nothing answers no ping: the server closes its socket, which frees
+    // the visitor's one place.
+    let mut silent = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    let started = tokio::time::Instant::now();
+    let mut answering = live_when_free(addr, &key, &token).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "closed before the idle timeout: {:?}",
+        started.elapsed()
+    );
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), silent.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break Some(frame),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => break None,
+            Err(_) => panic!("the silent socket stayed open"),
+        }
+    };
+    // (A reset may come first: the client's pongs to the queued pings hit a closed socket.)
+    if let Some(Some(frame)) = closed {
+        assert_eq!(u16::from(frame.code), 1001, "{frame:?}");
+    }
+
+    // A client that reads answers the pings (tungstenite pongs by itself): it stays open well
+    // past the idle timeout.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_200);
+    let mut pings = 0;
+    while let Ok(message) = tokio::time::timeout_at(until, answering.next()).await {
+        match message {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("the answering socket got {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "pinged while silent: {pings}");
+}
+
+#[tokio::test]
+async fn a_visitors_typing_reaches_agents_at_most_once_a_second() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    // Signals sent while the subscription is being set up go nowhere, and each takes the
+    // second's place: wait out the second before signalling again.
+    typed_until_told(
+        &mut visitor_socket,
+        &mut agent,
+        true,
+        Duration::from_millis(1_100),
+    )
+    .await;
+    // Right after one was forwarded, more within the second are dropped...
+    let forwarded = tokio::time::Instant::now();
+    for on in [false, true, false, true, false] {
+        visitor_socket
+            .send(Message::text(
+                json!({"type": "typing", "typing": on}).to_string(),
+            ))
+            .await
+            .unwrap();
+    }
+    let quiet = tokio::time::timeout_at(forwarded + Duration::from_millis(600), agent.next()).await;
+    assert!(quiet.is_err(), "forwarded within the second: {quiet:?}");
+    // ...and the next second lets one through again.
+    let update = typed_until_told(
+        &mut visitor_socket,
+        &mut agent,
+        false,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(update["payload"]["data"]["chatTyping"]["typing"], false);
+}
+
+#[tokio::test]
+async fn messages_are_routed_only_to_the_sockets_of_their_conversation() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let ada = visitor(&api, &key).await;
+    let bob = visitor(&api, &key).await;
+    let mut ada_socket = live(addr, &key, &ada, 0, SITE).await.expect("Ada's socket");
+    let mut bob_socket = live(addr, &key, &bob, 0, SITE).await.expect("Bob's socket");
+    let routed = "switchboard_chat_live_routed_total";
+    // Both sockets follow the feed once their first message reaches them.
+    for (token, socket) in [(&ada, &mut ada_socket), (&bob, &mut bob_socket)] {
+        assert_eq!(
+            say(&api, &key, token, "first").await.status,
+            StatusCode::CREATED
+        );
+        assert_eq!(frame(socket, "message").await["text"], "first");
+    }
+    let before = api.counter(routed).await;
+    for text in ["one", "two", "three"] {
+        assert_eq!(
+            say(&api, &key, &ada, text).await.status,
+            StatusCode::CREATED
+        );
+        assert_eq!(frame(&mut ada_socket, "message").await["text"], text);
+    }
+    // Ada's three messages went to Ada's socket alone: Bob's was handed nothing.
+    assert_eq!(api.counter(routed).await - before, 3);
+    assert_eq!(
+        say(&api, &key, &bob, "mine").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(frame(&mut bob_socket, "message").await["text"], "mine");
+}
+
+#[tokio::test]
+async fn a_socket_that_falls_behind_gets_every_message_once_in_order() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        live_buffer: 1,
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "0").await.status,
+        StatusCode::CREATED
+    );
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    assert_eq!(frame(&mut socket, "message").await["text"], "0");
+    // Sent at once, they are committed together and announced back to back: a socket with
+    // room for one falls behind and reads the rest from the stream (a round may happen to go
+    // without: rounds go on until one did).
+    let lagged = "switchboard_chat_live_lagged_total";
+    let mut last = 0;
+    for round in 0..5 {
+        let texts: Vec<String> = (0..30).map(|i| format!("{round}.{i}")).collect();
+        let sent =
+            futures::future::join_all(texts.iter().map(|text| say(&api, &key, &token, text))).await;
+        assert!(sent.iter().all(|r| r.status == StatusCode::CREATED));
+        let mut got = Vec::new();
+        while got.len() < texts.len() {
+            let message = frame(&mut socket, "message").await;
+            let seq = message["seq"].as_u64().expect("a seq");
+            assert!(seq > last, "out of order or again: {seq} after {last}");
+            last = seq;
+            got.push(message["text"].as_str().unwrap().to_owned());
+        }
+        got.sort_unstable();
+        let mut texts = texts;
+        texts.sort_unstable();
+        assert_eq!(got, texts, "each message once");
+        if api.counter(lagged).await > 0 {
+            break;
+        }
+    }
+    assert!(
+        api.counter(lagged).await > 0,
+        "the socket never fell behind: the test tested nothing"
+    );
+    // Nothing more is owed: the next frame answers a new message.
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "last", "clientId": "x"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let following = next(&mut socket).await.expect("a frame");
+    assert!(
+        following["type"] == "ack" || following["text"] == "last",
+        "nothing but the new message follows: {following}"
+    );
 }
