@@ -940,6 +940,54 @@ async fn a_socket_that_answers_no_ping_is_closed_and_one_that_answers_stays() {
 }
 
 #[tokio::test]
+async fn a_socket_whose_visitor_stops_reading_is_closed_after_the_send_timeout() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        max_sockets_per_visitor: 1,
+        send_timeout: Duration::from_millis(200),
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    // A client with a small receive buffer that never reads: the server's frames pile up in
+    // the connection until it takes no more.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4 * 1024).expect("buffer size");
+    let stream = tcp.connect(addr).await.expect("connects");
+    let mut request = format!("ws://{addr}/chat/{key}/live?token={token}")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", SITE.parse().expect("origin"));
+    let (_stuck, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("socket opens");
+    // Each message comes back to the socket; a few hundred KiB of them fill the connection.
+    let text = "x".repeat(ChatLimits::default().max_message_chars);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert_eq!(
+            say(&api, &key, &token, &text).await.status,
+            StatusCode::CREATED
+        );
+        // The visitor's one place is free once the server gave up on the stuck socket.
+        match live(addr, &key, &token, 0, SITE).await {
+            Ok(_) => break,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck socket was never closed"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_visitors_typing_reaches_agents_at_most_once_a_second() {
     let api = TestApi::start().await;
     let addr = api.serve().await;
