@@ -1023,13 +1023,19 @@ async fn contact(
             );
         }
         match claim(inner, channel_id, visitor, conversation, email, name).await {
-            Ok(()) => answer(StatusCode::ACCEPTED, json!({ "received": true })),
-            Err(ServiceError::Domain(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+            Ok(()) => {}
+            // Any refusal (the same address again, one the bot kept already, a contact that
+            // is no longer the visitor's) is answered like a success: a different answer would
+            // tell the visitor something about the address or its holder.
+            Err(ServiceError::Domain(e)) => {
+                tracing::info!(error = %e, %channel_id, "a chat visitor's address changed nothing");
+            }
             Err(e) => {
                 tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
-                Refusal::Unavailable.into_response()
+                return Refusal::Unavailable.into_response();
             }
         }
+        answer(StatusCode::ACCEPTED, json!({ "received": true }))
     })
     .await
 }
@@ -1048,6 +1054,8 @@ async fn claim(
     let identity = Identity::ChatVisitor {
         visitor_id: visitor.to_string(),
     };
+    // One key per visitor and address: a repeated submit is answered from the first.
+    let key = format!("chat-contact:{visitor}:{email}");
     let claimed = ("claimed_email".to_owned(), email);
     let create = Command::CreateContact {
         contact_id: Uuid::now_v7(),
@@ -1059,7 +1067,10 @@ async fn claim(
             .collect(),
         from_conversation: Some(conversation),
     };
-    let by_channel = CommandMeta::by(Actor::Channel { id: channel_id });
+    let by_channel = CommandMeta {
+        idempotency_key: Some(key.clone()),
+        ..CommandMeta::by(Actor::Channel { id: channel_id })
+    };
     match inner.service.execute(by_channel, create).await {
         Ok(_) => Ok(()),
         // The visitor has a contact already (an earlier address, the bot's): it gets the claim.
@@ -1076,9 +1087,12 @@ async fn claim(
             };
             // Channels may only create contacts; the widget changes this one as a component of
             // the system, as the chat bot does, which the audit trail shows.
-            let meta = CommandMeta::by(Actor::System {
-                component: "chat-widget".into(),
-            });
+            let meta = CommandMeta {
+                idempotency_key: Some(key),
+                ..CommandMeta::by(Actor::System {
+                    component: "chat-widget".into(),
+                })
+            };
             inner.service.execute(meta, command).await.map(|_| ())
         }
         Err(e) => Err(e),

@@ -441,6 +441,60 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
     );
 }
 
+#[tokio::test]
+async fn an_address_left_again_or_already_collected_is_answered_202() {
+    let api = TestApi::start().await;
+    let (_, channel, key) = widget(&api, None).await;
+    // A double submit: the second changes nothing, and is answered the same.
+    let (_, token) = visitor_with_id(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hi").await.status,
+        StatusCode::CREATED
+    );
+    for attempt in ["first", "second"] {
+        let left = leave(&api, &key, &token, json!({"email": "twice@customer.test"})).await;
+        assert_eq!(
+            left.status,
+            StatusCode::ACCEPTED,
+            "{attempt}: {:?}",
+            left.body
+        );
+        assert_eq!(left.body, json!({"received": true}));
+    }
+
+    // The bot collected the address (another contact holds it, so it is the visitor's claim),
+    // then the visitor leaves it in the form too.
+    api.run(Command::CreateContact {
+        contact_id: Uuid::now_v7(),
+        identities: vec![proto_events::event::Identity::Email {
+            address: "held@customer.test".to_owned(),
+        }],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    let (bob_id, token) = visitor_with_id(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hi").await.status,
+        StatusCode::CREATED
+    );
+    let conversation = switchboard_service::chat_conversation_id(channel, &bob_id);
+    api.run(Command::CreateContact {
+        contact_id: switchboard_service::bot::contact_for(conversation),
+        identities: vec![proto_events::event::Identity::ChatVisitor {
+            visitor_id: bob_id.clone(),
+        }],
+        properties: [("claimed_email".to_owned(), "held@customer.test".to_owned())]
+            .into_iter()
+            .collect(),
+        from_conversation: Some(conversation),
+    })
+    .await;
+    let left = leave(&api, &key, &token, json!({"email": "held@customer.test"})).await;
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
+    assert_eq!(left.body, json!({"received": true}));
+}
+
 /// A new visitor's id and token.
 async fn visitor_with_id(api: &TestApi, key: &str) -> (String, String) {
     let reply = api
