@@ -30,12 +30,13 @@
 //! Refusals: unknown (or disconnected, or unconfigured) widget 404; a request whose `Origin` is
 //! not one of the widget's allowed origins 403 (without an `Origin`, a server or `curl`, it is
 //! taken); a missing or bad token 401; over a rate limit 429 with `Retry-After` (per visitor and
-//! per client address, counted before a body is read; the address is the connection's peer); a
+//! per client address, counted before a body is read; the address is the connection's peer, an
+//! IPv6 one by its /64); a
 //! body over `max_body_bytes` 413; a bad field 422 `{"errors": [{"field", "message"}]}`. A
 //! refused request writes nothing.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -90,7 +91,9 @@ pub struct ChatLimits {
     /// Live sockets one visitor may hold open at once (a page in several tabs); beyond them
     /// the upgrade is refused with 429.
     pub max_sockets_per_visitor: usize,
-    /// Live sockets one client address may hold open at once, across visitors.
+    /// Live sockets one client address (an IPv6 one by its /64) may hold open at once, across
+    /// visitors. High by default: behind a reverse proxy or ingress every visitor has the
+    /// proxy's address, and a low cap would refuse the whole site's visitors past it.
     pub max_sockets_per_address: usize,
     /// How often a live socket the visitor has been silent on is pinged.
     pub ping_interval: Duration,
@@ -106,7 +109,7 @@ pub struct ChatLimits {
 
 impl Default for ChatLimits {
     /// 20 messages a minute per visitor (5 at once), 60 requests a minute per address (20 at
-    /// once), 16 KiB bodies, messages of 4,000 characters; 5 live sockets per visitor and 50
+    /// once), 16 KiB bodies, messages of 4,000 characters; 5 live sockets per visitor and 10,000
     /// per address, pinged every 20 s and closed after 60 s without an answer or 10 s
     /// without taking a frame; 64 items waiting per socket.
     fn default() -> ChatLimits {
@@ -118,7 +121,7 @@ impl Default for ChatLimits {
             max_body_bytes: 16 * 1024,
             max_message_chars: 4_000,
             max_sockets_per_visitor: 5,
-            max_sockets_per_address: 50,
+            max_sockets_per_address: 10_000,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(10),
@@ -446,12 +449,28 @@ pub(crate) fn cors(widget: &Widget, headers: &HeaderMap) -> Result<HeaderMap, Re
     Ok(out)
 }
 
-/// The client's address (the connection's peer), when the server knows it.
+/// The client's address as the per-address limits count it: the connection's peer, an IPv6
+/// one by its /64 (one host is commonly given a whole /64, so counting single addresses would
+/// let it take as many places as it likes).
 fn peer(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+            client_key(info.0.ip())
+        })
+}
+
+/// `address` as the per-address limits key it: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by
+/// its /64 prefix.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
 }
 
 /// The visitor a bearer token names, or 401.
@@ -1096,5 +1115,31 @@ async fn claim(
             inner.service.execute(meta, command).await.map(|_| ())
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::client_key;
+
+    fn key(address: &str) -> IpAddr {
+        client_key(address.parse().expect("an address"))
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_ipv4_as_they_are() {
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            key("2001:db8:1:2:abcd::9"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
     }
 }

@@ -262,6 +262,11 @@ idle_timeout = "45s"
     assert_eq!(config.chat.ping_interval, Duration::from_secs(15));
     assert_eq!(config.chat.idle_timeout, Duration::from_secs(45));
     assert_eq!(config.chat.send_timeout, Duration::from_secs(2));
+    // Behind the ingress every visitor has one address: the cap must not bite unless set.
+    assert!(
+        Config::default().chat.max_sockets_per_address >= 10_000,
+        "the per-address socket cap is high unless configured"
+    );
 
     for (key, value) in [
         ("SWITCHBOARD_CHAT_MAX_SOCKETS_PER_VISITOR", "0"),
