@@ -18,8 +18,8 @@
 //!   message the same message (its id is derived from it).
 //! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address (after
 //!   their first message). It is an unverified claim: kept as the `claimed_email` of the
-//!   visitor's contact (known by their visitor id), never an identity, and answered the same
-//!   whether or not someone is known by it.
+//!   contact made for the visitor (never of one an agent linked them to), never an identity,
+//!   and answered 202 whether or not someone is known by it or it changed anything.
 //! - `GET /chat/{key}/live?token=<token>&after=<seq>`: the visitor's WebSocket (see [`live`]).
 //!
 //! What a visitor reads of their conversation is only its messages: their own
@@ -59,8 +59,7 @@ use proto_events::{Actor, DomainEvent, streams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use switchboard_domain::DomainError;
-use switchboard_service::{Command, CommandMeta, ServiceError, chat_conversation_id};
+use switchboard_service::{Command, CommandMeta, ServiceError, bot, chat_conversation_id};
 use switchboard_store::{Direction, StreamFrom};
 use uuid::Uuid;
 
@@ -988,9 +987,9 @@ const MAX_EMAIL: usize = 254;
 /// `POST /chat/{key}/contact`: the visitor leaves an address (409 before their first message:
 /// it is kept with the conversation's contact). Nothing proves the address is theirs, so it
 /// never becomes an identity (which would reserve it, and tell the visitor by a refusal
-/// whether someone holds it): the visitor's contact, known by their visitor id, made from
-/// their conversation when they have none yet, gets it as its `claimed_email` property, for
-/// agents to judge. The answer is the same whoever holds the address: `202 {"received": true}`.
+/// whether someone holds it): the contact made for the visitor from their conversation gets it
+/// as its `claimed_email` property, for agents to judge (a contact an agent linked them to is
+/// left as it is). The answer is the same whoever holds the address: `202 {"received": true}`.
 async fn contact(
     State(state): State<ApiState>,
     Path(key): Path<String>,
@@ -1059,9 +1058,11 @@ async fn contact(
     .await
 }
 
-/// Keeps `email` as the `claimed_email` of the contact known by `visitor`: a new contact (named
-/// `name`, if given) from `conversation` when the visitor has none, otherwise a property of
-/// theirs (their name left as it is: the contact may be one an agent linked them to).
+/// Keeps `email` as the `claimed_email` of the contact made for the visitor of `conversation`
+/// (the id the chat bot gives it too, [`bot::contact_for`]): created (named `name`, if given)
+/// when the visitor has no contact, changed when that one holds their visitor id (their name
+/// left as it is). A contact an agent linked or merged the visitor into (perhaps a real
+/// customer's) is never written: the claim is refused and only logged.
 async fn claim(
     inner: &Inner,
     channel_id: Uuid,
@@ -1076,8 +1077,9 @@ async fn claim(
     // One key per visitor and address: a repeated submit is answered from the first.
     let key = format!("chat-contact:{visitor}:{email}");
     let claimed = ("claimed_email".to_owned(), email);
+    let contact_id = bot::contact_for(conversation);
     let create = Command::CreateContact {
-        contact_id: Uuid::now_v7(),
+        contact_id,
         identities: vec![identity.clone()],
         properties: name
             .map(|name| ("name".to_owned(), name))
@@ -1092,11 +1094,12 @@ async fn claim(
     };
     match inner.service.execute(by_channel, create).await {
         Ok(_) => Ok(()),
-        // The visitor has a contact already (an earlier address, the bot's): it gets the claim.
-        Err(ServiceError::Domain(taken @ DomainError::Rejected { code: "TAKEN", .. })) => {
-            let Some(contact_id) = inner.service.contact_holding(&identity).await? else {
-                return Err(ServiceError::Domain(taken));
-            };
+        // The visitor has a contact already: the claim goes onto it only if it is the one made
+        // for them (by the bot or an earlier address).
+        Err(ServiceError::Domain(refused)) => {
+            if inner.service.contact_holding(&identity).await? != Some(contact_id) {
+                return Err(ServiceError::Domain(refused));
+            }
             let command = Command::Contact {
                 contact_id,
                 command: switchboard_domain::contact::ContactCommand::ChangeProperties {

@@ -495,6 +495,56 @@ async fn an_address_left_again_or_already_collected_is_answered_202() {
     assert_eq!(left.body, json!({"received": true}));
 }
 
+#[tokio::test]
+async fn an_address_is_never_written_onto_a_customer_an_agent_linked_the_visitor_to() {
+    let api = TestApi::start().await;
+    let (_, _, key) = widget(&api, None).await;
+    let (visitor_id, token) = visitor_with_id(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hi").await.status,
+        StatusCode::CREATED
+    );
+    // An agent recognised the visitor: their visitor id is on a real customer's contact.
+    let customer = Uuid::now_v7();
+    api.run(Command::CreateContact {
+        contact_id: customer,
+        identities: vec![
+            proto_events::event::Identity::Email {
+                address: "real@customer.test".to_owned(),
+            },
+            proto_events::event::Identity::ChatVisitor {
+                visitor_id: visitor_id.clone(),
+            },
+        ],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    let written = || async {
+        api.service
+            .store()
+            .read_stream(
+                &proto_events::streams::contact(customer),
+                switchboard_store::Direction::Forwards,
+                switchboard_store::StreamFrom::Start,
+                100,
+            )
+            .await
+            .expect("read the stream")
+            .len()
+    };
+    let before = written().await;
+    let left = leave(&api, &key, &token, json!({"email": "other@customer.test"})).await;
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
+    assert_eq!(left.body, json!({"received": true}));
+    // The answer comes after the commands: nothing was added to the customer's stream.
+    assert_eq!(
+        written().await,
+        before,
+        "the customer's contact was written"
+    );
+}
+
 /// A new visitor's id and token.
 async fn visitor_with_id(api: &TestApi, key: &str) -> (String, String) {
     let reply = api
