@@ -129,6 +129,9 @@ impl Default for ChatLimits {
     }
 }
 
+/// The one generation of the agents' typing rooms (nothing ends it: no feed stands behind it).
+const TYPING_GENERATION: u64 = 0;
+
 /// A visitor's typing signals a `chatTyping` subscription may have waiting; further ones are
 /// skipped (they are only hints).
 const TYPING_BUFFER: usize = 16;
@@ -196,13 +199,16 @@ impl Chat {
             .check_key(&conversation)
             .is_ok()
         {
-            self.agents_typing.offer(conversation, &typing);
+            self.agents_typing
+                .offer(conversation, TYPING_GENERATION, &typing);
         }
     }
 
     /// A `chatTyping` subscription's signals from the visitor of `conversation`.
     pub(crate) fn follow_typing(&self, conversation: Uuid) -> Joined<bool> {
-        self.agents_typing.join(conversation, TYPING_BUFFER, 0)
+        self.agents_typing
+            .join(conversation, TYPING_BUFFER, TYPING_GENERATION)
+            .expect("the typing rooms' one generation never ends")
     }
 
     /// Counts a live socket of `visitor` from `address`, or refuses it (429) when either has

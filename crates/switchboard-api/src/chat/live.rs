@@ -76,8 +76,9 @@ pub(crate) enum Live {
 #[derive(Debug, Default)]
 pub(crate) struct Visitors {
     rooms: Rooms<Live>,
-    /// The feed the routing task follows, and the generation its sockets join under.
-    routing: Mutex<Routing>,
+    /// The feed the routing task follows, and the generation its sockets join under; shared
+    /// with the task, which clears the feed when it ends.
+    routing: Arc<Mutex<Routing>>,
 }
 
 #[derive(Debug, Default)]
@@ -86,37 +87,74 @@ struct Routing {
     generation: u64,
 }
 
+/// Attempts to join a running routing generation before giving up: each failed one means a
+/// feed ended just then, and the next attempt starts a new one.
+const FOLLOW_ATTEMPTS: usize = 4;
+
 impl Visitors {
     /// Follows `conversation` from now on: what is routed to it after this call arrives in the
     /// receiver. Starts the routing task on the running feed if none follows it yet.
     async fn follow(&self, inner: &Inner, conversation: Uuid) -> ApiResult<Joined<Live>> {
-        let hub = inner.hub().await?;
-        // Held while joining, so a socket never joins a generation whose task has ended.
-        let mut routing = self.routing.lock().unwrap_or_else(PoisonError::into_inner);
-        if !routing.hub.as_ref().is_some_and(|h| Arc::ptr_eq(h, &hub)) {
-            let announcements = hub.subscribe()?;
-            routing.generation += 1;
-            routing.hub = Some(hub);
-            let (routed, lagged) = inner.metrics.chat_live();
-            tokio::spawn(route(
-                announcements,
-                self.rooms.clone(),
-                routing.generation,
-                inner.closing(),
-                routed,
-                lagged,
-            ));
+        for _ in 0..FOLLOW_ATTEMPTS {
+            let hub = inner.hub().await?;
+            let mut routing = self.routing.lock().unwrap_or_else(PoisonError::into_inner);
+            if !routing.hub.as_ref().is_some_and(|h| Arc::ptr_eq(h, &hub)) {
+                let announcements = hub.subscribe()?;
+                routing.generation += 1;
+                routing.hub = Some(hub);
+                let (routed, lagged) = inner.metrics.chat_live();
+                let ended = Ended {
+                    rooms: self.rooms.clone(),
+                    routing: self.routing.clone(),
+                    generation: routing.generation,
+                };
+                tokio::spawn(route(announcements, ended, inner.closing(), routed, lagged));
+            }
+            // Refused when the routing task ended its generation since (it does not take the
+            // `routing` lock to end it): forget that feed and start again.
+            let generation = routing.generation;
+            match self
+                .rooms
+                .join(conversation, inner.chat.limits.live_buffer, generation)
+            {
+                Some(joined) => return Ok(joined),
+                None => routing.hub = None,
+            }
         }
-        Ok(self.rooms.join(
-            conversation,
-            inner.chat.limits.live_buffer,
-            routing.generation,
+        Err(crate::error::ApiError::Unavailable(
+            "the live feed of chat messages keeps ending; reconnect".to_owned(),
         ))
     }
 
     /// An agent started or stopped typing in `conversation`: told to its visitor's sockets.
     pub(crate) fn agent_typing(&self, conversation: Uuid, typing: bool) {
-        self.rooms.offer(conversation, &Live::Typing(typing));
+        let generation = self
+            .routing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
+        self.rooms
+            .offer(conversation, generation, &Live::Typing(typing));
+    }
+}
+
+/// Held by the routing task: when it ends, however (the feed gave up, the server stops, a
+/// panic), its generation ends, so its sockets end and read their stream again elsewhere, and
+/// the feed is forgotten, so the next socket starts a new task.
+#[derive(Debug)]
+struct Ended {
+    rooms: Rooms<Live>,
+    routing: Arc<Mutex<Routing>>,
+    generation: u64,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.rooms.end(self.generation);
+        let mut routing = self.routing.lock().unwrap_or_else(PoisonError::into_inner);
+        if routing.generation == self.generation {
+            routing.hub = None;
+        }
     }
 }
 
@@ -124,12 +162,12 @@ impl Visitors {
 /// until the feed gives up (its sockets are then ended) or the server stops.
 async fn route(
     mut announcements: broadcast::Receiver<Announcement>,
-    rooms: Rooms<Live>,
-    generation: u64,
+    ended: Ended,
     closing: impl std::future::Future<Output = ()>,
     routed: Counter,
     lagged: Counter,
 ) {
+    let (rooms, generation) = (&ended.rooms, ended.generation);
     tokio::pin!(closing);
     loop {
         let announced = tokio::select! {
@@ -144,7 +182,7 @@ async fn route(
                 let Some(conversation) = conversation_of(&event.envelope.stream) else {
                     continue;
                 };
-                let offered = rooms.offer(conversation, &Live::Event(event));
+                let offered = rooms.offer(conversation, generation, &Live::Event(event));
                 routed.inc_by(offered.sent as u64);
                 lagged.inc_by(offered.lagged as u64);
             }
@@ -153,10 +191,8 @@ async fn route(
                 tracing::warn!("chat: the routing of live messages lagged the feed");
                 rooms.lag_all(generation);
             }
-            Ok(Announcement::Failed) | Err(RecvError::Closed) => {
-                rooms.end(generation);
-                return;
-            }
+            // `ended`, dropped, ends the generation.
+            Ok(Announcement::Failed) | Err(RecvError::Closed) => return,
         }
     }
 }

@@ -12,9 +12,12 @@
 //! and typing signals, only hints, are simply missed.
 //!
 //! Every member belongs to a *generation* (the feed it was joined under): [`Rooms::end`] drops
-//! the senders of one generation, and their receivers then end.
+//! the senders of one generation, and their receivers then end. An ended generation is
+//! remembered under the same lock: joining it is refused (the follower must start a new one),
+//! so no member waits on a feed that will never offer it anything. An item is offered under
+//! one generation and reaches only its members.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, mpsc};
@@ -40,6 +43,7 @@ impl<T> Default for Rooms<T> {
             shared: Arc::new(Mutex::new(Shared {
                 next: 0,
                 rooms: HashMap::new(),
+                ended: BTreeSet::new(),
             })),
         }
     }
@@ -51,6 +55,8 @@ struct Shared<T> {
     next: u64,
     /// The members following each conversation; a conversation nobody follows has no entry.
     rooms: HashMap<Uuid, Vec<Member<T>>>,
+    /// The generations ended (a few: one per feed that gave up).
+    ended: BTreeSet<u64>,
 }
 
 #[derive(Debug)]
@@ -118,11 +124,19 @@ fn lock<T>(shared: &Mutex<Shared<T>>) -> std::sync::MutexGuard<'_, Shared<T>> {
 
 impl<T: Clone> Rooms<T> {
     /// Follows `conversation` from now on, with room for `capacity` items (at least one), as
-    /// a member of `generation`.
-    pub(crate) fn join(&self, conversation: Uuid, capacity: usize, generation: u64) -> Joined<T> {
+    /// a member of `generation`; `None` when that generation has ended.
+    pub(crate) fn join(
+        &self,
+        conversation: Uuid,
+        capacity: usize,
+        generation: u64,
+    ) -> Option<Joined<T>> {
         let (sender, items) = mpsc::channel(capacity.max(1));
         let lagged = Arc::new(Notify::new());
         let mut shared = lock(&self.shared);
+        if shared.ended.contains(&generation) {
+            return None;
+        }
         let id = shared.next;
         shared.next += 1;
         shared.rooms.entry(conversation).or_default().push(Member {
@@ -131,7 +145,7 @@ impl<T: Clone> Rooms<T> {
             sender,
             lagged: lagged.clone(),
         });
-        Joined {
+        Some(Joined {
             items,
             lagged,
             _membership: Membership {
@@ -139,15 +153,16 @@ impl<T: Clone> Rooms<T> {
                 conversation,
                 id,
             },
-        }
+        })
     }
 
-    /// Queues `item` for every follower of `conversation`, without waiting; a follower with
-    /// no room is told it lagged.
-    pub(crate) fn offer(&self, conversation: Uuid, item: &T) -> Offered {
+    /// Queues `item` for every follower of `conversation` in `generation`, without waiting; a
+    /// follower with no room is told it lagged.
+    pub(crate) fn offer(&self, conversation: Uuid, generation: u64, item: &T) -> Offered {
         let mut offered = Offered::default();
         let shared = lock(&self.shared);
-        for member in shared.rooms.get(&conversation).into_iter().flatten() {
+        let members = shared.rooms.get(&conversation).into_iter().flatten();
+        for member in members.filter(|m| m.generation == generation) {
             match member.sender.try_send(item.clone()) {
                 Ok(()) => offered.sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -174,6 +189,7 @@ impl<T: Clone> Rooms<T> {
     /// Ends every member of `generation`: their receivers end once drained.
     pub(crate) fn end(&self, generation: u64) {
         let mut shared = lock(&self.shared);
+        shared.ended.insert(generation);
         shared.rooms.retain(|_, members| {
             members.retain(|m| m.generation != generation);
             !members.is_empty()
@@ -198,24 +214,24 @@ mod tests {
     async fn an_item_reaches_only_the_followers_of_its_conversation() {
         let rooms = Rooms::<u32>::default();
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let mut first = rooms.join(a, 4, 0);
-        let mut second = rooms.join(a, 4, 0);
-        let mut other = rooms.join(b, 4, 0);
-        assert_eq!(rooms.offer(a, &7), Offered { sent: 2, lagged: 0 });
+        let mut first = rooms.join(a, 4, 0).expect("joined");
+        let mut second = rooms.join(a, 4, 0).expect("joined");
+        let mut other = rooms.join(b, 4, 0).expect("joined");
+        assert_eq!(rooms.offer(a, 0, &7), Offered { sent: 2, lagged: 0 });
         assert_eq!(first.items.recv().await, Some(7));
         assert_eq!(second.items.recv().await, Some(7));
         assert!(other.items.try_recv().is_err(), "b's follower got a's item");
-        assert_eq!(rooms.offer(Uuid::from_u128(3), &8), Offered::default());
+        assert_eq!(rooms.offer(Uuid::from_u128(3), 0, &8), Offered::default());
     }
 
     #[tokio::test]
     async fn a_full_follower_is_told_it_lagged_and_holds_up_nobody() {
         let rooms = Rooms::<u32>::default();
         let a = Uuid::from_u128(1);
-        let mut slow = rooms.join(a, 2, 0);
-        let mut quick = rooms.join(a, 8, 0);
+        let mut slow = rooms.join(a, 2, 0).expect("joined");
+        let mut quick = rooms.join(a, 8, 0).expect("joined");
         for i in 0..5 {
-            rooms.offer(a, &i);
+            rooms.offer(a, 0, &i);
         }
         // The slow one has its first two and a notice saying it missed some, once.
         assert_eq!(slow.items.recv().await, Some(0));
@@ -224,9 +240,9 @@ mod tests {
         assert!(slow.lagged_now(), "told it lagged");
         assert!(!slow.lagged_now(), "told once");
         // An item queued after a dropped one comes with the notice.
-        rooms.offer(a, &5);
-        rooms.offer(a, &6);
-        rooms.offer(a, &7);
+        rooms.offer(a, 0, &5);
+        rooms.offer(a, 0, &6);
+        rooms.offer(a, 0, &7);
         assert_eq!(slow.items.recv().await, Some(5));
         assert!(slow.lagged_now(), "the gap after 6 is told");
         for i in 0..5 {
@@ -238,15 +254,15 @@ mod tests {
     async fn leaving_and_ending_a_generation_take_members_out() {
         let rooms = Rooms::<u32>::default();
         let a = Uuid::from_u128(1);
-        let left = rooms.join(a, 1, 0);
-        let mut old = rooms.join(a, 1, 0);
-        let mut new = rooms.join(a, 1, 1);
+        let left = rooms.join(a, 1, 0).expect("joined");
+        let mut old = rooms.join(a, 1, 0).expect("joined");
+        let mut new = rooms.join(a, 1, 1).expect("joined");
         assert_eq!(rooms.following(a), 3);
         drop(left);
         assert_eq!(rooms.following(a), 2);
         rooms.end(0);
         assert_eq!(old.items.recv().await, None, "an ended member's items end");
-        assert_eq!(rooms.offer(a, &1).sent, 1);
+        assert_eq!(rooms.offer(a, 1, &1).sent, 1);
         assert_eq!(new.items.recv().await, Some(1));
         drop((old, new));
         assert_eq!(rooms.following(a), 0);
@@ -254,5 +270,22 @@ mod tests {
             lock(&rooms.shared).rooms.is_empty(),
             "empty rooms are removed"
         );
+    }
+
+    #[tokio::test]
+    async fn an_ended_generation_takes_no_members_and_items_reach_only_their_generation() {
+        let rooms = Rooms::<u32>::default();
+        let a = Uuid::from_u128(1);
+        rooms.end(1);
+        assert!(
+            rooms.join(a, 1, 1).is_none(),
+            "joined a generation whose feed has ended"
+        );
+        assert_eq!(rooms.following(a), 0);
+        let mut old = rooms.join(a, 4, 2).expect("joined");
+        let mut new = rooms.join(a, 4, 3).expect("joined");
+        assert_eq!(rooms.offer(a, 3, &9), Offered { sent: 1, lagged: 0 });
+        assert_eq!(new.items.recv().await, Some(9));
+        assert!(old.items.try_recv().is_err(), "another generation's item");
     }
 }
