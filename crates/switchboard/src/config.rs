@@ -1230,11 +1230,12 @@ impl Config {
             );
         }
         if [chat.ping_interval, chat.idle_timeout, chat.send_timeout].contains(&Duration::ZERO)
-            || chat.idle_timeout < chat.ping_interval
+            || chat.idle_timeout < chat.ping_interval * 2
         {
+            // One lost or late pong must not close a live visitor's socket.
             return invalid(
                 "chat.ping_interval, idle_timeout, send_timeout (SWITCHBOARD_CHAT_...)",
-                "must be more than zero, and idle_timeout at least ping_interval".to_owned(),
+                "must be more than zero, and idle_timeout at least twice ping_interval".to_owned(),
             );
         }
         if self.smtp.max_message_bytes < 1024 {

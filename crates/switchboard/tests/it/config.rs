@@ -271,6 +271,8 @@ idle_timeout = "45s"
     for (key, value) in [
         ("SWITCHBOARD_CHAT_MAX_SOCKETS_PER_VISITOR", "0"),
         ("SWITCHBOARD_CHAT_IDLE_TIMEOUT", "5s"),
+        // Under twice the ping interval (20 s by default): one late pong would close it.
+        ("SWITCHBOARD_CHAT_IDLE_TIMEOUT", "39s"),
     ] {
         let error = Config::layered(None, &env(&[(key, value)]), &Flags::default())
             .unwrap_err()
