@@ -146,6 +146,9 @@ pub(crate) struct Chat {
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     /// A visitor's typing signals forwarded to agents: one a second per conversation.
     typing_per_conversation: DefaultKeyedRateLimiter<Uuid>,
+    /// The latest signal of each conversation held back within its second, sent when the
+    /// second is over (so agents never keep seeing "typing" after a dropped stop).
+    typing_held: Arc<Mutex<HashMap<Uuid, bool>>>,
     checks: AtomicU64,
     tokens: VisitorTokens,
     /// The live sockets open per visitor and per address.
@@ -183,6 +186,7 @@ impl Chat {
             typing_per_conversation: DefaultKeyedRateLimiter::keyed(governor::Quota::per_second(
                 std::num::NonZeroU32::MIN,
             )),
+            typing_held: Arc::default(),
             checks: AtomicU64::new(0),
             tokens: VisitorTokens(secret_key.derive("chat visitor token")),
             sockets: Sockets::default(),
@@ -191,16 +195,39 @@ impl Chat {
         }
     }
 
-    /// A visitor is typing (or stopped) in `conversation`: told to the agents following it,
-    /// unless one of the visitor's signals was forwarded less than a second ago.
+    /// A visitor is typing (or stopped) in `conversation`: told to the agents following it at
+    /// once, unless one of the visitor's signals was forwarded less than a second ago; then the
+    /// last one given within that second is told when it is over.
     pub(crate) fn visitor_typing(&self, conversation: Uuid, typing: bool) {
-        if self
-            .typing_per_conversation
-            .check_key(&conversation)
-            .is_ok()
-        {
-            self.agents_typing
-                .offer(conversation, TYPING_GENERATION, &typing);
+        let held = || {
+            self.typing_held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        match self.typing_per_conversation.check_key(&conversation) {
+            Ok(()) => {
+                // This one is newer than any held back: the held one is not sent.
+                held().remove(&conversation);
+                self.agents_typing
+                    .offer(conversation, TYPING_GENERATION, &typing);
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                if held().insert(conversation, typing).is_some() {
+                    return; // A task already waits out this second.
+                }
+                let (held, rooms) = (self.typing_held.clone(), self.agents_typing.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let last = held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&conversation);
+                    if let Some(typing) = last {
+                        rooms.offer(conversation, TYPING_GENERATION, &typing);
+                    }
+                });
+            }
         }
     }
 

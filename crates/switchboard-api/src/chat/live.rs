@@ -26,7 +26,8 @@
 //! it is closed (1011) and the next one starts a new task on a new feed.
 //!
 //! A visitor's typing signals reach the agents' `chatTyping` subscriptions of that conversation,
-//! at most one a second per conversation, and are never stored.
+//! at most one a second per conversation (the last one given within a second is told when it
+//! is over, so a stop is never lost), and are never stored.
 //!
 //! Holding a socket (limits in [`ChatLimits`](super::ChatLimits)): a visitor has at most
 //! `max_sockets_per_visitor` open, an address `max_sockets_per_address` (more are refused with
