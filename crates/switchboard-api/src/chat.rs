@@ -16,9 +16,11 @@
 //!   `chat_conversation_id`), so a visitor has no way to name anyone else's. A message is
 //!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
 //!   message the same message (its id is derived from it).
-//! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address, so they
-//!   become a contact known by it and by their visitor id (after their first message), and
-//!   replies they do not see in the widget go out to it by e-mail (ADR 0006).
+//! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address (after
+//!   their first message). Replies they do not see in the widget go out to it by e-mail (ADR
+//!   0006). It is an unverified claim: kept on the conversation and as the `claimed_email` of
+//!   the contact made for the visitor (never of one an agent linked them to), never an
+//!   identity, and answered 202 whether or not someone is known by it or it changed anything.
 //! - `POST /chat/{key}/seen` (`{"ids": [...]}`): the widget acknowledges replies the visitor
 //!   saw (its panel open, the page visible; also a `seen` frame on the socket); only these are
 //!   recorded seen, never replies merely read by `GET /messages` or pushed on the socket.
@@ -33,12 +35,15 @@
 //! Refusals: unknown (or disconnected, or unconfigured) widget 404; a request whose `Origin` is
 //! not one of the widget's allowed origins 403 (without an `Origin`, a server or `curl`, it is
 //! taken); a missing or bad token 401; over a rate limit 429 with `Retry-After` (per visitor and
-//! per client address, counted before a body is read; the address is the connection's peer); a
+//! per client address, counted before a body is read; the address is the connection's peer, an
+//! IPv6 one by its /64); a
 //! body over `max_body_bytes` 413; a bad field 422 `{"errors": [{"field", "message"}]}`. A
 //! refused request writes nothing.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -61,15 +66,17 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_domain::DomainError;
 use switchboard_domain::conversation::ConversationCommand;
-use switchboard_service::{Command, CommandMeta, ServiceError, chat_conversation_id};
+use switchboard_service::{Command, CommandMeta, ServiceError, bot, chat_conversation_id};
 use switchboard_store::{Direction, StreamFrom};
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::forms::{answer, error, origin, quota, too_many};
 use crate::state::{ApiState, Inner};
 
 mod live;
+mod rooms;
+
+pub(crate) use rooms::{Joined, Rooms};
 
 /// Limits of the visitor routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +95,30 @@ pub struct ChatLimits {
     pub max_body_bytes: usize,
     /// The longest message, in characters.
     pub max_message_chars: usize,
+    /// Live sockets one visitor may hold open at once (a page in several tabs); beyond them
+    /// the upgrade is refused with 429.
+    pub max_sockets_per_visitor: usize,
+    /// Live sockets one client address (an IPv6 one by its /64) may hold open at once, across
+    /// visitors. High by default: behind a reverse proxy or ingress every visitor has the
+    /// proxy's address, and a low cap would refuse the whole site's visitors past it.
+    pub max_sockets_per_address: usize,
+    /// How often a live socket the visitor has been silent on is pinged.
+    pub ping_interval: Duration,
+    /// A live socket on which nothing (not even a pong) came for this long is closed.
+    pub idle_timeout: Duration,
+    /// A frame the visitor's connection has not taken within this long closes the socket, so
+    /// a visitor who stopped reading holds no memory for long.
+    pub send_timeout: Duration,
+    /// Events and signals of its conversation a live socket may have waiting; one that falls
+    /// further behind reads what it missed from the conversation's stream.
+    pub live_buffer: usize,
 }
 
 impl Default for ChatLimits {
     /// 20 messages a minute per visitor (5 at once), 60 requests a minute per address (20 at
-    /// once), 16 KiB bodies, messages of 4,000 characters.
+    /// once), 16 KiB bodies, messages of 4,000 characters; 5 live sockets per visitor and 10,000
+    /// per address, pinged every 20 s and closed after 60 s without an answer or 10 s
+    /// without taking a frame; 64 items waiting per socket.
     fn default() -> ChatLimits {
         ChatLimits {
             per_visitor_per_minute: 20,
@@ -101,35 +127,45 @@ impl Default for ChatLimits {
             per_address_burst: 20,
             max_body_bytes: 16 * 1024,
             max_message_chars: 4_000,
+            max_sockets_per_visitor: 5,
+            max_sockets_per_address: 10_000,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
+            live_buffer: 64,
         }
     }
 }
 
-/// Someone started or stopped typing in a chat conversation: an ephemeral signal, never an
-/// event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Typing {
-    pub(crate) conversation_id: Uuid,
-    /// `None`: the visitor; otherwise the user.
-    pub(crate) user: Option<Uuid>,
-    pub(crate) typing: bool,
-}
+/// The one generation of the agents' typing rooms (nothing ends it: no feed stands behind it).
+const TYPING_GENERATION: u64 = 0;
 
-/// How many typing signals a slow listener may fall behind before it skips some.
-const TYPING_BUFFER: usize = 1_024;
+/// A visitor's typing signals a `chatTyping` subscription may have waiting; further ones are
+/// skipped (they are only hints).
+const TYPING_BUFFER: usize = 16;
 
 /// Idle keys are forgotten every this many checks, so the limiters' memory stays bounded.
 const FORGET_EVERY: u64 = 4_096;
 
-/// The limits, rate limiters, visitor tokens and typing signals of website chat.
+/// The limits, rate limiters, visitor tokens, open sockets and live routing of website chat.
 pub(crate) struct Chat {
     pub(crate) limits: ChatLimits,
     per_visitor: DefaultKeyedRateLimiter<Uuid>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// A visitor's typing signals forwarded to agents: one a second per conversation.
+    typing_per_conversation: DefaultKeyedRateLimiter<Uuid>,
+    /// The latest signal of each conversation held back within its second, sent when the
+    /// second is over (so agents never keep seeing "typing" after a dropped stop).
+    typing_held: Arc<Mutex<HashMap<Uuid, bool>>>,
     checks: AtomicU64,
     tokens: VisitorTokens,
-    /// Typing signals of visitors and agents, for every socket and subscription to filter.
-    pub(crate) typing: broadcast::Sender<Typing>,
+    /// The live sockets open per visitor and per address.
+    sockets: Sockets,
+    /// The visitors' sockets, by conversation, with the one task that routes events and agents'
+    /// typing signals to them.
+    pub(crate) visitors: live::Visitors,
+    /// The `chatTyping` subscriptions, by conversation: a visitor's typing signals.
+    pub(crate) agents_typing: Rooms<bool>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -155,10 +191,74 @@ impl Chat {
                 limits.per_address_burst,
             )),
             limits,
+            typing_per_conversation: DefaultKeyedRateLimiter::keyed(governor::Quota::per_second(
+                std::num::NonZeroU32::MIN,
+            )),
+            typing_held: Arc::default(),
             checks: AtomicU64::new(0),
             tokens: VisitorTokens(secret_key.derive("chat visitor token")),
-            typing: broadcast::channel(TYPING_BUFFER).0,
+            sockets: Sockets::default(),
+            visitors: live::Visitors::default(),
+            agents_typing: Rooms::default(),
         }
+    }
+
+    /// A visitor is typing (or stopped) in `conversation`: told to the agents following it at
+    /// once, unless one of the visitor's signals was forwarded less than a second ago; then the
+    /// last one given within that second is told when it is over.
+    pub(crate) fn visitor_typing(&self, conversation: Uuid, typing: bool) {
+        let held = || {
+            self.typing_held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        match self.typing_per_conversation.check_key(&conversation) {
+            Ok(()) => {
+                // This one is newer than any held back: the held one is not sent.
+                held().remove(&conversation);
+                self.agents_typing
+                    .offer(conversation, TYPING_GENERATION, &typing);
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                if held().insert(conversation, typing).is_some() {
+                    return; // A task already waits out this second.
+                }
+                let (held, rooms) = (self.typing_held.clone(), self.agents_typing.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let last = held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&conversation);
+                    if let Some(typing) = last {
+                        rooms.offer(conversation, TYPING_GENERATION, &typing);
+                    }
+                });
+            }
+        }
+    }
+
+    /// A `chatTyping` subscription's signals from the visitor of `conversation`.
+    pub(crate) fn follow_typing(&self, conversation: Uuid) -> Joined<bool> {
+        self.agents_typing
+            .join(conversation, TYPING_BUFFER, TYPING_GENERATION)
+            .expect("the typing rooms' one generation never ends")
+    }
+
+    /// Counts a live socket of `visitor` from `address`, or refuses it (429) when either has
+    /// as many open as the limits allow; the socket counts until the slot is dropped.
+    pub(crate) fn open_socket(
+        &self,
+        visitor: Uuid,
+        address: IpAddr,
+    ) -> Result<SocketSlot, Refused> {
+        self.sockets.open(
+            visitor,
+            address,
+            self.limits.max_sockets_per_visitor,
+            self.limits.max_sockets_per_address,
+        )
     }
 
     /// `Err(wait)` when `address` (and `visitor`, when given) is over its limit.
@@ -166,6 +266,7 @@ impl Chat {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.per_address.retain_recent();
             self.per_visitor.retain_recent();
+            self.typing_per_conversation.retain_recent();
         }
         let now = DefaultClock::default().now();
         self.per_address
@@ -177,6 +278,71 @@ impl Chat {
                 .check_key(&visitor)
                 .map_err(|not_until| not_until.wait_time_from(now)),
             None => Ok(()),
+        }
+    }
+}
+
+/// What a live socket is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SocketOf {
+    Visitor(Uuid),
+    Address(IpAddr),
+}
+
+/// How many live sockets each visitor and address holds open.
+#[derive(Debug, Default)]
+struct Sockets(Arc<Mutex<HashMap<SocketOf, usize>>>);
+
+impl Sockets {
+    fn open(
+        &self,
+        visitor: Uuid,
+        address: IpAddr,
+        per_visitor: usize,
+        per_address: usize,
+    ) -> Result<SocketSlot, Refused> {
+        let keys = [SocketOf::Visitor(visitor), SocketOf::Address(address)];
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = |key| open.get(&key).copied().unwrap_or(0);
+        if count(keys[0]) >= per_visitor {
+            return Err(Refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this visitor has too many chat connections open; close one",
+            ));
+        }
+        if count(keys[1]) >= per_address {
+            return Err(Refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many chat connections from this address; close one",
+            ));
+        }
+        for key in keys {
+            *open.entry(key).or_default() += 1;
+        }
+        Ok(SocketSlot {
+            sockets: self.0.clone(),
+            keys,
+        })
+    }
+}
+
+/// An open live socket, counted until dropped.
+#[derive(Debug)]
+pub(crate) struct SocketSlot {
+    sockets: Arc<Mutex<HashMap<SocketOf, usize>>>,
+    keys: [SocketOf; 2],
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in self.keys {
+            if let Some(count) = open.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(&key);
+                }
+            }
         }
     }
 }
@@ -324,12 +490,28 @@ pub(crate) fn cors(widget: &Widget, headers: &HeaderMap) -> Result<HeaderMap, Re
     Ok(out)
 }
 
-/// The client's address (the connection's peer), when the server knows it.
+/// The client's address as the per-address limits count it: the connection's peer, an IPv6
+/// one by its /64 (one host is commonly given a whole /64, so counting single addresses would
+/// let it take as many places as it likes).
 fn peer(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+            client_key(info.0.ip())
+        })
+}
+
+/// `address` as the per-address limits key it: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by
+/// its /64 prefix.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
 }
 
 /// The visitor a bearer token names, or 401.
@@ -494,6 +676,14 @@ pub(crate) struct After {
 
 /// Most events read from a conversation's stream at once.
 const READ_CHUNK: usize = 256;
+
+/// Whether a visitor sees anything of `event`: the events [`visible`] shows.
+pub(crate) fn shown(event: &DomainEvent) -> bool {
+    matches!(
+        event,
+        DomainEvent::MessageReceived(_) | DomainEvent::ReplySent(_)
+    )
+}
 
 /// The event at `seq` of a visitor's conversation as the visitor sees it: a message of theirs
 /// that came in through the widget's own chat channel (`channel_id`), or a reply of the team
@@ -920,26 +1110,14 @@ struct ContactDetails {
     name: Option<String>,
 }
 
-/// The answer to a contact the write side refused: a bad address is a field error (the name
-/// was checked before, so the address is the field at fault), another refusal 422, a store
-/// that is unavailable 503.
-fn contact_refused(channel_id: Uuid, e: ServiceError) -> Response {
-    match e {
-        ServiceError::Domain(DomainError::Invalid { message, .. }) => {
-            Refusal::Field("email", message).into_response()
-        }
-        ServiceError::Domain(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-        e => {
-            tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
-            Refusal::Unavailable.into_response()
-        }
-    }
-}
-
-/// `POST /chat/{key}/contact`: the visitor becomes a contact known by their visitor id and the
-/// address they gave ("record created" from their conversation, which must have started: 409
-/// before their first message). When the address or the visitor is known already the write
-/// side refuses with `TAKEN` and nothing is written: the answer says `recognised`.
+/// `POST /chat/{key}/contact`: the visitor leaves an address (409 before their first message:
+/// it is kept with the conversation). Replies they do not acknowledge in the widget go out to
+/// it by e-mail (ADR 0006). Nothing proves the address is theirs, so it never becomes an
+/// identity (which would reserve it, and tell the visitor by a refusal whether someone holds
+/// it): the contact made for the visitor from their conversation gets it as its
+/// `claimed_email` property, for agents to judge (a contact an agent linked them to is left as
+/// it is). The answer is the same whoever holds the address: `202 {"received": true}`; an
+/// address the domain would not keep is a field error on `email`.
 async fn contact(
     State(state): State<ApiState>,
     Path(key): Path<String>,
@@ -977,45 +1155,38 @@ async fn contact(
                     "write a message first: the address is kept with the conversation",
                 );
             }
-            // The contact first: a refused address writes nothing. Then the address is kept on the
-            // conversation, so that replies the visitor does not see go out to it by e-mail whether
-            // or not a contact was made of it (ADR 0006); the same check passed, so only an
-            // unavailable store refuses it now (the visitor sends it again: the contact is
-            // recognised, the address kept).
-            let command = Command::CreateContact {
-                contact_id: Uuid::now_v7(),
-                identities: vec![
-                    Identity::ChatVisitor {
-                        visitor_id: visitor.to_string(),
-                    },
-                    Identity::Email {
-                        address: email.clone(),
-                    },
-                ],
-                properties: name
-                    .map(|name| ("name".to_owned(), name))
-                    .into_iter()
-                    .collect(),
-                from_conversation: Some(conversation),
-            };
-            let meta = CommandMeta::by(Actor::Channel { id: channel_id });
-            let recognised = match inner.service.execute(meta.clone(), command).await {
-                Ok(_) => false,
-                Err(ServiceError::Domain(DomainError::Rejected { code: "TAKEN", .. })) => true,
-                Err(e) => return contact_refused(channel_id, e),
-            };
+            match claim(inner, channel_id, visitor, conversation, email.clone(), name).await {
+                Ok(()) => {}
+                // Any refusal (the same address again, one the bot kept already, a contact
+                // that is no longer the visitor's) is answered like a success: a different
+                // answer would tell the visitor something about the address or its holder.
+                Err(ServiceError::Domain(e)) => {
+                    tracing::info!(error = %e, %channel_id, "a chat visitor's address changed no contact");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+                    return Refusal::Unavailable.into_response();
+                }
+            }
+            // Kept on the conversation whatever became of the claim, so that replies the
+            // visitor does not see go out to it.
             let left = Command::Conversation {
                 conversation_id: conversation,
                 command: Box::new(ConversationCommand::RecordVisitorEmail { address: email }),
             };
-            if let Err(e) = inner.service.execute(meta, left).await {
-                return contact_refused(channel_id, e);
+            let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+            match inner.service.execute(meta, left).await {
+                Ok(_) => {}
+                // The same address again: nothing to record.
+                Err(ServiceError::Domain(e)) => {
+                    tracing::info!(error = %e, %channel_id, "a chat visitor's address was not recorded again");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
+                    return Refusal::Unavailable.into_response();
+                }
             }
-            if recognised {
-                answer(StatusCode::OK, json!({ "recognised": true }))
-            } else {
-                answer(StatusCode::CREATED, json!({ "recognised": false }))
-            }
+            answer(StatusCode::ACCEPTED, json!({ "received": true }))
         },
     )
     .await
@@ -1055,4 +1226,93 @@ async fn seen(
         }
     })
     .await
+}
+
+/// Keeps `email` as the `claimed_email` of the contact made for the visitor of `conversation`
+/// (the id the chat bot gives it too, [`bot::contact_for`]): created (named `name`, if given)
+/// when the visitor has no contact, changed when that one holds their visitor id (their name
+/// left as it is). A contact an agent linked or merged the visitor into (perhaps a real
+/// customer's) is never written: the claim is refused and only logged.
+async fn claim(
+    inner: &Inner,
+    channel_id: Uuid,
+    visitor: Uuid,
+    conversation: Uuid,
+    email: String,
+    name: Option<String>,
+) -> Result<(), ServiceError> {
+    let identity = Identity::ChatVisitor {
+        visitor_id: visitor.to_string(),
+    };
+    // One key per visitor and address: a repeated submit is answered from the first.
+    let key = format!("chat-contact:{visitor}:{email}");
+    let claimed = ("claimed_email".to_owned(), email);
+    let contact_id = bot::contact_for(conversation);
+    let create = Command::CreateContact {
+        contact_id,
+        identities: vec![identity.clone()],
+        properties: name
+            .map(|name| ("name".to_owned(), name))
+            .into_iter()
+            .chain([claimed.clone()])
+            .collect(),
+        from_conversation: Some(conversation),
+    };
+    let by_channel = CommandMeta {
+        idempotency_key: Some(key.clone()),
+        ..CommandMeta::by(Actor::Channel { id: channel_id })
+    };
+    match inner.service.execute(by_channel, create).await {
+        Ok(_) => Ok(()),
+        // The visitor has a contact already: the claim goes onto it only if it is the one made
+        // for them (by the bot or an earlier address).
+        Err(ServiceError::Domain(refused)) => {
+            if inner.service.contact_holding(&identity).await? != Some(contact_id) {
+                return Err(ServiceError::Domain(refused));
+            }
+            let command = Command::Contact {
+                contact_id,
+                command: switchboard_domain::contact::ContactCommand::ChangeProperties {
+                    set: [claimed].into_iter().collect(),
+                    unset: Vec::new(),
+                },
+            };
+            // Channels may only create contacts; the widget changes this one as a component of
+            // the system, as the chat bot does, which the audit trail shows.
+            let meta = CommandMeta {
+                idempotency_key: Some(key),
+                ..CommandMeta::by(Actor::System {
+                    component: "chat-widget".into(),
+                })
+            };
+            inner.service.execute(meta, command).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::client_key;
+
+    fn key(address: &str) -> IpAddr {
+        client_key(address.parse().expect("an address"))
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_ipv4_as_they_are() {
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            key("2001:db8:1:2:abcd::9"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+    }
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     events_appended: Counter,
     subscriptions: Gauge,
     subscription_reads: Counter,
+    chat_live_routed: Counter,
+    chat_live_lagged: Counter,
     lag_positions: Family<ProjectorLabels, Gauge>,
     lag_seconds: Family<ProjectorLabels, Gauge<f64, AtomicU64>>,
     projector_failed: Family<ProjectorLabels, Gauge>,
@@ -106,6 +108,18 @@ impl Metrics {
              however many subscribers it concerns)",
             subscription_reads.clone(),
         );
+        let chat_live_routed = Counter::default();
+        registry.register(
+            "chat_live_routed",
+            "Messages of a chat conversation handed to the visitor sockets following it",
+            chat_live_routed.clone(),
+        );
+        let chat_live_lagged = Counter::default();
+        registry.register(
+            "chat_live_lagged",
+            "Messages a visitor socket had no room for (it read its conversation again)",
+            chat_live_lagged.clone(),
+        );
         let lag_positions = Family::<ProjectorLabels, Gauge>::default();
         registry.register(
             "projection_lag_positions",
@@ -132,6 +146,8 @@ impl Metrics {
             events_appended,
             subscriptions,
             subscription_reads,
+            chat_live_routed,
+            chat_live_lagged,
             lag_positions,
             lag_seconds,
             projector_failed,
@@ -172,6 +188,12 @@ impl Metrics {
     /// A read-model query made for subscriptions.
     pub(crate) fn subscription_read(&self) {
         self.subscription_reads.inc();
+    }
+
+    /// The counters of chat's live routing: messages handed to visitor sockets, and those a
+    /// socket had no room for.
+    pub(crate) fn chat_live(&self) -> (Counter, Counter) {
+        (self.chat_live_routed.clone(), self.chat_live_lagged.clone())
     }
 
     /// The text exposition, with the projection lag as of `lags`.

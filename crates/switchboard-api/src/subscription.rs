@@ -405,25 +405,20 @@ impl Subscription {
             return Err(ApiError::not_found("conversation").into());
         }
         let inner = state(ctx);
-        let signals = inner.chat.typing.subscribe();
+        let signals = inner.chat.follow_typing(id);
         let closing = inner.closing();
         let stream = futures::stream::unfold(signals, move |mut signals| {
             let conversation_id = conversation_id.clone();
             async move {
-                loop {
-                    match signals.recv().await {
-                        Ok(signal) if signal.conversation_id == id && signal.user.is_none() => {
-                            let typing = ChatTyping {
-                                conversation_id,
-                                typing: signal.typing,
-                            };
-                            return Some((typing, signals));
-                        }
-                        // Others' signals, or skipped ones: they are only hints.
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => return None,
-                    }
-                }
+                // Skipped signals are only hints; `None` never comes while `signals` lives.
+                let typing = signals.items.recv().await?;
+                Some((
+                    ChatTyping {
+                        conversation_id,
+                        typing,
+                    },
+                    signals,
+                ))
             }
         });
         Ok(stream.take_until(closing))

@@ -112,13 +112,14 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
 }
 
 /// Limits high enough that 1,000 visitors on one loopback address are never refused: the
-/// defaults (60 requests a minute per address) are meant for the internet.
+/// defaults (60 requests a minute and 50 live sockets per address) are meant for the internet.
 fn limits() -> switchboard_api::ChatLimits {
     switchboard_api::ChatLimits {
         per_visitor_per_minute: 10_000,
         per_visitor_burst: 1_000,
         per_address_per_minute: 100_000_000,
         per_address_burst: 1_000_000,
+        max_sockets_per_address: 1_000_000,
         ..switchboard_api::ChatLimits::default()
     }
 }

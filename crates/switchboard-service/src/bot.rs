@@ -142,8 +142,9 @@ impl Pending {
     }
 }
 
-/// The contact the bot creates for the visitor of `conversation_id`.
-fn contact_for(conversation_id: Uuid) -> Uuid {
+/// The contact the bot creates for the visitor of `conversation_id`; the widget's contact form
+/// creates the same one, so that either writes only onto the contact made for that visitor.
+pub fn contact_for(conversation_id: Uuid) -> Uuid {
     Uuid::new_v5(&BOT_IDS, format!("contact:{conversation_id}").as_bytes())
 }
 

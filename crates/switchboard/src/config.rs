@@ -503,6 +503,11 @@ struct FileChat {
     max_body_bytes: Option<usize>,
     max_message_chars: Option<usize>,
     email_unseen_after: Option<String>,
+    max_sockets_per_visitor: Option<usize>,
+    max_sockets_per_address: Option<usize>,
+    ping_interval: Option<String>,
+    idle_timeout: Option<String>,
+    send_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -838,9 +843,24 @@ impl Config {
         for (value, slot) in [
             (f.max_body_bytes, &mut chat.max_body_bytes),
             (f.max_message_chars, &mut chat.max_message_chars),
+            (f.max_sockets_per_visitor, &mut chat.max_sockets_per_visitor),
+            (f.max_sockets_per_address, &mut chat.max_sockets_per_address),
         ] {
             if let Some(v) = value {
                 *slot = v;
+            }
+        }
+        for (name, value, slot) in [
+            (
+                "chat.ping_interval",
+                f.ping_interval,
+                &mut chat.ping_interval,
+            ),
+            ("chat.idle_timeout", f.idle_timeout, &mut chat.idle_timeout),
+            ("chat.send_timeout", f.send_timeout, &mut chat.send_timeout),
+        ] {
+            if let Some(v) = value {
+                *slot = parse(at, name, &v, parse_duration)?;
             }
         }
         Ok(())
@@ -1060,9 +1080,26 @@ impl Config {
                 "SWITCHBOARD_CHAT_MAX_MESSAGE_CHARS",
                 &mut chat.max_message_chars,
             ),
+            (
+                "SWITCHBOARD_CHAT_MAX_SOCKETS_PER_VISITOR",
+                &mut chat.max_sockets_per_visitor,
+            ),
+            (
+                "SWITCHBOARD_CHAT_MAX_SOCKETS_PER_ADDRESS",
+                &mut chat.max_sockets_per_address,
+            ),
         ] {
             if let Some(v) = var(name) {
                 *slot = parse(at, name, v, parse_number)?;
+            }
+        }
+        for (name, slot) in [
+            ("SWITCHBOARD_CHAT_PING_INTERVAL", &mut chat.ping_interval),
+            ("SWITCHBOARD_CHAT_IDLE_TIMEOUT", &mut chat.idle_timeout),
+            ("SWITCHBOARD_CHAT_SEND_TIMEOUT", &mut chat.send_timeout),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(at, name, v, parse_duration)?;
             }
         }
         Ok(())
@@ -1201,6 +1238,22 @@ impl Config {
                 "chat.max_body_bytes and chat.max_message_chars (SWITCHBOARD_CHAT_MAX_BODY_BYTES, \
                  SWITCHBOARD_CHAT_MAX_MESSAGE_CHARS)",
                 "bodies need at least 1024 bytes, and messages at least one character".to_owned(),
+            );
+        }
+        if chat.max_sockets_per_visitor == 0 || chat.max_sockets_per_address == 0 {
+            return invalid(
+                "chat.max_sockets_per_visitor and chat.max_sockets_per_address \
+                 (SWITCHBOARD_CHAT_MAX_SOCKETS_PER_...)",
+                "must be at least 1: visitors need a socket for live chat".to_owned(),
+            );
+        }
+        if [chat.ping_interval, chat.idle_timeout, chat.send_timeout].contains(&Duration::ZERO)
+            || chat.idle_timeout < chat.ping_interval * 2
+        {
+            // One lost or late pong must not close a live visitor's socket.
+            return invalid(
+                "chat.ping_interval, idle_timeout, send_timeout (SWITCHBOARD_CHAT_...)",
+                "must be more than zero, and idle_timeout at least twice ping_interval".to_owned(),
             );
         }
         if self.smtp.max_message_bytes < 1024 {

@@ -17,37 +17,192 @@
 //! that serves the socket, so a slow write never holds up the visitor's frames.
 //!
 //! Resuming: the socket first sends every message after `after` (the `seq` of the last message
-//! the client has), read from the conversation's stream, then follows the live feed (`hub`),
-//! skipping what it already sent; a socket that falls behind the feed reads what it missed
-//! from the stream the same way. So a client that reconnects with its last `seq` gets exactly
-//! the messages it missed, once each.
+//! the client has), read from the conversation's stream, then follows what is routed to it,
+//! skipping what it already sent; a socket that falls behind reads what it missed from the
+//! stream the same way. So a client that reconnects with its last `seq` gets exactly the
+//! messages it missed, once each.
 //!
-//! Typing signals go through [`Chat::typing`](super::Chat) and are never stored: the visitor's
-//! reach agents through the `chatTyping` subscription, agents' (`setChatTyping`) reach the
-//! visitor's sockets.
+//! Routing ([`Visitors`]): one task per live feed (`hub`) takes every event announced and
+//! hands the messages of a conversation (`MessageReceived`, `ReplySent`) to the sockets
+//! following that conversation only, through a bounded channel per socket
+//! ([`ChatLimits::live_buffer`](super::ChatLimits)); agents' typing signals (`setChatTyping`)
+//! go the same way. The task never waits for a socket: one whose channel is full is told it
+//! lagged and reads its stream again, as above. When the feed gives up, every socket following
+//! it is closed (1011) and the next one starts a new task on a new feed.
+//!
+//! A visitor's typing signals reach the agents' `chatTyping` subscriptions of that conversation,
+//! at most one a second per conversation (the last one given within a second is told when it
+//! is over, so a stop is never lost), and are never stored.
+//!
+//! Holding a socket (limits in [`ChatLimits`](super::ChatLimits)): a visitor has at most
+//! `max_sockets_per_visitor` open, an address `max_sockets_per_address` (more are refused with
+//! 429 before the upgrade); a socket silent for `ping_interval` is pinged, and closed (1001)
+//! once nothing, not even a pong, has come for `idle_timeout`; a frame the connection does not
+//! take within `send_timeout` ends it, so a visitor who stops reading holds nothing for long.
 
+use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Path, Query, Request, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_service::chat_conversation_id;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
 use super::{
-    Outgoing, Refusal, Typing, Widget, cors, peer, read_messages, receive, record_seen, seen_ids,
-    verified, widget,
+    Joined, Outgoing, Refusal, Rooms, SocketSlot, Widget, cors, peer, read_messages, receive,
+    record_seen, seen_ids, verified, widget,
 };
+use crate::error::ApiResult;
 use crate::forms::retry_after;
-use crate::hub::Announcement;
-use crate::state::ApiState;
+use crate::hub::{Announced, Announcement, Hub};
+use crate::state::{ApiState, Inner};
+use crate::types::event::conversation_of;
 
 /// The read buffer of a visitor's socket (frames of a few hundred bytes; longer ones grow it).
 const READ_BUFFER: usize = 4 * 1024;
+
+/// What is routed to a visitor's socket.
+#[derive(Debug, Clone)]
+pub(crate) enum Live {
+    /// A message of its conversation (`MessageReceived` or `ReplySent`).
+    Event(Arc<Announced>),
+    /// An agent started or stopped typing in its conversation.
+    Typing(bool),
+}
+
+/// The visitors' sockets by conversation, and the task that routes the live feed to them.
+#[derive(Debug, Default)]
+pub(crate) struct Visitors {
+    rooms: Rooms<Live>,
+    /// The feed the routing task follows, and the generation its sockets join under; shared
+    /// with the task, which clears the feed when it ends.
+    routing: Arc<Mutex<Routing>>,
+}
+
+#[derive(Debug, Default)]
+struct Routing {
+    hub: Option<Arc<Hub>>,
+    generation: u64,
+}
+
+/// Attempts to join a running routing generation before giving up: each failed one means a
+/// feed ended just then, and the next attempt starts a new one.
+const FOLLOW_ATTEMPTS: usize = 4;
+
+impl Visitors {
+    /// Follows `conversation` from now on: what is routed to it after this call arrives in the
+    /// receiver. Starts the routing task on the running feed if none follows it yet.
+    async fn follow(&self, inner: &Inner, conversation: Uuid) -> ApiResult<Joined<Live>> {
+        for _ in 0..FOLLOW_ATTEMPTS {
+            let hub = inner.hub().await?;
+            let mut routing = self.routing.lock().unwrap_or_else(PoisonError::into_inner);
+            if !routing.hub.as_ref().is_some_and(|h| Arc::ptr_eq(h, &hub)) {
+                let announcements = hub.subscribe()?;
+                routing.generation += 1;
+                routing.hub = Some(hub);
+                let (routed, lagged) = inner.metrics.chat_live();
+                let ended = Ended {
+                    rooms: self.rooms.clone(),
+                    routing: self.routing.clone(),
+                    generation: routing.generation,
+                };
+                tokio::spawn(route(announcements, ended, inner.closing(), routed, lagged));
+            }
+            // Refused when the routing task ended its generation since (it does not take the
+            // `routing` lock to end it): forget that feed and start again.
+            let generation = routing.generation;
+            match self
+                .rooms
+                .join(conversation, inner.chat.limits.live_buffer, generation)
+            {
+                Some(joined) => return Ok(joined),
+                None => routing.hub = None,
+            }
+        }
+        Err(crate::error::ApiError::Unavailable(
+            "the live feed of chat messages keeps ending; reconnect".to_owned(),
+        ))
+    }
+
+    /// An agent started or stopped typing in `conversation`: told to its visitor's sockets.
+    pub(crate) fn agent_typing(&self, conversation: Uuid, typing: bool) {
+        let generation = self
+            .routing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
+        self.rooms
+            .offer(conversation, generation, &Live::Typing(typing));
+    }
+}
+
+/// Held by the routing task: when it ends, however (the feed gave up, the server stops, a
+/// panic), its generation ends, so its sockets end and read their stream again elsewhere, and
+/// the feed is forgotten, so the next socket starts a new task.
+#[derive(Debug)]
+struct Ended {
+    rooms: Rooms<Live>,
+    routing: Arc<Mutex<Routing>>,
+    generation: u64,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.rooms.end(self.generation);
+        let mut routing = self.routing.lock().unwrap_or_else(PoisonError::into_inner);
+        if routing.generation == self.generation {
+            routing.hub = None;
+        }
+    }
+}
+
+/// The routing task: hands each message announced to the sockets following its conversation,
+/// until the feed gives up (its sockets are then ended) or the server stops.
+async fn route(
+    mut announcements: broadcast::Receiver<Announcement>,
+    ended: Ended,
+    closing: impl std::future::Future<Output = ()>,
+    routed: Counter,
+    lagged: Counter,
+) {
+    let (rooms, generation) = (&ended.rooms, ended.generation);
+    tokio::pin!(closing);
+    loop {
+        let announced = tokio::select! {
+            () = &mut closing => return,
+            announced = announcements.recv() => announced,
+        };
+        match announced {
+            Ok(Announcement::Event(event)) => {
+                if !super::shown(&event.envelope.payload) {
+                    continue;
+                }
+                let Some(conversation) = conversation_of(&event.envelope.stream) else {
+                    continue;
+                };
+                let offered = rooms.offer(conversation, generation, &Live::Event(event));
+                routed.inc_by(offered.sent as u64);
+                lagged.inc_by(offered.lagged as u64);
+            }
+            // Skipped events may concern anyone: every socket reads its stream again.
+            Err(RecvError::Lagged(_)) => {
+                tracing::warn!("chat: the routing of live messages lagged the feed");
+                rooms.lag_all(generation);
+            }
+            // `ended`, dropped, ends the generation.
+            Ok(Announcement::Failed) | Err(RecvError::Closed) => return,
+        }
+    }
+}
 
 /// The upgrade's query.
 #[derive(Debug, Deserialize)]
@@ -85,6 +240,10 @@ pub(super) async fn upgrade(
     if let Err(wait) = inner.chat.check(address, None) {
         return crate::forms::too_many(wait, "too many connections; try again later");
     }
+    let slot = match inner.chat.open_socket(visitor, address) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
     let (mut parts, _) = request.into_parts();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
@@ -106,6 +265,7 @@ pub(super) async fn upgrade(
                 address,
                 seen: after,
                 acknowledged: None,
+                _slot: slot,
             }
             .run(socket)
             .await;
@@ -124,6 +284,8 @@ struct Session {
     /// To the task recording the replies the visitor acknowledged seeing (started with the
     /// first acknowledgement; it ends with the session).
     acknowledged: Option<mpsc::Sender<Vec<Uuid>>>,
+    /// Counts the socket against its visitor's and address's limits while it lives.
+    _slot: SocketSlot,
 }
 
 /// Acknowledgements a session's recorder may have queued; more are dropped (the widget sends
@@ -153,22 +315,21 @@ async fn record_acknowledged(
 
 /// Why a session ends.
 enum End {
-    /// The visitor left or the connection broke.
+    /// The visitor left, the connection broke, or it took no frame within `send_timeout`.
     Gone,
-    /// The server stops, or cannot follow the log.
+    /// The server stops, cannot follow the log, or the visitor stopped answering.
     Server(u16, &'static str),
 }
 
 impl Session {
     async fn run(mut self, mut socket: WebSocket) {
-        let end = self.serve(&mut socket).await;
+        let Err(end) = self.serve(&mut socket).await;
         if let End::Server(code, reason) = end {
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
+            let close = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            let _ = send_within(&self.state, &mut socket, close).await;
         }
     }
 
@@ -176,35 +337,41 @@ impl Session {
         chat_conversation_id(self.widget.channel_id(), &self.visitor.to_string())
     }
 
-    async fn serve(&mut self, socket: &mut WebSocket) -> End {
+    /// Serves the socket until it ends, and why.
+    async fn serve(&mut self, socket: &mut WebSocket) -> Result<Infallible, End> {
         let state = self.state.clone();
         let inner = state.inner();
         let conversation = self.conversation();
-        let stream = proto_events::streams::conversation(conversation);
         // Joined before the stream is read, so nothing falls between the two.
-        let mut live = match inner.hub().await.and_then(|hub| hub.subscribe()) {
+        let mut live = match inner.chat.visitors.follow(inner, conversation).await {
             Ok(live) => live,
-            Err(_) => return End::Server(1011, "live updates are unavailable"),
+            Err(_) => return Err(End::Server(1011, "live updates are unavailable")),
         };
-        let mut typing = inner.chat.typing.subscribe();
-        if let Err(end) = self.catch_up(socket, conversation).await {
-            return end;
-        }
+        self.catch_up(socket, conversation).await?;
         let closing = inner.closing();
         tokio::pin!(closing);
+        let limits = &inner.chat.limits;
+        let mut pings =
+            tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
         loop {
             tokio::select! {
-                () = &mut closing => return End::Server(1001, "the server is shutting down"),
-                announced = live.recv() => match announced {
-                    Ok(Announcement::Event(event)) => {
+                () = &mut closing => return Err(End::Server(1001, "the server is shutting down")),
+                routed = live.items.recv() => match routed {
+                    Some(Live::Event(event)) => {
+                        // Something dropped before this event must be sent first.
+                        if live.lagged_now() {
+                            self.catch_up(socket, conversation).await?;
+                        }
                         let envelope = &event.envelope;
-                        if envelope.stream != stream || envelope.stream_version <= self.seen {
+                        if envelope.stream_version <= self.seen {
                             continue;
                         }
                         self.seen = envelope.stream_version;
                         let directory = match inner.directory().await {
                             Ok(view) => view,
-                            Err(_) => return End::Server(1011, "the directory is unavailable"),
+                            Err(_) => return Err(End::Server(1011, "the directory is unavailable")),
                         };
                         let message = super::visible(
                             envelope.stream_version,
@@ -214,62 +381,53 @@ impl Session {
                             &directory.directory,
                         );
                         drop(directory);
-                        if let Some(message) = message
-                            && send(socket, &message).await.is_err()
-                        {
-                            return End::Gone;
+                        if let Some(message) = message {
+                            send(&state, socket, &message).await.map_err(|()| End::Gone)?;
                         }
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        if let Err(end) = self.catch_up(socket, conversation).await {
-                            return end;
-                        }
+                    Some(Live::Typing(typing)) => {
+                        let signal = json!({ "type": "typing", "typing": typing });
+                        send(&state, socket, &signal).await.map_err(|()| End::Gone)?;
                     }
-                    Ok(Announcement::Failed) | Err(RecvError::Closed) => {
-                        return End::Server(1011, "live updates stopped; reconnect");
-                    }
+                    None => return Err(End::Server(1011, "live updates stopped; reconnect")),
                 },
-                signal = typing.recv() => match signal {
-                    Ok(Typing { conversation_id, user: Some(_), typing })
-                        if conversation_id == conversation =>
-                    {
-                        if send(socket, &json!({ "type": "typing", "typing": typing }))
-                            .await
-                            .is_err()
-                        {
-                            return End::Gone;
-                        }
+                () = live.lagged.notified() => self.catch_up(socket, conversation).await?,
+                _ = pings.tick() => {
+                    if heard.elapsed() >= limits.idle_timeout {
+                        return Err(End::Server(1001, "no answer to pings"));
                     }
-                    // Someone else's, the visitor's own, or skipped signals: they are only hints.
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return End::Server(1011, "signals stopped"),
-                },
-                incoming = socket.recv() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        if self.incoming(socket, conversation, text.as_str()).await.is_err() {
-                            return End::Gone;
+                    send_within(&state, socket, Message::Ping(Default::default()))
+                        .await
+                        .map_err(|()| End::Gone)?;
+                }
+                incoming = socket.recv() => {
+                    heard = Instant::now();
+                    pings.reset();
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => {
+                            self.incoming(socket, conversation, text.as_str())
+                                .await
+                                .map_err(|()| End::Gone)?;
                         }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let refused = json!({ "type": "error", "code": "BAD_FRAME",
-                            "message": "send JSON text frames" });
-                        if send(socket, &refused).await.is_err() {
-                            return End::Gone;
+                        Some(Ok(Message::Binary(_))) => {
+                            let refused = json!({ "type": "error", "code": "BAD_FRAME",
+                                "message": "send JSON text frames" });
+                            send(&state, socket, &refused).await.map_err(|()| End::Gone)?;
                         }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(End::Gone),
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return End::Gone,
-                },
+                }
             }
         }
     }
 
     /// Sends the conversation's messages after `seen`, read from its stream.
     async fn catch_up(&mut self, socket: &mut WebSocket, conversation: Uuid) -> Result<(), End> {
-        let inner = self.state.inner();
+        let state = self.state.clone();
         loop {
             let (messages, last) = read_messages(
-                inner,
+                state.inner(),
                 self.widget.channel_id(),
                 conversation,
                 self.seen,
@@ -279,7 +437,9 @@ impl Session {
             .map_err(|_| End::Server(1011, "the conversation cannot be read now"))?;
             let done = messages.len() < RESUME_CHUNK;
             for message in &messages {
-                send(socket, message).await.map_err(|()| End::Gone)?;
+                send(&state, socket, message)
+                    .await
+                    .map_err(|()| End::Gone)?;
             }
             self.seen = self.seen.max(last);
             if done {
@@ -295,11 +455,13 @@ impl Session {
         conversation: Uuid,
         text: &str,
     ) -> Result<(), ()> {
-        let inner = self.state.inner();
+        let state = self.state.clone();
+        let inner = state.inner();
         let frame: Value = match serde_json::from_str(text) {
             Ok(Value::Object(frame)) => Value::Object(frame),
             _ => {
                 return send(
+                    &state,
                     socket,
                     &json!({ "type": "error", "code": "BAD_FRAME",
                         "message": "each frame is a JSON object with a type" }),
@@ -313,12 +475,7 @@ impl Session {
                     .get("typing")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                // Nobody listening is fine.
-                let _ = inner.chat.typing.send(Typing {
-                    conversation_id: conversation,
-                    user: None,
-                    typing,
-                });
+                inner.chat.visitor_typing(conversation, typing);
                 Ok(())
             }
             Some("seen") => {
@@ -326,6 +483,7 @@ impl Session {
                     Ok(ids) => ids,
                     Err(_) => {
                         return send(
+                            &self.state,
                             socket,
                             &json!({ "type": "error", "code": "BAD_FRAME", "field": "ids",
                                 "message": "ids must be a short list of message ids" }),
@@ -354,6 +512,7 @@ impl Session {
                     Ok(outgoing) => outgoing,
                     Err(e) => {
                         return send(
+                            &state,
                             socket,
                             &json!({ "type": "error", "clientId": client_id, "code": "BAD_FRAME",
                                 "message": e.to_string() }),
@@ -382,10 +541,11 @@ impl Session {
                     Err(Refusal::Refused(message)) => json!({ "type": "error",
                         "clientId": client_id, "code": "REFUSED", "message": message }),
                 };
-                send(socket, &reply).await
+                send(&state, socket, &reply).await
             }
             _ => {
                 send(
+                    &state,
                     socket,
                     &json!({ "type": "error", "code": "BAD_FRAME",
                         "message": "unknown type: send message, typing or seen" }),
@@ -396,10 +556,15 @@ impl Session {
     }
 }
 
-/// Sends one JSON frame; `Err` when the socket broke.
-async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), ()> {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .map_err(|_| ())
+/// Sends one JSON frame; `Err` when the socket broke or did not take it in time.
+async fn send(state: &ApiState, socket: &mut WebSocket, value: &Value) -> Result<(), ()> {
+    send_within(state, socket, Message::Text(value.to_string().into())).await
+}
+
+/// Sends `message` within the send timeout; `Err` when the socket broke or did not take it.
+async fn send_within(state: &ApiState, socket: &mut WebSocket, message: Message) -> Result<(), ()> {
+    match tokio::time::timeout(state.inner().chat.limits.send_timeout, socket.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
+    }
 }

@@ -241,8 +241,9 @@
     if (!state.token || state.socket) return;
     var socket = new WebSocket(wsBase + "?token=" + encodeURIComponent(state.token) + "&after=" + state.seq);
     state.socket = socket;
+    var opened = 0;
     socket.onopen = function () {
-      state.retry = 0;
+      opened = Date.now();
       problem.textContent = "";
       state.pending.forEach(function (p) { socket.send(JSON.stringify(p)); });
       ackSeen();
@@ -250,8 +251,12 @@
     socket.onmessage = onFrame;
     socket.onclose = function () {
       state.socket = null;
-      var wait = Math.min(30000, 500 * Math.pow(2, state.retry++));
-      setTimeout(connect, wait);
+      // Refused upgrades (429 when over a limit) never open: the wait doubles up to a minute.
+      // Only a socket that stayed open a while starts again from short waits, and each wait is
+      // jittered, so visitors behind one proxy do not come back together.
+      if (opened && Date.now() - opened > 30000) state.retry = 0;
+      var wait = Math.min(60000, 1000 * Math.pow(2, state.retry++));
+      setTimeout(connect, wait / 2 + Math.random() * wait / 2);
     };
   }
 

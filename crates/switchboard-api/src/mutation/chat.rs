@@ -9,7 +9,6 @@ use proto_events::event::{ChannelKind, Role};
 use switchboard_domain::channel::ChannelCommand;
 use switchboard_domain::chat::ChatWidgetSettings;
 
-use crate::chat::Typing;
 use crate::error::ApiError;
 use crate::ids::{self, Kind};
 use crate::mutation::channel::{channel_after, channel_command};
@@ -122,11 +121,10 @@ impl ChatMutation {
             .into());
         }
         // Nobody listening is fine.
-        let _ = inner.chat.typing.send(Typing {
-            conversation_id,
-            user: Some(access.user_id),
-            typing: input.typing,
-        });
+        inner
+            .chat
+            .visitors
+            .agent_typing(conversation_id, input.typing);
         Ok(SetChatTypingPayload {
             conversation_id: input.conversation_id,
         })

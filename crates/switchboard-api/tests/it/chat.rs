@@ -75,16 +75,7 @@ fn request(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -
 
 /// A new visitor's token.
 async fn visitor(api: &TestApi, key: &str) -> String {
-    let reply = api
-        .send(request(
-            "POST",
-            &format!("/chat/{key}/visitors"),
-            None,
-            None,
-        ))
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    reply.body["token"].as_str().expect("a token").to_owned()
+    visitor_with_id(api, key).await.1
 }
 
 /// Sends `text` as the visitor of `token`.
@@ -401,9 +392,9 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         info.body
     );
 
-    // The visitor leaves an address: a contact known by it and by the visitor, made from
-    // their conversation (so after their first message).
-    let token = visitor(&api, &key).await;
+    // The visitor leaves an address (after their first message): kept as an unverified claim
+    // on a contact known by their visitor id, never as the contact's identity.
+    let (ada_id, token) = visitor_with_id(&api, &key).await;
     let early = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
     assert_eq!(
@@ -417,23 +408,201 @@ async fn the_widget_shows_the_team_and_whether_someone_is_available() {
         json!({"email": "Ada@Customer.test", "name": "Ada"}),
     )
     .await;
-    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
-    let again = leave(&api, &key, &token, json!({"email": "ada@customer.test"})).await;
-    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
-    assert_eq!(again.body["recognised"], true);
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
+    assert_eq!(left.body, json!({"received": true}));
+    let ada = contact_of_visitor(&api, &ada_id, |c| {
+        c["properties"].to_string().contains("ada@customer.test")
+    })
+    .await;
+    assert_eq!(ada["name"], "Ada");
+    assert!(
+        !ada["identities"].to_string().contains("EMAIL"),
+        "the address is no identity: {ada}"
+    );
+    let by_address = api
+        .gql(
+            api.admin,
+            "{ contactByIdentity(identity: {kind: EMAIL, value: \"ada@customer.test\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(by_address.data()["contactByIdentity"], Value::Null);
+
+    // An address a known contact holds is answered the same, and stays that contact's alone.
+    api.run(Command::CreateContact {
+        contact_id: Uuid::now_v7(),
+        identities: vec![proto_events::event::Identity::Email {
+            address: "known@customer.test".to_owned(),
+        }],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    let known = leave(&api, &key, &token, json!({"email": "known@customer.test"})).await;
+    assert_eq!(
+        (known.status, &known.body),
+        (left.status, &left.body),
+        "a known address is answered like any other"
+    );
+    let ada = contact_of_visitor(&api, &ada_id, |c| {
+        c["properties"].to_string().contains("known@customer.test")
+    })
+    .await;
+    assert_eq!(ada["name"], "Ada", "{ada}");
+    let holder = api
+        .gql(
+            api.admin,
+            "{ contactByIdentity(identity: {kind: EMAIL, value: \"known@customer.test\"}) {
+                identities { kind } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        holder.data()["contactByIdentity"]["identities"],
+        json!([{"kind": "EMAIL"}]),
+        "{:?}",
+        holder.body
+    );
+}
+
+#[tokio::test]
+async fn an_address_left_again_or_already_collected_is_answered_202() {
+    let api = TestApi::start().await;
+    let (_, channel, key) = widget(&api, None).await;
+    // A double submit: the second changes nothing, and is answered the same.
+    let (_, token) = visitor_with_id(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hi").await.status,
+        StatusCode::CREATED
+    );
+    for attempt in ["first", "second"] {
+        let left = leave(&api, &key, &token, json!({"email": "twice@customer.test"})).await;
+        assert_eq!(
+            left.status,
+            StatusCode::ACCEPTED,
+            "{attempt}: {:?}",
+            left.body
+        );
+        assert_eq!(left.body, json!({"received": true}));
+    }
+
+    // The bot collected the address (another contact holds it, so it is the visitor's claim),
+    // then the visitor leaves it in the form too.
+    api.run(Command::CreateContact {
+        contact_id: Uuid::now_v7(),
+        identities: vec![proto_events::event::Identity::Email {
+            address: "held@customer.test".to_owned(),
+        }],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    let (bob_id, token) = visitor_with_id(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hi").await.status,
+        StatusCode::CREATED
+    );
+    let conversation = switchboard_service::chat_conversation_id(channel, &bob_id);
+    api.run(Command::CreateContact {
+        contact_id: switchboard_service::bot::contact_for(conversation),
+        identities: vec![proto_events::event::Identity::ChatVisitor {
+            visitor_id: bob_id.clone(),
+        }],
+        properties: [("claimed_email".to_owned(), "held@customer.test".to_owned())]
+            .into_iter()
+            .collect(),
+        from_conversation: Some(conversation),
+    })
+    .await;
+    let left = leave(&api, &key, &token, json!({"email": "held@customer.test"})).await;
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
+    assert_eq!(left.body, json!({"received": true}));
+}
+
+#[tokio::test]
+async fn an_address_is_never_written_onto_a_customer_an_agent_linked_the_visitor_to() {
+    let api = TestApi::start().await;
+    let (_, _, key) = widget(&api, None).await;
+    let (visitor_id, token) = visitor_with_id(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hi").await.status,
+        StatusCode::CREATED
+    );
+    // An agent recognised the visitor: their visitor id is on a real customer's contact.
+    let customer = Uuid::now_v7();
+    api.run(Command::CreateContact {
+        contact_id: customer,
+        identities: vec![
+            proto_events::event::Identity::Email {
+                address: "real@customer.test".to_owned(),
+            },
+            proto_events::event::Identity::ChatVisitor {
+                visitor_id: visitor_id.clone(),
+            },
+        ],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    let written = || async {
+        api.service
+            .store()
+            .read_stream(
+                &proto_events::streams::contact(customer),
+                switchboard_store::Direction::Forwards,
+                switchboard_store::StreamFrom::Start,
+                100,
+            )
+            .await
+            .expect("read the stream")
+            .len()
+    };
+    let before = written().await;
+    let left = leave(&api, &key, &token, json!({"email": "other@customer.test"})).await;
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
+    assert_eq!(left.body, json!({"received": true}));
+    // The answer comes after the commands: nothing was added to the customer's stream.
+    assert_eq!(
+        written().await,
+        before,
+        "the customer's contact was written"
+    );
+}
+
+/// A new visitor's id and token.
+async fn visitor_with_id(api: &TestApi, key: &str) -> (String, String) {
+    let reply = api
+        .send(request(
+            "POST",
+            &format!("/chat/{key}/visitors"),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let field = |name: &str| reply.body[name].as_str().expect(name).to_owned();
+    (field("visitorId"), field("token"))
+}
+
+/// The contact known by the visitor id, once the read model shows it as `ready` says.
+async fn contact_of_visitor(
+    api: &TestApi,
+    visitor_id: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let found = api
             .gql(
                 api.admin,
-                "{ contactByIdentity(identity: {kind: EMAIL, value: \"ada@customer.test\"}) {
-                    identities { kind value } } }",
-                json!({}),
+                "query($id: String!) { contactByIdentity(identity: {kind: CHAT_VISITOR, value: $id}) {
+                    name properties { name value } identities { kind value } } }",
+                json!({"id": visitor_id}),
             )
             .await;
-        let identities = found.data()["contactByIdentity"]["identities"].to_string();
-        if identities.contains("CHAT_VISITOR") {
-            break;
+        let contact = &found.data()["contactByIdentity"];
+        if !contact.is_null() && ready(contact) {
+            return contact.clone();
         }
         assert!(tokio::time::Instant::now() < deadline, "{:?}", found.body);
         tokio::task::yield_now().await;
@@ -690,23 +859,24 @@ async fn the_socket_names_the_field_at_fault_and_drops_oversized_frames_writing_
     assert_eq!(head(&api).await, before, "refused frames write nothing");
 }
 
-#[tokio::test]
-async fn typing_signals_reach_agents_and_visitors_without_events() {
-    let api = TestApi::start().await;
-    let addr = api.serve().await;
-    let (_, channel, key) = widget(&api, None).await;
-    let token = visitor(&api, &key).await;
+/// A visitor who said hello, with their socket open, and the admin's `chatTyping` subscription
+/// to their conversation: `(conversation, visitor's socket, agent's connection)`.
+async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, Socket, Socket) {
+    let (_, channel, key) = widget(api, None).await;
+    let token = visitor(api, &key).await;
     assert_eq!(
-        say(&api, &key, &token, "Hello").await.status,
+        say(api, &key, &token, "Hello").await.status,
         StatusCode::CREATED
     );
-    let conversation = conversation_of(&api, channel).await;
+    let conversation = conversation_of(api, channel).await;
     let mut visitor_socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
     frame(&mut visitor_socket, "message").await;
-
     let bearer = format!("Bearer {}", api.token(api.admin));
     let mut agent = connect(addr, json!({"Authorization": bearer})).await;
-    assert_eq!(next(&mut agent).await.unwrap()["type"], "connection_ack");
+    assert_eq!(
+        next(&mut agent).await.expect("ack")["type"],
+        "connection_ack"
+    );
     subscribe(
         &mut agent,
         "1",
@@ -714,23 +884,45 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
         json!({"id": conversation}),
     )
     .await;
-    let before = head(&api).await;
-    // The subscription may start after the first signal: signal until one arrives.
+    (conversation, visitor_socket, agent)
+}
+
+/// Sends the visitor's typing signal `on` every `every` until the agent is told one (the
+/// subscription may start after the first); the update.
+async fn typed_until_told(
+    visitor_socket: &mut Socket,
+    agent: &mut Socket,
+    on: bool,
+    every: Duration,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let update = loop {
+    loop {
         visitor_socket
             .send(Message::text(
-                json!({"type": "typing", "typing": true}).to_string(),
+                json!({"type": "typing", "typing": on}).to_string(),
             ))
             .await
-            .unwrap();
-        if let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(Duration::from_millis(200), agent.next()).await
-        {
-            break serde_json::from_str::<Value>(&text).unwrap();
+            .expect("the visitor's socket takes a frame");
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(every, agent.next()).await {
+            return serde_json::from_str::<Value>(&text).expect("JSON");
         }
         assert!(tokio::time::Instant::now() < deadline, "no typing signal");
-    };
+    }
+}
+
+#[tokio::test]
+async fn typing_signals_reach_agents_and_visitors_without_events() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (conversation, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    let before = head(&api).await;
+    let update = typed_until_told(
+        &mut visitor_socket,
+        &mut agent,
+        true,
+        Duration::from_millis(200),
+    )
+    .await;
     assert_eq!(
         update["payload"]["data"]["chatTyping"]["typing"], true,
         "{update}"
@@ -769,6 +961,224 @@ async fn recorded(api: &TestApi, event_type: &str, count: usize) -> Vec<Value> {
     }
 }
 
+/// Settings whose chat limits are `limits`, the rate limits raised so tests are never refused.
+fn chat_settings(limits: ChatLimits) -> ApiSettings {
+    ApiSettings {
+        chat: ChatLimits {
+            per_visitor_per_minute: 10_000,
+            per_visitor_burst: 1_000,
+            per_address_per_minute: 10_000,
+            per_address_burst: 1_000,
+            ..limits
+        },
+        ..ApiSettings::new(SECRET)
+    }
+}
+
+/// The status a refused upgrade got; `None` when the socket opened.
+fn refused(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> Option<StatusCode> {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Some(response.status()),
+        Err(e) => panic!("the upgrade failed otherwise: {e}"),
+        Ok(_) => None,
+    }
+}
+
+/// Opens a socket for `token`, retrying while the server still counts the sockets closed
+/// before (a session ends a moment after its connection does).
+async fn live_when_free(addr: std::net::SocketAddr, key: &str, token: &str) -> Socket {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match live(addr, key, token, 0, SITE).await {
+            Ok(socket) => return socket,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no socket came free: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn live_sockets_are_capped_per_visitor_and_per_address() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        max_sockets_per_visitor: 2,
+        max_sockets_per_address: 3,
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let ada = visitor(&api, &key).await;
+    let mut first = live(addr, &key, &ada, 0, SITE).await.expect("first socket");
+    let _second = live(addr, &key, &ada, 0, SITE)
+        .await
+        .expect("second socket");
+    assert_eq!(
+        refused(live(addr, &key, &ada, 0, SITE).await),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "a third socket of one visitor"
+    );
+    // Closing one frees its place.
+    first.close(None).await.unwrap();
+    let _third = live_when_free(addr, &key, &ada).await;
+
+    // The address holds three now (two of Ada's, one of Bob's): a new visitor is refused.
+    let bob = visitor(&api, &key).await;
+    let _bobs = live(addr, &key, &bob, 0, SITE).await.expect("Bob's socket");
+    let cy = visitor(&api, &key).await;
+    assert_eq!(
+        refused(live(addr, &key, &cy, 0, SITE).await),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "a fourth socket from one address"
+    );
+}
+
+/// A live socket over plain TCP, upgraded (the bytes read past the server's answer), that
+/// never writes a byte more (so never pongs).
+async fn silent_socket(
+    addr: std::net::SocketAddr,
+    key: &str,
+    token: &str,
+) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let upgrade = format!(
+        "GET /chat/{key}/live?token={token}&after=0 HTTP/1.1\r\nHost: {addr}\r\n\
+         Origin: {SITE}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.expect("upgrade");
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "ended before the upgrade: {read:?}");
+        read.extend_from_slice(&chunk[..n]);
+        if let Some(head) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            assert!(read.starts_with(b"HTTP/1.1 101"), "{read:?}");
+            return (tcp, read.split_off(head + 4));
+        }
+    }
+}
+
+/// Reads a [`silent_socket`] until the server's close frame: its code.
+async fn close_code(mut tcp: tokio::net::TcpStream, mut read: Vec<u8>) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        // The server's frames are unmasked and short: opcode, length, payload.
+        let mut frames = &read[..];
+        while let [first, length, rest @ ..] = frames {
+            let length = usize::from(*length & 0x7f);
+            if rest.len() < length {
+                break;
+            }
+            if first & 0x0f == 0x8 {
+                assert!(length >= 2, "a close frame without a code");
+                return u16::from_be_bytes([rest[0], rest[1]]);
+            }
+            frames = &rest[length..];
+        }
+        let n = tcp.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "ended without a close frame: {read:?}");
+        read.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_answers_no_ping_is_closed_and_one_that_answers_stays() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        max_sockets_per_visitor: 1,
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(300),
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+
+    // A client that reads nothing answers no ping: the server closes its socket, which frees
+    // the visitor's one place.
+    // (It writes nothing at all, not even pongs, so no reset can come before the close.)
+    let (silent, read) = silent_socket(addr, &key, &token).await;
+    let silent = tokio::spawn(close_code(silent, read));
+    let started = tokio::time::Instant::now();
+    let mut answering = live_when_free(addr, &key, &token).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "closed before the idle timeout: {:?}",
+        started.elapsed()
+    );
+    let code = tokio::time::timeout(Duration::from_secs(10), silent)
+        .await
+        .expect("the silent socket stayed open")
+        .expect("the silent client");
+    assert_eq!(code, 1001, "closed as going away");
+
+    // A client that reads answers the pings (tungstenite pongs by itself): it stays open well
+    // past the idle timeout.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_200);
+    let mut pings = 0;
+    while let Ok(message) = tokio::time::timeout_at(until, answering.next()).await {
+        match message {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("the answering socket got {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "pinged while silent: {pings}");
+}
+
+#[tokio::test]
+async fn a_socket_whose_visitor_stops_reading_is_closed_after_the_send_timeout() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        max_sockets_per_visitor: 1,
+        send_timeout: Duration::from_millis(200),
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    // A client with a small receive buffer that never reads: the server's frames pile up in
+    // the connection until it takes no more.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4 * 1024).expect("buffer size");
+    let stream = tcp.connect(addr).await.expect("connects");
+    let mut request = format!("ws://{addr}/chat/{key}/live?token={token}")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", SITE.parse().expect("origin"));
+    let (_stuck, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("socket opens");
+    // Each message comes back to the socket; a few hundred KiB of them fill the connection.
+    let text = "x".repeat(ChatLimits::default().max_message_chars);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert_eq!(
+            say(&api, &key, &token, &text).await.status,
+            StatusCode::CREATED
+        );
+        // The visitor's one place is free once the server gave up on the stuck socket.
+        match live(addr, &key, &token, 0, SITE).await {
+            Ok(_) => break,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck socket was never closed"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_visitors_address_is_kept_and_only_replies_the_widget_acknowledges_are_recorded_seen() {
     let api = TestApi::with_settings(ApiSettings {
@@ -795,12 +1205,13 @@ async fn the_visitors_address_is_kept_and_only_replies_the_widget_acknowledges_a
     );
     assert_eq!(head(&api).await, before, "a refused address writes nothing");
     let left = leave(&api, &key, &token, json!({"email": " Ada@Prospect.test "})).await;
-    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
     let kept = recorded(&api, "ChatVisitorEmailLeft", 1).await;
     assert_eq!(kept[0]["address"], "ada@prospect.test");
-    // The same address again (the contact is known by now): nothing new.
+    // The same address again: answered alike, nothing new.
     let again = leave(&api, &key, &token, json!({"email": "ada@prospect.test"})).await;
-    assert_eq!(again.body["recognised"], true, "{:?}", again.body);
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{:?}", again.body);
+    assert_eq!(again.body, left.body);
     assert_eq!(api.payloads("ChatVisitorEmailLeft").await.len(), 1);
 
     // Handing replies to the widget does not make them seen: reading the conversation, or a
@@ -890,7 +1301,7 @@ async fn emailed(api: &TestApi, address: &str, replies: &[&str]) -> Emailed {
         StatusCode::CREATED
     );
     let left = leave(api, &key, &token, json!({"email": address})).await;
-    assert_eq!(left.status, StatusCode::CREATED, "{:?}", left.body);
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
     let conversation = conversation_of(api, channel).await;
     for text in replies {
         reply(api, &conversation, text).await;
@@ -1026,5 +1437,138 @@ async fn an_email_answer_to_an_emailed_reply_reaches_agents_only_never_the_widge
             (json!("victim@corp.test"), json!(false)),
             (Value::Null, Value::Null)
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_visitors_typing_reaches_agents_at_most_once_a_second_and_its_last_state_after() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    // Signals sent while the subscription is being set up go nowhere, and each takes the
+    // second's place: wait out the second before signalling again.
+    typed_until_told(
+        &mut visitor_socket,
+        &mut agent,
+        true,
+        Duration::from_millis(1_100),
+    )
+    .await;
+    // Right after one was forwarded, more within the second are dropped...
+    let forwarded = tokio::time::Instant::now();
+    for on in [false, true, false, true, false] {
+        visitor_socket
+            .send(Message::text(
+                json!({"type": "typing", "typing": on}).to_string(),
+            ))
+            .await
+            .unwrap();
+    }
+    let quiet = tokio::time::timeout_at(forwarded + Duration::from_millis(600), agent.next()).await;
+    assert!(quiet.is_err(), "forwarded within the second: {quiet:?}");
+    // ...but the last of them comes once the second is over, nothing more being sent: agents
+    // are never left seeing "typing" after a stop that fell within the second.
+    let last = tokio::time::timeout(Duration::from_secs(5), agent.next())
+        .await
+        .expect("the last signal of the second was never told");
+    let Some(Ok(Message::Text(text))) = last else {
+        panic!("{last:?}");
+    };
+    let update: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(update["payload"]["data"]["chatTyping"]["typing"], false);
+}
+
+#[tokio::test]
+async fn messages_are_routed_only_to_the_sockets_of_their_conversation() {
+    let api = TestApi::start().await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let ada = visitor(&api, &key).await;
+    let bob = visitor(&api, &key).await;
+    let mut ada_socket = live(addr, &key, &ada, 0, SITE).await.expect("Ada's socket");
+    let mut bob_socket = live(addr, &key, &bob, 0, SITE).await.expect("Bob's socket");
+    let routed = "switchboard_chat_live_routed_total";
+    // Both sockets follow the feed once their first message reaches them.
+    for (token, socket) in [(&ada, &mut ada_socket), (&bob, &mut bob_socket)] {
+        assert_eq!(
+            say(&api, &key, token, "first").await.status,
+            StatusCode::CREATED
+        );
+        assert_eq!(frame(socket, "message").await["text"], "first");
+    }
+    let before = api.counter(routed).await;
+    for text in ["one", "two", "three"] {
+        assert_eq!(
+            say(&api, &key, &ada, text).await.status,
+            StatusCode::CREATED
+        );
+        assert_eq!(frame(&mut ada_socket, "message").await["text"], text);
+    }
+    // Ada's three messages went to Ada's socket alone: Bob's was handed nothing.
+    assert_eq!(api.counter(routed).await - before, 3);
+    assert_eq!(
+        say(&api, &key, &bob, "mine").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(frame(&mut bob_socket, "message").await["text"], "mine");
+}
+
+#[tokio::test]
+async fn a_socket_that_falls_behind_gets_every_message_once_in_order() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits {
+        live_buffer: 1,
+        ..ChatLimits::default()
+    }))
+    .await;
+    let addr = api.serve().await;
+    let (_, _, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "0").await.status,
+        StatusCode::CREATED
+    );
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    assert_eq!(frame(&mut socket, "message").await["text"], "0");
+    // Sent at once, they are committed together and announced back to back: a socket with
+    // room for one falls behind and reads the rest from the stream (a round may happen to go
+    // without: rounds go on until one did).
+    let lagged = "switchboard_chat_live_lagged_total";
+    let mut last = 0;
+    for round in 0..5 {
+        let texts: Vec<String> = (0..30).map(|i| format!("{round}.{i}")).collect();
+        let sent =
+            futures::future::join_all(texts.iter().map(|text| say(&api, &key, &token, text))).await;
+        assert!(sent.iter().all(|r| r.status == StatusCode::CREATED));
+        let mut got = Vec::new();
+        while got.len() < texts.len() {
+            let message = frame(&mut socket, "message").await;
+            let seq = message["seq"].as_u64().expect("a seq");
+            assert!(seq > last, "out of order or again: {seq} after {last}");
+            last = seq;
+            got.push(message["text"].as_str().unwrap().to_owned());
+        }
+        got.sort_unstable();
+        let mut texts = texts;
+        texts.sort_unstable();
+        assert_eq!(got, texts, "each message once");
+        if api.counter(lagged).await > 0 {
+            break;
+        }
+    }
+    assert!(
+        api.counter(lagged).await > 0,
+        "the socket never fell behind: the test tested nothing"
+    );
+    // Nothing more is owed: the next frame answers a new message.
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "last", "clientId": "x"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let following = next(&mut socket).await.expect("a frame");
+    assert!(
+        following["type"] == "ack" || following["text"] == "last",
+        "nothing but the new message follows: {following}"
     );
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use proto_events::event::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_api::Limits;
 use switchboard_api::ids::{self, Kind};
 use switchboard_store::{
@@ -314,20 +314,7 @@ async fn subscriptions_end_with_unavailable_when_the_feed_does_not_recover() {
 
 /// The `switchboard_subscription_reads_total` counter of `/metrics`.
 async fn subscription_reads(api: &TestApi) -> u64 {
-    let reply = api
-        .send(
-            axum::http::Request::get("/metrics")
-                .body(axum::body::Body::empty())
-                .expect("request"),
-        )
-        .await;
-    let Value::String(text) = reply.body else {
-        panic!("metrics are text: {:?}", reply.body)
-    };
-    text.lines()
-        .find_map(|line| line.strip_prefix("switchboard_subscription_reads_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("the counter is exported")
+    api.counter("switchboard_subscription_reads_total").await
 }
 
 /// Comments on `conversation` mentioning `users`, and waits until every socket has it: once a

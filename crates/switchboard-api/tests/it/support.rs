@@ -260,6 +260,24 @@ impl TestApi {
             .expect("command")
     }
 
+    /// The counter `name` (with its `_total`) as `/metrics` has it now.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let reply = self
+            .send(
+                Request::get("/metrics")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        let Value::String(text) = reply.body else {
+            panic!("metrics are text: {:?}", reply.body)
+        };
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} is exported"))
+    }
+
     /// Creates an inbox named `name` and returns its id.
     pub async fn inbox(&self, name: &str) -> Uuid {
         let inbox_id = Uuid::now_v7();

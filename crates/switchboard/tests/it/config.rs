@@ -243,6 +243,45 @@ fn invalid_values_name_their_origin() {
 }
 
 #[test]
+fn chat_socket_limits_come_from_the_file_and_the_environment_and_are_checked() {
+    let file = r#"
+[chat]
+max_sockets_per_visitor = 3
+max_sockets_per_address = 200
+ping_interval = "15s"
+idle_timeout = "45s"
+"#;
+    let config = Config::layered(
+        Some((Path::new("x.toml"), file)),
+        &env(&[("SWITCHBOARD_CHAT_SEND_TIMEOUT", "2s")]),
+        &Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(config.chat.max_sockets_per_visitor, 3);
+    assert_eq!(config.chat.max_sockets_per_address, 200);
+    assert_eq!(config.chat.ping_interval, Duration::from_secs(15));
+    assert_eq!(config.chat.idle_timeout, Duration::from_secs(45));
+    assert_eq!(config.chat.send_timeout, Duration::from_secs(2));
+    // Behind the ingress every visitor has one address: the cap must not bite unless set.
+    assert!(
+        Config::default().chat.max_sockets_per_address >= 10_000,
+        "the per-address socket cap is high unless configured"
+    );
+
+    for (key, value) in [
+        ("SWITCHBOARD_CHAT_MAX_SOCKETS_PER_VISITOR", "0"),
+        ("SWITCHBOARD_CHAT_IDLE_TIMEOUT", "5s"),
+        // Under twice the ping interval (20 s by default): one late pong would close it.
+        ("SWITCHBOARD_CHAT_IDLE_TIMEOUT", "39s"),
+    ] {
+        let error = Config::layered(None, &env(&[(key, value)]), &Flags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("chat."), "{key}={value}: {error}");
+    }
+}
+
+#[test]
 fn the_example_configuration_is_valid_and_documents_every_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/switchboard.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
