@@ -86,8 +86,9 @@ pub struct ChatLimits {
     pub per_visitor_per_minute: u32,
     /// How many of those may come at once.
     pub per_visitor_burst: u32,
-    /// Requests one client address may make per minute to the routes that write or open a
-    /// socket (new visitors, messages, contacts, WebSocket upgrades), across visitors.
+    /// Requests one client address may make per minute to the visitor routes (new visitors,
+    /// messages, reads of a conversation, contacts, acknowledgements, WebSocket upgrades),
+    /// across visitors.
     pub per_address_per_minute: u32,
     /// How many of those may come at once.
     pub per_address_burst: u32,
@@ -1142,44 +1143,54 @@ async fn contact(
             };
             let channel_id = widget.channel_id();
             let conversation = chat_conversation_id(channel_id, &visitor.to_string());
-            let started = inner
+            let started = match inner
                 .store
                 .stream_version(&streams::conversation(conversation))
                 .await
-                .ok()
-                .flatten()
-                .is_some();
+            {
+                Ok(version) => version.is_some(),
+                Err(e) => {
+                    tracing::error!(error = %e, %channel_id, "a chat visitor's conversation could not be read");
+                    return Refusal::Unavailable.into_response();
+                }
+            };
             if !started {
                 return error(
                     StatusCode::CONFLICT,
                     "write a message first: the address is kept with the conversation",
                 );
             }
-            match claim(inner, channel_id, visitor, conversation, email.clone(), name).await {
-                Ok(()) => {}
-                // Any refusal (the same address again, one the bot kept already, a contact
-                // that is no longer the visitor's) is answered like a success: a different
-                // answer would tell the visitor something about the address or its holder.
+            // The address on the conversation first (replies the visitor does not see go out
+            // to it): the domain's last word on the address, so a refused one writes nothing.
+            let left = Command::Conversation {
+                conversation_id: conversation,
+                command: Box::new(ConversationCommand::RecordVisitorEmail {
+                    address: email.clone(),
+                }),
+            };
+            let meta = CommandMeta::by(Actor::Channel { id: channel_id });
+            match inner.service.execute(meta, left).await {
+                Ok(_) => {}
+                Err(ServiceError::Domain(DomainError::Invalid { message, .. })) => {
+                    return Refusal::Field("email", message).into_response();
+                }
                 Err(ServiceError::Domain(e)) => {
-                    tracing::info!(error = %e, %channel_id, "a chat visitor's address changed no contact");
+                    tracing::info!(error = %e, %channel_id, "a chat visitor's address was not kept on the conversation");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
                     return Refusal::Unavailable.into_response();
                 }
             }
-            // Kept on the conversation whatever became of the claim, so that replies the
-            // visitor does not see go out to it.
-            let left = Command::Conversation {
-                conversation_id: conversation,
-                command: Box::new(ConversationCommand::RecordVisitorEmail { address: email }),
-            };
-            let meta = CommandMeta::by(Actor::Channel { id: channel_id });
-            match inner.service.execute(meta, left).await {
-                Ok(_) => {}
-                // The same address again: nothing to record.
+            // Then the claim on the visitor's own contact. Any refusal (the same address
+            // again, one the bot kept already, a contact that is no longer the visitor's) is
+            // answered like a success: a different answer would tell the visitor something
+            // about the address or its holder. A store failure leaves the address kept on the
+            // conversation; the visitor's retry makes the claim.
+            match claim(inner, channel_id, visitor, conversation, email, name).await {
+                Ok(()) => {}
                 Err(ServiceError::Domain(e)) => {
-                    tracing::info!(error = %e, %channel_id, "a chat visitor's address was not recorded again");
+                    tracing::info!(error = %e, %channel_id, "a chat visitor's address changed no contact");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, %channel_id, "a chat visitor's address could not be stored");
@@ -1244,8 +1255,6 @@ async fn claim(
     let identity = Identity::ChatVisitor {
         visitor_id: visitor.to_string(),
     };
-    // One key per visitor and address: a repeated submit is answered from the first.
-    let key = format!("chat-contact:{visitor}:{email}");
     let claimed = ("claimed_email".to_owned(), email);
     let contact_id = bot::contact_for(conversation);
     let create = Command::CreateContact {
@@ -1258,10 +1267,7 @@ async fn claim(
             .collect(),
         from_conversation: Some(conversation),
     };
-    let by_channel = CommandMeta {
-        idempotency_key: Some(key.clone()),
-        ..CommandMeta::by(Actor::Channel { id: channel_id })
-    };
+    let by_channel = CommandMeta::by(Actor::Channel { id: channel_id });
     match inner.service.execute(by_channel, create).await {
         Ok(_) => Ok(()),
         // The visitor has a contact already: the claim goes onto it only if it is the one made
@@ -1279,12 +1285,9 @@ async fn claim(
             };
             // Channels may only create contacts; the widget changes this one as a component of
             // the system, as the chat bot does, which the audit trail shows.
-            let meta = CommandMeta {
-                idempotency_key: Some(key),
-                ..CommandMeta::by(Actor::System {
-                    component: "chat-widget".into(),
-                })
-            };
+            let meta = CommandMeta::by(Actor::System {
+                component: "chat-widget".into(),
+            });
             inner.service.execute(meta, command).await.map(|_| ())
         }
         Err(e) => Err(e),

@@ -1204,6 +1204,22 @@ async fn the_visitors_address_is_kept_and_only_replies_the_widget_acknowledges_a
         refused.body
     );
     assert_eq!(head(&api).await, before, "a refused address writes nothing");
+    // Long enough for the route's check, too long for the domain to keep: refused alike.
+    let long = format!("ada@{}.test", vec!["x".repeat(57); 4].join("."));
+    assert_eq!(long.len(), 240);
+    let refused = leave(&api, &key, &token, json!({ "email": long })).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["errors"][0]["field"], "email",
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(head(&api).await, before, "a refused address writes nothing");
     let left = leave(&api, &key, &token, json!({"email": " Ada@Prospect.test "})).await;
     assert_eq!(left.status, StatusCode::ACCEPTED, "{:?}", left.body);
     let kept = recorded(&api, "ChatVisitorEmailLeft", 1).await;
