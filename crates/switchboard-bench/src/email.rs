@@ -29,6 +29,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use uuid::Uuid;
 
 use crate::args::{Args, UsageError};
+use crate::projections::process_cpu_seconds;
 
 /// Targets from the issue, on two cores.
 const TARGET_PER_SEC: f64 = 1_000.0;
@@ -198,7 +199,7 @@ where
             let mut latencies = Vec::new();
             for (n, raw) in messages.iter().enumerate().skip(client).step_by(clients) {
                 let at = Instant::now();
-                one.send(n, raw.clone()).await?;
+                one.send(n, raw).await?;
                 latencies.push(at.elapsed());
             }
             anyhow::Ok(latencies)
@@ -216,7 +217,7 @@ trait ClientFn: Send {
     fn send<'a>(
         &'a mut self,
         n: usize,
-        raw: Vec<u8>,
+        raw: &'a [u8],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>>;
 }
 
@@ -287,10 +288,12 @@ fn stuffed(raw: &[u8]) -> Vec<u8> {
 }
 
 impl ClientFn for SmtpClient {
+    /// Sends `raw`, already stuffed ([`stuffed`]): the client's work, like the messages'
+    /// making, is done before the clock starts.
     fn send<'a>(
         &'a mut self,
         n: usize,
-        raw: Vec<u8>,
+        raw: &'a [u8],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
         Box::pin(async move {
             let envelope = format!(
@@ -301,7 +304,7 @@ impl ClientFn for SmtpClient {
             self.expect(250).await?;
             self.expect(250).await?;
             self.expect(354).await?;
-            self.writer.write_all(&stuffed(&raw)).await?;
+            self.writer.write_all(raw).await?;
             self.expect(250).await
         })
     }
@@ -314,7 +317,7 @@ impl ClientFn for Appender {
     fn send<'a>(
         &'a mut self,
         _n: usize,
-        raw: Vec<u8>,
+        raw: &'a [u8],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>> {
         Box::pin(async move {
             let event = NewEvent {
@@ -322,7 +325,7 @@ impl ClientFn for Appender {
                 event_type: "RawMailReceived".to_owned(),
                 schema_version: 1,
                 metadata: b"{}".to_vec(),
-                payload: raw,
+                payload: raw.to_vec(),
             };
             let stream = format!("raw-{}", Uuid::now_v7());
             self.0
@@ -331,6 +334,11 @@ impl ClientFn for Appender {
             Ok(())
         })
     }
+}
+
+/// The process's CPU seconds since `before` (both from [`process_cpu_seconds`]).
+fn cpu_since(before: Option<f64>) -> Option<f64> {
+    Some(process_cpu_seconds()? - before?)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -364,10 +372,13 @@ async fn measure(options: Options) -> anyhow::Result<()> {
     let connect = move |_client: usize| async move {
         Ok(Box::new(SmtpClient::connect(port).await?) as Box<dyn ClientFn>)
     };
-    let (mut latencies, elapsed) = spread(batch.clone(), clients, connect).await?;
+    let wire: Arc<Vec<Vec<u8>>> = Arc::new(batch.iter().map(|raw| stuffed(raw)).collect());
+    let cpu_before = process_cpu_seconds();
+    let (mut latencies, elapsed) = spread(wire, clients, connect).await?;
+    let cpu = cpu_since(cpu_before);
     let _ = stop.send(());
     let _ = server.await;
-    let recorded = count_received(store.as_ref()).await?;
+    let (recorded, commits) = count_committed(store.as_ref(), "MessageReceived").await?;
     anyhow::ensure!(
         recorded == messages,
         "{recorded} of {messages} messages were recorded"
@@ -388,7 +399,10 @@ async fn measure(options: Options) -> anyhow::Result<()> {
             async move { Ok(Box::new(Appender(store)) as Box<dyn ClientFn>) }
         }
     };
+    let cpu_before = process_cpu_seconds();
     let (_, baseline_elapsed) = spread(batch, clients, appender).await?;
+    let baseline_cpu = cpu_since(cpu_before);
+    let (_, baseline_commits) = count_committed(baseline_store.as_ref(), "RawMailReceived").await?;
 
     latencies.sort();
     let per_sec = messages as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
@@ -406,9 +420,13 @@ async fn measure(options: Options) -> anyhow::Result<()> {
         "p50_ms": percentile(&latencies, 0.50),
         "p99_ms": p99,
         "max_ms": latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1_000.0),
+        "cpu_ms_per_message": cpu.map(|cpu| cpu * 1_000.0 / messages as f64),
+        "messages_per_commit": messages as f64 / commits.max(1) as f64,
         "baseline": "the same raw bytes appended as one event each by as many writers, no parsing",
         "baseline_seconds": baseline_elapsed.as_secs_f64(),
         "baseline_messages_per_sec": baseline_per_sec,
+        "baseline_cpu_ms_per_message": baseline_cpu.map(|cpu| cpu * 1_000.0 / messages as f64),
+        "baseline_messages_per_commit": messages as f64 / baseline_commits.max(1) as f64,
         "ratio": ratio,
         "target": format!(
             ">= {TARGET_PER_SEC} messages/s, p99 < {TARGET_P99_MS} ms, ratio >= {TARGET_RATIO}"
@@ -420,17 +438,23 @@ async fn measure(options: Options) -> anyhow::Result<()> {
 }
 
 /// How many `MessageReceived` events `store` holds.
-async fn count_received(store: &dyn EventStore) -> anyhow::Result<usize> {
+/// How many events of `event_type` the log holds, and in how many commits (the embedded store
+/// stamps every event of one commit with the same time).
+async fn count_committed(
+    store: &dyn EventStore,
+    event_type: &str,
+) -> anyhow::Result<(usize, usize)> {
     let mut after = switchboard_store::Position::START;
     let mut count = 0;
+    let mut commits = std::collections::HashSet::new();
     loop {
         let page = store.read_all(after, 4096).await?;
         let Some(last) = page.last() else { break };
         after = last.position;
-        count += page
-            .iter()
-            .filter(|e| e.event_type == "MessageReceived")
-            .count();
+        for event in page.iter().filter(|e| e.event_type == event_type) {
+            count += 1;
+            commits.insert(event.recorded_at);
+        }
     }
-    Ok(count)
+    Ok((count, commits.len()))
 }

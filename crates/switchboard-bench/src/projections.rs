@@ -450,7 +450,7 @@ fn lag(
 
 /// User and system CPU time of this process so far (Linux: `/proc/self/stat`), to show what a
 /// workload costs beside how long it takes; `None` where that file is missing.
-fn process_cpu_seconds() -> Option<f64> {
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces: utime and
     // stime are the 12th and 13th of them, in clock ticks (USER_HZ, 100 on Linux).

@@ -20,6 +20,7 @@ use proto_events::event::{
     InboundMessage, RawMessage,
 };
 use switchboard_domain::conversation::{ConversationCommand, DeliveryOutcome};
+use switchboard_service::view::WriteView;
 use switchboard_service::{Command, CommandMeta, CommandService, ServiceError};
 use switchboard_store::blob::Blob;
 use switchboard_store::{EventStore, StoreError};
@@ -117,18 +118,25 @@ impl Ingester {
         private: bool,
     ) -> Result<Option<Uuid>, IngestError> {
         let address = address.trim();
-        let view = self.service.view().await?;
-        Ok(view
-            .directory
-            .channels
-            .values()
-            .find(|channel| {
-                channel.connected
-                    && matches!(&channel.config, ChannelConfig::Email { address: a, access }
-                        if a.trim().eq_ignore_ascii_case(address)
-                            && (private || matches!(access, EmailAccess::Shared)))
-            })
-            .map(|channel| channel.id))
+        let find = |view: &WriteView| {
+            view.directory
+                .channels
+                .values()
+                .find(|channel| {
+                    channel.connected
+                        && matches!(&channel.config, ChannelConfig::Email { address: a, access }
+                            if a.trim().eq_ignore_ascii_case(address)
+                                && (private || matches!(access, EmailAccess::Shared)))
+                })
+                .map(|channel| channel.id)
+        };
+        // The view as it is answers nearly every recipient without catching up with the
+        // log (which the message's own command does anyway): a channel disconnected since is
+        // refused there. Only an address it does not know yet waits for the head.
+        if let Some(found) = find(&*self.service.view_as_is().await) {
+            return Ok(Some(found));
+        }
+        Ok(find(&*self.service.view().await?))
     }
 
     /// Records `raw` as a message of `channel_id`; `envelope_from` is the SMTP `MAIL FROM` (or

@@ -278,6 +278,13 @@ impl CommandService {
         self.view.at(self.store.as_ref(), head).await
     }
 
+    /// The write-side view as it is, without catching up: for a look-up that may answer from
+    /// a slightly old directory and catch up only when that has no answer (what a command then
+    /// decides is decided against the head, so a stale "yes" is checked again there).
+    pub async fn view_as_is(&self) -> RwLockReadGuard<'_, WriteView> {
+        self.view.as_is().await
+    }
+
     /// Sets how long an idempotency key binds (default [`DEFAULT_KEY_LIFETIME`]): within it, a
     /// repeat returns the first result and another command with the key is refused; after it,
     /// the key may be used again.

@@ -138,6 +138,11 @@ impl SharedView {
         Ok(shared)
     }
 
+    /// The view as far as it has been folded.
+    pub(crate) async fn as_is(&self) -> RwLockReadGuard<'_, WriteView> {
+        self.view.read().await
+    }
+
     /// The view, with at least everything up to `head` folded in.
     pub(crate) async fn at(
         &self,

@@ -310,6 +310,50 @@ async fn recipients_are_the_connected_channels_addresses_in_any_case() {
 }
 
 #[tokio::test]
+async fn mail_for_a_channel_disconnected_meanwhile_is_refused_and_nothing_is_recorded() {
+    let room = mailroom().await;
+    // The listener looks recipients up in the write view as it is: right after the
+    // disconnection it may still show the channel connected.
+    assert_eq!(
+        room.ingester
+            .channel_for("sales@acme.test")
+            .await
+            .expect("lookup"),
+        Some(SALES)
+    );
+    room.service
+        .execute(
+            CommandMeta::by(Actor::User { id: ADMIN }),
+            Command::Channel(ChannelCommand::Disconnect { channel_id: SALES }),
+        )
+        .await
+        .expect("disconnect");
+    let before = room.events().await.len();
+
+    let refused = room
+        .ingester
+        .ingest(
+            SALES,
+            None,
+            mail("sales@acme.test", "late@customer.example", "", "Hello?"),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(IngestError::Refused(reason)) if reason.contains("disconnected")),
+        "{refused:?}"
+    );
+    assert_eq!(room.events().await.len(), before, "nothing recorded");
+    assert_eq!(
+        room.ingester
+            .channel_for("sales@acme.test")
+            .await
+            .expect("lookup"),
+        None,
+        "once the view has caught up, the address is unknown"
+    );
+}
+
+#[tokio::test]
 async fn a_mail_too_big_for_an_event_is_kept_whole_and_shown_cut() {
     let room = mailroom().await;
     let body = "All work and no play makes Jack a dull boy.\r\n".repeat(120_000);
