@@ -859,10 +859,15 @@ async fn the_socket_names_the_field_at_fault_and_drops_oversized_frames_writing_
     assert_eq!(head(&api).await, before, "refused frames write nothing");
 }
 
-/// A visitor who said hello, with their socket open, and the admin's `chatTyping` subscription
-/// to their conversation: `(conversation, visitor's socket, agent's connection)`.
-async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, Socket, Socket) {
-    let (_, channel, key) = widget(api, None).await;
+/// A visitor who said hello, with their socket open, and the `chatTyping` subscription to their
+/// conversation of `agent` (a member of the chat's inbox), or of the admin:
+/// `(inbox, conversation, visitor's socket, agent's connection)`.
+async fn typing_between(
+    api: &TestApi,
+    addr: std::net::SocketAddr,
+    agent: Option<Uuid>,
+) -> (Uuid, String, Socket, Socket) {
+    let (inbox, channel, key) = widget(api, agent).await;
     let token = visitor(api, &key).await;
     assert_eq!(
         say(api, &key, &token, "Hello").await.status,
@@ -871,7 +876,7 @@ async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, S
     let conversation = conversation_of(api, channel).await;
     let mut visitor_socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
     frame(&mut visitor_socket, "message").await;
-    let bearer = format!("Bearer {}", api.token(api.admin));
+    let bearer = format!("Bearer {}", api.token(agent.unwrap_or(api.admin)));
     let mut agent = connect(addr, json!({"Authorization": bearer})).await;
     assert_eq!(
         next(&mut agent).await.expect("ack")["type"],
@@ -884,7 +889,7 @@ async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, S
         json!({"id": conversation}),
     )
     .await;
-    (conversation, visitor_socket, agent)
+    (inbox, conversation, visitor_socket, agent)
 }
 
 /// Sends the visitor's typing signal `on` every `every` until the agent is told one (the
@@ -914,7 +919,7 @@ async fn typed_until_told(
 async fn typing_signals_reach_agents_and_visitors_without_events() {
     let api = TestApi::start().await;
     let addr = api.serve().await;
-    let (conversation, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    let (_, conversation, mut visitor_socket, mut agent) = typing_between(&api, addr, None).await;
     let before = head(&api).await;
     let update = typed_until_told(
         &mut visitor_socket,
@@ -942,6 +947,69 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     let signal = frame(&mut visitor_socket, "typing").await;
     assert_eq!(signal["typing"], true);
     assert_eq!(head(&api).await, before, "typing writes no event");
+}
+
+#[tokio::test]
+async fn an_agent_who_loses_access_is_sent_no_more_typing_and_their_subscription_ends() {
+    // Removed from the inbox, or the inbox restricted to a team they are not in.
+    for restrict in [false, true] {
+        let api = TestApi::start().await;
+        let addr = api.serve().await;
+        let agent = api.user("agent@acme.test", Role::Agent).await;
+        let (inbox, _, mut visitor_socket, mut socket) =
+            typing_between(&api, addr, Some(agent)).await;
+        let told = typed_until_told(
+            &mut visitor_socket,
+            &mut socket,
+            true,
+            Duration::from_millis(1_100),
+        )
+        .await;
+        assert_eq!(
+            told["payload"]["data"]["chatTyping"]["typing"], true,
+            "{told}"
+        );
+
+        if restrict {
+            let team_id = Uuid::now_v7();
+            api.run(Command::Setup(SetupCommand::CreateTeam {
+                team_id,
+                name: "Tier 2".into(),
+            }))
+            .await;
+            api.run(Command::Setup(SetupCommand::RestrictInbox {
+                inbox_id: inbox,
+                team_ids: vec![team_id],
+            }))
+            .await;
+        } else {
+            api.run(Command::Setup(SetupCommand::RemoveInboxMember {
+                inbox_id: inbox,
+                member: Member::User { id: agent },
+            }))
+            .await;
+        }
+        // The visitor's next signal is checked against the agent's access now: not sent, and
+        // the subscription ends.
+        let ended = typed_until_told(
+            &mut visitor_socket,
+            &mut socket,
+            false,
+            Duration::from_millis(1_100),
+        )
+        .await;
+        assert_eq!(ended["type"], "next", "restricted: {restrict}: {ended}");
+        assert!(
+            ended["payload"]["data"].is_null(),
+            "restricted: {restrict}: {ended}"
+        );
+        assert_eq!(
+            ended["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+            "{ended}"
+        );
+        let complete = next(&mut socket).await.expect("a frame");
+        assert_eq!(complete["type"], "complete", "{complete}");
+    }
 }
 
 /// Waits until `count` events of `event_type` are recorded, and returns their payloads.
@@ -1460,7 +1528,7 @@ async fn an_email_answer_to_an_emailed_reply_reaches_agents_only_never_the_widge
 async fn a_visitors_typing_reaches_agents_at_most_once_a_second_and_its_last_state_after() {
     let api = TestApi::start().await;
     let addr = api.serve().await;
-    let (_, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    let (_, _, mut visitor_socket, mut agent) = typing_between(&api, addr, None).await;
     // Signals sent while the subscription is being set up go nowhere, and each takes the
     // second's place: wait out the second before signalling again.
     typed_until_told(
