@@ -1012,6 +1012,104 @@ async fn an_agent_who_loses_access_is_sent_no_more_typing_and_their_subscription
     }
 }
 
+#[tokio::test]
+async fn bursts_of_seen_frames_are_recorded_once_a_window_losing_none_and_seen_again_write_nothing()
+{
+    let api = TestApi::with_settings(chat_settings(ChatLimits::default())).await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
+    let conversation = conversation_of(&api, channel).await;
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    const REPLIES: usize = 100;
+    for n in 0..REPLIES {
+        reply(&api, &conversation, &format!("Reply {n}")).await;
+    }
+    let mut shown = Vec::new();
+    while shown.len() < REPLIES {
+        let message = frame(&mut socket, "message").await;
+        if message["from"] == "team" {
+            shown.push(message["id"].as_str().expect("an id").to_owned());
+        }
+    }
+    // A hundred frames, each naming a reply not named before, in ten bursts; after each, a
+    // message's acknowledgement shows the socket has taken the burst. Recorded one command a
+    // window (3 s): in one or two events while that lasts, and none of the replies lost.
+    let started = tokio::time::Instant::now();
+    for (burst, ids) in shown.chunks(10).enumerate() {
+        for id in ids {
+            socket
+                .send(Message::text(
+                    json!({"type": "seen", "ids": [id]}).to_string(),
+                ))
+                .await
+                .expect("sent");
+        }
+        let client_id = format!("burst-{burst}");
+        socket
+            .send(Message::text(
+                json!({"type": "message", "text": "Thanks", "clientId": client_id}).to_string(),
+            ))
+            .await
+            .expect("sent");
+        while frame(&mut socket, "ack").await["clientId"] != client_id.as_str() {}
+    }
+    let windows = 1 + started.elapsed().as_secs() / 3;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events = api.payloads("ChatRepliesSeen").await;
+        let seen: std::collections::HashSet<&str> = events
+            .iter()
+            .flat_map(|e| e["message_ids"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        if seen.len() == REPLIES {
+            break events.len();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {REPLIES} replies recorded seen, in {} events",
+            seen.len(),
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        events as u64 <= windows + 1,
+        "{events} events for bursts within {windows} windows"
+    );
+
+    // The same acknowledgements again record nothing; the next reply seen is one event of its own.
+    for id in &shown {
+        socket
+            .send(Message::text(
+                json!({"type": "seen", "ids": [id]}).to_string(),
+            ))
+            .await
+            .expect("sent");
+    }
+    reply(&api, &conversation, "One more").await;
+    let last = loop {
+        let message = frame(&mut socket, "message").await;
+        if message["from"] == "team" {
+            break message["id"].clone();
+        }
+    };
+    socket
+        .send(Message::text(
+            json!({"type": "seen", "ids": [last]}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let recorded = recorded(&api, "ChatRepliesSeen", events + 1).await;
+    assert_eq!(recorded.len(), events + 1, "{recorded:?}");
+    assert_eq!(recorded[events]["message_ids"], json!([last]));
+}
+
 /// Waits until `count` events of `event_type` are recorded, and returns their payloads.
 async fn recorded(api: &TestApi, event_type: &str, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
