@@ -928,17 +928,16 @@ const MAX_CLIENT_ID: usize = 64;
 /// Longest visitor name.
 const MAX_NAME: usize = 100;
 
-/// A name as given: trimmed, at most [`MAX_NAME`] characters, no control characters.
+/// A name as given, kept as the domain keeps names ([`switchboard_domain::display_name`]: bidi
+/// and control characters stripped, blanks collapsed, trimmed), at most [`MAX_NAME`]
+/// characters; `None` when nothing is left.
 fn checked_name(name: Option<&str>) -> Result<Option<String>, Refusal> {
-    match name.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(name) if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) => {
-            Err(Refusal::Field(
-                "name",
-                format!("must be at most {MAX_NAME} characters without control characters"),
-            ))
-        }
-        Some(name) => Ok(Some(name.to_owned())),
+    match name.and_then(switchboard_domain::display_name) {
+        Some(name) if name.chars().count() > MAX_NAME => Err(Refusal::Field(
+            "name",
+            format!("must be at most {MAX_NAME} characters"),
+        )),
+        name => Ok(name),
     }
 }
 
