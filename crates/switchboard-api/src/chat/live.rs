@@ -230,7 +230,7 @@ pub(super) async fn upgrade(
     Query(query): Query<LiveQuery>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
+    let address = peer(&state, &request);
     let inner = state.inner();
     let widget = match widget(inner, &key).await {
         Ok(widget) => widget,

@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use proto_events::event::{Availability, Member, Role};
 use serde_json::{Value, json};
 use switchboard_api::ids::{self, Kind};
-use switchboard_api::{ApiSettings, ChatLimits};
+use switchboard_api::{ApiSettings, ChatLimits, TrustedProxies};
 use switchboard_domain::setup::SetupCommand;
 use switchboard_service::Command;
 use tokio_tungstenite::tungstenite::Message;
@@ -345,6 +345,51 @@ async fn a_visitor_over_the_rate_limit_gets_429() {
         say(&api, &key, &other, "hi").await.status,
         StatusCode::CREATED
     );
+}
+
+/// `POST /chat/{key}/visitors` over a connection from `peer` with `X-Forwarded-For:
+/// forwarded`; its status.
+async fn new_visitor_from(api: &TestApi, key: &str, peer: &str, forwarded: &str) -> StatusCode {
+    let mut request = request("POST", &format!("/chat/{key}/visitors"), None, None);
+    let peer = std::net::SocketAddr::new(peer.parse().expect("an address"), 40_000);
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", forwarded.parse().expect("a header"));
+    api.send(request).await.status
+}
+
+#[tokio::test]
+async fn per_address_limits_believe_x_forwarded_for_from_trusted_proxies_only() {
+    let api = TestApi::with_settings(ApiSettings {
+        chat: ChatLimits {
+            per_address_per_minute: 1,
+            per_address_burst: 1,
+            ..ChatLimits::default()
+        },
+        trusted_proxies: TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("a network")]),
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
+    let (_, _, key) = widget(&api, None).await;
+    // From a peer that is not a trusted proxy, a forged header changes nothing: its second
+    // request is over the one request its address may make.
+    let untrusted = "203.0.113.9";
+    let created = new_visitor_from(&api, &key, untrusted, "198.51.100.1").await;
+    assert_eq!(created, StatusCode::CREATED);
+    let forged = new_visitor_from(&api, &key, untrusted, "198.51.100.2").await;
+    assert_eq!(forged, StatusCode::TOO_MANY_REQUESTS);
+    // Through the trusted proxy each client is counted on its own, by the rightmost entry the
+    // proxy appended, never by what the client wrote left of it.
+    let proxy = "10.0.0.7";
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let created = new_visitor_from(&api, &key, proxy, client).await;
+        assert_eq!(created, StatusCode::CREATED, "{client}");
+    }
+    let again = new_visitor_from(&api, &key, proxy, "192.0.2.50, 198.51.100.1").await;
+    assert_eq!(again, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]
