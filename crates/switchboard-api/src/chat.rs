@@ -35,8 +35,8 @@
 //! Refusals: unknown (or disconnected, or unconfigured) widget 404; a request whose `Origin` is
 //! not one of the widget's allowed origins 403 (without an `Origin`, a server or `curl`, it is
 //! taken); a missing or bad token 401; over a rate limit 429 with `Retry-After` (per visitor and
-//! per client address, counted before a body is read; the address is the connection's peer, an
-//! IPv6 one by its /64); a
+//! per client address, counted before a body is read; the address is the connection's peer, or
+//! behind a trusted proxy the client its `X-Forwarded-For` names, an IPv6 one by its /64); a
 //! body over `max_body_bytes` 413; a bad field 422 `{"errors": [{"field", "message"}]}`. A
 //! refused request writes nothing.
 
@@ -100,8 +100,9 @@ pub struct ChatLimits {
     /// the upgrade is refused with 429.
     pub max_sockets_per_visitor: usize,
     /// Live sockets one client address (an IPv6 one by its /64) may hold open at once, across
-    /// visitors. High by default: behind a reverse proxy or ingress every visitor has the
-    /// proxy's address, and a low cap would refuse the whole site's visitors past it.
+    /// visitors. High by default: behind a reverse proxy or ingress not configured as trusted
+    /// (`trusted_proxies`) every visitor has the proxy's address, and a low cap would refuse the
+    /// whole site's visitors past it.
     pub max_sockets_per_address: usize,
     /// How often a live socket the visitor has been silent on is pinged.
     pub ping_interval: Duration,
@@ -491,16 +492,21 @@ pub(crate) fn cors(widget: &Widget, headers: &HeaderMap) -> Result<HeaderMap, Re
     Ok(out)
 }
 
-/// The client's address as the per-address limits count it: the connection's peer, an IPv6
-/// one by its /64 (one host is commonly given a whole /64, so counting single addresses would
-/// let it take as many places as it likes).
-fn peer(request: &Request) -> IpAddr {
-    request
+/// The client's address as the per-address limits count it: the connection's peer, or behind
+/// a trusted proxy the client its `X-Forwarded-For` names ([`crate::client`]); an IPv6 one by
+/// its /64 (one host is commonly given a whole /64, so counting single addresses would let it
+/// take as many places as it likes).
+fn peer(state: &ApiState, request: &Request) -> IpAddr {
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
-            client_key(info.0.ip())
-        })
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    client_key(
+        state
+            .inner()
+            .trusted_proxies
+            .client(peer, request.headers()),
+    )
 }
 
 /// `address` as the per-address limits key it: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by
@@ -650,7 +656,7 @@ async fn new_visitor(
     Path(key): Path<String>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
+    let address = peer(&state, &request);
     let headers = request.headers().clone();
     with_widget(state, &key, &headers, |state, widget| async move {
         let inner = state.inner();
@@ -848,7 +854,7 @@ async fn messages(
     Query(after): Query<After>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
+    let address = peer(&state, &request);
     let headers = request.headers().clone();
     with_widget(state, &key, &headers.clone(), |state, widget| async move {
         let inner = state.inner();
@@ -928,17 +934,16 @@ const MAX_CLIENT_ID: usize = 64;
 /// Longest visitor name.
 const MAX_NAME: usize = 100;
 
-/// A name as given: trimmed, at most [`MAX_NAME`] characters, no control characters.
+/// A name as given, kept as the domain keeps names ([`switchboard_domain::display_name`]: bidi
+/// and control characters stripped, blanks collapsed, trimmed), at most [`MAX_NAME`]
+/// characters; `None` when nothing is left.
 fn checked_name(name: Option<&str>) -> Result<Option<String>, Refusal> {
-    match name.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(name) if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) => {
-            Err(Refusal::Field(
-                "name",
-                format!("must be at most {MAX_NAME} characters without control characters"),
-            ))
-        }
-        Some(name) => Ok(Some(name.to_owned())),
+    match name.and_then(switchboard_domain::display_name) {
+        Some(name) if name.chars().count() > MAX_NAME => Err(Refusal::Field(
+            "name",
+            format!("must be at most {MAX_NAME} characters"),
+        )),
+        name => Ok(name),
     }
 }
 
@@ -1057,7 +1062,7 @@ where
     F: FnOnce(ApiState, Widget, Uuid, T) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    let address = peer(&request);
+    let address = peer(&state, &request);
     let (parts, body) = request.into_parts();
     with_widget(
         state,

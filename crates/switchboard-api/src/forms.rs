@@ -23,7 +23,9 @@
 //!   With an empty list, any origin may post but no script may read the answer.
 //! - Rate limits (GCRA, the `governor` crate): per client address and per form, both counted
 //!   before the body is read; beyond them 429 with `Retry-After` in seconds. The client address
-//!   is the connection's peer: behind a reverse proxy all visitors share the proxy's limit.
+//!   is the connection's peer, or, from a configured trusted proxy, the client its
+//!   `X-Forwarded-For` names ([`crate::client`]); behind a proxy that is not configured as
+//!   trusted, all visitors share the proxy's limit.
 //! - Accepted: `201 {"conversationId"}` once the events are durable.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -321,7 +323,8 @@ pub(crate) async fn submit(
         response.headers_mut().extend(cors.clone());
         response
     };
-    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let address = inner.trusted_proxies.client(peer, &headers);
     if let Err(wait) = inner.forms.check(address, form.channel_id) {
         return with_cors(too_many(wait, "too many submissions; try again later"));
     }

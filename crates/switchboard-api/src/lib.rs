@@ -12,6 +12,8 @@
 //! - `ingest`: raw e-mails posted into a channel with its ingest secret.
 //! - [`messenger`]: Facebook Messenger's webhook (verification handshake, signed page events).
 //! - [`forms`]: web form submissions (`POST /forms/{publicKey}`), their CORS and rate limits.
+//! - [`client`]: who a request comes from, for per-address limits (trusted proxies'
+//!   `X-Forwarded-For`).
 //! - [`chat`]: website chat for visitors (`/widget/v1.js`, `/chat/{publicKey}/...`: visitor
 //!   tokens, messages, the visitor's WebSocket, typing signals).
 //! - `files`: downloads of conversations' attachments and original e-mails.
@@ -29,6 +31,7 @@
 mod access;
 pub mod auth;
 pub mod chat;
+pub mod client;
 pub mod consistency;
 pub mod error;
 mod files;
@@ -47,6 +50,7 @@ mod subscription;
 mod types;
 
 pub use chat::ChatLimits;
+pub use client::{Cidr, CidrError, TrustedProxies};
 pub use forms::FormLimits;
 pub use http::router;
 pub use schema::{SwitchboardSchema, sdl};

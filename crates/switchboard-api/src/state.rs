@@ -131,6 +131,9 @@ pub struct ApiSettings {
     pub forms: crate::forms::FormLimits,
     /// Rate and size limits of website chat's visitor routes (`/chat/{publicKey}/...`).
     pub chat: crate::chat::ChatLimits,
+    /// The reverse proxies whose `X-Forwarded-For` names the client the per-address limits
+    /// count (chat, forms); none by default.
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 /// What the API needs for e-mail channels.
@@ -173,6 +176,7 @@ impl ApiSettings {
             messenger: None,
             forms: crate::forms::FormLimits::default(),
             chat: crate::chat::ChatLimits::default(),
+            trusted_proxies: crate::client::TrustedProxies::default(),
         }
     }
 }
@@ -190,6 +194,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("messenger", &self.messenger)
             .field("forms", &self.forms)
             .field("chat", &self.chat)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -223,6 +228,8 @@ pub(crate) struct Inner {
     pub(crate) forms: crate::forms::Forms,
     /// Website chat: limits, rate limiters, visitor tokens, typing signals.
     pub(crate) chat: crate::chat::Chat,
+    /// Whose `X-Forwarded-For` is believed (see `client`).
+    pub(crate) trusted_proxies: crate::client::TrustedProxies,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
@@ -247,6 +254,7 @@ impl ApiState {
         let store = service.store().clone();
         ApiState(Arc::new(Inner {
             chat: crate::chat::Chat::new(settings.chat, &settings.mail.secret_key),
+            trusted_proxies: settings.trusted_proxies,
             vault: switchboard_store::secret::Vault::new(
                 store.secrets(),
                 &settings.mail.secret_key,

@@ -353,6 +353,23 @@ async fn visible(inner: &Inner, me: Viewer, event: &Announced) -> ApiResult<Opti
         .map(Conversation::new))
 }
 
+/// Whether `me` may still see `conversation`, as of the directory now (the access cache makes
+/// this a lookup while the directory has not moved) and the conversation's inbox and private
+/// owner in the read model; UNAUTHENTICATED once their token is no longer honoured.
+async fn may_follow_typing(inner: &Inner, me: Viewer, conversation: Uuid) -> ApiResult<bool> {
+    let access = {
+        let view = inner.directory().await?;
+        check_viewer(&view.directory, &me)?;
+        inner.access(&view, me.user_id)?
+    };
+    let header = inner
+        .query("thread_view", move |conn| {
+            thread_view::conversation(conn, conversation)
+        })
+        .await?;
+    Ok(header.is_some_and(|h| access.conversation(h.inbox_id, h.private_owner_id)))
+}
+
 /// Whether `event` may end `user`'s right to their subscriptions: their deactivation, the
 /// revocation of their tokens.
 fn ends_access(event: &Envelope, user: Uuid) -> bool {
@@ -394,31 +411,54 @@ pub(crate) struct ChatTyping {
 #[SubscriptionObject]
 impl Subscription {
     /// The typing signals of the visitor of one chat conversation: ephemeral, never recorded,
-    /// sent only while subscribed.
+    /// sent only while subscribed. Access is checked again on every signal: once the viewer may
+    /// no longer see the conversation (removed from its inbox or from the team an inbox is
+    /// restricted to, the conversation moved or made private) the subscription ends with
+    /// NOT_FOUND, and once their token is no longer honoured, with UNAUTHENTICATED.
     async fn chat_typing(
         &self,
         ctx: &Context<'_>,
         conversation_id: ID,
-    ) -> async_graphql::Result<impl Stream<Item = ChatTyping> + use<>> {
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ChatTyping>> + use<>> {
         let id = ids::decode(&conversation_id, Kind::Conversation, "conversationId")?;
+        let me = viewer(ctx).await?;
         if Conversation::load(ctx, id).await?.is_none() {
             return Err(ApiError::not_found("conversation").into());
         }
-        let inner = state(ctx);
+        let api = ctx.data_unchecked::<ApiState>().clone();
+        let inner = api.inner();
         let signals = inner.chat.follow_typing(id);
         let closing = inner.closing();
-        let stream = futures::stream::unfold(signals, move |mut signals| {
-            let conversation_id = conversation_id.clone();
+        let stream = futures::stream::unfold(Some(signals), move |signals| {
+            let (api, conversation_id) = (api.clone(), conversation_id.clone());
             async move {
-                // Skipped signals are only hints; `None` never comes while `signals` lives.
-                let typing = signals.items.recv().await?;
-                Some((
-                    ChatTyping {
-                        conversation_id,
-                        typing,
-                    },
-                    signals,
-                ))
+                let mut signals = signals?;
+                loop {
+                    // Skipped signals are only hints; `None` never comes while `signals` lives.
+                    let typing = signals.items.recv().await?;
+                    match may_follow_typing(api.inner(), me, id).await {
+                        Ok(true) => {
+                            let signal = ChatTyping {
+                                conversation_id,
+                                typing,
+                            };
+                            return Some((Ok(signal), Some(signals)));
+                        }
+                        // Sent, then the stream ends (its room is left as `signals` drops).
+                        Ok(false) => {
+                            let gone = ApiError::not_found("conversation");
+                            return Some((Err(gone.into()), None));
+                        }
+                        Err(e @ ApiError::Unauthenticated(_)) => {
+                            return Some((Err(e.into()), None));
+                        }
+                        // Access cannot be told now: the hint is dropped, never sent unchecked.
+                        Err(e) => {
+                            tracing::debug!(error = %e.message(), conversation = %id,
+                                "a chat typing signal was dropped: access could not be checked");
+                        }
+                    }
+                }
             }
         });
         Ok(stream.take_until(closing))

@@ -12,8 +12,9 @@
 //!
 //! # Decisions, in the order they are tried on a visitor's message
 //! 1. A **handoff phrase** hands off (cause `requested`), also in the middle of the questions.
-//! 2. While a **question** is open, the message answers it: a name is its first line, trimmed,
-//!    1 to [`MAX_NAME`] characters; an e-mail address is the message's first word with an `@`
+//! 2. While a **question** is open, the message answers it: a name is its first line with
+//!    something in it, as [`display_name`](crate::display_name) keeps it (no bidi or control
+//!    characters), 1 to [`MAX_NAME`] characters; an e-mail address is the message's first word with an `@`
 //!    (without surrounding punctuation), and must be plausible (`local@domain.tld`).
 //!    Something else is asked again (the same prompt), at most [`MAX_ATTEMPTS`] times in all;
 //!    then the bot moves on without it.
@@ -451,9 +452,8 @@ impl Dialogue {
 fn collected(collects: BotCollects, text: &str) -> Option<String> {
     match collects {
         BotCollects::Name => {
-            let name = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-            (name.chars().count() <= MAX_NAME && !name.chars().any(char::is_control))
-                .then(|| name.to_owned())
+            let name = text.lines().find_map(crate::display_name)?;
+            (name.chars().count() <= MAX_NAME).then_some(name)
         }
         BotCollects::Email => {
             let address = text

@@ -300,7 +300,7 @@ pub fn decide(
             let mut changes = BTreeMap::new();
             for (name, value) in set {
                 property_name("set", name)?;
-                let value = property_value("set", value)?;
+                let value = property_value("set", name, value)?;
                 if state.properties.get(name) != Some(&value) {
                     changes.insert(name.clone(), Some(value));
                 }
@@ -612,7 +612,7 @@ fn create(
     let mut props = BTreeMap::new();
     for (name, value) in properties {
         property_name("properties", name)?;
-        props.insert(name.clone(), property_value("properties", value)?);
+        props.insert(name.clone(), property_value("properties", name, value)?);
     }
     Ok(vec![
         ContactRecordCreated {
@@ -714,9 +714,20 @@ fn property_name(field: &'static str, name: &str) -> Result<(), DomainError> {
     }
 }
 
-/// A property value, trimmed; clearing a property is `unset`, not an empty value.
-fn property_value(field: &'static str, value: &str) -> Result<String, DomainError> {
-    let value = value.trim();
+/// The properties that hold a person's name, which visitors give (a form, the chat widget, the
+/// bot's question): kept as [`display_name`](crate::display_name) keeps names.
+const NAME_PROPERTIES: [&str; 3] = ["name", "first_name", "last_name"];
+
+/// A property value, trimmed (a name also without bidi and control characters); clearing a
+/// property is `unset`, not an empty value.
+fn property_value(field: &'static str, name: &str, value: &str) -> Result<String, DomainError> {
+    let cleaned;
+    let value = if NAME_PROPERTIES.contains(&name) {
+        cleaned = crate::display_name(value).unwrap_or_default();
+        cleaned.as_str()
+    } else {
+        value.trim()
+    };
     if value.is_empty() {
         return Err(DomainError::invalid(
             field,

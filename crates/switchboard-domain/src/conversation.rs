@@ -40,6 +40,9 @@
 //!   the configured delay gets it by e-mail from the inbox's team or fallback address, when the
 //!   delivery worker asks (`EmailUnseenReply`); a reply seen first is never e-mailed, one
 //!   e-mailed first is not recorded seen (ADR 0006, `chat_email`).
+//! - **Senders' names are kept as names** ([`display_name`](crate::display_name)): the name an
+//!   inbound message gives its sender (a chat visitor's, a form's, an e-mail's display name)
+//!   loses bidi and control characters before it is recorded, so it reads to agents as it is.
 //! - **Temporary delivery failures** keep the message awaiting an outcome (the channel retries);
 //!   repeating the same temporary failure writes nothing.
 //!
@@ -470,6 +473,19 @@ fn receive(
         ));
     }
     crate::contact::reservable("from", &message.from)?;
+    // The sender's name as agents will be shown it (see `display_name`): copied only when that
+    // changes it.
+    let named;
+    let message = match message.from_name.as_deref().map(crate::display_name) {
+        Some(name) if name.as_deref() != message.from_name.as_deref() => {
+            named = InboundMessage {
+                from_name: name,
+                ..message.clone()
+            };
+            &named
+        }
+        _ => message,
+    };
     let is_new = state.status == Status::Empty;
     if !is_new && conversation_id != state.id {
         return Err(DomainError::invalid(

@@ -22,7 +22,8 @@
 //! - [`contact`]: the contact aggregate: records created from visitors, properties, identities,
 //!   merges.
 //! - [`record`]: companies, deals, tickets and associations between records.
-//! - `validate`: input checks shared by several deciders.
+//! - `validate`: input checks shared by several deciders; [`display_name`], how a name someone
+//!   outside the organisation gave is kept.
 
 pub mod channel;
 pub mod chat;
@@ -41,3 +42,4 @@ mod validate;
 
 pub use crate::context::Context;
 pub use crate::error::DomainError;
+pub use crate::validate::display_name;

@@ -24,6 +24,34 @@ pub(crate) fn name(field: &'static str, value: &str) -> Result<String, DomainErr
     Ok(trimmed.to_owned())
 }
 
+/// Whether `c` is a Unicode bidirectional formatting character: the embeddings and overrides
+/// (U+202A to U+202E), the isolates (U+2066 to U+2069), the left-to-right and right-to-left
+/// marks (U+200E, U+200F) and the Arabic letter mark (U+061C).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
+}
+
+/// A name someone outside the organisation gave (a chat visitor, a form's `name` field, an
+/// answer to the bot's question), as agents are shown it: without bidirectional formatting
+/// characters, which make a name read otherwise than it is written (an override can show
+/// `"Bob \u{202E}nimda"` as "Bob admin" and push what follows it around), without control
+/// characters (C0, DEL and C1; line breaks and tabs become spaces), its blanks collapsed to
+/// one space and trimmed; `None` when nothing is left. Stripped rather than refused, as inboxes
+/// usually do for names: the rest of a name is worth keeping, and a visitor cannot see what is
+/// wrong with an invisible character.
+pub fn display_name(value: &str) -> Option<String> {
+    let kept: String = value
+        .chars()
+        // Whitespace controls (line breaks, tabs) are kept here to become blanks below.
+        .filter(|c| c.is_whitespace() || !(c.is_control() || is_bidi_control(*c)))
+        .collect();
+    let name = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!name.is_empty()).then_some(name)
+}
+
 /// Refuses a value with a control character (a NUL, a bell, an escape): no identifier or
 /// address holds one, and stores refuse them in stream names. `what` names the value.
 pub(crate) fn no_control(field: &'static str, what: &str, value: &str) -> Result<(), DomainError> {
@@ -84,4 +112,44 @@ pub(crate) fn email_address(address: &str) -> bool {
         && local.split('.').all(atom)
         && domain.split('.').count() >= 2
         && domain.split('.').all(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    #[test]
+    fn display_names_lose_bidi_and_control_characters_and_keep_the_rest() {
+        // Every bidirectional formatting character, wherever it is.
+        for bidi in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let given = format!("{bidi}Ann{bidi}a Berg{bidi}");
+            assert_eq!(
+                display_name(&given).as_deref(),
+                Some("Anna Berg"),
+                "{given:?}"
+            );
+        }
+        assert_eq!(
+            display_name("Bob \u{202E}nimda\u{202C}").as_deref(),
+            Some("Bob nimda")
+        );
+        // C0, DEL and C1 controls go; line breaks and tabs become one space.
+        assert_eq!(
+            display_name("\u{0}A\u{7}da\u{1b}[31m \u{7f}\u{85}\u{9b}Lind\tqvist\r\n").as_deref(),
+            Some("Ada[31m Lind qvist")
+        );
+        // Nothing but invisible characters is no name.
+        assert_eq!(display_name("\u{202E}\u{200F} \u{0}\n"), None);
+        assert_eq!(display_name("   "), None);
+        // Right-to-left letters, accents and joiners are names, not controls.
+        assert_eq!(display_name("  محمد   علي ").as_deref(), Some("محمد علي"));
+        assert_eq!(display_name("Zoë O'Brien").as_deref(), Some("Zoë O'Brien"));
+        assert_eq!(
+            display_name("\u{1F469}\u{200D}\u{1F4BB} Kim").as_deref(),
+            Some("\u{1F469}\u{200D}\u{1F4BB} Kim")
+        );
+    }
 }

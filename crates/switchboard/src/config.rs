@@ -155,6 +155,11 @@ pub struct Config {
     pub forms: switchboard_api::FormLimits,
     /// Rate and size limits of website chat's visitor routes (`/chat/{publicKey}/...`).
     pub chat: switchboard_api::ChatLimits,
+    /// The reverse proxies (networks) whose `X-Forwarded-For` names the client that the
+    /// per-address limits of chat and forms count (`[http] trusted_proxies`, or
+    /// `SWITCHBOARD_HTTP_TRUSTED_PROXIES` separated by commas); empty: none, the connection's
+    /// peer is the client.
+    pub trusted_proxies: switchboard_api::TrustedProxies,
     /// The SMTP/LMTP listener for inbound mail.
     pub smtp: SmtpConfig,
     /// IMAP accounts whose mail is imported into their e-mail channels.
@@ -364,6 +369,7 @@ impl Default for Config {
             limits: switchboard_api::Limits::default(),
             forms: switchboard_api::FormLimits::default(),
             chat: switchboard_api::ChatLimits::default(),
+            trusted_proxies: switchboard_api::TrustedProxies::default(),
             smtp: SmtpConfig::default(),
             messenger: MessengerConfig::default(),
             imap: Vec::new(),
@@ -453,6 +459,8 @@ struct FileConfig {
     #[serde(default)]
     chat: FileChat,
     #[serde(default)]
+    http: FileHttp,
+    #[serde(default)]
     smtp: FileSmtp,
     #[serde(default)]
     messenger: FileMessenger,
@@ -491,6 +499,12 @@ struct FileForms {
     max_body_bytes: Option<usize>,
     max_files: Option<usize>,
     max_file_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -863,6 +877,10 @@ impl Config {
                 *slot = parse(at, name, &v, parse_duration)?;
             }
         }
+        if let Some(networks) = &file.http.trusted_proxies {
+            self.trusted_proxies = parse_trusted_proxies(networks)
+                .map_err(|message| invalid(at, "http.trusted_proxies", message))?;
+        }
         Ok(())
     }
 
@@ -1101,6 +1119,11 @@ impl Config {
             if let Some(v) = var(name) {
                 *slot = parse(at, name, v, parse_duration)?;
             }
+        }
+        if let Some(v) = var("SWITCHBOARD_HTTP_TRUSTED_PROXIES") {
+            let networks: Vec<&str> = v.split(',').filter(|n| !n.trim().is_empty()).collect();
+            self.trusted_proxies = parse_trusted_proxies(&networks)
+                .map_err(|message| invalid(at, "SWITCHBOARD_HTTP_TRUSTED_PROXIES", message))?;
         }
         Ok(())
     }
@@ -1411,13 +1434,18 @@ fn parse<T>(
     value: &str,
     parser: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, ConfigError> {
-    parser(value).map_err(|message| ConfigError::Invalid {
+    parser(value).map_err(|message| invalid(origin, name, message))
+}
+
+/// The error of key or variable `name` from `origin`, saying `message`.
+fn invalid(origin: Origin<'_>, name: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
         origin: match origin {
             Origin::File(path) => format!("{name} in {}", path.display()),
             Origin::Env => name.to_owned(),
         },
         message,
-    })
+    }
 }
 
 /// A socket address such as `127.0.0.1:8080` or `[::]:8080`.
@@ -1425,6 +1453,21 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| {
         format!("{text:?} is not a socket address; write IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080")
     })
+}
+
+/// Networks in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is itself alone).
+fn parse_trusted_proxies<S: AsRef<str>>(
+    networks: &[S],
+) -> Result<switchboard_api::TrustedProxies, String> {
+    networks
+        .iter()
+        .map(|n| {
+            n.as_ref()
+                .parse()
+                .map_err(|e: switchboard_api::CidrError| e.to_string())
+        })
+        .collect::<Result<_, _>>()
+        .map(switchboard_api::TrustedProxies::new)
 }
 
 fn parse_number<T: FromStr>(text: &str) -> Result<T, String> {

@@ -238,6 +238,7 @@ impl Application {
                 },
                 forms: config.forms.clone(),
                 chat: config.chat.clone(),
+                trusted_proxies: config.trusted_proxies.clone(),
             },
         );
         if config.demo {

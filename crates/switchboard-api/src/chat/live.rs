@@ -13,8 +13,12 @@
 //!   (`ids`: replies the visitor saw, sent by the widget only while its panel is open and the
 //!   page visible; handing a reply to the socket does not make it seen, ADR 0006).
 //!
-//! `seen` acknowledgements are recorded by a task of the session, in batches, off the loop
-//! that serves the socket, so a slow write never holds up the visitor's frames.
+//! `seen` acknowledgements are recorded by a task of the session, off the loop that serves the
+//! socket, so a slow write never holds up the visitor's frames. Nothing stops a page from
+//! sending many: the session gathers the replies they name, leaving out those the socket
+//! recorded already, and the task records what is gathered at most once every [`SEEN_EVERY`],
+//! so a burst of frames is one or two commands (events only for replies not seen before), none
+//! when nothing new was seen.
 //!
 //! Resuming: the socket first sends every message after `after` (the `seq` of the last message
 //! the client has), read from the conversation's stream, then follows what is routed to it,
@@ -40,9 +44,11 @@
 //! once nothing, not even a pong, has come for `idle_timeout`; a frame the connection does not
 //! take within `send_timeout` ends it, so a visitor who stops reading holds nothing for long.
 
+use std::collections::{BTreeSet, HashSet};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Path, Query, Request, State, WebSocketUpgrade};
@@ -224,7 +230,7 @@ pub(super) async fn upgrade(
     Query(query): Query<LiveQuery>,
     request: Request,
 ) -> Response {
-    let address = peer(&request);
+    let address = peer(&state, &request);
     let inner = state.inner();
     let widget = match widget(inner, &key).await {
         Ok(widget) => widget,
@@ -281,34 +287,113 @@ struct Session {
     /// The `seq` of the last event of the conversation the socket has passed (sent or
     /// skipped).
     seen: u64,
-    /// To the task recording the replies the visitor acknowledged seeing (started with the
-    /// first acknowledgement; it ends with the session).
-    acknowledged: Option<mpsc::Sender<Vec<Uuid>>>,
+    /// Records the replies the visitor acknowledged seeing (started with the first
+    /// acknowledgement; it ends with the session).
+    acknowledged: Option<SeenRecorder>,
     /// Counts the socket against its visitor's and address's limits while it lives.
     _slot: SocketSlot,
 }
 
-/// Acknowledgements a session's recorder may have queued; more are dropped (the widget sends
-/// few: one per reply shown or per time the panel is opened).
-const SEEN_QUEUE: usize = 16;
+/// A socket's acknowledgements are recorded at most once per this long: the first at once,
+/// what comes within the window gathered into one command at its end.
+const SEEN_EVERY: Duration = Duration::from_secs(3);
 
-/// Records the replies acknowledged seen on one socket, each batch of what has queued as one
-/// command, until the session ends.
+/// Most reply ids a socket gathers for its next command; more are dropped until it records
+/// (a conversation has no more unseen replies than a visitor can be shown in a few seconds).
+const SEEN_GATHERED: usize = 1_000;
+
+/// Reply ids a socket remembers having recorded, so the same acknowledgement again costs
+/// nothing; past this many it forgets them (the domain leaves out replies already seen).
+const SEEN_REMEMBERED: usize = 4_096;
+
+/// The replies a socket's acknowledgements named: added to by the session as frames come (no
+/// queue to fill, so none is lost to a burst), taken by its recorder task.
+#[derive(Debug, Default)]
+struct Acknowledged {
+    /// Named and not recorded yet.
+    gathered: BTreeSet<Uuid>,
+    /// Recorded by this socket.
+    recorded: HashSet<Uuid>,
+}
+
+/// A session's side of its recorder (started with the first acknowledgement; the task ends
+/// once this is dropped and what was gathered is recorded).
+struct SeenRecorder {
+    acknowledged: Arc<Mutex<Acknowledged>>,
+    /// Wakes the task: one wake-up pending is enough, however many frames came.
+    wake: mpsc::Sender<()>,
+}
+
+impl SeenRecorder {
+    fn start(state: ApiState, channel_id: Uuid, conversation: Uuid) -> SeenRecorder {
+        let acknowledged = Arc::<Mutex<Acknowledged>>::default();
+        let (wake, woken) = mpsc::channel(1);
+        tokio::spawn(record_acknowledged(
+            state,
+            channel_id,
+            conversation,
+            acknowledged.clone(),
+            woken,
+        ));
+        SeenRecorder { acknowledged, wake }
+    }
+
+    /// The visitor saw `ids`: gathered unless this socket recorded them already.
+    fn add(&self, ids: Vec<Uuid>) {
+        let mut acknowledged = self
+            .acknowledged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Acknowledged { gathered, recorded } = &mut *acknowledged;
+        let before = gathered.len();
+        for id in ids.into_iter().filter(|id| !recorded.contains(id)) {
+            if gathered.len() >= SEEN_GATHERED {
+                tracing::debug!("a chat visitor's seen acknowledgements were dropped");
+                break;
+            }
+            gathered.insert(id);
+        }
+        if gathered.len() > before {
+            // Full: a wake-up is pending already.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+/// Records what a socket's acknowledgements gathered, one command at most every
+/// [`SEEN_EVERY`], until the session ends and the last of it is recorded.
 async fn record_acknowledged(
     state: ApiState,
     channel_id: Uuid,
     conversation: Uuid,
-    mut queue: mpsc::Receiver<Vec<Uuid>>,
+    acknowledged: Arc<Mutex<Acknowledged>>,
+    mut woken: mpsc::Receiver<()>,
 ) {
-    while let Some(mut batch) = queue.recv().await {
-        while let Ok(more) = queue.try_recv() {
-            batch.extend(more);
+    let lock = || acknowledged.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut next_at = Instant::now();
+    loop {
+        let open = woken.recv().await.is_some();
+        // What comes while the window is closed joins this command.
+        tokio::time::sleep_until(next_at).await;
+        let batch: Vec<Uuid> = std::mem::take(&mut lock().gathered).into_iter().collect();
+        if !batch.is_empty() {
+            next_at = Instant::now() + SEEN_EVERY;
+            match record_seen(state.inner(), channel_id, conversation, batch.clone()).await {
+                Ok(()) => {
+                    let recorded = &mut lock().recorded;
+                    if recorded.len() + batch.len() > SEEN_REMEMBERED {
+                        recorded.clear();
+                    }
+                    recorded.extend(batch);
+                }
+                // The worst it does is e-mail a reply the visitor saw; a frame naming these
+                // replies again tries again.
+                Err(e) => tracing::warn!(error = %e, %conversation,
+                    "replies a chat visitor saw could not be recorded seen"),
+            }
         }
-        batch.sort_unstable();
-        batch.dedup();
-        if let Err(e) = record_seen(state.inner(), channel_id, conversation, batch).await {
-            // The worst it does is e-mail a reply the visitor saw.
-            tracing::warn!(error = %e, %conversation, "replies a chat visitor saw could not be recorded seen");
+        if !open {
+            return;
         }
     }
 }
@@ -491,19 +576,15 @@ impl Session {
                         .await;
                     }
                 };
-                let queue = self.acknowledged.get_or_insert_with(|| {
-                    let (queue, recorder) = mpsc::channel(SEEN_QUEUE);
-                    tokio::spawn(record_acknowledged(
-                        self.state.clone(),
-                        self.widget.channel_id(),
-                        conversation,
-                        recorder,
-                    ));
-                    queue
-                });
-                if queue.try_send(ids).is_err() {
-                    tracing::debug!(%conversation, "a chat visitor's seen acknowledgement was dropped");
-                }
+                self.acknowledged
+                    .get_or_insert_with(|| {
+                        SeenRecorder::start(
+                            self.state.clone(),
+                            self.widget.channel_id(),
+                            conversation,
+                        )
+                    })
+                    .add(ids);
                 Ok(())
             }
             Some("message") => {

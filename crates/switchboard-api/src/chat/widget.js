@@ -11,7 +11,15 @@
  *
  * The team's replies are acknowledged as seen (a `seen` frame) only while the panel is open and
  * the page visible: a reply the visitor did not see may go out by e-mail to the address they
- * left. */
+ * left.
+ *
+ * A message is the visitor's until the server acknowledges it (`ack`): it stays pending, in
+ * localStorage too, and is sent again with the same `clientId` whenever the socket opens, when
+ * a refusal that may pass (RATE_LIMITED, UNAVAILABLE) has waited its time, and when the visitor
+ * presses its Retry button. The server derives the message's id from the `clientId`, so however
+ * often it is sent it is recorded once. Meanwhile it is shown as not sent, and the failure is
+ * announced (the alert region). A refusal that will not pass (a field at fault) puts the text
+ * back in the box. */
 (function () {
   "use strict";
   var script = document.currentScript ||
@@ -35,7 +43,8 @@
     messages: saved.messages || [],
     emailGiven: !!saved.emailGiven,
     unacked: saved.unacked || [],
-    pending: [],
+    // Messages not acknowledged yet: `{type, text, clientId}` frames, oldest first.
+    pending: saved.pending || [],
     info: null,
     socket: null,
     retry: 0,
@@ -46,6 +55,9 @@
       localStorage.setItem(storeKey, JSON.stringify({
         token: state.token, seq: state.seq, emailGiven: state.emailGiven,
         unacked: state.unacked.slice(-MAX_KEPT),
+        pending: state.pending.slice(-MAX_KEPT).map(function (p) {
+          return { type: p.type, text: p.text, clientId: p.clientId };
+        }),
         messages: state.messages.slice(-MAX_KEPT)
       }));
     } catch (e) { /* private mode: the conversation lasts as long as the page */ }
@@ -77,6 +89,10 @@
     ".team{background:#fff;border:1px solid #dde1e7;border-bottom-left-radius:3px}",
     ".who{display:block;font-size:11px;font-weight:600;margin-bottom:2px;color:#555}",
     ".sending{opacity:.6}",
+    ".failed{background:#fff;color:#1b1b1b;border:1px dashed #b00020}",
+    ".note{display:block;font-size:12px;color:#b00020;margin-top:4px}",
+    ".note button{margin-left:6px;border:1px solid #b00020;border-radius:6px;background:#fff;",
+    "color:#b00020;font-size:12px;cursor:pointer;padding:1px 8px}",
     ".typing{min-height:20px;padding:0 12px;font-size:12px;color:#555;background:#f6f7f9}",
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e6ea;background:#fff}",
     "form.email{flex-wrap:wrap;background:#fff8e1}",
@@ -121,7 +137,7 @@
   header.appendChild(closeButton);
   var log = el("ol", { "class": "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
   var typing = el("div", { "class": "typing", "aria-live": "polite" });
-  var problem = el("div", { "class": "error", role: "alert" });
+  var problem = el("div", { "class": "error", role: "alert", "aria-live": "assertive" });
 
   var emailForm = el("form", { "class": "email", hidden: "" });
   var emailNote = el("p", { id: "sb-email-note" });
@@ -188,11 +204,16 @@
       author: message.author, text: message.text });
     var shown = log.querySelector('[data-id="' + message.id + '"]');
     if (!shown && message.from === "visitor") {
-      // Its echo may come before its acknowledgement: the oldest pending one is this one.
-      shown = log.querySelector(".sending:not([data-id])");
-      if (shown) shown.setAttribute("data-id", message.id);
+      // Its echo may come before its acknowledgement (or instead of it, when the socket broke
+      // in between): the oldest pending message with its text is this one, and it is durable.
+      for (var i = 0; i < state.pending.length && !shown; i++) {
+        if (state.pending[i].text === message.text) {
+          shown = itemOf(state.pending[i].clientId);
+          if (shown) acknowledged(state.pending[i].clientId, message.id);
+        }
+      }
     }
-    if (shown) shown.className = shown.className.replace(" sending", "");
+    if (shown) delivered(shown);
     else render(message);
     if (message.from !== "visitor") {
       typing.textContent = "";
@@ -226,15 +247,90 @@
         ? ((state.info && state.info.teamName) || "The team") + " is typing\u2026" : "";
       if (frame.typing) agentTypingTimer = setTimeout(function () { typing.textContent = ""; }, 8000);
     } else if (frame.type === "ack") {
-      state.pending = state.pending.filter(function (p) { return p.clientId !== frame.clientId; });
-      var shown = log.querySelector('[data-client="' + frame.clientId + '"]');
-      if (shown) { shown.setAttribute("data-id", frame.id); shown.className = shown.className.replace(" sending", ""); }
+      acknowledged(frame.clientId, frame.id);
+      save();
     } else if (frame.type === "error") {
-      problem.textContent = frame.message || "Something went wrong.";
-      if (frame.clientId) {
-        state.pending = state.pending.filter(function (p) { return p.clientId !== frame.clientId; });
+      var pending = pendingOf(frame.clientId);
+      if (!pending) {
+        problem.textContent = frame.message || "Something went wrong.";
+      } else if (frame.code === "RATE_LIMITED" || frame.code === "UNAVAILABLE") {
+        // It may pass: kept, and sent again (same clientId) once the server's wait is over.
+        notSent(pending, frame.message, (frame.retryAfter || 5) * 1000);
+      } else {
+        // It will not pass as it is: the visitor gets the text back to change it.
+        forget(pending.clientId);
+        var item = itemOf(pending.clientId);
+        if (item) item.parentNode.removeChild(item);
+        if (!text.value.trim()) text.value = pending.text;
+        problem.textContent = "Not sent: " + (frame.message || "the message was refused.");
+        save();
       }
     }
+  }
+
+  function pendingOf(clientId) {
+    for (var i = 0; i < state.pending.length; i++) {
+      if (state.pending[i].clientId === clientId) return state.pending[i];
+    }
+    return null;
+  }
+  function itemOf(clientId) {
+    return clientId ? log.querySelector('[data-client="' + clientId + '"]') : null;
+  }
+  function forget(clientId) {
+    state.pending = state.pending.filter(function (p) { return p.clientId !== clientId; });
+  }
+  // Shown as taken: no longer sending, no note.
+  function delivered(item) {
+    item.className = item.className.replace(/ (sending|failed)/g, "");
+    var note = item.querySelector(".note");
+    if (note) item.removeChild(note);
+  }
+  // The server holds the message `clientId` (its id `id`): it is no longer pending.
+  function acknowledged(clientId, id) {
+    var retryTimer = pendingOf(clientId) && pendingOf(clientId).timer;
+    clearTimeout(retryTimer);
+    forget(clientId);
+    var item = itemOf(clientId);
+    if (item) { item.setAttribute("data-id", id); delivered(item); }
+  }
+
+  /* `pending` was not taken (`why`): shown as not sent with a Retry button, announced, and sent
+   * again by itself after `wait` ms if the socket is open then. */
+  function notSent(pending, why, wait) {
+    var item = itemOf(pending.clientId);
+    if (item) {
+      item.className = item.className.replace(/ (sending|failed)/g, "") + " failed";
+      var note = item.querySelector(".note");
+      if (!note) {
+        note = el("span", { "class": "note" }, "Not sent.");
+        var again = el("button", { type: "button" }, "Retry");
+        again.addEventListener("click", function () { retry(pending.clientId); });
+        note.appendChild(again);
+        item.appendChild(note);
+      }
+    }
+    problem.textContent = "Your message was not sent" + (why ? ": " + why : ".") +
+      " It will be sent again; you can also press Retry.";
+    clearTimeout(pending.timer);
+    if (wait) pending.timer = setTimeout(function () { retry(pending.clientId, true); }, wait);
+  }
+
+  // Sends a pending message again, as it was (the same clientId): the server records it once.
+  function retry(clientId, quiet) {
+    var pending = pendingOf(clientId);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    var item = itemOf(clientId);
+    if (item && !quiet) item.className = item.className.replace(" failed", "") + " sending";
+    if (!quiet) problem.textContent = "";
+    ensureVisitor().then(function () {
+      if (state.socket && state.socket.readyState === 1) state.socket.send(frameOf(pending));
+      else { state.retry = 0; connect(); }
+    }).catch(function (e) { notSent(pending, e.message); });
+  }
+  function frameOf(pending) {
+    return JSON.stringify({ type: pending.type, text: pending.text, clientId: pending.clientId });
   }
 
   function connect() {
@@ -245,12 +341,14 @@
     socket.onopen = function () {
       opened = Date.now();
       problem.textContent = "";
-      state.pending.forEach(function (p) { socket.send(JSON.stringify(p)); });
+      state.pending.forEach(function (p) { socket.send(frameOf(p)); });
       ackSeen();
     };
     socket.onmessage = onFrame;
     socket.onclose = function () {
       state.socket = null;
+      // What was sent and not acknowledged may not have arrived: it goes again on reconnecting.
+      state.pending.forEach(function (p) { notSent(p, "the connection was lost"); });
       // Refused upgrades (429 when over a limit) never open: the wait doubles up to a minute.
       // Only a socket that stayed open a while starts again from short waits, and each wait is
       // jittered, so visitors behind one proxy do not come back together.
@@ -328,10 +426,11 @@
     var item = render({ from: "visitor", text: body }, true);
     item.setAttribute("data-client", clientId);
     state.pending.push(frame);
+    save();
     ensureVisitor().then(function () {
-      if (state.socket && state.socket.readyState === 1) state.socket.send(JSON.stringify(frame));
+      if (state.socket && state.socket.readyState === 1) state.socket.send(frameOf(frame));
       else connect();
-    }).catch(function (e) { problem.textContent = e.message; });
+    }).catch(function (e) { notSent(frame, e.message); });
   });
 
   // The address is kept with the conversation: before the visitor's first message it waits.
@@ -360,6 +459,11 @@
   });
 
   state.messages.forEach(function (m) { render(m); });
+  // Left from an earlier page: not sent yet; they go when the socket opens.
+  state.pending.forEach(function (p) {
+    render({ from: "visitor", text: p.text }, true).setAttribute("data-client", p.clientId);
+    notSent(p);
+  });
   function mount() {
     document.body.appendChild(host);
     if (state.token) connect();

@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use proto_events::event::{Availability, Member, Role};
 use serde_json::{Value, json};
 use switchboard_api::ids::{self, Kind};
-use switchboard_api::{ApiSettings, ChatLimits};
+use switchboard_api::{ApiSettings, ChatLimits, TrustedProxies};
 use switchboard_domain::setup::SetupCommand;
 use switchboard_service::Command;
 use tokio_tungstenite::tungstenite::Message;
@@ -345,6 +345,51 @@ async fn a_visitor_over_the_rate_limit_gets_429() {
         say(&api, &key, &other, "hi").await.status,
         StatusCode::CREATED
     );
+}
+
+/// `POST /chat/{key}/visitors` over a connection from `peer` with `X-Forwarded-For:
+/// forwarded`; its status.
+async fn new_visitor_from(api: &TestApi, key: &str, peer: &str, forwarded: &str) -> StatusCode {
+    let mut request = request("POST", &format!("/chat/{key}/visitors"), None, None);
+    let peer = std::net::SocketAddr::new(peer.parse().expect("an address"), 40_000);
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", forwarded.parse().expect("a header"));
+    api.send(request).await.status
+}
+
+#[tokio::test]
+async fn per_address_limits_believe_x_forwarded_for_from_trusted_proxies_only() {
+    let api = TestApi::with_settings(ApiSettings {
+        chat: ChatLimits {
+            per_address_per_minute: 1,
+            per_address_burst: 1,
+            ..ChatLimits::default()
+        },
+        trusted_proxies: TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("a network")]),
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
+    let (_, _, key) = widget(&api, None).await;
+    // From a peer that is not a trusted proxy, a forged header changes nothing: its second
+    // request is over the one request its address may make.
+    let untrusted = "203.0.113.9";
+    let created = new_visitor_from(&api, &key, untrusted, "198.51.100.1").await;
+    assert_eq!(created, StatusCode::CREATED);
+    let forged = new_visitor_from(&api, &key, untrusted, "198.51.100.2").await;
+    assert_eq!(forged, StatusCode::TOO_MANY_REQUESTS);
+    // Through the trusted proxy each client is counted on its own, by the rightmost entry the
+    // proxy appended, never by what the client wrote left of it.
+    let proxy = "10.0.0.7";
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let created = new_visitor_from(&api, &key, proxy, client).await;
+        assert_eq!(created, StatusCode::CREATED, "{client}");
+    }
+    let again = new_visitor_from(&api, &key, proxy, "192.0.2.50, 198.51.100.1").await;
+    assert_eq!(again, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]
@@ -859,10 +904,15 @@ async fn the_socket_names_the_field_at_fault_and_drops_oversized_frames_writing_
     assert_eq!(head(&api).await, before, "refused frames write nothing");
 }
 
-/// A visitor who said hello, with their socket open, and the admin's `chatTyping` subscription
-/// to their conversation: `(conversation, visitor's socket, agent's connection)`.
-async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, Socket, Socket) {
-    let (_, channel, key) = widget(api, None).await;
+/// A visitor who said hello, with their socket open, and the `chatTyping` subscription to their
+/// conversation of `agent` (a member of the chat's inbox), or of the admin:
+/// `(inbox, conversation, visitor's socket, agent's connection)`.
+async fn typing_between(
+    api: &TestApi,
+    addr: std::net::SocketAddr,
+    agent: Option<Uuid>,
+) -> (Uuid, String, Socket, Socket) {
+    let (inbox, channel, key) = widget(api, agent).await;
     let token = visitor(api, &key).await;
     assert_eq!(
         say(api, &key, &token, "Hello").await.status,
@@ -871,7 +921,7 @@ async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, S
     let conversation = conversation_of(api, channel).await;
     let mut visitor_socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
     frame(&mut visitor_socket, "message").await;
-    let bearer = format!("Bearer {}", api.token(api.admin));
+    let bearer = format!("Bearer {}", api.token(agent.unwrap_or(api.admin)));
     let mut agent = connect(addr, json!({"Authorization": bearer})).await;
     assert_eq!(
         next(&mut agent).await.expect("ack")["type"],
@@ -884,7 +934,7 @@ async fn typing_between(api: &TestApi, addr: std::net::SocketAddr) -> (String, S
         json!({"id": conversation}),
     )
     .await;
-    (conversation, visitor_socket, agent)
+    (inbox, conversation, visitor_socket, agent)
 }
 
 /// Sends the visitor's typing signal `on` every `every` until the agent is told one (the
@@ -914,7 +964,7 @@ async fn typed_until_told(
 async fn typing_signals_reach_agents_and_visitors_without_events() {
     let api = TestApi::start().await;
     let addr = api.serve().await;
-    let (conversation, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    let (_, conversation, mut visitor_socket, mut agent) = typing_between(&api, addr, None).await;
     let before = head(&api).await;
     let update = typed_until_told(
         &mut visitor_socket,
@@ -942,6 +992,167 @@ async fn typing_signals_reach_agents_and_visitors_without_events() {
     let signal = frame(&mut visitor_socket, "typing").await;
     assert_eq!(signal["typing"], true);
     assert_eq!(head(&api).await, before, "typing writes no event");
+}
+
+#[tokio::test]
+async fn an_agent_who_loses_access_is_sent_no_more_typing_and_their_subscription_ends() {
+    // Removed from the inbox, or the inbox restricted to a team they are not in.
+    for restrict in [false, true] {
+        let api = TestApi::start().await;
+        let addr = api.serve().await;
+        let agent = api.user("agent@acme.test", Role::Agent).await;
+        let (inbox, _, mut visitor_socket, mut socket) =
+            typing_between(&api, addr, Some(agent)).await;
+        let told = typed_until_told(
+            &mut visitor_socket,
+            &mut socket,
+            true,
+            Duration::from_millis(1_100),
+        )
+        .await;
+        assert_eq!(
+            told["payload"]["data"]["chatTyping"]["typing"], true,
+            "{told}"
+        );
+
+        if restrict {
+            let team_id = Uuid::now_v7();
+            api.run(Command::Setup(SetupCommand::CreateTeam {
+                team_id,
+                name: "Tier 2".into(),
+            }))
+            .await;
+            api.run(Command::Setup(SetupCommand::RestrictInbox {
+                inbox_id: inbox,
+                team_ids: vec![team_id],
+            }))
+            .await;
+        } else {
+            api.run(Command::Setup(SetupCommand::RemoveInboxMember {
+                inbox_id: inbox,
+                member: Member::User { id: agent },
+            }))
+            .await;
+        }
+        // The visitor's next signal is checked against the agent's access now: not sent, and
+        // the subscription ends.
+        let ended = typed_until_told(
+            &mut visitor_socket,
+            &mut socket,
+            false,
+            Duration::from_millis(1_100),
+        )
+        .await;
+        assert_eq!(ended["type"], "next", "restricted: {restrict}: {ended}");
+        assert!(
+            ended["payload"]["data"].is_null(),
+            "restricted: {restrict}: {ended}"
+        );
+        assert_eq!(
+            ended["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+            "{ended}"
+        );
+        let complete = next(&mut socket).await.expect("a frame");
+        assert_eq!(complete["type"], "complete", "{complete}");
+    }
+}
+
+#[tokio::test]
+async fn bursts_of_seen_frames_are_recorded_once_a_window_losing_none_and_seen_again_write_nothing()
+{
+    let api = TestApi::with_settings(chat_settings(ChatLimits::default())).await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
+    let conversation = conversation_of(&api, channel).await;
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    const REPLIES: usize = 100;
+    for n in 0..REPLIES {
+        reply(&api, &conversation, &format!("Reply {n}")).await;
+    }
+    let mut shown = Vec::new();
+    while shown.len() < REPLIES {
+        let message = frame(&mut socket, "message").await;
+        if message["from"] == "team" {
+            shown.push(message["id"].as_str().expect("an id").to_owned());
+        }
+    }
+    // A hundred frames, each naming a reply not named before, in ten bursts; after each, a
+    // message's acknowledgement shows the socket has taken the burst. Recorded one command a
+    // window (3 s): in one or two events while that lasts, and none of the replies lost.
+    let started = tokio::time::Instant::now();
+    for (burst, ids) in shown.chunks(10).enumerate() {
+        for id in ids {
+            socket
+                .send(Message::text(
+                    json!({"type": "seen", "ids": [id]}).to_string(),
+                ))
+                .await
+                .expect("sent");
+        }
+        let client_id = format!("burst-{burst}");
+        socket
+            .send(Message::text(
+                json!({"type": "message", "text": "Thanks", "clientId": client_id}).to_string(),
+            ))
+            .await
+            .expect("sent");
+        while frame(&mut socket, "ack").await["clientId"] != client_id.as_str() {}
+    }
+    let windows = 1 + started.elapsed().as_secs() / 3;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events = api.payloads("ChatRepliesSeen").await;
+        let seen: std::collections::HashSet<&str> = events
+            .iter()
+            .flat_map(|e| e["message_ids"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        if seen.len() == REPLIES {
+            break events.len();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {REPLIES} replies recorded seen, in {} events",
+            seen.len(),
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        events as u64 <= windows + 1,
+        "{events} events for bursts within {windows} windows"
+    );
+
+    // The same acknowledgements again record nothing; the next reply seen is one event of its own.
+    for id in &shown {
+        socket
+            .send(Message::text(
+                json!({"type": "seen", "ids": [id]}).to_string(),
+            ))
+            .await
+            .expect("sent");
+    }
+    reply(&api, &conversation, "One more").await;
+    let last = loop {
+        let message = frame(&mut socket, "message").await;
+        if message["from"] == "team" {
+            break message["id"].clone();
+        }
+    };
+    socket
+        .send(Message::text(
+            json!({"type": "seen", "ids": [last]}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let recorded = recorded(&api, "ChatRepliesSeen", events + 1).await;
+    assert_eq!(recorded.len(), events + 1, "{recorded:?}");
+    assert_eq!(recorded[events]["message_ids"], json!([last]));
 }
 
 /// Waits until `count` events of `event_type` are recorded, and returns their payloads.
@@ -1460,7 +1671,7 @@ async fn an_email_answer_to_an_emailed_reply_reaches_agents_only_never_the_widge
 async fn a_visitors_typing_reaches_agents_at_most_once_a_second_and_its_last_state_after() {
     let api = TestApi::start().await;
     let addr = api.serve().await;
-    let (_, mut visitor_socket, mut agent) = typing_between(&api, addr).await;
+    let (_, _, mut visitor_socket, mut agent) = typing_between(&api, addr, None).await;
     // Signals sent while the subscription is being set up go nowhere, and each takes the
     // second's place: wait out the second before signalling again.
     typed_until_told(

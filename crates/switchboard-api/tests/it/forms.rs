@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use proto_events::event::{Member, Role};
 use serde_json::{Value, json};
 use switchboard_api::ids::Kind;
-use switchboard_api::{ApiSettings, FormLimits};
+use switchboard_api::{ApiSettings, FormLimits, TrustedProxies};
 use switchboard_domain::setup::SetupCommand;
 use switchboard_service::Command;
 use tower::ServiceExt;
@@ -524,6 +524,45 @@ async fn rate_limits_answer_429_with_retry_after() {
     let form_limited = api.send(from("198.51.100.3")).await;
     assert_eq!(form_limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(form_limited.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_per_address_limit_counts_the_client_a_trusted_proxy_names() {
+    let api = TestApi::with_settings(ApiSettings {
+        forms: FormLimits {
+            per_address_per_minute: 1,
+            per_address_burst: 1,
+            ..FormLimits::default()
+        },
+        trusted_proxies: TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("a network")]),
+        ..ApiSettings::new(SECRET)
+    })
+    .await;
+    let key = configured_form(&api).await;
+    let body = json!({"email": "ada@customer.test", "message": "Hi"}).to_string();
+    let from = |peer: &str, forwarded: &str| {
+        let mut request = post(&key, "application/json", body.clone(), None, peer);
+        let forwarded = forwarded.parse().expect("a header");
+        request.headers_mut().insert("x-forwarded-for", forwarded);
+        request
+    };
+    // Through the proxy, two clients each have their allowance, and the first is then over it.
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let taken = api.send(from("10.0.0.7", client)).await;
+        assert_eq!(
+            taken.status,
+            StatusCode::CREATED,
+            "{client}: {:?}",
+            taken.body
+        );
+    }
+    let limited = api.send(from("10.0.0.7", "198.51.100.1")).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    // From anyone else the header is not believed: a new address written in it does not help.
+    let taken = api.send(from("203.0.113.9", "198.51.100.3")).await;
+    assert_eq!(taken.status, StatusCode::CREATED, "{:?}", taken.body);
+    let forged = api.send(from("203.0.113.9", "198.51.100.4")).await;
+    assert_eq!(forged.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// A reply to a form conversation is given e-mail headers (from the inbox's address, to the

@@ -58,6 +58,25 @@ fn matching_is_whole_words_ignoring_case_and_accents() {
 }
 
 #[test]
+fn a_name_the_bot_collects_loses_bidi_and_control_characters() {
+    let config = config();
+    let mut d = Dialogue::default();
+    d.start(&config, "hi");
+    // The first line with something visible in it is the name.
+    let r = d.reply_to(
+        &config,
+        "\u{202E}\u{200F}\n\u{2066}Ada\u{202E} Lovelace\u{2069}\u{1b}",
+    );
+    assert_eq!(
+        r.steps,
+        [
+            Step::Collect(BotCollects::Name, "Ada Lovelace".into()),
+            say("Your e-mail?")
+        ]
+    );
+}
+
+#[test]
 fn the_bot_greets_asks_its_questions_in_order_and_then_answers_keywords() {
     let config = config();
     let mut d = Dialogue::default();

@@ -488,6 +488,39 @@ fn properties_change_only_where_they_differ() {
 }
 
 #[test]
+fn names_are_kept_without_bidi_or_control_characters() {
+    // A name (as a form, the widget or the bot's question gives it) loses what would make it
+    // read otherwise than it is; another property keeps its characters.
+    given_contact(vec![ada_created()])
+        .when(
+            user(AGENT),
+            change(
+                &[
+                    ("name", "\u{202E}Ada\u{200F}  Byron\u{7}"),
+                    ("first_name", "\u{2067}Ada\u{2069}"),
+                    ("company", "Acme \u{200F}Ltd"),
+                ],
+                &[],
+            ),
+        )
+        .then(vec![
+            ContactPropertiesChanged {
+                contact_id: id(ADA),
+                changes: BTreeMap::from([
+                    ("company".to_owned(), Some("Acme \u{200F}Ltd".to_owned())),
+                    ("first_name".to_owned(), Some("Ada".to_owned())),
+                    ("name".to_owned(), Some("Ada Byron".to_owned())),
+                ]),
+            }
+            .into(),
+        ]);
+    // A name of invisible characters only is an empty value.
+    given_contact(vec![ada_created()])
+        .when(user(AGENT), change(&[("name", "\u{202E}\u{061C}")], &[]))
+        .then_invalid("set");
+}
+
+#[test]
 fn identities_are_linked_once() {
     let state = given_contact(vec![ada_created()])
         .when(

@@ -534,6 +534,30 @@ fn a_message_into_an_open_conversation_is_received() {
 }
 
 #[test]
+fn a_senders_name_is_recorded_without_bidi_or_control_characters() {
+    // An isolate and an override around the name would make it read otherwise than it is.
+    let named = |name: &str| InboundMessage {
+        message_id: id(201),
+        provider_message_id: Some("mid.201".into()),
+        from_name: Some(name.into()),
+        ..chat_in(201)
+    };
+    given(chat_thread())
+        .when(
+            channel(CHAT),
+            receive(named("\u{2066}Ann\u{202E}nimda\u{202C}\u{2069}\u{7}\u{9b}")),
+        )
+        .then(vec![received(named("Annnimda"))]);
+    // Nothing but invisible characters: no name.
+    given(chat_thread())
+        .when(channel(CHAT), receive(named("\u{200F}\u{061C} \u{1b}")))
+        .then(vec![received(InboundMessage {
+            from_name: None,
+            ..named("")
+        })]);
+}
+
+#[test]
 fn the_customer_writing_again_reopens_a_closed_conversation() {
     let state = given(closed_thread())
         .when(channel(EMAIL), receive(email_in(201)))

@@ -98,6 +98,21 @@ async fn press_enter(page: &Page) {
     }
 }
 
+/// Types `text` into the focused message box and presses Enter; waits until the widget shows
+/// it acknowledged (durable): nothing left sending or failed.
+async fn say(page: &Page, text: &str) {
+    page.execute(InsertTextParams::new(text)).await.unwrap();
+    press_enter(page).await;
+    until(
+        page,
+        &format!(
+            "{ROOT}.querySelector('.log').innerText.includes({text:?}) && \
+             !{ROOT}.querySelector('.sending, .failed')"
+        ),
+    )
+    .await;
+}
+
 /// `POST /graphql` as `token` with `variables`; the JSON answer.
 async fn graphql(server: &Server, token: &str, query: &str, variables: Value) -> Value {
     reqwest::Client::new()
@@ -112,31 +127,42 @@ async fn graphql(server: &Server, token: &str, query: &str, variables: Value) ->
         .unwrap()
 }
 
-/// The id of the conversation whose last message is `text`, once the read models show it.
-async fn conversation_with(server: &Server, token: &str, text: &str) -> String {
+/// Asks `query` as the holder of `token` until `pick` finds what it wants in the answer (the
+/// read models may not show it yet); fails after the deadline saying it found no `what`.
+async fn until_answered<T>(
+    server: &Server,
+    token: &str,
+    query: &str,
+    what: &str,
+    pick: impl Fn(&Value) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let found = graphql(
-            server,
-            token,
-            "{ conversations(first: 10) { nodes { id lastMessagePreview } } }",
-            json!({}),
-        )
-        .await;
-        let id = found["data"]["conversations"]["nodes"]
-            .as_array()
-            .and_then(|nodes| nodes.iter().find(|n| n["lastMessagePreview"] == text))
-            .and_then(|n| n["id"].as_str())
-            .map(str::to_owned);
-        if let Some(id) = id {
-            return id;
+        let found = graphql(server, token, query, json!({})).await;
+        if let Some(picked) = pick(&found) {
+            return picked;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no conversation shows {text:?}: {found}"
-        );
+        assert!(Instant::now() < deadline, "no {what}: {found}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The id of the conversation whose last message is `text`, once the read models show it.
+async fn conversation_with(server: &Server, token: &str, text: &str) -> String {
+    until_answered(
+        server,
+        token,
+        "{ conversations(first: 10) { nodes { id lastMessagePreview } } }",
+        &format!("conversation shows {text:?}"),
+        |found| {
+            found["data"]["conversations"]["nodes"]
+                .as_array()
+                .and_then(|nodes| nodes.iter().find(|n| n["lastMessagePreview"] == text))
+                .and_then(|n| n["id"].as_str())
+                .map(str::to_owned)
+        },
+    )
+    .await
 }
 
 /// Replies `text` in `conversation` as the holder of `token`.
@@ -222,6 +248,29 @@ async fn announced(socket: &mut Socket, text: &str) {
     }
 }
 
+/// Headless Chromium with its profile in `profile`, and the task driving its DevTools
+/// connection.
+async fn launch(chromium: PathBuf, profile: &TempDir) -> (Browser, tokio::task::JoinHandle<()>) {
+    let config = BrowserConfig::builder()
+        .chrome_executable(chromium)
+        .no_sandbox()
+        .new_headless_mode()
+        .user_data_dir(profile.path())
+        .window_size(1000, 760)
+        .arg("--disable-gpu")
+        .build()
+        .unwrap();
+    let (browser, mut handler) = Browser::launch(config).await.unwrap();
+    let driver = tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if event.is_err() {
+                break;
+            }
+        }
+    });
+    (browser, driver)
+}
+
 #[tokio::test]
 async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_reload() {
     let Some(chromium) = chromium() else {
@@ -236,23 +285,7 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     assert!(site.contains("/widget/v1.js"), "{site}");
 
     let profile = TempDir::new().unwrap();
-    let config = BrowserConfig::builder()
-        .chrome_executable(chromium)
-        .no_sandbox()
-        .new_headless_mode()
-        .user_data_dir(profile.path())
-        .window_size(1000, 760)
-        .arg("--disable-gpu")
-        .build()
-        .unwrap();
-    let (mut browser, mut handler) = Browser::launch(config).await.unwrap();
-    let driver = tokio::spawn(async move {
-        while let Some(event) = handler.next().await {
-            if event.is_err() {
-                break;
-            }
-        }
-    });
+    let (mut browser, driver) = launch(chromium, &profile).await;
     let page = browser.new_page(server.url("/demo/")).await.unwrap();
 
     // The visitor clicks the launcher: the panel opens with the team's name, focus in the box.
@@ -288,16 +321,7 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     // following the Support inbox is told.
     let mut agent = agent_following(&server, &admin, "Support").await;
     let question = "Do you ship tents to Norway?";
-    page.execute(InsertTextParams::new(question)).await.unwrap();
-    press_enter(&page).await;
-    until(
-        &page,
-        &format!(
-            "{ROOT}.querySelector('.log').innerText.includes({question:?}) && \
-             !{ROOT}.querySelector('.sending')"
-        ),
-    )
-    .await;
+    say(&page, question).await;
 
     announced(&mut agent, question).await;
 
@@ -367,24 +391,19 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
         "document.querySelector('#form-result').textContent.startsWith('Thanks')",
     )
     .await;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let found = graphql(
-            &server,
-            &admin,
-            "{ conversations(first: 10) { nodes { lastMessagePreview } } }",
-            json!({}),
-        )
-        .await;
-        if found.to_string().contains("A quote for 12 tents") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no conversation from the form: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_answered(
+        &server,
+        &admin,
+        "{ conversations(first: 10) { nodes { lastMessagePreview } } }",
+        "conversation from the form",
+        |found| {
+            found
+                .to_string()
+                .contains("A quote for 12 tents")
+                .then_some(())
+        },
+    )
+    .await;
 
     // Opened again for the picture.
     page.click(point).await.unwrap();
@@ -396,6 +415,106 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
     let size = std::fs::metadata(&screenshot).unwrap().len();
     assert!(size > 1_000, "{} is {size} bytes", screenshot.display());
     eprintln!("screenshot: {}", screenshot.display());
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// How many timeline entries of the conversations the holder of `token` sees have `text` as
+/// their body, once at least one has.
+async fn recorded_times(server: &Server, token: &str, text: &str) -> usize {
+    until_answered(
+        server,
+        token,
+        "{ conversations(first: 20) { nodes { timeline(first: 100) { nodes { bodyText } } } } }",
+        &format!("timeline entry {text:?}"),
+        |found| {
+            let times = found["data"]["conversations"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["timeline"]["nodes"].as_array().into_iter().flatten())
+                .filter(|entry| entry["bodyText"] == text)
+                .count();
+            (times > 0).then_some(times)
+        },
+    )
+    .await
+}
+
+/// A message the server refuses for now (the visitor's rate limit: one message, then one per
+/// ten seconds) is not lost: the widget shows it as not sent with a Retry button and announces
+/// the failure; pressing Retry too early is refused again; once the wait is over it goes by
+/// itself, with the same `clientId`, and is recorded once.
+#[tokio::test]
+async fn a_message_refused_for_now_is_kept_shown_as_not_sent_and_sent_again_once() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        "[chat]\nper_visitor_per_minute = 6\nper_visitor_burst = 1\n",
+    )
+    .unwrap();
+    let data = TempDir::new().unwrap();
+    let server = Server::start(
+        data.path(),
+        &["--demo", "--config", config.to_str().unwrap()],
+    );
+    let admin = server.admin_token().expect("an admin token in the banner");
+    wait_for_200(&reqwest::Client::new(), &server.url("/demo/"), DEADLINE).await;
+    let profile = TempDir::new().unwrap();
+    let (mut browser, driver) = launch(chromium, &profile).await;
+    let page = browser.new_page(server.url("/demo/")).await.unwrap();
+    until(&page, "!!document.querySelector('[data-switchboard-chat]')").await;
+    page.evaluate(format!("{ROOT}.querySelector('.launcher').click()"))
+        .await
+        .unwrap();
+    until(
+        &page,
+        &format!("{ROOT}.activeElement && {ROOT}.activeElement.id === 'sb-text'"),
+    )
+    .await;
+
+    say(&page, "Hello, a question about tents.").await;
+
+    // The second comes within the visitor's ten seconds: refused for now, shown as not sent,
+    // with a Retry button, and announced in the alert region.
+    let second = "Do they come in green?";
+    page.execute(InsertTextParams::new(second)).await.unwrap();
+    press_enter(&page).await;
+    until(
+        &page,
+        &format!(
+            "{ROOT}.querySelector('.failed') && \
+             {ROOT}.querySelector('.failed').innerText.includes({second:?}) && \
+             {ROOT}.querySelector('.failed .note button').textContent === 'Retry' && \
+             {ROOT}.querySelector('[role=alert]').textContent.includes('not sent')"
+        ),
+    )
+    .await;
+    // Retry at once: still too early, so refused again, and still kept.
+    page.evaluate(format!(
+        "{ROOT}.querySelector('.failed .note button').click()"
+    ))
+    .await
+    .unwrap();
+
+    // Once the wait is over it goes by itself and is acknowledged.
+    until(
+        &page,
+        &format!(
+            "{ROOT}.querySelector('.log').innerText.includes({second:?}) && \
+             !{ROOT}.querySelector('.sending, .failed, .note')"
+        ),
+    )
+    .await;
+    assert_eq!(recorded_times(&server, &admin, second).await, 1);
+    assert_eq!(text_of_log(&page).await.matches(second).count(), 1);
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;

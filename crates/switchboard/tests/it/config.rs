@@ -282,6 +282,56 @@ idle_timeout = "45s"
 }
 
 #[test]
+fn trusted_proxies_come_from_the_file_and_the_environment_and_are_checked() {
+    assert!(Config::default().trusted_proxies.networks().is_empty());
+    let file = "[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n";
+    let config = Config::layered(
+        Some((Path::new("x.toml"), file)),
+        &env(&[]),
+        &Flags::default(),
+    )
+    .unwrap();
+    let networks: Vec<String> = config
+        .trusted_proxies
+        .networks()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(networks, ["10.0.0.0/8", "::1/128"]);
+    let vars = env(&[(
+        "SWITCHBOARD_HTTP_TRUSTED_PROXIES",
+        " 192.168.0.0/16 ,fd00::/8",
+    )]);
+    let config =
+        Config::layered(Some((Path::new("x.toml"), file)), &vars, &Flags::default()).unwrap();
+    assert_eq!(config.trusted_proxies.networks().len(), 2);
+    assert!(config.trusted_proxies.networks()[0].contains("192.168.3.4".parse().unwrap()));
+
+    let error = Config::layered(
+        Some((
+            Path::new("x.toml"),
+            "[http]\ntrusted_proxies = [\"10.0.0.1/8\"]\n",
+        )),
+        &env(&[]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("http.trusted_proxies in x.toml"), "{error}");
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_HTTP_TRUSTED_PROXIES", "the-ingress")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("SWITCHBOARD_HTTP_TRUSTED_PROXIES"),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_example_configuration_is_valid_and_documents_every_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/switchboard.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -307,6 +357,11 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
     assert!(
         config.delivery.relay_url().is_some_and(|url| url.is_ok()),
         "smtp_relay_url is not documented with a valid example"
+    );
+    assert_eq!(
+        config.trusted_proxies.networks().len(),
+        2,
+        "[http] trusted_proxies is documented"
     );
     for key in [
         "listen",
