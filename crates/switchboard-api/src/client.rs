@@ -146,14 +146,19 @@ impl TrustedProxies {
             return peer;
         }
         let mut client = peer;
-        // Several headers are one list, in order.
+        // Several headers are one list, in order. Each entry is read on its own: a byte a
+        // client put in its part of the line (a proxy appends to what the client sent) must
+        // not void the entries the proxies appended after it.
         let entries = headers
             .get_all("x-forwarded-for")
             .iter()
             .rev()
-            .flat_map(|value| value.to_str().unwrap_or("").rsplit(','));
+            .flat_map(|value| value.as_bytes().rsplit(|b| *b == b','));
         for entry in entries {
-            let Ok(address) = entry.trim().parse::<IpAddr>() else {
+            let Some(address) = std::str::from_utf8(entry)
+                .ok()
+                .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
+            else {
                 break;
             };
             client = unmapped(address);
@@ -224,6 +229,22 @@ mod tests {
             "proxy/8".parse::<Cidr>(),
             Err(CidrError::Address(_))
         ));
+    }
+
+    #[test]
+    fn a_clients_garbage_does_not_void_the_address_the_proxy_appended() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        // nginx appends the client's address to the header the client sent, on one line.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            trusted.client(ip("10.1.2.3"), &headers),
+            ip("198.51.100.7"),
+            "the entry the proxy appended counts, whatever the client put before it"
+        );
     }
 
     #[test]

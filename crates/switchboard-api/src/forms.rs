@@ -391,7 +391,10 @@ pub(crate) async fn submit(
         .iter()
         .find(|(field, _)| field.name == "name")
         .map(|(_, value)| value.clone());
-    let contact_name = from_name.clone();
+    // A name of nothing but invisible characters names no one: the contact is made without it.
+    let contact_name = from_name
+        .as_deref()
+        .and_then(switchboard_domain::display_name);
     let message = InboundMessage {
         message_id: Uuid::now_v7(),
         channel_id: form.channel_id,

@@ -232,6 +232,10 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxies: crate::client::TrustedProxies,
     /// Becomes true when the server shuts down: subscriptions end.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Held (read) by background work that records what requests and sockets left behind,
+    /// such as a chat socket's last seen acknowledgements; [`ApiState::finish_background`]
+    /// waits for it (write).
+    pub(crate) background: Arc<tokio::sync::RwLock<()>>,
     /// The live feed of subscriptions, started by the first one, and again by the first one
     /// after it gave up.
     hub: tokio::sync::Mutex<Option<Arc<crate::hub::Hub>>>,
@@ -275,6 +279,7 @@ impl ApiState {
             messenger: settings.messenger,
             forms: crate::forms::Forms::new(settings.forms),
             shutdown: watch::channel(false).0,
+            background: Arc::default(),
             hub: tokio::sync::Mutex::new(None),
             access: Mutex::new(HashMap::new()),
         }))
@@ -294,6 +299,15 @@ impl ApiState {
     /// the server starts shutting down, so that draining HTTP requests can finish.
     pub fn begin_shutdown(&self) {
         self.0.shutdown.send_replace(true);
+    }
+
+    /// Waits, for at most `timeout`, until the background work that sockets and requests
+    /// left behind is recorded (after [`ApiState::begin_shutdown`], once HTTP has stopped).
+    /// Whether all of it finished.
+    pub async fn finish_background(&self, timeout: std::time::Duration) -> bool {
+        tokio::time::timeout(timeout, self.0.background.write())
+            .await
+            .is_ok()
     }
 
     pub(crate) fn inner(&self) -> &Inner {

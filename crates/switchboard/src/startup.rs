@@ -411,6 +411,10 @@ impl Application {
                 }
             }
         };
+        // Chat sockets closed by the shutdown record their visitors' last acknowledgements.
+        if !state.finish_background(config.shutdown_timeout).await {
+            tracing::warn!("background work still running at the shutdown timeout was dropped");
+        }
         tracing::info!(
             "HTTP stopped; stopping the projections, the reactors and the delivery worker"
         );

@@ -328,13 +328,15 @@ impl SeenRecorder {
     fn start(state: ApiState, channel_id: Uuid, conversation: Uuid) -> SeenRecorder {
         let acknowledged = Arc::<Mutex<Acknowledged>>::default();
         let (wake, woken) = mpsc::channel(1);
-        tokio::spawn(record_acknowledged(
-            state,
-            channel_id,
-            conversation,
-            acknowledged.clone(),
-            woken,
-        ));
+        // Held until the task ends, so a shutdown waits for its last command. A shutdown
+        // already waiting lets no new holder in: this socket is about to close anyway.
+        let holding = state.inner().background.clone().try_read_owned().ok();
+        let recording =
+            record_acknowledged(state, channel_id, conversation, acknowledged.clone(), woken);
+        tokio::spawn(async move {
+            recording.await;
+            drop(holding);
+        });
         SeenRecorder { acknowledged, wake }
     }
 
@@ -361,7 +363,9 @@ impl SeenRecorder {
 }
 
 /// Records what a socket's acknowledgements gathered, one command at most every
-/// [`SEEN_EVERY`], until the session ends and the last of it is recorded.
+/// [`SEEN_EVERY`], until the session ends and the last of it is recorded: at once when the
+/// socket or the server closes. A command that fails is tried again a window later, with
+/// what came meanwhile, until it succeeds or the socket has closed and one last try failed.
 async fn record_acknowledged(
     state: ApiState,
     channel_id: Uuid,
@@ -370,12 +374,26 @@ async fn record_acknowledged(
     mut woken: mpsc::Receiver<()>,
 ) {
     let lock = || acknowledged.lock().unwrap_or_else(PoisonError::into_inner);
+    let closing = state.inner().closing();
+    tokio::pin!(closing);
+    let mut shutting_down = false;
     let mut next_at = Instant::now();
+    let mut retry = false;
     loop {
-        let open = woken.recv().await.is_some();
+        let open = if retry {
+            !woken.is_closed()
+        } else {
+            woken.recv().await.is_some()
+        };
         // What comes while the window is closed joins this command.
-        tokio::time::sleep_until(next_at).await;
+        if open && !shutting_down {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_at) => {}
+                () = &mut closing => shutting_down = true,
+            }
+        }
         let batch: Vec<Uuid> = std::mem::take(&mut lock().gathered).into_iter().collect();
+        retry = false;
         if !batch.is_empty() {
             next_at = Instant::now() + SEEN_EVERY;
             match record_seen(state.inner(), channel_id, conversation, batch.clone()).await {
@@ -386,10 +404,20 @@ async fn record_acknowledged(
                     }
                     recorded.extend(batch);
                 }
-                // The worst it does is e-mail a reply the visitor saw; a frame naming these
-                // replies again tries again.
-                Err(e) => tracing::warn!(error = %e, %conversation,
-                    "replies a chat visitor saw could not be recorded seen"),
+                // Unrecorded, a reply the visitor saw may be e-mailed to them: kept for the
+                // next try (the widget does not name them again).
+                Err(e) => {
+                    tracing::warn!(error = %e, %conversation,
+                        "replies a chat visitor saw could not be recorded seen; trying again");
+                    let gathered = &mut lock().gathered;
+                    for id in batch {
+                        if gathered.len() >= SEEN_GATHERED {
+                            break;
+                        }
+                        gathered.insert(id);
+                    }
+                    retry = open && !shutting_down;
+                }
             }
         }
         if !open {

@@ -1155,6 +1155,59 @@ async fn bursts_of_seen_frames_are_recorded_once_a_window_losing_none_and_seen_a
     assert_eq!(recorded[events]["message_ids"], json!([last]));
 }
 
+#[tokio::test]
+async fn a_shutdown_records_the_last_seen_acknowledgements_before_it_finishes() {
+    let api = TestApi::with_settings(chat_settings(ChatLimits::default())).await;
+    let addr = api.serve().await;
+    let (_, channel, key) = widget(&api, None).await;
+    let token = visitor(&api, &key).await;
+    assert_eq!(
+        say(&api, &key, &token, "Hello?").await.status,
+        StatusCode::CREATED
+    );
+    let conversation = conversation_of(&api, channel).await;
+    let mut socket = live(addr, &key, &token, 0, SITE).await.expect("socket");
+    reply(&api, &conversation, "First").await;
+    reply(&api, &conversation, "Second").await;
+    let mut shown = Vec::new();
+    while shown.len() < 2 {
+        let message = frame(&mut socket, "message").await;
+        if message["from"] == "team" {
+            shown.push(message["id"].clone());
+        }
+    }
+    // The first acknowledgement opens a window of 3 s; the second waits for its end.
+    for (n, id) in shown.iter().enumerate() {
+        socket
+            .send(Message::text(
+                json!({"type": "seen", "ids": [id]}).to_string(),
+            ))
+            .await
+            .expect("sent");
+        if n == 0 {
+            recorded(&api, "ChatRepliesSeen", 1).await;
+        }
+    }
+    // A message's acknowledgement shows the socket has taken the second `seen` frame.
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "Thanks", "clientId": "last"}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    while frame(&mut socket, "ack").await["clientId"] != "last" {}
+
+    api.state.begin_shutdown();
+    assert!(
+        api.state.finish_background(Duration::from_secs(10)).await,
+        "the recorder finished"
+    );
+    // Recorded by the time the shutdown's wait returned, not a window later.
+    let seen = api.payloads("ChatRepliesSeen").await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1]["message_ids"], json!([shown[1]]));
+}
+
 /// Waits until `count` events of `event_type` are recorded, and returns their payloads.
 async fn recorded(api: &TestApi, event_type: &str, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

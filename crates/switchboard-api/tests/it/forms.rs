@@ -342,6 +342,40 @@ async fn submissions_in_each_body_type_open_conversations_with_their_fields() {
 }
 
 #[tokio::test]
+async fn a_name_of_invisible_characters_leaves_the_contact_made_without_one() {
+    let api = TestApi::start().await;
+    let key = configured_form(&api).await;
+    let body = json!({"name": "\u{202E}\u{200F}", "email": "eve@customer.test", "message": "Hi"});
+    let sent = api
+        .send(post(
+            &key,
+            "application/json",
+            body.to_string(),
+            None,
+            "192.0.2.9",
+        ))
+        .await;
+    conversation_of(&sent);
+    // The sender becomes a contact, known by the address, with no name.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let created = loop {
+        let created = api.payloads("ContactRecordCreated").await;
+        if !created.is_empty() {
+            break created;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no contact made");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(created.len(), 1, "{created:?}");
+    let made = created[0].to_string();
+    assert!(made.contains("eve@customer.test"), "{made}");
+    assert!(
+        !made.contains("\\u202e") && !made.contains('\u{202E}'),
+        "{made}"
+    );
+}
+
+#[tokio::test]
 async fn bad_submissions_name_their_fields_and_write_nothing() {
     let api = TestApi::start().await;
     let key = configured_form(&api).await;
