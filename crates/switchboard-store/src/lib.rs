@@ -1,7 +1,7 @@
 //! The event store contract of Switchboard.
 //!
-//! Every backend (the embedded SQLite store, PostgreSQL, KurrentDB) implements [`EventStore`]; the
-//! rest of the system sees nothing else. The store is deliberately ignorant of the domain: it keeps
+//! Every backend (the embedded SQLite store and PostgreSQL today; KurrentDB is planned) implements
+//! [`EventStore`]; the rest of the system sees nothing else. The store is deliberately ignorant of the domain: it keeps
 //! opaque metadata and payload bytes, assigns stream versions and global positions, and chains every
 //! event to its predecessor with SHA-256 so that tampering with history can be detected.
 //!
