@@ -449,7 +449,8 @@ async fn recorded_times(server: &Server, token: &str, text: &str, least: usize) 
 /// A message the server refuses for now (the visitor's rate limit: one message, then one per
 /// ten seconds) is not lost: the widget shows it as not sent with a Retry button and announces
 /// the failure; pressing Retry too early is refused again; once the wait is over it goes by
-/// itself, with the same `clientId`, and is recorded once.
+/// itself, with the same `clientId`, and is recorded once. One written meanwhile waits behind
+/// it and goes after it.
 #[tokio::test]
 async fn a_message_refused_for_now_is_kept_shown_as_not_sent_and_sent_again_once() {
     let Some(chromium) = chromium() else {
@@ -458,7 +459,7 @@ async fn a_message_refused_for_now_is_kept_shown_as_not_sent_and_sent_again_once
     let (server, _dirs, mut browser, driver, page) = chatting(
         chromium,
         "[chat]\nper_visitor_per_minute = 6\nper_visitor_burst = 1\n",
-        "undefined",
+        DROP_MESSAGES,
     )
     .await;
     let admin = server.admin_token().expect("an admin token in the banner");
@@ -484,18 +485,35 @@ async fn a_message_refused_for_now_is_kept_shown_as_not_sent_and_sent_again_once
     ))
     .await
     .unwrap();
+    // A third waits behind it, shown as sending, not sent.
+    let third = "Or in blue?";
+    page.execute(InsertTextParams::new(third)).await.unwrap();
+    press_enter(&page).await;
 
-    // Once the wait is over it goes by itself and is acknowledged.
+    // Once the wait is over it goes by itself and is acknowledged, then the third.
     until(
         &page,
         &format!(
-            "{ROOT}.querySelector('.log').innerText.includes({second:?}) && \
+            "{ROOT}.querySelector('.log').innerText.includes({third:?}) && \
              !{ROOT}.querySelector('.sending, .failed, .note')"
         ),
     )
     .await;
     assert_eq!(recorded_times(&server, &admin, second, 1).await, 1);
+    assert_eq!(recorded_times(&server, &admin, third, 1).await, 1);
     assert_eq!(text_of_log(&page).await.matches(second).count(), 1);
+    // In order: the third went only once the second was taken, never past it.
+    let sent: Vec<String> = page
+        .evaluate(
+            "window.sbSent.map(f => JSON.parse(f)).filter(f => f.type === 'message').map(f => f.text)",
+        )
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    let last_second = sent.iter().rposition(|t| t == second).unwrap();
+    let first_third = sent.iter().position(|t| t == third).unwrap();
+    assert!(last_second < first_third, "{sent:?}");
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;
@@ -540,10 +558,12 @@ async fn chatting(
     (server, [dir, data, profile], browser, driver, page)
 }
 
-/// In the page: the widget's socket (`window.sbSocket`, the last one that sent), and its
-/// message frames dropped while `window.sbDrop` is true, as a broken connection loses them.
+/// In the page: the widget's socket (`window.sbSocket`, the last one that sent), the frames it
+/// sent (`window.sbSent`), and its message frames dropped while `window.sbDrop` is true, as a
+/// broken connection loses them.
 const DROP_MESSAGES: &str = "(() => { const send = WebSocket.prototype.send; \
      WebSocket.prototype.send = function (data) { window.sbSocket = this; \
+       (window.sbSent = window.sbSent || []).push(String(data)); \
        if (window.sbDrop && String(data).includes('\"type\":\"message\"')) return; \
        return send.call(this, data); }; })()";
 
@@ -589,7 +609,10 @@ async fn an_echo_with_the_same_text_does_not_take_the_place_of_a_pending_message
         .into_value()
         .unwrap();
     assert_eq!(status, 201);
-    // Its echo is shown as a message of its own; the first "?" is still pending.
+    // The connection breaks (the first "?" still unanswered) and opens again: the server
+    // replays the other "?". Its echo is shown as a message of its own; the first "?" is still
+    // pending (sent again on opening, and lost again).
+    page.evaluate("window.sbSocket.close()").await.unwrap();
     until(
         &page,
         &format!(
@@ -602,7 +625,7 @@ async fn an_echo_with_the_same_text_does_not_take_the_place_of_a_pending_message
     )
     .await;
 
-    // The connection breaks; once open again, the pending "?" goes and is acknowledged.
+    // The connection breaks again; once open again, the pending "?" goes and is acknowledged.
     page.evaluate("window.sbDrop = false; window.sbSocket.close()")
         .await
         .unwrap();
