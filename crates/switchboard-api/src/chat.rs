@@ -15,7 +15,8 @@
 //!   conversation, which is derived from channel and visitor (the service's
 //!   `chat_conversation_id`), so a visitor has no way to name anyone else's. A message is
 //!   acknowledged (`201 {"id", "seq"}`) once its events are durable; `clientId` makes a resent
-//!   message the same message (its id is derived from it).
+//!   message the same message (its id is derived from it), and is kept with it (as its provider
+//!   message id), so the visitor's own messages come back naming it (`clientId`).
 //! - `POST /chat/{key}/contact` (`{"email", "name"?}`): the visitor leaves an address (after
 //!   their first message). Replies they do not see in the widget go out to it by e-mail (ADR
 //!   0006). It is an unverified claim: kept on the conversation and as the `claimed_email` of
@@ -694,7 +695,8 @@ pub(crate) fn shown(event: &DomainEvent) -> bool {
 
 /// The event at `seq` of a visitor's conversation as the visitor sees it: a message of theirs
 /// that came in through the widget's own chat channel (`channel_id`), or a reply of the team
-/// (users' and bots'), nothing else (comments never). A message that came in any other way,
+/// (users' and bots'), nothing else (comments never); a visitor's message sent with a
+/// `clientId` names it (`clientId`), so the widget knows its own echoes. A message that came in any other way,
 /// such as an e-mail answer to a reply e-mailed to the address the visitor left, is for agents
 /// only: that address is not verified, so whoever left it may not be whoever answers there
 /// (ADR 0006).
@@ -705,7 +707,7 @@ pub(crate) fn visible(
     channel_id: Uuid,
     directory: &switchboard_domain::directory::Directory,
 ) -> Option<Value> {
-    let (id, from, author, text) = match event {
+    let (id, from, author, text, client_id) = match event {
         DomainEvent::MessageReceived(e)
             if e.message.channel_id == channel_id
                 && e.message.channel_kind == ChannelKind::Chat =>
@@ -715,6 +717,7 @@ pub(crate) fn visible(
                 "visitor",
                 None,
                 e.message.body_text.as_str(),
+                e.message.provider_message_id.as_deref(),
             )
         }
         DomainEvent::ReplySent(e) => {
@@ -723,11 +726,11 @@ pub(crate) fn visible(
                 ReplyAuthor::Bot { id } => directory.bots.get(id).cloned(),
                 ReplyAuthor::Automation { .. } => None,
             };
-            (e.message_id, "team", author, e.body_text.as_str())
+            (e.message_id, "team", author, e.body_text.as_str(), None)
         }
         _ => return None,
     };
-    Some(json!({
+    let mut message = json!({
         "type": "message",
         "id": id,
         "seq": seq,
@@ -735,7 +738,11 @@ pub(crate) fn visible(
         "author": author,
         "text": text,
         "at": at,
-    }))
+    });
+    if let Some(client_id) = client_id {
+        message["clientId"] = json!(client_id);
+    }
+    Some(message)
 }
 
 /// The messages of `conversation_id` (of the chat channel `channel_id`) after `after` (a
@@ -967,7 +974,8 @@ pub(crate) async fn receive(
         ));
     }
     let name = checked_name(outgoing.name.as_deref())?;
-    let message_id = match outgoing.client_id.as_deref().map(str::trim) {
+    let client_id = outgoing.client_id.as_deref().map(str::trim);
+    let message_id = match client_id {
         None | Some("") => Uuid::now_v7(),
         Some(id) if id.len() > MAX_CLIENT_ID => {
             return Err(Refusal::Field(
@@ -987,7 +995,8 @@ pub(crate) async fn receive(
         message_id,
         channel_id,
         channel_kind: ChannelKind::Chat,
-        provider_message_id: None,
+        // The `clientId` is kept with the message, so its echoes to the visitor name it.
+        provider_message_id: client_id.filter(|id| !id.is_empty()).map(str::to_owned),
         from: Identity::ChatVisitor {
             visitor_id: visitor.to_string(),
         },

@@ -7,7 +7,7 @@
 //!
 //! The protocol is JSON text frames, each an object with a `type`:
 //! - server → visitor: `message` (`id`, `seq`, `from` `visitor` or `team`, `author`, `text`,
-//!   `at`), `typing` (`typing`: an agent started or stopped), `ack` (`clientId`, `id`, `seq`: a
+//!   `at`, and for a visitor's message sent with one its `clientId`), `typing` (`typing`: an agent started or stopped), `ack` (`clientId`, `id`, `seq`: a
 //!   message of the visitor is durable), `error` (`clientId`, `field` or `code`, `message`).
 //! - visitor → server: `message` (`text`, `name`?, `clientId`?), `typing` (`typing`), `seen`
 //!   (`ids`: replies the visitor saw, sent by the widget only while its panel is open and the

@@ -13,13 +13,18 @@
  * the page visible: a reply the visitor did not see may go out by e-mail to the address they
  * left.
  *
- * A message is the visitor's until the server acknowledges it (`ack`): it stays pending, in
- * localStorage too, and is sent again with the same `clientId` whenever the socket opens, when
- * a refusal that may pass (RATE_LIMITED, UNAVAILABLE) has waited its time, and when the visitor
- * presses its Retry button. The server derives the message's id from the `clientId`, so however
- * often it is sent it is recorded once. Meanwhile it is shown as not sent, and the failure is
- * announced (the alert region). A refusal that will not pass (a field at fault) puts the text
- * back in the box. */
+ * A message is the visitor's until the server acknowledges it: an `ack`, or its echo (a
+ * `message` frame naming its `clientId`; an echo is never matched by its text). Until then it
+ * stays pending, in localStorage too. Pending messages go in order, one at a time: only the
+ * oldest is out, the others wait behind it until it is acknowledged, so retries neither reorder
+ * them nor burst past the rate limit. The oldest is sent again with the same `clientId` whenever
+ * the socket opens, when a refusal that may pass (RATE_LIMITED, UNAVAILABLE) has waited its
+ * time, and when the visitor presses a Retry button. The server derives the message's id from
+ * the `clientId`, so however often it is sent it is recorded once. Meanwhile it is shown as not
+ * sent, and the failure is announced (the alert region). A message refused for good (a field at
+ * fault, refused, a bad frame) is never thrown away: its bubble stays, marked not sent with the
+ * reason (in localStorage too), and its Edit button puts its text back in the box, after what is
+ * there already. */
 (function () {
   "use strict";
   var script = document.currentScript ||
@@ -45,6 +50,8 @@
     unacked: saved.unacked || [],
     // Messages not acknowledged yet: `{type, text, clientId}` frames, oldest first.
     pending: saved.pending || [],
+    // Messages refused for good, kept for the visitor to edit: `{text, clientId, why}`.
+    refused: saved.refused || [],
     info: null,
     socket: null,
     retry: 0,
@@ -58,6 +65,7 @@
         pending: state.pending.slice(-MAX_KEPT).map(function (p) {
           return { type: p.type, text: p.text, clientId: p.clientId };
         }),
+        refused: state.refused.slice(-MAX_KEPT),
         messages: state.messages.slice(-MAX_KEPT)
       }));
     } catch (e) { /* private mode: the conversation lasts as long as the page */ }
@@ -202,17 +210,12 @@
     if (known(message.id)) { save(); return; }
     state.messages.push({ id: message.id, seq: message.seq, from: message.from,
       author: message.author, text: message.text });
-    var shown = log.querySelector('[data-id="' + message.id + '"]');
-    if (!shown && message.from === "visitor") {
-      // Its echo may come before its acknowledgement (or instead of it, when the socket broke
-      // in between): the oldest pending message with its text is this one, and it is durable.
-      for (var i = 0; i < state.pending.length && !shown; i++) {
-        if (state.pending[i].text === message.text) {
-          shown = itemOf(state.pending[i].clientId);
-          if (shown) acknowledged(state.pending[i].clientId, message.id);
-        }
-      }
+    // Its echo may come before its acknowledgement (or instead of it, when the socket broke in
+    // between): it is durable. Only its `clientId` says which message it is, never its text.
+    if (message.from === "visitor" && message.clientId && pendingOf(message.clientId)) {
+      acknowledged(message.clientId, message.id);
     }
+    var shown = log.querySelector('[data-id="' + message.id + '"]');
     if (shown) delivered(shown);
     else render(message);
     if (message.from !== "visitor") {
@@ -255,17 +258,50 @@
         problem.textContent = frame.message || "Something went wrong.";
       } else if (frame.code === "RATE_LIMITED" || frame.code === "UNAVAILABLE") {
         // It may pass: kept, and sent again (same clientId) once the server's wait is over.
+        pending.out = false;
         notSent(pending, frame.message, (frame.retryAfter || 5) * 1000);
       } else {
-        // It will not pass as it is: the visitor gets the text back to change it.
-        forget(pending.clientId);
-        var item = itemOf(pending.clientId);
-        if (item) item.parentNode.removeChild(item);
-        if (!text.value.trim()) text.value = pending.text;
-        problem.textContent = "Not sent: " + (frame.message || "the message was refused.");
-        save();
+        refuse(pending, frame.message || "the message was refused.");
       }
     }
+  }
+
+  /* `pending` will not pass as it is: no longer pending, but kept, shown as not sent with why,
+   * for the visitor to edit; the next message goes. */
+  function refuse(pending, why) {
+    clearTimeout(pending.timer);
+    forget(pending.clientId);
+    var refused = { text: pending.text, clientId: pending.clientId, why: why };
+    state.refused.push(refused);
+    showRefused(refused);
+    problem.textContent = "Not sent: " + why + " Your text is kept: press Edit to change it.";
+    save();
+    flush();
+  }
+  function showRefused(refused) {
+    var item = itemOf(refused.clientId) || render({ from: "visitor", text: refused.text });
+    item.setAttribute("data-client", refused.clientId);
+    delivered(item);
+    item.className += " failed";
+    var note = el("span", { "class": "note" }, "Not sent: " + refused.why);
+    var edit = el("button", { type: "button", title: "Put this text back in the message box" }, "Edit");
+    edit.addEventListener("click", function () { editRefused(refused.clientId); });
+    note.appendChild(edit);
+    item.appendChild(note);
+  }
+  // The refused message's text goes back in the box (after what is there) and its bubble goes.
+  function editRefused(clientId) {
+    state.refused = state.refused.filter(function (r) {
+      if (r.clientId !== clientId) return true;
+      var kept = text.value.replace(/\s+$/, "");
+      text.value = kept ? kept + "\n" + r.text : r.text;
+      return false;
+    });
+    var item = itemOf(clientId);
+    if (item) item.parentNode.removeChild(item);
+    problem.textContent = "";
+    save();
+    text.focus();
   }
 
   function pendingOf(clientId) {
@@ -287,12 +323,28 @@
     if (note) item.removeChild(note);
   }
   // The server holds the message `clientId` (its id `id`): it is no longer pending.
+  // The next one goes.
   function acknowledged(clientId, id) {
-    var retryTimer = pendingOf(clientId) && pendingOf(clientId).timer;
-    clearTimeout(retryTimer);
+    var pending = pendingOf(clientId);
+    if (!pending) return;
+    clearTimeout(pending.timer);
     forget(clientId);
     var item = itemOf(clientId);
-    if (item) { item.setAttribute("data-id", id); delivered(item); }
+    var echo = log.querySelector('[data-id="' + id + '"]');
+    // Shown once: an echo without its clientId (sent before echoes named it) may be shown already.
+    if (item && echo && echo !== item) item.parentNode.removeChild(item);
+    else if (item) { item.setAttribute("data-id", id); delivered(item); }
+    flush();
+  }
+
+  /* Sends the oldest pending message if the socket is open and it is neither out already nor
+   * waiting out a refusal; the others wait behind it: in order, one at a time. */
+  function flush() {
+    var head = state.pending[0];
+    var socket = state.socket;
+    if (!head || head.out || head.timer || !socket || socket.readyState !== 1) return;
+    head.out = true;
+    socket.send(frameOf(head));
   }
 
   /* `pending` was not taken (`why`): shown as not sent with a Retry button, announced, and sent
@@ -313,19 +365,25 @@
     problem.textContent = "Your message was not sent" + (why ? ": " + why : ".") +
       " It will be sent again; you can also press Retry.";
     clearTimeout(pending.timer);
-    if (wait) pending.timer = setTimeout(function () { retry(pending.clientId, true); }, wait);
+    pending.timer = wait ? setTimeout(function () { retry(pending.clientId, true); }, wait) : null;
   }
 
-  // Sends a pending message again, as it was (the same clientId): the server records it once.
+  /* Sends the oldest pending message again now, as it was (the same clientId: the server records
+   * it once); `clientId`, whose Retry was pressed, may be waiting behind it. */
   function retry(clientId, quiet) {
     var pending = pendingOf(clientId);
+    var head = state.pending[0];
     if (!pending) return;
-    clearTimeout(pending.timer);
-    var item = itemOf(clientId);
-    if (item && !quiet) item.className = item.className.replace(" failed", "") + " sending";
+    clearTimeout(head.timer);
+    head.timer = null;
+    head.out = false;
+    [head, pending].forEach(function (p) {
+      var item = itemOf(p.clientId);
+      if (item && !quiet) item.className = item.className.replace(/ (sending|failed)/g, "") + " sending";
+    });
     if (!quiet) problem.textContent = "";
     ensureVisitor().then(function () {
-      if (state.socket && state.socket.readyState === 1) state.socket.send(frameOf(pending));
+      if (state.socket && state.socket.readyState === 1) flush();
       else { state.retry = 0; connect(); }
     }).catch(function (e) { notSent(pending, e.message); });
   }
@@ -341,14 +399,16 @@
     socket.onopen = function () {
       opened = Date.now();
       problem.textContent = "";
-      state.pending.forEach(function (p) { socket.send(frameOf(p)); });
+      // The oldest goes again, the others behind it.
+      state.pending.forEach(function (p) { p.out = false; });
+      flush();
       ackSeen();
     };
     socket.onmessage = onFrame;
     socket.onclose = function () {
       state.socket = null;
       // What was sent and not acknowledged may not have arrived: it goes again on reconnecting.
-      state.pending.forEach(function (p) { notSent(p, "the connection was lost"); });
+      state.pending.forEach(function (p) { p.out = false; notSent(p, "the connection was lost"); });
       // Refused upgrades (429 when over a limit) never open: the wait doubles up to a minute.
       // Only a socket that stayed open a while starts again from short waits, and each wait is
       // jittered, so visitors behind one proxy do not come back together.
@@ -428,7 +488,7 @@
     state.pending.push(frame);
     save();
     ensureVisitor().then(function () {
-      if (state.socket && state.socket.readyState === 1) state.socket.send(frameOf(frame));
+      if (state.socket && state.socket.readyState === 1) flush();
       else connect();
     }).catch(function (e) { notSent(frame, e.message); });
   });
@@ -459,6 +519,7 @@
   });
 
   state.messages.forEach(function (m) { render(m); });
+  state.refused.forEach(showRefused);
   // Left from an earlier page: not sent yet; they go when the socket opens.
   state.pending.forEach(function (p) {
     render({ from: "visitor", text: p.text }, true).setAttribute("data-client", p.clientId);

@@ -787,6 +787,8 @@ async fn the_live_socket_carries_messages_both_ways_never_comments_and_resumes_e
     assert_eq!(echoed["from"], "visitor");
     assert_eq!(echoed["text"], "Is anyone there?");
     assert_eq!(echoed["seq"], first_seq);
+    // The echo names the message's clientId: the widget knows its own by it, never by its text.
+    assert_eq!(echoed["clientId"], "c1", "{echoed}");
 
     let conversation = conversation_of(&api, channel).await;
     comment(&api, &conversation, "internal: VIP customer").await;
@@ -795,6 +797,7 @@ async fn the_live_socket_carries_messages_both_ways_never_comments_and_resumes_e
     assert_eq!(answer["from"], "team", "{answer}");
     assert_eq!(answer["text"], "Yes, how can I help?");
     assert_eq!(answer["author"], "Ada Admin");
+    assert!(answer.get("clientId").is_none(), "{answer}");
     let seen = answer["seq"].as_u64().expect("a seq");
 
     // The same clientId again is the same message: acknowledged, nothing new.
@@ -843,6 +846,22 @@ async fn the_live_socket_carries_messages_both_ways_never_comments_and_resumes_e
     let all = texts(&api, &key, &token).await;
     assert!(all.iter().all(|t| !t.contains("internal")), "{all:?}");
     assert_eq!(all.len(), 5, "{all:?}");
+
+    // Replayed from the stream, the visitor's message names its clientId still; one sent without
+    // a clientId names none.
+    let mut socket = live(addr, &key, &token, 0, SITE)
+        .await
+        .expect("socket reopens");
+    let replayed = frame(&mut socket, "message").await;
+    assert_eq!(replayed["text"], "Is anyone there?");
+    assert_eq!(replayed["clientId"], "c1", "{replayed}");
+    let thanks = loop {
+        let message = frame(&mut socket, "message").await;
+        if message["text"] == "Thanks" {
+            break message;
+        }
+    };
+    assert!(thanks.get("clientId").is_none(), "{thanks}");
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! the widget with a mouse click and writes with the keyboard; an agent's GraphQL subscription is
 //! told; the demo's bot greets and, asked for a person, hands off; the agent answers through GraphQL; the page shows the answer; a reload keeps the
 //! conversation, and the socket follows it again. The page's quote form, sent in the browser,
-//! opens a conversation. A screenshot is saved for people to look at.
+//! opens a conversation. A screenshot is saved for people to look at. The widget's unsent
+//! messages: one refused for now goes again by itself, once; one still pending is not taken for
+//! the echo of another with the same text; ones refused for good keep their text to edit.
 //!
 //! Chromium missing: the test skips saying so, or fails under `SWITCHBOARD_REQUIRE_TOOLS=1`
 //! (`.ci/run` installs it). `SWITCHBOARD_CHROMIUM` names another binary.
@@ -423,13 +425,13 @@ async fn a_visitor_chats_in_a_real_browser_and_keeps_the_conversation_across_a_r
 }
 
 /// How many timeline entries of the conversations the holder of `token` sees have `text` as
-/// their body, once at least one has.
-async fn recorded_times(server: &Server, token: &str, text: &str) -> usize {
+/// their body, once at least `least` have.
+async fn recorded_times(server: &Server, token: &str, text: &str, least: usize) -> usize {
     until_answered(
         server,
         token,
         "{ conversations(first: 20) { nodes { timeline(first: 100) { nodes { bodyText } } } } }",
-        &format!("timeline entry {text:?}"),
+        &format!("{least} timeline entries {text:?}"),
         |found| {
             let times = found["data"]["conversations"]["nodes"]
                 .as_array()
@@ -438,7 +440,7 @@ async fn recorded_times(server: &Server, token: &str, text: &str) -> usize {
                 .flat_map(|c| c["timeline"]["nodes"].as_array().into_iter().flatten())
                 .filter(|entry| entry["bodyText"] == text)
                 .count();
-            (times > 0).then_some(times)
+            (times >= least).then_some(times)
         },
     )
     .await
@@ -447,40 +449,20 @@ async fn recorded_times(server: &Server, token: &str, text: &str) -> usize {
 /// A message the server refuses for now (the visitor's rate limit: one message, then one per
 /// ten seconds) is not lost: the widget shows it as not sent with a Retry button and announces
 /// the failure; pressing Retry too early is refused again; once the wait is over it goes by
-/// itself, with the same `clientId`, and is recorded once.
+/// itself, with the same `clientId`, and is recorded once. One written meanwhile waits behind
+/// it and goes after it.
 #[tokio::test]
 async fn a_message_refused_for_now_is_kept_shown_as_not_sent_and_sent_again_once() {
     let Some(chromium) = chromium() else {
         return;
     };
-    let dir = TempDir::new().unwrap();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
+    let (server, _dirs, mut browser, driver, page) = chatting(
+        chromium,
         "[chat]\nper_visitor_per_minute = 6\nper_visitor_burst = 1\n",
-    )
-    .unwrap();
-    let data = TempDir::new().unwrap();
-    let server = Server::start(
-        data.path(),
-        &["--demo", "--config", config.to_str().unwrap()],
-    );
-    let admin = server.admin_token().expect("an admin token in the banner");
-    wait_for_200(&reqwest::Client::new(), &server.url("/demo/"), DEADLINE).await;
-    let profile = TempDir::new().unwrap();
-    let (mut browser, driver) = launch(chromium, &profile).await;
-    let page = browser.new_page(server.url("/demo/")).await.unwrap();
-    until(&page, "!!document.querySelector('[data-switchboard-chat]')").await;
-    page.evaluate(format!("{ROOT}.querySelector('.launcher').click()"))
-        .await
-        .unwrap();
-    until(
-        &page,
-        &format!("{ROOT}.activeElement && {ROOT}.activeElement.id === 'sb-text'"),
+        DROP_MESSAGES,
     )
     .await;
-
-    say(&page, "Hello, a question about tents.").await;
+    let admin = server.admin_token().expect("an admin token in the banner");
 
     // The second comes within the visitor's ten seconds: refused for now, shown as not sent,
     // with a Retry button, and announced in the alert region.
@@ -503,18 +485,244 @@ async fn a_message_refused_for_now_is_kept_shown_as_not_sent_and_sent_again_once
     ))
     .await
     .unwrap();
+    // A third waits behind it, shown as sending, not sent.
+    let third = "Or in blue?";
+    page.execute(InsertTextParams::new(third)).await.unwrap();
+    press_enter(&page).await;
 
-    // Once the wait is over it goes by itself and is acknowledged.
+    // Once the wait is over it goes by itself and is acknowledged, then the third.
     until(
         &page,
         &format!(
-            "{ROOT}.querySelector('.log').innerText.includes({second:?}) && \
+            "{ROOT}.querySelector('.log').innerText.includes({third:?}) && \
              !{ROOT}.querySelector('.sending, .failed, .note')"
         ),
     )
     .await;
-    assert_eq!(recorded_times(&server, &admin, second).await, 1);
+    assert_eq!(recorded_times(&server, &admin, second, 1).await, 1);
+    assert_eq!(recorded_times(&server, &admin, third, 1).await, 1);
     assert_eq!(text_of_log(&page).await.matches(second).count(), 1);
+    // In order: the third went only once the second was taken, never past it.
+    let sent: Vec<String> = page
+        .evaluate(
+            "window.sbSent.map(f => JSON.parse(f)).filter(f => f.type === 'message').map(f => f.text)",
+        )
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    let last_second = sent.iter().rposition(|t| t == second).unwrap();
+    let first_third = sent.iter().position(|t| t == third).unwrap();
+    assert!(last_second < first_third, "{sent:?}");
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// Starts the demo server with `config` (a `switchboard.toml`), opens its page in Chromium,
+/// runs `before` in the page (before the widget talks to the server), opens the widget and says
+/// `Hello`.
+async fn chatting(
+    chromium: PathBuf,
+    config: &str,
+    before: &str,
+) -> (
+    Server,
+    [TempDir; 3],
+    Browser,
+    tokio::task::JoinHandle<()>,
+    Page,
+) {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("switchboard.toml");
+    std::fs::write(&path, config).unwrap();
+    let data = TempDir::new().unwrap();
+    let server = Server::start(data.path(), &["--demo", "--config", path.to_str().unwrap()]);
+    wait_for_200(&reqwest::Client::new(), &server.url("/demo/"), DEADLINE).await;
+    let profile = TempDir::new().unwrap();
+    let (browser, driver) = launch(chromium, &profile).await;
+    let page = browser.new_page(server.url("/demo/")).await.unwrap();
+    until(&page, "!!document.querySelector('[data-switchboard-chat]')").await;
+    page.evaluate(before).await.unwrap();
+    page.evaluate(format!("{ROOT}.querySelector('.launcher').click()"))
+        .await
+        .unwrap();
+    until(
+        &page,
+        &format!("{ROOT}.activeElement && {ROOT}.activeElement.id === 'sb-text'"),
+    )
+    .await;
+    say(&page, "Hello").await;
+    (server, [dir, data, profile], browser, driver, page)
+}
+
+/// In the page: the widget's socket (`window.sbSocket`, the last one that sent), the frames it
+/// sent (`window.sbSent`), and its message frames dropped while `window.sbDrop` is true, as a
+/// broken connection loses them.
+const DROP_MESSAGES: &str = "(() => { const send = WebSocket.prototype.send; \
+     WebSocket.prototype.send = function (data) { window.sbSocket = this; \
+       (window.sbSent = window.sbSent || []).push(String(data)); \
+       if (window.sbDrop && String(data).includes('\"type\":\"message\"')) return; \
+       return send.call(this, data); }; })()";
+
+/// The visitor's bubbles whose text is `text`, in the page.
+fn bubbles(text: &str) -> String {
+    format!(
+        "[...{ROOT}.querySelectorAll('.msg.visitor')].filter(li => li.firstChild.nodeValue === {text:?})"
+    )
+}
+
+/// The review's case: "?" is pending (sent, its frame lost), and another "?" of the visitor's
+/// (another tab) is recorded and echoed. The echo is not the pending one, whose text it shares:
+/// it is shown on its own, the pending one stays pending, goes again when the socket opens, and
+/// both are recorded.
+#[tokio::test]
+async fn an_echo_with_the_same_text_does_not_take_the_place_of_a_pending_message() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let (server, _dirs, mut browser, driver, page) =
+        chatting(chromium, "[chat]\nper_visitor_burst = 50\n", DROP_MESSAGES).await;
+    let admin = server.admin_token().expect("an admin token in the banner");
+
+    page.evaluate("window.sbDrop = true").await.unwrap();
+    page.execute(InsertTextParams::new("?")).await.unwrap();
+    press_enter(&page).await;
+    until(&page, &format!("{}.length === 1", bubbles("?"))).await;
+    // The visitor's other tab sends "?" too.
+    let status: u16 = page
+        .evaluate(
+            "(async () => { \
+               const script = document.querySelector('script[data-key]'); \
+               const key = script.getAttribute('data-key'); \
+               const saved = JSON.parse(localStorage.getItem('switchboard-chat:' + key)); \
+               const r = await fetch(new URL(script.src).origin + '/chat/' + key + '/messages', { \
+                 method: 'POST', headers: { 'Content-Type': 'application/json', \
+                   Authorization: 'Bearer ' + saved.token }, \
+                 body: JSON.stringify({ text: '?', clientId: 'other-tab' }) }); \
+               return r.status; })()",
+        )
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(status, 201);
+    // The connection breaks (the first "?" still unanswered) and opens again: the server
+    // replays the other "?". Its echo is shown as a message of its own; the first "?" is still
+    // pending (sent again on opening, and lost again).
+    page.evaluate("window.sbSocket.close()").await.unwrap();
+    until(
+        &page,
+        &format!(
+            "{b}.length === 2 && {b}[1].dataset.id && !{b}[1].matches('.sending, .failed') && \
+             {b}[0].matches('.sending, .failed') && \
+             JSON.parse(localStorage.getItem('switchboard-chat:' + \
+               document.querySelector('script[data-key]').getAttribute('data-key'))).pending.length === 1",
+            b = bubbles("?")
+        ),
+    )
+    .await;
+
+    // The connection breaks again; once open again, the pending "?" goes and is acknowledged.
+    page.evaluate("window.sbDrop = false; window.sbSocket.close()")
+        .await
+        .unwrap();
+    until(
+        &page,
+        &format!(
+            "{b}.length === 2 && !{ROOT}.querySelector('.sending, .failed')",
+            b = bubbles("?")
+        ),
+    )
+    .await;
+    assert_eq!(recorded_times(&server, &admin, "?", 2).await, 2);
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// Messages refused for good (here too long for the server, which the page was told allows
+/// more) never lose their text, however many and whatever the visitor is typing: each bubble
+/// stays, marked not sent, across a reload too, and its Edit button puts its text in the box
+/// after what is there.
+#[tokio::test]
+async fn messages_refused_for_good_keep_their_text_for_the_visitor_to_edit() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    // The page is told messages may be longer than the server takes.
+    let lenient = "(() => { const get = window.fetch; window.fetch = (...args) => \
+         get(...args).then(r => /\\/chat\\/[^/]+$/.test(new URL(r.url).pathname) \
+           ? r.json().then(j => new Response(JSON.stringify(Object.assign(j, \
+               { maxMessageChars: 4000 })), { status: r.status, headers: r.headers })) \
+           : r); })()";
+    let (server, _dirs, mut browser, driver, page) = chatting(
+        chromium,
+        "[chat]\nper_visitor_burst = 50\nmax_message_chars = 20\n",
+        lenient,
+    )
+    .await;
+
+    let first = "This first message is far too long.";
+    let second = "And so is this second message of mine.";
+    for text in [first, second] {
+        page.execute(InsertTextParams::new(text)).await.unwrap();
+        press_enter(&page).await;
+    }
+    page.execute(InsertTextParams::new("draft")).await.unwrap();
+    let refused = |text: &str| {
+        format!(
+            "{b}.length === 1 && {b}[0].matches('.failed') && \
+             {b}[0].querySelector('.note').textContent.includes('Not sent') && \
+             {b}[0].querySelector('.note button').textContent === 'Edit'",
+            b = bubbles(text)
+        )
+    };
+    until(
+        &page,
+        &format!(
+            "{} && {} && {ROOT}.querySelector('#sb-text').value === 'draft' && \
+             {ROOT}.querySelector('[role=alert]').textContent.includes('Not sent')",
+            refused(first),
+            refused(second)
+        ),
+    )
+    .await;
+
+    // Edit: the text goes after what is in the box, and the bubble goes.
+    page.evaluate(format!(
+        "{}[0].querySelector('.note button').click()",
+        bubbles(first)
+    ))
+    .await
+    .unwrap();
+    until(
+        &page,
+        &format!(
+            "{}.length === 0 && {} && {ROOT}.querySelector('#sb-text').value === {:?} && \
+             {ROOT}.activeElement.id === 'sb-text'",
+            bubbles(first),
+            refused(second),
+            format!("draft\n{first}")
+        ),
+    )
+    .await;
+
+    // The other is still there after a reload.
+    page.reload().await.unwrap();
+    until(&page, "!!document.querySelector('[data-switchboard-chat]')").await;
+    page.evaluate(format!("{ROOT}.querySelector('.launcher').click()"))
+        .await
+        .unwrap();
+    until(
+        &page,
+        &format!("{} && {}.length === 0", refused(second), bubbles(first)),
+    )
+    .await;
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;
