@@ -37,21 +37,35 @@
     "/chat/" + encodeURIComponent(key) + "/live";
   var storeKey = "switchboard-chat:" + key;
   var MAX_KEPT = 200;
+  // How long a sent message may go unanswered before the socket is dropped and opened again.
+  var ACK_WAIT = 20000;
+  // The most a frame may hold: under the server's default socket frame limit (16 KiB).
+  var MAX_FRAME_BYTES = 16000;
 
+  // What was kept, of the shape this script writes: anything else (another version, a hand
+  // edit) is left out rather than stopping the widget.
   function load() {
-    try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
+    var kept;
+    try { kept = JSON.parse(localStorage.getItem(storeKey)); } catch (e) { kept = null; }
+    return kept && typeof kept === "object" ? kept : {};
+  }
+  function listOf(value, keep) { return Array.isArray(value) ? value.filter(keep) : []; }
+  function isObject(value) { return !!value && typeof value === "object"; }
+  function isOwn(value) {
+    return isObject(value) && typeof value.text === "string" && typeof value.clientId === "string" &&
+      /^[A-Za-z0-9._:-]{1,64}$/.test(value.clientId);
   }
   var saved = load();
   var state = {
-    token: saved.token || null,
-    seq: saved.seq || 0,
-    messages: saved.messages || [],
+    token: typeof saved.token === "string" ? saved.token : null,
+    seq: typeof saved.seq === "number" ? saved.seq : 0,
+    messages: listOf(saved.messages, isObject),
     emailGiven: !!saved.emailGiven,
-    unacked: saved.unacked || [],
+    unacked: listOf(saved.unacked, function (id) { return typeof id === "string"; }),
     // Messages not acknowledged yet: `{type, text, clientId}` frames, oldest first.
-    pending: saved.pending || [],
+    pending: listOf(saved.pending, isOwn),
     // Messages refused for good, kept for the visitor to edit: `{text, clientId, why}`.
-    refused: saved.refused || [],
+    refused: listOf(saved.refused, isOwn),
     info: null,
     socket: null,
     retry: 0,
@@ -345,6 +359,12 @@
     if (!head || head.out || head.timer || !socket || socket.readyState !== 1) return;
     head.out = true;
     socket.send(frameOf(head));
+    // A message neither acknowledged nor refused in time (a half-open connection, a server
+    // that never answered) would hold up every one after it: the socket is dropped, and
+    // opening again sends it again (the server records a clientId once).
+    setTimeout(function () {
+      if (state.pending[0] === head && head.out && state.socket === socket) socket.close();
+    }, ACK_WAIT);
   }
 
   /* `pending` was not taken (`why`): shown as not sent with a Retry button, announced, and sent
@@ -483,6 +503,12 @@
     typingSent = 0;
     var clientId = "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
     var frame = { type: "message", text: body, clientId: clientId };
+    // Escaped, a text of control characters grows past what the socket takes in one frame.
+    if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
+      text.value = body;
+      problem.textContent = "This message is too long to send; please shorten it.";
+      return;
+    }
     var item = render({ from: "visitor", text: body }, true);
     item.setAttribute("data-client", clientId);
     state.pending.push(frame);

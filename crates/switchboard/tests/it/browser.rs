@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::server::{Server, wait_for_200};
 
 /// How long the page may take to show something.
-const DEADLINE: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// An agent's GraphQL WebSocket.
 type Socket =
@@ -638,6 +638,52 @@ async fn an_echo_with_the_same_text_does_not_take_the_place_of_a_pending_message
     )
     .await;
     assert_eq!(recorded_times(&server, &admin, "?", 2).await, 2);
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    driver.abort();
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// A message the server never answers (its frame lost on a connection that stays open) does
+/// not hold up the conversation: after the widget's wait for an answer (20 s) the socket is
+/// dropped and opened again, and the message sent again.
+#[tokio::test]
+async fn a_message_never_answered_is_sent_again_on_a_new_connection() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let (server, _dirs, mut browser, driver, page) =
+        chatting(chromium, "[chat]\nper_visitor_burst = 50\n", DROP_MESSAGES).await;
+    let admin = server.admin_token().expect("an admin token in the banner");
+
+    page.evaluate("window.sbDrop = true").await.unwrap();
+    page.execute(InsertTextParams::new("Anyone there?"))
+        .await
+        .unwrap();
+    press_enter(&page).await;
+    let started = Instant::now();
+    let sent = "(window.sbSent || []).filter(d => d.includes('Anyone there?')).length";
+    until(&page, &format!("{sent} >= 2")).await;
+    // Well before the server would drop an idle socket itself (60 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "sent again after {:?}",
+        started.elapsed()
+    );
+    // Once frames go through again, the message is recorded, once.
+    page.evaluate("window.sbDrop = false; window.sbSocket.close()")
+        .await
+        .unwrap();
+    until(
+        &page,
+        &format!(
+            "{}.length === 1 && !{ROOT}.querySelector('.sending, .failed')",
+            bubbles("Anyone there?")
+        ),
+    )
+    .await;
+    assert_eq!(recorded_times(&server, &admin, "Anyone there?", 1).await, 1);
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;
