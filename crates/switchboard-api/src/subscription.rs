@@ -338,15 +338,19 @@ async fn feed(
     }))
 }
 
+/// What `me` may see as of the directory now (a lookup while the directory has not moved);
+/// UNAUTHENTICATED once their token is no longer honoured.
+async fn access_now(inner: &Inner, me: Viewer) -> ApiResult<std::sync::Arc<crate::access::Access>> {
+    let view = inner.directory().await?;
+    check_viewer(&view.directory, &me)?;
+    inner.access(&view, me.user_id)
+}
+
 /// The conversation `event` belongs to, as the read model has it now, if `me` may see it;
 /// UNAUTHENTICATED once their token is no longer honoured (deactivated, revoked), which ends the
 /// subscription.
 async fn visible(inner: &Inner, me: Viewer, event: &Announced) -> ApiResult<Option<Conversation>> {
-    let access = {
-        let view = inner.directory().await?;
-        check_viewer(&view.directory, &me)?;
-        inner.access(&view, me.user_id)?
-    };
+    let access = access_now(inner, me).await?;
     let header = event.conversation(inner).await?;
     Ok(header
         .filter(|h| access.conversation(h.inbox_id, h.private_owner_id))
@@ -357,11 +361,7 @@ async fn visible(inner: &Inner, me: Viewer, event: &Announced) -> ApiResult<Opti
 /// this a lookup while the directory has not moved) and the conversation's inbox and private
 /// owner in the read model; UNAUTHENTICATED once their token is no longer honoured.
 async fn may_follow_typing(inner: &Inner, me: Viewer, conversation: Uuid) -> ApiResult<bool> {
-    let access = {
-        let view = inner.directory().await?;
-        check_viewer(&view.directory, &me)?;
-        inner.access(&view, me.user_id)?
-    };
+    let access = access_now(inner, me).await?;
     let header = inner
         .query("thread_view", move |conn| {
             thread_view::conversation(conn, conversation)
@@ -655,11 +655,7 @@ async fn admit(
     gate: &mut LogGate,
     recorded: &[RecordedEvent],
 ) -> ApiResult<Vec<bool>> {
-    let access = {
-        let view = inner.directory().await?;
-        check_viewer(&view.directory, &me)?;
-        inner.access(&view, me.user_id)?
-    };
+    let access = access_now(inner, me).await?;
     access.require(&HISTORY_READERS, "the raw event history")?;
     gate.admit(inner, &access, recorded).await
 }
