@@ -191,45 +191,105 @@ pub enum Verification {
     },
 }
 
+/// A verified point of the chain: an event's position and hash ([`Position::START`] and
+/// [`GENESIS`] before the first event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The event's position.
+    pub position: Position,
+    /// Its hash.
+    pub hash: [u8; 32],
+}
+
+impl Checkpoint {
+    /// Before the first event.
+    pub const GENESIS: Checkpoint = Checkpoint {
+        position: Position::START,
+        hash: GENESIS,
+    };
+}
+
 /// Walks the whole log in global order and checks every hash and that positions have no holes.
 pub async fn verify(store: &dyn EventStore) -> Result<Verification, StoreError> {
+    let walked = walk(store, Checkpoint::GENESIS, |_| Ok(())).await?;
+    Ok(match walked.broken {
+        Some((position, reason)) => Verification::Broken { position, reason },
+        None => Verification::Intact {
+            events: walked.events,
+            head_hash: hex::encode(walked.last.hash),
+        },
+    })
+}
+
+/// How far a [`walk`] got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// The last event that verified (`from` when none did).
+    pub last: Checkpoint,
+    /// How many events verified.
+    pub events: u64,
+    /// Where the walk stopped early and why: a link that does not verify, or what `visit`
+    /// refused.
+    pub broken: Option<(Position, String)>,
+}
+
+/// Walks the log after `from` (trusted: a verified checkpoint), checking that positions have no
+/// holes and that every event chains to its predecessor, and hands each verified event to
+/// `visit`, which may stop the walk with a reason.
+pub async fn walk(
+    store: &dyn EventStore,
+    from: Checkpoint,
+    mut visit: impl FnMut(Checkpoint) -> Result<(), String>,
+) -> Result<Walked, StoreError> {
     const PAGE: usize = 4096;
-    let mut previous = GENESIS;
-    let mut expected = Position::START.next();
-    let mut after = Position::START;
+    let mut last = from;
     let mut count = 0u64;
     loop {
-        let page = store.read_all(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
+        let page = store.read_all(last.position, PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
         for event in &page {
+            let expected = last.position.next();
+            let broken = |position, reason| Walked {
+                last,
+                events: count,
+                broken: Some((position, reason)),
+            };
             if event.position != expected {
-                return Ok(Verification::Broken {
-                    position: expected,
-                    reason: format!(
+                return Ok(broken(
+                    expected,
+                    format!(
                         "event missing: the next stored position is {}",
                         event.position
                     ),
-                });
+                ));
             }
-            let computed = event.canonical().hash(&previous);
+            let computed = event.canonical().hash(&last.hash);
             if computed != event.hash {
-                return Ok(Verification::Broken {
-                    position: event.position,
-                    reason: format!(
+                return Ok(broken(
+                    event.position,
+                    format!(
                         "hash mismatch: stored {}, computed {}",
                         hex::encode(event.hash),
                         hex::encode(computed)
                     ),
-                });
+                ));
             }
-            previous = event.hash;
-            expected = expected.next();
+            let here = Checkpoint {
+                position: event.position,
+                hash: event.hash,
+            };
+            if let Err(reason) = visit(here) {
+                return Ok(broken(event.position, reason));
+            }
+            last = here;
             count += 1;
         }
     }
-    Ok(Verification::Intact {
+    Ok(Walked {
+        last,
         events: count,
-        head_hash: hex::encode(previous),
+        broken: None,
     })
 }

@@ -1,29 +1,182 @@
-//! `switchboard audit verify`: walks the hash chain of the whole log.
+//! `switchboard audit`: walks the hash chain of the whole log (`verify`), against signed anchors
+//! when given; signs the chain's head (`anchor`); makes a signing key (`keygen`). See
+//! [`crate::anchor`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Args;
 use switchboard_store::chain::{self, Verification};
 
+use crate::anchor::{self, AnchoredVerification};
 use crate::config::ConfigArgs;
-use crate::support::{self, StoreUse};
+use crate::support::{self, StoreUse, refuse};
 
-/// Verifies every event of the configured store; exit code 1 names the first position that does
-/// not verify.
-pub async fn verify(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let config = support::load_config(args)?;
+/// `switchboard audit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check the log against the anchors in this file too (with `--public-key`).
+    #[arg(long, value_name = "FILE", requires = "public_key")]
+    anchors: Option<PathBuf>,
+    /// The public key the anchors were signed with: 64 hexadecimal digits or a PEM file.
+    #[arg(long, value_name = "KEY", requires = "anchors")]
+    public_key: Option<String>,
+}
+
+/// Verifies every event of the configured store, and every anchor of the key when asked; exit
+/// code 1 names the first position, or the first anchor, that does not verify.
+pub async fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let config = support::load_config(&args.config)?;
+    let anchored = match (&args.anchors, &args.public_key) {
+        (Some(path), Some(key)) => {
+            let key = anchor::read_public_key(key)?;
+            if !path.is_file() {
+                refuse!("anchors file {} does not exist", path.display());
+            }
+            Some((anchor::read_anchors(path)?, key))
+        }
+        _ => None,
+    };
     let store = support::configured_store(&config, StoreUse::Read).await?;
-    let verification = chain::verify(store.as_ref())
+    let Some((anchors, key)) = anchored else {
+        let verification = chain::verify(store.as_ref())
+            .await
+            .context("reading the event log")?;
+        return Ok(match verification {
+            Verification::Intact { events, head_hash } => {
+                println!("chain intact: {events} events, head hash {head_hash}");
+                ExitCode::SUCCESS
+            }
+            Verification::Broken { position, reason } => {
+                println!("chain broken at position {position}: {reason}");
+                ExitCode::from(1)
+            }
+        });
+    };
+    let verification = anchor::verify(store.as_ref(), &anchors, &key)
         .await
         .context("reading the event log")?;
-    match verification {
-        Verification::Intact { events, head_hash } => {
-            println!("chain intact: {events} events, head hash {head_hash}");
-            Ok(ExitCode::SUCCESS)
+    Ok(match verification {
+        AnchoredVerification::Intact {
+            events,
+            head_hash,
+            anchors,
+            last,
+            other_keys,
+        } => {
+            let last = last.map_or(String::new(), |anchor| {
+                format!(
+                    ", the last at position {} signed at {}",
+                    anchor.position, anchor.signed_at
+                )
+            });
+            let others = if other_keys > 0 {
+                format!(" ({other_keys} anchor(s) of other keys not checked)")
+            } else {
+                String::new()
+            };
+            println!(
+                "chain intact: {events} events, head hash {head_hash}; {anchors} anchor(s) hold{last}{others}"
+            );
+            if anchors == 0 {
+                println!("warning: the file has no anchor of this key");
+            }
+            ExitCode::SUCCESS
         }
-        Verification::Broken { position, reason } => {
-            println!("chain broken at position {position}: {reason}");
-            Ok(ExitCode::from(1))
+        AnchoredVerification::Failed { reason } => {
+            println!("{reason}");
+            ExitCode::from(1)
         }
+    })
+}
+
+/// `switchboard audit anchor`.
+#[derive(Debug, Args)]
+pub struct AnchorArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The Ed25519 signing key, PKCS#8 PEM [default: `audit.anchor_signing_key`].
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// The file to append the anchor to [default: `audit.anchors_file`, else
+    /// `<data-dir>/anchors.ndjson`].
+    #[arg(long, value_name = "FILE")]
+    anchors: Option<PathBuf>,
+    /// Only print the anchor (e.g. for an external notary); append nothing.
+    #[arg(long)]
+    print_only: bool,
+}
+
+/// Verifies the log from the last anchor of the key in the file (or from the start), signs its
+/// head, appends the anchor and prints it with the signed message. Exit code 1 when the log does
+/// not verify: nothing is signed then.
+pub async fn anchor(args: &AnchorArgs) -> anyhow::Result<ExitCode> {
+    let config = support::load_config(&args.config)?;
+    let Some(key_path) = args
+        .signing_key
+        .clone()
+        .or_else(|| config.audit.anchor_signing_key.clone())
+    else {
+        refuse!(
+            "no signing key: give --signing-key FILE or set audit.anchor_signing_key \
+             (`switchboard audit keygen --out FILE` makes one)"
+        );
+    };
+    let key = anchor::read_signing_key(&key_path)?;
+    let path = args
+        .anchors
+        .clone()
+        .unwrap_or_else(|| config.anchors_file());
+    let anchors = anchor::read_anchors(&path)?;
+    let last = anchor::last_signed_by(&anchors, &key.verifying_key());
+    let store = support::configured_store(&config, StoreUse::Read).await?;
+    let signed = match anchor::sign_head(store.as_ref(), &key, last).await {
+        Ok(signed) => signed,
+        Err(anchor::AnchorError::Store(e)) => {
+            return Err(e).context("reading the event log");
+        }
+        Err(e) => {
+            println!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let Some(signed) = signed else {
+        match last {
+            Some(anchor) => println!(
+                "nothing to sign: the log has not moved since the last anchor (position {})",
+                anchor.position
+            ),
+            None => println!("nothing to sign: the log is empty"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !args.print_only {
+        anchor::append_anchor(&path, &signed)?;
+        eprintln!("appended to {}", path.display());
     }
+    println!("{}", signed.to_line());
+    eprintln!("signed message: {}", signed.message());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `switchboard audit keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the new signing key (PKCS#8 PEM, readable by its owner only); an existing
+    /// file is never overwritten.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Makes a signing key and prints its public key, as hexadecimal digits and as PEM.
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    let key = anchor::generate_key(&args.out)?;
+    let public = key.verifying_key();
+    eprintln!("signing key written to {}", args.out.display());
+    println!("public key: {}", hex::encode(public.as_bytes()));
+    print!("{}", anchor::public_pem(&public));
+    Ok(ExitCode::SUCCESS)
 }

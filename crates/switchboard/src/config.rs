@@ -168,6 +168,41 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The Facebook Messenger app whose webhook is served: its app secret and verify token.
     pub messenger: MessengerConfig,
+    /// Signed anchors of the hash chain (`[audit]`).
+    pub audit: AuditConfig,
+}
+
+/// Signed anchors of the hash chain (`[audit]`; see [`crate::anchor`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The Ed25519 key (PKCS#8 PEM file) the server signs the chain's head with every
+    /// `anchor_interval`, and `switchboard audit anchor` by default; keep it outside the
+    /// database's reach. `None`: the server signs nothing.
+    pub anchor_signing_key: Option<PathBuf>,
+    /// Where anchors are appended; default `<data_dir>/anchors.ndjson`.
+    pub anchors_file: Option<PathBuf>,
+    /// How often the server signs the head (when it moved); at least one second.
+    pub anchor_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            anchor_signing_key: None,
+            anchors_file: None,
+            anchor_interval: Duration::from_secs(3_600),
+        }
+    }
+}
+
+impl Config {
+    /// The file anchors are appended to.
+    pub fn anchors_file(&self) -> PathBuf {
+        self.audit
+            .anchors_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("anchors.ndjson"))
+    }
 }
 
 /// The Messenger webhook's secrets (`[messenger]`): both, or neither (no webhook, and no
@@ -374,6 +409,7 @@ impl Default for Config {
             messenger: MessengerConfig::default(),
             imap: Vec::new(),
             delivery: DeliveryConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -466,6 +502,16 @@ struct FileConfig {
     messenger: FileMessenger,
     #[serde(default)]
     imap: Vec<FileImap>,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    anchor_signing_key: Option<PathBuf>,
+    anchors_file: Option<PathBuf>,
+    anchor_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -881,6 +927,15 @@ impl Config {
             self.trusted_proxies = parse_trusted_proxies(networks)
                 .map_err(|message| invalid(at, "http.trusted_proxies", message))?;
         }
+        if file.audit.anchor_signing_key.is_some() {
+            self.audit.anchor_signing_key = file.audit.anchor_signing_key;
+        }
+        if file.audit.anchors_file.is_some() {
+            self.audit.anchors_file = file.audit.anchors_file;
+        }
+        if let Some(v) = file.audit.anchor_interval {
+            self.audit.anchor_interval = parse(at, "audit.anchor_interval", &v, parse_duration)?;
+        }
         Ok(())
     }
 
@@ -1120,6 +1175,16 @@ impl Config {
                 *slot = parse(at, name, v, parse_duration)?;
             }
         }
+        if let Some(v) = var("SWITCHBOARD_AUDIT_ANCHOR_SIGNING_KEY") {
+            self.audit.anchor_signing_key = Some(PathBuf::from(v)).filter(|_| !v.is_empty());
+        }
+        if let Some(v) = var("SWITCHBOARD_AUDIT_ANCHORS_FILE") {
+            self.audit.anchors_file = Some(PathBuf::from(v)).filter(|_| !v.is_empty());
+        }
+        if let Some(v) = var("SWITCHBOARD_AUDIT_ANCHOR_INTERVAL") {
+            self.audit.anchor_interval =
+                parse(at, "SWITCHBOARD_AUDIT_ANCHOR_INTERVAL", v, parse_duration)?;
+        }
         if let Some(v) = var("SWITCHBOARD_HTTP_TRUSTED_PROXIES") {
             let networks: Vec<&str> = v.split(',').filter(|n| !n.trim().is_empty()).collect();
             self.trusted_proxies = parse_trusted_proxies(&networks)
@@ -1207,6 +1272,12 @@ impl Config {
                 "messenger.app_secret and messenger.verify_token \
                  (SWITCHBOARD_MESSENGER_APP_SECRET, SWITCHBOARD_MESSENGER_VERIFY_TOKEN)",
                 "give both, or neither".to_owned(),
+            );
+        }
+        if self.audit.anchor_interval < Duration::from_secs(1) {
+            return invalid(
+                "audit.anchor_interval (SWITCHBOARD_AUDIT_ANCHOR_INTERVAL)",
+                "must be at least one second".to_owned(),
             );
         }
         if self.smtp.tls_certificate.is_some() != self.smtp.tls_key.is_some() {

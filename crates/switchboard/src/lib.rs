@@ -11,10 +11,13 @@
 //! - [`init`]: `switchboard init`, the organisation and first super admin of a new install.
 //! - [`token`]: `switchboard token`, a JWT for a user of the directory.
 //! - [`audit`], [`export`], [`import`], [`projections`]: the maintenance commands.
+//! - [`anchor`]: signed anchors of the hash chain (`audit anchor`, `audit verify --anchors`, and
+//!   the server's periodic anchoring).
 //! - `line`: the NDJSON shape `export` writes and `import` reads.
 //! - `progress`: progress bars on a terminal, plain periodic lines otherwise.
 //! - [`support`]: the data directory's layout, opening the store, [`support::Refused`].
 
+pub mod anchor;
 pub mod audit;
 pub mod config;
 pub mod demo;

@@ -1,6 +1,7 @@
 //! The `switchboard` binary: parses the command line and dispatches to the library.
 //!
-//! Exit codes: `0` success, `1` the hash chain does not verify (`audit verify`), `2` the request
+//! Exit codes: `0` success, `1` the hash chain or an anchor does not verify (`audit verify`,
+//! `audit anchor`), `2` the request
 //! was refused (bad arguments or configuration, a missing data directory or user, a data
 //! directory in use, a non-empty store for `import`, a malformed input line), `3` anything else
 //! failed (I/O, the store, a projector).
@@ -36,7 +37,7 @@ enum Command {
     Init(init::InitArgs),
     /// Print a JWT for a user of the directory (works while the server runs).
     Token(token::TokenArgs),
-    /// Check the event log's integrity.
+    /// Check the event log's integrity, and sign its head.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Write events as NDJSON, one object per line.
@@ -79,8 +80,14 @@ struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain of every event; exit 1 at the first event that does not verify.
-    Verify(ConfigArgs),
+    /// Walk the hash chain of every event, and check signed anchors with `--anchors`; exit 1 at
+    /// the first event or anchor that does not verify.
+    Verify(audit::VerifyArgs),
+    /// Verify the log since the last anchor and sign its head with an Ed25519 key kept outside
+    /// the store; append the anchor to the anchors file and print it.
+    Anchor(audit::AnchorArgs),
+    /// Make an Ed25519 signing key for anchors and print its public key.
+    Keygen(audit::KeygenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +104,8 @@ async fn main() -> ExitCode {
         Command::Init(args) => init::run(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(&args).await,
+        Command::Audit(AuditCommand::Anchor(args)) => audit::anchor(&args).await,
+        Command::Audit(AuditCommand::Keygen(args)) => audit::keygen(&args),
         Command::Export(args) => export::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => {

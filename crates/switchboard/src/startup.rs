@@ -86,6 +86,8 @@ pub struct Application {
     index: Arc<dyn switchboard_store::WriteIndex>,
     /// The IMAP accounts set through the API are imported (this node runs the workers).
     accounts: Option<(Arc<CommandService>, Vault)>,
+    /// Signs the chain's head periodically (`audit.anchor_signing_key`).
+    anchoring: Option<crate::anchor::Anchoring>,
 }
 
 impl Application {
@@ -98,6 +100,7 @@ impl Application {
         let secret = config::jwt_secret(&config, true)?
             .context("no JWT secret configured and none could be generated")?;
         let store = open_store(&config).await?;
+        let anchoring = crate::anchor::Anchoring::open(&config, store.clone())?;
         let listener = match TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => refuse!("cannot listen on {}: {e}", config.listen),
@@ -268,6 +271,7 @@ impl Application {
             imap,
             index,
             accounts,
+            anchoring,
         })
     }
 
@@ -325,9 +329,16 @@ impl Application {
             imap,
             index,
             accounts,
+            anchoring,
             ..
         } = self;
         let (stop_smtp, smtp_stopped) = tokio::sync::watch::channel(false);
+        let anchoring = anchoring.map(|anchoring| {
+            let mut stopped = smtp_stopped.clone();
+            tokio::spawn(anchoring.run(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        });
         let configured: std::collections::HashSet<uuid::Uuid> =
             imap.iter().map(|(account, _)| account.channel_id).collect();
         let accounts = if let Some((service, vault)) = accounts {
@@ -418,6 +429,15 @@ impl Application {
         tracing::info!(
             "HTTP stopped; stopping the projections, the reactors and the delivery worker"
         );
+        if let Some(anchoring) = anchoring {
+            // It signs the head once more on its way out.
+            if tokio::time::timeout(config.shutdown_timeout, anchoring)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the last anchor was not signed by the shutdown timeout");
+            }
+        }
         projections.shutdown().await;
         reactor.task.abort();
         // Aborted is the normal end; an error means it had stopped on its own before.

@@ -363,6 +363,10 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
         2,
         "[http] trusted_proxies is documented"
     );
+    assert!(
+        config.audit.anchor_signing_key.is_some() && config.audit.anchors_file.is_some(),
+        "[audit] is not documented"
+    );
     for key in [
         "listen",
         "data_dir",
@@ -387,6 +391,7 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
         "max_page_size",
         "default_page_size",
         "consistency_wait",
+        "anchor_interval",
     ] {
         assert!(
             uncommented
@@ -488,4 +493,37 @@ fn unseen_chat_replies_are_emailed_after_two_minutes_unless_configured_or_off_ne
         );
         assert!(bad.is_err(), "{value}");
     }
+}
+
+#[test]
+fn anchoring_is_configured_from_the_file_and_the_environment() {
+    let file = "[audit]\nanchor_signing_key = \"/keys/anchor.pem\"\nanchor_interval = \"10m\"\n";
+    let config = Config::layered(
+        Some((Path::new("switchboard.toml"), file)),
+        &env(&[("SWITCHBOARD_AUDIT_ANCHORS_FILE", "/anchors/a.ndjson")]),
+        &Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.audit.anchor_signing_key.as_deref(),
+        Some(Path::new("/keys/anchor.pem"))
+    );
+    assert_eq!(config.audit.anchor_interval, Duration::from_secs(600));
+    assert_eq!(config.anchors_file(), Path::new("/anchors/a.ndjson"));
+    let defaults = Config::layered(None, &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(
+        defaults.anchors_file(),
+        defaults.data_dir.join("anchors.ndjson")
+    );
+    let error = Config::layered(
+        None,
+        &env(&[("SWITCHBOARD_AUDIT_ANCHOR_INTERVAL", "500ms")]),
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("SWITCHBOARD_AUDIT_ANCHOR_INTERVAL"),
+        "{error}"
+    );
 }

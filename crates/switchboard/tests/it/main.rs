@@ -5,6 +5,7 @@
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
+mod anchors;
 mod browser;
 mod commands;
 mod config;

@@ -12,12 +12,9 @@ use uuid::Uuid;
 /// How many events [`populate`] writes.
 pub(crate) const EVENTS: u64 = 300;
 
-/// Fills `<data_dir>/events` with [`EVENTS`] real domain events: 10 inboxes, each created and
-/// then renamed, interleaved so that streams alternate in the log. The store is closed on return.
-pub(crate) async fn populate(data_dir: &Path) {
-    let store = SqliteStore::open(data_dir.join("events"), SqliteOptions::default()).unwrap();
-    let inboxes: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
-    let metadata = Metadata {
+/// Metadata of events written by a test, as the system.
+fn metadata() -> Metadata {
+    Metadata {
         actor: Actor::System {
             component: "test".into(),
         },
@@ -26,32 +23,43 @@ pub(crate) async fn populate(data_dir: &Path) {
         occurred_at: chrono::Utc::now(),
         idempotency_key: None,
         command_fingerprint: None,
+    }
+}
+
+/// `InboxCreated` (`created`) or else `InboxRenamed` to `name`, ready to append.
+fn inbox_event(inbox_id: Uuid, created: bool, name: String, metadata: &Metadata) -> NewEvent {
+    let event: DomainEvent = if created {
+        InboxCreated { inbox_id, name }.into()
+    } else {
+        InboxRenamed { inbox_id, name }.into()
     };
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event.event_type().into(),
+        schema_version: event.schema_version(),
+        metadata: metadata.encode(),
+        payload: event.encode(),
+    }
+}
+
+/// Fills `<data_dir>/events` with [`EVENTS`] real domain events: 10 inboxes, each created and
+/// then renamed, interleaved so that streams alternate in the log. The store is closed on return.
+pub(crate) async fn populate(data_dir: &Path) {
+    let store = SqliteStore::open(data_dir.join("events"), SqliteOptions::default()).unwrap();
+    let inboxes: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    let metadata = metadata();
     let per_inbox = EVENTS / 10;
     for round in 0..per_inbox / 3 {
         for inbox_id in &inboxes {
             let events: Vec<NewEvent> = (0..3)
                 .map(|i| {
-                    let event: DomainEvent = if round == 0 && i == 0 {
-                        InboxCreated {
-                            inbox_id: *inbox_id,
-                            name: "Support".into(),
-                        }
-                        .into()
+                    let created = round == 0 && i == 0;
+                    let name = if created {
+                        "Support".to_owned()
                     } else {
-                        InboxRenamed {
-                            inbox_id: *inbox_id,
-                            name: format!("Support {round}.{i}"),
-                        }
-                        .into()
+                        format!("Support {round}.{i}")
                     };
-                    NewEvent {
-                        event_id: Uuid::now_v7(),
-                        event_type: event.event_type().into(),
-                        schema_version: event.schema_version(),
-                        metadata: metadata.encode(),
-                        payload: event.encode(),
-                    }
+                    inbox_event(*inbox_id, created, name, &metadata)
                 })
                 .collect();
             let stream = proto_events::streams::inbox(*inbox_id);
@@ -62,6 +70,31 @@ pub(crate) async fn populate(data_dir: &Path) {
         }
     }
     assert_eq!(store.head().await.unwrap().0, EVENTS);
+}
+
+/// Appends `count` more events to the store of `data_dir`: a new inbox `Sales`, then renames.
+pub(crate) async fn append_inbox(data_dir: &Path, count: u64) {
+    let store = SqliteStore::open(data_dir.join("events"), SqliteOptions::default()).unwrap();
+    let inbox_id = Uuid::now_v7();
+    let metadata = metadata();
+    let events = (0..count)
+        .map(|i| {
+            let name = if i == 0 {
+                "Sales".to_owned()
+            } else {
+                format!("Sales {i}")
+            };
+            inbox_event(inbox_id, i == 0, name, &metadata)
+        })
+        .collect();
+    store
+        .append(
+            &proto_events::streams::inbox(inbox_id),
+            ExpectedVersion::NoStream,
+            events,
+        )
+        .await
+        .unwrap();
 }
 
 /// Runs the binary with `args`, feeding it `stdin`.
