@@ -12,6 +12,8 @@
 //!   row before decoding), [`Metadata`] and [`Actor`] (who and what caused an event).
 //! - [`event`]: [`DomainEvent`], the enum over every payload, and the payload types grouped by
 //!   area (organisation and people, inboxes and channels, conversations, records, uniqueness).
+//! - [`personal`]: which fields hold personal data, and whose (every field of every type is
+//!   classed; ADR 0007).
 //! - [`upcast`]: the chain of functions that lift stored payloads of old schema versions to the
 //!   current one.
 //! - [`streams`]: how stream names are built (`<category>-<id>`).
@@ -23,6 +25,7 @@ pub mod clock;
 mod envelope;
 mod error;
 pub mod event;
+pub mod personal;
 pub mod streams;
 pub mod upcast;
 mod wire;

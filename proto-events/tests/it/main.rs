@@ -8,6 +8,7 @@
 mod clock;
 mod envelope;
 mod golden;
+mod personal;
 mod samples;
 mod streams;
 mod upcast;
