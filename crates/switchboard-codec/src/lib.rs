@@ -2,6 +2,11 @@
 //!
 //! The store keeps bytes and knows nothing of `proto-events`; the contract crate knows nothing of
 //! the store. The write side and the projection runtime both meet them here.
+//!
+//! [`seal`]: personal fields encrypted with their data subject's key, and opened or redacted
+//! (ADR 0007).
+
+pub mod seal;
 
 use proto_events::{DecodeError, DomainEvent, Envelope, Metadata, RawEvent};
 use switchboard_store::{NewEvent, RecordedEvent};

@@ -1,0 +1,321 @@
+//! Personal fields sealed with their data subject's key (ADR 0007).
+//!
+//! [`seal`] replaces each personal field of a payload (as [`proto_events::personal`] classes
+//! them) with a marker object holding the field's JSON, encrypted with XChaCha20-Poly1305 under
+//! the key of the event's data subject. [`open`] puts the plaintext back, or, when the subject's
+//! key is gone (erased), a redaction of the same shape: strings empty, numbers zero, arrays
+//! empty, objects with their `kind` tags kept. The store hashes and keeps the sealed bytes, so the
+//! chain verifies before and after an erasure, and a copy of the log without the keys reveals no
+//! personal field.
+//!
+//! A marker is the JSON object `{"$sb":"1~<path>~<subject>~<sealed>~<redaction>"}`: format version
+//! `1`, the field's path, the subject's id, base64url (no padding) of the 24-byte nonce followed
+//! by the ciphertext and its tag, and base64url of the redaction's JSON. The associated data binds
+//! the ciphertext to its event id, path and subject, so it cannot be moved to another event or
+//! field. JSON escapes a `"` inside a string, so `{"$sb":"` occurs in a payload only where a marker
+//! begins: [`open`] splices markers without parsing the payload, and a payload without one is
+//! returned as it is, borrowed.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Where a marker begins, in a payload's bytes.
+const MARKER: &[u8] = b"{\"$sb\":\"";
+
+/// The marker format this module writes.
+const FORMAT: &str = "1";
+
+/// A data subject's key. Its `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubjectKey(pub [u8; 32]);
+
+impl SubjectKey {
+    /// A new random key.
+    pub fn generate() -> SubjectKey {
+        SubjectKey(rand::random())
+    }
+}
+
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubjectKey(..)")
+    }
+}
+
+/// Why a payload could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The payload is not a JSON object.
+    #[error("the payload is not a JSON object: {0}")]
+    Json(String),
+    /// A marker is malformed.
+    #[error("a sealed field is malformed: {0}")]
+    Malformed(String),
+    /// The ciphertext does not open with the subject's key: altered, moved, or another key.
+    #[error("the sealed field {path} does not open with its subject's key")]
+    Tampered {
+        /// The field.
+        path: String,
+    },
+}
+
+/// The data subject of an event of `event_type` with the payload `payload`: the id in the first
+/// of its subject fields that holds one (a stream name's id counts). `None` when the type has no
+/// personal field, or every subject field is null.
+pub fn subject_of(event_type: &str, payload: &Value) -> Option<Uuid> {
+    let classes = proto_events::personal::classes(event_type)?;
+    classes.subject.iter().find_map(|field| {
+        let text = payload.get(*field)?.as_str()?;
+        Uuid::parse_str(text).ok().or_else(|| {
+            let (_, id) = text.split_once('-')?;
+            Uuid::parse_str(id).ok()
+        })
+    })
+}
+
+/// Whether events of `event_type` have personal fields to seal.
+pub fn has_personal_fields(event_type: &str) -> bool {
+    proto_events::personal::classes(event_type).is_some_and(|c| c.personal().next().is_some())
+}
+
+/// `payload` (of `event_type`, stored as `event_id`) with its personal fields sealed under
+/// `key`, the key of `subject`. Null fields stay null (there is nothing to hide). A type without
+/// personal fields comes back unchanged.
+pub fn seal(
+    event_type: &str,
+    event_id: Uuid,
+    payload: &[u8],
+    subject: Uuid,
+    key: &SubjectKey,
+) -> Result<Vec<u8>, SealError> {
+    let Some(classes) = proto_events::personal::classes(event_type) else {
+        return Ok(payload.to_vec());
+    };
+    if classes.personal().next().is_none() {
+        return Ok(payload.to_vec());
+    }
+    let mut value: Value =
+        serde_json::from_slice(payload).map_err(|e| SealError::Json(e.to_string()))?;
+    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    for path in classes.personal() {
+        let Some(field) = field_mut(&mut value, path) else {
+            continue;
+        };
+        if field.is_null() {
+            continue;
+        }
+        let plaintext = field.to_string();
+        let nonce: [u8; 24] = rand::random();
+        let aad = associated_data(event_id, path, subject);
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Malformed("encryption failed".to_owned()))?;
+        let mut sealed = Vec::with_capacity(nonce.len() + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        let redaction = redact(field).to_string();
+        let marker = format!(
+            "{FORMAT}~{path}~{subject}~{}~{}",
+            URL_SAFE_NO_PAD.encode(&sealed),
+            URL_SAFE_NO_PAD.encode(redaction.as_bytes())
+        );
+        *field = serde_json::json!({ "$sb": marker });
+    }
+    serde_json::to_vec(&value).map_err(|e| SealError::Json(e.to_string()))
+}
+
+/// The field at `path` (object keys joined by `.`), if the payload has it.
+fn field_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    path.split('.')
+        .try_fold(value, |value, key| value.get_mut(key))
+}
+
+fn associated_data(event_id: Uuid, path: &str, subject: Uuid) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(3 + 16 + path.len() + 1 + 16);
+    aad.extend_from_slice(b"sb1");
+    aad.extend_from_slice(event_id.as_bytes());
+    aad.extend_from_slice(path.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(subject.as_bytes());
+    aad
+}
+
+/// The value an erased field reads as: the same shape, with nothing of the person in it.
+fn redact(value: &Value) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::Bool(_) => Value::Bool(false),
+        Value::Number(_) => Value::from(0),
+        Value::String(_) => Value::String(String::new()),
+        Value::Array(_) => Value::Array(Vec::new()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let value = if key == "kind" {
+                        value.clone()
+                    } else {
+                        redact(value)
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Whether `payload` holds sealed fields.
+pub fn is_sealed(payload: &[u8]) -> bool {
+    find(payload, 0).is_some()
+}
+
+fn find(payload: &[u8], from: usize) -> Option<usize> {
+    payload
+        .get(from..)?
+        .windows(MARKER.len())
+        .position(|window| window == MARKER)
+        .map(|at| at + from)
+}
+
+/// One marker, as found in a payload.
+struct Marker<'a> {
+    /// Where the marker object begins and ends (exclusive) in the payload.
+    start: usize,
+    end: usize,
+    path: &'a str,
+    subject: Uuid,
+    sealed: &'a str,
+    redaction: &'a str,
+}
+
+/// The markers of `payload`, in order.
+fn markers(payload: &[u8]) -> impl Iterator<Item = Result<Marker<'_>, SealError>> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let start = find(payload, from)?;
+        let text_start = start + MARKER.len();
+        let Some(length) = payload[text_start..].iter().position(|b| *b == b'"') else {
+            from = payload.len();
+            return Some(Err(SealError::Malformed(
+                "an unterminated marker".to_owned(),
+            )));
+        };
+        let text_end = text_start + length;
+        let end = text_end + 2;
+        from = end;
+        if payload.get(text_end..end) != Some(b"\"}") {
+            return Some(Err(SealError::Malformed(
+                "a marker with more than its text".to_owned(),
+            )));
+        }
+        Some(parse_marker(&payload[text_start..text_end]).map(
+            |(path, subject, sealed, redaction)| Marker {
+                start,
+                end,
+                path,
+                subject,
+                sealed,
+                redaction,
+            },
+        ))
+    })
+}
+
+fn parse_marker(text: &[u8]) -> Result<(&str, Uuid, &str, &str), SealError> {
+    let malformed = |what: &str| SealError::Malformed(what.to_owned());
+    let text = std::str::from_utf8(text).map_err(|_| malformed("not UTF-8"))?;
+    let mut parts = text.split('~');
+    let (Some(format), Some(path), Some(subject), Some(sealed), Some(redaction), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(malformed("not five parts"));
+    };
+    if format != FORMAT {
+        return Err(SealError::Malformed(format!("unknown format {format:?}")));
+    }
+    let subject = Uuid::parse_str(subject).map_err(|_| malformed("a subject that is no id"))?;
+    Ok((path, subject, sealed, redaction))
+}
+
+/// The subjects whose keys `payload`'s sealed fields need.
+pub fn subjects(payload: &[u8]) -> Result<Vec<Uuid>, SealError> {
+    let mut subjects = Vec::new();
+    for marker in markers(payload) {
+        let subject = marker?.subject;
+        if !subjects.contains(&subject) {
+            subjects.push(subject);
+        }
+    }
+    Ok(subjects)
+}
+
+/// `payload` with its sealed fields opened with the keys `key_of` gives for their subjects, and
+/// redacted where it gives none (the subject was erased). A payload without sealed fields is
+/// returned as it is.
+pub fn open<'a>(
+    event_id: Uuid,
+    payload: &'a [u8],
+    mut key_of: impl FnMut(Uuid) -> Option<SubjectKey>,
+) -> Result<Cow<'a, [u8]>, SealError> {
+    if !is_sealed(payload) {
+        return Ok(Cow::Borrowed(payload));
+    }
+    let mut opened = Vec::with_capacity(payload.len());
+    let mut copied = 0;
+    for marker in markers(payload) {
+        let marker = marker?;
+        opened.extend_from_slice(&payload[copied..marker.start]);
+        copied = marker.end;
+        match key_of(marker.subject) {
+            Some(key) => {
+                let sealed = URL_SAFE_NO_PAD
+                    .decode(marker.sealed)
+                    .map_err(|_| SealError::Malformed("sealed bytes not base64url".to_owned()))?;
+                if sealed.len() < 24 {
+                    return Err(SealError::Malformed("sealed bytes too short".to_owned()));
+                }
+                let (nonce, ciphertext) = sealed.split_at(24);
+                let aad = associated_data(event_id, marker.path, marker.subject);
+                let plaintext = XChaCha20Poly1305::new((&key.0).into())
+                    .decrypt(
+                        XNonce::from_slice(nonce),
+                        Payload {
+                            msg: ciphertext,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| SealError::Tampered {
+                        path: marker.path.to_owned(),
+                    })?;
+                opened.extend_from_slice(&plaintext);
+            }
+            None => {
+                let redaction = URL_SAFE_NO_PAD
+                    .decode(marker.redaction)
+                    .map_err(|_| SealError::Malformed("redaction not base64url".to_owned()))?;
+                serde_json::from_slice::<serde::de::IgnoredAny>(&redaction)
+                    .map_err(|_| SealError::Malformed("redaction not JSON".to_owned()))?;
+                opened.extend_from_slice(&redaction);
+            }
+        }
+    }
+    opened.extend_from_slice(&payload[copied..]);
+    Ok(Cow::Owned(opened))
+}

@@ -1,0 +1,6 @@
+//! The integration tests of switchboard-codec, in one binary (see STYLE.md).
+
+// Test code: a failed expectation must panic.
+#![allow(clippy::unwrap_used)]
+
+mod seal;
