@@ -3,9 +3,10 @@
 //! The store keeps bytes and knows nothing of `proto-events`; the contract crate knows nothing of
 //! the store. The write side and the projection runtime both meet them here.
 //!
-//! [`seal`]: personal fields encrypted with their data subject's key, and opened or redacted
-//! (ADR 0007).
+//! [`seal`]: personal fields encrypted with their data subject's key, and opened or redacted;
+//! [`keyring`]: the subjects' keys, kept sealed beside the log (ADR 0007).
 
+pub mod keyring;
 pub mod seal;
 
 use proto_events::{DecodeError, DomainEvent, Envelope, Metadata, RawEvent};

@@ -72,4 +72,23 @@ impl SecretStore for PostgresSecrets {
             .await?;
         Ok(!rows.is_empty())
     }
+
+    async fn put_if_absent(&self, name: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        // The insert either stores the row or finds the one a concurrent first writer committed
+        // (`ON CONFLICT` waits for it), so the select that follows sees it in both cases.
+        self.run(
+            "INSERT INTO {s}.secrets (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &sealed],
+        )
+        .await?;
+        let rows = self
+            .run("SELECT sealed FROM {s}.secrets WHERE name = $1", &[&name])
+            .await?;
+        let row = rows.first().ok_or_else(|| {
+            StoreError::backend(std::io::Error::other(format!(
+                "secret {name} vanished as it was stored"
+            )))
+        })?;
+        row.try_get(0).map_err(StoreError::backend)
+    }
 }

@@ -16,6 +16,7 @@ pub const SECRETS_FILE: &str = "secrets.sqlite3";
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
+PRAGMA secure_delete = ON;
 PRAGMA busy_timeout = 5000;
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
@@ -117,8 +118,30 @@ impl SecretStore for SqliteSecrets {
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_owned();
         self.with(true, false, move |conn| {
-            conn.execute("DELETE FROM secrets WHERE name = ?1", [name])
-                .map(|deleted| deleted > 0)
+            let deleted = conn.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0;
+            if deleted {
+                // `secure_delete` zeroes the row in the database file; the write-ahead log still
+                // holds earlier images of its page until a checkpoint copies it back and empties
+                // the log.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn put_if_absent(&self, name: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let name = name.to_owned();
+        self.with(true, Vec::new(), move |conn| {
+            conn.execute(
+                "INSERT INTO secrets (name, sealed) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, sealed],
+            )?;
+            conn.query_row(
+                "SELECT sealed FROM secrets WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
         })
         .await
     }

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             restore_keeps_commit_times_and_hashes,
             blobs_are_stored_once_by_content,
             secrets_are_replaced_and_deleted_by_name,
+            secrets_put_if_absent_keep_the_first_value,
             index_claims_one_of_racing_requests,
             index_key_lifecycle,
             index_folds_the_log_idempotently,
@@ -903,6 +904,46 @@ pub async fn secrets_are_replaced_and_deleted_by_name<S: EventStore>(store: S) {
         stranger.get(id).await,
         Err(StoreError::Unsealable { .. })
     ));
+}
+
+/// `put_if_absent` stores the first value under a name and returns it to every later caller,
+/// racing ones included, until the name is deleted.
+pub async fn secrets_put_if_absent_keep_the_first_value<S: EventStore>(store: S) {
+    let secrets = store.secrets();
+    let name = format!("subject-{}", Uuid::now_v7());
+    assert_eq!(
+        secrets
+            .put_if_absent(&name, b"first".to_vec())
+            .await
+            .unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        secrets
+            .put_if_absent(&name, b"second".to_vec())
+            .await
+            .unwrap(),
+        b"first"
+    );
+    assert!(secrets.delete(&name).await.unwrap());
+    assert_eq!(secrets.get(&name).await.unwrap(), None);
+
+    let raced = format!("subject-{}", Uuid::now_v7());
+    let tries = (0..8u8).map(|i| {
+        let secrets = secrets.clone();
+        let raced = raced.clone();
+        tokio::spawn(async move { secrets.put_if_absent(&raced, vec![i]).await.unwrap() })
+    });
+    let answers: Vec<Vec<u8>> = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let stored = secrets.get(&raced).await.unwrap().unwrap();
+    assert!(
+        answers.iter().all(|answer| *answer == stored),
+        "racing writers were told different values: {answers:?}, stored {stored:?}"
+    );
 }
 
 /// A claim whose attempt (owner) and correlation id are both `id`.

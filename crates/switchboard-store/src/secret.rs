@@ -33,8 +33,14 @@ pub trait SecretStore: Send + Sync + Debug {
     /// What is stored under `name`, if anything.
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Removes `name`; true when something was there.
+    /// Removes `name`; true when something was there. Its bytes do not linger in the backend's
+    /// free space or journal (a destroyed key must stay destroyed).
     async fn delete(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Stores `sealed` under `name` unless something is there already, and returns what is
+    /// stored once it is durable: `sealed`, or the value of whoever stored first (two nodes
+    /// creating the same data subject's key agree on one).
+    async fn put_if_absent(&self, name: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError>;
 }
 
 /// The id of one secret value, as events name it. Printing it prints no secret.
@@ -191,6 +197,29 @@ impl Vault {
         self.store.delete(&id.name()).await
     }
 
+    /// The bytes sealed under `name`, sealing and storing `value` there first when there is
+    /// nothing (whoever stores first wins: see [`SecretStore::put_if_absent`]). For values named
+    /// by what they belong to, such as a data subject's key (`subject-<id>`), rather than by a
+    /// fresh [`SecretId`].
+    pub async fn get_or_insert(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let sealed = self.seal(name, value)?;
+        let stored = self.store.put_if_absent(name, sealed).await?;
+        self.open(name, &stored)
+    }
+
+    /// The bytes sealed under `name`, if any (see [`Vault::get_or_insert`]).
+    pub async fn get_named(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.store.get(name).await? {
+            Some(sealed) => self.open(name, &sealed).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes what is stored under `name`; true when something was there.
+    pub async fn delete_named(&self, name: &str) -> Result<bool, StoreError> {
+        self.store.delete(name).await
+    }
+
     /// Checks that this vault's key is the one the store's secrets were sealed with: the first
     /// call seals a check value under [`KEY_CHECK`], later ones open it. A server refuses to
     /// start on [`StoreError::Unsealable`] (another node's key, a lost or changed key), rather
@@ -271,6 +300,10 @@ mod tests {
         }
         async fn delete(&self, name: &str) -> Result<bool, StoreError> {
             Ok(self.0.lock().unwrap().remove(name).is_some())
+        }
+        async fn put_if_absent(&self, name: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+            let mut rows = self.0.lock().unwrap();
+            Ok(rows.entry(name.to_owned()).or_insert(sealed).clone())
         }
     }
 

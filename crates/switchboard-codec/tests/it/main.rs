@@ -3,4 +3,5 @@
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
+mod keyring;
 mod seal;

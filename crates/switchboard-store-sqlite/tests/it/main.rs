@@ -10,6 +10,7 @@ mod crash;
 mod index;
 mod lock;
 mod read_only;
+mod secrets;
 mod tamper;
 
 use std::path::Path;
