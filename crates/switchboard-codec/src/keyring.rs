@@ -5,17 +5,30 @@
 //! A key is stored as `subject-<id>`, through [`Vault::get_or_insert`]: it is durable before the
 //! event sealed with it is appended, and two writers creating the same subject's key at once
 //! agree on one. Reading is two steps, because the store is asynchronous and decoding is not:
-//! [`Keyring::load`] fetches the keys a batch of events needs, then [`Keyring::decode`] opens
+//! [`Keyring::load`] fetches the keys a batch of events needs, then [`Keyring::open`] opens
 //! each event with them. A subject whose key is gone (erased) is remembered as such, and its
-//! fields read redacted.
+//! fields read redacted. What a process remembers of a key is fetched again after
+//! [`KEY_TTL`], so an erasure on another node reaches this one within it.
+//!
+//! [`KeyedStore`] puts this under any [`EventStore`]: everything read through it comes opened,
+//! with the stored bytes beside ([`RecordedEvent::sealed_payload`]), so projectors, the API and
+//! the write side read personal fields as if they were stored in the clear, and the hash chain,
+//! `export` and `audit verify` still see the stored bytes.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use futures::StreamExt;
 use proto_events::{DecodeError, DomainEvent, Envelope, Metadata};
+use switchboard_store::blob::Blob;
 use switchboard_store::secret::Vault;
-use switchboard_store::{NewEvent, RecordedEvent, StoreError};
+use switchboard_store::{
+    AppendResult, BlobStore, Direction, EventStore, EventStream, ExpectedVersion, Lease, NewEvent,
+    Origin, Position, RecordedEvent, SecretStore, StoreError, StreamFrom, WriteIndex,
+};
 use uuid::Uuid;
 
 use crate::seal::{self, SealError, SubjectKey};
@@ -23,12 +36,17 @@ use crate::seal::{self, SealError, SubjectKey};
 /// How many subjects' keys (or their absence) are kept in memory; past it the cache starts over.
 const CACHE_CAPACITY: usize = 200_000;
 
+/// How long a process trusts what it remembers of a key before fetching it again: the longest an
+/// erasure on another node takes to reach this one's reads.
+pub const KEY_TTL: Duration = Duration::from_secs(60);
+
 /// Subjects' keys, over a vault.
 #[derive(Debug)]
 pub struct Keyring {
     vault: Vault,
-    /// A subject's key, or `None`: it has none (erased, or never had personal data).
-    cache: Mutex<HashMap<Uuid, Option<SubjectKeyBytes>>>,
+    /// A subject's key, or `None`: it has none (erased, or never had personal data); with when it
+    /// was fetched.
+    cache: Mutex<HashMap<Uuid, (Option<SubjectKeyBytes>, Instant)>>,
 }
 
 /// A cached key; `Debug` prints nothing of it.
@@ -68,7 +86,9 @@ impl Keyring {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Option<SubjectKeyBytes>>> {
+    fn cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Option<SubjectKeyBytes>, Instant)>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -77,12 +97,14 @@ impl Keyring {
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(subject, key.map(SubjectKeyBytes));
+        cache.insert(subject, (key.map(SubjectKeyBytes), Instant::now()));
     }
 
     /// The key `subject`'s new events are sealed with, created (and durable) when it has none.
     pub async fn key_for_writing(&self, subject: Uuid) -> Result<SubjectKey, StoreError> {
-        if let Some(Some(key)) = self.cache().get(&subject) {
+        if let Some((Some(key), at)) = self.cache().get(&subject)
+            && at.elapsed() < KEY_TTL
+        {
             return Ok(key.0.clone());
         }
         let fresh = SubjectKey::generate();
@@ -99,8 +121,14 @@ impl Keyring {
             let cache = self.cache();
             for event in events {
                 // A malformed marker is reported by `decode`, with the event.
+                if !seal::is_sealed(&event.payload) {
+                    continue;
+                }
                 for subject in seal::subjects(&event.payload).unwrap_or_default() {
-                    if !cache.contains_key(&subject) && !missing.contains(&subject) {
+                    let fresh = cache
+                        .get(&subject)
+                        .is_some_and(|(_, at)| at.elapsed() < KEY_TTL);
+                    if !fresh && !missing.contains(&subject) {
                         missing.push(subject);
                     }
                 }
@@ -129,7 +157,7 @@ impl Keyring {
                 recorded.event_id,
                 &recorded.payload,
                 |subject| match cache.get(&subject) {
-                    Some(key) => key.as_ref().map(|key| key.0.clone()),
+                    Some((key, _)) => key.as_ref().map(|key| key.0.clone()),
                     None => {
                         not_loaded = Some(subject);
                         None
@@ -158,8 +186,13 @@ impl Keyring {
         event: &DomainEvent,
         metadata: &Metadata,
     ) -> Result<NewEvent, StoreError> {
-        let mut new = crate::encode(event, metadata);
-        if !seal::has_personal_fields(&new.event_type) {
+        self.seal(crate::encode(event, metadata)).await
+    }
+
+    /// `new` with its personal fields sealed with its subject's key (created when the subject has
+    /// none). Its event id is bound into the seal: set it first.
+    pub async fn seal(&self, mut new: NewEvent) -> Result<NewEvent, StoreError> {
+        if !seal::has_personal_fields(&new.event_type) || seal::is_sealed(&new.payload) {
             return Ok(new);
         }
         let value: serde_json::Value =
@@ -173,8 +206,9 @@ impl Keyring {
         Ok(new)
     }
 
-    /// Destroys `subject`'s key: every field sealed with it reads redacted from now on, here
-    /// and, once they [`forget`](Keyring::forget) it, in other processes. True when it had one.
+    /// Destroys `subject`'s key: every field sealed with it reads redacted from now on, here at
+    /// once, and in other processes once they [`forget`](Keyring::forget) it or within
+    /// [`KEY_TTL`]. True when it had one.
     pub async fn destroy(&self, subject: Uuid) -> Result<bool, StoreError> {
         let destroyed = self.vault.delete_named(&name(subject)).await?;
         self.remember(subject, None);
@@ -192,4 +226,157 @@ fn to_key(subject: Uuid, bytes: &[u8]) -> Result<SubjectKey, StoreError> {
         name: name(subject),
     })?;
     Ok(SubjectKey(bytes))
+}
+
+/// Any [`EventStore`], read through a [`Keyring`]: events come back opened (see the module docs);
+/// everything else is the store's own.
+#[derive(Debug, Clone)]
+pub struct KeyedStore {
+    inner: Arc<dyn EventStore>,
+    keyring: Arc<Keyring>,
+}
+
+impl KeyedStore {
+    /// `inner`, read through `keyring`.
+    pub fn new(inner: Arc<dyn EventStore>, keyring: Arc<Keyring>) -> KeyedStore {
+        KeyedStore { inner, keyring }
+    }
+
+    /// The keyring reads go through (the write side seals with it).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    async fn opened(&self, events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+        open_all(&self.keyring, events).await
+    }
+}
+
+/// `events` with their sealed fields opened through `keyring`.
+async fn open_all(
+    keyring: &Keyring,
+    mut events: Vec<RecordedEvent>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if !events.iter().any(|e| seal::is_sealed(&e.payload)) {
+        return Ok(events);
+    }
+    keyring.load(&events).await?;
+    for event in &mut events {
+        open_in_place(keyring, event)?;
+    }
+    Ok(events)
+}
+
+fn open_in_place(keyring: &Keyring, event: &mut RecordedEvent) -> Result<(), StoreError> {
+    let opened = match keyring.open(event) {
+        Ok(Cow::Borrowed(_)) => return Ok(()),
+        Ok(Cow::Owned(opened)) => opened,
+        Err(error) => {
+            return Err(StoreError::Corrupt {
+                position: event.position,
+                reason: error.to_string(),
+            });
+        }
+    };
+    event.sealed_payload = Some(std::mem::replace(&mut event.payload, opened));
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for KeyedStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.inner.append(stream, expected, events).await
+    }
+
+    async fn append_with_blobs(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        blobs: Vec<Blob>,
+    ) -> Result<AppendResult, StoreError> {
+        self.inner
+            .append_with_blobs(stream, expected, events, blobs)
+            .await
+    }
+
+    async fn restore(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<(NewEvent, Origin)>,
+    ) -> Result<AppendResult, StoreError> {
+        self.inner.restore(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        direction: Direction,
+        from: StreamFrom,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self
+            .inner
+            .read_stream(stream, direction, from, limit)
+            .await?;
+        self.opened(events).await
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.inner.read_all(after, limit).await?;
+        self.opened(events).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        self.inner.head().await
+    }
+
+    fn subscribe_all(&self, after: Position) -> EventStream {
+        let keyring = self.keyring.clone();
+        self.inner
+            .subscribe_all(after)
+            .then(move |item| {
+                let keyring = keyring.clone();
+                async move {
+                    let event = item?;
+                    let mut opened = open_all(&keyring, vec![event]).await?;
+                    opened.pop().ok_or(StoreError::Closed)
+                }
+            })
+            .boxed()
+    }
+
+    fn max_append_bytes(&self) -> usize {
+        self.inner.max_append_bytes()
+    }
+
+    fn write_index(&self) -> Arc<dyn WriteIndex> {
+        self.inner.write_index()
+    }
+
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.inner.blobs()
+    }
+
+    fn secrets(&self) -> Arc<dyn SecretStore> {
+        self.inner.secrets()
+    }
+
+    fn lease(&self, name: &str) -> Lease {
+        self.inner.lease(name)
+    }
 }

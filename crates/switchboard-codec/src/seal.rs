@@ -182,11 +182,7 @@ pub fn is_sealed(payload: &[u8]) -> bool {
 }
 
 fn find(payload: &[u8], from: usize) -> Option<usize> {
-    payload
-        .get(from..)?
-        .windows(MARKER.len())
-        .position(|window| window == MARKER)
-        .map(|at| at + from)
+    memchr::memmem::find(payload.get(from..)?, MARKER).map(|at| at + from)
 }
 
 /// One marker, as found in a payload.

@@ -296,6 +296,7 @@ fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
             .ok_or_else(|| corrupt(format!("recorded_at {recorded_at} out of range")))?,
         metadata: row.get(7).map_err(StoreError::backend)?,
         payload: row.get(8).map_err(StoreError::backend)?,
+        sealed_payload: None,
         hash,
     })
 }

@@ -71,7 +71,7 @@ impl RecordedEvent {
             schema_version: self.schema_version,
             recorded_at_micros: self.recorded_at.timestamp_micros(),
             metadata: &self.metadata,
-            payload: &self.payload,
+            payload: self.stored_payload(),
         }
     }
 }

@@ -131,10 +131,22 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
     /// Encoded metadata, as appended.
     pub metadata: Vec<u8>,
-    /// Encoded payload, as appended.
+    /// Encoded payload, as appended; with its personal fields opened (decrypted, or redacted
+    /// once their data subject was erased) when it was read through a store that holds the keys
+    /// (see `switchboard_codec::keyring`).
     pub payload: Vec<u8>,
+    /// The payload as stored, when `payload` was opened from it: what the hash covers, and what
+    /// an export carries. `None`: `payload` is as stored.
+    pub sealed_payload: Option<Vec<u8>>,
     /// `SHA-256(hash of the previous event ‖ canonical bytes of this one)`, see [`crate::chain`].
     pub hash: [u8; 32],
+}
+
+impl RecordedEvent {
+    /// The payload as stored (see [`RecordedEvent::sealed_payload`]).
+    pub fn stored_payload(&self) -> &[u8] {
+        self.sealed_payload.as_deref().unwrap_or(&self.payload)
+    }
 }
 
 /// What an append did.

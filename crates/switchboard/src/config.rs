@@ -1588,20 +1588,10 @@ pub fn jwt_secret(config: &Config, create: bool) -> anyhow::Result<Option<Secret
 /// data directory, else a new random one written there with mode 0600.
 pub fn secret_key(config: &Config) -> anyhow::Result<MasterKey> {
     use anyhow::Context;
-    if let Some(key) = &config.secret_key {
-        return MasterKey::from_hex(key.expose())
-            .map_err(|message| anyhow::anyhow!("secret_key (SWITCHBOARD_SECRET_KEY) {message}"));
+    if let Some(key) = existing_secret_key(config)? {
+        return Ok(key);
     }
     let path = config.secret_key_file();
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => {
-            return MasterKey::from_hex(&text)
-                .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
     let key = MasterKey::generate();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -1609,6 +1599,26 @@ pub fn secret_key(config: &Config) -> anyhow::Result<MasterKey> {
         .with_context(|| format!("writing the generated secret key to {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a secret key for channel secrets");
     Ok(key)
+}
+
+/// The master key, when one is configured or kept in the data directory: `None` when there is
+/// none yet (nothing was sealed with one).
+pub fn existing_secret_key(config: &Config) -> anyhow::Result<Option<MasterKey>> {
+    use anyhow::Context;
+    if let Some(key) = &config.secret_key {
+        return MasterKey::from_hex(key.expose())
+            .map(Some)
+            .map_err(|message| anyhow::anyhow!("secret_key (SWITCHBOARD_SECRET_KEY) {message}"));
+    }
+    let path = config.secret_key_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => MasterKey::from_hex(&text)
+            .map(Some)
+            .map_err(|message| anyhow::anyhow!("{}: {message}", path.display())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Writes `bytes` to a new file only its owner can read.

@@ -39,7 +39,8 @@ impl<'a> ExportedLine<'a> {
                 .recorded_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             metadata: json(&event.metadata).map_err(|e| format!("metadata: {e}"))?,
-            payload: json(&event.payload).map_err(|e| format!("payload: {e}"))?,
+            // As stored: an export carries sealed personal fields sealed.
+            payload: json(event.stored_payload()).map_err(|e| format!("payload: {e}"))?,
             hash: hex::encode(event.hash),
         })
     }

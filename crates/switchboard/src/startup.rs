@@ -3,10 +3,11 @@
 //!
 //! Building opens everything in order: the data directory and its JWT secret, the event store
 //! (the embedded one in `<data-dir>/events`, or PostgreSQL when `postgres_url` is set), the
-//! listening socket (early, so a taken port fails before any
-//! work), the demo seeding when asked for and the store is empty, the command service on the
-//! system clock, the routing reactor and the bot reactor, the vault of channel secrets (its key checked against the
-//! store's), the delivery worker and the IMAP accounts' supervisor (when this node runs the
+//! vault of channel secrets (its key checked against the store's) and, over it, the data
+//! subjects' keys everything reads the log through (`switchboard_codec::keyring`), the listening
+//! socket (early, so a taken port fails before any work), the demo seeding when asked for and the
+//! store is empty, the command service on the system clock, the routing reactor and the bot
+//! reactor, the delivery worker and the IMAP accounts' supervisor (when this node runs the
 //! workers), the projection runtime (`<data-dir>/read-models`) and the API. Running serves HTTP
 //! until the shutdown future resolves, then: subscriptions are closed
 //! ([`ApiState::begin_shutdown`]), in-flight requests get `shutdown_timeout` to finish, the
@@ -21,6 +22,7 @@ use anyhow::Context;
 use chrono::{TimeDelta, Utc};
 use proto_events::clock::SystemClock;
 use switchboard_api::{ApiSettings, ApiState, MailSettings};
+use switchboard_codec::keyring::{KeyedStore, Keyring};
 use switchboard_delivery::{DeliverySettings, DeliveryWorker, Relay};
 use switchboard_projector::ProjectionRuntime;
 use switchboard_service::CommandService;
@@ -100,6 +102,30 @@ impl Application {
         let secret = config::jwt_secret(&config, true)?
             .context("no JWT secret configured and none could be generated")?;
         let store = open_store(&config).await?;
+        let secret_key = config::secret_key(&config)?;
+        if config.postgres_url.is_some() && config.secret_key.is_none() {
+            tracing::warn!(
+                "a PostgreSQL store with a generated secret_key: channel passwords and customers' \
+                 personal data written through this node open on this node only; set secret_key \
+                 on every node"
+            );
+        }
+        let vault = Vault::new(store.secrets(), &secret_key);
+        match vault.check_key().await {
+            Ok(()) => {}
+            Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
+                "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the channel secrets \
+                 stored beside this log were sealed with: set the key they were sealed with (with \
+                 PostgreSQL, the same secret_key on every node)",
+                config.secret_key_file().display()
+            ),
+            Err(e) => return Err(e).context("checking the secret key"),
+        }
+        // Everything reads the log through the data subjects' keys (ADR 0007).
+        let store: Arc<dyn EventStore> = Arc::new(KeyedStore::new(
+            store,
+            Arc::new(Keyring::new(vault.clone())),
+        ));
         let anchoring = crate::anchor::Anchoring::open(&config, store.clone())?;
         let listener = match TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
@@ -192,24 +218,6 @@ impl Application {
             }),
             None => None,
         };
-        let secret_key = config::secret_key(&config)?;
-        if config.postgres_url.is_some() && config.secret_key.is_none() {
-            tracing::warn!(
-                "a PostgreSQL store with a generated secret_key: channel passwords set through \
-                 this node open on this node only; set secret_key on every node"
-            );
-        }
-        let vault = Vault::new(store.secrets(), &secret_key);
-        match vault.check_key().await {
-            Ok(()) => {}
-            Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
-                "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the channel secrets \
-                 stored beside this log were sealed with: set the key they were sealed with (with \
-                 PostgreSQL, the same secret_key on every node)",
-                config.secret_key_file().display()
-            ),
-            Err(e) => return Err(e).context("checking the secret key"),
-        }
         let delivery = start_delivery(&config, &service, &vault)?;
         let accounts = config
             .delivery

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use switchboard_codec::keyring::{KeyedStore, Keyring};
 use switchboard_store::EventStore;
+use switchboard_store::secret::Vault;
 use switchboard_store_postgres::{PostgresOptions, PostgresStore};
 use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
 
@@ -121,14 +123,34 @@ pub(crate) async fn configured_store(
     config: &Config,
     usage: StoreUse,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
-    if config.postgres_url.is_some() {
-        return Ok(Arc::new(connect_postgres(config).await?));
+    let store: Arc<dyn EventStore> = if config.postgres_url.is_some() {
+        Arc::new(connect_postgres(config).await?)
+    } else {
+        match usage {
+            StoreUse::Read => Arc::new(open_for_reading(&config.data_dir)?),
+            StoreUse::Write => Arc::new(open(&config.data_dir)?),
+            StoreUse::Existing => Arc::new(open_existing(&config.data_dir)?),
+        }
+    };
+    // Rebuilt read models hold personal fields opened; the other commands read or copy the log
+    // as stored.
+    match usage {
+        StoreUse::Existing => keyed(config, store),
+        StoreUse::Read | StoreUse::Write => Ok(store),
     }
-    Ok(match usage {
-        StoreUse::Read => Arc::new(open_for_reading(&config.data_dir)?),
-        StoreUse::Write => Arc::new(open(&config.data_dir)?),
-        StoreUse::Existing => Arc::new(open_existing(&config.data_dir)?),
-    })
+}
+
+/// `store`, read through the data subjects' keys (personal fields opened, or redacted where
+/// erased) when the master key is known; without one, nothing can have been sealed.
+pub(crate) fn keyed(
+    config: &Config,
+    store: Arc<dyn EventStore>,
+) -> anyhow::Result<Arc<dyn EventStore>> {
+    let Some(key) = crate::config::existing_secret_key(config)? else {
+        return Ok(store);
+    };
+    let keyring = Keyring::new(Vault::new(store.secrets(), &key));
+    Ok(Arc::new(KeyedStore::new(store, Arc::new(keyring))))
 }
 
 /// Where the configured store is, for messages: the PostgreSQL schema, or the embedded store's

@@ -3,5 +3,6 @@
 // Test code: a failed expectation must panic.
 #![allow(clippy::unwrap_used)]
 
+mod keyed_store;
 mod keyring;
 mod seal;
