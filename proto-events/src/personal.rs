@@ -65,6 +65,18 @@ fn covers(classed: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
+/// Personal fields that are maps keyed by names users choose (contact properties): nothing of
+/// them, keys included, may survive an erasure, so they redact to an empty map.
+pub const FREE_MAPS: &[(&str, &str)] = &[
+    ("ContactRecordCreated", "properties"),
+    ("ContactPropertiesChanged", "changes"),
+];
+
+/// Whether `path` of `event_type` is one of the [`FREE_MAPS`].
+pub fn is_free_map(event_type: &str, path: &str) -> bool {
+    FREE_MAPS.contains(&(event_type, path))
+}
+
 /// The classes of `event_type`'s fields; `None` for a type not classed.
 pub fn classes(event_type: &str) -> Option<&'static EventClasses> {
     CLASSES.iter().find(|c| c.event_type == event_type)
@@ -573,7 +585,8 @@ pub const CLASSES: &[EventClasses] = &[
     },
     EventClasses {
         event_type: "TicketCreated",
-        subject: &["from_conversation_id"],
+        // A ticket made from no conversation is its own subject.
+        subject: &["from_conversation_id", "ticket_id"],
         fields: &[
             ("from_conversation_id", N),
             ("subject", P),

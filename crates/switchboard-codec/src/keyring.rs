@@ -2,13 +2,19 @@
 //! key in the store's [`SecretStore`] (never in the log), cached in memory, destroyed to erase
 //! the subject (ADR 0007).
 //!
-//! A key is stored as `subject-<id>`, through [`Vault::get_or_insert`]: it is durable before the
-//! event sealed with it is appended, and two writers creating the same subject's key at once
-//! agree on one. Reading is two steps, because the store is asynchronous and decoding is not:
-//! [`Keyring::load`] fetches the keys a batch of events needs, then [`Keyring::open`] opens
-//! each event with them. A subject whose key is gone (erased) is remembered as such, and its
-//! fields read redacted. What a process remembers of a key is fetched again after
-//! [`KEY_TTL`], so an erasure on another node reaches this one within it.
+//! A subject's key is stored as `subject-<id>` (its key id and key), through
+//! [`Vault::get_or_insert`]: it is durable before the event sealed with it is appended, and two
+//! writers creating the same subject's key at once agree on one. Erasing a subject first adds
+//! its key's id to `erased-<id>` (the ids of its destroyed keys), then deletes the key: a field
+//! sealed with a destroyed key reads redacted, and one whose key is neither here nor destroyed
+//! fails to read (the secrets are not this log's), rather than pass lost data off as erased. A
+//! subject written to again after its erasure gets a new key, with a new id; fields sealed with
+//! the old one stay redacted.
+//!
+//! Reading is two steps, because the store is asynchronous and decoding is not:
+//! [`Keyring::load`] fetches the keys a batch of events needs, and [`Keyring::open`] opens each
+//! event with what it returned. What a process remembers of a subject is fetched again after
+//! [`KEY_TTL`], so an erasure on another node reaches this one's reads within it.
 //!
 //! [`KeyedStore`] puts this under any [`EventStore`]: everything read through it comes opened,
 //! with the stored bytes beside ([`RecordedEvent::sealed_payload`]), so projectors, the API and
@@ -31,149 +37,221 @@ use switchboard_store::{
 };
 use uuid::Uuid;
 
-use crate::seal::{self, SealError, SubjectKey};
+use crate::seal::{self, Lookup, SealError, SubjectKey};
 
-/// How many subjects' keys (or their absence) are kept in memory; past it the cache starts over.
+/// How many subjects are remembered; past it the memory starts over.
 const CACHE_CAPACITY: usize = 200_000;
 
-/// How long a process trusts what it remembers of a key before fetching it again: the longest an
-/// erasure on another node takes to reach this one's reads.
+/// How long a process trusts what it remembers of a subject's key before fetching it again: the
+/// longest an erasure on another node takes to reach this one's reads.
 pub const KEY_TTL: Duration = Duration::from_secs(60);
 
-/// Subjects' keys, over a vault.
-#[derive(Debug)]
-pub struct Keyring {
-    vault: Vault,
-    /// A subject's key, or `None`: it has none (erased, or never had personal data); with when it
-    /// was fetched.
-    cache: Mutex<HashMap<Uuid, (Option<SubjectKeyBytes>, Instant)>>,
+/// What is known of one subject's keys.
+#[derive(Clone, Debug, Default)]
+pub struct SubjectKeys {
+    /// Its key now, if it has one.
+    current: Option<SubjectKey>,
+    /// The ids of its destroyed keys (it was erased with them).
+    destroyed: Vec<Uuid>,
 }
 
-/// A cached key; `Debug` prints nothing of it.
-#[derive(Clone)]
-struct SubjectKeyBytes(SubjectKey);
-
-impl std::fmt::Debug for SubjectKeyBytes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SubjectKey(..)")
+impl SubjectKeys {
+    /// Whether this says what became of `key_id`: it is the current key, or a destroyed one.
+    fn has(&self, key_id: Uuid) -> bool {
+        self.current.as_ref().is_some_and(|key| key.id == key_id)
+            || self.destroyed.contains(&key_id)
     }
+
+    fn lookup(&self, key_id: Uuid) -> Lookup {
+        match &self.current {
+            Some(key) if key.id == key_id => Lookup::Key(key.clone()),
+            _ if self.destroyed.contains(&key_id) => Lookup::Erased,
+            _ => Lookup::Missing,
+        }
+    }
+}
+
+/// The keys a batch of events needs, as [`Keyring::load`] found them.
+#[derive(Debug, Default)]
+pub struct Keys(HashMap<Uuid, SubjectKeys>);
+
+impl Keys {
+    fn lookup(&self, subject: Uuid, key_id: Uuid) -> Lookup {
+        self.0
+            .get(&subject)
+            .map_or(Lookup::Missing, |keys| keys.lookup(key_id))
+    }
+}
+
+/// Subjects' keys, over a vault (none: a log read without a master key, whose sealed fields
+/// cannot be read).
+#[derive(Debug)]
+pub struct Keyring {
+    vault: Option<Vault>,
+    cache: Mutex<HashMap<Uuid, (SubjectKeys, Instant)>>,
 }
 
 /// Why an event could not be read through the keyring.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// A sealed field is malformed or does not open.
+    /// A sealed field is malformed, does not open, or its key is missing.
     #[error(transparent)]
     Seal(#[from] SealError),
     /// The payload does not decode once opened.
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// A key the event needs was not loaded first ([`Keyring::load`]): a bug of the caller.
-    #[error("the key of subject {0} was not loaded before decoding")]
-    NotLoaded(Uuid),
+    /// The keys could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-fn name(subject: Uuid) -> String {
+fn key_name(subject: Uuid) -> String {
     format!("subject-{subject}")
+}
+
+fn erased_name(subject: Uuid) -> String {
+    format!("erased-{subject}")
 }
 
 impl Keyring {
     /// A keyring whose keys are sealed by `vault`.
     pub fn new(vault: Vault) -> Keyring {
         Keyring {
-            vault,
+            vault: Some(vault),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Option<SubjectKeyBytes>, Instant)>> {
+    /// A keyring without keys, for a log read with no master key: events without sealed fields
+    /// read as they are; reading the others fails, saying that no `secret_key` is configured.
+    pub fn without_keys() -> Keyring {
+        Keyring {
+            vault: None,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn vault(&self) -> Result<&Vault, StoreError> {
+        self.vault.as_ref().ok_or_else(|| {
+            StoreError::backend(std::io::Error::other(
+                "personal data cannot be sealed or opened: no secret_key is configured",
+            ))
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (SubjectKeys, Instant)>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, subject: Uuid, key: Option<SubjectKey>) {
+    fn remember(&self, subject: Uuid, keys: SubjectKeys) {
         let mut cache = self.cache();
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(subject, (key.map(SubjectKeyBytes), Instant::now()));
+        cache.insert(subject, (keys, Instant::now()));
+    }
+
+    fn remembered(&self, subject: Uuid) -> Option<SubjectKeys> {
+        self.cache()
+            .get(&subject)
+            .filter(|(_, at)| at.elapsed() < KEY_TTL)
+            .map(|(keys, _)| keys.clone())
     }
 
     /// The key `subject`'s new events are sealed with, created (and durable) when it has none.
     pub async fn key_for_writing(&self, subject: Uuid) -> Result<SubjectKey, StoreError> {
-        if let Some((Some(key), at)) = self.cache().get(&subject)
-            && at.elapsed() < KEY_TTL
+        if let Some(SubjectKeys {
+            current: Some(key), ..
+        }) = self.remembered(subject)
         {
-            return Ok(key.0.clone());
+            return Ok(key);
         }
-        let fresh = SubjectKey::generate();
-        let stored = self.vault.get_or_insert(&name(subject), &fresh.0).await?;
-        let key = to_key(subject, &stored)?;
-        self.remember(subject, Some(key.clone()));
-        Ok(key)
+        let vault = self.vault()?;
+        for _ in 0..3 {
+            let fresh = SubjectKey::generate();
+            let mut bytes = fresh.id.as_bytes().to_vec();
+            bytes.extend_from_slice(&fresh.bytes);
+            let stored = vault.get_or_insert(&key_name(subject), &bytes).await?;
+            let key = to_key(subject, &stored)?;
+            // Remembered unless an erasure in this process destroyed it meanwhile; then the
+            // next try finds it gone and creates another.
+            let mut cache = self.cache();
+            let mut known = cache
+                .get(&subject)
+                .map(|(keys, _)| keys.clone())
+                .unwrap_or_default();
+            if known.destroyed.contains(&key.id) {
+                continue;
+            }
+            known.current = Some(key.clone());
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(subject, (known, Instant::now()));
+            return Ok(key);
+        }
+        Err(StoreError::backend(std::io::Error::other(format!(
+            "the key of data subject {subject} was destroyed as fast as it was created"
+        ))))
     }
 
-    /// Fetches the keys of the subjects `events` need that are not in memory yet.
-    pub async fn load(&self, events: &[RecordedEvent]) -> Result<(), StoreError> {
-        let mut missing = Vec::new();
-        {
-            let cache = self.cache();
-            for event in events {
-                // A malformed marker is reported by `decode`, with the event.
-                if !seal::is_sealed(&event.payload) {
+    async fn fetch(&self, subject: Uuid) -> Result<SubjectKeys, StoreError> {
+        let vault = self.vault()?;
+        let current = match vault.get_named(&key_name(subject)).await? {
+            Some(bytes) => Some(to_key(subject, &bytes)?),
+            None => None,
+        };
+        let destroyed = destroyed_ids(vault.get_named(&erased_name(subject)).await?);
+        Ok(SubjectKeys { current, destroyed })
+    }
+
+    /// The keys the sealed fields of `events` need: remembered ones, and the others fetched
+    /// (once per call and subject: a key id not remembered may be another node's, or one created
+    /// after an erasure).
+    pub async fn load(&self, events: &[RecordedEvent]) -> Result<Keys, StoreError> {
+        let mut keys = Keys::default();
+        let mut fetched = Vec::new();
+        for event in events {
+            if !seal::is_sealed(&event.payload) {
+                continue;
+            }
+            for (subject, key_id) in seal::keys_needed(&event.payload) {
+                if fetched.contains(&subject)
+                    || keys.0.get(&subject).is_some_and(|known| known.has(key_id))
+                {
                     continue;
                 }
-                for subject in seal::subjects(&event.payload).unwrap_or_default() {
-                    let fresh = cache
-                        .get(&subject)
-                        .is_some_and(|(_, at)| at.elapsed() < KEY_TTL);
-                    if !fresh && !missing.contains(&subject) {
-                        missing.push(subject);
+                let found = match self.remembered(subject) {
+                    Some(known) if known.has(key_id) => known,
+                    _ => {
+                        let fresh = self.fetch(subject).await?;
+                        self.remember(subject, fresh.clone());
+                        fetched.push(subject);
+                        fresh
                     }
-                }
+                };
+                keys.0.insert(subject, found);
             }
         }
-        for subject in missing {
-            let key = match self.vault.get_named(&name(subject)).await? {
-                Some(bytes) => Some(to_key(subject, &bytes)?),
-                None => None,
-            };
-            self.remember(subject, key);
-        }
-        Ok(())
+        Ok(keys)
     }
 
-    /// The payload of `recorded` with its sealed fields opened, or redacted where the subject's
-    /// key is gone. The keys must have been [`loaded`](Keyring::load).
-    pub fn open<'a>(&self, recorded: &'a RecordedEvent) -> Result<Cow<'a, [u8]>, OpenError> {
-        if !seal::is_sealed(&recorded.payload) {
-            return Ok(Cow::Borrowed(&recorded.payload));
-        }
-        let mut not_loaded = None;
-        let opened = {
-            let cache = self.cache();
-            seal::open(
-                recorded.event_id,
-                &recorded.payload,
-                |subject| match cache.get(&subject) {
-                    Some((key, _)) => key.as_ref().map(|key| key.0.clone()),
-                    None => {
-                        not_loaded = Some(subject);
-                        None
-                    }
-                },
-            )?
-        };
-        match not_loaded {
-            Some(subject) => Err(OpenError::NotLoaded(subject)),
-            None => Ok(opened),
-        }
+    /// The payload of `recorded` with its sealed fields opened with `keys` (from
+    /// [`Keyring::load`]), or redacted where the subject was erased.
+    pub fn open<'a>(
+        &self,
+        keys: &Keys,
+        recorded: &'a RecordedEvent,
+    ) -> Result<Cow<'a, [u8]>, SealError> {
+        seal::open(recorded.event_id, &recorded.payload, |subject, key_id| {
+            keys.lookup(subject, key_id)
+        })
     }
 
     /// The typed envelope of `recorded`, its sealed fields opened (see [`Keyring::open`]).
-    pub fn decode(&self, recorded: &RecordedEvent) -> Result<Envelope, OpenError> {
-        let payload = self.open(recorded)?;
+    pub async fn decode(&self, recorded: &RecordedEvent) -> Result<Envelope, OpenError> {
+        let keys = self.load(std::slice::from_ref(recorded)).await?;
+        let payload = self.open(&keys, recorded)?;
         let mut raw = crate::raw(recorded);
         raw.payload = &payload;
         Ok(Envelope::decode(raw)?)
@@ -190,7 +268,8 @@ impl Keyring {
     }
 
     /// `new` with its personal fields sealed with its subject's key (created when the subject has
-    /// none). Its event id is bound into the seal: set it first.
+    /// none). Its event id is bound into the seal: set it first. Personal values with no subject
+    /// to seal them for are refused, never stored in the clear.
     pub async fn seal(&self, mut new: NewEvent) -> Result<NewEvent, StoreError> {
         if !seal::has_personal_fields(&new.event_type) || seal::is_sealed(&new.payload) {
             return Ok(new);
@@ -198,6 +277,11 @@ impl Keyring {
         let value: serde_json::Value =
             serde_json::from_slice(&new.payload).map_err(StoreError::backend)?;
         let Some(subject) = seal::subject_of(&new.event_type, &value) else {
+            if seal::has_personal_values(&new.event_type, &value) {
+                return Err(StoreError::backend(SealError::NoSubject {
+                    event_type: new.event_type.clone(),
+                }));
+            }
             return Ok(new);
         };
         let key = self.key_for_writing(subject).await?;
@@ -206,26 +290,58 @@ impl Keyring {
         Ok(new)
     }
 
-    /// Destroys `subject`'s key: every field sealed with it reads redacted from now on, here at
-    /// once, and in other processes once they [`forget`](Keyring::forget) it or within
-    /// [`KEY_TTL`]. True when it had one.
+    /// Erases `subject`: records its key's id as destroyed, then destroys the key, so that every
+    /// field sealed for it reads redacted from now on, here at once and in other processes within
+    /// [`KEY_TTL`]. Repeating it is harmless. True when it had a key.
     pub async fn destroy(&self, subject: Uuid) -> Result<bool, StoreError> {
-        let destroyed = self.vault.delete_named(&name(subject)).await?;
-        self.remember(subject, None);
-        Ok(destroyed)
+        let vault = self.vault()?;
+        let current = match vault.get_named(&key_name(subject)).await? {
+            Some(bytes) => Some(to_key(subject, &bytes)?),
+            None => None,
+        };
+        let mut destroyed = destroyed_ids(vault.get_named(&erased_name(subject)).await?);
+        if let Some(key) = &current
+            && !destroyed.contains(&key.id)
+        {
+            destroyed.push(key.id);
+        }
+        let record: Vec<u8> = destroyed.iter().flat_map(|id| *id.as_bytes()).collect();
+        vault.put_named(&erased_name(subject), &record).await?;
+        let deleted = vault.delete_named(&key_name(subject)).await?;
+        self.remember(
+            subject,
+            SubjectKeys {
+                current: None,
+                destroyed,
+            },
+        );
+        Ok(deleted && current.is_some())
     }
 
-    /// Drops what this process remembers of `subject`'s key (another process destroyed it).
+    /// Drops what this process remembers of `subject` (another process erased it).
     pub fn forget(&self, subject: Uuid) {
         self.cache().remove(&subject);
     }
 }
 
+/// The key ids an `erased-<id>` record lists (16 bytes each).
+fn destroyed_ids(record: Option<Vec<u8>>) -> Vec<Uuid> {
+    record
+        .unwrap_or_default()
+        .chunks_exact(16)
+        .filter_map(|id| Uuid::from_slice(id).ok())
+        .collect()
+}
+
 fn to_key(subject: Uuid, bytes: &[u8]) -> Result<SubjectKey, StoreError> {
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Unsealable {
-        name: name(subject),
-    })?;
-    Ok(SubjectKey(bytes))
+    let unsealable = || StoreError::Unsealable {
+        name: key_name(subject),
+    };
+    let (id, key) = bytes.split_at_checked(16).ok_or_else(unsealable)?;
+    Ok(SubjectKey {
+        id: Uuid::from_slice(id).map_err(|_| unsealable())?,
+        bytes: key.try_into().map_err(|_| unsealable())?,
+    })
 }
 
 /// Any [`EventStore`], read through a [`Keyring`]: events come back opened (see the module docs);
@@ -260,15 +376,19 @@ async fn open_all(
     if !events.iter().any(|e| seal::is_sealed(&e.payload)) {
         return Ok(events);
     }
-    keyring.load(&events).await?;
+    let keys = keyring.load(&events).await?;
     for event in &mut events {
-        open_in_place(keyring, event)?;
+        open_in_place(keyring, &keys, event)?;
     }
     Ok(events)
 }
 
-fn open_in_place(keyring: &Keyring, event: &mut RecordedEvent) -> Result<(), StoreError> {
-    let opened = match keyring.open(event) {
+fn open_in_place(
+    keyring: &Keyring,
+    keys: &Keys,
+    event: &mut RecordedEvent,
+) -> Result<(), StoreError> {
+    let opened = match keyring.open(keys, event) {
         Ok(Cow::Borrowed(_)) => return Ok(()),
         Ok(Cow::Owned(opened)) => opened,
         Err(error) => {

@@ -2,19 +2,23 @@
 //!
 //! [`seal`] replaces each personal field of a payload (as [`proto_events::personal`] classes
 //! them) with a marker object holding the field's JSON, encrypted with XChaCha20-Poly1305 under
-//! the key of the event's data subject. [`open`] puts the plaintext back, or, when the subject's
-//! key is gone (erased), a redaction of the same shape: strings empty, numbers zero, arrays
-//! empty, objects with their `kind` tags kept. The store hashes and keeps the sealed bytes, so the
-//! chain verifies before and after an erasure, and a copy of the log without the keys reveals no
-//! personal field.
+//! the key of the event's data subject. [`open`] puts the plaintext back, or, when the subject was
+//! erased, a redaction of the same shape: strings empty, numbers zero, arrays empty, maps of
+//! user-chosen names ([`proto_events::personal::FREE_MAPS`]) empty, other objects with their
+//! `kind` tags kept. The store hashes and keeps the sealed bytes, so the chain verifies before and
+//! after an erasure, and a copy of the log without the keys reveals no personal field.
 //!
-//! A marker is the JSON object `{"$sb":"1~<path>~<subject>~<sealed>~<redaction>"}`: format version
-//! `1`, the field's path, the subject's id, base64url (no padding) of the 24-byte nonce followed
-//! by the ciphertext and its tag, and base64url of the redaction's JSON. The associated data binds
-//! the ciphertext to its event id, path and subject, so it cannot be moved to another event or
-//! field. JSON escapes a `"` inside a string, so `{"$sb":"` occurs in a payload only where a marker
-//! begins: [`open`] splices markers without parsing the payload, and a payload without one is
-//! returned as it is, borrowed.
+//! A marker is the JSON object
+//! `{"$sb":"1~<path>~<subject>~<key id>~<sealed>~<redaction>"}`: format version `1`, the
+//! field's path, the subject's id, the id of the key (a subject erased and written to again has a
+//! new one), base64url (no padding) of the 24-byte nonce followed by the ciphertext and its tag,
+//! and base64url of the redaction's JSON. The associated data binds the ciphertext to its event
+//! id, path, subject, key id and redaction, and [`open`] checks that a marker sits at the field
+//! its path names, so a sealed value cannot be moved to another event or field, nor its
+//! redaction changed. JSON escapes a `"` inside a string, so `{"$sb":"` occurs in a payload only
+//! where an object with that key begins (and only markers have it: the one free-form map,
+//! contact properties, takes names that start with a letter): [`open`] splices markers without
+//! parsing the payload, and a payload without one is returned as it is, borrowed.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -32,21 +36,41 @@ const MARKER: &[u8] = b"{\"$sb\":\"";
 /// The marker format this module writes.
 const FORMAT: &str = "1";
 
-/// A data subject's key. Its `Debug` never prints it.
+/// A data subject's key, with its id. Its `Debug` never prints the key.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SubjectKey(pub [u8; 32]);
+pub struct SubjectKey {
+    /// The key's id, named in every marker sealed with it.
+    pub id: Uuid,
+    /// The key.
+    pub bytes: [u8; 32],
+}
 
 impl SubjectKey {
-    /// A new random key.
+    /// A new random key with a new id.
     pub fn generate() -> SubjectKey {
-        SubjectKey(rand::random())
+        SubjectKey {
+            id: Uuid::now_v7(),
+            bytes: rand::random(),
+        }
     }
 }
 
 impl fmt::Debug for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SubjectKey(..)")
+        write!(f, "SubjectKey({}, ..)", self.id)
     }
+}
+
+/// What the reader has of the key a marker names.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The key: the field opens.
+    Key(SubjectKey),
+    /// The subject was erased (that key destroyed): the field reads redacted.
+    Erased,
+    /// Neither: the key store is not this log's, or was lost. Reading fails rather than pass
+    /// the field off as erased.
+    Missing,
 }
 
 /// Why a payload could not be sealed or opened.
@@ -63,6 +87,24 @@ pub enum SealError {
     Tampered {
         /// The field.
         path: String,
+    },
+    /// The key that sealed a field is neither here nor erased.
+    #[error(
+        "the key {key_id} of data subject {subject} that sealed a field is missing: the secrets \
+         beside this log are not the ones it was written with (copy them, with the secret_key, \
+         along with the log)"
+    )]
+    KeyMissing {
+        /// The subject.
+        subject: Uuid,
+        /// The key.
+        key_id: Uuid,
+    },
+    /// Personal fields with no subject to seal them for.
+    #[error("{event_type} has personal fields but names no data subject")]
+    NoSubject {
+        /// The event type.
+        event_type: String,
     },
 }
 
@@ -103,7 +145,7 @@ pub fn seal(
     }
     let mut value: Value =
         serde_json::from_slice(payload).map_err(|e| SealError::Json(e.to_string()))?;
-    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    let cipher = XChaCha20Poly1305::new((&key.bytes).into());
     for path in classes.personal() {
         let Some(field) = field_mut(&mut value, path) else {
             continue;
@@ -112,8 +154,14 @@ pub fn seal(
             continue;
         }
         let plaintext = field.to_string();
+        let redaction = if proto_events::personal::is_free_map(event_type, path) {
+            Value::Object(serde_json::Map::new())
+        } else {
+            redact(field)
+        }
+        .to_string();
         let nonce: [u8; 24] = rand::random();
-        let aad = associated_data(event_id, path, subject);
+        let aad = associated_data(event_id, path, subject, key.id, redaction.as_bytes());
         let ciphertext = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -126,9 +174,9 @@ pub fn seal(
         let mut sealed = Vec::with_capacity(nonce.len() + ciphertext.len());
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
-        let redaction = redact(field).to_string();
         let marker = format!(
-            "{FORMAT}~{path}~{subject}~{}~{}",
+            "{FORMAT}~{path}~{subject}~{}~{}~{}",
+            key.id,
             URL_SAFE_NO_PAD.encode(&sealed),
             URL_SAFE_NO_PAD.encode(redaction.as_bytes())
         );
@@ -137,19 +185,40 @@ pub fn seal(
     serde_json::to_vec(&value).map_err(|e| SealError::Json(e.to_string()))
 }
 
+/// Whether `payload` (of `event_type`) has a personal field that is not null: one that needs a
+/// subject to be sealed for.
+pub fn has_personal_values(event_type: &str, payload: &Value) -> bool {
+    let Some(classes) = proto_events::personal::classes(event_type) else {
+        return false;
+    };
+    classes.personal().any(|path| {
+        path.split('.')
+            .try_fold(payload, |value, key| value.get(key))
+            .is_some_and(|value| !value.is_null())
+    })
+}
+
 /// The field at `path` (object keys joined by `.`), if the payload has it.
 fn field_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     path.split('.')
         .try_fold(value, |value, key| value.get_mut(key))
 }
 
-fn associated_data(event_id: Uuid, path: &str, subject: Uuid) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(3 + 16 + path.len() + 1 + 16);
+fn associated_data(
+    event_id: Uuid,
+    path: &str,
+    subject: Uuid,
+    key_id: Uuid,
+    redaction: &[u8],
+) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(3 + 16 + path.len() + 1 + 32 + redaction.len());
     aad.extend_from_slice(b"sb1");
     aad.extend_from_slice(event_id.as_bytes());
     aad.extend_from_slice(path.as_bytes());
     aad.push(0);
     aad.extend_from_slice(subject.as_bytes());
+    aad.extend_from_slice(key_id.as_bytes());
+    aad.extend_from_slice(redaction);
     aad
 }
 
@@ -192,6 +261,7 @@ struct Marker<'a> {
     end: usize,
     path: &'a str,
     subject: Uuid,
+    key_id: Uuid,
     sealed: &'a str,
     redaction: &'a str,
 }
@@ -216,59 +286,63 @@ fn markers(payload: &[u8]) -> impl Iterator<Item = Result<Marker<'_>, SealError>
                 "a marker with more than its text".to_owned(),
             )));
         }
-        Some(parse_marker(&payload[text_start..text_end]).map(
-            |(path, subject, sealed, redaction)| Marker {
-                start,
-                end,
-                path,
-                subject,
-                sealed,
-                redaction,
-            },
-        ))
+        Some(
+            parse_marker(&payload[text_start..text_end]).and_then(|mut marker| {
+                marker.start = start;
+                marker.end = end;
+                check_location(payload, &marker)?;
+                Ok(marker)
+            }),
+        )
     })
 }
 
-fn parse_marker(text: &[u8]) -> Result<(&str, Uuid, &str, &str), SealError> {
+fn parse_marker(text: &[u8]) -> Result<Marker<'_>, SealError> {
     let malformed = |what: &str| SealError::Malformed(what.to_owned());
     let text = std::str::from_utf8(text).map_err(|_| malformed("not UTF-8"))?;
-    let mut parts = text.split('~');
-    let (Some(format), Some(path), Some(subject), Some(sealed), Some(redaction), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return Err(malformed("not five parts"));
+    let parts: Vec<&str> = text.split('~').collect();
+    let [format, path, subject, key_id, sealed, redaction] = parts[..] else {
+        return Err(malformed("not six parts"));
     };
     if format != FORMAT {
         return Err(SealError::Malformed(format!("unknown format {format:?}")));
     }
     let subject = Uuid::parse_str(subject).map_err(|_| malformed("a subject that is no id"))?;
-    Ok((path, subject, sealed, redaction))
+    let key_id = Uuid::parse_str(key_id).map_err(|_| malformed("a key id that is no id"))?;
+    Ok(Marker {
+        start: 0,
+        end: 0,
+        path,
+        subject,
+        key_id,
+        sealed,
+        redaction,
+    })
 }
 
-/// The subjects whose keys `payload`'s sealed fields need.
-pub fn subjects(payload: &[u8]) -> Result<Vec<Uuid>, SealError> {
-    let mut subjects = Vec::new();
-    for marker in markers(payload) {
-        let subject = marker?.subject;
-        if !subjects.contains(&subject) {
-            subjects.push(subject);
-        }
+/// Checks that `marker` is the value of the field its path ends with (`"<name>":` right before
+/// it, as serde_json writes objects): a marker moved to another field does not open. Only the
+/// last segment is checked, so a marker moved to a field of the same name at another depth
+/// would pass this check; the event types classed today have no such pair of personal fields.
+fn check_location(payload: &[u8], marker: &Marker<'_>) -> Result<(), SealError> {
+    let name = marker.path.rsplit('.').next().unwrap_or(marker.path);
+    let key = format!("\"{name}\":");
+    if payload[..marker.start].ends_with(key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(SealError::Tampered {
+            path: marker.path.to_owned(),
+        })
     }
-    Ok(subjects)
 }
 
-/// `payload` with its sealed fields opened with the keys `key_of` gives for their subjects, and
-/// redacted where it gives none (the subject was erased). A payload without sealed fields is
+/// `payload` with its sealed fields opened with the keys `key_of` gives for their subjects and
+/// key ids, and redacted where it says the subject was erased. A payload without sealed fields is
 /// returned as it is.
 pub fn open<'a>(
     event_id: Uuid,
     payload: &'a [u8],
-    mut key_of: impl FnMut(Uuid) -> Option<SubjectKey>,
+    mut key_of: impl FnMut(Uuid, Uuid) -> Lookup,
 ) -> Result<Cow<'a, [u8]>, SealError> {
     if !is_sealed(payload) {
         return Ok(Cow::Borrowed(payload));
@@ -279,8 +353,11 @@ pub fn open<'a>(
         let marker = marker?;
         opened.extend_from_slice(&payload[copied..marker.start]);
         copied = marker.end;
-        match key_of(marker.subject) {
-            Some(key) => {
+        let redaction = URL_SAFE_NO_PAD
+            .decode(marker.redaction)
+            .map_err(|_| SealError::Malformed("redaction not base64url".to_owned()))?;
+        match key_of(marker.subject, marker.key_id) {
+            Lookup::Key(key) => {
                 let sealed = URL_SAFE_NO_PAD
                     .decode(marker.sealed)
                     .map_err(|_| SealError::Malformed("sealed bytes not base64url".to_owned()))?;
@@ -288,8 +365,14 @@ pub fn open<'a>(
                     return Err(SealError::Malformed("sealed bytes too short".to_owned()));
                 }
                 let (nonce, ciphertext) = sealed.split_at(24);
-                let aad = associated_data(event_id, marker.path, marker.subject);
-                let plaintext = XChaCha20Poly1305::new((&key.0).into())
+                let aad = associated_data(
+                    event_id,
+                    marker.path,
+                    marker.subject,
+                    marker.key_id,
+                    &redaction,
+                );
+                let plaintext = XChaCha20Poly1305::new((&key.bytes).into())
                     .decrypt(
                         XNonce::from_slice(nonce),
                         Payload {
@@ -302,16 +385,32 @@ pub fn open<'a>(
                     })?;
                 opened.extend_from_slice(&plaintext);
             }
-            None => {
-                let redaction = URL_SAFE_NO_PAD
-                    .decode(marker.redaction)
-                    .map_err(|_| SealError::Malformed("redaction not base64url".to_owned()))?;
+            Lookup::Erased => {
                 serde_json::from_slice::<serde::de::IgnoredAny>(&redaction)
                     .map_err(|_| SealError::Malformed("redaction not JSON".to_owned()))?;
                 opened.extend_from_slice(&redaction);
+            }
+            Lookup::Missing => {
+                return Err(SealError::KeyMissing {
+                    subject: marker.subject,
+                    key_id: marker.key_id,
+                });
             }
         }
     }
     opened.extend_from_slice(&payload[copied..]);
     Ok(Cow::Owned(opened))
+}
+
+/// The (subject, key id) pairs whose keys `payload`'s sealed fields need. Markers that do not
+/// parse are left out: [`open`] reports them.
+pub fn keys_needed(payload: &[u8]) -> Vec<(Uuid, Uuid)> {
+    let mut needed = Vec::new();
+    for marker in markers(payload).flatten() {
+        let pair = (marker.subject, marker.key_id);
+        if !needed.contains(&pair) {
+            needed.push(pair);
+        }
+    }
+    needed
 }

@@ -86,6 +86,27 @@ impl SqliteSecrets {
     }
 }
 
+/// Copies the write-ahead log into the database and empties it: `secure_delete` zeroes a deleted
+/// row in the database file, but the log still holds earlier images of its page until then. A
+/// reader in another process (a maintenance command) can hold the checkpoint back; it is retried
+/// for up to five seconds, then the delete fails rather than report a value gone that is not.
+fn truncate_log(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("the secrets' log could not be emptied: a reader holds it".to_owned()),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[async_trait]
 impl SecretStore for SqliteSecrets {
     async fn put(&self, name: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
@@ -119,12 +140,8 @@ impl SecretStore for SqliteSecrets {
         let name = name.to_owned();
         self.with(true, false, move |conn| {
             let deleted = conn.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0;
-            if deleted {
-                // `secure_delete` zeroes the row in the database file; the write-ahead log still
-                // holds earlier images of its page until a checkpoint copies it back and empties
-                // the log.
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            }
+            // Also when nothing was deleted: a retry after a checkpoint that timed out.
+            truncate_log(conn)?;
             Ok(deleted)
         })
         .await

@@ -207,6 +207,12 @@ impl Vault {
         self.open(name, &stored)
     }
 
+    /// Seals `value` and stores it under `name`, replacing what was there, once it is durable.
+    pub async fn put_named(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let sealed = self.seal(name, value)?;
+        self.store.put(name, sealed).await
+    }
+
     /// The bytes sealed under `name`, if any (see [`Vault::get_or_insert`]).
     pub async fn get_named(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.store.get(name).await? {

@@ -41,7 +41,7 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let store = support::configured_store(&config, StoreUse::Read).await?;
-    let Some((anchors, key)) = anchored else {
+    let Some((file, key)) = anchored else {
         let verification = chain::verify(store.as_ref())
             .await
             .context("reading the event log")?;
@@ -56,7 +56,10 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         });
     };
-    let verification = anchor::verify(store.as_ref(), &anchors, &key)
+    if file.torn_tail.is_some() {
+        eprintln!("warning: the anchors file ends with an unfinished line (an interrupted append)");
+    }
+    let verification = anchor::verify(store.as_ref(), &file, &key)
         .await
         .context("reading the event log")?;
     Ok(match verification {
@@ -67,23 +70,16 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             last,
             other_keys,
         } => {
-            let last = last.map_or(String::new(), |anchor| {
-                format!(
-                    ", the last at position {} signed at {}",
-                    anchor.position, anchor.signed_at
-                )
-            });
             let others = if other_keys > 0 {
                 format!(" ({other_keys} anchor(s) of other keys not checked)")
             } else {
                 String::new()
             };
             println!(
-                "chain intact: {events} events, head hash {head_hash}; {anchors} anchor(s) hold{last}{others}"
+                "chain intact: {events} events, head hash {head_hash}; {anchors} anchor(s) hold, \
+                 the last at position {} signed at {}{others}",
+                last.position, last.signed_at
             );
-            if anchors == 0 {
-                println!("warning: the file has no anchor of this key");
-            }
             ExitCode::SUCCESS
         }
         AnchoredVerification::Failed { reason } => {
@@ -130,10 +126,18 @@ pub async fn anchor(args: &AnchorArgs) -> anyhow::Result<ExitCode> {
         .anchors
         .clone()
         .unwrap_or_else(|| config.anchors_file());
-    let anchors = anchor::read_anchors(&path)?;
-    let last = anchor::last_signed_by(&anchors, &key.verifying_key());
     let store = support::configured_store(&config, StoreUse::Read).await?;
-    let signed = match anchor::sign_head(store.as_ref(), &key, last).await {
+    let signed = if args.print_only {
+        let file = anchor::read_anchors(&path)?;
+        file.refuse_malformed(&path)?;
+        match file.chain_of(&key.verifying_key()) {
+            Ok(last) => anchor::sign_head(store.as_ref(), &key, last).await,
+            Err(reason) => Err(anchor::AnchorError::Anchors(reason)),
+        }
+    } else {
+        anchor::anchor_file(store.as_ref(), &key, &path).await?
+    };
+    let signed = match signed {
         Ok(signed) => signed,
         Err(anchor::AnchorError::Store(e)) => {
             return Err(e).context("reading the event log");
@@ -144,17 +148,10 @@ pub async fn anchor(args: &AnchorArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let Some(signed) = signed else {
-        match last {
-            Some(anchor) => println!(
-                "nothing to sign: the log has not moved since the last anchor (position {})",
-                anchor.position
-            ),
-            None => println!("nothing to sign: the log is empty"),
-        }
+        println!("nothing to sign: the log has not moved since the last anchor, or is empty");
         return Ok(ExitCode::SUCCESS);
     };
     if !args.print_only {
-        anchor::append_anchor(&path, &signed)?;
         eprintln!("appended to {}", path.display());
     }
     println!("{}", signed.to_line());

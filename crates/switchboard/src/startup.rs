@@ -121,12 +121,13 @@ impl Application {
             ),
             Err(e) => return Err(e).context("checking the secret key"),
         }
-        // Everything reads the log through the data subjects' keys (ADR 0007).
+        // Anchoring hashes the log as stored: it needs no key.
+        let anchoring = crate::anchor::Anchoring::open(&config, store.clone())?;
+        // Everything else reads the log through the data subjects' keys (ADR 0007).
         let store: Arc<dyn EventStore> = Arc::new(KeyedStore::new(
             store,
             Arc::new(Keyring::new(vault.clone())),
         ));
-        let anchoring = crate::anchor::Anchoring::open(&config, store.clone())?;
         let listener = match TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => refuse!("cannot listen on {}: {e}", config.listen),

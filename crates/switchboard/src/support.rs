@@ -141,15 +141,16 @@ pub(crate) async fn configured_store(
 }
 
 /// `store`, read through the data subjects' keys (personal fields opened, or redacted where
-/// erased) when the master key is known; without one, nothing can have been sealed.
+/// erased) with the master key when there is one.
 pub(crate) fn keyed(
     config: &Config,
     store: Arc<dyn EventStore>,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
-    let Some(key) = crate::config::existing_secret_key(config)? else {
-        return Ok(store);
+    let keyring = match crate::config::existing_secret_key(config)? {
+        Some(key) => Keyring::new(Vault::new(store.secrets(), &key)),
+        // Sealed fields then fail to read, saying so, rather than reach read models sealed.
+        None => Keyring::without_keys(),
     };
-    let keyring = Keyring::new(Vault::new(store.secrets(), &key));
     Ok(Arc::new(KeyedStore::new(store, Arc::new(keyring))))
 }
 

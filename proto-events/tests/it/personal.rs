@@ -148,3 +148,21 @@ fn a_nested_class_wins_over_its_parents() {
         Some(Class::Staff)
     );
 }
+
+#[test]
+fn free_maps_are_personal_maps() {
+    for (event_type, path) in personal::FREE_MAPS {
+        let classes = personal::classes(event_type).unwrap();
+        assert_eq!(
+            classes.class_of(path),
+            Some(Class::Personal),
+            "{event_type}.{path}"
+        );
+        let sample = samples()
+            .into_iter()
+            .find(|e| e.event_type() == *event_type)
+            .unwrap();
+        let json = serde_json::to_value(&sample).unwrap();
+        assert!(json[*path].is_object(), "{event_type}.{path} is not a map");
+    }
+}

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use proto_events::event::{InboxCreated, MessageReceived};
-use proto_events::{Actor, DomainEvent, Metadata};
+use proto_events::DomainEvent;
+use proto_events::event::InboxCreated;
 use switchboard_codec::keyring::{KeyedStore, Keyring};
 use switchboard_store::chain::{self, Verification};
 use switchboard_store::secret::{MasterKey, Vault};
@@ -13,6 +13,8 @@ use switchboard_store::{Direction, EventStore, ExpectedVersion, Position, Stream
 use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 use uuid::Uuid;
+
+use crate::support::{message, metadata};
 
 fn keyed(dir: &std::path::Path, master: &MasterKey) -> KeyedStore {
     let options = SqliteOptions {
@@ -31,28 +33,6 @@ async fn open() -> Option<(KeyedStore, TempDir)> {
 }
 
 switchboard_store::conformance_suite!(open);
-
-fn message() -> MessageReceived {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../proto-events/tests/golden/MessageReceived.v3.json");
-    match DomainEvent::decode("MessageReceived", 3, &std::fs::read(path).unwrap()).unwrap() {
-        DomainEvent::MessageReceived(message) => message,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn metadata() -> Metadata {
-    Metadata {
-        actor: Actor::System {
-            component: "test".into(),
-        },
-        correlation_id: Uuid::now_v7(),
-        causation_id: Uuid::now_v7(),
-        occurred_at: chrono::Utc::now(),
-        idempotency_key: None,
-        command_fingerprint: None,
-    }
-}
 
 fn payload_of(event: &switchboard_store::RecordedEvent) -> DomainEvent {
     switchboard_codec::decode(event).unwrap().payload

@@ -6,3 +6,4 @@
 mod keyed_store;
 mod keyring;
 mod seal;
+mod support;

@@ -7,7 +7,7 @@ use std::path::Path;
 use proto_events::DomainEvent;
 use proto_events::personal::{self, Class};
 use serde_json::Value;
-use switchboard_codec::seal::{self, SealError, SubjectKey};
+use switchboard_codec::seal::{self, Lookup, SealError, SubjectKey};
 use uuid::Uuid;
 
 /// The current-version golden payload of every event type, parsed.
@@ -93,14 +93,20 @@ fn sealed_payloads_hide_every_personal_string_and_open_to_the_same_event() {
             assert!(seal::is_sealed(&sealed), "{event_type}");
         }
         let expected = if seal::is_sealed(&sealed) {
-            vec![subject]
+            vec![(subject, key.id)]
         } else {
             Vec::new()
         };
-        assert_eq!(seal::subjects(&sealed).unwrap(), expected, "{event_type}");
+        assert_eq!(seal::keys_needed(&sealed), expected, "{event_type}");
 
-        let opened =
-            seal::open(event_id, &sealed, |s| (s == subject).then(|| key.clone())).unwrap();
+        let opened = seal::open(event_id, &sealed, |s, id| {
+            if s == subject && id == key.id {
+                Lookup::Key(key.clone())
+            } else {
+                Lookup::Missing
+            }
+        })
+        .unwrap();
         assert_eq!(
             serde_json::from_slice::<Value>(&opened).unwrap(),
             golden,
@@ -124,7 +130,7 @@ fn without_the_key_every_payload_decodes_redacted() {
         let event_id = Uuid::now_v7();
         let plain = serde_json::to_vec(&golden).unwrap();
         let sealed = seal::seal(event_type, event_id, &plain, subject, &key).unwrap();
-        let erased = seal::open(event_id, &sealed, |_| None).unwrap();
+        let erased = seal::open(event_id, &sealed, |_, _| Lookup::Erased).unwrap();
         let text = String::from_utf8_lossy(&erased);
         for secret in personal_strings(event_type, &golden) {
             assert!(
@@ -162,11 +168,11 @@ fn a_sealed_field_opens_only_with_its_key_in_its_event() {
 
     let other = SubjectKey::generate();
     assert!(matches!(
-        seal::open(event_id, &sealed, |_| Some(other.clone())),
+        seal::open(event_id, &sealed, |_, _| Lookup::Key(other.clone())),
         Err(SealError::Tampered { .. })
     ));
     assert!(matches!(
-        seal::open(Uuid::now_v7(), &sealed, |_| Some(key.clone())),
+        seal::open(Uuid::now_v7(), &sealed, |_, _| Lookup::Key(key.clone())),
         Err(SealError::Tampered { .. })
     ));
     // A field's ciphertext swapped into another field does not open either.
@@ -178,7 +184,27 @@ fn a_sealed_field_opens_only_with_its_key_in_its_event() {
     value["subject"]["$sb"] = Value::String(swapped);
     let moved = serde_json::to_vec(&value).unwrap();
     assert!(matches!(
-        seal::open(event_id, &moved, |_| Some(key.clone())),
+        seal::open(event_id, &moved, |_, _| Lookup::Key(key.clone())),
+        Err(SealError::Tampered { .. })
+    ));
+
+    // The whole marker of one field moved under another: its place gives it away.
+    let mut value: Value = serde_json::from_slice(&sealed).unwrap();
+    value["subject"] = value["body_text"].clone();
+    let moved = serde_json::to_vec(&value).unwrap();
+    assert!(matches!(
+        seal::open(event_id, &moved, |_, _| Lookup::Key(key.clone())),
+        Err(SealError::Tampered { path }) if path == "body_text"
+    ));
+    // A redaction changed in the stored bytes does not open either.
+    let mut value: Value = serde_json::from_slice(&sealed).unwrap();
+    let marker = value["body_text"]["$sb"].as_str().unwrap().to_owned();
+    let (rest, _) = marker.rsplit_once('~').unwrap();
+    let forged = base64_url(br#""an injected body""#);
+    value["body_text"]["$sb"] = Value::String(format!("{rest}~{forged}"));
+    let forged = serde_json::to_vec(&value).unwrap();
+    assert!(matches!(
+        seal::open(event_id, &forged, |_, _| Lookup::Key(key.clone())),
         Err(SealError::Tampered { .. })
     ));
 
@@ -201,17 +227,20 @@ fn unsealed_payloads_are_borrowed_and_broken_markers_are_errors() {
         "an escaped marker inside a string is text"
     );
     assert!(matches!(
-        seal::open(Uuid::now_v7(), plain, |_| None).unwrap(),
+        seal::open(Uuid::now_v7(), plain, |_, _| Lookup::Erased).unwrap(),
         std::borrow::Cow::Borrowed(_)
     ));
+    const ID: &str = "00000000-0000-0000-0000-000000000001";
     for broken in [
-        &br#"{"a":{"$sb":"1~a~b"}}"#[..],
-        br#"{"a":{"$sb":"9~a~00000000-0000-0000-0000-000000000001~AA~AA"}}"#,
-        br#"{"a":{"$sb":"1~a~00000000-0000-0000-0000-000000000001~AA~AA","x":1}}"#,
-        br#"{"a":{"$sb":"1~a~00000000-0000-0000-0000-000000000001~AA~%%"}}"#,
-        br#"{"a":{"$sb":"1~a~"#,
+        r#"{"a":{"$sb":"1~a~b"}}"#.to_owned(),
+        format!(r#"{{"a":{{"$sb":"9~a~{ID}~{ID}~AA~AA"}}}}"#),
+        format!(r#"{{"a":{{"$sb":"1~a~{ID}~{ID}~AA~AA","x":1}}}}"#),
+        format!(r#"{{"a":{{"$sb":"1~a~{ID}~{ID}~AA~%%"}}}}"#),
+        format!(r#"{{"a":{{"$sb":"1~a~{ID}~nope~AA~AA"}}}}"#),
+        r#"{"a":{"$sb":"1~a~"#.to_owned(),
     ] {
-        let opened = seal::open(Uuid::now_v7(), broken, |_| None);
+        let broken = broken.as_bytes();
+        let opened = seal::open(Uuid::now_v7(), broken, |_, _| Lookup::Erased);
         assert!(
             matches!(opened, Err(SealError::Malformed(_))),
             "{}: {opened:?}",
@@ -235,9 +264,71 @@ proptest::proptest! {
         let sealed = seal::seal("MessageReceived", event_id, &plain, subject, &key).unwrap();
         let escaped = serde_json::to_string(&body).unwrap();
         proptest::prop_assert!(!String::from_utf8_lossy(&sealed).contains(escaped.trim_matches('"')));
-        let opened = seal::open(event_id, &sealed, |_| Some(key.clone())).unwrap();
+        let opened = seal::open(event_id, &sealed, |_, _| Lookup::Key(key.clone())).unwrap();
         proptest::prop_assert_eq!(decode("MessageReceived", &opened), decode("MessageReceived", &plain));
-        let erased = seal::open(event_id, &sealed, |_| None).unwrap();
+        let erased = seal::open(event_id, &sealed, |_, _| Lookup::Erased).unwrap();
         decode("MessageReceived", &erased);
     }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[test]
+fn an_erased_contact_keeps_none_of_their_property_names() {
+    let goldens = goldens();
+    let mut golden = goldens["ContactRecordCreated"].clone();
+    golden["properties"]["kind"] = Value::String("allergic to peanuts".into());
+    golden["properties"]["favourite_colour"] = Value::String("teal".into());
+    let plain = serde_json::to_vec(&golden).unwrap();
+    let subject = seal::subject_of("ContactRecordCreated", &golden).unwrap();
+    let key = SubjectKey::generate();
+    let event_id = Uuid::now_v7();
+    let sealed = seal::seal("ContactRecordCreated", event_id, &plain, subject, &key).unwrap();
+    let erased = seal::open(event_id, &sealed, |_, _| Lookup::Erased).unwrap();
+    for text in [&sealed[..], &erased[..]] {
+        let text = String::from_utf8_lossy(text);
+        for secret in ["peanuts", "favourite_colour", "teal"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    let erased: Value = serde_json::from_slice(&erased).unwrap();
+    assert_eq!(erased["properties"], serde_json::json!({}));
+    decode(
+        "ContactRecordCreated",
+        &serde_json::to_vec(&erased).unwrap(),
+    );
+}
+
+#[test]
+fn personal_values_without_a_subject_are_detected() {
+    let goldens = goldens();
+    let mut ticket = goldens["TicketCreated"].clone();
+    ticket["from_conversation_id"] = Value::Null;
+    assert_eq!(
+        seal::subject_of("TicketCreated", &ticket).map(|s| s.to_string()),
+        ticket["ticket_id"].as_str().map(str::to_owned),
+        "a ticket from no conversation is its own subject"
+    );
+    let mut message = goldens["MessageReceived"].clone();
+    message["contact_id"] = Value::Null;
+    message["conversation_id"] = Value::Null;
+    assert_eq!(seal::subject_of("MessageReceived", &message), None);
+    assert!(seal::has_personal_values("MessageReceived", &message));
+    assert!(!seal::has_personal_values(
+        "InboxCreated",
+        &goldens["InboxCreated"]
+    ));
 }

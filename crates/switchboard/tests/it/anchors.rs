@@ -158,7 +158,7 @@ async fn a_recomputed_chain_passes_plain_verify_and_fails_at_the_first_anchor_af
     let key = anchors.parent().unwrap().join("anchor-key.pem");
     let (code, out) = anchor(&data, &key, &anchors);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("no longer continues the last anchor"), "{out}");
+    assert!(out.contains("no longer the one it signed"), "{out}");
     assert_eq!(std::fs::read_to_string(&anchors).unwrap(), before);
 }
 
@@ -208,17 +208,90 @@ async fn removed_events_and_altered_anchors_are_named() {
     assert!(out.contains("line 3"), "{out}");
     assert!(out.contains("signature does not verify"), "{out}");
 
-    // Another key's public key checks none of them.
+    // Another key has no anchor there: nothing vouches for the log.
     let other = TempDir::new().unwrap();
     let (_, other_public) = keygen(other.path());
-    std::fs::write(&anchors, text).unwrap();
+    std::fs::write(&anchors, &text).unwrap();
     let (code, out) = verify(&data, Some((&anchors, &other_public)));
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("0 anchor(s) hold"), "{out}");
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("3 anchor(s) of other keys not checked"),
+        out.contains("no anchor signed by this key (3 of other keys)"),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn anchors_removed_from_the_file_or_junk_in_it_fail_verification() {
+    let (_dir, data, anchors, public) = anchored().await;
+    let text = std::fs::read_to_string(&anchors).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for kept in [
+        vec![lines[0], lines[2]],
+        vec![lines[1], lines[2]],
+        vec![lines[1], lines[0], lines[2]],
+    ] {
+        std::fs::write(&anchors, format!("{}\n", kept.join("\n"))).unwrap();
+        let (code, out) = verify(&data, Some((&anchors, &public)));
+        assert_eq!(code, Some(1), "{kept:?}: {out}");
+        assert!(
+            out.contains("does not follow the anchor before it"),
+            "{out}"
+        );
+    }
+    // Removing the last ones cannot be seen from the file: that is what copies elsewhere are for.
+    std::fs::write(&anchors, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let (code, out) = verify(&data, Some((&anchors, &public)));
+    assert_eq!(code, Some(0), "{out}");
+
+    std::fs::write(
+        &anchors,
+        format!("{}\nnot an anchor\n{}\n", lines[0], lines[1]),
+    )
+    .unwrap();
+    let (code, out) = verify(&data, Some((&anchors, &public)));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("line 2 of the anchors file is not an anchor"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_unfinished_last_line_is_cut_off_by_the_next_anchor() {
+    let (dir, data, anchors, public) = anchored().await;
+    let key = dir.path().join("anchor-key.pem");
+    let mut text = std::fs::read_to_string(&anchors).unwrap();
+    text.push_str("{\"position\":4");
+    std::fs::write(&anchors, &text).unwrap();
+    let (code, out) = verify(&data, Some((&anchors, &public)));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("unfinished line"), "{out}");
+    append_inbox(&data, 5).await;
+    let (code, out) = anchor(&data, &key, &anchors);
+    assert_eq!(code, Some(0), "{out}");
+    let text = std::fs::read_to_string(&anchors).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.ends_with("}\n"), "{text}");
+    assert!(!text.contains("{\"position\":4{"), "{text}");
+    let (code, out) = verify(&data, Some((&anchors, &public)));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("4 anchor(s) hold"), "{out}");
+}
+
+#[tokio::test]
+async fn anchoring_refuses_a_log_changed_at_the_last_anchor() {
+    let (dir, data, anchors, _) = anchored().await;
+    let key = dir.path().join("anchor-key.pem");
+    // The last anchored event itself, rewritten with its hash recomputed.
+    rewrite_and_recompute(&data, EVENTS + 100).await;
+    let before = std::fs::read_to_string(&anchors).unwrap();
+    let (code, out) = anchor(&data, &key, &anchors);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no longer the one it signed"), "{out}");
+    append_inbox(&data, 5).await;
+    let (code, out) = anchor(&data, &key, &anchors);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(std::fs::read_to_string(&anchors).unwrap(), before);
 }
 
 #[tokio::test]
@@ -352,7 +425,8 @@ async fn openssl_keys_sign_anchors_that_openssl_verifies() {
     assert!(out.contains("1 anchor(s) hold"), "{out}");
 }
 
-/// `serve` with a signing key configured signs the head as it starts, and again as it stops.
+/// `serve` with a signing key configured signs the head as it starts (and, had it moved, again at
+/// every interval and as it stops).
 #[tokio::test]
 async fn the_server_anchors_the_chain_it_serves() {
     let dir = TempDir::new().unwrap();
@@ -386,4 +460,61 @@ async fn the_server_anchors_the_chain_it_serves() {
     let (code, out) = verify(&data, Some((&anchors, &public)));
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains(" 0 anchor"), "{out}");
+}
+
+#[tokio::test]
+async fn signers_sharing_one_file_keep_its_anchors_in_one_chain() {
+    let (dir, data, anchors, public) = anchored().await;
+    let key = dir.path().join("anchor-key.pem");
+    for _ in 0..3 {
+        append_inbox(&data, 3).await;
+        let signers: Vec<_> = (0..4)
+            .map(|_| {
+                let (data, key, anchors) = (data.clone(), key.clone(), anchors.clone());
+                std::thread::spawn(move || anchor(&data, &key, &anchors))
+            })
+            .collect();
+        for signer in signers {
+            let (code, out) = signer.join().unwrap();
+            assert_eq!(code, Some(0), "{out}");
+        }
+    }
+    let (code, out) = verify(&data, Some((&anchors, &public)));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("6 anchor(s) hold"), "{out}");
+}
+
+#[tokio::test]
+async fn anchoring_refuses_to_follow_an_altered_or_unreadable_last_anchor() {
+    let (dir, data, anchors, _) = anchored().await;
+    let key = dir.path().join("anchor-key.pem");
+    append_inbox(&data, 5).await;
+    let text = std::fs::read_to_string(&anchors).unwrap();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let signature = lines[2]["signature"].as_str().unwrap().to_owned();
+    let flipped = format!(
+        "{}{}",
+        if signature.starts_with('0') { "1" } else { "0" },
+        &signature[1..]
+    );
+    lines[2]["signature"] = serde_json::json!(flipped);
+    let altered: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&anchors, &altered).unwrap();
+    let (code, out) = anchor(&data, &key, &anchors);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("anchors file was changed"), "{out}");
+    assert!(out.contains("line 3"), "{out}");
+    assert_eq!(std::fs::read_to_string(&anchors).unwrap(), altered);
+
+    // A whole last line of another shape, without its newline, is not an interrupted append:
+    // it is kept, and refused.
+    let other = format!("{}{{\"position\":1,\"from_the_future\":true}}", text);
+    std::fs::write(&anchors, &other).unwrap();
+    let (code, out) = anchor(&data, &key, &anchors);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("line 4"), "{out}");
+    assert_eq!(std::fs::read_to_string(&anchors).unwrap(), other);
 }
