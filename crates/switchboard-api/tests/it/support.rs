@@ -116,6 +116,11 @@ impl TestApi {
         wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
     ) -> TestApi {
+        // Errors the server only logs (an internal error's cause) show with a failed test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn EventStore> = Arc::new(
             SqliteStore::open(dir.path().join("events"), SqliteOptions::default())
