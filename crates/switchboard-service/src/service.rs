@@ -213,6 +213,8 @@ pub struct CommandService {
     fallback_domain: String,
     /// How long an idempotency key binds (see [`CommandService::with_key_lifetime`]).
     key_lifetime: chrono::Duration,
+    /// Seals personal fields at append (see [`CommandService::with_keyring`]).
+    keyring: Option<Arc<switchboard_codec::keyring::Keyring>>,
 }
 
 /// How long an idempotency key binds unless configured: a day, as payment APIs keep theirs.
@@ -251,6 +253,7 @@ impl CommandService {
             view,
             fallback_domain: DEFAULT_FALLBACK_DOMAIN.to_owned(),
             key_lifetime: DEFAULT_KEY_LIFETIME,
+            keyring: None,
         })
     }
 
@@ -290,6 +293,17 @@ impl CommandService {
     /// the key may be used again.
     pub fn with_key_lifetime(mut self, lifetime: chrono::Duration) -> CommandService {
         self.key_lifetime = lifetime;
+        self
+    }
+
+    /// Seals every event's personal fields with its data subject's key before appending it (ADR
+    /// 0007). The store must be read through the same keys
+    /// ([`switchboard_codec::keyring::KeyedStore`]), or the service cannot read what it wrote.
+    pub fn with_keyring(
+        mut self,
+        keyring: Arc<switchboard_codec::keyring::Keyring>,
+    ) -> CommandService {
+        self.keyring = Some(keyring);
         self
     }
 
@@ -962,18 +976,19 @@ impl Run<'_> {
             });
         }
         let written = events.len() as u64;
+        let mut encoded = Vec::with_capacity(events.len());
+        for (index, e) in events.iter().enumerate() {
+            let mut event = codec::encode(e, metadata);
+            if let Some(key) = &metadata.idempotency_key {
+                event.event_id = keyed_event_id(&metadata.actor, key, self.salt, stream, index);
+            }
+            // Sealed once its id is final: the id is bound into the seal.
+            if let Some(keyring) = &self.service.keyring {
+                event = keyring.seal(event).await?;
+            }
+            encoded.push(event);
+        }
         let blobs = std::mem::take(&mut *self.blobs.lock().unwrap_or_else(|e| e.into_inner()));
-        let encoded = events
-            .iter()
-            .enumerate()
-            .map(|(index, e)| {
-                let mut event = codec::encode(e, metadata);
-                if let Some(key) = &metadata.idempotency_key {
-                    event.event_id = keyed_event_id(&metadata.actor, key, self.salt, stream, index);
-                }
-                event
-            })
-            .collect();
         let appended = self
             .service
             .store

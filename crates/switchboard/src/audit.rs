@@ -40,7 +40,7 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let store = support::configured_store(&config, StoreUse::Read).await?;
+    let store = support::configured_store(&config, StoreUse::ReadAsStored).await?;
     let Some((file, key)) = anchored else {
         let verification = chain::verify(store.as_ref())
             .await
@@ -126,7 +126,7 @@ pub async fn anchor(args: &AnchorArgs) -> anyhow::Result<ExitCode> {
         .anchors
         .clone()
         .unwrap_or_else(|| config.anchors_file());
-    let store = support::configured_store(&config, StoreUse::Read).await?;
+    let store = support::configured_store(&config, StoreUse::ReadAsStored).await?;
     let signed = if args.print_only {
         let file = anchor::read_anchors(&path)?;
         file.refuse_malformed(&path)?;

@@ -170,6 +170,9 @@ pub struct Config {
     pub messenger: MessengerConfig,
     /// Signed anchors of the hash chain (`[audit]`).
     pub audit: AuditConfig,
+    /// Seal customers' personal fields with their data subject's key as events are appended
+    /// (`[privacy] seal_personal_data`; ADR 0007). Off by default until erasure is complete.
+    pub seal_personal_data: bool,
 }
 
 /// Signed anchors of the hash chain (`[audit]`; see [`crate::anchor`]).
@@ -410,6 +413,7 @@ impl Default for Config {
             imap: Vec::new(),
             delivery: DeliveryConfig::default(),
             audit: AuditConfig::default(),
+            seal_personal_data: false,
         }
     }
 }
@@ -504,6 +508,14 @@ struct FileConfig {
     imap: Vec<FileImap>,
     #[serde(default)]
     audit: FileAudit,
+    #[serde(default)]
+    privacy: FilePrivacy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePrivacy {
+    seal_personal_data: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -936,6 +948,9 @@ impl Config {
         if let Some(v) = file.audit.anchor_interval {
             self.audit.anchor_interval = parse(at, "audit.anchor_interval", &v, parse_duration)?;
         }
+        if let Some(v) = file.privacy.seal_personal_data {
+            self.seal_personal_data = v;
+        }
         Ok(())
     }
 
@@ -1180,6 +1195,10 @@ impl Config {
         }
         if let Some(v) = var("SWITCHBOARD_AUDIT_ANCHORS_FILE") {
             self.audit.anchors_file = Some(PathBuf::from(v)).filter(|_| !v.is_empty());
+        }
+        if let Some(v) = var("SWITCHBOARD_PRIVACY_SEAL_PERSONAL_DATA") {
+            self.seal_personal_data =
+                parse(at, "SWITCHBOARD_PRIVACY_SEAL_PERSONAL_DATA", v, parse_bool)?;
         }
         if let Some(v) = var("SWITCHBOARD_AUDIT_ANCHOR_INTERVAL") {
             self.audit.anchor_interval =

@@ -39,7 +39,7 @@ pub struct ExportArgs {
 /// (RFC 3339), `metadata` and `payload` (as stored), `hash` (hex).
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let config = support::load_config(&args.config)?;
-    let store = support::configured_store(&config, StoreUse::Read).await?;
+    let store = support::configured_store(&config, StoreUse::ReadAsStored).await?;
     let head = store.head().await.context("reading the store's head")?;
     let to = args.to.unwrap_or(head.0);
     if args.from > to {

@@ -124,10 +124,8 @@ impl Application {
         // Anchoring hashes the log as stored: it needs no key.
         let anchoring = crate::anchor::Anchoring::open(&config, store.clone())?;
         // Everything else reads the log through the data subjects' keys (ADR 0007).
-        let store: Arc<dyn EventStore> = Arc::new(KeyedStore::new(
-            store,
-            Arc::new(Keyring::new(vault.clone())),
-        ));
+        let keyring = Arc::new(Keyring::new(vault.clone()));
+        let store: Arc<dyn EventStore> = Arc::new(KeyedStore::new(store, keyring.clone()));
         let listener = match TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(e) => refuse!("cannot listen on {}: {e}", config.listen),
@@ -159,16 +157,18 @@ impl Application {
             None
         };
 
-        let service = Arc::new(
-            CommandService::open(store.clone(), Arc::new(SystemClock))
-                .await
-                .context("opening the command service")?
-                .with_fallback_domain(config.fallback_email_domain.clone())
-                .with_key_lifetime(
-                    chrono::Duration::from_std(config.idempotency_key_lifetime)
-                        .unwrap_or(switchboard_service::service::DEFAULT_KEY_LIFETIME),
-                ),
-        );
+        let mut service = CommandService::open(store.clone(), Arc::new(SystemClock))
+            .await
+            .context("opening the command service")?
+            .with_fallback_domain(config.fallback_email_domain.clone())
+            .with_key_lifetime(
+                chrono::Duration::from_std(config.idempotency_key_lifetime)
+                    .unwrap_or(switchboard_service::service::DEFAULT_KEY_LIFETIME),
+            );
+        if config.seal_personal_data {
+            service = service.with_keyring(keyring);
+        }
+        let service = Arc::new(service);
         let reactor = RoutingReactor::spawn(service.clone());
         let bots = BotReactor::spawn(service.clone());
         let mut imap = Vec::new();

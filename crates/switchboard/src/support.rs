@@ -108,8 +108,11 @@ pub(crate) fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
 /// What a command needs of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StoreUse {
-    /// Reading what is there, beside a running server (`token`, `export`, `audit verify`).
+    /// Reading what is there, beside a running server, personal fields opened (`token`).
     Read,
+    /// Reading what is there, beside a running server, as stored: what the hash chain covers
+    /// (`export`, `audit verify`, `audit anchor`).
+    ReadAsStored,
     /// Writing, beside nothing else (`import`).
     Write,
     /// Reading a store that must already exist, and writing read models next to it
@@ -127,16 +130,18 @@ pub(crate) async fn configured_store(
         Arc::new(connect_postgres(config).await?)
     } else {
         match usage {
-            StoreUse::Read => Arc::new(open_for_reading(&config.data_dir)?),
+            StoreUse::Read | StoreUse::ReadAsStored => {
+                Arc::new(open_for_reading(&config.data_dir)?)
+            }
             StoreUse::Write => Arc::new(open(&config.data_dir)?),
             StoreUse::Existing => Arc::new(open_existing(&config.data_dir)?),
         }
     };
-    // Rebuilt read models hold personal fields opened; the other commands read or copy the log
+    // Commands that decode events read personal fields opened; the others read or copy the log
     // as stored.
     match usage {
-        StoreUse::Existing => keyed(config, store),
-        StoreUse::Read | StoreUse::Write => Ok(store),
+        StoreUse::Read | StoreUse::Existing => keyed(config, store),
+        StoreUse::ReadAsStored | StoreUse::Write => Ok(store),
     }
 }
 

@@ -392,6 +392,7 @@ fn the_example_configuration_is_valid_and_documents_every_key() {
         "default_page_size",
         "consistency_wait",
         "anchor_interval",
+        "seal_personal_data",
     ] {
         assert!(
             uncommented

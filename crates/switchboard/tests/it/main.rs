@@ -11,5 +11,6 @@ mod commands;
 mod config;
 #[path = "../../../switchboard-email/tests/it/dovecot.rs"]
 mod dovecot;
+mod privacy;
 mod server;
 mod support;

@@ -143,7 +143,7 @@ pub(crate) async fn wait_for_200(client: &reqwest::Client, url: &str, within: Du
 }
 
 /// `POST /graphql` with `query` and an optional bearer token; the JSON answer.
-async fn graphql(
+pub(crate) async fn graphql(
     client: &reqwest::Client,
     server: &Server,
     token: Option<&str>,
@@ -159,6 +159,48 @@ async fn graphql(
     let status = response.status();
     let body = response.text().await.unwrap();
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status}: {body}: {e}"))
+}
+
+/// The `data` of a GraphQL answer as `token`'s user, after asserting it has no errors.
+pub(crate) async fn data_of(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    query: String,
+) -> serde_json::Value {
+    let answer = graphql(client, server, Some(token), &query).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    answer["data"].clone()
+}
+
+/// Creates the inbox Support with the e-mail channel support@acme.test; the channel's id.
+pub(crate) async fn support_channel(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+) -> String {
+    let inbox = data_of(
+        client,
+        server,
+        token,
+        r#"mutation { createInbox(input: {name: "Support"}) { inbox { id } } }"#.into(),
+    )
+    .await["createInbox"]["inbox"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    data_of(
+        client,
+        server,
+        token,
+        format!(
+            r#"mutation {{ connectEmailChannel(input: {{inboxId: "{inbox}", address: "support@acme.test"}}) {{ channel {{ id }} }} }}"#
+        ),
+    )
+    .await["connectEmailChannel"]["channel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// How many conversations the store holds, counted in an export (the server must be stopped).
@@ -405,7 +447,7 @@ fn a_bad_configuration_file_is_refused_naming_the_key() {
 
 /// `switchboard init` of the Acme organisation with the super admin `root@acme.test` in
 /// `data_dir`; its output (the admin's token on stdout).
-fn init_acme(data_dir: &Path) -> std::process::Output {
+pub(crate) fn init_acme(data_dir: &Path) -> std::process::Output {
     crate::support::run(
         &[
             "init",
@@ -785,27 +827,8 @@ async fn serve_sends_an_agents_email_reply_through_the_configured_relay() {
     let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
     let client = reqwest::Client::new();
     wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
-    let run = |query: String| {
-        let (client, server, token) = (&client, &server, &token);
-        async move {
-            let answer = graphql(client, server, Some(token), &query).await;
-            assert!(answer.get("errors").is_none(), "{answer}");
-            answer["data"].clone()
-        }
-    };
-    let inbox =
-        run(r#"mutation { createInbox(input: {name: "Support"}) { inbox { id } } }"#.into()).await
-            ["createInbox"]["inbox"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let channel = run(format!(
-        r#"mutation {{ connectEmailChannel(input: {{inboxId: "{inbox}", address: "support@acme.test"}}) {{ channel {{ id }} }} }}"#
-    ))
-    .await["connectEmailChannel"]["channel"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = |query: String| data_of(&client, &server, &token, query);
+    let channel = support_channel(&client, &server, &token).await;
     let conversation = run(format!(
         r#"mutation {{ receiveMessage(input: {{channelId: "{channel}", from: {{kind: EMAIL, value: "grace@customer.test"}}, subject: "Pricing", bodyText: "How much?", email: {{messageId: "c1@customer.test"}}}}) {{ conversation {{ id }} }} }}"#
     ))
