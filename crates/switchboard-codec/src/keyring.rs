@@ -4,8 +4,8 @@
 //!
 //! A subject's key is stored as `subject-<id>` (its key id and key), through
 //! [`Vault::get_or_insert`]: it is durable before the event sealed with it is appended, and two
-//! writers creating the same subject's key at once agree on one. Erasing a subject first adds
-//! its key's id to `erased-<id>` (the ids of its destroyed keys), then deletes the key: a field
+//! writers creating the same subject's key at once agree on one. Erasing a subject first records
+//! its key's id as destroyed (`erased-<subject>-<key id>`), then deletes the key: a field
 //! sealed with a destroyed key reads redacted, and one whose key is neither here nor destroyed
 //! fails to read (the secrets are not this log's), rather than pass lost data off as erased. A
 //! subject written to again after its erasure gets a new key, with a new id; fields sealed with
@@ -109,8 +109,8 @@ fn key_name(subject: Uuid) -> String {
     format!("subject-{subject}")
 }
 
-fn erased_name(subject: Uuid) -> String {
-    format!("erased-{subject}")
+fn erased_name(subject: Uuid, key_id: Uuid) -> String {
+    format!("erased-{subject}-{key_id}")
 }
 
 impl Keyring {
@@ -195,19 +195,33 @@ impl Keyring {
         ))))
     }
 
-    async fn fetch(&self, subject: Uuid) -> Result<SubjectKeys, StoreError> {
+    /// What the store says of `subject`'s current key and of `key_id`, added to `known`.
+    async fn fetch(
+        &self,
+        subject: Uuid,
+        key_id: Uuid,
+        known: Option<SubjectKeys>,
+    ) -> Result<SubjectKeys, StoreError> {
         let vault = self.vault()?;
-        let current = match vault.get_named(&key_name(subject)).await? {
+        let mut keys = known.unwrap_or_default();
+        keys.current = match vault.get_named(&key_name(subject)).await? {
             Some(bytes) => Some(to_key(subject, &bytes)?),
             None => None,
         };
-        let destroyed = destroyed_ids(vault.get_named(&erased_name(subject)).await?);
-        Ok(SubjectKeys { current, destroyed })
+        if !keys.has(key_id)
+            && vault
+                .get_named(&erased_name(subject, key_id))
+                .await?
+                .is_some()
+        {
+            keys.destroyed.push(key_id);
+        }
+        Ok(keys)
     }
 
     /// The keys the sealed fields of `events` need: remembered ones, and the others fetched
-    /// (once per call and subject: a key id not remembered may be another node's, or one created
-    /// after an erasure).
+    /// (once per call and key: a key id not remembered may be another node's, one created after
+    /// an erasure, or a destroyed one).
     pub async fn load(&self, events: &[RecordedEvent]) -> Result<Keys, StoreError> {
         let mut keys = Keys::default();
         let mut fetched = Vec::new();
@@ -216,17 +230,18 @@ impl Keyring {
                 continue;
             }
             for (subject, key_id) in seal::keys_needed(&event.payload) {
-                if fetched.contains(&subject)
+                if fetched.contains(&(subject, key_id))
                     || keys.0.get(&subject).is_some_and(|known| known.has(key_id))
                 {
                     continue;
                 }
-                let found = match self.remembered(subject) {
+                let known = keys.0.remove(&subject).or_else(|| self.remembered(subject));
+                let found = match known {
                     Some(known) if known.has(key_id) => known,
-                    _ => {
-                        let fresh = self.fetch(subject).await?;
+                    known => {
+                        let fresh = self.fetch(subject, key_id, known).await?;
                         self.remember(subject, fresh.clone());
-                        fetched.push(subject);
+                        fetched.push((subject, key_id));
                         fresh
                     }
                 };
@@ -290,47 +305,37 @@ impl Keyring {
         Ok(new)
     }
 
-    /// Erases `subject`: records its key's id as destroyed, then destroys the key, so that every
-    /// field sealed for it reads redacted from now on, here at once and in other processes within
-    /// [`KEY_TTL`]. Repeating it is harmless. True when it had a key.
+    /// Erases `subject`: records its key's id as destroyed (`erased-<subject>-<key id>`, one
+    /// record per key, so concurrent erasures cannot undo each other), then destroys the key, so
+    /// that every field sealed for it reads redacted from now on, here at once and in other
+    /// processes within [`KEY_TTL`]. Repeating it is harmless. True when it had a key.
     pub async fn destroy(&self, subject: Uuid) -> Result<bool, StoreError> {
         let vault = self.vault()?;
         let current = match vault.get_named(&key_name(subject)).await? {
             Some(bytes) => Some(to_key(subject, &bytes)?),
             None => None,
         };
-        let mut destroyed = destroyed_ids(vault.get_named(&erased_name(subject)).await?);
-        if let Some(key) = &current
-            && !destroyed.contains(&key.id)
-        {
-            destroyed.push(key.id);
-        }
-        let record: Vec<u8> = destroyed.iter().flat_map(|id| *id.as_bytes()).collect();
-        vault.put_named(&erased_name(subject), &record).await?;
+        let mut known = self.remembered(subject).unwrap_or_default();
+        known.current = None;
+        let Some(key) = current else {
+            self.remember(subject, known);
+            return Ok(false);
+        };
+        vault
+            .put_named(&erased_name(subject, key.id), b"erased")
+            .await?;
         let deleted = vault.delete_named(&key_name(subject)).await?;
-        self.remember(
-            subject,
-            SubjectKeys {
-                current: None,
-                destroyed,
-            },
-        );
-        Ok(deleted && current.is_some())
+        if !known.destroyed.contains(&key.id) {
+            known.destroyed.push(key.id);
+        }
+        self.remember(subject, known);
+        Ok(deleted)
     }
 
     /// Drops what this process remembers of `subject` (another process erased it).
     pub fn forget(&self, subject: Uuid) {
         self.cache().remove(&subject);
     }
-}
-
-/// The key ids an `erased-<id>` record lists (16 bytes each).
-fn destroyed_ids(record: Option<Vec<u8>>) -> Vec<Uuid> {
-    record
-        .unwrap_or_default()
-        .chunks_exact(16)
-        .filter_map(|id| Uuid::from_slice(id).ok())
-        .collect()
 }
 
 fn to_key(subject: Uuid, bytes: &[u8]) -> Result<SubjectKey, StoreError> {

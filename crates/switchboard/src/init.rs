@@ -51,7 +51,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let ttl = crate::token::allowed_ttl(&config, args.ttl)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = crate::startup::open_store(&config).await?;
+    let store = crate::support::keyed(&config, crate::startup::open_store(&config).await?)?;
     let service = CommandService::open(store, Arc::new(SystemClock))
         .await
         .context("reading the directory")?;

@@ -209,3 +209,25 @@ async fn a_key_lost_after_an_erasure_is_missing_not_erased() {
         Err(OpenError::Seal(SealError::KeyMissing { .. }))
     ));
 }
+
+#[tokio::test]
+async fn every_key_a_subject_was_erased_with_stays_erased() {
+    let fixture = Fixture::new();
+    let original = message();
+    let subject = original.message.contact_id.unwrap();
+    let first = fixture
+        .append(&fixture.keyring(), original.clone().into())
+        .await;
+    fixture.keyring().destroy(subject).await.unwrap();
+    let second = fixture
+        .append(&fixture.keyring(), original.clone().into())
+        .await;
+    // Erased again, by two processes at once: neither erasure undoes the other's record.
+    let (a, b) = (fixture.keyring(), fixture.keyring());
+    let (x, y) = tokio::join!(a.destroy(subject), b.destroy(subject));
+    assert!(x.unwrap() || y.unwrap(), "the second key was destroyed");
+    let reader = fixture.keyring();
+    for event in [&first, &second] {
+        assert_eq!(decoded(&reader, event).await.message.body_text, "");
+    }
+}

@@ -97,6 +97,15 @@ async fn a_sealed_message_is_not_in_the_log_yet_reads_back_everywhere() {
         !exported.contains(BODY),
         "an export carries the sealed bytes"
     );
+    // The commands that read the directory read the sealed log too.
+    let again = init_acme(&data_dir);
+    assert_eq!(again.status.code(), Some(2), "{:?}", text(&again));
+    assert!(text(&again).1.contains("already holds an organisation"));
+    let minted = run(
+        &["token", "--data-dir", dir_arg, "--user", "root@acme.test"],
+        None,
+    );
+    assert_eq!(minted.status.code(), Some(0), "{:?}", text(&minted));
 
     // Restarted on the rebuilt read models, the API still shows the message.
     let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
