@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use proto_events::Actor;
 use proto_events::event::{EmailAccess, Role};
+use switchboard_codec::keyring::{KeyedStore, Keyring};
 use switchboard_domain::channel::ChannelCommand;
 use switchboard_domain::setup::SetupCommand;
 use switchboard_email::Ingester;
 use switchboard_email::smtp::{self, SmtpSettings};
 use switchboard_service::{Command, CommandMeta, CommandService};
+use switchboard_store::secret::{MasterKey, Vault};
 use switchboard_store::{EventStore, ExpectedVersion, NewEvent};
 use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -41,6 +43,9 @@ const TARGET_RATIO: f64 = 0.5;
 pub(crate) struct Options {
     messages: usize,
     clients: usize,
+    /// Seal personal fields at append, reading through the keys (`[privacy]
+    /// seal_personal_data`; ADR 0007).
+    sealed: bool,
 }
 
 impl Options {
@@ -50,10 +55,12 @@ impl Options {
             .count("--messages")?
             .unwrap_or(if quick { 800 } else { 4_000 });
         let clients = args.count("--clients")?.unwrap_or(16);
+        let sealed = args.flag("--sealed");
         args.finish()?;
         Ok(Options {
             messages: usize::try_from(messages).unwrap_or(usize::MAX),
             clients: usize::try_from(clients).unwrap_or(1).max(1),
+            sealed,
         })
     }
 }
@@ -122,15 +129,29 @@ fn base64_lines(bytes: &[u8]) -> String {
     out
 }
 
-/// An organisation with `support@acme.test` on a fresh store in `dir`.
-async fn organisation(dir: &std::path::Path) -> anyhow::Result<(Arc<dyn EventStore>, Ingester)> {
-    let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(
+/// An organisation with `support@acme.test` on a fresh store in `dir`; with personal fields
+/// sealed when `sealed`.
+async fn organisation(
+    dir: &std::path::Path,
+    sealed: bool,
+) -> anyhow::Result<(Arc<dyn EventStore>, Ingester)> {
+    let mut store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(
         dir.join("events"),
         SqliteOptions::default(),
     )?);
-    let service = Arc::new(
-        CommandService::open(store.clone(), Arc::new(proto_events::clock::SystemClock)).await?,
-    );
+    let mut keyring = None;
+    if sealed {
+        let vault = Vault::new(store.secrets(), &MasterKey::generate());
+        let keys = Arc::new(Keyring::new(vault));
+        store = Arc::new(KeyedStore::new(store, keys.clone()));
+        keyring = Some(keys);
+    }
+    let mut service =
+        CommandService::open(store.clone(), Arc::new(proto_events::clock::SystemClock)).await?;
+    if let Some(keyring) = keyring {
+        service = service.with_keyring(keyring);
+    }
+    let service = Arc::new(service);
     let admin = Uuid::now_v7();
     let inbox = Uuid::now_v7();
     let system = CommandMeta::by(Actor::System {
@@ -350,13 +371,17 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn measure(options: Options) -> anyhow::Result<()> {
-    let Options { messages, clients } = options;
+    let Options {
+        messages,
+        clients,
+        sealed,
+    } = options;
     let batch: Arc<Vec<Vec<u8>>> = Arc::new((1..=messages).map(message).collect());
     let mean_bytes = batch.iter().map(Vec::len).sum::<usize>() as f64 / messages.max(1) as f64;
 
     // The listener, on its own store.
     let dir = tempfile::tempdir()?;
-    let (store, ingester) = organisation(dir.path()).await?;
+    let (store, ingester) = organisation(dir.path(), sealed).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -411,6 +436,7 @@ async fn measure(options: Options) -> anyhow::Result<()> {
     let p99 = percentile(&latencies, 0.99);
     let line = serde_json::json!({
         "workload": "email_smtp",
+        "sealed": sealed,
         "messages": messages,
         "clients": clients,
         "with_attachment": messages / 5,

@@ -83,6 +83,7 @@ email options:
   --quick            800 messages instead of 4,000
   --messages N       messages delivered (10 KB each, one in five with a 200 KB attachment)
   --clients N        concurrent SMTP clients, one connection each (default 16)
+  --sealed           seal personal fields at append, as [privacy] seal_personal_data does
 
 chat options:
   --quick            5 s of load instead of 20 s
