@@ -300,7 +300,7 @@ impl Keyring {
             return Ok(new);
         };
         let key = self.key_for_writing(subject).await?;
-        new.payload = seal::seal(&new.event_type, new.event_id, &new.payload, subject, &key)
+        new.payload = seal::seal_value(&new.event_type, new.event_id, value, subject, &key)
             .map_err(StoreError::backend)?;
         Ok(new)
     }

@@ -137,14 +137,25 @@ pub fn seal(
     subject: Uuid,
     key: &SubjectKey,
 ) -> Result<Vec<u8>, SealError> {
-    let Some(classes) = proto_events::personal::classes(event_type) else {
-        return Ok(payload.to_vec());
-    };
-    if classes.personal().next().is_none() {
+    if !has_personal_fields(event_type) {
         return Ok(payload.to_vec());
     }
-    let mut value: Value =
+    let value: Value =
         serde_json::from_slice(payload).map_err(|e| SealError::Json(e.to_string()))?;
+    seal_value(event_type, event_id, value, subject, key)
+}
+
+/// [`seal`] of a payload already parsed.
+pub fn seal_value(
+    event_type: &str,
+    event_id: Uuid,
+    mut value: Value,
+    subject: Uuid,
+    key: &SubjectKey,
+) -> Result<Vec<u8>, SealError> {
+    let Some(classes) = proto_events::personal::classes(event_type) else {
+        return serde_json::to_vec(&value).map_err(|e| SealError::Json(e.to_string()));
+    };
     let cipher = XChaCha20Poly1305::new((&key.bytes).into());
     for path in classes.personal() {
         let Some(field) = field_mut(&mut value, path) else {

@@ -8,7 +8,7 @@ use switchboard_store::{EventStore, Position};
 use switchboard_store_sqlite::SqliteStore;
 use tempfile::TempDir;
 
-use crate::support::{EVENTS, append_inbox, populate, run, text};
+use crate::support::{EVENTS, append_inbox, populate, run, text, tool_available};
 
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -322,24 +322,14 @@ async fn anchoring_an_unmoved_head_signs_nothing_and_bad_keys_are_refused() {
     assert!(out.contains("line 1"), "{out}");
 }
 
-/// Whether OpenSSL can run; a test that needs it skips, loudly, unless
-/// `SWITCHBOARD_REQUIRE_TOOLS=1`.
+/// Whether OpenSSL can run (see [`tool_available`]).
 fn openssl_available() -> bool {
-    let found = Command::new("openssl")
-        .arg("version")
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var("SWITCHBOARD_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "openssl is required (SWITCHBOARD_REQUIRE_TOOLS=1) but cannot run: apt-get install openssl"
-        );
-        eprintln!(
-            "SKIPPED: checking anchors with OpenSSL (Debian package `openssl`), not installed"
-        );
-    }
-    found
+    tool_available(
+        "openssl",
+        "version",
+        "openssl",
+        "checking anchors with OpenSSL",
+    )
 }
 
 fn openssl(args: &[&str]) -> std::process::Output {

@@ -125,20 +125,32 @@ pub(crate) fn text(output: &Output) -> (String, String) {
     )
 }
 
-/// Whether swaks can run. Without it a test's SMTP part is skipped, loudly, unless
-/// `SWITCHBOARD_REQUIRE_TOOLS=1` (as `.ci/run` sets, after installing it) makes that a failure.
+/// Whether swaks can run (see [`tool_available`]).
 pub(crate) fn swaks_available() -> bool {
-    let found = Command::new("swaks")
-        .arg("--version")
+    tool_available("swaks", "--version", "swaks", "sending mail with swaks")
+}
+
+/// Whether `program` runs (`program version_arg` succeeds). Without it a test's part that needs
+/// it (`purpose`) is skipped, loudly, unless `SWITCHBOARD_REQUIRE_TOOLS=1` (as `.ci/run` sets,
+/// after installing the Debian `package`) makes that a failure.
+pub(crate) fn tool_available(
+    program: &str,
+    version_arg: &str,
+    package: &str,
+    purpose: &str,
+) -> bool {
+    let found = Command::new(program)
+        .arg(version_arg)
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|out| out.status.success());
     if !found {
         assert!(
             std::env::var("SWITCHBOARD_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "swaks is required (SWITCHBOARD_REQUIRE_TOOLS=1) but cannot run: apt-get install swaks"
+            "{program} is required (SWITCHBOARD_REQUIRE_TOOLS=1) but cannot run: \
+             apt-get install {package}"
         );
-        eprintln!("SKIPPED: sending mail with swaks (Debian package `swaks`), not installed");
+        eprintln!("SKIPPED: {purpose} (Debian package `{package}`), not installed");
     }
     found
 }
