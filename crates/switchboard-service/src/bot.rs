@@ -655,14 +655,17 @@ async fn carry_out(
 
 /// Executes `command` unless its idempotency key was used for a command that ran: a step found
 /// pending again after a restart (its effect not recognisable in the log, such as a change that
-/// wrote nothing) is not repeated, however long ago it ran.
+/// wrote nothing) is not repeated, however long ago it ran. A key another reactor holds (its
+/// command running, or left running by a crash) is not taken for done: executing waits for that
+/// command and answers with what it wrote, or takes the key over once the claim is stale, so the
+/// steps after it never go before it.
 async fn once(
     service: &CommandService,
     meta: CommandMeta,
     command: Command,
 ) -> Result<(), ServiceError> {
     if let Some(key) = &meta.idempotency_key
-        && service.key_used(&meta.actor, key).await?
+        && service.key_done(&meta.actor, key).await?
     {
         return Ok(());
     }
@@ -807,6 +810,82 @@ fn taken(error: &DomainError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step whose key another reactor claimed and has not finished is not counted done: it
+    /// runs once that claim is settled (here left stale by a crash, then taken over).
+    #[tokio::test]
+    async fn a_step_claimed_elsewhere_runs_once_the_claim_is_settled() {
+        use proto_events::clock::{Clock, ManualClock};
+        use switchboard_domain::setup::SetupCommand;
+        use switchboard_store::index::{KeyState, KeyUse};
+        use switchboard_store_sqlite::{SqliteOptions, SqliteStore};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn switchboard_store::EventStore> =
+            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let service = Arc::new(
+            CommandService::open(store.clone(), clock.clone())
+                .await
+                .unwrap(),
+        );
+        let actor = Actor::System {
+            component: "chat-bot".into(),
+        };
+        let key = "bot:step-held-elsewhere".to_owned();
+        // Another reactor claimed the step and stopped before writing anything.
+        let claim = KeyUse {
+            fingerprint: None,
+            correlation_id: Uuid::now_v7(),
+            owner: Uuid::now_v7(),
+            used_at: clock.now(),
+            salt: 0,
+            state: KeyState::Pending,
+        };
+        store
+            .write_index()
+            .claim(
+                &crate::view::key_scope(&actor),
+                &key,
+                &claim,
+                clock.now() - chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        let meta = CommandMeta {
+            actor,
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: Some(key),
+            fingerprint: None,
+            expected_version: None,
+        };
+        let command = Command::Setup(SetupCommand::CreateOrganisation {
+            organisation_id: Uuid::now_v7(),
+            name: "Acme".into(),
+            time_zone: "Europe/Berlin".into(),
+        });
+        let step = tokio::spawn({
+            let service = service.clone();
+            async move { once(&service, meta, command).await }
+        });
+        clock.advance(chrono::Duration::seconds(60));
+        tokio::time::timeout(Duration::from_secs(30), step)
+            .await
+            .expect("the step waits for the claim, then runs")
+            .unwrap()
+            .unwrap();
+        assert!(
+            service
+                .view()
+                .await
+                .unwrap()
+                .directory
+                .organisation
+                .is_some(),
+            "the step was counted done without running"
+        );
+    }
 
     #[test]
     fn the_state_survives_its_snapshot() {

@@ -639,6 +639,13 @@ impl CommandService {
         Ok(last.is_some_and(|last| last.state != KeyState::Free))
     }
 
+    /// Whether a command with `actor`'s idempotency `key` ran to its end (its events are in the
+    /// log): not while one runs, nor after one wrote nothing.
+    pub async fn key_done(&self, actor: &Actor, key: &str) -> Result<bool, ServiceError> {
+        let last = self.store.write_index().key(&key_scope(actor), key).await?;
+        Ok(last.is_some_and(|last| matches!(last.state, KeyState::Done(_))))
+    }
+
     /// The salt the next use of `actor`'s `key` takes (the same as the running or binding use,
     /// one more after it expired): what the API derives the ids of what a keyed mutation
     /// creates from, so that a request taking over a use that stopped creates the same object.
