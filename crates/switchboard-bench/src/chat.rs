@@ -18,7 +18,11 @@
 //! read model has it when the update is sent, which under lag may count later messages too),
 //! for every agent (each message is delivered to all of them). One message in ten is answered: the agent the
 //! conversation falls to sends `sendReply` over HTTP, and the reply latency is from that request
-//! to the visitor's socket receiving the reply's frame.
+//! to the visitor's socket receiving the reply's frame. The line also gives the latency from a
+//! frame to its `ack` (the message durable), and in which seconds of the run the messages slower
+//! than the target were sent (`slow_sent_at_ms`, `slow_acks_sent_at_ms`: deliveries and
+//! acknowledgements of 50 ms or more, counted per 100 ms of the run by when they were sent): a
+//! stall shows as a few busy tenths of a second, a slow path as many.
 //!
 //! The baseline, in the same run on the same server once the visitors' sockets are closed, sends
 //! the same schedule of messages over plain HTTP (`POST /chat/{key}/messages`, one keep-alive
@@ -229,6 +233,13 @@ struct Shared {
     reply_latencies: Mutex<Vec<u64>>,
     /// Messages acknowledged (socket `ack`, HTTP 201).
     acked: AtomicU64,
+    /// Send-to-acknowledgement latencies (the message durable), in microseconds.
+    ack_latencies: Mutex<Vec<u64>>,
+    /// When the measured schedule started, and when each message slower than the target (to an
+    /// agent, or to its acknowledgement) was sent: where in the run the slow ones fall.
+    started: Mutex<Option<Instant>>,
+    slow_deliveries: Mutex<Vec<Instant>>,
+    slow_acks: Mutex<Vec<Instant>>,
     /// Refusals and errors of any kind (rate limits, error frames, GraphQL errors).
     errors: AtomicU64,
     /// Whether agents answer (only while the visitors have sockets to receive the answer).
@@ -354,6 +365,10 @@ async fn suite(options: Options) -> anyhow::Result<()> {
         drive_sockets(&mut visitors, sockets, &shared, options.interval, duration).await?;
     shared.replying.store(false, Ordering::Relaxed);
     let socket_deliveries = take(&shared.deliveries);
+    let acks = take(&shared.ack_latencies);
+    let started = shared.started.lock().ok().and_then(|s| *s);
+    let slow_deliveries = by_tenth(started, &shared.slow_deliveries);
+    let slow_acks = by_tenth(started, &shared.slow_acks);
     let replies = take(&shared.reply_latencies);
     let unanswered = shared.replies.lock().map(|r| r.len()).unwrap_or(0);
     let socket_errors = shared.errors.swap(0, Ordering::Relaxed);
@@ -403,6 +418,11 @@ async fn suite(options: Options) -> anyhow::Result<()> {
         "p50_ms": percentile(&socket_deliveries, 0.50),
         "p99_ms": p99,
         "max_ms": percentile(&socket_deliveries, 1.0),
+        "ack_p50_ms": percentile(&acks, 0.50),
+        "ack_p99_ms": percentile(&acks, 0.99),
+        "ack_max_ms": percentile(&acks, 1.0),
+        "slow_sent_at_ms": slow_deliveries,
+        "slow_acks_sent_at_ms": slow_acks,
         "replies": replies.len(),
         "replies_missing": unanswered,
         "reply_p50_ms": percentile(&replies, 0.50),
@@ -435,6 +455,24 @@ fn take(latencies: &Mutex<Vec<u64>>) -> Vec<u64> {
         .unwrap_or_default();
     taken.sort_unstable();
     taken
+}
+
+/// How many of the messages in `slow` were sent in each 100 ms of the run that started at
+/// `started`: `[[ms into the run, count], ...]`, the busiest first, at most ten.
+fn by_tenth(started: Option<Instant>, slow: &Mutex<Vec<Instant>>) -> Value {
+    let (Some(started), Ok(slow)) = (started, slow.lock()) else {
+        return json!([]);
+    };
+    let mut seconds = std::collections::BTreeMap::<u64, u64>::new();
+    for sent in slow.iter() {
+        *seconds
+            .entry(sent.saturating_duration_since(started).as_millis() as u64 / 100 * 100)
+            .or_default() += 1;
+    }
+    let mut busiest: Vec<(u64, u64)> = seconds.into_iter().collect();
+    busiest.sort_by_key(|&(second, count)| (std::cmp::Reverse(count), second));
+    busiest.truncate(10);
+    json!(busiest)
 }
 
 /// `configureChatWidget` allowing [`SITE`]; the widget's public key.
@@ -654,7 +692,13 @@ async fn agent(
                     continue;
                 }
                 entry.1 |= bit;
-                delivered.push(micros(at - entry.0));
+                let latency = at - entry.0;
+                if latency.as_secs_f64() * 1_000.0 >= TARGET_P99_MS
+                    && let Ok(mut slow) = shared.slow_deliveries.lock()
+                {
+                    slow.push(entry.0);
+                }
+                delivered.push(micros(latency));
                 if entry.1 == all {
                     pending.remove(&key);
                 }
@@ -727,10 +771,16 @@ async fn drive_sockets(
     duration: Duration,
 ) -> anyhow::Result<Run> {
     let start = Instant::now() + Duration::from_millis(200);
+    if let Ok(mut started) = shared.started.lock() {
+        *started = Some(start);
+    }
     let mut tasks = Vec::with_capacity(visitors.len());
     for (visitor, socket) in visitors.iter().zip(sockets) {
         let (mut sink, mut stream) = socket.split();
         let shared = shared.clone();
+        // This visitor's messages not acknowledged yet: number to when it was sent.
+        let unacked = Arc::new(Mutex::new(HashMap::<u64, Instant>::new()));
+        let reader_unacked = unacked.clone();
         let (index, conversation, first) =
             (visitor.index, visitor.conversation.clone(), visitor.sent);
         let plan = schedule(index, interval, duration);
@@ -751,6 +801,21 @@ async fn drive_sockets(
                 match value["type"].as_str() {
                     Some("ack") => {
                         reader_shared.acked.fetch_add(1, Ordering::Relaxed);
+                        let sent = value["clientId"]
+                            .as_str()
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .and_then(|n| reader_unacked.lock().ok()?.remove(&n));
+                        if let Some(sent) = sent {
+                            let latency = at - sent;
+                            if latency.as_secs_f64() * 1_000.0 >= TARGET_P99_MS
+                                && let Ok(mut slow) = reader_shared.slow_acks.lock()
+                            {
+                                slow.push(sent);
+                            }
+                            if let Ok(mut latencies) = reader_shared.ack_latencies.lock() {
+                                latencies.push(micros(latency));
+                            }
+                        }
                     }
                     Some("message") if value["from"] == "team" => {
                         let Some(text) = value["text"].as_str() else {
@@ -777,8 +842,12 @@ async fn drive_sockets(
             for offset in plan {
                 tokio::time::sleep_until(start + offset).await;
                 n += 1;
+                let now = Instant::now();
                 if let Ok(mut pending) = shared.pending.lock() {
-                    pending.insert((conversation.clone(), n), (Instant::now(), 0));
+                    pending.insert((conversation.clone(), n), (now, 0));
+                }
+                if let Ok(mut unacked) = unacked.lock() {
+                    unacked.insert(n, now);
                 }
                 let frame =
                     json!({"type": "message", "text": text(index, n), "clientId": n.to_string()});
