@@ -19,10 +19,11 @@
 //! for every agent (each message is delivered to all of them). One message in ten is answered: the agent the
 //! conversation falls to sends `sendReply` over HTTP, and the reply latency is from that request
 //! to the visitor's socket receiving the reply's frame. The line also gives the latency from a
-//! frame to its `ack` (the message durable), and in which seconds of the run the messages slower
-//! than the target were sent (`slow_sent_at_ms`, `slow_acks_sent_at_ms`: deliveries and
-//! acknowledgements of 50 ms or more, counted per 100 ms of the run by when they were sent): a
-//! stall shows as a few busy tenths of a second, a slow path as many.
+//! frame to its `ack` (the message durable; `missing_acks` were never acknowledged), and when in
+//! the run the slow ones were sent: `slow_deliveries` (one per agent, so a message slow to four
+//! agents counts four) and `slow_acks` of 50 ms or more in all, and in `slow_sent_at_ms` and
+//! `slow_acks_sent_at_ms` the ten busiest 100 ms windows of the run by when they were sent
+//! (`[ms into the run, count]`): a stall shows as a few busy windows, a slow path as many.
 //!
 //! The baseline, in the same run on the same server once the visitors' sockets are closed, sends
 //! the same schedule of messages over plain HTTP (`POST /chat/{key}/messages`, one keep-alive
@@ -51,6 +52,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
 use crate::args::{Args, UsageError};
@@ -240,6 +242,8 @@ struct Shared {
     started: Mutex<Option<Instant>>,
     slow_deliveries: Mutex<Vec<Instant>>,
     slow_acks: Mutex<Vec<Instant>>,
+    /// Messages sent over a socket and not acknowledged yet.
+    unacked: AtomicU64,
     /// Refusals and errors of any kind (rate limits, error frames, GraphQL errors).
     errors: AtomicU64,
     /// Whether agents answer (only while the visitors have sockets to receive the answer).
@@ -367,8 +371,9 @@ async fn suite(options: Options) -> anyhow::Result<()> {
     let socket_deliveries = take(&shared.deliveries);
     let acks = take(&shared.ack_latencies);
     let started = shared.started.lock().ok().and_then(|s| *s);
-    let slow_deliveries = by_tenth(started, &shared.slow_deliveries);
-    let slow_acks = by_tenth(started, &shared.slow_acks);
+    let (slow_deliveries, slow_deliveries_at) = by_tenth(started, &shared.slow_deliveries);
+    let (slow_acks, slow_acks_at) = by_tenth(started, &shared.slow_acks);
+    let missing_acks = shared.unacked.load(Ordering::Relaxed);
     let replies = take(&shared.reply_latencies);
     let unanswered = shared.replies.lock().map(|r| r.len()).unwrap_or(0);
     let socket_errors = shared.errors.swap(0, Ordering::Relaxed);
@@ -421,8 +426,11 @@ async fn suite(options: Options) -> anyhow::Result<()> {
         "ack_p50_ms": percentile(&acks, 0.50),
         "ack_p99_ms": percentile(&acks, 0.99),
         "ack_max_ms": percentile(&acks, 1.0),
-        "slow_sent_at_ms": slow_deliveries,
-        "slow_acks_sent_at_ms": slow_acks,
+        "missing_acks": missing_acks,
+        "slow_deliveries": slow_deliveries,
+        "slow_acks": slow_acks,
+        "slow_sent_at_ms": slow_deliveries_at,
+        "slow_acks_sent_at_ms": slow_acks_at,
         "replies": replies.len(),
         "replies_missing": unanswered,
         "reply_p50_ms": percentile(&replies, 0.50),
@@ -457,22 +465,22 @@ fn take(latencies: &Mutex<Vec<u64>>) -> Vec<u64> {
     taken
 }
 
-/// How many of the messages in `slow` were sent in each 100 ms of the run that started at
-/// `started`: `[[ms into the run, count], ...]`, the busiest first, at most ten.
-fn by_tenth(started: Option<Instant>, slow: &Mutex<Vec<Instant>>) -> Value {
+/// How many of `slow` (send times) there are, and how many were sent in each 100 ms of the run
+/// that started at `started`: `[[ms into the run, count], ...]`, the busiest first, at most ten.
+fn by_tenth(started: Option<Instant>, slow: &Mutex<Vec<Instant>>) -> (usize, Value) {
     let (Some(started), Ok(slow)) = (started, slow.lock()) else {
-        return json!([]);
+        return (0, json!([]));
     };
-    let mut seconds = std::collections::BTreeMap::<u64, u64>::new();
+    let mut windows = std::collections::BTreeMap::<u64, u64>::new();
     for sent in slow.iter() {
-        *seconds
+        *windows
             .entry(sent.saturating_duration_since(started).as_millis() as u64 / 100 * 100)
             .or_default() += 1;
     }
-    let mut busiest: Vec<(u64, u64)> = seconds.into_iter().collect();
-    busiest.sort_by_key(|&(second, count)| (std::cmp::Reverse(count), second));
+    let mut busiest: Vec<(u64, u64)> = windows.into_iter().collect();
+    busiest.sort_by_key(|&(window, count)| (std::cmp::Reverse(count), window));
     busiest.truncate(10);
-    json!(busiest)
+    (slow.len(), json!(busiest))
 }
 
 /// `configureChatWidget` allowing [`SITE`]; the widget's public key.
@@ -679,6 +687,7 @@ async fn agent(
             (1u64 << agents) - 1
         };
         let mut delivered = Vec::new();
+        let mut slow = Vec::new();
         {
             let Ok(mut pending) = shared.pending.lock() else {
                 return;
@@ -693,9 +702,7 @@ async fn agent(
                 }
                 entry.1 |= bit;
                 let latency = at - entry.0;
-                if latency.as_secs_f64() * 1_000.0 >= TARGET_P99_MS
-                    && let Ok(mut slow) = shared.slow_deliveries.lock()
-                {
+                if latency.as_secs_f64() * 1_000.0 >= TARGET_P99_MS {
                     slow.push(entry.0);
                 }
                 delivered.push(micros(latency));
@@ -709,6 +716,11 @@ async fn agent(
         }
         if let Ok(mut deliveries) = shared.deliveries.lock() {
             deliveries.extend(delivered);
+        }
+        if !slow.is_empty()
+            && let Ok(mut slow_deliveries) = shared.slow_deliveries.lock()
+        {
+            slow_deliveries.extend(slow);
         }
         let Some(&visitor) = owner.get(conversation) else {
             continue;
@@ -740,7 +752,15 @@ async fn open_sockets(
         async move {
             let mut request = url.into_client_request()?;
             request.headers_mut().insert("origin", SITE.parse()?);
-            let (socket, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
+            // The visitors' sockets run in the server's process, on its two cores: with
+            // tungstenite's default read buffer (128 KiB per socket, zeroed on every read, and
+            // first faulted in while the load starts: ~130 MB of fresh pages for 1,000
+            // sockets) they cost the server's cores what a browser elsewhere would pay. The
+            // server's own visitor sockets read through 4 KiB too.
+            let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+            let connect =
+                tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+            let (socket, _) = tokio::time::timeout(STEP, connect)
                 .await
                 .context("opening a visitor's socket")??;
             anyhow::Ok(socket)
@@ -806,6 +826,7 @@ async fn drive_sockets(
                             .and_then(|n| n.parse::<u64>().ok())
                             .and_then(|n| reader_unacked.lock().ok()?.remove(&n));
                         if let Some(sent) = sent {
+                            reader_shared.unacked.fetch_sub(1, Ordering::Relaxed);
                             let latency = at - sent;
                             if latency.as_secs_f64() * 1_000.0 >= TARGET_P99_MS
                                 && let Ok(mut slow) = reader_shared.slow_acks.lock()
@@ -846,8 +867,10 @@ async fn drive_sockets(
                 if let Ok(mut pending) = shared.pending.lock() {
                     pending.insert((conversation.clone(), n), (now, 0));
                 }
-                if let Ok(mut unacked) = unacked.lock() {
-                    unacked.insert(n, now);
+                if let Ok(mut unacked) = unacked.lock()
+                    && unacked.insert(n, now).is_none()
+                {
+                    shared.unacked.fetch_add(1, Ordering::Relaxed);
                 }
                 let frame =
                     json!({"type": "message", "text": text(index, n), "clientId": n.to_string()});
@@ -868,7 +891,8 @@ async fn drive_sockets(
         finished.push((sink, reader));
     }
     drain(shared, || {
-        shared.replies.lock().map(|r| r.is_empty()).unwrap_or(true)
+        shared.unacked.load(Ordering::Relaxed) == 0
+            && shared.replies.lock().map(|r| r.is_empty()).unwrap_or(true)
     })
     .await;
     let acked = shared.acked.load(Ordering::Relaxed);

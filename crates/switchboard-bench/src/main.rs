@@ -96,6 +96,10 @@ chat options:
 Results are printed to stdout as one JSON object per line; progress goes to stderr.";
 
 fn main() -> ExitCode {
+    // As `switchboard serve` does: most suites run the server in this process.
+    if let Err(e) = switchboard::disable_transparent_huge_pages() {
+        eprintln!("switchboard-bench: transparent huge pages stay on: {e}");
+    }
     let mut args = std::env::args().skip(1);
     let suite = args.next();
     let args = Args::new(args);

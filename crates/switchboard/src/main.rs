@@ -137,6 +137,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load(&flags).map_err(|e| Refused(e.to_string()))?;
     switchboard::telemetry::init(&config.log);
+    if let Err(e) = switchboard::disable_transparent_huge_pages() {
+        tracing::warn!(error = %e, "transparent huge pages stay on for the server's memory");
+    }
     tracing::info!(?config, "configuration");
     // Installed before anything starts: a signal during seeding stops the server right after.
     let stop = startup::shutdown_signal()?;
