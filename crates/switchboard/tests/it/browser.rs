@@ -67,11 +67,19 @@ async fn until(page: &Page, expression: &str) {
         if value == Some(true) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the page never had {expression}: {:?}",
-            text_of_log(page).await
-        );
+        if Instant::now() >= deadline {
+            // What the widget's sockets did, where a test records it (`SOCKET_EVENTS`).
+            let events: String = page
+                .evaluate("JSON.stringify(window.sbEvents || [])")
+                .await
+                .ok()
+                .and_then(|r| r.into_value().ok())
+                .unwrap_or_default();
+            panic!(
+                "the page never had {expression}: {:?}; the widget's sockets: {events}",
+                text_of_log(page).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -545,6 +553,7 @@ async fn chatting(
     let (browser, driver) = launch(chromium, &profile).await;
     let page = browser.new_page(server.url("/demo/")).await.unwrap();
     until(&page, "!!document.querySelector('[data-switchboard-chat]')").await;
+    page.evaluate(SOCKET_EVENTS).await.unwrap();
     page.evaluate(before).await.unwrap();
     page.evaluate(format!("{ROOT}.querySelector('.launcher').click()"))
         .await
@@ -560,12 +569,31 @@ async fn chatting(
 
 /// In the page: the widget's socket (`window.sbSocket`, the last one that sent), the frames it
 /// sent (`window.sbSent`), and its message frames dropped while `window.sbDrop` is true, as a
-/// broken connection loses them.
+/// broken connection loses them; with [`SOCKET_EVENTS`].
 const DROP_MESSAGES: &str = "(() => { const send = WebSocket.prototype.send; \
      WebSocket.prototype.send = function (data) { window.sbSocket = this; \
        (window.sbSent = window.sbSent || []).push(String(data)); \
        if (window.sbDrop && String(data).includes('\"type\":\"message\"')) return; \
        return send.call(this, data); }; })()";
+
+/// In the page: what every WebSocket the widget opens does, with the milliseconds since the
+/// page started (`window.sbEvents`: opened, closed with its code, each frame received in short,
+/// each `close()` called), for a failing wait to print.
+const SOCKET_EVENTS: &str = "(() => { const Real = window.WebSocket; let n = 0; \
+     const note = (what) => (window.sbEvents = window.sbEvents || []) \
+       .push(Math.round(performance.now()) + ' ' + what); \
+     const close = Real.prototype.close; \
+     Real.prototype.close = function () { note('#' + this.sbN + ' close() called'); \
+       return close.apply(this, arguments); }; \
+     window.WebSocket = function (url) { const socket = new Real(url); socket.sbN = ++n; \
+       note('#' + socket.sbN + ' new ' + String(url).replace(/token=[^&]*/, 'token=..')); \
+       socket.addEventListener('open', () => note('#' + socket.sbN + ' open')); \
+       socket.addEventListener('close', (e) => note('#' + socket.sbN + ' closed ' + e.code)); \
+       socket.addEventListener('message', (e) => note('#' + socket.sbN + ' got ' + \
+         String(e.data).slice(0, 80))); \
+       return socket; }; \
+     window.WebSocket.prototype = Real.prototype; \
+     Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 }); })()";
 
 /// The visitor's bubbles whose text is `text`, in the page.
 fn bubbles(text: &str) -> String {

@@ -1,10 +1,11 @@
 //! `switchboard serve` and `switchboard token`, as processes: the real binary on port 0 with a
 //! temporary data directory, driven over HTTP.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use mail_parser::MimeHeaders;
@@ -18,9 +19,15 @@ const START_DEADLINE: Duration = Duration::from_secs(180);
 /// How long the server may take to exit after SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
-/// A running `switchboard serve`. Dropping it kills the process if it still runs.
+/// How many of the server's last log lines a failing test prints.
+const LOG_TAIL: usize = 300;
+
+/// A running `switchboard serve`. Dropping it kills the process if it still runs, and, when the
+/// test is failing, prints the server's last log lines (its stderr).
 pub(crate) struct Server {
     child: Child,
+    /// The last [`LOG_TAIL`] lines the server logged.
+    log: Arc<Mutex<VecDeque<String>>>,
     /// `http://ADDR` from the `listening on` line.
     base: String,
     /// Everything printed on stdout up to that line.
@@ -39,9 +46,22 @@ impl Server {
             .env_remove("SWITCHBOARD_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
+        let stderr = child.stderr.take().unwrap();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let Ok(mut kept) = kept.lock() else { break };
+                if kept.len() == LOG_TAIL {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (lines_tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -63,6 +83,7 @@ impl Server {
                     if let Some(base) = line.strip_prefix("listening on ") {
                         return Server {
                             child,
+                            log,
                             base: base.trim().to_owned(),
                             banner,
                         };
@@ -115,6 +136,14 @@ impl Drop for Server {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if std::thread::panicking()
+            && let Ok(log) = self.log.lock()
+        {
+            eprintln!("--- the server's last {} log lines ---", log.len());
+            for line in log.iter() {
+                eprintln!("{line}");
+            }
         }
     }
 }
