@@ -40,8 +40,37 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long an event waits for the read models before it is announced anyway: a stopped
-/// projector must not stop live updates.
+/// projector must not stop live updates. The wait is once per spell of lag, not once per
+/// event ([`Patience`]).
 pub(crate) const ANNOUNCE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the feed still waits for read models that are behind: one deadline from the first
+/// event they did not show, shared by every event after it until they show one again. A read
+/// model that stops, or falls far behind, then holds live updates back by [`ANNOUNCE_WAIT`]
+/// once; with a wait of its own for each event, the n-th event queued behind it went out
+/// n × [`ANNOUNCE_WAIT`] late (a greeting, then a visitor's message, each ten seconds later).
+#[derive(Debug, Default)]
+struct Patience {
+    /// The deadline of the current spell of lag; `None` while the read models keep up.
+    until: Option<Instant>,
+}
+
+impl Patience {
+    /// Until when to wait for the read models to show the next event, now being `now`.
+    fn deadline(&mut self, now: Instant) -> Instant {
+        *self.until.get_or_insert(now + ANNOUNCE_WAIT)
+    }
+
+    /// The read models showed the event: the next one that they do not gets a full wait.
+    fn kept_up(&mut self) {
+        self.until = None;
+    }
+
+    /// Whether the current spell of lag has used up its wait (the read models are behind).
+    fn given_up(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| now >= until)
+    }
+}
 
 /// An event of the log, ready to be sent to subscribers.
 #[derive(Debug)]
@@ -116,6 +145,7 @@ impl Hub {
             sender: sender.clone(),
             failed: failed.clone(),
             recovery: inner.limits.feed_recovery,
+            patience: Patience::default(),
         };
         let closing = inner.closing();
         tokio::spawn(async move {
@@ -170,12 +200,14 @@ struct Feed {
     sender: broadcast::Sender<Announcement>,
     failed: Arc<AtomicBool>,
     recovery: Duration,
+    /// How long announcing still waits for the read models.
+    patience: Patience,
 }
 
 impl Feed {
     /// Announces every event after `after`, following the store again whenever its feed
     /// fails, until it has not recovered for `recovery`.
-    async fn follow(self, mut after: Position) {
+    async fn follow(mut self, mut after: Position) {
         let mut backoff = FIRST_BACKOFF;
         let mut failing_since: Option<Instant> = None;
         loop {
@@ -214,7 +246,7 @@ impl Feed {
     }
 
     /// Sends `recorded` to every subscriber once the read models include it.
-    async fn announce(&self, recorded: &RecordedEvent) {
+    async fn announce(&mut self, recorded: &RecordedEvent) {
         let envelope = match switchboard_codec::decode(recorded) {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -223,15 +255,45 @@ impl Feed {
                 return;
             }
         };
-        let deadline = Instant::now() + ANNOUNCE_WAIT;
-        if let Err(e) = self.projections.wait_for(recorded.position, deadline).await {
-            tracing::warn!(position = recorded.position.0, error = %e,
-                "subscriptions: announcing an event the read models do not show yet");
+        let waited_out = self.patience.given_up(Instant::now());
+        let deadline = self.patience.deadline(Instant::now());
+        match self.projections.wait_for(recorded.position, deadline).await {
+            Ok(()) => self.patience.kept_up(),
+            // Said once per spell of lag, not for every event of it.
+            Err(e) if !waited_out => {
+                tracing::warn!(position = recorded.position.0, error = %e,
+                    "subscriptions: announcing events the read models do not show yet");
+            }
+            Err(_) => {}
         }
         self.announced.store(recorded.position.0, Ordering::SeqCst);
         // No receivers is fine: nobody is subscribed right now.
         let _ = self
             .sender
             .send(Announcement::Event(Arc::new(Announced::new(envelope))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spell_of_lag_waits_once_for_all_its_events() {
+        let start = Instant::now();
+        let mut patience = Patience::default();
+        // The first event the read models do not show waits the full time...
+        assert_eq!(patience.deadline(start), start + ANNOUNCE_WAIT);
+        assert!(!patience.given_up(start));
+        // ...and every event after it shares that deadline, however late it comes.
+        let later = start + Duration::from_secs(3);
+        assert_eq!(patience.deadline(later), start + ANNOUNCE_WAIT);
+        let past = start + ANNOUNCE_WAIT + Duration::from_secs(1);
+        assert!(patience.given_up(past));
+        assert_eq!(patience.deadline(past), start + ANNOUNCE_WAIT);
+        // Once the read models show an event again, the next spell gets a full wait.
+        patience.kept_up();
+        assert!(!patience.given_up(past));
+        assert_eq!(patience.deadline(past), past + ANNOUNCE_WAIT);
     }
 }
