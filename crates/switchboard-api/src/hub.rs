@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use proto_events::Envelope;
-use switchboard_projector::ProjectionRuntime;
+use switchboard_projector::{ProjectionRuntime, RuntimeError};
 use switchboard_store::{EventStore, Position, RecordedEvent};
 use thread_view::ConversationHeader;
 use tokio::sync::{OnceCell, broadcast};
@@ -39,16 +39,18 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// How long an event waits for the read models before it is announced anyway: a stopped
+/// How long an event waits for the read models before it is announced anyway: a stalled
 /// projector must not stop live updates. The wait is once per spell of lag, not once per
 /// event ([`Patience`]).
 pub(crate) const ANNOUNCE_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the feed still waits for read models that are behind: one deadline from the first
-/// event they did not show, shared by every event after it until they show one again. A read
-/// model that stops, or falls far behind, then holds live updates back by [`ANNOUNCE_WAIT`]
-/// once; with a wait of its own for each event, the n-th event queued behind it went out
-/// n × [`ANNOUNCE_WAIT`] late (a greeting, then a visitor's message, each ten seconds later).
+/// event they did not show in time, shared by every event after it until they have caught up
+/// with what was announced. A read model that stalls (running, but not getting on), or falls
+/// far behind, then holds live updates back by [`ANNOUNCE_WAIT`] once; with a wait of its own
+/// for each event, the n-th event queued behind it went out up to n × [`ANNOUNCE_WAIT`] late (a
+/// greeting, then a visitor's message, each ten seconds later). A read model whose projector
+/// failed is not waited for at all (`wait_for` says so at once), as before.
 #[derive(Debug, Default)]
 struct Patience {
     /// The deadline of the current spell of lag; `None` while the read models keep up.
@@ -255,16 +257,37 @@ impl Feed {
                 return;
             }
         };
-        let waited_out = self.patience.given_up(Instant::now());
-        let deadline = self.patience.deadline(Instant::now());
+        let now = Instant::now();
+        if self.patience.given_up(now) {
+            // The spell is over once the read models show what was announced before this
+            // event: from then on each event waits for them again.
+            let previous = Position(self.announced.load(Ordering::SeqCst));
+            if self.projections.wait_for(previous, now).await.is_ok() {
+                self.patience.kept_up();
+                tracing::info!(
+                    position = previous.0,
+                    "subscriptions: the read models caught up with the live feed"
+                );
+            }
+        }
+        let waited_out = self.patience.given_up(now);
+        let deadline = self.patience.deadline(now);
         match self.projections.wait_for(recorded.position, deadline).await {
             Ok(()) => self.patience.kept_up(),
-            // Said once per spell of lag, not for every event of it.
-            Err(e) if !waited_out => {
-                tracing::warn!(position = recorded.position.0, error = %e,
-                    "subscriptions: announcing events the read models do not show yet");
+            // Lag: said once per spell, not for every event of it.
+            Err(e @ RuntimeError::Timeout { .. }) => {
+                if !waited_out {
+                    tracing::warn!(position = recorded.position.0, error = %e,
+                        "subscriptions: announcing events the read models do not show yet");
+                }
             }
-            Err(_) => {}
+            // A failed projector is not lag (`wait_for` answers at once, as it always did):
+            // nothing to wait out.
+            Err(e) => {
+                self.patience.kept_up();
+                tracing::warn!(position = recorded.position.0, error = %e,
+                    "subscriptions: announcing an event the read models do not show yet");
+            }
         }
         self.announced.store(recorded.position.0, Ordering::SeqCst);
         // No receivers is fine: nobody is subscribed right now.

@@ -53,13 +53,17 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let kept = log.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let Ok(mut kept) = kept.lock() else { break };
-                if kept.len() == LOG_TAIL {
-                    kept.pop_front();
+            // Read to the end whatever comes, so the server never writes into a closed pipe.
+            let mut stderr = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while stderr.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if let Ok(mut kept) = kept.lock() {
+                    if kept.len() == LOG_TAIL {
+                        kept.pop_front();
+                    }
+                    kept.push_back(String::from_utf8_lossy(&line).trim_end().to_owned());
                 }
-                kept.push_back(line);
+                line.clear();
             }
         });
         let stdout = child.stdout.take().unwrap();
@@ -92,7 +96,13 @@ impl Server {
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("no `listening on` line ({e:?}); stdout so far:\n{banner}");
+                    let logged = log
+                        .lock()
+                        .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+                        .unwrap_or_default();
+                    panic!(
+                        "no `listening on` line ({e:?}); stdout so far:\n{banner}\nstderr:\n{logged}"
+                    );
                 }
             }
         }
