@@ -438,12 +438,24 @@
     };
   }
 
+  /* One visitor per browser: callers while it is being created (opening the panel, then
+   * sending before the answer came) wait for the same request. Two requests made two visitors:
+   * the socket kept the first one's conversation, and the token saved, used by every reconnect
+   * and reload after, was the second's, so the visitor's conversation was lost to them. */
+  var creatingVisitor = null;
   function ensureVisitor() {
     if (state.token) return Promise.resolve();
-    return request("POST", "/visitors").then(function (visitor) {
-      state.token = visitor.token;
-      save();
-    });
+    if (!creatingVisitor) {
+      creatingVisitor = request("POST", "/visitors").then(function (visitor) {
+        creatingVisitor = null;
+        state.token = visitor.token;
+        save();
+      }, function (e) {
+        creatingVisitor = null;
+        throw e;
+      });
+    }
+    return creatingVisitor;
   }
 
   function showInfo(info) {

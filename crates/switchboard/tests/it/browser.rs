@@ -606,15 +606,7 @@ fn bubbles(text: &str) -> String {
 /// (another tab) is recorded and echoed. The echo is not the pending one, whose text it shares:
 /// it is shown on its own, the pending one stays pending, goes again when the socket opens, and
 /// both are recorded.
-///
-/// Ignored in CI for now, because it fails about every other full run on a loaded machine and
-/// what it then shows is a server bug, not this widget behaviour: after the other tab's message
-/// (posted over HTTP, 201), the visitor's sockets get nothing more, neither that message live
-/// nor, after reconnecting with `after=<seq>`, any replay, and the bot's answer to it never
-/// comes (issue 20, the 2026-12-07 session note, with the sockets' timeline this test prints).
-/// Run it with `cargo test -p switchboard --test it -- --ignored an_echo`.
 #[tokio::test]
-#[ignore = "a server bug stops a visitor's live and resumed messages after an HTTP-posted one; see issue 20"]
 async fn an_echo_with_the_same_text_does_not_take_the_place_of_a_pending_message() {
     let Some(chromium) = chromium() else {
         return;
