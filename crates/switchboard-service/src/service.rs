@@ -635,14 +635,19 @@ impl CommandService {
 
     /// Whether `actor` used `key` for a command that ran (its use may have expired since).
     pub async fn key_used(&self, actor: &Actor, key: &str) -> Result<bool, ServiceError> {
-        let last = self.store.write_index().key(&key_scope(actor), key).await?;
+        let last = self.last_key_use(actor, key).await?;
         Ok(last.is_some_and(|last| last.state != KeyState::Free))
+    }
+
+    /// The latest use of `actor`'s idempotency `key` in the write index.
+    async fn last_key_use(&self, actor: &Actor, key: &str) -> Result<Option<KeyUse>, ServiceError> {
+        Ok(self.store.write_index().key(&key_scope(actor), key).await?)
     }
 
     /// Whether a command with `actor`'s idempotency `key` ran to its end (its events are in the
     /// log): not while one runs, nor after one wrote nothing.
     pub async fn key_done(&self, actor: &Actor, key: &str) -> Result<bool, ServiceError> {
-        let last = self.store.write_index().key(&key_scope(actor), key).await?;
+        let last = self.last_key_use(actor, key).await?;
         Ok(last.is_some_and(|last| matches!(last.state, KeyState::Done(_))))
     }
 
@@ -650,7 +655,7 @@ impl CommandService {
     /// one more after it expired): what the API derives the ids of what a keyed mutation
     /// creates from, so that a request taking over a use that stopped creates the same object.
     pub async fn key_salt(&self, actor: &Actor, key: &str) -> Result<u64, ServiceError> {
-        let last = self.store.write_index().key(&key_scope(actor), key).await?;
+        let last = self.last_key_use(actor, key).await?;
         Ok(last.map_or(0, |last| {
             last.next_salt(self.clock.now() - self.key_lifetime)
         }))

@@ -96,12 +96,9 @@ impl Server {
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let logged = log
-                        .lock()
-                        .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
-                        .unwrap_or_default();
                     panic!(
-                        "no `listening on` line ({e:?}); stdout so far:\n{banner}\nstderr:\n{logged}"
+                        "no `listening on` line ({e:?}); stdout so far:\n{banner}\nstderr:\n{}",
+                        logged(&log)
                     );
                 }
             }
@@ -141,19 +138,21 @@ impl Server {
     }
 }
 
+/// The log lines kept in `log`, one per line.
+fn logged(log: &Mutex<VecDeque<String>>) -> String {
+    log.lock()
+        .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        if std::thread::panicking()
-            && let Ok(log) = self.log.lock()
-        {
-            eprintln!("--- the server's last {} log lines ---", log.len());
-            for line in log.iter() {
-                eprintln!("{line}");
-            }
+        if std::thread::panicking() {
+            eprintln!("--- the server's last log lines ---\n{}", logged(&self.log));
         }
     }
 }
