@@ -262,14 +262,23 @@ impl Ingester {
 /// The largest message [`Ingester::ingest`] reads on the runtime's thread.
 const PARSE_INLINE_BYTES: usize = 64 * 1024;
 
-/// `raw` parsed, hashed, and its attachments' bytes hashed.
+/// `raw` parsed, hashed, and its attachments' bytes hashed; an attachment that stands in `raw`
+/// (base64 or as it is) is stored as its range of the original rather than a second copy.
 fn read(raw: Vec<u8>) -> (ParsedMail, Blob, Vec<(Blob, parse::Part)>) {
     let mut parsed = parse::parse(&raw);
+    let raw = Blob::new(raw);
     let parts = std::mem::take(&mut parsed.parts)
         .into_iter()
-        .map(|mut part| (Blob::new(std::mem::take(&mut part.bytes)), part))
+        .map(|mut part| {
+            let bytes = std::mem::take(&mut part.bytes);
+            let blob = match part.within.take() {
+                Some(within) => Blob::part_of(bytes, &raw, within),
+                None => Blob::new(bytes),
+            };
+            (blob, part)
+        })
         .collect();
-    (parsed, Blob::new(raw), parts)
+    (parsed, raw, parts)
 }
 
 /// How an event names `blob`.
@@ -327,4 +336,74 @@ fn inbound(
         raw: Some(raw),
     };
     Ok((message, signals))
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed expectation must panic.
+    #![allow(clippy::unwrap_used)]
+
+    use switchboard_store::blob::PartEncoding;
+
+    use super::*;
+
+    /// A message with one attachment of each transfer encoding.
+    fn mail() -> Vec<u8> {
+        b"From: ada@customer.example\r\nTo: support@acme.test\r\nSubject: Files\r\n\
+          Message-ID: <files-1@customer.example>\r\nMIME-Version: 1.0\r\n\
+          Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+          Content-Type: text/plain\r\n\r\nThree files.\r\n--b\r\n\
+          Content-Type: application/pdf; name=\"a.pdf\"\r\n\
+          Content-Disposition: attachment; filename=\"a.pdf\"\r\n\
+          Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjcKJeTk9vwK\r\nJVBERi0x\r\n--b\r\n\
+          Content-Type: application/octet-stream; name=\"b.bin\"\r\n\
+          Content-Disposition: attachment; filename=\"b.bin\"\r\n\r\nplain bytes\r\n--b\r\n\
+          Content-Type: application/octet-stream; name=\"c.bin\"\r\n\
+          Content-Disposition: attachment; filename=\"c.bin\"\r\n\
+          Content-Transfer-Encoding: quoted-printable\r\n\r\nquoted=3Dprintable\r\n--b--\r\n"
+            .to_vec()
+    }
+
+    /// Base64 and unencoded attachments are kept as their ranges of the original (each range
+    /// checked to decode to the attachment's bytes); a quoted-printable one is copied.
+    #[test]
+    fn attachments_in_the_original_are_kept_as_their_ranges() {
+        let (parsed, raw, parts) = read(mail());
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        let found: Vec<(Option<&str>, Vec<u8>, Option<PartEncoding>)> = parts
+            .iter()
+            .map(|(blob, part)| {
+                (
+                    part.file_name.as_deref(),
+                    blob.bytes().to_vec(),
+                    blob.within().map(|w| w.encoding),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Some("a.pdf"),
+                    b"%PDF-1.7\n%\xe4\xe4\xf6\xfc\n%PDF-1".to_vec(),
+                    Some(PartEncoding::Base64)
+                ),
+                (
+                    Some("b.bin"),
+                    b"plain bytes".to_vec(),
+                    Some(PartEncoding::Identity)
+                ),
+                (Some("c.bin"), b"quoted=printable".to_vec(), None),
+            ]
+        );
+        for (blob, _) in &parts {
+            if let Some(within) = blob.within() {
+                assert_eq!(within.source, raw.sha256());
+                assert_eq!(
+                    within.read(blob.sha256(), raw.bytes()).unwrap(),
+                    blob.bytes()
+                );
+            }
+        }
+    }
 }

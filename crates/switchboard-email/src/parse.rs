@@ -13,8 +13,11 @@
 
 use std::borrow::Cow;
 
-use mail_parser::{Addr, Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{
+    Addr, Address, Encoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
 use switchboard_domain::filter::MailSignals;
+use switchboard_store::blob::{PartEncoding, Within};
 
 /// Longest header value kept (a subject, a name), in characters; the raw message keeps all.
 const MAX_HEADER_CHARS: usize = 2_000;
@@ -87,6 +90,9 @@ pub struct Part {
     pub content_id: Option<String>,
     /// Shown inside the body rather than listed.
     pub inline: bool,
+    /// Where the bytes stand in the raw message (with an empty `source`), as far as the
+    /// parser says: the blob store keeps the range instead of a copy when it checks out.
+    pub within: Option<Within>,
 }
 
 /// What a delivery status notification says about the message it reports on.
@@ -282,16 +288,33 @@ fn content_type<'x>(part: &impl MimeHeaders<'x>) -> Option<String> {
 
 /// An attachment of the message, with its decoded bytes; a nested message keeps its raw bytes.
 fn attachment(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> Option<Part> {
-    let (bytes, default_type) = match &part.body {
+    let range = |encoding| {
+        Some(Within {
+            source: String::new(),
+            start: u64::from(part.offset_body),
+            end: u64::from(part.offset_end),
+            encoding,
+        })
+    };
+    let (bytes, default_type, within) = match &part.body {
         PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
-            (bytes.to_vec(), "application/octet-stream")
+            let within = match part.encoding {
+                Encoding::Base64 => range(PartEncoding::Base64),
+                Encoding::None => range(PartEncoding::Identity),
+                Encoding::QuotedPrintable => None,
+            };
+            (bytes.to_vec(), "application/octet-stream", within)
         }
-        PartType::Text(text) => (text.as_bytes().to_vec(), "text/plain"),
-        PartType::Html(html) => (html.as_bytes().to_vec(), "text/html"),
+        PartType::Text(text) => (text.as_bytes().to_vec(), "text/plain", None),
+        PartType::Html(html) => (html.as_bytes().to_vec(), "text/html", None),
         PartType::Message(_) => {
             let start = usize::try_from(part.offset_body).ok()?;
             let end = usize::try_from(part.offset_end).ok()?;
-            (raw.get(start..end)?.to_vec(), "message/rfc822")
+            (
+                raw.get(start..end)?.to_vec(),
+                "message/rfc822",
+                range(PartEncoding::Identity),
+            )
         }
         PartType::Multipart(_) => return None,
     };
@@ -312,6 +335,7 @@ fn attachment(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> Option<Part> {
         inline: content_id.is_some()
             && (disposition_inline || matches!(part.body, PartType::InlineBinary(_))),
         content_id,
+        within,
     })
 }
 

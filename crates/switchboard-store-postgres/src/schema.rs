@@ -151,6 +151,20 @@ CREATE TABLE {s}.secrets (
 );
 "#;
 
+/// Blobs kept as a range of another blob (an e-mail's attachment in the original message), by
+/// the source too (an erasure deletes a source's parts with it).
+const MIGRATION_6: &str = r#"
+CREATE TABLE {s}.blob_parts (
+    sha256     TEXT        PRIMARY KEY,
+    source     TEXT        NOT NULL,
+    start_byte BIGINT      NOT NULL,
+    end_byte   BIGINT      NOT NULL,
+    encoding   TEXT        NOT NULL,
+    stored_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX blob_parts_by_source ON {s}.blob_parts (source);
+"#;
+
 /// Creates the schema and its tables if needed, under an advisory lock so that nodes starting
 /// together do not race.
 pub(crate) async fn migrate(
@@ -180,43 +194,22 @@ pub(crate) async fn migrate(
         )
         .await?
         .try_get(0)?;
-    if applied < 1 {
-        tx.batch_execute(&MIGRATION_1.replace("{s}", &s)).await?;
+    let migrations = [
+        MIGRATION_1,
+        MIGRATION_2,
+        MIGRATION_3,
+        MIGRATION_4,
+        MIGRATION_5,
+        MIGRATION_6,
+    ];
+    for (version, migration) in (1i32..).zip(migrations) {
+        if version <= applied {
+            continue;
+        }
+        tx.batch_execute(&migration.replace("{s}", &s)).await?;
         tx.execute(
             &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
-            &[&1i32],
-        )
-        .await?;
-    }
-    if applied < 2 {
-        tx.batch_execute(&MIGRATION_2.replace("{s}", &s)).await?;
-        tx.execute(
-            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
-            &[&2i32],
-        )
-        .await?;
-    }
-    if applied < 3 {
-        tx.batch_execute(&MIGRATION_3.replace("{s}", &s)).await?;
-        tx.execute(
-            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
-            &[&3i32],
-        )
-        .await?;
-    }
-    if applied < 4 {
-        tx.batch_execute(&MIGRATION_4.replace("{s}", &s)).await?;
-        tx.execute(
-            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
-            &[&4i32],
-        )
-        .await?;
-    }
-    if applied < 5 {
-        tx.batch_execute(&MIGRATION_5.replace("{s}", &s)).await?;
-        tx.execute(
-            &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
-            &[&5i32],
+            &[&version],
         )
         .await?;
     }

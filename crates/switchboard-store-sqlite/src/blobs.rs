@@ -1,5 +1,7 @@
 //! Blobs of the embedded store: a table of the event database (`blobs`, migration 2), written by
-//! the event writer.
+//! the event writer. A blob that stands in another (an e-mail's base64 attachment in the
+//! original message) is a row of `blob_parts` (migration 3) naming its range there instead:
+//! the bytes are kept once, and a read decodes the range and checks it against the name.
 //!
 //! An append that carries the blobs its events reference
 //! ([`EventStore::append_with_blobs`](switchboard_store::EventStore::append_with_blobs), what
@@ -16,7 +18,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use switchboard_store::blob::{Blob, FileBlobs, is_blob_hash};
+use switchboard_store::blob::{Blob, FileBlobs, PartEncoding, Within, is_blob_hash};
 use switchboard_store::{BlobStore, StoreError};
 
 use crate::SqliteStore;
@@ -29,30 +31,81 @@ pub(crate) struct SqliteBlobs {
     pub(crate) legacy: FileBlobs,
 }
 
-/// Inserts `blobs` that are not stored yet; part of the caller's transaction.
+/// Inserts `blobs` that are not stored yet; part of the caller's transaction. A blob that
+/// stands in another one ([`Blob::within`]) is kept as a reference to its range when that other
+/// one is stored (before, or in this call), and whole otherwise.
 pub(crate) fn insert(conn: &Connection, blobs: &[Blob]) -> rusqlite::Result<()> {
-    if blobs.is_empty() {
-        return Ok(());
-    }
-    let mut exists = conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
-    let mut insert =
-        conn.prepare_cached("INSERT INTO blobs (sha256, size, bytes) VALUES (?1, ?2, ?3)")?;
-    for blob in blobs {
+    // Whole blobs first: the sources of the parts among them are then stored.
+    let (parts, wholes): (Vec<&Blob>, Vec<&Blob>) =
+        blobs.iter().partition(|blob| blob.within().is_some());
+    for blob in wholes {
         // Stored before, or earlier in this transaction: the same bytes, kept once.
-        if !exists.exists([blob.sha256()])? {
-            insert.execute(params![
-                blob.sha256(),
-                blob.bytes().len() as i64,
-                blob.bytes()
-            ])?;
+        if !stored_whole(conn, blob.sha256())? {
+            insert_whole(conn, blob)?;
         }
+    }
+    for blob in parts {
+        let Some(within) = blob.within() else {
+            continue;
+        };
+        let mut part_exists = conn.prepare_cached("SELECT 1 FROM blob_parts WHERE sha256 = ?1")?;
+        if stored_whole(conn, blob.sha256())? || part_exists.exists([blob.sha256()])? {
+            continue;
+        }
+        if !stored_whole(conn, &within.source)? {
+            insert_whole(conn, blob)?;
+            continue;
+        }
+        conn.prepare_cached(
+            "INSERT INTO blob_parts (sha256, size, source, start_byte, end_byte, encoding) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            blob.sha256(),
+            blob.bytes().len() as i64,
+            within.source,
+            within.start as i64,
+            within.end as i64,
+            within.encoding.as_str(),
+        ])?;
     }
     Ok(())
 }
 
-/// The bytes of the blob `sha256`, if the table has it. A database that has no table yet (a
+fn stored_whole(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?
+        .exists([sha256])
+}
+
+fn insert_whole(conn: &Connection, blob: &Blob) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO blobs (sha256, size, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            blob.sha256(),
+            blob.bytes().len() as i64,
+            blob.bytes()
+        ])?;
+    Ok(())
+}
+
+/// The bytes of the blob `sha256`, if the tables have it: stored whole, or as a range of
+/// another blob (decoded and checked against the name). A database that has no table yet (a
 /// read-only handle on a data directory an earlier version wrote) has none.
-fn select(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+fn select(conn: &Connection, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(bytes) = select_whole(conn, sha256).map_err(StoreError::backend)? {
+        return Ok(Some(bytes));
+    }
+    let Some(within) = select_part(conn, sha256).map_err(StoreError::backend)? else {
+        return Ok(None);
+    };
+    // A part outlives its source only if the source was deleted (an erasure deletes both).
+    match select_whole(conn, &within.source).map_err(StoreError::backend)? {
+        Some(source) => within.read(sha256, &source).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The bytes of a blob stored whole.
+fn select_whole(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     let statement = match conn.prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1") {
         Ok(statement) => statement,
         Err(e) if e.to_string().contains("no such table") => return Ok(None),
@@ -60,6 +113,36 @@ fn select(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> 
     };
     let mut statement = statement;
     statement.query_row([sha256], |row| row.get(0)).optional()
+}
+
+/// Where a blob stored as a range of another stands.
+fn select_part(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Within>> {
+    let statement = match conn.prepare_cached(
+        "SELECT source, start_byte, end_byte, encoding FROM blob_parts WHERE sha256 = ?1",
+    ) {
+        Ok(statement) => statement,
+        Err(e) if e.to_string().contains("no such table") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut statement = statement;
+    let row = statement
+        .query_row([sha256], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.and_then(|(source, start, end, encoding)| {
+        Some(Within {
+            source,
+            start: u64::try_from(start).ok()?,
+            end: u64::try_from(end).ok()?,
+            encoding: PartEncoding::parse(&encoding)?,
+        })
+    }))
 }
 
 /// Puts larger than this are hashed on the blocking pool.
@@ -96,7 +179,7 @@ impl BlobStore for SqliteBlobs {
             .store
             .inner
             .reads
-            .run(move |reader| select(reader.conn, &name).map_err(StoreError::backend))
+            .run(move |reader| select(reader.conn, &name))
             .await?;
         match found {
             Some(bytes) => Ok(Some(bytes)),

@@ -25,7 +25,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATION_1: &str = "
 CREATE TABLE streams (
@@ -86,6 +86,21 @@ CREATE TABLE blobs (
     size   INTEGER NOT NULL,
     bytes  BLOB    NOT NULL
 ) STRICT;
+";
+
+/// Blobs kept as a range of another blob (see `crate::blobs`), by the source too (an erasure
+/// deletes a source's parts with it).
+const MIGRATION_3: &str = "
+CREATE TABLE blob_parts (
+    sha256     TEXT    PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    source     TEXT    NOT NULL,
+    start_byte INTEGER NOT NULL,
+    end_byte   INTEGER NOT NULL,
+    encoding   TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX blob_parts_by_source ON blob_parts (source);
 ";
 
 /// Pragmas shared by every connection: WAL, and full fsync on every commit so that an
@@ -150,7 +165,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     let tx = conn.transaction()?;
-    for migration in &[MIGRATION_1, MIGRATION_2][version.max(0) as usize..] {
+    for migration in &[MIGRATION_1, MIGRATION_2, MIGRATION_3][version.max(0) as usize..] {
         tx.execute_batch(migration)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -39,10 +39,97 @@ pub trait BlobStore: Send + Sync + Debug {
 
 /// Bytes on their way to a blob store, named by their SHA-256 (computed when made, on the
 /// caller's thread rather than the store's writer). Cheap to clone.
+///
+/// A blob that is a part of another one (an e-mail's attachment, as it stands base64-encoded
+/// in the original message) knows where ([`Blob::part_of`]): a store keeps such a blob as a
+/// reference to its range of the original, so the original's bytes are not stored twice.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Blob {
     sha256: String,
     bytes: Arc<Vec<u8>>,
+    within: Option<Within>,
+}
+
+/// Where a blob's bytes stand inside another blob: `source[start..end]`, in `encoding`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Within {
+    /// The SHA-256 of the blob that holds them.
+    pub source: String,
+    /// The first byte of the range in the source.
+    pub start: u64,
+    /// The byte after the range.
+    pub end: u64,
+    /// How the range encodes the bytes.
+    pub encoding: PartEncoding,
+}
+
+/// How a range of a blob encodes another blob's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartEncoding {
+    /// The range is the bytes.
+    Identity,
+    /// MIME base64: line breaks and blanks between the characters, padding at the end.
+    Base64,
+}
+
+impl PartEncoding {
+    /// The name a store keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartEncoding::Identity => "identity",
+            PartEncoding::Base64 => "base64",
+        }
+    }
+
+    /// The encoding named `name` by [`as_str`](Self::as_str).
+    pub fn parse(name: &str) -> Option<PartEncoding> {
+        match name {
+            "identity" => Some(PartEncoding::Identity),
+            "base64" => Some(PartEncoding::Base64),
+            _ => None,
+        }
+    }
+}
+
+impl Within {
+    /// The bytes this range of `source` encodes, or `None` if it is out of `source` or does
+    /// not decode.
+    pub fn decode(&self, source: &[u8]) -> Option<Vec<u8>> {
+        let start = usize::try_from(self.start).ok()?;
+        let end = usize::try_from(self.end).ok()?;
+        let range = source.get(start..end)?;
+        match self.encoding {
+            PartEncoding::Identity => Some(range.to_vec()),
+            PartEncoding::Base64 => {
+                use base64::Engine as _;
+                let mut compact = Vec::with_capacity(range.len());
+                compact.extend(
+                    range
+                        .iter()
+                        .copied()
+                        .filter(|b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t')),
+                );
+                base64::engine::general_purpose::STANDARD
+                    .decode(&compact)
+                    .ok()
+            }
+        }
+    }
+
+    /// The bytes of the blob named `sha256` that stands here in `source`, checked against
+    /// their name: `Corrupt` if they do not match (the source or the reference was damaged).
+    pub fn read(&self, sha256: &str, source: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match self.decode(source) {
+            Some(bytes) if blob_hash(&bytes) == sha256 => Ok(bytes),
+            _ => Err(StoreError::CorruptBlob {
+                sha256: sha256.to_owned(),
+                reason: format!(
+                    "its range {}..{} of blob {} does not decode to it",
+                    self.start, self.end, self.source
+                ),
+            }),
+        }
+    }
 }
 
 impl Blob {
@@ -51,7 +138,24 @@ impl Blob {
         Blob {
             sha256: blob_hash(&bytes),
             bytes: Arc::new(bytes),
+            within: None,
         }
+    }
+
+    /// `bytes`, hashed, known to stand in `source` at `within` (whose `source` is set here)
+    /// when decoding that range gives exactly `bytes`; otherwise a blob of its own.
+    pub fn part_of(bytes: Vec<u8>, source: &Blob, mut within: Within) -> Blob {
+        within.source = source.sha256.clone();
+        let mut blob = Blob::new(bytes);
+        if within.decode(source.bytes()).as_deref() == Some(blob.bytes()) {
+            blob.within = Some(within);
+        }
+        blob
+    }
+
+    /// Where the bytes stand in another blob, if they do.
+    pub fn within(&self) -> Option<&Within> {
+        self.within.as_ref()
     }
 
     /// The name: SHA-256, lower-case hex.
@@ -76,6 +180,7 @@ impl Debug for Blob {
         f.debug_struct("Blob")
             .field("sha256", &self.sha256)
             .field("size", &self.bytes.len())
+            .field("within", &self.within)
             .finish()
     }
 }

@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             hash_chain_verifies,
             restore_keeps_commit_times_and_hashes,
             blobs_are_stored_once_by_content,
+            blobs_within_other_blobs_read_back,
             secrets_are_replaced_and_deleted_by_name,
             secrets_put_if_absent_keep_the_first_value,
             index_claims_one_of_racing_requests,
@@ -871,6 +872,123 @@ pub async fn blobs_are_stored_once_by_content<S: EventStore>(store: S) {
     ] {
         assert_eq!(blobs.get(malformed).await.unwrap(), None, "{malformed:?}");
     }
+}
+
+/// A blob that stands in another ([`Blob::part_of`]: an attachment, base64 in its original
+/// message, or a range as it is) reads back as its own bytes, whether its source came in the
+/// same `put_all` (after it), in an append, or never (then it is kept whole); the same part
+/// stored again, whole or as a part, is one blob.
+pub async fn blobs_within_other_blobs_read_back<S: EventStore>(store: S) {
+    use crate::blob::{PartEncoding, Within};
+    let blobs = store.blobs();
+    let attachment: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let encoded = {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(&attachment);
+        let lines: Vec<&str> = text
+            .as_bytes()
+            .chunks(76)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        lines.join("\r\n")
+    };
+    let head = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nHello\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    let mut raw = head.clone();
+    raw.extend_from_slice(encoded.as_bytes());
+    raw.extend_from_slice(b"\r\n--b--\r\n");
+    let source = Blob::new(raw.clone());
+    let within = |start: usize, end: usize, encoding| Within {
+        source: String::new(),
+        start: start as u64,
+        end: end as u64,
+        encoding,
+    };
+    let base64_part = Blob::part_of(
+        attachment.clone(),
+        &source,
+        within(
+            head.len(),
+            head.len() + encoded.len() + 2,
+            PartEncoding::Base64,
+        ),
+    );
+    assert!(
+        base64_part.within().is_some(),
+        "the range decodes to the attachment"
+    );
+    let hello = head.len() - 50..head.len() - 45;
+    let identity_part = Blob::part_of(
+        raw[hello.clone()].to_vec(),
+        &source,
+        within(hello.start, hello.end, PartEncoding::Identity),
+    );
+    assert!(identity_part.within().is_some());
+    // A range that is not the bytes: not a part.
+    let wrong = Blob::part_of(
+        b"something else".to_vec(),
+        &source,
+        within(0, 14, PartEncoding::Identity),
+    );
+    assert_eq!(wrong.within(), None);
+    blobs
+        .put_all(vec![
+            base64_part.clone(),
+            identity_part.clone(),
+            source.clone(),
+        ])
+        .await
+        .unwrap();
+    for blob in [&base64_part, &identity_part, &source] {
+        assert_eq!(
+            blobs.get(blob.sha256()).await.unwrap().as_deref(),
+            Some(blob.bytes()),
+            "{blob:?}"
+        );
+    }
+    // Again, whole this time: the same blob.
+    assert_eq!(
+        blobs.put(attachment.clone()).await.unwrap(),
+        base64_part.sha256()
+    );
+    assert_eq!(
+        blobs.get(base64_part.sha256()).await.unwrap(),
+        Some(attachment.clone())
+    );
+    // With an append, the source last.
+    let other_source = Blob::new([b"prefix ".as_slice(), &raw].concat());
+    let shifted = Blob::part_of(
+        raw[7..200].to_vec(),
+        &other_source,
+        within(14, 207, PartEncoding::Identity),
+    );
+    assert!(shifted.within().is_some());
+    store
+        .append_with_blobs(
+            "blobbed-parts",
+            ExpectedVersion::NoStream,
+            vec![event("MessageReceived")],
+            vec![shifted.clone(), other_source.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.get(shifted.sha256()).await.unwrap().as_deref(),
+        Some(shifted.bytes())
+    );
+    // A part whose source is never stored is kept whole.
+    let unstored = Blob::new(b"a source nobody stores: 0123456789".to_vec());
+    let orphan = Blob::part_of(
+        unstored.bytes()[25..].to_vec(),
+        &unstored,
+        within(25, unstored.bytes().len(), PartEncoding::Identity),
+    );
+    assert!(orphan.within().is_some());
+    blobs.put_all(vec![orphan.clone()]).await.unwrap();
+    assert_eq!(
+        blobs.get(orphan.sha256()).await.unwrap().as_deref(),
+        Some(orphan.bytes())
+    );
+    assert_eq!(blobs.get(unstored.sha256()).await.unwrap(), None);
 }
 
 /// Sealed secrets come back by name, byte for byte; storing under a name replaces its value;

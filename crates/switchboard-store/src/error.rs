@@ -71,6 +71,14 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A stored blob does not read back as the bytes it is named after: the data is damaged.
+    #[error("stored blob {sha256} is corrupt: {reason}")]
+    CorruptBlob {
+        /// The blob's name (SHA-256).
+        sha256: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A sealed secret does not open: another master key is configured, or its bytes are
     /// damaged. The message names the secret, never its bytes.
     #[error("secret {name} does not open with the configured secret_key (another key, or damaged)")]

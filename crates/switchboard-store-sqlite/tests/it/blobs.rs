@@ -155,3 +155,56 @@ async fn a_read_only_handle_on_a_database_without_the_blob_table_reads_the_files
         None
     );
 }
+
+/// An attachment that stands base64-encoded in its original message is kept as a reference
+/// to that range, not a second copy; a damaged reference reads as corrupt, never as other bytes.
+#[tokio::test]
+async fn an_attachment_is_kept_as_its_range_of_the_original_and_checked_when_read() {
+    use switchboard_store::blob::{PartEncoding, Within};
+    let dir = tempfile::tempdir().unwrap();
+    let attachment: Vec<u8> = (0..3_000u32).map(|i| (i % 241) as u8).collect();
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&attachment)
+    };
+    let head = b"Content-Transfer-Encoding: base64\r\n\r\n";
+    let original = Blob::new([head.as_slice(), encoded.as_bytes(), b"\r\n"].concat());
+    let part = Blob::part_of(
+        attachment.clone(),
+        &original,
+        Within {
+            source: String::new(),
+            start: head.len() as u64,
+            end: (head.len() + encoded.len()) as u64,
+            encoding: PartEncoding::Base64,
+        },
+    );
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    store
+        .append_with_blobs(
+            "conversation-1",
+            ExpectedVersion::NoStream,
+            vec![event("MessageReceived")],
+            vec![part.clone(), original.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.blobs().get(part.sha256()).await.unwrap(),
+        Some(attachment)
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    let whole: i64 = conn
+        .query_row("SELECT count(*) FROM blobs", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(whole, 1, "only the original is stored whole");
+    conn.execute("UPDATE blob_parts SET end_byte = end_byte - 4", [])
+        .unwrap();
+    drop(conn);
+    let store = reopen(dir.path(), SqliteOptions::default());
+    match store.blobs().get(part.sha256()).await {
+        Err(StoreError::CorruptBlob { sha256, .. }) => assert_eq!(sha256, part.sha256()),
+        other => panic!("expected a corrupt blob, got {other:?}"),
+    }
+}
