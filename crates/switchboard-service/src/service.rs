@@ -209,7 +209,7 @@ pub struct Outcome {
 pub struct CommandService {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
-    view: SharedView,
+    view: Arc<SharedView>,
     fallback_domain: String,
     /// How long an idempotency key binds (see [`CommandService::with_key_lifetime`]).
     key_lifetime: chrono::Duration,
