@@ -399,10 +399,7 @@ mod tests {
         for (blob, _) in &parts {
             if let Some(within) = blob.within() {
                 assert_eq!(within.source, raw.sha256());
-                assert_eq!(
-                    within.read(blob.sha256(), raw.bytes()).unwrap(),
-                    blob.bytes()
-                );
+                assert_eq!(within.decode(raw.bytes()).unwrap(), blob.bytes());
             }
         }
     }

@@ -246,7 +246,7 @@ impl CommandService {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<CommandService, ServiceError> {
-        let view = SharedView::open(store.as_ref()).await?;
+        let view = SharedView::open(&store).await?;
         Ok(CommandService {
             store,
             clock,

@@ -13,7 +13,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -22,9 +23,9 @@ use proto_events::{Actor, DomainEvent, Metadata, streams};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::directory::Directory;
 use switchboard_store::index::{IndexBatch, KeyOutcome, Link, LoggedKey, Thread, WriteIndex};
-use switchboard_store::subscription::EventStream;
 use switchboard_store::{EventStore, Position, RecordedEvent};
 use tokio::sync::{Mutex, RwLock, RwLockReadGuard};
+use tokio::task::AbortHandle;
 
 use crate::ServiceError;
 use switchboard_codec as codec;
@@ -107,12 +108,22 @@ pub(crate) struct SharedView {
     view: RwLock<WriteView>,
     /// Held while catching up; where the last snapshot was saved (or loaded from).
     folding: Mutex<Position>,
+    /// The task following the log ([`follow`]), stopped with the view.
+    follower: OnceLock<AbortHandle>,
+}
+
+impl Drop for SharedView {
+    fn drop(&mut self) {
+        if let Some(follower) = self.follower.get() {
+            follower.abort();
+        }
+    }
 }
 
 impl SharedView {
     /// The view at the store's head: from the last snapshot, with the events after it folded in,
     /// and from then on following the head in the background ([`follow`]).
-    pub(crate) async fn open(store: &dyn EventStore) -> Result<Arc<SharedView>, ServiceError> {
+    pub(crate) async fn open(store: &Arc<dyn EventStore>) -> Result<Arc<SharedView>, ServiceError> {
         let mut view = WriteView::default();
         let mut snapshot_at = Position::START;
         let head = store.head().await?;
@@ -139,14 +150,11 @@ impl SharedView {
         let shared = Arc::new(SharedView {
             view: RwLock::new(view),
             folding: Mutex::new(snapshot_at),
+            follower: OnceLock::new(),
         });
-        shared.catch_up(store, head).await?;
-        let position = shared.view.read().await.position();
-        tokio::spawn(follow(
-            Arc::downgrade(&shared),
-            store.subscribe_all(position),
-            store.write_index(),
-        ));
+        shared.catch_up(store.as_ref(), head).await?;
+        let follower = tokio::spawn(follow(Arc::downgrade(&shared), Arc::downgrade(store)));
+        let _ = shared.follower.set(follower.abort_handle());
         Ok(shared)
     }
 
@@ -266,40 +274,64 @@ impl SharedView {
 /// Folds the log into the view as it is committed, so that a command rarely finds the view
 /// behind the head it saw and has to fold (and wait for others' folding) before deciding: under
 /// `switchboard-bench email` that wait was 1.3 ms of an incoming e-mail's 7.3 ms to its `250`,
-/// 0.9 ms with the follower (docs/benchmarks.md). Commands still catch up themselves when the follower is behind, and
-/// whichever folds an event first folds it; the other skips it.
+/// 0.9 ms with the follower. Commands still catch up themselves when the follower is behind,
+/// and whichever folds an event first folds it; the other skips it.
 ///
-/// Holds the subscription and the write index, not the store (which then closes when its
-/// users let it go, ending the subscription), and the view only while folding: it ends with
-/// the subscription, when the view is dropped, or at the first error (logged; commands then
-/// fold on their own, as they always can).
-async fn follow(view: Weak<SharedView>, events: EventStream, index: Arc<dyn WriteIndex>) {
-    let mut pages = events.ready_chunks(PAGE);
-    while let Some(page) = pages.next().await {
-        let Some(shared) = view.upgrade() else {
-            return;
+/// Holds neither the store nor the view between pages (the store closes when its users let it
+/// go, which ends the subscription; the view's drop stops this task). After an error (a lost
+/// database connection, a key that does not load) it subscribes again from the view's
+/// position, after a pause that doubles up to [`FOLLOW_PAUSE_MAX`]; commands fold on their
+/// own meanwhile, as they always can.
+async fn follow(view: Weak<SharedView>, store: Weak<dyn EventStore>) {
+    let mut pause = FOLLOW_PAUSE;
+    loop {
+        let (events, index) = {
+            let (Some(store), Some(shared)) = (store.upgrade(), view.upgrade()) else {
+                return;
+            };
+            let after = shared.view.read().await.position();
+            (store.subscribe_all(after), store.write_index())
         };
-        let mut events = Vec::with_capacity(page.len());
-        let mut failed = None;
-        for item in page {
-            match item {
-                Ok(event) => events.push(event),
-                Err(e) => {
-                    failed = Some(ServiceError::from(e));
-                    break;
+        let mut pages = events.ready_chunks(PAGE);
+        let error = loop {
+            let Some(page) = pages.next().await else {
+                // The store closed.
+                return;
+            };
+            let Some(shared) = view.upgrade() else {
+                return;
+            };
+            let mut events = Vec::with_capacity(page.len());
+            let mut failed = None;
+            for item in page {
+                match item {
+                    Ok(event) => events.push(event),
+                    Err(e) => {
+                        failed = Some(ServiceError::from(e));
+                        break;
+                    }
                 }
             }
-        }
-        let mut snapshot_at = shared.folding.lock().await;
-        let folded = shared.fold(&events, index.as_ref()).await;
-        shared.snapshot(&mut snapshot_at, index.as_ref()).await;
-        drop(snapshot_at);
-        if let Some(e) = failed.or(folded.err()) {
-            tracing::warn!(error = %e, "the write view stopped following the log; commands fold it themselves");
-            return;
-        }
+            let mut snapshot_at = shared.folding.lock().await;
+            let folded = shared.fold(&events, index.as_ref()).await;
+            shared.snapshot(&mut snapshot_at, index.as_ref()).await;
+            drop(snapshot_at);
+            if let Some(e) = failed.or(folded.err()) {
+                break e;
+            }
+            pause = FOLLOW_PAUSE;
+        };
+        tracing::warn!(error = %error, pause_ms = pause.as_millis() as u64, "the write view stopped following the log; following again after a pause (commands fold it themselves meanwhile)");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(FOLLOW_PAUSE_MAX);
     }
 }
+
+/// The first pause of [`follow`] after an error.
+const FOLLOW_PAUSE: Duration = Duration::from_millis(250);
+
+/// The longest pause of [`follow`] after errors.
+const FOLLOW_PAUSE_MAX: Duration = Duration::from_secs(30);
 
 impl WriteView {
     /// The last event folded in: the view holds the log up to it.

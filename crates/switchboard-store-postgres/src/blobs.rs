@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use switchboard_store::blob::{Blob, PartEncoding, Within, is_blob_hash};
+use switchboard_store::blob::{Blob, Within, is_blob_hash};
 use switchboard_store::{BlobStore, StoreError};
 
 use crate::reader::pool_error;
@@ -51,9 +51,13 @@ impl BlobStore for PostgresBlobs {
             ))
             .await
             .map_err(StoreError::backend)?;
-        // Whole blobs first: the sources of the parts among them are then stored.
-        let (parts, wholes): (Vec<&Blob>, Vec<&Blob>) =
+        // Whole blobs first: the sources of the parts among them are then stored. Each kind in
+        // the order of its names, so that two transactions storing the same blobs lock their
+        // rows in the same order rather than deadlock.
+        let (mut parts, mut wholes): (Vec<&Blob>, Vec<&Blob>) =
             blobs.iter().partition(|blob| blob.within().is_some());
+        parts.sort_by(|a, b| a.sha256().cmp(b.sha256()));
+        wholes.sort_by(|a, b| a.sha256().cmp(b.sha256()));
         for blob in wholes {
             tx.execute(&whole, &[&blob.sha256(), &blob.bytes()])
                 .await
@@ -118,50 +122,62 @@ impl BlobStore for PostgresBlobs {
         }
         let s = &self.s;
         let client = self.pool.get().await.map_err(pool_error)?;
-        // The blob's own bytes, or else those of the blob it is a range of, with the range.
-        let statement = client
+        let whole = client
+            .prepare_cached(&format!("SELECT bytes FROM {s}.blobs WHERE sha256 = $1"))
+            .await
+            .map_err(StoreError::backend)?;
+        if let Some(row) = client
+            .query_opt(&whole, &[&sha256])
+            .await
+            .map_err(StoreError::backend)?
+        {
+            return row.try_get(0).map(Some).map_err(StoreError::backend);
+        }
+        // Only the range of the source, which a damaged row leaves NULL (then refused below).
+        let part = client
             .prepare_cached(&format!(
-                "SELECT bytes, NULL::text, NULL::bigint, NULL::bigint, NULL::text \
-                 FROM {s}.blobs WHERE sha256 = $1 \
-                 UNION ALL \
-                 SELECT b.bytes, p.source, p.start_byte, p.end_byte, p.encoding \
-                 FROM {s}.blob_parts p JOIN {s}.blobs b ON b.sha256 = p.source \
-                 WHERE p.sha256 = $1 \
-                 LIMIT 1"
+                "SELECT p.source, p.start_byte, p.end_byte, p.encoding, \
+                        CASE WHEN p.start_byte >= 0 AND p.end_byte >= p.start_byte \
+                                  AND p.end_byte < 2147483647 \
+                             THEN substring(b.bytes FROM (p.start_byte + 1)::int \
+                                                    FOR (p.end_byte - p.start_byte)::int) \
+                        END \
+                 FROM {s}.blob_parts p LEFT JOIN {s}.blobs b ON b.sha256 = p.source \
+                 WHERE p.sha256 = $1"
             ))
             .await
             .map_err(StoreError::backend)?;
         let Some(row) = client
-            .query_opt(&statement, &[&sha256])
+            .query_opt(&part, &[&sha256])
             .await
             .map_err(StoreError::backend)?
         else {
             return Ok(None);
         };
-        let bytes: Vec<u8> = row.try_get(0).map_err(StoreError::backend)?;
-        let Some(source) = row
-            .try_get::<_, Option<String>>(1)
-            .map_err(StoreError::backend)?
-        else {
-            return Ok(Some(bytes));
-        };
-        let corrupt = |reason: &str| StoreError::CorruptBlob {
-            sha256: sha256.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let number = |i: usize| -> Result<u64, StoreError> {
-            row.try_get::<_, i64>(i)
-                .map_err(StoreError::backend)
-                .and_then(|n| u64::try_from(n).map_err(|_| corrupt("a negative range")))
-        };
-        let encoding: String = row.try_get(4).map_err(StoreError::backend)?;
-        let within = Within {
-            source,
-            start: number(2)?,
-            end: number(3)?,
-            encoding: PartEncoding::parse(&encoding)
-                .ok_or_else(|| corrupt("an unknown encoding"))?,
-        };
-        within.read(sha256, &bytes).map(Some)
+        drop(client);
+        let within = Within::from_row(
+            sha256,
+            row.try_get(0).map_err(StoreError::backend)?,
+            row.try_get(1).map_err(StoreError::backend)?,
+            row.try_get(2).map_err(StoreError::backend)?,
+            row.try_get(3).map_err(StoreError::backend)?,
+        )?;
+        let range: Option<Vec<u8>> = row.try_get(4).map_err(StoreError::backend)?;
+        let name = sha256.to_owned();
+        // Decoding and hashing a large part would hold a runtime thread for milliseconds.
+        if range
+            .as_ref()
+            .is_some_and(|r| r.len() > DECODE_INLINE_BYTES)
+        {
+            tokio::task::spawn_blocking(move || within.read_range(&name, range.as_deref()))
+                .await
+                .map_err(StoreError::backend)?
+                .map(Some)
+        } else {
+            within.read_range(&name, range.as_deref()).map(Some)
+        }
     }
 }
+
+/// Parts larger than this are decoded and checked on the blocking pool.
+const DECODE_INLINE_BYTES: usize = 64 * 1024;

@@ -16,7 +16,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The longest accepted schema name. PostgreSQL truncates identifiers at 63 bytes, and the
 /// notification channel is the schema name plus `_events`.
@@ -151,8 +151,9 @@ CREATE TABLE {s}.secrets (
 );
 "#;
 
-/// Blobs kept as a range of another blob (an e-mail's attachment in the original message), by
-/// the source too (an erasure deletes a source's parts with it).
+/// Blobs kept as a range of another blob (an e-mail's attachment in the original message),
+/// findable by their source: one to be deleted must first have the parts standing in it stored
+/// whole (see `switchboard_store::blob::BlobStore`).
 const MIGRATION_6: &str = r#"
 CREATE TABLE {s}.blob_parts (
     sha256     TEXT        PRIMARY KEY,

@@ -18,7 +18,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use switchboard_store::blob::{Blob, FileBlobs, PartEncoding, Within, is_blob_hash};
+use switchboard_store::blob::{Blob, FileBlobs, Within, is_blob_hash};
 use switchboard_store::{BlobStore, StoreError};
 
 use crate::SqliteStore;
@@ -88,20 +88,42 @@ fn insert_whole(conn: &Connection, blob: &Blob) -> rusqlite::Result<()> {
 }
 
 /// The bytes of the blob `sha256`, if the tables have it: stored whole, or as a range of
-/// another blob (decoded and checked against the name). A database that has no table yet (a
-/// read-only handle on a data directory an earlier version wrote) has none.
+/// another blob (only the range is read, then decoded and checked against the name). A database
+/// that has no table yet (a read-only handle on a data directory an earlier version wrote) has
+/// none.
 fn select(conn: &Connection, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
     if let Some(bytes) = select_whole(conn, sha256).map_err(StoreError::backend)? {
         return Ok(Some(bytes));
     }
-    let Some(within) = select_part(conn, sha256).map_err(StoreError::backend)? else {
+    let statement = match conn.prepare_cached(
+        "SELECT p.source, p.start_byte, p.end_byte, p.encoding, \
+                substr(b.bytes, p.start_byte + 1, p.end_byte - p.start_byte) \
+         FROM blob_parts p LEFT JOIN blobs b ON b.sha256 = p.source \
+         WHERE p.sha256 = ?1",
+    ) {
+        Ok(statement) => statement,
+        Err(e) if e.to_string().contains("no such table") => return Ok(None),
+        Err(e) => return Err(StoreError::backend(e)),
+    };
+    let mut statement = statement;
+    let row = statement
+        .query_row([sha256], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, Option<Vec<u8>>>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(StoreError::backend)?;
+    let Some((source, start, end, encoding, range)) = row else {
         return Ok(None);
     };
-    // A part outlives its source only if the source was deleted (an erasure deletes both).
-    match select_whole(conn, &within.source).map_err(StoreError::backend)? {
-        Some(source) => within.read(sha256, &source).map(Some),
-        None => Ok(None),
-    }
+    Within::from_row(sha256, source, start, end, &encoding)?
+        .read_range(sha256, range.as_deref())
+        .map(Some)
 }
 
 /// The bytes of a blob stored whole.
@@ -113,36 +135,6 @@ fn select_whole(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<
     };
     let mut statement = statement;
     statement.query_row([sha256], |row| row.get(0)).optional()
-}
-
-/// Where a blob stored as a range of another stands.
-fn select_part(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Within>> {
-    let statement = match conn.prepare_cached(
-        "SELECT source, start_byte, end_byte, encoding FROM blob_parts WHERE sha256 = ?1",
-    ) {
-        Ok(statement) => statement,
-        Err(e) if e.to_string().contains("no such table") => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut statement = statement;
-    let row = statement
-        .query_row([sha256], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, String>(3)?,
-            ))
-        })
-        .optional()?;
-    Ok(row.and_then(|(source, start, end, encoding)| {
-        Some(Within {
-            source,
-            start: u64::try_from(start).ok()?,
-            end: u64::try_from(end).ok()?,
-            encoding: PartEncoding::parse(&encoding)?,
-        })
-    }))
 }
 
 /// Puts larger than this are hashed on the blocking pool.

@@ -88,8 +88,9 @@ CREATE TABLE blobs (
 ) STRICT;
 ";
 
-/// Blobs kept as a range of another blob (see `crate::blobs`), by the source too (an erasure
-/// deletes a source's parts with it).
+/// Blobs kept as a range of another blob (see `crate::blobs`), findable by their source: one
+/// to be deleted must first have the parts standing in it stored whole (see
+/// `switchboard_store::blob::BlobStore`).
 const MIGRATION_3: &str = "
 CREATE TABLE blob_parts (
     sha256     TEXT    PRIMARY KEY,

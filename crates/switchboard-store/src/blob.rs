@@ -17,6 +17,11 @@ use sha2::{Digest, Sha256};
 use crate::StoreError;
 
 /// Blobs by content.
+///
+/// A blob may be kept as a range of another ([`Blob::part_of`], `blob_parts` in both backends):
+/// the first message to bring an attachment in holds its bytes for every later one with the
+/// same content, whoever sent it. So a blob named as a source must not be deleted (a person's
+/// erasure) before each part standing in it is stored whole or is itself deleted.
 #[async_trait]
 pub trait BlobStore: Send + Sync + Debug {
     /// Stores `bytes` and returns their SHA-256 (lower-case hex). Returns once the bytes are
@@ -91,14 +96,10 @@ impl PartEncoding {
     }
 }
 
-impl Within {
-    /// The bytes this range of `source` encodes, or `None` if it is out of `source` or does
-    /// not decode.
-    pub fn decode(&self, source: &[u8]) -> Option<Vec<u8>> {
-        let start = usize::try_from(self.start).ok()?;
-        let end = usize::try_from(self.end).ok()?;
-        let range = source.get(start..end)?;
-        match self.encoding {
+impl PartEncoding {
+    /// The bytes `range` encodes, or `None` if it does not decode.
+    pub fn decode(self, range: &[u8]) -> Option<Vec<u8>> {
+        match self {
             PartEncoding::Identity => Some(range.to_vec()),
             PartEncoding::Base64 => {
                 use base64::Engine as _;
@@ -115,19 +116,72 @@ impl Within {
             }
         }
     }
+}
 
-    /// The bytes of the blob named `sha256` that stands here in `source`, checked against
-    /// their name: `Corrupt` if they do not match (the source or the reference was damaged).
-    pub fn read(&self, sha256: &str, source: &[u8]) -> Result<Vec<u8>, StoreError> {
-        match self.decode(source) {
-            Some(bytes) if blob_hash(&bytes) == sha256 => Ok(bytes),
+impl Within {
+    /// The bytes this range of `source` encodes, or `None` if it is out of `source` or does
+    /// not decode.
+    pub fn decode(&self, source: &[u8]) -> Option<Vec<u8>> {
+        let start = usize::try_from(self.start).ok()?;
+        let end = usize::try_from(self.end).ok()?;
+        self.encoding.decode(source.get(start..end)?)
+    }
+
+    /// A part as a store keeps it (`blob_parts`: source, range, encoding name), checked: a
+    /// negative or inverted range or an unknown encoding is [`StoreError::CorruptBlob`].
+    pub fn from_row(
+        sha256: &str,
+        source: String,
+        start: i64,
+        end: i64,
+        encoding: &str,
+    ) -> Result<Within, StoreError> {
+        let range = u64::try_from(start)
+            .ok()
+            .zip(u64::try_from(end).ok())
+            .filter(|(start, end)| start <= end);
+        match (range, PartEncoding::parse(encoding)) {
+            (Some((start, end)), Some(encoding)) => Ok(Within {
+                source,
+                start,
+                end,
+                encoding,
+            }),
             _ => Err(StoreError::CorruptBlob {
                 sha256: sha256.to_owned(),
-                reason: format!(
-                    "its range {}..{} of blob {} does not decode to it",
-                    self.start, self.end, self.source
-                ),
+                reason: format!("its part row is damaged ({start}..{end}, {encoding:?})"),
             }),
+        }
+    }
+
+    /// The bytes of the blob named `sha256` that stands here, from `range`: the bytes
+    /// `source[start..end]` as the store fetched them (`None`: the source is not stored).
+    /// Decoded and checked against the name; anything else is [`StoreError::CorruptBlob`], never
+    /// other bytes. A source is deleted only after the parts that stand in it are stored whole
+    /// (see `crate::blob`), so a missing one means damage too.
+    pub fn read_range(&self, sha256: &str, range: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+        let corrupt = |reason: String| StoreError::CorruptBlob {
+            sha256: sha256.to_owned(),
+            reason,
+        };
+        let Some(range) = range else {
+            return Err(corrupt(format!(
+                "its source blob {} is missing",
+                self.source
+            )));
+        };
+        if range.len() as u64 != self.end - self.start {
+            return Err(corrupt(format!(
+                "its source blob {} is shorter than its range {}..{}",
+                self.source, self.start, self.end
+            )));
+        }
+        match self.encoding.decode(range) {
+            Some(bytes) if blob_hash(&bytes) == sha256 => Ok(bytes),
+            _ => Err(corrupt(format!(
+                "its range {}..{} of blob {} does not decode to it",
+                self.start, self.end, self.source
+            ))),
         }
     }
 }

@@ -546,3 +546,44 @@ async fn a_use_whose_owner_stopped_after_its_main_append_is_answered_from_the_lo
     assert_eq!(again.last_position, written.last_position);
     assert_eq!(app.store.head().await.unwrap(), head, "nothing written");
 }
+
+/// The write view follows the log in the background: what another node (here, another service
+/// on the same store) commits reaches it without a command catching up, and a subscription that
+/// fails (a lost connection) is taken up again from where the view stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_view_follows_the_log_and_resubscribes_after_an_error() {
+    let app = app().await;
+    let store = Arc::new(Instrumented::new(app.store.clone()));
+    store
+        .fail_next_subscription
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let other = CommandService::open(store.clone(), app.clock.clone())
+        .await
+        .unwrap();
+    app.service
+        .execute(CommandMeta::by(admin()), create_inbox(41, "Followed"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let known = other
+            .view_as_is()
+            .await
+            .directory
+            .inboxes
+            .contains_key(&Uuid::from_u128(41));
+        if known {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other service's view never learnt of the inbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let subscriptions = store.subscribed_after.lock().unwrap().len();
+    assert_eq!(
+        subscriptions, 2,
+        "the failed subscription was taken up again once"
+    );
+}

@@ -179,6 +179,8 @@ pub(crate) struct Instrumented {
     hold: std::sync::Mutex<Option<Hold>>,
     /// Where every subscription started.
     pub(crate) subscribed_after: std::sync::Mutex<Vec<switchboard_store::Position>>,
+    /// Whether the next subscription fails at once (as a lost database connection would).
+    pub(crate) fail_next_subscription: std::sync::atomic::AtomicBool,
 }
 
 impl Instrumented {
@@ -189,6 +191,7 @@ impl Instrumented {
             events_read: 0.into(),
             hold: std::sync::Mutex::new(None),
             subscribed_after: std::sync::Mutex::new(Vec::new()),
+            fail_next_subscription: false.into(),
         }
     }
 
@@ -296,6 +299,14 @@ impl EventStore for Instrumented {
     }
     fn subscribe_all(&self, after: switchboard_store::Position) -> switchboard_store::EventStream {
         self.subscribed_after.lock().unwrap().push(after);
+        if self
+            .fail_next_subscription
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let lost =
+                switchboard_store::StoreError::backend(std::io::Error::other("connection lost"));
+            return futures::StreamExt::boxed(futures::stream::once(async move { Err(lost) }));
+        }
         self.inner.subscribe_all(after)
     }
     fn max_append_bytes(&self) -> usize {

@@ -157,7 +157,8 @@ async fn a_read_only_handle_on_a_database_without_the_blob_table_reads_the_files
 }
 
 /// An attachment that stands base64-encoded in its original message is kept as a reference
-/// to that range, not a second copy; a damaged reference reads as corrupt, never as other bytes.
+/// to that range, not a second copy; a damaged reference, or one whose original is gone, reads
+/// as corrupt, never as other bytes or as deleted.
 #[tokio::test]
 async fn an_attachment_is_kept_as_its_range_of_the_original_and_checked_when_read() {
     use switchboard_store::blob::{PartEncoding, Within};
@@ -202,9 +203,41 @@ async fn an_attachment_is_kept_as_its_range_of_the_original_and_checked_when_rea
     conn.execute("UPDATE blob_parts SET end_byte = end_byte - 4", [])
         .unwrap();
     drop(conn);
+    let corrupt = |damage: &str| {
+        // Each damage on top of the last (the last one puts the start back).
+        let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+        conn.execute_batch(damage).unwrap();
+    };
+    let expect_corrupt = |store: &SqliteStore, why: &str| {
+        let store = store.clone();
+        let name = part.sha256().to_owned();
+        let why = why.to_owned();
+        async move {
+            match store.blobs().get(&name).await {
+                Err(StoreError::CorruptBlob { sha256, reason }) => {
+                    assert_eq!(sha256, name);
+                    assert!(reason.contains(&why), "{reason}");
+                }
+                other => panic!("expected a corrupt blob ({why}), got {other:?}"),
+            }
+        }
+    };
+    corrupt("UPDATE blob_parts SET end_byte = end_byte - 4");
     let store = reopen(dir.path(), SqliteOptions::default());
-    match store.blobs().get(part.sha256()).await {
-        Err(StoreError::CorruptBlob { sha256, .. }) => assert_eq!(sha256, part.sha256()),
-        other => panic!("expected a corrupt blob, got {other:?}"),
-    }
+    expect_corrupt(&store, "does not decode to it").await;
+    drop(store);
+    corrupt("UPDATE blob_parts SET end_byte = end_byte + 1000");
+    let store = reopen(dir.path(), SqliteOptions::default());
+    expect_corrupt(&store, "shorter than its range").await;
+    drop(store);
+    corrupt("UPDATE blob_parts SET start_byte = -1");
+    let store = reopen(dir.path(), SqliteOptions::default());
+    expect_corrupt(&store, "part row is damaged").await;
+    drop(store);
+    corrupt(&format!(
+        "UPDATE blob_parts SET start_byte = {}; DELETE FROM blobs",
+        head.len()
+    ));
+    let store = reopen(dir.path(), SqliteOptions::default());
+    expect_corrupt(&store, "is missing").await;
 }
