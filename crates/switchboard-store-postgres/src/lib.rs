@@ -132,6 +132,19 @@ pub enum ConnectError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A newer version of Switchboard migrated the schema: this one would not read everything
+    /// it stores (attachments kept as ranges, for one). Run the newer version; going back is
+    /// not supported.
+    #[error(
+        "schema {schema} is at version {version}, written by a newer Switchboard; this one knows version {known}: run the newer version (going back is not supported)",
+        known = schema::SCHEMA_VERSION
+    )]
+    NewerSchema {
+        /// The schema.
+        schema: String,
+        /// Its version.
+        version: i32,
+    },
     /// The head row does not match the last stored event: the schema was altered behind the
     /// store's back. Run `verify` and investigate before writing anything.
     #[error("schema {schema} is inconsistent: head row at {head}, last stored event at {last}")]
@@ -226,12 +239,15 @@ impl PostgresStore {
             .get()
             .await
             .map_err(|e| ConnectError::Connect(Box::new(e)))?;
-        schema::migrate(&mut client, &schema)
+        let migrated = schema::migrate(&mut client, &schema)
             .await
             .map_err(|source| ConnectError::Migrate {
                 schema: schema.clone(),
                 source,
             })?;
+        if let schema::Migrated::Newer(version) = migrated {
+            return Err(ConnectError::NewerSchema { schema, version });
+        }
         let sql = Arc::new(Sql::new(&schema));
         let row = client
             .query_one(&sql.consistency, &[])

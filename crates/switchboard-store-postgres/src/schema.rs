@@ -166,12 +166,21 @@ CREATE TABLE {s}.blob_parts (
 CREATE INDEX blob_parts_by_source ON {s}.blob_parts (source);
 "#;
 
+/// What [`migrate`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Migrated {
+    /// The schema is at [`SCHEMA_VERSION`] (now).
+    Current,
+    /// A newer version of Switchboard migrated the schema to this version: left as it is.
+    Newer(i32),
+}
+
 /// Creates the schema and its tables if needed, under an advisory lock so that nodes starting
 /// together do not race.
 pub(crate) async fn migrate(
     client: &mut Client,
     schema: &str,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Migrated, tokio_postgres::Error> {
     let s = quote(schema);
     let tx = client.transaction().await?;
     // Two keys: one fixed for "switchboard migrations", one per schema.
@@ -195,6 +204,10 @@ pub(crate) async fn migrate(
         )
         .await?
         .try_get(0)?;
+    if applied > SCHEMA_VERSION {
+        tx.rollback().await?;
+        return Ok(Migrated::Newer(applied));
+    }
     let migrations = [
         MIGRATION_1,
         MIGRATION_2,
@@ -214,7 +227,8 @@ pub(crate) async fn migrate(
         )
         .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(Migrated::Current)
 }
 
 /// A checked schema name as an SQL identifier.

@@ -160,9 +160,22 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Brings the database to [`SCHEMA_VERSION`]; refuses one a newer version of Switchboard wrote
+/// (this one would not read what that one stores, e.g. attachments kept as ranges before
+/// schema 3).
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version >= SCHEMA_VERSION {
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "the event database has schema {version}, written by a newer Switchboard; \
+                 this one knows schema {SCHEMA_VERSION}: run the newer version (going back is \
+                 not supported)"
+            )),
+        ));
+    }
+    if version == SCHEMA_VERSION {
         return Ok(());
     }
     let tx = conn.transaction()?;

@@ -388,3 +388,33 @@ async fn a_lease_is_held_by_one_node_at_a_time_and_passes_on() {
     drop(first);
     until_held(&mut second, "the second node, after the first gave up").await;
 }
+
+/// A schema a newer version migrated is refused with a message that says so, not used without
+/// what that version stores.
+#[tokio::test]
+async fn a_schema_of_a_newer_version_is_refused() {
+    let Some(url) = pg::server().await else {
+        return;
+    };
+    let schema = TestSchema::new(&url);
+    drop(schema.connect(|_| {}).await);
+    let admin = pg::raw(&url).await.unwrap();
+    admin
+        .execute(
+            &format!(
+                "INSERT INTO {} (version) VALUES (99)",
+                schema.table("migrations")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = switchboard_store_postgres::PostgresStore::connect(schema.options())
+        .await
+        .expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("version 99") && message.contains("newer Switchboard"),
+        "{message}"
+    );
+}

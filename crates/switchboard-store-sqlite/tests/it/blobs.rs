@@ -241,3 +241,20 @@ async fn an_attachment_is_kept_as_its_range_of_the_original_and_checked_when_rea
     let store = reopen(dir.path(), SqliteOptions::default());
     expect_corrupt(&store, "is missing").await;
 }
+
+/// A database a newer version wrote (a schema this one does not know) is refused with a message
+/// that says so, rather than read without what that version stores.
+#[tokio::test]
+async fn a_database_of_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let refused = SqliteStore::open(dir.path(), SqliteOptions::default()).expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("schema 99") && message.contains("newer Switchboard"),
+        "{message}"
+    );
+}
