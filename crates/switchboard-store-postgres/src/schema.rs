@@ -166,6 +166,17 @@ CREATE TABLE {s}.blob_parts (
 CREATE INDEX blob_parts_by_source ON {s}.blob_parts (source);
 "#;
 
+/// Every migration, in order: the schema version is their number.
+const MIGRATIONS: [&str; 6] = [
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+    MIGRATION_6,
+];
+const _: () = assert!(MIGRATIONS.len() as i32 == SCHEMA_VERSION);
+
 /// What [`migrate`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Migrated {
@@ -208,15 +219,7 @@ pub(crate) async fn migrate(
         tx.rollback().await?;
         return Ok(Migrated::Newer(applied));
     }
-    let migrations = [
-        MIGRATION_1,
-        MIGRATION_2,
-        MIGRATION_3,
-        MIGRATION_4,
-        MIGRATION_5,
-        MIGRATION_6,
-    ];
-    for (version, migration) in (1i32..).zip(migrations) {
+    for (version, migration) in (1i32..).zip(MIGRATIONS) {
         if version <= applied {
             continue;
         }

@@ -122,9 +122,34 @@ pub enum OpenError {
     /// for all of [`SqliteOptions::lock_wait`]. Stop it, or use another directory.
     #[error("data directory {0} is in use by another process")]
     Locked(PathBuf),
+    /// A newer version of Switchboard migrated the database: this one would not read
+    /// everything it stores (attachments kept as ranges of their originals, for one). Run the
+    /// newer version; going back is not supported.
+    #[error(
+        "the event database {path} has schema {version}, written by a newer Switchboard; this one knows schema {known}: run the newer version (going back is not supported)",
+        known = schema::SCHEMA_VERSION
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        version: i64,
+    },
     /// SQLite refused to open or migrate the database.
     #[error("cannot open event database: {0}")]
     Database(#[from] rusqlite::Error),
+}
+
+/// Refuses the database on `conn` (at `path`) if a newer version migrated it.
+fn refuse_newer(path: &Path, conn: &rusqlite::Connection) -> Result<(), OpenError> {
+    let version = schema::version(conn)?;
+    if version > schema::SCHEMA_VERSION {
+        return Err(OpenError::NewerSchema {
+            path: path.to_owned(),
+            version,
+        });
+    }
+    Ok(())
 }
 
 /// The embedded event store. Cheap to clone; all clones share one writer.
@@ -200,6 +225,7 @@ impl SqliteStore {
         }
         let path = dir.join(DATABASE_FILE);
         let conn = schema::open_writer(&path)?;
+        refuse_newer(&path, &conn)?;
         let tail = Arc::new(Tail::new());
         let reads = ReadPool::open(&path, options.read_connections.max(1), Some(tail.clone()))?;
         let writer = Writer::spawn(conn, &path, &options, tail)?;
@@ -238,6 +264,7 @@ impl SqliteStore {
                 ),
             });
         }
+        refuse_newer(&path, &schema::open_reader(&path)?)?;
         let reads = ReadPool::open(&path, 2, None)?;
         let head: i64 = schema::open_reader(&path)?.query_row(
             "SELECT COALESCE(MAX(position), 0) FROM events",

@@ -124,7 +124,8 @@ fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Opens the writing connection, creating and migrating the database as needed. Deleted blobs
+/// Opens the writing connection, creating and migrating the database as needed (a database of
+/// a newer schema is left as it is: the caller refuses it, see [`version`]). Deleted blobs
 /// are overwritten in the file (`secure_delete`), and the write-ahead log goes back to at most
 /// 64 MiB once checkpointed, whatever a burst of large mail made of it.
 ///
@@ -160,26 +161,24 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Brings the database to [`SCHEMA_VERSION`]; refuses one a newer version of Switchboard wrote
-/// (this one would not read what that one stores, e.g. attachments kept as ranges before
-/// schema 3).
+/// Every migration, in order: the schema version is their number.
+const MIGRATIONS: [&str; 3] = [MIGRATION_1, MIGRATION_2, MIGRATION_3];
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
+
+/// The schema version of the database on `conn` (`PRAGMA user_version`).
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Brings the database to [`SCHEMA_VERSION`]. The caller has refused one a newer version
+/// wrote ([`version`]).
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!(
-                "the event database has schema {version}, written by a newer Switchboard; \
-                 this one knows schema {SCHEMA_VERSION}: run the newer version (going back is \
-                 not supported)"
-            )),
-        ));
-    }
-    if version == SCHEMA_VERSION {
+    let version = version(conn)?;
+    if version >= SCHEMA_VERSION {
         return Ok(());
     }
     let tx = conn.transaction()?;
-    for migration in &[MIGRATION_1, MIGRATION_2, MIGRATION_3][version.max(0) as usize..] {
+    for migration in &MIGRATIONS[version.max(0) as usize..] {
         tx.execute_batch(migration)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

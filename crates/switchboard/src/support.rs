@@ -9,7 +9,7 @@ use anyhow::Context;
 use switchboard_codec::keyring::{KeyedStore, Keyring};
 use switchboard_store::EventStore;
 use switchboard_store::secret::Vault;
-use switchboard_store_postgres::{PostgresOptions, PostgresStore};
+use switchboard_store_postgres::{ConnectError, PostgresOptions, PostgresStore};
 use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
 
 use crate::config::{Config, ConfigArgs};
@@ -76,8 +76,13 @@ pub(crate) fn open_for_reading(data_dir: &Path) -> anyhow::Result<SqliteStore> {
             events.join(DATABASE_FILE).display()
         );
     }
-    SqliteStore::open_read_only(&events)
-        .with_context(|| format!("opening the event store in {}", events.display()))
+    match SqliteStore::open_read_only(&events) {
+        Ok(store) => Ok(store),
+        Err(e @ OpenError::NewerSchema { .. }) => refuse!("{e}"),
+        Err(e) => {
+            Err(e).with_context(|| format!("opening the event store in {}", events.display()))
+        }
+    }
 }
 
 /// Opens (creating if needed) the store of a data directory. A directory that another process
@@ -91,6 +96,7 @@ pub(crate) fn open(data_dir: &Path) -> anyhow::Result<SqliteStore> {
              stop it first",
             data_dir.display()
         ),
+        Err(e @ OpenError::NewerSchema { .. }) => refuse!("{e}"),
         Err(e) => {
             Err(e).with_context(|| format!("opening the event store in {}", events.display()))
         }
@@ -175,7 +181,9 @@ pub(crate) async fn connect_postgres(config: &Config) -> anyhow::Result<Postgres
     };
     let mut options = PostgresOptions::new(url.expose());
     options.schema = config.postgres_schema.clone();
-    PostgresStore::connect(options)
-        .await
-        .with_context(|| format!("connecting to {}", describe_store(config)))
+    match PostgresStore::connect(options).await {
+        Ok(store) => Ok(store),
+        Err(e @ ConnectError::NewerSchema { .. }) => refuse!("{e}"),
+        Err(e) => Err(e).with_context(|| format!("connecting to {}", describe_store(config))),
+    }
 }
