@@ -70,8 +70,7 @@ impl BlobStore for PostgresBlobs {
                 .prepare_cached(&format!(
                     "INSERT INTO {s}.blob_parts (sha256, source, start_byte, end_byte, encoding) \
                      SELECT $1, $2, $3, $4, $5 \
-                     WHERE EXISTS (SELECT 1 FROM {s}.blobs WHERE sha256 = $2) \
-                       AND NOT EXISTS (SELECT 1 FROM {s}.blobs WHERE sha256 = $1) \
+                     WHERE NOT EXISTS (SELECT 1 FROM {s}.blobs WHERE sha256 = $1) \
                      ON CONFLICT (sha256) DO NOTHING"
                 ))
                 .await

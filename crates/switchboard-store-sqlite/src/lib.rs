@@ -264,13 +264,13 @@ impl SqliteStore {
                 ),
             });
         }
-        refuse_newer(&path, &schema::open_reader(&path)?)?;
+        let conn = schema::open_reader(&path)?;
+        refuse_newer(&path, &conn)?;
         let reads = ReadPool::open(&path, 2, None)?;
-        let head: i64 = schema::open_reader(&path)?.query_row(
-            "SELECT COALESCE(MAX(position), 0) FROM events",
-            [],
-            |row| row.get(0),
-        )?;
+        let head: i64 =
+            conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| {
+                row.get(0)
+            })?;
         let (_, head) = watch::channel(Position(u64::try_from(head).unwrap_or(0)));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
