@@ -153,6 +153,7 @@ domain_events! {
     ConversationClosed("ConversationClosed", 1),
     ConversationReopened("ConversationReopened", 1),
     ConversationShared("ConversationShared", 1),
+    ConversationErased("ConversationErased", 1),
     // Messenger receipts (issue 20).
     MessengerReceiptReceived("MessengerReceiptReceived", 1),
     // Chat replies by e-mail (issue 20).
@@ -165,6 +166,7 @@ domain_events! {
     ContactIdentityLinked("ContactIdentityLinked", 1),
     ContactOwnerChanged("ContactOwnerChanged", 1),
     ContactsMerged("ContactsMerged", 1),
+    ContactErased("ContactErased", 1),
     CompanyCreated("CompanyCreated", 1),
     DealCreated("DealCreated", 1),
     TicketCreated("TicketCreated", 1),

@@ -276,6 +276,11 @@ pub const CLASSES: &[EventClasses] = &[
         ],
     },
     EventClasses {
+        event_type: "ContactErased",
+        subject: NONE,
+        fields: &[("contact_id", N), ("conversation_ids", N), ("reason", S)],
+    },
+    EventClasses {
         event_type: "ContactsMerged",
         subject: NONE,
         fields: &[("merged_id", N), ("survivor_id", N)],
@@ -294,6 +299,16 @@ pub const CLASSES: &[EventClasses] = &[
         event_type: "ConversationClosed",
         subject: NONE,
         fields: &[("by", N), ("conversation_id", N), ("inbox_id", N)],
+    },
+    EventClasses {
+        event_type: "ConversationErased",
+        subject: NONE,
+        fields: &[
+            ("contact_id", N),
+            ("conversation_id", N),
+            ("inbox_id", N),
+            ("reason", S),
+        ],
     },
     EventClasses {
         event_type: "ConversationQueued",

@@ -47,9 +47,9 @@ pub mod reservation;
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto_events::event::{
-    AssociationAdded, AssociationRemoved, ContactIdentityLinked, ContactOwnerChanged,
-    ContactPropertiesChanged, ContactRecordCreated, ContactsMerged, Identity, RecordKind,
-    RecordRef, UniqueScope,
+    AssociationAdded, AssociationRemoved, ContactErased, ContactIdentityLinked,
+    ContactOwnerChanged, ContactPropertiesChanged, ContactRecordCreated, ContactsMerged, Identity,
+    RecordKind, RecordRef, UniqueScope,
 };
 use proto_events::{DomainEvent, streams};
 use uuid::Uuid;
@@ -72,6 +72,7 @@ pub struct Contact {
     properties: BTreeMap<String, String>,
     owner_user_id: Option<Uuid>,
     merged_into: Option<Uuid>,
+    erased: bool,
     absorbed: BTreeSet<Uuid>,
     associations: BTreeSet<RecordRef>,
 }
@@ -98,6 +99,7 @@ impl Contact {
                 self.identities.push(e.identity.clone());
             }
             E::ContactOwnerChanged(e) => self.owner_user_id = e.owner_user_id,
+            E::ContactErased(e) if self.id == Some(e.contact_id) => self.erased = true,
             E::ContactsMerged(e) => {
                 if self.id == Some(e.merged_id) {
                     self.merged_into = Some(e.survivor_id);
@@ -170,6 +172,11 @@ impl Contact {
         self.owner_user_id
     }
 
+    /// Whether the contact was erased ([`ContactErased`]).
+    pub fn is_erased(&self) -> bool {
+        self.erased
+    }
+
     /// For a contact merged away: the contact it was merged into.
     pub fn merged_into(&self) -> Option<Uuid> {
         self.merged_into
@@ -222,6 +229,13 @@ pub enum ContactCommand {
     LinkIdentity { identity: Identity },
     /// Give the contact an owner (a user who writes), or none.
     ChangeOwner { owner_user_id: Option<Uuid> },
+    /// Erase the contact (admins): the service erases `conversation_ids` with it (their
+    /// [`ConversationCommand::Erase`](crate::conversation::ConversationCommand::Erase)),
+    /// destroys the keys and deletes the files. From then on it refuses every command.
+    Erase {
+        conversation_ids: Vec<Uuid>,
+        reason: String,
+    },
 }
 
 /// Merge `merged_id` into `survivor_id`; see [`decide_merge`].
@@ -351,6 +365,28 @@ pub fn decide(
                 .into(),
             ])
         }
+        C::Erase {
+            conversation_ids,
+            reason,
+        } => {
+            match record::writer(ctx, false)? {
+                record::Writer::System => {}
+                record::Writer::User(id)
+                    if ctx.directory.user(id).is_some_and(|user| user.is_admin()) => {}
+                _ => return Err(DomainError::forbidden("only admins erase contacts")),
+            }
+            let contact_id = live(state)?;
+            let reason = crate::conversation::erasure_reason(reason)?;
+            let conversation_ids: BTreeSet<Uuid> = conversation_ids.iter().copied().collect();
+            Ok(vec![
+                ContactErased {
+                    contact_id,
+                    conversation_ids: conversation_ids.into_iter().collect(),
+                    reason,
+                }
+                .into(),
+            ])
+        }
         C::ChangeOwner { owner_user_id } => {
             record::writer(ctx, false)?;
             let contact_id = live(state)?;
@@ -402,6 +438,13 @@ pub fn decide_merge(
         return Err(DomainError::NotFound { what: "contact" });
     }
     live(survivor)?;
+    if merged.erased {
+        return Err(DomainError::rejected(
+            "ERASED",
+            Some("mergedId"),
+            format!("contact {merged_id} was erased"),
+        ));
+    }
     if survivor.absorbed.contains(&merged_id) {
         return Err(DomainError::rejected(
             "MERGED",
@@ -569,6 +612,13 @@ pub fn claimed_identities(events: &[DomainEvent]) -> Vec<&Identity> {
 /// The contact's id if it exists and was not merged away.
 fn live(state: &Contact) -> Result<Uuid, DomainError> {
     let id = state.id.ok_or(DomainError::NotFound { what: "contact" })?;
+    if state.erased {
+        return Err(DomainError::rejected(
+            "ERASED",
+            None,
+            format!("contact {id} was erased"),
+        ));
+    }
     match state.merged_into {
         Some(survivor_id) => Err(merged_away(id, survivor_id)),
         None => Ok(id),

@@ -57,12 +57,12 @@ mod threading;
 
 use proto_events::event::{
     Assignee, AssignmentReason, Attachment, BotHandedOff, ChannelConfig, ChannelKind, CommentAdded,
-    ConversationAssigned, ConversationClosed, ConversationOrigin, ConversationQueued,
-    ConversationReassigned, ConversationReopened, ConversationShared, ConversationStarted,
-    ConversationUnassigned, ConversationVisibility, DeliveryFailed, DeliverySucceeded,
-    FilterReason, FilteredMessageRestored, Identity, InboundMessage, MessageFiltered,
-    MessageReceived, MessengerReceiptReceived, ReceiptKind, ReopenCause, ReplyAuthor, ReplySent,
-    RoutingDecision,
+    ConversationAssigned, ConversationClosed, ConversationErased, ConversationOrigin,
+    ConversationQueued, ConversationReassigned, ConversationReopened, ConversationShared,
+    ConversationStarted, ConversationUnassigned, ConversationVisibility, DeliveryFailed,
+    DeliverySucceeded, FilterReason, FilteredMessageRestored, Identity, InboundMessage,
+    MessageFiltered, MessageReceived, MessengerReceiptReceived, ReceiptKind, ReopenCause,
+    ReplyAuthor, ReplySent, RoutingDecision,
 };
 use proto_events::{Actor, DomainEvent};
 use uuid::Uuid;
@@ -190,6 +190,12 @@ pub enum ConversationCommand {
     },
     /// Make a private conversation (from a user's own e-mail account) visible to its inbox.
     Share,
+    /// Erase it: with its contact (named), or by its inbox's retention period. Its keys are
+    /// destroyed and its files deleted by the service; from then on it refuses every command.
+    Erase {
+        contact_id: Option<Uuid>,
+        reason: String,
+    },
 }
 
 /// What became of an outbound message, as its channel reports.
@@ -237,6 +243,9 @@ pub fn decide(
     ctx: &Context<'_>,
 ) -> Result<Vec<DomainEvent>, DomainError> {
     use ConversationCommand as C;
+    if state.erased {
+        return Err(erased(state.id));
+    }
     match command {
         C::ReceiveMessage {
             conversation_id,
@@ -302,6 +311,7 @@ pub fn decide(
         C::Reopen => reopen(state, ctx),
         C::HandOffFromBot { to } => hand_off(state, ctx, to.as_ref()),
         C::Share => share(state, ctx),
+        C::Erase { contact_id, reason } => erase(state, ctx, *contact_id, reason),
     }
 }
 
@@ -1190,6 +1200,64 @@ fn hand_off(
         .into(),
     };
     Ok(vec![handed_off, reassigned])
+}
+
+/// Longest accepted reason for an erasure, in characters.
+pub const MAX_ERASURE_REASON: usize = 1_000;
+
+fn erased(conversation_id: Uuid) -> DomainError {
+    DomainError::rejected(
+        "ERASED",
+        None,
+        format!("conversation {conversation_id} was erased"),
+    )
+}
+
+/// An admin (with its contact) or the system (the retention reactor) erases the conversation,
+/// filtered or not.
+fn erase(
+    state: &Conversation,
+    ctx: &Context<'_>,
+    contact_id: Option<Uuid>,
+    reason: &str,
+) -> Result<Vec<DomainEvent>, DomainError> {
+    match caller(state, ctx)? {
+        Caller::User(user) if user.is_admin() => {}
+        Caller::System(_) => {}
+        _ => {
+            return Err(DomainError::forbidden(
+                "only admins and the retention rules erase conversations",
+            ));
+        }
+    }
+    let reason = erasure_reason(reason)?;
+    Ok(vec![
+        ConversationErased {
+            conversation_id: state.id,
+            inbox_id: state.inbox_id,
+            contact_id,
+            reason,
+        }
+        .into(),
+    ])
+}
+
+/// `reason`, trimmed: required, at most [`MAX_ERASURE_REASON`] characters.
+pub fn erasure_reason(reason: &str) -> Result<String, DomainError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(DomainError::invalid(
+            "reason",
+            "say why (the audit trail keeps it)",
+        ));
+    }
+    if reason.chars().count() > MAX_ERASURE_REASON {
+        return Err(DomainError::invalid(
+            "reason",
+            format!("at most {MAX_ERASURE_REASON} characters"),
+        ));
+    }
+    Ok(reason.to_owned())
 }
 
 fn share(state: &Conversation, ctx: &Context<'_>) -> Result<Vec<DomainEvent>, DomainError> {

@@ -123,6 +123,14 @@ pub enum Command {
     },
     /// Merge `merged_id` into `survivor_id`.
     MergeContacts(MergeContacts),
+    /// Erase a contact and its conversations (admins; ADR 0007): their keys are destroyed (see
+    /// [`CommandService::with_erasure_keys`]) and read models drop them. The caller names the
+    /// conversations (a read model knows them; the write side does not index them by contact).
+    EraseContact {
+        contact_id: Uuid,
+        conversation_ids: Vec<Uuid>,
+        reason: String,
+    },
     /// Create a company.
     CreateCompany {
         company_id: Uuid,
@@ -159,6 +167,7 @@ impl Command {
             Command::CreateContact { .. } => "create_contact",
             Command::Contact { .. } => "contact",
             Command::MergeContacts(_) => "merge_contacts",
+            Command::EraseContact { .. } => "erase_contact",
             Command::CreateCompany { .. } => "create_company",
             Command::CreateDeal { .. } => "create_deal",
             Command::CreateTicket { .. } => "create_ticket",
@@ -215,6 +224,8 @@ pub struct CommandService {
     key_lifetime: chrono::Duration,
     /// Seals personal fields at append (see [`CommandService::with_keyring`]).
     keyring: Option<Arc<switchboard_codec::keyring::Keyring>>,
+    /// Destroys data subjects' keys on erasure (see [`CommandService::with_erasure_keys`]).
+    erasure_keys: Option<Arc<switchboard_codec::keyring::Keyring>>,
 }
 
 /// How long an idempotency key binds unless configured: a day, as payment APIs keep theirs.
@@ -254,6 +265,7 @@ impl CommandService {
             fallback_domain: DEFAULT_FALLBACK_DOMAIN.to_owned(),
             key_lifetime: DEFAULT_KEY_LIFETIME,
             keyring: None,
+            erasure_keys: None,
         })
     }
 
@@ -303,7 +315,20 @@ impl CommandService {
         mut self,
         keyring: Arc<switchboard_codec::keyring::Keyring>,
     ) -> CommandService {
+        self.erasure_keys = Some(keyring.clone());
         self.keyring = Some(keyring);
+        self
+    }
+
+    /// Destroys data subjects' keys in this keyring when a contact is erased
+    /// ([`Command::EraseContact`]), whether or not this service seals new events: older
+    /// events may be sealed. Without it an erasure only records the event, and read models drop
+    /// the person.
+    pub fn with_erasure_keys(
+        mut self,
+        keyring: Arc<switchboard_codec::keyring::Keyring>,
+    ) -> CommandService {
+        self.erasure_keys = Some(keyring);
         self
     }
 
@@ -833,6 +858,14 @@ impl Run<'_> {
                 command,
             } => self.change_contact(*contact_id, command).await,
             Command::MergeContacts(merge) => self.merge_contacts(merge).await,
+            Command::EraseContact {
+                contact_id,
+                conversation_ids,
+                reason,
+            } => {
+                self.erase_contact(*contact_id, conversation_ids, reason)
+                    .await
+            }
             Command::CreateCompany {
                 company_id,
                 name,

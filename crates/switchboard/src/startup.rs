@@ -165,9 +165,11 @@ impl Application {
                 chrono::Duration::from_std(config.idempotency_key_lifetime)
                     .unwrap_or(switchboard_service::service::DEFAULT_KEY_LIFETIME),
             );
-        if config.seal_personal_data {
-            service = service.with_keyring(keyring);
-        }
+        service = if config.seal_personal_data {
+            service.with_keyring(keyring)
+        } else {
+            service.with_erasure_keys(keyring)
+        };
         let service = Arc::new(service);
         let reactor = RoutingReactor::spawn(service.clone());
         let bots = BotReactor::spawn(service.clone());

@@ -139,6 +139,9 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         E::ConversationClosed(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::ConversationReopened(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
         E::ConversationShared(e) => Concerns::conversation(e.conversation_id, e.inbox_id),
+        E::ConversationErased(e) => {
+            Concerns::conversation(e.conversation_id, e.inbox_id).with_contact(e.contact_id)
+        }
         E::ContactRecordCreated(e) => Concerns {
             conversation_id: e.from_conversation_id,
             ..Concerns::contact(e.contact_id)
@@ -147,6 +150,7 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         E::ContactIdentityLinked(e) => Concerns::contact(e.contact_id),
         E::ContactOwnerChanged(e) => Concerns::contact(e.contact_id),
         E::ContactsMerged(e) => Concerns::contact(e.survivor_id),
+        E::ContactErased(e) => Concerns::contact(e.contact_id),
         E::CompanyCreated(_) | E::DealCreated(_) => Concerns::NONE,
         E::TicketCreated(e) => Concerns {
             conversation_id: e.from_conversation_id,

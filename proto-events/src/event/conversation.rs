@@ -534,6 +534,23 @@ pub struct ConversationShared {
     pub by_user_id: Uuid,
 }
 
+/// A conversation was erased: with its contact ([`ContactErased`]) or by its inbox's retention
+/// period. The keys of its data subject (the conversation itself, for what its sender wrote
+/// before being a contact) are destroyed and its files deleted, so its personal fields read as
+/// erased from now on; read models drop it. It refuses every command afterwards. It holds no
+/// personal data itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationErased {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// Its inbox.
+    pub inbox_id: Uuid,
+    /// The contact erased with it, when that is why.
+    pub contact_id: Option<Uuid>,
+    /// Why: the admin's reason for the contact's erasure, or the retention rule's.
+    pub reason: String,
+}
+
 /// A [`MessageReceived`] or [`MessageFiltered`] as stored: the message's fields beside the
 /// conversation's. Written through `flatten`, read through this flat struct, since serde reads a
 /// flattened struct by buffering the whole object first, which cost more than the rest of the

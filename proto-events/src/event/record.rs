@@ -89,6 +89,23 @@ pub struct ContactsMerged {
     pub merged_id: Uuid,
 }
 
+/// A contact was erased, at the person's request (GDPR Art. 17) or by an admin: the keys their
+/// personal fields were sealed with are destroyed and their files deleted, so that everything
+/// recorded about them reads as erased from now on, in every read model, on a rebuild and in an
+/// export; each conversation of theirs is erased with them ([`ConversationErased`], naming this
+/// contact). The contact refuses every command afterwards. Who erased it and when are the
+/// event's metadata; it holds no personal data itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactErased {
+    /// The contact.
+    pub contact_id: Uuid,
+    /// Its conversations, erased with it.
+    pub conversation_ids: Vec<Uuid>,
+    /// Why, as the admin gave it (e.g. "Art. 17 request, ticket 4711"); it should not name the
+    /// person.
+    pub reason: String,
+}
+
 /// A company record was created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompanyCreated {

@@ -627,6 +627,13 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             by: Actor::Bot { id: id(BOT) },
         }
         .into(),
+        ConversationErased {
+            conversation_id: id(CONVERSATION),
+            inbox_id: id(INBOX),
+            contact_id: Some(id(OTHER_CONTACT)),
+            reason: "Art. 17 request, ticket 4711".into(),
+        }
+        .into(),
         ConversationReopened {
             conversation_id: id(CONVERSATION),
             inbox_id: id(INBOX),
@@ -682,6 +689,12 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
         ContactsMerged {
             survivor_id: id(CONTACT),
             merged_id: id(OTHER_CONTACT),
+        }
+        .into(),
+        ContactErased {
+            contact_id: id(OTHER_CONTACT),
+            conversation_ids: vec![id(CONVERSATION)],
+            reason: "Art. 17 request, ticket 4711".into(),
         }
         .into(),
         CompanyCreated {

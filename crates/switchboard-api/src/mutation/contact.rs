@@ -190,6 +190,57 @@ payload! {
     }
 }
 
+/// Input of `eraseContact`.
+#[derive(Debug, InputObject)]
+pub(crate) struct EraseContactInput {
+    /// Idempotency key: repeating a mutation with the same key returns the first result.
+    client_mutation_id: Option<String>,
+    /// The contact.
+    contact_id: ID,
+    /// Why (e.g. "Art. 17 request, ticket 4711"): kept in the audit trail with who and when.
+    /// It should not name the person. Required; at most 1,000 characters.
+    reason: String,
+}
+
+payload! {
+    /// Result of `eraseContact`.
+    EraseContactPayload {
+        /// The contact erased.
+        erased_contact_id: ID,
+        /// Its conversations, erased with it.
+        erased_conversation_ids: Vec<ID>,
+    }
+}
+
+/// Every conversation of `contact_id`, as the contact sidebar knows them once it has caught up
+/// with the log.
+async fn every_conversation_of(ctx: &Context<'_>, contact_id: Uuid) -> ApiResult<Vec<Uuid>> {
+    let inner = crate::state::state(ctx);
+    let head = inner
+        .service
+        .store()
+        .head()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    inner.caught_up_to(head).await?;
+    let scope = crate::state::access(ctx).await?.scope();
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let scope = scope.clone();
+        let page = inner
+            .query("contact_sidebar", move |conn| {
+                contact_sidebar::conversations_of_contact(conn, contact_id, after, 500, &scope)
+            })
+            .await?;
+        all.extend(page.conversations.iter().map(|c| c.conversation_id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
 /// Points a `TAKEN` failure (an identity another contact holds; the write side names no field)
 /// at the input field that claimed the identity.
 fn blame_identities(executed: &mut Executed, field: &str) {
@@ -360,6 +411,44 @@ impl ContactMutation {
         Ok(MergeContactsPayload {
             result: executed.result,
             contact,
+        })
+    }
+
+    /// Erases a contact at the person's request (GDPR Art. 17; admins): the contact and every
+    /// conversation of theirs are erased (`ContactErased`, `ConversationErased`; who, when and
+    /// the reason stay in the audit trail), the keys their personal data was sealed with are
+    /// destroyed, and every read model drops them. Their identities are released: the same
+    /// address writing again starts a new conversation without a contact. Cannot be undone; an
+    /// erased contact or conversation refuses every later change (`ERASED`).
+    async fn erase_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: EraseContactInput,
+    ) -> async_graphql::Result<EraseContactPayload> {
+        let contact_id = ids::decode(&input.contact_id, Kind::Contact, "contactId")?;
+        let conversation_ids = every_conversation_of(ctx, contact_id).await?;
+        let command = Command::EraseContact {
+            contact_id,
+            conversation_ids: conversation_ids.clone(),
+            reason: input.reason,
+        };
+        let executed = run(
+            ctx,
+            input.client_mutation_id,
+            command,
+            RunOptions::default(),
+        )
+        .await?;
+        let erased = executed.result.user_errors.is_empty();
+        Ok(EraseContactPayload {
+            result: executed.result,
+            erased_contact_id: erased.then(|| ids::encode(Kind::Contact, contact_id)),
+            erased_conversation_ids: erased.then(|| {
+                conversation_ids
+                    .iter()
+                    .map(|id| ids::encode(Kind::Conversation, *id))
+                    .collect()
+            }),
         })
     }
 }

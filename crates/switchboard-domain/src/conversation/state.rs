@@ -87,6 +87,9 @@ pub struct Conversation {
     pub private_owner: Option<Uuid>,
     /// Open, closed, filtered only, or not there.
     pub status: Status,
+    /// Erased ([`ConversationErased`](proto_events::event::ConversationErased)): it refuses
+    /// every command.
+    pub erased: bool,
     /// Who it is assigned to.
     pub assignee: Option<Assignee>,
     /// Whether routing found nobody and it waits to be routed again.
@@ -188,6 +191,7 @@ impl Conversation {
     pub fn evolve(&mut self, event: &DomainEvent) {
         use DomainEvent as E;
         match event {
+            E::ConversationErased(_) => self.erased = true,
             E::ConversationStarted(e) => {
                 self.id = e.conversation_id;
                 self.inbox_id = e.inbox_id;

@@ -632,6 +632,69 @@ fn owners_are_users_who_work_conversations() {
         .then_forbidden();
 }
 
+#[test]
+fn admins_erase_contacts_which_then_refuse_everything() {
+    let erase = |reason: &str| C::Erase {
+        conversation_ids: vec![id(CONVERSATION), id(CONVERSATION), id(CONVERSATION + 1)],
+        reason: reason.into(),
+    };
+    let erased = ContactErased {
+        contact_id: id(ADA),
+        conversation_ids: vec![id(CONVERSATION), id(CONVERSATION + 1)],
+        reason: "Art. 17 request".into(),
+    };
+    let state = given_contact(vec![ada_created()])
+        .when(user(ADMIN), erase("  Art. 17 request "))
+        .then(vec![erased.clone().into()]);
+    assert!(state.exists());
+    given_contact(vec![ada_created()])
+        .when(system(), erase("Art. 17 request"))
+        .then(vec![erased.clone().into()]);
+
+    given_contact(vec![ada_created()])
+        .when(user(AGENT), erase("Art. 17 request"))
+        .then_forbidden();
+    given_contact(vec![ada_created()])
+        .when(user(AUDITOR), erase("Art. 17 request"))
+        .then_forbidden();
+    given_contact(vec![ada_created()])
+        .when(channel(), erase("Art. 17 request"))
+        .then_forbidden();
+    given_contact(vec![ada_created()])
+        .when(user(ADMIN), erase(" "))
+        .then_invalid("reason");
+    given_contact(vec![ada_created()])
+        .when(user(ADMIN), erase(&"x".repeat(1_001)))
+        .then_invalid("reason");
+    given_contact(vec![])
+        .when(user(ADMIN), erase("Art. 17 request"))
+        .then_error(DomainError::NotFound { what: "contact" });
+
+    // Afterwards, nothing: not again, not a change, not a merge either way.
+    let history = vec![ada_created(), erased.into()];
+    let message = given_contact(history.clone())
+        .when(user(ADMIN), erase("again"))
+        .then_rejected("ERASED");
+    assert!(message.contains(&id(ADA).to_string()), "{message}");
+    given_contact(history.clone())
+        .when(user(AGENT), change(&[("name", "Ada")], &[]))
+        .then_rejected("ERASED");
+    given_contact(history.clone())
+        .when(
+            user(AGENT),
+            C::LinkIdentity {
+                identity: email("ada@elsewhere.example"),
+            },
+        )
+        .then_rejected("ERASED");
+    given_contacts(vec![grace_created()], history.clone())
+        .when_merged(user(AGENT), GRACE, ADA)
+        .then_rejected("ERASED");
+    given_contacts(history, vec![grace_created()])
+        .when_merged(user(AGENT), ADA, GRACE)
+        .then_rejected("ERASED");
+}
+
 fn associated(from: RecordRef, to: RecordRef) -> DomainEvent {
     AssociationAdded { from, to }.into()
 }

@@ -1704,7 +1704,67 @@ fn every_command() -> Vec<C> {
         C::Reopen,
         C::HandOffFromBot { to: None },
         C::Share,
+        erase(),
     ]
+}
+
+fn erase() -> C {
+    C::Erase {
+        contact_id: None,
+        reason: "closed more than 30 days ago".into(),
+    }
+}
+
+// Erase
+
+#[test]
+fn admins_and_the_retention_rules_erase_conversations_which_then_refuse_everything() {
+    let erased = |contact_id: Option<u128>| ConversationErased {
+        conversation_id: id(CONV),
+        inbox_id: id(SUPPORT),
+        contact_id: contact_id.map(id),
+        reason: "closed more than 30 days ago".into(),
+    };
+    let state = given(email_thread())
+        .when(system(), erase())
+        .then(vec![erased(None).into()]);
+    assert!(state.erased);
+    given(private_thread())
+        .when(
+            user(ADMIN),
+            C::Erase {
+                contact_id: Some(id(77)),
+                reason: " closed more than 30 days ago ".into(),
+            },
+        )
+        .then(vec![erased(Some(77)).into()]);
+    given(email_thread())
+        .when(user(AGENT), erase())
+        .then_forbidden();
+    given(email_thread())
+        .when(bot(BOT), erase())
+        .then_forbidden();
+    given(email_thread())
+        .when(
+            system(),
+            C::Erase {
+                contact_id: None,
+                reason: "\n".into(),
+            },
+        )
+        .then_invalid("reason");
+
+    // Afterwards every command is refused, whoever sends it, new mail included.
+    for command in every_command() {
+        given(email_thread())
+            .and([erased(None).into()])
+            .when(user(ADMIN), command.clone())
+            .then_rejected("ERASED", None);
+        given(email_thread())
+            .and([erased(None).into()])
+            .when(system(), command)
+            .then_rejected("ERASED", None);
+    }
 }
 
 #[test]

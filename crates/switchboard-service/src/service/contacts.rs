@@ -12,6 +12,7 @@ use proto_events::streams;
 use switchboard_domain::DomainError;
 use switchboard_domain::contact::reservation::{self, Reservation};
 use switchboard_domain::contact::{self, Contact, ContactCommand, MergeContacts};
+use switchboard_domain::conversation::ConversationCommand;
 use switchboard_domain::record::{self, Record};
 use uuid::Uuid;
 
@@ -111,6 +112,73 @@ impl Run<'_> {
         let initial = Reservation::of_identity(identity);
         let stream = initial.stream();
         self.load(&stream, initial, Reservation::evolve).await
+    }
+
+    /// Erases a contact and `conversation_ids` with it (ADR 0007): the contact's tombstone
+    /// ([`ContactErased`](proto_events::event::ContactErased)) first, so that a concurrent
+    /// command on the contact conflicts and is refused; then each conversation's; then its
+    /// identities are released, so the same address writing again makes a new contact; then the
+    /// data subjects' keys are destroyed, so what was sealed for them reads as erased. Every step
+    /// is idempotent: a retry after a failure resumes where it stopped. Returns the last write
+    /// (its position covers them all); `ERASED` when there was nothing left to do.
+    pub(super) async fn erase_contact(
+        &self,
+        contact_id: Uuid,
+        conversation_ids: &[Uuid],
+        reason: &str,
+    ) -> Result<Outcome, ServiceError> {
+        let stream = streams::contact(contact_id);
+        let (state, version) = self
+            .load(&stream, Contact::default(), Contact::evolve)
+            .await?;
+        let command = ContactCommand::Erase {
+            conversation_ids: conversation_ids.to_vec(),
+            reason: reason.to_owned(),
+        };
+        let mut last = None;
+        let mut refusal = None;
+        match contact::decide(&state, &command, &self.context()) {
+            Ok(events) => {
+                self.check_expected(&stream, version)?;
+                last = Some(self.append(&stream, version, events).await?);
+            }
+            // Erased before: resume what may not have been done.
+            Err(e @ DomainError::Rejected { .. }) if state.is_erased() => refusal = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+        for &conversation_id in conversation_ids {
+            let erase = ConversationCommand::Erase {
+                contact_id: Some(contact_id),
+                reason: reason.to_owned(),
+            };
+            match self.conversation(conversation_id, &erase).await {
+                Ok(outcome) => last = Some(outcome),
+                Err(ServiceError::Domain(
+                    DomainError::Rejected { .. } | DomainError::NotFound { .. },
+                )) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for identity in state.identities() {
+            let (reservation, version) = self.reservation(identity).await?;
+            let events = reservation::decide_release(&reservation, contact_id);
+            if !events.is_empty() {
+                last = Some(
+                    self.append_unchecked(&reservation.stream(), version, events)
+                        .await?,
+                );
+            }
+        }
+        if let Some(keyring) = &self.service.erasure_keys {
+            for subject in std::iter::once(contact_id).chain(conversation_ids.iter().copied()) {
+                keyring.destroy(subject).await?;
+            }
+        }
+        match (last, refusal) {
+            (Some(outcome), _) => Ok(outcome),
+            (None, Some(refusal)) => Err(refusal.into()),
+            (None, None) => Err(DomainError::NotFound { what: "contact" }.into()),
+        }
     }
 
     pub(super) async fn merge_contacts(

@@ -28,6 +28,14 @@ use crate::ServiceError;
 /// The namespace of conversation ids derived from what identifies a new conversation.
 const CONVERSATION_IDS: Uuid = Uuid::from_u128(0x5b0a_7d1e_4c3f_4a59_9e21_6c1d_2f8b_a470);
 
+/// How many erased conversations in a row a message looks past for its successor.
+const MAX_SUCCESSORS: usize = 16;
+
+/// The conversation that takes over the messages of an erased one.
+pub(crate) fn successor(conversation_id: Uuid) -> Uuid {
+    Uuid::new_v5(&conversation_id, b"after erasure")
+}
+
 /// The id of a conversation derived from its channel and `key` (`chat:<visitor>`,
 /// `messenger:<psid>`, `email:<root Message-ID>`, ...).
 fn derived_id(channel_id: Uuid, key: &str) -> Uuid {
@@ -93,16 +101,31 @@ impl Run<'_> {
         message.channel_kind = channel.config.kind();
         // The conversation (resolved, then read) and the sender's contact, read at once.
         let conversation = async {
-            let conversation_id = self
+            let mut conversation_id = self
                 .resolve_conversation(channel_id, message.channel_kind, &message)
                 .await?;
-            let stream = streams::conversation(conversation_id);
-            let (state, version) = self
-                .load_envelopes(&stream, Conversation::default(), |state, envelope| {
-                    state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
-                })
-                .await?;
-            Ok::<_, ServiceError>((conversation_id, stream, state, version))
+            // A message for an erased conversation (a reply to an old thread, a visitor
+            // writing again) starts its successor: derived, so every node picks the same one.
+            for _ in 0..MAX_SUCCESSORS {
+                let stream = streams::conversation(conversation_id);
+                let (state, version) = self
+                    .load_envelopes(&stream, Conversation::default(), |state, envelope| {
+                        state.evolve_at(&envelope.payload, envelope.metadata.occurred_at);
+                    })
+                    .await?;
+                if !state.erased {
+                    return Ok::<_, ServiceError>((conversation_id, stream, state, version));
+                }
+                conversation_id = successor(conversation_id);
+            }
+            Err(DomainError::Rejected {
+                code: "ERASED",
+                field: None,
+                message: format!(
+                    "conversation {conversation_id} and {MAX_SUCCESSORS} before it were erased"
+                ),
+            }
+            .into())
         };
         let ((conversation_id, stream, state, version), contact_id) =
             tokio::try_join!(conversation, self.contact_of(&message.from))?;

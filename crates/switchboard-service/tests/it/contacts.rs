@@ -344,3 +344,229 @@ async fn a_stale_expected_version_writes_nothing_even_where_reservations_come_fi
         "nothing was written"
     );
 }
+
+/// A service that seals personal fields, over a store read through the same keys.
+async fn sealed_app() -> (
+    App,
+    Arc<dyn EventStore>,
+    switchboard_service::CommandService,
+) {
+    use switchboard_codec::keyring::{KeyedStore, Keyring};
+    use switchboard_store::secret::{MasterKey, Vault};
+    let app = app().await;
+    let keys = Arc::new(Keyring::new(Vault::new(
+        app.store.secrets(),
+        &MasterKey::generate(),
+    )));
+    let keyed: Arc<dyn EventStore> =
+        Arc::new(KeyedStore::new(Arc::new(app.store.clone()), keys.clone()));
+    let service = switchboard_service::CommandService::open(keyed.clone(), app.clock.clone())
+        .await
+        .unwrap()
+        .with_keyring(keys);
+    (app, keyed, service)
+}
+
+async fn read(store: &Arc<dyn EventStore>, stream: &str) -> Vec<switchboard_store::RecordedEvent> {
+    store
+        .read_stream(stream, Direction::Forwards, StreamFrom::Start, 100)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_erased_contact_reads_as_erased_and_its_visitor_starts_afresh() {
+    use proto_events::DomainEvent as E;
+    use switchboard_domain::conversation::ConversationCommand;
+    use switchboard_domain::setup::SetupCommand;
+
+    let (_app, keyed, service) = sealed_app().await;
+    let channel = Uuid::now_v7();
+    let inbox = Uuid::now_v7();
+    let zelda = Uuid::now_v7();
+    let by_admin = || CommandMeta::by(admin());
+    for command in [
+        Command::Setup(SetupCommand::CreateInbox {
+            inbox_id: inbox,
+            name: "Support".into(),
+        }),
+        Command::Channel(switchboard_domain::channel::ChannelCommand::ConnectChat {
+            channel_id: channel,
+            inbox_id: inbox,
+            name: "Website".into(),
+        }),
+        Command::CreateContact {
+            contact_id: zelda,
+            identities: vec![Identity::ChatVisitor {
+                visitor_id: "v-zelda".into(),
+            }],
+            properties: BTreeMap::from([("name".into(), "Zelda Quibble".into())]),
+            from_conversation: None,
+        },
+    ] {
+        service.execute(by_admin(), command).await.unwrap();
+    }
+    let said = service
+        .execute(
+            CommandMeta::by(system()),
+            chat(channel, "v-zelda", "my unique order text 7f3a"),
+        )
+        .await
+        .unwrap();
+    let conversation = conversation_of(&said);
+    let conversation_stream = streams::conversation(conversation);
+    let body_of = |events: &[switchboard_store::RecordedEvent]| {
+        events
+            .iter()
+            .map(|e| switchboard_service::codec::decode(e).unwrap().payload)
+            .find_map(|event| match event {
+                E::MessageReceived(e) => Some(e.message.body_text),
+                _ => None,
+            })
+    };
+    assert_eq!(
+        body_of(&read(&keyed, &conversation_stream).await).as_deref(),
+        Some("my unique order text 7f3a")
+    );
+
+    let erase = || Command::EraseContact {
+        contact_id: zelda,
+        conversation_ids: vec![conversation],
+        reason: "Art. 17 request, ticket 4711".into(),
+    };
+    service.execute(by_admin(), erase()).await.unwrap();
+
+    // The tombstones are in the log, naming nobody; what was sealed reads as erased.
+    let history: Vec<E> = keyed
+        .read_all(switchboard_store::Position::START, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| switchboard_service::codec::decode(e).unwrap().payload)
+        .collect();
+    assert!(history.iter().any(|e| matches!(e, E::ContactErased(e)
+        if e.contact_id == zelda && e.conversation_ids == [conversation])));
+    assert!(history.iter().any(|e| matches!(e, E::ConversationErased(e)
+        if e.conversation_id == conversation && e.contact_id == Some(zelda))));
+    assert!(
+        history
+            .iter()
+            .any(|e| matches!(e, E::UniqueValueReleased(_)))
+    );
+    assert_eq!(
+        body_of(&read(&keyed, &conversation_stream).await).as_deref(),
+        Some("")
+    );
+    let created = read(&keyed, &streams::contact(zelda)).await;
+    let properties = created
+        .iter()
+        .map(|e| switchboard_service::codec::decode(e).unwrap().payload)
+        .find_map(|event| match event {
+            E::ContactRecordCreated(e) => Some(e.properties),
+            _ => None,
+        })
+        .unwrap();
+    assert!(properties.is_empty(), "{properties:?}");
+
+    // Both refuse everything now; erasing again has nothing left to do.
+    let refused = |result: Result<switchboard_service::Outcome, ServiceError>| {
+        assert!(
+            matches!(
+                &result,
+                Err(ServiceError::Domain(DomainError::Rejected {
+                    code: "ERASED",
+                    ..
+                }))
+            ),
+            "{result:?}"
+        );
+    };
+    refused(
+        service
+            .execute(
+                by_admin(),
+                Command::Conversation {
+                    conversation_id: conversation,
+                    command: Box::new(ConversationCommand::Close),
+                },
+            )
+            .await,
+    );
+    refused(
+        service
+            .execute(
+                by_admin(),
+                Command::Contact {
+                    contact_id: zelda,
+                    command: ContactCommand::LinkIdentity {
+                        identity: email("zelda@quibble.example"),
+                    },
+                },
+            )
+            .await,
+    );
+    refused(service.execute(by_admin(), erase()).await);
+
+    // The visitor writing again starts a new conversation, with no contact (their identity
+    // was released), readable under a new key.
+    let again = service
+        .execute(
+            CommandMeta::by(system()),
+            chat(channel, "v-zelda", "hello again"),
+        )
+        .await
+        .unwrap();
+    let next = conversation_of(&again);
+    assert_ne!(next, conversation);
+    let events = read(&keyed, &streams::conversation(next)).await;
+    assert_eq!(body_of(&events).as_deref(), Some("hello again"));
+    let started = events
+        .iter()
+        .map(|e| switchboard_service::codec::decode(e).unwrap().payload)
+        .find_map(|event| match event {
+            E::ConversationStarted(e) => Some(e.contact_id),
+            _ => None,
+        });
+    assert_eq!(started, Some(None));
+}
+
+#[tokio::test]
+async fn only_admins_erase_contacts() {
+    let app = app().await;
+    let zelda = Uuid::now_v7();
+    run(
+        &app,
+        admin(),
+        create(zelda, vec![email("zelda@quibble.example")]),
+    )
+    .await;
+    let result = app
+        .service
+        .execute(
+            CommandMeta::by(proto_events::Actor::Bot { id: Uuid::now_v7() }),
+            Command::EraseContact {
+                contact_id: zelda,
+                conversation_ids: vec![],
+                reason: "no".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(ServiceError::Domain(DomainError::Forbidden { .. }))
+        ),
+        "{result:?}"
+    );
+    let stream = app
+        .store
+        .read_stream(
+            &streams::contact(zelda),
+            Direction::Forwards,
+            StreamFrom::Start,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.len(), 1, "a refused erasure writes nothing");
+}
