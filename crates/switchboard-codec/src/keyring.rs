@@ -89,6 +89,18 @@ impl Keys {
 pub struct Keyring {
     vault: Option<Vault>,
     cache: Mutex<HashMap<Uuid, (SubjectKeys, Instant)>>,
+    /// Whether subjects were erased, by subject (for events stored in the clear), and whether
+    /// any was at all (`None` in the map's place: not known yet).
+    erased: Mutex<ErasedCache>,
+}
+
+/// What a process remembers of erasures, for reading events stored in the clear.
+#[derive(Debug, Default)]
+struct ErasedCache {
+    /// Whether any subject was ever erased, and when that was read.
+    any: Option<(bool, Instant)>,
+    /// By subject: erased or not, and when that was read.
+    subjects: HashMap<Uuid, (bool, Instant)>,
 }
 
 /// Why an event could not be read through the keyring.
@@ -113,12 +125,23 @@ fn erased_name(subject: Uuid, key_id: Uuid) -> String {
     format!("erased-{subject}-{key_id}")
 }
 
+/// Records that `subject` was erased, key or no key: its fields stored in the clear (events
+/// written while sealing was off) read redacted from then on.
+fn erased_subject_name(subject: Uuid) -> String {
+    format!("erased-subject-{subject}")
+}
+
+/// Records that some subject was erased: until it exists, reads skip looking for erased
+/// subjects in events stored in the clear.
+const ANY_ERASED: &str = "erased-any";
+
 impl Keyring {
     /// A keyring whose keys are sealed by `vault`.
     pub fn new(vault: Vault) -> Keyring {
         Keyring {
             vault: Some(vault),
             cache: Mutex::new(HashMap::new()),
+            erased: Mutex::new(ErasedCache::default()),
         }
     }
 
@@ -128,6 +151,7 @@ impl Keyring {
         Keyring {
             vault: None,
             cache: Mutex::new(HashMap::new()),
+            erased: Mutex::new(ErasedCache::default()),
         }
     }
 
@@ -311,6 +335,15 @@ impl Keyring {
     /// processes within [`KEY_TTL`]. Repeating it is harmless. True when it had a key.
     pub async fn destroy(&self, subject: Uuid) -> Result<bool, StoreError> {
         let vault = self.vault()?;
+        vault.put_named(ANY_ERASED, b"erased").await?;
+        vault
+            .put_named(&erased_subject_name(subject), b"erased")
+            .await?;
+        {
+            let mut erased = self.erased_cache();
+            erased.any = Some((true, Instant::now()));
+            erased.subjects.insert(subject, (true, Instant::now()));
+        }
         let current = match vault.get_named(&key_name(subject)).await? {
             Some(bytes) => Some(to_key(subject, &bytes)?),
             None => None,
@@ -335,6 +368,71 @@ impl Keyring {
     /// Drops what this process remembers of `subject` (another process erased it).
     pub fn forget(&self, subject: Uuid) {
         self.cache().remove(&subject);
+        self.erased_cache().subjects.remove(&subject);
+    }
+
+    fn erased_cache(&self) -> std::sync::MutexGuard<'_, ErasedCache> {
+        self.erased.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether any subject was ever erased (remembered for [`KEY_TTL`]). False without keys.
+    async fn any_erased(&self) -> Result<bool, StoreError> {
+        let Some(vault) = &self.vault else {
+            return Ok(false);
+        };
+        if let Some((any, at)) = self.erased_cache().any
+            && (any || at.elapsed() < KEY_TTL)
+        {
+            return Ok(any);
+        }
+        let any = vault.get_named(ANY_ERASED).await?.is_some();
+        self.erased_cache().any = Some((any, Instant::now()));
+        Ok(any)
+    }
+
+    /// Whether `subject` was erased (remembered for [`KEY_TTL`]; once erased, for good).
+    async fn is_erased(&self, subject: Uuid) -> Result<bool, StoreError> {
+        let vault = self.vault()?;
+        if let Some(&(erased, at)) = self.erased_cache().subjects.get(&subject)
+            && (erased || at.elapsed() < KEY_TTL)
+        {
+            return Ok(erased);
+        }
+        let erased = vault
+            .get_named(&erased_subject_name(subject))
+            .await?
+            .is_some();
+        let mut cache = self.erased_cache();
+        if cache.subjects.len() >= CACHE_CAPACITY {
+            cache.subjects.clear();
+        }
+        cache.subjects.insert(subject, (erased, Instant::now()));
+        Ok(erased)
+    }
+
+    /// `event`, stored in the clear, with its personal fields redacted when its subject was
+    /// erased (the stored bytes go to [`RecordedEvent::sealed_payload`], which the chain and
+    /// `export` read); unchanged otherwise.
+    async fn redact_if_erased(&self, event: &mut RecordedEvent) -> Result<(), StoreError> {
+        if seal::is_sealed(&event.payload) || !seal::has_personal_fields(&event.event_type) {
+            return Ok(());
+        }
+        let corrupt = |reason: String| StoreError::Corrupt {
+            position: event.position,
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&event.payload).map_err(|e| corrupt(e.to_string()))?;
+        let Some(subject) = seal::subject_of(&event.event_type, &value) else {
+            return Ok(());
+        };
+        if !self.is_erased(subject).await? {
+            return Ok(());
+        }
+        let redacted = serde_json::to_vec(&seal::redact_value(&event.event_type, value))
+            .map_err(|e| corrupt(e.to_string()))?;
+        event.sealed_payload = Some(std::mem::replace(&mut event.payload, redacted));
+        Ok(())
     }
 }
 
@@ -378,6 +476,11 @@ async fn open_all(
     keyring: &Keyring,
     mut events: Vec<RecordedEvent>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
+    if keyring.any_erased().await? {
+        for event in &mut events {
+            keyring.redact_if_erased(event).await?;
+        }
+    }
     if !events.iter().any(|e| seal::is_sealed(&e.payload)) {
         return Ok(events);
     }

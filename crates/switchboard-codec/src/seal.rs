@@ -196,6 +196,29 @@ pub fn seal_value(
     serde_json::to_vec(&value).map_err(|e| SealError::Json(e.to_string()))
 }
 
+/// `value` (a payload of `event_type` stored in the clear) with every personal field redacted
+/// as an erased sealed field reads ([`open`]): what a plaintext event of an erased subject
+/// reads as.
+pub fn redact_value(event_type: &str, mut value: Value) -> Value {
+    let Some(classes) = proto_events::personal::classes(event_type) else {
+        return value;
+    };
+    for path in classes.personal() {
+        let Some(field) = field_mut(&mut value, path) else {
+            continue;
+        };
+        if field.is_null() {
+            continue;
+        }
+        *field = if proto_events::personal::is_free_map(event_type, path) {
+            Value::Object(serde_json::Map::new())
+        } else {
+            redact(field)
+        };
+    }
+    value
+}
+
 /// Whether `payload` (of `event_type`) has a personal field that is not null: one that needs a
 /// subject to be sealed for.
 pub fn has_personal_values(event_type: &str, payload: &Value) -> bool {

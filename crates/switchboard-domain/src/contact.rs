@@ -73,6 +73,8 @@ pub struct Contact {
     owner_user_id: Option<Uuid>,
     merged_into: Option<Uuid>,
     erased: bool,
+    erased_conversations: Vec<Uuid>,
+    from_conversations: BTreeSet<Uuid>,
     absorbed: BTreeSet<Uuid>,
     associations: BTreeSet<RecordRef>,
 }
@@ -84,6 +86,7 @@ impl Contact {
         match event {
             E::ContactRecordCreated(e) => {
                 self.id = Some(e.contact_id);
+                self.from_conversations.extend(e.from_conversation_id);
                 self.identities.clone_from(&e.identities);
                 self.properties.clone_from(&e.properties);
             }
@@ -99,7 +102,10 @@ impl Contact {
                 self.identities.push(e.identity.clone());
             }
             E::ContactOwnerChanged(e) => self.owner_user_id = e.owner_user_id,
-            E::ContactErased(e) if self.id == Some(e.contact_id) => self.erased = true,
+            E::ContactErased(e) if self.id == Some(e.contact_id) => {
+                self.erased = true;
+                self.erased_conversations.clone_from(&e.conversation_ids);
+            }
             E::ContactsMerged(e) => {
                 if self.id == Some(e.merged_id) {
                     self.merged_into = Some(e.survivor_id);
@@ -175,6 +181,16 @@ impl Contact {
     /// Whether the contact was erased ([`ContactErased`]).
     pub fn is_erased(&self) -> bool {
         self.erased
+    }
+
+    /// The conversations erased with it, as its [`ContactErased`] names them.
+    pub fn erased_conversations(&self) -> &[Uuid] {
+        &self.erased_conversations
+    }
+
+    /// The conversations it was created from ("record created" from a visitor).
+    pub fn from_conversations(&self) -> &BTreeSet<Uuid> {
+        &self.from_conversations
     }
 
     /// For a contact merged away: the contact it was merged into.

@@ -22,6 +22,7 @@ pub mod reactor;
 pub mod running;
 pub mod service;
 mod snapshot;
+pub mod subject;
 pub mod view;
 
 pub use switchboard_codec as codec;

@@ -123,14 +123,10 @@ pub enum Command {
     },
     /// Merge `merged_id` into `survivor_id`.
     MergeContacts(MergeContacts),
-    /// Erase a contact and its conversations (admins; ADR 0007): their keys are destroyed (see
-    /// [`CommandService::with_erasure_keys`]) and read models drop them. The caller names the
-    /// conversations (a read model knows them; the write side does not index them by contact).
-    EraseContact {
-        contact_id: Uuid,
-        conversation_ids: Vec<Uuid>,
-        reason: String,
-    },
+    /// Erase a contact, the contacts merged into it and their conversations (admins; ADR
+    /// 0007): their identities are released, their keys destroyed (see
+    /// [`CommandService::with_erasure_keys`]), and read models drop them.
+    EraseContact { contact_id: Uuid, reason: String },
     /// Create a company.
     CreateCompany {
         company_id: Uuid,
@@ -376,6 +372,9 @@ impl CommandService {
                 self.assign_fallback_if_needed(inbox_id, outcome.last_position)
                     .await?;
             }
+        }
+        if let Command::EraseContact { contact_id, .. } = &command {
+            self.destroy_erased_keys(*contact_id).await?;
         }
         Ok(outcome)
     }
@@ -858,13 +857,8 @@ impl Run<'_> {
                 command,
             } => self.change_contact(*contact_id, command).await,
             Command::MergeContacts(merge) => self.merge_contacts(merge).await,
-            Command::EraseContact {
-                contact_id,
-                conversation_ids,
-                reason,
-            } => {
-                self.erase_contact(*contact_id, conversation_ids, reason)
-                    .await
+            Command::EraseContact { contact_id, reason } => {
+                self.erase_contact(*contact_id, reason).await
             }
             Command::CreateCompany {
                 company_id,

@@ -20,6 +20,7 @@
 pub mod anchor;
 pub mod audit;
 pub mod config;
+pub mod contact;
 pub mod demo;
 pub mod export;
 pub mod import;

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use switchboard::config::{self, Config, ConfigArgs, Flags, LogFormat};
 use switchboard::support::Refused;
-use switchboard::{Application, audit, demo, export, import, init, projections, startup, token};
+use switchboard::{
+    Application, audit, contact, demo, export, import, init, projections, startup, token,
+};
 
 /// Switchboard: an event-sourced shared inbox.
 #[derive(Debug, Parser)]
@@ -52,6 +54,9 @@ enum Command {
     /// Manage the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// A person's data.
+    #[command(subcommand)]
+    Contact(ContactCommand),
 }
 
 /// `switchboard serve`.
@@ -91,6 +96,13 @@ enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ContactCommand {
+    /// Write everything recorded about a contact as one JSON document (GDPR Art. 15 subject
+    /// access): the same document as GraphQL `contactData`. Reads the whole log.
+    Export(contact::ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum ProjectionsCommand {
     /// Rebuild every read model (in `<data-dir>/read-models`) from the start of the log.
     Rebuild(ConfigArgs),
@@ -108,6 +120,7 @@ async fn main() -> ExitCode {
         Command::Audit(AuditCommand::Keygen(args)) => audit::keygen(&args),
         Command::Export(args) => export::run(args).await,
         Command::Import(args) => import::run(args).await,
+        Command::Contact(ContactCommand::Export(args)) => contact::export(args).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => {
             projections::rebuild(&args).await
         }

@@ -212,33 +212,27 @@ payload! {
     }
 }
 
-/// Every conversation of `contact_id`, as the contact sidebar knows them once it has caught up
-/// with the log.
-async fn every_conversation_of(ctx: &Context<'_>, contact_id: Uuid) -> ApiResult<Vec<Uuid>> {
-    let inner = crate::state::state(ctx);
-    let head = inner
-        .service
-        .store()
-        .head()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    inner.caught_up_to(head).await?;
-    let scope = crate::state::access(ctx).await?.scope();
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let scope = scope.clone();
-        let page = inner
-            .query("contact_sidebar", move |conn| {
-                contact_sidebar::conversations_of_contact(conn, contact_id, after, 500, &scope)
-            })
-            .await?;
-        all.extend(page.conversations.iter().map(|c| c.conversation_id));
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(all),
+/// The conversations erased with `contact_id`, as its `ContactErased` names them.
+async fn erased_with(ctx: &Context<'_>, contact_id: Uuid) -> ApiResult<Vec<Uuid>> {
+    let store = &crate::state::state(ctx).store;
+    let events = store
+        .read_stream(
+            &proto_events::streams::contact(contact_id),
+            switchboard_store::Direction::Backwards,
+            switchboard_store::StreamFrom::End,
+            16,
+        )
+        .await?;
+    for event in &events {
+        if let proto_events::DomainEvent::ContactErased(e) =
+            switchboard_service::codec::decode(event)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .payload
+        {
+            return Ok(e.conversation_ids);
         }
     }
+    Ok(Vec::new())
 }
 
 /// Points a `TAKEN` failure (an identity another contact holds; the write side names no field)
@@ -414,22 +408,23 @@ impl ContactMutation {
         })
     }
 
-    /// Erases a contact at the person's request (GDPR Art. 17; admins): the contact and every
-    /// conversation of theirs are erased (`ContactErased`, `ConversationErased`; who, when and
-    /// the reason stay in the audit trail), the keys their personal data was sealed with are
-    /// destroyed, and every read model drops them. Their identities are released: the same
-    /// address writing again starts a new conversation without a contact. Cannot be undone; an
-    /// erased contact or conversation refuses every later change (`ERASED`).
+    /// Erases a contact at the person's request (GDPR Art. 17; admins): the contact, the
+    /// contacts merged into it and every conversation whose customer they are are erased
+    /// (`ContactErased`, `ConversationErased`; who, when and the reason stay in the audit
+    /// trail), the keys their personal data was sealed with are destroyed, and read models
+    /// drop them. Their identities are released: the same address writing again starts a new
+    /// conversation without a contact. Cannot be undone; an erased contact or conversation
+    /// refuses every later change (`ERASED`). Events written while `[privacy]
+    /// seal_personal_data` was off hold their data in the clear, which the raw log (`events`,
+    /// `switchboard export`) still shows (ADR 0007).
     async fn erase_contact(
         &self,
         ctx: &Context<'_>,
         input: EraseContactInput,
     ) -> async_graphql::Result<EraseContactPayload> {
         let contact_id = ids::decode(&input.contact_id, Kind::Contact, "contactId")?;
-        let conversation_ids = every_conversation_of(ctx, contact_id).await?;
         let command = Command::EraseContact {
             contact_id,
-            conversation_ids: conversation_ids.clone(),
             reason: input.reason,
         };
         let executed = run(
@@ -439,16 +434,23 @@ impl ContactMutation {
             RunOptions::default(),
         )
         .await?;
-        let erased = executed.result.user_errors.is_empty();
+        if !executed.result.user_errors.is_empty() {
+            return Ok(EraseContactPayload {
+                result: executed.result,
+                erased_contact_id: None,
+                erased_conversation_ids: None,
+            });
+        }
+        let conversations = erased_with(ctx, contact_id).await?;
         Ok(EraseContactPayload {
             result: executed.result,
-            erased_contact_id: erased.then(|| ids::encode(Kind::Contact, contact_id)),
-            erased_conversation_ids: erased.then(|| {
-                conversation_ids
+            erased_contact_id: Some(ids::encode(Kind::Contact, contact_id)),
+            erased_conversation_ids: Some(
+                conversations
                     .iter()
                     .map(|id| ids::encode(Kind::Conversation, *id))
-                    .collect()
-            }),
+                    .collect(),
+            ),
         })
     }
 }

@@ -72,6 +72,36 @@ impl HistoryQuery {
         let id = ids::decode(&id, Kind::Conversation, "id")?;
         Ok(conversation_at(ctx, id, position, at).await?)
     }
+
+    /// Everything recorded about one person, as one JSON document, for a subject access request
+    /// (GDPR Art. 15; admins only): the contact (properties, identities, owner, merged
+    /// contacts, associations), then every event of its own stream, of the contacts merged into
+    /// it and of each of its conversations, with type, time, position, actor (staff as ids)
+    /// and payload. Files are listed by reference (name, type, size, SHA-256); download them
+    /// with the file route. Null when no such contact was ever created. An erased contact's
+    /// document holds only what erasure left (its erased fields read as empty). The same
+    /// document as `switchboard contact export`.
+    async fn contact_data(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+    ) -> async_graphql::Result<Option<async_graphql::Json<serde_json::Value>>> {
+        let contact_id = ids::decode(&contact_id, Kind::Contact, "contactId")?;
+        access(ctx)
+            .await?
+            .require(&[Role::SuperAdmin, Role::Admin], "a person's data")?;
+        let conversations = crate::types::contact::every_conversation_of(ctx, contact_id).await?;
+        let inner = state(ctx);
+        let document = switchboard_service::subject::contact_data(
+            inner.store.as_ref(),
+            contact_id,
+            &conversations,
+            Utc::now(),
+        )
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(document.map(async_graphql::Json))
+    }
 }
 
 async fn events(

@@ -5,18 +5,18 @@
 //! again and answered `TAKEN`), release the reservations of a creation that lost, then append the
 //! contact's own events last, so that its stream only exists once its identities are its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proto_events::event::{Identity, RecordKind, RecordRef};
 use proto_events::streams;
 use switchboard_domain::DomainError;
 use switchboard_domain::contact::reservation::{self, Reservation};
 use switchboard_domain::contact::{self, Contact, ContactCommand, MergeContacts};
-use switchboard_domain::conversation::ConversationCommand;
+use switchboard_domain::conversation::{self, Conversation, ConversationCommand};
 use switchboard_domain::record::{self, Record};
 use uuid::Uuid;
 
-use super::{Outcome, Run};
+use super::{CommandService, Outcome, Run};
 use crate::ServiceError;
 
 impl Run<'_> {
@@ -114,71 +114,143 @@ impl Run<'_> {
         self.load(&stream, initial, Reservation::evolve).await
     }
 
-    /// Erases a contact and `conversation_ids` with it (ADR 0007): the contact's tombstone
-    /// ([`ContactErased`](proto_events::event::ContactErased)) first, so that a concurrent
-    /// command on the contact conflicts and is refused; then each conversation's; then its
-    /// identities are released, so the same address writing again makes a new contact; then the
-    /// data subjects' keys are destroyed, so what was sealed for them reads as erased. Every step
-    /// is idempotent: a retry after a failure resumes where it stopped. Returns the last write
-    /// (its position covers them all); `ERASED` when there was nothing left to do.
+    /// Erases a contact (ADR 0007), with the contacts merged into it and the conversations
+    /// that are theirs: those whose customer (the conversation's `contact_id` on the write side)
+    /// is one of them, and those they were created from. In this order, each step idempotent
+    /// and written without the command's idempotency key, so a retry of a half-done erasure
+    /// does it again: each conversation's [`ConversationErased`] (it refuses every command from
+    /// then on; a message for it starts its successor); the release of every identity they
+    /// hold (the same address writing again is nobody's); the contact's
+    /// [`ContactErased`](proto_events::event::ContactErased), naming the conversations, last,
+    /// with the key, on the contact's stream, decided on the contact as first read (a change
+    /// made meanwhile conflicts, and the command is decided again). The keys are destroyed
+    /// after it, also when the command is a repeat
+    /// ([`CommandService::destroy_erased_keys`]).
+    ///
+    /// Which conversations are theirs is read from the whole log (the write side keeps no index
+    /// of conversations by contact); a conversation they started while this ran is found by a
+    /// second pass.
     pub(super) async fn erase_contact(
         &self,
         contact_id: Uuid,
-        conversation_ids: &[Uuid],
         reason: &str,
     ) -> Result<Outcome, ServiceError> {
         let stream = streams::contact(contact_id);
         let (state, version) = self
             .load(&stream, Contact::default(), Contact::evolve)
             .await?;
-        let command = ContactCommand::Erase {
-            conversation_ids: conversation_ids.to_vec(),
+        // Decided first, so that nothing is written for a command that is refused.
+        contact::decide(
+            &state,
+            &ContactCommand::Erase {
+                conversation_ids: Vec::new(),
+                reason: reason.to_owned(),
+            },
+            &self.context(),
+        )?;
+        self.check_expected(&stream, version)?;
+        let people = self.service.merged_family(&state).await?;
+        let mut erased = BTreeSet::new();
+        for _pass in 0..2 {
+            let theirs = self.conversations_of(&people).await?;
+            if theirs.iter().all(|id| erased.contains(id)) {
+                break;
+            }
+            for conversation_id in theirs {
+                if erased.insert(conversation_id) {
+                    self.erase_conversation(conversation_id, contact_id, reason)
+                        .await?;
+                }
+            }
+            for (person, identities) in &people {
+                for identity in identities {
+                    let (reservation, version) = self.reservation(identity).await?;
+                    let events = reservation::decide_release(&reservation, *person);
+                    self.append_unchecked(&reservation.stream(), version, events)
+                        .await?;
+                }
+            }
+        }
+        let events = contact::decide(
+            &state,
+            &ContactCommand::Erase {
+                conversation_ids: erased.into_iter().collect(),
+                reason: reason.to_owned(),
+            },
+            &self.context(),
+        )?;
+        self.append(&stream, version, events).await
+    }
+
+    /// The conversations whose customer is one of `people` on the write side, or that one of
+    /// them was created from while it had no customer yet.
+    async fn conversations_of(
+        &self,
+        people: &BTreeMap<Uuid, Vec<Identity>>,
+    ) -> Result<BTreeSet<Uuid>, ServiceError> {
+        let ids: BTreeSet<Uuid> = people.keys().copied().collect();
+        let candidates =
+            crate::subject::conversations_of(self.service.store.as_ref(), &ids).await?;
+        let mut theirs = BTreeSet::new();
+        for conversation_id in candidates {
+            let (conversation, _) = self
+                .load(
+                    &streams::conversation(conversation_id),
+                    Conversation::default(),
+                    Conversation::evolve,
+                )
+                .await?;
+            let created_from = conversation.contact_id.is_none()
+                && self.created_from(&ids, conversation_id).await?;
+            if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || created_from {
+                theirs.insert(conversation_id);
+            }
+        }
+        Ok(theirs)
+    }
+
+    /// Whether one of `contacts` was created from `conversation_id`.
+    async fn created_from(
+        &self,
+        contacts: &BTreeSet<Uuid>,
+        conversation_id: Uuid,
+    ) -> Result<bool, ServiceError> {
+        for contact_id in contacts {
+            let (contact, _) = self
+                .load(
+                    &streams::contact(*contact_id),
+                    Contact::default(),
+                    Contact::evolve,
+                )
+                .await?;
+            if contact.from_conversations().contains(&conversation_id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Erases one conversation with its contact; one erased before is left as it is.
+    async fn erase_conversation(
+        &self,
+        conversation_id: Uuid,
+        contact_id: Uuid,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let stream = streams::conversation(conversation_id);
+        let (state, version) = self
+            .load(&stream, Conversation::default(), Conversation::evolve)
+            .await?;
+        if state.erased {
+            return Ok(());
+        }
+        let command = ConversationCommand::Erase {
+            contact_id: Some(contact_id),
             reason: reason.to_owned(),
         };
-        let mut last = None;
-        let mut refusal = None;
-        match contact::decide(&state, &command, &self.context()) {
-            Ok(events) => {
-                self.check_expected(&stream, version)?;
-                last = Some(self.append(&stream, version, events).await?);
-            }
-            // Erased before: resume what may not have been done.
-            Err(e @ DomainError::Rejected { .. }) if state.is_erased() => refusal = Some(e),
-            Err(e) => return Err(e.into()),
-        }
-        for &conversation_id in conversation_ids {
-            let erase = ConversationCommand::Erase {
-                contact_id: Some(contact_id),
-                reason: reason.to_owned(),
-            };
-            match self.conversation(conversation_id, &erase).await {
-                Ok(outcome) => last = Some(outcome),
-                Err(ServiceError::Domain(
-                    DomainError::Rejected { .. } | DomainError::NotFound { .. },
-                )) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        for identity in state.identities() {
-            let (reservation, version) = self.reservation(identity).await?;
-            let events = reservation::decide_release(&reservation, contact_id);
-            if !events.is_empty() {
-                last = Some(
-                    self.append_unchecked(&reservation.stream(), version, events)
-                        .await?,
-                );
-            }
-        }
-        if let Some(keyring) = &self.service.erasure_keys {
-            for subject in std::iter::once(contact_id).chain(conversation_ids.iter().copied()) {
-                keyring.destroy(subject).await?;
-            }
-        }
-        match (last, refusal) {
-            (Some(outcome), _) => Ok(outcome),
-            (None, Some(refusal)) => Err(refusal.into()),
-            (None, None) => Err(DomainError::NotFound { what: "contact" }.into()),
-        }
+        let events = conversation::decide(&state, &command, &self.context())?;
+        self.append_unchecked(&stream, version, events).await?;
+        Ok(())
     }
 
     pub(super) async fn merge_contacts(
@@ -240,5 +312,66 @@ impl Run<'_> {
             )
             .await?;
         Ok(outcome)
+    }
+}
+
+impl CommandService {
+    /// The contact and every contact merged into it (through chains of merges), each with the
+    /// identities it ever had.
+    async fn merged_family(
+        &self,
+        state: &Contact,
+    ) -> Result<BTreeMap<Uuid, Vec<Identity>>, ServiceError> {
+        let mut family = BTreeMap::new();
+        let mut pending: Vec<Contact> = vec![state.clone()];
+        while let Some(contact) = pending.pop() {
+            let Some(id) = contact.id() else { continue };
+            if family.contains_key(&id) {
+                continue;
+            }
+            family.insert(id, contact.identities().to_vec());
+            for merged in contact.absorbed() {
+                if !family.contains_key(merged) {
+                    let (merged, _) = self
+                        .load(
+                            &streams::contact(*merged),
+                            Contact::default(),
+                            Contact::evolve,
+                        )
+                        .await?;
+                    pending.push(merged);
+                }
+            }
+        }
+        Ok(family)
+    }
+
+    /// Destroys the keys of an erased contact, of the contacts merged into it and of the
+    /// conversations erased with it (ADR 0007): after the erasure, and again after a repeat of
+    /// it, since the first attempt may have stopped before. Nothing when the contact is not
+    /// erased or the service destroys no keys.
+    pub(super) async fn destroy_erased_keys(&self, contact_id: Uuid) -> Result<(), ServiceError> {
+        let Some(keyring) = &self.erasure_keys else {
+            return Ok(());
+        };
+        let (state, _) = self
+            .load(
+                &streams::contact(contact_id),
+                Contact::default(),
+                Contact::evolve,
+            )
+            .await?;
+        if !state.is_erased() {
+            return Ok(());
+        }
+        let people = self.merged_family(&state).await?;
+        for subject in people
+            .keys()
+            .chain(state.erased_conversations().iter())
+            .copied()
+        {
+            keyring.destroy(subject).await?;
+        }
+        Ok(())
     }
 }

@@ -345,8 +345,11 @@ async fn a_stale_expected_version_writes_nothing_even_where_reservations_come_fi
     );
 }
 
-/// A service that seals personal fields, over a store read through the same keys.
-async fn sealed_app() -> (
+/// A service over a store read through a keyring, sealing personal fields with it when `seal`
+/// (else only destroying keys on erasure, as `serve` does with sealing off).
+async fn keyed_app(
+    seal: bool,
+) -> (
     App,
     Arc<dyn EventStore>,
     switchboard_service::CommandService,
@@ -362,8 +365,12 @@ async fn sealed_app() -> (
         Arc::new(KeyedStore::new(Arc::new(app.store.clone()), keys.clone()));
     let service = switchboard_service::CommandService::open(keyed.clone(), app.clock.clone())
         .await
-        .unwrap()
-        .with_keyring(keys);
+        .unwrap();
+    let service = if seal {
+        service.with_keyring(keys)
+    } else {
+        service.with_erasure_keys(keys)
+    };
     (app, keyed, service)
 }
 
@@ -376,11 +383,23 @@ async fn read(store: &Arc<dyn EventStore>, stream: &str) -> Vec<switchboard_stor
 
 #[tokio::test]
 async fn an_erased_contact_reads_as_erased_and_its_visitor_starts_afresh() {
+    erasure(true).await;
+}
+
+#[tokio::test]
+async fn a_contact_erased_while_sealing_is_off_reads_as_erased_too() {
+    erasure(false).await;
+}
+
+/// Zelda, with Zed merged into her, both chatted; Otto too. Erasing Zelda erases both
+/// conversations and nothing of Otto's, idempotently; what was recorded of them reads as erased
+/// (sealed: keys destroyed; in the clear: redacted on reading).
+async fn erasure(seal: bool) {
     use proto_events::DomainEvent as E;
     use switchboard_domain::conversation::ConversationCommand;
     use switchboard_domain::setup::SetupCommand;
 
-    let (_app, keyed, service) = sealed_app().await;
+    let (_app, keyed, service) = keyed_app(seal).await;
     let channel = Uuid::now_v7();
     let inbox = Uuid::now_v7();
     let zelda = Uuid::now_v7();
@@ -415,6 +434,51 @@ async fn an_erased_contact_reads_as_erased_and_its_visitor_starts_afresh() {
         .unwrap();
     let conversation = conversation_of(&said);
     let conversation_stream = streams::conversation(conversation);
+    // Zed, found to be Zelda too and merged into her, wrote from another visitor id; Otto is
+    // someone else.
+    let zed = Uuid::now_v7();
+    service
+        .execute(
+            by_admin(),
+            Command::CreateContact {
+                contact_id: zed,
+                identities: vec![Identity::ChatVisitor {
+                    visitor_id: "v-zed".into(),
+                }],
+                properties: BTreeMap::from([("name".into(), "Zed Quibble".into())]),
+                from_conversation: None,
+            },
+        )
+        .await
+        .unwrap();
+    let zeds = conversation_of(
+        &service
+            .execute(
+                CommandMeta::by(system()),
+                chat(channel, "v-zed", "zed writes"),
+            )
+            .await
+            .unwrap(),
+    );
+    service
+        .execute(
+            by_admin(),
+            Command::MergeContacts(MergeContacts {
+                survivor_id: zelda,
+                merged_id: zed,
+            }),
+        )
+        .await
+        .unwrap();
+    let ottos = conversation_of(
+        &service
+            .execute(
+                CommandMeta::by(system()),
+                chat(channel, "v-otto", "otto writes"),
+            )
+            .await
+            .unwrap(),
+    );
     let body_of = |events: &[switchboard_store::RecordedEvent]| {
         events
             .iter()
@@ -431,10 +495,16 @@ async fn an_erased_contact_reads_as_erased_and_its_visitor_starts_afresh() {
 
     let erase = || Command::EraseContact {
         contact_id: zelda,
-        conversation_ids: vec![conversation],
         reason: "Art. 17 request, ticket 4711".into(),
     };
-    service.execute(by_admin(), erase()).await.unwrap();
+    let keyed_meta = || {
+        let mut meta = by_admin();
+        meta.idempotency_key = Some("erase-zelda".into());
+        meta
+    };
+    let first = service.execute(keyed_meta(), erase()).await.unwrap();
+    let again = service.execute(keyed_meta(), erase()).await.unwrap();
+    assert!(again.replayed && again.last_position == first.last_position);
 
     // The tombstones are in the log, naming nobody; what was sealed reads as erased.
     let history: Vec<E> = keyed
@@ -444,8 +514,20 @@ async fn an_erased_contact_reads_as_erased_and_its_visitor_starts_afresh() {
         .iter()
         .map(|e| switchboard_service::codec::decode(e).unwrap().payload)
         .collect();
+    let mut theirs = vec![conversation, zeds];
+    theirs.sort();
     assert!(history.iter().any(|e| matches!(e, E::ContactErased(e)
-        if e.contact_id == zelda && e.conversation_ids == [conversation])));
+        if e.contact_id == zelda && e.conversation_ids == theirs)));
+    assert!(!history.iter().any(|e| matches!(e, E::ConversationErased(e)
+        if e.conversation_id == ottos)));
+    assert_eq!(
+        body_of(&read(&keyed, &streams::conversation(zeds)).await).as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        body_of(&read(&keyed, &streams::conversation(ottos)).await).as_deref(),
+        Some("otto writes")
+    );
     assert!(history.iter().any(|e| matches!(e, E::ConversationErased(e)
         if e.conversation_id == conversation && e.contact_id == Some(zelda))));
     assert!(
@@ -546,7 +628,6 @@ async fn only_admins_erase_contacts() {
             CommandMeta::by(proto_events::Actor::Bot { id: Uuid::now_v7() }),
             Command::EraseContact {
                 contact_id: zelda,
-                conversation_ids: vec![],
                 reason: "no".into(),
             },
         )

@@ -27,20 +27,52 @@ fn log_holds(data_dir: &Path, needle: &str) -> bool {
         })
 }
 
+/// A server on a new data directory with one organisation, sealing personal data.
+struct Sealed {
+    dir: TempDir,
+    data_dir: std::path::PathBuf,
+    /// The super admin's token.
+    token: String,
+    config: std::path::PathBuf,
+    server: Server,
+    client: reqwest::Client,
+}
+
+impl Sealed {
+    async fn start() -> Sealed {
+        let dir = TempDir::new().unwrap();
+        let data_dir = dir.path().join("data");
+        let init = init_acme(&data_dir);
+        assert_eq!(init.status.code(), Some(0), "{:?}", text(&init));
+        let token = text(&init).0.trim().to_owned();
+        let config = dir.path().join("switchboard.toml");
+        std::fs::write(&config, "[privacy]\nseal_personal_data = true\n").unwrap();
+        let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
+        let client = reqwest::Client::new();
+        wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+        Sealed {
+            dir,
+            data_dir,
+            token,
+            config,
+            server,
+            client,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_sealed_message_is_not_in_the_log_yet_reads_back_everywhere() {
     const BODY: &str = "Kiwi marmalade, order 7391";
     const SUBJECT: &str = "Marmalade subscription";
-    let dir = TempDir::new().unwrap();
-    let data_dir = dir.path().join("data");
-    let init = init_acme(&data_dir);
-    assert_eq!(init.status.code(), Some(0), "{:?}", text(&init));
-    let token = text(&init).0.trim().to_owned();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(&config, "[privacy]\nseal_personal_data = true\n").unwrap();
-    let server = Server::start(&data_dir, &["--config", config.to_str().unwrap()]);
-    let client = reqwest::Client::new();
-    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    let Sealed {
+        dir: _dir,
+        data_dir,
+        token,
+        config,
+        server,
+        client,
+    } = Sealed::start().await;
     let gql = |query: String| data_of(&client, &server, &token, query);
     let channel = support_channel(&client, &server, &token).await;
     let conversation = gql(format!(
@@ -113,4 +145,72 @@ async fn a_sealed_message_is_not_in_the_log_yet_reads_back_everywhere() {
     let answer = graphql(&client, &server, Some(&token), &query).await;
     assert!(answer.to_string().contains(BODY), "{answer}");
     assert_eq!(server.terminate(), Some(0));
+}
+
+/// `switchboard contact export`: a person's data as one document (GDPR Art. 15), opened
+/// through the keys from a sealed log, with the conversations found in the log; an unknown
+/// contact is refused (exit 2).
+#[tokio::test]
+async fn a_contacts_data_is_exported_as_one_document() {
+    const BODY: &str = "Quince jelly, order 4412";
+    let Sealed {
+        dir,
+        data_dir,
+        token,
+        config: _config,
+        server,
+        client,
+    } = Sealed::start().await;
+    let gql = |query: String| data_of(&client, &server, &token, query);
+    let channel = support_channel(&client, &server, &token).await;
+    let contact = gql(
+        r#"mutation { createContact(input: {identities: [{kind: EMAIL, value: "hedy@customer.test"}], properties: [{name: "name", value: "Hedy Lamarr"}]}) { contact { id } } }"#
+            .to_owned(),
+    )
+    .await["createContact"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    gql(format!(
+        r#"mutation {{ receiveMessage(input: {{channelId: "{channel}", from: {{kind: EMAIL, value: "hedy@customer.test"}}, subject: "Jelly", bodyText: "{BODY}", email: {{messageId: "q1@customer.test"}}}}) {{ conversation {{ id }} }} }}"#
+    ))
+    .await;
+    assert_eq!(server.terminate(), Some(0));
+
+    let dir_arg = data_dir.to_str().unwrap();
+    let out = dir.path().join("hedy.json");
+    let exported = run(
+        &[
+            "contact",
+            "export",
+            "--data-dir",
+            dir_arg,
+            "--contact",
+            &contact,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(exported.status.code(), Some(0), "{:?}", text(&exported));
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(document["format"], "switchboard.subject-access/1");
+    assert_eq!(document["contact"]["properties"]["name"], "Hedy Lamarr");
+    let conversations = document["conversations"].as_array().unwrap();
+    assert_eq!(conversations.len(), 1, "{document:#}");
+    assert!(conversations[0].to_string().contains(BODY), "{document:#}");
+
+    let unknown = run(
+        &[
+            "contact",
+            "export",
+            "--data-dir",
+            dir_arg,
+            "--contact",
+            "0194f3a2-0000-7000-8000-000000000000",
+        ],
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(2), "{:?}", text(&unknown));
 }

@@ -2,6 +2,7 @@
 
 use proto_events::event::Role;
 use serde_json::{Value, json};
+use switchboard_api::ids::{self, Kind};
 
 use super::{Org, fail, head, read, refuse, succeed, user_id};
 use crate::support::TestApi;
@@ -321,4 +322,62 @@ async fn identities_with_control_characters_are_refused_naming_the_field() {
             "{kind} {value:?}: nothing written"
         );
     }
+}
+
+/// GDPR Art. 15: an admin gets everything recorded about a person as one document; an agent
+/// may not; an unknown contact is null.
+#[tokio::test]
+async fn admins_get_a_persons_data_as_one_document() {
+    let api = TestApi::start().await;
+    let org = Org::new(&api).await;
+    let chatted = org
+        .chat(&api, "visitor-zelda", "my unique order text 7f3a")
+        .await;
+    let conversation = chatted["conversation"]["id"].clone();
+    let created = succeed(
+        &api,
+        org.agent,
+        "createContact",
+        json!({
+            "identities": [identity("CHAT_VISITOR", "visitor-zelda")],
+            "properties": [{"name": "name", "value": "Zelda Quibble"}],
+            "fromConversationId": conversation,
+        }),
+        "contact { id }",
+    )
+    .await;
+    let contact = created["contact"]["id"].clone();
+    let query = "query($id: ID!) { contactData(contactId: $id) }";
+    let document = read(
+        &api,
+        api.admin,
+        &created["consistencyToken"],
+        query,
+        json!({"id": contact}),
+    )
+    .await["contactData"]
+        .clone();
+    assert_eq!(document["format"], "switchboard.subject-access/1");
+    assert_eq!(document["contact"]["properties"]["name"], "Zelda Quibble");
+    assert_eq!(document["erased"], false);
+    let conversations = document["conversations"].as_array().expect("conversations");
+    assert_eq!(conversations.len(), 1, "{document:#}");
+    let said = conversations[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "MessageReceived")
+        .expect("the visitor's message");
+    assert_eq!(said["payload"]["body_text"], "my unique order text 7f3a");
+
+    let refused = api.gql(org.agent, query, json!({"id": contact})).await;
+    assert_eq!(
+        refused.error_code(),
+        Some("FORBIDDEN"),
+        "{:#}",
+        refused.body
+    );
+    let nobody = ids::encode(Kind::Contact, uuid::Uuid::now_v7()).0;
+    let none = api.gql(api.admin, query, json!({"id": nobody})).await;
+    assert_eq!(none.data()["contactData"], Value::Null);
 }

@@ -1,0 +1,157 @@
+//! Subject access (GDPR Art. 15): everything recorded about one contact, as one JSON document.
+//!
+//! The document is built from the log, read through the data subjects' keys (the store given
+//! must open sealed fields: [`switchboard_codec::keyring::KeyedStore`]): the contact's own
+//! stream and those of the contacts merged into it, and the streams of its conversations,
+//! every event with its type, time, actor and payload, as recorded. Files (attachments, original
+//! e-mails) are listed by reference (name, type, size, SHA-256) inside the payloads; their bytes
+//! are downloaded separately. Staff identities appear as ids only.
+//!
+//! Which conversations are the contact's is the caller's to say: the API asks the contact
+//! sidebar; `switchboard contact export` reads the whole log ([`conversations_of`]).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use proto_events::{DomainEvent, streams};
+use serde_json::{Value, json};
+use switchboard_domain::contact::Contact;
+use switchboard_store::{Direction, EventStore, Position, RecordedEvent, StreamFrom};
+use uuid::Uuid;
+
+use crate::ServiceError;
+
+/// The name and version of the document's format.
+pub const FORMAT: &str = "switchboard.subject-access/1";
+
+/// Events read per call.
+const PAGE: usize = 1_000;
+
+/// Everything recorded about `contact_id` and its `conversation_ids`, as one document; `None`
+/// when no such contact was ever created.
+pub async fn contact_data(
+    store: &dyn EventStore,
+    contact_id: Uuid,
+    conversation_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Option<Value>, ServiceError> {
+    let own = read_stream(store, &streams::contact(contact_id)).await?;
+    let mut contact = Contact::default();
+    for event in &own {
+        contact.evolve(&crate::codec::decode(event)?.payload);
+    }
+    if !contact.exists() {
+        return Ok(None);
+    }
+    let mut records = vec![stream_document(&streams::contact(contact_id), &own)?];
+    for merged in contact.absorbed() {
+        let stream = streams::contact(*merged);
+        records.push(stream_document(
+            &stream,
+            &read_stream(store, &stream).await?,
+        )?);
+    }
+    let mut conversations = Vec::new();
+    let unique: BTreeSet<Uuid> = conversation_ids.iter().copied().collect();
+    for conversation_id in unique {
+        let stream = streams::conversation(conversation_id);
+        let events = read_stream(store, &stream).await?;
+        if !events.is_empty() {
+            conversations.push(stream_document(&stream, &events)?);
+        }
+    }
+    Ok(Some(json!({
+        "format": FORMAT,
+        "contactId": contact_id,
+        "generatedAt": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "erased": contact.is_erased(),
+        "contact": {
+            "properties": contact.properties(),
+            "identities": contact.identities(),
+            "ownerUserId": contact.owner_user_id(),
+            "mergedContactIds": contact.absorbed(),
+            "associations": contact.associations(),
+        },
+        "contactRecords": records,
+        "conversations": conversations,
+    })))
+}
+
+/// Every conversation whose payloads name one of `contact_ids` as its contact (started with
+/// it, a message recognised as it, or the contact created from it), read from the whole log.
+pub async fn conversations_of(
+    store: &dyn EventStore,
+    contact_ids: &BTreeSet<Uuid>,
+) -> Result<Vec<Uuid>, ServiceError> {
+    let mut found = BTreeSet::new();
+    let mut after = Position::START;
+    loop {
+        let page = store.read_all(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for event in &page {
+            if !matches!(
+                event.event_type.as_str(),
+                "ConversationStarted"
+                    | "MessageReceived"
+                    | "MessageFiltered"
+                    | "ContactRecordCreated"
+            ) {
+                continue;
+            }
+            let named = match crate::codec::decode(event)?.payload {
+                DomainEvent::ConversationStarted(e) => e.contact_id.map(|c| (c, e.conversation_id)),
+                DomainEvent::MessageReceived(e) => {
+                    e.message.contact_id.map(|c| (c, e.conversation_id))
+                }
+                DomainEvent::MessageFiltered(e) => {
+                    e.message.contact_id.map(|c| (c, e.conversation_id))
+                }
+                DomainEvent::ContactRecordCreated(e) => {
+                    e.from_conversation_id.map(|id| (e.contact_id, id))
+                }
+                _ => None,
+            };
+            if let Some((contact, conversation)) = named
+                && contact_ids.contains(&contact)
+            {
+                found.insert(conversation);
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
+async fn read_stream(
+    store: &dyn EventStore,
+    stream: &str,
+) -> Result<Vec<RecordedEvent>, ServiceError> {
+    let mut all = Vec::new();
+    loop {
+        let from = StreamFrom::Version(all.len() as u64);
+        let page = store
+            .read_stream(stream, Direction::Forwards, from, PAGE)
+            .await?;
+        let done = page.len() < PAGE;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// One stream's events: type, time, position, actor and payload as recorded (opened).
+fn stream_document(stream: &str, events: &[RecordedEvent]) -> Result<Value, ServiceError> {
+    let mut list = Vec::with_capacity(events.len());
+    for event in events {
+        let envelope = crate::codec::decode(event)?;
+        list.push(json!({
+            "type": event.event_type,
+            "position": event.position.0,
+            "occurredAt": envelope.metadata.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "actor": envelope.metadata.actor,
+            "payload": envelope.payload,
+        }));
+    }
+    Ok(json!({ "stream": stream, "events": list }))
+}
