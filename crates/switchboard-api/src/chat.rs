@@ -872,7 +872,10 @@ async fn messages(
         if let Err(wait) = inner.chat.check(address, Some(visitor)) {
             return too_many(wait, "too many requests; try again later");
         }
-        let conversation = chat_conversation_id(widget.channel_id(), &visitor.to_string());
+        let conversation = match visitors_conversation(inner, widget.channel_id(), visitor).await {
+            Ok(conversation) => conversation,
+            Err(response) => return response,
+        };
         match read_messages(inner, widget.channel_id(), conversation, after.after, PAGE).await {
             Ok((messages, _)) => answer(StatusCode::OK, json!({ "messages": messages })),
             Err(response) => response,
@@ -1156,7 +1159,10 @@ async fn contact(
                 Err(refusal) => return refusal.into_response(),
             };
             let channel_id = widget.channel_id();
-            let conversation = chat_conversation_id(channel_id, &visitor.to_string());
+            let conversation = match visitors_conversation(inner, channel_id, visitor).await {
+                Ok(conversation) => conversation,
+                Err(response) => return response,
+            };
             let started = match inner
                 .store
                 .stream_version(&streams::conversation(conversation))
@@ -1238,7 +1244,10 @@ async fn seen(
             Err(refusal) => return refusal.into_response(),
         };
         let channel_id = widget.channel_id();
-        let conversation = chat_conversation_id(channel_id, &visitor.to_string());
+        let conversation = match visitors_conversation(inner, channel_id, visitor).await {
+            Ok(conversation) => conversation,
+            Err(response) => return response,
+        };
         match record_seen(inner, channel_id, conversation, ids).await {
             Ok(()) | Err(ServiceError::Domain(DomainError::NotFound { .. })) => {
                 StatusCode::NO_CONTENT.into_response()
@@ -1332,4 +1341,24 @@ mod tests {
         assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
         assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
     }
+}
+
+/// The conversation a visitor's messages on `channel_id` go to now: the one derived from the
+/// visitor, or its successor when that was erased (`CommandService::current_conversation`).
+pub(crate) async fn visitors_conversation(
+    inner: &Inner,
+    channel_id: Uuid,
+    visitor: Uuid,
+) -> Result<Uuid, Response> {
+    inner
+        .service
+        .current_conversation(chat_conversation_id(channel_id, &visitor.to_string()))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, %channel_id, "a chat visitor's conversation could not be read");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the conversation cannot be read now",
+            )
+        })
 }

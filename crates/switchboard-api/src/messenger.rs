@@ -281,15 +281,20 @@ pub(crate) async fn receive(state: ApiState, headers: HeaderMap, body: Body) -> 
             // A message Meta sends again is not fetched again: recording it would change
             // nothing.
             if urls.iter().any(Option::is_some) {
-                let conversation_id = switchboard_service::service::messenger_conversation_id(
+                let derived = switchboard_service::service::messenger_conversation_id(
                     channel_id,
                     &item.sender.id,
                 );
-                match inner
-                    .service
-                    .has_provider_message(conversation_id, &message.mid)
-                    .await
-                {
+                let known = match inner.service.current_conversation(derived).await {
+                    Ok(conversation_id) => {
+                        inner
+                            .service
+                            .has_provider_message(conversation_id, &message.mid)
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                match known {
                     Ok(false) => {}
                     Ok(true) => continue,
                     Err(error) => {
@@ -440,7 +445,14 @@ async fn record_receipt(
         tracing::info!(%channel_id, "a Messenger receipt with an impossible watermark was skipped");
         return Ok(());
     };
-    let conversation_id = switchboard_service::service::messenger_conversation_id(channel_id, psid);
+    let derived = switchboard_service::service::messenger_conversation_id(channel_id, psid);
+    let conversation_id = match inner.service.current_conversation(derived).await {
+        Ok(conversation_id) => conversation_id,
+        Err(error) => {
+            tracing::error!(%error, %channel_id, "a Messenger receipt's conversation could not be read");
+            return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        }
+    };
     let recorded = inner
         .service
         .execute(

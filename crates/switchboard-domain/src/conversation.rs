@@ -244,6 +244,10 @@ pub fn decide(
 ) -> Result<Vec<DomainEvent>, DomainError> {
     use ConversationCommand as C;
     if state.erased {
+        // Who may not see it learns nothing more than of any conversation they cannot see.
+        if !matches!(command, C::ReceiveMessage { .. }) {
+            caller(state, ctx)?;
+        }
         return Err(erased(state.id));
     }
     match command {

@@ -13,9 +13,11 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use proto_events::event::Identity;
 use proto_events::{DomainEvent, streams};
 use serde_json::{Value, json};
 use switchboard_domain::contact::Contact;
+use switchboard_domain::contact::reservation::Reservation;
 use switchboard_store::{Direction, EventStore, Position, RecordedEvent, StreamFrom};
 use uuid::Uuid;
 
@@ -78,11 +80,14 @@ pub async fn contact_data(
 }
 
 /// Every conversation whose payloads name one of `contact_ids` as its contact (started with
-/// it, a message recognised as it, or the contact created from it), read from the whole log.
+/// it, a message recognised as it, or the contact created from it), or with a message from one
+/// of `identities` (compared as reservations compare them), read from the whole log.
 pub async fn conversations_of(
     store: &dyn EventStore,
     contact_ids: &BTreeSet<Uuid>,
+    identities: &[Identity],
 ) -> Result<Vec<Uuid>, ServiceError> {
+    let identities: BTreeSet<String> = identities.iter().map(identity_key).collect();
     let mut found = BTreeSet::new();
     let mut after = Position::START;
     loop {
@@ -102,9 +107,15 @@ pub async fn conversations_of(
             let named = match crate::codec::decode(event)?.payload {
                 DomainEvent::ConversationStarted(e) => e.contact_id.map(|c| (c, e.conversation_id)),
                 DomainEvent::MessageReceived(e) => {
+                    if identities.contains(&identity_key(&e.message.from)) {
+                        found.insert(e.conversation_id);
+                    }
                     e.message.contact_id.map(|c| (c, e.conversation_id))
                 }
                 DomainEvent::MessageFiltered(e) => {
+                    if identities.contains(&identity_key(&e.message.from)) {
+                        found.insert(e.conversation_id);
+                    }
                     e.message.contact_id.map(|c| (c, e.conversation_id))
                 }
                 DomainEvent::ContactRecordCreated(e) => {
@@ -120,6 +131,12 @@ pub async fn conversations_of(
         }
     }
     Ok(found.into_iter().collect())
+}
+
+/// An identity as reservations compare it (scope and normalised value): the name of its
+/// reservation stream.
+pub fn identity_key(identity: &Identity) -> String {
+    Reservation::of_identity(identity).stream()
 }
 
 async fn read_stream(

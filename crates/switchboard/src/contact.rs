@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
+use proto_events::event::Identity;
 use proto_events::streams;
 use switchboard_domain::contact::Contact;
 use switchboard_store::{Direction, EventStore, StreamFrom};
@@ -39,16 +40,17 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let contact_id = contact_id(&args.contact)?;
     let config = support::load_config(&args.config)?;
     let store = support::configured_store(&config, StoreUse::Read).await?;
-    let people = family(store.as_ref(), contact_id).await?;
+    let (people, identities) = family(store.as_ref(), contact_id).await?;
     if people.is_empty() {
         refuse!(
             "no contact {contact_id} in {}",
             support::describe_store(&config)
         );
     }
-    let conversations = switchboard_service::subject::conversations_of(store.as_ref(), &people)
-        .await
-        .context("finding the contact's conversations")?;
+    let conversations =
+        switchboard_service::subject::conversations_of(store.as_ref(), &people, &identities)
+            .await
+            .context("finding the contact's conversations")?;
     let Some(document) = switchboard_service::subject::contact_data(
         store.as_ref(),
         contact_id,
@@ -91,10 +93,14 @@ fn contact_id(text: &str) -> anyhow::Result<Uuid> {
     }
 }
 
-/// The contact and the contacts merged into it (through chains of merges); empty when the
-/// contact was never created.
-async fn family(store: &dyn EventStore, contact_id: Uuid) -> anyhow::Result<BTreeSet<Uuid>> {
+/// The contact and the contacts merged into it (through chains of merges), and their
+/// identities; empty when the contact was never created.
+async fn family(
+    store: &dyn EventStore,
+    contact_id: Uuid,
+) -> anyhow::Result<(BTreeSet<Uuid>, Vec<Identity>)> {
     let mut found = BTreeSet::new();
+    let mut identities = Vec::new();
     let mut pending = vec![contact_id];
     while let Some(id) = pending.pop() {
         if found.contains(&id) {
@@ -115,8 +121,9 @@ async fn family(store: &dyn EventStore, contact_id: Uuid) -> anyhow::Result<BTre
         }
         if contact.exists() {
             found.insert(id);
+            identities.extend_from_slice(contact.identities());
             pending.extend(contact.absorbed().iter().copied());
         }
     }
-    Ok(found)
+    Ok((found, identities))
 }

@@ -56,7 +56,6 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_service::chat_conversation_id;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -446,15 +445,17 @@ impl Session {
         }
     }
 
-    fn conversation(&self) -> Uuid {
-        chat_conversation_id(self.widget.channel_id(), &self.visitor.to_string())
-    }
-
     /// Serves the socket until it ends, and why.
     async fn serve(&mut self, socket: &mut WebSocket) -> Result<Infallible, End> {
         let state = self.state.clone();
         let inner = state.inner();
-        let conversation = self.conversation();
+        // The visitor's conversation now (a successor, if theirs was erased); if it is erased
+        // while this socket follows it, the socket closes and the client's reconnection finds
+        // the next one.
+        let conversation =
+            super::visitors_conversation(inner, self.widget.channel_id(), self.visitor)
+                .await
+                .map_err(|_| End::Server(1011, "the conversation cannot be read now"))?;
         // Joined before the stream is read, so nothing falls between the two.
         let mut live = match inner.chat.visitors.follow(inner, conversation).await {
             Ok(live) => live,
@@ -480,6 +481,9 @@ impl Session {
                         let envelope = &event.envelope;
                         if envelope.stream_version <= self.seen {
                             continue;
+                        }
+                        if matches!(envelope.payload, proto_events::DomainEvent::ConversationErased(_)) {
+                            return Err(End::Server(1012, "the conversation was erased; reconnect"));
                         }
                         self.seen = envelope.stream_version;
                         let directory = match inner.directory().await {

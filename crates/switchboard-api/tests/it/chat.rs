@@ -1871,3 +1871,38 @@ async fn a_socket_that_falls_behind_gets_every_message_once_in_order() {
         "nothing but the new message follows: {following}"
     );
 }
+
+/// A visitor whose contact was erased finds an empty conversation and writes into a new one:
+/// the widget's routes follow the erased conversation's successor.
+#[tokio::test]
+async fn a_visitor_erased_writes_into_a_new_conversation() {
+    let api = TestApi::start().await;
+    let (_, _, key) = widget(&api, None).await;
+    let (visitor_id, token) = visitor_with_id(&api, &key).await;
+    let said = say(&api, &key, &token, "my unique order text 7f3a").await;
+    assert!(said.status.is_success(), "{:?}", said.body);
+    assert_eq!(
+        texts(&api, &key, &token).await,
+        ["my unique order text 7f3a"]
+    );
+    let contact_id = Uuid::now_v7();
+    api.run(Command::CreateContact {
+        contact_id,
+        identities: vec![proto_events::event::Identity::ChatVisitor {
+            visitor_id: visitor_id.clone(),
+        }],
+        properties: Default::default(),
+        from_conversation: None,
+    })
+    .await;
+    api.run(Command::EraseContact {
+        contact_id,
+        reason: "Art. 17 request".into(),
+    })
+    .await;
+
+    assert!(texts(&api, &key, &token).await.is_empty());
+    let again = say(&api, &key, &token, "hello again").await;
+    assert!(again.status.is_success(), "{:?}", again.body);
+    assert_eq!(texts(&api, &key, &token).await, ["hello again"]);
+}

@@ -1786,6 +1786,19 @@ fn users_who_cannot_see_a_conversation_learn_nothing_about_it() {
         assert_same_kind(&outcome.result, &expected, &command);
         let outcome = given(email_thread()).when(user(404), command.clone());
         assert_same_kind(&outcome.result, &expected, &command);
+        if !matches!(command, C::ReceiveMessage { .. }) {
+            // Erased, it is not found for them either (not ERASED).
+            let outcome = given(email_thread())
+                .and([ConversationErased {
+                    conversation_id: id(CONV),
+                    inbox_id: id(SUPPORT),
+                    contact_id: None,
+                    reason: "retention".into(),
+                }
+                .into()])
+                .when(user(OUTSIDER), command.clone());
+            assert_same_kind(&outcome.result, &expected, &command);
+        }
     }
 }
 

@@ -182,15 +182,22 @@ impl Run<'_> {
         self.append(&stream, version, events).await
     }
 
-    /// The conversations whose customer is one of `people` on the write side, or that one of
-    /// them was created from while it had no customer yet.
+    /// The conversations whose contact is one of `people` on the write side, and those without
+    /// a contact whose customer is known by one of their identities or that one of them was
+    /// created from.
     async fn conversations_of(
         &self,
         people: &BTreeMap<Uuid, Vec<Identity>>,
     ) -> Result<BTreeSet<Uuid>, ServiceError> {
         let ids: BTreeSet<Uuid> = people.keys().copied().collect();
+        let identities: Vec<Identity> = people.values().flatten().cloned().collect();
+        let keys: BTreeSet<String> = identities
+            .iter()
+            .map(crate::subject::identity_key)
+            .collect();
         let candidates =
-            crate::subject::conversations_of(self.service.store.as_ref(), &ids).await?;
+            crate::subject::conversations_of(self.service.store.as_ref(), &ids, &identities)
+                .await?;
         let mut theirs = BTreeSet::new();
         for conversation_id in candidates {
             let (conversation, _) = self
@@ -200,9 +207,13 @@ impl Run<'_> {
                     Conversation::evolve,
                 )
                 .await?;
-            let created_from = conversation.contact_id.is_none()
-                && self.created_from(&ids, conversation_id).await?;
-            if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || created_from {
+            // Without a contact, it is theirs when they were created from it or its customer
+            // is known by one of their identities.
+            let uncontacted_theirs = conversation.contact_id.is_none()
+                && (conversation.customer.as_ref().is_some_and(|customer| {
+                    keys.contains(&crate::subject::identity_key(customer))
+                }) || self.created_from(&ids, conversation_id).await?);
+            if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || uncontacted_theirs {
                 theirs.insert(conversation_id);
             }
         }

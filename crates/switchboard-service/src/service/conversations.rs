@@ -20,6 +20,7 @@ use proto_events::{DomainEvent, streams};
 use switchboard_domain::DomainError;
 use switchboard_domain::conversation::{self, Conversation, ConversationCommand};
 use switchboard_domain::filter::{self, MailSignals};
+use switchboard_store::{Direction, StreamFrom};
 use uuid::Uuid;
 
 use super::{CommandService, Outcome, Run};
@@ -34,6 +35,35 @@ const MAX_SUCCESSORS: usize = 16;
 /// The conversation that takes over the messages of an erased one.
 pub(crate) fn successor(conversation_id: Uuid) -> Uuid {
     Uuid::new_v5(&conversation_id, b"after erasure")
+}
+
+impl CommandService {
+    /// The conversation that takes `conversation_id`'s messages now: itself, or, when it was
+    /// erased, its successor (followed as far as they were erased too): what a chat visitor's
+    /// or a Messenger user's derived conversation id stands for. One read of each stream's last
+    /// event ([`ConversationErased`](proto_events::event::ConversationErased) is always the last).
+    pub async fn current_conversation(&self, conversation_id: Uuid) -> Result<Uuid, ServiceError> {
+        let mut id = conversation_id;
+        for _ in 0..MAX_SUCCESSORS {
+            let last = self
+                .store
+                .read_stream(
+                    &streams::conversation(id),
+                    Direction::Backwards,
+                    StreamFrom::End,
+                    1,
+                )
+                .await?;
+            if !last
+                .first()
+                .is_some_and(|event| event.event_type == "ConversationErased")
+            {
+                return Ok(id);
+            }
+            id = successor(id);
+        }
+        Ok(id)
+    }
 }
 
 /// The id of a conversation derived from its channel and `key` (`chat:<visitor>`,
