@@ -15,7 +15,7 @@
 //! - [`index`]: the write side's index, a file of its own beside the log.
 //! - [`secrets`]: sealed channel secrets, a file of its own beside the log.
 //! - `blobs`: attachments and raw e-mails, a table of the event database written with the
-//!   appends that reference them.
+//!   appends that reference them, and deleted by the same writer.
 
 mod blobs;
 pub mod index;
@@ -43,7 +43,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::reader::ReadPool;
 use crate::tail::Tail;
-use crate::writer::{AppendRequest, Writer};
+use crate::writer::{AppendRequest, DeleteRequest, Request, Writer};
 
 /// The file name of the event database inside the data directory.
 pub const DATABASE_FILE: &str = "events.sqlite3";
@@ -162,7 +162,7 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     /// Always `Some` until drop, which closes the queue so the writer finishes and stops.
-    requests: Option<std::sync::mpsc::SyncSender<AppendRequest>>,
+    requests: Option<std::sync::mpsc::SyncSender<Request>>,
     writer: Option<std::thread::JoinHandle<()>>,
     head: watch::Receiver<Position>,
     reads: ReadPool,
@@ -308,7 +308,7 @@ impl SqliteStore {
             blobs,
             reply,
         };
-        self.send(request, answer).await
+        self.send(Request::Append(request), answer).await
     }
 
     /// Stores `blobs` with the writer's next commit (see `blobs`).
@@ -322,15 +322,23 @@ impl SqliteStore {
             blobs,
             reply,
         };
-        self.send(request, answer).await.map(drop)
+        self.send(Request::Append(request), answer).await.map(drop)
+    }
+
+    /// Deletes the blobs `names` (blob names, each once) with the writer's next commit (see
+    /// `blobs`), and returns those that were stored in the database.
+    async fn delete_blobs(&self, names: Vec<String>) -> Result<Vec<String>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::DeleteBlobs(DeleteRequest { names, reply }), answer)
+            .await
     }
 
     /// Queues `request` for the writer and waits for its `answer`.
-    async fn send(
+    async fn send<T>(
         &self,
-        request: AppendRequest,
-        answer: oneshot::Receiver<Result<AppendResult, StoreError>>,
-    ) -> Result<AppendResult, StoreError> {
+        request: Request,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let sender = self.inner.requests.clone().ok_or(StoreError::Closed)?;
         // The queue is bounded; a full queue blocks, so hand the send to the blocking pool only
         // when it would block.
@@ -444,9 +452,15 @@ impl EventStore for SqliteStore {
     }
 
     fn blobs(&self) -> Arc<dyn BlobStore> {
+        // Files are never written any more, only read and, by a store open for writing, deleted.
+        let legacy = if self.inner.requests.is_some() {
+            FileBlobs::new(&self.inner.blob_dir)
+        } else {
+            FileBlobs::read_only(&self.inner.blob_dir)
+        };
         Arc::new(blobs::SqliteBlobs {
             store: self.clone(),
-            legacy: FileBlobs::read_only(&self.inner.blob_dir),
+            legacy,
         })
     }
 

@@ -20,6 +20,7 @@
 //! writer's check against `streams.version` guarantees it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -143,6 +144,32 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Copies the write-ahead log of the database on `conn` into the database file and empties it
+/// (`wal_checkpoint(TRUNCATE)`): `secure_delete` zeroes a deleted row in the database file, but
+/// the log still holds earlier images of its page until then. A reader on an older snapshot
+/// (of this process, or of another such as a maintenance command) holds the checkpoint back: it
+/// is retried, each attempt waiting at most `conn`'s busy timeout, for up to `patience`; then
+/// it fails (`what` names the database) rather than let a caller report bytes gone that are
+/// not.
+pub(crate) fn empty_log(conn: &Connection, what: &str, patience: Duration) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some(format!(
+                    "the {what} log could not be emptied: a reader holds it"
+                )),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Opens a read-only connection to an existing database.

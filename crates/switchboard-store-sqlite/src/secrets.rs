@@ -86,25 +86,12 @@ impl SqliteSecrets {
     }
 }
 
-/// Copies the write-ahead log into the database and empties it: `secure_delete` zeroes a deleted
-/// row in the database file, but the log still holds earlier images of its page until then. A
-/// reader in another process (a maintenance command) can hold the checkpoint back; it is retried
-/// for up to five seconds, then the delete fails rather than report a value gone that is not.
+/// Copies the write-ahead log into the database and empties it, so that a deleted value leaves
+/// no earlier image of its page there (see [`crate::schema::empty_log`]). A reader in another
+/// process (a maintenance command) can hold the checkpoint back; it is retried for up to five
+/// seconds, then the delete fails rather than report a value gone that is not.
 fn truncate_log(conn: &Connection) -> rusqlite::Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
-        if busy == 0 {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                Some("the secrets' log could not be emptied: a reader holds it".to_owned()),
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::schema::empty_log(conn, "secrets'", std::time::Duration::from_secs(5))
 }
 
 #[async_trait]

@@ -9,6 +9,10 @@
 //! answers every caller, so a caller that reads the head after its append sees it. If the commit fails, every append of the batch is answered with the error
 //! and the in-memory chain state is restored, so nothing acknowledged is ever missing.
 //!
+//! Blob deletions (a person's erasure) queue here too, so that they take their place among the
+//! appends: each runs in the batch transaction, in its own savepoint, after the requests queued
+//! before it and before those queued after it (see `crate::blobs::delete`).
+//!
 //! Checkpoints (copying the log into the database file) run on a checkpointer thread of their own,
 //! nudged after commits, so no commit waits for one.
 
@@ -48,6 +52,13 @@ const MAX_BATCH_BLOB_BYTES: usize = 32 * 1024 * 1024;
 /// The least time between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// What a caller waits on the writer for.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Append(AppendRequest),
+    DeleteBlobs(DeleteRequest),
+}
+
 /// One caller's append, waiting for the writer.
 #[derive(Debug)]
 pub(crate) struct AppendRequest {
@@ -60,6 +71,58 @@ pub(crate) struct AppendRequest {
     /// without events only stores its blobs; its answer names the head.
     pub(crate) blobs: Vec<Blob>,
     pub(crate) reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// Blobs to delete (see `crate::blobs::delete`), waiting for the writer; answered with the
+/// names that were stored, once the deletion is committed.
+#[derive(Debug)]
+pub(crate) struct DeleteRequest {
+    /// Blob names, each once.
+    pub(crate) names: Vec<String>,
+    pub(crate) reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
+}
+
+/// What the writer did for a request.
+enum Done {
+    Appended(AppendResult),
+    Deleted(Vec<String>),
+}
+
+impl Request {
+    fn events(&self) -> usize {
+        match self {
+            Request::Append(request) => request.events.len(),
+            Request::DeleteBlobs(_) => 0,
+        }
+    }
+
+    /// The bytes of the blobs it carries.
+    fn blob_bytes(&self) -> usize {
+        match self {
+            Request::Append(request) => request.blobs.iter().map(|b| b.bytes().len()).sum(),
+            Request::DeleteBlobs(_) => 0,
+        }
+    }
+
+    /// Answers the caller. A caller that stopped waiting is not an error: what it asked for is
+    /// durable regardless.
+    fn answer(self, outcome: Result<Done, StoreError>) {
+        let mismatch = || StoreError::backend(std::io::Error::other("the writer mixed up answers"));
+        match self {
+            Request::Append(request) => {
+                let _ = request.reply.send(outcome.and_then(|done| match done {
+                    Done::Appended(result) => Ok(result),
+                    Done::Deleted(_) => Err(mismatch()),
+                }));
+            }
+            Request::DeleteBlobs(request) => {
+                let _ = request.reply.send(outcome.and_then(|done| match done {
+                    Done::Deleted(names) => Ok(names),
+                    Done::Appended(_) => Err(mismatch()),
+                }));
+            }
+        }
+    }
 }
 
 /// The end of the chain: the last committed position and its hash.
@@ -85,7 +148,7 @@ pub(crate) struct Writer {
 
 /// What the writer hands back to the store handle.
 pub(crate) struct Spawned {
-    pub(crate) requests: SyncSender<AppendRequest>,
+    pub(crate) requests: SyncSender<Request>,
     pub(crate) head: watch::Receiver<Position>,
     pub(crate) thread: JoinHandle<()>,
 }
@@ -150,19 +213,19 @@ impl Writer {
     }
 
     /// Serves batches until every sender is gone.
-    fn run(mut self, queue: Receiver<AppendRequest>, checkpointer: Checkpointer) {
+    fn run(mut self, queue: Receiver<Request>, checkpointer: Checkpointer) {
         let mut last_batch = 1;
         while let Ok(first) = queue.recv() {
-            let mut events = first.events.len();
-            let mut bytes = blob_bytes(&first);
+            let mut events = first.events();
+            let mut bytes = first.blob_bytes();
             let mut batch = vec![first];
             let room = |events: usize, bytes: usize| {
                 events < self.max_batch_events && bytes < MAX_BATCH_BLOB_BYTES
             };
             while room(events, bytes) {
                 let Ok(next) = queue.try_recv() else { break };
-                events += next.events.len();
-                bytes += blob_bytes(&next);
+                events += next.events();
+                bytes += next.blob_bytes();
                 batch.push(next);
             }
             // Under concurrent load, the callers answered by the last commit are about to send
@@ -175,8 +238,8 @@ impl Writer {
                     let Ok(next) = queue.recv_timeout(left) else {
                         break;
                     };
-                    events += next.events.len();
-                    bytes += blob_bytes(&next);
+                    events += next.events();
+                    bytes += next.blob_bytes();
                     batch.push(next);
                 }
             }
@@ -225,7 +288,7 @@ impl Writer {
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(appends = batch.len()))]
-    fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
+    fn commit_batch(&mut self, batch: Vec<Request>) {
         let before = self.tip;
         let recorded_at = (self.clock)().timestamp_micros();
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -237,11 +300,21 @@ impl Writer {
             Ok(mut tx) => {
                 let mut poisoned = None;
                 for request in &batch {
-                    match append_one(&mut tx, &mut self.tip, request, recorded_at) {
-                        Ok((result, written)) => {
-                            appended.extend(written);
-                            outcomes.push(Ok(result));
+                    let done = match request {
+                        Request::Append(request) => {
+                            append_one(&mut tx, &mut self.tip, request, recorded_at).map(
+                                |(result, written)| {
+                                    appended.extend(written);
+                                    Done::Appended(result)
+                                },
+                            )
                         }
+                        Request::DeleteBlobs(request) => {
+                            delete_blobs(&mut tx, &request.names).map(Done::Deleted)
+                        }
+                    };
+                    match done {
+                        Ok(done) => outcomes.push(Ok(done)),
                         Err(Failure::Rejected(e)) => outcomes.push(Err(e)),
                         // `append_one` resolves this itself; it never reaches here.
                         Err(Failure::KnownId) => outcomes.push(Err(StoreError::backend(
@@ -272,11 +345,9 @@ impl Writer {
             self.tail.forget_after(before.position.0);
             self.tip = before;
             for request in batch {
-                let _ = request
-                    .reply
-                    .send(Err(StoreError::backend(std::io::Error::other(format!(
-                        "commit failed: {reason}"
-                    )))));
+                request.answer(Err(StoreError::backend(std::io::Error::other(format!(
+                    "commit failed: {reason}"
+                )))));
             }
             return;
         }
@@ -286,15 +357,9 @@ impl Writer {
             self.head.send_replace(self.tip.position);
         }
         for (request, outcome) in batch.into_iter().zip(outcomes) {
-            // A caller that stopped waiting is not an error: its events are durable regardless.
-            let _ = request.reply.send(outcome);
+            request.answer(outcome);
         }
     }
-}
-
-/// The bytes of the blobs `request` carries.
-fn blob_bytes(request: &AppendRequest) -> usize {
-    request.blobs.iter().map(|b| b.bytes().len()).sum()
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -386,6 +451,26 @@ fn append_one(
             count,
         }),
     ))
+}
+
+/// Deletes blobs inside the batch transaction, in a savepoint: a deletion refused (a part that
+/// does not decode, see `crate::blobs::delete`) leaves nothing of it, and the batch goes on.
+/// Refused too if this connection would leave the deleted bytes in free pages.
+fn delete_blobs(tx: &mut Transaction<'_>, names: &[String]) -> Result<Vec<String>, Failure> {
+    if !crate::blobs::secure_delete(tx).map_err(|e| Failure::Fatal(backend(e)))? {
+        return Err(Failure::Rejected(StoreError::backend(
+            std::io::Error::other(
+                "the event writer's connection runs without secure_delete: deleted blobs would stay in the file",
+            ),
+        )));
+    }
+    let savepoint = tx.savepoint().map_err(|e| Failure::Fatal(backend(e)))?;
+    // Dropping the savepoint on an error rolls it back.
+    let deleted = crate::blobs::delete(&savepoint, names)?;
+    savepoint
+        .commit()
+        .map(|()| deleted)
+        .map_err(|e| Failure::Fatal(backend(e)))
 }
 
 /// Why an append failed, and whether the batch transaction is still sound.

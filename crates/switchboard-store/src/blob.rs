@@ -1,10 +1,11 @@
 //! The blob store beside the log: attachments and raw e-mails, content-addressed by SHA-256.
 //!
 //! Events carry references to blobs (hash, size, name, type), never their bytes, so the log
-//! stays small and a blob can be deleted (a person's erasure) without touching history. Storing
-//! the same bytes twice stores them once. Every backend keeps its blobs where it keeps its log:
-//! a table of the embedded store's event database (which still reads the files under its
-//! directory, [`FileBlobs`], that earlier versions wrote), a table in PostgreSQL.
+//! stays small and a blob can be deleted (a person's erasure, [`BlobStore::delete`]) without
+//! touching history. Storing the same bytes twice stores them once. Every backend keeps its
+//! blobs where it keeps its log: a table of the embedded store's event database (which still
+//! reads, and deletes, the files under its directory, [`FileBlobs`], that earlier versions
+//! wrote), a table in PostgreSQL.
 
 use std::fmt::Debug;
 use std::io::Write;
@@ -21,7 +22,8 @@ use crate::StoreError;
 /// A blob may be kept as a range of another ([`Blob::part_of`], `blob_parts` in both backends):
 /// the first message to bring an attachment in holds its bytes for every later one with the
 /// same content, whoever sent it. So a blob named as a source must not be deleted (a person's
-/// erasure) before each part standing in it is stored whole or is itself deleted.
+/// erasure) before each part standing in it is stored whole or is itself deleted: what
+/// [`delete`](BlobStore::delete) does, in the transaction that deletes the source.
 #[async_trait]
 pub trait BlobStore: Send + Sync + Debug {
     /// Stores `bytes` and returns their SHA-256 (lower-case hex). Returns once the bytes are
@@ -40,6 +42,25 @@ pub trait BlobStore: Send + Sync + Debug {
     /// The bytes whose SHA-256 is `sha256` (lower-case hex), or `None` if none are stored (or
     /// `sha256` is not such a hash).
     async fn get(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes the blobs named in `sha256s` (a person's erasure) and returns how many of them
+    /// were stored. Names that are not stored, or are not blob names, are passed over, and a
+    /// name given twice counts once, so repeating a delete is harmless (it returns 0). Returns
+    /// once the deletion is durable; after an error it may be done or not: repeat the call.
+    ///
+    /// - A part (kept as a range of another blob) is deleted alone: its source stays.
+    /// - A blob that parts stand in is deleted after each of those parts that this call does
+    ///   not delete too is stored whole (its range decoded and checked against its name), in
+    ///   the same transaction, so no crash leaves a part whose source is gone. The parts this
+    ///   call deletes too are simply deleted. A part whose range does not decode to its name
+    ///   refuses the call with [`StoreError::CorruptBlob`] and nothing is deleted: its bytes
+    ///   are lost already, and naming it in the call too deletes it with its source.
+    /// - A put or an append carrying one of the blobs at the same time is ordered wholly before
+    ///   the delete (which then deletes it) or wholly after (which stores it again); each
+    ///   backend says where the line falls.
+    /// - Where the deleted bytes may still be found (free pages, a write-ahead log, dead rows)
+    ///   depends on the backend, which says so.
+    async fn delete(&self, sha256s: &[String]) -> Result<u64, StoreError>;
 }
 
 /// Bytes on their way to a blob store, named by their SHA-256 (computed when made, on the
@@ -249,6 +270,19 @@ pub fn is_blob_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The blob names among `names`, each once, in order: what [`BlobStore::delete`] works on (a
+/// backend that locks rows locks them in this order, as every transaction of it does).
+pub fn distinct_blob_names(names: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = names
+        .iter()
+        .filter(|name| is_blob_hash(name))
+        .cloned()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Blobs as files under a directory: `<dir>/<first two hex digits>/<hash>`. Each is written to
 /// a temporary file, synced, renamed into place and its directory synced, so a blob is either
 /// whole or absent after a crash.
@@ -267,8 +301,8 @@ impl FileBlobs {
         }
     }
 
-    /// Blobs under `dir`, for reading only (a tool beside a running server): `put` fails with
-    /// [`StoreError::Closed`].
+    /// Blobs under `dir`, for reading only (a tool beside a running server): `put` and
+    /// `delete` fail with [`StoreError::Closed`].
     pub fn read_only(dir: impl Into<PathBuf>) -> FileBlobs {
         FileBlobs {
             dir: dir.into(),
@@ -279,6 +313,41 @@ impl FileBlobs {
     fn path(dir: &Path, sha256: &str) -> PathBuf {
         dir.join(&sha256[..2]).join(sha256)
     }
+
+    /// Removes the files of the blobs named in `sha256s` and returns the names that had one
+    /// ([`BlobStore::delete`] counts them). Durable when it returns: each directory a file left
+    /// is synced. The file system may keep the freed blocks until it reuses them; unlike the
+    /// tables' pages, they are not overwritten.
+    pub async fn remove(&self, sha256s: &[String]) -> Result<Vec<String>, StoreError> {
+        if !self.writable {
+            return Err(StoreError::Closed);
+        }
+        let names = distinct_blob_names(sha256s);
+        if names.is_empty() {
+            return Ok(names);
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || remove_files(&dir, names))
+            .await
+            .map_err(StoreError::backend)?
+            .map_err(StoreError::backend)
+    }
+}
+
+fn remove_files(dir: &Path, names: Vec<String>) -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in names {
+        let path = FileBlobs::path(dir, &name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(path.parent().unwrap_or(dir))?;
+                removed.push(name);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -334,5 +403,9 @@ impl BlobStore for FileBlobs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::backend(e)),
         }
+    }
+
+    async fn delete(&self, sha256s: &[String]) -> Result<u64, StoreError> {
+        Ok(self.remove(sha256s).await?.len() as u64)
     }
 }

@@ -51,6 +51,8 @@ macro_rules! conformance_suite {
             restore_keeps_commit_times_and_hashes,
             blobs_are_stored_once_by_content,
             blobs_within_other_blobs_read_back,
+            blobs_are_deleted_and_parts_of_others_kept,
+            a_part_stored_while_its_source_is_deleted_reads_back,
             secrets_are_replaced_and_deleted_by_name,
             secrets_put_if_absent_keep_the_first_value,
             index_claims_one_of_racing_requests,
@@ -989,6 +991,234 @@ pub async fn blobs_within_other_blobs_read_back<S: EventStore>(store: S) {
         Some(orphan.bytes())
     );
     assert_eq!(blobs.get(unstored.sha256()).await.unwrap(), None);
+}
+
+/// An original message with `attachments` base64-encoded in it, each with the range it takes:
+/// the attachments as parts of the original ([`Blob::part_of`]), checked to be.
+fn message_with_parts(label: &str, attachments: &[Vec<u8>]) -> (Blob, Vec<Blob>) {
+    use crate::blob::{PartEncoding, Within};
+    use base64::Engine as _;
+    let mut raw =
+        format!("Subject: {label}\r\nContent-Type: multipart/mixed; boundary=b\r\n").into_bytes();
+    let mut ranges = Vec::new();
+    for attachment in attachments {
+        raw.extend_from_slice(b"\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+        let start = raw.len();
+        raw.extend_from_slice(
+            base64::engine::general_purpose::STANDARD
+                .encode(attachment)
+                .as_bytes(),
+        );
+        ranges.push(start..raw.len());
+    }
+    raw.extend_from_slice(b"\r\n--b--\r\n");
+    let source = Blob::new(raw);
+    let parts = attachments
+        .iter()
+        .zip(ranges)
+        .map(|(attachment, range)| {
+            let part = Blob::part_of(
+                attachment.clone(),
+                &source,
+                Within {
+                    source: String::new(),
+                    start: range.start as u64,
+                    end: range.end as u64,
+                    encoding: PartEncoding::Base64,
+                },
+            );
+            assert!(
+                part.within().is_some(),
+                "the range decodes to the attachment"
+            );
+            part
+        })
+        .collect();
+    (source, parts)
+}
+
+/// Bytes that differ per `label` and `i`, `len` long.
+fn attachment(label: &str, i: u32, len: u32) -> Vec<u8> {
+    let seed = crate::blob::blob_hash(format!("{label}-{i}").as_bytes()).into_bytes();
+    (0..len)
+        .map(|n| seed[n as usize % seed.len()] ^ (n % 251) as u8)
+        .collect()
+}
+
+/// Deleting: a whole blob reads as absent after; a part goes alone and leaves its source; a
+/// source goes after the parts standing in it are kept whole, except those deleted with it;
+/// names not stored, not blob names or given twice are passed over, and a delete repeated
+/// deletes nothing. The count is of the names that were stored.
+pub async fn blobs_are_deleted_and_parts_of_others_kept<S: EventStore>(store: S) {
+    let blobs = store.blobs();
+    let read = |blob: &Blob| {
+        let blobs = blobs.clone();
+        let name = blob.sha256().to_owned();
+        async move { blobs.get(&name).await.unwrap() }
+    };
+    let names =
+        |of: &[&Blob]| -> Vec<String> { of.iter().map(|b| b.sha256().to_owned()).collect() };
+
+    // A whole blob, stored on its own and with an append.
+    let alone = Blob::new(b"a blob on its own".to_vec());
+    let appended = Blob::new(b"a blob sent with its message".to_vec());
+    blobs.put_all(vec![alone.clone()]).await.unwrap();
+    store
+        .append_with_blobs(
+            "deleting-1",
+            ExpectedVersion::NoStream,
+            vec![event("MessageReceived")],
+            vec![appended.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(blobs.delete(&names(&[&alone])).await.unwrap(), 1);
+    assert_eq!(read(&alone).await, None);
+    assert_eq!(read(&appended).await.as_deref(), Some(appended.bytes()));
+    // Twice in one call counts once; again deletes nothing.
+    assert_eq!(
+        blobs
+            .delete(&names(&[&appended, &appended, &alone]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(read(&appended).await, None);
+    assert_eq!(blobs.delete(&names(&[&appended])).await.unwrap(), 0);
+    // The events that referenced it are untouched.
+    assert_eq!(store.stream_version("deleting-1").await.unwrap(), Some(0));
+
+    // Names not stored, and names that are not blob names.
+    let never = crate::blob::blob_hash(b"never stored");
+    let malformed = [
+        String::new(),
+        "../../etc/passwd".to_owned(),
+        never.to_uppercase(),
+        never[..63].to_owned(),
+    ];
+    assert_eq!(blobs.delete(std::slice::from_ref(&never)).await.unwrap(), 0);
+    assert_eq!(blobs.delete(&malformed).await.unwrap(), 0);
+    assert_eq!(blobs.delete(&[]).await.unwrap(), 0);
+
+    // A part goes alone: its source, and the other part in it, stay.
+    let (source, parts) = message_with_parts(
+        "a part goes alone",
+        &[
+            attachment("alone", 0, 3_000),
+            attachment("alone", 1, 70_000),
+        ],
+    );
+    blobs
+        .put_all(vec![parts[0].clone(), parts[1].clone(), source.clone()])
+        .await
+        .unwrap();
+    assert_eq!(blobs.delete(&names(&[&parts[0]])).await.unwrap(), 1);
+    assert_eq!(read(&parts[0]).await, None);
+    assert_eq!(read(&source).await.as_deref(), Some(source.bytes()));
+    assert_eq!(read(&parts[1]).await.as_deref(), Some(parts[1].bytes()));
+    assert_eq!(blobs.delete(&names(&[&parts[0]])).await.unwrap(), 0);
+
+    // A source goes; the parts standing in it are kept, with their bytes, and now stand
+    // alone: deleting one of them then leaves the other.
+    let (source, parts) = message_with_parts(
+        "a source goes",
+        &[
+            attachment("source", 0, 2_000),
+            attachment("source", 1, 90_000),
+        ],
+    );
+    store
+        .append_with_blobs(
+            "deleting-2",
+            ExpectedVersion::NoStream,
+            vec![event("MessageReceived")],
+            vec![parts[0].clone(), parts[1].clone(), source.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(blobs.delete(&names(&[&source])).await.unwrap(), 1);
+    assert_eq!(read(&source).await, None);
+    for part in &parts {
+        assert_eq!(read(part).await.as_deref(), Some(part.bytes()), "{part:?}");
+    }
+    assert_eq!(blobs.delete(&names(&[&parts[1]])).await.unwrap(), 1);
+    assert_eq!(read(&parts[1]).await, None);
+    assert_eq!(read(&parts[0]).await.as_deref(), Some(parts[0].bytes()));
+    // Stored again once deleted: kept whole, as its source is gone.
+    blobs.put_all(vec![parts[1].clone()]).await.unwrap();
+    assert_eq!(read(&parts[1]).await.as_deref(), Some(parts[1].bytes()));
+
+    // A source and one of its parts go together; the other part is kept. A part also stored
+    // whole (stored again on its own) is one blob.
+    let (source, parts) = message_with_parts(
+        "together",
+        &[
+            attachment("together", 0, 5_000),
+            attachment("together", 1, 6_000),
+            attachment("together", 2, 7_000),
+        ],
+    );
+    blobs
+        .put_all(vec![
+            source.clone(),
+            parts[0].clone(),
+            parts[1].clone(),
+            parts[2].clone(),
+        ])
+        .await
+        .unwrap();
+    blobs.put(parts[2].bytes().to_vec()).await.unwrap();
+    assert_eq!(
+        blobs
+            .delete(&names(&[&source, &parts[0], &parts[2]]))
+            .await
+            .unwrap(),
+        3
+    );
+    for gone in [&source, &parts[0], &parts[2]] {
+        assert_eq!(read(gone).await, None, "{gone:?}");
+    }
+    assert_eq!(read(&parts[1]).await.as_deref(), Some(parts[1].bytes()));
+    assert_eq!(
+        blobs
+            .delete(&names(&[&source, &parts[0], &parts[2]]))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(read(&parts[1]).await.as_deref(), Some(parts[1].bytes()));
+}
+
+/// A part stored while its source is being deleted (another node's message bringing in the same
+/// attachment as an erased one's) reads back afterwards, with its bytes: stored before the
+/// delete, it is kept whole by it; after, it is stored whole since its source is gone. Never
+/// a part whose source is missing.
+pub async fn a_part_stored_while_its_source_is_deleted_reads_back<S: EventStore>(store: S) {
+    let blobs = store.blobs();
+    for round in 0..20 {
+        let label = format!("race-{round}");
+        let (source, parts) = message_with_parts(&label, &[attachment(&label, 0, 20_000)]);
+        blobs.put(source.bytes().to_vec()).await.unwrap();
+        let barrier = Barrier::new(2);
+        let (stored, deleted) = tokio::join!(
+            async {
+                barrier.wait().await;
+                blobs.put_all(vec![parts[0].clone()]).await
+            },
+            async {
+                barrier.wait().await;
+                blobs.delete(&[source.sha256().to_owned()]).await
+            },
+        );
+        stored.unwrap();
+        assert_eq!(deleted.unwrap(), 1);
+        assert_eq!(blobs.get(source.sha256()).await.unwrap(), None);
+        assert_eq!(
+            blobs.get(parts[0].sha256()).await.unwrap().as_deref(),
+            Some(parts[0].bytes()),
+            "round {round}"
+        );
+    }
 }
 
 /// Sealed secrets come back by name, byte for byte; storing under a name replaces its value;

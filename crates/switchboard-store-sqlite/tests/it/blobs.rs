@@ -3,7 +3,7 @@
 
 use switchboard_store::blob::{Blob, blob_hash};
 use switchboard_store::conformance::event;
-use switchboard_store::{EventStore, ExpectedVersion, StoreError};
+use switchboard_store::{EventStore, ExpectedVersion, Position, StoreError};
 use switchboard_store_sqlite::{BLOB_DIR, OpenError, SqliteOptions, SqliteStore};
 
 use crate::reopen;
@@ -271,4 +271,179 @@ async fn a_database_of_a_newer_schema_is_refused() {
         matches!(refused, OpenError::NewerSchema { version: 99, .. }),
         "{refused}"
     );
+}
+
+/// How many times `needle` occurs in the event database and its write-ahead log.
+fn occurrences_in_database(dir: &std::path::Path, needle: &[u8]) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("events.sqlite3"))
+        })
+        .map(|path| {
+            std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .filter(|window| *window == needle)
+                .count()
+        })
+        .sum()
+}
+
+/// Bytes made of `marker` followed by a counter, again and again, `records` times: any page or
+/// piece of a page of them holds the marker.
+fn marked(marker: &str, records: usize) -> Vec<u8> {
+    (0..records)
+        .flat_map(|i| format!("{marker}{i:06}").into_bytes())
+        .collect()
+}
+
+/// A deleted blob leaves no copy of its bytes in the database file or its write-ahead log once
+/// the delete returns: small (on a page with other rows) or large (on pages of its own), and a
+/// source whose part is kept whole.
+#[tokio::test]
+async fn a_deleted_blob_leaves_no_bytes_behind() {
+    use switchboard_store::blob::{PartEncoding, Within};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let blobs = store.blobs();
+    let small = Blob::new(marked("<forget-small>", 4));
+    let large = Blob::new(marked("<forget-large>", 20_000));
+    let kept = Blob::new(b"another person's attachment".to_vec());
+    let source = Blob::new([marked("<forget-source>", 50), kept.bytes().to_vec()].concat());
+    let end = source.bytes().len() as u64;
+    let part = Blob::part_of(
+        kept.bytes().to_vec(),
+        &source,
+        Within {
+            source: String::new(),
+            start: end - kept.bytes().len() as u64,
+            end,
+            encoding: PartEncoding::Identity,
+        },
+    );
+    assert!(part.within().is_some());
+    let others: Vec<Blob> = (0..50)
+        .map(|i| Blob::new(format!("someone else's blob {i}").into_bytes()))
+        .collect();
+    blobs.put_all(others.clone()).await.unwrap();
+    store
+        .append_with_blobs(
+            "conversation-1",
+            ExpectedVersion::NoStream,
+            vec![event("MessageReceived")],
+            vec![small.clone(), large.clone(), source.clone(), part.clone()],
+        )
+        .await
+        .unwrap();
+    blobs.put_all(others[..10].to_vec()).await.unwrap();
+    for marker in ["<forget-small>", "<forget-large>", "<forget-source>"] {
+        assert!(
+            occurrences_in_database(dir.path(), marker.as_bytes()) > 0,
+            "the test cannot see {marker}"
+        );
+    }
+    let names = [small.sha256(), large.sha256(), source.sha256()].map(str::to_owned);
+    assert_eq!(blobs.delete(&names).await.unwrap(), 3);
+    for marker in ["<forget-small>", "<forget-large>", "<forget-source>"] {
+        assert_eq!(
+            occurrences_in_database(dir.path(), marker.as_bytes()),
+            0,
+            "{marker} is still in the files"
+        );
+    }
+    assert_eq!(
+        blobs.get(part.sha256()).await.unwrap().as_deref(),
+        Some(kept.bytes())
+    );
+    for other in &others {
+        assert_eq!(
+            blobs.get(other.sha256()).await.unwrap().as_deref(),
+            Some(other.bytes())
+        );
+    }
+}
+
+/// A delete among a stream of appends (the writer rarely idle, readers reading) empties the log
+/// all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_among_appends_leaves_no_bytes_behind() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let erased = Blob::new(marked("<forget-busy>", 5_000));
+    store.blobs().put_all(vec![erased.clone()]).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let appended = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (store, stop, appended) = (store.clone(), stop.clone(), appended.clone());
+            tokio::spawn(async move {
+                let stream = format!("busy-{w}");
+                let mut expected = ExpectedVersion::NoStream;
+                while !stop.load(Ordering::Relaxed) {
+                    let blob = Blob::new(format!("busy {w} {expected:?}").into_bytes());
+                    let done = store
+                        .append_with_blobs(&stream, expected, vec![event("e")], vec![blob])
+                        .await
+                        .unwrap();
+                    let _ = store.read_all(Position::START, 50).await.unwrap();
+                    expected = ExpectedVersion::Exact(done.stream_version);
+                    appended.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Under way before the delete.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while appended.load(Ordering::Relaxed) < 100 {
+        assert!(std::time::Instant::now() < deadline, "appends do not go on");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store
+            .blobs()
+            .delete(&[erased.sha256().to_owned()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(occurrences_in_database(dir.path(), b"<forget-busy>"), 0);
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+}
+
+/// Blobs that earlier versions kept as files are deleted from the disk too, counted once when
+/// the table has them as well; a read-only handle deletes nothing.
+#[tokio::test]
+async fn deleting_removes_the_files_of_earlier_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_only = b"an attachment kept as a file".to_vec();
+    let both = b"kept as a file and stored again".to_vec();
+    let path = |bytes: &[u8]| {
+        let name = blob_hash(bytes);
+        dir.path().join(BLOB_DIR).join(&name[..2]).join(name)
+    };
+    for bytes in [&file_only, &both] {
+        std::fs::create_dir_all(path(bytes).parent().unwrap()).unwrap();
+        std::fs::write(path(bytes), bytes).unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    store.blobs().put(both.clone()).await.unwrap();
+    let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+    let names = [blob_hash(&file_only), blob_hash(&both)];
+    let refused = reader.blobs().delete(&names).await;
+    assert!(matches!(refused, Err(StoreError::Closed)), "{refused:?}");
+    assert!(path(&file_only).is_file());
+    assert_eq!(store.blobs().delete(&names).await.unwrap(), 2);
+    for bytes in [&file_only, &both] {
+        assert!(!path(bytes).exists());
+        assert_eq!(store.blobs().get(&blob_hash(bytes)).await.unwrap(), None);
+    }
+    assert_eq!(store.blobs().delete(&names).await.unwrap(), 0);
 }
