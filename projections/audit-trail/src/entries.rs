@@ -141,6 +141,65 @@ impl Tail {
     }
 }
 
+/// Renames the streams of the entries at `positions` (ascending) that `rename` gives a new
+/// name, rewriting each chunk that holds one. A chunk is packed again whole, the same bytes as
+/// if its entries had been recorded renamed, so the rows still do not depend on the batching.
+pub(crate) fn rename_streams(
+    tx: &BatchTx<'_>,
+    positions: &[i64],
+    rename: impl Fn(&str) -> Option<String>,
+) -> rusqlite::Result<()> {
+    // The chunk being changed: its first position and entries, and whether any changed.
+    let mut chunk: Option<(i64, Vec<Stored>, bool)> = None;
+    for &position in positions {
+        let held = chunk
+            .as_ref()
+            .is_some_and(|(_, entries, _)| entries.last().is_some_and(|e| e.position >= position));
+        if !held {
+            if let Some((first, entries, true)) = chunk.take() {
+                rewrite(tx, first, &entries)?;
+            }
+            chunk = tx
+                .query_row_cached(
+                    "SELECT first, entries FROM audit_entries WHERE first <= ?1
+                      ORDER BY first DESC LIMIT 1",
+                    [position],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()?
+                .map(|(first, packed)| {
+                    decode(first, &packed)
+                        .map(|entries| (first, entries, false))
+                        .ok_or_else(|| malformed(first))
+                })
+                .transpose()?;
+        }
+        if let Some((_, entries, changed)) = &mut chunk
+            && let Some(entry) = entries.iter_mut().find(|e| e.position == position)
+            && let Some(name) = rename(&entry.stream)
+            && name != entry.stream
+        {
+            entry.stream = name;
+            *changed = true;
+        }
+    }
+    if let Some((first, entries, true)) = chunk {
+        rewrite(tx, first, &entries)?;
+    }
+    Ok(())
+}
+
+/// Stores the entries of the chunk starting at `first` again.
+fn rewrite(tx: &BatchTx<'_>, first: i64, entries: &[Stored]) -> rusqlite::Result<()> {
+    let mut packed = Vec::with_capacity(entries.len() * 200);
+    encode(&mut packed, first, entries);
+    tx.execute_cached(
+        "UPDATE audit_entries SET entries = ?2 WHERE first = ?1",
+        params![first, packed],
+    )?;
+    Ok(())
+}
+
 /// Entries found by position for one query: the chunk last unpacked is kept, since the
 /// positions a posting list names often lie close together.
 #[derive(Debug, Default)]

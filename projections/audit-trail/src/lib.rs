@@ -12,20 +12,28 @@
 //! links to events rather than copies). A copy would be most of the read model's bytes and of
 //! the time it takes to rebuild.
 //!
+//! Erasures are entries like any other (`ContactErased`, `ConversationErased`: the actor, the
+//! time, the contact and conversation; the reason is in the payload). The only personal data an
+//! entry holds is the name of a uniqueness reservation's stream (an address, a visitor id):
+//! an erased contact's are redacted ([`erasure`]). Deleted and rewritten rows are overwritten
+//! in the file (`secure_delete`), so the names do not linger in free space either.
+//!
 //! # Layout
 //! - `schema`: the tables.
 //! - `entries`: the entries themselves, packed 16 to a row.
 //! - `postings`: the posting lists that serve every filter, one per key, in chunks.
 //! - `concerns`: [`concerns`], which conversation, inbox and contact each event type is about.
+//! - `erasure`: what an erasure redacts (reservation streams' names), and the merges it follows.
 //! - `query`: the query functions and the plain structs they return.
 
 mod concerns;
 mod entries;
+mod erasure;
 mod postings;
 mod query;
 mod schema;
 
-use proto_events::{Actor, Envelope};
+use proto_events::{Actor, DomainEvent, Envelope};
 use rusqlite::{Connection, Transaction, params};
 use switchboard_projector::{ApplyError, BatchMap, BatchTx, Event, EventError, Projector};
 
@@ -61,6 +69,13 @@ impl Projector for AuditTrail {
     }
 
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+        // Per batch, because the projector is handed only the batch's transaction; it stays set
+        // for the connection.
+        tx.execute_batch("PRAGMA secure_delete = ON")
+            .map_err(|e| EventError {
+                index: 0,
+                source: e.into(),
+            })?;
         let tx = &BatchTx::new(tx);
         let mut types = EventTypes::load(tx).map_err(|e| EventError {
             index: 0,
@@ -70,26 +85,23 @@ impl Projector for AuditTrail {
             index: 0,
             source: e.into(),
         })?;
-        let mut recorded = tail.last_position();
-        let mut postings = Pending::default();
-        let mut stored = Vec::with_capacity(events.len());
+        let mut batch = Batch {
+            types: &mut types,
+            postings: Pending::default(),
+            stored: Vec::with_capacity(events.len()),
+            recorded: tail.last_position(),
+            erased: Vec::new(),
+        };
         for (index, event) in events.iter().enumerate() {
-            record(
-                tx,
-                &mut types,
-                &mut postings,
-                &mut stored,
-                &mut recorded,
-                event,
-            )
-            .map_err(|source| EventError { index, source })?;
+            record(tx, &mut batch, event).map_err(|source| EventError { index, source })?;
         }
         let at_end = |e: rusqlite::Error| EventError {
             index: events.len().saturating_sub(1),
             source: e.into(),
         };
-        tail.append(tx, &stored).map_err(at_end)?;
-        postings.write(tx).map_err(at_end)
+        tail.append(tx, &batch.stored).map_err(at_end)?;
+        batch.postings.write(tx).map_err(at_end)?;
+        erasure::redact_recorded(tx, &batch.erased).map_err(at_end)
     }
 }
 
@@ -120,27 +132,40 @@ impl EventTypes {
     }
 }
 
-/// Records one event: its entry into `stored`, its positions into `postings`. An event at or
-/// below `recorded` (the highest position recorded so far; entries only ever go in in log
-/// order) is recorded already and is not recorded twice.
-fn record(
-    tx: &BatchTx<'_>,
-    types: &mut EventTypes,
-    postings: &mut Pending,
-    stored: &mut Vec<Stored>,
-    recorded: &mut i64,
-    event: &Event<'_>,
-) -> Result<(), ApplyError> {
+/// What a batch gathers, written at its end.
+struct Batch<'a> {
+    types: &'a mut EventTypes,
+    /// The positions of each posting list.
+    postings: Pending,
+    /// The entries.
+    stored: Vec<Stored>,
+    /// The highest position recorded so far (entries only ever go in in log order).
+    recorded: i64,
+    /// The contacts erased, whose entries recorded so far are redacted once written.
+    erased: Vec<uuid::Uuid>,
+}
+
+/// Records one event: its entry into `stored`, its positions into `postings`, and what it
+/// changes of erasures. An event at or below `recorded` is recorded already and is not
+/// recorded twice.
+fn record(tx: &BatchTx<'_>, batch: &mut Batch<'_>, event: &Event<'_>) -> Result<(), ApplyError> {
     let envelope = event.envelope;
     let position = i64::try_from(envelope.position).map_err(|_| {
         ApplyError::Inconsistent(format!("position {} out of range", envelope.position))
     })?;
-    if position <= *recorded {
+    if position <= batch.recorded {
         return Ok(());
     }
     let (actor_kind, actor_id) = actor_columns(&envelope.metadata.actor);
-    let event_type = types.code(tx, &envelope.event_type)?;
+    let event_type = batch.types.code(tx, &envelope.event_type)?;
     let concerns = concerns_in(&envelope.stream, &envelope.payload);
+    match &envelope.payload {
+        DomainEvent::ContactsMerged(e) => erasure::merged(tx, e)?,
+        DomainEvent::ContactErased(e) => batch.erased.extend(erasure::erased(tx, e)?),
+        _ => {}
+    }
+    let stream = erasure::recorded_name(tx, &envelope.stream, concerns.contact_id.as_ref())?
+        .unwrap_or_else(|| envelope.stream.clone());
     let stream_version = i64::try_from(envelope.stream_version).map_err(|_| {
         ApplyError::Inconsistent(format!(
             "stream version {} out of range",
@@ -149,10 +174,10 @@ fn record(
     })?;
     let metadata = &envelope.metadata;
     let blob = |id: &uuid::Uuid| -> [u8; 16] { *id.as_bytes() };
-    stored.push(Stored {
+    batch.stored.push(Stored {
         position,
         event_id: blob(&envelope.event_id),
-        stream: envelope.stream.clone(),
+        stream,
         stream_version,
         event_type,
         schema_version: envelope.schema_version,
@@ -166,7 +191,8 @@ fn record(
         inbox_id: concerns.inbox_id.as_ref().map(blob),
         contact_id: concerns.contact_id.as_ref().map(blob),
     });
-    *recorded = position;
+    batch.recorded = position;
+    let postings = &mut batch.postings;
     postings.add(Key::actor(actor_kind, actor_id), position);
     postings.add(Key::actor_kind(actor_kind), position);
     postings.add(Key::event_type(event_type), position);

@@ -6,10 +6,14 @@
 //!
 //! A batch keeps the conversation rows its messages keep changing in memory ([`Conversations`])
 //! and writes each back once, at the end of the batch or before an event that changes
-//! conversations by contact in SQL (a contact created from a conversation, a merge).
+//! conversations by contact in SQL (a merge, a contact's erasure).
+//!
+//! The batch's connection overwrites what it deletes (`secure_delete`), so that an erased
+//! person's text stays neither in free pages nor in the unused space of pages (where earlier
+//! versions of rewritten rows would linger too).
 
 use proto_events::event::{
-    AssociationAdded, AssociationRemoved, ContactRecordCreated, ContactsMerged,
+    AssociationAdded, AssociationRemoved, ContactErased, ContactRecordCreated, ContactsMerged,
     ConversationStarted, ConversationVisibility, RecordKind, RecordRef,
 };
 
@@ -53,6 +57,12 @@ impl Conversations {
     /// The row of `id`, marked changed, if the conversation is known.
     fn get(&mut self, tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<&mut Conversation>> {
         self.0.get(id, |id| load_conversation(tx, *id))
+    }
+
+    /// Forgets the row of `id`, changed or not: it is deleted.
+    fn forget(&mut self, tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<()> {
+        *self.slot(tx, id)? = (None, false);
+        Ok(())
     }
 
     /// Writes every changed row back and forgets them all, so that SQL may change the table.
@@ -121,6 +131,13 @@ fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv
 
 /// Applies a batch of events in log order.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    // Per batch, because the projector is handed only the batch's transaction; it stays set for
+    // the connection.
+    tx.execute_batch("PRAGMA secure_delete = ON")
+        .map_err(|e| EventError {
+            index: 0,
+            source: e.into(),
+        })?;
     let tx = &BatchTx::new(tx);
     let mut conversations = Conversations::default();
     for (index, event) in events.iter().enumerate() {
@@ -176,6 +193,13 @@ fn apply(
             conversations.flush(tx)?;
             merge(tx, e, at)?
         }
+        DomainEvent::ContactErased(e) => {
+            conversations.flush(tx)?;
+            contact_erased(tx, conversations, e)?
+        }
+        DomainEvent::ConversationErased(e) => {
+            conversation_erased(tx, conversations, e.conversation_id)?
+        }
         DomainEvent::CompanyCreated(e) => upsert_record(
             tx,
             RecordKind::Company,
@@ -192,9 +216,19 @@ fn apply(
             e.stage.as_deref(),
             None,
         )?,
-        DomainEvent::TicketCreated(e) => {
-            upsert_record(tx, RecordKind::Ticket, e.ticket_id, &e.subject, None, None)?
-        }
+        DomainEvent::TicketCreated(e) => tx
+            .execute_cached(
+                "INSERT INTO records (kind, record_id, name, from_conversation_id)
+                 VALUES ('ticket', ?1, ?2, ?3)
+                 ON CONFLICT (kind, record_id) DO UPDATE SET name = excluded.name,
+                     from_conversation_id = excluded.from_conversation_id",
+                params![
+                    e.ticket_id.to_string(),
+                    e.subject,
+                    e.from_conversation_id.map(|c| c.to_string())
+                ],
+            )
+            .map(drop)?,
         DomainEvent::AssociationAdded(AssociationAdded { from, to }) => {
             let (a, b) = (resolve_ref(tx, from)?, resolve_ref(tx, to)?);
             if a != b {
@@ -381,6 +415,68 @@ fn merge(tx: &BatchTx<'_>, e: &ContactsMerged, at: i64) -> rusqlite::Result<()> 
         "UPDATE contacts SET merged_into = ?1, merged_at = ?3 WHERE contact_id = ?2",
         params![survivor, merged, at],
     )?;
+    Ok(())
+}
+
+/// Drops an erased contact and the contacts merged into it (their rows, properties and
+/// identities; associations, whichever end they are: each is stored both ways, and a merge
+/// moved the merged contact's to its survivor) and the conversations the erasure names. The
+/// conversations' own erasures follow and find them gone; one still naming the contact that
+/// the erasure does not list is not erased on the write side, so it stays, without the
+/// contact.
+///
+/// The contact is taken as named, not resolved through merges: only a contact not merged away
+/// can be erased.
+fn contact_erased(
+    tx: &BatchTx<'_>,
+    conversations: &mut Conversations,
+    e: &ContactErased,
+) -> rusqlite::Result<()> {
+    for conversation in &e.conversation_ids {
+        conversation_erased(tx, conversations, *conversation)?;
+    }
+    // `?1` and the contacts merged into it (their survivor is always this one, one hop).
+    let statements = [
+        "DELETE FROM contact_properties WHERE contact_id = ?1
+             OR contact_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
+        "DELETE FROM contact_identities WHERE contact_id = ?1
+             OR contact_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
+        "DELETE FROM associations WHERE (kind, id, other_kind, other_id) IN
+             (SELECT other_kind, other_id, kind, id FROM associations
+              WHERE kind = 'contact' AND id = ?1)",
+        "DELETE FROM associations WHERE kind = 'contact' AND id = ?1",
+        "UPDATE conversations SET contact_id = NULL WHERE contact_id = ?1",
+        "DELETE FROM contacts WHERE contact_id = ?1 OR merged_into = ?1",
+    ];
+    let contact = e.contact_id.to_string();
+    for statement in statements {
+        tx.execute_cached(statement, [&contact])?;
+    }
+    Ok(())
+}
+
+/// Drops an erased conversation's row and associations (whichever end it is; each is stored
+/// both ways), and the subject of the tickets made from it: that subject is the conversation's
+/// data, which reads as empty once erased. Erasing one the sidebar does not hold changes
+/// nothing.
+fn conversation_erased(
+    tx: &BatchTx<'_>,
+    conversations: &mut Conversations,
+    conversation: Uuid,
+) -> rusqlite::Result<()> {
+    conversations.forget(tx, conversation)?;
+    let statements = [
+        "DELETE FROM conversations WHERE conversation_id = ?1",
+        "DELETE FROM associations WHERE (kind, id, other_kind, other_id) IN
+             (SELECT other_kind, other_id, kind, id FROM associations
+              WHERE kind = 'conversation' AND id = ?1)",
+        "DELETE FROM associations WHERE kind = 'conversation' AND id = ?1",
+        "UPDATE records SET name = '' WHERE from_conversation_id = ?1",
+    ];
+    let conversation = conversation.to_string();
+    for statement in statements {
+        tx.execute_cached(statement, [&conversation])?;
+    }
     Ok(())
 }
 

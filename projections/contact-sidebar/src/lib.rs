@@ -11,6 +11,15 @@
 //! - the contact's conversations, newest activity first, with the last message's preview, the
 //!   status, the inbox and the private owner (so the API can apply access rules).
 //!
+//! Erasure drops what the sidebar holds of a person. `ContactErased`: the contact and the
+//! contacts merged into it (rows, properties, identities, associations) and the conversations
+//! it names, without waiting for their own `ConversationErased` (which then finds nothing to
+//! do); a conversation still naming the contact that it does not list keeps its row, without
+//! the contact. `ConversationErased` (with its contact, or by retention): the conversation's
+//! row and associations, and the subject of tickets made from it (now empty, as a rebuild from
+//! a log whose keys are destroyed reads it). Deleted rows are overwritten in the file
+//! (`secure_delete`).
+//!
 //! # Layout
 //! - `schema`: the tables and indexes this projector owns.
 //! - `apply`: how each event changes them.
@@ -44,7 +53,10 @@ impl Projector for ContactSidebar {
     fn version(&self) -> u32 {
         // 2: `conversations_by_contact` built once caught up; `conversations_of_contact`
         // (contact id alone) until then.
-        2
+        // 3: erasure; tickets keep the conversation they were made from; deleted rows are
+        // overwritten, so a file written before (with old rows' text in free space) is built
+        // again.
+        3
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

@@ -35,15 +35,19 @@ CREATE TABLE contact_identities (
 ) STRICT;
 CREATE INDEX contact_identities_by_contact ON contact_identities (contact_id);
 
--- Companies, deals and tickets: what the sidebar shows of them.
+-- Companies, deals and tickets: what the sidebar shows of them. A ticket made from a
+-- conversation names it: its subject is that conversation's, erased with it.
 CREATE TABLE records (
-    kind      TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    name      TEXT NOT NULL,
-    stage     TEXT,
-    domain    TEXT,
+    kind                 TEXT NOT NULL,
+    record_id            TEXT NOT NULL,
+    name                 TEXT NOT NULL,
+    stage                TEXT,
+    domain               TEXT,
+    from_conversation_id TEXT,
     PRIMARY KEY (kind, record_id)
 ) STRICT;
+CREATE INDEX records_by_conversation ON records (from_conversation_id)
+    WHERE from_conversation_id IS NOT NULL;
 
 -- Associations, one row per direction: (kind, id) is associated with (other_kind, other_id).
 CREATE TABLE associations (

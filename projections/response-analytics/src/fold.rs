@@ -99,6 +99,7 @@ fn load_conv(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv>> {
                 private_owner: r.get(3)?,
                 status: match r.get_ref(4)?.as_str()? {
                     "closed" => "closed",
+                    "erased" => "erased",
                     _ => "open",
                 },
                 cycle_no: r.get(5)?,
@@ -266,6 +267,16 @@ fn apply(tx: &BatchTx<'_>, b: &mut Batch, event: &Envelope) -> Result<(), ApplyE
         DomainEvent::ConversationShared(e) => {
             if let Some(conv) = b.conv(tx, e.conversation_id)? {
                 conv.private_owner = None;
+            }
+        }
+        // Its numbers stay (they hold nothing of the person); it will never close, so it
+        // leaves the live figures, and nothing more waits in it.
+        DomainEvent::ConversationErased(e) => {
+            if let Some(conv) = b.conv(tx, e.conversation_id)? {
+                conv.status = "erased";
+                conv.run_start = None;
+                conv.pending_user_id = None;
+                conv.pending_since = None;
             }
         }
         DomainEvent::TeamMemberAdded(e) => {

@@ -50,6 +50,10 @@
 //!   bot assignee counts as assigned), open ones whose current cycle awaits its first human
 //!   reply, and the instant of the oldest unanswered customer message (the start of a waiting
 //!   run) among open conversations. They hold instants only, never "now".
+//! - **Erasure**: the read model holds nothing of a person (ids, instants and counts only), so
+//!   an erased conversation keeps its cycles, measurements and replies, and past figures do not
+//!   move; it is no longer open (it refuses every command, so it would never close), and leaves
+//!   the live figures. `ContactErased` changes nothing here.
 //!
 //! # Layout
 //! - `schema`: the tables and their migration.

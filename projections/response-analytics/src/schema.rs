@@ -31,7 +31,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             channel_kind      TEXT    NOT NULL,
             -- The owner of a private conversation (private e-mail account); NULL once shared.
             private_owner     TEXT,
-            status            TEXT    NOT NULL,          -- 'open' | 'closed'
+            status            TEXT    NOT NULL,          -- 'open' | 'closed' | 'erased'
             cycle_no          INTEGER NOT NULL,          -- the current cycle, from 1
             assignee_kind     TEXT,                      -- 'user' | 'team' | 'bot' | NULL
             assignee_id       TEXT,

@@ -20,7 +20,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use switchboard_projector::{ApplyError, BatchMap, BatchRows, BatchTx, Event, EventError};
 use uuid::Uuid;
 
-use crate::chunks::Appends;
+use crate::chunks::{self, Appends};
 use crate::entry::{self, Fields, Outcome};
 use crate::types::{AssigneeRef, Author, ConversationStatus, EntryKind};
 
@@ -205,7 +205,18 @@ fn load_header(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
 }
 
 /// Applies a batch of events in log order; events of other areas are ignored.
+///
+/// The batch's connection overwrites what it deletes (`secure_delete`): an erased conversation's
+/// text must not stay in free pages of the file, nor in the unused space of pages holding other
+/// rows (where earlier versions of rewritten rows, such as a timeline chunk before its last
+/// append, would otherwise linger too). Set per batch because the projector is handed only the
+/// batch's transaction; it stays set for the connection.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
+    tx.execute_batch("PRAGMA secure_delete = ON")
+        .map_err(|e| EventError {
+            index: 0,
+            source: e.into(),
+        })?;
     let tx = &BatchTx::new(tx);
     let mut headers = Headers::default();
     let mut previews = BatchMap::default();
@@ -386,6 +397,7 @@ fn apply<'e>(
             };
             insert_entry(ctx, e.conversation_id, EntryKind::Reopened, entry)
         }
+        DomainEvent::ConversationErased(e) => erased(ctx, e.conversation_id),
         DomainEvent::ConversationShared(e) => {
             ctx.headers
                 .existing(ctx.tx, e.conversation_id)?
@@ -431,7 +443,37 @@ fn concerns_thread_view(event: &DomainEvent) -> bool {
             | DomainEvent::ConversationClosed(_)
             | DomainEvent::ConversationReopened(_)
             | DomainEvent::ConversationShared(_)
+            | DomainEvent::ConversationErased(_)
     )
+}
+
+/// Drops an erased conversation: its header, its timeline, the files it shows and its filtered
+/// mail, whether written by earlier batches or still held by this one, so the read model is as
+/// if it had never been there. Nothing follows for it (it refuses every command), and erasing
+/// one the thread view no longer holds changes nothing.
+///
+/// Its filtered mail is found by position: each filtered message has a timeline row at the
+/// position of its `MessageFiltered` (the key of `filtered_messages`), so no index by
+/// conversation is kept for the rare erasure.
+fn erased(ctx: &mut Ctx<'_, '_, '_>, conversation_id: Uuid) -> Result<(), ApplyError> {
+    *ctx.headers.slot(ctx.tx, conversation_id)? = (None, false);
+    ctx.previews.remove(&conversation_id);
+    let mut positions = ctx.timeline.forget(conversation_id);
+    positions.extend(chunks::delete(ctx.tx, conversation_id)?);
+    let id = conversation_id.to_string();
+    for position in positions {
+        ctx.tx.execute_cached(
+            "DELETE FROM filtered_messages WHERE position = ?1 AND conversation_id = ?2",
+            params![position, id],
+        )?;
+    }
+    ctx.tx
+        .execute_cached("DELETE FROM files WHERE conversation_id = ?1", params![id])?;
+    ctx.tx.execute_cached(
+        "DELETE FROM conversations WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    Ok(())
 }
 
 /// Remembers the owner of a private e-mail account's channel.

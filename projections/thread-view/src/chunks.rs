@@ -62,10 +62,27 @@ impl Appends {
         put_bytes(&mut pending.frames, &self.packed);
     }
 
+    /// Drops what the batch appended to the timeline of `conversation_id` (it was erased), and
+    /// returns the positions of the rows dropped.
+    pub(crate) fn forget(&mut self, conversation_id: Uuid) -> Vec<i64> {
+        let Some(&index) = self.by_conversation.get(&conversation_id) else {
+            return Vec::new();
+        };
+        let pending = &mut self.pending[index];
+        pending.frames = Vec::new();
+        std::mem::take(&mut pending.starts)
+            .into_iter()
+            .map(|(position, _)| position)
+            .collect()
+    }
+
     /// Writes every conversation's appends: onto its last chunk while it has room, then into
     /// new chunks.
     pub(crate) fn flush(self, tx: &BatchTx<'_>) -> rusqlite::Result<()> {
         for pending in &self.pending {
+            if pending.starts.is_empty() {
+                continue;
+            }
             let key = pending.conversation_id.as_bytes();
             let mut chunk: Option<(i64, usize)> = tx
                 .query_row_cached(
@@ -104,6 +121,40 @@ impl Appends {
         }
         Ok(())
     }
+}
+
+/// Deletes the stored timeline of `conversation_id` (it was erased), and returns the positions
+/// of its rows.
+pub(crate) fn delete(tx: &BatchTx<'_>, conversation_id: Uuid) -> rusqlite::Result<Vec<i64>> {
+    let key = conversation_id.as_bytes();
+    let mut positions = Vec::new();
+    tx.with_statement(
+        "SELECT entries FROM timeline WHERE conversation_id = ?1",
+        |stmt| {
+            let mut rows = stmt.query(params![key])?;
+            while let Some(row) = rows.next()? {
+                let chunk = row.get_ref(0)?.as_blob()?;
+                for frame in frames(chunk) {
+                    let (position, _) = frame.map_err(|()| malformed(conversation_id))?;
+                    positions.push(position as i64);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    tx.execute_cached(
+        "DELETE FROM timeline WHERE conversation_id = ?1",
+        params![key],
+    )?;
+    Ok(positions)
+}
+
+fn malformed(conversation_id: Uuid) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        2,
+        rusqlite::types::Type::Blob,
+        format!("malformed timeline chunk of conversation {conversation_id}").into(),
+    )
 }
 
 /// Writes `frames` as the new chunk `first` of `key`'s timeline, or onto the end of that stored

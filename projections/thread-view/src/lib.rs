@@ -23,6 +23,12 @@
 //!   Closing does not clear it: lists of waiting conversations should also filter on `open`.
 //! - **Badges** per inbox: `open`, `closed`, `unassigned` (open and without assignee) and
 //!   `filtered` (filtered messages not restored).
+//! - **Erasure** (`ConversationErased`): the conversation goes, header, timeline, files and
+//!   filtered mail, as if it had never been there; deleted rows are overwritten in the file.
+//!   `ContactErased` changes nothing by itself: the thread view keeps nothing of a contact
+//!   outside its conversations, and each of those follows with its own `ConversationErased`
+//!   (dropping them earlier would make an event recorded in between name an unknown
+//!   conversation, which stops the projector).
 //!
 //! # Layout
 //! - `schema`: the tables, indexes and the projector version.

@@ -13,7 +13,9 @@ use rusqlite::Connection;
 use switchboard_projector::model::create_indexes_once;
 
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
-pub(crate) const VERSION: u32 = 6;
+/// 7: erased conversations are dropped, and deleted rows overwritten (`secure_delete`), so a
+/// file written before keeps old rows' text in free space: it is built again.
+pub(crate) const VERSION: u32 = 7;
 
 const TABLES: &str = "
 CREATE TABLE conversations (

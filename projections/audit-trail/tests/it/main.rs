@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod determinism;
+mod erasure;
 mod filters;
 mod pagination;
 mod support;

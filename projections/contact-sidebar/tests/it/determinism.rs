@@ -230,11 +230,19 @@ fn the_list_index_is_built_once_caught_up() {
     let others = ["contact_identities_by_contact", "contacts_by_survivor"];
     assert_eq!(
         testing::indexes(&conn),
-        [&others[..], &["conversations_of_contact"]].concat()
+        [
+            &others[..],
+            &["conversations_of_contact", "records_by_conversation"]
+        ]
+        .concat()
     );
     apply_events(&mut conn, &ContactSidebar, last, true).unwrap();
     assert_eq!(
         testing::indexes(&conn),
-        [&others[..], &["conversations_by_contact"]].concat()
+        [
+            &others[..],
+            &["conversations_by_contact", "records_by_conversation"]
+        ]
+        .concat()
     );
 }

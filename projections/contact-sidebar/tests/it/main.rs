@@ -4,5 +4,6 @@
 mod contacts;
 mod conversations;
 mod determinism;
+mod erasure;
 mod records;
 mod support;

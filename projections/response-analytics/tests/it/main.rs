@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod determinism;
+mod erasure;
 mod hours;
 mod scenario;
 mod stats;

@@ -67,7 +67,7 @@ pub(crate) fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 10, 9, 0, 0).unwrap() + Duration::minutes(minute)
 }
 
-fn user(id: Uuid) -> Actor {
+pub(crate) fn user(id: Uuid) -> Actor {
     Actor::User { id }
 }
 
@@ -75,7 +75,7 @@ fn contact(id: Uuid) -> Actor {
     Actor::Contact { id }
 }
 
-fn router() -> Actor {
+pub(crate) fn router() -> Actor {
     Actor::System {
         component: "router".to_owned(),
     }
@@ -97,11 +97,31 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
+    /// A builder that appends to `events`.
+    pub(crate) fn after(events: Vec<Envelope>) -> Builder {
+        let mut versions = HashMap::new();
+        for e in &events {
+            versions.insert(e.stream.clone(), e.stream_version + 1);
+        }
+        Builder { events, versions }
+    }
+
     pub(crate) fn push(
         &mut self,
         minute: i64,
         actor: Actor,
         conversation: Uuid,
+        payload: impl Into<DomainEvent>,
+    ) {
+        self.push_in(streams::conversation(conversation), minute, actor, payload);
+    }
+
+    /// Appends `payload` to `stream` (an event of another aggregate than a conversation).
+    pub(crate) fn push_in(
+        &mut self,
+        stream: String,
+        minute: i64,
+        actor: Actor,
         payload: impl Into<DomainEvent>,
     ) {
         let payload = payload.into();
@@ -112,7 +132,6 @@ impl Builder {
                 "history must not go back in time"
             );
         }
-        let stream = streams::conversation(conversation);
         let version = self.versions.entry(stream.clone()).or_insert(0);
         let position = self.events.len() as u64 + 1;
         self.events.push(Envelope {
@@ -136,7 +155,7 @@ impl Builder {
         *version += 1;
     }
 
-    fn started(
+    pub(crate) fn started(
         &mut self,
         minute: i64,
         id: Uuid,
@@ -182,7 +201,13 @@ impl Builder {
         self.push(minute, actor, id, started);
     }
 
-    fn received(&mut self, minute: i64, conversation: Uuid, inbox: Uuid, message: InboundMessage) {
+    pub(crate) fn received(
+        &mut self,
+        minute: i64,
+        conversation: Uuid,
+        inbox: Uuid,
+        message: InboundMessage,
+    ) {
         let actor = message.contact_id.map_or(
             Actor::Channel {
                 id: message.channel_id,
@@ -202,7 +227,7 @@ impl Builder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn reply(
+    pub(crate) fn reply(
         &mut self,
         minute: i64,
         conversation: Uuid,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod determinism;
+mod erasure;
 mod history;
 mod lists;
 mod thread;
