@@ -1317,6 +1317,26 @@ async fn claim(
     }
 }
 
+/// The conversation a visitor's messages on `channel_id` go to now: the one derived from the
+/// visitor, or its successor when that was erased (`CommandService::current_conversation`).
+pub(crate) async fn visitors_conversation(
+    inner: &Inner,
+    channel_id: Uuid,
+    visitor: Uuid,
+) -> Result<Uuid, Response> {
+    inner
+        .service
+        .current_conversation(chat_conversation_id(channel_id, &visitor.to_string()))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, %channel_id, "a chat visitor's conversation could not be read");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the conversation cannot be read now",
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -1341,24 +1361,4 @@ mod tests {
         assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
         assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
     }
-}
-
-/// The conversation a visitor's messages on `channel_id` go to now: the one derived from the
-/// visitor, or its successor when that was erased (`CommandService::current_conversation`).
-pub(crate) async fn visitors_conversation(
-    inner: &Inner,
-    channel_id: Uuid,
-    visitor: Uuid,
-) -> Result<Uuid, Response> {
-    inner
-        .service
-        .current_conversation(chat_conversation_id(channel_id, &visitor.to_string()))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, %channel_id, "a chat visitor's conversation could not be read");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the conversation cannot be read now",
-            )
-        })
 }

@@ -410,6 +410,17 @@ impl Keyring {
         Ok(erased)
     }
 
+    /// Redacts `event`'s fields stored in the clear when its subject was erased, as reading
+    /// through [`KeyedStore`] does (for `export`, which otherwise writes events as stored).
+    /// True when it did.
+    pub async fn redact_erased(&self, event: &mut RecordedEvent) -> Result<bool, StoreError> {
+        if !self.any_erased().await? {
+            return Ok(false);
+        }
+        self.redact_if_erased(event).await?;
+        Ok(event.sealed_payload.is_some())
+    }
+
     /// `event`, stored in the clear, with its personal fields redacted when its subject was
     /// erased (the stored bytes go to [`RecordedEvent::sealed_payload`], which the chain and
     /// `export` read); unchanged otherwise.

@@ -10,10 +10,10 @@
 //! Which conversations are the contact's is the caller's to say: the API asks the contact
 //! sidebar; `switchboard contact export` reads the whole log ([`conversations_of`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use proto_events::event::Identity;
+use proto_events::event::{Identity, InboundMessage};
 use proto_events::{DomainEvent, streams};
 use serde_json::{Value, json};
 use switchboard_domain::contact::Contact;
@@ -79,16 +79,38 @@ pub async fn contact_data(
     })))
 }
 
-/// Every conversation whose payloads name one of `contact_ids` as its contact (started with
-/// it, a message recognised as it, or the contact created from it), or with a message from one
-/// of `identities` (compared as reservations compare them), read from the whole log.
-pub async fn conversations_of(
+/// What [`scan`] found in the log.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every conversation whose payloads name one of the contacts as its contact (started with
+    /// it, a message recognised as it, or the contact created from it), or with a message from
+    /// one of the identities.
+    pub conversations: BTreeSet<Uuid>,
+    /// Every blob the log's messages and replies reference (attachments, original e-mails), with
+    /// the conversations that reference it.
+    pub blobs: BTreeMap<String, BTreeSet<Uuid>>,
+}
+
+impl Scan {
+    /// The blobs only `conversations` reference: what erasing them may delete.
+    pub fn blobs_only_of(&self, conversations: &BTreeSet<Uuid>) -> Vec<String> {
+        self.blobs
+            .iter()
+            .filter(|(_, users)| users.is_subset(conversations))
+            .map(|(sha256, _)| sha256.clone())
+            .collect()
+    }
+}
+
+/// Reads the whole log for the conversations of `contact_ids` and `identities` (compared as
+/// reservations compare them) and for every blob reference ([`Scan`]).
+pub async fn scan(
     store: &dyn EventStore,
     contact_ids: &BTreeSet<Uuid>,
     identities: &[Identity],
-) -> Result<Vec<Uuid>, ServiceError> {
+) -> Result<Scan, ServiceError> {
     let identities: BTreeSet<String> = identities.iter().map(identity_key).collect();
-    let mut found = BTreeSet::new();
+    let mut found = Scan::default();
     let mut after = Position::START;
     loop {
         let page = store.read_all(after, PAGE).await?;
@@ -100,23 +122,38 @@ pub async fn conversations_of(
                 "ConversationStarted"
                     | "MessageReceived"
                     | "MessageFiltered"
+                    | "ReplySent"
                     | "ContactRecordCreated"
             ) {
                 continue;
             }
+            let mut inbound = |conversation_id: Uuid, message: &InboundMessage| {
+                if identities.contains(&identity_key(&message.from)) {
+                    found.conversations.insert(conversation_id);
+                }
+                let files = message.attachments.iter().map(|a| &a.blob);
+                for blob in files.chain(message.raw.iter().map(|r| &r.blob)) {
+                    found
+                        .blobs
+                        .entry(blob.sha256.clone())
+                        .or_default()
+                        .insert(conversation_id);
+                }
+                message.contact_id.map(|c| (c, conversation_id))
+            };
             let named = match crate::codec::decode(event)?.payload {
                 DomainEvent::ConversationStarted(e) => e.contact_id.map(|c| (c, e.conversation_id)),
-                DomainEvent::MessageReceived(e) => {
-                    if identities.contains(&identity_key(&e.message.from)) {
-                        found.insert(e.conversation_id);
+                DomainEvent::MessageReceived(e) => inbound(e.conversation_id, &e.message),
+                DomainEvent::MessageFiltered(e) => inbound(e.conversation_id, &e.message),
+                DomainEvent::ReplySent(e) => {
+                    for attachment in &e.attachments {
+                        found
+                            .blobs
+                            .entry(attachment.blob.sha256.clone())
+                            .or_default()
+                            .insert(e.conversation_id);
                     }
-                    e.message.contact_id.map(|c| (c, e.conversation_id))
-                }
-                DomainEvent::MessageFiltered(e) => {
-                    if identities.contains(&identity_key(&e.message.from)) {
-                        found.insert(e.conversation_id);
-                    }
-                    e.message.contact_id.map(|c| (c, e.conversation_id))
+                    None
                 }
                 DomainEvent::ContactRecordCreated(e) => {
                     e.from_conversation_id.map(|id| (e.contact_id, id))
@@ -126,11 +163,11 @@ pub async fn conversations_of(
             if let Some((contact, conversation)) = named
                 && contact_ids.contains(&contact)
             {
-                found.insert(conversation);
+                found.conversations.insert(conversation);
             }
         }
     }
-    Ok(found.into_iter().collect())
+    Ok(found)
 }
 
 /// An identity as reservations compare it (scope and normalised value): the name of its

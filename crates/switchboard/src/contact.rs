@@ -47,10 +47,13 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
             support::describe_store(&config)
         );
     }
-    let conversations =
-        switchboard_service::subject::conversations_of(store.as_ref(), &people, &identities)
+    let conversations: Vec<Uuid> =
+        switchboard_service::subject::scan(store.as_ref(), &people, &identities)
             .await
-            .context("finding the contact's conversations")?;
+            .context("finding the contact's conversations")?
+            .conversations
+            .into_iter()
+            .collect();
     let Some(document) = switchboard_service::subject::contact_data(
         store.as_ref(),
         contact_id,

@@ -40,6 +40,8 @@ pub struct ExportArgs {
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let config = support::load_config(&args.config)?;
     let store = support::configured_store(&config, StoreUse::ReadAsStored).await?;
+    // What an erased person wrote while sealing was off is redacted (sealed fields stay sealed).
+    let keyring = support::keyring(&config, store.as_ref())?;
     let head = store.head().await.context("reading the store's head")?;
     let to = args.to.unwrap_or(head.0);
     if args.from > to {
@@ -67,10 +69,17 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("reading events after position {after}"))?;
         let Some(last) = page.last() else { break };
         after = last.position;
-        for event in page.iter().filter(|e| e.position.0 <= to) {
-            let line = ExportedLine::new(event).map_err(|reason| {
-                anyhow::anyhow!("event at position {}: {reason}", event.position)
-            })?;
+        for mut event in page.into_iter().filter(|e| e.position.0 <= to) {
+            let redacted = keyring
+                .redact_erased(&mut event)
+                .await
+                .with_context(|| format!("reading the event at position {}", event.position))?;
+            let line = if redacted {
+                ExportedLine::redacted(&event)
+            } else {
+                ExportedLine::new(&event)
+            }
+            .map_err(|reason| anyhow::anyhow!("event at position {}: {reason}", event.position))?;
             serde_json::to_writer(&mut out, &line)
                 .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io))
                 .with_context(|| format!("writing to {target}"))?;

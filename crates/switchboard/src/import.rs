@@ -298,6 +298,12 @@ fn read_runs(
                     chain = Some(o.hash);
                     origin = Some(o);
                 }
+                Err((position, why)) if verify && line.redacted => refuse!(
+                    "line {number}: position {position} was redacted by the export (an erased \
+                     person's data), so the input's hash chain breaks there ({why}); nothing was \
+                     imported: import it with --rechain --reason TEXT --by WHO to chain it anew, \
+                     recorded in the history"
+                ),
                 Err((position, why)) if verify => refuse!(
                     "line {number}: the input's hash chain breaks at position {position}: {why}; \
                      nothing was imported (an edited or partial export: import it with \

@@ -23,6 +23,10 @@ pub(crate) struct ExportedLine<'a> {
     pub(crate) payload: Box<RawValue>,
     /// Lower-case hex.
     pub(crate) hash: String,
+    /// The payload's personal fields were redacted (an erased person's, stored in the clear):
+    /// it no longer matches `hash`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) redacted: bool,
 }
 
 impl<'a> ExportedLine<'a> {
@@ -42,6 +46,19 @@ impl<'a> ExportedLine<'a> {
             // As stored: an export carries sealed personal fields sealed.
             payload: json(event.stored_payload()).map_err(|e| format!("payload: {e}"))?,
             hash: hex::encode(event.hash),
+            redacted: false,
+        })
+    }
+
+    /// The line for `event` whose payload was redacted ([`Keyring::redact_erased`]): the
+    /// redacted payload, marked.
+    ///
+    /// [`Keyring::redact_erased`]: switchboard_codec::keyring::Keyring::redact_erased
+    pub(crate) fn redacted(event: &'a RecordedEvent) -> Result<ExportedLine<'a>, String> {
+        Ok(ExportedLine {
+            payload: json(&event.payload).map_err(|e| format!("payload: {e}"))?,
+            redacted: true,
+            ..ExportedLine::new(event)?
         })
     }
 }
@@ -75,6 +92,9 @@ pub(crate) struct ImportedLine {
     pub(crate) payload: Box<RawValue>,
     #[serde(default)]
     pub(crate) hash: Option<String>,
+    /// Redacted by `export` (an erased person's fields): its hash no longer holds.
+    #[serde(default)]
+    pub(crate) redacted: bool,
 }
 
 impl ImportedLine {

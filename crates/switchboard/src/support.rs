@@ -151,17 +151,23 @@ pub(crate) async fn configured_store(
     }
 }
 
+/// The data subjects' keys of `store`, with the master key when there is one.
+pub(crate) fn keyring(config: &Config, store: &dyn EventStore) -> anyhow::Result<Keyring> {
+    Ok(match crate::config::existing_secret_key(config)? {
+        Some(key) => Keyring::new(Vault::new(store.secrets(), &key)),
+        None => Keyring::without_keys(),
+    })
+}
+
 /// `store`, read through the data subjects' keys (personal fields opened, or redacted where
 /// erased) with the master key when there is one.
 pub(crate) fn keyed(
     config: &Config,
     store: Arc<dyn EventStore>,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
-    let keyring = match crate::config::existing_secret_key(config)? {
-        Some(key) => Keyring::new(Vault::new(store.secrets(), &key)),
-        // Sealed fields then fail to read, saying so, rather than reach read models sealed.
-        None => Keyring::without_keys(),
-    };
+    // Without a master key, sealed fields fail to read, saying so, rather than reach read
+    // models sealed.
+    let keyring = keyring(config, store.as_ref())?;
     Ok(Arc::new(KeyedStore::new(store, Arc::new(keyring))))
 }
 

@@ -120,7 +120,9 @@ impl Run<'_> {
     /// and written without the command's idempotency key, so a retry of a half-done erasure
     /// does it again: each conversation's [`ConversationErased`] (it refuses every command from
     /// then on; a message for it starts its successor); the release of every identity they
-    /// hold (the same address writing again is nobody's); the contact's
+    /// hold (the same address writing again is nobody's); their files (attachments, original
+    /// e-mails) that no conversation left standing shows ([`BlobStore::delete`](switchboard_store::BlobStore::delete), which keeps a
+    /// part another blob needs); the contact's
     /// [`ContactErased`](proto_events::event::ContactErased), naming the conversations, last,
     /// with the key, on the contact's stream, decided on the contact as first read (a change
     /// made meanwhile conflicts, and the command is decided again). The keys are destroyed
@@ -151,8 +153,10 @@ impl Run<'_> {
         self.check_expected(&stream, version)?;
         let people = self.service.merged_family(&state).await?;
         let mut erased = BTreeSet::new();
+        let mut scan = crate::subject::Scan::default();
         for _pass in 0..2 {
-            let theirs = self.conversations_of(&people).await?;
+            let theirs;
+            (theirs, scan) = self.conversations_of(&people).await?;
             if theirs.iter().all(|id| erased.contains(id)) {
                 break;
             }
@@ -171,6 +175,12 @@ impl Run<'_> {
                 }
             }
         }
+        // Their files, unless a conversation not erased shows them too (the same attachment
+        // sent by someone else), before the keys are destroyed (their names are sealed).
+        let blobs = scan.blobs_only_of(&erased);
+        if !blobs.is_empty() {
+            self.service.store.blobs().delete(&blobs).await?;
+        }
         let events = contact::decide(
             &state,
             &ContactCommand::Erase {
@@ -188,18 +198,16 @@ impl Run<'_> {
     async fn conversations_of(
         &self,
         people: &BTreeMap<Uuid, Vec<Identity>>,
-    ) -> Result<BTreeSet<Uuid>, ServiceError> {
+    ) -> Result<(BTreeSet<Uuid>, crate::subject::Scan), ServiceError> {
         let ids: BTreeSet<Uuid> = people.keys().copied().collect();
         let identities: Vec<Identity> = people.values().flatten().cloned().collect();
         let keys: BTreeSet<String> = identities
             .iter()
             .map(crate::subject::identity_key)
             .collect();
-        let candidates =
-            crate::subject::conversations_of(self.service.store.as_ref(), &ids, &identities)
-                .await?;
+        let scan = crate::subject::scan(self.service.store.as_ref(), &ids, &identities).await?;
         let mut theirs = BTreeSet::new();
-        for conversation_id in candidates {
+        for &conversation_id in &scan.conversations {
             let (conversation, _) = self
                 .load(
                     &streams::conversation(conversation_id),
@@ -217,7 +225,7 @@ impl Run<'_> {
                 theirs.insert(conversation_id);
             }
         }
-        Ok(theirs)
+        Ok((theirs, scan))
     }
 
     /// Whether one of `contacts` was created from `conversation_id`.

@@ -54,9 +54,9 @@ impl CommandService {
                     1,
                 )
                 .await?;
-            if !last
+            if last
                 .first()
-                .is_some_and(|event| event.event_type == "ConversationErased")
+                .is_none_or(|event| event.event_type != "ConversationErased")
             {
                 return Ok(id);
             }

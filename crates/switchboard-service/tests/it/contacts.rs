@@ -651,3 +651,105 @@ async fn only_admins_erase_contacts() {
         .unwrap();
     assert_eq!(stream.len(), 1, "a refused erasure writes nothing");
 }
+
+/// An e-mail from `from` on `channel` with `file` attached and `original` as its raw message,
+/// sent with both blobs.
+async fn mail_with_file(
+    service: &switchboard_service::CommandService,
+    channel: Uuid,
+    from: &str,
+    file: &switchboard_store::blob::Blob,
+    original: &switchboard_store::blob::Blob,
+) -> Uuid {
+    use proto_events::event::{Attachment, BlobRef, ChannelKind, RawMessage};
+    let reference = |blob: &switchboard_store::blob::Blob| BlobRef {
+        sha256: blob.sha256().to_owned(),
+        size: blob.bytes().len() as u64,
+    };
+    let mut command = inbound(channel, ChannelKind::Email, email(from), "see attached");
+    if let Command::ReceiveMessage { message, .. } = &mut command {
+        message.attachments = vec![Attachment {
+            blob: reference(file),
+            file_name: Some("order.pdf".into()),
+            content_type: "application/pdf".into(),
+            content_id: None,
+            inline: false,
+        }];
+        message.raw = Some(RawMessage {
+            blob: reference(original),
+            warnings: Vec::new(),
+        });
+    }
+    let outcome = service
+        .execute_with_blobs(
+            CommandMeta::by(proto_events::Actor::Channel { id: channel }),
+            command,
+            vec![file.clone(), original.clone()],
+        )
+        .await
+        .unwrap();
+    conversation_of(&outcome)
+}
+
+#[tokio::test]
+async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too() {
+    use switchboard_store::blob::Blob;
+    let (_app, keyed, service) = keyed_app(true).await;
+    let channel = Uuid::now_v7();
+    let inbox = Uuid::now_v7();
+    let zelda = Uuid::now_v7();
+    for command in [
+        Command::Setup(switchboard_domain::setup::SetupCommand::CreateInbox {
+            inbox_id: inbox,
+            name: "Support".into(),
+        }),
+        Command::Channel(switchboard_domain::channel::ChannelCommand::ConnectEmail {
+            channel_id: channel,
+            inbox_id: inbox,
+            address: "support@acme.test".into(),
+            access: proto_events::event::EmailAccess::Shared,
+        }),
+        create(zelda, vec![email("zelda@quibble.example")]),
+    ] {
+        service
+            .execute(CommandMeta::by(admin()), command)
+            .await
+            .unwrap();
+    }
+    let shared = Blob::new(b"the price list everyone sends".to_vec());
+    let hers = Blob::new(b"Zelda's own scan of her passport".to_vec());
+    let her_mail = Blob::new(b"From: zelda@quibble.example\r\n\r\nZelda's original".to_vec());
+    let otto_mail = Blob::new(b"From: otto@example.org\r\n\r\nOtto's original".to_vec());
+    mail_with_file(
+        &service,
+        channel,
+        "zelda@quibble.example",
+        &shared,
+        &her_mail,
+    )
+    .await;
+    mail_with_file(&service, channel, "zelda@quibble.example", &hers, &her_mail).await;
+    mail_with_file(&service, channel, "otto@example.org", &shared, &otto_mail).await;
+
+    service
+        .execute(
+            CommandMeta::by(admin()),
+            Command::EraseContact {
+                contact_id: zelda,
+                reason: "Art. 17 request".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let blobs = keyed.blobs();
+    assert_eq!(blobs.get(hers.sha256()).await.unwrap(), None);
+    assert_eq!(blobs.get(her_mail.sha256()).await.unwrap(), None);
+    assert_eq!(
+        blobs.get(shared.sha256()).await.unwrap().as_deref(),
+        Some(shared.bytes())
+    );
+    assert_eq!(
+        blobs.get(otto_mail.sha256()).await.unwrap().as_deref(),
+        Some(otto_mail.bytes())
+    );
+}

@@ -381,3 +381,89 @@ async fn admins_get_a_persons_data_as_one_document() {
     let none = api.gql(api.admin, query, json!({"id": nobody})).await;
     assert_eq!(none.data()["contactData"], Value::Null);
 }
+
+/// GDPR Art. 17: an admin erases a contact who chatted; the contact and the conversation are
+/// gone from every answer, an agent may not do it, and an erased contact refuses changes.
+#[tokio::test]
+async fn admins_erase_a_contact_and_their_conversations_disappear() {
+    let api = TestApi::start().await;
+    let org = Org::new(&api).await;
+    let chatted = org
+        .chat(&api, "visitor-zelda", "my unique order text 7f3a")
+        .await;
+    let conversation = chatted["conversation"]["id"].clone();
+    let created = succeed(
+        &api,
+        org.agent,
+        "createContact",
+        json!({
+            "identities": [identity("CHAT_VISITOR", "visitor-zelda")],
+            "properties": [{"name": "name", "value": "Zelda Quibble"}],
+            "fromConversationId": conversation,
+        }),
+        "contact { id }",
+    )
+    .await;
+    let contact = created["contact"]["id"].clone();
+
+    fail(
+        &api,
+        org.agent,
+        "eraseContact",
+        json!({"contactId": contact, "reason": "asked"}),
+        "FORBIDDEN",
+    )
+    .await;
+    refuse(
+        &api,
+        api.admin,
+        "eraseContact",
+        json!({"contactId": contact, "reason": "  "}),
+        Some("reason"),
+        "INVALID",
+    )
+    .await;
+    let erased = succeed(
+        &api,
+        api.admin,
+        "eraseContact",
+        json!({"contactId": contact, "reason": "Art. 17 request, ticket 4711"}),
+        "erasedContactId erasedConversationIds",
+    )
+    .await;
+    assert_eq!(erased["erasedContactId"], contact);
+    assert_eq!(erased["erasedConversationIds"], json!([conversation]));
+
+    let after = read(
+        &api,
+        api.admin,
+        &erased["consistencyToken"],
+        "query($contact: ID!, $conversation: ID!, $identity: IdentityInput!) {
+            contact(id: $contact) { id name }
+            conversation(id: $conversation) { id }
+            contactByIdentity(identity: $identity) { id }
+        }",
+        json!({
+            "contact": contact,
+            "conversation": conversation,
+            "identity": identity("CHAT_VISITOR", "visitor-zelda"),
+        }),
+    )
+    .await;
+    assert_eq!(
+        after,
+        json!({"contact": null, "conversation": null, "contactByIdentity": null})
+    );
+    let text = after.to_string();
+    assert!(!text.contains("Zelda") && !text.contains("7f3a"), "{text}");
+
+    refuse(
+        &api,
+        org.agent,
+        "changeContactProperties",
+        json!({"contactId": contact, "set": [{"name": "name", "value": "Z"}]}),
+        None,
+        "ERASED",
+    )
+    .await;
+}
