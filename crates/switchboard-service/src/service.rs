@@ -355,7 +355,14 @@ impl CommandService {
         command: Command,
         blobs: Vec<Blob>,
     ) -> Result<Outcome, ServiceError> {
-        let outcome = self.execute_one(&meta, &command, &blobs).await?;
+        let outcome = self.execute_one(&meta, &command, &blobs).await;
+        // The keys of an erased contact go once it is recorded erased: after the erasure, after
+        // a repeat of it, and after a retry refused as ERASED (the first attempt may have
+        // stopped before this step).
+        if let Command::EraseContact { contact_id, .. } = &command {
+            self.destroy_erased_keys(*contact_id).await?;
+        }
+        let outcome = outcome?;
         // Also after a repeat: the first attempt may have stopped before this step, and it is
         // idempotent (the fallback channel's id is derived from the inbox).
         {
@@ -372,9 +379,6 @@ impl CommandService {
                 self.assign_fallback_if_needed(inbox_id, outcome.last_position)
                     .await?;
             }
-        }
-        if let Command::EraseContact { contact_id, .. } = &command {
-            self.destroy_erased_keys(*contact_id).await?;
         }
         Ok(outcome)
     }

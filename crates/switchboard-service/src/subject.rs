@@ -89,6 +89,8 @@ pub struct Scan {
     /// Every blob the log's messages and replies reference (attachments, original e-mails), with
     /// the conversations that reference it.
     pub blobs: BTreeMap<String, BTreeSet<Uuid>>,
+    /// The last position read.
+    pub head: Position,
 }
 
 impl Scan {
@@ -109,13 +111,27 @@ pub async fn scan(
     contact_ids: &BTreeSet<Uuid>,
     identities: &[Identity],
 ) -> Result<Scan, ServiceError> {
+    scan_after(store, Position::START, contact_ids, identities).await
+}
+
+/// [`scan`] of the events after `after` only.
+pub async fn scan_after(
+    store: &dyn EventStore,
+    after: Position,
+    contact_ids: &BTreeSet<Uuid>,
+    identities: &[Identity],
+) -> Result<Scan, ServiceError> {
     let identities: BTreeSet<String> = identities.iter().map(identity_key).collect();
-    let mut found = Scan::default();
-    let mut after = Position::START;
+    let mut found = Scan {
+        head: after,
+        ..Scan::default()
+    };
+    let mut after = after;
     loop {
         let page = store.read_all(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.position;
+        found.head = after;
         for event in &page {
             if !matches!(
                 event.event_type.as_str(),

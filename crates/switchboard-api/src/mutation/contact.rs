@@ -415,8 +415,10 @@ impl ContactMutation {
     /// drop them. Their identities are released: the same address writing again starts a new
     /// conversation without a contact. Cannot be undone; an erased contact or conversation
     /// refuses every later change (`ERASED`). Events written while `[privacy]
-    /// seal_personal_data` was off hold their data in the clear, which the raw log (`events`,
-    /// `switchboard export`) still shows (ADR 0007).
+    /// seal_personal_data` was off keep their data in the log (the hash chain covers it), but
+    /// read redacted everywhere (`events`, `switchboard export`; on other PostgreSQL nodes
+    /// within a minute). The names of the streams that keep addresses unique still hold the
+    /// address (ADR 0007).
     async fn erase_contact(
         &self,
         ctx: &Context<'_>,

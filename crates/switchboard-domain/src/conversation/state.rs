@@ -99,6 +99,9 @@ pub struct Conversation {
     /// Where the customer is reached: the sender of the last inbound message (or the recipient
     /// of an outbound conversation's first e-mail).
     pub customer: Option<Identity>,
+    /// Who wrote its first inbound message, filtered or not: whose conversation it is when no
+    /// contact was recognised (erasure asks).
+    pub first_sender: Option<Identity>,
     /// The subject of its first message that had one; replies answer `Re:` it.
     pub subject: Option<String>,
     /// Our ids of every message in it: inbound, filtered and outbound.
@@ -207,6 +210,8 @@ impl Conversation {
             }
             E::MessageReceived(e) => {
                 let message = &e.message;
+                self.first_sender
+                    .get_or_insert_with(|| message.from.clone());
                 self.filtered.remove(&message.message_id);
                 self.remember(message);
                 self.customer = Some(message.from.clone());
@@ -221,6 +226,8 @@ impl Conversation {
                 }
             }
             E::MessageFiltered(e) => {
+                self.first_sender
+                    .get_or_insert_with(|| e.message.from.clone());
                 if self.status == Status::Empty {
                     self.id = e.conversation_id;
                     self.inbox_id = e.inbox_id;

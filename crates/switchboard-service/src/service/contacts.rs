@@ -177,8 +177,19 @@ impl Run<'_> {
         }
         // Their files, unless a conversation not erased shows them too (the same attachment
         // sent by someone else), before the keys are destroyed (their names are sealed).
-        let blobs = scan.blobs_only_of(&erased);
+        let mut blobs = scan.blobs_only_of(&erased);
         if !blobs.is_empty() {
+            // What was referenced since the scan (the same file sent by someone else meanwhile,
+            // stored once by its name) is kept. Between this read and the delete the window is
+            // one round trip; a reference made in it loses the file (ADR 0007).
+            let since = crate::subject::scan_after(
+                self.service.store.as_ref(),
+                scan.head,
+                &BTreeSet::new(),
+                &[],
+            )
+            .await?;
+            blobs.retain(|name| !since.blobs.contains_key(name));
             self.service.store.blobs().delete(&blobs).await?;
         }
         let events = contact::decide(
@@ -215,12 +226,13 @@ impl Run<'_> {
                     Conversation::evolve,
                 )
                 .await?;
-            // Without a contact, it is theirs when they were created from it or its customer
-            // is known by one of their identities.
-            let uncontacted_theirs = conversation.contact_id.is_none()
-                && (conversation.customer.as_ref().is_some_and(|customer| {
-                    keys.contains(&crate::subject::identity_key(customer))
-                }) || self.created_from(&ids, conversation_id).await?);
+            // Without a contact, it is theirs when they wrote it first (filtered or not), or
+            // were created from it; not when they only answered someone else's.
+            let uncontacted_theirs =
+                conversation.contact_id.is_none()
+                    && (conversation.first_sender.as_ref().is_some_and(|sender| {
+                        keys.contains(&crate::subject::identity_key(sender))
+                    }) || self.created_from(&ids, conversation_id).await?);
             if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || uncontacted_theirs {
                 theirs.insert(conversation_id);
             }
