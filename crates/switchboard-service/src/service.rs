@@ -126,7 +126,15 @@ pub enum Command {
     /// Erase a contact, the contacts merged into it and their conversations (admins; ADR
     /// 0007): their identities are released, their keys destroyed (see
     /// [`CommandService::with_erasure_keys`]), and read models drop them.
-    EraseContact { contact_id: Uuid, reason: String },
+    ///
+    /// `prepared` is [`CommandService::prepare_erasure`]'s read of the log, made before the
+    /// command: without it the command reads the whole log while it holds the write view,
+    /// which other commands then wait for.
+    EraseContact {
+        contact_id: Uuid,
+        reason: String,
+        prepared: Option<Arc<crate::subject::Scan>>,
+    },
     /// Create a company.
     CreateCompany {
         company_id: Uuid,
@@ -861,8 +869,13 @@ impl Run<'_> {
                 command,
             } => self.change_contact(*contact_id, command).await,
             Command::MergeContacts(merge) => self.merge_contacts(merge).await,
-            Command::EraseContact { contact_id, reason } => {
-                self.erase_contact(*contact_id, reason).await
+            Command::EraseContact {
+                contact_id,
+                reason,
+                prepared,
+            } => {
+                self.erase_contact(*contact_id, reason, prepared.as_deref())
+                    .await
             }
             Command::CreateCompany {
                 company_id,

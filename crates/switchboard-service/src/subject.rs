@@ -80,8 +80,12 @@ pub async fn contact_data(
 }
 
 /// What [`scan`] found in the log.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scan {
+    /// The contacts it was read for.
+    pub contact_ids: BTreeSet<Uuid>,
+    /// The identities it was read for, as [`identity_key`] compares them.
+    pub identities: BTreeSet<String>,
     /// Every conversation whose payloads name one of the contacts as its contact (started with
     /// it, a message recognised as it, or the contact created from it), or with a message from
     /// one of the identities.
@@ -94,6 +98,21 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Whether it was read for these contacts and identities.
+    pub fn is_for(&self, contact_ids: &BTreeSet<Uuid>, identities: &[Identity]) -> bool {
+        self.contact_ids == *contact_ids
+            && self.identities == identities.iter().map(identity_key).collect()
+    }
+
+    /// Adds what `later` (read after this one's head) found.
+    pub fn extend(&mut self, later: Scan) {
+        self.conversations.extend(later.conversations);
+        for (name, users) in later.blobs {
+            self.blobs.entry(name).or_default().extend(users);
+        }
+        self.head = self.head.max(later.head);
+    }
+
     /// The blobs only `conversations` reference: what erasing them may delete.
     pub fn blobs_only_of(&self, conversations: &BTreeSet<Uuid>) -> Vec<String> {
         self.blobs
@@ -123,6 +142,8 @@ pub async fn scan_after(
 ) -> Result<Scan, ServiceError> {
     let identities: BTreeSet<String> = identities.iter().map(identity_key).collect();
     let mut found = Scan {
+        contact_ids: contact_ids.clone(),
+        identities: identities.clone(),
         head: after,
         ..Scan::default()
     };

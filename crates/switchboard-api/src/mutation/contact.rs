@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Object};
-use proto_events::event::Identity;
+use proto_events::event::{Identity, Role};
 use switchboard_domain::contact::{ContactCommand, MergeContacts};
 use switchboard_service::Command;
 use uuid::Uuid;
@@ -425,9 +425,25 @@ impl ContactMutation {
         input: EraseContactInput,
     ) -> async_graphql::Result<EraseContactPayload> {
         let contact_id = ids::decode(&input.contact_id, Kind::Contact, "contactId")?;
+        // The log is read before the command holds the write view, and only for an admin (the
+        // command refuses anyone else).
+        let admin = crate::state::access(ctx)
+            .await?
+            .require(&[Role::SuperAdmin, Role::Admin], "erasing a contact")
+            .is_ok();
+        let prepared = if admin {
+            crate::state::state(ctx)
+                .service
+                .prepare_erasure(contact_id)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        } else {
+            None
+        };
         let command = Command::EraseContact {
             contact_id,
             reason: input.reason,
+            prepared,
         };
         let executed = run(
             ctx,

@@ -1898,6 +1898,7 @@ async fn a_visitor_erased_writes_into_a_new_conversation() {
     api.run(Command::EraseContact {
         contact_id,
         reason: "Art. 17 request".into(),
+        prepared: None,
     })
     .await;
 

@@ -130,12 +130,14 @@ impl Run<'_> {
     /// ([`CommandService::destroy_erased_keys`]).
     ///
     /// Which conversations are theirs is read from the whole log (the write side keeps no index
-    /// of conversations by contact); a conversation they started while this ran is found by a
-    /// second pass.
+    /// of conversations by contact): by `prepared` ([`CommandService::prepare_erasure`], read
+    /// before the command holds the write view, so a long read stalls no other command) and
+    /// the events since; again after the conversations are erased, for one started meanwhile.
     pub(super) async fn erase_contact(
         &self,
         contact_id: Uuid,
         reason: &str,
+        prepared: Option<&crate::subject::Scan>,
     ) -> Result<Outcome, ServiceError> {
         let stream = streams::contact(contact_id);
         let (state, version) = self
@@ -152,11 +154,17 @@ impl Run<'_> {
         )?;
         self.check_expected(&stream, version)?;
         let people = self.service.merged_family(&state).await?;
+        let (ids, identities) = family_keys(&people);
+        let store = self.service.store.as_ref();
+        let mut scan = match prepared {
+            // Read for the same people: only what came since is read here.
+            Some(prepared) if prepared.is_for(&ids, &identities) => prepared.clone(),
+            _ => crate::subject::scan(store, &ids, &identities).await?,
+        };
         let mut erased = BTreeSet::new();
-        let mut scan = crate::subject::Scan::default();
-        for _pass in 0..2 {
-            let theirs;
-            (theirs, scan) = self.conversations_of(&people).await?;
+        for _pass in 0..3 {
+            scan.extend(crate::subject::scan_after(store, scan.head, &ids, &identities).await?);
+            let theirs = self.theirs(&scan, &ids, &identities).await?;
             if theirs.iter().all(|id| erased.contains(id)) {
                 break;
             }
@@ -203,20 +211,19 @@ impl Run<'_> {
         self.append(&stream, version, events).await
     }
 
-    /// The conversations whose contact is one of `people` on the write side, and those without
-    /// a contact whose customer is known by one of their identities or that one of them was
-    /// created from.
-    async fn conversations_of(
+    /// The conversations of `scan`'s candidates that are theirs on the write side: whose
+    /// contact is one of `ids`, and those without a contact that one of `identities` wrote
+    /// first (filtered or not) or one of `ids` was created from; not one they only answered.
+    async fn theirs(
         &self,
-        people: &BTreeMap<Uuid, Vec<Identity>>,
-    ) -> Result<(BTreeSet<Uuid>, crate::subject::Scan), ServiceError> {
-        let ids: BTreeSet<Uuid> = people.keys().copied().collect();
-        let identities: Vec<Identity> = people.values().flatten().cloned().collect();
+        scan: &crate::subject::Scan,
+        ids: &BTreeSet<Uuid>,
+        identities: &[Identity],
+    ) -> Result<BTreeSet<Uuid>, ServiceError> {
         let keys: BTreeSet<String> = identities
             .iter()
             .map(crate::subject::identity_key)
             .collect();
-        let scan = crate::subject::scan(self.service.store.as_ref(), &ids, &identities).await?;
         let mut theirs = BTreeSet::new();
         for &conversation_id in &scan.conversations {
             let (conversation, _) = self
@@ -226,18 +233,16 @@ impl Run<'_> {
                     Conversation::evolve,
                 )
                 .await?;
-            // Without a contact, it is theirs when they wrote it first (filtered or not), or
-            // were created from it; not when they only answered someone else's.
             let uncontacted_theirs =
                 conversation.contact_id.is_none()
                     && (conversation.first_sender.as_ref().is_some_and(|sender| {
                         keys.contains(&crate::subject::identity_key(sender))
-                    }) || self.created_from(&ids, conversation_id).await?);
+                    }) || self.created_from(ids, conversation_id).await?);
             if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || uncontacted_theirs {
                 theirs.insert(conversation_id);
             }
         }
-        Ok((theirs, scan))
+        Ok(theirs)
     }
 
     /// Whether one of `contacts` was created from `conversation_id`.
@@ -346,7 +351,39 @@ impl Run<'_> {
     }
 }
 
+/// The ids of a family ([`CommandService::merged_family`]) and every identity they had.
+fn family_keys(people: &BTreeMap<Uuid, Vec<Identity>>) -> (BTreeSet<Uuid>, Vec<Identity>) {
+    (
+        people.keys().copied().collect(),
+        people.values().flatten().cloned().collect(),
+    )
+}
+
 impl CommandService {
+    /// Reads the log for [`Command::EraseContact`]'s `prepared` (see
+    /// [`Run::erase_contact`]): the whole log, without holding the write view. `None` when
+    /// there is no such contact (the command then says so).
+    ///
+    /// [`Command::EraseContact`]: crate::Command::EraseContact
+    pub async fn prepare_erasure(
+        &self,
+        contact_id: Uuid,
+    ) -> Result<Option<std::sync::Arc<crate::subject::Scan>>, ServiceError> {
+        let (state, _) = self
+            .load(
+                &streams::contact(contact_id),
+                Contact::default(),
+                Contact::evolve,
+            )
+            .await?;
+        if !state.exists() {
+            return Ok(None);
+        }
+        let (ids, identities) = family_keys(&self.merged_family(&state).await?);
+        let scan = crate::subject::scan(self.store.as_ref(), &ids, &identities).await?;
+        Ok(Some(std::sync::Arc::new(scan)))
+    }
+
     /// The contact and every contact merged into it (through chains of merges), each with the
     /// identities it ever had.
     async fn merged_family(

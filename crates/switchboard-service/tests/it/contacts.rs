@@ -493,9 +493,17 @@ async fn erasure(seal: bool) {
         Some("my unique order text 7f3a")
     );
 
+    // Sealed, the log is read before the command (as the API does); in the clear, by it.
+    let prepared = if seal {
+        service.prepare_erasure(zelda).await.unwrap()
+    } else {
+        None
+    };
+    assert_eq!(prepared.is_some(), seal);
     let erase = || Command::EraseContact {
         contact_id: zelda,
         reason: "Art. 17 request, ticket 4711".into(),
+        prepared: prepared.clone(),
     };
     let keyed_meta = || {
         let mut meta = by_admin();
@@ -629,6 +637,7 @@ async fn only_admins_erase_contacts() {
             Command::EraseContact {
                 contact_id: zelda,
                 reason: "no".into(),
+                prepared: None,
             },
         )
         .await;
@@ -737,6 +746,7 @@ async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too(
             Command::EraseContact {
                 contact_id: zelda,
                 reason: "Art. 17 request".into(),
+                prepared: None,
             },
         )
         .await

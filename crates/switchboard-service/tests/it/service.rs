@@ -382,6 +382,9 @@ async fn a_start_reads_only_the_events_after_the_last_snapshot() {
     // Routing and the bot reactor fold the log once and snapshot their states; started again,
     // they read from there.
     for run in 0..4 {
+        // The write view's follower subscribes too (from the head): only this run's
+        // subscriptions count, and the reactor's is the one that is not at the head.
+        let before = store.subscribed_after.lock().unwrap().len();
         let (mut processed, task) = if run < 2 {
             let reactor = switchboard_service::reactor::RoutingReactor::spawn(service.clone());
             (reactor.processed, reactor.task)
@@ -397,13 +400,13 @@ async fn a_start_reads_only_the_events_after_the_last_snapshot() {
         .expect("the reactor caught up")
         .unwrap();
         task.abort();
-        let started = *store.subscribed_after.lock().unwrap().last().unwrap();
+        let started: Vec<Position> = store.subscribed_after.lock().unwrap()[before..].to_vec();
         if run % 2 == 0 {
-            assert_eq!(started, Position::START);
+            assert!(started.contains(&Position::START), "{started:?}");
         } else {
             assert!(
-                started.0 >= 20_000,
-                "reactor {run} restarted after {started}"
+                !started.is_empty() && started.iter().all(|at| at.0 >= 20_000),
+                "reactor {run} restarted after {started:?}"
             );
         }
     }
