@@ -129,6 +129,12 @@ impl UnseenReplies {
             DomainEvent::ChatVisitorEmailLeft(e) => {
                 self.addressed.insert(e.conversation_id);
             }
+            // Nothing goes out to a person erased, nor from their conversation.
+            DomainEvent::ConversationErased(e) => {
+                self.addressed.remove(&e.conversation_id);
+                self.replies
+                    .retain(|_, unseen| unseen.reply.conversation_id != e.conversation_id);
+            }
             DomainEvent::ChatRepliesSeen(e) => {
                 for id in &e.message_ids {
                     self.replies.remove(id);

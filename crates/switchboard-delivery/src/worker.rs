@@ -415,6 +415,11 @@ fn fold(
                 )
             });
         }
+        // Nothing goes out from a conversation erased (its contact erased, or retention).
+        DomainEvent::ConversationErased(e) => {
+            pending.retain(|_, p| p.reply.conversation_id != e.conversation_id);
+            customers.remove(&e.conversation_id);
+        }
         DomainEvent::DeliverySucceeded(e) => {
             pending.remove(&e.message_id);
         }

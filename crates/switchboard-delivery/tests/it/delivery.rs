@@ -578,3 +578,82 @@ async fn an_emailed_chat_reply_goes_out_from_the_channel_the_domain_chose() {
     delivered_to_visitor(&app, &relay, reply).await;
     worker.task.abort();
 }
+
+/// A message opening a thread of its own from `from`.
+fn new_thread(from: &str, id: &str) -> InboundMessage {
+    InboundMessage {
+        message_id: uuid::Uuid::now_v7(),
+        channel_id: MAIL,
+        channel_kind: ChannelKind::Email,
+        provider_message_id: None,
+        from: Identity::Email {
+            address: from.into(),
+        },
+        from_name: None,
+        contact_id: None,
+        subject: Some("Hello".into()),
+        body_text: "Hello".into(),
+        body_html: None,
+        email: Some(proto_events::event::EmailHeaders {
+            message_id: id.into(),
+            in_reply_to: None,
+            references: vec![],
+            to: vec!["support@acme.test".into()],
+            cc: vec![],
+        }),
+        form_fields: vec![],
+        attachments: Vec::new(),
+        raw: None,
+    }
+}
+
+/// A reply written before its conversation was erased (with its contact, or by retention) is
+/// never sent: the worker drops what it had pending for the conversation.
+#[tokio::test]
+async fn a_reply_pending_for_an_erased_conversation_is_not_sent() {
+    let Some(relay) = TestRelay::start(None) else {
+        return;
+    };
+    let app = App::new().await;
+    let erased = app
+        .receive(
+            MAIL,
+            new_thread("zelda@quibble.example", "z1@quibble.example"),
+        )
+        .await;
+    app.agent_replies(erased, "Your passport scan is fine", &[])
+        .await;
+    app.service
+        .execute(
+            CommandMeta::by(Actor::System {
+                component: "retention".into(),
+            }),
+            Command::Conversation {
+                conversation_id: erased,
+                command: Box::new(ConversationCommand::Erase {
+                    contact_id: None,
+                    reason: "closed more than 30 days ago".into(),
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    // Written after it, due after it: it arrives after the erased one would have.
+    let other = app
+        .receive(MAIL, new_thread("otto@example.org", "o1@example.org"))
+        .await;
+    assert_ne!(other, erased);
+    app.agent_replies(other, "Otto's answer", &[]).await;
+    let worker = app.worker(&relay.url(), Duration::from_secs(60));
+    let received = relay.wait_for(1).await;
+    assert_eq!(received.len(), 1);
+    let text = String::from_utf8_lossy(&received[0]);
+    assert!(text.contains("Otto's answer"), "{text}");
+    assert!(
+        !relay.received().iter().any(
+            |path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).contains("passport")
+        ),
+        "the erased conversation's reply was sent"
+    );
+    worker.task.abort();
+}
