@@ -58,7 +58,8 @@ impl Run<'_> {
         Ok(state.counterpart())
     }
 
-    /// Where a conversation lives and who owns it if it is private, or `None` if it does not exist.
+    /// Where a conversation lives and who owns it if it is private, or `None` if it does not exist
+    /// (an erased one no longer does: nothing new may name it).
     pub(super) async fn conversation_ref(
         &self,
         id: Uuid,
@@ -72,10 +73,12 @@ impl Run<'_> {
             .await?;
         // A conversation known only from filtered mail is private if its channel is a private
         // account; the aggregate knows which.
-        Ok((state.status != Status::Empty).then(|| ConversationRef {
-            id,
-            inbox_id: state.inbox_id,
-            private_owner: state.effective_private_owner(&self.view.directory),
-        }))
+        Ok(
+            (state.status != Status::Empty && !state.erased).then(|| ConversationRef {
+                id,
+                inbox_id: state.inbox_id,
+                private_owner: state.effective_private_owner(&self.view.directory),
+            }),
+        )
     }
 }

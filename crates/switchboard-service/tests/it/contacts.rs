@@ -596,6 +596,26 @@ async fn erasure(seal: bool) {
             .await,
     );
     refused(service.execute(by_admin(), erase()).await);
+    // Nothing new may name an erased conversation.
+    let ticket = service
+        .execute(
+            by_admin(),
+            Command::CreateTicket {
+                ticket_id: Uuid::now_v7(),
+                subject: "Follow up".into(),
+                conversation_id: Some(conversation),
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            ticket,
+            Err(ServiceError::Domain(DomainError::NotFound {
+                what: "conversation"
+            }))
+        ),
+        "{ticket:?}"
+    );
 
     // The visitor writing again starts a new conversation, with no contact (their identity
     // was released), readable under a new key.
