@@ -7,8 +7,8 @@
 //! e-mails) are listed by reference (name, type, size, SHA-256) inside the payloads; their bytes
 //! are downloaded separately. Staff identities appear as ids only.
 //!
-//! Which conversations are the contact's is the caller's to say: the API asks the contact
-//! sidebar; `switchboard contact export` reads the whole log ([`conversations_of`]).
+//! Which conversations are the contact's is found as an erasure finds them, by reading the
+//! whole log ([`scan`], then `CommandService::subject_access`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,12 +29,14 @@ pub const FORMAT: &str = "switchboard.subject-access/1";
 /// Events read per call.
 const PAGE: usize = 1_000;
 
-/// Everything recorded about `contact_id` and its `conversation_ids`, as one document; `None`
-/// when no such contact was ever created.
+/// Everything recorded about `contact_id`, the contacts merged into it (`family`, which may
+/// include it) and `conversation_ids`, as one document; `None` when no such contact was ever
+/// created.
 pub async fn contact_data(
     store: &dyn EventStore,
     contact_id: Uuid,
-    conversation_ids: &[Uuid],
+    family: &BTreeSet<Uuid>,
+    conversation_ids: &BTreeSet<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Option<Value>, ServiceError> {
     let own = read_stream(store, &streams::contact(contact_id)).await?;
@@ -46,7 +48,7 @@ pub async fn contact_data(
         return Ok(None);
     }
     let mut records = vec![stream_document(&streams::contact(contact_id), &own)?];
-    for merged in contact.absorbed() {
+    for merged in family.iter().filter(|id| **id != contact_id) {
         let stream = streams::contact(*merged);
         records.push(stream_document(
             &stream,
@@ -54,8 +56,7 @@ pub async fn contact_data(
         )?);
     }
     let mut conversations = Vec::new();
-    let unique: BTreeSet<Uuid> = conversation_ids.iter().copied().collect();
-    for conversation_id in unique {
+    for &conversation_id in conversation_ids {
         let stream = streams::conversation(conversation_id);
         let events = read_stream(store, &stream).await?;
         if !events.is_empty() {
@@ -71,7 +72,7 @@ pub async fn contact_data(
             "properties": contact.properties(),
             "identities": contact.identities(),
             "ownerUserId": contact.owner_user_id(),
-            "mergedContactIds": contact.absorbed(),
+            "mergedContactIds": family.iter().filter(|id| **id != contact_id).collect::<Vec<_>>(),
             "associations": contact.associations(),
         },
         "contactRecords": records,

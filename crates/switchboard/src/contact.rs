@@ -5,18 +5,16 @@
 //! when personal data was sealed), and finds the person's conversations by reading the whole
 //! log, so it works on a stopped server's data and beside a running one.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
-use proto_events::event::Identity;
-use proto_events::streams;
-use switchboard_domain::contact::Contact;
-use switchboard_store::{Direction, EventStore, StreamFrom};
+use proto_events::clock::SystemClock;
+use switchboard_service::CommandService;
 use uuid::Uuid;
 
 use crate::config::ConfigArgs;
@@ -40,28 +38,13 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let contact_id = contact_id(&args.contact)?;
     let config = support::load_config(&args.config)?;
     let store = support::configured_store(&config, StoreUse::Read).await?;
-    let (people, identities) = family(store.as_ref(), contact_id).await?;
-    if people.is_empty() {
-        refuse!(
-            "no contact {contact_id} in {}",
-            support::describe_store(&config)
-        );
-    }
-    let conversations: Vec<Uuid> =
-        switchboard_service::subject::scan(store.as_ref(), &people, &identities)
-            .await
-            .context("finding the contact's conversations")?
-            .conversations
-            .into_iter()
-            .collect();
-    let Some(document) = switchboard_service::subject::contact_data(
-        store.as_ref(),
-        contact_id,
-        &conversations,
-        Utc::now(),
-    )
-    .await
-    .context("reading the contact's data")?
+    let service = CommandService::open(store, Arc::new(SystemClock))
+        .await
+        .context("reading the log")?;
+    let Some(document) = service
+        .subject_access(contact_id, Utc::now())
+        .await
+        .context("reading the contact's data")?
     else {
         refuse!(
             "no contact {contact_id} in {}",
@@ -94,39 +77,4 @@ fn contact_id(text: &str) -> anyhow::Result<Uuid> {
         Ok(id) => Ok(id),
         Err(_) => refuse!("--contact {text:?} is neither a UUID nor a contact's GraphQL id"),
     }
-}
-
-/// The contact and the contacts merged into it (through chains of merges), and their
-/// identities; empty when the contact was never created.
-async fn family(
-    store: &dyn EventStore,
-    contact_id: Uuid,
-) -> anyhow::Result<(BTreeSet<Uuid>, Vec<Identity>)> {
-    let mut found = BTreeSet::new();
-    let mut identities = Vec::new();
-    let mut pending = vec![contact_id];
-    while let Some(id) = pending.pop() {
-        if found.contains(&id) {
-            continue;
-        }
-        let events = store
-            .read_stream(
-                &streams::contact(id),
-                Direction::Forwards,
-                StreamFrom::Start,
-                10_000,
-            )
-            .await
-            .with_context(|| format!("reading contact {id}"))?;
-        let mut contact = Contact::default();
-        for event in &events {
-            contact.evolve(&switchboard_service::codec::decode(event)?.payload);
-        }
-        if contact.exists() {
-            found.insert(id);
-            identities.extend_from_slice(contact.identities());
-            pending.extend(contact.absorbed().iter().copied());
-        }
-    }
-    Ok((found, identities))
 }

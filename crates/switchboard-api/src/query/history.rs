@@ -90,16 +90,11 @@ impl HistoryQuery {
         access(ctx)
             .await?
             .require(&[Role::SuperAdmin, Role::Admin], "a person's data")?;
-        let conversations = crate::types::contact::every_conversation_of(ctx, contact_id).await?;
-        let inner = state(ctx);
-        let document = switchboard_service::subject::contact_data(
-            inner.store.as_ref(),
-            contact_id,
-            &conversations,
-            Utc::now(),
-        )
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let document = state(ctx)
+            .service
+            .subject_access(contact_id, Utc::now())
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(document.map(async_graphql::Json))
     }
 }

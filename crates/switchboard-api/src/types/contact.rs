@@ -269,38 +269,6 @@ impl Contact {
     }
 }
 
-/// Every conversation of `contact_id`, as the contact sidebar knows them once it has caught up
-/// with the log.
-pub(crate) async fn every_conversation_of(
-    ctx: &Context<'_>,
-    contact_id: Uuid,
-) -> ApiResult<Vec<Uuid>> {
-    let inner = crate::state::state(ctx);
-    let head = inner
-        .service
-        .store()
-        .head()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    inner.caught_up_to(head).await?;
-    let scope = crate::state::access(ctx).await?.scope();
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let scope = scope.clone();
-        let page = inner
-            .query("contact_sidebar", move |conn| {
-                contact_sidebar::conversations_of_contact(conn, contact_id, after, 500, &scope)
-            })
-            .await?;
-        all.extend(page.conversations.iter().map(|c| c.conversation_id));
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(all),
-        }
-    }
-}
-
 async fn past_conversations(
     ctx: &Context<'_>,
     contact_id: Uuid,

@@ -164,7 +164,7 @@ impl Run<'_> {
         let mut erased = BTreeSet::new();
         for _pass in 0..3 {
             scan.extend(crate::subject::scan_after(store, scan.head, &ids, &identities).await?);
-            let theirs = self.theirs(&scan, &ids, &identities).await?;
+            let theirs = self.service.theirs(&scan, &ids, &identities).await?;
             if theirs.iter().all(|id| erased.contains(id)) {
                 break;
             }
@@ -209,61 +209,6 @@ impl Run<'_> {
             &self.context(),
         )?;
         self.append(&stream, version, events).await
-    }
-
-    /// The conversations of `scan`'s candidates that are theirs on the write side: whose
-    /// contact is one of `ids`, and those without a contact that one of `identities` wrote
-    /// first (filtered or not) or one of `ids` was created from; not one they only answered.
-    async fn theirs(
-        &self,
-        scan: &crate::subject::Scan,
-        ids: &BTreeSet<Uuid>,
-        identities: &[Identity],
-    ) -> Result<BTreeSet<Uuid>, ServiceError> {
-        let keys: BTreeSet<String> = identities
-            .iter()
-            .map(crate::subject::identity_key)
-            .collect();
-        let mut theirs = BTreeSet::new();
-        for &conversation_id in &scan.conversations {
-            let (conversation, _) = self
-                .load(
-                    &streams::conversation(conversation_id),
-                    Conversation::default(),
-                    Conversation::evolve,
-                )
-                .await?;
-            let uncontacted_theirs =
-                conversation.contact_id.is_none()
-                    && (conversation.first_sender.as_ref().is_some_and(|sender| {
-                        keys.contains(&crate::subject::identity_key(sender))
-                    }) || self.created_from(ids, conversation_id).await?);
-            if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || uncontacted_theirs {
-                theirs.insert(conversation_id);
-            }
-        }
-        Ok(theirs)
-    }
-
-    /// Whether one of `contacts` was created from `conversation_id`.
-    async fn created_from(
-        &self,
-        contacts: &BTreeSet<Uuid>,
-        conversation_id: Uuid,
-    ) -> Result<bool, ServiceError> {
-        for contact_id in contacts {
-            let (contact, _) = self
-                .load(
-                    &streams::contact(*contact_id),
-                    Contact::default(),
-                    Contact::evolve,
-                )
-                .await?;
-            if contact.from_conversations().contains(&conversation_id) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// Erases one conversation with its contact; one erased before is left as it is.
@@ -360,6 +305,87 @@ fn family_keys(people: &BTreeMap<Uuid, Vec<Identity>>) -> (BTreeSet<Uuid>, Vec<I
 }
 
 impl CommandService {
+    /// The conversations of `scan`'s candidates that are theirs on the write side: whose
+    /// contact is one of `ids`, and those without a contact that one of `identities` wrote
+    /// first (filtered or not) or one of `ids` was created from; not one they only answered.
+    pub(super) async fn theirs(
+        &self,
+        scan: &crate::subject::Scan,
+        ids: &BTreeSet<Uuid>,
+        identities: &[Identity],
+    ) -> Result<BTreeSet<Uuid>, ServiceError> {
+        let keys: BTreeSet<String> = identities
+            .iter()
+            .map(crate::subject::identity_key)
+            .collect();
+        let mut theirs = BTreeSet::new();
+        for &conversation_id in &scan.conversations {
+            let (conversation, _) = self
+                .load(
+                    &streams::conversation(conversation_id),
+                    Conversation::default(),
+                    Conversation::evolve,
+                )
+                .await?;
+            let uncontacted_theirs =
+                conversation.contact_id.is_none()
+                    && (conversation.first_sender.as_ref().is_some_and(|sender| {
+                        keys.contains(&crate::subject::identity_key(sender))
+                    }) || self.created_from(ids, conversation_id).await?);
+            if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || uncontacted_theirs {
+                theirs.insert(conversation_id);
+            }
+        }
+        Ok(theirs)
+    }
+
+    /// Whether one of `contacts` was created from `conversation_id`.
+    async fn created_from(
+        &self,
+        contacts: &BTreeSet<Uuid>,
+        conversation_id: Uuid,
+    ) -> Result<bool, ServiceError> {
+        for contact_id in contacts {
+            let (contact, _) = self
+                .load(
+                    &streams::contact(*contact_id),
+                    Contact::default(),
+                    Contact::evolve,
+                )
+                .await?;
+            if contact.from_conversations().contains(&conversation_id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Everything recorded about a contact as one document (GDPR Art. 15:
+    /// [`crate::subject::contact_data`]), with the contacts merged into it and the
+    /// conversations that are theirs as an erasure would find them (the whole log is read);
+    /// `None` when there is no such contact.
+    pub async fn subject_access(
+        &self,
+        contact_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<serde_json::Value>, ServiceError> {
+        let (state, _) = self
+            .load(
+                &streams::contact(contact_id),
+                Contact::default(),
+                Contact::evolve,
+            )
+            .await?;
+        if !state.exists() {
+            return Ok(None);
+        }
+        let (ids, identities) = family_keys(&self.merged_family(&state).await?);
+        let scan = crate::subject::scan(self.store.as_ref(), &ids, &identities).await?;
+        let conversations = self.theirs(&scan, &ids, &identities).await?;
+        crate::subject::contact_data(self.store.as_ref(), contact_id, &ids, &conversations, now)
+            .await
+    }
+
     /// Reads the log for [`Command::EraseContact`]'s `prepared` (see
     /// [`Run::erase_contact`]): the whole log, without holding the write view. `None` when
     /// there is no such contact (the command then says so).
