@@ -216,6 +216,21 @@ impl State {
                 self.queue.retain(|_, (id, _)| *id != e.conversation_id);
                 self.releasing.remove(&e.conversation_id);
             }
+            // An erased conversation is gone: its agent's load drops, it waits no more.
+            E::ConversationErased(e) => {
+                if let Some(c) = self.conversations.remove(&e.conversation_id) {
+                    self.user_load(&c.assignee, c.open, -1);
+                    if let Some((position, _)) = c.waiting_since {
+                        self.waiting.remove(&position);
+                    }
+                }
+                self.queue.retain(|_, (id, _)| *id != e.conversation_id);
+                self.releasing.remove(&e.conversation_id);
+                self.unconfirmed.remove(&e.conversation_id);
+            }
+            E::ContactErased(e) => {
+                self.contact_owners.remove(&e.contact_id);
+            }
             E::ConversationReopened(e) => {
                 if let Some(c) = self.conversations.get_mut(&e.conversation_id) {
                     c.open = true;

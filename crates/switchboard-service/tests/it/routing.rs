@@ -215,6 +215,42 @@ async fn round_robin_spreads_100_conversations_evenly_and_says_who_was_skipped()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_nobody_can_take_waits_and_is_picked_up_when_capacity_frees() {
+    // Agent 5 closes the first conversation.
+    picked_up_when_freed(|first| {
+        (
+            Actor::User { id: agent(5) },
+            Command::Conversation {
+                conversation_id: first,
+                command: Box::new(ConversationCommand::Close),
+            },
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_conversation_frees_its_agents_capacity() {
+    // The retention rules erase the first conversation, open as it is.
+    picked_up_when_freed(|first| {
+        (
+            Actor::System {
+                component: "retention".into(),
+            },
+            Command::Conversation {
+                conversation_id: first,
+                command: Box::new(ConversationCommand::Erase {
+                    contact_id: None,
+                    reason: "retention".into(),
+                }),
+            },
+        )
+    })
+    .await;
+}
+
+/// Agent 5 (capacity 1) gets a first conversation; a second waits; `free` (given the first)
+/// frees the agent, and the waiting one is theirs.
+async fn picked_up_when_freed(free: impl FnOnce(Uuid) -> (Actor, Command)) {
     let app = app().await;
     team_inbox(&app).await;
     run(
@@ -243,16 +279,8 @@ async fn a_conversation_nobody_can_take_waits_and_is_picked_up_when_capacity_fre
         DomainEvent::ConversationQueued(q) if q.conversation_id == conversation_of(&second)
             && q.decision.skipped.iter().any(|s| s.user_id == agent(5) && s.why == SkipReason::AtCapacity))),
         "the second conversation waits, and the reason names the full agent");
-    // Agent 5 closes the first conversation: the waiting one is theirs now.
-    run(
-        &app,
-        Actor::User { id: agent(5) },
-        Command::Conversation {
-            conversation_id: conversation_of(&first),
-            command: Box::new(ConversationCommand::Close),
-        },
-    )
-    .await;
+    let (actor, command) = free(conversation_of(&first));
+    run(&app, actor, command).await;
     settle(&app, &mut reactor).await;
     let assigned: Vec<Uuid> = history(&app)
         .await
