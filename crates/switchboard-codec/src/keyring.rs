@@ -88,6 +88,9 @@ impl Keys {
 #[derive(Debug)]
 pub struct Keyring {
     vault: Option<Vault>,
+    /// Where erasures are recorded (`erased-subject-<id>`, `erased-any`): read by name, which
+    /// needs no key, so a log read without the master key is redacted too.
+    erasures: Option<Arc<dyn SecretStore>>,
     cache: Mutex<HashMap<Uuid, (SubjectKeys, Instant)>>,
     /// Whether subjects were erased, by subject (for events stored in the clear), and whether
     /// any was at all (`None` in the map's place: not known yet).
@@ -139,6 +142,7 @@ impl Keyring {
     /// A keyring whose keys are sealed by `vault`.
     pub fn new(vault: Vault) -> Keyring {
         Keyring {
+            erasures: Some(vault.store().clone()),
             vault: Some(vault),
             cache: Mutex::new(HashMap::new()),
             erased: Mutex::new(ErasedCache::default()),
@@ -150,8 +154,18 @@ impl Keyring {
     pub fn without_keys() -> Keyring {
         Keyring {
             vault: None,
+            erasures: None,
             cache: Mutex::new(HashMap::new()),
             erased: Mutex::new(ErasedCache::default()),
+        }
+    }
+
+    /// [`Keyring::without_keys`] that still knows which subjects were erased, from `secrets`
+    /// (by name, no key needed): what they wrote in the clear reads redacted.
+    pub fn without_keys_over(secrets: Arc<dyn SecretStore>) -> Keyring {
+        Keyring {
+            erasures: Some(secrets),
+            ..Keyring::without_keys()
         }
     }
 
@@ -377,7 +391,7 @@ impl Keyring {
 
     /// Whether any subject was ever erased (remembered for [`KEY_TTL`]). False without keys.
     async fn any_erased(&self) -> Result<bool, StoreError> {
-        let Some(vault) = &self.vault else {
+        let Some(erasures) = &self.erasures else {
             return Ok(false);
         };
         if let Some((any, at)) = self.erased_cache().any
@@ -385,23 +399,22 @@ impl Keyring {
         {
             return Ok(any);
         }
-        let any = vault.get_named(ANY_ERASED).await?.is_some();
+        let any = erasures.get(ANY_ERASED).await?.is_some();
         self.erased_cache().any = Some((any, Instant::now()));
         Ok(any)
     }
 
     /// Whether `subject` was erased (remembered for [`KEY_TTL`]; once erased, for good).
     async fn is_erased(&self, subject: Uuid) -> Result<bool, StoreError> {
-        let vault = self.vault()?;
+        let Some(erasures) = &self.erasures else {
+            return Ok(false);
+        };
         if let Some(&(erased, at)) = self.erased_cache().subjects.get(&subject)
             && (erased || at.elapsed() < KEY_TTL)
         {
             return Ok(erased);
         }
-        let erased = vault
-            .get_named(&erased_subject_name(subject))
-            .await?
-            .is_some();
+        let erased = erasures.get(&erased_subject_name(subject)).await?.is_some();
         let mut cache = self.erased_cache();
         if cache.subjects.len() >= CACHE_CAPACITY {
             cache.subjects.clear();

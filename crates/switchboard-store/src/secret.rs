@@ -221,6 +221,11 @@ impl Vault {
         }
     }
 
+    /// The store the vault seals into (its names are readable without the key).
+    pub fn store(&self) -> &Arc<dyn SecretStore> {
+        &self.store
+    }
+
     /// Removes what is stored under `name`; true when something was there.
     pub async fn delete_named(&self, name: &str) -> Result<bool, StoreError> {
         self.store.delete(name).await

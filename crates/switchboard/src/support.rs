@@ -155,7 +155,8 @@ pub(crate) async fn configured_store(
 pub(crate) fn keyring(config: &Config, store: &dyn EventStore) -> anyhow::Result<Keyring> {
     Ok(match crate::config::existing_secret_key(config)? {
         Some(key) => Keyring::new(Vault::new(store.secrets(), &key)),
-        None => Keyring::without_keys(),
+        // Sealed fields cannot be opened, but erasures are still known.
+        None => Keyring::without_keys_over(store.secrets()),
     })
 }
 

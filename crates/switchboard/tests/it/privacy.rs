@@ -270,6 +270,19 @@ async fn a_contact_erased_while_sealing_was_off_is_redacted_in_exports() {
         assert!(!exported.contains(needle), "{needle} in the export");
     }
     assert!(exported.contains("\"redacted\":true"), "{exported}");
+    // Without the master key too: which subjects were erased is readable without it.
+    let key = data_dir.join("secret-key");
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let keyless = run(&["export", "--data-dir", dir_arg], None);
+    assert_eq!(keyless.status.code(), Some(0), "{:?}", text(&keyless));
+    let keyless = text(&keyless).0;
+    assert!(
+        !keyless.contains(BODY),
+        "the body in an export without the key"
+    );
+    assert!(keyless.contains("\"redacted\":true"));
+    std::fs::write(&key, saved).unwrap();
     let person = run(
         &[
             "contact",
