@@ -24,11 +24,13 @@ const META: &str = "CREATE TABLE IF NOT EXISTS _projection (
 /// commit in WAL mode) loses at most the last batches on power loss, never consistency. A large
 /// cache and rarer checkpoints keep a rebuild from rereading and rewriting hot pages. The
 /// runtime's writers turn automatic checkpoints off and checkpoint on a thread of their own
-/// ([`switchboard_sqlite::Checkpointer`]).
+/// ([`switchboard_sqlite::Checkpointer`]). What is deleted or rewritten is overwritten in the
+/// file (`secure_delete`): an erased person's text (ADR 0007) must not stay in free pages, nor
+/// in the unused space of pages where earlier versions of rewritten rows would linger.
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
     PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
     PRAGMA wal_autocheckpoint = 8192; PRAGMA foreign_keys = OFF; PRAGMA threads = 0; \
-    PRAGMA mmap_size = 0;";
+    PRAGMA mmap_size = 0; PRAGMA secure_delete = ON;";
 
 /// Pragmas of a read model while it is built from the start of the log ([`begin_build`]): the
 /// rollback journal in memory (a failed batch still rolls back) and no fsync. A crash mid-build

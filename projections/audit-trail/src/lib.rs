@@ -16,7 +16,7 @@
 //! time, the contact and conversation; the reason is in the payload). The only personal data an
 //! entry holds is the name of a uniqueness reservation's stream (an address, a visitor id):
 //! an erased contact's are redacted ([`erasure`]). Deleted and rewritten rows are overwritten
-//! in the file (`secure_delete`), so the names do not linger in free space either.
+//! in the file (the runtime's `secure_delete`), so the names do not linger in free space either.
 //!
 //! # Layout
 //! - `schema`: the tables.
@@ -69,13 +69,6 @@ impl Projector for AuditTrail {
     }
 
     fn apply_batch(&self, tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
-        // Per batch, because the projector is handed only the batch's transaction; it stays set
-        // for the connection.
-        tx.execute_batch("PRAGMA secure_delete = ON")
-            .map_err(|e| EventError {
-                index: 0,
-                source: e.into(),
-            })?;
         let tx = &BatchTx::new(tx);
         let mut types = EventTypes::load(tx).map_err(|e| EventError {
             index: 0,

@@ -8,7 +8,7 @@
 //! and writes each back once, at the end of the batch or before an event that changes
 //! conversations by contact in SQL (a merge, a contact's erasure).
 //!
-//! The batch's connection overwrites what it deletes (`secure_delete`), so that an erased
+//! The runtime's connection overwrites what it deletes (`secure_delete`), so that an erased
 //! person's text stays neither in free pages nor in the unused space of pages (where earlier
 //! versions of rewritten rows would linger too).
 
@@ -131,13 +131,6 @@ fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv
 
 /// Applies a batch of events in log order.
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
-    // Per batch, because the projector is handed only the batch's transaction; it stays set for
-    // the connection.
-    tx.execute_batch("PRAGMA secure_delete = ON")
-        .map_err(|e| EventError {
-            index: 0,
-            source: e.into(),
-        })?;
     let tx = &BatchTx::new(tx);
     let mut conversations = Conversations::default();
     for (index, event) in events.iter().enumerate() {

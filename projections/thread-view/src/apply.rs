@@ -206,17 +206,11 @@ fn load_header(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Header>> {
 
 /// Applies a batch of events in log order; events of other areas are ignored.
 ///
-/// The batch's connection overwrites what it deletes (`secure_delete`): an erased conversation's
-/// text must not stay in free pages of the file, nor in the unused space of pages holding other
-/// rows (where earlier versions of rewritten rows, such as a timeline chunk before its last
-/// append, would otherwise linger too). Set per batch because the projector is handed only the
-/// batch's transaction; it stays set for the connection.
+/// The runtime's connection overwrites what it deletes (`secure_delete`): an erased
+/// conversation's text must not stay in free pages of the file, nor in the unused space of pages
+/// holding other rows (earlier versions of rewritten rows, such as a timeline chunk before its
+/// last append).
 pub(crate) fn apply_batch(tx: &Transaction<'_>, events: &[Event<'_>]) -> Result<(), EventError> {
-    tx.execute_batch("PRAGMA secure_delete = ON")
-        .map_err(|e| EventError {
-            index: 0,
-            source: e.into(),
-        })?;
     let tx = &BatchTx::new(tx);
     let mut headers = Headers::default();
     let mut previews = BatchMap::default();
