@@ -153,8 +153,8 @@ impl Run<'_> {
             &self.context(),
         )?;
         self.check_expected(&stream, version)?;
-        let people = self.service.merged_family(&state).await?;
-        let (ids, identities) = family_keys(&people);
+        let family = self.service.family(&state).await?;
+        let (ids, identities) = (family.ids(), family.identities());
         let store = self.service.store.as_ref();
         let mut scan = match prepared {
             // Read for the same people: only what came since is read here.
@@ -164,7 +164,7 @@ impl Run<'_> {
         let mut erased = BTreeSet::new();
         for _pass in 0..3 {
             scan.extend(crate::subject::scan_after(store, scan.head, &ids, &identities).await?);
-            let theirs = self.service.theirs(&scan, &ids, &identities).await?;
+            let theirs = self.service.theirs(&scan, &family).await?;
             if theirs.iter().all(|id| erased.contains(id)) {
                 break;
             }
@@ -174,7 +174,7 @@ impl Run<'_> {
                         .await?;
                 }
             }
-            for (person, identities) in &people {
+            for (person, identities) in &family.members {
                 for identity in identities {
                     let (reservation, version) = self.reservation(identity).await?;
                     let events = reservation::decide_release(&reservation, *person);
@@ -296,25 +296,37 @@ impl Run<'_> {
     }
 }
 
-/// The ids of a family ([`CommandService::merged_family`]) and every identity they had.
-fn family_keys(people: &BTreeMap<Uuid, Vec<Identity>>) -> (BTreeSet<Uuid>, Vec<Identity>) {
-    (
-        people.keys().copied().collect(),
-        people.values().flatten().cloned().collect(),
-    )
+/// A contact and every contact merged into it (through chains of merges): whose data an
+/// erasure or a subject access covers.
+#[derive(Debug, Default)]
+pub(super) struct Family {
+    /// Each member, with the identities it ever had.
+    members: BTreeMap<Uuid, Vec<Identity>>,
+    /// The conversations members were created from ("record created" from a visitor).
+    from_conversations: BTreeSet<Uuid>,
+}
+
+impl Family {
+    fn ids(&self) -> BTreeSet<Uuid> {
+        self.members.keys().copied().collect()
+    }
+
+    fn identities(&self) -> Vec<Identity> {
+        self.members.values().flatten().cloned().collect()
+    }
 }
 
 impl CommandService {
-    /// The conversations of `scan`'s candidates that are theirs on the write side: whose
-    /// contact is one of `ids`, and those without a contact that one of `identities` wrote
-    /// first (filtered or not) or one of `ids` was created from; not one they only answered.
+    /// The conversations of `scan`'s candidates that are `family`'s on the write side: whose
+    /// contact is a member, and those without a contact that a member's identity wrote first
+    /// (filtered or not) or a member was created from; not one they only answered.
     pub(super) async fn theirs(
         &self,
         scan: &crate::subject::Scan,
-        ids: &BTreeSet<Uuid>,
-        identities: &[Identity],
+        family: &Family,
     ) -> Result<BTreeSet<Uuid>, ServiceError> {
-        let keys: BTreeSet<String> = identities
+        let keys: BTreeSet<String> = family
+            .identities()
             .iter()
             .map(crate::subject::identity_key)
             .collect();
@@ -327,37 +339,41 @@ impl CommandService {
                     Conversation::evolve,
                 )
                 .await?;
-            let uncontacted_theirs =
-                conversation.contact_id.is_none()
-                    && (conversation.first_sender.as_ref().is_some_and(|sender| {
+            let theirs_by_contact = conversation
+                .contact_id
+                .is_some_and(|c| family.members.contains_key(&c));
+            let uncontacted_theirs = conversation.contact_id.is_none()
+                && (family.from_conversations.contains(&conversation_id)
+                    || conversation.first_sender.as_ref().is_some_and(|sender| {
                         keys.contains(&crate::subject::identity_key(sender))
-                    }) || self.created_from(ids, conversation_id).await?);
-            if conversation.contact_id.is_some_and(|c| ids.contains(&c)) || uncontacted_theirs {
+                    }));
+            if theirs_by_contact || uncontacted_theirs {
                 theirs.insert(conversation_id);
             }
         }
         Ok(theirs)
     }
 
-    /// Whether one of `contacts` was created from `conversation_id`.
-    async fn created_from(
+    /// The family of `contact_id` and what the whole log holds of it ([`crate::subject::scan`]);
+    /// `None` when there is no such contact.
+    async fn family_scan(
         &self,
-        contacts: &BTreeSet<Uuid>,
-        conversation_id: Uuid,
-    ) -> Result<bool, ServiceError> {
-        for contact_id in contacts {
-            let (contact, _) = self
-                .load(
-                    &streams::contact(*contact_id),
-                    Contact::default(),
-                    Contact::evolve,
-                )
-                .await?;
-            if contact.from_conversations().contains(&conversation_id) {
-                return Ok(true);
-            }
+        contact_id: Uuid,
+    ) -> Result<Option<(Family, crate::subject::Scan)>, ServiceError> {
+        let (state, _) = self
+            .load(
+                &streams::contact(contact_id),
+                Contact::default(),
+                Contact::evolve,
+            )
+            .await?;
+        if !state.exists() {
+            return Ok(None);
         }
-        Ok(false)
+        let family = self.family(&state).await?;
+        let scan =
+            crate::subject::scan(self.store.as_ref(), &family.ids(), &family.identities()).await?;
+        Ok(Some((family, scan)))
     }
 
     /// Everything recorded about a contact as one document (GDPR Art. 15:
@@ -369,21 +385,18 @@ impl CommandService {
         contact_id: Uuid,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<serde_json::Value>, ServiceError> {
-        let (state, _) = self
-            .load(
-                &streams::contact(contact_id),
-                Contact::default(),
-                Contact::evolve,
-            )
-            .await?;
-        if !state.exists() {
+        let Some((family, scan)) = self.family_scan(contact_id).await? else {
             return Ok(None);
-        }
-        let (ids, identities) = family_keys(&self.merged_family(&state).await?);
-        let scan = crate::subject::scan(self.store.as_ref(), &ids, &identities).await?;
-        let conversations = self.theirs(&scan, &ids, &identities).await?;
-        crate::subject::contact_data(self.store.as_ref(), contact_id, &ids, &conversations, now)
-            .await
+        };
+        let conversations = self.theirs(&scan, &family).await?;
+        crate::subject::contact_data(
+            self.store.as_ref(),
+            contact_id,
+            &family.ids(),
+            &conversations,
+            now,
+        )
+        .await
     }
 
     /// Reads the log for [`Command::EraseContact`]'s `prepared` (see
@@ -395,37 +408,27 @@ impl CommandService {
         &self,
         contact_id: Uuid,
     ) -> Result<Option<std::sync::Arc<crate::subject::Scan>>, ServiceError> {
-        let (state, _) = self
-            .load(
-                &streams::contact(contact_id),
-                Contact::default(),
-                Contact::evolve,
-            )
-            .await?;
-        if !state.exists() {
-            return Ok(None);
-        }
-        let (ids, identities) = family_keys(&self.merged_family(&state).await?);
-        let scan = crate::subject::scan(self.store.as_ref(), &ids, &identities).await?;
-        Ok(Some(std::sync::Arc::new(scan)))
+        Ok(self
+            .family_scan(contact_id)
+            .await?
+            .map(|(_, scan)| std::sync::Arc::new(scan)))
     }
 
-    /// The contact and every contact merged into it (through chains of merges), each with the
-    /// identities it ever had.
-    async fn merged_family(
-        &self,
-        state: &Contact,
-    ) -> Result<BTreeMap<Uuid, Vec<Identity>>, ServiceError> {
-        let mut family = BTreeMap::new();
+    /// `state`'s contact and every contact merged into it ([`Family`]).
+    pub(super) async fn family(&self, state: &Contact) -> Result<Family, ServiceError> {
+        let mut family = Family::default();
         let mut pending: Vec<Contact> = vec![state.clone()];
         while let Some(contact) = pending.pop() {
             let Some(id) = contact.id() else { continue };
-            if family.contains_key(&id) {
+            if family.members.contains_key(&id) {
                 continue;
             }
-            family.insert(id, contact.identities().to_vec());
+            family.members.insert(id, contact.identities().to_vec());
+            family
+                .from_conversations
+                .extend(contact.from_conversations().iter().copied());
             for merged in contact.absorbed() {
-                if !family.contains_key(merged) {
+                if !family.members.contains_key(merged) {
                     let (merged, _) = self
                         .load(
                             &streams::contact(*merged),
@@ -458,8 +461,9 @@ impl CommandService {
         if !state.is_erased() {
             return Ok(());
         }
-        let people = self.merged_family(&state).await?;
-        for subject in people
+        let family = self.family(&state).await?;
+        for subject in family
+            .members
             .keys()
             .chain(state.erased_conversations().iter())
             .copied()
