@@ -1,7 +1,7 @@
 //! Subject access (GDPR Art. 15): everything recorded about one contact, as one JSON document.
 //!
-//! The document is built from the log, read through the data subjects' keys (the store given
-//! must open sealed fields: [`switchboard_codec::keyring::KeyedStore`]): the contact's own
+//! The document is built from the log, read through the data subjects' keys (the service's
+//! store must open sealed fields: [`switchboard_codec::keyring::KeyedStore`]): the contact's own
 //! stream and those of the contacts merged into it, and the streams of its conversations,
 //! every event with its type, time, actor and payload, as recorded. Files (attachments, original
 //! e-mails) are listed by reference (name, type, size, SHA-256) inside the payloads; their bytes
@@ -14,14 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use proto_events::event::{Identity, InboundMessage};
-use proto_events::{DomainEvent, streams};
+use proto_events::{DomainEvent, Envelope, streams};
 use serde_json::{Value, json};
 use switchboard_domain::contact::Contact;
 use switchboard_domain::contact::reservation::Reservation;
-use switchboard_store::{Direction, EventStore, Position, RecordedEvent, StreamFrom};
+use switchboard_store::{EventStore, Position};
 use uuid::Uuid;
 
-use crate::ServiceError;
+use crate::{CommandService, ServiceError};
 
 /// The name and version of the document's format.
 pub const FORMAT: &str = "switchboard.subject-access/1";
@@ -30,37 +30,37 @@ pub const FORMAT: &str = "switchboard.subject-access/1";
 const PAGE: usize = 1_000;
 
 /// Everything recorded about `contact_id`, the contacts merged into it (`family`, which may
-/// include it) and `conversation_ids`, as one document; `None` when no such contact was ever
-/// created.
-pub async fn contact_data(
-    store: &dyn EventStore,
+/// include it) and `conversation_ids`, as one document, read through `service`'s store; `None`
+/// when no such contact was ever created.
+pub(crate) async fn contact_data(
+    service: &CommandService,
     contact_id: Uuid,
     family: &BTreeSet<Uuid>,
     conversation_ids: &BTreeSet<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Option<Value>, ServiceError> {
-    let own = read_stream(store, &streams::contact(contact_id)).await?;
+    let own = whole_stream(service, &streams::contact(contact_id)).await?;
     let mut contact = Contact::default();
-    for event in &own {
-        contact.evolve(&crate::codec::decode(event)?.payload);
+    for envelope in &own {
+        contact.evolve(&envelope.payload);
     }
     if !contact.exists() {
         return Ok(None);
     }
-    let mut records = vec![stream_document(&streams::contact(contact_id), &own)?];
+    let mut records = vec![stream_document(&streams::contact(contact_id), &own)];
     for merged in family.iter().filter(|id| **id != contact_id) {
         let stream = streams::contact(*merged);
         records.push(stream_document(
             &stream,
-            &read_stream(store, &stream).await?,
-        )?);
+            &whole_stream(service, &stream).await?,
+        ));
     }
     let mut conversations = Vec::new();
     for &conversation_id in conversation_ids {
         let stream = streams::conversation(conversation_id);
-        let events = read_stream(store, &stream).await?;
+        let events = whole_stream(service, &stream).await?;
         if !events.is_empty() {
-            conversations.push(stream_document(&stream, &events)?);
+            conversations.push(stream_document(&stream, &events));
         }
     }
     Ok(Some(json!({
@@ -214,36 +214,32 @@ pub fn identity_key(identity: &Identity) -> String {
     Reservation::of_identity(identity).stream()
 }
 
-async fn read_stream(
-    store: &dyn EventStore,
+/// Every event of `stream`, decoded.
+async fn whole_stream(
+    service: &CommandService,
     stream: &str,
-) -> Result<Vec<RecordedEvent>, ServiceError> {
-    let mut all = Vec::new();
-    loop {
-        let from = StreamFrom::Version(all.len() as u64);
-        let page = store
-            .read_stream(stream, Direction::Forwards, from, PAGE)
-            .await?;
-        let done = page.len() < PAGE;
-        all.extend(page);
-        if done {
-            return Ok(all);
-        }
-    }
+) -> Result<Vec<Envelope>, ServiceError> {
+    let (events, _) = service
+        .load_envelopes(stream, Vec::new(), |all, envelope| {
+            all.push(envelope.clone())
+        })
+        .await?;
+    Ok(events)
 }
 
 /// One stream's events: type, time, position, actor and payload as recorded (opened).
-fn stream_document(stream: &str, events: &[RecordedEvent]) -> Result<Value, ServiceError> {
-    let mut list = Vec::with_capacity(events.len());
-    for event in events {
-        let envelope = crate::codec::decode(event)?;
-        list.push(json!({
-            "type": event.event_type,
-            "position": event.position.0,
-            "occurredAt": envelope.metadata.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "actor": envelope.metadata.actor,
-            "payload": envelope.payload,
-        }));
-    }
-    Ok(json!({ "stream": stream, "events": list }))
+fn stream_document(stream: &str, events: &[Envelope]) -> Value {
+    let list: Vec<Value> = events
+        .iter()
+        .map(|envelope| {
+            json!({
+                "type": envelope.event_type,
+                "position": envelope.position,
+                "occurredAt": envelope.metadata.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "actor": envelope.metadata.actor,
+                "payload": envelope.payload,
+            })
+        })
+        .collect();
+    json!({ "stream": stream, "events": list })
 }

@@ -376,8 +376,8 @@ impl CommandService {
         Ok(Some((family, scan)))
     }
 
-    /// Everything recorded about a contact as one document (GDPR Art. 15:
-    /// [`crate::subject::contact_data`]), with the contacts merged into it and the
+    /// Everything recorded about a contact as one document (GDPR Art. 15: the format
+    /// [`crate::subject::FORMAT`]), with the contacts merged into it and the
     /// conversations that are theirs as an erasure would find them (the whole log is read);
     /// `None` when there is no such contact.
     pub async fn subject_access(
@@ -389,19 +389,12 @@ impl CommandService {
             return Ok(None);
         };
         let conversations = self.theirs(&scan, &family).await?;
-        crate::subject::contact_data(
-            self.store.as_ref(),
-            contact_id,
-            &family.ids(),
-            &conversations,
-            now,
-        )
-        .await
+        crate::subject::contact_data(self, contact_id, &family.ids(), &conversations, now).await
     }
 
-    /// Reads the log for [`Command::EraseContact`]'s `prepared` (see
-    /// [`Run::erase_contact`]): the whole log, without holding the write view. `None` when
-    /// there is no such contact (the command then says so).
+    /// Reads the log for [`Command::EraseContact`]'s `prepared` (see its documentation): the
+    /// whole log, without holding the write view. `None` when there is no such contact (the
+    /// command then says so).
     ///
     /// [`Command::EraseContact`]: crate::Command::EraseContact
     pub async fn prepare_erasure(
