@@ -10,9 +10,9 @@
 
 use proto_events::event::{
     Assignee, Attachment, ChannelConfig, ChannelConnected, ChannelKind, CommentAdded,
-    ConversationOrigin, ConversationStarted, ConversationVisibility, EmailAccess, FilterReason,
-    FilteredMessageRestored, Identity, InboundMessage, MessageFiltered, MessageReceived,
-    RawMessage, ReceiptKind, ReplyAuthor, ReplySent,
+    ContactErased, ConversationOrigin, ConversationStarted, ConversationVisibility, EmailAccess,
+    FilterReason, FilteredMessageRestored, Identity, InboundMessage, MessageFiltered,
+    MessageReceived, RawMessage, ReceiptKind, ReplyAuthor, ReplySent,
 };
 
 use proto_events::{Actor, DomainEvent, Envelope};
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::chunks::{self, Appends};
 use crate::entry::{self, Fields, Outcome};
+use crate::foreign;
 use crate::types::{AssigneeRef, Author, ConversationStatus, EntryKind};
 
 /// How many characters of a message the header's preview keeps.
@@ -392,6 +393,8 @@ fn apply<'e>(
             insert_entry(ctx, e.conversation_id, EntryKind::Reopened, entry)
         }
         DomainEvent::ConversationErased(e) => erased(ctx, e.conversation_id),
+        DomainEvent::ContactsMerged(e) => Ok(foreign::merged(ctx.tx, e)?),
+        DomainEvent::ContactErased(e) => contact_erased(ctx, e),
         DomainEvent::ConversationShared(e) => {
             ctx.headers
                 .existing(ctx.tx, e.conversation_id)?
@@ -438,6 +441,8 @@ fn concerns_thread_view(event: &DomainEvent) -> bool {
             | DomainEvent::ConversationReopened(_)
             | DomainEvent::ConversationShared(_)
             | DomainEvent::ConversationErased(_)
+            | DomainEvent::ContactsMerged(_)
+            | DomainEvent::ContactErased(_)
     )
 }
 
@@ -467,6 +472,29 @@ fn erased(ctx: &mut Ctx<'_, '_, '_>, conversation_id: Uuid) -> Result<(), ApplyE
         "DELETE FROM conversations WHERE conversation_id = ?1",
         params![id],
     )?;
+    Ok(())
+}
+
+/// A contact erased: what they (and the contacts merged into them) wrote in conversations that
+/// stay is blanked ([`crate::foreign`]); their own conversations go with their own
+/// `ConversationErased`.
+fn contact_erased(ctx: &mut Ctx<'_, '_, '_>, e: &ContactErased) -> Result<(), ApplyError> {
+    let found = foreign::take_erased(ctx.tx, e)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    // Only stored rows are rewritten: the batch's rows so far are written first (where a batch
+    // ends does not change how rows are chunked, see `crate::chunks`).
+    std::mem::take(&mut *ctx.timeline).flush(ctx.tx)?;
+    for (conversation_id, positions) in &found {
+        let rewritten = foreign::redact(ctx.tx, *conversation_id, positions)?;
+        if rewritten.last_message_redacted {
+            ctx.previews.remove(conversation_id);
+            ctx.headers
+                .existing(ctx.tx, *conversation_id)?
+                .last_message_preview = Some(preview(""));
+        }
+    }
     Ok(())
 }
 
@@ -579,9 +607,13 @@ fn received<'e>(ctx: &mut Ctx<'_, '_, 'e>, e: &'e MessageReceived) -> Result<(),
     if h.contact_id.is_none() {
         h.contact_id = m.contact_id.map(|id| id.to_string());
     }
+    let foreign = foreign::is_foreign(m.contact_id, h.contact_id.as_deref());
     ctx.previews.insert(e.conversation_id, &m.body_text);
     h.last_message_at = Some(at);
     h.touch(at);
+    if let Some(sender) = foreign {
+        foreign::note(ctx.tx, sender, ctx.position, e.conversation_id)?;
+    }
     record_files(ctx, e.conversation_id, &m.attachments, m.raw.as_ref())?;
     insert_entry(
         ctx,
@@ -678,6 +710,10 @@ fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyE
             outbound_count: 0,
             comment_count: 0,
         });
+    }
+    let contact = slot.0.as_ref().and_then(|h| h.contact_id.as_deref());
+    if let Some(sender) = foreign::is_foreign(m.contact_id, contact) {
+        foreign::note(ctx.tx, sender, ctx.position, e.conversation_id)?;
     }
     let reason = json(&e.reason)?;
     ctx.tx.execute_cached(

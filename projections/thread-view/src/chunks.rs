@@ -185,6 +185,12 @@ fn write(
     Ok(())
 }
 
+/// Writes the frame of the row `row` at `position` onto `out`, as chunks hold it.
+pub(crate) fn put_frame(out: &mut Vec<u8>, position: u64, row: &[u8]) {
+    put_varint(out, position);
+    put_bytes(out, row);
+}
+
 /// The rows of a chunk in order, each with its position; an `Err` item (and nothing after it)
 /// if the chunk is malformed.
 pub(crate) fn frames(chunk: &[u8]) -> impl Iterator<Item = Result<(u64, &[u8]), ()>> {

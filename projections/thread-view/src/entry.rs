@@ -278,6 +278,65 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     input.is_empty().then(|| Record::Entry(Box::new(entry)))
 }
 
+/// The entry row `packed` as an erased customer's message in a conversation that stays shows
+/// it ([`crate::foreign`]): its author's address and name, subject, body and files blanked,
+/// everything else (kind, time, actor, ids, filter reason) kept. `None` if `packed` is not a
+/// well-formed entry row.
+pub(crate) fn redacted(packed: &[u8]) -> Option<Vec<u8>> {
+    let mut input = Unpack::new(packed);
+    let kind = EntryKind::from_code(input.byte()?)?;
+    let at = input.signed()?;
+    let actor = read_actor(&mut input)?;
+    let bits = input.varint()?;
+    if bits >= 1 << 10 {
+        return None;
+    }
+    let has = |field: u32| bits & (1 << field) != 0;
+    let id = |input: &mut Unpack<'_>| input.id().map(Uuid::from_bytes);
+    let message_id = optional(has(0), || id(&mut input))?;
+    let comment_id = optional(has(1), || id(&mut input))?;
+    let author = optional(has(2), || read_author(&mut input))?;
+    let _subject = optional(has(3), || input.str())?;
+    let body_text = optional(has(4), || input.str())?;
+    let mut mentions = Vec::new();
+    if has(5) {
+        let count = input.varint()?;
+        for _ in 0..count {
+            mentions.push(id(&mut input)?);
+        }
+    }
+    let assignee = optional(has(6), || read_assignee(&mut input))?;
+    let previous = optional(has(7), || read_assignee(&mut input))?;
+    let reason = optional(has(8), || input.str().map(str::to_owned))?;
+    let _files = optional(has(9), || input.str())?;
+    if !input.is_empty() {
+        return None;
+    }
+    let author = author.map(|author| match author {
+        Author::Contact { contact_id, .. } => Author::Contact {
+            contact_id,
+            address: String::new(),
+            name: None,
+        },
+        other => other,
+    });
+    let fields = Fields {
+        message_id,
+        comment_id,
+        author,
+        subject: None,
+        body_text: body_text.map(|_| ""),
+        mentions: has(5).then_some(mentions.as_slice()),
+        assignee,
+        previous,
+        reason,
+        files: None,
+    };
+    let mut out = Vec::with_capacity(packed.len());
+    put_entry(&mut out, kind, at, &actor, &fields);
+    Some(out)
+}
+
 /// The actor as JSON, exactly as serde writes it.
 fn actor_json(actor: &Actor) -> String {
     let (kind, id) = match actor {

@@ -25,10 +25,10 @@
 //!   `filtered` (filtered messages not restored).
 //! - **Erasure** (`ConversationErased`): the conversation goes, header, timeline, files and
 //!   filtered mail, as if it had never been there; deleted rows are overwritten in the file.
-//!   `ContactErased` changes nothing by itself: the thread view keeps nothing of a contact
-//!   outside its conversations, and each of those follows with its own `ConversationErased`
-//!   (dropping them earlier would make an event recorded in between name an unknown
-//!   conversation, which stops the projector).
+//!   `ContactErased` blanks what the contact (and those merged into it) wrote in
+//!   conversations that stay (someone else's thread), see `foreign`; its own conversations
+//!   follow with their own `ConversationErased` (dropping them earlier would make an event
+//!   recorded in between name an unknown conversation, which stops the projector).
 //!
 //! # Layout
 //! - `schema`: the tables, indexes and the projector version.
@@ -40,6 +40,7 @@
 mod apply;
 mod chunks;
 mod entry;
+mod foreign;
 mod query;
 mod schema;
 mod types;

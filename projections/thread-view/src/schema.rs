@@ -15,7 +15,9 @@ use switchboard_projector::model::create_indexes_once;
 /// The version of the tables and of what their rows mean; bump it to rebuild from the log.
 /// 7: erased conversations are dropped, and deleted rows overwritten (`secure_delete`), so a
 /// file written before keeps old rows' text in free space: it is built again.
-pub(crate) const VERSION: u32 = 7;
+/// 8: an erased contact's messages in conversations that stay are blanked (`foreign`), which
+/// needs the notes of such messages from the start.
+pub(crate) const VERSION: u32 = 8;
 
 const TABLES: &str = "
 CREATE TABLE conversations (
@@ -109,7 +111,8 @@ CREATE INDEX IF NOT EXISTS filtered_by_inbox
 
 /// Creates the tables (without the query indexes) in an empty database.
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(TABLES)
+    conn.execute_batch(TABLES)?;
+    conn.execute_batch(crate::foreign::TABLES)
 }
 
 /// Creates the query indexes unless they exist.

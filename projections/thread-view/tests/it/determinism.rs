@@ -59,7 +59,11 @@ fn query_indexes_are_built_once_caught_up() {
     // While catching up, only the index applying events needs.
     assert_eq!(
         testing::indexes(&conn),
-        ["filtered_by_message", "timeline_by_conversation"]
+        [
+            "filtered_by_message",
+            "merged_contacts_by_survivor",
+            "timeline_by_conversation"
+        ]
     );
     apply_events(&mut conn, &ThreadView, last, true).unwrap();
     assert_eq!(
@@ -70,6 +74,7 @@ fn query_indexes_are_built_once_caught_up() {
             "conversations_by_inbox",
             "filtered_by_inbox",
             "filtered_by_message",
+            "merged_contacts_by_survivor",
             "timeline_by_conversation",
         ]
     );

@@ -333,3 +333,189 @@ fn a_conversation_erased_by_retention_leaves_lists_and_badges() {
         "C1's first message is gone"
     );
 }
+
+/// Zed, merged into Zelda.
+const ZED: Uuid = Uuid::from_u128(0xda);
+/// A file only Zed sent (into Kim's C1), and one Kim sent there too.
+const ZED_FILE: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+const SHARED_FILE: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+const ZED_WORDS: &str = "Zed Quibble adds: my unique order text 7f3a, scan attached";
+const ZELDA_IN_C6: &str = "Zelda Quibble on Messenger: my unique order text 7f3a";
+
+fn attachment(sha256: &str, name: &str) -> Attachment {
+    Attachment {
+        blob: BlobRef {
+            sha256: sha256.to_owned(),
+            size: 99,
+        },
+        file_name: Some(name.to_owned()),
+        content_type: "image/png".to_owned(),
+        content_id: None,
+        inline: false,
+    }
+}
+
+/// [`zelda`], then Zed merged into her; Zed writes in Kim's C1 with two files, Kim sends one
+/// of them again; Zelda writes last in C6 (K3's); then her erasure.
+fn zelda_abroad_erased() -> Vec<Envelope> {
+    use ChannelKind::{Email, Messenger};
+    let mut h = zelda();
+    let merge = proto_events::event::ContactsMerged {
+        survivor_id: ZELDA,
+        merged_id: ZED,
+    };
+    h.push_in(streams::contact(ZED), 46, admin(), merge.clone());
+    h.push_in(streams::contact(ZELDA), 46, admin(), merge);
+    let mut zed = mail(
+        0x9911,
+        SUPPORT_MAIL,
+        Email,
+        "zed@quibble.example",
+        Some(ZED),
+        Some("Re: Printer broken, Zed Quibble"),
+        ZED_WORDS,
+    );
+    zed.from_name = Some("Zed Quibble".to_owned());
+    zed.attachments = vec![
+        attachment(ZED_FILE, "zed-quibble-scan.png"),
+        attachment(SHARED_FILE, "printer.png"),
+    ];
+    h.received(46, C1, SUPPORT, zed);
+    let mut kim = mail(
+        0x9912,
+        SUPPORT_MAIL,
+        Email,
+        "kim@customer.example",
+        Some(K1),
+        None,
+        "Here is the printer picture again.",
+    );
+    kim.attachments = vec![attachment(SHARED_FILE, "printer.png")];
+    h.received(47, C1, SUPPORT, kim);
+    let zelda = mail(
+        0x9913,
+        SALES_MESSENGER,
+        Messenger,
+        "psid-zelda-7f3a",
+        Some(ZELDA),
+        None,
+        ZELDA_IN_C6,
+    );
+    h.received(48, C6, SALES, zelda);
+    let reason = "Art. 17 request, ticket 4711".to_owned();
+    h.push_in(
+        streams::contact(ZELDA),
+        50,
+        admin(),
+        ContactErased {
+            contact_id: ZELDA,
+            conversation_ids: vec![Z, ZF],
+            reason: reason.clone(),
+        },
+    );
+    for conversation_id in [Z, ZF] {
+        h.push(
+            50,
+            admin(),
+            conversation_id,
+            ConversationErased {
+                conversation_id,
+                inbox_id: SUPPORT,
+                contact_id: Some(ZELDA),
+                reason: reason.clone(),
+            },
+        );
+    }
+    h.events
+}
+
+/// What she (and Zed, merged into her) wrote in other customers' conversations stays there as
+/// blank messages: no address, name, subject, body or file of theirs, in the queries or the
+/// file; the files someone else sent too stay; a preview made from her words is emptied; and
+/// every batching gives the same rows.
+#[test]
+fn an_erased_contacts_messages_in_others_conversations_are_blanked() {
+    let events = zelda_abroad_erased();
+    let dir = tempfile::tempdir().unwrap();
+    let conn = build_at_once(&ThreadView, dir.path(), &events);
+    let before = tempfile::tempdir().unwrap();
+    let unerased = build_at_once(&ThreadView, before.path(), &zelda_abroad_erased_not_yet());
+    assert!(file(&unerased, C1, ZED_FILE).unwrap().is_some());
+    assert!(
+        conversation(&unerased, C6)
+            .unwrap()
+            .unwrap()
+            .last_message_preview
+            .unwrap()
+            .contains("7f3a")
+    );
+
+    let c1 = timeline(&conn, C1).unwrap();
+    let zed = c1
+        .iter()
+        .find(|entry| entry.message_id == Some(Uuid::from_u128(0x9911)))
+        .expect("Zed's message stays in Kim's conversation");
+    assert_eq!(zed.body_text.as_deref(), Some(""));
+    assert_eq!(zed.subject, None);
+    assert_eq!(zed.files_json, None);
+    assert_eq!(
+        zed.author,
+        Some(thread_view::Author::Contact {
+            contact_id: Some(ZED),
+            address: String::new(),
+            name: None,
+        })
+    );
+    let kim = c1
+        .iter()
+        .find(|entry| entry.message_id == Some(Uuid::from_u128(0x9912)))
+        .unwrap();
+    assert_eq!(
+        kim.body_text.as_deref(),
+        Some("Here is the printer picture again.")
+    );
+    assert_eq!(file(&conn, C1, ZED_FILE).unwrap(), None);
+    assert!(file(&conn, C1, SHARED_FILE).unwrap().is_some());
+    let c6 = conversation(&conn, C6).unwrap().unwrap();
+    assert_eq!(c6.last_message_preview.as_deref(), Some(""));
+    assert_eq!(
+        timeline(&conn, C6).unwrap().len(),
+        timeline(&unerased, C6).unwrap().len()
+    );
+
+    let bytes = file_bytes(&conn, dir.path());
+    for text in PERSONAL.into_iter().chain([
+        ZED_WORDS,
+        ZELDA_IN_C6,
+        "zed@quibble.example",
+        "zed-quibble-scan.png",
+        "Zed Quibble",
+    ]) {
+        assert!(!holds(&bytes, text), "{text} is still in the file");
+    }
+    assert!(holds(&bytes, "Here is the printer picture again."));
+
+    for batch in [1, 2, 3, 5, 8, 13, events.len()] {
+        let dir = tempfile::tempdir().unwrap();
+        let batched = build_in_batches(&ThreadView, dir.path(), &events, batch);
+        assert_same_rows(&batched, &conn, &format!("with batches of {batch}"));
+        let bytes = file_bytes(&batched, dir.path());
+        for text in [ZED_WORDS, ZELDA_IN_C6, "zed@quibble.example"] {
+            assert!(
+                !holds(&bytes, text),
+                "{text} is still in the file with batches of {batch}"
+            );
+        }
+    }
+}
+
+/// [`zelda_abroad_erased`] up to, not including, her erasure.
+fn zelda_abroad_erased_not_yet() -> Vec<Envelope> {
+    let mut events = zelda_abroad_erased();
+    let erasure = events
+        .iter()
+        .position(|e| matches!(e.payload, proto_events::DomainEvent::ContactErased(_)))
+        .unwrap();
+    events.truncate(erasure);
+    events
+}
