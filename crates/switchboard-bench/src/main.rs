@@ -64,6 +64,8 @@ projections options:
                      workloads run on a copy, so DIR keeps the history as written
   --contiguous       write each conversation's events together, one conversation after the
                      other, instead of interleaving all conversations' events by time
+  --sealed           also rebuild a copy of the history with personal fields sealed (kept in
+                     <history>.sealed with --history), against the rebuild in the clear
 
 graphql options:
   --quick            3 s per workload instead of 10 s
