@@ -121,6 +121,7 @@ domain_events! {
     InboxMemberRemoved("InboxMemberRemoved", 1),
     InboxRestricted("InboxRestricted", 1),
     InboxRestrictionLifted("InboxRestrictionLifted", 1),
+    InboxRetentionSet("InboxRetentionSet", 1),
     ChannelConnected("ChannelConnected", 1),
     ChannelDisconnected("ChannelDisconnected", 1),
     ChannelMoved("ChannelMoved", 1),

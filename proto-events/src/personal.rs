@@ -492,6 +492,11 @@ pub const CLASSES: &[EventClasses] = &[
         fields: &[("inbox_id", N)],
     },
     EventClasses {
+        event_type: "InboxRetentionSet",
+        subject: NONE,
+        fields: &[("closed_days", N), ("inbox_id", N)],
+    },
+    EventClasses {
         event_type: "MessageFiltered",
         subject: CONTACT_ELSE_CONVERSATION,
         // The reason may quote the sender's address the rule matched.

@@ -105,6 +105,74 @@ pub fn unique(scope: UniqueScope, value: &str) -> String {
     format!("{UNIQUE}-{}-{}", scope.as_str(), scope.normalise(value))
 }
 
+/// The key that names the reservation streams of customers' values (ADR 0007).
+///
+/// A stream name is covered by the hash chain and outlives an erasure, so a customer's address
+/// must not be in one: their reservations are named by an HMAC of the value instead
+/// ([`NameKey::unique`]). The key is derived from the master key, so every node of one store
+/// names a value alike; without it nobody can tell which value a name stands for, short of
+/// guessing the value and holding the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NameKey([u8; 32]);
+
+impl std::fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NameKey(<redacted>)")
+    }
+}
+
+/// What marks a keyed value in a reservation stream's name: no plain value of the scopes that
+/// are keyed starts with it (an e-mail address has an `@`, and a keyed name is 65 bytes of
+/// which the `@` is none).
+const KEYED: char = '#';
+
+impl NameKey {
+    /// A key from its bytes (see `MasterKey::derive`).
+    pub fn new(bytes: [u8; 32]) -> NameKey {
+        NameKey(bytes)
+    }
+
+    /// The reservation stream of `value` in `scope`: for a customer's value
+    /// ([`UniqueScope::is_customers`]) `unique-<scope>-#<HMAC-SHA-256 of the normalised value,
+    /// in hex>`; for the company's own values (users' and channels' addresses), as [`unique`]
+    /// names them.
+    pub fn unique(&self, scope: UniqueScope, value: &str) -> String {
+        use hmac::{Hmac, Mac};
+        if !scope.is_customers() {
+            return unique(scope, value);
+        }
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        mac.update(scope.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(scope.normalise(value).as_bytes());
+        let digest = mac.finalize().into_bytes();
+        format!("{UNIQUE}-{}-{KEYED}{}", scope.as_str(), hex::encode(digest))
+    }
+}
+
+/// What stands for the value in the name of a reservation stream whose customer was erased.
+pub const ERASED_VALUE: &str = "(erased)";
+
+/// The name a reservation stream that names a customer's value in the clear (one written
+/// before names were keyed, see [`NameKey`]) shows once that customer is erased:
+/// `unique-<scope>-(erased)`. `None` for every other stream, keyed names included (they hold
+/// no value).
+pub fn erased_reservation_name(stream: &str) -> Option<String> {
+    let rest = stream.strip_prefix(UNIQUE)?.strip_prefix('-')?;
+    [
+        UniqueScope::ContactEmail,
+        UniqueScope::ContactChatVisitor,
+        UniqueScope::ContactMessenger,
+    ]
+    .into_iter()
+    .find_map(|scope| {
+        let value = rest.strip_prefix(scope.as_str())?.strip_prefix('-')?;
+        (!value.starts_with(KEYED) && value != ERASED_VALUE)
+            .then(|| format!("{UNIQUE}-{}-{ERASED_VALUE}", scope.as_str()))
+    })
+}
+
 /// `history`: facts about the log itself, such as a re-chained import.
 pub fn history() -> String {
     HISTORY.to_owned()

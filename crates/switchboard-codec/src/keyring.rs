@@ -169,6 +169,13 @@ impl Keyring {
         }
     }
 
+    /// The key that names customers' reservation streams (ADR 0007), when the keyring has
+    /// the master key.
+    pub fn names(&self) -> Option<proto_events::streams::NameKey> {
+        let vault = self.vault.as_ref()?;
+        Some(proto_events::streams::NameKey::new(vault.name_key()))
+    }
+
     fn vault(&self) -> Result<&Vault, StoreError> {
         self.vault.as_ref().ok_or_else(|| {
             StoreError::backend(std::io::Error::other(
@@ -431,7 +438,31 @@ impl Keyring {
             return Ok(false);
         }
         self.redact_if_erased(event).await?;
-        Ok(event.sealed_payload.is_some())
+        self.redact_name_if_erased(event).await?;
+        Ok(event.sealed_payload.is_some() || event.stored_stream.is_some())
+    }
+
+    /// Renames `event`'s stream when it is a reservation stream named by a customer's value in
+    /// the clear (written before such names were keyed, `proto_events::streams::NameKey`) and
+    /// the event's holder was erased: `unique-<scope>-(erased)`, the stored name kept in
+    /// [`RecordedEvent::stored_stream`] (which the chain covers). The payload's own value is
+    /// sealed or redacted like every personal field; the name is the only other place it is.
+    async fn redact_name_if_erased(&self, event: &mut RecordedEvent) -> Result<(), StoreError> {
+        let Some(erased) = proto_events::streams::erased_reservation_name(&event.stream) else {
+            return Ok(());
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(event.stored_payload()).map_err(|e| StoreError::Corrupt {
+                position: event.position,
+                reason: e.to_string(),
+            })?;
+        let Some(subject) = seal::subject_of(&event.event_type, &value) else {
+            return Ok(());
+        };
+        if self.is_erased(subject).await? {
+            event.stored_stream = Some(std::mem::replace(&mut event.stream, erased));
+        }
+        Ok(())
     }
 
     /// `event`, stored in the clear, with its personal fields redacted when its subject was
@@ -503,6 +534,7 @@ async fn open_all(
     if keyring.any_erased().await? {
         for event in &mut events {
             keyring.redact_if_erased(event).await?;
+            keyring.redact_name_if_erased(event).await?;
         }
     }
     if !events.iter().any(|e| seal::is_sealed(&e.payload)) {

@@ -119,6 +119,10 @@ pub struct Inbox {
     pub member_teams: BTreeSet<Uuid>,
     /// When set, only members of these teams (and admins) see the inbox.
     pub restricted_to: Option<BTreeSet<Uuid>>,
+    /// Its conversations closed more than this many days ago are erased (by the retention
+    /// reactor); `None`: kept forever.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// A channel: where customers' messages come from.
@@ -378,6 +382,7 @@ impl Directory {
                         member_users: BTreeSet::new(),
                         member_teams: BTreeSet::new(),
                         restricted_to: None,
+                        retention_days: None,
                     },
                 );
             }
@@ -410,6 +415,11 @@ impl Directory {
             E::InboxRestrictionLifted(e) => {
                 if let Some(inbox) = self.inboxes.get_mut(&e.inbox_id) {
                     inbox.restricted_to = None;
+                }
+            }
+            E::InboxRetentionSet(e) => {
+                if let Some(inbox) = self.inboxes.get_mut(&e.inbox_id) {
+                    inbox.retention_days = e.closed_days;
                 }
             }
             E::ChannelConnected(e) => {

@@ -20,11 +20,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use proto_events::event::{
     Availability, BotCreated, BusinessHoursSet, Holiday, InboxCreated, InboxMemberAdded,
-    InboxMemberRemoved, InboxRenamed, InboxRestricted, InboxRestrictionLifted, Member,
-    NotificationPreferencesChanged, OpeningInterval, OrganisationCreated, OrganisationTimeZoneSet,
-    Role, TeamCreated, TeamMemberAdded, TeamMemberRemoved, TeamRenamed, UserAvailabilityChanged,
-    UserCapacitySet, UserCreated, UserDeactivated, UserReactivated, UserRoleChanged,
-    UserTokensRevoked,
+    InboxMemberRemoved, InboxRenamed, InboxRestricted, InboxRestrictionLifted, InboxRetentionSet,
+    Member, NotificationPreferencesChanged, OpeningInterval, OrganisationCreated,
+    OrganisationTimeZoneSet, Role, TeamCreated, TeamMemberAdded, TeamMemberRemoved, TeamRenamed,
+    UserAvailabilityChanged, UserCapacitySet, UserCreated, UserDeactivated, UserReactivated,
+    UserRoleChanged, UserTokensRevoked,
 };
 use proto_events::{Actor, DomainEvent, streams};
 use uuid::Uuid;
@@ -102,7 +102,17 @@ pub enum SetupCommand {
     RestrictInbox { inbox_id: Uuid, team_ids: Vec<Uuid> },
     /// Lift an inbox's team restriction.
     LiftInboxRestriction { inbox_id: Uuid },
+    /// Set how many days after being closed an inbox's conversations are erased (between 1 and
+    /// [`MAX_RETENTION_DAYS`]), or keep them forever (`None`, the default). The retention
+    /// reactor of `switchboard-service` does the erasing.
+    SetInboxRetention {
+        inbox_id: Uuid,
+        closed_days: Option<u32>,
+    },
 }
+
+/// The longest retention period an inbox may have, in days: ten years.
+pub const MAX_RETENTION_DAYS: u32 = 3650;
 
 /// The events a command produced and the stream they go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -768,6 +778,38 @@ pub fn decide(
                 streams::inbox(*inbox_id),
                 InboxRestrictionLifted {
                     inbox_id: *inbox_id,
+                },
+            )
+        }
+        C::SetInboxRetention {
+            inbox_id,
+            closed_days,
+        } => {
+            require_admin(&caller)?;
+            let current = inbox(*inbox_id)?.retention_days;
+            if let Some(days) = *closed_days
+                && !(1..=MAX_RETENTION_DAYS).contains(&days)
+            {
+                return Err(DomainError::invalid(
+                    "closedDays",
+                    format!(
+                        "must be between 1 and {MAX_RETENTION_DAYS} days, or null to keep \
+                         conversations forever"
+                    ),
+                ));
+            }
+            if current == *closed_days {
+                return Err(DomainError::rejected(
+                    "UNCHANGED",
+                    Some("closedDays"),
+                    "the inbox already has this retention period",
+                ));
+            }
+            Decision::one(
+                streams::inbox(*inbox_id),
+                InboxRetentionSet {
+                    inbox_id: *inbox_id,
+                    closed_days: *closed_days,
                 },
             )
         }

@@ -13,12 +13,15 @@
 //! - [`service`]: [`CommandService`], [`Command`], [`CommandMeta`], [`Outcome`].
 //! - [`reactor`]: the routing reactor, which assigns new conversations by their rules.
 //! - [`bot`]: the bot reactor, with which chat channels' bots greet, ask, answer and hand off.
+//! - [`retention`]: the retention reactor, which erases conversations closed longer ago than
+//!   their inbox keeps them.
 //! - [`running`]: [`running::Reactor`], a running reactor's task and progress.
 //! - `snapshot`: the reactors' snapshots in the write index.
 
 pub mod bot;
 pub mod error;
 pub mod reactor;
+pub mod retention;
 pub mod running;
 pub mod service;
 mod snapshot;

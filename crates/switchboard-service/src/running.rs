@@ -9,7 +9,8 @@ use tokio::sync::watch;
 
 use crate::ServiceError;
 
-/// A running reactor of kind `R` (routing, bots): each kind starts with its own `spawn`.
+/// A running reactor of kind `R` (routing, bots, retention): each kind starts with its own
+/// `spawn`.
 pub struct Reactor<R> {
     /// The last position folded and acted upon.
     pub processed: watch::Receiver<Position>,

@@ -2,6 +2,7 @@
 
 mod contacts;
 mod conversations;
+mod erasure;
 mod records;
 
 pub use self::conversations::chat_conversation_id;
@@ -135,6 +136,29 @@ pub enum Command {
         reason: String,
         prepared: Option<Arc<crate::subject::Scan>>,
     },
+    /// Erase one conversation on its own (the system, as the retention reactor does, or an
+    /// admin; ADR 0007): `ConversationErased`, naming no contact, with the command's
+    /// idempotency key; then its files that no conversation left standing references are
+    /// deleted and its key destroyed (see [`CommandService::with_erasure_keys`]), also after a
+    /// repeat of the command or a retry refused as `ERASED`. From then on it refuses every
+    /// command and read models drop it.
+    ///
+    /// Its key is the conversation's: the data subject of what its sender wrote before being
+    /// recognised as a contact. Once the sender is a contact, the contact is the subject of
+    /// their messages (sealed under the contact's key, or redacted on reading once the contact's
+    /// erasure is recorded), which this leaves alone: the contact lives on, with their other
+    /// conversations. Those fields stay readable in the log, and to a subject access, until the
+    /// contact is erased. The read models drop the conversation either way, and its files are
+    /// deleted either way.
+    ///
+    /// `prepared` is [`CommandService::prepare_conversation_erasure`]'s read of the log
+    /// (brought up to date or not): without it the command reads the whole log to find which
+    /// files only this conversation references.
+    EraseConversation {
+        conversation_id: Uuid,
+        reason: String,
+        prepared: Option<Arc<crate::subject::Scan>>,
+    },
     /// Create a company.
     CreateCompany {
         company_id: Uuid,
@@ -172,6 +196,7 @@ impl Command {
             Command::Contact { .. } => "contact",
             Command::MergeContacts(_) => "merge_contacts",
             Command::EraseContact { .. } => "erase_contact",
+            Command::EraseConversation { .. } => "erase_conversation",
             Command::CreateCompany { .. } => "create_company",
             Command::CreateDeal { .. } => "create_deal",
             Command::CreateTicket { .. } => "create_ticket",
@@ -230,6 +255,9 @@ pub struct CommandService {
     keyring: Option<Arc<switchboard_codec::keyring::Keyring>>,
     /// Destroys data subjects' keys on erasure (see [`CommandService::with_erasure_keys`]).
     erasure_keys: Option<Arc<switchboard_codec::keyring::Keyring>>,
+    /// Names new reservations of customers' values (see
+    /// [`CommandService::with_reservation_names`]).
+    names: Option<proto_events::streams::NameKey>,
 }
 
 /// How long an idempotency key binds unless configured: a day, as payment APIs keep theirs.
@@ -270,6 +298,7 @@ impl CommandService {
             key_lifetime: DEFAULT_KEY_LIFETIME,
             keyring: None,
             erasure_keys: None,
+            names: None,
         })
     }
 
@@ -285,10 +314,35 @@ impl CommandService {
 
     /// The contact that holds `identity` now (its reservation's holder), if any.
     pub async fn contact_holding(&self, identity: &Identity) -> Result<Option<Uuid>, ServiceError> {
-        let reservation = Reservation::of_identity(identity);
-        let stream = reservation.stream();
-        let (reservation, _) = self.load(&stream, reservation, Reservation::evolve).await?;
+        let (_, reservation, _) = self.reservation_of(identity).await?;
         Ok(reservation.holder())
+    }
+
+    /// The reservation of `identity`, with the stream it is kept in and that stream's version:
+    /// its keyed name ([`CommandService::with_reservation_names`]), unless it is still held
+    /// under its plain name. Only one of the two is ever held: a value is reserved under the
+    /// keyed name only when the plain one is free, and the plain one is only written again by
+    /// its holder (releasing or handing it on).
+    pub(crate) async fn reservation_of(
+        &self,
+        identity: &Identity,
+    ) -> Result<(String, Reservation, Option<u64>), ServiceError> {
+        let initial = Reservation::of_identity(identity);
+        let plain = initial.stream();
+        let keyed = match &self.names {
+            Some(names) => names.unique(initial.scope(), initial.value()),
+            None => plain.clone(),
+        };
+        let (state, version) = self
+            .load(&keyed, initial.clone(), Reservation::evolve)
+            .await?;
+        if version.is_none() && keyed != plain {
+            let (held, held_version) = self.load(&plain, initial, Reservation::evolve).await?;
+            if held.is_held() {
+                return Ok((plain, held, held_version));
+            }
+        }
+        Ok((keyed, state, version))
     }
 
     /// The write-side view, caught up with the store's head.
@@ -319,20 +373,39 @@ impl CommandService {
         mut self,
         keyring: Arc<switchboard_codec::keyring::Keyring>,
     ) -> CommandService {
+        self.names = self.names.take().or_else(|| keyring.names());
         self.erasure_keys = Some(keyring.clone());
         self.keyring = Some(keyring);
         self
     }
 
-    /// Destroys data subjects' keys in this keyring when a contact is erased
-    /// ([`Command::EraseContact`]), whether or not this service seals new events: older
-    /// events may be sealed. Without it an erasure only records the event, and read models drop
-    /// the person.
+    /// Destroys data subjects' keys in this keyring when a contact or a conversation is erased
+    /// ([`Command::EraseContact`], [`Command::EraseConversation`]), whether or not this service
+    /// seals new events: older events may be sealed. Without it an erasure only records the
+    /// event, and read models drop the person.
+    /// Names new reservations of customers' values by the keyring's name key too (see
+    /// [`CommandService::with_reservation_names`]).
     pub fn with_erasure_keys(
         mut self,
         keyring: Arc<switchboard_codec::keyring::Keyring>,
     ) -> CommandService {
+        self.names = self.names.take().or_else(|| keyring.names());
         self.erasure_keys = Some(keyring);
+        self
+    }
+
+    /// Names the reservation streams of customers' values that are reserved from now on by a
+    /// keyed hash of the value (ADR 0007), so that no stream name, which the chain covers and
+    /// an erasure cannot change, holds a customer's address. A value still held under its plain
+    /// name (reserved before, or by a service without the key) stays there until released.
+    /// Every service writing to one store must use the same key (the master key's, which
+    /// [`CommandService::with_keyring`] and [`CommandService::with_erasure_keys`] take), or two
+    /// of them could each reserve one value under a name the other does not look at.
+    pub fn with_reservation_names(
+        mut self,
+        names: proto_events::streams::NameKey,
+    ) -> CommandService {
+        self.names = Some(names);
         self
     }
 
@@ -369,6 +442,24 @@ impl CommandService {
         // stopped before this step).
         if let Command::EraseContact { contact_id, .. } = &command {
             self.destroy_erased_keys(*contact_id).await?;
+        }
+        // The same for a conversation erased on its own: its files and its key.
+        if let Command::EraseConversation {
+            conversation_id,
+            prepared,
+            ..
+        } = &command
+            && matches!(
+                &outcome,
+                Ok(_)
+                    | Err(ServiceError::Domain(DomainError::Rejected {
+                        code: "ERASED",
+                        ..
+                    }))
+            )
+        {
+            self.finish_conversation_erasure(*conversation_id, prepared.as_deref())
+                .await?;
         }
         let outcome = outcome?;
         // Also after a repeat: the first attempt may have stopped before this step, and it is
@@ -875,6 +966,14 @@ impl Run<'_> {
                 prepared,
             } => {
                 self.erase_contact(*contact_id, reason, prepared.as_deref())
+                    .await
+            }
+            Command::EraseConversation {
+                conversation_id,
+                reason,
+                ..
+            } => {
+                self.erase_conversation_alone(*conversation_id, reason)
                     .await
             }
             Command::CreateCompany {

@@ -92,8 +92,11 @@ pub struct Scan {
     /// one of the identities.
     pub conversations: BTreeSet<Uuid>,
     /// Every blob the log's messages and replies reference (attachments, original e-mails), with
-    /// the conversations that reference it.
-    pub blobs: BTreeMap<String, BTreeSet<Uuid>>,
+    /// what references it.
+    pub blobs: BTreeMap<String, BTreeSet<Reference>>,
+    /// Every conversation the log shows erased (`ConversationErased`): references of theirs
+    /// keep no blob.
+    pub erased: BTreeSet<Uuid>,
     /// The last position read.
     pub head: Position,
 }
@@ -111,21 +114,45 @@ impl Scan {
         for (name, users) in later.blobs {
             self.blobs.entry(name).or_default().extend(users);
         }
+        self.erased.extend(later.erased);
         self.head = self.head.max(later.head);
     }
 
-    /// The blobs only `conversations` reference: what erasing them may delete.
-    pub fn blobs_only_of(&self, conversations: &BTreeSet<Uuid>) -> Vec<String> {
+    /// The blobs referenced only in `conversations`, in conversations erased before, or by
+    /// messages of `senders` (wherever they wrote: their files in someone else's conversation
+    /// are theirs): what erasing them may delete.
+    pub fn blobs_only_of(
+        &self,
+        conversations: &BTreeSet<Uuid>,
+        senders: &BTreeSet<Uuid>,
+    ) -> Vec<String> {
         self.blobs
             .iter()
-            .filter(|(_, users)| users.is_subset(conversations))
+            .filter(|(_, users)| {
+                users.iter().all(|user| {
+                    conversations.contains(&user.conversation_id)
+                        || self.erased.contains(&user.conversation_id)
+                        || user.sender.is_some_and(|sender| senders.contains(&sender))
+                })
+            })
             .map(|(sha256, _)| sha256.clone())
             .collect()
     }
 }
 
+/// What references a blob: a message (with its recognised sender) or a reply, in a
+/// conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reference {
+    /// The conversation it is in.
+    pub conversation_id: Uuid,
+    /// The contact the message came from; `None` for a reply, or a sender not recognised.
+    pub sender: Option<Uuid>,
+}
+
 /// Reads the whole log for the conversations of `contact_ids` and `identities` (compared as
-/// reservations compare them) and for every blob reference ([`Scan`]).
+/// reservations compare them), for every blob reference and for every erased conversation
+/// ([`Scan`]).
 pub async fn scan(
     store: &dyn EventStore,
     contact_ids: &BTreeSet<Uuid>,
@@ -155,6 +182,12 @@ pub async fn scan_after(
         after = last.position;
         found.head = after;
         for event in &page {
+            if event.event_type == "ConversationErased" {
+                if let DomainEvent::ConversationErased(e) = crate::codec::decode(event)?.payload {
+                    found.erased.insert(e.conversation_id);
+                }
+                continue;
+            }
             if !matches!(
                 event.event_type.as_str(),
                 "ConversationStarted"
@@ -175,7 +208,10 @@ pub async fn scan_after(
                         .blobs
                         .entry(blob.sha256.clone())
                         .or_default()
-                        .insert(conversation_id);
+                        .insert(Reference {
+                            conversation_id,
+                            sender: message.contact_id,
+                        });
                 }
                 message.contact_id.map(|c| (c, conversation_id))
             };
@@ -189,7 +225,10 @@ pub async fn scan_after(
                             .blobs
                             .entry(attachment.blob.sha256.clone())
                             .or_default()
-                            .insert(e.conversation_id);
+                            .insert(Reference {
+                                conversation_id: e.conversation_id,
+                                sender: None,
+                            });
                     }
                     None
                 }

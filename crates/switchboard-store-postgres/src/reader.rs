@@ -175,6 +175,7 @@ fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
         metadata: row.try_get(7).map_err(StoreError::backend)?,
         payload: row.try_get(8).map_err(StoreError::backend)?,
         sealed_payload: None,
+        stored_stream: None,
         hash: <[u8; 32]>::try_from(hash.as_slice())
             .map_err(|_| corrupt(format!("hash is {} bytes, not 32", hash.len())))?,
     })

@@ -297,6 +297,7 @@ fn decode_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
         metadata: row.get(7).map_err(StoreError::backend)?,
         payload: row.get(8).map_err(StoreError::backend)?,
         sealed_payload: None,
+        stored_stream: None,
         hash,
     })
 }

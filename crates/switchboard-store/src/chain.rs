@@ -64,7 +64,7 @@ impl RecordedEvent {
     pub fn canonical(&self) -> Canonical<'_> {
         Canonical {
             position: self.position,
-            stream: &self.stream,
+            stream: self.stored_stream(),
             stream_version: self.stream_version,
             event_id: self.event_id.as_bytes(),
             event_type: &self.event_type,

@@ -148,11 +148,17 @@ pub const KEY_CHECK: &str = "key-check";
 const FORMAT: &[u8; 3] = b"sb1";
 const NONCE_BYTES: usize = 24;
 
+/// The purpose the reservation names' key is derived for ([`MasterKey::derive`]).
+const NAME_KEY_PURPOSE: &str = "reservation stream names v1";
+
 /// Seals secrets into a [`SecretStore`] and opens them again.
 #[derive(Clone)]
 pub struct Vault {
     store: Arc<dyn SecretStore>,
     cipher: Arc<XChaCha20Poly1305>,
+    /// Derived from the master key for naming customers' reservation streams
+    /// ([`Vault::name_key`]).
+    name_key: [u8; KEY_BYTES],
 }
 
 impl Debug for Vault {
@@ -167,7 +173,14 @@ impl Vault {
         Vault {
             store,
             cipher: Arc::new(XChaCha20Poly1305::new((&key.0).into())),
+            name_key: key.derive(NAME_KEY_PURPOSE),
         }
+    }
+
+    /// The key that names customers' reservation streams (`proto_events::streams::NameKey`),
+    /// derived from the master key: the same on every node of one store.
+    pub fn name_key(&self) -> [u8; KEY_BYTES] {
+        self.name_key
     }
 
     /// Seals `value` under a fresh id and stores it; returns the id once it is durable.

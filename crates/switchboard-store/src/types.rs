@@ -138,6 +138,10 @@ pub struct RecordedEvent {
     /// The payload as stored, when `payload` was opened from it: what the hash covers, and what
     /// an export carries. `None`: `payload` is as stored.
     pub sealed_payload: Option<Vec<u8>>,
+    /// The stream's name as stored, when `stream` was redacted on reading: a reservation
+    /// stream named by an erased customer's value in the clear (ADR 0007). `None`: `stream` is
+    /// as stored.
+    pub stored_stream: Option<String>,
     /// `SHA-256(hash of the previous event ‖ canonical bytes of this one)`, see [`crate::chain`].
     pub hash: [u8; 32],
 }
@@ -146,6 +150,11 @@ impl RecordedEvent {
     /// The payload as stored (see [`RecordedEvent::sealed_payload`]).
     pub fn stored_payload(&self) -> &[u8] {
         self.sealed_payload.as_deref().unwrap_or(&self.payload)
+    }
+
+    /// The stream's name as stored (see [`RecordedEvent::stored_stream`]).
+    pub fn stored_stream(&self) -> &str {
+        self.stored_stream.as_deref().unwrap_or(&self.stream)
     }
 }
 

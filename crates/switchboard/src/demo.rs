@@ -97,22 +97,26 @@ pub async fn should_seed(store: &dyn EventStore) -> anyhow::Result<bool> {
 
 /// Seeds the demo organisation into `store` (which should be empty) with `conversations`
 /// conversations whose history ends shortly before `now`; inboxes without team e-mail get
-/// fallback addresses at `fallback_domain`.
+/// fallback addresses at `fallback_domain`. Customers' addresses are reserved under names keyed
+/// by `names`, as the server reserves them (ADR 0007).
 pub async fn seed(
     store: Arc<dyn EventStore>,
     now: DateTime<Utc>,
     conversations: usize,
     fallback_domain: &str,
+    names: Option<proto_events::streams::NameKey>,
 ) -> anyhow::Result<Seeded> {
     let started = Instant::now();
     let start = now - TimeDelta::days(HISTORY_DAYS + 1);
     let clock = Arc::new(ManualClock::new(start));
-    let service = Arc::new(
-        CommandService::open(store.clone(), clock.clone())
-            .await
-            .context("opening the seeding command service")?
-            .with_fallback_domain(fallback_domain),
-    );
+    let mut service = CommandService::open(store.clone(), clock.clone())
+        .await
+        .context("opening the seeding command service")?
+        .with_fallback_domain(fallback_domain);
+    if let Some(names) = names {
+        service = service.with_reservation_names(names);
+    }
+    let service = Arc::new(service);
     let reactor = RoutingReactor::spawn(service.clone());
     let mut seeder = Seeder {
         service,

@@ -6,8 +6,8 @@
 //! vault of channel secrets (its key checked against the store's) and, over it, the data
 //! subjects' keys everything reads the log through (`switchboard_codec::keyring`), the listening
 //! socket (early, so a taken port fails before any work), the demo seeding when asked for and the
-//! store is empty, the command service on the system clock, the routing reactor and the bot
-//! reactor, the delivery worker and the IMAP accounts' supervisor (when this node runs the
+//! store is empty, the command service on the system clock, the routing, bot and retention
+//! reactors, the delivery worker and the IMAP accounts' supervisor (when this node runs the
 //! workers), the projection runtime (`<data-dir>/read-models`) and the API. Running serves HTTP
 //! until the shutdown future resolves, then: subscriptions are closed
 //! ([`ApiState::begin_shutdown`]), in-flight requests get `shutdown_timeout` to finish, the
@@ -28,6 +28,7 @@ use switchboard_projector::ProjectionRuntime;
 use switchboard_service::CommandService;
 use switchboard_service::bot::BotReactor;
 use switchboard_service::reactor::RoutingReactor;
+use switchboard_service::retention::RetentionReactor;
 use switchboard_store::EventStore;
 use switchboard_store::secret::Vault;
 use tokio::net::TcpListener;
@@ -75,6 +76,8 @@ pub struct Application {
     reactor: RoutingReactor,
     /// Chat channels' bots (see `switchboard_service::bot`).
     bots: BotReactor,
+    /// Inboxes' retention periods (see `switchboard_service::retention`).
+    retention: RetentionReactor,
     delivery: Option<DeliveryWorker>,
     admin_token: Option<String>,
     seeded: Option<Seeded>,
@@ -94,7 +97,8 @@ pub struct Application {
 
 impl Application {
     /// Opens the store, seeds the demo if asked for (and the store is empty), starts the
-    /// command service, the routing and bot reactors and the projections, and binds the listener.
+    /// command service, the routing, bot and retention reactors and the projections, and binds
+    /// the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
@@ -142,6 +146,7 @@ impl Application {
                 Utc::now(),
                 demo::CONVERSATIONS,
                 &config.fallback_email_domain,
+                keyring.names(),
             )
             .await
             .context("seeding the demo organisation")?;
@@ -173,6 +178,7 @@ impl Application {
         let service = Arc::new(service);
         let reactor = RoutingReactor::spawn(service.clone());
         let bots = BotReactor::spawn(service.clone());
+        let retention = RetentionReactor::spawn(service.clone());
         let mut imap = Vec::new();
         for account in &config.imap {
             let ingester = switchboard_email::Ingester::new(service.clone(), store.clone());
@@ -275,6 +281,7 @@ impl Application {
             projections,
             reactor,
             bots,
+            retention,
             delivery,
             admin_token,
             seeded,
@@ -335,6 +342,7 @@ impl Application {
             projections,
             reactor,
             bots,
+            retention,
             smtp,
             delivery,
             imap,
@@ -458,6 +466,10 @@ impl Application {
         bots.task.abort();
         if let Ok(Err(error)) = bots.task.await {
             tracing::error!(%error, "the bot reactor had stopped");
+        }
+        retention.reactor.task.abort();
+        if let Ok(Err(error)) = retention.reactor.task.await {
+            tracing::error!(%error, "the retention reactor had stopped");
         }
         if let Some(accounts) = accounts {
             // Its importers stop between messages (a checkpoint is saved only once its message

@@ -99,6 +99,7 @@ pub fn concerns(event: &DomainEvent) -> Concerns {
         E::InboxMemberRemoved(e) => Concerns::inbox(e.inbox_id),
         E::InboxRestricted(e) => Concerns::inbox(e.inbox_id),
         E::InboxRestrictionLifted(e) => Concerns::inbox(e.inbox_id),
+        E::InboxRetentionSet(e) => Concerns::inbox(e.inbox_id),
         E::ChannelConnected(e) => Concerns::inbox(e.inbox_id),
         E::ChannelDisconnected(e) => Concerns::inbox(e.inbox_id),
         E::ChannelMoved(e) => Concerns::inbox(e.to_inbox_id),

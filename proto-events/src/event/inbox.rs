@@ -76,6 +76,17 @@ pub struct InboxRestrictionLifted {
     pub inbox_id: Uuid,
 }
 
+/// An inbox's retention period was set or cleared, replacing the previous one: from now on the
+/// retention reactor erases its conversations closed more than `closed_days` days ago (each
+/// erasure a `ConversationErased` of its own), or none when `None` (the default: kept forever).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRetentionSet {
+    /// The inbox.
+    pub inbox_id: Uuid,
+    /// How many days after being closed a conversation is erased (1 to 3650); `None`: never.
+    pub closed_days: Option<u32>,
+}
+
 /// The kind of a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -49,6 +49,16 @@ impl UniqueScope {
         }
     }
 
+    /// Whether the values of this scope are customers' (contacts' identities), whose
+    /// reservation streams are named by a keyed hash (`streams::NameKey`); users' and
+    /// channels' addresses are the company's and keep their names.
+    pub fn is_customers(self) -> bool {
+        match self {
+            Self::ContactEmail | Self::ContactChatVisitor | Self::ContactMessenger => true,
+            Self::UserEmail | Self::ChannelEmail => false,
+        }
+    }
+
     /// The scope and raw value under which a contact's identity is reserved.
     pub fn of_identity(identity: &Identity) -> (Self, &str) {
         match identity {

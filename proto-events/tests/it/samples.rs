@@ -283,6 +283,11 @@ pub(crate) fn samples() -> Vec<DomainEvent> {
             inbox_id: id(INBOX),
         }
         .into(),
+        InboxRetentionSet {
+            inbox_id: id(INBOX),
+            closed_days: Some(30),
+        }
+        .into(),
         ChannelConnected {
             channel_id: id(CHANNEL),
             inbox_id: id(INBOX),

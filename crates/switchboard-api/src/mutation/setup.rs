@@ -1,5 +1,6 @@
 //! Mutations of the organisation's setup: time zone and business hours, users (role,
-//! availability, capacity, notification settings), teams, inboxes (members, team restriction).
+//! availability, capacity, notification settings), teams, inboxes (members, team restriction,
+//! retention).
 //!
 //! All of them are for admins and super admins, except that users set their own availability
 //! and notification settings; the write side (`switchboard_domain::setup`) decides, so a refusal
@@ -466,6 +467,26 @@ pub(crate) struct LiftInboxRestrictionInput {
 payload! {
     /// Result of `liftInboxRestriction`.
     LiftInboxRestrictionPayload {
+        /// The inbox.
+        inbox: Inbox,
+    }
+}
+
+/// Input of `setInboxRetention`.
+#[derive(Debug, InputObject)]
+pub(crate) struct SetInboxRetentionInput {
+    /// Idempotency key: repeating a mutation with the same key returns the first result.
+    client_mutation_id: Option<String>,
+    /// The inbox.
+    inbox_id: ID,
+    /// Conversations closed more than this many days ago are erased (1 to 3650); null keeps
+    /// them forever. Replaces the previous period.
+    closed_days: Option<u32>,
+}
+
+payload! {
+    /// Result of `setInboxRetention`.
+    SetInboxRetentionPayload {
         /// The inbox.
         inbox: Inbox,
     }
@@ -980,6 +1001,30 @@ impl SetupMutation {
         let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
         let inbox = inbox_after(ctx, &executed, Some(inbox_id)).await?;
         Ok(LiftInboxRestrictionPayload {
+            result: executed.result,
+            inbox,
+        })
+    }
+
+    /// Sets how long an inbox keeps its conversations once closed (admins): from then on,
+    /// those closed more than `closedDays` days ago are erased (GDPR storage limitation), each
+    /// erasure recorded in the audit trail; null keeps them forever (the default). An erased
+    /// conversation leaves every view and its files are deleted; what its sender wrote before
+    /// being a known contact becomes unreadable in the log at once, what a known contact wrote
+    /// when that contact is erased.
+    async fn set_inbox_retention(
+        &self,
+        ctx: &Context<'_>,
+        input: SetInboxRetentionInput,
+    ) -> async_graphql::Result<SetInboxRetentionPayload> {
+        let inbox_id = ids::decode(&input.inbox_id, Kind::Inbox, "inboxId")?;
+        let command = SetupCommand::SetInboxRetention {
+            inbox_id,
+            closed_days: input.closed_days,
+        };
+        let executed = setup(ctx, input.client_mutation_id, command, &[]).await?;
+        let inbox = inbox_after(ctx, &executed, Some(inbox_id)).await?;
+        Ok(SetInboxRetentionPayload {
             result: executed.result,
             inbox,
         })

@@ -106,6 +106,11 @@ impl Inbox {
     async fn restricted(&self) -> bool {
         self.0.restricted_to.is_some()
     }
+    /// How many days after being closed its conversations are erased (`setInboxRetention`);
+    /// null: they are kept forever.
+    async fn retention_days(&self) -> Option<u32> {
+        self.0.retention_days
+    }
     /// The teams it is restricted to; empty when it is not restricted.
     async fn restricted_to_teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
         let view = state(ctx).directory().await?;

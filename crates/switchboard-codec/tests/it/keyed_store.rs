@@ -110,3 +110,64 @@ async fn sealed_events_read_opened_everywhere_and_verify_as_stored() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A reservation stream named by a customer's address in the clear (written before names were
+/// keyed): once its holder is erased, it reads as `unique-contact-email-(erased)` through the
+/// keys and in an export, with its value redacted, and the chain still verifies over the
+/// stored name; another customer's reservation is untouched.
+#[tokio::test]
+async fn a_plain_reservation_name_reads_redacted_once_its_holder_is_erased() {
+    use proto_events::event::{UniqueScope, UniqueValueReserved};
+    use proto_events::streams;
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate();
+    let store = keyed(dir.path(), &master);
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    for (contact, address) in [(ada, "ada@example.com"), (bob, "bob@example.com")] {
+        let event: DomainEvent = UniqueValueReserved {
+            scope: UniqueScope::ContactEmail,
+            value: address.into(),
+            owner_stream: streams::contact(contact),
+        }
+        .into();
+        store
+            .append(
+                &streams::unique(UniqueScope::ContactEmail, address),
+                ExpectedVersion::NoStream,
+                vec![switchboard_codec::encode(&event, &metadata())],
+            )
+            .await
+            .unwrap();
+    }
+    store.keyring().destroy(ada).await.unwrap();
+
+    let after = {
+        drop(store);
+        keyed(dir.path(), &master)
+    };
+    let all = after.read_all(Position::START, 10).await.unwrap();
+    assert_eq!(all[0].stream, "unique-contact-email-(erased)");
+    assert_eq!(
+        all[0].stored_stream(),
+        streams::unique(UniqueScope::ContactEmail, "ada@example.com")
+    );
+    let DomainEvent::UniqueValueReserved(reserved) = payload_of(&all[0]) else {
+        panic!("not a reservation");
+    };
+    assert_eq!(reserved.value, "");
+    assert_eq!(all[1].stream, "unique-contact-email-bob@example.com");
+    assert_eq!(all[1].stored_stream, None);
+    match chain::verify(&after).await.unwrap() {
+        Verification::Intact { events: 2, .. } => {}
+        other => panic!("{other:?}"),
+    }
+
+    // As `export` reads it: the log as stored, redacted through the keyring.
+    drop(after);
+    let raw = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let keyring = Keyring::new(Vault::new(raw.secrets(), &master));
+    let mut stored = raw.read_all(Position::START, 10).await.unwrap();
+    assert!(keyring.redact_erased(&mut stored[0]).await.unwrap());
+    assert_eq!(stored[0].stream, "unique-contact-email-(erased)");
+    assert!(!keyring.redact_erased(&mut stored[1]).await.unwrap());
+}

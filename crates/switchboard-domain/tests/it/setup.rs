@@ -890,6 +890,87 @@ fn inbox_restriction_hides_the_inbox_from_members_outside_the_teams() {
 }
 
 #[test]
+fn inbox_retention_is_set_and_cleared_by_admins_within_bounds() {
+    let set = |days: Option<u32>| C::SetInboxRetention {
+        inbox_id: id(SUPPORT),
+        closed_days: days,
+    };
+    let directory = given(organisation()).when(user(ADMIN), set(Some(30))).then(
+        &streams::inbox(id(SUPPORT)),
+        vec![
+            InboxRetentionSet {
+                inbox_id: id(SUPPORT),
+                closed_days: Some(30),
+            }
+            .into(),
+        ],
+    );
+    assert_eq!(directory.inboxes[&id(SUPPORT)].retention_days, Some(30));
+    assert_eq!(
+        directory.inboxes[&id(SUPPORT)].restricted_to,
+        None,
+        "nothing else of the inbox changes"
+    );
+    given(organisation()).when(system(), set(Some(3650))).then(
+        &streams::inbox(id(SUPPORT)),
+        vec![
+            InboxRetentionSet {
+                inbox_id: id(SUPPORT),
+                closed_days: Some(3650),
+            }
+            .into(),
+        ],
+    );
+
+    let retained = || {
+        given(organisation()).and([InboxRetentionSet {
+            inbox_id: id(SUPPORT),
+            closed_days: Some(30),
+        }
+        .into()])
+    };
+    let cleared = retained().when(user(ADMIN), set(None)).then(
+        &streams::inbox(id(SUPPORT)),
+        vec![
+            InboxRetentionSet {
+                inbox_id: id(SUPPORT),
+                closed_days: None,
+            }
+            .into(),
+        ],
+    );
+    assert_eq!(cleared.inboxes[&id(SUPPORT)].retention_days, None);
+
+    // The same value again writes nothing: refused as unchanged, like a role or availability.
+    retained()
+        .when(user(ADMIN), set(Some(30)))
+        .then_rejected("UNCHANGED");
+    given(organisation())
+        .when(user(ADMIN), set(None))
+        .then_rejected("UNCHANGED");
+
+    for days in [0, 3651, u32::MAX] {
+        given(organisation())
+            .when(user(ADMIN), set(Some(days)))
+            .then_invalid("closedDays");
+    }
+    for who in [AGENT, AUDITOR, OUTSIDER] {
+        given(organisation())
+            .when(user(who), set(Some(30)))
+            .then_forbidden();
+    }
+    given(organisation())
+        .when(
+            user(ADMIN),
+            C::SetInboxRetention {
+                inbox_id: id(404),
+                closed_days: Some(30),
+            },
+        )
+        .then_error(DomainError::NotFound { what: "inbox" });
+}
+
+#[test]
 fn bots_are_registered_by_admins_once_under_a_free_name() {
     use proto_events::event::BotCreated;
     let created = given(organisation())

@@ -85,18 +85,16 @@ impl Run<'_> {
     /// here are released again and the `TAKEN` rejection is returned.
     async fn reserve(&self, contact_id: Uuid, identities: &[Identity]) -> Result<(), ServiceError> {
         for (i, identity) in identities.iter().enumerate() {
-            let (state, version) = self.reservation(identity).await?;
+            let (stream, state, version) = self.reservation(identity).await?;
             match reservation::decide_reserve(&state, contact_id) {
                 Ok(events) => {
-                    self.append_unchecked(&state.stream(), version, events)
-                        .await?;
+                    self.append_unchecked(&stream, version, events).await?;
                 }
                 Err(taken) => {
                     for earlier in &identities[..i] {
-                        let (state, version) = self.reservation(earlier).await?;
+                        let (stream, state, version) = self.reservation(earlier).await?;
                         let events = reservation::decide_release(&state, contact_id);
-                        self.append_unchecked(&state.stream(), version, events)
-                            .await?;
+                        self.append_unchecked(&stream, version, events).await?;
                     }
                     return Err(taken.into());
                 }
@@ -105,13 +103,13 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The reservation of `identity`, its stream and version
+    /// ([`CommandService::reservation_of`]).
     async fn reservation(
         &self,
         identity: &Identity,
-    ) -> Result<(Reservation, Option<u64>), ServiceError> {
-        let initial = Reservation::of_identity(identity);
-        let stream = initial.stream();
-        self.load(&stream, initial, Reservation::evolve).await
+    ) -> Result<(String, Reservation, Option<u64>), ServiceError> {
+        self.service.reservation_of(identity).await
     }
 
     /// Erases a contact (ADR 0007), with the contacts merged into it and the conversations
@@ -176,30 +174,18 @@ impl Run<'_> {
             }
             for (person, identities) in &family.members {
                 for identity in identities {
-                    let (reservation, version) = self.reservation(identity).await?;
+                    let (stream, reservation, version) = self.reservation(identity).await?;
                     let events = reservation::decide_release(&reservation, *person);
-                    self.append_unchecked(&reservation.stream(), version, events)
-                        .await?;
+                    self.append_unchecked(&stream, version, events).await?;
                 }
             }
         }
-        // Their files, unless a conversation not erased shows them too (the same attachment
-        // sent by someone else), before the keys are destroyed (their names are sealed).
-        let mut blobs = scan.blobs_only_of(&erased);
-        if !blobs.is_empty() {
-            // What was referenced since the scan (the same file sent by someone else meanwhile,
-            // stored once by its name) is kept. Between this read and the delete the window is
-            // one round trip; a reference made in it loses the file (ADR 0007).
-            let since = crate::subject::scan_after(
-                self.service.store.as_ref(),
-                scan.head,
-                &BTreeSet::new(),
-                &[],
-            )
+        // Their files, those they sent into someone else's conversation too, unless someone
+        // else's message or reply shows them as well (the same attachment sent by someone else),
+        // before the keys are destroyed (their names are sealed).
+        self.service
+            .delete_files_only_of(&scan, &erased, &ids)
             .await?;
-            blobs.retain(|name| !since.blobs.contains_key(name));
-            self.service.store.blobs().delete(&blobs).await?;
-        }
         let events = contact::decide(
             &state,
             &ContactCommand::Erase {
@@ -268,10 +254,9 @@ impl Run<'_> {
         )
         .await?;
         for identity in &decision.transfers {
-            let (state, version) = self.reservation(identity).await?;
+            let (stream, state, version) = self.reservation(identity).await?;
             let events = reservation::decide_transfer(&state, merge.merged_id, merge.survivor_id)?;
-            self.append_unchecked(&state.stream(), version, events)
-                .await?;
+            self.append_unchecked(&stream, version, events).await?;
         }
         let survivor_ref = RecordRef {
             kind: RecordKind::Contact,

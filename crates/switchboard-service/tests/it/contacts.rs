@@ -192,6 +192,119 @@ async fn linking_a_taken_identity_is_refused_and_merging_moves_it() {
     }
 }
 
+/// Every stream name in the log.
+async fn stream_names(store: &dyn EventStore) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut after = switchboard_store::Position::START;
+    loop {
+        let page = store.read_all(after, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        names.extend(page.into_iter().map(|e| e.stream));
+    }
+    names
+}
+
+/// With the name key (ADR 0007), a customer's address is reserved under a keyed name, so no
+/// stream name holds it; one reserved before under its plain name stays held there, is refused
+/// to others and moves with a merge there, and only a free value goes to its keyed name.
+#[tokio::test]
+async fn customers_addresses_are_reserved_under_keyed_names_and_plain_ones_still_hold() {
+    use proto_events::event::UniqueScope;
+    use proto_events::streams::NameKey;
+    let app = app().await;
+    let names = NameKey::new([7; 32]);
+    let keyed = app_service(&app)
+        .await
+        .with_reservation_names(names.clone());
+    // Reserved in the clear, by a service from before.
+    let old = Uuid::now_v7();
+    app.service
+        .execute(
+            CommandMeta::by(admin()),
+            create(old, vec![email("old@example.com")]),
+        )
+        .await
+        .unwrap();
+    let plain = streams::unique(UniqueScope::ContactEmail, "old@example.com");
+    assert_eq!(app.store.stream_version(&plain).await.unwrap(), Some(0));
+
+    let result = keyed
+        .execute(
+            CommandMeta::by(admin()),
+            create(Uuid::now_v7(), vec![email("OLD@example.com")]),
+        )
+        .await;
+    assert!(taken_by(result).contains(&old.to_string()));
+
+    let new = Uuid::now_v7();
+    keyed
+        .execute(
+            CommandMeta::by(admin()),
+            create(new, vec![email("New@Example.com")]),
+        )
+        .await
+        .unwrap();
+    let at = names.unique(UniqueScope::ContactEmail, "new@example.com");
+    assert!(at.starts_with("unique-contact-email-#"), "{at}");
+    assert_eq!(
+        read(&(Arc::new(app.store.clone()) as Arc<dyn EventStore>), &at).await[0].event_type,
+        "UniqueValueReserved"
+    );
+    let result = keyed
+        .execute(
+            CommandMeta::by(admin()),
+            create(Uuid::now_v7(), vec![email("new@example.COM")]),
+        )
+        .await;
+    assert!(taken_by(result).contains(&new.to_string()));
+    assert_eq!(
+        keyed
+            .contact_holding(&email("NEW@example.com"))
+            .await
+            .unwrap(),
+        Some(new)
+    );
+
+    // A merge moves the plain reservation where it is: still nobody else's.
+    keyed
+        .execute(
+            CommandMeta::by(admin()),
+            Command::MergeContacts(MergeContacts {
+                survivor_id: new,
+                merged_id: old,
+            }),
+        )
+        .await
+        .unwrap();
+    let result = keyed
+        .execute(
+            CommandMeta::by(admin()),
+            create(Uuid::now_v7(), vec![email("old@example.com")]),
+        )
+        .await;
+    assert!(taken_by(result).contains(&new.to_string()));
+    assert_eq!(
+        keyed
+            .contact_holding(&email("old@example.com"))
+            .await
+            .unwrap(),
+        Some(new)
+    );
+
+    let names_in_log = stream_names(&app.store).await;
+    assert!(
+        !names_in_log.iter().any(|n| n.contains("new@")),
+        "{names_in_log:?}"
+    );
+    assert!(
+        names_in_log
+            .iter()
+            .all(|n| !n.contains("old@") || *n == plain),
+        "{names_in_log:?}"
+    );
+}
+
 #[tokio::test]
 async fn records_are_created_and_associated_once() {
     let app = app().await;
@@ -690,13 +803,34 @@ async fn mail_with_file(
     file: &switchboard_store::blob::Blob,
     original: &switchboard_store::blob::Blob,
 ) -> Uuid {
-    use proto_events::event::{Attachment, BlobRef, ChannelKind, RawMessage};
+    threaded_mail_with_file(service, channel, from, None, file, original).await
+}
+
+/// [`mail_with_file`] with a Message-ID (`<sha256 of the original>@test`), answering the mail
+/// whose original is `answers`: it goes into that mail's conversation.
+async fn threaded_mail_with_file(
+    service: &switchboard_service::CommandService,
+    channel: Uuid,
+    from: &str,
+    answers: Option<&switchboard_store::blob::Blob>,
+    file: &switchboard_store::blob::Blob,
+    original: &switchboard_store::blob::Blob,
+) -> Uuid {
+    use proto_events::event::{Attachment, BlobRef, ChannelKind, EmailHeaders, RawMessage};
     let reference = |blob: &switchboard_store::blob::Blob| BlobRef {
         sha256: blob.sha256().to_owned(),
         size: blob.bytes().len() as u64,
     };
+    let id = |blob: &switchboard_store::blob::Blob| format!("<{}@test>", blob.sha256());
     let mut command = inbound(channel, ChannelKind::Email, email(from), "see attached");
     if let Command::ReceiveMessage { message, .. } = &mut command {
+        message.email = Some(EmailHeaders {
+            message_id: id(original),
+            in_reply_to: answers.map(id),
+            references: answers.map(id).into_iter().collect(),
+            to: vec!["support@acme.test".into()],
+            cc: Vec::new(),
+        });
         message.attachments = vec![Attachment {
             blob: reference(file),
             file_name: Some("order.pdf".into()),
@@ -739,6 +873,9 @@ async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too(
             access: proto_events::event::EmailAccess::Shared,
         }),
         create(zelda, vec![email("zelda@quibble.example")]),
+        // Otto is a contact: his conversation is his (one without a contact would become the
+        // first recognised sender's, Zelda's, when she writes in it).
+        create(Uuid::now_v7(), vec![email("otto@example.org")]),
     ] {
         service
             .execute(CommandMeta::by(admin()), command)
@@ -758,9 +895,23 @@ async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too(
     )
     .await;
     mail_with_file(&service, channel, "zelda@quibble.example", &hers, &her_mail).await;
-    mail_with_file(&service, channel, "otto@example.org", &shared, &otto_mail).await;
+    let ottos = mail_with_file(&service, channel, "otto@example.org", &shared, &otto_mail).await;
+    // She answers Otto's mail too (copied on it), with a file of hers: his conversation stays,
+    // her file in it goes.
+    let in_ottos = Blob::new(b"Zelda's photo, sent into Otto's thread".to_vec());
+    let her_answer = Blob::new(b"From: zelda@quibble.example\r\n\r\nRe: Otto".to_vec());
+    let answered = threaded_mail_with_file(
+        &service,
+        channel,
+        "zelda@quibble.example",
+        Some(&otto_mail),
+        &in_ottos,
+        &her_answer,
+    )
+    .await;
+    assert_eq!(answered, ottos, "her answer is in Otto's conversation");
 
-    service
+    let erased = service
         .execute(
             CommandMeta::by(admin()),
             Command::EraseContact {
@@ -774,6 +925,24 @@ async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too(
     let blobs = keyed.blobs();
     assert_eq!(blobs.get(hers.sha256()).await.unwrap(), None);
     assert_eq!(blobs.get(her_mail.sha256()).await.unwrap(), None);
+    assert_eq!(blobs.get(in_ottos.sha256()).await.unwrap(), None);
+    assert_eq!(blobs.get(her_answer.sha256()).await.unwrap(), None);
+    let erased_conversations = match keyed
+        .read_stream(
+            &streams::contact(zelda),
+            Direction::Backwards,
+            StreamFrom::End,
+            1,
+        )
+        .await
+        .unwrap()
+        .first()
+        .map(|e| switchboard_codec::decode(e).unwrap().payload)
+    {
+        Some(proto_events::DomainEvent::ContactErased(e)) => e.conversation_ids,
+        other => panic!("{other:?} after {erased:?}"),
+    };
+    assert!(!erased_conversations.contains(&ottos), "Otto's stays");
     assert_eq!(
         blobs.get(shared.sha256()).await.unwrap().as_deref(),
         Some(shared.bytes())

@@ -6,6 +6,7 @@
 mod bots;
 mod contacts;
 mod inbox;
+mod retention;
 mod routing;
 mod service;
 mod support;

@@ -11,6 +11,7 @@ mod commands;
 mod config;
 #[path = "../../../switchboard-email/tests/it/dovecot.rs"]
 mod dovecot;
+mod erasure;
 mod privacy;
 mod server;
 mod support;

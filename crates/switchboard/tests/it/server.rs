@@ -1159,7 +1159,7 @@ async fn mail_in_reply_out_and_the_customers_answer_reopens_the_conversation() {
 }
 
 /// Every byte of the files in `dir` (recursively), for searching them.
-fn bytes_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+pub(crate) fn bytes_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

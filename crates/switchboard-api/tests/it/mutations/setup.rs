@@ -154,6 +154,85 @@ async fn admins_build_the_organisation_and_objects_appear() {
 }
 
 #[tokio::test]
+async fn admins_set_how_long_an_inbox_keeps_closed_conversations() {
+    let api = TestApi::start().await;
+    let admin = api.admin;
+    let agent = api.user("agent@acme.test", Role::Agent).await;
+    let inbox = succeed(
+        &api,
+        admin,
+        "createInbox",
+        json!({"name": "Support"}),
+        "inbox { id retentionDays }",
+    )
+    .await["inbox"]
+        .clone();
+    assert_eq!(
+        inbox["retentionDays"],
+        json!(null),
+        "kept forever by default"
+    );
+    let inbox = inbox["id"].clone();
+    let set = succeed(
+        &api,
+        admin,
+        "setInboxRetention",
+        json!({"inboxId": inbox, "closedDays": 30}),
+        "inbox { id retentionDays }",
+    )
+    .await;
+    assert_eq!(set["inbox"]["retentionDays"], 30);
+    let read_back = read(
+        &api,
+        admin,
+        &set["consistencyToken"],
+        "query($id: ID!) { node(id: $id) { ... on Inbox { retentionDays } } }",
+        json!({"id": inbox}),
+    )
+    .await;
+    assert_eq!(read_back["node"]["retentionDays"], 30);
+
+    refuse(
+        &api,
+        admin,
+        "setInboxRetention",
+        json!({"inboxId": inbox, "closedDays": 30}),
+        Some("closedDays"),
+        "UNCHANGED",
+    )
+    .await;
+    for days in [0, 3651] {
+        refuse(
+            &api,
+            admin,
+            "setInboxRetention",
+            json!({"inboxId": inbox, "closedDays": days}),
+            Some("closedDays"),
+            "INVALID",
+        )
+        .await;
+    }
+    fail(
+        &api,
+        agent,
+        "setInboxRetention",
+        json!({"inboxId": inbox, "closedDays": 7}),
+        "FORBIDDEN",
+    )
+    .await;
+
+    let cleared = succeed(
+        &api,
+        admin,
+        "setInboxRetention",
+        json!({"inboxId": inbox, "closedDays": null}),
+        "inbox { retentionDays }",
+    )
+    .await;
+    assert_eq!(cleared["inbox"]["retentionDays"], json!(null));
+}
+
+#[tokio::test]
 async fn agents_change_only_their_own_settings() {
     let api = TestApi::start().await;
     let agent = api.user("agent@acme.test", Role::Agent).await;
