@@ -502,6 +502,9 @@ fn to_key(subject: Uuid, bytes: &[u8]) -> Result<SubjectKey, StoreError> {
     })
 }
 
+/// The most events a subscription through [`KeyedStore`] opens together.
+const SUBSCRIBE_RUN: usize = 4096;
+
 /// Any [`EventStore`], read through a [`Keyring`]: events come back opened (see the module docs);
 /// everything else is the store's own.
 #[derive(Debug, Clone)]
@@ -629,18 +632,39 @@ impl EventStore for KeyedStore {
         self.inner.head().await
     }
 
+    /// The inner store's subscription, opened a run at a time: whatever it has ready (up to
+    /// [`SUBSCRIBE_RUN`] events) is opened together, with one look-up of their keys, as reads
+    /// are. One at a time, a catching-up projector got its events as a trickle and committed a
+    /// batch for each (a sealed rebuild ran at a fifteenth of the speed of one in the clear).
     fn subscribe_all(&self, after: Position) -> EventStream {
         let keyring = self.keyring.clone();
         self.inner
             .subscribe_all(after)
-            .then(move |item| {
+            .ready_chunks(SUBSCRIBE_RUN)
+            .then(move |items| {
                 let keyring = keyring.clone();
                 async move {
-                    let event = item?;
-                    let mut opened = open_all(&keyring, vec![event]).await?;
-                    opened.pop().ok_or(StoreError::Closed)
+                    let mut events = Vec::with_capacity(items.len());
+                    let mut failed = None;
+                    for item in items {
+                        match item {
+                            Ok(event) => events.push(event),
+                            Err(error) => {
+                                failed = Some(error);
+                                break;
+                            }
+                        }
+                    }
+                    let mut out: Vec<Result<RecordedEvent, StoreError>> =
+                        match open_all(&keyring, events).await {
+                            Ok(opened) => opened.into_iter().map(Ok).collect(),
+                            Err(error) => vec![Err(error)],
+                        };
+                    out.extend(failed.map(Err));
+                    futures::stream::iter(out)
                 }
             })
+            .flatten()
             .boxed()
     }
 
