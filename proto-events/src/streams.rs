@@ -121,10 +121,20 @@ impl std::fmt::Debug for NameKey {
     }
 }
 
-/// What marks a keyed value in a reservation stream's name: no plain value of the scopes that
-/// are keyed starts with it (an e-mail address has an `@`, and a keyed name is 65 bytes of
-/// which the `@` is none).
+/// What marks a keyed value in a reservation stream's name: `#` and 64 lower-case hex digits
+/// ([`is_keyed`]), which no plain value of the scopes that are keyed is (an e-mail address has
+/// an `@`; a visitor id or a PSID of that form would have to be the HMAC of another value).
 const KEYED: char = '#';
+
+/// Whether the value part of a reservation stream's name is a keyed one ([`NameKey::unique`]).
+fn is_keyed(value: &str) -> bool {
+    value.strip_prefix(KEYED).is_some_and(|digest| {
+        digest.len() == 64
+            && digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
 
 impl NameKey {
     /// A key from its bytes (see `MasterKey::derive`).
@@ -168,7 +178,7 @@ pub fn erased_reservation_name(stream: &str) -> Option<String> {
     .into_iter()
     .find_map(|scope| {
         let value = rest.strip_prefix(scope.as_str())?.strip_prefix('-')?;
-        (!value.starts_with(KEYED) && value != ERASED_VALUE)
+        (!is_keyed(value) && value != ERASED_VALUE)
             .then(|| format!("{UNIQUE}-{}-{ERASED_VALUE}", scope.as_str()))
     })
 }

@@ -249,13 +249,17 @@ impl Vault {
     /// start on [`StoreError::Unsealable`] (another node's key, a lost or changed key), rather
     /// than fail on every password later.
     pub async fn check_key(&self) -> Result<(), StoreError> {
-        match self.store.get(KEY_CHECK).await? {
-            Some(sealed) => self.open(KEY_CHECK, &sealed).map(|_| ()),
+        let sealed = match self.store.get(KEY_CHECK).await? {
+            Some(sealed) => sealed,
+            // Two nodes starting at once on a new store with different keys: the first check
+            // stored wins, and the other node's key fails it (with `put`, each would have
+            // passed, and named customers' reservations differently).
             None => {
                 let sealed = self.seal(KEY_CHECK, KEY_CHECK.as_bytes())?;
-                self.store.put(KEY_CHECK, sealed).await
+                self.store.put_if_absent(KEY_CHECK, sealed).await?
             }
-        }
+        };
+        self.open(KEY_CHECK, &sealed).map(|_| ())
     }
 
     fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -329,6 +333,39 @@ mod tests {
             let mut rows = self.0.lock().unwrap();
             Ok(rows.entry(name.to_owned()).or_insert(sealed).clone())
         }
+    }
+
+    /// [`Rows`] whose reads never see a row: two nodes reading before either wrote.
+    #[derive(Debug, Default)]
+    struct Unseen(Rows);
+
+    #[async_trait]
+    impl SecretStore for Unseen {
+        async fn put(&self, name: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+            self.0.put(name, sealed).await
+        }
+        async fn get(&self, _name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+            self.0.delete(name).await
+        }
+        async fn put_if_absent(&self, name: &str, sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+            self.0.put_if_absent(name, sealed).await
+        }
+    }
+
+    #[tokio::test]
+    async fn of_two_keys_checked_at_once_on_a_new_store_only_the_first_passes() {
+        let rows: Arc<dyn SecretStore> = Arc::new(Unseen::default());
+        let first = Vault::new(rows.clone(), &MasterKey::generate());
+        let second = Vault::new(rows, &MasterKey::generate());
+        first.check_key().await.unwrap();
+        first.check_key().await.unwrap();
+        assert!(matches!(
+            second.check_key().await,
+            Err(StoreError::Unsealable { .. })
+        ));
     }
 
     #[tokio::test]

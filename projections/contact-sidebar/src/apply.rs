@@ -37,6 +37,8 @@ struct Conversation {
     subject: Option<String>,
     last_preview: Option<String>,
     last_direction: Option<&'static str>,
+    /// The contact who wrote the last message, if recognised.
+    last_sender_id: Option<String>,
     started_at: Option<i64>,
     last_activity: i64,
 }
@@ -71,15 +73,16 @@ impl Conversations {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, contact_id, inbox_id, status,
                      private_owner_user_id, subject, last_preview, last_direction, started_at,
-                     last_activity)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     last_activity, last_sender_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (conversation_id) DO UPDATE SET
                      contact_id = excluded.contact_id, inbox_id = excluded.inbox_id,
                      status = excluded.status,
                      private_owner_user_id = excluded.private_owner_user_id,
                      subject = excluded.subject, last_preview = excluded.last_preview,
                      last_direction = excluded.last_direction, started_at = excluded.started_at,
-                     last_activity = excluded.last_activity",
+                     last_activity = excluded.last_activity,
+                     last_sender_id = excluded.last_sender_id",
                 params![
                     id.to_string(),
                     c.contact_id,
@@ -91,6 +94,7 @@ impl Conversations {
                     c.last_direction,
                     c.started_at,
                     c.last_activity,
+                    c.last_sender_id,
                 ],
             )?;
         }
@@ -102,7 +106,7 @@ impl Conversations {
 fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conversation>> {
     tx.query_row_cached(
         "SELECT contact_id, inbox_id, status, private_owner_user_id, subject,
-                     last_preview, last_direction, started_at, last_activity
+                     last_preview, last_direction, started_at, last_activity, last_sender_id
                  FROM conversations WHERE conversation_id = ?1",
         [id.to_string()],
         |r| {
@@ -123,6 +127,7 @@ fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv
                 },
                 started_at: r.get(7)?,
                 last_activity: r.get(8)?,
+                last_sender_id: r.get(9)?,
             })
         },
     )
@@ -428,8 +433,14 @@ fn contact_erased(
     for conversation in &e.conversation_ids {
         conversation_erased(tx, conversations, *conversation)?;
     }
+    // The batch's rows first, so that the statements see (and change) them all.
+    conversations.flush(tx)?;
     // `?1` and the contacts merged into it (their survivor is always this one, one hop).
     let statements = [
+        // Their words as the last message of a conversation that stays (someone else's).
+        "UPDATE conversations SET last_preview = '', last_sender_id = NULL
+             WHERE last_sender_id = ?1
+                OR last_sender_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
         "DELETE FROM contact_properties WHERE contact_id = ?1
              OR contact_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
         "DELETE FROM contact_identities WHERE contact_id = ?1
@@ -521,6 +532,7 @@ fn conversation_started(
                 subject: None,
                 last_preview: None,
                 last_direction: None,
+                last_sender_id: None,
                 started_at: Some(at),
                 last_activity: at,
             });
@@ -547,18 +559,22 @@ fn message(
     slot.1 = true;
     match &mut slot.0 {
         Some(c) => {
-            if contact.is_some() {
-                c.contact_id = contact;
+            // The contact it first had stays: someone else writing in it (copied on the
+            // thread) does not take it over.
+            if c.contact_id.is_none() {
+                c.contact_id.clone_from(&contact);
             }
             if c.subject.is_none() {
                 c.subject = subject.map(str::to_owned);
             }
             c.last_preview = Some(preview);
             c.last_direction = Some(direction);
+            c.last_sender_id = contact;
             c.last_activity = c.last_activity.max(at);
         }
         None => {
             slot.0 = Some(Conversation {
+                last_sender_id: contact.clone(),
                 contact_id: contact,
                 inbox_id: inbox.to_string(),
                 status: "open",

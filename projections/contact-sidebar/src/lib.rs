@@ -56,7 +56,10 @@ impl Projector for ContactSidebar {
         // 3: erasure; tickets keep the conversation they were made from; deleted rows are
         // overwritten, so a file written before (with old rows' text in free space) is built
         // again.
-        3
+        // 4: a conversation keeps the contact it first had (another contact writing in it
+        // does not take it over), and the sender of its last message (`last_sender_id`), whose
+        // erasure empties the preview.
+        4
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

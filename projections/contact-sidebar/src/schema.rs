@@ -68,6 +68,8 @@ CREATE TABLE conversations (
     subject               TEXT,
     last_preview          TEXT,
     last_direction        TEXT,
+    -- The contact who wrote the last message, if recognised: its erasure empties the preview.
+    last_sender_id        TEXT,
     started_at            INTEGER,
     last_activity         INTEGER NOT NULL
 ) STRICT;

@@ -607,11 +607,10 @@ fn received<'e>(ctx: &mut Ctx<'_, '_, 'e>, e: &'e MessageReceived) -> Result<(),
     if h.contact_id.is_none() {
         h.contact_id = m.contact_id.map(|id| id.to_string());
     }
-    let foreign = foreign::is_foreign(m.contact_id, h.contact_id.as_deref());
     ctx.previews.insert(e.conversation_id, &m.body_text);
     h.last_message_at = Some(at);
     h.touch(at);
-    if let Some(sender) = foreign {
+    if let Some(sender) = m.contact_id {
         foreign::note(ctx.tx, sender, ctx.position, e.conversation_id)?;
     }
     record_files(ctx, e.conversation_id, &m.attachments, m.raw.as_ref())?;
@@ -711,8 +710,7 @@ fn filtered(ctx: &mut Ctx<'_, '_, '_>, e: &MessageFiltered) -> Result<(), ApplyE
             comment_count: 0,
         });
     }
-    let contact = slot.0.as_ref().and_then(|h| h.contact_id.as_deref());
-    if let Some(sender) = foreign::is_foreign(m.contact_id, contact) {
+    if let Some(sender) = m.contact_id {
         foreign::note(ctx.tx, sender, ctx.position, e.conversation_id)?;
     }
     let reason = json(&e.reason)?;

@@ -12,9 +12,13 @@
 //! messages arrive blank, and are rewritten the same way.
 //!
 //! Which rows those are is noted as they arrive (`foreign_messages`, keyed by contact: one row
-//! per message whose recognised sender is not its conversation's contact, which is rare), with
-//! the merges (`merged_contacts`, so that erasing a contact finds the messages of those merged
-//! into it).
+//! per message with a recognised sender, wherever it is; at the erasure, those in the
+//! conversations erased with the contact are left to their `ConversationErased`), with the
+//! merges (`merged_contacts`, so that erasing a contact finds the messages of those merged into
+//! it). Every message is noted, not only those whose sender differs from the conversation's
+//! contact as the header has it then: that contact can change afterwards (a conversation
+//! started by filtered mail, then by someone else's message), and which conversations an erasure
+//! takes is the write side's decision, named in `ContactErased`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,8 +33,8 @@ use crate::types::EntryKind;
 
 /// The tables.
 pub(crate) const TABLES: &str = "
--- Messages whose recognised sender is not their conversation's contact: what erasing that
--- sender rewrites in a conversation that stays.
+-- Messages by their recognised sender: what erasing that sender rewrites in the conversations
+-- that stay.
 CREATE TABLE foreign_messages (
     contact_id      BLOB    NOT NULL,
     position        INTEGER NOT NULL,
@@ -47,8 +51,7 @@ CREATE TABLE merged_contacts (
 CREATE INDEX merged_contacts_by_survivor ON merged_contacts (survivor);
 ";
 
-/// Notes that the message at `position` in `conversation_id` came from `contact_id`, who is
-/// not the conversation's contact.
+/// Notes that the message at `position` in `conversation_id` came from `contact_id`.
 pub(crate) fn note(
     tx: &BatchTx<'_>,
     contact_id: Uuid,
@@ -61,15 +64,6 @@ pub(crate) fn note(
         params![contact_id.as_bytes(), position, conversation_id.as_bytes()],
     )?;
     Ok(())
-}
-
-/// Whether a message from `sender` belongs to a conversation whose contact is `contact` (the
-/// hyphenated text the header keeps) as someone else's words.
-pub(crate) fn is_foreign(sender: Option<Uuid>, contact: Option<&str>) -> Option<Uuid> {
-    let sender = sender?;
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let own = sender.hyphenated().encode_lower(&mut text);
-    (contact != Some(&*own)).then_some(sender)
 }
 
 /// Notes that `e.merged_id` is `e.survivor_id`'s from now on, with the contacts merged into it

@@ -100,6 +100,11 @@ fn only_plain_names_of_customers_values_have_an_erased_form() {
         streams::erased_reservation_name("unique-contact-chat-visitor-v1").as_deref(),
         Some("unique-contact-chat-visitor-(erased)")
     );
+    // A plain address may start with `#`: only `#` and 64 hex digits is a keyed name.
+    assert_eq!(
+        streams::erased_reservation_name("unique-contact-email-#sales@example.com").as_deref(),
+        Some("unique-contact-email-(erased)")
+    );
     for unchanged in [
         key.unique(UniqueScope::ContactEmail, "ada@example.com"),
         "unique-contact-email-(erased)".to_owned(),

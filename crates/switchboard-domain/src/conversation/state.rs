@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use proto_events::DomainEvent;
 use proto_events::event::{
     Assignee, ChannelKind, ConversationOrigin, ConversationVisibility, Identity, InboundMessage,
+    UniqueScope,
 };
 use uuid::Uuid;
 
@@ -210,12 +211,16 @@ impl Conversation {
             }
             E::MessageReceived(e) => {
                 let message = &e.message;
-                self.first_sender
+                let first = self
+                    .first_sender
                     .get_or_insert_with(|| message.from.clone());
+                // Only its first sender's contact becomes the conversation's: someone else
+                // writing in it (copied on the thread) does not make it theirs.
+                let from_first = same_identity(first, &message.from);
                 self.filtered.remove(&message.message_id);
                 self.remember(message);
                 self.customer = Some(message.from.clone());
-                if self.contact_id.is_none() {
+                if self.contact_id.is_none() && from_first {
                     self.contact_id = message.contact_id;
                 }
                 if self.subject.is_none() {
@@ -348,4 +353,12 @@ impl Conversation {
             self.email_message_ids.insert(email.message_id.clone());
         }
     }
+}
+
+/// Whether two identities are the same as reservations compare them (scope and normalised
+/// value: e-mail addresses without regard to case).
+fn same_identity(a: &Identity, b: &Identity) -> bool {
+    let ((a_scope, a_value), (b_scope, b_value)) =
+        (UniqueScope::of_identity(a), UniqueScope::of_identity(b));
+    a_scope == b_scope && a_scope.normalise(a_value) == b_scope.normalise(b_value)
 }

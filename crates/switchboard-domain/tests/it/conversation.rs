@@ -2261,3 +2261,42 @@ fn only_users_chat_replies_are_tracked_unseen_and_e_mailed() {
         )
         .then_nothing();
 }
+
+/// A conversation's contact is its first sender's: a recognised contact writing in a thread
+/// whose first sender was not recognised (copied on it) does not make it theirs, the first
+/// sender recognised later does.
+#[test]
+fn only_the_first_senders_contact_becomes_the_conversations() {
+    let otto = |contact: Option<Uuid>| InboundMessage {
+        from: Identity::Email {
+            address: "Otto@Example.org".into(),
+        },
+        contact_id: contact,
+        ..email_in(FIRST)
+    };
+    let zelda = InboundMessage {
+        message_id: id(FIRST + 1),
+        from: Identity::Email {
+            address: "zelda@quibble.example".into(),
+        },
+        contact_id: Some(Uuid::from_u128(0x2e1da)),
+        ..email_in(FIRST + 1)
+    };
+    let mut state = Conversation::default();
+    state.evolve(&started(&otto(None), ConversationVisibility::Shared));
+    state.evolve(&received(otto(None)));
+    state.evolve(&received(zelda));
+    assert_eq!(
+        state.contact_id, None,
+        "Zelda's reply does not make it hers"
+    );
+    let later = InboundMessage {
+        message_id: id(FIRST + 2),
+        from: Identity::Email {
+            address: "otto@example.org".into(),
+        },
+        ..otto(Some(Uuid::from_u128(0x0770)))
+    };
+    state.evolve(&received(later));
+    assert_eq!(state.contact_id, Some(Uuid::from_u128(0x0770)));
+}

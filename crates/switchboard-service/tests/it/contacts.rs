@@ -873,9 +873,6 @@ async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too(
             access: proto_events::event::EmailAccess::Shared,
         }),
         create(zelda, vec![email("zelda@quibble.example")]),
-        // Otto is a contact: his conversation is his (one without a contact would become the
-        // first recognised sender's, Zelda's, when she writes in it).
-        create(Uuid::now_v7(), vec![email("otto@example.org")]),
     ] {
         service
             .execute(CommandMeta::by(admin()), command)
@@ -896,8 +893,8 @@ async fn an_erased_contacts_files_are_deleted_unless_someone_else_sent_them_too(
     .await;
     mail_with_file(&service, channel, "zelda@quibble.example", &hers, &her_mail).await;
     let ottos = mail_with_file(&service, channel, "otto@example.org", &shared, &otto_mail).await;
-    // She answers Otto's mail too (copied on it), with a file of hers: his conversation stays,
-    // her file in it goes.
+    // She answers Otto's mail too (copied on it), with a file of hers: his conversation (he is
+    // no contact; she is, but not its first sender) stays, her file in it goes.
     let in_ottos = Blob::new(b"Zelda's photo, sent into Otto's thread".to_vec());
     let her_answer = Blob::new(b"From: zelda@quibble.example\r\n\r\nRe: Otto".to_vec());
     let answered = threaded_mail_with_file(

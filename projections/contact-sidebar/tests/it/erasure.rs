@@ -412,3 +412,40 @@ fn a_conversation_erased_by_retention_leaves_its_contact() {
     let bytes = file_bytes(&conn, dir.path());
     assert!(!holds(&bytes, "Kim's question"));
 }
+
+/// Zelda writes last in Kim's conversation (copied on it): it stays Kim's, and once Zelda is
+/// erased it keeps nothing of hers, in any batching.
+#[test]
+fn her_words_in_kims_conversation_go_and_it_stays_kims() {
+    const IN_KIMS: &str = "Zelda Quibble chimes in: my unique order text 7f3a";
+    let mut h = history();
+    h.push(
+        streams::conversation(id(KIM_CONVERSATION)),
+        25,
+        received(id(KIM_CONVERSATION), id(INBOX), Some(id(ZELDA)), IN_KIMS),
+    );
+    let before = tempfile::tempdir().unwrap();
+    let unerased = build_at_once(&ContactSidebar, before.path(), &h.events);
+    let kims = conversations(&unerased, KIM);
+    assert_eq!(kims.len(), 1, "still Kim's once Zelda wrote in it");
+    assert_eq!(kims[0].last_message_preview.as_deref(), Some(IN_KIMS));
+    assert!(
+        conversations(&unerased, ZELDA)
+            .iter()
+            .all(|c| c.conversation_id != id(KIM_CONVERSATION))
+    );
+
+    erase_zelda(&mut h);
+    let dir = tempfile::tempdir().unwrap();
+    let conn = build_at_once(&ContactSidebar, dir.path(), &h.events);
+    let kims = conversations(&conn, KIM);
+    assert_eq!(kims.len(), 1);
+    assert_eq!(kims[0].last_message_preview.as_deref(), Some(""));
+    assert!(!holds(&file_bytes(&conn, dir.path()), "chimes in"));
+    for batch in [1, 2, 3, 5, h.events.len()] {
+        let dir = tempfile::tempdir().unwrap();
+        let batched = build_in_batches(&ContactSidebar, dir.path(), &h.events, batch);
+        assert_eq!(dump(&batched), dump(&conn), "with batches of {batch}");
+        assert!(!holds(&file_bytes(&batched, dir.path()), "chimes in"));
+    }
+}

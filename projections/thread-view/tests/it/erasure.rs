@@ -341,6 +341,9 @@ const ZED_FILE: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd
 const SHARED_FILE: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 const ZED_WORDS: &str = "Zed Quibble adds: my unique order text 7f3a, scan attached";
 const ZELDA_IN_C6: &str = "Zelda Quibble on Messenger: my unique order text 7f3a";
+const ZED_IN_C9: &str = "Zed again, copied on Otto's question: 7f3a";
+/// Otto's conversation, without a contact.
+const C9: Uuid = Uuid::from_u128(0xe19);
 
 fn attachment(sha256: &str, name: &str) -> Attachment {
     Attachment {
@@ -402,6 +405,37 @@ fn zelda_abroad_erased() -> Vec<Envelope> {
         ZELDA_IN_C6,
     );
     h.received(48, C6, SALES, zelda);
+    // Otto, no contact, writes first in C9; Zed answers there (copied): the header takes Zed
+    // as its contact, the write side does not (he is not its first sender), so C9 stays.
+    h.started(49, C9, SUPPORT, SUPPORT_MAIL, Email, None);
+    h.received(
+        49,
+        C9,
+        SUPPORT,
+        mail(
+            0x9921,
+            SUPPORT_MAIL,
+            Email,
+            "otto@example.org",
+            None,
+            Some("Otto's question"),
+            "Otto asks about the printer.",
+        ),
+    );
+    h.received(
+        49,
+        C9,
+        SUPPORT,
+        mail(
+            0x9922,
+            SUPPORT_MAIL,
+            Email,
+            "zed@quibble.example",
+            Some(ZED),
+            None,
+            ZED_IN_C9,
+        ),
+    );
     let reason = "Art. 17 request, ticket 4711".to_owned();
     h.push_in(
         streams::contact(ZELDA),
@@ -483,8 +517,21 @@ fn an_erased_contacts_messages_in_others_conversations_are_blanked() {
         timeline(&unerased, C6).unwrap().len()
     );
 
+    let c9 = timeline(&conn, C9).unwrap();
+    let body_of = |id: u128| {
+        c9.iter()
+            .find(|entry| entry.message_id == Some(Uuid::from_u128(id)))
+            .and_then(|entry| entry.body_text.clone())
+    };
+    assert_eq!(
+        body_of(0x9921).as_deref(),
+        Some("Otto asks about the printer.")
+    );
+    assert_eq!(body_of(0x9922).as_deref(), Some(""));
+
     let bytes = file_bytes(&conn, dir.path());
     for text in PERSONAL.into_iter().chain([
+        ZED_IN_C9,
         ZED_WORDS,
         ZELDA_IN_C6,
         "zed@quibble.example",
