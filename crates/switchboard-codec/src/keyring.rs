@@ -22,7 +22,7 @@
 //! `export` and `audit verify` still see the stored bytes.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -240,58 +240,72 @@ impl Keyring {
         ))))
     }
 
-    /// What the store says of `subject`'s current key and of `key_id`, added to `known`.
-    async fn fetch(
-        &self,
-        subject: Uuid,
-        key_id: Uuid,
-        known: Option<SubjectKeys>,
-    ) -> Result<SubjectKeys, StoreError> {
-        let vault = self.vault()?;
-        let mut keys = known.unwrap_or_default();
-        keys.current = match vault.get_named(&key_name(subject)).await? {
-            Some(bytes) => Some(to_key(subject, &bytes)?),
-            None => None,
-        };
-        if !keys.has(key_id)
-            && vault
-                .get_named(&erased_name(subject, key_id))
-                .await?
-                .is_some()
-        {
-            keys.destroyed.push(key_id);
-        }
-        Ok(keys)
-    }
-
     /// The keys the sealed fields of `events` need: remembered ones, and the others fetched
     /// (once per call and key: a key id not remembered may be another node's, one created after
-    /// an erasure, or a destroyed one).
+    /// an erasure, or a destroyed one), all in one read of the key store, and the records of
+    /// destroyed keys for those still unknown in a second.
     pub async fn load(&self, events: &[RecordedEvent]) -> Result<Keys, StoreError> {
         let mut keys = Keys::default();
-        let mut fetched = Vec::new();
+        let mut seen = HashSet::new();
+        let mut wanted: Vec<(Uuid, Uuid)> = Vec::new();
         for event in events {
             if !seal::is_sealed(&event.payload) {
                 continue;
             }
             for (subject, key_id) in seal::keys_needed(&event.payload) {
-                if fetched.contains(&(subject, key_id))
+                if !seen.insert((subject, key_id))
                     || keys.0.get(&subject).is_some_and(|known| known.has(key_id))
                 {
                     continue;
                 }
-                let known = keys.0.remove(&subject).or_else(|| self.remembered(subject));
-                let found = match known {
-                    Some(known) if known.has(key_id) => known,
-                    known => {
-                        let fresh = self.fetch(subject, key_id, known).await?;
-                        self.remember(subject, fresh.clone());
-                        fetched.push((subject, key_id));
-                        fresh
+                match self.remembered(subject) {
+                    Some(known) if known.has(key_id) => {
+                        keys.0.insert(subject, known);
                     }
-                };
-                keys.0.insert(subject, found);
+                    _ => wanted.push((subject, key_id)),
+                }
             }
+        }
+        if wanted.is_empty() {
+            return Ok(keys);
+        }
+        let vault = self.vault()?;
+        let mut subjects: Vec<Uuid> = wanted.iter().map(|(subject, _)| *subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let names: Vec<String> = subjects.iter().map(|subject| key_name(*subject)).collect();
+        let current = vault.get_named_many(&names).await?;
+        let mut fetched = HashMap::with_capacity(subjects.len());
+        for (subject, bytes) in subjects.into_iter().zip(current) {
+            let mut known = keys
+                .0
+                .remove(&subject)
+                .or_else(|| self.remembered(subject))
+                .unwrap_or_default();
+            known.current = bytes.map(|bytes| to_key(subject, &bytes)).transpose()?;
+            fetched.insert(subject, known);
+        }
+        let unknown: Vec<(Uuid, Uuid)> = wanted
+            .into_iter()
+            .filter(|(subject, key_id)| !fetched.get(subject).is_some_and(|k| k.has(*key_id)))
+            .collect();
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown
+                .iter()
+                .map(|(subject, key_id)| erased_name(*subject, *key_id))
+                .collect();
+            let erased = vault.get_named_many(&names).await?;
+            for ((subject, key_id), erased) in unknown.into_iter().zip(erased) {
+                if erased.is_some()
+                    && let Some(known) = fetched.get_mut(&subject)
+                {
+                    known.destroyed.push(key_id);
+                }
+            }
+        }
+        for (subject, known) in fetched {
+            self.remember(subject, known.clone());
+            keys.0.insert(subject, known);
         }
         Ok(keys)
     }
@@ -409,6 +423,24 @@ impl Keyring {
         let any = erasures.get(ANY_ERASED).await?.is_some();
         self.erased_cache().any = Some((any, Instant::now()));
         Ok(any)
+    }
+
+    /// Which of `subjects` were erased (their keys destroyed, [`Keyring::destroy`]), read in one
+    /// go from the records, which need no key.
+    pub async fn were_erased(&self, subjects: &[Uuid]) -> Result<Vec<bool>, StoreError> {
+        let Some(erasures) = &self.erasures else {
+            return Ok(vec![false; subjects.len()]);
+        };
+        let names: Vec<String> = subjects
+            .iter()
+            .map(|subject| erased_subject_name(*subject))
+            .collect();
+        Ok(erasures
+            .get_many(&names)
+            .await?
+            .into_iter()
+            .map(|found| found.is_some())
+            .collect())
     }
 
     /// Whether `subject` was erased (remembered for [`KEY_TTL`]; once erased, for good).

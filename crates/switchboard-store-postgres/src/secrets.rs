@@ -63,6 +63,22 @@ impl SecretStore for PostgresSecrets {
             .map_err(StoreError::backend)
     }
 
+    async fn get_many(&self, names: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let rows = self
+            .run(
+                "SELECT name, sealed FROM {s}.secrets WHERE name = ANY($1)",
+                &[&names],
+            )
+            .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.try_get(0).map_err(StoreError::backend)?;
+            let sealed: Vec<u8> = row.try_get(1).map_err(StoreError::backend)?;
+            found.insert(name, sealed);
+        }
+        Ok(names.iter().map(|name| found.get(name).cloned()).collect())
+    }
+
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {
         let rows = self
             .run(

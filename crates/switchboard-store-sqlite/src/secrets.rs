@@ -123,6 +123,20 @@ impl SecretStore for SqliteSecrets {
         .await
     }
 
+    async fn get_many(&self, names: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let names = names.to_vec();
+        let absent = vec![None; names.len()];
+        self.with(false, absent, move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT sealed FROM secrets WHERE name = ?1")?;
+            names
+                .iter()
+                .map(|name| statement.query_row([name], |row| row.get(0)).optional())
+                .collect()
+        })
+        .await
+    }
+
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_owned();
         self.with(true, false, move |conn| {

@@ -1240,6 +1240,18 @@ pub async fn secrets_are_replaced_and_deleted_by_name<S: EventStore>(store: S) {
     assert!(secrets.delete(&a).await.unwrap());
     assert_eq!(secrets.get(&a).await.unwrap(), None);
     assert_eq!(secrets.get(&b).await.unwrap(), Some(b"other".to_vec()));
+    // Many at once, in the order asked, absent ones included.
+    assert_eq!(
+        secrets
+            .get_many(&[b.clone(), a.clone(), b.clone()])
+            .await
+            .unwrap(),
+        [Some(b"other".to_vec()), None, Some(b"other".to_vec())]
+    );
+    assert_eq!(
+        secrets.get_many(&[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
 
     // Sealed through a vault, a value opens again with the same key only.
     let key = crate::secret::MasterKey::generate();

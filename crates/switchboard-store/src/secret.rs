@@ -33,6 +33,16 @@ pub trait SecretStore: Send + Sync + Debug {
     /// What is stored under `name`, if anything.
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// What is stored under each of `names`, in their order: one round trip where the backend
+    /// can (a rebuild reads a key per data subject, thousands per page of events).
+    async fn get_many(&self, names: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut found = Vec::with_capacity(names.len());
+        for name in names {
+            found.push(self.get(name).await?);
+        }
+        Ok(found)
+    }
+
     /// Removes `name`; true when something was there. Its bytes do not linger in the backend's
     /// free space or journal (a destroyed key must stay destroyed).
     async fn delete(&self, name: &str) -> Result<bool, StoreError>;
@@ -232,6 +242,19 @@ impl Vault {
             Some(sealed) => self.open(name, &sealed).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The bytes sealed under each of `names`, in their order ([`SecretStore::get_many`]).
+    pub async fn get_named_many(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let sealed = self.store.get_many(names).await?;
+        names
+            .iter()
+            .zip(sealed)
+            .map(|(name, sealed)| sealed.map(|sealed| self.open(name, &sealed)).transpose())
+            .collect()
     }
 
     /// The store the vault seals into (its names are readable without the key).
