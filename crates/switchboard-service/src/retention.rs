@@ -27,9 +27,11 @@
 //! the key makes a second erasure of one closing (a crash between sending and folding, the
 //! reactor of another node sweeping at the same time) a repeat that writes nothing; and an erased
 //! conversation refuses every command. A retention erasure it folds that this process did not see
-//! through, recorded less than [`FINISH_WITHIN`] ago (a process may have stopped between the event
-//! and the deletion of the files), is sent again with its key at the next sweep: a repeat, after
-//! which the service finishes the files and the key.
+//! through (a process may have stopped between the event and the deletion of the files) is sent
+//! again with its key at the next sweep, a repeat after which the service finishes the files and
+//! the key, unless the key store records its key destroyed (the last step); a service that
+//! destroys no keys keeps no such record, and then only those recorded less than
+//! [`FINISH_WITHIN`] ago are sent again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -61,16 +63,18 @@ const INTERVAL_BOUNDS: (Duration, Duration) = (
 /// The component name of the actor the reactor erases as.
 pub const COMPONENT: &str = "retention";
 
-/// A retention erasure folded from the log that this process did not see through is sent again
-/// if it was recorded less than this long ago (a process stopped between the event and the
-/// files); older ones were seen through by the process that made them, or by an earlier start.
+/// Without a key store's record of what was seen through, a retention erasure folded from the
+/// log that this process did not see through is sent again if it was recorded less than this
+/// long ago (a process stopped between the event and the files); older ones are taken as seen
+/// through by the process that made them, or by an earlier start.
 pub const FINISH_WITHIN: chrono::Duration = chrono::Duration::hours(24);
 
 /// The name of the reactor's snapshot in the write index.
 const SNAPSHOT: &str = "retention";
 
 /// The layout of the snapshot; one of another layout is ignored (and the log folded again).
-const SNAPSHOT_FORMAT: u32 = 1;
+/// 2: unfinished erasures of any age, with when they were recorded.
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// How many events may pass between snapshots: a start folds at most about this many.
 pub const SNAPSHOT_EVERY: u64 = 20_000;
@@ -97,6 +101,8 @@ struct Unfinished {
     cause: Option<Uuid>,
     /// Its reason.
     reason: String,
+    /// When it was recorded.
+    erased_at: DateTime<Utc>,
 }
 
 /// Everything the reactor knows, folded from the log (and what its own sweeps did since).
@@ -115,8 +121,8 @@ struct State {
 }
 
 impl State {
-    /// Folds one event in, `now` being the service's clock.
-    fn fold(&mut self, recorded: &RecordedEvent, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    /// Folds one event in.
+    fn fold(&mut self, recorded: &RecordedEvent) -> Result<(), ServiceError> {
         if !matches!(
             recorded.event_type.as_str(),
             "InboxRetentionSet"
@@ -166,7 +172,6 @@ impl State {
                 );
                 if by_retention
                     && !seen_through
-                    && now - envelope.metadata.occurred_at < FINISH_WITHIN
                     && let Some(key) = envelope.metadata.idempotency_key
                 {
                     self.unfinished.insert(
@@ -175,6 +180,7 @@ impl State {
                             key,
                             cause: Some(envelope.metadata.causation_id),
                             reason: e.reason,
+                            erased_at: envelope.metadata.occurred_at,
                         },
                     );
                 }
@@ -282,7 +288,7 @@ async fn run(
                     return Ok(());
                 };
                 let recorded = recorded?;
-                state.fold(&recorded, service.clock().now())?;
+                state.fold(&recorded)?;
                 folded = recorded.position;
                 if !caught_up && folded >= start_head {
                     caught_up = true;
@@ -325,11 +331,30 @@ fn erasing(key: String, cause: Option<Uuid>, expected_version: Option<u64>) -> C
 async fn sweep(service: &CommandService, state: &mut State) -> bool {
     let now = service.clock().now();
     let due = state.due(now);
-    let unfinished: Vec<(Uuid, Unfinished)> = state
+    let mut unfinished: Vec<(Uuid, Unfinished)> = state
         .unfinished
         .iter()
         .map(|(conversation_id, unfinished)| (*conversation_id, unfinished.clone()))
         .collect();
+    if !unfinished.is_empty() {
+        let ids: Vec<Uuid> = unfinished.iter().map(|(id, _)| *id).collect();
+        match service.erasures_seen_through(&ids).await {
+            Ok(Some(seen_through)) => {
+                for (id, seen_through) in ids.iter().zip(seen_through) {
+                    if seen_through {
+                        state.unfinished.remove(id);
+                    }
+                }
+            }
+            Ok(None) => state
+                .unfinished
+                .retain(|_, unfinished| now - unfinished.erased_at < FINISH_WITHIN),
+            Err(error) => {
+                tracing::warn!(%error, "reading which retention erasures were seen through failed; will retry");
+            }
+        }
+        unfinished.retain(|(id, _)| state.unfinished.contains_key(id));
+    }
     if due.is_empty() && unfinished.is_empty() {
         return false;
     }

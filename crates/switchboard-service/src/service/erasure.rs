@@ -69,6 +69,19 @@ impl CommandService {
         Ok(())
     }
 
+    /// Which of `conversations` (erased) were seen through to their key's destruction, the last
+    /// step of an erasure: `None` when this service destroys no keys
+    /// ([`CommandService::with_erasure_keys`]), and so leaves no record of it.
+    pub async fn erasures_seen_through(
+        &self,
+        conversations: &[Uuid],
+    ) -> Result<Option<Vec<bool>>, ServiceError> {
+        match &self.erasure_keys {
+            Some(keyring) => Ok(Some(keyring.were_erased(conversations).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// What follows a conversation's erasure on its own, once its `ConversationErased` is
     /// durable: its files that no conversation left standing references are deleted (read from
     /// `prepared`, else from the whole log), then its key is destroyed (with

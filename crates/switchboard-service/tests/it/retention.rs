@@ -557,12 +557,20 @@ async fn an_erasure_left_before_its_files_is_finished_by_the_next_start() {
         .unwrap();
     let blobs = keyed.blobs();
     assert!(blobs.get(file.sha256()).await.unwrap().is_some());
+    let destroyed = format!("erased-subject-{old}");
+    assert_eq!(keyed.secrets().get(&destroyed).await.unwrap(), None);
+    // Nothing runs for days: what is left is still finished, however old.
+    app.clock.advance(TimeDelta::days(3));
 
     let head = keyed.head().await.unwrap();
     let mut reactor = RetentionReactor::spawn(service.clone());
     swept(&mut reactor, 1).await;
     assert_eq!(blobs.get(file.sha256()).await.unwrap(), None);
     assert_eq!(blobs.get(original.sha256()).await.unwrap(), None);
+    assert!(
+        keyed.secrets().get(&destroyed).await.unwrap().is_some(),
+        "its key was destroyed"
+    );
     assert_eq!(erasures(&keyed, old).await.len(), 1);
     assert_eq!(
         keyed.head().await.unwrap(),
