@@ -663,7 +663,8 @@ fn record_files(
         .iter()
         .map(|a| (&a.blob, a.content_type.as_str(), a.file_name.as_deref()))
         .chain(raw);
-    for (blob, content_type, file_name) in files {
+    // A blanked file (an erased sender's, read through destroyed keys) has no hash: no file.
+    for (blob, content_type, file_name) in files.filter(|(blob, ..)| !blob.sha256.is_empty()) {
         ctx.tx.execute_cached(
             "INSERT OR IGNORE INTO files (conversation_id, sha256, size, content_type, file_name)
              VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -161,7 +161,8 @@ pub(crate) fn redact(
         ))
     };
     let mut dropped = BTreeSet::new();
-    let mut kept = BTreeSet::new();
+    // The files the rows that stay show, each as the first of them to show it has it.
+    let mut kept: BTreeMap<String, FileRow> = BTreeMap::new();
     let mut last_message_redacted = false;
     for (first, chunk) in stored {
         let mut rewritten = Vec::with_capacity(chunk.len());
@@ -171,11 +172,13 @@ pub(crate) fn redact(
             let record = entry::read(position, row).ok_or_else(malformed)?;
             let ours = i64::try_from(position).is_ok_and(|p| positions.contains(&p));
             if let Record::Entry(entry) = &record {
-                let files = entry.files_json.as_deref().map(file_hashes);
-                if ours {
-                    dropped.extend(files.into_iter().flatten());
-                } else {
-                    kept.extend(files.into_iter().flatten());
+                let files = entry.files_json.as_deref().map(file_rows);
+                for (sha256, row) in files.into_iter().flatten() {
+                    if ours {
+                        dropped.insert(sha256);
+                    } else {
+                        kept.entry(sha256).or_insert(row);
+                    }
                 }
                 if matches!(
                     entry.kind,
@@ -200,11 +203,20 @@ pub(crate) fn redact(
         }
     }
     let conversation = conversation_id.to_string();
-    for sha256 in dropped.difference(&kept) {
-        tx.execute_cached(
-            "DELETE FROM files WHERE conversation_id = ?1 AND sha256 = ?2",
-            params![conversation, sha256],
-        )?;
+    for sha256 in &dropped {
+        match kept.get(sha256) {
+            // Shown by someone else too: as they sent it (the name may have been the erased
+            // sender's).
+            Some((size, content_type, file_name)) => tx.execute_cached(
+                "UPDATE files SET size = ?3, content_type = ?4, file_name = ?5
+                 WHERE conversation_id = ?1 AND sha256 = ?2",
+                params![conversation, sha256, size, content_type, file_name],
+            )?,
+            None => tx.execute_cached(
+                "DELETE FROM files WHERE conversation_id = ?1 AND sha256 = ?2",
+                params![conversation, sha256],
+            )?,
+        };
     }
     for position in positions {
         tx.execute_cached(
@@ -219,28 +231,39 @@ pub(crate) fn redact(
     })
 }
 
-/// The SHA-256 of every file a row's files JSON names (`{"attachments": [...], "raw": ...}`,
-/// each file's `blob.sha256`).
-fn file_hashes(files_json: &str) -> Vec<String> {
-    fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, value) in map {
-                    match (key.as_str(), value) {
-                        ("sha256", serde_json::Value::String(hash)) if !hash.is_empty() => {
-                            found.push(hash.clone());
-                        }
-                        _ => walk(value, found),
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, found)),
-            _ => {}
+/// A file as the `files` table keeps it: size, type and name.
+type FileRow = (i64, String, Option<String>);
+
+/// Every file a row's files JSON names (`{"attachments": [...], "raw": ...}`), by SHA-256, as
+/// `record_files` stores them: attachments with their type and name, the original as
+/// `message/rfc822` named `original.eml`. Files without a hash (blanked) are left out.
+fn file_rows(files_json: &str) -> Vec<(String, FileRow)> {
+    use serde_json::Value;
+    let Ok(files) = serde_json::from_str::<Value>(files_json) else {
+        return Vec::new();
+    };
+    let blob = |file: &Value| {
+        let sha256 = file["blob"]["sha256"].as_str().filter(|h| !h.is_empty())?;
+        let size = file["blob"]["size"]
+            .as_u64()
+            .map_or(i64::MAX, |size| i64::try_from(size).unwrap_or(i64::MAX));
+        Some((sha256.to_owned(), size))
+    };
+    let mut rows = Vec::new();
+    for attachment in files["attachments"].as_array().into_iter().flatten() {
+        if let Some((sha256, size)) = blob(attachment) {
+            let content_type = attachment["content_type"].as_str().unwrap_or_default();
+            let file_name = attachment["file_name"].as_str().map(str::to_owned);
+            rows.push((sha256, (size, content_type.to_owned(), file_name)));
         }
     }
-    let mut found = Vec::new();
-    if let Ok(value) = serde_json::from_str(files_json) {
-        walk(&value, &mut found);
+    if let Some((sha256, size)) = blob(&files["raw"]) {
+        let row = (
+            size,
+            "message/rfc822".to_owned(),
+            Some("original.eml".to_owned()),
+        );
+        rows.push((sha256, row));
     }
-    found
+    rows
 }

@@ -381,7 +381,7 @@ fn zelda_abroad_erased() -> Vec<Envelope> {
     zed.from_name = Some("Zed Quibble".to_owned());
     zed.attachments = vec![
         attachment(ZED_FILE, "zed-quibble-scan.png"),
-        attachment(SHARED_FILE, "printer.png"),
+        attachment(SHARED_FILE, "zed-quibble-printer.png"),
     ];
     h.received(46, C1, SUPPORT, zed);
     let mut kim = mail(
@@ -509,7 +509,14 @@ fn an_erased_contacts_messages_in_others_conversations_are_blanked() {
         Some("Here is the printer picture again.")
     );
     assert_eq!(file(&conn, C1, ZED_FILE).unwrap(), None);
-    assert!(file(&conn, C1, SHARED_FILE).unwrap().is_some());
+    // Kim sent it too: it stays, under Kim's name for it.
+    assert_eq!(
+        file(&conn, C1, SHARED_FILE)
+            .unwrap()
+            .and_then(|f| f.file_name)
+            .as_deref(),
+        Some("printer.png")
+    );
     let c6 = conversation(&conn, C6).unwrap().unwrap();
     assert_eq!(c6.last_message_preview.as_deref(), Some(""));
     assert_eq!(
@@ -536,6 +543,7 @@ fn an_erased_contacts_messages_in_others_conversations_are_blanked() {
         ZELDA_IN_C6,
         "zed@quibble.example",
         "zed-quibble-scan.png",
+        "zed-quibble-printer.png",
         "Zed Quibble",
     ]) {
         assert!(!holds(&bytes, text), "{text} is still in the file");
