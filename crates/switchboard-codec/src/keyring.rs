@@ -282,7 +282,11 @@ impl Keyring {
                 .remove(&subject)
                 .or_else(|| self.remembered(subject))
                 .unwrap_or_default();
-            known.current = bytes.map(|bytes| to_key(subject, &bytes)).transpose()?;
+            known.current = bytes
+                .map(|bytes| to_key(subject, &bytes))
+                .transpose()?
+                // Read before an erasure in this process destroyed it: gone all the same.
+                .filter(|key| !known.destroyed.contains(&key.id));
             fetched.insert(subject, known);
         }
         let unknown: Vec<(Uuid, Uuid)> = wanted
@@ -425,21 +429,21 @@ impl Keyring {
         Ok(any)
     }
 
-    /// Which of `subjects` were erased (their keys destroyed, [`Keyring::destroy`]), read in one
-    /// go from the records, which need no key.
+    /// Which of `subjects` were erased to the end: their erasure recorded and their key gone
+    /// ([`Keyring::destroy`] records the erasure first, then deletes the key, and may stop in
+    /// between), read in one go by name, which needs no key.
     pub async fn were_erased(&self, subjects: &[Uuid]) -> Result<Vec<bool>, StoreError> {
         let Some(erasures) = &self.erasures else {
             return Ok(vec![false; subjects.len()]);
         };
         let names: Vec<String> = subjects
             .iter()
-            .map(|subject| erased_subject_name(*subject))
+            .flat_map(|subject| [erased_subject_name(*subject), key_name(*subject)])
             .collect();
-        Ok(erasures
-            .get_many(&names)
-            .await?
-            .into_iter()
-            .map(|found| found.is_some())
+        let found = erasures.get_many(&names).await?;
+        Ok(found
+            .chunks(2)
+            .map(|pair| matches!(pair, [Some(_), None]))
             .collect())
     }
 
@@ -532,6 +536,27 @@ fn to_key(subject: Uuid, bytes: &[u8]) -> Result<SubjectKey, StoreError> {
         id: Uuid::from_slice(id).map_err(|_| unsealable())?,
         bytes: key.try_into().map_err(|_| unsealable())?,
     })
+}
+
+/// A spawned task, aborted when this is dropped: a subscription dropped while a run is being
+/// opened stops opening it.
+struct Aborting<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Aborting<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// The most events a subscription through [`KeyedStore`] opens together.
@@ -668,14 +693,16 @@ impl EventStore for KeyedStore {
     /// [`SUBSCRIBE_RUN`] events) is opened together, with one look-up of their keys, as reads
     /// are. One at a time, a catching-up projector got its events as a trickle and committed a
     /// batch for each (a sealed rebuild ran at a fifteenth of the speed of one in the clear).
+    /// A run is opened on a task of its own while the one before is consumed, so that opening
+    /// (decryption) and projecting use both cores; runs come out in order.
     fn subscribe_all(&self, after: Position) -> EventStream {
         let keyring = self.keyring.clone();
         self.inner
             .subscribe_all(after)
             .ready_chunks(SUBSCRIBE_RUN)
-            .then(move |items| {
+            .map(move |items| {
                 let keyring = keyring.clone();
-                async move {
+                let opening = async move {
                     let mut events = Vec::with_capacity(items.len());
                     let mut failed = None;
                     for item in items {
@@ -693,9 +720,30 @@ impl EventStore for KeyedStore {
                             Err(error) => vec![Err(error)],
                         };
                     out.extend(failed.map(Err));
-                    futures::stream::iter(out)
-                }
+                    out
+                };
+                // On a task of its own where there is a runtime to run it (always, in the
+                // server); else when the stream is polled.
+                let opening = match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        let task = Aborting(runtime.spawn(opening));
+                        futures::FutureExt::boxed(async move {
+                            match task.await {
+                                Ok(opened) => opened,
+                                // A panic while opening is the subscriber's, as it would be
+                                // without the task.
+                                Err(error) if error.is_panic() => {
+                                    std::panic::resume_unwind(error.into_panic())
+                                }
+                                Err(error) => vec![Err(StoreError::backend(error))],
+                            }
+                        })
+                    }
+                    Err(_) => futures::FutureExt::boxed(opening),
+                };
+                futures::FutureExt::map(opening, futures::stream::iter)
             })
+            .buffered(2)
             .flatten()
             .boxed()
     }

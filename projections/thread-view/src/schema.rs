@@ -17,7 +17,9 @@ use switchboard_projector::model::create_indexes_once;
 /// file written before keeps old rows' text in free space: it is built again.
 /// 8: an erased contact's messages in conversations that stay are blanked (`foreign`), which
 /// needs the notes of such messages from the start.
-pub(crate) const VERSION: u32 = 8;
+/// 9: every message with a recognised sender is noted, and a shared file keeps the name of a
+/// sender not erased: a file built at 8 lacks notes.
+pub(crate) const VERSION: u32 = 9;
 
 const TABLES: &str = "
 CREATE TABLE conversations (

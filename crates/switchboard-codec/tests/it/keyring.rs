@@ -231,3 +231,26 @@ async fn every_key_a_subject_was_erased_with_stays_erased() {
         assert_eq!(decoded(&reader, event).await.message.body_text, "");
     }
 }
+
+/// An erasure counts as seen through only once its record is written and the key is gone:
+/// `destroy` records first and deletes after, and may stop in between.
+#[tokio::test]
+async fn an_erasure_is_finished_once_recorded_and_its_key_gone() {
+    let fixture = Fixture::new();
+    let keyring = fixture.keyring();
+    let (done, half, never) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    for subject in [done, half] {
+        keyring.key_for_writing(subject).await.unwrap();
+    }
+    keyring.destroy(done).await.unwrap();
+    // Stopped between the record and the deletion of the key.
+    let secrets = fixture.store.secrets();
+    secrets
+        .put(&format!("erased-subject-{half}"), b"erased".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        keyring.were_erased(&[done, half, never]).await.unwrap(),
+        [true, false, false]
+    );
+}

@@ -103,6 +103,9 @@ pub struct Conversation {
     /// Who wrote its first inbound message, filtered or not: whose conversation it is when no
     /// contact was recognised (erasure asks).
     pub first_sender: Option<Identity>,
+    /// The contact its first sender was recognised as (by the first of their messages that
+    /// was): the conversation's contact, whoever else writes in it or starts it.
+    pub first_sender_contact: Option<Uuid>,
     /// The subject of its first message that had one; replies answer `Re:` it.
     pub subject: Option<String>,
     /// Our ids of every message in it: inbound, filtered and outbound.
@@ -201,7 +204,12 @@ impl Conversation {
                 self.inbox_id = e.inbox_id;
                 self.channel_id = e.channel_id;
                 self.channel_kind = Some(e.channel_kind);
-                self.contact_id = e.contact_id;
+                // Started by a message after filtered mail from someone else (a contact copied
+                // on the thread, restored or let through): still the first sender's.
+                self.contact_id = match self.first_sender {
+                    Some(_) => self.first_sender_contact,
+                    None => e.contact_id,
+                };
                 self.origin = Some(e.origin);
                 self.private_owner = match e.visibility {
                     ConversationVisibility::Shared => None,
@@ -217,22 +225,33 @@ impl Conversation {
                 // Only its first sender's contact becomes the conversation's: someone else
                 // writing in it (copied on the thread) does not make it theirs.
                 let from_first = same_identity(first, &message.from);
+                if from_first {
+                    self.first_sender_contact = self.first_sender_contact.or(message.contact_id);
+                }
                 self.filtered.remove(&message.message_id);
                 self.remember(message);
-                self.customer = Some(message.from.clone());
+                // A message whose sender was erased reads blank: replies still go to the last
+                // sender that is not.
+                if !is_blank(&message.from) {
+                    self.customer = Some(message.from.clone());
+                }
                 if self.contact_id.is_none() && from_first {
                     self.contact_id = message.contact_id;
                 }
                 if self.subject.is_none() {
                     self.subject = message.subject.clone();
                 }
-                if let Some(headers) = &message.email {
+                if let Some(headers) = message.email.as_ref().filter(|h| !h.message_id.is_empty()) {
                     self.thread.inbound(headers);
                 }
             }
             E::MessageFiltered(e) => {
-                self.first_sender
+                let first = self
+                    .first_sender
                     .get_or_insert_with(|| e.message.from.clone());
+                if same_identity(first, &e.message.from) {
+                    self.first_sender_contact = self.first_sender_contact.or(e.message.contact_id);
+                }
                 if self.status == Status::Empty {
                     self.id = e.conversation_id;
                     self.inbox_id = e.inbox_id;
@@ -361,4 +380,9 @@ fn same_identity(a: &Identity, b: &Identity) -> bool {
     let ((a_scope, a_value), (b_scope, b_value)) =
         (UniqueScope::of_identity(a), UniqueScope::of_identity(b));
     a_scope == b_scope && a_scope.normalise(a_value) == b_scope.normalise(b_value)
+}
+
+/// Whether `identity` is blank: its value was redacted (its person erased).
+fn is_blank(identity: &Identity) -> bool {
+    UniqueScope::of_identity(identity).1.trim().is_empty()
 }

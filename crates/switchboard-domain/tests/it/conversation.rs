@@ -2300,3 +2300,45 @@ fn only_the_first_senders_contact_becomes_the_conversations() {
     state.evolve(&received(later));
     assert_eq!(state.contact_id, Some(Uuid::from_u128(0x0770)));
 }
+
+/// Filtered mail from Otto first; then Zelda's mail starts the conversation (a contact's mail
+/// passes the filters): it is still Otto's, not Zelda's; and once Zelda is erased (her message
+/// reads blank) replies still go to Otto.
+#[test]
+fn a_conversation_started_after_someone_elses_filtered_mail_stays_theirs() {
+    let otto = InboundMessage {
+        from: Identity::Email {
+            address: "otto@example.org".into(),
+        },
+        contact_id: None,
+        ..email_in(FIRST)
+    };
+    let zelda = InboundMessage {
+        message_id: id(FIRST + 1),
+        from: Identity::Email {
+            address: "zelda@quibble.example".into(),
+        },
+        contact_id: Some(Uuid::from_u128(0x2e1da)),
+        ..email_in(FIRST + 1)
+    };
+    let mut state = Conversation::default();
+    state.evolve(&filtered(otto));
+    state.evolve(&started(&zelda, ConversationVisibility::Shared));
+    state.evolve(&received(zelda.clone()));
+    assert_eq!(state.contact_id, None, "Zelda's mail does not make it hers");
+    assert_eq!(state.customer, Some(zelda.from.clone()));
+    let blank = InboundMessage {
+        message_id: id(FIRST + 2),
+        from: Identity::Email {
+            address: String::new(),
+        },
+        email: None,
+        ..zelda
+    };
+    let customer = state.customer.clone();
+    state.evolve(&received(blank));
+    assert_eq!(
+        state.customer, customer,
+        "a blank sender is nobody to reply to"
+    );
+}
