@@ -2262,41 +2262,42 @@ fn only_users_chat_replies_are_tracked_unseen_and_e_mailed() {
         .then_nothing();
 }
 
+/// E-mail `n` from `address`, recognised as `contact`.
+fn mail_from(n: u128, address: &str, contact: Option<Uuid>) -> InboundMessage {
+    InboundMessage {
+        message_id: id(n),
+        from: Identity::Email {
+            address: address.into(),
+        },
+        contact_id: contact,
+        ..email_in(n)
+    }
+}
+
+/// Zelda, a contact, copied on someone else's thread.
+fn zelda_copied() -> InboundMessage {
+    mail_from(
+        FIRST + 1,
+        "zelda@quibble.example",
+        Some(Uuid::from_u128(0x2e1da)),
+    )
+}
+
 /// A conversation's contact is its first sender's: a recognised contact writing in a thread
 /// whose first sender was not recognised (copied on it) does not make it theirs, the first
 /// sender recognised later does.
 #[test]
 fn only_the_first_senders_contact_becomes_the_conversations() {
-    let otto = |contact: Option<Uuid>| InboundMessage {
-        from: Identity::Email {
-            address: "Otto@Example.org".into(),
-        },
-        contact_id: contact,
-        ..email_in(FIRST)
-    };
-    let zelda = InboundMessage {
-        message_id: id(FIRST + 1),
-        from: Identity::Email {
-            address: "zelda@quibble.example".into(),
-        },
-        contact_id: Some(Uuid::from_u128(0x2e1da)),
-        ..email_in(FIRST + 1)
-    };
+    let otto = mail_from(FIRST, "Otto@Example.org", None);
     let mut state = Conversation::default();
-    state.evolve(&started(&otto(None), ConversationVisibility::Shared));
-    state.evolve(&received(otto(None)));
-    state.evolve(&received(zelda));
+    state.evolve(&started(&otto, ConversationVisibility::Shared));
+    state.evolve(&received(otto));
+    state.evolve(&received(zelda_copied()));
     assert_eq!(
         state.contact_id, None,
         "Zelda's reply does not make it hers"
     );
-    let later = InboundMessage {
-        message_id: id(FIRST + 2),
-        from: Identity::Email {
-            address: "otto@example.org".into(),
-        },
-        ..otto(Some(Uuid::from_u128(0x0770)))
-    };
+    let later = mail_from(FIRST + 2, "otto@example.org", Some(Uuid::from_u128(0x0770)));
     state.evolve(&received(later));
     assert_eq!(state.contact_id, Some(Uuid::from_u128(0x0770)));
 }
@@ -2306,23 +2307,9 @@ fn only_the_first_senders_contact_becomes_the_conversations() {
 /// reads blank) replies still go to Otto.
 #[test]
 fn a_conversation_started_after_someone_elses_filtered_mail_stays_theirs() {
-    let otto = InboundMessage {
-        from: Identity::Email {
-            address: "otto@example.org".into(),
-        },
-        contact_id: None,
-        ..email_in(FIRST)
-    };
-    let zelda = InboundMessage {
-        message_id: id(FIRST + 1),
-        from: Identity::Email {
-            address: "zelda@quibble.example".into(),
-        },
-        contact_id: Some(Uuid::from_u128(0x2e1da)),
-        ..email_in(FIRST + 1)
-    };
+    let zelda = zelda_copied();
     let mut state = Conversation::default();
-    state.evolve(&filtered(otto));
+    state.evolve(&filtered(mail_from(FIRST, "otto@example.org", None)));
     state.evolve(&started(&zelda, ConversationVisibility::Shared));
     state.evolve(&received(zelda.clone()));
     assert_eq!(state.contact_id, None, "Zelda's mail does not make it hers");
