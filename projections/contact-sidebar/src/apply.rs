@@ -39,6 +39,8 @@ struct Conversation {
     last_direction: Option<&'static str>,
     /// The contact who wrote the last message, if recognised.
     last_sender_id: Option<String>,
+    /// The contact whose message gave it its subject, if recognised.
+    subject_sender_id: Option<String>,
     started_at: Option<i64>,
     last_activity: i64,
 }
@@ -73,8 +75,8 @@ impl Conversations {
             tx.execute_cached(
                 "INSERT INTO conversations (conversation_id, contact_id, inbox_id, status,
                      private_owner_user_id, subject, last_preview, last_direction, started_at,
-                     last_activity, last_sender_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     last_activity, last_sender_id, subject_sender_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (conversation_id) DO UPDATE SET
                      contact_id = excluded.contact_id, inbox_id = excluded.inbox_id,
                      status = excluded.status,
@@ -82,7 +84,8 @@ impl Conversations {
                      subject = excluded.subject, last_preview = excluded.last_preview,
                      last_direction = excluded.last_direction, started_at = excluded.started_at,
                      last_activity = excluded.last_activity,
-                     last_sender_id = excluded.last_sender_id",
+                     last_sender_id = excluded.last_sender_id,
+                     subject_sender_id = excluded.subject_sender_id",
                 params![
                     id.to_string(),
                     c.contact_id,
@@ -95,6 +98,7 @@ impl Conversations {
                     c.started_at,
                     c.last_activity,
                     c.last_sender_id,
+                    c.subject_sender_id,
                 ],
             )?;
         }
@@ -106,7 +110,8 @@ impl Conversations {
 fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conversation>> {
     tx.query_row_cached(
         "SELECT contact_id, inbox_id, status, private_owner_user_id, subject,
-                     last_preview, last_direction, started_at, last_activity, last_sender_id
+                     last_preview, last_direction, started_at, last_activity, last_sender_id,
+                     subject_sender_id
                  FROM conversations WHERE conversation_id = ?1",
         [id.to_string()],
         |r| {
@@ -128,6 +133,7 @@ fn load_conversation(tx: &BatchTx<'_>, id: Uuid) -> rusqlite::Result<Option<Conv
                 started_at: r.get(7)?,
                 last_activity: r.get(8)?,
                 last_sender_id: r.get(9)?,
+                subject_sender_id: r.get(10)?,
             })
         },
     )
@@ -441,6 +447,10 @@ fn contact_erased(
         "UPDATE conversations SET last_preview = '', last_sender_id = NULL
              WHERE last_sender_id = ?1
                 OR last_sender_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
+        // A subject their message gave it.
+        "UPDATE conversations SET subject = NULL, subject_sender_id = NULL
+             WHERE subject_sender_id = ?1
+                OR subject_sender_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
         "DELETE FROM contact_properties WHERE contact_id = ?1
              OR contact_id IN (SELECT contact_id FROM contacts WHERE merged_into = ?1)",
         "DELETE FROM contact_identities WHERE contact_id = ?1
@@ -533,6 +543,7 @@ fn conversation_started(
                 last_preview: None,
                 last_direction: None,
                 last_sender_id: None,
+                subject_sender_id: None,
                 started_at: Some(at),
                 last_activity: at,
             });
@@ -564,8 +575,9 @@ fn message(
             if c.contact_id.is_none() {
                 c.contact_id.clone_from(&contact);
             }
-            if c.subject.is_none() {
+            if c.subject.is_none() && subject.is_some() {
                 c.subject = subject.map(str::to_owned);
+                c.subject_sender_id.clone_from(&contact);
             }
             c.last_preview = Some(preview);
             c.last_direction = Some(direction);
@@ -575,6 +587,7 @@ fn message(
         None => {
             slot.0 = Some(Conversation {
                 last_sender_id: contact.clone(),
+                subject_sender_id: subject.and(contact.clone()),
                 contact_id: contact,
                 inbox_id: inbox.to_string(),
                 status: "open",

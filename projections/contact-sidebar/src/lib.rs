@@ -59,7 +59,9 @@ impl Projector for ContactSidebar {
         // 4: a conversation keeps the contact it first had (another contact writing in it
         // does not take it over), and the sender of its last message (`last_sender_id`), whose
         // erasure empties the preview.
-        4
+        // 5: and the sender whose message gave it its subject (`subject_sender_id`), whose
+        // erasure clears the subject.
+        5
     }
 
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {

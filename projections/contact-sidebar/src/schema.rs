@@ -70,6 +70,8 @@ CREATE TABLE conversations (
     last_direction        TEXT,
     -- The contact who wrote the last message, if recognised: its erasure empties the preview.
     last_sender_id        TEXT,
+    -- The contact whose message gave it its subject, if recognised: its erasure clears it.
+    subject_sender_id     TEXT,
     started_at            INTEGER,
     last_activity         INTEGER NOT NULL
 ) STRICT;

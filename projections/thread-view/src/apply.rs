@@ -494,6 +494,9 @@ fn contact_erased(ctx: &mut Ctx<'_, '_, '_>, e: &ContactErased) -> Result<(), Ap
                 .existing(ctx.tx, *conversation_id)?
                 .last_message_preview = Some(preview(""));
         }
+        if let Some(subject) = rewritten.subject {
+            ctx.headers.existing(ctx.tx, *conversation_id)?.subject = subject;
+        }
     }
     Ok(())
 }

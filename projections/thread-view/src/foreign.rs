@@ -7,7 +7,8 @@
 //! conversations stay, and what the person wrote in them goes: on `ContactErased` their rows
 //! are rewritten with the author's address and name, the subject, the body and the files
 //! blanked ([`crate::entry::redacted`]), their filtered-mail rows too, the files only they
-//! showed leave the conversation, and a preview made from their words is emptied. A log whose
+//! showed leave the conversation, a preview made from their words is emptied, and a
+//! conversation subject taken from their message becomes the next message's. A log whose
 //! personal fields were sealed and whose keys are destroyed rebuilds to the same rows: its
 //! messages arrive blank, and are rewritten the same way.
 //!
@@ -132,6 +133,9 @@ pub(crate) struct Rewritten {
     /// Whether the conversation's last message (in or out) is one of the rows: its preview
     /// came from them.
     pub(crate) last_message_redacted: bool,
+    /// The conversation's subject when it came from one of the rows (the first message in or
+    /// out with a subject): that of the first such message left, if any.
+    pub(crate) subject: Option<Option<String>>,
 }
 
 /// Rewrites the stored rows at `positions` of `conversation_id`'s timeline blanked (every row
@@ -164,6 +168,9 @@ pub(crate) fn redact(
     // The files the rows that stay show, each as the first of them to show it has it.
     let mut kept: BTreeMap<String, FileRow> = BTreeMap::new();
     let mut last_message_redacted = false;
+    // Whether the first message with a subject is one of the rows, and the first left.
+    let mut subject_from_rows: Option<bool> = None;
+    let mut first_subject_left: Option<String> = None;
     for (first, chunk) in stored {
         let mut rewritten = Vec::with_capacity(chunk.len());
         let mut changed = false;
@@ -185,6 +192,12 @@ pub(crate) fn redact(
                     EntryKind::InboundMessage | EntryKind::OutboundMessage
                 ) {
                     last_message_redacted = ours;
+                    if entry.subject.is_some() {
+                        subject_from_rows.get_or_insert(ours);
+                        if !ours && first_subject_left.is_none() {
+                            first_subject_left.clone_from(&entry.subject);
+                        }
+                    }
                 }
             }
             if ours {
@@ -228,6 +241,7 @@ pub(crate) fn redact(
     }
     Ok(Rewritten {
         last_message_redacted,
+        subject: (subject_from_rows == Some(true)).then_some(first_subject_left),
     })
 }
 

@@ -449,3 +449,41 @@ fn her_words_in_kims_conversation_go_and_it_stays_kims() {
         assert!(!holds(&file_bytes(&batched, dir.path()), "chimes in"));
     }
 }
+
+/// A conversation of Kim's whose subject came from Zelda's message (copied on it, writing
+/// first): once Zelda is erased it has no subject, and the file no trace of hers.
+#[test]
+fn a_subject_her_message_gave_kims_conversation_goes_with_her() {
+    const HERS: &str = "Zelda Quibble asks first, 7f3a";
+    let kims = id(KIM_CONVERSATION + 50);
+    let mut h = history();
+    h.push(
+        streams::conversation(kims),
+        25,
+        started(kims, id(INBOX), Some(id(KIM)), None),
+    );
+    h.push(
+        streams::conversation(kims),
+        25,
+        received(kims, id(INBOX), Some(id(ZELDA)), HERS),
+    );
+    let before = tempfile::tempdir().unwrap();
+    let unerased = build_at_once(&ContactSidebar, before.path(), &h.events);
+    let subject_of = |conn: &Connection| {
+        conversations(conn, KIM)
+            .into_iter()
+            .find(|c| c.conversation_id == kims)
+            .map(|c| c.subject)
+    };
+    assert_eq!(subject_of(&unerased), Some(Some(format!("About {HERS}"))));
+
+    erase_zelda(&mut h);
+    let dir = tempfile::tempdir().unwrap();
+    let conn = build_at_once(&ContactSidebar, dir.path(), &h.events);
+    assert_eq!(
+        subject_of(&conn),
+        Some(None),
+        "still Kim's, without her subject"
+    );
+    assert!(!holds(&file_bytes(&conn, dir.path()), "asks first"));
+}

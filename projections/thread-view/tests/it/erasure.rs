@@ -342,6 +342,8 @@ const SHARED_FILE: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5
 const ZED_WORDS: &str = "Zed Quibble adds: my unique order text 7f3a, scan attached";
 const ZELDA_IN_C6: &str = "Zelda Quibble on Messenger: my unique order text 7f3a";
 const ZED_IN_C9: &str = "Zed again, copied on Otto's question: 7f3a";
+/// The subject Zed's message gave C9 (Otto's first message had none).
+const ZED_SUBJECT: &str = "Printer trouble, says Zed Quibble";
 /// Otto's conversation, without a contact.
 const C9: Uuid = Uuid::from_u128(0xe19);
 
@@ -418,7 +420,7 @@ fn zelda_abroad_erased() -> Vec<Envelope> {
             Email,
             "otto@example.org",
             None,
-            Some("Otto's question"),
+            None,
             "Otto asks about the printer.",
         ),
     );
@@ -432,7 +434,7 @@ fn zelda_abroad_erased() -> Vec<Envelope> {
             Email,
             "zed@quibble.example",
             Some(ZED),
-            None,
+            Some(ZED_SUBJECT),
             ZED_IN_C9,
         ),
     );
@@ -535,10 +537,20 @@ fn an_erased_contacts_messages_in_others_conversations_are_blanked() {
         Some("Otto asks about the printer.")
     );
     assert_eq!(body_of(0x9922).as_deref(), Some(""));
+    assert_eq!(
+        conversation(&unerased, C9)
+            .unwrap()
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some(ZED_SUBJECT)
+    );
+    assert_eq!(conversation(&conn, C9).unwrap().unwrap().subject, None);
 
     let bytes = file_bytes(&conn, dir.path());
     for text in PERSONAL.into_iter().chain([
         ZED_IN_C9,
+        ZED_SUBJECT,
         ZED_WORDS,
         ZELDA_IN_C6,
         "zed@quibble.example",
