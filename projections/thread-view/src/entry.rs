@@ -230,7 +230,48 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
             .then_some(Record::Delivery(message_id, delivery));
     }
     let kind = EntryKind::from_code(code)?;
-    let actor_json = actor_json(&read_actor(&mut input)?);
+    let (actor, fields) = read_entry_rest(&mut input)?;
+    let entry = TimelineEntry {
+        position,
+        occurred_at,
+        kind,
+        actor_json: actor_json(&actor),
+        message_id: fields.message_id,
+        comment_id: fields.comment_id,
+        author: fields.author,
+        subject: fields.subject,
+        body_text: fields.body_text,
+        mentions: fields.mentions.unwrap_or_default(),
+        assignee: fields.assignee,
+        previous_assignee: fields.previous,
+        reason_json: fields.reason,
+        deliveries: Vec::new(),
+        delivered_at: None,
+        read_at: None,
+        emailed_to: None,
+        files_json: fields.files,
+    };
+    Some(Record::Entry(Box::new(entry)))
+}
+
+/// An entry row's optional fields as read back ([`Fields`], owned).
+struct ReadFields {
+    message_id: Option<Uuid>,
+    comment_id: Option<Uuid>,
+    author: Option<Author>,
+    subject: Option<String>,
+    body_text: Option<String>,
+    mentions: Option<Vec<Uuid>>,
+    assignee: Option<AssigneeRef>,
+    previous: Option<AssigneeRef>,
+    reason: Option<String>,
+    files: Option<String>,
+}
+
+/// The rest of an entry row after its kind and time: the actor and the optional fields, as
+/// [`put_entry`] writes them; `None` if malformed or if anything follows them.
+fn read_entry_rest(input: &mut Unpack<'_>) -> Option<(Actor, ReadFields)> {
+    let actor = read_actor(input)?;
     let bits = input.varint()?;
     if bits >= 1 << 10 {
         return None;
@@ -239,27 +280,20 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
     let has = |field: u32| bits & (1 << field) != 0;
     let id = |input: &mut Unpack<'_>| input.id().map(Uuid::from_bytes);
     let text = |input: &mut Unpack<'_>| input.str().map(str::to_owned);
-    let message_id = optional(has(0), || id(&mut input))?;
-    let comment_id = optional(has(1), || id(&mut input))?;
-    let author = optional(has(2), || read_author(&mut input))?;
-    let subject = optional(has(3), || text(&mut input))?;
-    let body_text = optional(has(4), || text(&mut input))?;
-    let mut mentions = Vec::new();
-    if has(5) {
+    let message_id = optional(has(0), || id(input))?;
+    let comment_id = optional(has(1), || id(input))?;
+    let author = optional(has(2), || read_author(input))?;
+    let subject = optional(has(3), || text(input))?;
+    let body_text = optional(has(4), || text(input))?;
+    let mentions = optional(has(5), || {
         let count = input.varint()?;
-        for _ in 0..count {
-            mentions.push(id(&mut input)?);
-        }
-    }
-    let assignee = optional(has(6), || read_assignee(&mut input))?;
-    let previous_assignee = optional(has(7), || read_assignee(&mut input))?;
-    let reason_json = optional(has(8), || text(&mut input))?;
-    let files_json = optional(has(9), || text(&mut input))?;
-    let entry = TimelineEntry {
-        position,
-        occurred_at,
-        kind,
-        actor_json,
+        (0..count).map(|_| id(input)).collect::<Option<Vec<_>>>()
+    })?;
+    let assignee = optional(has(6), || read_assignee(input))?;
+    let previous = optional(has(7), || read_assignee(input))?;
+    let reason = optional(has(8), || text(input))?;
+    let files = optional(has(9), || text(input))?;
+    let fields = ReadFields {
         message_id,
         comment_id,
         author,
@@ -267,15 +301,11 @@ pub(crate) fn read(position: u64, packed: &[u8]) -> Option<Record> {
         body_text,
         mentions,
         assignee,
-        previous_assignee,
-        reason_json,
-        deliveries: Vec::new(),
-        delivered_at: None,
-        read_at: None,
-        emailed_to: None,
-        files_json,
+        previous,
+        reason,
+        files,
     };
-    input.is_empty().then(|| Record::Entry(Box::new(entry)))
+    input.is_empty().then_some((actor, fields))
 }
 
 /// The entry row `packed` as an erased customer's message in a conversation that stays shows
@@ -286,33 +316,8 @@ pub(crate) fn redacted(packed: &[u8]) -> Option<Vec<u8>> {
     let mut input = Unpack::new(packed);
     let kind = EntryKind::from_code(input.byte()?)?;
     let at = input.signed()?;
-    let actor = read_actor(&mut input)?;
-    let bits = input.varint()?;
-    if bits >= 1 << 10 {
-        return None;
-    }
-    let has = |field: u32| bits & (1 << field) != 0;
-    let id = |input: &mut Unpack<'_>| input.id().map(Uuid::from_bytes);
-    let message_id = optional(has(0), || id(&mut input))?;
-    let comment_id = optional(has(1), || id(&mut input))?;
-    let author = optional(has(2), || read_author(&mut input))?;
-    let _subject = optional(has(3), || input.str())?;
-    let body_text = optional(has(4), || input.str())?;
-    let mut mentions = Vec::new();
-    if has(5) {
-        let count = input.varint()?;
-        for _ in 0..count {
-            mentions.push(id(&mut input)?);
-        }
-    }
-    let assignee = optional(has(6), || read_assignee(&mut input))?;
-    let previous = optional(has(7), || read_assignee(&mut input))?;
-    let reason = optional(has(8), || input.str().map(str::to_owned))?;
-    let _files = optional(has(9), || input.str())?;
-    if !input.is_empty() {
-        return None;
-    }
-    let author = author.map(|author| match author {
+    let (actor, read) = read_entry_rest(&mut input)?;
+    let author = read.author.map(|author| match author {
         Author::Contact { contact_id, .. } => Author::Contact {
             contact_id,
             address: String::new(),
@@ -321,15 +326,15 @@ pub(crate) fn redacted(packed: &[u8]) -> Option<Vec<u8>> {
         other => other,
     });
     let fields = Fields {
-        message_id,
-        comment_id,
+        message_id: read.message_id,
+        comment_id: read.comment_id,
         author,
         subject: None,
-        body_text: body_text.map(|_| ""),
-        mentions: has(5).then_some(mentions.as_slice()),
-        assignee,
-        previous,
-        reason,
+        body_text: read.body_text.as_ref().map(|_| ""),
+        mentions: read.mentions.as_deref(),
+        assignee: read.assignee,
+        previous: read.previous,
+        reason: read.reason,
         files: None,
     };
     let mut out = Vec::with_capacity(packed.len());
