@@ -179,13 +179,10 @@ async fn erased_everywhere(seal: bool) {
     let zelda_files = files_of(&shown);
     let otto_shown = with_files(thread(&otto_mail)).await;
     let otto_files = files_of(&otto_shown);
+    // A file as the admin downloads it.
+    let download = |url: &str| client.get(server.url(url)).bearer_auth(&token).send();
     for url in zelda_files.iter().chain(&otto_files) {
-        let response = client
-            .get(server.url(url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = download(url).await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
     }
     // An agent answers her, by name.
@@ -351,21 +348,11 @@ async fn erased_everywhere(seal: bool) {
     let otto_now = gql(thread(&otto_mail)).await;
     assert!(otto_now.to_string().contains(OTTO_TEXT), "{otto_now}");
     for url in &zelda_files {
-        let response = client
-            .get(server.url(url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = download(url).await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND, "{url}");
     }
     for url in &otto_files {
-        let response = client
-            .get(server.url(url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = download(url).await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
         let body = response.bytes().await.unwrap();
         assert!(

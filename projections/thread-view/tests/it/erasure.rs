@@ -151,9 +151,8 @@ fn zelda() -> Builder {
     h
 }
 
-/// [`zelda`], then her erasure: the contact first, then each of her conversations.
-fn zelda_erased() -> Vec<Envelope> {
-    let mut h = zelda();
+/// Zelda's erasure: the contact first, then each of her conversations.
+fn erase_zelda(h: &mut Builder) {
     let reason = "Art. 17 request, ticket 4711".to_owned();
     h.push_in(
         streams::contact(ZELDA),
@@ -178,6 +177,12 @@ fn zelda_erased() -> Vec<Envelope> {
             },
         );
     }
+}
+
+/// [`zelda`], then her erasure.
+fn zelda_erased() -> Vec<Envelope> {
+    let mut h = zelda();
+    erase_zelda(&mut h);
     h.events
 }
 
@@ -438,30 +443,7 @@ fn zelda_abroad_erased() -> Vec<Envelope> {
             ZED_IN_C9,
         ),
     );
-    let reason = "Art. 17 request, ticket 4711".to_owned();
-    h.push_in(
-        streams::contact(ZELDA),
-        50,
-        admin(),
-        ContactErased {
-            contact_id: ZELDA,
-            conversation_ids: vec![Z, ZF],
-            reason: reason.clone(),
-        },
-    );
-    for conversation_id in [Z, ZF] {
-        h.push(
-            50,
-            admin(),
-            conversation_id,
-            ConversationErased {
-                conversation_id,
-                inbox_id: SUPPORT,
-                contact_id: Some(ZELDA),
-                reason: reason.clone(),
-            },
-        );
-    }
+    erase_zelda(&mut h);
     h.events
 }
 
