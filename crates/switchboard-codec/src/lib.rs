@@ -4,9 +4,11 @@
 //! the store. The write side and the projection runtime both meet them here.
 //!
 //! [`seal`]: personal fields encrypted with their data subject's key, and opened or redacted;
-//! [`keyring`]: the subjects' keys, kept sealed beside the log (ADR 0007).
+//! [`keyring`]: the subjects' keys, kept sealed beside the log (ADR 0007); [`plaintext`]: what
+//! the log holds in the clear from before sealing began.
 
 pub mod keyring;
+pub mod plaintext;
 pub mod seal;
 
 use proto_events::{DecodeError, DomainEvent, Envelope, Metadata, RawEvent};

@@ -105,6 +105,9 @@ impl Default for SmtpSettings {
     }
 }
 
+/// The room a session makes for a message's bytes when `DATA` begins.
+const MESSAGE_RESERVE: usize = 64 * 1024;
+
 /// Accepts connections on `listener` until `shutdown` resolves; each is served on its own task.
 pub async fn serve(
     listener: TcpListener,
@@ -400,6 +403,10 @@ impl Session {
                     return self.reply(503, [5, 5, 1], "No valid recipients");
                 }
                 self.body = Body::Collecting(DataReceiver::new());
+                // Room for a typical message up front, rather than growing from nothing by
+                // doubling (a copy and fresh pages each time).
+                self.message
+                    .reserve(MESSAGE_RESERVE.min(self.settings.max_message_bytes));
                 let _ = write!(
                     self.replies,
                     "354 Start mail input; end with <CRLF>.<CRLF>\r\n"
@@ -475,24 +482,30 @@ impl Session {
             return;
         }
         let envelope_from = from.filter(|f| !f.is_empty());
-        let mut outcomes: Vec<(Uuid, Result<(), IngestError>)> = Vec::new();
+        let mut channels: Vec<Uuid> = Vec::with_capacity(recipients.len());
         for recipient in &recipients {
-            if outcomes.iter().any(|(c, _)| *c == recipient.channel_id) {
-                continue;
+            if !channels.contains(&recipient.channel_id) {
+                channels.push(recipient.channel_id);
             }
+        }
+        let mut outcomes: Vec<(Uuid, Result<(), IngestError>)> = Vec::new();
+        let mut message = Some(message);
+        for (i, channel_id) in channels.iter().copied().enumerate() {
+            // The last channel (usually the only one) takes the message, the others a copy.
+            let bytes = if i + 1 == channels.len() {
+                message.take().unwrap_or_default()
+            } else {
+                message.clone().unwrap_or_default()
+            };
             let result = self
                 .ingester
-                .ingest(
-                    recipient.channel_id,
-                    envelope_from.as_deref(),
-                    message.clone(),
-                )
+                .ingest(channel_id, envelope_from.as_deref(), bytes)
                 .await
                 .map(|ingested| {
-                    tracing::info!(channel = %recipient.channel_id, message = %ingested.message_id,
+                    tracing::info!(channel = %channel_id, message = %ingested.message_id,
                         duplicate = ingested.duplicate, "e-mail received over SMTP");
                 });
-            outcomes.push((recipient.channel_id, result));
+            outcomes.push((channel_id, result));
         }
         let outcome_of = |channel_id: Uuid| {
             outcomes

@@ -139,6 +139,63 @@ impl PartEncoding {
     }
 }
 
+impl PartEncoding {
+    /// Whether `range` decodes to exactly `expected`, as [`decode`](Self::decode) would, but a
+    /// piece at a time on the stack: checking that an attachment stands in its original costs
+    /// no copy of either (a 200 KB attachment's check allocated 350 KB of fresh pages).
+    pub fn decodes_to(self, range: &[u8], expected: &[u8]) -> bool {
+        match self {
+            PartEncoding::Identity => range == expected,
+            PartEncoding::Base64 => base64_decodes_to(range, expected),
+        }
+    }
+}
+
+/// How many base64 characters [`base64_decodes_to`] decodes at once (a multiple of 4).
+const BASE64_PIECE: usize = 4096;
+
+fn base64_decodes_to(range: &[u8], expected: &[u8]) -> bool {
+    use base64::Engine as _;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut piece = [0u8; BASE64_PIECE];
+    let mut decoded = [0u8; BASE64_PIECE / 4 * 3];
+    let mut filled = 0;
+    let mut matched = 0;
+    let mut characters = range
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        .peekable();
+    loop {
+        while filled < BASE64_PIECE
+            && let Some(b) = characters.next()
+        {
+            piece[filled] = b;
+            filled += 1;
+        }
+        let last = characters.peek().is_none();
+        // Padding is only valid in the last quantum of the whole: decoding everything at once
+        // would refuse it anywhere else.
+        if !last && piece.contains(&b'=') {
+            return false;
+        }
+        let Ok(length) = engine.decode_slice(&piece[..filled], &mut decoded) else {
+            return false;
+        };
+        let Some(want) = expected.get(matched..matched + length) else {
+            return false;
+        };
+        if want != &decoded[..length] {
+            return false;
+        }
+        matched += length;
+        filled = 0;
+        if last {
+            return matched == expected.len();
+        }
+    }
+}
+
 impl Within {
     /// The bytes this range of `source` encodes, or `None` if it is out of `source` or does
     /// not decode.
@@ -146,6 +203,17 @@ impl Within {
         let start = usize::try_from(self.start).ok()?;
         let end = usize::try_from(self.end).ok()?;
         self.encoding.decode(source.get(start..end)?)
+    }
+
+    /// Whether this range of `source` is in `source` and decodes to exactly `expected`
+    /// (without copying either; see [`PartEncoding::decodes_to`]).
+    pub fn decodes_to(&self, source: &[u8], expected: &[u8]) -> bool {
+        let (Ok(start), Ok(end)) = (usize::try_from(self.start), usize::try_from(self.end)) else {
+            return false;
+        };
+        source
+            .get(start..end)
+            .is_some_and(|range| self.encoding.decodes_to(range, expected))
     }
 
     /// A part as a store keeps it (`blob_parts`: source, range, encoding name), checked: a
@@ -222,7 +290,7 @@ impl Blob {
     pub fn part_of(bytes: Vec<u8>, source: &Blob, mut within: Within) -> Blob {
         within.source = source.sha256.clone();
         let mut blob = Blob::new(bytes);
-        if within.decode(source.bytes()).as_deref() == Some(blob.bytes()) {
+        if within.decodes_to(source.bytes(), blob.bytes()) {
             blob.within = Some(within);
         }
         blob
@@ -407,5 +475,67 @@ impl BlobStore for FileBlobs {
 
     async fn delete(&self, sha256s: &[String]) -> Result<u64, StoreError> {
         Ok(self.remove(sha256s).await?.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    /// MIME base64 of `bytes`: 76 characters a line, CRLF between lines.
+    fn mime_base64(bytes: &[u8]) -> Vec<u8> {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        text.as_bytes()
+            .chunks(76)
+            .collect::<Vec<_>>()
+            .join(&b"\r\n"[..])
+    }
+
+    /// The piecewise check answers as decoding the whole range and comparing does, for ranges
+    /// around the piece size, damaged ranges, and other bytes expected.
+    #[test]
+    fn the_piecewise_check_agrees_with_decoding_the_whole() {
+        let mut checked = 0;
+        for length in [0, 1, 2, 3, 100, 3071, 3072, 3073, 6144, 6145, 20_000] {
+            let bytes: Vec<u8> = (0..length).map(|_| rand::random()).collect();
+            let encoded = mime_base64(&bytes);
+            let mut ranges = vec![encoded.clone()];
+            if !encoded.is_empty() {
+                // Padding in the middle, a bad character, a character short, one too many.
+                let mut padded = encoded.clone();
+                padded[encoded.len() / 2] = b'=';
+                let mut bad = encoded.clone();
+                bad[encoded.len() / 3] = b'*';
+                ranges.push(padded);
+                ranges.push(bad);
+                ranges.push(encoded[..encoded.len() - 1].to_vec());
+                ranges.push([&encoded[..], b"A"].concat());
+            }
+            let mut expectations = vec![bytes.clone(), [&bytes[..], b"x"].concat()];
+            if let Some((_, shorter)) = bytes.split_last() {
+                expectations.push(shorter.to_vec());
+                let mut other = bytes.clone();
+                other[length / 2] ^= 1;
+                expectations.push(other);
+            }
+            assert!(PartEncoding::Base64.decodes_to(&ranges[0], &expectations[0]));
+            checked += 1;
+            for range in &ranges {
+                for expected in &expectations {
+                    let whole = PartEncoding::Base64.decode(range).as_ref() == Some(expected);
+                    assert_eq!(
+                        PartEncoding::Base64.decodes_to(range, expected),
+                        whole,
+                        "length {length}, range of {} characters",
+                        range.len()
+                    );
+                }
+            }
+        }
+        assert_eq!(checked, 11);
+        assert!(PartEncoding::Identity.decodes_to(b"abc", b"abc"));
+        assert!(!PartEncoding::Identity.decodes_to(b"abc", b"abd"));
     }
 }

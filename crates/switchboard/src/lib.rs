@@ -26,6 +26,7 @@ pub mod export;
 pub mod import;
 pub mod init;
 mod line;
+pub mod migrate;
 mod progress;
 pub mod projections;
 pub mod startup;

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use switchboard::config::{self, Config, ConfigArgs, Flags, LogFormat};
 use switchboard::support::Refused;
 use switchboard::{
-    Application, audit, contact, demo, export, import, init, projections, startup, token,
+    Application, audit, contact, demo, export, import, init, migrate, projections, startup, token,
 };
 
 /// Switchboard: an event-sourced shared inbox.
@@ -57,6 +57,18 @@ enum Command {
     /// A person's data.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Change how the store keeps what it holds.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateCommand {
+    /// Seal personal data from now on, in a log written in the clear: re-writes nothing,
+    /// records which data subjects have fields in the clear (an erasure redacts those wherever
+    /// they are read) and the position sealing begins at; every node started on the store
+    /// afterwards seals, whatever `[privacy] seal_personal_data` says. Prints one JSON object.
+    Encrypt(migrate::EncryptArgs),
 }
 
 /// `switchboard serve`.
@@ -121,6 +133,7 @@ async fn main() -> ExitCode {
         Command::Export(args) => export::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Contact(ContactCommand::Export(args)) => contact::export(args).await,
+        Command::Migrate(MigrateCommand::Encrypt(args)) => migrate::encrypt(args).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => {
             projections::rebuild(&args).await
         }

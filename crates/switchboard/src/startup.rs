@@ -170,7 +170,20 @@ impl Application {
                 chrono::Duration::from_std(config.idempotency_key_lifetime)
                     .unwrap_or(switchboard_service::service::DEFAULT_KEY_LIFETIME),
             );
-        service = if config.seal_personal_data {
+        // `migrate encrypt` turned sealing on for this store: no node writes in the clear again.
+        let sealing_since = switchboard_codec::plaintext::sealing_since(store.secrets().as_ref())
+            .await
+            .context("reading whether this store seals personal data")?;
+        if let Some(since) = &sealing_since
+            && !config.seal_personal_data
+        {
+            tracing::info!(
+                position = since.position,
+                at = %since.at,
+                "sealing personal data: this store was migrated (switchboard migrate encrypt)"
+            );
+        }
+        service = if config.seal_personal_data || sealing_since.is_some() {
             service.with_keyring(keyring)
         } else {
             service.with_erasure_keys(keyring)

@@ -73,37 +73,18 @@ async fn a_sealed_message_is_not_in_the_log_yet_reads_back_everywhere() {
         server,
         client,
     } = Sealed::start().await;
-    let gql = |query: String| data_of(&client, &server, &token, query);
     let channel = support_channel(&client, &server, &token).await;
-    let conversation = gql(format!(
-        r#"mutation {{ receiveMessage(input: {{channelId: "{channel}", from: {{kind: EMAIL, value: "hedy@customer.test"}}, subject: "{SUBJECT}", bodyText: "{BODY}", email: {{messageId: "m1@customer.test"}}}}) {{ conversation {{ id }} }} }}"#
-    ))
-    .await["receiveMessage"]["conversation"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let query = format!(
-        r#"{{ conversation(id: "{conversation}") {{ subject timeline(first: 20) {{ nodes {{ kind bodyText }} }} }} }}"#
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let data = gql(query.clone()).await;
-        let bodies: Vec<String> = data["conversation"]["timeline"]["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|node| node["bodyText"].as_str().map(str::to_owned))
-            .collect();
-        if bodies.iter().any(|body| body == BODY) {
-            assert_eq!(data["conversation"]["subject"], SUBJECT, "{data}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the message never showed: {data}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (query, data) = receive_and_wait(
+        &client,
+        &server,
+        &token,
+        &channel,
+        "hedy@customer.test",
+        SUBJECT,
+        BODY,
+    )
+    .await;
+    assert_eq!(data["conversation"]["subject"], SUBJECT, "{data}");
     assert_eq!(server.terminate(), Some(0));
 
     assert!(
@@ -310,4 +291,145 @@ async fn a_contact_erased_while_sealing_was_off_is_redacted_in_exports() {
         "{:?}",
         text(&imported)
     );
+}
+
+/// The message of a new sender `from` with `subject` and `body`, received on `channel`: the
+/// query of its conversation, and the answer once the message shows in it.
+async fn receive_and_wait(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    channel: &str,
+    from: &str,
+    subject: &str,
+    body: &str,
+) -> (String, serde_json::Value) {
+    let gql = |query: String| data_of(client, server, token, query);
+    let conversation = gql(format!(
+        r#"mutation {{ receiveMessage(input: {{channelId: "{channel}", from: {{kind: EMAIL, value: "{from}"}}, subject: "{subject}", bodyText: "{body}", email: {{messageId: "{}.{from}"}}}}) {{ conversation {{ id }} }} }}"#,
+        body.len()
+    ))
+    .await["receiveMessage"]["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let query = format!(
+        r#"{{ conversation(id: "{conversation}") {{ subject timeline(first: 20) {{ nodes {{ kind bodyText }} }} }} }}"#
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let data = gql(query.clone()).await;
+        let shown = data["conversation"]["timeline"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|node| node["bodyText"] == body);
+        if shown {
+            return (query, data);
+        }
+        assert!(Instant::now() < deadline, "{body} never showed: {data}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `migrate encrypt` on a log written in the clear: it records the subjects with fields in the
+/// clear and turns sealing on for the store (a server without the configuration seals
+/// afterwards), re-writes nothing, and a second run keeps the first sealing position.
+#[tokio::test]
+async fn migrate_encrypt_records_what_is_in_the_clear_and_seals_from_then_on() {
+    const OLD: &str = "Gooseberry fool, order 4471";
+    const NEW: &str = "Damson cheese, order 9902";
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let dir_arg = data_dir.to_str().unwrap().to_owned();
+    let init = init_acme(&data_dir);
+    assert_eq!(init.status.code(), Some(0), "{:?}", text(&init));
+    let token = text(&init).0.trim().to_owned();
+    let client = reqwest::Client::new();
+
+    let server = Server::start(&data_dir, &[]);
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    let channel = support_channel(&client, &server, &token).await;
+    receive_and_wait(
+        &client,
+        &server,
+        &token,
+        &channel,
+        "lise@customer.test",
+        "Jam",
+        OLD,
+    )
+    .await;
+    // Refused while the server holds the data directory.
+    let busy = run(&["migrate", "encrypt", "--data-dir", &dir_arg], None);
+    assert_eq!(busy.status.code(), Some(2), "{:?}", text(&busy));
+    assert_eq!(server.terminate(), Some(0));
+
+    let outcome = |output: &std::process::Output| -> serde_json::Value {
+        assert_eq!(output.status.code(), Some(0), "{:?}", text(output));
+        serde_json::from_str(text(output).0.trim()).unwrap()
+    };
+    let dry = outcome(&run(
+        &["migrate", "encrypt", "--dry-run", "--data-dir", &dir_arg],
+        None,
+    ));
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(dry["turned_on"], true, "{dry}");
+    let first = outcome(&run(&["migrate", "encrypt", "--data-dir", &dir_arg], None));
+    assert_eq!(first["turned_on"], true, "{first}");
+    // Lise's message (her conversation's: she is no contact yet), and the channel's two
+    // addresses as reserved (a reserved value is classed personal whoever holds it).
+    assert_eq!(first["subjects_in_clear"], 3, "{first}");
+    let in_clear = first["events_in_clear"].as_u64().unwrap();
+    assert_eq!(in_clear, 3, "{first}");
+    assert_eq!(first["found_events"], in_clear, "{first}");
+    assert_eq!(first["searched_from"], 0, "{first}");
+    assert_eq!(
+        dry["events_in_clear"], in_clear,
+        "a dry run finds the same: {dry}"
+    );
+    let since = first["sealing_since"]["position"].as_u64().unwrap();
+    assert_eq!(first["searched_through"], since, "{first}");
+
+    // No configuration says seal; the store does.
+    let server = Server::start(&data_dir, &[]);
+    wait_for_200(&client, &server.url("/readyz"), Duration::from_secs(30)).await;
+    receive_and_wait(
+        &client,
+        &server,
+        &token,
+        &channel,
+        "mads@customer.test",
+        "Jam",
+        NEW,
+    )
+    .await;
+    receive_and_wait(
+        &client,
+        &server,
+        &token,
+        &channel,
+        "lise@customer.test",
+        "Jam",
+        "again",
+    )
+    .await;
+    assert_eq!(server.terminate(), Some(0));
+    assert!(
+        !log_holds(&data_dir, NEW),
+        "written after migrating, in the clear"
+    );
+    assert!(log_holds(&data_dir, OLD), "nothing is re-written");
+
+    let second = outcome(&run(&["migrate", "encrypt", "--data-dir", &dir_arg], None));
+    assert_eq!(second["turned_on"], false, "{second}");
+    assert_eq!(second["sealing_since"], first["sealing_since"], "{second}");
+    assert_eq!(second["searched_from"], since, "{second}");
+    assert_eq!(
+        second["found_events"], 0,
+        "everything since was sealed: {second}"
+    );
+    assert_eq!(second["events_in_clear"], in_clear, "{second}");
+    let verified = run(&["audit", "verify", "--data-dir", &dir_arg], None);
+    assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
 }

@@ -1,0 +1,83 @@
+//! `switchboard migrate encrypt`: turns sealing of personal data on for a log that was written
+//! in the clear, without re-writing it (ADR 0007, `switchboard_codec::plaintext`).
+//!
+//! It checks the master key against the secrets already sealed beside the log (the key
+//! `serve` uses, generated in the data directory when none is configured), searches the log for
+//! personal fields stored in the clear, records by data subject what it found and the position
+//! sealing begins at, and prints what it did as one JSON object. From then on every node that
+//! starts on the store seals what it writes, whatever `[privacy] seal_personal_data` says.
+//!
+//! On the embedded store the server must be stopped (the data directory is locked). On
+//! PostgreSQL it runs beside running nodes, which seal from their next start: run it again
+//! after restarting them to record what they wrote in the clear meanwhile.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use switchboard_store::secret::Vault;
+
+use crate::config::{self, ConfigArgs};
+use crate::support::{self, StoreUse, refuse};
+
+/// `switchboard migrate encrypt`.
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// Search the log and print what would be recorded, recording nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Records what the log holds in the clear and that sealing began; prints the outcome.
+pub async fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
+    let config = support::load_config(&args.config)?;
+    let store = support::configured_store(&config, StoreUse::Write).await?;
+    let key = if args.dry_run {
+        config::existing_secret_key(&config)?
+    } else {
+        Some(config::secret_key(&config)?)
+    };
+    if let Some(key) = &key {
+        match Vault::new(store.secrets(), key).check_key().await {
+            Ok(()) => {}
+            Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
+                "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the secrets stored \
+                 beside this log were sealed with: use the key the server uses",
+                config.secret_key_file().display()
+            ),
+            Err(e) => return Err(e).context("checking the secret key"),
+        }
+    }
+    let secrets = store.secrets();
+    let migration = switchboard_codec::plaintext::migrate(
+        store.as_ref(),
+        secrets.as_ref(),
+        Utc::now(),
+        args.dry_run,
+    )
+    .await
+    .with_context(|| format!("searching {}", support::describe_store(&config)))?;
+    eprintln!(
+        "{}: {} events with personal fields in the clear ({} found by this run, positions {} to \
+         {}), of {} data subjects; sealing {} from position {}",
+        support::describe_store(&config),
+        migration.events_in_clear,
+        migration.found_events,
+        migration.searched_from,
+        migration.searched_through,
+        migration.subjects_in_clear,
+        match (args.dry_run, migration.turned_on) {
+            (true, true) => "would begin",
+            (false, true) => "begins",
+            (_, false) => "began",
+        },
+        migration.sealing_since.position,
+    );
+    let mut line = serde_json::to_value(&migration).context("writing the outcome")?;
+    line["dry_run"] = serde_json::Value::Bool(args.dry_run);
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
