@@ -2,16 +2,22 @@
 //! (ADR 0007).
 //!
 //! Turning sealing on re-writes nothing (the hash chain covers every stored byte). [`migrate`]
-//! reads the log once and records, in the key store beside it, which data subjects have
-//! personal fields stored in the clear (how many events, the first and last position) and the
-//! position from which this log is sealed ([`SEALING_SINCE`]): every node that starts on the
-//! store afterwards seals what it writes whatever its configuration says, so a node with an old
-//! configuration cannot fall back to writing in the clear. Erasing such a subject redacts those
-//! events wherever they are read through the keys (`KeyedStore`, `export`); the record says
-//! how much of a person's data is of that kind. Running it again indexes what was written in the
-//! clear since the last run (a node not yet restarted), and keeps the first sealing position.
+//! first records, in the key store beside the log, the position from which this log is sealed
+//! ([`SEALING_SINCE`], written once): every node that starts on the store afterwards seals what
+//! it writes whatever its configuration says, so an old configuration cannot fall back to
+//! writing in the clear. It then reads the log and records which data subjects have personal
+//! fields stored in the clear (how many events, the first and last position), in one record
+//! written at once, so a run that stops half-way leaves the last complete one. Erasing such a
+//! subject redacts those events wherever they are read through the keys (`KeyedStore`,
+//! `export`); the record says how much of a person's data is of that kind. A node already
+//! running when sealing began writes in the clear until it restarts (PostgreSQL): running
+//! `migrate` again indexes what was written since the last run, and keeps the first sealing
+//! position. Two runs at once each write a complete record; the later one wins.
+//!
+//! These records hold ids and positions, no personal data, and are stored unsealed, like the
+//! records of erasures, so that reading them needs no key.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,20 +29,17 @@ use crate::seal;
 /// The key store's record of when sealing began.
 pub const SEALING_SINCE: &str = "sealing-since";
 
-/// The key store's record of how far the log was searched for fields in the clear.
+/// The key store's record of what the log holds in the clear, and how far it was searched.
 const INDEX: &str = "plaintext-index";
 
 /// How many events [`migrate`] reads at a time.
 const PAGE: usize = 4096;
 
-fn subject_name(subject: Uuid) -> String {
-    format!("plaintext-subject-{subject}")
-}
-
-/// When sealing began: every event after `position` is written sealed.
+/// When sealing began: nodes started after `at` seal every event they write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealingSince {
-    /// The head of the log when sealing was turned on.
+    /// The head of the log when sealing was turned on (a node already running then writes in
+    /// the clear until it restarts).
     pub position: u64,
     /// When.
     pub at: DateTime<Utc>,
@@ -61,25 +64,16 @@ impl InClear {
         self.events += 1;
         self.last = position;
     }
-
-    fn merge(&mut self, later: InClear) {
-        if later.events == 0 {
-            return;
-        }
-        if self.events == 0 {
-            self.first = later.first;
-        }
-        self.events += later.events;
-        self.last = later.last;
-    }
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Index {
     /// The last position searched.
     through: u64,
-    events: u64,
-    subjects: u64,
+    /// By data subject.
+    subjects: BTreeMap<Uuid, InClear>,
+    /// Events with personal values that name no data subject: no erasure redacts them.
+    without_subject: u64,
 }
 
 /// What [`migrate`] did.
@@ -89,9 +83,9 @@ pub struct Migration {
     pub sealing_since: SealingSince,
     /// Whether this run turned sealing on.
     pub turned_on: bool,
-    /// The positions this run searched, `(from, through]`.
+    /// The positions this run searched, after this one...
     pub searched_from: u64,
-    /// The head of the log this run searched to.
+    /// ...up to this one (the head when it got there).
     pub searched_through: u64,
     /// Events with personal fields in the clear found by this run.
     pub found_events: u64,
@@ -99,6 +93,9 @@ pub struct Migration {
     pub events_in_clear: u64,
     /// Data subjects those belong to.
     pub subjects_in_clear: u64,
+    /// Events with personal values in the clear that name no data subject, which no erasure
+    /// redacts (none in the event types of today; counted should one appear).
+    pub without_subject: u64,
 }
 
 /// When sealing began on this log, if `migrate` ran on it.
@@ -115,30 +112,44 @@ pub async fn in_clear(
     secrets: &dyn SecretStore,
     subject: Uuid,
 ) -> Result<Option<InClear>, StoreError> {
-    secrets
-        .get(&subject_name(subject))
-        .await?
-        .map(|bytes| serde_json::from_slice(&bytes).map_err(StoreError::backend))
-        .transpose()
+    Ok(read_index(secrets).await?.subjects.remove(&subject))
 }
 
-/// Searches `store`'s log (as stored) from where the last run stopped to its head for personal
-/// fields stored in the clear, records them by data subject in `secrets`, and records that
-/// sealing began (once). With `dry_run`, records nothing and says what it would.
+async fn read_index(secrets: &dyn SecretStore) -> Result<Index, StoreError> {
+    match secrets.get(INDEX).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(StoreError::backend),
+        None => Ok(Index::default()),
+    }
+}
+
+/// Records that sealing begins (at `store`'s head, unless an earlier run recorded it), then
+/// searches the log (as stored) from where the last run stopped to its head for personal fields
+/// stored in the clear, and records them by data subject in `secrets`. With `dry_run`, records
+/// nothing and says what it would.
 pub async fn migrate(
     store: &dyn EventStore,
     secrets: &dyn SecretStore,
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Migration, StoreError> {
-    let index: Index = match secrets.get(INDEX).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(StoreError::backend)?,
-        None => Index::default(),
+    let proposed = SealingSince {
+        position: store.head().await?.0,
+        at: now,
     };
-    let mut found: HashMap<Uuid, InClear> = HashMap::new();
-    let mut found_events = 0;
+    let (sealing_since, turned_on) = match sealing_since(secrets).await? {
+        Some(since) => (since, false),
+        None if dry_run => (proposed, true),
+        None => {
+            let bytes = serde_json::to_vec(&proposed).map_err(StoreError::backend)?;
+            let kept = secrets.put_if_absent(SEALING_SINCE, bytes.clone()).await?;
+            let since = serde_json::from_slice(&kept).map_err(StoreError::backend)?;
+            (since, kept == bytes)
+        }
+    };
+    let mut index = read_index(secrets).await?;
     let from = index.through;
     let mut after = Position(from);
+    let mut found_events = 0;
     loop {
         let page = store.read_all(after, PAGE).await?;
         let Some(last) = page.last() else { break };
@@ -156,64 +167,30 @@ pub async fn migrate(
             if !seal::has_personal_values(&event.event_type, &value) {
                 continue;
             }
-            // A value with no subject names nobody an erasure could name; it stays as it is.
-            let Some(subject) = seal::subject_of(&event.event_type, &value) else {
-                continue;
-            };
-            found.entry(subject).or_default().add(event.position.0);
             found_events += 1;
-        }
-    }
-    let mut subjects: Vec<(Uuid, InClear)> = found.into_iter().collect();
-    subjects.sort_unstable_by_key(|(subject, _)| *subject);
-    let names: Vec<String> = subjects.iter().map(|(s, _)| subject_name(*s)).collect();
-    let earlier = secrets.get_many(&names).await?;
-    let mut new_subjects = 0;
-    let mut records = Vec::with_capacity(subjects.len());
-    for ((subject, later), earlier) in subjects.into_iter().zip(earlier) {
-        let mut record = match earlier {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(StoreError::backend)?,
-            None => {
-                new_subjects += 1;
-                InClear::default()
+            match seal::subject_of(&event.event_type, &value) {
+                Some(subject) => index
+                    .subjects
+                    .entry(subject)
+                    .or_default()
+                    .add(event.position.0),
+                None => index.without_subject += 1,
             }
-        };
-        record.merge(later);
-        records.push((subject, record));
+        }
     }
-    let index = Index {
-        through: after.0,
-        events: index.events + found_events,
-        subjects: index.subjects + new_subjects,
-    };
-    let proposed = SealingSince {
-        position: after.0,
-        at: now,
-    };
-    let (sealing_since, turned_on) = if dry_run {
-        match sealing_since(secrets).await? {
-            Some(since) => (since, false),
-            None => (proposed, true),
-        }
-    } else {
-        for (subject, record) in &records {
-            let bytes = serde_json::to_vec(record).map_err(StoreError::backend)?;
-            secrets.put(&subject_name(*subject), bytes).await?;
-        }
+    index.through = after.0;
+    if !dry_run {
         let bytes = serde_json::to_vec(&index).map_err(StoreError::backend)?;
         secrets.put(INDEX, bytes).await?;
-        let bytes = serde_json::to_vec(&proposed).map_err(StoreError::backend)?;
-        let kept = secrets.put_if_absent(SEALING_SINCE, bytes.clone()).await?;
-        let since = serde_json::from_slice(&kept).map_err(StoreError::backend)?;
-        (since, kept == bytes)
-    };
+    }
     Ok(Migration {
         sealing_since,
         turned_on,
         searched_from: from,
         searched_through: after.0,
         found_events,
-        events_in_clear: index.events,
-        subjects_in_clear: index.subjects,
+        events_in_clear: index.subjects.values().map(|s| s.events).sum(),
+        subjects_in_clear: index.subjects.len() as u64,
+        without_subject: index.without_subject,
     })
 }

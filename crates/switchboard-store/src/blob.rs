@@ -155,44 +155,70 @@ impl PartEncoding {
 const BASE64_PIECE: usize = 4096;
 
 fn base64_decodes_to(range: &[u8], expected: &[u8]) -> bool {
-    use base64::Engine as _;
-    let engine = &base64::engine::general_purpose::STANDARD;
-    let mut piece = [0u8; BASE64_PIECE];
-    let mut decoded = [0u8; BASE64_PIECE / 4 * 3];
-    let mut filled = 0;
-    let mut matched = 0;
-    let mut characters = range
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
-        .peekable();
-    loop {
-        while filled < BASE64_PIECE
-            && let Some(b) = characters.next()
-        {
-            piece[filled] = b;
-            filled += 1;
+    let mut check = Base64Check {
+        piece: [0; BASE64_PIECE],
+        filled: 0,
+        decoded: [0; BASE64_PIECE / 4 * 3],
+        matched: 0,
+        expected,
+    };
+    // The characters come in runs between blanks (lines of 76, usually), copied a run at a time.
+    range
+        .split(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        .all(|run| check.feed(run))
+        && check.flush(true)
+}
+
+/// [`base64_decodes_to`]'s state: characters gathered into a piece, decoded and compared with
+/// the expected bytes a piece at a time.
+struct Base64Check<'a> {
+    piece: [u8; BASE64_PIECE],
+    filled: usize,
+    decoded: [u8; BASE64_PIECE / 4 * 3],
+    matched: usize,
+    expected: &'a [u8],
+}
+
+impl Base64Check<'_> {
+    /// Adds characters; false once what came so far cannot be the expected bytes.
+    fn feed(&mut self, mut run: &[u8]) -> bool {
+        while !run.is_empty() {
+            // A full piece is decoded once more characters follow it: it is not the last.
+            if self.filled == BASE64_PIECE && !self.flush(false) {
+                return false;
+            }
+            let n = run.len().min(BASE64_PIECE - self.filled);
+            self.piece[self.filled..self.filled + n].copy_from_slice(&run[..n]);
+            self.filled += n;
+            run = &run[n..];
         }
-        let last = characters.peek().is_none();
+        true
+    }
+
+    /// Decodes the piece gathered and compares it; with `last`, also that nothing expected is
+    /// left over.
+    fn flush(&mut self, last: bool) -> bool {
+        use base64::Engine as _;
+        let piece = &self.piece[..self.filled];
+        self.filled = 0;
         // Padding is only valid in the last quantum of the whole: decoding everything at once
         // would refuse it anywhere else.
         if !last && piece.contains(&b'=') {
             return false;
         }
-        let Ok(length) = engine.decode_slice(&piece[..filled], &mut decoded) else {
+        let Ok(length) =
+            base64::engine::general_purpose::STANDARD.decode_slice(piece, &mut self.decoded)
+        else {
             return false;
         };
-        let Some(want) = expected.get(matched..matched + length) else {
+        let Some(want) = self.expected.get(self.matched..self.matched + length) else {
             return false;
         };
-        if want != &decoded[..length] {
+        if want != &self.decoded[..length] {
             return false;
         }
-        matched += length;
-        filled = 0;
-        if last {
-            return matched == expected.len();
-        }
+        self.matched += length;
+        !last || self.matched == self.expected.len()
     }
 }
 

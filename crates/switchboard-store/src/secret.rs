@@ -12,6 +12,11 @@
 //! reveal a password. The secret's name is the associated data, so sealed bytes moved under
 //! another name do not open. Sealed form: `sb1` (format and version), a random 24-byte nonce,
 //! then the ciphertext with its 16-byte tag.
+//!
+//! The same [`SecretStore`] also keeps a few records in the clear that hold ids and positions,
+//! no personal data, and must be readable without the key: which data subjects were erased
+//! (`switchboard-codec`'s keyring) and when sealing began and what was written in the clear
+//! before (`switchboard-codec`'s `plaintext`).
 
 use std::fmt::{self, Debug};
 use std::sync::Arc;

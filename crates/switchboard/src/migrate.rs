@@ -2,10 +2,11 @@
 //! in the clear, without re-writing it (ADR 0007, `switchboard_codec::plaintext`).
 //!
 //! It checks the master key against the secrets already sealed beside the log (the key
-//! `serve` uses, generated in the data directory when none is configured), searches the log for
-//! personal fields stored in the clear, records by data subject what it found and the position
-//! sealing begins at, and prints what it did as one JSON object. From then on every node that
-//! starts on the store seals what it writes, whatever `[privacy] seal_personal_data` says.
+//! `serve` uses, generated in the data directory when none is configured), records the position
+//! sealing begins at, searches the log for personal fields stored in the clear, records by data
+//! subject what it found, and prints what it did as one JSON object. From then on every node
+//! that starts on the store seals what it writes, whatever `[privacy] seal_personal_data` says.
+//! `--dry-run` only reads, needs no key, and works beside a running server.
 //!
 //! On the embedded store the server must be stopped (the data directory is locked). On
 //! PostgreSQL it runs beside running nodes, which seal from their next start: run it again
@@ -34,14 +35,18 @@ pub struct EncryptArgs {
 /// Records what the log holds in the clear and that sealing began; prints the outcome.
 pub async fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
     let config = support::load_config(&args.config)?;
-    let store = support::configured_store(&config, StoreUse::Write).await?;
-    let key = if args.dry_run {
-        config::existing_secret_key(&config)?
+    // A dry run only reads (beside a running server too); a migration needs the store to exist
+    // (a mistyped data directory is refused, not created) and the server's key: sealing with
+    // another one would make every node refuse to start.
+    let usage = if args.dry_run {
+        StoreUse::ReadAsStored
     } else {
-        Some(config::secret_key(&config)?)
+        StoreUse::ExistingAsStored
     };
-    if let Some(key) = &key {
-        match Vault::new(store.secrets(), key).check_key().await {
+    let store = support::configured_store(&config, usage).await?;
+    if !args.dry_run {
+        let key = config::secret_key(&config)?;
+        match Vault::new(store.secrets(), &key).check_key().await {
             Ok(()) => {}
             Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
                 "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the secrets stored \
@@ -61,14 +66,15 @@ pub async fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
     .await
     .with_context(|| format!("searching {}", support::describe_store(&config)))?;
     eprintln!(
-        "{}: {} events with personal fields in the clear ({} found by this run, positions {} to \
-         {}), of {} data subjects; sealing {} from position {}",
+        "{}: {} events with personal fields in the clear ({} found by this run, after position \
+         {} up to {}), of {} data subjects ({} naming none); sealing {} from position {}",
         support::describe_store(&config),
         migration.events_in_clear,
         migration.found_events,
         migration.searched_from,
         migration.searched_through,
         migration.subjects_in_clear,
+        migration.without_subject,
         match (args.dry_run, migration.turned_on) {
             (true, true) => "would begin",
             (false, true) => "begins",

@@ -124,6 +124,9 @@ pub(crate) enum StoreUse {
     /// Reading a store that must already exist, and writing read models next to it
     /// (`projections rebuild`).
     Existing,
+    /// Reading a store that must already exist as stored, and writing beside it, beside nothing
+    /// else (`migrate encrypt`).
+    ExistingAsStored,
 }
 
 /// The configured store: PostgreSQL when `postgres_url` is set (whatever the data directory),
@@ -140,14 +143,16 @@ pub(crate) async fn configured_store(
                 Arc::new(open_for_reading(&config.data_dir)?)
             }
             StoreUse::Write => Arc::new(open(&config.data_dir)?),
-            StoreUse::Existing => Arc::new(open_existing(&config.data_dir)?),
+            StoreUse::Existing | StoreUse::ExistingAsStored => {
+                Arc::new(open_existing(&config.data_dir)?)
+            }
         }
     };
     // Commands that decode events read personal fields opened; the others read or copy the log
     // as stored.
     match usage {
         StoreUse::Read | StoreUse::Existing => keyed(config, store),
-        StoreUse::ReadAsStored | StoreUse::Write => Ok(store),
+        StoreUse::ReadAsStored | StoreUse::Write | StoreUse::ExistingAsStored => Ok(store),
     }
 }
 

@@ -332,3 +332,17 @@ fn personal_values_without_a_subject_are_detected() {
         &goldens["InboxCreated"]
     ));
 }
+
+/// The workspace builds Poly1305 in its portable form (.cargo/config.toml): its AVX2 form made
+/// opening a short field about 3.5 times as slow (docs/benchmarks.md, "Sealed history"). A
+/// `RUSTFLAGS` in the environment replaces the setting; this says so rather than let the
+/// slowdown pass unnoticed.
+#[test]
+#[allow(clippy::assertions_on_constants)] // The constant is the build's setting under test.
+fn poly1305_is_built_in_its_portable_form() {
+    assert!(
+        cfg!(poly1305_force_soft),
+        "built without --cfg poly1305_force_soft: RUSTFLAGS (or CARGO_ENCODED_RUSTFLAGS, or a \
+         target's rustflags) replaced .cargo/config.toml's; add the flag to it"
+    );
+}

@@ -360,21 +360,29 @@ async fn migrate_encrypt_records_what_is_in_the_clear_and_seals_from_then_on() {
         OLD,
     )
     .await;
-    // Refused while the server holds the data directory.
-    let busy = run(&["migrate", "encrypt", "--data-dir", &dir_arg], None);
-    assert_eq!(busy.status.code(), Some(2), "{:?}", text(&busy));
-    assert_eq!(server.terminate(), Some(0));
-
     let outcome = |output: &std::process::Output| -> serde_json::Value {
         assert_eq!(output.status.code(), Some(0), "{:?}", text(output));
         serde_json::from_str(text(output).0.trim()).unwrap()
     };
+    // Refused while the server holds the data directory; a dry run only reads, beside it.
+    let busy = run(&["migrate", "encrypt", "--data-dir", &dir_arg], None);
+    assert_eq!(busy.status.code(), Some(2), "{:?}", text(&busy));
     let dry = outcome(&run(
         &["migrate", "encrypt", "--dry-run", "--data-dir", &dir_arg],
         None,
     ));
+    assert_eq!(server.terminate(), Some(0));
     assert_eq!(dry["dry_run"], true, "{dry}");
     assert_eq!(dry["turned_on"], true, "{dry}");
+    // A mistyped directory is refused, not made into a new store.
+    let typo = dir.path().join("dta");
+    let refused = run(
+        &["migrate", "encrypt", "--data-dir", typo.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
+    assert!(!typo.exists());
+
     let first = outcome(&run(&["migrate", "encrypt", "--data-dir", &dir_arg], None));
     assert_eq!(first["turned_on"], true, "{first}");
     // Lise's message (her conversation's: she is no contact yet), and the channel's two
@@ -383,6 +391,7 @@ async fn migrate_encrypt_records_what_is_in_the_clear_and_seals_from_then_on() {
     let in_clear = first["events_in_clear"].as_u64().unwrap();
     assert_eq!(in_clear, 3, "{first}");
     assert_eq!(first["found_events"], in_clear, "{first}");
+    assert_eq!(first["without_subject"], 0, "{first}");
     assert_eq!(first["searched_from"], 0, "{first}");
     assert_eq!(
         dry["events_in_clear"], in_clear,
