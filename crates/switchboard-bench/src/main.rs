@@ -51,7 +51,8 @@ store options:
   --writers N        concurrent writers of append_concurrent (default 64)
   --batch N          events per append of append_batched (default 1000)
   --page N           events per read_all call (default 4096)
-  --only WORKLOAD    run one of append_concurrent, append_batched, read_all
+  --only WORKLOAD    run one of append_concurrent, append_concurrent_sealed, append_batched,
+                     read_all
 
 projections options:
   --quick            5,000 conversations (~100,000 events) and 3 s of lag, instead of 50,000 and 10 s

@@ -11,6 +11,12 @@
 //!   the same disk conditions.
 //! - `read_all`: paging through everything `append_batched` wrote, in global order; the baseline
 //!   is one raw ordered scan of the same file.
+//! - `append_concurrent_sealed`: `append_concurrent` with each event's personal fields (the
+//!   body) sealed with its data subject's key before the append, as `[privacy]
+//!   seal_personal_data` writes (ADR 0007): one subject per writer, its key made before the
+//!   clock starts (a subject writing again, the usual case; a new subject's key costs a durable
+//!   write of its own). Baseline: the same appends unsealed, on a fresh store, in the same run;
+//!   issue 21's budget is 15 %.
 //!
 //! # Layout
 //! - `sample`: the events appended.
@@ -21,6 +27,7 @@ mod sample;
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
@@ -35,7 +42,12 @@ use crate::args::{Args, UsageError};
 use crate::report::{Measurement, Report, Target, Workload};
 
 /// The workloads, in the order they run.
-const WORKLOADS: [&str; 3] = ["append_concurrent", "append_batched", "read_all"];
+const WORKLOADS: [&str; 4] = [
+    "append_concurrent",
+    "append_concurrent_sealed",
+    "append_batched",
+    "read_all",
+];
 
 /// File name of a baseline database inside its own temporary directory.
 const BASELINE_FILE: &str = "baseline.sqlite3";
@@ -105,6 +117,9 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     if wanted("append_concurrent") {
         append_concurrent(&runtime, &options)?.emit()?;
     }
+    if wanted("append_concurrent_sealed") {
+        append_concurrent_sealed(&runtime, &options)?.emit()?;
+    }
     if wanted("append_batched") || wanted("read_all") {
         let (report, written) = append_batched(&runtime, &options)?;
         if wanted("append_batched") {
@@ -171,7 +186,7 @@ fn append_concurrent(runtime: &Runtime, options: &Options) -> anyhow::Result<Rep
     eprintln!("store: append_concurrent: store, {writers} tasks");
     let dir = fresh_dir("append-concurrent")?;
     let store = open_store(dir.path())?;
-    let measured = runtime.block_on(concurrent_appends(&store, shares))?;
+    let measured = runtime.block_on(concurrent_appends(&store, shares, None))?;
     runtime.block_on(check_versions(&store, &baseline_shares))?;
     drop(store);
 
@@ -225,16 +240,98 @@ fn append_concurrent(runtime: &Runtime, options: &Options) -> anyhow::Result<Rep
     ))
 }
 
+/// `append_concurrent`'s appends with sealed personal fields, against the same appends in the
+/// clear (see the module docs).
+fn append_concurrent_sealed(runtime: &Runtime, options: &Options) -> anyhow::Result<Report> {
+    use switchboard_codec::keyring::Keyring;
+    use switchboard_store::secret::{MasterKey, Vault};
+
+    let total = options.concurrent_events;
+    let writers = options.writers.min(total);
+    eprintln!("store: append_concurrent_sealed: generating {total} events for {writers} writers");
+    let mut seq = 0;
+    let shares: Vec<(Uuid, Share)> = (0..writers)
+        .map(|w| {
+            let count = total / writers + u64::from(w < total % writers);
+            let subject = Uuid::now_v7();
+            let events = (0..count)
+                .map(|_| {
+                    seq += 1;
+                    sample::message_in(subject, seq)
+                })
+                .collect();
+            let share = Share {
+                stream: format!("conversation-{subject}"),
+                events,
+            };
+            (subject, share)
+        })
+        .collect();
+    let bytes: u64 = shares
+        .iter()
+        .flat_map(|(_, s)| &s.events)
+        .map(sample::body_bytes)
+        .sum();
+
+    eprintln!("store: append_concurrent_sealed: in the clear, {writers} tasks");
+    let dir = fresh_dir("append-concurrent-clear")?;
+    let store = open_store(dir.path())?;
+    let plain: Vec<Share> = shares.iter().map(|(_, share)| share.clone()).collect();
+    let baseline = runtime.block_on(concurrent_appends(&store, plain.clone(), None))?;
+    runtime.block_on(check_versions(&store, &plain))?;
+    drop(store);
+
+    eprintln!("store: append_concurrent_sealed: sealed, {writers} tasks");
+    let dir = fresh_dir("append-concurrent-sealed")?;
+    let store = open_store(dir.path())?;
+    let keyring = Arc::new(Keyring::new(Vault::new(
+        store.secrets(),
+        &MasterKey::generate(),
+    )));
+    let measured = runtime.block_on(async {
+        for (subject, _) in &shares {
+            keyring.key_for_writing(*subject).await?;
+        }
+        concurrent_appends(&store, plain.clone(), Some(keyring.clone())).await
+    })?;
+    runtime.block_on(check_versions(&store, &plain))?;
+    let sealed = runtime.block_on(store.read_all(Position::START, 1))?;
+    ensure!(
+        sealed
+            .first()
+            .is_some_and(|e| switchboard_codec::seal::is_sealed(&e.payload)),
+        "the sealed run stored an event in the clear"
+    );
+
+    Ok(Report::new(
+        Workload {
+            name: "append_concurrent_sealed",
+            event_bytes: bytes as f64 / total.max(1) as f64,
+            writers: Some(writers),
+            batch: Some(1),
+            page: None,
+            baseline: "the same appends with the body in the clear, fresh store, same run",
+            target: Target::Ratio(0.85),
+        },
+        measured,
+        baseline,
+    ))
+}
+
 /// Every share appended by its own task, one event per append, all at once.
+/// With `keyring`, each event's personal fields are sealed (in the writer's task, as the command
+/// service does) before its append.
 async fn concurrent_appends(
     store: &SqliteStore,
     shares: Vec<Share>,
+    keyring: Option<Arc<switchboard_codec::keyring::Keyring>>,
 ) -> anyhow::Result<Measurement> {
     let total = shares.iter().map(|s| s.events.len() as u64).sum();
     let start = Instant::now();
     let mut tasks = JoinSet::new();
     for share in shares {
         let store = store.clone();
+        let keyring = keyring.clone();
         tasks.spawn(async move {
             let mut expected = ExpectedVersion::NoStream;
             for mut event in share.events {
@@ -242,6 +339,9 @@ async fn concurrent_appends(
                 // command service does; minting them all up front, writer by writer, would
                 // scatter the inserts over the event-id index in a way no real load does.
                 event.event_id = Uuid::now_v7();
+                if let Some(keyring) = &keyring {
+                    event = keyring.seal(event).await?;
+                }
                 let appended = store.append(&share.stream, expected, vec![event]).await?;
                 expected = ExpectedVersion::Exact(appended.stream_version);
             }

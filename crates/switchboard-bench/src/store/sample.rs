@@ -46,6 +46,16 @@ pub(crate) fn message_received(seq: u64) -> NewEvent {
     }
 }
 
+/// The `seq`-th `MessageReceived` of a conversation whose sender is not a contact: the
+/// conversation `subject` is its data subject (the same shape as [`message_received`]).
+pub(crate) fn message_in(subject: Uuid, seq: u64) -> NewEvent {
+    let mut event = message_received(seq);
+    let mut payload: serde_json::Value = serde_json::from_slice(&event.payload).unwrap_or_default();
+    payload["conversation_id"] = json!(subject);
+    event.payload = serde_json::to_vec(&payload).unwrap_or_default();
+    event
+}
+
 /// Bytes of metadata plus payload, the part of an event that varies.
 pub(crate) fn body_bytes(event: &NewEvent) -> u64 {
     (event.metadata.len() + event.payload.len()) as u64
