@@ -89,7 +89,8 @@ pub struct Migration {
     pub searched_through: u64,
     /// Events with personal fields in the clear found by this run.
     pub found_events: u64,
-    /// Events with personal fields in the clear in the whole log, by every run.
+    /// Events with personal fields in the clear in the whole log, by every run (those naming
+    /// no data subject included).
     pub events_in_clear: u64,
     /// Data subjects those belong to.
     pub subjects_in_clear: u64,
@@ -189,7 +190,8 @@ pub async fn migrate(
         searched_from: from,
         searched_through: after.0,
         found_events,
-        events_in_clear: index.subjects.values().map(|s| s.events).sum(),
+        events_in_clear: index.subjects.values().map(|s| s.events).sum::<u64>()
+            + index.without_subject,
         subjects_in_clear: index.subjects.len() as u64,
         without_subject: index.without_subject,
     })

@@ -10,13 +10,16 @@
 //!
 //! On the embedded store the server must be stopped (the data directory is locked). On
 //! PostgreSQL it runs beside running nodes, which seal from their next start: run it again
-//! after restarting them to record what they wrote in the clear meanwhile.
+//! after restarting them to record what they wrote in the clear meanwhile. An empty store is
+//! refused (a mistyped data directory or schema). Like every command on PostgreSQL, connecting
+//! creates or migrates the configured schema first, `--dry-run` included.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
+use switchboard_store::Position;
 use switchboard_store::secret::Vault;
 
 use crate::config::{self, ConfigArgs};
@@ -44,6 +47,16 @@ pub async fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
         StoreUse::ExistingAsStored
     };
     let store = support::configured_store(&config, usage).await?;
+    // An empty store is no install to migrate: most likely a mistyped `postgres_schema` (which
+    // connecting created) or data directory. A new install seals from the start with
+    // `[privacy] seal_personal_data`.
+    if store.head().await.context("reading the store's head")? == Position::START {
+        refuse!(
+            "{} holds no events: nothing to migrate (check the data directory or postgres_schema; \
+             a new install seals from its start with [privacy] seal_personal_data = true)",
+            support::describe_store(&config)
+        );
+    }
     if !args.dry_run {
         let key = config::secret_key(&config)?;
         match Vault::new(store.secrets(), &key).check_key().await {

@@ -382,6 +382,18 @@ async fn migrate_encrypt_records_what_is_in_the_clear_and_seals_from_then_on() {
     );
     assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
     assert!(!typo.exists());
+    // So is an empty store (an import of nothing makes one).
+    let empty = dir.path().join("empty");
+    let empty_arg = empty.to_str().unwrap();
+    let made = run(&["import", "--in", "-", "--data-dir", empty_arg], Some(b""));
+    assert_eq!(made.status.code(), Some(0), "{:?}", text(&made));
+    let refused = run(&["migrate", "encrypt", "--data-dir", empty_arg], None);
+    assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
+    assert!(
+        text(&refused).1.contains("holds no events"),
+        "{:?}",
+        text(&refused)
+    );
 
     let first = outcome(&run(&["migrate", "encrypt", "--data-dir", &dir_arg], None));
     assert_eq!(first["turned_on"], true, "{first}");
