@@ -108,14 +108,6 @@ pub async fn sealing_since(secrets: &dyn SecretStore) -> Result<Option<SealingSi
         .transpose()
 }
 
-/// What the log holds of `subject` in the clear, as far as `migrate` searched it.
-pub async fn in_clear(
-    secrets: &dyn SecretStore,
-    subject: Uuid,
-) -> Result<Option<InClear>, StoreError> {
-    Ok(read_index(secrets).await?.subjects.remove(&subject))
-}
-
 async fn read_index(secrets: &dyn SecretStore) -> Result<Index, StoreError> {
     match secrets.get(INDEX).await? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(StoreError::backend),

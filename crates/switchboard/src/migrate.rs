@@ -20,7 +20,6 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use switchboard_store::Position;
-use switchboard_store::secret::Vault;
 
 use crate::config::{self, ConfigArgs};
 use crate::support::{self, StoreUse, refuse};
@@ -59,15 +58,7 @@ pub async fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.dry_run {
         let key = config::secret_key(&config)?;
-        match Vault::new(store.secrets(), &key).check_key().await {
-            Ok(()) => {}
-            Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
-                "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the secrets stored \
-                 beside this log were sealed with: use the key the server uses",
-                config.secret_key_file().display()
-            ),
-            Err(e) => return Err(e).context("checking the secret key"),
-        }
+        support::checked_vault(&config, store.as_ref(), &key).await?;
     }
     let secrets = store.secrets();
     let migration = switchboard_codec::plaintext::migrate(

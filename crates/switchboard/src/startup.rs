@@ -114,17 +114,7 @@ impl Application {
                  on every node"
             );
         }
-        let vault = Vault::new(store.secrets(), &secret_key);
-        match vault.check_key().await {
-            Ok(()) => {}
-            Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
-                "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the channel secrets \
-                 stored beside this log were sealed with: set the key they were sealed with (with \
-                 PostgreSQL, the same secret_key on every node)",
-                config.secret_key_file().display()
-            ),
-            Err(e) => return Err(e).context("checking the secret key"),
-        }
+        let vault = support::checked_vault(&config, store.as_ref(), &secret_key).await?;
         // Anchoring hashes the log as stored: it needs no key.
         let anchoring = crate::anchor::Anchoring::open(&config, store.clone())?;
         // Everything else reads the log through the data subjects' keys (ADR 0007).

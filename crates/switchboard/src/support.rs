@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchboard_codec::keyring::{KeyedStore, Keyring};
 use switchboard_store::EventStore;
-use switchboard_store::secret::Vault;
+use switchboard_store::secret::{MasterKey, Vault};
 use switchboard_store_postgres::{ConnectError, PostgresOptions, PostgresStore};
 use switchboard_store_sqlite::{DATABASE_FILE, OpenError, SqliteOptions, SqliteStore};
 
@@ -153,6 +153,27 @@ pub(crate) async fn configured_store(
     match usage {
         StoreUse::Read | StoreUse::Existing => keyed(config, store),
         StoreUse::ReadAsStored | StoreUse::Write | StoreUse::ExistingAsStored => Ok(store),
+    }
+}
+
+/// The vault over `store`'s secrets with `key` (the configured master key,
+/// `config::secret_key`), checked to be the key they were sealed with: another key is refused
+/// (exit code 2) rather than fail on every secret later.
+pub(crate) async fn checked_vault(
+    config: &Config,
+    store: &dyn EventStore,
+    key: &MasterKey,
+) -> anyhow::Result<Vault> {
+    let vault = Vault::new(store.secrets(), key);
+    match vault.check_key().await {
+        Ok(()) => Ok(vault),
+        Err(switchboard_store::StoreError::Unsealable { .. }) => refuse!(
+            "secret_key (SWITCHBOARD_SECRET_KEY, or {}) is not the key the channel secrets \
+             stored beside this log were sealed with: set the key they were sealed with (with \
+             PostgreSQL, the same secret_key on every node)",
+            config.secret_key_file().display()
+        ),
+        Err(e) => Err(e).context("checking the secret key"),
     }
 }
 
